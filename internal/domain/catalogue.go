@@ -1,0 +1,186 @@
+package domain
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ModelType says which endpoint a model serves.
+type ModelType uint8
+
+// The model types.
+const (
+	ModelChat ModelType = iota + 1
+	ModelEmbedding
+)
+
+// String returns "chat" or "embedding".
+func (t ModelType) String() string {
+	switch t {
+	case ModelChat:
+		return "chat"
+	case ModelEmbedding:
+		return "embedding"
+	}
+	return "unknown"
+}
+
+// Model is one entry of the catalogue: a name clients use, the provider that
+// serves it, the provider's own name for it, its price and its fallbacks.
+type Model struct {
+	Name            string
+	Type            ModelType
+	Provider        string // the name of a configured provider, e.g. "mock", "openai"
+	Upstream        string // the model name sent to the provider
+	Price           Price
+	MaxOutputTokens int      // the cap used when a request sets no max_tokens; also the worst case
+	Aliases         []string // other names that resolve to this model
+	Fallbacks       []string // model names tried in order when this one fails
+}
+
+// Catalogue is the validated, immutable set of models tidygate serves.
+type Catalogue struct {
+	models  map[string]Model
+	aliases map[string]string
+	names   []string
+}
+
+// NewCatalogue validates the models (unique names and aliases, known fallbacks
+// of the same type, positive output caps) and returns the catalogue, or an
+// error listing every problem.
+func NewCatalogue(models []Model) (*Catalogue, error) {
+	c := &Catalogue{models: make(map[string]Model), aliases: make(map[string]string)}
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, m := range models {
+		switch {
+		case m.Name == "":
+			add("a model has no name")
+			continue
+		case c.taken(m.Name):
+			add("model %q is defined twice", m.Name)
+			continue
+		}
+		if m.Type != ModelChat && m.Type != ModelEmbedding {
+			add("model %q: type must be chat or embedding", m.Name)
+		}
+		if m.Provider == "" {
+			add("model %q: provider is required", m.Name)
+		}
+		if m.Upstream == "" {
+			m.Upstream = m.Name
+		}
+		if m.Type == ModelChat && m.MaxOutputTokens <= 0 {
+			add("model %q: max_output_tokens must be positive", m.Name)
+		}
+		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 {
+			add("model %q: prices must not be negative", m.Name)
+		}
+		c.models[m.Name] = m
+		c.names = append(c.names, m.Name)
+	}
+	for _, name := range c.names {
+		for _, a := range c.models[name].Aliases {
+			if c.taken(a) {
+				add("alias %q of model %q is already a model name or alias", a, name)
+				continue
+			}
+			c.aliases[a] = name
+		}
+	}
+	for _, name := range c.names {
+		m := c.models[name]
+		for _, f := range m.Fallbacks {
+			fm, ok := c.lookup(f)
+			switch {
+			case !ok:
+				add("model %q: fallback %q is not in the catalogue", name, f)
+			case fm.Name == name:
+				add("model %q: lists itself as a fallback", name)
+			case fm.Type != m.Type:
+				add("model %q: fallback %q is a %s model, not %s", name, f, fm.Type, m.Type)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("model catalogue: %s", strings.Join(problems, "; "))
+	}
+	sort.Strings(c.names)
+	return c, nil
+}
+
+func (c *Catalogue) taken(name string) bool {
+	_, isModel := c.models[name]
+	_, isAlias := c.aliases[name]
+	return isModel || isAlias
+}
+
+func (c *Catalogue) lookup(name string) (Model, bool) {
+	if canonical, ok := c.aliases[name]; ok {
+		name = canonical
+	}
+	m, ok := c.models[name]
+	return m, ok
+}
+
+// Resolve returns the model a name or alias refers to, or a KindNotFound error.
+func (c *Catalogue) Resolve(name string) (Model, error) {
+	m, ok := c.lookup(name)
+	if !ok {
+		return Model{}, &Error{Kind: KindNotFound, Param: "model", Code: "model_not_found",
+			Message: fmt.Sprintf("The model %q does not exist", name)}
+	}
+	return m, nil
+}
+
+// Chain returns the model followed by its fallbacks, in the order to try them.
+func (c *Catalogue) Chain(m Model) []Model {
+	chain := []Model{m}
+	for _, f := range m.Fallbacks {
+		if fm, ok := c.lookup(f); ok {
+			chain = append(chain, fm)
+		}
+	}
+	return chain
+}
+
+// Models returns every model, sorted by name.
+func (c *Catalogue) Models() []Model {
+	out := make([]Model, 0, len(c.names))
+	for _, n := range c.names {
+		out = append(out, c.models[n])
+	}
+	return out
+}
+
+// Providers returns the sorted, distinct provider names the catalogue uses.
+func (c *Catalogue) Providers() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range c.models {
+		if !seen[m.Provider] {
+			seen[m.Provider] = true
+			out = append(out, m.Provider)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DefaultModels is the built-in catalogue: two mock models, so that tidygate
+// runs with no provider keys and no network.
+func DefaultModels() []Model {
+	return []Model{
+		{
+			Name: "mock-chat", Type: ModelChat, Provider: "mock", Upstream: "mock-chat",
+			Price:           Price{InputPerMillion: 500_000, OutputPerMillion: 1_500_000}, // $0.50 / $1.50 per million
+			MaxOutputTokens: 4096,
+			Aliases:         []string{"mock"},
+		},
+		{
+			Name: "mock-embed", Type: ModelEmbedding, Provider: "mock", Upstream: "mock-embed",
+			Price: Price{InputPerMillion: 20_000}, // $0.02 per million
+		},
+	}
+}

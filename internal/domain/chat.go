@@ -1,0 +1,184 @@
+package domain
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Role is who wrote a chat message.
+type Role string
+
+// The chat roles tidygate accepts, as in the OpenAI API.
+const (
+	RoleSystem    Role = "system"
+	RoleDeveloper Role = "developer"
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleTool      Role = "tool"
+)
+
+// Valid reports whether r is one of the accepted roles.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleSystem, RoleDeveloper, RoleUser, RoleAssistant, RoleTool:
+		return true
+	}
+	return false
+}
+
+// Message is one turn of a conversation; Content is plain text.
+type Message struct {
+	Role    Role
+	Content string
+	Name    string
+}
+
+// Limits on request parameters; anything outside them is rejected as invalid.
+const (
+	MaxTokensLimit   = 1_000_000 // an absurd max_tokens beyond this is refused
+	MaxMessages      = 10_000
+	MaxStopSequences = 4
+	MaxEmbedInputs   = 2048
+)
+
+// ChatRequest is a chat completion request after decoding. Model is the name
+// the client asked for; the gateway replaces it with the upstream name before
+// a provider sees it.
+type ChatRequest struct {
+	Model       string
+	Messages    []Message
+	MaxTokens   int      // 0 means "not set": the model's default output cap applies
+	Temperature *float64 // nil means the provider's default
+	TopP        *float64
+	Stop        []string
+	Stream      bool
+	User        string // the client's end-user id, passed through for the record
+}
+
+// Validate checks everything about the request that does not depend on the
+// catalogue, and names the first offending parameter.
+func (r ChatRequest) Validate() error {
+	if r.Model == "" {
+		return InvalidParam("model", "model is required")
+	}
+	if len(r.Messages) == 0 {
+		return InvalidParam("messages", "messages must contain at least one message")
+	}
+	if len(r.Messages) > MaxMessages {
+		return InvalidParam("messages", "messages may contain at most %d messages", MaxMessages)
+	}
+	for i, m := range r.Messages {
+		if !m.Role.Valid() {
+			return InvalidParam(paramIndex("messages", i, "role"),
+				"messages[%d].role %q is not one of system, developer, user, assistant, tool", i, m.Role)
+		}
+		if !utf8.ValidString(m.Content) {
+			return InvalidParam(paramIndex("messages", i, "content"), "messages[%d].content is not valid UTF-8", i)
+		}
+	}
+	if r.MaxTokens < 0 || r.MaxTokens > MaxTokensLimit {
+		return InvalidParam("max_tokens", "max_tokens must be between 1 and %d", MaxTokensLimit)
+	}
+	if t := r.Temperature; t != nil && (math.IsNaN(*t) || *t < 0 || *t > 2) {
+		return InvalidParam("temperature", "temperature must be between 0 and 2")
+	}
+	if p := r.TopP; p != nil && (math.IsNaN(*p) || *p < 0 || *p > 1) {
+		return InvalidParam("top_p", "top_p must be between 0 and 1")
+	}
+	if len(r.Stop) > MaxStopSequences {
+		return InvalidParam("stop", "stop may contain at most %d sequences", MaxStopSequences)
+	}
+	return nil
+}
+
+// PromptBytes returns the number of bytes of message text, an upper bound on
+// the prompt's content tokens for any byte-level tokenizer.
+func (r ChatRequest) PromptBytes() int {
+	n := 0
+	for _, m := range r.Messages {
+		n += len(m.Content) + len(m.Name)
+	}
+	return n
+}
+
+// Usage counts the tokens one call consumed.
+type Usage struct {
+	PromptTokens     int
+	CompletionTokens int
+}
+
+// Total returns prompt plus completion tokens.
+func (u Usage) Total() int { return u.PromptTokens + u.CompletionTokens }
+
+// ChatResponse is a complete (or, for streams, assembled) chat completion.
+type ChatResponse struct {
+	ID           string // the provider's id, if it gave one
+	Model        string // the upstream model that answered
+	Content      string
+	FinishReason string // "stop", "length", …
+	Usage        Usage
+	Created      time.Time
+}
+
+// ChatChunk is one piece of a streamed chat completion. The final chunk of a
+// stream carries FinishReason; Usage is set on the chunk that reports it.
+type ChatChunk struct {
+	Delta        string
+	FinishReason string
+	Usage        *Usage
+}
+
+// EmbedRequest asks for one vector per input string.
+type EmbedRequest struct {
+	Model      string
+	Inputs     []string
+	Dimensions int // 0 means the model's default
+	User       string
+}
+
+// Validate checks the request's shape.
+func (r EmbedRequest) Validate() error {
+	if r.Model == "" {
+		return InvalidParam("model", "model is required")
+	}
+	if len(r.Inputs) == 0 {
+		return InvalidParam("input", "input must not be empty")
+	}
+	if len(r.Inputs) > MaxEmbedInputs {
+		return InvalidParam("input", "input may contain at most %d items", MaxEmbedInputs)
+	}
+	for i, s := range r.Inputs {
+		if s == "" {
+			return InvalidParam("input", "input[%d] is empty", i)
+		}
+		if !utf8.ValidString(s) {
+			return InvalidParam("input", "input[%d] is not valid UTF-8", i)
+		}
+	}
+	if r.Dimensions < 0 || r.Dimensions > 65536 {
+		return InvalidParam("dimensions", "dimensions must be between 1 and 65536")
+	}
+	return nil
+}
+
+// InputBytes returns the number of bytes of input text.
+func (r EmbedRequest) InputBytes() int {
+	n := 0
+	for _, s := range r.Inputs {
+		n += len(s)
+	}
+	return n
+}
+
+// EmbedResponse holds one vector per input, in input order.
+type EmbedResponse struct {
+	Model   string
+	Vectors [][]float32
+	Usage   Usage
+}
+
+func paramIndex(field string, i int, sub string) string {
+	return field + "[" + strconv.Itoa(i) + "]." + sub
+}

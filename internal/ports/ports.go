@@ -1,0 +1,76 @@
+// Package ports declares the small interfaces the gateway consumes: model
+// providers, the key store, the spend ledger and the call log. "Ports" here
+// means interfaces; the adapters under internal/adapters implement them and
+// cmd/app wires one to each.
+//
+// Every method returns *domain.Error values (or wraps them) so that the HTTP
+// edge can map failures without knowing the adapter: a database that cannot
+// hand out a connection in time is domain.KindUnavailable, an unknown key is
+// domain.KindUnauthenticated, a provider failure is domain.KindUpstream.
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// Provider calls one LLM provider. The request's Model is already the
+// provider's own model name, and a chat request's MaxTokens is always set.
+//
+// Errors are classified for the retry policy: domain.KindUpstream,
+// domain.KindRateLimited and domain.KindUnavailable are retryable;
+// domain.KindInvalid (the provider refused the request itself) is not.
+type Provider interface {
+	Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error)
+	// ChatStream calls emit for each chunk in order and returns the assembled
+	// response, whose Usage is the provider's final count. It stops at the
+	// first error emit returns.
+	ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error)
+	Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error)
+}
+
+// KeyStore finds the caller behind an API key.
+type KeyStore interface {
+	// CallerByKeyHash returns the caller of the active key with this hash
+	// (domain.HashKey of the secret), or a domain.KindUnauthenticated error
+	// for an unknown or revoked key.
+	CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error)
+}
+
+// Settlement is the actual outcome of a reserved call.
+type Settlement struct {
+	ReservationID string
+	Caller        domain.Caller
+	Model         string
+	Usage         domain.Usage
+	Cost          domain.Micros
+	At            time.Time
+}
+
+// SpendLedger holds budgets exactly, across replicas: a call's worst-case
+// cost is reserved before the provider is called and settled afterwards.
+type SpendLedger interface {
+	// Reserve holds r.Amount against every budget in r.Budgets atomically, or
+	// returns a domain.KindBudgetExceeded error naming the budget that has no
+	// room and holds nothing.
+	Reserve(ctx context.Context, r domain.Reservation) error
+	// Settle replaces the reservation by the actual cost and records usage.
+	Settle(ctx context.Context, s Settlement) error
+	// Release drops a reservation whose call cost nothing.
+	Release(ctx context.Context, reservationID string) error
+	// Report returns the caller's usage by day and model since from, and the
+	// state of the caller's budgets at now.
+	Report(ctx context.Context, c domain.Caller, from, now time.Time) (domain.UsageReport, error)
+}
+
+// CallLog is the durable audit trail. Record must not return before the
+// record is safe (on disk or in the database): once it returns nil, the
+// record survives a crash and is eventually written exactly once.
+type CallLog interface {
+	// Admit returns a domain.KindUnavailable error when the log cannot take
+	// more records, so that a call is refused before it is made.
+	Admit() error
+	Record(ctx context.Context, r domain.CallRecord) error
+}
