@@ -1,10 +1,18 @@
 // Package gateway is the application service, the corporate LLM gateway: the
 // one place where a call flows through policy, budget, provider, ledger and
-// call log. It sees persistence and providers only through ports.
+// call log. It sees persistence and providers only through ports, so it can
+// be read (and tested) without a database or a network.
+//
+// One call, in order: validate → resolve the model and check the caller may
+// use it → rate limits → admit into the call log and the concurrency bound →
+// reserve the worst-case cost → call the provider with retries and fallbacks
+// → settle the actual cost (or release) → record the call → return.
 package gateway
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -16,7 +24,7 @@ type Call struct {
 	RequestID   string
 	Caller      domain.Caller
 	AuditReason string
-	Start       time.Time // when the request arrived
+	Start       time.Time // when the request arrived; zero means now
 }
 
 // Result says who answered a call and what it cost. It is filled as far as
@@ -41,14 +49,40 @@ type EmbedResult struct {
 	Response domain.EmbedResponse
 }
 
-// Options tune the service; the zero value of each field means its default.
+// Options tune the service; a zero field means its default.
 type Options struct {
 	MinAuditReasonLen  int           // default 3
 	MaxAttempts        int           // attempts per model, default 3
 	RetryBackoff       time.Duration // first backoff, doubled per retry; default 200ms
 	MaxConcurrentCalls int           // concurrent upstream calls; default 256
 	ProviderTimeout    time.Duration // per attempt; default 60s
+	RecordTimeout      time.Duration // bound on writing the call record; default 10s
 	Now                func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.MinAuditReasonLen <= 0 {
+		o.MinAuditReasonLen = 3
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 200 * time.Millisecond
+	}
+	if o.MaxConcurrentCalls <= 0 {
+		o.MaxConcurrentCalls = 256
+	}
+	if o.ProviderTimeout <= 0 {
+		o.ProviderTimeout = 60 * time.Second
+	}
+	if o.RecordTimeout <= 0 {
+		o.RecordTimeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
 }
 
 // Deps are the ports the service consumes.
@@ -61,36 +95,77 @@ type Deps struct {
 }
 
 // Service is the corporate LLM gateway.
-type Service struct{}
+type Service struct {
+	deps    Deps
+	opts    Options
+	limiter *rateLimiter
+	slots   chan struct{} // bounds concurrent upstream calls
+}
 
-// NewService checks that every provider the catalogue names is configured.
-func NewService(deps Deps, opts Options) (*Service, error) { panic("todo") }
+// NewService checks that every dependency is present and that every provider
+// the catalogue names is configured.
+func NewService(deps Deps, opts Options) (*Service, error) {
+	var missing []string
+	if deps.Catalogue == nil {
+		missing = append(missing, "catalogue")
+	}
+	if deps.Keys == nil {
+		missing = append(missing, "key store")
+	}
+	if deps.Ledger == nil {
+		missing = append(missing, "spend ledger")
+	}
+	if deps.CallLog == nil {
+		missing = append(missing, "call log")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("gateway: missing %s", strings.Join(missing, ", "))
+	}
+	for _, name := range deps.Catalogue.Providers() {
+		if deps.Providers[name] == nil {
+			return nil, fmt.Errorf("gateway: the catalogue uses provider %q, which is not configured", name)
+		}
+	}
+	opts = opts.withDefaults()
+	return &Service{
+		deps:    deps,
+		opts:    opts,
+		limiter: newRateLimiter(),
+		slots:   make(chan struct{}, opts.MaxConcurrentCalls),
+	}, nil
+}
 
 // Authenticate returns the caller behind an API key secret.
 func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Caller, error) {
-	panic("todo")
+	if !domain.LooksLikeKey(secret) {
+		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key",
+			Message: "invalid API key"}
+	}
+	return s.deps.Keys.CallerByKeyHash(ctx, domain.HashKey(secret))
 }
 
-// Chat runs a non-streaming chat completion.
-func (s *Service) Chat(ctx context.Context, call Call, req domain.ChatRequest) (ChatResult, error) {
-	panic("todo")
+// Models returns the models the caller may use.
+func (s *Service) Models(c domain.Caller) []domain.Model {
+	var out []domain.Model
+	for _, m := range s.deps.Catalogue.Models() {
+		if c.MayUse(m, m.Name) || mayUseAnAlias(c, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
-// ChatStream runs a streaming chat completion, calling emit for each chunk.
-// Once emit has been called, the call is not retried.
-func (s *Service) ChatStream(ctx context.Context, call Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (ChatResult, error) {
-	panic("todo")
+func mayUseAnAlias(c domain.Caller, m domain.Model) bool {
+	for _, a := range m.Aliases {
+		if c.MayUse(m, a) {
+			return true
+		}
+	}
+	return false
 }
-
-// Embed runs an embeddings call.
-func (s *Service) Embed(ctx context.Context, call Call, req domain.EmbedRequest) (EmbedResult, error) {
-	panic("todo")
-}
-
-// Models returns the models (with their aliases) the caller may use.
-func (s *Service) Models(c domain.Caller) []domain.Model { panic("todo") }
 
 // Usage returns the caller's usage report for the current month.
 func (s *Service) Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error) {
-	panic("todo")
+	now := s.opts.Now()
+	return s.deps.Ledger.Report(ctx, c, domain.PeriodMonth.Start(now), now)
 }
