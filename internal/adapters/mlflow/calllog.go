@@ -1,0 +1,295 @@
+// Package mlflow is tidygate's call log: every call becomes an MLflow trace
+// (and, when asked, an MLflow run) written straight into the PostgreSQL
+// tables of an MLflow tracking server, shaped like the traces MLflow's own AI
+// gateway writes for usage tracking, so that MLflow's UI shows tidygate's
+// traffic.
+//
+// Record appends the call to a local journal (a bbolt file) and returns once
+// it is on disk. One writer goroutine moves journaled records to PostgreSQL
+// in batches, one transaction per batch, and deletes them from the journal
+// only after the commit. Every row is keyed on MLflow's primary keys and
+// derived deterministically from the call's request id, so a batch that is
+// delivered twice (after a crash between commit and delete) changes nothing.
+package mlflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+var _ ports.CallLog = (*CallLog)(nil)
+
+// Conns hands out connections to the MLflow database. A *pgxpool.Pool
+// satisfies it, and so does tidygate's infra.Pool, which applies the acquire
+// deadline and reports a failure as a domain.KindUnavailable error.
+type Conns interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
+
+// SchemaMode says whether tidygate may create the MLflow tables it writes.
+type SchemaMode string
+
+// The schema modes.
+const (
+	// SchemaVerify checks that the tables and columns tidygate writes exist
+	// and never changes the schema: in production MLflow owns it.
+	SchemaVerify SchemaMode = "verify"
+	// SchemaCreate creates the missing tables first, for development and tests.
+	SchemaCreate SchemaMode = "create"
+)
+
+// LogMode says what each call becomes in MLflow.
+type LogMode string
+
+// The log modes.
+const (
+	LogTraces LogMode = "traces" // one trace per call, as MLflow's AI gateway writes them
+	LogRuns   LogMode = "runs"   // one run per call, with params and metrics
+	LogBoth   LogMode = "both"   // a trace and a run per call, the trace linked to the run
+)
+
+func (m LogMode) traces() bool { return m == LogTraces || m == LogBoth }
+func (m LogMode) runs() bool   { return m == LogRuns || m == LogBoth }
+
+// ContentMode says how much prompt and response text the call log keeps,
+// in the journal as well as in MLflow.
+type ContentMode string
+
+// The content modes.
+const (
+	// ContentFull keeps the messages, inputs and output in the spans, within
+	// MLflow's size limits.
+	ContentFull ContentMode = "full"
+	// ContentPreview keeps only the request and response previews (at most
+	// 1000 characters each); spans carry the request's parameters only.
+	ContentPreview ContentMode = "preview"
+	// ContentNone keeps no prompt or response text anywhere.
+	ContentNone ContentMode = "none"
+)
+
+// Options configure a CallLog; NewCallLog fills them from infra.Config.
+type Options struct {
+	Schema           SchemaMode
+	LogMode          LogMode
+	Content          ContentMode
+	ExperimentPrefix string // each model's calls go to the experiment ExperimentPrefix+model, e.g. "gateway/mock-chat"
+
+	JournalDir        string // the directory of the journal file; created if absent
+	JournalMaxRecords int    // from this many undelivered records on, the journal counts as full
+	RefuseWhenFull    bool   // Admit refuses calls while the journal is full (else it only logs)
+
+	BatchSize     int           // the most records written to PostgreSQL in one transaction
+	FlushInterval time.Duration // how long a record may wait in the journal for a batch to fill
+
+	// RequireDatabase makes Open fail when the database cannot be reached;
+	// otherwise Open succeeds, records are journaled and the writer checks
+	// the schema once the database answers.
+	RequireDatabase bool
+
+	Logger     *slog.Logger          // nil discards the log
+	Registerer prometheus.Registerer // nil leaves the metrics unregistered
+}
+
+func (o Options) validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if o.Schema != SchemaVerify && o.Schema != SchemaCreate {
+		add("schema mode %q is not verify or create", o.Schema)
+	}
+	if o.LogMode != LogTraces && o.LogMode != LogRuns && o.LogMode != LogBoth {
+		add("log mode %q is not traces, runs or both", o.LogMode)
+	}
+	if o.Content != ContentFull && o.Content != ContentPreview && o.Content != ContentNone {
+		add("content mode %q is not full, preview or none", o.Content)
+	}
+	if o.JournalDir == "" {
+		add("the journal directory is not set")
+	}
+	if o.JournalMaxRecords < 1 {
+		add("the journal's maximum of records must be positive, not %d", o.JournalMaxRecords)
+	}
+	if o.BatchSize < 1 {
+		add("the writer's batch size must be positive, not %d", o.BatchSize)
+	}
+	if o.FlushInterval <= 0 {
+		add("the writer's flush interval must be positive, not %s", o.FlushInterval)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("mlflow call log options: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// CallLog is the durable audit trail that records calls in MLflow's tables.
+// It implements ports.CallLog; Close must be called to drain it.
+type CallLog struct {
+	opts    Options
+	log     *slog.Logger
+	journal *journal
+	writer  *writer
+	metrics *metrics
+
+	mu     sync.RWMutex // held for reading by Record, for writing by Close
+	closed bool
+	full   atomic.Bool // the last Admit saw a full journal; logs only the transitions
+
+	closePool func() // closes a dedicated pool on Close; nil for a shared one
+}
+
+// Open opens (or creates) the journal in opts.JournalDir, checks or creates
+// the MLflow schema through conns, and starts the writer, which first
+// delivers whatever an earlier process left in the journal. When the
+// database cannot be reached, Open still succeeds (unless
+// opts.RequireDatabase) and the writer checks the schema once it can; a
+// schema that lacks a column tidygate needs is an error either way.
+func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "mlflow call log")
+	j, err := openJournal(opts.JournalDir)
+	if err != nil {
+		return nil, err
+	}
+	if n := j.len(); n > 0 {
+		log.Info("journal holds undelivered records from an earlier run; delivering them", "records", n, "journal", j.path)
+	}
+	if n, err := j.quarantined(); err == nil && n > 0 {
+		log.Error("journal holds records set aside because PostgreSQL refused them; inspect the quarantine bucket", "records", n, "journal", j.path)
+	}
+	st := newStore(conns, opts, log)
+	if err := st.prepare(ctx); err != nil {
+		if domain.KindOf(err) != domain.KindUnavailable || opts.RequireDatabase {
+			return nil, errors.Join(err, j.close())
+		}
+		log.Warn("MLflow database unavailable at start; journaling records until it answers", "error", err)
+	}
+	m := newMetrics(j)
+	if opts.Registerer != nil {
+		if err := m.register(opts.Registerer); err != nil {
+			return nil, errors.Join(fmt.Errorf("mlflow call log metrics: %w", err), j.close())
+		}
+	}
+	c := &CallLog{opts: opts, log: log, journal: j, metrics: m}
+	c.writer = startWriter(st, j, m, opts, log)
+	return c, nil
+}
+
+// Admit reports whether the journal can take another call. With
+// RefuseWhenFull it returns a domain.KindUnavailable error while the journal
+// holds JournalMaxRecords undelivered records or more; otherwise it logs the
+// overflow and admits the call.
+func (c *CallLog) Admit() error {
+	c.mu.RLock()
+	closed := c.closed
+	c.mu.RUnlock()
+	if closed {
+		return errClosed()
+	}
+	n := c.journal.len()
+	if n < c.opts.JournalMaxRecords {
+		if c.full.CompareAndSwap(true, false) {
+			c.log.Info("call log journal has room again", "records", n, "max", c.opts.JournalMaxRecords)
+		}
+		return nil
+	}
+	if c.full.CompareAndSwap(false, true) {
+		c.log.Error("call log journal is full: PostgreSQL is not keeping up or is down",
+			"records", n, "max", c.opts.JournalMaxRecords, "refusing_calls", c.opts.RefuseWhenFull, "journal", c.journal.path)
+	}
+	if !c.opts.RefuseWhenFull {
+		return nil
+	}
+	return &domain.Error{Kind: domain.KindUnavailable, Code: "call_log_full",
+		Message: fmt.Sprintf("call log journal is full (%d records); refusing new calls", n)}
+}
+
+// Record appends r to the journal and returns once the journal has been
+// committed to disk; the writer delivers it to MLflow later. Text the
+// content mode excludes is dropped before the record reaches the disk. A
+// call that happened is recorded even when ctx is already cancelled (its
+// client may have gone away), so ctx does not abandon the record.
+func (c *CallLog) Record(_ context.Context, r domain.CallRecord) error {
+	if r.RequestID == "" {
+		return domain.Errorf(domain.KindInternal, "call record has no request id")
+	}
+	value, err := encodeRecord(r, c.opts.Content)
+	if err != nil {
+		return domain.Wrap(domain.KindInternal, err, "call log cannot encode record "+r.RequestID)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return errClosed()
+	}
+	n, err := c.journal.append(value)
+	if err != nil {
+		return domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")
+	}
+	c.metrics.journaled.Inc()
+	if n >= c.opts.BatchSize {
+		c.writer.wake()
+	}
+	return nil
+}
+
+// Flush blocks until the journal is empty, every record in it written to
+// PostgreSQL, or ctx ends. It returns ctx's error in that case, and an
+// error when the call log is closed.
+func (c *CallLog) Flush(ctx context.Context) error {
+	c.mu.RLock()
+	closed := c.closed
+	c.mu.RUnlock()
+	if closed {
+		return errClosed()
+	}
+	return c.writer.flush(ctx)
+}
+
+// Close stops accepting records, delivers what the journal holds until
+// ctx's deadline, stops the writer and closes the journal; what is left
+// stays on disk for the next start, and the log says how much. It then
+// closes the MLflow pool if the call log opened a dedicated one.
+func (c *CallLog) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+
+	c.writer.stop(ctx)
+	left := c.journal.len()
+	err := c.journal.close()
+	if left > 0 {
+		c.log.Warn("call log closed with undelivered records; they stay in the journal for the next start",
+			"records", left, "journal", c.journal.path)
+	} else {
+		c.log.Info("call log closed; every record delivered")
+	}
+	if c.closePool != nil {
+		c.closePool()
+	}
+	return err
+}
+
+func errClosed() error {
+	return &domain.Error{Kind: domain.KindUnavailable, Code: "call_log_closed", Message: "call log is closed"}
+}

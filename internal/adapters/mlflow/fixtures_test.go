@@ -1,0 +1,96 @@
+package mlflow
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The kinds of call the fixtures cover.
+const (
+	okChat = iota
+	okStream
+	okEmbed
+	providerError
+	rejected
+	numShapes
+)
+
+var t0 = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+
+// sample returns a call record of the given shape; records with different
+// ids differ in their times, tokens and costs.
+func sample(id string, shape int, i int) domain.CallRecord {
+	temp := 0.2
+	r := domain.CallRecord{
+		RequestID: id, Endpoint: domain.EndpointChat,
+		Start: t0.Add(time.Duration(i) * time.Second), End: t0.Add(time.Duration(i)*time.Second + 250*time.Millisecond),
+		KeyID: "key-1", User: "alice", Team: "risk", AuditReason: "quarterly model validation", ClientUser: "end-user-7",
+		RequestedModel: "mock", Model: "mock-chat", Provider: "mock", UpstreamModel: "mock-chat-v1",
+		Temperature: &temp, MaxTokens: 256, Attempts: 1,
+		Outcome:  domain.OutcomeOK,
+		Usage:    domain.Usage{PromptTokens: 10 + i, CompletionTokens: 20 + i},
+		Messages: []domain.Message{{Role: domain.RoleSystem, Content: "be brief"}, {Role: domain.RoleUser, Content: fmt.Sprintf("question %d about the secret plan", i)}},
+		Output:   fmt.Sprintf("answer %d about the secret plan", i), ProviderTime: 200 * time.Millisecond,
+	}
+	price := domain.Price{InputPerMillion: 500_000, OutputPerMillion: 1_500_000}
+	switch shape {
+	case okStream:
+		r.Stream = true
+	case okEmbed:
+		r.Endpoint, r.RequestedModel, r.Model, r.UpstreamModel = domain.EndpointEmbeddings, "mock-embed", "mock-embed", "mock-embed"
+		r.Messages, r.Output, r.Temperature, r.MaxTokens = nil, "", nil, 0
+		r.EmbedInputs, r.Dimensions = []string{"first secret plan input", "second secret plan input"}, 8
+		r.Usage.CompletionTokens = 0
+		price = domain.Price{InputPerMillion: 20_000}
+	case providerError:
+		r.Outcome, r.ErrorKind, r.ErrorMessage = domain.OutcomeError, domain.KindUpstream, "mock provider failed: 500"
+		r.Attempts, r.Output, r.Usage = 3, "", domain.Usage{}
+	case rejected:
+		r.Outcome, r.ErrorKind, r.ErrorMessage = domain.OutcomeRejected, domain.KindBudgetExceeded, "team budget exceeded"
+		r.Provider, r.UpstreamModel, r.Attempts, r.Output, r.Usage, r.ProviderTime = "", "", 0, "", domain.Usage{}, 0
+	}
+	r.InputCost, r.OutputCost = price.InputCost(r.Usage), price.OutputCost(r.Usage)
+	return r
+}
+
+// mixed returns n records cycling through every shape.
+func mixed(prefix string, n int) []domain.CallRecord {
+	out := make([]domain.CallRecord, n)
+	for i := range out {
+		out[i] = sample(fmt.Sprintf("%s-%04d", prefix, i), i%numShapes, i)
+	}
+	return out
+}
+
+// downConns is a database that never answers.
+type downConns struct{}
+
+func (downConns) Acquire(context.Context) (*pgxpool.Conn, error) {
+	return nil, domain.Errorf(domain.KindUnavailable, "database down (test)")
+}
+
+// testOptions returns options for a call log journaling under t's temporary directory.
+func testOptions(t testing.TB) Options {
+	return Options{
+		Schema: SchemaCreate, LogMode: LogTraces, Content: ContentFull, ExperimentPrefix: "gateway/",
+		JournalDir: t.TempDir(), JournalMaxRecords: 100_000, RefuseWhenFull: true,
+		BatchSize: 50, FlushInterval: 10 * time.Millisecond,
+	}
+}
+
+// closeNow closes c with a deadline that has already passed, leaving the
+// journal as it is.
+func closeNow(t testing.TB, c *CallLog) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}

@@ -1,0 +1,219 @@
+package mlflow
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// wireVersion is the version of the journal's record encoding. A journal
+// written by a newer tidygate may hold versions this one does not know; such
+// records are set aside, never misread.
+const wireVersion = 1
+
+// MLflow's size limits (mlflow/utils/validation.py and the column sizes).
+const (
+	maxPreview  = 1000 // trace_info.request_preview / response_preview
+	maxTagValue = 8000 // trace tags, trace metadata and run tags
+	maxParam    = 6000 // MAX_PARAM_VAL_LENGTH; longer params are truncated
+	maxKey      = 250
+)
+
+// wireRecord is the journal's encoding of a call: the domain.CallRecord as
+// the content mode allows it, plus the previews computed from the full text.
+type wireRecord struct {
+	V         int       `json:"v"`
+	Content   string    `json:"content"` // the content mode the record was journaled under
+	RequestID string    `json:"request_id"`
+	Endpoint  string    `json:"endpoint"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+
+	KeyID       string `json:"key_id,omitempty"`
+	User        string `json:"user,omitempty"`
+	Team        string `json:"team,omitempty"`
+	AuditReason string `json:"audit_reason,omitempty"`
+	ClientUser  string `json:"client_user,omitempty"`
+
+	RequestedModel string   `json:"requested_model,omitempty"`
+	Model          string   `json:"model,omitempty"`
+	Provider       string   `json:"provider,omitempty"`
+	UpstreamModel  string   `json:"upstream_model,omitempty"`
+	Stream         bool     `json:"stream,omitempty"`
+	Temperature    *float64 `json:"temperature,omitempty"`
+	MaxTokens      int      `json:"max_tokens,omitempty"`
+
+	Attempts     int  `json:"attempts,omitempty"`
+	FallbackUsed bool `json:"fallback_used,omitempty"`
+
+	Outcome      string `json:"outcome"`
+	ErrorKind    string `json:"error_kind,omitempty"`
+	ErrorMessage string `json:"error_message,omitempty"`
+
+	PromptTokens     int   `json:"prompt_tokens,omitempty"`
+	CompletionTokens int   `json:"completion_tokens,omitempty"`
+	InputCost        int64 `json:"input_cost_micros,omitempty"`
+	OutputCost       int64 `json:"output_cost_micros,omitempty"`
+	ProviderTimeNS   int64 `json:"provider_time_ns,omitempty"`
+
+	Messages    []chatMessage `json:"messages,omitempty"`
+	EmbedInputs []string      `json:"embed_inputs,omitempty"`
+	Output      string        `json:"output,omitempty"`
+	Dimensions  int           `json:"dimensions,omitempty"`
+
+	RequestPreview  string `json:"request_preview,omitempty"`
+	ResponsePreview string `json:"response_preview,omitempty"`
+}
+
+// chatMessage is a chat message in OpenAI's JSON shape, the shape of the
+// journal's messages and of the span inputs MLflow renders as a chat.
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+	Name    string `json:"name,omitempty"`
+}
+
+// call is a journaled call as the writer sees it: the record, holding only
+// the text the content mode allowed, and its previews.
+type call struct {
+	rec             domain.CallRecord
+	content         ContentMode // what rec holds: full text, or none of it
+	requestPreview  string      // empty when the content mode keeps none
+	responsePreview string
+}
+
+// encodeRecord returns the journal's encoding of r under the content mode.
+func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
+	w := wireRecord{
+		V: wireVersion, Content: string(mode), RequestID: r.RequestID, Endpoint: string(r.Endpoint), Start: r.Start, End: r.End,
+		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
+		RequestedModel: r.RequestedModel, Model: r.Model, Provider: r.Provider, UpstreamModel: r.UpstreamModel,
+		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
+		Attempts: r.Attempts, FallbackUsed: r.FallbackUsed,
+		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
+		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
+		InputCost: int64(r.InputCost), OutputCost: int64(r.OutputCost), ProviderTimeNS: int64(r.ProviderTime),
+		Dimensions: r.Dimensions,
+	}
+	if r.Outcome != domain.OutcomeOK {
+		w.ErrorKind = r.ErrorKind.String()
+	}
+	if mode != ContentNone {
+		w.RequestPreview, w.ResponsePreview = previews(r)
+	}
+	if mode == ContentFull {
+		for _, m := range r.Messages {
+			w.Messages = append(w.Messages, chatMessage{Role: string(m.Role), Content: m.Content, Name: m.Name})
+		}
+		w.EmbedInputs = r.EmbedInputs
+		w.Output = r.Output
+	}
+	return json.Marshal(w)
+}
+
+// decodeRecord is the inverse of encodeRecord.
+func decodeRecord(value []byte) (call, error) {
+	var w wireRecord
+	if err := json.Unmarshal(value, &w); err != nil {
+		return call{}, fmt.Errorf("undecodable journal record: %w", err)
+	}
+	if w.V != wireVersion {
+		return call{}, fmt.Errorf("journal record %q has encoding version %d; this tidygate reads version %d", w.RequestID, w.V, wireVersion)
+	}
+	r := domain.CallRecord{
+		RequestID: w.RequestID, Endpoint: domain.Endpoint(w.Endpoint), Start: w.Start, End: w.End,
+		KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason, ClientUser: w.ClientUser,
+		RequestedModel: w.RequestedModel, Model: w.Model, Provider: w.Provider, UpstreamModel: w.UpstreamModel,
+		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
+		Attempts: w.Attempts, FallbackUsed: w.FallbackUsed,
+		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
+		Usage:     domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens},
+		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
+		ProviderTime: time.Duration(w.ProviderTimeNS),
+		EmbedInputs:  w.EmbedInputs, Output: w.Output, Dimensions: w.Dimensions,
+	}
+	for _, m := range w.Messages {
+		r.Messages = append(r.Messages, domain.Message{Role: domain.Role(m.Role), Content: m.Content, Name: m.Name})
+	}
+	return call{rec: r, content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}, nil
+}
+
+// kindNamed returns the error kind whose String is name. Kinds are numbered
+// from zero without gaps and the first unused number prints as "kind(n)";
+// unknown names (from a newer tidygate) read as domain.KindInternal.
+func kindNamed(name string) domain.Kind {
+	for k := domain.KindInternal; ; k++ {
+		s := k.String()
+		if s == name {
+			return k
+		}
+		if strings.HasPrefix(s, "kind(") || k == math.MaxUint8 {
+			return domain.KindInternal
+		}
+	}
+}
+
+// previews returns the request and response previews MLflow would show for
+// the call: the last user message and the assistant's text for a chat, the
+// inputs as a JSON list and a summary of the vectors for embeddings; each at
+// most 1000 characters, ending in "..." when cut. An unsuccessful call has
+// no response preview.
+func previews(r domain.CallRecord) (request, response string) {
+	if r.Endpoint == domain.EndpointEmbeddings {
+		if b, err := json.Marshal(r.EmbedInputs); err == nil && len(r.EmbedInputs) > 0 {
+			request = string(b)
+		}
+		if r.Outcome == domain.OutcomeOK {
+			response = fmt.Sprintf(`{"object":"list","vectors":%d,"dimensions":%d}`, len(r.EmbedInputs), r.Dimensions)
+		}
+	} else {
+		request = lastUserText(r.Messages)
+		if r.Outcome == domain.OutcomeOK {
+			response = r.Output
+		}
+	}
+	return truncate(request, maxPreview), truncate(response, maxPreview)
+}
+
+// lastUserText returns the content of the last user message, or of the last
+// message when no user spoke.
+func lastUserText(msgs []domain.Message) string {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == domain.RoleUser {
+			return msgs[i].Content
+		}
+	}
+	if len(msgs) > 0 {
+		return msgs[len(msgs)-1].Content
+	}
+	return ""
+}
+
+// truncate makes s safe for a PostgreSQL text column (valid UTF-8, no NUL)
+// and cuts it to at most max characters, the last three being "..." when
+// anything was cut. A max of zero means no limit.
+func truncate(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	if max <= 0 || len(s) <= max || utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	cut, n := 0, 0
+	for i := range s {
+		if n == max-3 {
+			cut = i
+			break
+		}
+		n++
+	}
+	return s[:cut] + "..."
+}

@@ -1,0 +1,132 @@
+package mlflow
+
+import "encoding/json"
+
+// rows holds one batch's rows for the bulk-written tables. Field names in
+// the JSON tags are MLflow's column names: each table's rows are sent as one
+// JSON array and spread into columns by json_to_recordset. An omitted field
+// becomes NULL, and a field whose column this MLflow version lacks is ignored.
+type rows struct {
+	traceInfo    []traceInfoRow
+	traceTags    []keyValueRow
+	traceMeta    []keyValueRow
+	traceMetrics []traceMetricRow
+	spans        []spanRow
+	spanMetrics  []spanMetricRow
+	runs         []runRow
+	runTags      []keyValueRow
+	params       []keyValueRow
+	metrics      []metricRow
+	latest       []metricRow
+}
+
+// tableRows is one table's rows in a batch.
+type tableRows struct {
+	table string
+	n     int
+	rows  any
+}
+
+// tables returns the rows table by table, parents before children.
+func (b *rows) tables() []tableRows {
+	return []tableRows{
+		{"trace_info", len(b.traceInfo), b.traceInfo},
+		{"trace_tags", len(b.traceTags), b.traceTags},
+		{"trace_request_metadata", len(b.traceMeta), b.traceMeta},
+		{"trace_metrics", len(b.traceMetrics), b.traceMetrics},
+		{"spans", len(b.spans), b.spans},
+		{"span_metrics", len(b.spanMetrics), b.spanMetrics},
+		{"runs", len(b.runs), b.runs},
+		{"tags", len(b.runTags), b.runTags},
+		{"params", len(b.params), b.params},
+		{"metrics", len(b.metrics), b.metrics},
+		{"latest_metrics", len(b.latest), b.latest},
+	}
+}
+
+type traceInfoRow struct {
+	RequestID       string `json:"request_id"`
+	ExperimentID    int64  `json:"experiment_id"`
+	TimestampMS     int64  `json:"timestamp_ms"`
+	ExecutionTimeMS int64  `json:"execution_time_ms"`
+	Status          string `json:"status"`
+	ClientRequestID string `json:"client_request_id"`
+	RequestPreview  string `json:"request_preview,omitempty"`
+	ResponsePreview string `json:"response_preview,omitempty"`
+	// Columns of newer MLflow versions.
+	TraceName    string  `json:"trace_name"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	TotalTokens  int64   `json:"total_tokens"`
+	InputCost    float64 `json:"input_cost"`
+	OutputCost   float64 `json:"output_cost"`
+	TotalCost    float64 `json:"total_cost"`
+}
+
+// keyValueRow is a row of trace_tags and trace_request_metadata (owned by a
+// trace), or of tags and params (owned by a run).
+type keyValueRow struct {
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	RequestID string `json:"request_id,omitempty"`
+	RunUUID   string `json:"run_uuid,omitempty"`
+}
+
+type traceMetricRow struct {
+	RequestID string  `json:"request_id"`
+	Key       string  `json:"key"`
+	Value     float64 `json:"value"`
+}
+
+type spanRow struct {
+	TraceID             string          `json:"trace_id"`
+	ExperimentID        int64           `json:"experiment_id"`
+	SpanID              string          `json:"span_id"`
+	ParentSpanID        string          `json:"parent_span_id,omitempty"`
+	Name                string          `json:"name"`
+	Type                string          `json:"type"`
+	Status              string          `json:"status"`
+	StartTimeUnixNano   int64           `json:"start_time_unix_nano"`
+	EndTimeUnixNano     int64           `json:"end_time_unix_nano"`
+	Content             string          `json:"content"`
+	DimensionAttributes json.RawMessage `json:"dimension_attributes,omitempty"`
+	// Columns of newer MLflow versions, set on the provider span.
+	ModelName     string   `json:"model_name,omitempty"`
+	ModelProvider string   `json:"model_provider,omitempty"`
+	InputCost     *float64 `json:"input_cost,omitempty"`
+	OutputCost    *float64 `json:"output_cost,omitempty"`
+	TotalCost     *float64 `json:"total_cost,omitempty"`
+}
+
+type spanMetricRow struct {
+	TraceID string  `json:"trace_id"`
+	SpanID  string  `json:"span_id"`
+	Key     string  `json:"key"`
+	Value   float64 `json:"value"`
+}
+
+type runRow struct {
+	RunUUID        string `json:"run_uuid"`
+	Name           string `json:"name"`
+	SourceType     string `json:"source_type"`
+	SourceName     string `json:"source_name"`
+	EntryPointName string `json:"entry_point_name"`
+	UserID         string `json:"user_id"`
+	Status         string `json:"status"`
+	StartTime      int64  `json:"start_time"`
+	EndTime        int64  `json:"end_time"`
+	SourceVersion  string `json:"source_version"`
+	LifecycleStage string `json:"lifecycle_stage"`
+	ArtifactURI    string `json:"artifact_uri"`
+	ExperimentID   int64  `json:"experiment_id"`
+}
+
+// metricRow is a row of metrics or latest_metrics.
+type metricRow struct {
+	Key       string  `json:"key"`
+	Value     float64 `json:"value"`
+	Timestamp int64   `json:"timestamp"`
+	Step      int64   `json:"step"`
+	IsNaN     bool    `json:"is_nan"`
+	RunUUID   string  `json:"run_uuid"`
+}

@@ -1,0 +1,234 @@
+package mlflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// artifactRoot is the default artifact root of `mlflow server` with artifact
+// serving; an experiment tidygate creates keeps its artifacts under
+// artifactRoot/<experiment id>, as MLflow's own experiments do.
+const artifactRoot = "mlflow-artifacts:/"
+
+// store writes calls into the MLflow database. It is used by Open and then
+// only by the writer goroutine, so it needs no locking.
+type store struct {
+	conns       Conns
+	opts        Options
+	log         *slog.Logger
+	schema      *schema               // nil until verified, and again after a failed write
+	created     bool                  // SchemaCreate has created the tables in this process
+	experiments map[string]experiment // by model; cleared after a failed write
+}
+
+func newStore(conns Conns, opts Options, log *slog.Logger) *store {
+	return &store{conns: conns, opts: opts, log: log, experiments: map[string]experiment{}}
+}
+
+// prepare creates the tables (with SchemaCreate, once per process) and
+// verifies the schema, remembering which optional columns exist.
+func (s *store) prepare(ctx context.Context) error {
+	conn, err := s.conns.Acquire(ctx)
+	if err != nil {
+		return classify(err, "connect to the MLflow database")
+	}
+	defer conn.Release()
+	if s.opts.Schema == SchemaCreate && !s.created {
+		alembic, err := createSchema(ctx, conn.Conn())
+		if err != nil {
+			return err
+		}
+		s.created = true
+		s.log.Warn("MLFLOW_SCHEMA=create: created the MLflow tables tidygate writes where missing; this database is not managed by MLflow, so use it for development only (production: MLFLOW_SCHEMA=verify after `mlflow db upgrade`)",
+			"alembic_version_created", alembic)
+	}
+	sch, err := verifySchema(ctx, conn.Conn(), s.opts.LogMode)
+	if err != nil {
+		return err
+	}
+	if sch.revision == "" {
+		s.log.Warn("the MLflow database has no alembic_version; `mlflow server` will refuse to start on it")
+	}
+	s.log.Info("MLflow schema verified", "alembic_revision", sch.revision, "optional_columns", sch.optionalColumns())
+	s.schema = sch
+	return nil
+}
+
+// reset forgets the schema and the experiments after a failed write, so that
+// the next attempt sees a schema MLflow upgraded and an experiment deleted
+// meanwhile.
+func (s *store) reset() {
+	s.schema = nil
+	clear(s.experiments)
+}
+
+// write writes the calls' rows in one transaction. Every insert skips rows
+// whose primary key exists, so writing the same calls again changes nothing.
+func (s *store) write(ctx context.Context, calls []call) error {
+	if s.schema == nil {
+		if err := s.prepare(ctx); err != nil {
+			return err
+		}
+	}
+	conn, err := s.conns.Acquire(ctx)
+	if err != nil {
+		return classify(err, "connect to the MLflow database")
+	}
+	defer conn.Release()
+	var b rows
+	for _, c := range calls {
+		exp, err := s.experiment(ctx, conn.Conn(), modelOf(c.rec))
+		if err != nil {
+			return err
+		}
+		runID := ""
+		if s.opts.LogMode.runs() {
+			runID = runUUID(c.rec.RequestID)
+			b.addRun(c, exp)
+		}
+		if s.opts.LogMode.traces() {
+			if err := b.addTrace(c, exp, runID); err != nil {
+				return &recordError{requestID: c.rec.RequestID, err: err}
+			}
+		}
+	}
+	batch := &pgx.Batch{}
+	for _, t := range b.tables() {
+		insert, ok := s.schema.inserts[t.table]
+		if !ok || t.n == 0 {
+			continue
+		}
+		payload, err := json.Marshal(t.rows)
+		if err != nil {
+			return &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
+		}
+		batch.Queue(insert, payload)
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	return classify(err, "write calls to the MLflow database")
+}
+
+// experiment returns the experiment of a model's calls, creating it on first use.
+func (s *store) experiment(ctx context.Context, conn *pgx.Conn, model string) (experiment, error) {
+	if e, ok := s.experiments[model]; ok {
+		return e, nil
+	}
+	name := truncate(s.opts.ExperimentPrefix+model, 256)
+	e, deleted, err := ensureExperiment(ctx, conn, name, s.schema.has("experiments", "workspace"))
+	if err != nil {
+		return experiment{}, classify(err, "create the MLflow experiment "+name)
+	}
+	if deleted {
+		s.log.Warn("the MLflow experiment is deleted; its new traces and runs are hidden until it is restored", "experiment", name)
+	}
+	s.experiments[model] = e
+	return e, nil
+}
+
+// ensureExperiment creates the experiment named name, tagged as a gateway
+// experiment, unless it exists; replicas may race, and the unique name
+// decides. With workspaces, tidygate's experiments live in the default one
+// (the column's default).
+func ensureExperiment(ctx context.Context, conn *pgx.Conn, name string, workspaces bool) (e experiment, deleted bool, err error) {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		now := time.Now().UnixMilli()
+		err := tx.QueryRow(ctx, `INSERT INTO experiments (name, lifecycle_stage, creation_time, last_update_time)
+			VALUES ($1, 'active', $2, $2) ON CONFLICT DO NOTHING RETURNING experiment_id`, name, now).Scan(&e.id)
+		if err == nil {
+			e.artifactLocation = artifactRoot + strconv.FormatInt(e.id, 10)
+			if _, err := tx.Exec(ctx, "UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2",
+				e.artifactLocation, e.id); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO experiment_tags (key, value, experiment_id)
+				VALUES ('mlflow.experiment.isGateway', 'true', $1) ON CONFLICT DO NOTHING`, e.id)
+			return err
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		query := "SELECT experiment_id, coalesce(artifact_location, ''), coalesce(lifecycle_stage, '') FROM experiments WHERE name = $1"
+		if workspaces {
+			query += " AND workspace = 'default'"
+		}
+		var stage string
+		if err := tx.QueryRow(ctx, query, name).Scan(&e.id, &e.artifactLocation, &stage); err != nil {
+			return fmt.Errorf("experiment %q neither inserted nor found: %w", name, err)
+		}
+		if e.artifactLocation == "" {
+			e.artifactLocation = artifactRoot + strconv.FormatInt(e.id, 10)
+		}
+		deleted = stage == "deleted"
+		return nil
+	})
+	return e, deleted, err
+}
+
+// recordError is a failure to turn a record into rows: retrying cannot help.
+type recordError struct {
+	requestID string
+	err       error
+}
+
+func (e *recordError) Error() string {
+	return fmt.Sprintf("record %s cannot be written as MLflow rows: %v", e.requestID, e.err)
+}
+
+func (e *recordError) Unwrap() error { return e.err }
+
+// refused reports whether err says the data itself was refused (a record
+// that cannot be turned into rows, or PostgreSQL's data exception and
+// integrity violation classes), so that writing the same rows again fails
+// again; other failures (connections, timeouts, a schema changing under
+// tidygate) may pass on a later attempt.
+func refused(err error) bool {
+	var re *recordError
+	if errors.As(err, &re) {
+		return true
+	}
+	class := sqlStateClass(err)
+	return class == "22" || class == "23"
+}
+
+// sqlStateClass returns the class (the first two characters) of the
+// SQLSTATE of the PostgreSQL error in err's chain, or "" when PostgreSQL
+// did not answer with an error.
+func sqlStateClass(err error) string {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return ""
+	}
+	return pg.Code[:2]
+}
+
+// classify turns a database failure into a domain error: connection
+// failures, server shutdown and resource exhaustion are
+// domain.KindUnavailable; anything else PostgreSQL refuses is
+// domain.KindInternal. Errors already classified pass through.
+func classify(err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	kind := domain.KindInternal
+	switch sqlStateClass(err) {
+	case "", "08", "53", "57": // no answer, connection exception, insufficient resources, operator intervention
+		kind = domain.KindUnavailable
+	}
+	return domain.Wrap(kind, err, "cannot "+doing)
+}

@@ -1,0 +1,295 @@
+package mlflow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// attemptTimeout bounds one batch's write, so that a connection that
+	// hangs costs a retry, not the writer.
+	attemptTimeout = 30 * time.Second
+)
+
+var errStopping = errors.New("call log is closing")
+
+// writer is the one goroutine that moves records from the journal to
+// PostgreSQL: a batch when BatchSize records are waiting or every
+// FlushInterval, one transaction per batch, deleted from the journal after
+// the commit. A failed batch stays in the journal and is retried with
+// capped exponential backoff.
+type writer struct {
+	store     *store
+	journal   *journal
+	metrics   *metrics
+	log       *slog.Logger
+	batchSize int
+	interval  time.Duration
+	backoff   time.Duration // the last wait after a failure; zero after a success
+
+	ready    chan struct{}      // a batch is waiting (capacity 1)
+	flushes  chan flushRequest  // Flush calls
+	stopping chan struct{}      // closed by stop
+	final    context.Context    // stop's context, set before stopping is closed
+	cancel   context.CancelFunc // cancels the writer's own context
+	done     chan struct{}      // closed when the goroutine has returned
+}
+
+type flushRequest struct {
+	ctx   context.Context
+	reply chan error
+}
+
+func startWriter(st *store, j *journal, m *metrics, opts Options, log *slog.Logger) *writer {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{
+		store: st, journal: j, metrics: m, log: log,
+		batchSize: opts.BatchSize, interval: opts.FlushInterval,
+		ready: make(chan struct{}, 1), flushes: make(chan flushRequest), stopping: make(chan struct{}),
+		cancel: cancel, done: make(chan struct{}),
+	}
+	go w.run(ctx)
+	return w
+}
+
+func (w *writer) run(ctx context.Context) {
+	defer close(w.done)
+	tick := time.NewTicker(w.interval)
+	defer tick.Stop()
+	_ = w.drain(ctx, w.stopping) // what an earlier process left behind
+	for {
+		select {
+		case <-w.stopping:
+			_ = w.drain(w.final, nil)
+			return
+		case req := <-w.flushes:
+			req.reply <- w.drain(req.ctx, w.stopping)
+		case <-w.ready:
+			_ = w.drain(ctx, w.stopping)
+		case <-tick.C:
+			_ = w.drain(ctx, w.stopping)
+		}
+	}
+}
+
+// wake tells the writer a batch is waiting.
+func (w *writer) wake() {
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+// flush waits until the journal is empty, or ctx ends, or the writer stops.
+func (w *writer) flush(ctx context.Context) error {
+	req := flushRequest{ctx: ctx, reply: make(chan error, 1)}
+	select {
+	case w.flushes <- req:
+	case <-w.stopping:
+		return errStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop makes the writer deliver what it can until ctx ends, and waits for it
+// to return. A batch in flight when ctx ends is cancelled (and stays in the
+// journal).
+func (w *writer) stop(ctx context.Context) {
+	w.final = ctx
+	close(w.stopping)
+	cancelOnDeadline := context.AfterFunc(ctx, w.cancel)
+	<-w.done
+	cancelOnDeadline()
+	w.cancel()
+}
+
+// drain delivers batches until the journal is empty (nil), ctx ends (its
+// error) or interrupt is closed (errStopping).
+func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
+	for {
+		select {
+		case <-interrupt:
+			return errStopping
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries, err := w.journal.read(w.batchSize)
+		if err == nil && len(entries) == 0 {
+			return nil
+		}
+		if err == nil {
+			err = w.deliver(ctx, entries)
+		}
+		if err == nil {
+			w.backoff = 0
+			continue
+		}
+		w.metrics.retries.Inc()
+		w.store.reset()
+		w.backoff = min(max(2*w.backoff, minBackoff), maxBackoff)
+		wait := w.backoff + rand.N(w.backoff/4)
+		w.log.Warn("writing calls to MLflow failed; they stay in the journal and are retried",
+			"records", len(entries), "queued", w.journal.len(), "retry_in", wait, "error", err)
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-interrupt:
+			timer.Stop()
+			return errStopping
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// batchItem is one distinct call of a batch and every journal entry that
+// holds it (a record journaled twice is written once).
+type batchItem struct {
+	call    call
+	entries []entry
+}
+
+// deliver writes one batch and removes it from the journal. When PostgreSQL
+// refuses the batch for its data, it writes the calls one by one and sets
+// aside, in the journal's quarantine bucket, those it refuses alone, so
+// that one bad record cannot block the trail behind it.
+func (w *writer) deliver(ctx context.Context, entries []entry) error {
+	var items []batchItem
+	index := map[string]int{}
+	for _, e := range entries {
+		c, err := decodeRecord(e.value)
+		if err != nil {
+			if err := w.setAside(e, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if i, ok := index[c.rec.RequestID]; ok {
+			items[i].entries = append(items[i].entries, e)
+			continue
+		}
+		index[c.rec.RequestID] = len(items)
+		items = append(items, batchItem{call: c, entries: []entry{e}})
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	err := w.write(ctx, items)
+	if err == nil || !refused(err) {
+		return err
+	}
+	w.log.Warn("MLflow refused a batch of calls; writing them one by one to find the record at fault", "records", len(items), "error", err)
+	w.store.reset()
+	for _, it := range items {
+		err := w.write(ctx, []batchItem{it})
+		if err == nil {
+			continue
+		}
+		if !refused(err) {
+			return err
+		}
+		for _, e := range it.entries {
+			if qerr := w.setAside(e, err); qerr != nil {
+				return qerr
+			}
+		}
+	}
+	return nil
+}
+
+// write writes the items in one transaction and removes their entries from
+// the journal.
+func (w *writer) write(ctx context.Context, items []batchItem) error {
+	calls := make([]call, len(items))
+	var entries []entry
+	for i, it := range items {
+		calls[i] = it.call
+		entries = append(entries, it.entries...)
+	}
+	attemptCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	if err := w.store.write(attemptCtx, calls); err != nil {
+		return err
+	}
+	if err := w.journal.remove(entries); err != nil {
+		return err
+	}
+	w.metrics.written.Add(float64(len(entries)))
+	return nil
+}
+
+// setAside moves an entry PostgreSQL will never take to the quarantine bucket.
+func (w *writer) setAside(e entry, reason error) error {
+	w.metrics.refused.Inc()
+	w.log.Error("call record set aside in the journal's quarantine bucket: it cannot be written to MLflow",
+		"journal", w.journal.path, "error", reason)
+	return w.journal.quarantine(e)
+}
+
+// metrics are the call log's Prometheus metrics.
+type metrics struct {
+	journaled prometheus.Counter
+	written   prometheus.Counter
+	retries   prometheus.Counter
+	refused   prometheus.Counter
+	queued    prometheus.GaugeFunc
+	oldest    prometheus.GaugeFunc
+}
+
+func newMetrics(j *journal) *metrics {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "tidygate", Subsystem: "calllog", Name: name, Help: help}
+	}
+	return &metrics{
+		journaled: prometheus.NewCounter(prometheus.CounterOpts(opts("journaled_total",
+			"Call records committed to the local journal."))),
+		written: prometheus.NewCounter(prometheus.CounterOpts(opts("written_total",
+			"Call records written to the MLflow database and removed from the journal."))),
+		retries: prometheus.NewCounter(prometheus.CounterOpts(opts("write_retries_total",
+			"Batch writes to the MLflow database that failed and will be retried; their records stay in the journal."))),
+		refused: prometheus.NewCounter(prometheus.CounterOpts(opts("write_errors_total",
+			"Call records the MLflow database refuses for their content, set aside in the journal's quarantine bucket."))),
+		queued: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("records_queued",
+			"Call records in the journal, not yet written to the MLflow database.")),
+			func() float64 { return float64(j.len()) }),
+		oldest: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("oldest_undelivered_age_seconds",
+			"Age of the oldest call record in the journal; zero when the journal is empty.")),
+			func() float64 {
+				if at, ok := j.oldest(); ok {
+					return time.Since(at).Seconds()
+				}
+				return 0
+			}),
+	}
+}
+
+// register registers every metric, or none.
+func (m *metrics) register(r prometheus.Registerer) error {
+	all := []prometheus.Collector{m.journaled, m.written, m.retries, m.refused, m.queued, m.oldest}
+	for i, c := range all {
+		if err := r.Register(c); err != nil {
+			for _, done := range all[:i] {
+				r.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
+}
