@@ -38,7 +38,7 @@ func BenchmarkWriter(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer j.close()
+			b.Cleanup(func() { _ = j.close() })
 			w := &writer{store: st, journal: j, metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
 
 			run := benchRun.Add(1)

@@ -10,6 +10,13 @@
 // only after the commit. Every row is keyed on MLflow's primary keys and
 // derived deterministically from the call's request id, so a batch that is
 // delivered twice (after a crash between commit and delete) changes nothing.
+//
+// While PostgreSQL is down, records accumulate in the journal and the writer
+// retries with capped backoff; they survive restarts. A record PostgreSQL
+// refuses for its content (a data exception or integrity violation that it
+// raises even when written alone) is moved to the journal's "quarantine"
+// bucket and counted, so that it cannot block the records behind it; list
+// it with `bbolt keys <journal file> quarantine`.
 package mlflow
 
 import (
@@ -106,25 +113,25 @@ func (o Options) validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if o.Schema != SchemaVerify && o.Schema != SchemaCreate {
-		add("schema mode %q is not verify or create", o.Schema)
+		add("schema mode %q (MLFLOW_SCHEMA) is not verify or create", o.Schema)
 	}
 	if o.LogMode != LogTraces && o.LogMode != LogRuns && o.LogMode != LogBoth {
-		add("log mode %q is not traces, runs or both", o.LogMode)
+		add("log mode %q (MLFLOW_LOG_MODE) is not traces, runs or both", o.LogMode)
 	}
 	if o.Content != ContentFull && o.Content != ContentPreview && o.Content != ContentNone {
-		add("content mode %q is not full, preview or none", o.Content)
+		add("content mode %q (MLFLOW_LOG_CONTENT) is not full, preview or none", o.Content)
 	}
 	if o.JournalDir == "" {
-		add("the journal directory is not set")
+		add("the journal directory (MLFLOW_JOURNAL_DIR) is not set")
 	}
 	if o.JournalMaxRecords < 1 {
-		add("the journal's maximum of records must be positive, not %d", o.JournalMaxRecords)
+		add("the journal's maximum of records (MLFLOW_JOURNAL_MAX_RECORDS) must be positive, not %d", o.JournalMaxRecords)
 	}
 	if o.BatchSize < 1 {
-		add("the writer's batch size must be positive, not %d", o.BatchSize)
+		add("the writer's batch size (MLFLOW_WRITER_BATCH_SIZE) must be positive, not %d", o.BatchSize)
 	}
 	if o.FlushInterval <= 0 {
-		add("the writer's flush interval must be positive, not %s", o.FlushInterval)
+		add("the writer's flush interval (MLFLOW_WRITER_FLUSH_INTERVAL) must be positive, not %s", o.FlushInterval)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("mlflow call log options: %s", strings.Join(problems, "; "))

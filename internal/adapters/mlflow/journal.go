@@ -95,12 +95,12 @@ func (j *journal) append(value []byte) (int, error) {
 	return int(j.pending.Add(1)), nil
 }
 
-// read returns up to max of the oldest pending records.
-func (j *journal) read(max int) ([]entry, error) {
+// read returns up to limit of the oldest pending records.
+func (j *journal) read(limit int) ([]entry, error) {
 	var out []entry
 	err := j.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(pendingBucket).Cursor()
-		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
 			// bolt's slices are valid only inside the transaction.
 			out = append(out, entry{key: append([]byte(nil), k...), value: append([]byte(nil), v...)})
 		}

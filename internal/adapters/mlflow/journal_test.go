@@ -36,7 +36,7 @@ func TestJournalSurvivesReopening(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.close()
+	t.Cleanup(func() { _ = j.close() })
 	if j.len() != 5 {
 		t.Fatalf("reopened journal holds %d records, want 5", j.len())
 	}
@@ -71,7 +71,7 @@ func TestJournalTakesConcurrentAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.close()
+	t.Cleanup(func() { _ = j.close() })
 	const n = 200
 	var wg sync.WaitGroup
 	for i := range n {
@@ -102,7 +102,7 @@ func TestJournalIsExclusive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.close()
+	t.Cleanup(func() { _ = j.close() })
 	if _, err := openJournal(dir); err == nil || !strings.Contains(err.Error(), "locked by another process") {
 		t.Errorf("a second open of the journal: %v, want a lock error", err)
 	}
@@ -182,7 +182,7 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 	opts := testOptions(t)
 	opts.LogMode, opts.Content, opts.BatchSize = "everything", "some", 0
 	_, err := Open(context.Background(), downConns{}, opts)
-	for _, want := range []string{`log mode "everything"`, `content mode "some"`, "batch size must be positive"} {
+	for _, want := range []string{`log mode "everything"`, `content mode "some"`, "batch size (MLFLOW_WRITER_BATCH_SIZE) must be positive"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open error %v does not mention %s", err, want)
 		}
@@ -240,12 +240,18 @@ func BenchmarkRecord(b *testing.B) {
 			}
 			b.ResetTimer()
 			if callers == 1 {
-				for b.Loop() && record() {
+				for b.Loop() {
+					if !record() {
+						return
+					}
 				}
 			} else {
 				b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
 				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() && record() {
+					for pb.Next() {
+						if !record() {
+							return
+						}
 					}
 				})
 			}

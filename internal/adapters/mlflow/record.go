@@ -21,7 +21,6 @@ const (
 	maxPreview  = 1000 // trace_info.request_preview / response_preview
 	maxTagValue = 8000 // trace tags, trace metadata and run tags
 	maxParam    = 6000 // MAX_PARAM_VAL_LENGTH; longer params are truncated
-	maxKey      = 250
 )
 
 // wireRecord is the journal's encoding of a call: the domain.CallRecord as
@@ -195,21 +194,21 @@ func lastUserText(msgs []domain.Message) string {
 }
 
 // truncate makes s safe for a PostgreSQL text column (valid UTF-8, no NUL)
-// and cuts it to at most max characters, the last three being "..." when
-// anything was cut. A max of zero means no limit.
-func truncate(s string, max int) string {
+// and cuts it to at most limit characters, the last three being "..." when
+// anything was cut. A limit of zero means no limit.
+func truncate(s string, limit int) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
-	if max <= 0 || len(s) <= max || utf8.RuneCountInString(s) <= max {
+	if limit <= 0 || len(s) <= limit || utf8.RuneCountInString(s) <= limit {
 		return s
 	}
 	cut, n := 0, 0
 	for i := range s {
-		if n == max-3 {
+		if n == limit-3 {
 			cut = i
 			break
 		}

@@ -129,8 +129,6 @@ type schema struct {
 // has reports whether the table has the column.
 func (s *schema) has(table, column string) bool { return s.columns[table][column] }
 
-// writes reports whether rows for the table are written.
-func (s *schema) writes(table string) bool { _, ok := s.inserts[table]; return ok }
 
 // createSchema creates the tables in schema.sql that are missing, and an
 // alembic_version row when that table is missing, in one transaction under
@@ -170,7 +168,8 @@ func createSchema(ctx context.Context, conn *pgx.Conn) (createdAlembic bool, err
 // column when MLflow's schema lacks one tidygate needs.
 func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, error) {
 	tables := mlflowTables()
-	names := []string{"alembic_version"}
+	names := make([]string, 0, len(tables)+1)
+	names = append(names, "alembic_version")
 	for _, t := range tables {
 		names = append(names, t.name)
 	}
