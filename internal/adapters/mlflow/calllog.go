@@ -227,12 +227,13 @@ func (c *CallLog) Admit() error {
 		Message: fmt.Sprintf("call log journal is full (%d records); refusing new calls", n)}
 }
 
-// Record appends r to the journal and returns once the journal has been
+// Record appends r to the journal and returns nil once the journal has been
 // committed to disk; the writer delivers it to MLflow later. Text the
-// content mode excludes is dropped before the record reaches the disk. A
-// call that happened is recorded even when ctx is already cancelled (its
-// client may have gone away), so ctx does not abandon the record.
-func (c *CallLog) Record(_ context.Context, r domain.CallRecord) error {
+// content mode excludes is dropped before the record reaches the disk. When
+// ctx ends before the commit, Record returns a domain.KindUnavailable error
+// without waiting further, but the append is not abandoned: the record is
+// kept if the commit succeeds, since the call it describes did happen.
+func (c *CallLog) Record(ctx context.Context, r domain.CallRecord) error {
 	if r.RequestID == "" {
 		return domain.Errorf(domain.KindInternal, "call record has no request id")
 	}
@@ -241,10 +242,24 @@ func (c *CallLog) Record(_ context.Context, r domain.CallRecord) error {
 		return domain.Wrap(domain.KindInternal, err, "call log cannot encode record "+r.RequestID)
 	}
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	if c.closed {
+		c.mu.RUnlock()
 		return errClosed()
 	}
+	committed := make(chan error, 1)
+	go func() {
+		defer c.mu.RUnlock() // Close waits for appends in flight
+		committed <- c.append(value)
+	}()
+	select {
+	case err := <-committed:
+		return err
+	case <-ctx.Done():
+		return domain.Wrap(domain.KindUnavailable, ctx.Err(), "call log journal did not commit in time")
+	}
+}
+
+func (c *CallLog) append(value []byte) error {
 	n, err := c.journal.append(value)
 	if err != nil {
 		return domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")

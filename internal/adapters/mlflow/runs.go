@@ -46,8 +46,8 @@ func (b *rows) addRun(c call, exp experiment) {
 	tag("tidygate.outcome", string(r.Outcome))
 	if r.Outcome != domain.OutcomeOK {
 		tag("tidygate.error_kind", r.ErrorKind.String())
-		tag("tidygate.error", r.ErrorMessage)
 	}
+	tag("tidygate.error", r.ErrorMessage)
 
 	param := func(key, value string) {
 		if value != "" {

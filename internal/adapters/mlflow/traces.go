@@ -166,8 +166,8 @@ func (b *rows) addTrace(c call, exp experiment, runID string) error {
 	meta("tidygate.outcome", string(r.Outcome))
 	if r.Outcome != domain.OutcomeOK {
 		meta("tidygate.error_kind", r.ErrorKind.String())
-		meta("tidygate.error", r.ErrorMessage)
 	}
+	meta("tidygate.error", r.ErrorMessage) // a successful call may carry one too (a failed settlement)
 
 	err = b.addSpan(exp, spanSpec{
 		ids: ids, id: ids.root[:], name: rootName, spanType: "CHAIN",

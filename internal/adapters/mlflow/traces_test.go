@@ -191,6 +191,10 @@ func TestTraceRowsOfAChat(t *testing.T) {
 	if _, ok := meta["tidygate.error_kind"]; ok {
 		t.Errorf("a successful call has an error kind")
 	}
+	r.ErrorMessage = "settling the spend failed: timeout"
+	if got := metadata(traceRows(t, r, ContentFull))["tidygate.error"]; got != r.ErrorMessage {
+		t.Errorf("a successful call's error message is kept as %q", got)
+	}
 	var cost map[string]float64
 	if err := json.Unmarshal([]byte(meta["mlflow.trace.cost"]), &cost); err != nil || cost["total_cost"] != r.Cost().USD() {
 		t.Errorf("mlflow.trace.cost = %q, want total %v", meta["mlflow.trace.cost"], r.Cost().USD())
