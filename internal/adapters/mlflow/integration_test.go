@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -597,5 +598,40 @@ func TestWritesIntoMLflowsOwnSchema(t *testing.T) {
 	}
 	if got := count(t, pool, "SELECT count(*) FROM spans WHERE dimension_attributes IS NOT NULL"); got != count(t, pool, "SELECT count(*) FROM spans WHERE parent_span_id IS NOT NULL") {
 		t.Errorf("%d provider spans lack dimension_attributes", got)
+	}
+}
+
+func TestReplicasCreatingOneExperimentAgree(t *testing.T) {
+	pool := newPool(t)
+	closeNow(t, openLog(t, pool, testOptions(t))) // the tables
+	const replicas = 8
+	ids := make([]int64, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Go(func() {
+			conn, err := pool.Acquire(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Release()
+			e, _, err := ensureExperiment(context.Background(), conn.Conn(), "gateway/raced", true)
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = e.id
+		})
+	}
+	wg.Wait()
+	for _, id := range ids[1:] {
+		if id != ids[0] {
+			t.Fatalf("replicas got different experiment ids: %v", ids)
+		}
+	}
+	if n := count(t, pool, "SELECT count(*) FROM experiments WHERE name = 'gateway/raced'"); n != 1 {
+		t.Errorf("%d experiments named gateway/raced, want 1", n)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM experiment_tags WHERE experiment_id = $1 AND key = 'mlflow.experiment.isGateway'", ids[0]); n != 1 {
+		t.Errorf("the raced experiment has %d isGateway tags, want 1", n)
 	}
 }

@@ -97,12 +97,15 @@ func (j *journal) append(value []byte) (int, error) {
 	return int(j.pending.Add(1)), nil
 }
 
-// read returns up to limit of the oldest pending records.
-func (j *journal) read(limit int) ([]entry, error) {
+// read returns the oldest pending records: up to limit of them, and no
+// more once their values add up to maxBytes (but at least one).
+func (j *journal) read(limit, maxBytes int) ([]entry, error) {
 	var out []entry
 	err := j.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(pendingBucket).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		size := 0
+		for k, v := c.First(); k != nil && len(out) < limit && size < maxBytes; k, v = c.Next() {
+			size += len(v)
 			// bolt's slices are valid only inside the transaction.
 			out = append(out, entry{key: append([]byte(nil), k...), value: append([]byte(nil), v...)})
 		}

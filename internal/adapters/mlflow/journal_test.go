@@ -40,7 +40,7 @@ func TestJournalSurvivesReopening(t *testing.T) {
 	if j.len() != 5 {
 		t.Fatalf("reopened journal holds %d records, want 5", j.len())
 	}
-	got, err := j.read(10)
+	got, err := j.read(10, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +48,9 @@ func TestJournalSurvivesReopening(t *testing.T) {
 		if want := fmt.Sprintf("record %d", i); string(e.value) != want {
 			t.Errorf("entry %d = %q, want %q (arrival order)", i, e.value, want)
 		}
+	}
+	if one, _ := j.read(10, 1); len(one) != 1 {
+		t.Errorf("a read limited to 1 byte returned %d entries, want 1", len(one))
 	}
 	if _, ok := j.oldest(); !ok {
 		t.Errorf("a non-empty journal has no oldest record")
@@ -82,7 +85,7 @@ func TestJournalTakesConcurrentAppends(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	got, err := j.read(n + 1)
+	got, err := j.read(n+1, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,17 +189,17 @@ func (e *recordError) Error() string {
 func (e *recordError) Unwrap() error { return e.err }
 
 // refused reports whether err says the data itself was refused (a record
-// that cannot be turned into rows, or PostgreSQL's data exception and
-// integrity violation classes), so that writing the same rows again fails
-// again; other failures (connections, timeouts, a schema changing under
-// tidygate) may pass on a later attempt.
+// that cannot be turned into rows, or PostgreSQL's data exception,
+// integrity violation and program limit classes), so that writing the same
+// rows again fails again; other failures (connections, timeouts, a schema
+// changing under tidygate) may pass on a later attempt.
 func refused(err error) bool {
 	var re *recordError
 	if errors.As(err, &re) {
 		return true
 	}
 	class := sqlStateClass(err)
-	return class == "22" || class == "23"
+	return class == "22" || class == "23" || class == "54"
 }
 
 // sqlStateClass returns the class (the first two characters) of the

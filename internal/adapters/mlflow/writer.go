@@ -16,6 +16,9 @@ const (
 	// attemptTimeout bounds one batch's write, so that a connection that
 	// hangs costs a retry, not the writer.
 	attemptTimeout = 30 * time.Second
+	// maxBatchBytes bounds a batch's journaled size, so that a batch of
+	// large prompts stays far below PostgreSQL's 1 GB limit on a parameter.
+	maxBatchBytes = 32 << 20
 )
 
 var errStopping = errors.New("call log is closing")
@@ -129,7 +132,7 @@ func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entries, err := w.journal.read(w.batchSize)
+		entries, err := w.journal.read(w.batchSize, maxBatchBytes)
 		if err == nil && len(entries) == 0 {
 			return nil
 		}
