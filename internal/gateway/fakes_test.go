@@ -1,0 +1,170 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// scriptedProvider answers from a script: errs[i] is the outcome of the i-th
+// call (nil = success); calls beyond the script succeed.
+type scriptedProvider struct {
+	mu     sync.Mutex
+	errs   []error
+	calls  []domain.ChatRequest
+	embeds int
+}
+
+func (p *scriptedProvider) next(req domain.ChatRequest) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, req)
+	if i := len(p.calls) - 1; i < len(p.errs) {
+		return p.errs[i]
+	}
+	return nil
+}
+
+func (p *scriptedProvider) callCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.calls)
+}
+
+func reply(req domain.ChatRequest) domain.ChatResponse {
+	words := min(req.MaxTokens, 3)
+	return domain.ChatResponse{
+		Model: req.Model, Content: strings.TrimSpace(strings.Repeat("word ", words)), FinishReason: "stop",
+		Usage: domain.Usage{PromptTokens: 10, CompletionTokens: words},
+	}
+}
+
+func (p *scriptedProvider) Chat(_ context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	if err := p.next(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	return reply(req), nil
+}
+
+func (p *scriptedProvider) ChatStream(_ context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	if err := p.next(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	r := reply(req)
+	for _, w := range strings.Fields(r.Content) {
+		if err := emit(domain.ChatChunk{Delta: w + " "}); err != nil {
+			return domain.ChatResponse{}, err
+		}
+	}
+	u := r.Usage
+	if err := emit(domain.ChatChunk{FinishReason: "stop", Usage: &u}); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	return r, nil
+}
+
+func (p *scriptedProvider) Embed(_ context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
+	p.mu.Lock()
+	p.embeds++
+	p.mu.Unlock()
+	vecs := make([][]float32, len(req.Inputs))
+	for i := range vecs {
+		vecs[i] = []float32{1, 0}
+	}
+	return domain.EmbedResponse{Model: req.Model, Vectors: vecs, Usage: domain.Usage{PromptTokens: len(req.Inputs)}}, nil
+}
+
+// keyStore knows one caller per key hash.
+type keyStore map[string]domain.Caller
+
+func (k keyStore) CallerByKeyHash(_ context.Context, hash string) (domain.Caller, error) {
+	c, ok := k[hash]
+	if !ok {
+		return domain.Caller{}, domain.Errorf(domain.KindUnauthenticated, "invalid API key")
+	}
+	return c, nil
+}
+
+// ledger is a single-budget ledger that remembers what happened to each reservation.
+type ledger struct {
+	mu       sync.Mutex
+	limit    domain.Micros // 0 means unlimited
+	held     map[string]domain.Micros
+	spent    domain.Micros
+	settled  []string
+	released []string
+}
+
+func newLedger(limit domain.Micros) *ledger {
+	return &ledger{limit: limit, held: map[string]domain.Micros{}}
+}
+
+func (l *ledger) Reserve(_ context.Context, r domain.Reservation) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var held domain.Micros
+	for _, h := range l.held {
+		held += h
+	}
+	if l.limit > 0 && l.spent+held+r.Amount > l.limit {
+		return &domain.Error{Kind: domain.KindBudgetExceeded, Code: "budget_exceeded", Message: "budget exceeded"}
+	}
+	l.held[r.ID] = r.Amount
+	return nil
+}
+
+func (l *ledger) Settle(_ context.Context, s ports.Settlement) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.held[s.ReservationID]; !ok {
+		return fmt.Errorf("settle of unknown reservation %q", s.ReservationID)
+	}
+	delete(l.held, s.ReservationID)
+	l.spent += s.Cost
+	l.settled = append(l.settled, s.ReservationID)
+	return nil
+}
+
+func (l *ledger) Release(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.held, id)
+	l.released = append(l.released, id)
+	return nil
+}
+
+func (l *ledger) Report(context.Context, domain.Caller, time.Time, time.Time) (domain.UsageReport, error) {
+	return domain.UsageReport{}, nil
+}
+
+// callLog keeps records in memory; full makes Admit refuse.
+type callLog struct {
+	mu      sync.Mutex
+	full    bool
+	records []domain.CallRecord
+}
+
+func (c *callLog) Admit() error {
+	if c.full {
+		return &domain.Error{Kind: domain.KindUnavailable, Message: "journal full"}
+	}
+	return nil
+}
+
+func (c *callLog) Record(_ context.Context, r domain.CallRecord) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.records = append(c.records, r)
+	return nil
+}
+
+func (c *callLog) all() []domain.CallRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]domain.CallRecord(nil), c.records...)
+}
