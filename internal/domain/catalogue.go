@@ -99,7 +99,7 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 			case fm.Name == name:
 				add("model %q: lists itself as a fallback", name)
 			case fm.Type != m.Type:
-				add("model %q: fallback %q is a %s model, not %s", name, f, fm.Type, m.Type)
+				add("model %q: fallback %q is of type %s, not %s", name, f, fm.Type, m.Type)
 			}
 		}
 	}

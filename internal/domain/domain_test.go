@@ -1,0 +1,185 @@
+package domain_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+func TestParseUSD(t *testing.T) {
+	cases := []struct {
+		in   string
+		want domain.Micros
+		ok   bool
+	}{
+		{"0", 0, true}, {"1", 1_000_000, true}, {"0.15", 150_000, true}, {"$12.5", 12_500_000, true},
+		{".000001", 1, true}, {"3.", 3_000_000, true}, {" 2.25 ", 2_250_000, true},
+		{"", 0, false}, {".", 0, false}, {"-1", 0, false}, {"1.0000001", 0, false}, {"abc", 0, false},
+		{"1e3", 0, false}, {"99999999999999999999", 0, false},
+	}
+	for _, tc := range cases {
+		got, err := domain.ParseUSD(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseUSD(%q) = %v, %v; want %v ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestMicrosString(t *testing.T) {
+	for m, want := range map[domain.Micros]string{0: "$0.000000", 1: "$0.000001", 1_250_000: "$1.250000", -5: "-$0.000005"} {
+		if got := m.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int64(m), got, want)
+		}
+	}
+}
+
+func TestPriceCostRoundsUp(t *testing.T) {
+	p := domain.Price{InputPerMillion: 150_000, OutputPerMillion: 600_000} // $0.15 / $0.60 per million
+	// 7 prompt tokens cost 1.05 micro-dollars: rounded up to 2; 3 completion tokens cost exactly 1.8 → 2.
+	if got := p.Cost(domain.Usage{PromptTokens: 7, CompletionTokens: 3}); got != 4 {
+		t.Fatalf("cost = %d, want 4", got)
+	}
+	if got := p.Cost(domain.Usage{PromptTokens: 1_000_000}); got != 150_000 {
+		t.Fatalf("a million input tokens = %d, want exactly 150000", got)
+	}
+	if got := p.Cost(domain.Usage{}); got != 0 {
+		t.Fatalf("no tokens cost %d", got)
+	}
+}
+
+func TestChatValidate(t *testing.T) {
+	two := 2.5
+	nan := func() *float64 { z := 0.0; v := z / z; return &v }()
+	ok := domain.ChatRequest{Model: "m", Messages: []domain.Message{{Role: domain.RoleUser, Content: "hi"}}}
+	cases := []struct {
+		name  string
+		edit  func(*domain.ChatRequest)
+		param string
+	}{
+		{"valid", func(*domain.ChatRequest) {}, ""},
+		{"no model", func(r *domain.ChatRequest) { r.Model = "" }, "model"},
+		{"no messages", func(r *domain.ChatRequest) { r.Messages = nil }, "messages"},
+		{"bad role", func(r *domain.ChatRequest) { r.Messages[0].Role = "wizard" }, "messages[0].role"},
+		{"bad utf8", func(r *domain.ChatRequest) { r.Messages[0].Content = "\xff" }, "messages[0].content"},
+		{"negative max_tokens", func(r *domain.ChatRequest) { r.MaxTokens = -1 }, "max_tokens"},
+		{"absurd max_tokens", func(r *domain.ChatRequest) { r.MaxTokens = domain.MaxTokensLimit + 1 }, "max_tokens"},
+		{"temperature", func(r *domain.ChatRequest) { r.Temperature = &two }, "temperature"},
+		{"NaN temperature", func(r *domain.ChatRequest) { r.Temperature = nan }, "temperature"},
+		{"top_p", func(r *domain.ChatRequest) { r.TopP = &two }, "top_p"},
+		{"stop", func(r *domain.ChatRequest) { r.Stop = []string{"a", "b", "c", "d", "e"} }, "stop"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			r.Messages = append([]domain.Message(nil), ok.Messages...)
+			tc.edit(&r)
+			err := r.Validate()
+			if tc.param == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != tc.param {
+				t.Fatalf("err = %v, want invalid %q", err, tc.param)
+			}
+		})
+	}
+}
+
+func TestEmbedValidate(t *testing.T) {
+	for _, r := range []domain.EmbedRequest{
+		{Model: "", Inputs: []string{"x"}},
+		{Model: "e"},
+		{Model: "e", Inputs: []string{""}},
+		{Model: "e", Inputs: []string{"x"}, Dimensions: -1},
+	} {
+		if err := r.Validate(); domain.KindOf(err) != domain.KindInvalid {
+			t.Errorf("%+v: err = %v, want invalid", r, err)
+		}
+	}
+	if err := (domain.EmbedRequest{Model: "e", Inputs: []string{"x"}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	cause := errors.New("socket closed")
+	err := fmt.Errorf("reserve: %w", domain.Wrap(domain.KindUnavailable, cause, "database unavailable"))
+	if !errors.Is(err, domain.KindUnavailable) || !errors.Is(err, cause) || errors.Is(err, domain.KindInvalid) {
+		t.Fatalf("errors.Is does not see the kind and the cause through %v", err)
+	}
+	if domain.KindOf(err) != domain.KindUnavailable || domain.KindOf(cause) != domain.KindInternal {
+		t.Fatal("KindOf is wrong")
+	}
+	if domain.KindBudgetExceeded.String() != "budget_exceeded" {
+		t.Fatal(domain.KindBudgetExceeded.String())
+	}
+}
+
+func TestCatalogue(t *testing.T) {
+	cat, err := domain.NewCatalogue(domain.DefaultModels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cat.Resolve("mock")
+	if err != nil || m.Name != "mock-chat" {
+		t.Fatalf("alias: %+v %v", m, err)
+	}
+	if _, err := cat.Resolve("gpt-4"); domain.KindOf(err) != domain.KindNotFound {
+		t.Fatalf("unknown model: %v (the original system silently mapped gpt-4 to claude)", err)
+	}
+	_, err = domain.NewCatalogue([]domain.Model{
+		{Name: "a", Type: domain.ModelChat, Provider: "p", MaxOutputTokens: 1, Fallbacks: []string{"e", "zz", "a"}},
+		{Name: "a", Type: domain.ModelChat, Provider: "p", MaxOutputTokens: 1},
+		{Name: "e", Type: domain.ModelEmbedding, Provider: "p", Aliases: []string{"a"}},
+		{Name: "c", Type: domain.ModelChat},
+	})
+	if err == nil {
+		t.Fatal("an invalid catalogue was accepted")
+	}
+	for _, want := range []string{`"a" is defined twice`, `alias "a"`, `fallback "zz"`, `lists itself`, `fallback "e" is of type embedding`, `"c": provider is required`, `"c": max_output_tokens`} {
+		if !contains(err.Error(), want) {
+			t.Errorf("catalogue error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestPeriods(t *testing.T) {
+	at := time.Date(2026, 11, 28, 23, 59, 0, 0, time.FixedZone("x", -3600))
+	if got := domain.PeriodDay.Start(at); !got.Equal(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("day start = %v (periods are UTC)", got)
+	}
+	if got := domain.PeriodMonth.End(at); !got.Equal(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("month end = %v", got)
+	}
+}
+
+func TestWorstCaseBoundsAnyTokenizer(t *testing.T) {
+	r := domain.ChatRequest{Messages: []domain.Message{{Role: domain.RoleUser, Content: "héllo wörld"}}}
+	w := domain.WorstCaseChat(r, 7)
+	if w.PromptTokens < len("héllo wörld") || w.CompletionTokens != 7 {
+		t.Fatalf("worst case %+v does not bound a byte-level tokenizer", w)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	a, err := domain.NewKeySecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := domain.NewKeySecret()
+	if a == b || !domain.LooksLikeKey(a) || domain.LooksLikeKey("sk-"+a) {
+		t.Fatalf("keys %q %q", a, b)
+	}
+	if !domain.HashesEqual(domain.HashKey(a), domain.HashKey(a)) || domain.HashesEqual(domain.HashKey(a), domain.HashKey(b)) {
+		t.Fatal("hash comparison is wrong")
+	}
+}
