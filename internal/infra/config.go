@@ -73,6 +73,8 @@ type Config struct {
 
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug | info | warn | error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"` // text | json
+
+	profileSet []string // what the profile filled in; see ProfileDefaults
 }
 
 // Seconds is a duration written as a number of seconds, as SQLAlchemy's pool
