@@ -1,0 +1,211 @@
+//go:build integration
+
+// Package integration tests the whole service — the real binary, real
+// PostgreSQL through testcontainers-go, the official OpenAI client — the way
+// an operator runs it.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the tidygate executable built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tidygate-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tidygate")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/app")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build tidygate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// service is one running tidygate process.
+type service struct {
+	t       testing.TB
+	cmd     *exec.Cmd
+	URL     string // http://127.0.0.1:port
+	env     []string
+	logMu   sync.Mutex
+	log     bytes.Buffer
+	exited  chan struct{}
+	exitErr error
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// baseEnv is the environment every test service starts with: the database,
+// a fresh journal directory, a free port, the local profile and its dev key.
+func baseEnv(t testing.TB, dsn string) []string {
+	return []string{
+		"DATABASE_URL=" + dsn,
+		"HTTP_ADDR=" + freeAddr(t),
+		"MLFLOW_JOURNAL_DIR=" + t.TempDir(),
+		"MLFLOW_SCHEMA=create",
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=info",
+		"PATH=" + os.Getenv("PATH"),
+	}
+}
+
+// start runs `tidygate serve --dev-key` with env and waits until /readyz is 200.
+func start(t testing.TB, env []string, args ...string) *service {
+	t.Helper()
+	s := startNoWait(t, env, args...)
+	s.waitReady(60 * time.Second)
+	return s
+}
+
+func startNoWait(t testing.TB, env []string, args ...string) *service {
+	t.Helper()
+	if len(args) == 0 {
+		args = []string{"serve", "--dev-key"}
+	}
+	s := &service{t: t, env: env, exited: make(chan struct{})}
+	for _, kv := range env {
+		if addr, ok := strings.CutPrefix(kv, "HTTP_ADDR="); ok {
+			s.URL = "http://" + addr
+		}
+	}
+	s.cmd = exec.Command(binary, args...)
+	s.cmd.Env = env
+	s.cmd.Stdout = s.writer()
+	s.cmd.Stderr = s.writer()
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		s.Kill()
+		if t.Failed() {
+			t.Logf("tidygate log:\n%s", s.Log())
+		}
+	})
+	return s
+}
+
+type logWriter struct{ s *service }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.s.logMu.Lock()
+	defer w.s.logMu.Unlock()
+	return w.s.log.Write(p)
+}
+
+func (s *service) writer() io.Writer { return logWriter{s} }
+
+// Log returns everything the process wrote so far.
+func (s *service) Log() string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return s.log.String()
+}
+
+// waitReady polls /readyz until it answers 200 or the deadline passes.
+func (s *service) waitReady(within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			s.t.Fatalf("tidygate exited before it was ready: %v\n%s", s.exitErr, s.Log())
+		default:
+		}
+		resp, err := http.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("tidygate not ready within %s\n%s", within, s.Log())
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (s *service) Stop(within time.Duration) error {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		return s.exitErr
+	case <-time.After(within):
+		s.Kill()
+		return fmt.Errorf("tidygate did not stop within %s", within)
+	}
+}
+
+// Kill ends the process at once, like kill -9.
+func (s *service) Kill() {
+	select {
+	case <-s.exited:
+	default:
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// DevKey is the key `serve --dev-key` seeds.
+const DevKey = "tg-dev-local-only-0000000000000000"
+
+// do sends a request with the dev key and an audit reason unless the headers
+// say otherwise, and returns the response with its body read.
+func (s *service) do(method, path, body string, header ...string) (*http.Response, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+DevKey)
+	req.Header.Set("X-Audit-Reason", "integration test")
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp, b
+}
