@@ -1,0 +1,225 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/testcontainers/testcontainers-go"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/tidygate/tidygate/internal/pgtest"
+)
+
+// TestNoSecretsAnywhere runs tidygate with a database password and provider
+// keys, makes calls, and searches the log, /metrics, /debug/startup, the
+// responses and every MLflow table for them.
+func TestNoSecretsAnywhere(t *testing.T) {
+	const password = "Pw-9f8e7d6c5b4a"
+	admin := pgtest.New(t)
+	execSQL(t, admin, "CREATE ROLE tg_secret LOGIN SUPERUSER PASSWORD '"+password+"'")
+	u, _ := url.Parse(admin)
+	u.User = url.UserPassword("tg_secret", password)
+	env := append(baseEnv(t, u.String()),
+		"OPENAI_API_KEY=sk-SECRET-openai-123", "ANTHROPIC_API_KEY=sk-ant-SECRET-456", "DB_PASSWORD="+password)
+	s := start(t, env)
+	key := createKey(t, env, "--user", "carol", "--team", "audit")
+	var seen strings.Builder
+	for _, path := range []string{"/v1/chat/completions", "/v1/embeddings"} {
+		body := chatBody
+		if path == "/v1/embeddings" {
+			body = `{"model":"mock-embed","input":"x"}`
+		}
+		resp, b := s.do("POST", path, body, "Authorization", "Bearer "+key)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		seen.Write(b)
+		for k, v := range resp.Header {
+			seen.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+	}
+	_, b := s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer tg-wrong-key-0000000000000000")
+	seen.Write(b)
+	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
+		_, b := s.do("GET", path, "")
+		seen.Write(b)
+	}
+	waitTraces(t, admin, 2)
+	seen.WriteString(dumpTables(t, admin, "trace_info", "trace_tags", "trace_request_metadata", "spans", "experiments"))
+	if err := s.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	seen.WriteString(s.Log())
+	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey} {
+		if strings.Contains(seen.String(), secret) && secret != DevKey {
+			t.Errorf("the secret %q appears in logs, responses, metrics or MLflow records", secret)
+		}
+	}
+	// The dev key is documented, and the log announces it on purpose; it
+	// must still never reach the MLflow records.
+	if strings.Contains(dumpTables(t, admin, "trace_request_metadata", "spans"), DevKey) {
+		t.Error("the dev key reached the MLflow records")
+	}
+}
+
+func execSQL(t *testing.T, dsn, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// dumpTables returns every row of the tables as text.
+func dumpTables(t *testing.T, dsn string, tables ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var out strings.Builder
+	for _, table := range tables {
+		rows, err := conn.Query(ctx, "SELECT t::text FROM "+pgx.Identifier{table}.Sanitize()+" t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteString(line + "\n")
+		}
+	}
+	return out.String()
+}
+
+// TestTLSVerifyFull connects to a PostgreSQL that only speaks TLS with a
+// certificate from a private CA, as RDS does, with sslmode=verify-full.
+func TestTLSVerifyFull(t *testing.T) {
+	if os.Getenv("CI") != "true" {
+		testcontainers.SkipIfProviderIsNotHealthy(t)
+	}
+	dir := t.TempDir()
+	caPEM, certPEM, keyPEM := selfSignedChain(t)
+	otherCA, _, _ := selfSignedChain(t)
+	writeFile(t, filepath.Join(dir, "ca.pem"), string(caPEM))
+	writeFile(t, filepath.Join(dir, "other-ca.pem"), string(otherCA))
+	initScript := `#!/bin/sh
+set -e
+cp /tls/server.crt /tls/server.key "$PGDATA"/
+chmod 600 "$PGDATA/server.key"
+echo "ssl = on" >> "$PGDATA/postgresql.conf"
+# Only TLS from outside: replace the catch-all host rule with hostssl.
+sed -i 's/^host all all all scram-sha-256/hostssl all all all scram-sha-256/' "$PGDATA/pg_hba.conf"
+`
+	addr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ctr, err := tcpostgres.Run(ctx, pgtest.Image(),
+		tcpostgres.WithDatabase("app"), tcpostgres.WithUsername("app"), tcpostgres.WithPassword("app"),
+		tcpostgres.BasicWaitStrategies(),
+		testcontainers.WithFiles(
+			testcontainers.ContainerFile{Reader: strings.NewReader(string(certPEM)), ContainerFilePath: "/tls/server.crt", FileMode: 0o644},
+			testcontainers.ContainerFile{Reader: strings.NewReader(string(keyPEM)), ContainerFilePath: "/tls/server.key", FileMode: 0o644},
+			testcontainers.ContainerFile{Reader: strings.NewReader(initScript), ContainerFilePath: "/docker-entrypoint-initdb.d/ssl.sh", FileMode: 0o755},
+		),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.PortBindings = network.PortMap{network.MustParsePort("5432/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: port}}}
+		}),
+	)
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbEnv := func(ca string) []string {
+		var env []string // no DATABASE_URL: the DB_* parts, as operators on RDS write them
+		for _, kv := range baseEnv(t, "") {
+			if !strings.HasPrefix(kv, "DATABASE_URL=") {
+				env = append(env, kv)
+			}
+		}
+		return append(env, "DB_HOST="+host, "DB_PORT="+port, "DB_USER=app", "DB_PASSWORD=app", "DB_NAME=app",
+			"DB_SSLMODE=verify-full", "DB_SSLROOTCERT="+ca, "DB_CONNECT_TIMEOUT=2s", "DB_POOL_ACQUIRE_TIMEOUT=2s")
+	}
+	s := start(t, dbEnv(filepath.Join(dir, "ca.pem")))
+	if resp, body := s.do("POST", "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+		t.Fatalf("over TLS: %d %s", resp.StatusCode, body)
+	}
+	dsn := "postgres://app:app@" + addr + "/app?sslmode=verify-full&sslrootcert=" + filepath.Join(dir, "ca.pem")
+	var plain int
+	queryRow(t, dsn, `SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+		WHERE a.application_name LIKE 'tidygate-%' AND NOT s.ssl`, &plain)
+	if plain != 0 {
+		t.Fatalf("%d tidygate connections without TLS", plain)
+	}
+	untrusting := startNoWait(t, dbEnv(filepath.Join(dir, "other-ca.pem")))
+	waitStatus(t, untrusting, "/readyz", 503, 20*time.Second)
+}
+
+// selfSignedChain returns a CA certificate and a server certificate and key
+// for 127.0.0.1 and localhost, signed by that CA, all PEM-encoded.
+func selfSignedChain(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tidygate test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caTmpl, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
