@@ -1,0 +1,82 @@
+# tidygate — build, test and lint. `make help` lists the targets.
+#
+# Integration tests get PostgreSQL through scripts/with-test-db.sh: a
+# testcontainers container from the locally built image localhost/tidygate-pg:15
+# (Docker is started and the image built when needed), or, outside CI when
+# Docker is unusable, the local server on 127.0.0.1:5432.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO            ?= go
+BIN           := bin
+BINARY        := $(BIN)/tidygate
+GOLANGCI_LINT_VERSION := v2.15.0
+FUZZTIME      ?= 15s
+BENCH         ?= .
+BENCHTIME     ?= 1s
+PKGS          ?= ./...
+TESTFLAGS     ?=
+
+# Tests never use Ryuk (its image cannot be pulled without a registry) and
+# name mapped ports by IPv4 address. testcontainers wants exactly "true".
+export TESTCONTAINERS_RYUK_DISABLED  ?= true
+export TESTCONTAINERS_HOST_OVERRIDE  ?= 127.0.0.1
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/tidygate
+	$(GO) build -o $(BINARY) ./cmd/app
+
+.PHONY: run
+run: build ## build and serve on 127.0.0.1:8080 against the local PostgreSQL, with the dev key
+	$(BINARY) serve --dev-key
+
+.PHONY: test
+test: ## unit and integration tests (-race), PostgreSQL from containers (see scripts/with-test-db.sh)
+	scripts/with-test-db.sh $(GO) test -race -tags integration -count=1 $(TESTFLAGS) $(PKGS)
+
+.PHONY: test-unit
+test-unit: ## unit tests only (-race), no database
+	$(GO) test -race $(TESTFLAGS) $(PKGS)
+
+.PHONY: lint
+lint: ## golangci-lint (layering rules in .golangci.yml); installs it into bin/ if missing
+	lint=$$(scripts/golangci-lint.sh $(GOLANGCI_LINT_VERSION)); "$$lint" run $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
+	@targets=$$($(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ { names = names " " $$1 } /^ok / { if (names != "") print $$2 names; names = "" }'); \
+	if [ -z "$$targets" ]; then echo "no Fuzz targets"; exit 0; fi; \
+	while read -r pkg names; do \
+		for name in $$names; do \
+			echo "==> $$pkg $$name ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done <<<"$$targets"
+
+.PHONY: bench
+bench: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1s)
+	scripts/with-test-db.sh $(GO) test -tags integration -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 $(PKGS)
+
+# Not here yet, to be added by their owners: `make soak` (long-running load)
+# and `make image` (the service's container image).
+
+.PHONY: sweep
+sweep: ## remove every testcontainers container on this engine (also other runs')
+	@ids=$$(docker ps -aq --filter label=org.testcontainers=true); \
+	if [ -n "$$ids" ]; then docker rm -f $$ids >/dev/null; echo "removed: $$ids"; else echo "no test containers"; fi
+
+.PHONY: pg-image
+pg-image: ## build localhost/tidygate-pg:15 (starts Docker if needed; no-op when up to date)
+	scripts/start-docker.sh
+	scripts/pg-image/build.sh
+
+.PHONY: clean
+clean: ## remove build outputs and the test cache
+	rm -rf $(BIN)
+	$(GO) clean -testcache
