@@ -63,8 +63,16 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
 bench: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1s)
 	scripts/with-test-db.sh $(GO) test -tags integration -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 $(PKGS)
 
-# Not here yet, to be added by their owners: `make soak` (long-running load)
-# and `make image` (the service's container image).
+.PHONY: soak
+soak: build ## steady load while the local database comes and goes (cmd/soak; SOAKFLAGS="-duration 3m …")
+	$(GO) run ./cmd/soak -binary $(BINARY) $(SOAKFLAGS)
+
+# Not here yet, to be added by its owner: `make image` (the service's
+# container image).
+
+.PHONY: ci
+ci: ## what CI runs (as root): packages, PostgreSQL, Docker, image, lint, test
+	bash .ci/run
 
 .PHONY: sweep
 sweep: ## remove every testcontainers container on this engine (also other runs')
