@@ -1,0 +1,281 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// Headers that say who answered a call and what it cost. Streams send them
+// as trailers, since they are known only once the stream has ended.
+const (
+	modelHeader    = "X-Tidygate-Model"
+	providerHeader = "X-Tidygate-Provider"
+	attemptsHeader = "X-Tidygate-Attempts"
+	costHeader     = "X-Tidygate-Cost-Usd"
+)
+
+// streamTrailers announces the trailers of a stream.
+const streamTrailers = modelHeader + ", " + providerHeader + ", " + attemptsHeader + ", " + costHeader + ", " + overheadHeader
+
+func setResultHeaders(hdr http.Header, res gateway.Result) {
+	hdr.Set(modelHeader, res.Model.Name)
+	hdr.Set(providerHeader, res.Model.Provider)
+	hdr.Set(attemptsHeader, strconv.Itoa(res.Attempts))
+	hdr.Set(costHeader, usd(res.Cost))
+}
+
+// chatCompletionJSON is the OpenAI chat.completion object.
+type chatCompletionJSON struct {
+	ID      string           `json:"id"`
+	Object  string           `json:"object"`
+	Created int64            `json:"created"`
+	Model   string           `json:"model"`
+	Choices []chatChoiceJSON `json:"choices"`
+	Usage   usageJSON        `json:"usage"`
+}
+
+type chatChoiceJSON struct {
+	Index        int                  `json:"index"`
+	Message      assistantMessageJSON `json:"message"`
+	Logprobs     *struct{}            `json:"logprobs"` // always null
+	FinishReason string               `json:"finish_reason"`
+}
+
+type assistantMessageJSON struct {
+	Role    string  `json:"role"`
+	Content string  `json:"content"`
+	Refusal *string `json:"refusal"` // always null
+}
+
+type usageJSON struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+func toUsageJSON(u domain.Usage) usageJSON {
+	return usageJSON{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
+}
+
+// completionID is the id of the completion served for a request.
+func completionID(requestID string) string { return "chatcmpl-" + requestID }
+
+func finishReason(reason string) string {
+	if reason == "" {
+		return "stop"
+	}
+	return reason
+}
+
+// chat serves POST /v1/chat/completions.
+func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
+	in, ok := decodeRequest(h, w, r, decodeChat)
+	if !ok {
+		return
+	}
+	if in.req.Stream {
+		h.chatStream(w, r, in)
+		return
+	}
+	ex := exchangeOf(r)
+	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
+	ex.provider = res.ProviderTime
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	setResultHeaders(w.Header(), res.Result)
+	h.writeJSON(w, http.StatusOK, chatCompletionJSON{
+		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: in.req.Model,
+		Choices: []chatChoiceJSON{{
+			Message:      assistantMessageJSON{Role: string(domain.RoleAssistant), Content: res.Response.Content},
+			FinishReason: finishReason(res.Response.FinishReason),
+		}},
+		Usage: toUsageJSON(res.Response.Usage),
+	})
+}
+
+// chunkJSON is the OpenAI chat.completion.chunk object.
+type chunkJSON struct {
+	ID      string            `json:"id"`
+	Object  string            `json:"object"`
+	Created int64             `json:"created"`
+	Model   string            `json:"model"`
+	Choices []chunkChoiceJSON `json:"choices"`
+	Usage   chunkUsage        `json:"usage,omitzero"`
+}
+
+type chunkChoiceJSON struct {
+	Index        int       `json:"index"`
+	Delta        deltaJSON `json:"delta"`
+	Logprobs     *struct{} `json:"logprobs"` // always null
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type deltaJSON struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+// chunkUsage is a chunk's usage field: absent unless the client asked for
+// usage, then null on every chunk but the last.
+type chunkUsage struct {
+	included bool
+	usage    *usageJSON
+}
+
+// IsZero makes omitzero leave the field out when usage was not asked for.
+func (u chunkUsage) IsZero() bool { return !u.included }
+
+// MarshalJSON writes the usage, or null.
+func (u chunkUsage) MarshalJSON() ([]byte, error) { return json.Marshal(u.usage) }
+
+// stream writes one chat completion as server-sent events.
+type stream struct {
+	h            *handler
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	ex           *exchange
+	model        string // as the client asked for it
+	created      int64
+	includeUsage bool
+	started      bool
+}
+
+// chatStream runs a streaming call. Until the first chunk arrives, a failure
+// is an ordinary error response; after it, the failure is sent as an error
+// event and the stream ends without [DONE].
+func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInput) {
+	ex := exchangeOf(r)
+	s := &stream{h: h, w: w, rc: http.NewResponseController(w), ex: ex, model: in.req.Model,
+		created: h.now().Unix(), includeUsage: in.includeUsage}
+	lastFinish := ""
+	res, err := h.gw.ChatStream(r.Context(), h.call(r), in.req, func(c domain.ChatChunk) error {
+		if err := s.start(); err != nil {
+			return err
+		}
+		if c.FinishReason != "" {
+			lastFinish = c.FinishReason
+		}
+		if c.Delta == "" {
+			return nil
+		}
+		return s.send(s.chunk(deltaJSON{Content: &c.Delta}, nil))
+	})
+	ex.provider = res.ProviderTime
+	if err != nil && !s.started {
+		h.writeError(w, r, err)
+		return
+	}
+	if err == nil {
+		reason := res.Response.FinishReason
+		if reason == "" {
+			reason = lastFinish
+		}
+		if werr := s.finish(finishReason(reason), res.Response.Usage); werr != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
+				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
+		}
+	} else {
+		p := problemOf(err, ex.id)
+		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
+		_ = s.send(p.body())
+	}
+	setResultHeaders(w.Header(), res.Result) // trailers
+	w.Header().Set(overheadHeader, ex.overhead(h.now()))
+	// The per-event deadline must not outlive the stream on a keep-alive
+	// connection, where the next request may not set its own.
+	_ = s.rc.SetWriteDeadline(time.Time{})
+}
+
+// start sends the status line, the headers and the role chunk, once.
+func (s *stream) start() error {
+	if s.started {
+		return nil
+	}
+	s.started = true
+	s.ex.trailers = true
+	hdr := s.w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // keep reverse proxies from buffering the stream
+	hdr.Set("Trailer", streamTrailers)
+	s.w.WriteHeader(http.StatusOK)
+	empty := ""
+	return s.send(s.chunk(deltaJSON{Role: string(domain.RoleAssistant), Content: &empty}, nil))
+}
+
+// finish sends the finish_reason chunk, the usage chunk if asked for, and [DONE].
+func (s *stream) finish(reason string, u domain.Usage) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if err := s.send(s.chunk(deltaJSON{}, &reason)); err != nil {
+		return err
+	}
+	if s.includeUsage {
+		final := s.chunk(deltaJSON{}, nil)
+		final.Choices = []chunkChoiceJSON{}
+		usage := toUsageJSON(u)
+		final.Usage.usage = &usage
+		if err := s.send(final); err != nil {
+			return err
+		}
+	}
+	return s.write([]byte("data: [DONE]\n\n"))
+}
+
+func (s *stream) chunk(delta deltaJSON, finish *string) chunkJSON {
+	return chunkJSON{ID: completionID(s.ex.id), Object: "chat.completion.chunk", Created: s.created, Model: s.model,
+		Choices: []chunkChoiceJSON{{Delta: delta, FinishReason: finish}},
+		Usage:   chunkUsage{included: s.includeUsage}}
+}
+
+// send writes v as one event.
+func (s *stream) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	event := make([]byte, 0, len(b)+8)
+	event = append(event, "data: "...)
+	event = append(event, b...)
+	event = append(event, "\n\n"...)
+	return s.write(event)
+}
+
+// write sends an event and flushes it, within the per-event write deadline.
+func (s *stream) write(event []byte) error {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.streamWrite)) // a real deadline, whatever clock Options.Now is
+	if _, err := s.w.Write(event); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+// usd formats micro-dollars as a decimal number of dollars, e.g. "0.001250".
+func usd(m domain.Micros) string {
+	sign := ""
+	if m < 0 {
+		sign, m = "-", -m
+	}
+	frac := strconv.FormatInt(int64(m%domain.MicrosPerUSD), 10)
+	for len(frac) < 6 {
+		frac = "0" + frac
+	}
+	return sign + strconv.FormatInt(int64(m/domain.MicrosPerUSD), 10) + "." + frac
+}
+
+// unixOrNow returns t as Unix seconds, or now when t is unset.
+func unixOrNow(t time.Time, now func() time.Time) int64 {
+	if t.IsZero() {
+		return now().Unix()
+	}
+	return t.Unix()
+}

@@ -1,0 +1,467 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// Decoding happens here and nowhere else: reading the body within its limit,
+// parsing JSON with errors that point at the fault, and converting the
+// OpenAI wire format into domain requests, which are then validated.
+
+// decodeRequest reads and decodes a request body; when that fails, it has
+// answered the client and returns false.
+func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, bool) {
+	body, err := readBody(w, r, h.maxBody)
+	var in T
+	if err == nil {
+		in, err = decode(body)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return in, false
+	}
+	return in, true
+}
+
+// readBody reads a JSON request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); !jsonContentType(ct) {
+		return nil, &domain.Error{Kind: domain.KindInvalid, Code: codeUnsupportedMedia,
+			Message: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
+	}
+	tooLarge := func() error {
+		return &domain.Error{Kind: domain.KindInvalid, Code: codeTooLarge,
+			Message: fmt.Sprintf("the request body exceeds the limit of %d bytes", limit)}
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return nil, tooLarge()
+	case err != nil:
+		return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
+			Message: "the request body could not be read"}
+	}
+	return body, nil
+}
+
+// jsonContentType accepts application/json, any +json type, and no type at all.
+func jsonContentType(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// decodeJSON parses body, which must hold exactly one JSON object, into dst.
+// Fields dst does not name are ignored: OpenAI clients send extras.
+func decodeJSON(body []byte, dst any) error {
+	start := bytes.TrimLeft(body, " \t\r\n")
+	if len(start) == 0 {
+		return invalidJSON("the request body is empty; send a JSON object")
+	}
+	if start[0] != '{' {
+		return invalidJSON("the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(body, err)
+	}
+	end := int(dec.InputOffset())
+	if rest := bytes.TrimLeft(body[end:], " \t\r\n"); len(rest) > 0 {
+		at := len(body) - len(rest)
+		return invalidJSON("unexpected data after the JSON object at %s", position(body, at))
+	}
+	return nil
+}
+
+func invalidJSON(format string, args ...any) error {
+	return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: fmt.Sprintf(format, args...)}
+}
+
+// jsonError explains a decoding failure: where the syntax breaks, or which
+// parameter has the wrong type.
+func jsonError(body []byte, err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return invalidJSON("invalid JSON at %s: %s", position(body, int(syntax.Offset)-1), syntax.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalidJSON("invalid JSON: the body ends at %s before the JSON object does", position(body, len(body)))
+	case errors.As(err, &typ) && typ.Field == "":
+		return invalidJSON("the request body must be a JSON object")
+	case errors.As(err, &typ):
+		return domain.InvalidParam(typ.Field, "invalid type for '%s': expected %s, got %s",
+			typ.Field, jsonTypeName(typ.Type), typ.Value)
+	}
+	return invalidJSON("invalid JSON: %s", err.Error())
+}
+
+// position describes byte offset off of body as "byte offset N (line L, column C)".
+func position(body []byte, off int) string {
+	off = min(max(off, 0), len(body))
+	line := 1 + bytes.Count(body[:off], []byte{'\n'})
+	col := off - bytes.LastIndexByte(body[:off], '\n')
+	return fmt.Sprintf("byte offset %d (line %d, column %d)", off, line, col)
+}
+
+// jsonTypeName names the JSON type that decodes into t.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// firstByte returns the first byte of a JSON value, or 0 when raw is empty
+// (the field was absent). A JSON null starts with 'n'.
+func firstByte(raw json.RawMessage) byte {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return 0
+	}
+	return raw[0]
+}
+
+// given reports whether a field was present with a value other than null.
+func given(raw json.RawMessage) bool {
+	b := firstByte(raw)
+	return b != 0 && b != 'n'
+}
+
+// nonEmptyArray reports whether raw is anything but absent, null or [].
+func nonEmptyArray(raw json.RawMessage) bool {
+	if !given(raw) {
+		return false
+	}
+	var items []json.RawMessage
+	return json.Unmarshal(raw, &items) != nil || len(items) > 0
+}
+
+// oneOfStrings reports whether raw is a JSON string among allowed.
+func oneOfStrings(raw json.RawMessage, allowed ...string) bool {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+// chatRequestJSON is the body of POST /v1/chat/completions.
+type chatRequestJSON struct {
+	Model               string             `json:"model"`
+	Messages            []messageJSON      `json:"messages"`
+	MaxTokens           *int               `json:"max_tokens"`
+	MaxCompletionTokens *int               `json:"max_completion_tokens"`
+	Temperature         *float64           `json:"temperature"`
+	TopP                *float64           `json:"top_p"`
+	Stop                json.RawMessage    `json:"stop"`
+	Stream              bool               `json:"stream"`
+	StreamOptions       *streamOptionsJSON `json:"stream_options"`
+	User                string             `json:"user"`
+
+	// Features tidygate does not offer. Each is refused when asked for,
+	// because ignoring it would change what the client gets back.
+	N              *int                `json:"n"`
+	Tools          json.RawMessage     `json:"tools"`
+	Functions      json.RawMessage     `json:"functions"`
+	ToolChoice     json.RawMessage     `json:"tool_choice"`
+	FunctionCall   json.RawMessage     `json:"function_call"`
+	Logprobs       *bool               `json:"logprobs"`
+	TopLogprobs    *int                `json:"top_logprobs"`
+	ResponseFormat *responseFormatJSON `json:"response_format"`
+	Audio          json.RawMessage     `json:"audio"`
+	Modalities     []string            `json:"modalities"`
+}
+
+type streamOptionsJSON struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type responseFormatJSON struct {
+	Type string `json:"type"`
+}
+
+type messageJSON struct {
+	Role      string          `json:"role"`
+	Content   json.RawMessage `json:"content"` // a string, an array of parts, or null
+	Name      string          `json:"name"`
+	ToolCalls json.RawMessage `json:"tool_calls"`
+}
+
+type contentPartJSON struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// chatInput is a decoded chat request and the options that shape its answer.
+type chatInput struct {
+	req          domain.ChatRequest
+	includeUsage bool // stream_options.include_usage: end the stream with a usage chunk
+}
+
+// decodeChat turns a chat completions body into a valid domain request.
+func decodeChat(body []byte) (chatInput, error) {
+	var w chatRequestJSON
+	if err := decodeJSON(body, &w); err != nil {
+		return chatInput{}, err
+	}
+	if err := w.unsupported(); err != nil {
+		return chatInput{}, err
+	}
+	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, Stream: w.Stream, User: w.User}
+	var err error
+	if req.MaxTokens, err = w.maxTokens(); err != nil {
+		return chatInput{}, err
+	}
+	if req.Stop, err = stopSequences(w.Stop); err != nil {
+		return chatInput{}, err
+	}
+	if len(w.Messages) > 0 {
+		req.Messages = make([]domain.Message, len(w.Messages))
+	}
+	for i, m := range w.Messages {
+		if nonEmptyArray(m.ToolCalls) {
+			return chatInput{}, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_calls", i), "tool calls are not supported")
+		}
+		role := domain.Role(m.Role)
+		text, err := messageText(i, role, m.Content)
+		if err != nil {
+			return chatInput{}, err
+		}
+		req.Messages[i] = domain.Message{Role: role, Content: text, Name: m.Name}
+	}
+	if err := req.Validate(); err != nil {
+		return chatInput{}, err
+	}
+	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage}, nil
+}
+
+// unsupported refuses features tidygate does not offer, naming the parameter.
+func (w *chatRequestJSON) unsupported() error {
+	switch {
+	case w.N != nil && *w.N != 1:
+		return domain.InvalidParam("n", "only n=1 is supported")
+	case nonEmptyArray(w.Tools):
+		return domain.InvalidParam("tools", "tools (function calling) are not supported")
+	case nonEmptyArray(w.Functions):
+		return domain.InvalidParam("functions", "functions (function calling) are not supported")
+	case given(w.ToolChoice) && !oneOfStrings(w.ToolChoice, "none", "auto"):
+		return domain.InvalidParam("tool_choice", "tool_choice is not supported: tools are not supported")
+	case given(w.FunctionCall) && !oneOfStrings(w.FunctionCall, "none", "auto"):
+		return domain.InvalidParam("function_call", "function_call is not supported: functions are not supported")
+	case w.Logprobs != nil && *w.Logprobs:
+		return domain.InvalidParam("logprobs", "logprobs are not supported")
+	case w.TopLogprobs != nil && *w.TopLogprobs != 0:
+		return domain.InvalidParam("top_logprobs", "top_logprobs are not supported")
+	case w.ResponseFormat != nil && w.ResponseFormat.Type != "" && w.ResponseFormat.Type != "text":
+		return domain.InvalidParam("response_format", "response_format %q is not supported; only \"text\" is", w.ResponseFormat.Type)
+	case given(w.Audio):
+		return domain.InvalidParam("audio", "audio output is not supported")
+	}
+	for _, m := range w.Modalities {
+		if m != "text" {
+			return domain.InvalidParam("modalities", "modality %q is not supported; only \"text\" is", m)
+		}
+	}
+	return nil
+}
+
+// maxTokens returns the output cap from max_completion_tokens or its older
+// name max_tokens; 0 means neither was sent.
+func (w *chatRequestJSON) maxTokens() (int, error) {
+	if w.MaxTokens != nil && w.MaxCompletionTokens != nil && *w.MaxTokens != *w.MaxCompletionTokens {
+		return 0, domain.InvalidParam("max_completion_tokens", "max_tokens and max_completion_tokens differ; send one of them")
+	}
+	param, v := "max_tokens", w.MaxTokens
+	if w.MaxCompletionTokens != nil {
+		param, v = "max_completion_tokens", w.MaxCompletionTokens
+	}
+	if v == nil {
+		return 0, nil
+	}
+	if *v < 1 || *v > domain.MaxTokensLimit {
+		return 0, domain.InvalidParam(param, "%s must be between 1 and %d", param, domain.MaxTokensLimit)
+	}
+	return *v, nil
+}
+
+// stopSequences accepts stop as a string or an array of strings.
+func stopSequences(raw json.RawMessage) ([]string, error) {
+	switch firstByte(raw) {
+	case 0, 'n':
+		return nil, nil
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+			return nil, domain.InvalidParam("stop", "stop must not be empty")
+		}
+		return []string{s}, nil
+	case '[':
+		var seqs []string
+		if err := json.Unmarshal(raw, &seqs); err != nil {
+			return nil, domain.InvalidParam("stop", "stop must be a string or an array of strings")
+		}
+		for i, s := range seqs {
+			if s == "" {
+				return nil, domain.InvalidParam("stop", "stop[%d] is empty", i)
+			}
+		}
+		return seqs, nil
+	}
+	return nil, domain.InvalidParam("stop", "stop must be a string or an array of strings")
+}
+
+// messageText returns a message's content as plain text. Content is a string
+// or an array of text parts (joined by newlines); it may be null only for the
+// assistant.
+func messageText(i int, role domain.Role, raw json.RawMessage) (string, error) {
+	param := fmt.Sprintf("messages[%d].content", i)
+	switch firstByte(raw) {
+	case 0, 'n':
+		if role.Valid() && role != domain.RoleAssistant {
+			return "", domain.InvalidParam(param, "%s is required for role %q", param, role)
+		}
+		return "", nil // an invalid role is reported by validation
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", domain.InvalidParam(param, "%s is not a valid string", param)
+		}
+		return s, nil
+	case '[':
+		var parts []contentPartJSON
+		if err := json.Unmarshal(raw, &parts); err != nil {
+			return "", domain.InvalidParam(param, "%s must be a string or an array of text parts", param)
+		}
+		texts := make([]string, len(parts))
+		for j, p := range parts {
+			if p.Type != "text" {
+				return "", domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j),
+					"content part type %q is not supported; only \"text\" parts are", p.Type)
+			}
+			texts[j] = p.Text
+		}
+		return strings.Join(texts, "\n"), nil
+	}
+	return "", domain.InvalidParam(param, "%s must be a string or an array of text parts", param)
+}
+
+// embedRequestJSON is the body of POST /v1/embeddings.
+type embedRequestJSON struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"` // a string or an array of strings
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int            `json:"dimensions"`
+	User           string          `json:"user"`
+}
+
+// embedInput is a decoded embeddings request and the encoding of its answer.
+type embedInput struct {
+	req    domain.EmbedRequest
+	base64 bool // encoding_format "base64": vectors as base64 of little-endian float32
+}
+
+// decodeEmbed turns an embeddings body into a valid domain request.
+func decodeEmbed(body []byte) (embedInput, error) {
+	var w embedRequestJSON
+	if err := decodeJSON(body, &w); err != nil {
+		return embedInput{}, err
+	}
+	in := embedInput{req: domain.EmbedRequest{Model: w.Model, User: w.User}}
+	switch w.EncodingFormat {
+	case "", "float":
+	case "base64":
+		in.base64 = true
+	default:
+		return embedInput{}, domain.InvalidParam("encoding_format", "encoding_format must be \"float\" or \"base64\"")
+	}
+	if w.Dimensions != nil {
+		if *w.Dimensions < 1 {
+			return embedInput{}, domain.InvalidParam("dimensions", "dimensions must be between 1 and 65536")
+		}
+		in.req.Dimensions = *w.Dimensions
+	}
+	var err error
+	if in.req.Inputs, err = embedInputs(w.Input); err != nil {
+		return embedInput{}, err
+	}
+	if err := in.req.Validate(); err != nil {
+		return embedInput{}, err
+	}
+	return in, nil
+}
+
+// embedInputs accepts input as a string or an array of strings; token arrays
+// (integers, or arrays of them) are refused.
+func embedInputs(raw json.RawMessage) ([]string, error) {
+	notText := func() error {
+		return domain.InvalidParam("input", "input must be a string or an array of strings")
+	}
+	tokens := func() error {
+		return domain.InvalidParam("input", "token arrays are not supported; send input as a string or an array of strings")
+	}
+	switch firstByte(raw) {
+	case 0, 'n':
+		return nil, nil // reported by validation
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, notText()
+		}
+		return []string{s}, nil
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, notText()
+		}
+		out := make([]string, len(items))
+		for i, item := range items {
+			switch b := firstByte(item); {
+			case b == '"':
+				if err := json.Unmarshal(item, &out[i]); err != nil {
+					return nil, notText()
+				}
+			case b == '[' || b == '-' || ('0' <= b && b <= '9'):
+				return nil, tokens()
+			default:
+				return nil, notText()
+			}
+		}
+		return out, nil
+	}
+	return nil, notText()
+}

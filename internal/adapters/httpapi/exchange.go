@@ -1,0 +1,197 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// Response headers every response carries.
+const (
+	requestIDHeader = "X-Request-Id"
+	overheadHeader  = "X-Tidygate-Overhead-Ms"
+)
+
+// maxRequestIDLen bounds a client-supplied X-Request-Id.
+const maxRequestIDLen = 128
+
+// exchange is what the handlers learn about one request as it is served.
+type exchange struct {
+	id       string
+	start    time.Time
+	provider time.Duration // time the gateway spent waiting on providers
+	trailers bool          // the overhead is sent as a trailer (streams)
+	caller   domain.Caller // set once authenticated
+}
+
+type exchangeKey struct{}
+
+// exchangeOf returns the request's exchange; every request that reaches a
+// handler passes through serveExchange, which puts one in the context.
+func exchangeOf(r *http.Request) *exchange {
+	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+		return ex
+	}
+	return &exchange{} // unreachable through NewHandler
+}
+
+// serveExchange is the outermost middleware: it assigns the request id,
+// stamps X-Request-Id and X-Tidygate-Overhead-Ms on every response, and
+// turns a panic into a 500 so that the client gets an answer.
+func (h *handler) serveExchange(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ex := &exchange{id: r.Header.Get(requestIDHeader), start: h.now()}
+		if !validRequestID(ex.id) {
+			ex.id = h.newRequestID()
+		}
+		w.Header().Set(requestIDHeader, ex.id)
+		rw := &responseWriter{ResponseWriter: w, ex: ex, now: h.now}
+		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v) // net/http's own way to abort a response; it logs nothing
+			}
+			err := fmt.Errorf("handler panicked: %v\n%s", v, debug.Stack())
+			if rw.wrote {
+				h.log.LogAttrs(r.Context(), slog.LevelError, "request failed after its response began",
+					append(logAttrs(r, ex, http.StatusInternalServerError), slog.String("err", err.Error()))...)
+				return
+			}
+			h.writeError(rw, r, err) // unclassified: a generic 500, the panic in the log only
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// validRequestID accepts a client's request id of at most 128 characters
+// from a set that is safe in headers, logs and ids: letters, digits and -_.:+/=.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns a 32-hex-digit id that sorts by time: 48 bits of Unix
+// milliseconds followed by 80 random bits.
+func newRequestID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// formatMillis renders d in milliseconds with at most three decimals.
+func formatMillis(d time.Duration) string {
+	d = max(d, 0)
+	s := strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 3, 64)
+	for s[len(s)-1] == '0' {
+		s = s[:len(s)-1]
+	}
+	if s[len(s)-1] == '.' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// overhead is the time tidygate itself spent on the request so far.
+func (ex *exchange) overhead(now time.Time) string {
+	return formatMillis(now.Sub(ex.start) - ex.provider)
+}
+
+// responseWriter sets the overhead header just before the status line goes
+// out, when the provider time is known.
+type responseWriter struct {
+	http.ResponseWriter
+	ex    *exchange
+	now   func() time.Time
+	wrote bool
+}
+
+// WriteHeader stamps the overhead header, unless it is to be a trailer, and
+// sends the status line.
+func (rw *responseWriter) WriteHeader(status int) {
+	if !rw.wrote {
+		rw.wrote = true
+		if !rw.ex.trailers {
+			rw.Header().Set(overheadHeader, rw.ex.overhead(rw.now()))
+		}
+	}
+	rw.ResponseWriter.WriteHeader(status)
+}
+
+// Write sends the header first if the handler has not.
+func (rw *responseWriter) Write(b []byte) (int, error) {
+	if !rw.wrote {
+		rw.WriteHeader(http.StatusOK)
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+// FlushError writes the header first, so that a flush never bypasses
+// WriteHeader; http.ResponseController.Flush calls it.
+func (rw *responseWriter) FlushError() error {
+	if !rw.wrote {
+		rw.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for callers that use http.Flusher.
+func (rw *responseWriter) Flush() { _ = rw.FlushError() }
+
+// Unwrap lets http.ResponseController reach the connection's deadlines.
+func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// writeJSON writes v as the JSON response body with the given status.
+func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every response type here marshals; failing is a bug, never the client's doing.
+		h.log.Error("encoding a response failed", "err", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"message":"The server could not encode its response","type":"server_error","param":null,"code":"internal_error"}}`)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// logAttrs are the attributes every request log line starts with.
+func logAttrs(r *http.Request, ex *exchange, status int) []slog.Attr {
+	return []slog.Attr{
+		slog.String("request_id", ex.id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+	}
+}

@@ -1,0 +1,232 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// goodKey is the one key the fake gateway accepts.
+const goodKey = "tg-test-key-0123456789abcdef"
+
+var (
+	chatModel  = domain.Model{Name: "mock-chat", Type: domain.ModelChat, Provider: "mock", Aliases: []string{"mock"}}
+	embedModel = domain.Model{Name: "mock-embed", Type: domain.ModelEmbedding, Provider: "mock"}
+)
+
+// fakeGateway answers like the gateway would, and records what it was asked.
+// A nil function field means a canned success.
+type fakeGateway struct {
+	caller  domain.Caller
+	authErr error
+	chat    func(ctx context.Context, req domain.ChatRequest) (gateway.ChatResult, error)
+	stream  func(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
+	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
+	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
+
+	mu    sync.Mutex
+	calls []gateway.Call
+	chats []domain.ChatRequest
+}
+
+func (g *fakeGateway) Authenticate(_ context.Context, secret string) (domain.Caller, error) {
+	if g.authErr != nil {
+		return domain.Caller{}, g.authErr
+	}
+	if secret != goodKey {
+		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
+	}
+	c := g.caller
+	if c.KeyID == "" {
+		c.KeyID = "key-1"
+	}
+	return c, nil
+}
+
+func (g *fakeGateway) record(call gateway.Call, req *domain.ChatRequest) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, call)
+	if req != nil {
+		g.chats = append(g.chats, *req)
+	}
+}
+
+func (g *fakeGateway) lastCall(t *testing.T) gateway.Call {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.calls) == 0 {
+		t.Fatal("the gateway was not called")
+	}
+	return g.calls[len(g.calls)-1]
+}
+
+func (g *fakeGateway) callCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
+}
+
+var okResult = gateway.Result{Model: chatModel, Attempts: 2, ProviderTime: 30 * time.Millisecond, Cost: 1250}
+
+func (g *fakeGateway) Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error) {
+	g.record(call, &req)
+	if g.chat != nil {
+		return g.chat(ctx, req)
+	}
+	return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{
+		Content: "Hello there", FinishReason: "stop", Usage: domain.Usage{PromptTokens: 7, CompletionTokens: 3},
+		Created: time.Unix(1_700_000_000, 0),
+	}}, nil
+}
+
+func (g *fakeGateway) ChatStream(ctx context.Context, call gateway.Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+	g.record(call, &req)
+	if g.stream != nil {
+		return g.stream(ctx, req, emit)
+	}
+	return streamWords(emit, "Hello", " there")
+}
+
+// streamWords emits one chunk per word and a final chunk with the finish
+// reason and usage, as a provider does.
+func streamWords(emit func(domain.ChatChunk) error, words ...string) (gateway.ChatResult, error) {
+	text := ""
+	for _, w := range words {
+		if err := emit(domain.ChatChunk{Delta: w}); err != nil {
+			return gateway.ChatResult{Result: okResult}, err
+		}
+		text += w
+	}
+	u := domain.Usage{PromptTokens: 7, CompletionTokens: len(words)}
+	if err := emit(domain.ChatChunk{FinishReason: "stop", Usage: &u}); err != nil {
+		return gateway.ChatResult{Result: okResult}, err
+	}
+	return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{Content: text, FinishReason: "stop", Usage: u}}, nil
+}
+
+func (g *fakeGateway) Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error) {
+	g.record(call, nil)
+	if g.embed != nil {
+		return g.embed(ctx, req)
+	}
+	res := gateway.EmbedResult{Result: gateway.Result{Model: embedModel, Attempts: 1, Cost: 1},
+		Response: domain.EmbedResponse{Usage: domain.Usage{PromptTokens: len(req.Inputs) * 2}}}
+	for i := range req.Inputs {
+		res.Response.Vectors = append(res.Response.Vectors, []float32{float32(i), 0.5, -1.25})
+	}
+	return res, nil
+}
+
+func (g *fakeGateway) Models(domain.Caller) []domain.Model {
+	return []domain.Model{chatModel, embedModel}
+}
+
+func (g *fakeGateway) Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error) {
+	if g.usage != nil {
+		return g.usage(ctx, c)
+	}
+	return domain.UsageReport{User: c.User, Team: c.Team}, nil
+}
+
+// rig is a handler over a fake gateway, with its log captured.
+type rig struct {
+	gw  *fakeGateway
+	h   http.Handler
+	log *strings.Builder
+	mu  *sync.Mutex
+}
+
+// lockedWriter serialises the log writes of concurrent requests.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func newRig(t testing.TB, gw *fakeGateway, opts httpapi.Options) *rig {
+	t.Helper()
+	r := &rig{gw: gw, log: &strings.Builder{}, mu: &sync.Mutex{}}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(lockedWriter{r.mu, r.log}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	r.h = httpapi.NewHandler(gw, opts)
+	return r
+}
+
+func (r *rig) logged() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+// do sends a request with the good key and an audit reason unless the
+// header pairs say otherwise (an empty value deletes the header).
+func (r *rig) do(method, path, body string, header ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+goodKey)
+	req.Header.Set("X-Audit-Reason", "unit test")
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i+1] == "" {
+			req.Header.Del(header[i])
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	rec := httptest.NewRecorder()
+	r.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// apiError is the OpenAI error object as a client decodes it.
+type apiError struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// errorOf decodes an OpenAI error response and checks its status.
+func errorOf(t *testing.T, rec *httptest.ResponseRecorder, status int) apiError {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status = %d, want %d: %s", rec.Code, status, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var body struct {
+		Error *apiError `json:"error"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Error == nil || body.Error.Message == "" || body.Error.Type == "" {
+		t.Fatalf("not an OpenAI error object (%v): %s", err, rec.Body)
+	}
+	return *body.Error
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<null>"
+	}
+	return *p
+}
+
+const helloBody = `{"model":"mock-chat","messages":[{"role":"user","content":"Hi"}]}`

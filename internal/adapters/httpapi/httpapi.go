@@ -1,0 +1,151 @@
+// Package httpapi is tidygate's inbound adapter: an OpenAI-compatible HTTP API
+// (chat completions with and without streaming, embeddings, models) plus the
+// caller's own usage, served by a chi router in front of the gateway.
+//
+// It owns the OpenAI wire format and converts it explicitly to and from the
+// domain types, authenticates API keys, and holds the one table that maps
+// domain error kinds to HTTP statuses and OpenAI error objects (problemOf).
+// Every response, errors included, carries X-Request-Id and
+// X-Tidygate-Overhead-Ms, the time tidygate itself spent on the request.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// Gateway is what the HTTP API needs from the application service;
+// *gateway.Service provides it.
+type Gateway interface {
+	// Authenticate returns the caller behind an API key secret.
+	Authenticate(ctx context.Context, secret string) (domain.Caller, error)
+	// Chat runs a chat completion.
+	Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error)
+	// ChatStream runs a chat completion, handing each chunk to emit as it arrives.
+	ChatStream(ctx context.Context, call gateway.Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
+	// Embed runs an embeddings call.
+	Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error)
+	// Models returns the catalogue models the caller may use.
+	Models(c domain.Caller) []domain.Model
+	// Usage returns the caller's own usage report.
+	Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
+}
+
+var _ Gateway = (*gateway.Service)(nil)
+
+// Options tune the handler; a zero field means its default.
+type Options struct {
+	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 4 MiB.
+	MaxBodyBytes int64
+	// Logger receives one line per failed request. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for timestamps and the overhead header. Default time.Now.
+	Now func() time.Time
+	// NewRequestID makes the id of a request whose client sent no valid
+	// X-Request-Id. Default: 32 hex digits, time-ordered, 80 random bits.
+	NewRequestID func() string
+	// StreamWriteTimeout bounds writing one event of a stream to a client
+	// that has stopped reading. Default 30s.
+	StreamWriteTimeout time.Duration
+	// Admin, when set, is served without authentication at /healthz,
+	// /readyz, /metrics and /debug/*.
+	Admin http.Handler
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 4 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.NewRequestID == nil {
+		now := o.Now
+		o.NewRequestID = func() string { return newRequestID(now()) }
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// handler serves the API; its methods are the routes and their middleware.
+type handler struct {
+	gw           Gateway
+	log          *slog.Logger
+	now          func() time.Time
+	newRequestID func() string
+	maxBody      int64
+	streamWrite  time.Duration
+}
+
+// NewHandler returns the API's routes:
+//
+//	POST /v1/chat/completions   chat completion, streamed as server-sent events when "stream" is true
+//	POST /v1/embeddings         one vector per input string
+//	GET  /v1/models             the models (and aliases) the caller may use
+//	GET  /v1/usage              the caller's usage this month and the state of their budgets
+//
+// The /v1 routes need "Authorization: Bearer <key>"; calls also need an
+// X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
+// wrong methods 405, both as OpenAI error objects.
+func NewHandler(gw Gateway, opts Options) http.Handler {
+	opts = opts.withDefaults()
+	h := &handler{gw: gw, log: opts.Logger, now: opts.Now, newRequestID: opts.NewRequestID,
+		maxBody: opts.MaxBodyBytes, streamWrite: opts.StreamWriteTimeout}
+
+	r := chi.NewRouter()
+	r.Use(h.serveExchange)
+	r.NotFound(h.notFound)
+	r.MethodNotAllowed(h.methodNotAllowed(r))
+	if opts.Admin != nil {
+		for _, pattern := range []string{"/healthz", "/readyz", "/metrics", "/debug/*"} {
+			r.Handle(pattern, opts.Admin)
+		}
+	}
+	r.Group(func(r chi.Router) {
+		r.Use(h.authenticate)
+		r.Post("/v1/chat/completions", h.chat)
+		r.Post("/v1/embeddings", h.embeddings)
+		r.Get("/v1/models", h.models)
+		r.Get("/v1/usage", h.usage)
+	})
+	return r
+}
+
+func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.writeError(w, r, &domain.Error{Kind: domain.KindNotFound, Code: "unknown_url",
+		Message: "Invalid URL (" + r.Method + " " + r.URL.Path + ")"})
+}
+
+// methodNotAllowed answers 405 with the Allow header RFC 9110 asks for,
+// found by asking the router which methods match the path.
+func (h *handler) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions}
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range methods {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				w.Header().Add("Allow", m)
+			}
+		}
+		h.writeError(w, r, &domain.Error{Kind: domain.KindInvalid, Code: codeMethodNotAllowed,
+			Message: "Method " + r.Method + " is not allowed for " + r.URL.Path})
+	}
+}
+
+// call describes the request to the gateway.
+func (h *handler) call(r *http.Request) gateway.Call {
+	ex := exchangeOf(r)
+	return gateway.Call{RequestID: ex.id, Caller: ex.caller, AuditReason: r.Header.Get(auditReasonHeader), Start: ex.start}
+}
