@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// goBenchmark is a `go test -bench` run the allocations section reports.
+type goBenchmark struct {
+	pkg, pattern, what string
+}
+
+var allocBenchmarks = []goBenchmark{
+	{"./internal/adapters/httpapi", "^BenchmarkChat$",
+		"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once"},
+	{"./internal/adapters/mlflow", "^BenchmarkRecord$",
+		"the call log's cost on the request path: Record up to the journal's commit to disk, one caller and 32 sharing commits"},
+}
+
+// runAllocs is the allocations half of section 5: the packages' own
+// benchmarks of the handler path, run with -benchmem. (The tidygate
+// process's allocations per request under load are in section 2.)
+func runAllocs(ctx context.Context, o options, r *report) error {
+	r.section("5. Allocations per request")
+	var lines []string
+	var rows [][]string
+	for _, b := range allocBenchmarks {
+		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "1", b.pkg)
+		cmd.Dir = o.repo
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			r.para("`go test -bench '%s' %s` failed: %v\n\n```\n%s\n```", b.pattern, b.pkg, err, strings.TrimSpace(out.String()))
+			continue
+		}
+		for line := range strings.SplitSeq(out.String(), "\n") {
+			if !strings.HasPrefix(line, "Benchmark") {
+				continue
+			}
+			lines = append(lines, line)
+			f := strings.Fields(line)
+			rows = append(rows, []string{"`" + f[0] + "`", b.what, field(f, "ns/op"), field(f, "B/op"), field(f, "allocs/op")})
+		}
+	}
+	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`):")
+	r.code(lines)
+	r.table([]string{"benchmark", "measures", "ns/op", "B/op", "allocs/op"}, rows)
+	return nil
+}
+
+// field returns the value before unit in a benchmark line's fields.
+func field(f []string, unit string) string {
+	for i := 1; i < len(f); i++ {
+		if f[i] == unit {
+			return f[i-1]
+		}
+	}
+	return fmt.Sprintf("no %s", unit)
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tidygate/tidygate/internal/bench"
+)
+
+// devKey is the development key `tidygate serve --dev-key` seeds.
+const devKey = "tg-dev-local-only-0000000000000000"
+
+// catalogue is tidygate's model catalogue for the run: one chat model
+// served by the mock through the OpenAI adapter.
+const catalogue = `models:
+  - name: bench-chat
+    type: chat
+    provider: openai
+    price_per_million: {input: "0.15", output: "0.60"}
+    max_output_tokens: 1024
+`
+
+// peakRSSTarget is the issue's bound on tidygate's peak RSS under load.
+const peakRSSTarget = 64 << 20
+
+// runHTTP starts the mock, the reverse proxy and tidygate (each its own
+// process), runs the latency and throughput sections against them, and
+// returns the latency chart (nil when latency was not run).
+func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Writer) ([]byte, error) {
+	mock, err := startSelf(tmp, "mock", "mock")
+	if err != nil {
+		return nil, err
+	}
+	defer mock.stop()
+	proxy, err := startSelf(tmp, "proxy", "proxy", "-target", mock.url)
+	if err != nil {
+		return nil, err
+	}
+	defer proxy.stop()
+	eps := []endpoint{{name: "direct", base: mock.url, proc: mock}, {name: "ReverseProxy", base: proxy.url, proc: proxy}}
+
+	var gw *gateway
+	if o.tidygate == "" {
+		r.para("tidygate was not measured: -tidygate is empty.")
+	} else if _, err := os.Stat(o.tidygate); err != nil {
+		r.para("tidygate was not measured: %v (build it with `go build -o bin/tidygate ./cmd/app`).", err)
+	} else {
+		if gw, err = startGateway(ctx, o, tmp, "tidygate", mock.url); err != nil {
+			return nil, err
+		}
+		defer gw.close()
+		eps = append(eps, endpoint{name: "tidygate", base: gw.url, proc: gw.child, gw: gw})
+	}
+
+	var svg []byte
+	if o.wants("latency") {
+		if svg, err = runLatency(ctx, o, r, eps); err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
+	}
+	if !o.wants("throughput") {
+		return svg, nil
+	}
+	rates, err := runThroughput(ctx, o, r, eps)
+	if err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
+	}
+	if gw != nil {
+		if err := gw.reportDelivery(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return svg, runLoggingOff(ctx, o, tmp, r, mock.url, rates, stderr)
+}
+
+// runLoggingOff measures tidygate's throughput with its call log switched
+// off, when -logging-off-env names the switch, and reports the ratio.
+func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mockURL string, rates map[string]bench.Throughput, stderr io.Writer) error {
+	on, measured := rates["tidygate"]
+	if !measured {
+		return nil
+	}
+	const name = "Logging on costs at most 10 % of throughput"
+	if o.loggingOffEnv == "" {
+		r.para("Logging off was not measured: tidygate has no switch that turns its call log off (pass one with `-logging-off-env KEY=VALUE` once it has). " +
+			"What logging costs per call on the request path is the journal append, measured in the allocations section (BenchmarkRecord).")
+		r.untested(name, "no switch to turn the call log off; journal append cost under Allocations")
+		return nil
+	}
+	gw, err := startGateway(ctx, o, tmp, "tidygate-logging-off", mockURL, o.loggingOffEnv)
+	if err != nil {
+		return err
+	}
+	defer gw.close()
+	ep := endpoint{name: "tidygate, " + o.loggingOffEnv, base: gw.url, proc: gw.child}
+	req := ep.request(false)
+	client := bench.NewClient(o.concurrency)
+	bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+	off := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
+	fmt.Fprintf(stderr, "bench: %s: %.0f req/s\n", ep.name, off.PerSecond())
+	r.table([]string{"tidygate", "req/s", "p50", "p99", "failures"}, [][]string{
+		throughputRow("logging on", on), throughputRow(o.loggingOffEnv, off),
+	})
+	cost := 1 - on.PerSecond()/off.PerSecond()
+	r.para("Logging on costs %.1f %% of throughput.", 100*cost)
+	r.target(name, fmt.Sprintf("%.1f %%", 100*cost), cost <= 0.10)
+	return nil
+}
+
+// gateway is a tidygate process with its own database and journal.
+type gateway struct {
+	*child
+	db       *scratchDB
+	answered int64 // calls answered 200, counted by the sections
+}
+
+// startGateway starts `tidygate serve --dev-key` against a new database,
+// with the mock as its OpenAI upstream, and waits until it is ready and
+// answers a chat call.
+func startGateway(ctx context.Context, o options, tmp, name, mockURL string, extraEnv ...string) (*gateway, error) {
+	dir := filepath.Join(tmp, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cat := filepath.Join(dir, "catalogue.yaml")
+	if err := os.WriteFile(cat, []byte(catalogue), 0o644); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	db, err := createDB(ctx, o.adminDSN, "gw")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.tidygate, "serve", "--dev-key")
+	cmd.Env = append(os.Environ(), "DEPLOY_PROFILE=local", "HTTP_ADDR="+addr, "DATABASE_URL="+db.dsn,
+		"MLFLOW_JOURNAL_DIR="+filepath.Join(dir, "journal"), "MLFLOW_SCHEMA=create", "CATALOGUE_FILE="+cat,
+		"OPENAI_BASE_URL="+mockURL+"/v1", "OPENAI_API_KEY=bench")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	c, err := newChild(tmp, name, cmd)
+	if err != nil {
+		return nil, errors.Join(err, db.drop())
+	}
+	cmd.Stdout = c.log
+	c.url = "http://" + addr
+	if err := c.start(); err != nil {
+		return nil, errors.Join(err, db.drop())
+	}
+	g := &gateway{child: c, db: db}
+	if err := c.waitReady(ctx, c.url+"/readyz", time.Minute); err != nil {
+		return nil, errors.Join(err, g.close())
+	}
+	if _, err := bench.Do(ctx, bench.NewClient(1), endpoint{base: c.url}.request(false)); err != nil {
+		return nil, errors.Join(fmt.Errorf("%s answered a chat call with %w (log: %s)", name, err, c.log.Name()), g.close())
+	}
+	g.answered = 1
+	return g, nil
+}
+
+// close stops tidygate (which flushes its call log) and drops its database.
+func (g *gateway) close() error {
+	return errors.Join(g.stop(), g.db.drop())
+}
+
+// reportDelivery stops tidygate, which drains its journal into PostgreSQL on
+// SIGTERM, and reports how many traces it wrote against the calls it
+// answered: a check that the benchmark ran with the call log really on.
+func (g *gateway) reportDelivery(ctx context.Context, r *report) error {
+	if err := g.stop(); err != nil {
+		return fmt.Errorf("tidygate did not stop cleanly: %w (log: %s)", err, g.log.Name())
+	}
+	conn, err := pgx.Connect(ctx, g.db.dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var traces int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM trace_info").Scan(&traces); err != nil {
+		return fmt.Errorf("count tidygate's traces: %w", err)
+	}
+	r.para("Call log check: after SIGTERM, tidygate's database holds %d MLflow traces for the %d calls the harness saw answered with 200 (calls cut off at the end of a throughput run are answered but not counted by the harness).",
+		traces, g.answered)
+	return nil
+}
+
+// goMemStats reads the Go runtime's cumulative allocation counters from a
+// Prometheus /metrics page; ok is false when the page does not have them.
+func goMemStats(ctx context.Context, base string) (mallocs, bytes float64, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, false
+	}
+	var haveM, haveB bool
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, found := strings.Cut(sc.Text(), " ")
+		if !found {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		switch {
+		case err != nil:
+		case name == "go_memstats_mallocs_total":
+			mallocs, haveM = v, true
+		case name == "go_memstats_alloc_bytes_total":
+			bytes, haveB = v, true
+		}
+	}
+	return mallocs, bytes, haveM && haveB
+}
+
+// chartSVG draws the latency distributions.
+func chartSVG(panels []bench.Panel) ([]byte, error) {
+	var b bytes.Buffer
+	err := bench.WriteChart(&b, "Latency at concurrency 1, loopback, fast mock upstream", panels)
+	return b.Bytes(), err
+}

@@ -1,0 +1,65 @@
+// Command bench is tidygate's benchmark harness. `make bench` runs it; it
+// takes a few minutes and prints Markdown tables, and with -docs it writes
+// them into docs/BENCHMARKS.md with an SVG chart of the latency
+// distributions.
+//
+// It measures, on loopback, against a mock OpenAI upstream it starts itself:
+//
+//  1. added latency at concurrency 1 (p50 and p99 through tidygate minus
+//     direct to the mock, chat and streaming time to first byte), beside a
+//     plain httputil.ReverseProxy hop, interleaved;
+//  2. throughput at fixed concurrency, and tidygate's peak RSS under it;
+//  3. the MLflow writer's records per second into PostgreSQL beside a raw
+//     COPY of the same rows;
+//  4. acquire + SELECT 1 through pgxpool, with a new connection per query,
+//     and through the original Python stack (psycopg2, SQLAlchemy);
+//  5. allocations per request.
+//
+// Usage:
+//
+//	bench [run] [-tidygate bin/tidygate] [-admin-dsn postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable]
+//	      [-only latency,throughput,writer,pools,allocs] [-docs docs] [-quick] …
+//	bench mock [-addr 127.0.0.1:0] [-latency 0s] [-chunk-delay 0s]
+//	bench proxy -target http://127.0.0.1:PORT [-addr 127.0.0.1:0]
+//
+// `bench mock` and `bench proxy` serve until interrupted and print
+// "listening on URL" first; run starts them as child processes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run dispatches to a subcommand; "run" is the default.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && (args[0] == "run" || args[0] == "mock" || args[0] == "proxy") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "mock":
+		return serveMock(ctx, args, stdout, stderr)
+	case "proxy":
+		return serveProxy(ctx, args, stdout, stderr)
+	}
+	return runAll(ctx, args, stdout, stderr)
+}

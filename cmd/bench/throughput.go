@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/bench"
+)
+
+// runThroughput is section 2 and the RSS half of section 5: a closed loop
+// at fixed concurrency against each endpoint in turn (after a short
+// unrecorded warm-up), then each process's peak RSS. It returns the
+// measured runs by endpoint name.
+func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (map[string]bench.Throughput, error) {
+	client := bench.NewClient(o.concurrency)
+	out := make(map[string]bench.Throughput, len(eps))
+	var rows [][]string
+	var allocs string
+	for _, ep := range eps {
+		req := ep.request(false)
+		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+		m0, b0, haveStats := goMemStats(ctx, ep.base)
+		t := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m1, b1, _ := goMemStats(ctx, ep.base)
+		out[ep.name] = t
+		rss, err := ep.proc.peakRSS()
+		if err != nil {
+			return nil, fmt.Errorf("%s: peak RSS: %w", ep.name, err)
+		}
+		rows = append(rows, append(throughputRow(ep.name, t), mib(rss)))
+		if ep.gw == nil {
+			continue
+		}
+		ep.gw.answered += int64(warm.Succeeded + t.Succeeded)
+		r.target(fmt.Sprintf("Peak RSS under load (c=%d) under 64 MiB", o.concurrency), mib(rss), rss < peakRSSTarget)
+		if n := float64(t.Succeeded + t.Failed); haveStats && n > 0 {
+			allocs = fmt.Sprintf("Allocations in the tidygate process during its measured run, from its /metrics (go_memstats): "+
+				"%.0f allocations and %.1f KiB per request — everything the process did, the call log's writer and the OpenAI SDK included.",
+				(m1-m0)/n, (b1-b0)/n/1024)
+		}
+	}
+	r.section(fmt.Sprintf("2. Throughput at concurrency %d, and peak RSS", o.concurrency))
+	r.para("A closed loop: %d clients each send the next non-streaming chat call as soon as the last one is answered, for %s per target, after a 1 s warm-up. "+
+		"Peak RSS is each process's VmHWM after its run (the mock's includes every run before).", o.concurrency, o.duration)
+	r.table([]string{"target", "req/s", "p50", "p99", "failures", "peak RSS"}, rows)
+	if allocs != "" {
+		r.para("%s", allocs)
+	}
+	for _, ep := range eps {
+		if t := out[ep.name]; t.FirstErr != nil {
+			r.para("First failure through %s: %v", ep.name, t.FirstErr)
+		}
+	}
+	return out, nil
+}
+
+func throughputRow(name string, t bench.Throughput) []string {
+	return []string{name, fmt.Sprintf("%.0f", t.PerSecond()), us(t.Latency.P50), us(t.Latency.P99), fmt.Sprint(t.Failed)}
+}

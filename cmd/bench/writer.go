@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/adapters/mlflow"
+	"github.com/tidygate/tidygate/internal/bench"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The writer's settings: tidygate's defaults (MLFLOW_WRITER_BATCH_SIZE,
+// MLFLOW_WRITER_FLUSH_INTERVAL, MLFLOW_LOG_MODE, MLFLOW_LOG_CONTENT).
+const (
+	writerBatch = 200
+	writerFlush = 200 * time.Millisecond
+)
+
+// runWriter is section 3. It journals o.records call records while the
+// database is out of reach, then opens the call log on a real pool and
+// times the writer delivering the whole journal into MLflow's tables. The
+// limit is the same rows, read back from those tables, written again by
+// raw COPY (binary format, one COPY per table, one transaction) into empty
+// copies of the tables with the same indexes.
+func runWriter(ctx context.Context, o options, tmp string, r *report) error {
+	db, err := createDB(ctx, o.adminDSN, "writer")
+	if err != nil {
+		return err
+	}
+	defer db.drop()
+	cfg, err := pgxpool.ParseConfig(db.dsn)
+	if err != nil {
+		return err
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "tidygate-bench-writer"
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	opts := mlflow.Options{
+		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "gateway/",
+		JournalDir: filepath.Join(tmp, "writer-schema"), JournalMaxRecords: o.records + 1,
+		BatchSize: writerBatch, FlushInterval: writerFlush,
+	}
+	if err := openAndClose(ctx, pool, opts, nil); err != nil { // creates the schema, untimed
+		return fmt.Errorf("create the MLflow schema: %w", err)
+	}
+	opts.JournalDir = filepath.Join(tmp, "writer-journal")
+	if err := journal(ctx, opts, o.records); err != nil {
+		return err
+	}
+	var delivered time.Duration
+	if err := openAndClose(ctx, pool, opts, &delivered); err != nil {
+		return fmt.Errorf("deliver the journal: %w", err)
+	}
+	var traces int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM trace_info").Scan(&traces); err != nil {
+		return err
+	}
+	if traces != o.records {
+		return fmt.Errorf("the writer wrote %d traces for %d records", traces, o.records)
+	}
+	copied, rows, err := rawCopy(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("raw COPY: %w", err)
+	}
+
+	writerRate, copyRate := float64(o.records)/delivered.Seconds(), float64(o.records)/copied.Seconds()
+	r.section("3. The MLflow writer against raw COPY")
+	r.para("%d call records (chat calls with a ~1 KB answer, MLFLOW_LOG_MODE=traces, MLFLOW_LOG_CONTENT=full, batches of %d) journaled while the database was away, then delivered by the writer of a freshly opened call log: "+
+		"the time from Open until Flush returns, one writer goroutine, one transaction per batch. "+
+		"The limit: the %d rows the writer produced across MLflow's tables, written again with one binary COPY per table in one transaction into empty copies of those tables (same indexes, no foreign keys).",
+		o.records, writerBatch, rows)
+	r.table([]string{"path", "time", "records/s", "rows/s"}, [][]string{
+		{"call log writer", delivered.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", writerRate), fmt.Sprintf("%.0f", float64(rows)/delivered.Seconds())},
+		{"raw COPY of the same rows", copied.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", copyRate), fmt.Sprintf("%.0f", float64(rows)/copied.Seconds())},
+	})
+	r.target("The writer reaches at least half of raw COPY's rows per second", ratio(writerRate, copyRate)+" of COPY's rate", writerRate >= copyRate/2)
+	return nil
+}
+
+// openAndClose opens the call log on pool, waits until its journal is
+// delivered, and closes it; took, when not nil, receives the time from
+// Open until the journal was empty.
+func openAndClose(ctx context.Context, pool *pgxpool.Pool, opts mlflow.Options, took *time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	log, err := mlflow.Open(ctx, pool, opts)
+	if err != nil {
+		return err
+	}
+	err = log.Flush(ctx)
+	if took != nil {
+		*took = time.Since(start)
+	}
+	return errors.Join(err, log.Close(ctx))
+}
+
+// offline stands for a database that cannot be reached, so that Record
+// only journals.
+type offline struct{}
+
+func (offline) Acquire(context.Context) (*pgxpool.Conn, error) {
+	return nil, &domain.Error{Kind: domain.KindUnavailable, Code: "bench_offline", Message: "the harness keeps the database away while it journals"}
+}
+
+// journal records n call records from 64 goroutines into the journal in
+// opts.JournalDir, with the database away, and closes the call log.
+func journal(ctx context.Context, opts mlflow.Options, n int) error {
+	log, err := mlflow.Open(ctx, offline{}, opts)
+	if err != nil {
+		return err
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				if err := log.Record(ctx, callRecord(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	stopped, cancel := context.WithCancel(ctx)
+	cancel() // the database is away: close at once, leaving the records in the journal
+	return errors.Join(<-errs, log.Close(stopped))
+}
+
+// callRecord is the record of a chat call like the ones the latency
+// section makes.
+func callRecord(i int64) domain.CallRecord {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i) * time.Millisecond)
+	temp := 0.2
+	return domain.CallRecord{
+		RequestID: fmt.Sprintf("bench-%08d", i), Endpoint: domain.EndpointChat, Start: start, End: start.Add(900 * time.Microsecond),
+		KeyID: "key-bench", User: "dev", Team: "dev", AuditReason: "bench",
+		RequestedModel: "bench-chat", Model: "bench-chat", Provider: "openai", UpstreamModel: "bench-chat",
+		Temperature: &temp, MaxTokens: 512, Attempts: 1, Outcome: domain.OutcomeOK,
+		Usage:     domain.Usage{PromptTokens: 47, CompletionTokens: 247},
+		InputCost: 8, OutputCost: 149, ProviderTime: 400 * time.Microsecond,
+		Messages: []domain.Message{
+			{Role: domain.RoleSystem, Content: "You are terse."},
+			{Role: domain.RoleUser, Content: "Say hello to the benchmark, please."},
+		},
+		Output: bench.DefaultReply,
+	}
+}
+
+// rawCopy copies every row of every table in the public schema into an
+// empty copy of the table in schema bench_copy and returns the time the
+// COPYs took and the number of rows.
+func rawCopy(ctx context.Context, pool *pgxpool.Pool) (time.Duration, int64, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	tableRows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+	if err != nil {
+		return 0, 0, err
+	}
+	tables, err := pgx.CollectRows(tableRows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA bench_copy"); err != nil {
+		return 0, 0, err
+	}
+	pg := conn.Conn().PgConn()
+	data := make(map[string][]byte, len(tables))
+	for _, t := range tables {
+		id := pgx.Identifier{t}.Sanitize()
+		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE bench_copy.%s (LIKE public.%s INCLUDING ALL)", id, id)); err != nil {
+			return 0, 0, err
+		}
+		var buf bytes.Buffer
+		if _, err := pg.CopyTo(ctx, &buf, fmt.Sprintf("COPY public.%s TO STDOUT (FORMAT binary)", id)); err != nil {
+			return 0, 0, err
+		}
+		data[t] = buf.Bytes()
+	}
+	start := time.Now()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback(ctx)
+	var rows int64
+	for _, t := range tables {
+		tag, err := pg.CopyFrom(ctx, bytes.NewReader(data[t]), fmt.Sprintf("COPY bench_copy.%s FROM STDIN (FORMAT binary)", pgx.Identifier{t}.Sanitize()))
+		if err != nil {
+			return 0, 0, fmt.Errorf("table %s: %w", t, err)
+		}
+		rows += tag.RowsAffected()
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start), rows, nil
+}
