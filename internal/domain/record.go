@@ -25,10 +25,11 @@ const (
 // why, for which model, what it cost, how it ended. It is handed to the call
 // log once the outcome is known.
 type CallRecord struct {
-	RequestID string // unique per call; the call log's idempotency key
-	Endpoint  Endpoint
-	Start     time.Time
-	End       time.Time
+	RequestID       string // unique per call, made by tidygate; the call log's idempotency key
+	ClientRequestID string // the client's own X-Request-Id, if it sent one; not necessarily unique
+	Endpoint        Endpoint
+	Start           time.Time
+	End             time.Time
 
 	KeyID       string
 	User        string

@@ -111,7 +111,7 @@ func (s *Service) newRecord(call Call, ep domain.Endpoint, model string) domain.
 		start = s.opts.Now()
 	}
 	return domain.CallRecord{
-		RequestID: call.RequestID, Endpoint: ep, Start: start,
+		RequestID: call.RequestID, ClientRequestID: call.ClientRequestID, Endpoint: ep, Start: start,
 		KeyID: call.Caller.KeyID, User: call.Caller.User, Team: call.Caller.Team,
 		AuditReason: call.AuditReason, RequestedModel: model,
 	}

@@ -21,10 +21,11 @@ import (
 
 // Call is what the edge knows about a call besides its body.
 type Call struct {
-	RequestID   string
-	Caller      domain.Caller
-	AuditReason string
-	Start       time.Time // when the request arrived; zero means now
+	RequestID       string // unique per call: the reservation and call record key
+	ClientRequestID string // the client's own request id, recorded as given
+	Caller          domain.Caller
+	AuditReason     string
+	Start           time.Time // when the request arrived; zero means now
 }
 
 // Result says who answered a call and what it cost. It is filled as far as

@@ -18,8 +18,9 @@ import (
 
 // Response headers every response carries.
 const (
-	requestIDHeader = "X-Request-Id"
-	overheadHeader  = "X-Tidygate-Overhead-Ms"
+	requestIDHeader       = "X-Request-Id"
+	clientRequestIDHeader = "X-Client-Request-Id"
+	overheadHeader        = "X-Tidygate-Overhead-Ms"
 )
 
 // maxRequestIDLen bounds a client-supplied X-Request-Id.
@@ -27,7 +28,8 @@ const maxRequestIDLen = 128
 
 // exchange is what the handlers learn about one request as it is served.
 type exchange struct {
-	id       string
+	id       string // tidygate's own id, unique per request
+	clientID string // the client's X-Request-Id, when it sent a valid one
 	start    time.Time
 	provider time.Duration // time the gateway spent waiting on providers
 	trailers bool          // the overhead is sent as a trailer (streams)
@@ -50,9 +52,13 @@ func exchangeOf(r *http.Request) *exchange {
 // turns a panic into a 500 so that the client gets an answer.
 func (h *handler) serveExchange(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ex := &exchange{id: r.Header.Get(requestIDHeader), start: h.now()}
-		if !validRequestID(ex.id) {
-			ex.id = h.newRequestID()
+		// The id is always tidygate's own: it keys the budget reservation and
+		// the audit record, so a client must not be able to repeat it. A
+		// client's own id is kept beside it and echoed back.
+		ex := &exchange{id: h.newRequestID(), start: h.now()}
+		if sent := r.Header.Get(requestIDHeader); validRequestID(sent) {
+			ex.clientID = sent
+			w.Header().Set(clientRequestIDHeader, sent)
 		}
 		w.Header().Set(requestIDHeader, ex.id)
 		rw := &responseWriter{ResponseWriter: w, ex: ex, now: h.now}
@@ -77,7 +83,7 @@ func (h *handler) serveExchange(next http.Handler) http.Handler {
 	})
 }
 
-// validRequestID accepts a client's request id of at most 128 characters
+// validRequestID accepts a client's request id, to be recorded and echoed, of at most 128 characters
 // from a set that is safe in headers, logs and ids: letters, digits and -_.:+/=.
 func validRequestID(id string) bool {
 	if id == "" || len(id) > maxRequestIDLen {

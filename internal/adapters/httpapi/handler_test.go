@@ -396,31 +396,36 @@ func TestOverheadExcludesProviderTime(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{NewRequestID: func() string { return "generated-1" }})
-	for _, tc := range []struct{ sent, want string }{
+	for _, tc := range []struct{ sent, client string }{
 		{"client-abc_123.4:5", "client-abc_123.4:5"},
 		{"0f8fad5b-d9cb-469f-a165-70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950e"},
 		{strings.Repeat("a", 128), strings.Repeat("a", 128)},
-		{strings.Repeat("a", 129), "generated-1"},
-		{"has space", "generated-1"},
-		{"new\nline", "generated-1"},
-		{"", "generated-1"},
+		{strings.Repeat("a", 129), ""},
+		{"has space", ""},
+		{"new\nline", ""},
+		{"", ""},
 	} {
 		rec := r.do("POST", "/v1/chat/completions", helloBody, "X-Request-Id", tc.sent)
-		if got := rec.Header().Get("X-Request-Id"); got != tc.want {
-			t.Errorf("sent %q: X-Request-Id = %q, want %q", tc.sent, got, tc.want)
+		// tidygate's own id is always the key: a client cannot repeat it.
+		if got := rec.Header().Get("X-Request-Id"); got != "generated-1" {
+			t.Errorf("sent %q: X-Request-Id = %q, want tidygate's own", tc.sent, got)
 		}
-		if call := r.gw.lastCall(t); call.RequestID != tc.want {
-			t.Errorf("sent %q: the gateway got request id %q", tc.sent, call.RequestID)
+		if got := rec.Header().Get("X-Client-Request-Id"); got != tc.client {
+			t.Errorf("sent %q: X-Client-Request-Id = %q, want %q", tc.sent, got, tc.client)
+		}
+		if call := r.gw.lastCall(t); call.RequestID != "generated-1" || call.ClientRequestID != tc.client {
+			t.Errorf("sent %q: the gateway got request id %q, client id %q", tc.sent, call.RequestID, call.ClientRequestID)
 		}
 		var body struct{ ID string }
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
-		if body.ID != "chatcmpl-"+tc.want {
+		if body.ID != "chatcmpl-generated-1" {
 			t.Errorf("sent %q: completion id %q", tc.sent, body.ID)
 		}
 	}
 	// Failures carry the id too.
 	rec := r.do("GET", "/nowhere", "", "X-Request-Id", "trace-me")
-	if rec.Header().Get("X-Request-Id") != "trace-me" || !strings.Contains(r.logged(), "request_id=trace-me") {
+	if rec.Header().Get("X-Request-Id") != "generated-1" || rec.Header().Get("X-Client-Request-Id") != "trace-me" ||
+		!strings.Contains(r.logged(), "request_id=generated-1") {
 		t.Errorf("404: X-Request-Id = %q; log:\n%s", rec.Header().Get("X-Request-Id"), r.logged())
 	}
 }

@@ -61,11 +61,11 @@ func decodeChunk(t *testing.T, data string) (c chunk) {
 }
 
 func TestStreamWithUsage(t *testing.T) {
-	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	r := newRig(t, &fakeGateway{}, httpapi.Options{NewRequestID: func() string { return "stream-1" }})
 	rec := r.do("POST", "/v1/chat/completions",
 		`{"model":"mock","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]}`,
-		"X-Request-Id", "stream-1")
-	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Header().Get("X-Request-Id") != "stream-1" {
+		"X-Request-Id", "client-1")
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/event-stream" || rec.Header().Get("X-Request-Id") != "stream-1" || rec.Header().Get("X-Client-Request-Id") != "client-1" {
 		t.Fatalf("status %d, headers %v", rec.Code, rec.Header())
 	}
 	evs := events(t, rec.Body.String())
