@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/bench"
@@ -55,12 +56,19 @@ func runPools(ctx context.Context, o options, r *report) error {
 	}
 	defer pinged.Close()
 
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
 	goBenches := []struct {
 		name string
 		fn   func(*testing.B)
 	}{
 		{"Pool/pgxpool", bench.PooledSelect1(plain)},
 		{"Pool/pgxpool-ping-every-acquire", bench.PooledSelect1(pinged)},
+		{"Pool/pgx-one-conn-no-pool", bench.ConnSelect1(conn)},
 		{"Pool/pgx-connect-per-query", bench.ConnectSelect1(dsn)},
 	}
 	runs := map[string]*poolRun{}
@@ -104,7 +112,8 @@ func runPools(ctx context.Context, o options, r *report) error {
 		rows = append(rows, []string{"`" + name + "`", us(time.Duration(m)), fmt.Sprintf("%.0f", 1e9/m), ratio(m, base)})
 	}
 	r.table([]string{"benchmark", "median per query", "queries/s", "time vs pgxpool"}, rows)
-	r.para("The Python pools are the original system's: psycopg2 `SimpleConnectionPool(1, 10)` with `getconn`/`putconn` (psycopg2 opens a transaction for the SELECT and `putconn` rolls it back), " +
+	r.para("`pgx-one-conn-no-pool` and `psycopg2-one-conn-autocommit` are the floor: the query on one open connection, no pool, one round trip. " +
+		"The Python pools are the original system's: psycopg2 `SimpleConnectionPool(1, 10)` with `getconn`/`putconn` (psycopg2 opens a transaction for the SELECT and `putconn` rolls it back), " +
 		"and SQLAlchemy's `QueuePool` with the seed's `MLFLOW_SQLALCHEMY_*` values (`pool_size=10, max_overflow=20, pool_timeout=30, pool_recycle=1800, pool_pre_ping=True`; the pre-ping is a round trip, and the pool's reset on return is a ROLLBACK).")
 	if p, ok := runs["Pool/psycopg2-SimpleConnectionPool"]; ok {
 		x := p.median() / base

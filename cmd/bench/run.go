@@ -22,6 +22,7 @@ import (
 // options are `bench run`'s flags.
 type options struct {
 	tidygate, adminDSN, docs, python, repo, loggingOffEnv string
+	profileDir                                            string
 	sections                                              []string
 	rounds, requests, warmup, concurrency, records, count int
 	duration, benchtime                                   time.Duration
@@ -51,6 +52,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.records, "records", 20000, "writer: call records written")
 	fs.IntVar(&o.count, "count", 5, "pools: runs of each benchmark (for benchstat)")
 	fs.DurationVar(&o.benchtime, "benchtime", time.Second, "pools: time per benchmark run")
+	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles of the in-process parts (the writer's delivery) into DIR")
 	quick := fs.Bool("quick", false, "small numbers everywhere, to check that the harness works")
 	if err := fs.Parse(args); err != nil {
 		return o, err

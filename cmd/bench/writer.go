@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,8 +63,13 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) error {
 	if err := journal(ctx, opts, o.records); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(o.profileDir, "writer")
+	if err != nil {
+		return err
+	}
 	var delivered time.Duration
-	if err := openAndClose(ctx, pool, opts, &delivered); err != nil {
+	err = openAndClose(ctx, pool, opts, &delivered)
+	if err := errors.Join(err, stopProfile()); err != nil {
 		return fmt.Errorf("deliver the journal: %w", err)
 	}
 	var traces int
@@ -89,6 +96,22 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) error {
 	})
 	r.target("The writer reaches at least half of raw COPY's rows per second", ratio(writerRate, copyRate)+" of COPY's rate", writerRate >= copyRate/2)
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to DIR/NAME.cpu.pprof until the
+// returned function is called; with no dir it does nothing.
+func startCPUProfile(dir, name string) (func() error, error) {
+	if dir == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() error { pprof.StopCPUProfile(); return f.Close() }, nil
 }
 
 // openAndClose opens the call log on pool, waits until its journal is

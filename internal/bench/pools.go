@@ -35,6 +35,21 @@ func PooledSelect1(pool *pgxpool.Pool) func(*testing.B) {
 	}
 }
 
+// ConnSelect1 returns a benchmark of the query alone on one open
+// connection, with no pool: the round trip every pooled query pays.
+func ConnSelect1(conn *pgx.Conn) func(*testing.B) {
+	return func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			var one int
+			if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+				b.Fatalf("SELECT 1 = %d, %v", one, err)
+			}
+		}
+	}
+}
+
 // ConnectSelect1 returns a benchmark of the same query on a new connection
 // each time: connect to dsn, run SELECT 1, close.
 func ConnectSelect1(dsn string) func(*testing.B) {

@@ -8,6 +8,7 @@ prints a JSON list of {"name", "n", "ns_per_op"} on stdout.
 
   psycopg2 SimpleConnectionPool(1, 10)    what the original gateway used
   SQLAlchemy QueuePool, pre-ping on       with the seed's MLFLOW_SQLALCHEMY_* values
+  one psycopg2 connection, autocommit      the floor: one round trip, no pool
   psycopg2.connect per query              for reference
 
 Run it with Debian's python3 (python3-psycopg2, python3-sqlalchemy):
@@ -79,6 +80,19 @@ def sqlalchemy_pool(dsn):
     return op, engine.dispose
 
 
+def psycopg2_autocommit(dsn):
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    cur = conn.cursor()
+
+    def op():
+        cur.execute("SELECT 1")
+        if cur.fetchone()[0] != 1:
+            raise RuntimeError("SELECT 1 did not return 1")
+
+    return op, conn.close
+
+
 def psycopg2_connect(dsn):
     def op():
         conn = psycopg2.connect(dsn)
@@ -96,6 +110,7 @@ def psycopg2_connect(dsn):
 BENCHMARKS = [
     ("Pool/psycopg2-SimpleConnectionPool", psycopg2_pool),
     ("Pool/sqlalchemy-QueuePool-pre-ping", sqlalchemy_pool),
+    ("Pool/psycopg2-one-conn-autocommit", psycopg2_autocommit),
     ("Pool/psycopg2-connect-per-query", psycopg2_connect),
 ]
 
