@@ -44,12 +44,12 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 	if err != nil {
 		return nil, err
 	}
-	defer mock.stop()
+	defer func() { _ = mock.stop() }()
 	proxy, err := startSelf(tmp, "proxy", "proxy", "-target", mock.url)
 	if err != nil {
 		return nil, err
 	}
-	defer proxy.stop()
+	defer func() { _ = proxy.stop() }()
 	eps := []endpoint{{name: "direct", base: mock.url, proc: mock}, {name: "ReverseProxy", base: proxy.url, proc: proxy}}
 
 	var gw *gateway

@@ -60,13 +60,13 @@ func startSelf(logDir, name string, args ...string) (*child, error) {
 	case s := <-line:
 		u, ok := strings.CutPrefix(strings.TrimSpace(s), "listening on ")
 		if !ok {
-			c.stop()
+			_ = c.stop()
 			return nil, fmt.Errorf("%s printed %q, not its address (log: %s)", name, s, c.log.Name())
 		}
 		c.url = u
 		return c, nil
 	case <-time.After(10 * time.Second):
-		c.stop()
+		_ = c.stop()
 		return nil, fmt.Errorf("%s did not say where it listens within 10 s (log: %s)", name, c.log.Name())
 	}
 }
@@ -144,7 +144,11 @@ func (c *child) waitReady(ctx context.Context, url string, within time.Duration)
 		}
 		select {
 		case <-c.done:
-			return fmt.Errorf("%s exited before it was ready: %v (log: %s)", c.name, c.err, c.log.Name())
+			exit := c.err
+			if exit == nil {
+				exit = errors.New("exit status 0")
+			}
+			return fmt.Errorf("%s exited before it was ready: %w (log: %s)", c.name, exit, c.log.Name())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):

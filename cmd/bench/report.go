@@ -21,7 +21,7 @@ type report struct {
 
 func (r *report) write(s string) {
 	r.md.WriteString(s)
-	io.WriteString(r.out, s)
+	_, _ = io.WriteString(r.out, s)
 }
 
 func (r *report) section(title string) { r.write("\n### " + title + "\n\n") }

@@ -33,12 +33,12 @@ const (
 // limit is the same rows, read back from those tables, written again by
 // raw COPY (binary format, one COPY per table, one transaction) into empty
 // copies of the tables with the same indexes.
-func runWriter(ctx context.Context, o options, tmp string, r *report) error {
+func runWriter(ctx context.Context, o options, tmp string, r *report) (err error) {
 	db, err := createDB(ctx, o.adminDSN, "writer")
 	if err != nil {
 		return err
 	}
-	defer db.drop()
+	defer func() { err = errors.Join(err, db.drop()) }()
 	cfg, err := pgxpool.ParseConfig(db.dsn)
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func rawCopy(ctx context.Context, pool *pgxpool.Pool) (time.Duration, int64, err
 	if err != nil {
 		return 0, 0, err
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
 	var rows int64
 	for _, t := range tables {
 		tag, err := pg.CopyFrom(ctx, bytes.NewReader(data[t]), fmt.Sprintf("COPY bench_copy.%s FROM STDIN (FORMAT binary)", pgx.Identifier{t}.Sanitize()))

@@ -29,20 +29,25 @@ func chatBody(stream bool) []byte {
 	return b
 }
 
-func post(t *testing.T, url string, body []byte) *http.Response {
+// post sends body to url and returns the response's status, header and body.
+func post(t *testing.T, url string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
 
 func TestMockAnswersChat(t *testing.T) {
 	srv := httptest.NewServer(bench.NewMock(bench.MockOptions{}))
 	defer srv.Close()
-	resp := post(t, srv.URL+"/v1/chat/completions", chatBody(false))
+	status, _, body := post(t, srv.URL+"/v1/chat/completions", chatBody(false))
 	var got struct {
 		Object  string
 		Model   string
@@ -56,11 +61,11 @@ func TestMockAnswersChat(t *testing.T) {
 			TotalTokens      int `json:"total_tokens"`
 		}
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 200 || got.Object != "chat.completion" || got.Model != "bench-chat" || len(got.Choices) != 1 {
-		t.Fatalf("status %d, completion %+v", resp.StatusCode, got)
+	if status != 200 || got.Object != "chat.completion" || got.Model != "bench-chat" || len(got.Choices) != 1 {
+		t.Fatalf("status %d, completion %+v", status, got)
 	}
 	if c := got.Choices[0]; c.Message.Role != "assistant" || c.Message.Content != bench.DefaultReply || c.FinishReason != "stop" {
 		t.Errorf("choice %+v", c)
@@ -74,14 +79,14 @@ func TestMockStreamsChat(t *testing.T) {
 	reply := "Grüße aus dem Mock, in Stücken."
 	srv := httptest.NewServer(bench.NewMock(bench.MockOptions{Reply: reply, Chunks: 4, ChunkDelay: time.Millisecond}))
 	defer srv.Close()
-	resp := post(t, srv.URL+"/v1/chat/completions", chatBody(true))
-	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+	_, hdr, body := post(t, srv.URL+"/v1/chat/completions", chatBody(true))
+	if ct := hdr.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
 	var content strings.Builder
 	var events, finishes, usages int
 	done := false
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
@@ -129,20 +134,19 @@ func TestMockStreamsChat(t *testing.T) {
 func TestMockAnswersEmbeddingsAndRefusesTheRest(t *testing.T) {
 	srv := httptest.NewServer(bench.NewMock(bench.MockOptions{}))
 	defer srv.Close()
-	resp := post(t, srv.URL+"/v1/embeddings", []byte(`{"model":"e","input":["a","b"],"dimensions":4}`))
+	_, _, body := post(t, srv.URL+"/v1/embeddings", []byte(`{"model":"e","input":["a","b"],"dimensions":4}`))
 	var got struct {
 		Data []struct{ Embedding []float64 }
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || len(got.Data) != 2 || len(got.Data[1].Embedding) != 4 {
+	if err := json.Unmarshal(body, &got); err != nil || len(got.Data) != 2 || len(got.Data[1].Embedding) != 4 {
 		t.Errorf("embeddings %+v, %v", got, err)
 	}
 	_, err := bench.Do(context.Background(), srv.Client(), bench.Request{URL: srv.URL + "/v1/nothing"})
 	if se, ok := errors.AsType[*bench.StatusError](err); !ok || se.Status != 404 || !strings.Contains(se.Body, "not_found") {
 		t.Errorf("GET /v1/nothing: %v", err)
 	}
-	resp = post(t, srv.URL+"/v1/chat/completions", []byte(`{"messages":[]}`))
-	if resp.StatusCode != 400 {
-		t.Errorf("a chat request without a model: status %d", resp.StatusCode)
+	if status, _, _ := post(t, srv.URL+"/v1/chat/completions", []byte(`{"messages":[]}`)); status != 400 {
+		t.Errorf("a chat request without a model: status %d", status)
 	}
 }
 
@@ -178,7 +182,8 @@ func TestLoadThroughReverseProxy(t *testing.T) {
 			}
 		}
 		sum := bench.Summarize(bench.Totals(s))
-		if sum.N != 60 || !(sum.Min <= sum.P50 && sum.P50 <= sum.P90 && sum.P90 <= sum.P99 && sum.P99 <= sum.Max) || sum.Min <= 0 {
+		ordered := sum.Min <= sum.P50 && sum.P50 <= sum.P90 && sum.P90 <= sum.P99 && sum.P99 <= sum.Max
+		if sum.N != 60 || !ordered || sum.Min <= 0 {
 			t.Errorf("%s: summary %+v", cases[i].Name, sum)
 		}
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -80,7 +81,7 @@ func Do(ctx context.Context, c *http.Client, req Request) (Sample, error) {
 	var first [1]byte
 	n, err := io.ReadFull(resp.Body, first[:])
 	s := Sample{TTFB: time.Since(start)}
-	if err != nil && n == 0 && err != io.EOF {
+	if err != nil && n == 0 && !errors.Is(err, io.EOF) {
 		return Sample{}, err
 	}
 	var head []byte
