@@ -1,0 +1,153 @@
+// Package llm holds the rules every provider adapter below it applies the
+// same way: how an upstream failure becomes a domain error kind, how a
+// conversation becomes the alternating user/assistant turns that Anthropic
+// and Bedrock require, which finish reason a provider's stop reason is, and
+// how tokens are estimated when a provider does not count them.
+//
+// The adapters themselves (mock, openai, anthropic, bedrock) never import
+// each other; they import this package.
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// maxDetail caps how much of a provider's own error message is quoted, so
+// that an HTML error page does not become a client-facing message.
+const maxDetail = 300
+
+// Classifier turns one provider's failures into *domain.Error values whose
+// messages name the provider and never contain its secret.
+type Classifier struct {
+	provider string
+	secret   string
+}
+
+// NewClassifier returns a Classifier for the named provider. Secret (an API
+// key, possibly empty) is removed from every message the provider sends back.
+func NewClassifier(provider, secret string) Classifier {
+	return Classifier{provider: provider, secret: secret}
+}
+
+// Provider returns the provider name the classifier puts in its messages.
+func (c Classifier) Provider() string { return c.provider }
+
+// HTTP classifies an HTTP error answer by its status: 429 is
+// domain.KindRateLimited with the Retry-After delay from header; 400, 404,
+// 413 and 422 are domain.KindInvalid (the provider refused the request
+// itself) quoting detail, the provider's own message; 401 and 403 are
+// domain.KindUpstream saying the provider rejected tidygate's credentials;
+// anything else is domain.KindUpstream.
+func (c Classifier) HTTP(status int, header http.Header, detail string) *domain.Error {
+	detail = c.clean(detail)
+	if detail == "" {
+		detail = http.StatusText(status)
+	}
+	cause := fmt.Errorf("HTTP %d: %s", status, detail)
+	switch status {
+	case http.StatusTooManyRequests:
+		return &domain.Error{Kind: domain.KindRateLimited, RetryAfter: RetryAfter(header, time.Now()), Err: cause,
+			Message: fmt.Sprintf("%s is rate-limiting tidygate: %s", c.provider, detail)}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// The provider's text may quote part of the key: keep it out entirely.
+		return &domain.Error{Kind: domain.KindUpstream, Err: fmt.Errorf("HTTP %d", status),
+			Message: fmt.Sprintf("%s rejected tidygate's credentials (HTTP %d)", c.provider, status)}
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return &domain.Error{Kind: domain.KindInvalid, Err: cause,
+			Message: fmt.Sprintf("%s rejected the request: %s", c.provider, detail)}
+	}
+	return &domain.Error{Kind: domain.KindUpstream, Err: cause,
+		Message: fmt.Sprintf("%s failed with HTTP %d: %s", c.provider, status, detail)}
+}
+
+// Transport classifies a failure that produced no HTTP answer: a deadline
+// (the gateway's per-attempt timeout) or a network timeout, a cancellation,
+// or a connection error. All are domain.KindUpstream; err stays the cause,
+// so errors.Is(result, context.DeadlineExceeded) still holds.
+func (c Classifier) Transport(err error) *domain.Error {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return domain.Wrap(domain.KindUpstream, err, c.provider+" did not answer in time")
+	case errors.Is(err, context.Canceled):
+		return domain.Wrap(domain.KindUpstream, err, "the call to "+c.provider+" was cancelled")
+	}
+	return domain.Wrap(domain.KindUpstream, err, "the call to "+c.provider+" failed before it got an answer")
+}
+
+// Failure classifies an error that is not an HTTP error answer: Transport
+// when the call got no answer (a context error, a *url.Error or a
+// net.Error), else Malformed.
+func (c Classifier) Failure(err error) *domain.Error {
+	var urlErr *url.Error
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.As(err, &urlErr) || errors.As(err, &netErr) {
+		return c.Transport(err)
+	}
+	return c.Malformed(err)
+}
+
+// Malformed classifies an answer tidygate could not use: a body that is not
+// the documented JSON, a stream that breaks off or lacks its end.
+func (c Classifier) Malformed(err error) *domain.Error {
+	return domain.Wrap(domain.KindUpstream, err, c.provider+" sent a response tidygate could not read")
+}
+
+// Invalid returns a domain.KindInvalid error for a request this provider
+// cannot serve, found before calling it.
+func (c Classifier) Invalid(format string, args ...any) *domain.Error {
+	return domain.Errorf(domain.KindInvalid, "%s: %s", c.provider, fmt.Sprintf(format, args...))
+}
+
+// clean makes a provider's message fit to show: valid UTF-8, one line,
+// bounded, and without the secret.
+func (c Classifier) clean(s string) string {
+	if c.secret != "" {
+		s = strings.ReplaceAll(s, c.secret, "[redacted]")
+	}
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "")), " ")
+	if len(s) > maxDetail {
+		cut := maxDetail
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// RetryAfter reads the delay a rate-limited answer asks for from its
+// Retry-After header (seconds or an HTTP date) or, failing that, from the
+// retry-after-ms header some providers send. It returns zero when neither
+// is present or parsable.
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.ParseFloat(v, 64); err == nil {
+			if secs > 0 && secs < 24*60*60 {
+				return time.Duration(secs * float64(time.Second))
+			}
+			return 0
+		}
+		if at, err := http.ParseTime(v); err == nil && at.After(now) {
+			return at.Sub(now)
+		}
+	}
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 24*60*60*1000 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	return 0
+}

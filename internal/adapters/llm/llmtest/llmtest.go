@@ -1,0 +1,308 @@
+// Package llmtest holds what the provider adapters' tests share: a fake
+// upstream that records what it was sent, request builders, assertions on
+// error kinds, and one suite of failure tests that every HTTP provider must
+// pass against its own documented error format.
+package llmtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// Upstream is a fake provider API on a local httptest server. It records
+// every request it receives and answers with its handler.
+type Upstream struct {
+	URL string
+
+	mu       sync.Mutex
+	requests []Recorded
+	handler  http.HandlerFunc
+}
+
+// Recorded is one request the fake upstream received.
+type Recorded struct {
+	Method string
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the recorded body as a JSON object, failing the test if it
+// is not one.
+func (r Recorded) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("request body %q is not a JSON object: %v", r.Body, err)
+	}
+	return m
+}
+
+// NewUpstream starts a fake upstream answering with handler; it is closed
+// when the test ends.
+func NewUpstream(t testing.TB, handler http.HandlerFunc) *Upstream {
+	t.Helper()
+	u := &Upstream{handler: handler}
+	srv := httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(srv.Close)
+	u.URL = srv.URL
+	return u
+}
+
+// Handle replaces the handler for the requests that follow.
+func (u *Upstream) Handle(handler http.HandlerFunc) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.handler = handler
+}
+
+func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	u.mu.Lock()
+	u.requests = append(u.requests, Recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	h := u.handler
+	u.mu.Unlock()
+	h(w, r)
+}
+
+// Requests returns the requests received so far.
+func (u *Upstream) Requests() []Recorded {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]Recorded(nil), u.requests...)
+}
+
+// Last returns the last request received, failing the test if there is none.
+func (u *Upstream) Last(t testing.TB) Recorded {
+	t.Helper()
+	reqs := u.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return reqs[len(reqs)-1]
+}
+
+// Reply returns a handler answering with status, content type and body.
+func Reply(status int, contentType, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// Hang is a handler that never answers: it returns only when the client
+// gives up, so that the caller's deadline is what ends the call.
+func Hang(w http.ResponseWriter, r *http.Request) {
+	<-r.Context().Done()
+}
+
+// Chat returns a chat request for model with a system prompt and one user
+// message, and the output cap the gateway always sets.
+func Chat(model string) domain.ChatRequest {
+	return domain.ChatRequest{
+		Model: model,
+		Messages: []domain.Message{
+			{Role: domain.RoleSystem, Content: "You are terse."},
+			{Role: domain.RoleUser, Content: "Say hello."},
+		},
+		MaxTokens: 64,
+	}
+}
+
+// Float returns a pointer to v, for the request's optional parameters.
+func Float(v float64) *float64 { return &v }
+
+// Chunks collects the chunks a stream emits.
+type Chunks struct {
+	All []domain.ChatChunk
+}
+
+// Emit records c; pass it as a ChatStream emit function.
+func (c *Chunks) Emit(chunk domain.ChatChunk) error {
+	c.All = append(c.All, chunk)
+	return nil
+}
+
+// Text returns the concatenated deltas.
+func (c *Chunks) Text() string {
+	var b strings.Builder
+	for _, ch := range c.All {
+		b.WriteString(ch.Delta)
+	}
+	return b.String()
+}
+
+// Final returns the last chunk, failing the test if there is none.
+func (c *Chunks) Final(t testing.TB) domain.ChatChunk {
+	t.Helper()
+	if len(c.All) == 0 {
+		t.Fatal("the stream emitted no chunk")
+	}
+	return c.All[len(c.All)-1]
+}
+
+// RequireKind fails the test unless err is a *domain.Error of kind, and
+// returns it.
+func RequireKind(t testing.TB, err error, kind domain.Kind) *domain.Error {
+	t.Helper()
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		t.Fatalf("error %v (%T) is not a *domain.Error; want kind %s", err, err, kind)
+	}
+	if de.Kind != kind || !errors.Is(err, kind) {
+		t.Fatalf("error %q has kind %s; want %s", de.Error(), de.Kind, kind)
+	}
+	return de
+}
+
+// Short returns a context that expires soon, for tests in which the
+// upstream hangs. Only the error kind is asserted, never a duration.
+func Short(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Wire describes one HTTP provider for the shared failure tests.
+type Wire struct {
+	// Provider is the name the adapter puts in its messages.
+	Provider string
+	// APIKey is the secret the adapter was built with; no message may contain it.
+	APIKey string
+	// New builds the adapter against the fake upstream at baseURL.
+	New func(t *testing.T, baseURL string) ports.Provider
+	// Error answers with the provider's documented error format.
+	Error func(w http.ResponseWriter, status int, message string)
+	// Embeds is true when the provider has an embeddings API.
+	Embeds bool
+	// Model is the upstream model the requests name.
+	Model string
+	// EmbedModel is the upstream model the embedding requests name.
+	EmbedModel string
+}
+
+// Call is one way to call a provider, named for subtests.
+type Call struct {
+	Name string
+	Do   func(ctx context.Context, p ports.Provider) error
+}
+
+func (w Wire) calls() []Call {
+	calls := []Call{
+		{"chat", func(ctx context.Context, p ports.Provider) error {
+			_, err := p.Chat(ctx, Chat(w.Model))
+			return err
+		}},
+		{"stream", func(ctx context.Context, p ports.Provider) error {
+			var c Chunks
+			_, err := p.ChatStream(ctx, Chat(w.Model), c.Emit)
+			return err
+		}},
+	}
+	if w.Embeds {
+		calls = append(calls, Call{"embed", func(ctx context.Context, p ports.Provider) error {
+			_, err := p.Embed(ctx, domain.EmbedRequest{Model: w.EmbedModel, Inputs: []string{"hello"}})
+			return err
+		}})
+	}
+	return calls
+}
+
+// statusCase is one error answer of the shared failure tests: the status,
+// the provider's message, the kind it must become and what the message
+// must then contain.
+type statusCase struct {
+	status  int
+	message string
+	kind    domain.Kind
+	want    string
+}
+
+func (w Wire) statusCases() []statusCase {
+	return []statusCase{
+		{http.StatusTooManyRequests, "slow down", domain.KindRateLimited, "slow down"},
+		{http.StatusInternalServerError, "boom", domain.KindUpstream, "500"},
+		{http.StatusServiceUnavailable, "boom", domain.KindUpstream, "503"},
+		{http.StatusBadRequest, "no such thing as model zz, key " + w.APIKey, domain.KindInvalid, "no such thing as model zz"},
+		{http.StatusNotFound, "no such thing as model zz", domain.KindInvalid, "no such thing as model zz"},
+		{http.StatusUnprocessableEntity, "no such thing as model zz", domain.KindInvalid, "no such thing as model zz"},
+		{http.StatusUnauthorized, "invalid key " + w.APIKey, domain.KindUpstream, "credentials"},
+		{http.StatusForbidden, "invalid key " + w.APIKey, domain.KindUpstream, "credentials"},
+	}
+}
+
+// RunFailureTests checks how the adapter classifies failures, for chat,
+// streamed chat and (when the provider has them) embeddings: 429 is
+// rate-limited with Retry-After parsed, 500 and 503 are upstream failures,
+// 400, 404 and 422 are invalid requests quoting the provider's message, 401
+// and 403 are upstream failures blaming tidygate's credentials, a hanging
+// upstream ends in an upstream failure at the caller's deadline, a
+// malformed body and a refused connection are upstream failures. Every
+// message names the provider and none contains the API key.
+func RunFailureTests(t *testing.T, w Wire) {
+	up := NewUpstream(t, Hang)
+	p := w.New(t, up.URL)
+	for _, call := range w.calls() {
+		t.Run(call.Name, func(t *testing.T) {
+			for _, tc := range w.statusCases() {
+				t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+					up.Handle(func(rw http.ResponseWriter, _ *http.Request) {
+						rw.Header().Set("Retry-After", "7")
+						w.Error(rw, tc.status, tc.message)
+					})
+					de := w.expect(t, call.Do(context.Background(), p), tc.kind)
+					if !strings.Contains(de.Message, tc.want) {
+						t.Errorf("message %q does not contain %q", de.Message, tc.want)
+					}
+					if tc.kind == domain.KindRateLimited && de.RetryAfter != 7*time.Second {
+						t.Errorf("RetryAfter = %s; want 7s", de.RetryAfter)
+					}
+				})
+			}
+			t.Run("timeout", func(t *testing.T) {
+				up.Handle(Hang)
+				de := w.expect(t, call.Do(Short(t), p), domain.KindUpstream)
+				if !errors.Is(de, context.DeadlineExceeded) {
+					t.Errorf("error %q does not wrap context.DeadlineExceeded", de.Error())
+				}
+			})
+			t.Run("malformed", func(t *testing.T) {
+				up.Handle(Reply(http.StatusOK, "application/json", `{"choices": [{"message": `))
+				w.expect(t, call.Do(context.Background(), p), domain.KindUpstream)
+			})
+			t.Run("refused", func(t *testing.T) {
+				closed := httptest.NewServer(http.NotFoundHandler())
+				closed.Close()
+				w.expect(t, call.Do(context.Background(), w.New(t, closed.URL)), domain.KindUpstream)
+			})
+		})
+	}
+}
+
+// expect asserts err's kind, that its message names the provider, and that
+// neither its message nor its cause contains the API key.
+func (w Wire) expect(t *testing.T, err error, kind domain.Kind) *domain.Error {
+	t.Helper()
+	de := RequireKind(t, err, kind)
+	if !strings.Contains(de.Message, w.Provider) {
+		t.Errorf("message %q does not name the provider %q", de.Message, w.Provider)
+	}
+	if w.APIKey != "" && strings.Contains(de.Error(), w.APIKey) {
+		t.Errorf("error %q contains the API key", de.Error())
+	}
+	return de
+}
