@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,9 +81,17 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	if traces != o.records {
 		return fmt.Errorf("the writer wrote %d traces for %d records", traces, o.records)
 	}
-	copied, rows, err := rawCopy(ctx, pool)
+	copied, perTable, err := rawCopy(ctx, pool)
 	if err != nil {
 		return fmt.Errorf("raw COPY: %w", err)
+	}
+	var rows int64
+	var tableRows [][]string
+	for _, t := range slices.Sorted(maps.Keys(perTable)) {
+		rows += perTable[t]
+		if perTable[t] > 0 {
+			tableRows = append(tableRows, []string{"`" + t + "`", fmt.Sprint(perTable[t]), fmt.Sprintf("%.2f", float64(perTable[t])/float64(o.records))})
+		}
 	}
 
 	writerRate, copyRate := float64(o.records)/delivered.Seconds(), float64(o.records)/copied.Seconds()
@@ -94,6 +104,8 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 		{"call log writer", delivered.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", writerRate), fmt.Sprintf("%.0f", float64(rows)/delivered.Seconds())},
 		{"raw COPY of the same rows", copied.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", copyRate), fmt.Sprintf("%.0f", float64(rows)/copied.Seconds())},
 	})
+	r.write("Rows by table:\n\n")
+	r.table([]string{"table", "rows", "per record"}, tableRows)
 	r.target("The writer reaches at least half of raw COPY's rows per second", ratio(writerRate, copyRate)+" of COPY's rate", writerRate >= copyRate/2)
 	return nil
 }
@@ -189,53 +201,53 @@ func callRecord(i int64) domain.CallRecord {
 
 // rawCopy copies every row of every table in the public schema into an
 // empty copy of the table in schema bench_copy and returns the time the
-// COPYs took and the number of rows.
-func rawCopy(ctx context.Context, pool *pgxpool.Pool) (time.Duration, int64, error) {
+// COPYs took and the number of rows of each table.
+func rawCopy(ctx context.Context, pool *pgxpool.Pool) (time.Duration, map[string]int64, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	defer conn.Release()
 	tableRows, err := conn.Query(ctx, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	tables, err := pgx.CollectRows(tableRows, pgx.RowTo[string])
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA bench_copy"); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	pg := conn.Conn().PgConn()
 	data := make(map[string][]byte, len(tables))
 	for _, t := range tables {
 		id := pgx.Identifier{t}.Sanitize()
 		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE bench_copy.%s (LIKE public.%s INCLUDING ALL)", id, id)); err != nil {
-			return 0, 0, err
+			return 0, nil, err
 		}
 		var buf bytes.Buffer
 		if _, err := pg.CopyTo(ctx, &buf, fmt.Sprintf("COPY public.%s TO STDOUT (FORMAT binary)", id)); err != nil {
-			return 0, 0, err
+			return 0, nil, err
 		}
 		data[t] = buf.Bytes()
 	}
 	start := time.Now()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
-	var rows int64
+	rows := make(map[string]int64, len(tables))
 	for _, t := range tables {
 		tag, err := pg.CopyFrom(ctx, bytes.NewReader(data[t]), fmt.Sprintf("COPY bench_copy.%s FROM STDIN (FORMAT binary)", pgx.Identifier{t}.Sanitize()))
 		if err != nil {
-			return 0, 0, fmt.Errorf("table %s: %w", t, err)
+			return 0, nil, fmt.Errorf("table %s: %w", t, err)
 		}
-		rows += tag.RowsAffected()
+		rows[t] = tag.RowsAffected()
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	return time.Since(start), rows, nil
 }
