@@ -4,19 +4,27 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"reflect"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// catalogueFile is the YAML shape of CATALOGUE_FILE; see
-// deploy/catalogue.example.yaml.
+// maxPricePerMillion bounds a price, in USD per million tokens: far above any
+// real model, it catches typos and keeps cost arithmetic far from overflow.
+const maxPricePerMillion = 10_000 * domain.MicrosPerUSD
+
+// catalogueFile is the YAML shape of CATALOGUE_FILE (see
+// deploy/catalogue.example.yaml). Each model is kept as YAML and decoded on
+// its own, so that the problems of every model are reported at once.
 type catalogueFile struct {
-	Models []catalogueModel `yaml:"models"`
+	Models []yamlNode `yaml:"models"`
 }
 
+// catalogueModel is one entry of catalogueFile.
 type catalogueModel struct {
 	Name            string         `yaml:"name"`
 	Type            string         `yaml:"type"`
@@ -28,61 +36,80 @@ type catalogueModel struct {
 	Fallbacks       []string       `yaml:"fallbacks"`
 }
 
-// cataloguePrice holds USD per million tokens as written in the file, so
-// that "0.15" is parsed exactly rather than through a float.
+// cataloguePrice holds USD per million tokens as written in the file, so that
+// 0.15 and "0.15" are both parsed exactly by domain.ParseUSD, never as floats.
 type cataloguePrice struct {
-	Input  yamlDecimal `yaml:"input"`
-	Output yamlDecimal `yaml:"output"`
+	Input  yamlNode `yaml:"input"`
+	Output yamlNode `yaml:"output"`
 }
 
-// yamlDecimal keeps a YAML scalar's text, whether it was quoted or not.
-type yamlDecimal string
+// yamlNode keeps a YAML value undecoded; node is nil when the key is absent.
+type yamlNode struct{ node ast.Node }
 
-// UnmarshalYAML keeps the scalar's literal text.
-func (d *yamlDecimal) UnmarshalYAML(b []byte) error {
-	*d = yamlDecimal(strings.Trim(strings.TrimSpace(string(b)), `"'`))
+// UnmarshalYAML keeps the node for later decoding.
+func (n *yamlNode) UnmarshalYAML(node ast.Node) error {
+	n.node = node
 	return nil
 }
 
 // LoadCatalogue reads the model catalogue from a YAML file, or returns the
-// built-in mock catalogue when path is empty. Errors name the file, the model
-// and the field, all problems at once.
+// built-in mock catalogue when path is empty. Unknown fields are errors. A
+// *ConfigError lists every problem, one line each, naming the file, the model
+// and the field.
 func LoadCatalogue(path string) (*domain.Catalogue, error) {
 	if path == "" {
 		return domain.NewCatalogue(domain.DefaultModels())
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("CATALOGUE_FILE: %w", err)
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("CATALOGUE_FILE=%q: %v", path, errors.Unwrap(err))}}
 	}
 	var f catalogueFile
 	if err := yaml.UnmarshalWithOptions(data, &f, yaml.DisallowUnknownField()); err != nil {
-		return nil, fmt.Errorf("CATALOGUE_FILE %s: %s", path, yaml.FormatError(err, false, true))
+		return nil, &ConfigError{Problems: []string{path + ": " + yamlProblem(err)}}
 	}
 	if len(f.Models) == 0 {
-		return nil, fmt.Errorf("CATALOGUE_FILE %s: no models", path)
+		return nil, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
 	}
 	var problems []string
 	models := make([]domain.Model, 0, len(f.Models))
-	for i, m := range f.Models {
-		dm, errs := m.toDomain()
-		for _, e := range errs {
-			problems = append(problems, fmt.Sprintf("models[%d] %q: %s", i, m.Name, e))
+	for i, n := range f.Models {
+		m, errs := decodeModel(n.node)
+		label := fmt.Sprintf("%s: models[%d]", path, i)
+		if m.Name != "" {
+			label += fmt.Sprintf(" %q", m.Name)
 		}
-		models = append(models, dm)
+		for _, e := range errs {
+			problems = append(problems, label+": "+e)
+		}
+		models = append(models, m)
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("CATALOGUE_FILE %s:\n%s", path, strings.Join(problems, "\n"))
+		return nil, &ConfigError{Problems: problems}
 	}
 	cat, err := domain.NewCatalogue(models)
 	if err != nil {
-		return nil, fmt.Errorf("CATALOGUE_FILE %s: %w", path, err)
+		return nil, &ConfigError{Problems: []string{path + ": " + err.Error()}}
 	}
 	return cat, nil
 }
 
+// decodeModel decodes one model strictly and converts it to the domain type,
+// returning every problem it finds; the name is set whenever it could be read.
+func decodeModel(node ast.Node) (domain.Model, []string) {
+	var m catalogueModel
+	if err := yaml.NodeToValue(node, &m, yaml.DisallowUnknownField()); err != nil {
+		var named struct {
+			Name string `yaml:"name"`
+		}
+		_ = yaml.NodeToValue(node, &named) // best effort, only to label the problem
+		return domain.Model{Name: named.Name}, []string{yamlProblem(err)}
+	}
+	return m.toDomain()
+}
+
 func (m catalogueModel) toDomain() (domain.Model, []string) {
-	var errs []string
+	var problems []string
 	out := domain.Model{
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
 		Aliases: m.Aliases, Fallbacks: m.Fallbacks,
@@ -93,33 +120,104 @@ func (m catalogueModel) toDomain() (domain.Model, []string) {
 	case "embedding":
 		out.Type = domain.ModelEmbedding
 	default:
-		errs = append(errs, fmt.Sprintf("type %q: must be chat or embedding", m.Type))
+		problems = append(problems, fmt.Sprintf("type: %q must be chat or embedding", m.Type))
 	}
 	switch m.Provider {
 	case "mock", "openai", "anthropic", "bedrock":
 	default:
-		errs = append(errs, fmt.Sprintf("provider %q: must be mock, openai, anthropic or bedrock", m.Provider))
+		problems = append(problems, fmt.Sprintf("provider: %q must be mock, openai, anthropic or bedrock", m.Provider))
 	}
 	var err error
-	if out.Price.InputPerMillion, err = parsePrice(m.Price.Input); err != nil {
-		errs = append(errs, "price_per_million.input: "+err.Error())
+	if out.Price.InputPerMillion, err = parsePrice(m.Price.Input.node); err != nil {
+		problems = append(problems, "price_per_million.input: "+err.Error())
 	}
-	if out.Price.OutputPerMillion, err = parsePrice(m.Price.Output); err != nil {
-		errs = append(errs, "price_per_million.output: "+err.Error())
+	if out.Price.OutputPerMillion, err = parsePrice(m.Price.Output.node); err != nil {
+		problems = append(problems, "price_per_million.output: "+err.Error())
 	}
-	if m.MaxOutputTokens < 0 {
-		errs = append(errs, "max_output_tokens: must not be negative")
+	if out.Type == domain.ModelEmbedding {
+		if m.Price.Output.node != nil {
+			problems = append(problems, "price_per_million.output: an embedding model produces no output tokens")
+		}
+		if m.MaxOutputTokens != 0 {
+			problems = append(problems, "max_output_tokens: an embedding model produces no output tokens")
+		}
 	}
-	return out, errs
+	return out, problems
 }
 
-func parsePrice(d yamlDecimal) (domain.Micros, error) {
-	if d == "" {
+// parsePrice reads a price in USD per million tokens, written as a YAML
+// number or string, exactly; an absent price is zero.
+func parsePrice(node ast.Node) (domain.Micros, error) {
+	var text string
+	switch n := node.(type) {
+	case nil:
 		return 0, nil
+	case *ast.StringNode:
+		text = n.Value
+	case *ast.IntegerNode, *ast.FloatNode:
+		text = n.GetToken().Value
+	default:
+		return 0, fmt.Errorf("must be a number of USD such as \"0.15\" (line %d)", node.GetToken().Position.Line)
 	}
-	m, err := domain.ParseUSD(string(d))
+	m, err := domain.ParseUSD(text)
 	if err != nil {
-		return 0, errors.New(err.Error() + " (USD per million tokens, at most six decimals)")
+		return 0, fmt.Errorf("%w (USD per million tokens)", err)
+	}
+	if m > maxPricePerMillion {
+		return 0, fmt.Errorf("%q is more than %s per million tokens", text, maxPricePerMillion)
 	}
 	return m, nil
+}
+
+// yamlProblem rewrites a go-yaml error as one line that names the YAML key
+// and its line rather than Go types.
+func yamlProblem(err error) string {
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil {
+		return err.Error()
+	}
+	tk := ye.GetToken()
+	msg := ye.GetMessage()
+	var (
+		te *yaml.TypeError
+		oe *yaml.OverflowError
+		ue *yaml.UnexpectedNodeTypeError
+	)
+	switch {
+	case errors.As(err, &te):
+		msg = fmt.Sprintf("%q is not %s", tk.Value, describeType(te.DstType))
+	case errors.As(err, &oe):
+		msg = fmt.Sprintf("%s is too large", tk.Value)
+	case errors.As(err, &ue) && ue.Expected == ast.SequenceType:
+		msg = "must be a list"
+	case errors.As(err, &ue) && ue.Expected == ast.MappingType:
+		msg = "must be a mapping of keys to values"
+	}
+	if key := keyOf(tk); key != "" {
+		msg = key + ": " + msg
+	}
+	return fmt.Sprintf("%s (line %d)", msg, tk.Position.Line)
+}
+
+// keyOf returns the mapping key whose value is tk, or "".
+func keyOf(tk *token.Token) string {
+	if tk.Prev != nil && tk.Prev.Type == token.MappingValueType && tk.Prev.Prev != nil {
+		return tk.Prev.Prev.Value
+	}
+	return ""
+}
+
+// describeType names a Go type in the catalogue's vocabulary.
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Struct, reflect.Map:
+		return "a mapping of keys to values"
+	}
+	return t.String()
 }

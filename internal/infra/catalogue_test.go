@@ -1,26 +1,65 @@
 package infra
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
+// writeCatalogue writes a catalogue file and returns its path.
+func writeCatalogue(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalogue.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestLoadCatalogueExample(t *testing.T) {
 	cat, err := LoadCatalogue("../../deploy/catalogue.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := cat.Resolve("mini")
-	if err != nil || m.Name != "gpt-4o-mini" || m.Price.InputPerMillion != 150_000 || m.Price.OutputPerMillion != 600_000 {
-		t.Fatalf("mini = %+v, %v", m, err)
+	if got := strings.Join(cat.Providers(), ","); got != "anthropic,bedrock,mock,openai" {
+		t.Errorf("providers = %s", got)
 	}
-	if got := cat.Providers(); strings.Join(got, ",") != "anthropic,bedrock,mock,openai" {
-		t.Fatalf("providers = %v", got)
+	mini, err := cat.Resolve("mini")
+	if err != nil {
+		t.Fatal(err)
 	}
+	want := domain.Model{
+		Name: "gpt-4o-mini", Type: domain.ModelChat, Provider: "openai", Upstream: "gpt-4o-mini",
+		Price:           domain.Price{InputPerMillion: 150_000, OutputPerMillion: 600_000},
+		MaxOutputTokens: 16384, Aliases: []string{"mini"}, Fallbacks: []string{"claude-haiku", "bedrock-claude"},
+	}
+	if !equalModels(mini, want) {
+		t.Errorf("mini = %+v\nwant %+v", mini, want)
+	}
+	var chain []string
+	for _, m := range cat.Chain(mini) {
+		chain = append(chain, m.Provider+":"+m.Upstream)
+	}
+	if got := strings.Join(chain, " "); got != "openai:gpt-4o-mini anthropic:claude-3-5-haiku-latest bedrock:anthropic.claude-3-5-sonnet-20240620-v1:0" {
+		t.Errorf("chain = %s", got)
+	}
+	for name, upstream := range map[string]string{"titan-embed": "amazon.titan-embed-text-v2:0", "llama-local": "llama3.1:8b", "embed": "text-embedding-3-small"} {
+		m, err := cat.Resolve(name)
+		if err != nil || m.Upstream != upstream {
+			t.Errorf("Resolve(%q) = %+v, %v; want upstream %s", name, m, err, upstream)
+		}
+	}
+}
+
+func equalModels(a, b domain.Model) bool {
+	return a.Name == b.Name && a.Type == b.Type && a.Provider == b.Provider && a.Upstream == b.Upstream &&
+		a.Price == b.Price && a.MaxOutputTokens == b.MaxOutputTokens &&
+		slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Fallbacks, b.Fallbacks)
 }
 
 func TestLoadCatalogueDefault(t *testing.T) {
@@ -28,49 +67,102 @@ func TestLoadCatalogueDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.Resolve("mock-embed"); err != nil {
-		t.Fatal(err)
+	var names []string
+	for _, m := range cat.Models() {
+		names = append(names, m.Name)
+	}
+	if got := strings.Join(names, ","); got != "mock-chat,mock-embed" {
+		t.Errorf("default models = %s", got)
+	}
+}
+
+func TestLoadCataloguePricesAreExact(t *testing.T) {
+	cases := []struct {
+		written string
+		want    domain.Micros
+	}{
+		{`"0.15"`, 150_000},
+		{`0.15`, 150_000},
+		{`0.1`, 100_000},
+		{`'0.60'`, 600_000},
+		{`3`, 3_000_000},
+		{`"$2.5"`, 2_500_000},
+		{`0.000001`, 1},
+		{`"10000"`, 10_000 * domain.MicrosPerUSD},
+	}
+	for _, tc := range cases {
+		path := writeCatalogue(t, "models:\n  - {name: m, type: embedding, provider: mock, price_per_million: {input: "+tc.written+"}}\n")
+		cat, err := LoadCatalogue(path)
+		if err != nil {
+			t.Errorf("input price %s: %v", tc.written, err)
+			continue
+		}
+		if m, _ := cat.Resolve("m"); m.Price.InputPerMillion != tc.want || m.Price.OutputPerMillion != 0 {
+			t.Errorf("input price %s = %+v, want %d micros", tc.written, m.Price, tc.want)
+		}
 	}
 }
 
 func TestLoadCatalogueErrors(t *testing.T) {
-	cases := map[string]struct{ yaml, want string }{
-		"unknown field": {"models:\n  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    colour: red\n", "colour"},
-		"bad type":      {"models:\n  - name: a\n    type: image\n    provider: mock\n", `type "image"`},
-		"bad provider":  {"models:\n  - name: a\n    type: chat\n    provider: azure\n    max_output_tokens: 1\n", `provider "azure"`},
-		"bad price":     {"models:\n  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    price_per_million: {input: 0.0000001}\n", "price_per_million.input"},
-		"no models":     {"models: []\n", "no models"},
-		"cross-model":   {"models:\n  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    fallbacks: [b]\n", `fallback "b"`},
+	const ok = "  - {name: ok, type: chat, provider: mock, max_output_tokens: 10}\n"
+	cases := []struct {
+		name, yaml string
+		want       []string // problems, after the file name and ": "
+	}{
+		{"unknown top-level key", "modelz: []\n", []string{`unknown field "modelz" (line 1)`}},
+		{"no models", "models: []\n", []string{`models: the file defines no models`}},
+		{"empty file", "", []string{`models: the file defines no models`}},
+		{"models not a list", "models: 3\n", []string{`models: must be a list (line 1)`}},
+		{"syntax", "models:\n  - {name: a\n", []string{`could not find flow mapping end token '}' (line 2)`}},
+		{"every model's problems at once", "models:\n" + ok +
+			"  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    colour: red\n" +
+			"  - name: b\n    type: image\n    provider: azure\n    price_per_million: {input: \"0.0000001\", output: [1]}\n" +
+			"  - {name: c, type: chat, provider: mock, max_output_tokens: lots}\n" +
+			"  - {name: d, type: chat, provider: mock, aliases: x}\n" +
+			"  - [1, 2]\n" +
+			"  - {name: e, type: embedding, provider: mock, max_output_tokens: 5, price_per_million: {input: 1, output: 2}}\n" +
+			"  - {name: f, type: chat, provider: mock, max_output_tokens: 10, price_per_million: {input: 10000.000001, output: -1}}\n",
+			[]string{
+				`models[1] "a": unknown field "colour" (line 7)`,
+				`models[2] "b": type: "image" must be chat or embedding`,
+				`models[2] "b": provider: "azure" must be mock, openai, anthropic or bedrock`,
+				`models[2] "b": price_per_million.input: "0.0000001" has more than six decimals (USD per million tokens)`,
+				`models[2] "b": price_per_million.output: must be a number of USD such as "0.15" (line 11)`,
+				`models[3] "c": max_output_tokens: "lots" is not a whole number (line 12)`,
+				`models[4] "d": aliases: must be a list (line 13)`,
+				`models[5]: must be a mapping of keys to values (line 14)`,
+				`models[6] "e": price_per_million.output: an embedding model produces no output tokens`,
+				`models[6] "e": max_output_tokens: an embedding model produces no output tokens`,
+				`models[7] "f": price_per_million.input: "10000.000001" is more than $10000.000000 per million tokens`,
+				`models[7] "f": price_per_million.output: "-1" is not a dollar amount (USD per million tokens)`,
+			}},
+		{"cross-model problems from the domain", "models:\n" + ok + "  - {name: a, type: chat, provider: mock, max_output_tokens: 1, fallbacks: [nope]}\n",
+			[]string{`model catalogue: model "a": fallback "nope" is not in the catalogue`}},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeCatalogue(t, tc.yaml)
 			_, err := LoadCatalogue(path)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Fatalf("err = %v, want one naming %q and the file", err, tc.want)
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("LoadCatalogue = %v, want a *ConfigError", err)
+			}
+			want := make([]string, len(tc.want))
+			for i, w := range tc.want {
+				want[i] = path + ": " + w
+			}
+			if !slices.Equal(ce.Problems, want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}
-	if _, err := LoadCatalogue("/does/not/exist.yaml"); err == nil {
-		t.Fatal("a missing file was accepted")
-	}
 }
 
-func TestPricesAreExact(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	yaml := "models:\n  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    price_per_million: {input: 0.1, output: \"0.3\"}\n"
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := LoadCatalogue(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := cat.Resolve("a")
-	if m.Price != (domain.Price{InputPerMillion: 100_000, OutputPerMillion: 300_000}) {
-		t.Fatalf("price = %+v", m.Price)
+func TestLoadCatalogueMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "missing.yaml")
+	_, err := LoadCatalogue(path)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0] != `CATALOGUE_FILE="`+path+`": no such file or directory` {
+		t.Fatalf("LoadCatalogue(missing) = %v", err)
 	}
 }

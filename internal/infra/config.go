@@ -1,31 +1,48 @@
 package infra
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
-// Config is every setting tidygate reads from the environment. Field tags
-// name the variables; defaults that depend on DEPLOY_PROFILE are applied after
-// parsing, only to variables that were not set.
+	"github.com/caarlos0/env/v10"
+)
+
+// Config is every setting tidygate reads from the environment. The env tags
+// name the variables; DEPLOY_PROFILE supplies defaults for some variables
+// that are not set (see profile.go). A redact tag marks a value that must not
+// be shown as it is: "secret" hides it, "url" masks the password inside it.
 type Config struct {
 	Profile  string `env:"DEPLOY_PROFILE" envDefault:"local"` // local | home | aws
 	Replicas int    `env:"REPLICAS" envDefault:"1"`
 
 	// Shared pool: DATABASE_URL, or the DB_* parts.
-	DatabaseURL       string        `env:"DATABASE_URL"`
+	DatabaseURL       string        `env:"DATABASE_URL" redact:"url"`
 	DBHost            string        `env:"DB_HOST" envDefault:"127.0.0.1"`
 	DBPort            int           `env:"DB_PORT" envDefault:"5432"`
 	DBUser            string        `env:"DB_USER" envDefault:"postgres"`
-	DBPassword        string        `env:"DB_PASSWORD"`
+	DBPassword        string        `env:"DB_PASSWORD" redact:"secret"`
 	DBName            string        `env:"DB_NAME" envDefault:"postgres"`
 	DBSSLMode         string        `env:"DB_SSLMODE" envDefault:"prefer"`
-	DBSSLRootCert     string        `env:"DB_SSLROOTCERT"`                           // CA file for verify-ca / verify-full
-	DBPoolMinConns    int32         `env:"DB_POOL_MIN_CONNS" envDefault:"1"`         // profile default
-	DBPoolMaxConns    int32         `env:"DB_POOL_MAX_CONNS" envDefault:"10"`        // seed default
-	DBAcquireTimeout  time.Duration `env:"DB_POOL_ACQUIRE_TIMEOUT" envDefault:"5s"`  // profile default
-	DBConnectTimeout  time.Duration `env:"DB_CONNECT_TIMEOUT" envDefault:"5s"`       // profile default
+	DBSSLRootCert     string        `env:"DB_SSLROOTCERT"`                          // CA file for verify-ca / verify-full
+	DBPoolMinConns    int32         `env:"DB_POOL_MIN_CONNS" envDefault:"1"`        // profile default
+	DBPoolMaxConns    int32         `env:"DB_POOL_MAX_CONNS" envDefault:"10"`       // seed default
+	DBAcquireTimeout  time.Duration `env:"DB_POOL_ACQUIRE_TIMEOUT" envDefault:"5s"` // profile default
+	DBConnectTimeout  time.Duration `env:"DB_CONNECT_TIMEOUT" envDefault:"5s"`      // profile default
 	DBMaxConnLifetime time.Duration `env:"DB_POOL_MAX_CONN_LIFETIME" envDefault:"1h"`
 	DBMaxConnIdleTime time.Duration `env:"DB_POOL_MAX_CONN_IDLE_TIME" envDefault:"10m"` // profile default
-	DBRequireAtStart  bool          `env:"DB_REQUIRE_AT_START" envDefault:"false"`     // refuse to start while the database is down
-	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`  // enforce | warn
+	DBRequireAtStart  bool          `env:"DB_REQUIRE_AT_START" envDefault:"false"`      // refuse to start while the database is down
+	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
 
 	// MLflow call log.
 	MLflowPool          string        `env:"MLFLOW_POOL" envDefault:"shared"` // shared | dedicated
@@ -34,9 +51,9 @@ type Config struct {
 	MLflowPoolTimeout   Seconds       `env:"MLFLOW_SQLALCHEMY_POOL_TIMEOUT" envDefault:"30"`
 	MLflowPoolRecycle   Seconds       `env:"MLFLOW_SQLALCHEMY_POOL_RECYCLE" envDefault:"1800"`
 	MLflowPoolPrePing   bool          `env:"MLFLOW_SQLALCHEMY_POOL_PRE_PING" envDefault:"true"`
-	MLflowTrackingURI   string        `env:"MLFLOW_TRACKING_URI"`                 // optional postgresql:// URI of a separate MLflow database
-	MLflowSchema        string        `env:"MLFLOW_SCHEMA"`                       // verify | create; profile default
-	MLflowLogMode       string        `env:"MLFLOW_LOG_MODE" envDefault:"traces"` // traces | runs | both
+	MLflowTrackingURI   string        `env:"MLFLOW_TRACKING_URI" redact:"url"`     // optional postgresql:// URI of a separate MLflow database
+	MLflowSchema        string        `env:"MLFLOW_SCHEMA"`                        // verify | create; profile default
+	MLflowLogMode       string        `env:"MLFLOW_LOG_MODE" envDefault:"traces"`  // traces | runs | both
 	MLflowLogContent    string        `env:"MLFLOW_LOG_CONTENT" envDefault:"full"` // full | preview | none
 	MLflowExperiment    string        `env:"MLFLOW_EXPERIMENT_PREFIX" envDefault:"gateway/"`
 	JournalDir          string        `env:"MLFLOW_JOURNAL_DIR" envDefault:"data/journal"`
@@ -63,10 +80,10 @@ type Config struct {
 	RetryBackoff       time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
 
 	// Providers. Keys are secrets: never logged, never reported.
-	OpenAIAPIKey     string        `env:"OPENAI_API_KEY"`
-	OpenAIBaseURL    string        `env:"OPENAI_BASE_URL"`
-	AnthropicAPIKey  string        `env:"ANTHROPIC_API_KEY"`
-	AnthropicBaseURL string        `env:"ANTHROPIC_BASE_URL"`
+	OpenAIAPIKey     string        `env:"OPENAI_API_KEY" redact:"secret"`
+	OpenAIBaseURL    string        `env:"OPENAI_BASE_URL" redact:"url"`
+	AnthropicAPIKey  string        `env:"ANTHROPIC_API_KEY" redact:"secret"`
+	AnthropicBaseURL string        `env:"ANTHROPIC_BASE_URL" redact:"url"`
 	AWSRegion        string        `env:"AWS_REGION"`
 	MockLatency      time.Duration `env:"MOCK_LATENCY" envDefault:"0s"`
 	MockFailureRate  float64       `env:"MOCK_FAILURE_RATE" envDefault:"0"`
@@ -78,5 +95,385 @@ type Config struct {
 }
 
 // Seconds is a duration written as a number of seconds, as SQLAlchemy's pool
-// settings are ("30"); a Go duration ("30s") is accepted too.
+// settings are ("30", "1.5"); a Go duration ("30s") is accepted too.
 type Seconds time.Duration
+
+// UnmarshalText parses a non-negative number of seconds ("30", "1.5") or a
+// non-negative Go duration ("30s", "1m30s"); anything else is an error.
+func (s *Seconds) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, "-") {
+		return errors.New("must not be negative")
+	}
+	if isDecimal(text) {
+		text += "s" // exact decimal arithmetic, and an error on overflow
+	}
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		return errors.New("must be a number of seconds such as 30 or a duration such as 30s")
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+// isDecimal reports whether s is digits with at most one decimal point.
+func isDecimal(s string) bool {
+	digits, points := 0, 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
+}
+
+// Duration returns the value as a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(s) }
+
+// ConfigError lists every problem found in the configuration, one readable
+// line each, so that an operator can fix them all in one go.
+type ConfigError struct{ Problems []string }
+
+// Error returns the problems, one per line.
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// LoadConfig parses the configuration from environ (variable → value; the
+// caller passes the process environment), with the profile's defaults for
+// variables that are not set, and validates it. All problems are returned at
+// once in a *ConfigError; a bad value never falls back to a default.
+func LoadConfig(environ map[string]string) (Config, error) {
+	profile := environ["DEPLOY_PROFILE"]
+	if profile == "" {
+		profile = defaultProfile
+	}
+	merged, filled := withProfileDefaults(environ, profile)
+	var cfg Config
+	var problems, unparsed []string
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: merged}); err != nil {
+		problems, unparsed = parseProblems(err, merged)
+	}
+	cfg.profileSet = filled
+	problems = append(problems, cfg.validate(unparsed)...)
+	if len(problems) > 0 {
+		return Config{}, &ConfigError{Problems: problems}
+	}
+	return cfg, nil
+}
+
+// setting is one Config field as the environment sees it.
+type setting struct {
+	field    string // the Go field name
+	variable string // the environment variable
+	redact   string // "", "secret" or "url"
+}
+
+// settings lists Config's fields that are read from the environment.
+func settings() []setting {
+	t := reflect.TypeFor[Config]()
+	out := make([]setting, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name != "" {
+			out = append(out, setting{field: f.Name, variable: name, redact: f.Tag.Get("redact")})
+		}
+	}
+	return out
+}
+
+// show returns value as it may appear in logs and error messages.
+func (s setting) show(value string) string {
+	switch {
+	case s.redact == "secret" && value != "":
+		return "***"
+	case s.redact == "url":
+		return RedactURL(value)
+	}
+	return value
+}
+
+// parseProblems turns the env library's aggregate error into one line per
+// variable, naming the variable and its value rather than the Go field. It
+// also returns the variables that failed to parse.
+func parseProblems(err error, environ map[string]string) (problems, unparsed []string) {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []string{err.Error()}, nil
+	}
+	byField := make(map[string]setting)
+	for _, s := range settings() {
+		byField[s.field] = s
+	}
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			problems = append(problems, e.Error())
+			continue
+		}
+		s := byField[pe.Name]
+		problems = append(problems, fmt.Sprintf("%s=%q: %s", s.variable, s.show(environ[s.variable]), expectation(pe)))
+		unparsed = append(unparsed, s.variable)
+	}
+	return problems, unparsed
+}
+
+// expectation says what a value that failed to parse should have looked like.
+func expectation(pe env.ParseError) string {
+	var ne *strconv.NumError
+	switch {
+	case pe.Type == reflect.TypeFor[Seconds]():
+		return pe.Err.Error()
+	case pe.Type == reflect.TypeFor[time.Duration]():
+		return "must be a duration such as 500ms, 5s or 10m"
+	case pe.Type.Kind() == reflect.Bool:
+		return "must be true or false"
+	case errors.As(pe.Err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		return "is out of range"
+	case pe.Type.Kind() == reflect.Float32 || pe.Type.Kind() == reflect.Float64:
+		return "must be a number"
+	case pe.Type.Kind() >= reflect.Int && pe.Type.Kind() <= reflect.Uint64:
+		return "must be a whole number"
+	}
+	return pe.Err.Error()
+}
+
+// checker collects validation problems, each naming the variable and its
+// value, and saying when the value is the profile's default.
+type checker struct {
+	profile     string
+	fromProfile map[string]bool
+	unparsed    map[string]bool // already reported; their zero values are not checked
+	problems    []string
+}
+
+// fail records that variable name has a bad value; format says what is allowed.
+func (c *checker) fail(name string, value any, format string, args ...any) {
+	if c.unparsed[name] {
+		return
+	}
+	shown := fmt.Sprint(value)
+	if s, ok := value.(string); ok {
+		shown = strconv.Quote(s)
+	}
+	line := name + "=" + shown
+	if c.fromProfile[name] {
+		line += " (the DEPLOY_PROFILE=" + c.profile + " default)"
+	}
+	c.problems = append(c.problems, line+": "+fmt.Sprintf(format, args...))
+}
+
+func (c *checker) oneOf(name, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	c.fail(name, value, "must be %s", orList(allowed))
+}
+
+// orList writes "a", "a or b", "a, b or c".
+func orList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}
+
+// atLeast checks an integer's lower bound; note, if any, says why.
+func (c *checker) atLeast(name string, value, lowest int64, note string) {
+	if value < lowest {
+		c.fail(name, value, "must be at least %d%s", lowest, note)
+	}
+}
+
+func (c *checker) between(name string, value, lowest, highest int64) {
+	if value < lowest || value > highest {
+		c.fail(name, value, "must be between %d and %d", lowest, highest)
+	}
+}
+
+func (c *checker) positive(name string, d time.Duration) {
+	if d <= 0 {
+		c.fail(name, d, "must be longer than zero")
+	}
+}
+
+// postgresURL checks an optional URL, showing it with its password masked;
+// note, if any, is added to the problem.
+func (c *checker) postgresURL(name, value, note string) {
+	if value == "" {
+		return
+	}
+	if u, err := url.Parse(value); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Opaque != "" {
+		c.fail(name, RedactURL(value), "must be a postgres:// or postgresql:// URL%s", note)
+	}
+}
+
+// httpURL checks an optional http(s) base URL.
+func (c *checker) httpURL(name, value string) {
+	if value == "" {
+		return
+	}
+	if u, err := url.Parse(value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.fail(name, RedactURL(value), "must be an http:// or https:// URL")
+	}
+}
+
+// listenAddr checks a host:port to listen on; port 0 lets the system choose.
+func (c *checker) listenAddr(name, value string) {
+	_, port, err := net.SplitHostPort(value)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		c.fail(name, value, "must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080")
+	}
+}
+
+// validate checks every setting except those in unparsed.
+func (cfg Config) validate(unparsed []string) []string {
+	c := checker{profile: cfg.Profile, fromProfile: make(map[string]bool), unparsed: make(map[string]bool)}
+	for _, kv := range cfg.profileSet {
+		name, _, _ := strings.Cut(kv, "=")
+		c.fromProfile[name] = true
+	}
+	for _, name := range unparsed {
+		c.unparsed[name] = true
+	}
+	_, knownProfile := profileDefaults(cfg.Profile)
+	c.oneOf("DEPLOY_PROFILE", cfg.Profile, profileNames()...)
+	c.atLeast("REPLICAS", int64(cfg.Replicas), 1, "")
+
+	c.postgresURL("DATABASE_URL", cfg.DatabaseURL, "")
+	c.between("DB_PORT", int64(cfg.DBPort), 1, 65535)
+	c.oneOf("DB_SSLMODE", cfg.DBSSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+	if cfg.DBSSLMode == "verify-ca" || cfg.DBSSLMode == "verify-full" {
+		if cfg.DBSSLRootCert == "" {
+			c.fail("DB_SSLMODE", cfg.DBSSLMode, "needs DB_SSLROOTCERT, the CA bundle that signed the server's certificate (for RDS: the RDS CA bundle)")
+		} else if info, err := os.Stat(cfg.DBSSLRootCert); err != nil || !info.Mode().IsRegular() {
+			c.fail("DB_SSLROOTCERT", cfg.DBSSLRootCert, "must be a readable CA bundle file")
+		}
+	}
+	c.atLeast("DB_POOL_MAX_CONNS", int64(cfg.DBPoolMaxConns), 1, "")
+	c.atLeast("DB_POOL_MIN_CONNS", int64(cfg.DBPoolMinConns), 0, "")
+	if cfg.DBPoolMinConns > cfg.DBPoolMaxConns && cfg.DBPoolMaxConns >= 1 {
+		c.fail("DB_POOL_MIN_CONNS", cfg.DBPoolMinConns, "must not exceed DB_POOL_MAX_CONNS=%d", cfg.DBPoolMaxConns)
+	}
+	c.positive("DB_POOL_ACQUIRE_TIMEOUT", cfg.DBAcquireTimeout)
+	c.positive("DB_CONNECT_TIMEOUT", cfg.DBConnectTimeout)
+	c.positive("DB_POOL_MAX_CONN_LIFETIME", cfg.DBMaxConnLifetime)
+	c.positive("DB_POOL_MAX_CONN_IDLE_TIME", cfg.DBMaxConnIdleTime)
+	c.oneOf("DB_CONNECTION_BUDGET", cfg.DBConnBudget, "enforce", "warn")
+
+	c.oneOf("MLFLOW_POOL", cfg.MLflowPool, "shared", "dedicated")
+	const unbounded = " (SQLAlchemy's %s means no limit, which a bounded pgx pool cannot honour)"
+	c.atLeast("MLFLOW_SQLALCHEMY_POOL_SIZE", int64(cfg.MLflowPoolSize), 1, fmt.Sprintf(unbounded, "0"))
+	c.atLeast("MLFLOW_SQLALCHEMY_MAX_OVERFLOW", int64(cfg.MLflowMaxOverflow), 0, fmt.Sprintf(unbounded, "-1"))
+	if int64(cfg.MLflowPoolSize)+int64(cfg.MLflowMaxOverflow) > math.MaxInt32 {
+		c.fail("MLFLOW_SQLALCHEMY_MAX_OVERFLOW", cfg.MLflowMaxOverflow, "POOL_SIZE + MAX_OVERFLOW must be at most %d", math.MaxInt32)
+	}
+	c.positive("MLFLOW_SQLALCHEMY_POOL_TIMEOUT", cfg.MLflowPoolTimeout.Duration())
+	c.positive("MLFLOW_SQLALCHEMY_POOL_RECYCLE", cfg.MLflowPoolRecycle.Duration())
+	c.postgresURL("MLFLOW_TRACKING_URI", cfg.MLflowTrackingURI, " (tidygate writes to MLflow's database, not to its tracking server)")
+	if cfg.MLflowTrackingURI != "" && cfg.MLflowPool == "shared" {
+		c.fail("MLFLOW_POOL", cfg.MLflowPool, "must be dedicated when MLFLOW_TRACKING_URI is set (a shared pool cannot reach another database)")
+	}
+	if knownProfile || cfg.MLflowSchema != "" { // an unknown profile gave no default; that problem is already reported
+		c.oneOf("MLFLOW_SCHEMA", cfg.MLflowSchema, "verify", "create")
+	}
+	c.oneOf("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "traces", "runs", "both")
+	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
+	if strings.TrimSpace(cfg.JournalDir) == "" {
+		c.fail("MLFLOW_JOURNAL_DIR", cfg.JournalDir, "must name a directory")
+	}
+	c.atLeast("MLFLOW_JOURNAL_MAX_RECORDS", int64(cfg.JournalMaxRecords), 1, "")
+	c.oneOf("MLFLOW_JOURNAL_WHEN_FULL", cfg.JournalWhenFull, "refuse", "accept")
+	c.between("MLFLOW_WRITER_BATCH_SIZE", int64(cfg.WriterBatchSize), 1, 1000)
+	c.positive("MLFLOW_WRITER_FLUSH_INTERVAL", cfg.WriterFlushInterval)
+
+	c.listenAddr("HTTP_ADDR", cfg.HTTPAddr)
+	if cfg.AdminAddr != "" {
+		c.listenAddr("ADMIN_ADDR", cfg.AdminAddr)
+		if cfg.AdminAddr == cfg.HTTPAddr && !strings.HasSuffix(cfg.AdminAddr, ":0") {
+			c.fail("ADMIN_ADDR", cfg.AdminAddr, "must differ from HTTP_ADDR")
+		}
+	}
+	c.atLeast("HTTP_MAX_BODY_BYTES", cfg.MaxBodyBytes, 1, "")
+	c.positive("HTTP_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout)
+	c.positive("HTTP_IDLE_TIMEOUT", cfg.IdleTimeout)
+	c.positive("HTTP_WRITE_TIMEOUT", cfg.WriteTimeout)
+	c.positive("SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout)
+
+	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
+	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
+	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
+	c.between("PROVIDER_MAX_ATTEMPTS", int64(cfg.ProviderAttempts), 1, 10)
+	c.positive("PROVIDER_RETRY_BACKOFF", cfg.RetryBackoff)
+	c.httpURL("OPENAI_BASE_URL", cfg.OpenAIBaseURL)
+	c.httpURL("ANTHROPIC_BASE_URL", cfg.AnthropicBaseURL)
+	if cfg.MockLatency < 0 {
+		c.fail("MOCK_LATENCY", cfg.MockLatency, "must not be negative")
+	}
+	if !(cfg.MockFailureRate >= 0 && cfg.MockFailureRate <= 1) { // also rejects NaN
+		c.fail("MOCK_FAILURE_RATE", cfg.MockFailureRate, "must be between 0 and 1")
+	}
+	c.oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
+	c.oneOf("LOG_FORMAT", cfg.LogFormat, "text", "json")
+	return c.problems
+}
+
+// LogValue makes a logged Config show its Redacted view, so that logging the
+// whole configuration never writes a secret.
+func (c Config) LogValue() slog.Value {
+	view := c.Redacted()
+	attrs := make([]slog.Attr, 0, len(view))
+	for _, name := range slices.Sorted(maps.Keys(view)) {
+		attrs = append(attrs, slog.String(name, view[name]))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Redacted returns every setting as VARIABLE → value, safe to log or print:
+// secrets show as "***" when set, and passwords inside URLs are masked.
+func (c Config) Redacted() map[string]string {
+	v := reflect.ValueOf(c)
+	list := settings()
+	out := make(map[string]string, len(list))
+	for _, s := range list {
+		out[s.variable] = s.show(formatValue(v.FieldByName(s.field).Interface()))
+	}
+	return out
+}
+
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case Seconds:
+		return x.Duration().String()
+	case time.Duration:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// RedactURL masks the password of a URL, whether in its user information or
+// in a password query parameter. A value that is not a scheme://… URL (a
+// keyword/value DSN, a typo) is masked whole, since it may hold a password.
+func RedactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return "***"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

@@ -1,7 +1,11 @@
 package infra
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,144 +14,387 @@ import (
 	"time"
 )
 
-func load(t *testing.T, environ map[string]string) (Config, *ConfigError) {
+// problems loads environ and returns the reported problems, failing the test
+// if the error is not a *ConfigError.
+func problems(t *testing.T, environ map[string]string) []string {
 	t.Helper()
-	cfg, err := LoadConfig(environ)
+	_, err := LoadConfig(environ)
 	if err == nil {
-		return cfg, nil
+		return nil
 	}
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("LoadConfig returned %T, want *ConfigError: %v", err, err)
 	}
-	return cfg, ce
+	return ce.Problems
 }
 
-func TestDefaults(t *testing.T) {
-	cfg, ce := load(t, map[string]string{})
-	if ce != nil {
-		t.Fatal(ce)
+func mustLoad(t *testing.T, environ map[string]string) Config {
+	t.Helper()
+	cfg, err := LoadConfig(environ)
+	if err != nil {
+		t.Fatalf("LoadConfig(%v): %v", environ, err)
 	}
-	if cfg.Profile != "local" || cfg.DBPoolMinConns != 1 || cfg.DBPoolMaxConns != 10 || cfg.MLflowPool != "shared" ||
-		cfg.MLflowPoolSize != 10 || cfg.MLflowMaxOverflow != 20 || cfg.MLflowPoolTimeout.Duration() != 30*time.Second ||
-		cfg.MLflowPoolRecycle.Duration() != 1800*time.Second || !cfg.MLflowPoolPrePing || cfg.MLflowSchema != "create" ||
-		cfg.Replicas != 1 || cfg.HTTPAddr != "127.0.0.1:8080" {
-		t.Fatalf("defaults = %+v", cfg)
+	return cfg
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg := mustLoad(t, map[string]string{})
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Profile", cfg.Profile, "local"},
+		{"Replicas", cfg.Replicas, 1},
+		{"DBHost", cfg.DBHost, "127.0.0.1"},
+		{"DBPort", cfg.DBPort, 5432},
+		{"DBSSLMode", cfg.DBSSLMode, "prefer"},
+		{"DBPoolMinConns", cfg.DBPoolMinConns, int32(1)},
+		{"DBPoolMaxConns", cfg.DBPoolMaxConns, int32(10)},
+		{"DBAcquireTimeout", cfg.DBAcquireTimeout, 5 * time.Second},
+		{"DBConnectTimeout", cfg.DBConnectTimeout, 5 * time.Second},
+		{"DBMaxConnIdleTime", cfg.DBMaxConnIdleTime, 10 * time.Minute},
+		{"DBConnBudget", cfg.DBConnBudget, "enforce"},
+		{"MLflowPool", cfg.MLflowPool, "shared"},
+		{"MLflowPoolSize", cfg.MLflowPoolSize, int32(10)},
+		{"MLflowMaxOverflow", cfg.MLflowMaxOverflow, int32(20)},
+		{"MLflowPoolTimeout", cfg.MLflowPoolTimeout.Duration(), 30 * time.Second},
+		{"MLflowPoolRecycle", cfg.MLflowPoolRecycle.Duration(), 1800 * time.Second},
+		{"MLflowPoolPrePing", cfg.MLflowPoolPrePing, true},
+		{"MLflowSchema", cfg.MLflowSchema, "create"},
+		{"MLflowLogMode", cfg.MLflowLogMode, "traces"},
+		{"WriterBatchSize", cfg.WriterBatchSize, 200},
+		{"HTTPAddr", cfg.HTTPAddr, "127.0.0.1:8080"},
+		{"LogLevel", cfg.LogLevel, "info"},
+		{"ProfileDefaults", strings.Join(cfg.ProfileDefaults(), " "), "MLFLOW_SCHEMA=create"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
 	}
 }
 
-func TestProfiles(t *testing.T) {
-	home, ce := load(t, map[string]string{"DEPLOY_PROFILE": "home", "DB_CONNECT_TIMEOUT": "3s"})
-	if ce != nil {
-		t.Fatal(ce)
+func TestLoadConfigProfiles(t *testing.T) {
+	type pool struct {
+		min                    int32
+		idle, connect, acquire time.Duration
+		sslmode, schema        string
 	}
-	if home.DBPoolMinConns != 2 || home.DBMaxConnIdleTime != 30*time.Minute || home.MLflowSchema != "verify" {
-		t.Fatalf("home = %+v", home)
+	cases := []struct {
+		name    string
+		environ map[string]string
+		want    pool
+		applied []string
+	}{
+		{
+			name:    "local",
+			environ: map[string]string{"DEPLOY_PROFILE": "local"},
+			want:    pool{1, 10 * time.Minute, 5 * time.Second, 5 * time.Second, "prefer", "create"},
+			applied: []string{"MLFLOW_SCHEMA=create"},
+		},
+		{
+			name:    "home keeps connections warm",
+			environ: map[string]string{"DEPLOY_PROFILE": "home"},
+			want:    pool{2, 30 * time.Minute, 10 * time.Second, 10 * time.Second, "prefer", "verify"},
+			applied: []string{"DB_POOL_MIN_CONNS=2", "DB_POOL_MAX_CONN_IDLE_TIME=30m", "DB_CONNECT_TIMEOUT=10s",
+				"DB_POOL_ACQUIRE_TIMEOUT=10s", "MLFLOW_SCHEMA=verify"},
+		},
+		{
+			name:    "aws",
+			environ: map[string]string{"DEPLOY_PROFILE": "aws"},
+			want:    pool{1, 10 * time.Minute, 5 * time.Second, 3 * time.Second, "require", "verify"},
+			applied: []string{"DB_POOL_MIN_CONNS=1", "DB_CONNECT_TIMEOUT=5s", "DB_POOL_ACQUIRE_TIMEOUT=3s",
+				"DB_SSLMODE=require", "MLFLOW_SCHEMA=verify"},
+		},
+		{
+			name: "explicit values win over the profile",
+			environ: map[string]string{"DEPLOY_PROFILE": "aws", "DB_SSLMODE": "disable", "DB_POOL_ACQUIRE_TIMEOUT": "1s",
+				"MLFLOW_SCHEMA": "create"},
+			want:    pool{1, 10 * time.Minute, 5 * time.Second, 1 * time.Second, "disable", "create"},
+			applied: []string{"DB_POOL_MIN_CONNS=1", "DB_CONNECT_TIMEOUT=5s"},
+		},
+		{
+			name:    "an empty value counts as unset",
+			environ: map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MIN_CONNS": "", "MLFLOW_SCHEMA": "create", "DB_CONNECT_TIMEOUT": "3s", "DB_POOL_ACQUIRE_TIMEOUT": "4s", "DB_POOL_MAX_CONN_IDLE_TIME": "1m"},
+			want:    pool{2, time.Minute, 3 * time.Second, 4 * time.Second, "prefer", "create"},
+			applied: []string{"DB_POOL_MIN_CONNS=2"},
+		},
+		{
+			name:    "an empty profile is local",
+			environ: map[string]string{"DEPLOY_PROFILE": ""},
+			want:    pool{1, 10 * time.Minute, 5 * time.Second, 5 * time.Second, "prefer", "create"},
+			applied: []string{"MLFLOW_SCHEMA=create"},
+		},
 	}
-	if home.DBConnectTimeout != 3*time.Second {
-		t.Fatal("a profile overrode a variable that was set")
-	}
-	if got := home.ProfileDefaults(); !slices.Contains(got, "DB_POOL_MIN_CONNS=2") || slices.ContainsFunc(got, func(s string) bool {
-		return strings.HasPrefix(s, "DB_CONNECT_TIMEOUT=")
-	}) {
-		t.Fatalf("ProfileDefaults = %v", got)
-	}
-	aws, ce := load(t, map[string]string{"DEPLOY_PROFILE": "aws"})
-	if ce != nil {
-		t.Fatal(ce)
-	}
-	if aws.DBSSLMode != "require" || aws.DBAcquireTimeout != 3*time.Second || aws.MLflowSchema != "verify" {
-		t.Fatalf("aws = %+v", aws)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := maps.Clone(tc.environ)
+			cfg := mustLoad(t, tc.environ)
+			got := pool{cfg.DBPoolMinConns, cfg.DBMaxConnIdleTime, cfg.DBConnectTimeout, cfg.DBAcquireTimeout, cfg.DBSSLMode, cfg.MLflowSchema}
+			if got != tc.want {
+				t.Errorf("pool settings = %+v, want %+v", got, tc.want)
+			}
+			if applied := cfg.ProfileDefaults(); !slices.Equal(applied, tc.applied) {
+				t.Errorf("ProfileDefaults = %q, want %q", applied, tc.applied)
+			}
+			if !maps.Equal(before, tc.environ) {
+				t.Errorf("LoadConfig modified its argument: %v", tc.environ)
+			}
+		})
 	}
 }
 
-func TestEveryProblemAtOnce(t *testing.T) {
-	_, ce := load(t, map[string]string{
+func TestLoadConfigRejects(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not checked here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unbounded := " (SQLAlchemy's %s means no limit, which a bounded pgx pool cannot honour)"
+	type rejection struct {
+		environ map[string]string
+		want    string // the one problem reported
+	}
+	cases := []rejection{
+		{map[string]string{"DEPLOY_PROFILE": "mars"}, `DEPLOY_PROFILE="mars": must be local, home or aws`},
+		{map[string]string{"REPLICAS": "0"}, `REPLICAS=0: must be at least 1`},
+		{map[string]string{"REPLICAS": "two"}, `REPLICAS="two": must be a whole number`},
+		{map[string]string{"DB_PORT": "0"}, `DB_PORT=0: must be between 1 and 65535`},
+		{map[string]string{"DB_PORT": "65536"}, `DB_PORT=65536: must be between 1 and 65535`},
+		{map[string]string{"DATABASE_URL": "mysql://app:hunter2@db/app"}, `DATABASE_URL="mysql://app:xxxxx@db/app": must be a postgres:// or postgresql:// URL`},
+		{map[string]string{"DATABASE_URL": "host=db password=hunter2"}, `DATABASE_URL="***": must be a postgres:// or postgresql:// URL`},
+		{map[string]string{"DB_SSLMODE": "on"}, `DB_SSLMODE="on": must be disable, allow, prefer, require, verify-ca or verify-full`},
+		{map[string]string{"DB_SSLMODE": "verify-full"}, `DB_SSLMODE="verify-full": needs DB_SSLROOTCERT, the CA bundle that signed the server's certificate (for RDS: the RDS CA bundle)`},
+		{map[string]string{"DB_SSLMODE": "verify-ca", "DB_SSLROOTCERT": ca + ".missing"}, `DB_SSLROOTCERT="` + ca + `.missing": must be a readable CA bundle file`},
+		{map[string]string{"DB_SSLMODE": "verify-ca", "DB_SSLROOTCERT": filepath.Dir(ca)}, `DB_SSLROOTCERT="` + filepath.Dir(ca) + `": must be a readable CA bundle file`},
+		{map[string]string{"DB_POOL_MAX_CONNS": "0"}, `DB_POOL_MAX_CONNS=0: must be at least 1`},
+		{map[string]string{"DB_POOL_MAX_CONNS": "3000000000"}, `DB_POOL_MAX_CONNS="3000000000": is out of range`},
+		{map[string]string{"DB_POOL_MIN_CONNS": "-1"}, `DB_POOL_MIN_CONNS=-1: must be at least 0`},
+		{map[string]string{"DB_POOL_MIN_CONNS": "11"}, `DB_POOL_MIN_CONNS=11: must not exceed DB_POOL_MAX_CONNS=10`},
+		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=2 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
+		{map[string]string{"DB_POOL_ACQUIRE_TIMEOUT": "5 parsecs"}, `DB_POOL_ACQUIRE_TIMEOUT="5 parsecs": must be a duration such as 500ms, 5s or 10m`},
+		{map[string]string{"DB_REQUIRE_AT_START": "maybe"}, `DB_REQUIRE_AT_START="maybe": must be true or false`},
+		{map[string]string{"DB_CONNECTION_BUDGET": "ignore"}, `DB_CONNECTION_BUDGET="ignore": must be enforce or warn`},
+		{map[string]string{"MLFLOW_POOL": "both"}, `MLFLOW_POOL="both": must be shared or dedicated`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_SIZE": "0"}, `MLFLOW_SQLALCHEMY_POOL_SIZE=0: must be at least 1` + strings.Replace(unbounded, "%s", "0", 1)},
+		{map[string]string{"MLFLOW_SQLALCHEMY_MAX_OVERFLOW": "-1"}, `MLFLOW_SQLALCHEMY_MAX_OVERFLOW=-1: must be at least 0` + strings.Replace(unbounded, "%s", "-1", 1)},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_SIZE": "2147483647"}, `MLFLOW_SQLALCHEMY_MAX_OVERFLOW=20: POOL_SIZE + MAX_OVERFLOW must be at most 2147483647`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "soon"}, `MLFLOW_SQLALCHEMY_POOL_TIMEOUT="soon": must be a number of seconds such as 30 or a duration such as 30s`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "-5"}, `MLFLOW_SQLALCHEMY_POOL_TIMEOUT="-5": must not be negative`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "0"}, `MLFLOW_SQLALCHEMY_POOL_TIMEOUT=0s: must be longer than zero`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_RECYCLE": "0"}, `MLFLOW_SQLALCHEMY_POOL_RECYCLE=0s: must be longer than zero`},
+		{map[string]string{"MLFLOW_SQLALCHEMY_POOL_PRE_PING": "yes"}, `MLFLOW_SQLALCHEMY_POOL_PRE_PING="yes": must be true or false`},
+		{map[string]string{"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_POOL": "dedicated"}, `MLFLOW_TRACKING_URI="http://mlflow:5000": must be a postgres:// or postgresql:// URL (tidygate writes to MLflow's database, not to its tracking server)`},
+		{map[string]string{"MLFLOW_TRACKING_URI": "postgresql://ml:s3cret@db/mlflow"}, `MLFLOW_POOL="shared": must be dedicated when MLFLOW_TRACKING_URI is set (a shared pool cannot reach another database)`},
+		{map[string]string{"MLFLOW_SCHEMA": "drop"}, `MLFLOW_SCHEMA="drop": must be verify or create`},
+		{map[string]string{"MLFLOW_LOG_MODE": "all"}, `MLFLOW_LOG_MODE="all": must be traces, runs or both`},
+		{map[string]string{"MLFLOW_LOG_CONTENT": "some"}, `MLFLOW_LOG_CONTENT="some": must be full, preview or none`},
+		{map[string]string{"MLFLOW_JOURNAL_DIR": "  "}, `MLFLOW_JOURNAL_DIR="  ": must name a directory`},
+		{map[string]string{"MLFLOW_JOURNAL_MAX_RECORDS": "0"}, `MLFLOW_JOURNAL_MAX_RECORDS=0: must be at least 1`},
+		{map[string]string{"MLFLOW_JOURNAL_WHEN_FULL": "drop"}, `MLFLOW_JOURNAL_WHEN_FULL="drop": must be refuse or accept`},
+		{map[string]string{"MLFLOW_WRITER_BATCH_SIZE": "0"}, `MLFLOW_WRITER_BATCH_SIZE=0: must be between 1 and 1000`},
+		{map[string]string{"MLFLOW_WRITER_BATCH_SIZE": "1001"}, `MLFLOW_WRITER_BATCH_SIZE=1001: must be between 1 and 1000`},
+		{map[string]string{"HTTP_ADDR": "8080"}, `HTTP_ADDR="8080": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`},
+		{map[string]string{"HTTP_ADDR": "localhost:99999"}, `HTTP_ADDR="localhost:99999": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`},
+		{map[string]string{"ADMIN_ADDR": "localhost"}, `ADMIN_ADDR="localhost": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`},
+		{map[string]string{"ADMIN_ADDR": "127.0.0.1:8080"}, `ADMIN_ADDR="127.0.0.1:8080": must differ from HTTP_ADDR`},
+		{map[string]string{"HTTP_MAX_BODY_BYTES": "0"}, `HTTP_MAX_BODY_BYTES=0: must be at least 1`},
+		{map[string]string{"AUDIT_REASON_MIN_LEN": "0"}, `AUDIT_REASON_MIN_LEN=0: must be at least 1 (every call must state its reason)`},
+		{map[string]string{"MAX_CONCURRENT_CALLS": "0"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
+		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "0"}, `PROVIDER_MAX_ATTEMPTS=0: must be between 1 and 10`},
+		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "11"}, `PROVIDER_MAX_ATTEMPTS=11: must be between 1 and 10`},
+		{map[string]string{"OPENAI_BASE_URL": "localhost:11434/v1"}, `OPENAI_BASE_URL="***": must be an http:// or https:// URL`},
+		{map[string]string{"ANTHROPIC_BASE_URL": "ftp://proxy"}, `ANTHROPIC_BASE_URL="ftp://proxy": must be an http:// or https:// URL`},
+		{map[string]string{"MOCK_LATENCY": "-1s"}, `MOCK_LATENCY=-1s: must not be negative`},
+		{map[string]string{"MOCK_FAILURE_RATE": "2"}, `MOCK_FAILURE_RATE=2: must be between 0 and 1`},
+		{map[string]string{"MOCK_FAILURE_RATE": "-0.5"}, `MOCK_FAILURE_RATE=-0.5: must be between 0 and 1`},
+		{map[string]string{"MOCK_FAILURE_RATE": "NaN"}, `MOCK_FAILURE_RATE=NaN: must be between 0 and 1`},
+		{map[string]string{"MOCK_FAILURE_RATE": "often"}, `MOCK_FAILURE_RATE="often": must be a number`},
+		{map[string]string{"LOG_LEVEL": "loud"}, `LOG_LEVEL="loud": must be debug, info, warn or error`},
+		{map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT="xml": must be text or json`},
+	}
+	for _, name := range []string{"DB_POOL_ACQUIRE_TIMEOUT", "DB_CONNECT_TIMEOUT", "DB_POOL_MAX_CONN_LIFETIME",
+		"DB_POOL_MAX_CONN_IDLE_TIME", "MLFLOW_WRITER_FLUSH_INTERVAL", "HTTP_READ_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
+		"HTTP_WRITE_TIMEOUT", "SHUTDOWN_TIMEOUT", "PROVIDER_TIMEOUT", "PROVIDER_RETRY_BACKOFF"} {
+		cases = append(cases,
+			rejection{map[string]string{name: "0s"}, name + "=0s: must be longer than zero"},
+			rejection{map[string]string{name: "-2m"}, name + "=-2m0s: must be longer than zero"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.want, func(t *testing.T) {
+			got := problems(t, tc.environ)
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("LoadConfig(%v) problems:\n%s\nwant exactly:\n%s", tc.environ, strings.Join(got, "\n"), tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigAccepts(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, environ := range []map[string]string{
+		{"DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": ca},
+		{"DATABASE_URL": "postgresql://app:pw@db.internal:5432/app?sslmode=require"},
+		{"DATABASE_URL": "postgres:///app?host=/var/run/postgresql"},
+		{"MLFLOW_POOL": "dedicated", "MLFLOW_TRACKING_URI": "postgresql://ml@db/mlflow"},
+		{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"},
+		{"HTTP_ADDR": ":8080", "ADMIN_ADDR": "[::1]:9090"},
+		{"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "2.5", "MLFLOW_SQLALCHEMY_MAX_OVERFLOW": "0", "DB_POOL_MIN_CONNS": "0"},
+		{"MOCK_FAILURE_RATE": "1", "OPENAI_BASE_URL": "http://ollama:11434/v1", "LOG_FORMAT": "json", "LOG_LEVEL": "debug"},
+	} {
+		if got := problems(t, environ); len(got) > 0 {
+			t.Errorf("LoadConfig(%v) rejected a valid configuration:\n%s", environ, strings.Join(got, "\n"))
+		}
+	}
+}
+
+func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
+	got := problems(t, map[string]string{
 		"DEPLOY_PROFILE":                 "mars",
 		"REPLICAS":                       "0",
 		"DB_PORT":                        "abc",
-		"DB_POOL_MIN_CONNS":              "20",
+		"DB_POOL_ACQUIRE_TIMEOUT":        "5 parsecs",
 		"MLFLOW_POOL":                    "both",
 		"MLFLOW_SQLALCHEMY_POOL_SIZE":    "0",
-		"MLFLOW_SQLALCHEMY_MAX_OVERFLOW": "-1",
 		"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "soon",
-		"DB_POOL_ACQUIRE_TIMEOUT":        "5 parsecs",
 		"DATABASE_URL":                   "mysql://u:hunter2@h/db",
 		"DB_SSLMODE":                     "verify-full",
 		"HTTP_ADDR":                      "8080",
 		"MOCK_FAILURE_RATE":              "2",
 		"LOG_LEVEL":                      "loud",
 	})
-	if ce == nil {
-		t.Fatal("bad configuration accepted")
+	// Parse errors come first. A value that failed to parse is not checked
+	// again as zero, and an unknown profile does not add a problem about the
+	// MLFLOW_SCHEMA default it could not supply.
+	want := []string{
+		`DB_PORT="abc": must be a whole number`,
+		`DB_POOL_ACQUIRE_TIMEOUT="5 parsecs": must be a duration such as 500ms, 5s or 10m`,
+		`MLFLOW_SQLALCHEMY_POOL_TIMEOUT="soon": must be a number of seconds such as 30 or a duration such as 30s`,
+		`DEPLOY_PROFILE="mars": must be local, home or aws`,
+		`REPLICAS=0: must be at least 1`,
+		`DATABASE_URL="mysql://u:xxxxx@h/db": must be a postgres:// or postgresql:// URL`,
+		`DB_SSLMODE="verify-full": needs DB_SSLROOTCERT, the CA bundle that signed the server's certificate (for RDS: the RDS CA bundle)`,
+		`MLFLOW_POOL="both": must be shared or dedicated`,
+		`MLFLOW_SQLALCHEMY_POOL_SIZE=0: must be at least 1 (SQLAlchemy's 0 means no limit, which a bounded pgx pool cannot honour)`,
+		`HTTP_ADDR="8080": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`,
+		`MOCK_FAILURE_RATE=2: must be between 0 and 1`,
+		`LOG_LEVEL="loud": must be debug, info, warn or error`,
 	}
-	want := []string{"DEPLOY_PROFILE", "REPLICAS", "DB_PORT", "DB_POOL_MIN_CONNS", "MLFLOW_POOL", "MLFLOW_SQLALCHEMY_POOL_SIZE",
-		"MLFLOW_SQLALCHEMY_MAX_OVERFLOW", "MLFLOW_SQLALCHEMY_POOL_TIMEOUT", "DB_POOL_ACQUIRE_TIMEOUT", "DATABASE_URL",
-		"DB_SSLROOTCERT", "HTTP_ADDR", "MOCK_FAILURE_RATE", "LOG_LEVEL"}
-	text := ce.Error()
-	for _, v := range want {
-		if !strings.Contains(text, v) {
-			t.Errorf("no problem names %s:\n%s", v, text)
-		}
-	}
-	if strings.Contains(text, "hunter2") {
-		t.Fatalf("a problem shows the password:\n%s", text)
-	}
-	for _, line := range ce.Problems {
-		if strings.Contains(line, "\n") || line == "" {
-			t.Errorf("problem %q is not one line", line)
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
-func TestSeconds(t *testing.T) {
-	for in, want := range map[string]time.Duration{"30": 30 * time.Second, "1.5": 1500 * time.Millisecond, "2m": 2 * time.Minute} {
+func TestSecondsUnmarshalText(t *testing.T) {
+	good := map[string]time.Duration{
+		"30": 30 * time.Second, "0": 0, "1.5": 1500 * time.Millisecond, " 1800 ": 30 * time.Minute, "2.": 2 * time.Second,
+		".25": 250 * time.Millisecond, "30s": 30 * time.Second, "1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond,
+	}
+	for in, want := range good {
 		var s Seconds
 		if err := s.UnmarshalText([]byte(in)); err != nil || s.Duration() != want {
-			t.Errorf("%q → %v, %v; want %v", in, s.Duration(), err, want)
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", in, s.Duration(), err, want)
 		}
 	}
-	for _, bad := range []string{"-1", "soon", ""} {
+	for _, bad := range []string{"", "-1", "-1s", "soon", "30 s", "1e3", "0x10", "NaN", "Inf", "1.2.3", ".", "99999999999999999999"} {
 		var s Seconds
 		if err := s.UnmarshalText([]byte(bad)); err == nil {
-			t.Errorf("%q accepted", bad)
+			t.Errorf("UnmarshalText(%q) = %v, want an error", bad, s.Duration())
 		}
 	}
 }
 
-func TestRedacted(t *testing.T) {
-	cfg, ce := load(t, map[string]string{
-		"DB_PASSWORD":         "s3cret-db",
-		"DATABASE_URL":        "postgres://app:s3cret-url@db:5432/app?sslmode=disable",
-		"MLFLOW_TRACKING_URI": "postgresql://ml:s3cret-ml@db/mlflow",
-		"OPENAI_API_KEY":      "sk-s3cret-openai",
-		"ANTHROPIC_API_KEY":   "sk-ant-s3cret",
-	})
-	if ce != nil {
-		t.Fatal(ce)
-	}
+// secretEnviron sets every secret, some inside URLs, each containing "s3cret".
+var secretEnviron = map[string]string{
+	"DB_PASSWORD":         "s3cret-db",
+	"DATABASE_URL":        "postgres://app:s3cret-url@db:5432/app?sslmode=disable",
+	"MLFLOW_POOL":         "dedicated",
+	"MLFLOW_TRACKING_URI": "postgresql://ml@db/mlflow?password=s3cret-query",
+	"OPENAI_API_KEY":      "sk-s3cret-openai",
+	"OPENAI_BASE_URL":     "https://user:s3cret-proxy@proxy.example/v1",
+	"ANTHROPIC_API_KEY":   "sk-ant-s3cret",
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	cfg := mustLoad(t, secretEnviron)
 	view := cfg.Redacted()
-	all := ""
 	for k, v := range view {
-		all += k + "=" + v + "\n"
+		if strings.Contains(v, "s3cret") {
+			t.Errorf("Redacted()[%s] = %q shows a secret", k, v)
+		}
 	}
-	if strings.Contains(all, "s3cret") {
-		t.Fatalf("a secret leaked:\n%s", all)
+	want := map[string]string{
+		"DB_PASSWORD":                    "***",
+		"OPENAI_API_KEY":                 "***",
+		"ANTHROPIC_API_KEY":              "***",
+		"DATABASE_URL":                   "postgres://app:xxxxx@db:5432/app?sslmode=disable",
+		"MLFLOW_TRACKING_URI":            "postgresql://ml@db/mlflow?password=xxxxx",
+		"OPENAI_BASE_URL":                "https://user:xxxxx@proxy.example/v1",
+		"REPLICAS":                       "1",
+		"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "30s",
+		"DB_POOL_ACQUIRE_TIMEOUT":        "5s",
+		"ANTHROPIC_BASE_URL":             "",
 	}
-	if view["DB_PASSWORD"] != "***" || !strings.Contains(view["DATABASE_URL"], "app:xxxxx@db:5432") || view["REPLICAS"] != "1" {
-		t.Fatalf("redacted view = %v", view)
+	for k, w := range want {
+		if view[k] != w {
+			t.Errorf("Redacted()[%s] = %q, want %q", k, view[k], w)
+		}
+	}
+	if len(view) != len(settings()) {
+		t.Errorf("Redacted has %d settings, Config reads %d", len(view), len(settings()))
+	}
+
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("configuration", "config", cfg)
+	if out := buf.String(); strings.Contains(out, "s3cret") || !strings.Contains(out, "config.DB_PASSWORD=***") {
+		t.Errorf("logging the Config wrote:\n%s", out)
 	}
 }
 
-func TestSSLRootCertMustExist(t *testing.T) {
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
+func TestProblemsHideSecrets(t *testing.T) {
+	environ := maps.Clone(secretEnviron)
+	environ["DATABASE_URL"] = "mysql://app:s3cret-url@db/app"
+	environ["MLFLOW_TRACKING_URI"] = "://ml:s3cret@db" // does not parse: masked whole
+	got := problems(t, environ)
+	if len(got) != 2 {
+		t.Fatalf("problems = %q, want two", got)
 	}
-	if _, ce := load(t, map[string]string{"DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": ca}); ce != nil {
-		t.Fatal(ce)
+	for _, p := range got {
+		if strings.Contains(p, "s3cret") {
+			t.Errorf("problem %q shows a secret", p)
+		}
 	}
-	if _, ce := load(t, map[string]string{"DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": ca + ".missing"}); ce == nil {
-		t.Fatal("a missing CA file was accepted")
+}
+
+func TestNewLogger(t *testing.T) {
+	cases := []struct {
+		level, format string
+		lines         int // of a Debug and a Warn
+	}{
+		{"debug", "text", 2},
+		{"info", "json", 1},
+		{"warn", "text", 1},
+		{"error", "json", 0},
+	}
+	for _, tc := range cases {
+		var buf bytes.Buffer
+		log := NewLogger(Config{LogLevel: tc.level, LogFormat: tc.format}, &buf)
+		log.Debug("d")
+		log.Warn("w")
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		if buf.Len() == 0 {
+			lines = nil
+		}
+		if len(lines) != tc.lines {
+			t.Errorf("LOG_LEVEL=%s wrote %d lines, want %d:\n%s", tc.level, len(lines), tc.lines, buf.String())
+		}
+		for _, line := range lines {
+			if isJSON := json.Valid([]byte(line)); isJSON != (tc.format == "json") {
+				t.Errorf("LOG_FORMAT=%s wrote %q", tc.format, line)
+			}
+		}
 	}
 }

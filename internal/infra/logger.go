@@ -5,9 +5,10 @@ import (
 	"log/slog"
 )
 
-// NewLogger returns the process's structured logger: text or JSON per
-// LOG_FORMAT, at LOG_LEVEL. Secrets never reach it: callers log the
-// Redacted configuration and pool targets without passwords.
+// NewLogger returns the process's structured logger writing to w: text or
+// JSON per LOG_FORMAT, at LOG_LEVEL (debug, info, warn or error; LoadConfig
+// has validated both). A Config logged through it shows only its Redacted
+// view (see Config.LogValue).
 func NewLogger(c Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	switch c.LogLevel {
