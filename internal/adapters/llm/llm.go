@@ -99,6 +99,15 @@ func (c Classifier) Failure(err error) *domain.Error {
 	return c.Malformed(err)
 }
 
+// Reported classifies a failure the provider reported inside an answer
+// whose HTTP status said success, such as an error event in a stream:
+// domain.KindUpstream quoting the provider's message.
+func (c Classifier) Reported(detail string) *domain.Error {
+	detail = c.clean(detail)
+	return &domain.Error{Kind: domain.KindUpstream, Err: errors.New(detail),
+		Message: fmt.Sprintf("%s reported a failure: %s", c.provider, detail)}
+}
+
 // Malformed classifies an answer tidygate could not use: a body that is not
 // the documented JSON, a stream that breaks off or lacks its end.
 func (c Classifier) Malformed(err error) *domain.Error {

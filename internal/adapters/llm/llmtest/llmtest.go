@@ -21,8 +21,12 @@ import (
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
+// maxRecorded bounds how many requests an Upstream keeps, so that a fuzz
+// target serving thousands of calls does not grow without bound.
+const maxRecorded = 64
+
 // Upstream is a fake provider API on a local httptest server. It records
-// every request it receives and answers with its handler.
+// the requests it receives (the last 64) and answers with its handler.
 type Upstream struct {
 	URL string
 
@@ -71,6 +75,9 @@ func (u *Upstream) Handle(handler http.HandlerFunc) {
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
+	if len(u.requests) == maxRecorded {
+		u.requests = append(u.requests[:0], u.requests[1:]...)
+	}
 	u.requests = append(u.requests, Recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	h := u.handler
 	u.mu.Unlock()
@@ -305,4 +312,26 @@ func (w Wire) expect(t *testing.T, err error, kind domain.Kind) *domain.Error {
 		t.Errorf("error %q contains the API key", de.Error())
 	}
 	return de
+}
+
+// CheckStream asserts what any ChatStream result must satisfy, whatever
+// the upstream sent: either an upstream failure, or a response with a
+// finish reason whose content is the concatenation of the emitted deltas,
+// the last chunk carrying the finish reason and the (non-negative) usage.
+func CheckStream(t testing.TB, resp domain.ChatResponse, c *Chunks, err error) {
+	t.Helper()
+	if err != nil {
+		RequireKind(t, err, domain.KindUpstream)
+		return
+	}
+	final := c.Final(t)
+	if resp.FinishReason == "" || final.FinishReason != resp.FinishReason || final.Usage == nil || *final.Usage != resp.Usage {
+		t.Fatalf("response %+v ends with chunk %+v; want the finish reason and usage on the last chunk", resp, final)
+	}
+	if resp.Usage.PromptTokens < 0 || resp.Usage.CompletionTokens < 0 {
+		t.Fatalf("negative usage %+v", resp.Usage)
+	}
+	if c.Text() != resp.Content {
+		t.Fatalf("emitted %q but assembled %q", c.Text(), resp.Content)
+	}
 }

@@ -1,0 +1,300 @@
+package openai_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
+	"github.com/tidygate/tidygate/internal/adapters/llm/openai"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+const apiKey = "sk-test-0123456789abcdef"
+
+func newProvider(t testing.TB, baseURL string, opts openai.Options) *openai.Provider {
+	t.Helper()
+	opts.BaseURL = baseURL + "/v1"
+	p, err := openai.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeError answers in the OpenAI error format.
+func writeError(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": message, "type": "invalid_request_error", "param": nil, "code": nil}})
+	_, _ = w.Write(body)
+}
+
+const completion = `{
+  "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini-2024-07-18",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there."}, "logprobs": null, "finish_reason": "stop"}],
+  "usage": {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}
+}`
+
+func TestNewValidates(t *testing.T) {
+	for _, opts := range []openai.Options{
+		{BaseURL: "localhost:11434/v1"}, {BaseURL: "ftp://host/v1"}, {BaseURL: "http://"}, {Timeout: -1},
+	} {
+		if _, err := openai.New(opts); err == nil {
+			t.Errorf("New accepted %+v", opts)
+		}
+	}
+	if _, err := openai.New(openai.Options{}); err != nil {
+		t.Errorf("New rejected the defaults: %v", err)
+	}
+}
+
+func TestChat(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", completion))
+	p := newProvider(t, up.URL, openai.Options{APIKey: apiKey})
+	req := llmtest.Chat("gpt-4o-mini")
+	req.Messages = append(req.Messages,
+		domain.Message{Role: domain.RoleAssistant, Content: "Hi."},
+		domain.Message{Role: domain.RoleDeveloper, Content: "Be kind."},
+		domain.Message{Role: domain.RoleTool, Content: "42"},
+		domain.Message{Role: domain.RoleUser, Content: "And?", Name: "ann"},
+	)
+	resp, err := p.Chat(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.ChatResponse{ID: "chatcmpl-1", Model: "gpt-4o-mini-2024-07-18", Content: "Hello there.",
+		FinishReason: "stop", Usage: domain.Usage{PromptTokens: 21, CompletionTokens: 3}, Created: resp.Created}
+	if !reflect.DeepEqual(resp, want) || resp.Created.Unix() != 1700000000 {
+		t.Errorf("Chat = %+v; want %+v", resp, want)
+	}
+
+	sent := up.Last(t)
+	if sent.Method != http.MethodPost || sent.Path != "/v1/chat/completions" || sent.Header.Get("Authorization") != "Bearer "+apiKey {
+		t.Errorf("sent %s %s with Authorization %q", sent.Method, sent.Path, sent.Header.Get("Authorization"))
+	}
+	body := sent.JSON(t)
+	if body["model"] != "gpt-4o-mini" || body["max_tokens"] != float64(64) {
+		t.Errorf("model %v, max_tokens %v; want gpt-4o-mini, 64", body["model"], body["max_tokens"])
+	}
+	for _, absent := range []string{"temperature", "top_p", "stop", "stream", "max_completion_tokens", "user"} {
+		if v, ok := body[absent]; ok {
+			t.Errorf("%s = %v was sent though the request does not set it", absent, v)
+		}
+	}
+	wantMsgs := []any{
+		map[string]any{"role": "system", "content": "You are terse."},
+		map[string]any{"role": "user", "content": "Say hello."},
+		map[string]any{"role": "assistant", "content": "Hi."},
+		map[string]any{"role": "system", "content": "Be kind."},
+		map[string]any{"role": "user", "content": "42"},
+		map[string]any{"role": "user", "content": "And?", "name": "ann"},
+	}
+	if !reflect.DeepEqual(body["messages"], wantMsgs) {
+		t.Errorf("messages = %v; want %v", body["messages"], wantMsgs)
+	}
+}
+
+func TestChatSendsTheOptionalParametersThatAreSet(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", completion))
+	p := newProvider(t, up.URL, openai.Options{UseMaxCompletionTokens: true})
+	req := llmtest.Chat("o3")
+	req.Temperature, req.TopP, req.Stop = llmtest.Float(0), llmtest.Float(0.5), []string{"END", "STOP"}
+	if _, err := p.Chat(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	body := up.Last(t).JSON(t)
+	if body["temperature"] != float64(0) || body["top_p"] != 0.5 || !reflect.DeepEqual(body["stop"], []any{"END", "STOP"}) {
+		t.Errorf("temperature %v, top_p %v, stop %v; want 0, 0.5, [END STOP]", body["temperature"], body["top_p"], body["stop"])
+	}
+	if _, ok := body["max_tokens"]; ok || body["max_completion_tokens"] != float64(64) {
+		t.Errorf("max_tokens %v, max_completion_tokens %v; want only max_completion_tokens 64", body["max_tokens"], body["max_completion_tokens"])
+	}
+}
+
+func TestNoKeyMeansNoAuthorization(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-from-the-environment")
+	t.Setenv("OPENAI_BASE_URL", "http://elsewhere.invalid/v1")
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", completion))
+	p := newProvider(t, up.URL, openai.Options{})
+	if _, err := p.Chat(context.Background(), llmtest.Chat("llama3.2")); err != nil {
+		t.Fatal(err)
+	}
+	if auth := up.Last(t).Header.Get("Authorization"); auth != "" {
+		t.Errorf("Authorization %q was sent to a server configured without a key", auth)
+	}
+}
+
+func TestChatWithoutUsageIsEstimated(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json",
+		`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"twelve bytes"},"finish_reason":"stop"}]}`))
+	p := newProvider(t, up.URL, openai.Options{})
+	req := llmtest.Chat("llama3.2")
+	resp, err := p.Chat(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Usage.CompletionTokens != 3 || resp.Usage.PromptTokens <= 0 || resp.Model != "llama3.2" {
+		t.Errorf("usage %+v, model %q; want an estimate (3 completion tokens) and the requested model", resp.Usage, resp.Model)
+	}
+}
+
+func TestChatWithoutChoicesIsMalformed(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", `{"id":"x","choices":[]}`))
+	_, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), llmtest.Chat("m"))
+	llmtest.RequireKind(t, err, domain.KindUpstream)
+}
+
+func TestErrorBodyNotInOpenAIFormat(t *testing.T) {
+	up := llmtest.NewUpstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
+	})
+	_, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), llmtest.Chat("m"))
+	if de := llmtest.RequireKind(t, err, domain.KindRateLimited); de.RetryAfter.Seconds() != 2 {
+		t.Errorf("RetryAfter = %s; want 2s", de.RetryAfter)
+	}
+}
+
+// sse renders events as a text/event-stream body ending in [DONE].
+func sse(events ...string) string {
+	var b strings.Builder
+	for _, e := range events {
+		fmt.Fprintf(&b, "data: %s\n\n", e)
+	}
+	b.WriteString("data: [DONE]\n\n")
+	return b.String()
+}
+
+func chunk(delta, finish string) string {
+	f := "null"
+	if finish != "" {
+		f = `"` + finish + `"`
+	}
+	return `{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000001,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":` +
+		fmt.Sprintf("%q", delta) + `},"finish_reason":` + f + `}],"usage":null}`
+}
+
+const usageChunk = `{"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000001,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}`
+
+func TestChatStream(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream",
+		sse(chunk("", ""), chunk("Hel", ""), chunk("lo", ""), chunk("", "length"), usageChunk)))
+	p := newProvider(t, up.URL, openai.Options{})
+	var c llmtest.Chunks
+	resp, err := p.ChatStream(context.Background(), llmtest.Chat("gpt-4o-mini"), c.Emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUsage := domain.Usage{PromptTokens: 9, CompletionTokens: 2}
+	if len(c.All) != 3 || c.All[0].Delta != "Hel" || c.All[1].Delta != "lo" {
+		t.Fatalf("chunks %+v; want Hel, lo, then the final chunk", c.All)
+	}
+	if final := c.Final(t); final.FinishReason != "length" || final.Usage == nil || *final.Usage != wantUsage {
+		t.Errorf("final chunk %+v; want finish length and usage %+v", final, wantUsage)
+	}
+	if resp.Content != "Hello" || resp.FinishReason != "length" || resp.Usage != wantUsage || resp.ID != "chatcmpl-2" {
+		t.Errorf("assembled %+v", resp)
+	}
+	body := up.Last(t).JSON(t)
+	if body["stream"] != true || !reflect.DeepEqual(body["stream_options"], map[string]any{"include_usage": true}) {
+		t.Errorf("stream %v, stream_options %v; want true and include_usage", body["stream"], body["stream_options"])
+	}
+}
+
+func TestChatStreamWithoutUsageIsEstimated(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(chunk("Hello", ""), chunk("", "stop"))))
+	var c llmtest.Chunks
+	resp, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Usage.CompletionTokens != 2 || resp.Usage.PromptTokens <= 0 || c.Final(t).Usage == nil {
+		t.Errorf("usage %+v, final chunk %+v; want an estimate on the final chunk", resp.Usage, c.Final(t))
+	}
+}
+
+func TestChatStreamFailures(t *testing.T) {
+	for name, body := range map[string]string{
+		"no finish reason": sse(chunk("Hel", "")),
+		"cut short":        "data: " + chunk("Hel", "") + "\n\ndata: {\"id\":",
+		"error event":      sse(chunk("Hel", ""), `{"error":{"message":"overloaded","type":"server_error"}}`),
+		"not json":         sse("nonsense"),
+		"negative usage":   sse(chunk("a", "stop"), strings.Replace(usageChunk, `"prompt_tokens":9`, `"prompt_tokens":-9`, 1)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", body))
+			var c llmtest.Chunks
+			_, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
+			llmtest.RequireKind(t, err, domain.KindUpstream)
+		})
+	}
+}
+
+func TestChatStreamStopsAtTheFirstEmitError(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(chunk("a", ""), chunk("b", ""), chunk("", "stop"))))
+	stop := fmt.Errorf("client gone")
+	calls := 0
+	_, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"),
+		func(domain.ChatChunk) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Errorf("got %v after %d emits; want the emit error after one", err, calls)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", `{"object":"list","model":"text-embedding-3-small",
+	  "data":[{"object":"embedding","index":1,"embedding":[0.5,-0.5]},{"object":"embedding","index":0,"embedding":[1,0]}],
+	  "usage":{"prompt_tokens":4,"total_tokens":4}}`))
+	p := newProvider(t, up.URL, openai.Options{APIKey: apiKey})
+	resp, err := p.Embed(context.Background(), domain.EmbedRequest{Model: "text-embedding-3-small", Inputs: []string{"a", "b"}, Dimensions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := domain.EmbedResponse{Model: "text-embedding-3-small", Vectors: [][]float32{{1, 0}, {0.5, -0.5}},
+		Usage: domain.Usage{PromptTokens: 4}}
+	if !reflect.DeepEqual(resp, want) {
+		t.Errorf("Embed = %+v; want %+v", resp, want)
+	}
+	sent := up.Last(t)
+	body := sent.JSON(t)
+	if sent.Path != "/v1/embeddings" || body["model"] != "text-embedding-3-small" || body["encoding_format"] != "float" ||
+		body["dimensions"] != float64(2) || !reflect.DeepEqual(body["input"], []any{"a", "b"}) {
+		t.Errorf("sent %s %v", sent.Path, body)
+	}
+}
+
+func TestEmbedMalformed(t *testing.T) {
+	for name, body := range map[string]string{
+		"too few":      `{"data":[{"index":0,"embedding":[1]}]}`,
+		"repeated":     `{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[1]}]}`,
+		"out of range": `{"data":[{"index":0,"embedding":[1]},{"index":7,"embedding":[1]}]}`,
+		"empty":        `{"data":[{"index":0,"embedding":[]},{"index":1,"embedding":[1]}]}`,
+	} {
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+		_, err := newProvider(t, up.URL, openai.Options{}).Embed(context.Background(), domain.EmbedRequest{Model: "m", Inputs: []string{"a", "b"}})
+		if de := llmtest.RequireKind(t, err, domain.KindUpstream); !strings.Contains(de.Message, "openai") {
+			t.Errorf("%s: message %q", name, de.Message)
+		}
+	}
+}
+
+func TestFailures(t *testing.T) {
+	llmtest.RunFailureTests(t, llmtest.Wire{
+		Provider: "openai",
+		APIKey:   apiKey,
+		New: func(t *testing.T, baseURL string) ports.Provider {
+			return newProvider(t, baseURL, openai.Options{APIKey: apiKey})
+		},
+		Error:      writeError,
+		Embeds:     true,
+		Model:      "gpt-4o-mini",
+		EmbedModel: "text-embedding-3-small",
+	})
+}
