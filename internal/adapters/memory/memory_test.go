@@ -1,0 +1,81 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+	"github.com/tidygate/tidygate/internal/ports/contract"
+)
+
+func TestKeyStoreContract(t *testing.T) {
+	contract.TestKeyStore(t, func(*testing.T) contract.KeyStoreUnderTest {
+		s := memory.NewKeyStore()
+		return contract.KeyStoreUnderTest{
+			Store: s,
+			Add: func(_ context.Context, secret string, c domain.Caller) (string, error) {
+				c.KeyID = ""
+				return s.Add(secret, c), nil
+			},
+			Revoke: func(_ context.Context, id string) error { return s.Revoke(id) },
+		}
+	})
+}
+
+func TestSpendLedgerContract(t *testing.T) {
+	contract.TestSpendLedger(t, func(*testing.T) ports.SpendLedger { return memory.NewLedger() })
+}
+
+// TestKeyStoreKeepsItsOwnCopy checks that changing a caller after Add, or
+// the caller a lookup returned, does not change the stored key.
+func TestKeyStoreKeepsItsOwnCopy(t *testing.T) {
+	s := memory.NewKeyStore()
+	c := domain.Caller{KeyID: "k1", User: "u", Team: "t", AllowedModels: []string{"m"},
+		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 5}}}
+	if id := s.Add("tg-secret", c); id != "k1" {
+		t.Fatalf("Add returned ID %q, want the caller's k1", id)
+	}
+	c.AllowedModels[0], c.Budgets[0].Limit = "changed", 1
+	got, err := s.CallerByKeyHash(context.Background(), domain.HashKey("tg-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.AllowedModels[0] = "changed too"
+	again, _ := s.CallerByKeyHash(context.Background(), domain.HashKey("tg-secret"))
+	if again.AllowedModels[0] != "m" || again.Budgets[0].Limit != 5 {
+		t.Errorf("stored caller changed: %+v", again)
+	}
+}
+
+func TestCallLog(t *testing.T) {
+	l := memory.NewCallLog()
+	if err := l.Admit(); err != nil {
+		t.Fatalf("Admit of a new log: %v", err)
+	}
+	full := domain.Errorf(domain.KindUnavailable, "full")
+	l.RefuseAdmission(full)
+	if err := l.Admit(); !errors.Is(err, domain.KindUnavailable) {
+		t.Fatalf("Admit after RefuseAdmission = %v, want %v", err, full)
+	}
+	l.RefuseAdmission(nil)
+	if err := l.Admit(); err != nil {
+		t.Fatalf("Admit after RefuseAdmission(nil): %v", err)
+	}
+
+	for _, id := range []string{"a", "b", "a"} {
+		if err := l.Record(context.Background(), domain.CallRecord{RequestID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := l.Records()
+	if len(got) != 3 || got[0].RequestID != "a" || got[1].RequestID != "b" || got[2].RequestID != "a" {
+		t.Fatalf("records = %+v, want a, b, a in order", got)
+	}
+	got[0].RequestID = "changed"
+	if l.Records()[0].RequestID != "a" {
+		t.Error("changing the returned records changed the log")
+	}
+}
