@@ -1,0 +1,68 @@
+//go:build integration
+
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// BenchmarkReserveSettle measures one call's ledger work, a reservation and
+// its settlement, against PostgreSQL. "budgets" uses a user and a team
+// budget per day and per month; "parallel" runs callers of one team at
+// once, so they contend for the team's spend rows as real traffic does;
+// "no-budgets" is a caller without budgets, whose calls only record usage.
+func BenchmarkReserveSettle(b *testing.B) {
+	pool, _ := migrated(b)
+	l := postgres.NewLedger(pool)
+	const huge = domain.Micros(1) << 60
+	withBudgets := func(user string) domain.Caller {
+		return domain.Caller{KeyID: "key-" + user, User: user, Team: "bench", Budgets: []domain.Budget{
+			{Scope: domain.ScopeUser, ScopeID: user, Period: domain.PeriodDay, Limit: huge},
+			{Scope: domain.ScopeUser, ScopeID: user, Period: domain.PeriodMonth, Limit: huge},
+			{Scope: domain.ScopeTeam, ScopeID: "bench", Period: domain.PeriodDay, Limit: huge},
+			{Scope: domain.ScopeTeam, ScopeID: "bench", Period: domain.PeriodMonth, Limit: huge},
+		}}
+	}
+	var seq atomic.Int64
+	call := func(b *testing.B, c domain.Caller) {
+		ctx := context.Background()
+		id := fmt.Sprintf("%s-%d", b.Name(), seq.Add(1))
+		if err := l.Reserve(ctx, domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 100, At: noon}); err != nil {
+			b.Fatal(err)
+		}
+		err := l.Settle(ctx, ports.Settlement{ReservationID: id, Caller: c, Model: "gpt", Cost: 40, At: noon,
+			Usage: domain.Usage{PromptTokens: 10, CompletionTokens: 30}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	b.Run("budgets", func(b *testing.B) {
+		c := withBudgets("solo")
+		for b.Loop() {
+			call(b, c)
+		}
+	})
+	b.Run("no-budgets", func(b *testing.B) {
+		c := domain.Caller{KeyID: "key-free", User: "free", Team: "bench"}
+		for b.Loop() {
+			call(b, c)
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		var users atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			c := withBudgets(fmt.Sprintf("user-%d", users.Add(1)))
+			for pb.Next() {
+				call(b, c)
+			}
+		})
+	})
+}

@@ -1,0 +1,319 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+var _ ports.KeyStore = (*KeyStore)(nil)
+
+// KeyStore keeps API keys and the budgets of their users and teams. It
+// caches nothing: a revoked key fails on the next call on every replica.
+type KeyStore struct {
+	db Conns
+}
+
+// NewKeyStore returns a key store on db's tables (see Migrate).
+func NewKeyStore(db Conns) *KeyStore {
+	return &KeyStore{db: db}
+}
+
+// NewKey describes a key to create: whose it is, what it may do, and the
+// budgets of its user and team. A positive budget sets (or replaces) that
+// budget; zero leaves it as it is, or absent.
+type NewKey struct {
+	User          string
+	Team          string
+	AllowedModels []string // models or aliases the key may use; empty means every model
+	RPM           int      // requests per minute; 0 means unlimited
+	TPM           int      // tokens per minute; 0 means unlimited
+
+	DailyBudget       domain.Micros // the user's budget per UTC day
+	MonthlyBudget     domain.Micros // the user's budget per UTC month
+	TeamDailyBudget   domain.Micros // the team's budget per UTC day
+	TeamMonthlyBudget domain.Micros // the team's budget per UTC month
+}
+
+// budgets returns the four budgets nk names, set or not.
+func (nk NewKey) budgets() []domain.Budget {
+	return []domain.Budget{
+		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodDay, Limit: nk.DailyBudget},
+		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodMonth, Limit: nk.MonthlyBudget},
+		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodDay, Limit: nk.TeamDailyBudget},
+		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodMonth, Limit: nk.TeamMonthlyBudget},
+	}
+}
+
+// check returns a domain.KindInvalid error naming the first field of nk that
+// cannot be stored.
+func (nk NewKey) check() error {
+	if err := checkName("user", nk.User, true); err != nil {
+		return err
+	}
+	if err := checkName("team", nk.Team, true); err != nil {
+		return err
+	}
+	for _, m := range nk.AllowedModels {
+		if err := checkName("allowed_models", m, true); err != nil {
+			return err
+		}
+	}
+	if nk.RPM < 0 || nk.RPM > maxInt32 {
+		return domain.InvalidParam("rpm", "rpm must be between 0 and %d", maxInt32)
+	}
+	if nk.TPM < 0 || nk.TPM > maxInt32 {
+		return domain.InvalidParam("tpm", "tpm must be between 0 and %d", maxInt32)
+	}
+	for _, b := range nk.budgets() {
+		if b.Limit < 0 {
+			return domain.InvalidParam("budget", "%s must not be negative", describe(b))
+		}
+	}
+	return nil
+}
+
+// maxInt32 is the largest rpm or tpm the integer columns hold.
+const maxInt32 = 1<<31 - 1
+
+// Create stores a new key and sets the budgets nk names. It returns the key
+// and its secret, which is not stored and cannot be shown again.
+func (s *KeyStore) Create(ctx context.Context, nk NewKey) (domain.APIKey, string, error) {
+	if err := nk.check(); err != nil {
+		return domain.APIKey{}, "", err
+	}
+	secret, err := domain.NewKeySecret()
+	if err != nil {
+		return domain.APIKey{}, "", domain.Wrap(domain.KindInternal, err, "cannot make a key secret")
+	}
+	key, created, err := s.insert(ctx, secret, nk)
+	if err == nil && !created { // two equal 256-bit secrets: never, short of a broken random source
+		err = domain.Errorf(domain.KindInternal, "cannot create the API key: its secret is already in use")
+	}
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	return key, secret, nil
+}
+
+// EnsureKey stores a key with a known secret, such as the documented
+// development key, as Create would. When a key with this secret exists it
+// returns that key as stored (revoked or not) and changes nothing, so that
+// replicas starting together may all call it.
+func (s *KeyStore) EnsureKey(ctx context.Context, secret string, nk NewKey) (domain.APIKey, error) {
+	if !domain.LooksLikeKey(secret) {
+		return domain.APIKey{}, domain.InvalidParam("secret", "the secret does not have the shape of a tidygate key (%s…)", domain.KeyPrefix)
+	}
+	if err := nk.check(); err != nil {
+		return domain.APIKey{}, err
+	}
+	key, _, err := s.insert(ctx, secret, nk)
+	return key, err
+}
+
+const insertKey = `INSERT INTO tidygate_api_keys (id, key_hash, user_id, team_id, allowed_models, rpm, tpm)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (key_hash) DO NOTHING`
+
+const upsertBudget = `INSERT INTO tidygate_budgets (scope_kind, scope_id, period, limit_micros)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET limit_micros = EXCLUDED.limit_micros`
+
+// insert stores the key unless one with the same secret exists, sets nk's
+// budgets when it stored the key, and returns the stored key and whether it
+// was created now.
+func (s *KeyStore) insert(ctx context.Context, secret string, nk NewKey) (domain.APIKey, bool, error) {
+	hash := domain.HashKey(secret)
+	var key domain.APIKey
+	var created bool
+	err := withTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
+		models := nk.AllowedModels
+		if models == nil {
+			models = []string{}
+		}
+		tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM)
+		if err != nil {
+			return err
+		}
+		if created = tag.RowsAffected() == 1; created {
+			b := &pgx.Batch{}
+			for _, bud := range nk.budgets() {
+				if bud.Limit > 0 {
+					b.Queue(upsertBudget, string(bud.Scope), bud.ScopeID, string(bud.Period), int64(bud.Limit))
+				}
+			}
+			if b.Len() > 0 {
+				if err := tx.SendBatch(ctx, b).Close(); err != nil {
+					return err
+				}
+			}
+		}
+		keys, err := queryKeys(ctx, tx, selectKeys+" WHERE k.key_hash = $1 ORDER BY k.id", hash)
+		if err != nil {
+			return err
+		}
+		if len(keys) != 1 {
+			return domain.Errorf(domain.KindInternal, "cannot read back the stored API key")
+		}
+		key = keys[0].key
+		return nil
+	})
+	return key, created, err
+}
+
+// newKeyID returns a fresh key ID such as "key_mzr5…": 128 random bits.
+func newKeyID() string {
+	return "key_" + strings.ToLower(rand.Text())
+}
+
+// List returns every key, revoked ones included, oldest first.
+func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
+	var keys []storedKey
+	err := withConn(ctx, s.db, "list the API keys", func(conn *pgxpool.Conn) error {
+		var err error
+		keys, err = queryKeys(ctx, conn, selectKeys+" ORDER BY k.created_at, k.id")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	list := make([]domain.APIKey, len(keys))
+	for i, k := range keys {
+		list[i] = k.key
+	}
+	return list, nil
+}
+
+// Revoke revokes the key with this ID at once, on every replica. Revoking a
+// revoked key changes nothing; an unknown ID is a domain.KindNotFound error.
+func (s *KeyStore) Revoke(ctx context.Context, id string) error {
+	return withConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
+		tag, err := conn.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return &domain.Error{Kind: domain.KindNotFound, Code: "key_not_found", Param: "id",
+				Message: fmt.Sprintf("there is no API key with ID %q", id)}
+		}
+		return nil
+	})
+}
+
+// CallerByKeyHash returns the caller behind the active key with this hash,
+// with the budgets of its user and team, or a domain.KindUnauthenticated
+// error for an unknown or revoked key.
+func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error) {
+	invalid := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
+	if checkName("key", hash, true) != nil { // no stored hash looks like this
+		return domain.Caller{}, invalid
+	}
+	var keys []storedKey
+	err := withConn(ctx, s.db, "look up the API key", func(conn *pgxpool.Conn) error {
+		var err error
+		keys, err = queryKeys(ctx, conn, selectKeys+" WHERE k.key_hash = $1 AND k.revoked_at IS NULL ORDER BY k.id", hash)
+		return err
+	})
+	if err != nil {
+		return domain.Caller{}, err
+	}
+	if len(keys) != 1 || !domain.HashesEqual(keys[0].hash, hash) {
+		return domain.Caller{}, invalid
+	}
+	return keys[0].key.Caller, nil
+}
+
+// selectKeys reads keys with the budgets of their users and teams: one row
+// per key and budget, or one row with NULL budget columns for a key whose
+// user and team have none. Callers append a WHERE clause and an ORDER BY
+// that keeps each key's rows together.
+const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm,
+	k.created_at, k.revoked_at, b.scope_kind, b.scope_id, b.period, b.limit_micros
+FROM tidygate_api_keys k
+LEFT JOIN tidygate_budgets b
+	ON (b.scope_kind = 'user' AND b.scope_id = k.user_id) OR (b.scope_kind = 'team' AND b.scope_id = k.team_id)`
+
+// keyRow is one row of selectKeys.
+type keyRow struct {
+	id, hash, user, team string
+	allowedModels        []string
+	rpm, tpm             int32
+	createdAt            time.Time
+	revokedAt            *time.Time
+	scope, scopeID       *string
+	period               *string
+	limit                *int64
+}
+
+// storedKey is a key as read back, with the hash it is stored under.
+type storedKey struct {
+	key  domain.APIKey
+	hash string
+}
+
+// querier runs a query on a connection or in a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryKeys runs a selectKeys query and folds each key's rows into one key
+// whose budgets are in budgetOrder.
+func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]storedKey, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []storedKey
+	for rows.Next() {
+		var r keyRow
+		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm,
+			&r.createdAt, &r.revokedAt, &r.scope, &r.scopeID, &r.period, &r.limit); err != nil {
+			return nil, err
+		}
+		if len(keys) == 0 || keys[len(keys)-1].key.ID != r.id {
+			keys = append(keys, r.storedKey())
+		}
+		if r.scope != nil {
+			c := &keys[len(keys)-1].key.Caller
+			c.Budgets = append(c.Budgets, domain.Budget{Scope: domain.ScopeKind(*r.scope), ScopeID: *r.scopeID,
+				Period: domain.Period(*r.period), Limit: domain.Micros(*r.limit)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range keys {
+		slices.SortFunc(keys[i].key.Caller.Budgets, budgetOrder)
+	}
+	return keys, nil
+}
+
+// storedKey converts the key columns of r, without its budget.
+func (r keyRow) storedKey() storedKey {
+	var models []string
+	if len(r.allowedModels) > 0 {
+		models = r.allowedModels
+	}
+	var revoked *time.Time
+	if r.revokedAt != nil {
+		t := r.revokedAt.UTC()
+		revoked = &t
+	}
+	return storedKey{hash: r.hash, key: domain.APIKey{
+		ID:        r.id,
+		CreatedAt: r.createdAt.UTC(),
+		RevokedAt: revoked,
+		Caller: domain.Caller{KeyID: r.id, User: r.user, Team: r.team, AllowedModels: models,
+			RPM: int(r.rpm), TPM: int(r.tpm)},
+	}}
+}

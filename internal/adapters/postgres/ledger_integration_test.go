@@ -1,0 +1,220 @@
+//go:build integration
+
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+var noon = time.Date(2030, time.March, 15, 12, 0, 0, 0, time.UTC)
+
+// TestTwoReplicasStayExact reserves from two pools at once, as two replicas
+// would, against a team budget two users share: the team's limit holds
+// exactly, each user's own limit holds, and the shared row's holds add up.
+func TestTwoReplicasStayExact(t *testing.T) {
+	const a, perUser = 7, 50
+	_, dsn := migrated(t)
+	replicas := []*postgres.Ledger{postgres.NewLedger(newPool(t, dsn, 10)), postgres.NewLedger(newPool(t, dsn, 10))}
+	team := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "shared", Period: domain.PeriodDay, Limit: 10 * a}
+	users := []domain.Caller{
+		{KeyID: "k1", User: "u1", Team: "shared", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u1", Period: domain.PeriodDay, Limit: 6 * a}, team}},
+		{KeyID: "k2", User: "u2", Team: "shared", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u2", Period: domain.PeriodDay, Limit: 6 * a}, team}},
+	}
+
+	won := make([][]string, len(users))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for u, c := range users {
+		for i := range perUser {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("%s-%d", c.User, i)
+				err := replicas[u].Reserve(context.Background(), domain.Reservation{ID: id, Budgets: c.Budgets, Amount: a, At: noon})
+				switch {
+				case err == nil:
+					mu.Lock()
+					won[u] = append(won[u], id)
+					mu.Unlock()
+				case !errors.Is(err, domain.KindBudgetExceeded):
+					t.Errorf("Reserve %s: %v", id, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if n := len(won[0]) + len(won[1]); n != 10 || len(won[0]) > 6 || len(won[1]) > 6 {
+		t.Fatalf("reservations that fit: u1 %d, u2 %d; want 10 in all, at most 6 each", len(won[0]), len(won[1]))
+	}
+	for u, c := range users {
+		rep, err := replicas[1-u].Report(context.Background(), c, noon, noon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, shared := rep.Budgets[0], rep.Budgets[1]
+		if own.Reserved != domain.Micros(len(won[u])*a) || shared.Reserved != 10*a || own.Spent != 0 || shared.Spent != 0 {
+			t.Errorf("%s: budgets %+v, want %d held of its own and %d of the team's", c.User, rep.Budgets, len(won[u])*a, 10*a)
+		}
+	}
+
+	var settled sync.WaitGroup
+	for u, ids := range won {
+		for _, id := range ids {
+			settled.Add(1)
+			go func() {
+				defer settled.Done()
+				err := replicas[u%2].Settle(context.Background(), ports.Settlement{ReservationID: id, Caller: users[u], Model: "m", Cost: a - 1, At: noon})
+				if err != nil {
+					t.Errorf("Settle %s: %v", id, err)
+				}
+			}()
+		}
+	}
+	settled.Wait()
+	rep, err := replicas[0].Report(context.Background(), users[0], noon, noon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shared := rep.Budgets[1]; shared.Spent != 10*(a-1) || shared.Reserved != 0 {
+		t.Errorf("team budget after settling = %+v, want %d spent and nothing held", shared, 10*(a-1))
+	}
+}
+
+// TestOppositeBudgetOrdersDoNotDeadlock reserves and settles against the
+// same two spend rows with the budgets listed in both orders: the ledger
+// locks rows in one order, so PostgreSQL never has to break a deadlock.
+func TestOppositeBudgetOrdersDoNotDeadlock(t *testing.T) {
+	pool, _ := migrated(t)
+	l := postgres.NewLedger(pool)
+	day := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "t", Period: domain.PeriodDay, Limit: 1_000_000}
+	month := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "t", Period: domain.PeriodMonth, Limit: 1_000_000}
+	orders := [][]domain.Budget{{day, month}, {month, day}}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			id := fmt.Sprintf("r%d", i)
+			c := domain.Caller{KeyID: "k", User: "u", Team: "t", Budgets: orders[i%2]}
+			if err := l.Reserve(ctx, domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 10, At: noon}); err != nil {
+				t.Errorf("Reserve %s: %v", id, err)
+				return
+			}
+			if err := l.Settle(ctx, ports.Settlement{ReservationID: id, Caller: c, Model: "m", Cost: 3, At: noon}); err != nil {
+				t.Errorf("Settle %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	rep, err := l.Report(context.Background(), domain.Caller{User: "u", Budgets: []domain.Budget{day, month}}, noon, noon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rep.Budgets {
+		if s.Spent != 600 || s.Reserved != 0 {
+			t.Errorf("budget %+v: spent %d, held %d; want 600 and 0", s.Budget, s.Spent, s.Reserved)
+		}
+	}
+}
+
+// TestExpireStale expires only holds older than the cutoff, and a late
+// settlement of an expired reservation still counts its cost.
+func TestExpireStale(t *testing.T) {
+	pool, _ := migrated(t)
+	l := postgres.NewLedger(pool)
+	ctx := context.Background()
+	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
+		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
+	for _, id := range []string{"crashed", "settled", "fresh"} {
+		if err := l.Reserve(ctx, domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 30, At: noon}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Settle(ctx, ports.Settlement{ReservationID: "settled", Caller: c, Model: "m", Cost: 10, At: noon}); err != nil {
+		t.Fatal(err)
+	}
+	// Age two reservations as if their process had died an hour ago.
+	if _, err := pool.Exec(ctx, `UPDATE tidygate_reservations SET created_at = now() - interval '1 hour'
+		WHERE id IN ('crashed', 'settled')`); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := l.ExpireStale(ctx, 30*time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("ExpireStale = %d, %v; want 1 (only the crashed call's hold)", n, err)
+	}
+	checkStatus(t, l, c, 10, 30)
+	if n, err := l.ExpireStale(ctx, 30*time.Minute); err != nil || n != 0 {
+		t.Errorf("second ExpireStale = %d, %v; want 0", n, err)
+	}
+
+	// The crashed call did finish after all: its cost is not lost.
+	if err := l.Settle(ctx, ports.Settlement{ReservationID: "crashed", Caller: c, Model: "m", Cost: 20, At: noon}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx, "crashed"); err != nil {
+		t.Fatal(err)
+	}
+	checkStatus(t, l, c, 30, 30)
+
+	if _, err := l.ExpireStale(ctx, 0); !errors.Is(err, domain.KindInvalid) {
+		t.Errorf("ExpireStale(0) error = %v, want %v", err, domain.KindInvalid)
+	}
+}
+
+// TestUnstorableNamesAreInvalid checks that names PostgreSQL cannot hold in
+// a key are domain.KindInvalid errors, not database failures.
+func TestUnstorableNamesAreInvalid(t *testing.T) {
+	pool, _ := migrated(t)
+	l := postgres.NewLedger(pool)
+	ctx := context.Background()
+	long := strings.Repeat("é", postgres.MaxNameBytes/2) + "x"
+	budget := func(id string) []domain.Budget {
+		return []domain.Budget{{Scope: domain.ScopeUser, ScopeID: id, Period: domain.PeriodDay, Limit: 10}}
+	}
+	for name, r := range map[string]domain.Reservation{
+		"long scope":   {ID: "r1", Budgets: budget(long), Amount: 1, At: noon},
+		"NUL in scope": {ID: "r2", Budgets: budget("a\x00b"), Amount: 1, At: noon},
+		"long ID":      {ID: long, Amount: 1, At: noon},
+		"bad UTF-8 ID": {ID: "\xc3\x28", Amount: 1, At: noon},
+	} {
+		if err := l.Reserve(ctx, r); !errors.Is(err, domain.KindInvalid) {
+			t.Errorf("%s: Reserve error = %v, want %v", name, err, domain.KindInvalid)
+		}
+	}
+	if err := l.Reserve(ctx, domain.Reservation{ID: "ok", Amount: 1, At: noon}); err != nil {
+		t.Fatal(err)
+	}
+	c := domain.Caller{KeyID: "k", User: "u", Team: "t"}
+	for name, s := range map[string]ports.Settlement{
+		"long model":    {ReservationID: "ok", Caller: c, Model: long, At: noon},
+		"NUL in user":   {ReservationID: "ok", Caller: domain.Caller{User: "\x00"}, Model: "m", At: noon},
+		"negative cost": {ReservationID: "ok", Caller: c, Model: "m", Cost: -1, At: noon},
+	} {
+		if err := l.Settle(ctx, s); !errors.Is(err, domain.KindInvalid) {
+			t.Errorf("%s: Settle error = %v, want %v", name, err, domain.KindInvalid)
+		}
+	}
+}
+
+func checkStatus(t *testing.T, l *postgres.Ledger, c domain.Caller, spent, reserved domain.Micros) {
+	t.Helper()
+	rep, err := l.Report(context.Background(), c, noon, noon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rep.Budgets[0]; s.Spent != spent || s.Reserved != reserved {
+		t.Errorf("budget = %+v, want %d spent and %d held", s, spent, reserved)
+	}
+}
