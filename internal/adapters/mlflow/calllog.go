@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/infra"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -152,7 +153,7 @@ type CallLog struct {
 	closed bool
 	full   atomic.Bool // the last Admit saw a full journal; logs only the transitions
 
-	closePool func() // closes a dedicated pool on Close; nil for a shared one
+	pool *infra.Pool // the pool NewCallLog opened; nil when opened with Open
 }
 
 // Open opens (or creates) the journal in opts.JournalDir, checks or creates
@@ -306,8 +307,8 @@ func (c *CallLog) Close(ctx context.Context) error {
 	} else {
 		c.log.Info("call log closed; every record delivered")
 	}
-	if c.closePool != nil {
-		c.closePool()
+	if c.pool != nil && c.pool.Dedicated() {
+		c.pool.Close()
 	}
 	return err
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // newPool returns a pool on a fresh, empty database.
 func newPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()

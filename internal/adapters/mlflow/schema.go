@@ -129,7 +129,6 @@ type schema struct {
 // has reports whether the table has the column.
 func (s *schema) has(table, column string) bool { return s.columns[table][column] }
 
-
 // createSchema creates the tables in schema.sql that are missing, and an
 // alembic_version row when that table is missing, in one transaction under
 // an advisory lock so that replicas starting together do not collide.
@@ -158,7 +157,7 @@ func createSchema(ctx context.Context, conn *pgx.Conn) (createdAlembic bool, err
 		return err
 	})
 	if err != nil {
-		return false, classify(err, "create the MLflow tables")
+		return false, fmt.Errorf("create the MLflow tables: %w", err)
 	}
 	return createdAlembic, nil
 }
@@ -176,7 +175,7 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 	rows, err := conn.Query(ctx, `SELECT table_name::text, column_name::text FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name = ANY($1)`, names)
 	if err != nil {
-		return nil, classify(err, "read the MLflow schema")
+		return nil, fmt.Errorf("read the MLflow schema: %w", err)
 	}
 	s := &schema{columns: map[string]map[string]bool{}, inserts: map[string]string{}}
 	var tableName, columnName string
@@ -188,7 +187,7 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 		return nil
 	})
 	if err != nil {
-		return nil, classify(err, "read the MLflow schema")
+		return nil, fmt.Errorf("read the MLflow schema: %w", err)
 	}
 	if s.columns["alembic_version"] != nil {
 		var heads []string
@@ -197,7 +196,7 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 			heads, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		}
 		if err != nil {
-			return nil, classify(err, "read the MLflow schema revision")
+			return nil, fmt.Errorf("read the MLflow schema revision: %w", err)
 		}
 		s.revision = strings.Join(heads, ",")
 	}

@@ -46,7 +46,7 @@ func (s *store) prepare(ctx context.Context) error {
 	if s.opts.Schema == SchemaCreate && !s.created {
 		alembic, err := createSchema(ctx, conn.Conn())
 		if err != nil {
-			return err
+			return s.classify(err, "prepare the MLflow schema")
 		}
 		s.created = true
 		s.log.Warn("MLFLOW_SCHEMA=create: created the MLflow tables tidygate writes where missing; this database is not managed by MLflow, so use it for development only (production: MLFLOW_SCHEMA=verify after `mlflow db upgrade`)",
@@ -54,7 +54,7 @@ func (s *store) prepare(ctx context.Context) error {
 	}
 	sch, err := verifySchema(ctx, conn.Conn(), s.opts.LogMode)
 	if err != nil {
-		return err
+		return s.classify(err, "verify the MLflow schema")
 	}
 	if sch.revision == "" {
 		s.log.Warn("the MLflow database has no alembic_version; `mlflow server` will refuse to start on it")
@@ -117,7 +117,7 @@ func (s *store) write(ctx context.Context, calls []call) error {
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, batch).Close()
 	})
-	return classify(err, "write calls to the MLflow database")
+	return s.classify(err, "write calls to the MLflow database")
 }
 
 // experiment returns the experiment of a model's calls, creating it on first use.
@@ -128,7 +128,7 @@ func (s *store) experiment(ctx context.Context, conn *pgx.Conn, model string) (e
 	name := truncate(s.opts.ExperimentPrefix+model, 256)
 	e, deleted, err := ensureExperiment(ctx, conn, name, s.schema.has("experiments", "workspace"))
 	if err != nil {
-		return experiment{}, classify(err, "create the MLflow experiment "+name)
+		return experiment{}, s.classify(err, "create the MLflow experiment "+name)
 	}
 	if deleted {
 		s.log.Warn("the MLflow experiment is deleted; its new traces and runs are hidden until it is restored", "experiment", name)
@@ -211,6 +211,22 @@ func sqlStateClass(err error) string {
 		return ""
 	}
 	return pg.Code[:2]
+}
+
+// classifier is the optional capability of a Conns (infra.Pool has it) to
+// recognise an error that means the server went away and to reset the pool,
+// so that the next attempt reaches the server that replaced it.
+type classifier interface {
+	Classify(err error) error
+}
+
+// classify classifies an error met while using a connection from s.conns,
+// letting the pool see it first.
+func (s *store) classify(err error, doing string) error {
+	if c, ok := s.conns.(classifier); ok && err != nil {
+		err = c.Classify(err)
+	}
+	return classify(err, doing)
 }
 
 // classify turns a database failure into a domain error: connection
