@@ -288,7 +288,8 @@ func (c *CallLog) Flush(ctx context.Context) error {
 // Close stops accepting records, delivers what the journal holds until
 // ctx's deadline, stops the writer and closes the journal; what is left
 // stays on disk for the next start, and the log says how much. It then
-// closes the MLflow pool if the call log opened a dedicated one.
+// closes the MLflow pool if the call log opened a dedicated one. Give ctx a
+// deadline: while the database is down, Close waits for it until ctx ends.
 func (c *CallLog) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
