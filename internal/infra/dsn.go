@@ -49,7 +49,7 @@ func mlflowDSN(cfg Config) connURL {
 	}
 	s := cfg.MLflowTrackingURI
 	if scheme, rest, ok := strings.Cut(s, "://"); ok {
-		if base, _, driver := strings.Cut(scheme, "+"); driver && (base == "postgresql" || base == "postgres") {
+		if base, _, hasDriver := strings.Cut(scheme, "+"); hasDriver && (base == "postgresql" || base == "postgres") {
 			s = base + "://" + rest
 		}
 	}
@@ -71,8 +71,8 @@ const (
 // runaway statement or a transaction left open cannot hold a connection (and
 // its locks) forever.
 const (
-	defaultStatementTimeout     = "30s"
-	defaultIdleInTxSessionLimit = "60s"
+	defaultStatementTimeout         = "30s"
+	defaultIdleInTransactionTimeout = "60s"
 )
 
 // healthCheckPeriod is how often pgx reaps expired and idle connections and
@@ -164,7 +164,7 @@ func parsePoolConfig(c connURL, s poolSettings) (*pgxpool.Config, error) {
 		cc.RuntimeParams["statement_timeout"] = defaultStatementTimeout
 	}
 	if _, set := cc.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
-		cc.RuntimeParams["idle_in_transaction_session_timeout"] = defaultIdleInTxSessionLimit
+		cc.RuntimeParams["idle_in_transaction_session_timeout"] = defaultIdleInTransactionTimeout
 	}
 
 	cfg.MinConns = s.minConns

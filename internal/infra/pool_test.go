@@ -15,7 +15,7 @@ import (
 )
 
 // poolTestConfig loads a configuration from environ as the process would.
-func poolTestConfig(t *testing.T, environ map[string]string) Config {
+func poolTestConfig(t testing.TB, environ map[string]string) Config {
 	t.Helper()
 	cfg, err := LoadConfig(environ)
 	if err != nil {
@@ -37,7 +37,7 @@ func closedAddr(t *testing.T) string {
 }
 
 // openShared opens d's shared pool and closes it when the test ends.
-func openShared(t *testing.T, d *Delegate) *SharedPool {
+func openShared(t testing.TB, d *Delegate) *SharedPool {
 	t.Helper()
 	p, err := NewSharedPool(context.Background(), d)
 	if err != nil {
@@ -101,7 +101,7 @@ func TestParsePoolConfigAppliesTidygateSettings(t *testing.T) {
 	}{
 		{"application_name (tidygate's overrides the URL's)", cc.RuntimeParams["application_name"], "tidygate-shared"},
 		{"statement_timeout", cc.RuntimeParams["statement_timeout"], defaultStatementTimeout},
-		{"idle_in_transaction_session_timeout", cc.RuntimeParams["idle_in_transaction_session_timeout"], defaultIdleInTxSessionLimit},
+		{"idle_in_transaction_session_timeout", cc.RuntimeParams["idle_in_transaction_session_timeout"], defaultIdleInTransactionTimeout},
 		{"connect timeout", cc.ConnectTimeout, 3 * time.Second},
 		{"TLS required (DB_SSLMODE=require)", cc.TLSConfig != nil, true},
 		{"no plaintext fallback", len(cc.Fallbacks), 0},
