@@ -151,6 +151,7 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 	cmd.Env = append(os.Environ(), "DEPLOY_PROFILE=local", "HTTP_ADDR="+addr, "DATABASE_URL="+db.dsn,
 		"MLFLOW_JOURNAL_DIR="+filepath.Join(dir, "journal"), "MLFLOW_SCHEMA=create", "CATALOGUE_FILE="+cat,
 		"OPENAI_BASE_URL="+mockURL+"/v1", "OPENAI_API_KEY=bench")
+	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	c, err := newChild(tmp, name, cmd)
 	if err != nil {

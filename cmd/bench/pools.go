@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os/exec"
@@ -39,12 +40,17 @@ func (p poolRun) median() float64 {
 // on every acquire), on a new connection per query, and through the
 // original system's Python pools, interleaved run by run so that drift
 // falls on all of them alike.
-func runPools(ctx context.Context, o options, r *report) error {
+func runPools(ctx context.Context, o options, r *report) (err error) {
 	testing.Init()
 	if err := flag.Set("test.benchtime", o.benchtime.String()); err != nil {
 		return err
 	}
-	dsn := o.adminDSN
+	db, err := createDB(ctx, o.adminDSN, "pools")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, db.drop()) }()
+	dsn := db.dsn
 	plain, err := newBenchPool(ctx, dsn, false)
 	if err != nil {
 		return err
@@ -55,6 +61,9 @@ func runPools(ctx context.Context, o options, r *report) error {
 		return err
 	}
 	defer pinged.Close()
+	if _, err := plain.Exec(ctx, "CREATE TABLE commits (n integer)"); err != nil {
+		return err
+	}
 
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
@@ -70,6 +79,7 @@ func runPools(ctx context.Context, o options, r *report) error {
 		{"Pool/pgxpool-ping-every-acquire", bench.PooledSelect1(pinged)},
 		{"Pool/pgx-one-conn-no-pool", bench.ConnSelect1(conn)},
 		{"Pool/pgx-connect-per-query", bench.ConnectSelect1(dsn)},
+		{"Pool/pgxpool-insert-commit", bench.PooledInsert(plain, "commits")},
 	}
 	runs := map[string]*poolRun{}
 	var order []string
@@ -113,6 +123,7 @@ func runPools(ctx context.Context, o options, r *report) error {
 	}
 	r.table([]string{"benchmark", "median per query", "queries/s", "time vs pgxpool"}, rows)
 	r.para("`pgx-one-conn-no-pool` and `psycopg2-one-conn-autocommit` are the floor: the query on one open connection, no pool, one round trip. " +
+		"`pgxpool-insert-commit` is one durable write (a one-row INSERT committed on its own, waiting for the WAL flush): what each synchronous transaction on tidygate's request path costs on this server. " +
 		"The Python pools are the original system's: psycopg2 `SimpleConnectionPool(1, 10)` with `getconn`/`putconn` (psycopg2 opens a transaction for the SELECT and `putconn` rolls it back), " +
 		"and SQLAlchemy's `QueuePool` with the seed's `MLFLOW_SQLALCHEMY_*` values (`pool_size=10, max_overflow=20, pool_timeout=30, pool_recycle=1800, pool_pre_ping=True`; the pre-ping is a round trip, and the pool's reset on return is a ROLLBACK).")
 	if p, ok := runs["Pool/psycopg2-SimpleConnectionPool"]; ok {

@@ -23,6 +23,7 @@ import (
 type options struct {
 	tidygate, adminDSN, docs, python, repo, loggingOffEnv string
 	profileDir                                            string
+	env                                                   envList // added to every tidygate's environment
 	sections                                              []string
 	rounds, requests, warmup, concurrency, records, count int
 	duration, benchtime                                   time.Duration
@@ -52,6 +53,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.records, "records", 20000, "writer: call records written")
 	fs.IntVar(&o.count, "count", 5, "pools: runs of each benchmark (for benchstat)")
 	fs.DurationVar(&o.benchtime, "benchtime", time.Second, "pools: time per benchmark run")
+	fs.Var(&o.env, "env", "KEY=VALUE added to tidygate's environment (repeatable), e.g. -env MLFLOW_LOG_MODE=both")
 	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles of the in-process parts (the writer's delivery) into DIR")
 	quick := fs.Bool("quick", false, "small numbers everywhere, to check that the harness works")
 	if err := fs.Parse(args); err != nil {
@@ -70,6 +72,19 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("rounds, requests, concurrency, duration, records, count and benchtime must be positive")
 	}
 	return o, nil
+}
+
+// envList is a repeatable KEY=VALUE flag.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(kv string) error {
+	if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", kv)
+	}
+	*e = append(*e, kv)
+	return nil
 }
 
 // runAll is `bench run`: every section asked for, in order, then the
@@ -149,7 +164,12 @@ func machine(ctx context.Context, o options) string {
 }
 
 func flagsSummary(o options) []string {
+	env := ""
+	for _, kv := range o.env {
+		env += " -env " + kv
+	}
 	return []string{
+		"-tidygate " + o.tidygate + env,
 		fmt.Sprintf("-rounds %d -requests %d -warmup %d", o.rounds, o.requests, o.warmup),
 		fmt.Sprintf("-concurrency %d -duration %s", o.concurrency, o.duration),
 		fmt.Sprintf("-records %d -count %d -benchtime %s", o.records, o.count, o.benchtime),

@@ -35,6 +35,26 @@ func PooledSelect1(pool *pgxpool.Pool) func(*testing.B) {
 	}
 }
 
+// PooledInsert returns a benchmark of one durable write: acquire a
+// connection, insert one row into table (which must have a single integer
+// column) in its own transaction, so that the commit waits for the
+// write-ahead log to reach the disk, and release. It measures what every
+// synchronous commit on the request path costs on this server.
+func PooledInsert(pool *pgxpool.Pool, table string) func(*testing.B) {
+	stmt := "INSERT INTO " + pgx.Identifier{table}.Sanitize() + " VALUES ($1)"
+	return func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			if _, err := pool.Exec(ctx, stmt, i); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 // ConnSelect1 returns a benchmark of the query alone on one open
 // connection, with no pool: the round trip every pooled query pays.
 func ConnSelect1(conn *pgx.Conn) func(*testing.B) {
