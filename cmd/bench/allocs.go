@@ -4,20 +4,25 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 )
 
-// goBenchmark is a `go test -bench` run the allocations section reports.
+// goBenchmark is a `go test -bench` run the allocations section reports;
+// integration ones run with -tags integration against -admin-dsn's server.
 type goBenchmark struct {
 	pkg, pattern, what string
+	integration        bool
 }
 
 var allocBenchmarks = []goBenchmark{
 	{"./internal/adapters/httpapi", "^BenchmarkChat$",
-		"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once"},
+		"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once", false},
 	{"./internal/adapters/mlflow", "^BenchmarkRecord$",
-		"the call log's cost on the request path: Record up to the journal's commit to disk, one caller and 32 sharing commits"},
+		"the call log's cost on the request path: Record up to the journal's commit to disk, one caller and 32 sharing commits", false},
+	{"./internal/adapters/postgres", "^BenchmarkReserveSettle$",
+		"the ledger's cost on the request path: a reservation and its settlement, two transactions in PostgreSQL", true},
 }
 
 // runAllocs is the allocations half of section 5: the packages' own
@@ -28,7 +33,12 @@ func runAllocs(ctx context.Context, o options, r *report) error {
 	var lines []string
 	var rows [][]string
 	for _, b := range allocBenchmarks {
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "1", b.pkg)
+		args := []string{"test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "1"}
+		cmd := exec.CommandContext(ctx, "go", append(args, b.pkg)...)
+		if b.integration {
+			cmd = exec.CommandContext(ctx, "go", append(args, "-tags", "integration", b.pkg)...)
+			cmd.Env = append(os.Environ(), "TEST_DATABASE_URL="+o.adminDSN)
+		}
 		cmd.Dir = o.repo
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -45,7 +55,7 @@ func runAllocs(ctx context.Context, o options, r *report) error {
 			rows = append(rows, []string{"`" + f[0] + "`", b.what, field(f, "ns/op"), field(f, "B/op"), field(f, "allocs/op")})
 		}
 	}
-	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`):")
+	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`; the ledger's with `-tags integration` against the same PostgreSQL):")
 	r.code(lines)
 	r.table([]string{"benchmark", "measures", "ns/op", "B/op", "allocs/op"}, rows)
 	return nil
