@@ -50,10 +50,10 @@ type BudgetInput struct {
 
 // BudgetVerdict is the result of the connection budget check.
 type BudgetVerdict struct {
-	Level   BudgetLevel
-	Demand  int    // Σ PoolMaxes × Replicas
-	Usable  int    // MaxConnections − reserved slots − OtherClients
-	Message string // the numbers and, unless Level is BudgetOK, the fix
+	Level   BudgetLevel // BudgetOK, BudgetWarn or BudgetRefuse
+	Demand  int         // Σ PoolMaxes × Replicas
+	Usable  int         // MaxConnections − reserved slots − OtherClients
+	Message string      // the numbers and, unless Level is BudgetOK, the fix
 }
 
 // EvaluateConnectionBudget compares the connections tidygate may open with

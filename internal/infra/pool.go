@@ -390,7 +390,8 @@ func (p *Pool) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Info describes the pool.
+// Info returns the pool's description: name, application_name, limits, mode,
+// target and acquire timeout.
 func (p *Pool) Info() PoolInfo { return p.info }
 
 // Dedicated reports whether the pool is MLflow's own (MLFLOW_POOL=dedicated);

@@ -303,8 +303,12 @@ func TestAcquireFromAnUnreachableDatabase(t *testing.T) {
 	if p.acquireErrors.Load() < 1 {
 		t.Error("the failed acquire was not counted")
 	}
+	began = time.Now()
 	if err := p.Ping(context.Background()); !errors.Is(err, domain.KindUnavailable) {
 		t.Errorf("Ping = %v, want KindUnavailable", err)
+	}
+	if took := time.Since(began); took > p.Info().AcquireTimeout+time.Second {
+		t.Errorf("Ping took %s against a closed port; the contract is the acquire timeout %s", took, p.Info().AcquireTimeout)
 	}
 }
 
