@@ -104,8 +104,7 @@ func (c Classifier) Failure(err error) *domain.Error {
 // domain.KindUpstream quoting the provider's message.
 func (c Classifier) Reported(detail string) *domain.Error {
 	detail = c.clean(detail)
-	return &domain.Error{Kind: domain.KindUpstream, Err: errors.New(detail),
-		Message: fmt.Sprintf("%s reported a failure: %s", c.provider, detail)}
+	return domain.Errorf(domain.KindUpstream, "%s reported a failure: %s", c.provider, detail)
 }
 
 // Malformed classifies an answer tidygate could not use: a body that is not

@@ -315,13 +315,23 @@ func (w Wire) expect(t *testing.T, err error, kind domain.Kind) *domain.Error {
 }
 
 // CheckStream asserts what any ChatStream result must satisfy, whatever
-// the upstream sent: either an upstream failure, or a response with a
-// finish reason whose content is the concatenation of the emitted deltas,
-// the last chunk carrying the finish reason and the (non-negative) usage.
+// the upstream sent: either a classified provider failure (upstream, rate
+// limited, or invalid when the provider says so inside the stream), or a
+// response with a finish reason whose content is the concatenation of the
+// emitted deltas, the last chunk carrying the finish reason and the
+// (non-negative) usage.
 func CheckStream(t testing.TB, resp domain.ChatResponse, c *Chunks, err error) {
 	t.Helper()
 	if err != nil {
-		RequireKind(t, err, domain.KindUpstream)
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("error %v (%T) is not a *domain.Error", err, err)
+		}
+		switch de.Kind {
+		case domain.KindUpstream, domain.KindRateLimited, domain.KindInvalid:
+		default:
+			t.Fatalf("error %q has kind %s; want upstream, rate_limited or invalid", de.Error(), de.Kind)
+		}
 		return
 	}
 	final := c.Final(t)

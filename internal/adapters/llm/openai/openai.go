@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -38,9 +37,6 @@ import (
 // DefaultBaseURL is the OpenAI API's base URL, used when Options.BaseURL is empty.
 const DefaultBaseURL = "https://api.openai.com/v1"
 
-// DefaultTimeout bounds a call when Options.Timeout is zero.
-const DefaultTimeout = 10 * time.Minute
-
 // Options configures the OpenAI adapter.
 type Options struct {
 	// BaseURL is the API's base URL, such as http://localhost:11434/v1 for
@@ -51,8 +47,9 @@ type Options struct {
 	APIKey string
 	// HTTPClient carries the calls; nil means a plain *http.Client.
 	HTTPClient *http.Client
-	// Timeout bounds each call; zero means DefaultTimeout. The gateway's
-	// per-attempt deadline in ctx usually ends a call first.
+	// Timeout bounds each call; zero means llm.DefaultTimeout (ten
+	// minutes). The gateway's per-attempt deadline in ctx usually ends a
+	// call first.
 	Timeout time.Duration
 	// UseMaxCompletionTokens sends the output cap as max_completion_tokens,
 	// which OpenAI's reasoning models require, instead of max_tokens, which
@@ -72,29 +69,16 @@ var _ ports.Provider = (*Provider)(nil)
 // New returns an adapter for the API at opts.BaseURL, or an error if the
 // base URL is not an absolute http or https URL or the timeout is negative.
 func New(opts Options) (*Provider, error) {
-	base := opts.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai: base URL %q is not an absolute http or https URL", base)
-	}
-	if opts.Timeout < 0 {
-		return nil, fmt.Errorf("openai: timeout must not be negative, got %s", opts.Timeout)
-	}
-	timeout, hc := opts.Timeout, opts.HTTPClient
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
-	if hc == nil {
-		hc = &http.Client{}
+	ep, err := llm.Endpoint{BaseURL: opts.BaseURL, Timeout: opts.Timeout, HTTPClient: opts.HTTPClient}.Resolve("openai", DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
 	return &Provider{
 		client: openai.NewClient(
-			option.WithBaseURL(base),
+			option.WithBaseURL(ep.BaseURL),
 			option.WithAPIKey(opts.APIKey), // also when empty: a key from the environment must not leak to another server
-			option.WithHTTPClient(hc),
-			option.WithRequestTimeout(timeout),
+			option.WithHTTPClient(ep.HTTPClient),
+			option.WithRequestTimeout(ep.Timeout),
 			option.WithMaxRetries(0),
 		),
 		classify:            llm.NewClassifier("openai", opts.APIKey),

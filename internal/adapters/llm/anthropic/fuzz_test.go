@@ -1,0 +1,24 @@
+package anthropic_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
+)
+
+// FuzzAnthropicStream serves the fuzzed bytes as the body of a streamed
+// Messages call: the adapter must not panic, and must return either an
+// upstream failure or a consistent response. Seeds are in
+// testdata/fuzz/FuzzAnthropicStream.
+func FuzzAnthropicStream(f *testing.F) {
+	up := llmtest.NewUpstream(f, llmtest.Hang)
+	p := newProvider(f, up.URL)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		up.Handle(llmtest.Reply(http.StatusOK, "text/event-stream", string(body)))
+		var c llmtest.Chunks
+		resp, err := p.ChatStream(context.Background(), llmtest.Chat("claude-x"), c.Emit)
+		llmtest.CheckStream(t, resp, &c, err)
+	})
+}
