@@ -110,19 +110,36 @@ func (c *child) stop() error {
 	}
 }
 
-// peakRSS returns the process's peak resident set size (VmHWM), in bytes.
-func (c *child) peakRSS() (int64, error) {
+// memory is a process's resident memory, in bytes, from /proc/PID/status.
+type memory struct {
+	peak int64 // VmHWM: the peak resident set size
+	anon int64 // RssAnon now: heap, stacks, runtime
+	file int64 // RssFile now: the binary's pages and mapped files (bbolt's journal)
+}
+
+// memory reads the process's resident memory.
+func (c *child) memory() (memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return memory{}, err
 	}
+	var m memory
+	fields := map[string]*int64{"VmHWM:": &m.peak, "RssAnon:": &m.anon, "RssFile:": &m.file}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024, err
+		for prefix, dst := range fields {
+			if rest, ok := strings.CutPrefix(line, prefix); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err != nil {
+					return memory{}, fmt.Errorf("/proc/PID/status: %s %w", prefix, err)
+				}
+				*dst = kb * 1024
+			}
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
+	if m.peak == 0 {
+		return memory{}, errors.New("no VmHWM in /proc/PID/status")
+	}
+	return m, nil
 }
 
 // waitReady polls url until it answers 200, the process exits, or the
