@@ -394,6 +394,13 @@ func (p *Pool) Ping(ctx context.Context) error {
 // target and acquire timeout.
 func (p *Pool) Info() PoolInfo { return p.info }
 
+// OperationTimeout bounds one whole database operation of a request (the
+// acquire and the statements after it): twice the acquire timeout. The
+// acquire deadline alone cannot stop a statement on a connection whose peer
+// went silent; this deadline does, so that a request needing the database
+// answers in bounded time even when the network blackholes it.
+func (p *Pool) OperationTimeout() time.Duration { return 2 * p.info.AcquireTimeout }
+
 // Dedicated reports whether the pool is MLflow's own (MLFLOW_POOL=dedicated);
 // the shared pool is not, and must be closed only by its owner.
 func (p *Pool) Dedicated() bool { return p.info.Mode == ModeDedicated }

@@ -88,6 +88,8 @@ const maxInt32 = 1<<31 - 1
 // Create stores a new key and sets the budgets nk names. It returns the key
 // and its secret, which is not stored and cannot be shown again.
 func (s *KeyStore) Create(ctx context.Context, nk NewKey) (domain.APIKey, string, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
 	if err := nk.check(); err != nil {
 		return domain.APIKey{}, "", err
 	}
@@ -110,6 +112,8 @@ func (s *KeyStore) Create(ctx context.Context, nk NewKey) (domain.APIKey, string
 // returns that key as stored (revoked or not) and changes nothing, so that
 // replicas starting together may all call it.
 func (s *KeyStore) EnsureKey(ctx context.Context, secret string, nk NewKey) (domain.APIKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
 	if !domain.LooksLikeKey(secret) {
 		return domain.APIKey{}, domain.InvalidParam("secret", "the secret does not have the shape of a tidygate key (%s…)", domain.KeyPrefix)
 	}
@@ -177,6 +181,8 @@ func newKeyID() string {
 
 // List returns every key, revoked ones included, oldest first.
 func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
 	var keys []storedKey
 	err := withConn(ctx, s.db, "list the API keys", func(conn *pgxpool.Conn) error {
 		var err error
@@ -196,6 +202,8 @@ func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
 // Revoke revokes the key with this ID at once, on every replica. Revoking a
 // revoked key changes nothing; an unknown ID is a domain.KindNotFound error.
 func (s *KeyStore) Revoke(ctx context.Context, id string) error {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
 	return withConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
 		tag, err := conn.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
 		if err != nil {
@@ -213,6 +221,8 @@ func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 // with the budgets of its user and team, or a domain.KindUnauthenticated
 // error for an unknown or revoked key.
 func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
 	invalid := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
 	if checkName("key", hash, true) != nil { // no stored hash looks like this
 		return domain.Caller{}, invalid

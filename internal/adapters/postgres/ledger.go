@@ -98,6 +98,8 @@ WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
 // its settlement can count usage once. Reusing an ID is a
 // domain.KindInvalid error.
 func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
 	if err := checkReservation(r); err != nil {
 		return err
 	}
@@ -273,6 +275,8 @@ func checkSettlement(s ports.Settlement) error {
 // counted: spend is never lost. An unknown reservation is a
 // domain.KindNotFound error.
 func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
 	if err := checkSettlement(s); err != nil {
 		return err
 	}
@@ -301,6 +305,8 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 // longer held changes nothing; an unknown reservation is a
 // domain.KindNotFound error.
 func (l *Ledger) Release(ctx context.Context, reservationID string) error {
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
 	_, err := l.drop(ctx, reservationID, stateReleased, fmt.Sprintf("release reservation %q", reservationID))
 	return err
 }
@@ -340,6 +346,8 @@ LIMIT $2`
 // Settle of an expired reservation still counts its cost. olderThan must be
 // positive and should exceed the longest call.
 func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
 	if olderThan <= 0 {
 		return 0, domain.InvalidParam("older_than", "the age of stale reservations must be positive")
 	}
@@ -389,6 +397,8 @@ ORDER BY b.n`
 // the UTC day of from to that of now, by day and model, and the state of
 // each of the caller's budgets in the period containing now.
 func (l *Ledger) Report(ctx context.Context, c domain.Caller, from, now time.Time) (domain.UsageReport, error) {
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
 	for _, b := range c.Budgets {
 		if err := checkBudget(b); err != nil {
 			return domain.UsageReport{}, err

@@ -39,6 +39,23 @@ const MaxNameBytes = 512
 // retryAfter is what an unavailable database asks callers to wait.
 const retryAfter = time.Second
 
+// operationBounder is a pool that bounds each whole database operation
+// (infra.Pool does); without it, operations run on the caller's context.
+type operationBounder interface {
+	OperationTimeout() time.Duration
+}
+
+// bound gives one operation (its acquire and every statement) the pool's
+// operation deadline, so that a silent peer cannot hold a request forever.
+// Each exported method calls it first; its closures then see the bounded
+// context.
+func bound(ctx context.Context, db Conns) (context.Context, context.CancelFunc) {
+	if b, ok := db.(operationBounder); ok && b.OperationTimeout() > 0 {
+		return context.WithTimeout(ctx, b.OperationTimeout())
+	}
+	return ctx, func() {}
+}
+
 // withConn runs fn on a connection from db and classifies its failure.
 func withConn(ctx context.Context, db Conns, doing string, fn func(*pgxpool.Conn) error) error {
 	conn, err := db.Acquire(ctx)
