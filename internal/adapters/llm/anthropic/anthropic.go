@@ -128,7 +128,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	defer stream.Close()
 
 	out := domain.ChatResponse{Model: req.Model, Created: time.Now()}
-	var content strings.Builder
+	text := llm.NewStream(emit)
 	started, stopped := false, false
 	for stream.Next() {
 		ev := stream.Current()
@@ -142,11 +142,11 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 				CompletionTokens: int(u.OutputTokens),
 			}
 		case "content_block_delta":
-			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
-				content.WriteString(ev.Delta.Text)
-				if err := emit(domain.ChatChunk{Delta: ev.Delta.Text}); err != nil {
-					return domain.ChatResponse{}, err
-				}
+			if ev.Delta.Type != "text_delta" {
+				continue
+			}
+			if err := text.Text(ev.Delta.Text); err != nil {
+				return domain.ChatResponse{}, err
 			}
 		case "message_delta":
 			out.FinishReason = llm.FinishReason(string(ev.Delta.StopReason))
@@ -168,12 +168,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err := p.checkUsage(out.Usage); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	out.Content = content.String()
-	usage := out.Usage
-	if err := emit(domain.ChatChunk{FinishReason: out.FinishReason, Usage: &usage}); err != nil {
-		return domain.ChatResponse{}, err
-	}
-	return out, nil
+	return text.Finish(out)
 }
 
 // Embed fails: Anthropic has no embeddings API.

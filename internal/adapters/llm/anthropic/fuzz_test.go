@@ -1,8 +1,6 @@
 package anthropic_test
 
 import (
-	"context"
-	"net/http"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
@@ -16,9 +14,6 @@ func FuzzAnthropicStream(f *testing.F) {
 	up := llmtest.NewUpstream(f, llmtest.Hang)
 	p := newProvider(f, up.URL)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		up.Handle(llmtest.Reply(http.StatusOK, "text/event-stream", string(body)))
-		var c llmtest.Chunks
-		resp, err := p.ChatStream(context.Background(), llmtest.Chat("claude-x"), c.Emit)
-		llmtest.CheckStream(t, resp, &c, err)
+		llmtest.ServeStream(t, up, p, "text/event-stream", body, "claude-x")
 	})
 }

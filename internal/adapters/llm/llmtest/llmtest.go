@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,6 +160,36 @@ func (c *Chunks) Final(t testing.TB) domain.ChatChunk {
 		t.Fatal("the stream emitted no chunk")
 	}
 	return c.All[len(c.All)-1]
+}
+
+// Expect fails the test unless the stream emitted exactly deltas, then a
+// final chunk with finish and usage, and resp agrees with them.
+func (c *Chunks) Expect(t testing.TB, resp domain.ChatResponse, deltas []string, finish string, usage domain.Usage) {
+	t.Helper()
+	var got []string
+	for _, ch := range c.All[:max(len(c.All)-1, 0)] {
+		got = append(got, ch.Delta)
+	}
+	if !slices.Equal(got, deltas) {
+		t.Fatalf("deltas %q; want %q and a final chunk", got, deltas)
+	}
+	if final := c.Final(t); final.Delta != "" || final.FinishReason != finish || final.Usage == nil || *final.Usage != usage {
+		t.Errorf("final chunk %+v; want finish %q and usage %+v", final, finish, usage)
+	}
+	if resp.Content != strings.Join(deltas, "") || resp.FinishReason != finish || resp.Usage != usage {
+		t.Errorf("assembled %+v; want content %q, finish %q, usage %+v", resp, strings.Join(deltas, ""), finish, usage)
+	}
+}
+
+// ServeStream has the upstream answer with body as a stream of
+// contentType, streams a chat completion of model through p, and checks
+// the result with CheckStream: the body of every stream fuzz target.
+func ServeStream(t testing.TB, up *Upstream, p ports.Provider, contentType string, body []byte, model string) {
+	t.Helper()
+	up.Handle(Reply(http.StatusOK, contentType, string(body)))
+	var c Chunks
+	resp, err := p.ChatStream(context.Background(), Chat(model), c.Emit)
+	CheckStream(t, resp, &c, err)
 }
 
 // RequireKind fails the test unless err is a *domain.Error of kind, and

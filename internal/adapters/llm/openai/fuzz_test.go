@@ -1,8 +1,6 @@
 package openai_test
 
 import (
-	"context"
-	"net/http"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
@@ -17,9 +15,6 @@ func FuzzOpenAIStream(f *testing.F) {
 	up := llmtest.NewUpstream(f, llmtest.Hang)
 	p := newProvider(f, up.URL, openai.Options{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		up.Handle(llmtest.Reply(http.StatusOK, "text/event-stream", string(body)))
-		var c llmtest.Chunks
-		resp, err := p.ChatStream(context.Background(), llmtest.Chat("gpt-4o-mini"), c.Emit)
-		llmtest.CheckStream(t, resp, &c, err)
+		llmtest.ServeStream(t, up, p, "text/event-stream", body, "gpt-4o-mini")
 	})
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/openai/openai-go/v3"
@@ -124,8 +123,8 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	defer stream.Close()
 
 	var out domain.ChatResponse
-	var content strings.Builder
 	var usage *domain.Usage
+	text := llm.NewStream(emit)
 	for stream.Next() {
 		chunk := stream.Current()
 		if out.ID == "" {
@@ -142,11 +141,8 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 			if choice.Index != 0 {
 				continue // tidygate asks for one choice
 			}
-			if d := choice.Delta.Content; d != "" {
-				content.WriteString(d)
-				if err := emit(domain.ChatChunk{Delta: d}); err != nil {
-					return domain.ChatResponse{}, err
-				}
+			if err := text.Text(choice.Delta.Content); err != nil {
+				return domain.ChatResponse{}, err
 			}
 			if choice.FinishReason != "" {
 				out.FinishReason = choice.FinishReason
@@ -159,18 +155,15 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the stream ended without a finish reason"))
 	}
-	out.Content, out.Model = content.String(), orDefault(out.Model, req.Model)
-	if usage == nil {
+	out.Model = orDefault(out.Model, req.Model)
+	if usage != nil {
+		out.Usage = *usage
+	} else {
 		// The server ignored stream_options.include_usage (older Ollama and
 		// vLLM versions do); an estimate keeps the call costed.
-		estimate := llm.EstimateUsage(req, out.Content)
-		usage = &estimate
+		out.Usage = llm.EstimateUsage(req, text.Content())
 	}
-	out.Usage = *usage
-	if err := emit(domain.ChatChunk{FinishReason: out.FinishReason, Usage: usage}); err != nil {
-		return domain.ChatResponse{}, err
-	}
-	return out, nil
+	return text.Finish(out)
 }
 
 // Embed calls the Embeddings API for float vectors.
