@@ -84,7 +84,7 @@ func faultEnv(t *testing.T, proxyDSN string, extra ...string) []string {
 func timedCall(s *service) (int, time.Duration) {
 	began := time.Now()
 	req, _ := http.NewRequest("POST", s.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-	req.Header.Set("Authorization", "Bearer "+DevKey)
+	req.Header.Set("Authorization", "Bearer "+s.Key)
 	req.Header.Set("X-Audit-Reason", "fault test")
 	client := http.Client{Timeout: 60 * time.Second}
 	resp, err := client.Do(req)
@@ -314,7 +314,9 @@ func TestDatabaseDownAtBoot(t *testing.T) {
 func TestHomeProfileKeepsConnectionsWarm(t *testing.T) {
 	fp := newFaultProxy(t, pgtest.New(t))
 	fp.toxic(t, "wan", "latency", "downstream", `{"latency":50,"jitter":10}`)
-	s := start(t, append(baseEnv(t, fp.DSN), "DEPLOY_PROFILE=home", "MLFLOW_SCHEMA=create", "DB_SSLMODE=disable"))
+	env := append(baseEnv(t, fp.DSN), "DEPLOY_PROFILE=home", "MLFLOW_SCHEMA=create", "DB_SSLMODE=disable")
+	s := start(t, env, "serve") // the dev key is for the local profile only
+	s.Key = createKey(t, env, "--user", "remote", "--team", "home")
 	if code, _ := timedCall(s); code != 200 { // warm-up
 		t.Fatalf("warm-up: %d", code)
 	}

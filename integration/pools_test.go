@@ -49,10 +49,11 @@ func appNames(t *testing.T, dsn string) map[string]int {
 	return out
 }
 
-// waitTraces waits until the MLflow tables hold want traces.
+// waitTraces waits until the MLflow tables hold want traces; a backlog of
+// thousands after an outage takes the writer a while.
 func waitTraces(t *testing.T, dsn string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var n int
 	for time.Now().Before(deadline) {
 		queryRow(t, dsn, "SELECT count(*) FROM trace_info", &n)
