@@ -1,0 +1,98 @@
+// Command tidygate is the corporate LLM gateway: an OpenAI-compatible HTTP
+// service that applies corporate policy to every call and records it in
+// MLflow's tables.
+//
+// Usage:
+//
+//	tidygate serve [--dev-key]
+//	tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
+//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
+//	tidygate keys list
+//	tidygate keys revoke ID
+//	tidygate config      # print the effective configuration, secrets redacted
+//
+// Configuration comes from the environment; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tidygate/tidygate/internal/infra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var usage usageError
+		if errors.As(err, &usage) {
+			fmt.Fprintln(os.Stderr, "tidygate:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "tidygate:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line or the configuration.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usageText = `usage:
+  tidygate serve [--dev-key]
+  tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
+                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
+  tidygate keys list
+  tidygate keys revoke ID
+  tidygate config`
+
+// run is the whole program: it parses the command line and the environment
+// (given as os.Environ-style KEY=VALUE strings) and runs one subcommand until
+// ctx is cancelled.
+func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{usageText}
+	}
+	cfg, err := infra.LoadConfig(envMap(environ))
+	if err != nil {
+		var ce *infra.ConfigError
+		if errors.As(err, &ce) {
+			for _, p := range ce.Problems {
+				fmt.Fprintln(stderr, "config:", p)
+			}
+			return usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(ce.Problems))}
+		}
+		return err
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, cfg, args[1:], stderr)
+	case "keys":
+		return keys(ctx, cfg, args[1:], stdout, stderr)
+	case "config":
+		return printConfig(cfg, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usageText)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usageText)}
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// schemaGate applies the gateway's migrations in the background until they
+// succeed, so that tidygate starts while the database is down and becomes
+// ready when it appears, without a restart.
+type schemaGate struct {
+	logger  *slog.Logger
+	apply   func(context.Context) error
+	mu      sync.Mutex
+	lastErr error
+	done    chan struct{}
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+func newSchemaGate(logger *slog.Logger, apply func(context.Context) error) *schemaGate {
+	return &schemaGate{logger: logger, apply: apply, done: make(chan struct{}), stopped: make(chan struct{}),
+		lastErr: errNotYet}
+}
+
+var errNotYet = &gateError{"database schema not applied yet"}
+
+type gateError struct{ msg string }
+
+func (e *gateError) Error() string { return e.msg }
+
+// start applies the schema in the background, retrying with a capped backoff
+// until it succeeds or stop is called.
+func (g *schemaGate) start(parent context.Context) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	g.cancel = cancel
+	go func() {
+		defer close(g.stopped)
+		backoff := 250 * time.Millisecond
+		for {
+			actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+			err := g.apply(actx)
+			acancel()
+			g.mu.Lock()
+			g.lastErr = err
+			g.mu.Unlock()
+			if err == nil {
+				g.logger.Info("gateway schema ready")
+				close(g.done)
+				return
+			}
+			g.logger.Warn("gateway schema not ready; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}()
+}
+
+func (g *schemaGate) stop() {
+	if g.cancel != nil {
+		g.cancel()
+		<-g.stopped
+	}
+}
+
+// err returns nil once the schema is applied, else why it is not.
+func (g *schemaGate) err() error {
+	select {
+	case <-g.done:
+		return nil
+	default:
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
+}
+
+// guard answers /readyz with 503 until the schema is applied, and passes
+// everything else (and /readyz afterwards) to next.
+func (g *schemaGate) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			if err := g.err(); err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "schema": err.Error()})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

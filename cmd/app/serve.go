@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/adapters/mlflow"
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/infra"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// DevKey is the documented development API key that `serve --dev-key` seeds
+// in the local profile (user dev, team dev). It is refused in other profiles.
+const DevKey = "tg-dev-local-only-0000000000000000"
+
+func serve(ctx context.Context, cfg infra.Config, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	devKey := fs.Bool("dev-key", false, "seed the documented development key (local profile only)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *devKey && cfg.Profile != "local" {
+		return usageError{fmt.Sprintf("--dev-key is only allowed with DEPLOY_PROFILE=local (it is %q)", cfg.Profile)}
+	}
+	logger := infra.NewLogger(cfg, stderr)
+	app := fx.New(appOptions(ctx, cfg, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
+		// fx's own events are debug detail; the startup steps are logged by infra.
+		l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
+		l.UseLogLevel(slog.LevelDebug)
+		l.UseErrorLevel(slog.LevelError)
+		return l
+	}))
+	if err := app.Err(); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, fx.DefaultTimeout)
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout+5*time.Second)
+	defer cancelStop()
+	return app.Stop(stopCtx)
+}
+
+// bootContext is the context constructors use while the graph is built; it
+// is cancelled when the process is told to stop.
+type bootContext struct{ context.Context }
+
+// appOptions is the whole service as an fx graph. Each constructor takes the
+// product of the step before it, so fx can only build them in the order the
+// design fixes: delegate → shared pool → gateway registration → MLflow call
+// log → gateway service → HTTP server. Shutdown runs in reverse.
+func appOptions(ctx context.Context, cfg infra.Config, logger *slog.Logger, devKey bool) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg, logger, bootContext{ctx}, devKeySeed(devKey)),
+		fx.Provide(
+			infra.NewDelegate,     // (1)
+			provideSharedPool,     // (2)
+			infra.RegisterGateway, // (3)
+			provideCallLog,        // (4)
+			provideStores,
+			newCatalogue,
+			newProviders,
+			newService,
+			newServers,
+		),
+		fx.Invoke(func(*servers) {}),
+	)
+}
+
+// provideSharedPool is step 2: the one shared pool, closed last on shutdown.
+func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*infra.SharedPool, error) {
+	p, err := infra.NewSharedPool(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(p.Close))
+	return p, nil
+}
+
+// provideCallLog is step 4: the MLflow call log on the shared pool or its own,
+// flushed on shutdown after the HTTP server has drained.
+func provideCallLog(ctx bootContext, lc fx.Lifecycle, reg infra.GatewayRegistration) (*mlflow.CallLog, error) {
+	l, err := mlflow.NewCallLog(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(l.Close))
+	return l, nil
+}
+
+// devKeySeed says whether to seed the development key.
+type devKeySeed bool
+
+// gatewayStores are the PostgreSQL adapters behind the key store and ledger ports.
+type gatewayStores struct {
+	keys   *postgres.KeyStore
+	ledger *postgres.Ledger
+	schema *schemaGate
+}
+
+// provideStores builds the key store and the ledger on the shared pool, and
+// applies their migrations in the background so that tidygate starts (not
+// ready) while the database is down.
+func provideStores(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared *infra.SharedPool, seed devKeySeed) *gatewayStores {
+	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: postgres.NewLedger(shared)}
+	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
+		if err := postgres.Migrate(ctx, shared); err != nil {
+			return err
+		}
+		if seed {
+			if _, err := s.keys.EnsureKey(ctx, DevKey, postgres.NewKey{User: "dev", Team: "dev"}); err != nil {
+				return fmt.Errorf("seed the development key: %w", err)
+			}
+			d.Logger.Warn("development key seeded (local profile only)", "user", "dev", "team", "dev", "key", DevKey)
+		}
+		return nil
+	})
+	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); return nil },
+		OnStop:  func(context.Context) error { sweep.stop(); s.schema.stop(); return nil },
+	})
+	return s
+}
+
+func newService(cfg infra.Config, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *mlflow.CallLog) (*gateway.Service, error) {
+	return gateway.NewService(gateway.Deps{
+		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls,
+	}, gateway.Options{
+		MinAuditReasonLen:  cfg.AuditReasonMinLen,
+		MaxAttempts:        cfg.ProviderAttempts,
+		RetryBackoff:       cfg.RetryBackoff,
+		MaxConcurrentCalls: cfg.MaxConcurrentCalls,
+		ProviderTimeout:    cfg.ProviderTimeout,
+	})
+}
+
+// servers are the API server and, when ADMIN_ADDR is set, the admin server.
+type servers struct{ api, admin *http.Server }
+
+func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *mlflow.CallLog, stores *gatewayStores) *servers {
+	admin := d.AdminHandler(func() []*infra.Pool { return calls.Pools(shared.Pool) })
+	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
+	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger}
+	s := &servers{}
+	if cfg.AdminAddr == "" {
+		opts.Admin = stores.schema.guard(admin)
+	} else {
+		s.admin = httpapi.NewServer(cfg.AdminAddr, stores.schema.guard(admin), timeouts)
+	}
+	s.api = httpapi.NewServer(cfg.HTTPAddr, httpapi.NewHandler(svc, opts), timeouts)
+	for _, srv := range []*http.Server{s.api, s.admin} {
+		if srv == nil {
+			continue
+		}
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error {
+				ln, err := net.Listen("tcp", srv.Addr)
+				if err != nil {
+					return fmt.Errorf("listen on %s: %w", srv.Addr, err)
+				}
+				d.Logger.Info("listening", "addr", ln.Addr().String())
+				go func() {
+					if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+						d.Logger.Error("server stopped", "addr", srv.Addr, "err", err)
+					}
+				}()
+				return nil
+			},
+			OnStop: func(ctx context.Context) error {
+				sctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+				defer cancel()
+				return srv.Shutdown(sctx)
+			},
+		})
+	}
+	return s
+}
