@@ -120,7 +120,7 @@ func TestChatNeedsATurn(t *testing.T) {
 func TestEmbedIsInvalid(t *testing.T) {
 	up := llmtest.NewUpstream(t, llmtest.Hang)
 	_, err := newProvider(t, up.URL).Embed(context.Background(), domain.EmbedRequest{Model: "x", Inputs: []string{"a"}})
-	if de := llmtest.RequireKind(t, err, domain.KindInvalid); !strings.Contains(de.Message, "no embeddings API") {
+	if de := llmtest.RequireError(t, err, domain.KindInvalid); !strings.Contains(de.Message, "no embeddings API") {
 		t.Errorf("message %q", de.Message)
 	}
 }
@@ -187,7 +187,7 @@ func TestChatStreamFailures(t *testing.T) {
 			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", tc.body))
 			var c llmtest.Chunks
 			_, err := newProvider(t, up.URL).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
-			de := llmtest.RequireKind(t, err, tc.kind)
+			de := llmtest.RequireError(t, err, tc.kind)
 			if !strings.Contains(de.Message, "anthropic") {
 				t.Errorf("message %q does not name anthropic", de.Message)
 			}

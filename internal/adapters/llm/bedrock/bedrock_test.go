@@ -133,7 +133,7 @@ func TestChatMalformedAnswers(t *testing.T) {
 	} {
 		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
 		_, err := newProvider(t, up.URL).Chat(context.Background(), llmtest.Chat(model))
-		if de := llmtest.RequireKind(t, err, domain.KindUpstream); !strings.Contains(de.Message, "bedrock") {
+		if de := llmtest.RequireError(t, err, domain.KindUpstream); !strings.Contains(de.Message, "bedrock") {
 			t.Errorf("%s: message %q", name, de.Message)
 		}
 	}
@@ -221,7 +221,7 @@ func TestChatStreamFailures(t *testing.T) {
 			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, streamType, tc.body))
 			var c llmtest.Chunks
 			_, err := newProvider(t, up.URL).ChatStream(context.Background(), llmtest.Chat(model), c.Emit)
-			if de := llmtest.RequireKind(t, err, tc.kind); !strings.Contains(de.Message, "bedrock") {
+			if de := llmtest.RequireError(t, err, tc.kind); !strings.Contains(de.Message, "bedrock") {
 				t.Errorf("message %q does not name bedrock", de.Message)
 			}
 		})

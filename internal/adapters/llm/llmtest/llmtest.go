@@ -192,9 +192,15 @@ func ServeStream(t testing.TB, up *Upstream, p ports.Provider, contentType strin
 	CheckStream(t, resp, &c, err)
 }
 
-// RequireKind fails the test unless err is a *domain.Error of kind, and
+// RequireKind fails the test unless err is a *domain.Error of kind.
+func RequireKind(t testing.TB, err error, kind domain.Kind) {
+	t.Helper()
+	_ = RequireError(t, err, kind)
+}
+
+// RequireError fails the test unless err is a *domain.Error of kind, and
 // returns it.
-func RequireKind(t testing.TB, err error, kind domain.Kind) *domain.Error {
+func RequireError(t testing.TB, err error, kind domain.Kind) *domain.Error {
 	t.Helper()
 	var de *domain.Error
 	if !errors.As(err, &de) {
@@ -288,9 +294,10 @@ func (w Wire) statusCases() []statusCase {
 // rate-limited with Retry-After parsed, 500 and 503 are upstream failures,
 // 400, 404 and 422 are invalid requests quoting the provider's message, 401
 // and 403 are upstream failures blaming tidygate's credentials, a hanging
-// upstream ends in an upstream failure at the caller's deadline, a
-// malformed body and a refused connection are upstream failures. Every
-// message names the provider and none contains the API key.
+// upstream ends in an upstream failure at the caller's deadline, cancelling
+// the caller's context cancels the upstream request, a malformed body and a
+// refused connection are upstream failures. Every message names the
+// provider and none contains the API key.
 func RunFailureTests(t *testing.T, w Wire) {
 	up := NewUpstream(t, Hang)
 	p := w.New(t, up.URL)
@@ -318,14 +325,32 @@ func RunFailureTests(t *testing.T, w Wire) {
 					t.Errorf("error %q does not wrap context.DeadlineExceeded", de.Error())
 				}
 			})
+			t.Run("cancelled", func(t *testing.T) {
+				arrived, released := make(chan struct{}), make(chan struct{})
+				up.Handle(func(_ http.ResponseWriter, r *http.Request) {
+					close(arrived)
+					<-r.Context().Done() // the upstream call itself is cancelled
+					close(released)
+				})
+				ctx, cancel := context.WithCancel(context.Background())
+				go func() {
+					<-arrived
+					cancel()
+				}()
+				de := w.expect(t, call.Do(ctx, p), domain.KindUpstream)
+				if !errors.Is(de, context.Canceled) {
+					t.Errorf("error %q does not wrap context.Canceled", de.Error())
+				}
+				<-released
+			})
 			t.Run("malformed", func(t *testing.T) {
 				up.Handle(Reply(http.StatusOK, "application/json", `{"choices": [{"message": `))
-				w.expect(t, call.Do(context.Background(), p), domain.KindUpstream)
+				_ = w.expect(t, call.Do(context.Background(), p), domain.KindUpstream)
 			})
 			t.Run("refused", func(t *testing.T) {
 				closed := httptest.NewServer(http.NotFoundHandler())
 				closed.Close()
-				w.expect(t, call.Do(context.Background(), w.New(t, closed.URL)), domain.KindUpstream)
+				_ = w.expect(t, call.Do(context.Background(), w.New(t, closed.URL)), domain.KindUpstream)
 			})
 		})
 	}
@@ -335,7 +360,7 @@ func RunFailureTests(t *testing.T, w Wire) {
 // neither its message nor its cause contains the API key.
 func (w Wire) expect(t *testing.T, err error, kind domain.Kind) *domain.Error {
 	t.Helper()
-	de := RequireKind(t, err, kind)
+	de := RequireError(t, err, kind)
 	if !strings.Contains(de.Message, w.Provider) {
 		t.Errorf("message %q does not name the provider %q", de.Message, w.Provider)
 	}

@@ -193,7 +193,7 @@ func TestErrorHooks(t *testing.T) {
 		"mock-flaky-x":     domain.KindInvalid,
 	} {
 		_, err := p.Chat(ctx, ask(model, "hi", 10))
-		de := llmtest.RequireKind(t, err, kind)
+		de := llmtest.RequireError(t, err, kind)
 		if kind == domain.KindRateLimited && de.RetryAfter != time.Second {
 			t.Errorf("%s: RetryAfter = %s; want 1s", model, de.RetryAfter)
 		}
@@ -229,7 +229,7 @@ func TestFlakyFailsTheFirstCallsOfEachPrompt(t *testing.T) {
 func TestSlowHonoursTheDeadline(t *testing.T) {
 	p := newMock(t, mock.Options{})
 	_, err := p.Chat(llmtest.Short(t), ask(mock.ModelSlow, "hi", 10))
-	de := llmtest.RequireKind(t, err, domain.KindUpstream)
+	de := llmtest.RequireError(t, err, domain.KindUpstream)
 	if !errors.Is(de, context.DeadlineExceeded) {
 		t.Errorf("error %q does not wrap context.DeadlineExceeded", de.Error())
 	}
@@ -240,7 +240,7 @@ func TestLatencyHonoursCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := p.Chat(ctx, ask("mock-chat", "hi", 10))
-	if de := llmtest.RequireKind(t, err, domain.KindUpstream); !errors.Is(de, context.Canceled) {
+	if de := llmtest.RequireError(t, err, domain.KindUpstream); !errors.Is(de, context.Canceled) {
 		t.Errorf("error %q does not wrap context.Canceled", de.Error())
 	}
 }

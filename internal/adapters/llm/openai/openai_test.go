@@ -3,6 +3,7 @@ package openai_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -157,7 +158,7 @@ func TestErrorBodyNotInOpenAIFormat(t *testing.T) {
 		http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
 	})
 	_, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), llmtest.Chat("m"))
-	if de := llmtest.RequireKind(t, err, domain.KindRateLimited); de.RetryAfter.Seconds() != 2 {
+	if de := llmtest.RequireError(t, err, domain.KindRateLimited); de.RetryAfter.Seconds() != 2 {
 		t.Errorf("RetryAfter = %s; want 2s", de.RetryAfter)
 	}
 }
@@ -233,11 +234,11 @@ func TestChatStreamFailures(t *testing.T) {
 
 func TestChatStreamStopsAtTheFirstEmitError(t *testing.T) {
 	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(chunk("a", ""), chunk("b", ""), chunk("", "stop"))))
-	stop := fmt.Errorf("client gone")
+	stop := errors.New("client gone")
 	calls := 0
 	_, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"),
 		func(domain.ChatChunk) error { calls++; return stop })
-	if err != stop || calls != 1 {
+	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("got %v after %d emits; want the emit error after one", err, calls)
 	}
 }
@@ -273,7 +274,7 @@ func TestEmbedMalformed(t *testing.T) {
 	} {
 		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
 		_, err := newProvider(t, up.URL, openai.Options{}).Embed(context.Background(), domain.EmbedRequest{Model: "m", Inputs: []string{"a", "b"}})
-		if de := llmtest.RequireKind(t, err, domain.KindUpstream); !strings.Contains(de.Message, "openai") {
+		if de := llmtest.RequireError(t, err, domain.KindUpstream); !strings.Contains(de.Message, "openai") {
 			t.Errorf("%s: message %q", name, de.Message)
 		}
 	}
