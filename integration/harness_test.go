@@ -185,9 +185,15 @@ func (s *service) Kill() {
 // DevKey is the key `serve --dev-key` seeds.
 const DevKey = "tg-dev-local-only-0000000000000000"
 
-// do sends a request with the dev key and an audit reason unless the headers
-// say otherwise, and returns the response with its body read.
-func (s *service) do(method, path, body string, header ...string) (*http.Response, []byte) {
+// reply is a response whose body has been read and closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// do sends a request with the service's key and an audit reason unless the
+// headers say otherwise, and returns the response with its body read.
+func (s *service) do(method, path, body string, header ...string) (*reply, []byte) {
 	s.t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -212,5 +218,5 @@ func (s *service) do(method, path, body string, header ...string) (*http.Respons
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return resp, b
+	return &reply{StatusCode: resp.StatusCode, Header: resp.Header}, b
 }

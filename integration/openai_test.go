@@ -152,7 +152,7 @@ func TestOpenAIClient(t *testing.T) {
 		stranger := client(s, "tg-not-a-real-key-000000000000000")
 		_, err = stranger.Chat.Completions.New(ctx,
 			openai.ChatCompletionNewParams{Model: "mock-chat", Messages: userMessage("x")})
-		apiError(t, err, 401)
+		_ = apiError(t, err, 401)
 		_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "mock-chat", Messages: userMessage("x")},
 			option.WithHeaderDel("X-Audit-Reason"))
 		if e := apiError(t, err, 400); !strings.Contains(e.Message, "X-Audit-Reason") {
@@ -172,7 +172,7 @@ func TestOpenAIClient(t *testing.T) {
 		}
 		_, err = c.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: "mock-chat",
 			Input: openai.EmbeddingNewParamsInputUnion{OfString: openai.String("x")}})
-		apiError(t, err, 400)
+		_ = apiError(t, err, 400)
 	})
 
 	t.Run("raw bad input", func(t *testing.T) {
@@ -253,7 +253,7 @@ func TestKeysAndPolicy(t *testing.T) {
 	}
 	runCLI(t, env, "keys", "revoke", id)
 	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "mock-chat", Messages: userMessage("x")})
-	apiError(t, err, 401)
+	_ = apiError(t, err, 401)
 }
 
 // TestBudgetExactUnderConcurrency fires 100 concurrent calls at a budget that

@@ -145,7 +145,7 @@ func TestDebugStartupEndpoint(t *testing.T) {
 	w := httptest.NewRecorder()
 	srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/debug/startup", nil))
 	var steps []map[string]any
-	if err := json.Unmarshal([]byte(w.Body.String()), &steps); err != nil {
+	if err := json.Unmarshal(w.Body.Bytes(), &steps); err != nil {
 		t.Fatalf("/debug/startup: %v: %s", err, w.Body.String())
 	}
 	if len(steps) < 4 {

@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case err := <-waitErr:
 		if err != nil {
-			return fmt.Errorf("tidygate exited with %v (log: %s)", err, logFile.Name())
+			return fmt.Errorf("tidygate exited with %w (log: %s)", err, logFile.Name())
 		}
 	case <-time.After(time.Minute):
 		return errors.New("tidygate did not stop within a minute")
