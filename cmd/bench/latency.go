@@ -30,7 +30,7 @@ func runLatency(ctx context.Context, o options, r *report, eps []endpoint) ([]by
 			cases = append(cases, bench.Case{Name: ep.name + " " + m.name, Req: ep.request(m.stream)})
 		}
 	}
-	samples, err := bench.Interleave(ctx, bench.NewClient(1), cases, o.rounds, o.requests, o.warmup)
+	results, err := bench.Interleave(ctx, bench.NewClient(1), cases, o.rounds, o.requests, o.warmup)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func runLatency(ctx context.Context, o options, r *report, eps []endpoint) ([]by
 		sums := make([]bench.Summary, len(eps))
 		panel := bench.Panel{Title: m.name}
 		for ei, ep := range eps {
-			d := m.pick(samples[mi*len(eps)+ei])
+			d := m.pick(results[mi*len(eps)+ei].Samples)
 			sums[ei] = bench.Summarize(d)
 			panel.Series = append(panel.Series, bench.Series{Name: ep.name, Samples: d})
 		}
@@ -75,6 +75,12 @@ func runLatency(ctx context.Context, o options, r *report, eps []endpoint) ([]by
 				fmt.Sprintf("%s vs %s (%s)", us(tg.P50-direct.P50), us(floor.P50-direct.P50), ratio(a50, f50)), f50 > 0 && a50 <= 2*f50)
 			r.target(fmt.Sprintf("%s: added p99 ≤ 3× the ReverseProxy hop's", m.name),
 				fmt.Sprintf("%s vs %s (%s)", us(tg.P99-direct.P99), us(floor.P99-direct.P99), ratio(a99, f99)), f99 > 0 && a99 <= 3*f99)
+		}
+	}
+	for i, res := range results {
+		if res.Failures > 0 {
+			r.para("%s: %d of %d requests failed (left out of the percentiles); the first with: %v",
+				cases[i].Name, res.Failures, o.warmup+o.rounds*o.requests, res.FirstErr)
 		}
 	}
 	r.para("![Latency distributions](bench/latency.svg)")

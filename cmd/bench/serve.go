@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"time"
 
@@ -31,16 +29,8 @@ func serveMock(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return listenAndServe(ctx, *addr, bench.NewMock(opts), stdout)
 }
 
-// serveProxy is `bench proxy`: a plain httputil.ReverseProxy, the floor a
-// gateway's added latency is compared with. Two things differ from
-// httputil.NewSingleHostReverseProxy's defaults. Its transport keeps up to
-// 256 idle connections to the target (the default of 2 would make it dial
-// under concurrent load, measuring the dial, not the hop). And it reads the
-// request body into memory before forwarding it, as any gateway that
-// inspects requests does: forwarding the inbound body itself races in
-// net/http when the upstream starts a stream at once (writing the response
-// headers closes the inbound body while the transport makes its last read
-// of it, and the transport then drops the upstream connection mid-stream).
+// serveProxy is `bench proxy`: bench.NewProxy, the reverse-proxy floor, as
+// a process of its own.
 func serveProxy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,27 +43,7 @@ func serveProxy(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return fmt.Errorf("-target %q is not an absolute URL", *target)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 256, 256
-	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u); r.Out.Host = u.Host },
-		Transport: transport,
-	}
-	return listenAndServe(ctx, *addr, bufferBody(proxy), stdout)
-}
-
-// bufferBody reads each request's body (at most 4 MiB) before passing the
-// request to next.
-func bufferBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
-		if err != nil {
-			http.Error(w, "cannot read the request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		next.ServeHTTP(w, r)
-	})
+	return listenAndServe(ctx, *addr, bench.NewProxy(u), stdout)
 }
 
 // listenAndServe serves h on addr until ctx ends, after printing

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -151,14 +150,14 @@ func TestMockAnswersEmbeddingsAndRefusesTheRest(t *testing.T) {
 }
 
 // TestLoadThroughReverseProxy is the harness's smoke test: a tiny
-// interleaved run and a short closed loop through a plain reverse proxy
-// produce the samples asked for, in a sane order.
+// interleaved run and a short closed loop through the reverse-proxy floor
+// produce the samples asked for, in a sane order, with no failure.
 func TestLoadThroughReverseProxy(t *testing.T) {
 	mock := bench.NewMock(bench.MockOptions{})
 	upstream := httptest.NewServer(mock)
 	defer upstream.Close()
 	target, _ := url.Parse(upstream.URL)
-	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	proxy := httptest.NewServer(bench.NewProxy(target))
 	defer proxy.Close()
 
 	client := bench.NewClient(4)
@@ -168,13 +167,14 @@ func TestLoadThroughReverseProxy(t *testing.T) {
 		{Name: "proxy", Req: bench.Request{URL: proxy.URL + "/v1/chat/completions", Body: chatBody(false), Header: hdr}},
 		{Name: "proxy stream", Req: bench.Request{URL: proxy.URL + "/v1/chat/completions", Body: chatBody(true), Header: hdr}},
 	}
-	samples, err := bench.Interleave(context.Background(), client, cases, 3, 20, 5)
+	results, err := bench.Interleave(context.Background(), client, cases, 3, 20, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range samples {
-		if len(s) != 60 {
-			t.Fatalf("%s: %d samples, want 60", cases[i].Name, len(s))
+	for i, res := range results {
+		s := res.Samples
+		if len(s) != 60 || res.Failures != 0 || res.FirstErr != nil {
+			t.Fatalf("%s: %d samples (want 60), %d failures, %v", cases[i].Name, len(s), res.Failures, res.FirstErr)
 		}
 		for _, x := range s {
 			if x.TTFB <= 0 || x.TTFB > x.Total {
@@ -194,6 +194,19 @@ func TestLoadThroughReverseProxy(t *testing.T) {
 	tp := bench.ClosedLoop(context.Background(), client, cases[1].Req, 4, 200*time.Millisecond)
 	if tp.Succeeded == 0 || tp.Failed != 0 || tp.FirstErr != nil || tp.PerSecond() <= 0 || tp.Latency.N != tp.Succeeded {
 		t.Errorf("closed loop: %+v", tp)
+	}
+}
+
+func TestInterleaveStopsOnACaseThatFails(t *testing.T) {
+	srv := httptest.NewServer(bench.NewMock(bench.MockOptions{}))
+	defer srv.Close()
+	cases := []bench.Case{
+		{Name: "good", Req: bench.Request{URL: srv.URL + "/v1/chat/completions", Body: chatBody(false)}},
+		{Name: "missing", Req: bench.Request{URL: srv.URL + "/v1/missing"}},
+	}
+	_, err := bench.Interleave(context.Background(), bench.NewClient(1), cases, 2, 10, 0)
+	if se, ok := errors.AsType[*bench.StatusError](err); !ok || se.Status != 404 || !strings.Contains(err.Error(), "missing: 6 requests failed") {
+		t.Errorf("Interleave over a failing case: %v", err)
 	}
 }
 

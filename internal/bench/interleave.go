@@ -12,27 +12,59 @@ type Case struct {
 	Req  Request
 }
 
+// CaseResult is what the interleaved runner measured for one case.
+type CaseResult struct {
+	Samples  []Sample // the successful requests, warm-up excluded
+	Failures int      // failed requests, warm-up included
+	FirstErr error    // the first failure, if any
+}
+
 // Interleave measures cases at concurrency 1 in rounds: each round sends
 // perRound requests to every case in turn, starting one case later than
 // the round before, so that drift on the machine (other processes, CPU
 // frequency, the garbage collector of a long run) falls on every case
-// alike. Each case first gets warmup requests that are not recorded. It
-// returns the samples of each case in the order of cases.
-func Interleave(ctx context.Context, c *http.Client, cases []Case, rounds, perRound, warmup int) ([][]Sample, error) {
-	for _, cs := range cases {
-		if _, err := Sequential(ctx, c, cs.Req, warmup); err != nil {
-			return nil, fmt.Errorf("%s: warm-up: %w", cs.Name, err)
+// alike. Each case first gets warmup requests that are not recorded.
+//
+// A failed request is counted and the run goes on, so that one reset
+// connection does not void minutes of measurement; a case whose failures
+// exceed 1 % of its requests (and 5) stops the run with an error. It
+// returns the results in the order of cases.
+func Interleave(ctx context.Context, c *http.Client, cases []Case, rounds, perRound, warmup int) ([]CaseResult, error) {
+	out := make([]CaseResult, len(cases))
+	limit := max(5, (warmup+rounds*perRound)/100)
+	send := func(i, n int, record bool) error {
+		res := &out[i]
+		for range n {
+			s, err := Do(ctx, c, cases[i].Req)
+			if err == nil {
+				if record {
+					res.Samples = append(res.Samples, s)
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			res.Failures++
+			if res.FirstErr == nil {
+				res.FirstErr = err
+			}
+			if res.Failures > limit {
+				return fmt.Errorf("%s: %d requests failed, the first with: %w", cases[i].Name, res.Failures, res.FirstErr)
+			}
+		}
+		return nil
+	}
+	for i := range cases {
+		if err := send(i, warmup, false); err != nil {
+			return nil, err
 		}
 	}
-	out := make([][]Sample, len(cases))
 	for round := range rounds {
 		for k := range cases {
-			i := (round + k) % len(cases)
-			samples, err := Sequential(ctx, c, cases[i].Req, perRound)
-			if err != nil {
-				return nil, fmt.Errorf("%s: round %d: %w", cases[i].Name, round+1, err)
+			if err := send((round+k)%len(cases), perRound, true); err != nil {
+				return nil, err
 			}
-			out[i] = append(out[i], samples...)
 		}
 	}
 	return out, nil
