@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
 // binary is the tidygate executable built once for the whole package.
@@ -28,7 +30,7 @@ var binary string
 func TestMain(m *testing.M) {
 	if prebuilt := os.Getenv("TIDYGATE_BINARY"); prebuilt != "" {
 		binary = prebuilt // a binary built elsewhere, e.g. with coverage
-		os.Exit(m.Run())
+		pgtest.Main(m)
 	}
 	dir, err := os.MkdirTemp("", "tidygate-it-")
 	if err != nil {
@@ -44,6 +46,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
+	pgtest.Terminate()
 	os.Exit(code)
 }
 

@@ -21,6 +21,8 @@ import (
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // runRecorder keeps the names of the constructors fx actually ran, in order.
 type runRecorder struct {
 	mu   sync.Mutex

@@ -7,11 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -540,17 +538,12 @@ func TestNewerMLflowColumnsAreFilled(t *testing.T) {
 }
 
 // loadMLflowSchema loads MLflow's own PostgreSQL schema dump
-// (shared/mlflow/postgresql.sql) as SOURCE.md describes: the sequence it
+// (testdata/mlflow-postgresql.sql, see testdata/SOURCE.md): the sequence it
 // lacks first, then its CREATE TABLE statements, retried until their
 // foreign keys' tables exist.
 func loadMLflowSchema(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	path := filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "shared", "mlflow", "postgresql.sql")
-	dump, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && os.Getenv("CI") != "true" {
-		t.Skipf("MLflow's schema dump is not at %s", path)
-	}
+	dump, err := os.ReadFile(filepath.Join("testdata", "mlflow-postgresql.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
