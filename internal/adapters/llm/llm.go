@@ -40,9 +40,6 @@ func NewClassifier(provider, secret string) Classifier {
 	return Classifier{provider: provider, secret: secret}
 }
 
-// Provider returns the provider name the classifier puts in its messages.
-func (c Classifier) Provider() string { return c.provider }
-
 // HTTP classifies an HTTP error answer by its status: 429 is
 // domain.KindRateLimited with the Retry-After delay from header; 400, 404,
 // 413 and 422 are domain.KindInvalid (the provider refused the request
@@ -54,14 +51,14 @@ func (c Classifier) HTTP(status int, header http.Header, detail string) *domain.
 	if detail == "" {
 		detail = http.StatusText(status)
 	}
-	cause := fmt.Errorf("HTTP %d: %s", status, detail)
+	cause := fmt.Errorf("HTTP %d", status) // the message quotes the detail
 	switch status {
 	case http.StatusTooManyRequests:
 		return &domain.Error{Kind: domain.KindRateLimited, RetryAfter: RetryAfter(header, time.Now()), Err: cause,
 			Message: fmt.Sprintf("%s is rate-limiting tidygate: %s", c.provider, detail)}
 	case http.StatusUnauthorized, http.StatusForbidden:
 		// The provider's text may quote part of the key: keep it out entirely.
-		return &domain.Error{Kind: domain.KindUpstream, Err: fmt.Errorf("HTTP %d", status),
+		return &domain.Error{Kind: domain.KindUpstream, Err: cause,
 			Message: fmt.Sprintf("%s rejected tidygate's credentials (HTTP %d)", c.provider, status)}
 	case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
 		return &domain.Error{Kind: domain.KindInvalid, Err: cause,
