@@ -55,12 +55,16 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
 	while read -r pkg names; do \
 		for name in $$names; do \
 			echo "==> $$pkg $$name ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x "$$pkg"; \
 		done; \
 	done <<<"$$targets"
 
 .PHONY: bench
-bench: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1s)
+bench: build ## the benchmark harness (cmd/bench, ~4 min): latency, throughput, MLflow writer, pools, memory; rewrites docs/BENCHMARKS.md
+	$(GO) run ./cmd/bench -tidygate $(BINARY) -docs docs $(BENCHFLAGS)
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1s)
 	scripts/with-test-db.sh $(GO) test -tags integration -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 $(PKGS)
 
 .PHONY: soak
