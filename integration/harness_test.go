@@ -46,7 +46,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
-	pgtest.Terminate()
+	if err := pgtest.Terminate(); err != nil {
+		fmt.Fprintln(os.Stderr, "terminate the test container:", err)
+	}
 	os.Exit(code)
 }
 

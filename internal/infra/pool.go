@@ -376,7 +376,7 @@ func (p *Pool) Ping(ctx context.Context) error {
 	pingCtx, cancel := context.WithTimeout(ctx, p.pingTimeout)
 	defer cancel()
 	if err := conn.Ping(pingCtx); err != nil {
-		if classified := p.Classify(err); classified != err {
+		if classified := p.Classify(err); classified != err { //nolint:errorlint // identity: did Classify replace err?
 			return classified
 		}
 		return &domain.Error{

@@ -411,7 +411,7 @@ func TestClassify(t *testing.T) {
 		}
 	}
 	for _, err := range []error{&pgconn.PgError{Code: "23505"}, &pgconn.PgError{Code: "57014"}, errors.New("boom"), nil} {
-		if got := p.Classify(err); got != err {
+		if got := p.Classify(err); got != err { //nolint:errorlint // identity: Classify must return err itself
 			t.Errorf("Classify(%v) = %v, want it unchanged", err, got)
 		}
 	}
