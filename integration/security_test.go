@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/http"
 	"net"
 	"net/netip"
 	"net/url"
@@ -222,4 +223,26 @@ func selfSignedChain(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// TestAdminAddressSeparatesDebugAndMetrics binds /metrics and /debug/* to
+// ADMIN_ADDR: the API address keeps only the probes.
+func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
+	admin := freeAddr(t)
+	s := start(t, append(baseEnv(t, pgtest.New(t)), "ADMIN_ADDR="+admin))
+	for path, want := range map[string]int{"/metrics": 404, "/debug/startup": 404, "/readyz": 200, "/healthz": 200} {
+		if resp, _ := s.do("GET", path, ""); resp.StatusCode != want {
+			t.Errorf("API address %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("admin address %s: %d, want 200", path, resp.StatusCode)
+		}
+	}
 }

@@ -165,6 +165,9 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	if cfg.AdminAddr == "" {
 		opts.Admin = stores.schema.guard(admin)
 	} else {
+		// /metrics and /debug/* move to the admin address; the probes stay on
+		// the API address too, where load balancers look for them.
+		opts.Admin = probesOnly(stores.schema.guard(admin))
 		s.admin = httpapi.NewServer(cfg.AdminAddr, stores.schema.guard(admin), timeouts)
 	}
 	s.api = httpapi.NewServer(cfg.HTTPAddr, httpapi.NewHandler(svc, opts), timeouts)
@@ -194,4 +197,15 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 		})
 	}
 	return s
+}
+
+// probesOnly passes /healthz and /readyz to h and answers 404 to the rest.
+func probesOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
