@@ -92,7 +92,32 @@ func timedCall(s *service) (int, time.Duration) {
 		return 0, time.Since(began)
 	}
 	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		s.ok.Add(1)
+	}
 	return resp.StatusCode, time.Since(began)
+}
+
+// allAnsweredRecorded checks that every call the fault test saw answered 200
+// has exactly one successful trace in MLflow's tables (dsn: the database
+// itself, not the proxy).
+func allAnsweredRecorded(t *testing.T, s *service, dsn string) {
+	t.Helper()
+	want := int(s.ok.Load())
+	deadline := time.Now().Add(time.Minute)
+	var n int
+	for time.Now().Before(deadline) {
+		queryRow(t, dsn, "SELECT count(*) FROM trace_info WHERE status = 'OK'", &n)
+		if n >= want {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	queryRow(t, dsn, "SELECT count(*) FROM trace_info WHERE status = 'OK'", &n)
+	if n != want {
+		t.Fatalf("%d successful traces for %d calls answered 200", n, want)
+	}
 }
 
 // burst makes n concurrent calls and returns their statuses and the slowest.
@@ -166,7 +191,8 @@ func metric(t *testing.T, s *service, name string) float64 {
 const contract = 1*time.Second + 2*time.Second
 
 func TestFaultBlackhole(t *testing.T) {
-	fp := newFaultProxy(t, pgtest.New(t))
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
 	s := start(t, faultEnv(t, fp.DSN))
 	if code, _ := timedCall(s); code != 200 {
 		t.Fatalf("warm-up call: %d", code)
@@ -184,10 +210,12 @@ func TestFaultBlackhole(t *testing.T) {
 	if after := metric(t, s, "go_goroutines"); after > baseline+20 {
 		t.Fatalf("goroutines %v → %v after the blackhole: a leak", baseline, after)
 	}
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestFaultRefusedThenRestored(t *testing.T) {
-	fp := newFaultProxy(t, pgtest.New(t))
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
 	s := start(t, faultEnv(t, fp.DSN))
 	if code, _ := timedCall(s); code != 200 {
 		t.Fatalf("warm-up call: %d", code)
@@ -211,10 +239,12 @@ func TestFaultRefusedThenRestored(t *testing.T) {
 		t.Fatalf("MinConns not refilled: %v connections", idle)
 	}
 	t.Logf("refused: 20×503, slowest %s; first success %s after restore", slowest, took)
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestFaultLatencyAboveDeadline(t *testing.T) {
-	fp := newFaultProxy(t, pgtest.New(t))
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
 	s := start(t, faultEnv(t, fp.DSN))
 	fp.toxic(t, "slow", "latency", "downstream", `{"latency":5000}`)
 	status, slowest := burst(s, 5)
@@ -223,10 +253,12 @@ func TestFaultLatencyAboveDeadline(t *testing.T) {
 	}
 	fp.clear(t, "slow")
 	recoveryTime(t, s, 10*time.Second)
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestFaultResetPeer(t *testing.T) {
-	fp := newFaultProxy(t, pgtest.New(t))
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
 	s := start(t, faultEnv(t, fp.DSN))
 	if code, _ := timedCall(s); code != 200 {
 		t.Fatalf("warm-up: %d", code)
@@ -238,6 +270,7 @@ func TestFaultResetPeer(t *testing.T) {
 	}
 	fp.clear(t, "reset")
 	recoveryTime(t, s, 5*time.Second)
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestFaultTerminateBackends(t *testing.T) {
@@ -260,10 +293,42 @@ func TestFaultTerminateBackends(t *testing.T) {
 			t.Fatalf("call %d after terminating %d idle connections: %d (want no client-visible error)", i, killed, code)
 		}
 	}
+	allAnsweredRecorded(t, s, dsn)
+}
+
+// TestFaultTerminateBusyBackends terminates tidygate's connections while
+// calls are using them: those calls fail cleanly (503, never a hang or a
+// 500), and the pool heals.
+func TestFaultTerminateBusyBackends(t *testing.T) {
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
+	s := start(t, faultEnv(t, fp.DSN, "DB_POOL_ACQUIRE_TIMEOUT=3s"))
+	fp.toxic(t, "slow", "latency", "downstream", `{"latency":400}`)
+	done := make(chan map[int]int)
+	go func() { status, _ := burst(s, 8); done <- status }()
+	time.Sleep(600 * time.Millisecond) // the calls are now inside their database operations
+	var killed int
+	queryRow(t, dsn, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name LIKE 'tidygate-%' AND datname = current_database()`, &killed)
+	status := <-done
+	for code := range status {
+		if code != 200 && code != 503 {
+			t.Fatalf("busy connections terminated (%d): statuses %v, want only 200 or a clean 503", killed, status)
+		}
+	}
+	fp.clear(t, "slow")
+	for i := 0; i < 3; i++ {
+		if code, _ := timedCall(s); code != 200 {
+			t.Fatalf("call %d after the pool healed: %d", i, code)
+		}
+	}
+	t.Logf("terminated %d busy connections: statuses %v; the pool healed", killed, status)
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestFaultPoolSaturation(t *testing.T) {
-	fp := newFaultProxy(t, pgtest.New(t))
+	dsn := pgtest.New(t)
+	fp := newFaultProxy(t, dsn)
 	s := start(t, faultEnv(t, fp.DSN, "DB_POOL_MAX_CONNS=10"))
 	fp.toxic(t, "slow", "latency", "downstream", `{"latency":300}`)
 	status, slowest := burst(s, 50)
@@ -279,6 +344,7 @@ func TestFaultPoolSaturation(t *testing.T) {
 		t.Fatal("the server refused connections: the pool exceeded its bound")
 	}
 	t.Logf("50 clients on 10 connections with 300 ms latency: %v, slowest %s", status, slowest)
+	allAnsweredRecorded(t, s, dsn)
 }
 
 func TestDatabaseDownAtBoot(t *testing.T) {

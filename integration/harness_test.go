@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -56,8 +57,9 @@ func TestMain(m *testing.M) {
 type service struct {
 	t       testing.TB
 	cmd     *exec.Cmd
-	URL     string // http://127.0.0.1:port
-	Key     string // the API key requests use; the dev key unless set
+	URL     string       // http://127.0.0.1:port
+	Key     string       // the API key requests use; the dev key unless set
+	ok      atomic.Int64 // chat calls answered 200 through timedCall
 	env     []string
 	logMu   sync.Mutex
 	log     bytes.Buffer
