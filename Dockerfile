@@ -41,8 +41,10 @@ EXPOSE 8080
 # close. Give `docker stop -t` at least SHUTDOWN_TIMEOUT (30s) plus a margin.
 STOPSIGNAL SIGTERM
 
-# No HEALTHCHECK: the image has no shell or curl. Orchestrators probe
-# GET /healthz (liveness) and GET /readyz (readiness) over HTTP on port 8080.
+# The image has no shell or curl: the binary probes itself. Orchestrators
+# can also probe GET /healthz (liveness) and GET /readyz (readiness) on 8080.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/tidygate", "healthcheck"]
 
 ENTRYPOINT ["/usr/local/bin/tidygate"]
 CMD ["serve"]

@@ -71,8 +71,10 @@ bench-go: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1
 soak: build ## steady load while the local database comes and goes (cmd/soak; SOAKFLAGS="-duration 3m …")
 	$(GO) run ./cmd/soak -binary $(BINARY) $(SOAKFLAGS)
 
-# Not here yet, to be added by its owner: `make image` (the service's
-# container image).
+.PHONY: image
+image: ## build the container image localhost/tidygate:latest (FROM scratch, no registry; IMAGE=name:tag)
+	scripts/start-docker.sh
+	scripts/image/build.sh
 
 .PHONY: ci
 ci: ## what CI runs (as root): packages, PostgreSQL, Docker, image, lint, test

@@ -10,6 +10,7 @@
 //	tidygate keys list
 //	tidygate keys revoke ID
 //	tidygate config      # print the effective configuration, secrets redacted
+//	tidygate healthcheck [--ready]  # probe the running service (the image's HEALTHCHECK)
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -53,7 +54,8 @@ const usageText = `usage:
                        [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
   tidygate keys list
   tidygate keys revoke ID
-  tidygate config`
+  tidygate config
+  tidygate healthcheck [--ready]`
 
 // run is the whole program: it parses the command line and the environment
 // (given as os.Environ-style KEY=VALUE strings) and runs one subcommand until
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return keys(ctx, cfg, args[1:], stdout, stderr)
 	case "config":
 		return printConfig(cfg, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usageText)
 		return nil

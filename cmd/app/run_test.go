@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -70,5 +72,28 @@ func TestGraphIsComplete(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := fx.ValidateApp(appOptions(context.Background(), cfg, logger, false)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			_, _ = io.WriteString(w, `{"status":"ok"}`)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer up.Close()
+	addr := strings.TrimPrefix(up.URL, "http://")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("healthy: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"healthcheck", "--ready"}, []string{"HTTP_ADDR=" + addr}, io.Discard, io.Discard); err == nil {
+		t.Fatal("an unready service passed --ready")
+	}
+	up.Close()
+	if err := run(context.Background(), []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, io.Discard, io.Discard); err == nil {
+		t.Fatal("a stopped service passed")
 	}
 }

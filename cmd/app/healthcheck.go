@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/infra"
+)
+
+// healthcheck asks the running service on HTTP_ADDR whether it is alive
+// (/healthz) or, with --ready, ready (/readyz), and fails otherwise. It is
+// the container image's HEALTHCHECK: a FROM scratch image has no curl.
+func healthcheck(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ready := fs.Bool("ready", false, "check /readyz (every pool answers) instead of /healthz")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		return usageError{fmt.Sprintf("HTTP_ADDR=%q: %v", cfg.HTTPAddr, err)}
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1" // listening on every interface: ask over loopback
+	}
+	path := "/healthz"
+	if *ready {
+		path = "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d: %s", path, resp.StatusCode, body)
+	}
+	_, err = fmt.Fprintf(stdout, "%s", body)
+	return err
+}
