@@ -183,3 +183,31 @@ func TestKeys(t *testing.T) {
 		t.Fatal("hash comparison is wrong")
 	}
 }
+
+func TestReservationValidate(t *testing.T) {
+	at := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	day := domain.Budget{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 10}
+	ok := domain.Reservation{ID: "r1", Amount: 5, At: at, Budgets: []domain.Budget{day}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []domain.Reservation{
+		{Amount: 5, At: at},
+		{ID: "r", Amount: -1, At: at},
+		{ID: "r", Amount: 1},
+		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{day, day}},
+		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: "org", ScopeID: "x", Period: domain.PeriodDay}}},
+		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: domain.ScopeTeam, ScopeID: "x", Period: "week"}}},
+		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: domain.ScopeTeam, ScopeID: "x", Period: domain.PeriodDay, Limit: -1}}},
+	}
+	for _, r := range bad {
+		if err := r.Validate(); domain.KindOf(err) != domain.KindInvalid {
+			t.Errorf("%+v: err = %v, want invalid", r, err)
+		}
+	}
+	err := domain.BudgetExceeded(day, 8, 5)
+	if err.Kind != domain.KindBudgetExceeded || err.Code != "budget_exceeded" ||
+		err.Message != `the budget of user "alice" per day is $0.000010 and has $0.000002 left; this call may cost up to $0.000005` {
+		t.Fatalf("BudgetExceeded = %+v", err)
+	}
+}

@@ -60,7 +60,7 @@ func counterOf(b domain.Budget, at time.Time) counter {
 // containing r.At, or returns a domain.KindBudgetExceeded error naming the
 // first budget without room and holds nothing.
 func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
-	if err := checkReservation(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -76,9 +76,7 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 			used = a.spent + a.reserved
 		}
 		if r.Amount > b.Limit-used {
-			return &domain.Error{Kind: domain.KindBudgetExceeded, Code: "budget_exceeded",
-				Message: fmt.Sprintf("the budget of %s %q per %s is %s and has %s left; this call may cost up to %s",
-					b.Scope, b.ScopeID, b.Period, b.Limit, max(b.Limit-used, 0), r.Amount)}
+			return domain.BudgetExceeded(b, used, r.Amount)
 		}
 		res.counters = append(res.counters, c)
 	}
@@ -89,34 +87,6 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 		l.spend[c].reserved += r.Amount
 	}
 	l.reservations[r.ID] = res
-	return nil
-}
-
-// checkReservation returns a domain.KindInvalid error when r cannot be held.
-func checkReservation(r domain.Reservation) error {
-	switch {
-	case r.ID == "":
-		return domain.InvalidParam("reservation_id", "a reservation needs an ID")
-	case r.Amount < 0:
-		return domain.InvalidParam("amount", "a reservation's amount must not be negative")
-	case r.At.IsZero():
-		return domain.InvalidParam("at", "a reservation needs a time")
-	}
-	seen := map[counter]bool{}
-	for _, b := range r.Budgets {
-		c := counterOf(b, r.At)
-		switch {
-		case b.Scope != domain.ScopeUser && b.Scope != domain.ScopeTeam:
-			return domain.InvalidParam("budget", "unknown budget scope %q", b.Scope)
-		case b.Period != domain.PeriodDay && b.Period != domain.PeriodMonth:
-			return domain.InvalidParam("budget", "unknown budget period %q", b.Period)
-		case b.Limit < 0:
-			return domain.InvalidParam("budget", "the budget of %s %q per %s has a negative limit", b.Scope, b.ScopeID, b.Period)
-		case seen[c]:
-			return domain.InvalidParam("budget", "the budget of %s %q per %s is named twice", b.Scope, b.ScopeID, b.Period)
-		}
-		seen[c] = true
-	}
 	return nil
 }
 

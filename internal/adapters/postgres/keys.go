@@ -76,7 +76,7 @@ func (nk NewKey) check() error {
 	}
 	for _, b := range nk.budgets() {
 		if b.Limit < 0 {
-			return domain.InvalidParam("budget", "%s must not be negative", describe(b))
+			return domain.InvalidParam("budget", "%s must not be negative", b)
 		}
 	}
 	return nil

@@ -50,23 +50,17 @@ type counter struct {
 
 func counterOrder(a, b counter) int { return budgetOrder(a.budget, b.budget) }
 
-// checkReservation returns a domain.KindInvalid error when r cannot be held.
+// checkReservation adds the table's limits on names to domain's rules.
 func checkReservation(r domain.Reservation) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	if err := checkName("reservation_id", r.ID, true); err != nil {
 		return err
 	}
-	if r.Amount < 0 {
-		return domain.InvalidParam("amount", "a reservation's amount must not be negative")
-	}
-	if r.At.IsZero() {
-		return domain.InvalidParam("at", "a reservation needs a time")
-	}
-	for i, b := range r.Budgets {
-		if err := checkBudget(b); err != nil {
+	for _, b := range r.Budgets {
+		if err := checkName("budget", b.ScopeID, false); err != nil {
 			return err
-		}
-		if slices.ContainsFunc(r.Budgets[:i], func(o domain.Budget) bool { return budgetOrder(o, b) == 0 }) {
-			return domain.InvalidParam("budget", "%s is named twice", describe(b))
 		}
 	}
 	return nil
@@ -148,7 +142,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		return budgetExceeded(full.budget, domain.Micros(used), r.Amount)
+		return domain.BudgetExceeded(full.budget, domain.Micros(used), r.Amount)
 	})
 }
 
@@ -161,14 +155,6 @@ func counterColumns(counters []counter) (kinds, ids, periods []string, starts []
 		starts = append(starts, c.start)
 	}
 	return kinds, ids, periods, starts
-}
-
-// budgetExceeded is the error for a call of up to amount that does not fit
-// in b, of which used is already spent or held.
-func budgetExceeded(b domain.Budget, used, amount domain.Micros) *domain.Error {
-	return &domain.Error{Kind: domain.KindBudgetExceeded, Code: "budget_exceeded",
-		Message: fmt.Sprintf("%s is %s and has %s left; this call may cost up to %s",
-			describe(b), b.Limit, max(b.Limit-used, 0), amount)}
 }
 
 // heldReservation is a reservation row, locked, with its spend rows in
@@ -234,7 +220,7 @@ func queueMoves(batch *pgx.Batch, res heldReservation, spent, held domain.Micros
 			int64(spent), int64(held)).
 			Exec(func(tag pgconn.CommandTag) error {
 				if tag.RowsAffected() != 1 {
-					return fmt.Errorf("the spend row of %s for %s is missing", describe(c.budget), c.start.Format(time.DateOnly))
+					return fmt.Errorf("the spend row of %s for %s is missing", c.budget, c.start.Format(time.DateOnly))
 				}
 				return nil
 			})

@@ -11,7 +11,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -143,14 +142,8 @@ func checkName(param, s string, required bool) error {
 // checkBudget returns a domain.KindInvalid error when b names an unknown
 // scope or period, an unstorable scope ID, or a negative limit.
 func checkBudget(b domain.Budget) error {
-	if b.Scope != domain.ScopeUser && b.Scope != domain.ScopeTeam {
-		return domain.InvalidParam("budget", "unknown budget scope %q", b.Scope)
-	}
-	if b.Period != domain.PeriodDay && b.Period != domain.PeriodMonth {
-		return domain.InvalidParam("budget", "unknown budget period %q", b.Period)
-	}
-	if b.Limit < 0 {
-		return domain.InvalidParam("budget", "%s has a negative limit", describe(b))
+	if err := b.Validate(); err != nil {
+		return err
 	}
 	return checkName("budget", b.ScopeID, false)
 }
@@ -180,9 +173,4 @@ func periodRank(p domain.Period) int {
 		return 0
 	}
 	return 1
-}
-
-// describe names a budget for messages, e.g. `the budget of user "bob" per day`.
-func describe(b domain.Budget) string {
-	return fmt.Sprintf("the budget of %s %q per %s", b.Scope, b.ScopeID, b.Period)
 }
