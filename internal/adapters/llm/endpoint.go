@@ -19,9 +19,26 @@ type Endpoint struct {
 	HTTPClient *http.Client  // carries the calls
 }
 
+// MaxIdleConnsPerHost is how many idle keep-alive connections an adapter's
+// default client keeps to its API. A gateway sends all of its traffic to a
+// few hosts: Go's default of 2 would close and reopen a connection for
+// almost every call under concurrent load (measured: TIME_WAIT churn and
+// half the CPU in the kernel at 64 concurrent calls).
+const MaxIdleConnsPerHost = 256
+
+// NewHTTPClient returns the client an adapter uses when its options give
+// none: Go's default transport (proxy from the environment, HTTP/2, dial and
+// TLS timeouts) keeping up to MaxIdleConnsPerHost idle connections per host.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * MaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	return &http.Client{Transport: t}
+}
+
 // Resolve checks e for the named provider and fills in the defaults: an
 // empty base URL becomes defaultBaseURL, a zero timeout DefaultTimeout, a
-// nil client a plain *http.Client. It fails if the base URL is not an
+// nil client NewHTTPClient's. It fails if the base URL is not an
 // absolute http or https URL or the timeout is negative.
 func (e Endpoint) Resolve(provider, defaultBaseURL string) (Endpoint, error) {
 	if e.BaseURL == "" {
@@ -37,7 +54,7 @@ func (e Endpoint) Resolve(provider, defaultBaseURL string) (Endpoint, error) {
 		e.Timeout = DefaultTimeout
 	}
 	if e.HTTPClient == nil {
-		e.HTTPClient = &http.Client{}
+		e.HTTPClient = NewHTTPClient()
 	}
 	return e, nil
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +138,53 @@ func TestEstimateUsageStaysWithinTheReservation(t *testing.T) {
 	got := llm.EstimateUsage(req, "four")
 	if bound := domain.WorstCaseChat(req, 1); got.PromptTokens > bound.PromptTokens || got.CompletionTokens != 1 {
 		t.Errorf("EstimateUsage = %+v; want prompt ≤ %d and one completion token", got, bound.PromptTokens)
+	}
+}
+
+// TestDefaultClientKeepsConnectionsUnderConcurrency sends rounds of 16
+// concurrent calls through the client adapters get by default and counts
+// the connections the server saw opened: the client must keep them alive
+// between rounds (Go's default transport keeps only 2 idle per host, and
+// would open new ones for most calls of every round).
+func TestDefaultClientKeepsConnectionsUnderConcurrency(t *testing.T) {
+	var opened atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "{}")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	ep, err := llm.Endpoint{BaseURL: srv.URL}.Resolve("test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const concurrent, rounds = 16, 5
+	for range rounds {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				resp, err := ep.HTTPClient.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			})
+		}
+		for range concurrent { // every call holds its connection until all have one
+			release <- struct{}{}
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > concurrent {
+		t.Errorf("%d rounds of %d concurrent calls opened %d connections; want at most %d", rounds, concurrent, n, concurrent)
 	}
 }
