@@ -43,6 +43,7 @@ type Config struct {
 	DBMaxConnIdleTime time.Duration `env:"DB_POOL_MAX_CONN_IDLE_TIME" envDefault:"10m"` // profile default
 	DBRequireAtStart  bool          `env:"DB_REQUIRE_AT_START" envDefault:"false"`      // refuse to start while the database is down
 	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
+	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
 
 	// MLflow call log.
 	MLflowPool          string        `env:"MLFLOW_POOL" envDefault:"shared"` // shared | dedicated
@@ -369,6 +370,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("DB_POOL_MAX_CONN_LIFETIME", cfg.DBMaxConnLifetime)
 	c.positive("DB_POOL_MAX_CONN_IDLE_TIME", cfg.DBMaxConnIdleTime)
 	c.oneOf("DB_CONNECTION_BUDGET", cfg.DBConnBudget, "enforce", "warn")
+	c.oneOf("LEDGER_SYNCHRONOUS_COMMIT", cfg.LedgerSyncCommit, "off", "on")
 
 	c.oneOf("MLFLOW_POOL", cfg.MLflowPool, "shared", "dedicated")
 	const unbounded = " (SQLAlchemy's %s means no limit, which a bounded pgx pool cannot honour)"

@@ -20,7 +20,7 @@ import (
 // "no-budgets" is a caller without budgets, whose calls only record usage.
 func BenchmarkReserveSettle(b *testing.B) {
 	pool, _ := migrated(b)
-	l := postgres.NewLedger(pool)
+	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
 	const huge = domain.Micros(1) << 60
 	withBudgets := func(user string) domain.Caller {
 		return domain.Caller{KeyID: "key-" + user, User: user, Team: "bench", Budgets: []domain.Budget{

@@ -28,7 +28,7 @@ func TestOperationsAreBoundedByThePool(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("err = %v, want unavailable once the operation deadline passes", err)
 	}
-	ledger := postgres.NewLedger(silentPool{timeout: 50 * time.Millisecond})
+	ledger := postgres.NewLedger(silentPool{timeout: 50 * time.Millisecond}, postgres.LedgerOptions{})
 	err = ledger.Reserve(context.Background(), domain.Reservation{ID: "r1", Amount: 1, At: time.Now()})
 	if domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("reserve: err = %v, want unavailable", err)

@@ -24,7 +24,7 @@ var noon = time.Date(2030, time.March, 15, 12, 0, 0, 0, time.UTC)
 func TestTwoReplicasStayExact(t *testing.T) {
 	const a, perUser = 7, 50
 	_, dsn := migrated(t)
-	replicas := []*postgres.Ledger{postgres.NewLedger(newPool(t, dsn, 10)), postgres.NewLedger(newPool(t, dsn, 10))}
+	replicas := []*postgres.Ledger{postgres.NewLedger(newPool(t, dsn, 10), postgres.LedgerOptions{}), postgres.NewLedger(newPool(t, dsn, 10), postgres.LedgerOptions{})}
 	team := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "shared", Period: domain.PeriodDay, Limit: 10 * a}
 	users := []domain.Caller{
 		{KeyID: "k1", User: "u1", Team: "shared", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u1", Period: domain.PeriodDay, Limit: 6 * a}, team}},
@@ -95,7 +95,7 @@ func TestTwoReplicasStayExact(t *testing.T) {
 // locks rows in one order, so PostgreSQL never has to break a deadlock.
 func TestOppositeBudgetOrdersDoNotDeadlock(t *testing.T) {
 	pool, _ := migrated(t)
-	l := postgres.NewLedger(pool)
+	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
 	day := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "t", Period: domain.PeriodDay, Limit: 1_000_000}
 	month := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "t", Period: domain.PeriodMonth, Limit: 1_000_000}
 	orders := [][]domain.Budget{{day, month}, {month, day}}
@@ -128,11 +128,64 @@ func TestOppositeBudgetOrdersDoNotDeadlock(t *testing.T) {
 	}
 }
 
+// TestAsyncCommitStaysInItsTransaction runs every kind of ledger
+// transaction on a pool of one connection, and then finds that connection
+// still committing synchronously: the ledger's asynchronous commits must not
+// leak to the other users of the shared pool (the MLflow writer deletes
+// journaled records once PostgreSQL has committed them, so its commits must
+// be durable).
+func TestAsyncCommitStaysInItsTransaction(t *testing.T) {
+	pool, dsn := migrated(t)
+	one := newPool(t, dsn, 1)
+	l := postgres.NewLedger(one, postgres.LedgerOptions{})
+	ctx := context.Background()
+	budget := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "t", Period: domain.PeriodDay, Limit: 100}
+	c := domain.Caller{KeyID: "k", User: "u", Team: "t", Budgets: []domain.Budget{budget}}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"reserve without budgets", func() error {
+			return l.Reserve(ctx, domain.Reservation{ID: "free", Amount: 10, At: noon})
+		}},
+		{"reserve", func() error {
+			return l.Reserve(ctx, domain.Reservation{ID: "a", Budgets: c.Budgets, Amount: 60, At: noon})
+		}},
+		{"reserve over budget", func() error {
+			err := l.Reserve(ctx, domain.Reservation{ID: "b", Budgets: c.Budgets, Amount: 60, At: noon})
+			if domain.KindOf(err) != domain.KindBudgetExceeded {
+				return fmt.Errorf("want budget_exceeded, got %w", err)
+			}
+			return nil
+		}},
+		{"settle", func() error {
+			return l.Settle(ctx, ports.Settlement{ReservationID: "a", Caller: c, Model: "m", Cost: 5, At: noon})
+		}},
+		{"release", func() error { return l.Release(ctx, "free") }},
+	}
+	for _, step := range steps {
+		if err := step.run(); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		var setting string
+		if err := one.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting); err != nil {
+			t.Fatal(err)
+		}
+		if setting != "on" {
+			t.Fatalf("after %s, the pool's connection has synchronous_commit=%s; want on", step.name, setting)
+		}
+	}
+	var spent int64
+	if err := pool.QueryRow(ctx, "SELECT spent_micros FROM tidygate_spend").Scan(&spent); err != nil || spent != 5 {
+		t.Fatalf("spent %d (%v); want 5, committed and visible to another connection", spent, err)
+	}
+}
+
 // TestExpireStale expires only holds older than the cutoff, and a late
 // settlement of an expired reservation still counts its cost.
 func TestExpireStale(t *testing.T) {
 	pool, _ := migrated(t)
-	l := postgres.NewLedger(pool)
+	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
 	ctx := context.Background()
 	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
 		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
@@ -177,7 +230,7 @@ func TestExpireStale(t *testing.T) {
 // a key are domain.KindInvalid errors, not database failures.
 func TestUnstorableNamesAreInvalid(t *testing.T) {
 	pool, _ := migrated(t)
-	l := postgres.NewLedger(pool)
+	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
 	ctx := context.Background()
 	long := strings.Repeat("é", postgres.MaxNameBytes/2) + "x"
 	budget := func(id string) []domain.Budget {

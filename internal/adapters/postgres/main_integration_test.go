@@ -55,10 +55,14 @@ func TestKeyStoreContract(t *testing.T) {
 }
 
 func TestSpendLedgerContract(t *testing.T) {
-	contract.TestSpendLedger(t, func(t *testing.T) ports.SpendLedger {
-		pool, _ := migrated(t)
-		return postgres.NewLedger(pool)
-	})
+	for _, sync := range []bool{false, true} {
+		t.Run(fmt.Sprintf("synchronous_commit=%v", sync), func(t *testing.T) {
+			contract.TestSpendLedger(t, func(t *testing.T) ports.SpendLedger {
+				pool, _ := migrated(t)
+				return postgres.NewLedger(pool, postgres.LedgerOptions{SynchronousCommit: sync})
+			})
+		})
+	}
 }
 
 // addKey stores a key for a caller through EnsureKey, which takes the

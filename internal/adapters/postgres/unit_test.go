@@ -31,7 +31,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	keys, ledger := postgres.NewKeyStore(pool), postgres.NewLedger(pool)
+	keys, ledger := postgres.NewKeyStore(pool), postgres.NewLedger(pool, postgres.LedgerOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -64,7 +64,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 // cannot hold is refused with domain.KindInvalid before any connection is
 // taken.
 func TestInvalidInputNeverReachesTheDatabase(t *testing.T) {
-	keys, ledger := postgres.NewKeyStore(noConns{t}), postgres.NewLedger(noConns{t})
+	keys, ledger := postgres.NewKeyStore(noConns{t}), postgres.NewLedger(noConns{t}, postgres.LedgerOptions{})
 	ctx := context.Background()
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	calls := map[string]func() error{
