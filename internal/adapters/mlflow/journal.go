@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,12 +17,8 @@ import (
 const (
 	journalFile = "calllog.db"
 
-	// groupCommitDelay is how long the first record of a group waits for
-	// others to share its commit and fsync (bolt's MaxBatchDelay). Record
-	// is on the request path, so it is short: on a 2-vCPU test machine
-	// (BenchmarkRecord) 250µs gave ~21k records/s from 32 callers, more
-	// than 1ms or 0 did, and a lone record took ~1.35ms, mostly fsync.
-	groupCommitDelay = 250 * time.Microsecond
+	// maxGroup is the most appends one commit takes.
+	maxGroup = 1000
 )
 
 var (
@@ -33,10 +30,27 @@ var (
 // with one bucket of pending records. A key is the bucket's sequence number
 // followed by the time the record was journaled (8 bytes each, big-endian),
 // so keys sort in arrival order and the oldest record's age needs no decoding.
+//
+// Appends are group-committed by one goroutine, the committer: it commits
+// whatever appends are waiting in one transaction (one fsync), and while
+// that commit runs the next appends queue up for the next one. A lone
+// append is committed at once, with no timer to wait for others.
 type journal struct {
 	db      *bolt.DB
 	path    string
 	pending atomic.Int64 // the number of keys in the pending bucket
+
+	appends   chan appendRequest // to the committer; closed by close
+	committed chan struct{}      // closed when the committer has stopped
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// appendRequest is one record waiting for the committer.
+type appendRequest struct {
+	value []byte
+	at    time.Time
+	done  chan error // receives the commit's outcome
 }
 
 // entry is one journaled record: its key and its encoded value.
@@ -57,8 +71,7 @@ func openJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("call log journal %s: %w", path, err)
 	}
-	db.MaxBatchDelay = groupCommitDelay
-	j := &journal{db: db, path: path}
+	j := &journal{db: db, path: path, appends: make(chan appendRequest), committed: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(quarantineBucket); err != nil {
 			return err
@@ -73,28 +86,66 @@ func openJournal(dir string) (*journal, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", path, err), db.Close())
 	}
+	go j.commit()
 	return j, nil
 }
 
 // append commits value to the pending bucket, sharing the commit (and its
 // fsync) with concurrent appends, and returns the number of pending records.
+// It must not be called after close.
 func (j *journal) append(value []byte) (int, error) {
-	now := time.Now()
-	err := j.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(pendingBucket)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		key := make([]byte, 16)
-		binary.BigEndian.PutUint64(key, seq)
-		binary.BigEndian.PutUint64(key[8:], uint64(now.UnixNano()))
-		return b.Put(key, value)
-	})
-	if err != nil {
+	req := appendRequest{value: value, at: time.Now(), done: make(chan error, 1)}
+	j.appends <- req
+	if err := <-req.done; err != nil {
 		return 0, err
 	}
-	return int(j.pending.Add(1)), nil
+	return j.len(), nil
+}
+
+// commit is the committer: it takes the first waiting append and every
+// other one already waiting, up to maxGroup, commits them together and
+// tells each the outcome, until close closes appends.
+func (j *journal) commit() {
+	defer close(j.committed)
+	group := make([]appendRequest, 0, maxGroup)
+	for first := range j.appends {
+		group = append(group[:0], first)
+	more:
+		for len(group) < maxGroup {
+			select {
+			case req, ok := <-j.appends:
+				if !ok {
+					break more
+				}
+				group = append(group, req)
+			default:
+				break more
+			}
+		}
+		err := j.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(pendingBucket)
+			for _, req := range group {
+				seq, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				key := make([]byte, 16)
+				binary.BigEndian.PutUint64(key, seq)
+				binary.BigEndian.PutUint64(key[8:], uint64(req.at.UnixNano()))
+				if err := b.Put(key, req.value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			j.pending.Add(int64(len(group)))
+		}
+		for _, req := range group {
+			req.done <- err
+		}
+		clear(group) // drop the values until the next group
+	}
 }
 
 // read returns the oldest pending records: up to limit of them, and no
@@ -188,4 +239,12 @@ func (j *journal) oldest() (at time.Time, ok bool) {
 	return at, ok
 }
 
-func (j *journal) close() error { return j.db.Close() }
+// close stops the committer and closes the file; appends must have returned.
+func (j *journal) close() error {
+	j.closeOnce.Do(func() {
+		close(j.appends)
+		<-j.committed
+		j.closeErr = j.db.Close()
+	})
+	return j.closeErr
+}
