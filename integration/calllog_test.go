@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -240,6 +241,32 @@ func TestKillAfterAnswerLosesNothing(t *testing.T) {
 	}
 	start(t, env) // same journal directory, same database
 	exactlyOnce(t, dsn, n)
+}
+
+// TestLogModeOffRecordsNothing runs the service with its call log switched
+// off (the switch make bench measures logging's cost with): calls are
+// answered, no MLflow table is created, the journal directory stays empty,
+// and the startup report says the call log is off.
+func TestLogModeOffRecordsNothing(t *testing.T) {
+	dsn := pgtest.New(t)
+	journal := t.TempDir()
+	s := start(t, append(baseEnv(t, dsn), "MLFLOW_LOG_MODE=off", "MLFLOW_JOURNAL_DIR="+journal))
+	for range 3 {
+		if resp, body := s.do("POST", "/v1/chat/completions", chatBody); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+	}
+	if _, body := s.do("GET", "/debug/startup", ""); !strings.Contains(string(body), "MLFLOW_LOG_MODE=off") {
+		t.Errorf("/debug/startup does not say the call log is off: %s", body)
+	}
+	if err := s.Stop(30 * time.Second); err != nil {
+		t.Fatalf("shutdown: %v\n%s", err, s.Log())
+	}
+	var tables int
+	queryRow(t, dsn, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'trace_info'", &tables)
+	if entries, err := os.ReadDir(journal); tables != 0 || err != nil || len(entries) != 0 {
+		t.Errorf("with MLFLOW_LOG_MODE=off: %d trace_info tables, %d journal files (%v); want none", tables, len(entries), err)
+	}
 }
 
 // TestMLflowOutageUnderLoad stops the MLflow database for 60 s while calls

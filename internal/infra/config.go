@@ -388,7 +388,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	if knownProfile || cfg.MLflowSchema != "" { // an unknown profile gave no default; that problem is already reported
 		c.oneOf("MLFLOW_SCHEMA", cfg.MLflowSchema, "verify", "create")
 	}
-	c.oneOf("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "traces", "runs", "both")
+	c.oneOf("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "traces", "runs", "both", "off")
 	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
 	if strings.TrimSpace(cfg.JournalDir) == "" {
 		c.fail("MLFLOW_JOURNAL_DIR", cfg.JournalDir, "must name a directory")

@@ -66,6 +66,10 @@ const (
 	LogTraces LogMode = "traces" // one trace per call, as MLflow's AI gateway writes them
 	LogRuns   LogMode = "runs"   // one run per call, with params and metrics
 	LogBoth   LogMode = "both"   // a trace and a run per call, the trace linked to the run
+	// LogOff records nothing: there is no journal, no writer and no audit
+	// trail. It exists to measure what the call log costs (make bench) and
+	// for throwaway development; Open warns when it is chosen.
+	LogOff LogMode = "off"
 )
 
 func (m LogMode) traces() bool { return m == LogTraces || m == LogBoth }
@@ -116,8 +120,8 @@ func (o Options) validate() error {
 	if o.Schema != SchemaVerify && o.Schema != SchemaCreate {
 		add("schema mode %q (MLFLOW_SCHEMA) is not verify or create", o.Schema)
 	}
-	if o.LogMode != LogTraces && o.LogMode != LogRuns && o.LogMode != LogBoth {
-		add("log mode %q (MLFLOW_LOG_MODE) is not traces, runs or both", o.LogMode)
+	if o.LogMode != LogTraces && o.LogMode != LogRuns && o.LogMode != LogBoth && o.LogMode != LogOff {
+		add("log mode %q (MLFLOW_LOG_MODE) is not traces, runs, both or off", o.LogMode)
 	}
 	if o.Content != ContentFull && o.Content != ContentPreview && o.Content != ContentNone {
 		add("content mode %q (MLFLOW_LOG_CONTENT) is not full, preview or none", o.Content)
@@ -145,7 +149,7 @@ func (o Options) validate() error {
 type CallLog struct {
 	opts    Options
 	log     *slog.Logger
-	journal *journal
+	journal *journal // nil with LogOff, as are writer and metrics
 	writer  *writer
 	metrics *metrics
 
@@ -171,6 +175,10 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "mlflow call log")
+	if opts.LogMode == LogOff {
+		log.Warn("MLFLOW_LOG_MODE=off: calls are not recorded anywhere; the audit trail is off")
+		return &CallLog{opts: opts, log: log}, nil
+	}
 	j, err := openJournal(opts.JournalDir)
 	if err != nil {
 		return nil, err
@@ -210,6 +218,9 @@ func (c *CallLog) Admit() error {
 	if closed {
 		return errClosed()
 	}
+	if c.journal == nil {
+		return nil
+	}
 	n := c.journal.len()
 	if n < c.opts.JournalMaxRecords {
 		if c.full.CompareAndSwap(true, false) {
@@ -237,6 +248,9 @@ func (c *CallLog) Admit() error {
 func (c *CallLog) Record(ctx context.Context, r domain.CallRecord) error {
 	if r.RequestID == "" {
 		return domain.Errorf(domain.KindInternal, "call record has no request id")
+	}
+	if c.journal == nil {
+		return nil
 	}
 	value, err := encodeRecord(r, c.opts.Content)
 	if err != nil {
@@ -282,6 +296,9 @@ func (c *CallLog) Flush(ctx context.Context) error {
 	if closed {
 		return errClosed()
 	}
+	if c.writer == nil {
+		return nil
+	}
 	return c.writer.flush(ctx)
 }
 
@@ -298,6 +315,9 @@ func (c *CallLog) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	if c.journal == nil {
+		return nil
+	}
 
 	c.writer.stop(ctx)
 	left := c.journal.len()

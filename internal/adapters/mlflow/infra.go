@@ -22,6 +22,13 @@ func NewCallLog(ctx context.Context, reg infra.GatewayRegistration) (*CallLog, e
 		return nil, err
 	}
 	opts.Logger, opts.Registerer = d.Logger, d.Registry
+	if opts.LogMode == LogOff {
+		c, err := Open(ctx, nil, opts)
+		if err == nil {
+			d.Startup.Record("mlflow call log (MLFLOW_LOG_MODE=off: nothing recorded)", time.Since(began), nil)
+		}
+		return c, err
+	}
 	pool, err := reg.OpenMLflowPool(ctx)
 	if err != nil {
 		return nil, err

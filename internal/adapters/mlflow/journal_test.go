@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -281,4 +283,40 @@ func value(t testing.TB, m prometheus.Metric) float64 {
 		return out.GetCounter().GetValue()
 	}
 	return out.GetGauge().GetValue()
+}
+
+// TestLogOffRecordsNothing opens the call log switched off: it needs no
+// database (downConns would fail every acquire), writes no journal, admits
+// and records calls, and says so in its log.
+func TestLogOffRecordsNothing(t *testing.T) {
+	opts := testOptions(t)
+	opts.LogMode, opts.RequireDatabase = LogOff, true
+	var logged bytes.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	c, err := Open(context.Background(), downConns{}, opts)
+	if err != nil {
+		t.Fatalf("Open with LogOff: %v", err)
+	}
+	if err := c.Admit(); err != nil {
+		t.Errorf("Admit: %v", err)
+	}
+	if err := c.Record(context.Background(), sample("off", okChat, 1)); err != nil {
+		t.Errorf("Record: %v", err)
+	}
+	if err := c.Record(context.Background(), domain.CallRecord{}); err == nil {
+		t.Errorf("a record without a request id is accepted")
+	}
+	if err := c.Flush(context.Background()); err != nil {
+		t.Errorf("Flush: %v", err)
+	}
+	closeNow(t, c)
+	if err := c.Admit(); domain.KindOf(err) != domain.KindUnavailable {
+		t.Errorf("Admit after Close: %v, want unavailable", err)
+	}
+	if entries, err := os.ReadDir(opts.JournalDir); err != nil || len(entries) != 0 {
+		t.Errorf("journal directory holds %d entries (%v); want none", len(entries), err)
+	}
+	if !strings.Contains(logged.String(), "MLFLOW_LOG_MODE=off") {
+		t.Errorf("Open did not warn that the call log is off; log: %s", logged.String())
+	}
 }
