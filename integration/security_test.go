@@ -226,16 +226,17 @@ func selfSignedChain(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
 }
 
 // TestAdminAddressSeparatesDebugAndMetrics binds /metrics and /debug/* to
-// ADMIN_ADDR: the API address keeps only the probes.
+// ADMIN_ADDR: the API address keeps only the probes. Go's profiles
+// (/debug/pprof/) are served on the admin address only.
 func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
 	admin := freeAddr(t)
 	s := start(t, append(baseEnv(t, pgtest.New(t)), "ADMIN_ADDR="+admin))
-	for path, want := range map[string]int{"/metrics": 404, "/debug/startup": 404, "/readyz": 200, "/healthz": 200} {
+	for path, want := range map[string]int{"/metrics": 404, "/debug/startup": 404, "/debug/pprof/": 404, "/readyz": 200, "/healthz": 200} {
 		if resp, _ := s.do("GET", path, ""); resp.StatusCode != want {
 			t.Errorf("API address %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
+	for _, path := range []string{"/metrics", "/debug/startup", "/readyz", "/debug/pprof/", "/debug/pprof/heap"} {
 		resp, err := http.Get("http://" + admin + path)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"go.uber.org/fx"
@@ -169,7 +170,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 		// /metrics and /debug/* move to the admin address; the probes stay on
 		// the API address too, where load balancers look for them.
 		opts.Admin = probesOnly(stores.schema.guard(admin))
-		s.admin = httpapi.NewServer(cfg.AdminAddr, stores.schema.guard(admin), timeouts)
+		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(admin)), timeouts)
 	}
 	s.api = httpapi.NewServer(cfg.HTTPAddr, httpapi.NewHandler(svc, opts), timeouts)
 	for _, srv := range []*http.Server{s.api, s.admin} {
@@ -201,6 +202,20 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 }
 
 // probesOnly passes /healthz and /readyz to h and answers 404 to the rest.
+// withProfiles adds Go's profiling endpoints (/debug/pprof/) to the admin
+// handler. They are served on ADMIN_ADDR only: a CPU profile costs the
+// process while it runs, so it must not be reachable from the API address.
+func withProfiles(admin http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", admin)
+	return mux
+}
+
 func probesOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {

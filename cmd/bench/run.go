@@ -44,7 +44,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.docs, "docs", "", "write the results into DIR/BENCHMARKS.md and the chart into DIR/bench/latency.svg")
 	fs.StringVar(&o.python, "python", "/usr/bin/python3", "the Python with Debian's python3-psycopg2 and python3-sqlalchemy")
 	fs.StringVar(&o.repo, "repo", ".", "the repository's root: scripts/bench and the packages whose go benchmarks are run")
-	fs.StringVar(&o.loggingOffEnv, "logging-off-env", "", "KEY=VALUE that turns tidygate's call log off, when tidygate has such a switch")
+	fs.StringVar(&o.loggingOffEnv, "logging-off-env", "MLFLOW_LOG_MODE=off", "KEY=VALUE that turns tidygate's call log off, for the logging on/off ratio; empty skips it")
 	fs.IntVar(&o.rounds, "rounds", 5, "latency: interleaved rounds")
 	fs.IntVar(&o.requests, "requests", 1000, "latency: requests per case and round")
 	fs.IntVar(&o.warmup, "warmup", 500, "latency: unrecorded requests per case first")
@@ -54,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.count, "count", 5, "pools: runs of each benchmark (for benchstat)")
 	fs.DurationVar(&o.benchtime, "benchtime", 500*time.Millisecond, "pools: time per benchmark run")
 	fs.Var(&o.env, "env", "KEY=VALUE added to tidygate's environment (repeatable), e.g. -env MLFLOW_LOG_MODE=both")
-	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles of the in-process parts (the writer's delivery) into DIR")
+	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles into DIR: the writer's delivery, and tidygate under the throughput run (via its ADMIN_ADDR)")
 	quick := fs.Bool("quick", false, "small numbers everywhere, to check that the harness works")
 	if err := fs.Parse(args); err != nil {
 		return o, err

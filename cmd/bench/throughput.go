@@ -21,9 +21,18 @@ func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (m
 		req := ep.request(false)
 		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
 		m0, b0, haveStats := goMemStats(ctx, ep.base)
+		profiled := make(chan error, 1)
+		if ep.gw != nil {
+			go func() { profiled <- ep.gw.profileCPU(ctx, o.profileDir, "tidygate-throughput", o.duration-time.Second) }()
+		} else {
+			profiled <- nil
+		}
 		t := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if err := <-profiled; err != nil {
+			return nil, fmt.Errorf("%s: CPU profile: %w", ep.name, err)
 		}
 		m1, b1, _ := goMemStats(ctx, ep.base)
 		out[ep.name] = t
