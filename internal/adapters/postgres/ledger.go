@@ -59,10 +59,14 @@ func NewLedger(db Conns, opts LedgerOptions) *Ledger {
 // asynchronous (see LedgerOptions.SynchronousCommit).
 const asyncCommit = "SET LOCAL synchronous_commit TO off"
 
-// newBatch returns a batch for a ledger transaction: empty, or holding
-// asyncCommit when the ledger commits asynchronously.
-func (l *Ledger) newBatch() *pgx.Batch {
+// begin returns the first batch of a ledger transaction: BEGIN, and
+// asyncCommit unless the ledger commits synchronously. The transaction's
+// first statements join it, and its last batch ends with COMMIT, so that a
+// reservation costs one or two round trips and a settlement two, instead
+// of separate ones for BEGIN and COMMIT (see inTx).
+func (l *Ledger) begin() *pgx.Batch {
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
 	if !l.opts.SynchronousCommit {
 		b.Queue(asyncCommit)
 	}
@@ -122,7 +126,8 @@ const selectUsed = `SELECT spent_micros + reserved_micros FROM tidygate_spend
 WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
 
 // Reserve holds r.Amount against every budget in r.Budgets for the periods
-// containing r.At, in one transaction, or returns a
+// containing r.At, in one transaction of two round trips (one without
+// budgets), or returns a
 // domain.KindBudgetExceeded error naming the first budget without room and
 // holds nothing. A reservation without budgets is only recorded, so that
 // its settlement can count usage once. Reusing an ID is a
@@ -135,10 +140,11 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 	}
 	doing := fmt.Sprintf("hold reservation %q", r.ID)
 	if len(r.Budgets) == 0 {
-		return withTx(ctx, l.db, doing, func(tx pgx.Tx) error {
-			batch := l.newBatch()
+		return inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+			batch := l.begin()
 			batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
-			return tx.SendBatch(ctx, batch).Close()
+			batch.Queue("COMMIT")
+			return conn.SendBatch(ctx, batch).Close()
 		})
 	}
 	counters := make([]counter, len(r.Budgets))
@@ -146,9 +152,9 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 		counters[i] = counter{budget: b, start: b.Period.Start(r.At)}
 	}
 	slices.SortFunc(counters, counterOrder)
-	return withTx(ctx, l.db, doing, func(tx pgx.Tx) error {
+	return inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 		kinds, ids, periods, starts := counterColumns(counters)
-		batch := l.newBatch()
+		batch := l.begin()
 		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
 		batch.Queue(insertHolds, r.ID, kinds, ids, periods, starts)
 		var full *counter // the first budget without room
@@ -167,16 +173,25 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 					return nil
 				})
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}
 		if full == nil {
-			return nil
+			_, err := conn.Exec(ctx, "COMMIT")
+			return err
 		}
+		// Nothing is held: read what fills the budget, and roll back.
 		var used int64
-		err := tx.QueryRow(ctx, selectUsed, string(full.budget.Scope), full.budget.ScopeID,
-			string(full.budget.Period), full.start).Scan(&used)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		batch = &pgx.Batch{}
+		batch.Queue(selectUsed, string(full.budget.Scope), full.budget.ScopeID, string(full.budget.Period), full.start).
+			QueryRow(func(row pgx.Row) error {
+				if err := row.Scan(&used); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				return nil
+			})
+		batch.Queue("ROLLBACK")
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}
 		return domain.BudgetExceeded(full.budget, domain.Micros(used), r.Amount)
@@ -209,30 +224,30 @@ LEFT JOIN tidygate_reservation_holds h ON h.reservation_id = r.id
 WHERE r.id = $1
 FOR UPDATE OF r`
 
-// lock locks the reservation's row for the rest of tx and reads it, or
-// returns a domain.KindNotFound error.
-func lock(ctx context.Context, tx pgx.Tx, id string) (heldReservation, error) {
-	rows, err := tx.Query(ctx, lockReservation, id)
-	if err != nil {
-		return heldReservation{}, err
-	}
-	defer rows.Close()
+// lock begins a ledger transaction on conn that locks the reservation's row
+// and reads it, in one round trip, or returns a domain.KindNotFound error.
+// The caller ends the transaction.
+func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReservation, error) {
 	var res heldReservation
 	found := false
-	for rows.Next() {
-		var amount int64
-		var kind, scopeID, period *string
-		var start *time.Time
-		if err := rows.Scan(&res.state, &amount, &res.at, &kind, &scopeID, &period, &start); err != nil {
-			return heldReservation{}, err
+	batch := l.begin()
+	batch.Queue(lockReservation, id).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var amount int64
+			var kind, scopeID, period *string
+			var start *time.Time
+			if err := rows.Scan(&res.state, &amount, &res.at, &kind, &scopeID, &period, &start); err != nil {
+				return err
+			}
+			found, res.amount = true, domain.Micros(amount)
+			if kind != nil {
+				res.counters = append(res.counters, counter{start: *start,
+					budget: domain.Budget{Scope: domain.ScopeKind(*kind), ScopeID: *scopeID, Period: domain.Period(*period)}})
+			}
 		}
-		found, res.amount = true, domain.Micros(amount)
-		if kind != nil {
-			res.counters = append(res.counters, counter{start: *start,
-				budget: domain.Budget{Scope: domain.ScopeKind(*kind), ScopeID: *scopeID, Period: domain.Period(*period)}})
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return heldReservation{}, err
 	}
 	if !found {
@@ -303,24 +318,26 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 	if err := checkSettlement(s); err != nil {
 		return err
 	}
-	return withTx(ctx, l.db, fmt.Sprintf("settle reservation %q", s.ReservationID), func(tx pgx.Tx) error {
-		res, err := lock(ctx, tx, s.ReservationID)
+	return inTx(ctx, l.db, fmt.Sprintf("settle reservation %q", s.ReservationID), func(conn *pgx.Conn) error {
+		res, err := l.lock(ctx, conn, s.ReservationID)
 		if err != nil {
 			return err
 		}
 		held := res.amount
 		switch res.state {
 		case stateSettled, stateReleased:
-			return nil
+			_, err := conn.Exec(ctx, "ROLLBACK") // nothing to change
+			return err
 		case stateExpired:
 			held = 0
 		}
-		batch := l.newBatch()
+		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, s.ReservationID, stateSettled)
 		batch.Queue(upsertUsage, s.Caller.User, domain.PeriodDay.Start(res.at), s.Caller.Team, s.Caller.KeyID, s.Model,
 			int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens), int64(s.Cost))
 		queueMoves(batch, res, s.Cost, held)
-		return tx.SendBatch(ctx, batch).Close()
+		batch.Queue("COMMIT")
+		return conn.SendBatch(ctx, batch).Close()
 	})
 }
 
@@ -338,15 +355,20 @@ func (l *Ledger) Release(ctx context.Context, reservationID string) error {
 // reports whether it was held.
 func (l *Ledger) drop(ctx context.Context, id, to, doing string) (bool, error) {
 	dropped := false
-	err := withTx(ctx, l.db, doing, func(tx pgx.Tx) error {
-		res, err := lock(ctx, tx, id)
-		if err != nil || res.state != stateHeld {
+	err := inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+		res, err := l.lock(ctx, conn, id)
+		if err != nil {
 			return err
 		}
-		batch := l.newBatch()
+		if res.state != stateHeld {
+			_, err := conn.Exec(ctx, "ROLLBACK") // nothing to give back
+			return err
+		}
+		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, id, to)
 		queueMoves(batch, res, 0, res.amount)
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		batch.Queue("COMMIT")
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}
 		dropped = true

@@ -129,11 +129,13 @@ func TestOppositeBudgetOrdersDoNotDeadlock(t *testing.T) {
 }
 
 // TestAsyncCommitStaysInItsTransaction runs every kind of ledger
-// transaction on a pool of one connection, and then finds that connection
-// still committing synchronously: the ledger's asynchronous commits must not
-// leak to the other users of the shared pool (the MLflow writer deletes
-// journaled records once PostgreSQL has committed them, so its commits must
-// be durable).
+// transaction, failed ones too, on a pool of one connection, and then finds
+// that connection idle, still the same backend (no transaction was left
+// open for the pool to throw the connection away) and still committing
+// synchronously: the ledger's asynchronous commits must not leak to the
+// other users of the shared pool (the MLflow writer deletes journaled
+// records once PostgreSQL has committed them, so its commits must be
+// durable).
 func TestAsyncCommitStaysInItsTransaction(t *testing.T) {
 	pool, dsn := migrated(t)
 	one := newPool(t, dsn, 1)
@@ -158,21 +160,44 @@ func TestAsyncCommitStaysInItsTransaction(t *testing.T) {
 			}
 			return nil
 		}},
+		{"reserve with a used id", func() error {
+			err := l.Reserve(ctx, domain.Reservation{ID: "a", Budgets: c.Budgets, Amount: 1, At: noon})
+			if domain.KindOf(err) != domain.KindInvalid {
+				return fmt.Errorf("want invalid, got %w", err)
+			}
+			return nil
+		}},
 		{"settle", func() error {
 			return l.Settle(ctx, ports.Settlement{ReservationID: "a", Caller: c, Model: "m", Cost: 5, At: noon})
 		}},
+		{"settle again", func() error {
+			return l.Settle(ctx, ports.Settlement{ReservationID: "a", Caller: c, Model: "m", Cost: 5, At: noon})
+		}},
+		{"settle an unknown reservation", func() error {
+			err := l.Settle(ctx, ports.Settlement{ReservationID: "nope", Caller: c, Model: "m", Cost: 5, At: noon})
+			if domain.KindOf(err) != domain.KindNotFound {
+				return fmt.Errorf("want not found, got %w", err)
+			}
+			return nil
+		}},
 		{"release", func() error { return l.Release(ctx, "free") }},
+		{"release a settled reservation", func() error { return l.Release(ctx, "a") }},
 	}
+	backend := func() (pid int32, setting string) {
+		t.Helper()
+		if err := one.QueryRow(ctx, "SELECT pg_backend_pid(), current_setting('synchronous_commit')").Scan(&pid, &setting); err != nil {
+			t.Fatal(err)
+		}
+		return pid, setting
+	}
+	first, _ := backend()
 	for _, step := range steps {
 		if err := step.run(); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
-		var setting string
-		if err := one.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting); err != nil {
-			t.Fatal(err)
-		}
-		if setting != "on" {
-			t.Fatalf("after %s, the pool's connection has synchronous_commit=%s; want on", step.name, setting)
+		if pid, setting := backend(); pid != first || setting != "on" {
+			t.Fatalf("after %s, the pool's connection is backend %d (was %d) with synchronous_commit=%s; want the same backend, on",
+				step.name, pid, first, setting)
 		}
 	}
 	var spent int64

@@ -73,6 +73,29 @@ func withTx(ctx context.Context, db Conns, doing string, fn func(pgx.Tx) error) 
 	})
 }
 
+// inTx runs fn on a connection from db as one transaction that fn begins
+// and ends with BEGIN and COMMIT statements in the batches it sends, so that
+// neither costs a round trip of its own (pgx.BeginFunc sends each alone).
+// A transaction fn leaves open, after a failure or by mistake, is rolled
+// back; failures are classified as withConn does.
+func inTx(ctx context.Context, db Conns, doing string, fn func(*pgx.Conn) error) error {
+	return withConn(ctx, db, doing, func(pc *pgxpool.Conn) error {
+		conn := pc.Conn()
+		err := fn(conn)
+		if conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
+			return err
+		}
+		if err == nil {
+			err = errors.New("the transaction was left open")
+		}
+		if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
+			// The pool closes a connection released inside a transaction.
+			return errors.Join(err, rbErr)
+		}
+		return err
+	})
+}
+
 // dbError classifies a failure that happened while doing something: errors
 // already classified pass through, connection-class failures become
 // domain.KindUnavailable, rows the input makes impossible become
