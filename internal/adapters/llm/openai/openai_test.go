@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
@@ -292,4 +296,83 @@ func TestFailures(t *testing.T) {
 		Model:      "gpt-4o-mini",
 		EmbedModel: "text-embedding-3-small",
 	})
+}
+
+// TestChatStreamReadsTheEventStreamFormat serves a stream with what the
+// text/event-stream format allows besides data lines: CRLF line ends,
+// comments (keep-alives), event and id fields, and a chunk longer than
+// the reader's buffer.
+func TestChatStreamReadsTheEventStreamFormat(t *testing.T) {
+	long := strings.Repeat("x", 100<<10)
+	body := ": keep-alive\r\n\r\n" +
+		"event: message\r\nid: 1\r\ndata: " + chunk("Hel", "") + "\r\n\r\n" +
+		"data: " + chunk(long, "") + "\n\n" +
+		"data: " + chunk("", "stop") + "\n\n" +
+		"data: [DONE]\n\n"
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", body))
+	var c llmtest.Chunks
+	resp, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Content != "Hel"+long || resp.FinishReason != "stop" {
+		t.Errorf("content of %d bytes, finish %q; want %d bytes and stop", len(resp.Content), resp.FinishReason, 3+len(long))
+	}
+}
+
+// TestChatStreamRefusesAnOversizedEvent ends a stream whose event exceeds
+// the adapter's bound instead of buffering it.
+func TestChatStreamRefusesAnOversizedEvent(t *testing.T) {
+	body := "data: " + chunk(strings.Repeat("x", 2<<20), "stop") + "\n\ndata: [DONE]\n\n"
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", body))
+	var c llmtest.Chunks
+	_, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
+	if de := llmtest.RequireError(t, err, domain.KindUpstream); !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("error %q does not say the event is too large", de.Error())
+	}
+}
+
+// TestCallsReuseTheirConnection makes calls of every kind one after the
+// other and counts the connections the server saw opened: one, so every
+// answer was read to its end and its connection kept alive.
+func TestCallsReuseTheirConnection(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch {
+		case r.URL.Path == "/v1/embeddings":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"data":[{"index":0,"embedding":[1]}]}`+"\n")
+		case strings.Contains(string(body), `"stream":true`):
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, sse(chunk("a", "stop"), usageChunk))
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, completion+strings.Repeat("\n", 3000)) // more than a JSON decoder reads ahead
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := newProvider(t, srv.URL, openai.Options{})
+	ctx := context.Background()
+	for range 3 {
+		if _, err := p.Chat(ctx, llmtest.Chat("m")); err != nil {
+			t.Fatal(err)
+		}
+		var c llmtest.Chunks
+		if _, err := p.ChatStream(ctx, llmtest.Chat("m"), c.Emit); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Embed(ctx, domain.EmbedRequest{Model: "e", Inputs: []string{"a"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("9 sequential calls opened %d connections; want 1", n)
+	}
 }
