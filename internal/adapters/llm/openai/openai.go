@@ -188,7 +188,8 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	defer closeBody(resp.Body)
+	defer resp.Body.Close()
+	defer drain(resp.Body) // before Close
 
 	var out domain.ChatResponse
 	var usage *domain.Usage
@@ -330,7 +331,8 @@ func (p *Provider) call(ctx context.Context, path string, body, out any) error {
 	if err != nil {
 		return err
 	}
-	defer closeBody(resp.Body)
+	defer resp.Body.Close()
+	defer drain(resp.Body) // before Close
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
 		return p.classify.Failure(err)
 	}
@@ -375,12 +377,11 @@ func (p *Provider) send(ctx context.Context, path string, body any) (*http.Respo
 	return nil, p.classify.HTTP(resp.StatusCode, resp.Header, detail)
 }
 
-// closeBody reads what is left of a small answer (the newline after the
-// JSON, say) and closes it: a body closed before its end costs the
+// drain reads what is left of a small answer (the newline after the JSON,
+// say) before it is closed: a body closed before its end costs the
 // connection its keep-alive.
-func closeBody(body io.ReadCloser) {
+func drain(body io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
-	_ = body.Close()
 }
 
 // maxEventBytes bounds one server-sent event.
