@@ -94,3 +94,17 @@ func closeNow(t testing.TB, c *CallLog) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// journaled returns r as the writer reads it back from the journal.
+func journaled(t testing.TB, r domain.CallRecord) call {
+	t.Helper()
+	value, err := encodeRecord(r, ContentFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decodeRecord(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

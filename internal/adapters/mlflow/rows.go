@@ -1,6 +1,11 @@
 package mlflow
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+)
 
 // rows holds one batch's rows for the bulk-written tables. Field names in
 // the JSON tags are MLflow's column names: each table's rows are sent as one
@@ -129,4 +134,67 @@ type metricRow struct {
 	Step      int64   `json:"step"`
 	IsNaN     bool    `json:"is_nan"`
 	RunUUID   string  `json:"run_uuid"`
+}
+
+// columnValues turns rows, a slice of one of the row structs above, into
+// the values of cols for COPY, with the JSON path's meaning: a column is
+// the field whose JSON tag names it, and an omitted field (omitempty and
+// empty, or a nil pointer) is NULL.
+func columnValues(rows any, cols []string) ([][]any, error) {
+	v := reflect.ValueOf(rows)
+	if v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("rows of type %T are not a slice of structs", rows)
+	}
+	fields, err := columnFields(v.Type().Elem(), cols)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]any, v.Len())
+	for i := range out {
+		row := v.Index(i)
+		values := make([]any, len(fields))
+		for j, f := range fields {
+			values[j] = columnValue(row.Field(f.index), f.omitEmpty)
+		}
+		out[i] = values
+	}
+	return out, nil
+}
+
+// columnField is where a column's value is in a row struct.
+type columnField struct {
+	index     int
+	omitEmpty bool
+}
+
+// columnFields finds each column's field in the row struct t.
+func columnFields(t reflect.Type, cols []string) ([]columnField, error) {
+	byName := map[string]columnField{}
+	for i := range t.NumField() {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		byName[name] = columnField{index: i, omitEmpty: strings.Contains(opts, "omitempty")}
+	}
+	fields := make([]columnField, len(cols))
+	for i, c := range cols {
+		f, ok := byName[c]
+		if !ok {
+			return nil, fmt.Errorf("%s has no field for column %s", t, c)
+		}
+		fields[i] = f
+	}
+	return fields, nil
+}
+
+func columnValue(f reflect.Value, omitEmpty bool) any {
+	switch {
+	case f.Kind() == reflect.Pointer && f.IsNil():
+		return nil
+	case f.Kind() == reflect.Pointer:
+		return f.Elem().Interface()
+	case omitEmpty && f.IsZero(), f.Kind() == reflect.Slice && f.Len() == 0:
+		return nil
+	case f.Type() == reflect.TypeFor[json.RawMessage]():
+		return []byte(f.Bytes()) // a json column's value, as it is
+	}
+	return f.Interface()
 }

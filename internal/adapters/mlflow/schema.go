@@ -124,6 +124,7 @@ type schema struct {
 	revision string
 	columns  map[string]map[string]bool // table → column → present
 	inserts  map[string]string          // table → INSERT … SELECT … FROM json_to_recordset($1)
+	copies   map[string][]string        // table → the columns COPY writes, for the tables that only gain rows
 }
 
 // has reports whether the table has the column.
@@ -177,7 +178,7 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 	if err != nil {
 		return nil, fmt.Errorf("read the MLflow schema: %w", err)
 	}
-	s := &schema{columns: map[string]map[string]bool{}, inserts: map[string]string{}}
+	s := &schema{columns: map[string]map[string]bool{}, inserts: map[string]string{}, copies: map[string][]string{}}
 	var tableName, columnName string
 	_, err = pgx.ForEachRow(rows, []any{&tableName, &columnName}, func() error {
 		if s.columns[tableName] == nil {
@@ -221,6 +222,9 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 		if t.conflict != "" {
 			s.inserts[t.name] = insertSQL(t, present)
 		}
+		if t.conflict == doNothing {
+			s.copies[t.name] = presentColumns(t, present)
+		}
 	}
 	if len(missing) > 0 {
 		return nil, domain.Errorf(domain.KindInternal,
@@ -228,6 +232,17 @@ func verifySchema(ctx context.Context, conn *pgx.Conn, mode LogMode) (*schema, e
 			s.revision, strings.Join(missing, "; "))
 	}
 	return s, nil
+}
+
+// presentColumns returns the names of t's columns that are present.
+func presentColumns(t table, present map[string]bool) []string {
+	var names []string
+	for _, c := range t.columns {
+		if present[c.name] {
+			names = append(names, c.name)
+		}
+	}
+	return names
 }
 
 // insertSQL returns the statement that inserts a JSON array of rows into t,

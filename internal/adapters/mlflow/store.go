@@ -72,8 +72,15 @@ func (s *store) reset() {
 	clear(s.experiments)
 }
 
-// write writes the calls' rows in one transaction. Every insert skips rows
-// whose primary key exists, so writing the same calls again changes nothing.
+// write writes the calls' rows in one transaction, or changes nothing.
+//
+// It first COPYs the rows of the tables that only ever gain rows, which is
+// what PostgreSQL writes fastest, and inserts the others (latest_metrics
+// keeps the greatest value). A COPY fails on a row whose primary key
+// exists: the calls were written before, by a writer that died before it
+// could remove them from the journal. Then write writes them again with
+// inserts that skip existing rows, so that writing the same calls twice
+// changes nothing.
 func (s *store) write(ctx context.Context, calls []call) error {
 	if s.schema == nil {
 		if err := s.prepare(ctx); err != nil {
@@ -102,8 +109,46 @@ func (s *store) write(ctx context.Context, calls []call) error {
 			}
 		}
 	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.copyRows(ctx, tx, b.tables()) })
+	if sqlState(err) == uniqueViolation {
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.insertRows(ctx, tx, b.tables()) })
+	}
+	return s.classify(err, "write calls to the MLflow database")
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
+const uniqueViolation = "23505"
+
+// copyRows writes the tables' rows, parents first: with COPY where the
+// schema has a column list for it, else with its insert statement.
+func (s *store) copyRows(ctx context.Context, tx pgx.Tx, tables []tableRows) error {
+	for _, t := range tables {
+		if t.n == 0 {
+			continue
+		}
+		cols, ok := s.schema.copies[t.table]
+		if !ok {
+			if err := s.insertTable(ctx, tx, t); err != nil {
+				return err
+			}
+			continue
+		}
+		values, err := columnValues(t.rows, cols)
+		if err != nil {
+			return &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.table}, cols, pgx.CopyFromRows(values)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertRows writes the tables' rows with their insert statements, in one
+// round trip; each skips (or merges) rows whose primary key exists.
+func (s *store) insertRows(ctx context.Context, tx pgx.Tx, tables []tableRows) error {
 	batch := &pgx.Batch{}
-	for _, t := range b.tables() {
+	for _, t := range tables {
 		insert, ok := s.schema.inserts[t.table]
 		if !ok || t.n == 0 {
 			continue
@@ -114,10 +159,21 @@ func (s *store) write(ctx context.Context, calls []call) error {
 		}
 		batch.Queue(insert, payload)
 	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, batch).Close()
-	})
-	return s.classify(err, "write calls to the MLflow database")
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+// insertTable writes one table's rows with its insert statement.
+func (s *store) insertTable(ctx context.Context, tx pgx.Tx, t tableRows) error {
+	insert, ok := s.schema.inserts[t.table]
+	if !ok {
+		return nil
+	}
+	payload, err := json.Marshal(t.rows)
+	if err != nil {
+		return &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
+	}
+	_, err = tx.Exec(ctx, insert, payload)
+	return err
 }
 
 // experiment returns the experiment of a model's calls, creating it on first use.
@@ -206,11 +262,20 @@ func refused(err error) bool {
 // SQLSTATE of the PostgreSQL error in err's chain, or "" when PostgreSQL
 // did not answer with an error.
 func sqlStateClass(err error) string {
+	if code := sqlState(err); len(code) >= 2 {
+		return code[:2]
+	}
+	return ""
+}
+
+// sqlState returns the SQLSTATE of the PostgreSQL error in err's chain, or
+// "" when PostgreSQL did not answer with an error.
+func sqlState(err error) string {
 	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+	if !errors.As(err, &pg) {
 		return ""
 	}
-	return pg.Code[:2]
+	return pg.Code
 }
 
 // classifier is the optional capability of a Conns (infra.Pool has it) to
