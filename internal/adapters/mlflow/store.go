@@ -128,8 +128,14 @@ func (s *store) copyRows(ctx context.Context, tx pgx.Tx, tables []tableRows) err
 		}
 		cols, ok := s.schema.copies[t.table]
 		if !ok {
-			if err := s.insertTable(ctx, tx, t); err != nil {
+			insert, payload, err := s.insert(t)
+			if err != nil {
 				return err
+			}
+			if insert != "" {
+				if _, err := tx.Exec(ctx, insert, payload); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -149,31 +155,33 @@ func (s *store) copyRows(ctx context.Context, tx pgx.Tx, tables []tableRows) err
 func (s *store) insertRows(ctx context.Context, tx pgx.Tx, tables []tableRows) error {
 	batch := &pgx.Batch{}
 	for _, t := range tables {
-		insert, ok := s.schema.inserts[t.table]
-		if !ok || t.n == 0 {
+		if t.n == 0 {
 			continue
 		}
-		payload, err := json.Marshal(t.rows)
+		insert, payload, err := s.insert(t)
 		if err != nil {
-			return &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
+			return err
 		}
-		batch.Queue(insert, payload)
+		if insert != "" {
+			batch.Queue(insert, payload)
+		}
 	}
 	return tx.SendBatch(ctx, batch).Close()
 }
 
-// insertTable writes one table's rows with its insert statement.
-func (s *store) insertTable(ctx context.Context, tx pgx.Tx, t tableRows) error {
+// insert returns the insert statement of t's table and its parameter, the
+// rows as JSON; the statement is empty for a table tidygate does not write
+// in bulk.
+func (s *store) insert(t tableRows) (string, []byte, error) {
 	insert, ok := s.schema.inserts[t.table]
 	if !ok {
-		return nil
+		return "", nil, nil
 	}
 	payload, err := json.Marshal(t.rows)
 	if err != nil {
-		return &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
+		return "", nil, &recordError{err: fmt.Errorf("%s rows: %w", t.table, err)}
 	}
-	_, err = tx.Exec(ctx, insert, payload)
-	return err
+	return insert, payload, nil
 }
 
 // experiment returns the experiment of a model's calls, creating it on first use.
