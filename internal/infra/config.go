@@ -389,6 +389,9 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.oneOf("MLFLOW_SCHEMA", cfg.MLflowSchema, "verify", "create")
 	}
 	c.oneOf("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "traces", "runs", "both", "off")
+	if cfg.MLflowLogMode == "off" && cfg.Profile != "local" {
+		c.fail("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=%s", cfg.Profile)
+	}
 	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
 	if strings.TrimSpace(cfg.JournalDir) == "" {
 		c.fail("MLFLOW_JOURNAL_DIR", cfg.JournalDir, "must name a directory")

@@ -68,7 +68,8 @@ const (
 	LogBoth   LogMode = "both"   // a trace and a run per call, the trace linked to the run
 	// LogOff records nothing: there is no journal, no writer and no audit
 	// trail. It exists to measure what the call log costs (make bench) and
-	// for throwaway development; Open warns when it is chosen.
+	// for throwaway development; Open warns when it is chosen, and
+	// tidygate's configuration allows it in the local profile only.
 	LogOff LogMode = "off"
 )
 
