@@ -184,7 +184,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	defer cancel()
 	body := p.chatRequest(req)
 	body.Stream, body.StreamOptions = true, &streamOptions{IncludeUsage: true}
-	resp, err := p.send(ctx, "/chat/completions", body)
+	resp, err := p.send(ctx, "/chat/completions", body, "text/event-stream")
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
@@ -327,7 +327,7 @@ const (
 
 // call POSTs body as JSON to path and decodes the JSON answer into out.
 func (p *Provider) call(ctx context.Context, path string, body, out any) error {
-	resp, err := p.send(ctx, path, body)
+	resp, err := p.send(ctx, path, body, "application/json")
 	if err != nil {
 		return err
 	}
@@ -339,9 +339,10 @@ func (p *Provider) call(ctx context.Context, path string, body, out any) error {
 	return nil
 }
 
-// send POSTs body as JSON to path and returns the answer when its status
-// is 2xx; any other answer, or none, is a classified error.
-func (p *Provider) send(ctx context.Context, path string, body any) (*http.Response, error) {
+// send POSTs body as JSON to path, accepting the media type accept, and
+// returns the answer when its status is 2xx; any other answer, or none, is
+// a classified error.
+func (p *Provider) send(ctx context.Context, path string, body any, accept string) (*http.Response, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return nil, p.classify.Invalid("cannot encode the request: %v", err)
@@ -351,7 +352,8 @@ func (p *Provider) send(ctx context.Context, path string, body any) (*http.Respo
 		return nil, p.classify.Failure(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", "tidygate")
 	if p.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+p.apiKey)
 	}

@@ -84,6 +84,9 @@ func TestChat(t *testing.T) {
 	if sent.Method != http.MethodPost || sent.Path != "/v1/chat/completions" || sent.Header.Get("Authorization") != "Bearer "+apiKey {
 		t.Errorf("sent %s %s with Authorization %q", sent.Method, sent.Path, sent.Header.Get("Authorization"))
 	}
+	if h := sent.Header; h.Get("Content-Type") != "application/json" || h.Get("Accept") != "application/json" || h.Get("User-Agent") != "tidygate" {
+		t.Errorf("sent Content-Type %q, Accept %q, User-Agent %q", h.Get("Content-Type"), h.Get("Accept"), h.Get("User-Agent"))
+	}
 	body := sent.JSON(t)
 	if body["model"] != "gpt-4o-mini" || body["max_tokens"] != float64(64) {
 		t.Errorf("model %v, max_tokens %v; want gpt-4o-mini, 64", body["model"], body["max_tokens"])
@@ -200,6 +203,9 @@ func TestChatStream(t *testing.T) {
 	c.Expect(t, resp, []string{"Hel", "lo"}, "length", domain.Usage{PromptTokens: 9, CompletionTokens: 2})
 	if resp.ID != "chatcmpl-2" {
 		t.Errorf("ID = %q; want chatcmpl-2", resp.ID)
+	}
+	if accept := up.Last(t).Header.Get("Accept"); accept != "text/event-stream" {
+		t.Errorf("a stream was asked for with Accept %q; want text/event-stream", accept)
 	}
 	body := up.Last(t).JSON(t)
 	if body["stream"] != true || !reflect.DeepEqual(body["stream_options"], map[string]any{"include_usage": true}) {
