@@ -201,7 +201,6 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	return s
 }
 
-// probesOnly passes /healthz and /readyz to h and answers 404 to the rest.
 // withProfiles adds Go's profiling endpoints (/debug/pprof/) to the admin
 // handler. They are served on ADMIN_ADDR only: a CPU profile costs the
 // process while it runs, so it must not be reachable from the API address.
@@ -216,6 +215,7 @@ func withProfiles(admin http.Handler) http.Handler {
 	return mux
 }
 
+// probesOnly passes /healthz and /readyz to h and answers 404 to the rest.
 func probesOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
