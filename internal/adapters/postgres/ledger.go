@@ -180,18 +180,11 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			_, err := conn.Exec(ctx, "COMMIT")
 			return err
 		}
-		// Nothing is held: read what fills the budget, and roll back.
+		// Read what fills the budget; inTx rolls the holds back.
 		var used int64
-		batch = &pgx.Batch{}
-		batch.Queue(selectUsed, string(full.budget.Scope), full.budget.ScopeID, string(full.budget.Period), full.start).
-			QueryRow(func(row pgx.Row) error {
-				if err := row.Scan(&used); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-					return err
-				}
-				return nil
-			})
-		batch.Queue("ROLLBACK")
-		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		err := conn.QueryRow(ctx, selectUsed, string(full.budget.Scope), full.budget.ScopeID,
+			string(full.budget.Period), full.start).Scan(&used)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		return domain.BudgetExceeded(full.budget, domain.Micros(used), r.Amount)
@@ -326,8 +319,7 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 		held := res.amount
 		switch res.state {
 		case stateSettled, stateReleased:
-			_, err := conn.Exec(ctx, "ROLLBACK") // nothing to change
-			return err
+			return nil // nothing to change; inTx ends the transaction
 		case stateExpired:
 			held = 0
 		}
@@ -361,8 +353,7 @@ func (l *Ledger) drop(ctx context.Context, id, to, doing string) (bool, error) {
 			return err
 		}
 		if res.state != stateHeld {
-			_, err := conn.Exec(ctx, "ROLLBACK") // nothing to give back
-			return err
+			return nil // nothing to give back; inTx ends the transaction
 		}
 		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, id, to)

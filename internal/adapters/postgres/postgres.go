@@ -74,19 +74,17 @@ func withTx(ctx context.Context, db Conns, doing string, fn func(pgx.Tx) error) 
 }
 
 // inTx runs fn on a connection from db as one transaction that fn begins
-// and ends with BEGIN and COMMIT statements in the batches it sends, so that
-// neither costs a round trip of its own (pgx.BeginFunc sends each alone).
-// A transaction fn leaves open, after a failure or by mistake, is rolled
-// back; failures are classified as withConn does.
+// with BEGIN in its first batch and commits with COMMIT at the end of its
+// last, so that neither costs a round trip of its own (pgx.BeginFunc sends
+// each alone). Whatever fn leaves open, after a failure or because it has
+// nothing to change, is rolled back; failures are classified as withConn
+// does.
 func inTx(ctx context.Context, db Conns, doing string, fn func(*pgx.Conn) error) error {
 	return withConn(ctx, db, doing, func(pc *pgxpool.Conn) error {
 		conn := pc.Conn()
 		err := fn(conn)
 		if conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
 			return err
-		}
-		if err == nil {
-			err = errors.New("the transaction was left open")
 		}
 		if _, rbErr := conn.Exec(ctx, "ROLLBACK"); rbErr != nil {
 			// The pool closes a connection released inside a transaction.
