@@ -28,10 +28,13 @@ func (r Role) Valid() bool {
 	return false
 }
 
-// Message is one turn of a conversation; Content is plain text.
+// Message is one turn of a conversation. Content is its text; Blocks, when
+// set, is its whole content as typed blocks (text, images, tool calls, tool
+// results, reasoning), and Content then holds the text of its text blocks.
 type Message struct {
 	Role    Role
 	Content string
+	Blocks  []Block
 	Name    string
 }
 
@@ -55,6 +58,11 @@ type ChatRequest struct {
 	Stop        []string
 	Stream      bool
 	User        string // the client's end-user id, passed through for the record
+
+	Tools          []Tool
+	ToolChoice     ToolChoice
+	ResponseFormat ResponseFormat
+	Thinking       Thinking
 }
 
 // Validate checks everything about the request that does not depend on the
@@ -90,23 +98,40 @@ func (r ChatRequest) Validate() error {
 	if len(r.Stop) > MaxStopSequences {
 		return InvalidParam("stop", "stop may contain at most %d sequences", MaxStopSequences)
 	}
-	return nil
+	return r.validateConversation()
 }
 
-// PromptBytes returns the number of bytes of message text, an upper bound on
-// the prompt's content tokens for any byte-level tokenizer.
+// PromptBytes returns the number of bytes of the prompt (message text, tool
+// calls and results, inline images, tool definitions and a response schema),
+// an upper bound on the prompt's content tokens for any byte-level
+// tokenizer; an image by URL counts ImageURLTokens.
 func (r ChatRequest) PromptBytes() int {
-	n := 0
+	n := len(r.ResponseFormat.Schema)
+	for _, t := range r.Tools {
+		n += len(t.Name) + len(t.Description) + len(t.Parameters)
+	}
 	for _, m := range r.Messages {
-		n += len(m.Content) + len(m.Name)
+		n += len(m.Name)
+		if m.Blocks == nil {
+			n += len(m.Content)
+			continue
+		}
+		for _, b := range m.Blocks {
+			n += blockBytes(b)
+		}
 	}
 	return n
 }
 
-// Usage counts the tokens one call consumed.
+// Usage counts the tokens one call consumed. PromptTokens counts every input
+// token, CacheReadTokens and CacheWriteTokens included; CompletionTokens
+// counts every output token, ReasoningTokens included.
 type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
+	CacheReadTokens  int // input tokens read from the provider's prompt cache
+	CacheWriteTokens int // input tokens written to the provider's prompt cache
+	ReasoningTokens  int // output tokens spent on reasoning
 }
 
 // Total returns prompt plus completion tokens.
@@ -116,18 +141,37 @@ func (u Usage) Total() int { return u.PromptTokens + u.CompletionTokens }
 type ChatResponse struct {
 	ID           string // the provider's id, if it gave one
 	Model        string // the upstream model that answered
-	Content      string
-	FinishReason string // "stop", "length", …
+	Content      string // the text of the answer
+	Blocks       []Block
+	FinishReason string // FinishStop, FinishLength, FinishToolCalls, …
+	StopSequence string // the stop sequence that ended the answer, if one did
 	Usage        Usage
 	Created      time.Time
 }
 
-// ChatChunk is one piece of a streamed chat completion. The final chunk of a
-// stream carries FinishReason; Usage is set on the chunk that reports it.
+// Parts returns the answer as blocks: Blocks when set, else one text block
+// of Content (none when Content is empty).
+func (r ChatResponse) Parts() []Block {
+	return Message{Content: r.Content, Blocks: r.Blocks}.Parts()
+}
+
+// ChatChunk is one piece of a streamed chat completion. Each piece belongs
+// to the answer's content block Index; a block's first chunk may carry Start
+// (its type and, for a tool call, id and name), and a chunk of a block that
+// was not started is text. Delta is text, ArgumentsDelta a piece of a tool
+// call's arguments, ReasoningDelta reasoning text and Signature a reasoning
+// block's signature. The final chunk of a stream carries FinishReason; Usage
+// is set on the chunk that reports it.
 type ChatChunk struct {
-	Delta        string
-	FinishReason string
-	Usage        *Usage
+	Index          int
+	Start          *Block
+	Delta          string
+	ArgumentsDelta string
+	ReasoningDelta string
+	Signature      string
+	FinishReason   string
+	StopSequence   string
+	Usage          *Usage
 }
 
 // EmbedRequest asks for one vector per input string.

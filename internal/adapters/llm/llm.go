@@ -156,3 +156,14 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// TextOnly refuses, as domain.KindInvalid naming the feature, a request
+// that asks for more than text (tools, images, reasoning, a structured
+// response format) from a provider adapter that translates text only.
+func (c Classifier) TextOnly(req domain.ChatRequest) error {
+	if f := req.Feature(); f != "" {
+		return &domain.Error{Kind: domain.KindInvalid, Code: "unsupported_feature",
+			Message: fmt.Sprintf("%s: tidygate does not translate %s to this provider; use a model of another provider", c.provider, f)}
+	}
+	return nil
+}

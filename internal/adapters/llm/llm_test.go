@@ -188,3 +188,17 @@ func TestDefaultClientKeepsConnectionsUnderConcurrency(t *testing.T) {
 		t.Errorf("%d rounds of %d concurrent calls opened %d connections; want at most %d", rounds, concurrent, n, concurrent)
 	}
 }
+
+func TestTextOnlyRefusesWhatItCannotTranslateByName(t *testing.T) {
+	c := llm.NewClassifier("bedrock", "")
+	text := domain.ChatRequest{Messages: []domain.Message{{Role: domain.RoleUser, Content: "hi"}}}
+	if err := c.TextOnly(text); err != nil {
+		t.Fatalf("TextOnly(text) = %v; want nil", err)
+	}
+	tools := text
+	tools.Tools = []domain.Tool{{Name: "f"}}
+	err := c.TextOnly(tools)
+	if domain.KindOf(err) != domain.KindInvalid || !strings.Contains(err.Error(), "tools") || !strings.Contains(err.Error(), "bedrock") {
+		t.Fatalf("TextOnly(tools) = %v; want an invalid error naming tools and bedrock", err)
+	}
+}

@@ -180,6 +180,9 @@ func (p *Provider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedResp
 // system prompt and turns, and temperature, top_p and stop sequences only
 // when set.
 func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return anthropic.MessageNewParams{}, err
+	}
 	system, turns := llm.Conversation(req.Messages)
 	if len(turns) == 0 {
 		return anthropic.MessageNewParams{}, p.classify.Invalid("the request has no user or assistant message with content")

@@ -178,6 +178,9 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 // prompt and turns, and the inference configuration with the output cap
 // and temperature, top_p and stop sequences only when set.
 func (p *Provider) converseInput(req domain.ChatRequest) (*bedrockruntime.ConverseInput, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return nil, err
+	}
 	system, turns := llm.Conversation(req.Messages)
 	if len(turns) == 0 {
 		return nil, p.classify.Invalid("the request has no user or assistant message with content")

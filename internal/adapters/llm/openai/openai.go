@@ -149,6 +149,9 @@ type (
 
 // Chat calls the Chat Completions API.
 func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.ep.Timeout)
 	defer cancel()
 	var resp completion
@@ -180,6 +183,9 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 // usage in a last chunk (stream_options.include_usage) so that streamed
 // calls are costed like others.
 func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.ep.Timeout)
 	defer cancel()
 	body := p.chatRequest(req)
