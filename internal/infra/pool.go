@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
 )
 
 // The pool modes PoolInfo.Mode reports, and the values of MLFLOW_POOL.
@@ -339,17 +339,7 @@ func (p *Pool) Classify(err error) error {
 
 // connectionLost reports whether err says that every connection to the
 // server is likely broken, not just the statement that failed.
-func connectionLost(err error) bool {
-	pg, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok {
-		return false
-	}
-	switch pg.Code {
-	case "57P01", "57P02", "25006":
-		return true
-	}
-	return len(pg.Code) == 5 && pg.Code[:2] == "08"
-}
+func connectionLost(err error) bool { return pgkit.Classify(err) == pgkit.ServerLost }
 
 // reset closes the pool's idle connections now and its checked-out ones when
 // they are released, at most once per resetInterval.

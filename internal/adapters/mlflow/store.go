@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
 )
 
 // artifactRoot is the default artifact root of `mlflow server` with artifact
@@ -110,14 +109,11 @@ func (s *store) write(ctx context.Context, calls []call) error {
 		}
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.copyRows(ctx, tx, b.tables()) })
-	if sqlState(err) == uniqueViolation {
+	if pgkit.SQLState(err) == pgkit.UniqueViolation {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.insertRows(ctx, tx, b.tables()) })
 	}
 	return s.classify(err, "write calls to the MLflow database")
 }
-
-// uniqueViolation is PostgreSQL's SQLSTATE for a duplicate key.
-const uniqueViolation = "23505"
 
 // copyRows writes the tables' rows, parents first: with COPY where the
 // schema has a column list for it, else with its insert statement.
@@ -253,71 +249,27 @@ func (e *recordError) Error() string {
 func (e *recordError) Unwrap() error { return e.err }
 
 // refused reports whether err says the data itself was refused (a record
-// that cannot be turned into rows, or PostgreSQL's data exception,
-// integrity violation and program limit classes), so that writing the same
-// rows again fails again; other failures (connections, timeouts, a schema
-// changing under tidygate) may pass on a later attempt.
+// that cannot be turned into rows, or what pgkit classifies as a duplicate
+// or bad data), so that writing the same rows again fails again; other
+// failures (connections, timeouts, a schema changing under tidygate) may
+// pass on a later attempt.
 func refused(err error) bool {
-	var re *recordError
-	if errors.As(err, &re) {
+	if _, ok := errors.AsType[*recordError](err); ok {
 		return true
 	}
-	class := sqlStateClass(err)
-	return class == "22" || class == "23" || class == "54"
-}
-
-// sqlStateClass returns the class (the first two characters) of the
-// SQLSTATE of the PostgreSQL error in err's chain, or "" when PostgreSQL
-// did not answer with an error.
-func sqlStateClass(err error) string {
-	if code := sqlState(err); len(code) >= 2 {
-		return code[:2]
+	switch pgkit.Classify(err) {
+	case pgkit.Duplicate, pgkit.BadData:
+		return true
 	}
-	return ""
-}
-
-// sqlState returns the SQLSTATE of the PostgreSQL error in err's chain, or
-// "" when PostgreSQL did not answer with an error.
-func sqlState(err error) string {
-	var pg *pgconn.PgError
-	if !errors.As(err, &pg) {
-		return ""
-	}
-	return pg.Code
-}
-
-// classifier is the optional capability of a Conns (infra.Pool has it) to
-// recognise an error that means the server went away and to reset the pool,
-// so that the next attempt reaches the server that replaced it.
-type classifier interface {
-	Classify(err error) error
+	return false
 }
 
 // classify classifies an error met while using a connection from s.conns,
-// letting the pool see it first.
+// letting the pool see it first (pgkit.Classified).
 func (s *store) classify(err error, doing string) error {
-	if c, ok := s.conns.(classifier); ok && err != nil {
-		err = c.Classify(err)
-	}
-	return classify(err, doing)
+	return pgkit.Classified(s.conns, err, doing)
 }
 
-// classify turns a database failure into a domain error: connection
-// failures, server shutdown and resource exhaustion are
-// domain.KindUnavailable; anything else PostgreSQL refuses is
-// domain.KindInternal. Errors already classified pass through.
-func classify(err error, doing string) error {
-	if err == nil {
-		return nil
-	}
-	var de *domain.Error
-	if errors.As(err, &de) {
-		return err
-	}
-	kind := domain.KindInternal
-	switch sqlStateClass(err) {
-	case "", "08", "53", "57": // no answer, connection exception, insufficient resources, operator intervention
-		kind = domain.KindUnavailable
-	}
-	return domain.Wrap(kind, err, "cannot "+doing)
-}
+// classify turns a database failure into a domain error by pgkit's one
+// table (pgkit.Error).
+func classify(err error, doing string) error { return pgkit.Error(err, doing) }

@@ -1,59 +1,9 @@
 package postgres
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 	"testing/fstest"
-	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/tidygate/tidygate/internal/domain"
 )
-
-func TestDBErrorKinds(t *testing.T) {
-	opErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
-	for _, tc := range []struct {
-		name string
-		err  error
-		want domain.Kind
-	}{
-		{"classified already", domain.Errorf(domain.KindNotFound, "gone"), domain.KindNotFound},
-		{"acquire deadline", fmt.Errorf("acquire: %w", context.DeadlineExceeded), domain.KindUnavailable},
-		{"canceled", context.Canceled, domain.KindUnavailable},
-		{"network", opErr, domain.KindUnavailable},
-		{"connection closed", io.ErrUnexpectedEOF, domain.KindUnavailable},
-		{"connection exception", &pgconn.PgError{Code: "08006"}, domain.KindUnavailable},
-		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, domain.KindUnavailable},
-		{"too many clients", &pgconn.PgError{Code: "53300"}, domain.KindUnavailable},
-		{"deadlock", &pgconn.PgError{Code: "40P01"}, domain.KindUnavailable},
-		{"unique violation", &pgconn.PgError{Code: "23505"}, domain.KindInvalid},
-		{"bad encoding", &pgconn.PgError{Code: "22021"}, domain.KindInvalid},
-		{"syntax error", &pgconn.PgError{Code: "42601"}, domain.KindInternal},
-		{"no rows", pgx.ErrNoRows, domain.KindInternal},
-		{"anything else", errors.New("boom"), domain.KindInternal},
-	} {
-		err := dbError(tc.err, "test")
-		if got := domain.KindOf(err); got != tc.want {
-			t.Errorf("%s: kind = %v, want %v (%v)", tc.name, got, tc.want, err)
-		}
-		if !errors.Is(err, tc.err) {
-			t.Errorf("%s: %v lost its cause", tc.name, err)
-		}
-		var de *domain.Error
-		if errors.As(err, &de) && de.Kind == domain.KindUnavailable && de.RetryAfter != time.Second {
-			t.Errorf("%s: RetryAfter = %v, want 1s", tc.name, de.RetryAfter)
-		}
-	}
-	if dbError(nil, "test") != nil {
-		t.Error("dbError(nil) is not nil")
-	}
-}
 
 func TestEmbeddedMigrationsLoad(t *testing.T) {
 	ms, err := loadMigrations(migrationFiles)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -139,7 +140,7 @@ func (s *KeyStore) insert(ctx context.Context, secret string, nk NewKey) (domain
 	hash := domain.HashKey(secret)
 	var key domain.APIKey
 	var created bool
-	err := withTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
+	err := pgkit.WithTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
 		models := nk.AllowedModels
 		if models == nil {
 			models = []string{}
@@ -184,7 +185,7 @@ func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
 	var keys []storedKey
-	err := withConn(ctx, s.db, "list the API keys", func(conn *pgxpool.Conn) error {
+	err := pgkit.WithConn(ctx, s.db, "list the API keys", func(conn *pgxpool.Conn) error {
 		var err error
 		keys, err = queryKeys(ctx, conn, selectKeys+" ORDER BY k.created_at, k.id")
 		return err
@@ -204,7 +205,7 @@ func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
 func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
-	return withConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
+	return pgkit.WithConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
 		tag, err := conn.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
 		if err != nil {
 			return err
@@ -228,7 +229,7 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 		return domain.Caller{}, invalid
 	}
 	var keys []storedKey
-	err := withConn(ctx, s.db, "look up the API key", func(conn *pgxpool.Conn) error {
+	err := pgkit.WithConn(ctx, s.db, "look up the API key", func(conn *pgxpool.Conn) error {
 		var err error
 		keys, err = queryKeys(ctx, conn, selectKeys+" WHERE k.key_hash = $1 AND k.revoked_at IS NULL ORDER BY k.id", hash)
 		return err

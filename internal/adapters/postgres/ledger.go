@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -63,7 +64,7 @@ const asyncCommit = "SET LOCAL synchronous_commit TO off"
 // asyncCommit unless the ledger commits synchronously. The transaction's
 // first statements join it, and its last batch ends with COMMIT, so that a
 // reservation costs one or two round trips and a settlement two, instead
-// of separate ones for BEGIN and COMMIT (see inTx).
+// of separate ones for BEGIN and COMMIT (see pgkit.InTx).
 func (l *Ledger) begin() *pgx.Batch {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -140,7 +141,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 	}
 	doing := fmt.Sprintf("hold reservation %q", r.ID)
 	if len(r.Budgets) == 0 {
-		return inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+		return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 			batch := l.begin()
 			batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
 			batch.Queue("COMMIT")
@@ -152,7 +153,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 		counters[i] = counter{budget: b, start: b.Period.Start(r.At)}
 	}
 	slices.SortFunc(counters, counterOrder)
-	return inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+	return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 		kinds, ids, periods, starts := counterColumns(counters)
 		batch := l.begin()
 		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
@@ -180,7 +181,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			_, err := conn.Exec(ctx, "COMMIT")
 			return err
 		}
-		// Read what fills the budget; inTx rolls the holds back.
+		// Read what fills the budget; pgkit.InTx rolls the holds back.
 		var used int64
 		err := conn.QueryRow(ctx, selectUsed, string(full.budget.Scope), full.budget.ScopeID,
 			string(full.budget.Period), full.start).Scan(&used)
@@ -311,7 +312,7 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 	if err := checkSettlement(s); err != nil {
 		return err
 	}
-	return inTx(ctx, l.db, fmt.Sprintf("settle reservation %q", s.ReservationID), func(conn *pgx.Conn) error {
+	return pgkit.InTx(ctx, l.db, fmt.Sprintf("settle reservation %q", s.ReservationID), func(conn *pgx.Conn) error {
 		res, err := l.lock(ctx, conn, s.ReservationID)
 		if err != nil {
 			return err
@@ -319,7 +320,7 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 		held := res.amount
 		switch res.state {
 		case stateSettled, stateReleased:
-			return nil // nothing to change; inTx ends the transaction
+			return nil // nothing to change; pgkit.InTx ends the transaction
 		case stateExpired:
 			held = 0
 		}
@@ -347,13 +348,13 @@ func (l *Ledger) Release(ctx context.Context, reservationID string) error {
 // reports whether it was held.
 func (l *Ledger) drop(ctx context.Context, id, to, doing string) (bool, error) {
 	dropped := false
-	err := inTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+	err := pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 		res, err := l.lock(ctx, conn, id)
 		if err != nil {
 			return err
 		}
 		if res.state != stateHeld {
-			return nil // nothing to give back; inTx ends the transaction
+			return nil // nothing to give back; pgkit.InTx ends the transaction
 		}
 		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, id, to)
@@ -390,7 +391,7 @@ func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) (int,
 	expired := 0
 	for {
 		var ids []string
-		err := withConn(ctx, l.db, "find stale reservations", func(conn *pgxpool.Conn) error {
+		err := pgkit.WithConn(ctx, l.db, "find stale reservations", func(conn *pgxpool.Conn) error {
 			rows, err := conn.Query(ctx, selectStale, olderThan.Microseconds(), staleBatch)
 			if err != nil {
 				return err
@@ -441,7 +442,7 @@ func (l *Ledger) Report(ctx context.Context, c domain.Caller, from, now time.Tim
 		}
 	}
 	rep := domain.UsageReport{User: c.User, Team: c.Team}
-	err := withConn(ctx, l.db, "read the usage report", func(conn *pgxpool.Conn) error {
+	err := pgkit.WithConn(ctx, l.db, "read the usage report", func(conn *pgxpool.Conn) error {
 		rows, err := conn.Query(ctx, selectUsage, c.User, domain.PeriodDay.Start(from), domain.PeriodDay.Start(now))
 		if err != nil {
 			return err

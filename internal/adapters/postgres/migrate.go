@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
 )
 
 //go:embed migrations/*.sql
@@ -40,7 +41,7 @@ func Migrate(ctx context.Context, db Conns) error {
 	if err != nil {
 		return domain.Wrap(domain.KindInternal, err, "cannot read the embedded migrations")
 	}
-	return withTx(ctx, db, "migrate the gateway tables", func(tx pgx.Tx) error {
+	return pgkit.WithTx(ctx, db, "migrate the gateway tables", func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockKey); err != nil {
 			return err
 		}
