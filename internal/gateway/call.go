@@ -12,205 +12,267 @@ import (
 )
 
 // Chat runs a non-streaming chat completion.
-func (s *Service) Chat(ctx context.Context, call Call, req domain.ChatRequest) (ChatResult, error) {
-	return s.chat(ctx, call, req, nil)
+func (s *Service) Chat(ctx context.Context, c Call, req domain.ChatRequest) (ChatResult, error) {
+	req.Stream = false
+	op := &chatOp{req: req}
+	res, err := s.run(ctx, c, op)
+	return ChatResult{Result: res, Response: op.resp}, err
 }
 
 // ChatStream runs a streaming chat completion, calling emit for each chunk.
 // Once emit has been called, the call is no longer retried or redirected to
 // a fallback: the client has seen part of one model's answer.
-func (s *Service) ChatStream(ctx context.Context, call Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (ChatResult, error) {
-	return s.chat(ctx, call, req, emit)
-}
-
-func (s *Service) chat(ctx context.Context, call Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (ChatResult, error) {
-	req.Stream = emit != nil
-	rec := s.newRecord(call, domain.EndpointChat, req.Model)
-	rec.Stream, rec.Temperature, rec.MaxTokens = req.Stream, req.Temperature, req.MaxTokens
-	rec.ClientUser, rec.Messages = req.User, req.Messages
-
-	var out ChatResult
-	chain, reservation, err := s.admit(ctx, call, &rec, req.Model, domain.ModelChat, req.Validate(),
-		func(m domain.Model) (domain.Usage, error) {
-			if req.MaxTokens > m.MaxOutputTokens {
-				return domain.Usage{}, domain.InvalidParam("max_tokens",
-					"max_tokens %d exceeds the limit of model %q (%d)", req.MaxTokens, m.Name, m.MaxOutputTokens)
-			}
-			return domain.WorstCaseChat(req, domain.OutputCap(req, m)), nil
-		})
-	if err != nil {
-		out.Result = s.reject(ctx, call, &rec, err)
-		return out, err
-	}
-	defer s.release()
-
-	emitted := false // once true, the client has seen part of an answer
-	var clientErr error
-	out.Result, err = s.invoke(ctx, &rec, chain, func(ctx context.Context, p ports.Provider, m domain.Model) error {
-		up := req
-		up.Model, up.MaxTokens = m.Upstream, domain.OutputCap(req, m)
-		var resp domain.ChatResponse
-		var err error
-		if emit == nil {
-			resp, err = p.Chat(ctx, up)
-		} else {
-			resp, err = p.ChatStream(ctx, up, func(c domain.ChatChunk) error {
-				emitted = true
-				clientErr = emit(c)
-				return clientErr
-			})
-		}
-		if err == nil {
-			out.Response = resp
-		}
-		return err
-	}, func() bool { return !emitted })
-	if clientErr != nil {
-		err = domain.Wrap(domain.KindUnavailable, clientErr, "the client stopped reading the stream")
-	}
-
-	rec.Output = out.Response.Content
-	out.Result, err = s.finish(ctx, call, &rec, reservation, out.Result, out.Response.Usage, err)
-	return out, err
+func (s *Service) ChatStream(ctx context.Context, c Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (ChatResult, error) {
+	req.Stream = true
+	op := &chatOp{req: req, emit: emit}
+	res, err := s.run(ctx, c, op)
+	return ChatResult{Result: res, Response: op.resp}, err
 }
 
 // Embed runs an embeddings call.
-func (s *Service) Embed(ctx context.Context, call Call, req domain.EmbedRequest) (EmbedResult, error) {
-	rec := s.newRecord(call, domain.EndpointEmbeddings, req.Model)
-	rec.ClientUser, rec.EmbedInputs = req.User, req.Inputs
-
-	var out EmbedResult
-	chain, reservation, err := s.admit(ctx, call, &rec, req.Model, domain.ModelEmbedding, req.Validate(),
-		func(domain.Model) (domain.Usage, error) { return domain.WorstCaseEmbed(req), nil })
-	if err != nil {
-		out.Result = s.reject(ctx, call, &rec, err)
-		return out, err
-	}
-	defer s.release()
-
-	out.Result, err = s.invoke(ctx, &rec, chain, func(ctx context.Context, p ports.Provider, m domain.Model) error {
-		up := req
-		up.Model = m.Upstream
-		resp, err := p.Embed(ctx, up)
-		if err == nil {
-			out.Response = resp
-		}
-		return err
-	}, func() bool { return true })
-
-	if len(out.Response.Vectors) > 0 {
-		rec.Dimensions = len(out.Response.Vectors[0])
-	}
-	out.Result, err = s.finish(ctx, call, &rec, reservation, out.Result, out.Response.Usage, err)
-	return out, err
+func (s *Service) Embed(ctx context.Context, c Call, req domain.EmbedRequest) (EmbedResult, error) {
+	op := &embedOp{req: req}
+	res, err := s.run(ctx, c, op)
+	return EmbedResult{Result: res, Response: op.resp}, err
 }
 
-func (s *Service) newRecord(call Call, ep domain.Endpoint, model string) domain.CallRecord {
-	start := call.Start
+// run takes one call through its steps: admit (policy, limits and the
+// reservation), attempt (the provider, with retries and fallbacks), then end
+// (settle or release, and record). A call refused at admission is recorded
+// as a refusal and never reaches a provider.
+func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error) {
+	k := s.newCall(c, op)
+	if err := k.admit(ctx); err != nil {
+		return Result{}, k.refuse(ctx, err)
+	}
+	defer s.leave()
+	err := k.attempt(ctx)
+	return k.res, k.end(ctx, err)
+}
+
+// operation is what differs between the endpoints: the request, how its
+// worst case is bounded on a model, one provider attempt, and the answer.
+type operation interface {
+	// endpoint names the operation in the call record.
+	endpoint() domain.Endpoint
+	// modelType is the type of model the operation needs.
+	modelType() domain.ModelType
+	// describe fills the request's part of the call record.
+	describe(rec *domain.CallRecord)
+	// validate checks the request on its own, before any model is resolved.
+	validate() error
+	// worstCase returns the most the call can consume on m, or an error when
+	// m cannot take the request.
+	worstCase(m domain.Model) (domain.Usage, error)
+	// call makes one provider attempt on m and keeps its answer.
+	call(ctx context.Context, p ports.Provider, m domain.Model) error
+	// retryable reports whether another attempt may follow a failed one.
+	retryable() bool
+	// clientError returns the error the client's side raised, if any,
+	// which then explains the call's failure.
+	clientError() error
+	// usage returns the provider's count for a successful call.
+	usage() domain.Usage
+	// answer fills the answer's part of the call record.
+	answer(rec *domain.CallRecord)
+}
+
+// call is one call as it flows through the gateway: what the edge said, the
+// operation, the record being built, and what admission and the attempts
+// produced.
+type call struct {
+	s     *Service
+	in    Call
+	op    operation
+	rec   domain.CallRecord
+	chain []domain.Model     // the model asked for, then its fallbacks
+	hold  domain.Reservation // the worst case held in the ledger
+	res   Result             // who answered, after how many attempts
+}
+
+func (s *Service) newCall(c Call, op operation) *call {
+	start := c.Start
 	if start.IsZero() {
 		start = s.opts.Now()
 	}
-	return domain.CallRecord{
-		RequestID: call.RequestID, ClientRequestID: call.ClientRequestID, Endpoint: ep, Start: start,
-		KeyID: call.Caller.KeyID, User: call.Caller.User, Team: call.Caller.Team,
-		AuditReason: call.AuditReason, RequestedModel: model,
-	}
+	k := &call{s: s, in: c, op: op, rec: domain.CallRecord{
+		RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Endpoint: op.endpoint(), Start: start,
+		KeyID: c.Caller.KeyID, User: c.Caller.User, Team: c.Caller.Team, AuditReason: c.AuditReason,
+	}}
+	op.describe(&k.rec)
+	return k
 }
 
-// admit applies policy and reserves the worst-case cost. On success the
-// caller holds a concurrency slot (give it back with s.release) and a
-// reservation (settled or released by s.finish).
-func (s *Service) admit(ctx context.Context, call Call, rec *domain.CallRecord, name string, typ domain.ModelType,
-	invalid error, worstCase func(domain.Model) (domain.Usage, error)) ([]domain.Model, domain.Reservation, error) {
-	if len(strings.TrimSpace(call.AuditReason)) < s.opts.MinAuditReasonLen {
-		return nil, domain.Reservation{}, &domain.Error{Kind: domain.KindInvalid, Code: "audit_reason_required",
-			Param: "audit_reason", Message: fmt.Sprintf("an audit reason of at least %d characters is required", s.opts.MinAuditReasonLen)}
+// admit applies policy and limits and reserves the worst-case cost. On
+// success the call holds a concurrency slot (given back by s.leave) and a
+// reservation (settled or released by end).
+func (k *call) admit(ctx context.Context) error {
+	if err := k.checkAuditReason(); err != nil {
+		return err
 	}
-	if invalid != nil {
-		return nil, domain.Reservation{}, invalid
+	if err := k.op.validate(); err != nil {
+		return err
 	}
-	m, err := s.deps.Catalogue.Resolve(name)
+	if err := k.resolve(); err != nil {
+		return err
+	}
+	worst, err := k.worstCost()
 	if err != nil {
-		return nil, domain.Reservation{}, err
+		return err
 	}
-	rec.Model, rec.Provider, rec.UpstreamModel = m.Name, m.Provider, m.Upstream
-	if m.Type != typ {
-		return nil, domain.Reservation{}, domain.InvalidParam("model", "model %q is a %s model and cannot serve %s", name, m.Type, rec.Endpoint)
+	if err := k.s.enter(k.in.Caller); err != nil {
+		return err
 	}
-	if !call.Caller.MayUse(m, name) {
-		return nil, domain.Reservation{}, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
-			Message: fmt.Sprintf("this API key may not use model %q", name)}
+	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.in.Caller.Budgets, Amount: worst, At: k.s.opts.Now()}
+	if err := k.s.deps.Ledger.Reserve(ctx, k.hold); err != nil {
+		k.s.leave()
+		return err
 	}
-	chain := s.deps.Catalogue.Chain(m)
+	return nil
+}
+
+func (k *call) checkAuditReason() error {
+	if len(strings.TrimSpace(k.in.AuditReason)) >= k.s.opts.MinAuditReasonLen {
+		return nil
+	}
+	return &domain.Error{Kind: domain.KindInvalid, Code: "audit_reason_required", Param: "audit_reason",
+		Message: fmt.Sprintf("an audit reason of at least %d characters is required", k.s.opts.MinAuditReasonLen)}
+}
+
+// resolve finds the model asked for, checks that it serves this endpoint and
+// that the caller may use it, and sets the chain of models to try.
+func (k *call) resolve() error {
+	asked := k.rec.RequestedModel
+	m, err := k.s.deps.Catalogue.Resolve(asked)
+	if err != nil {
+		return err
+	}
+	k.recordModel(m, false)
+	if m.Type != k.op.modelType() {
+		return domain.InvalidParam("model", "model %q is a %s model and cannot serve %s", asked, m.Type, k.rec.Endpoint)
+	}
+	if !k.in.Caller.MayUse(m, asked) {
+		return &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("this API key may not use model %q", asked)}
+	}
+	k.chain = k.s.deps.Catalogue.Chain(m)
+	return nil
+}
+
+// worstCost is the most the call can cost on any model of the chain. The
+// model asked for must be able to take the request; a fallback that cannot
+// is left out of the chain rather than failing the call.
+func (k *call) worstCost() (domain.Micros, error) {
 	var worst domain.Micros
-	for _, cm := range chain {
-		u, err := worstCase(cm)
-		if err != nil {
-			if cm.Name == m.Name {
-				return nil, domain.Reservation{}, err
-			}
-			continue // a fallback that cannot take this request is skipped, not an error
+	usable := k.chain[:0:0]
+	for i, m := range k.chain {
+		u, err := k.op.worstCase(m)
+		if err != nil && i == 0 {
+			return 0, err
 		}
-		worst = max(worst, cm.Price.Cost(u))
+		if err != nil {
+			continue
+		}
+		usable = append(usable, m)
+		worst = max(worst, m.Price.Cost(u))
 	}
-	now := s.opts.Now()
-	if err := s.limiter.allow(call.Caller, now); err != nil {
-		return nil, domain.Reservation{}, err
+	k.chain = usable
+	return worst, nil
+}
+
+// enter admits a call past the rate limits, the call log's capacity and the
+// concurrency bound; on success the caller holds a slot until s.leave.
+func (s *Service) enter(c domain.Caller) error {
+	if err := s.limiter.allow(c, s.opts.Now()); err != nil {
+		return err
 	}
 	if err := s.deps.CallLog.Admit(); err != nil {
-		return nil, domain.Reservation{}, err
+		return err
 	}
 	select {
 	case s.slots <- struct{}{}:
+		return nil
 	default:
-		return nil, domain.Reservation{}, &domain.Error{Kind: domain.KindUnavailable, Code: "overloaded", RetryAfter: time.Second,
+		return &domain.Error{Kind: domain.KindUnavailable, Code: "overloaded", RetryAfter: time.Second,
 			Message: fmt.Sprintf("tidygate is at its limit of %d concurrent upstream calls; retry shortly", cap(s.slots))}
 	}
-	r := domain.Reservation{ID: call.RequestID, Budgets: call.Caller.Budgets, Amount: worst, At: now}
-	if err := s.deps.Ledger.Reserve(ctx, r); err != nil {
-		s.release()
-		return nil, domain.Reservation{}, err
-	}
-	return chain, r, nil
 }
 
-func (s *Service) release() { <-s.slots }
+// leave gives back the concurrency slot taken by enter.
+func (s *Service) leave() { <-s.slots }
 
-// invoke tries each model of the chain, each up to MaxAttempts times, while
-// the failure is retryable and again() allows it.
-func (s *Service) invoke(ctx context.Context, rec *domain.CallRecord, chain []domain.Model,
-	attempt func(context.Context, ports.Provider, domain.Model) error, again func() bool) (Result, error) {
-	var res Result
+// recordModel notes the model that is answering, or is to answer, the call.
+func (k *call) recordModel(m domain.Model, fallback bool) {
+	k.res.Model = m
+	k.res.FallbackUsed = fallback
+	k.rec.Model = m.Name
+	k.rec.Provider = m.Provider
+	k.rec.UpstreamModel = m.Upstream
+	k.rec.FallbackUsed = fallback
+}
+
+// attempt tries each model of the chain in order until one answers, the
+// failure is not worth another attempt, or the client has gone.
+func (k *call) attempt(ctx context.Context) error {
 	var last error
-	for i, m := range chain {
-		p := s.deps.Providers[m.Provider]
-		res.Model, res.FallbackUsed = m, i > 0
-		rec.Model, rec.Provider, rec.UpstreamModel, rec.FallbackUsed = m.Name, m.Provider, m.Upstream, i > 0
-		backoff := s.opts.RetryBackoff
-		for try := 1; try <= s.opts.MaxAttempts; try++ {
-			actx, cancel := context.WithTimeout(ctx, s.opts.ProviderTimeout)
-			began := time.Now()
-			err := attempt(actx, p, m)
-			res.ProviderTime += time.Since(began)
-			cancel()
-			res.Attempts++
-			if err == nil {
-				return res, nil
-			}
-			last = err
-			if ctx.Err() != nil {
-				return res, domain.Wrap(domain.KindUnavailable, ctx.Err(), "the client went away before the provider answered")
-			}
-			if !retryable(err) || !again() {
-				return res, upstreamFailure(res, err)
-			}
-			if try < s.opts.MaxAttempts && !sleep(ctx, backoff) {
-				return res, domain.Wrap(domain.KindUnavailable, ctx.Err(), "the client went away before the provider answered")
-			}
-			backoff *= 2
+	for i, m := range k.chain {
+		k.recordModel(m, i > 0)
+		done, err := k.tryModel(ctx, m)
+		if done {
+			return k.explain(err)
 		}
+		last = err
 	}
-	return res, upstreamFailure(res, last)
+	return k.explain(upstreamFailure(k.res, last))
+}
+
+// tryModel calls m up to MaxAttempts times, backing off between attempts.
+// done reports that the call ends here, answered or failed for good; when
+// it is false, the next model of the chain may be tried.
+func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err error) {
+	p := k.s.deps.Providers[m.Provider]
+	backoff := k.s.opts.RetryBackoff
+	for try := 1; try <= k.s.opts.MaxAttempts; try++ {
+		err = k.tryOnce(ctx, p, m)
+		switch {
+		case err == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return true, clientGone(ctx)
+		case !retryable(err) || !k.op.retryable():
+			return true, upstreamFailure(k.res, err)
+		}
+		if try < k.s.opts.MaxAttempts && !sleep(ctx, backoff) {
+			return true, clientGone(ctx)
+		}
+		backoff *= 2
+	}
+	return false, err
+}
+
+// tryOnce makes one provider attempt within the per-attempt timeout and
+// counts it.
+func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) error {
+	actx, cancel := context.WithTimeout(ctx, k.s.opts.ProviderTimeout)
+	defer cancel()
+	began := time.Now()
+	err := k.op.call(actx, p, m)
+	k.res.ProviderTime += time.Since(began)
+	k.res.Attempts++
+	return err
+}
+
+// explain replaces a failure by the client's own, when the client's side
+// raised one: then it, not the provider, ended the call.
+func (k *call) explain(err error) error {
+	if cerr := k.op.clientError(); cerr != nil {
+		return domain.Wrap(domain.KindUnavailable, cerr, "the client stopped reading the stream")
+	}
+	return err
+}
+
+func clientGone(ctx context.Context) error {
+	return domain.Wrap(domain.KindUnavailable, ctx.Err(), "the client went away before the provider answered")
 }
 
 func retryable(err error) bool {
@@ -243,55 +305,81 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// finish settles or releases the reservation, records the call and returns
-// the call's final result and error.
-func (s *Service) finish(ctx context.Context, call Call, rec *domain.CallRecord, r domain.Reservation,
-	res Result, usage domain.Usage, callErr error) (Result, error) {
-	// The provider has answered (or failed): bookkeeping must complete even
-	// if the client has gone away.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RecordTimeout)
+// end settles (the call succeeded) or releases (it failed) the reservation,
+// records the call, and returns the call's error. The provider has answered
+// or failed: this bookkeeping completes even if the client has gone away.
+func (k *call) end(ctx context.Context, callErr error) error {
+	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
-
-	rec.Attempts, rec.ProviderTime = res.Attempts, res.ProviderTime
+	k.rec.Attempts = k.res.Attempts
+	k.rec.ProviderTime = k.res.ProviderTime
+	k.op.answer(&k.rec)
 	if callErr == nil {
-		rec.Usage = usage
-		rec.InputCost, rec.OutputCost = res.Model.Price.InputCost(usage), res.Model.Price.OutputCost(usage)
-		res.Cost = rec.Cost()
-		s.limiter.addTokens(call.Caller, usage.Total(), s.opts.Now())
-		err := s.deps.Ledger.Settle(bctx, ports.Settlement{ReservationID: r.ID, Caller: call.Caller,
-			Model: res.Model.Name, Usage: usage, Cost: res.Cost, At: s.opts.Now()})
-		if err != nil {
-			// The reservation stays held (an over-estimate) until the ledger's
-			// expiry sweep; the call itself succeeded and is recorded.
-			rec.ErrorMessage = "settling the spend failed: " + err.Error()
-		}
-		rec.Outcome = domain.OutcomeOK
+		k.settle(bctx, k.op.usage())
+		k.rec.Outcome = domain.OutcomeOK
 	} else {
-		if err := s.deps.Ledger.Release(bctx, r.ID); err != nil {
-			rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
-		}
-		rec.Outcome, rec.ErrorKind = domain.OutcomeError, domain.KindOf(callErr)
-		rec.ErrorMessage = joinMessages(callErr.Error(), rec.ErrorMessage)
+		k.release(bctx)
+		k.rec.Outcome = domain.OutcomeError
+		k.rec.ErrorKind = domain.KindOf(callErr)
+		k.rec.ErrorMessage = joinMessages(callErr.Error(), k.rec.ErrorMessage)
 	}
-	rec.End = s.opts.Now()
-	if err := s.deps.CallLog.Record(bctx, *rec); err != nil {
+	if err := k.record(bctx); err != nil {
 		// Fail closed: a call that cannot be recorded is not answered.
-		return res, recordFailure(err)
+		return recordFailure(err)
 	}
-	return res, callErr
+	return callErr
 }
 
-// reject records a call refused before any provider was called.
-func (s *Service) reject(ctx context.Context, call Call, rec *domain.CallRecord, callErr error) Result {
-	rec.Outcome, rec.ErrorKind, rec.ErrorMessage = domain.OutcomeRejected, domain.KindOf(callErr), callErr.Error()
-	rec.End = s.opts.Now()
-	if domain.KindOf(callErr) == domain.KindUnavailable && s.deps.CallLog.Admit() != nil {
-		return Result{} // the log itself is full: there is nowhere to record the refusal
+// settle charges the budgets the actual cost of usage. When the ledger
+// fails, the reservation stays held (an over-estimate) until the ledger's
+// expiry sweep; the call itself succeeded and is recorded.
+func (k *call) settle(ctx context.Context, usage domain.Usage) {
+	price := k.res.Model.Price
+	k.rec.Usage = usage
+	k.rec.InputCost = price.InputCost(usage)
+	k.rec.OutputCost = price.OutputCost(usage)
+	k.res.Cost = k.rec.Cost()
+	k.s.limiter.addTokens(k.in.Caller, usage.Total(), k.s.opts.Now())
+	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
+		Model: k.res.Model.Name, Usage: usage, Cost: k.res.Cost, At: k.s.opts.Now()})
+	if err != nil {
+		k.rec.ErrorMessage = "settling the spend failed: " + err.Error()
 	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.RecordTimeout)
+}
+
+// release gives the reservation back: the call cost nothing.
+func (k *call) release(ctx context.Context) {
+	if err := k.s.deps.Ledger.Release(ctx, k.hold.ID); err != nil {
+		k.rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
+	}
+}
+
+// record hands the finished record to the call log.
+func (k *call) record(ctx context.Context) error {
+	k.rec.End = k.s.opts.Now()
+	return k.s.deps.CallLog.Record(ctx, k.rec)
+}
+
+// refuse records a call refused before any provider was called and returns
+// the refusal. A refusal is recorded on a best-effort basis: the call is
+// refused either way, and a call log that is full has nowhere to put it.
+func (k *call) refuse(ctx context.Context, why error) error {
+	k.rec.Outcome = domain.OutcomeRejected
+	k.rec.ErrorKind = domain.KindOf(why)
+	k.rec.ErrorMessage = why.Error()
+	if domain.KindOf(why) == domain.KindUnavailable && k.s.deps.CallLog.Admit() != nil {
+		return why
+	}
+	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
-	_ = s.deps.CallLog.Record(bctx, *rec) // the call is refused either way
-	return Result{}
+	_ = k.record(bctx)
+	return why
+}
+
+// bookkeeping returns a context for the ledger and the call log that
+// survives the client's departure, bounded by RecordTimeout.
+func (s *Service) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.opts.RecordTimeout)
 }
 
 func recordFailure(err error) error {
