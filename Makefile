@@ -45,8 +45,9 @@ test-unit: ## unit tests only (-race), no database
 	$(GO) test -race $(TESTFLAGS) $(PKGS)
 
 .PHONY: lint
-lint: ## golangci-lint (layering rules in .golangci.yml); installs it into bin/ if missing
+lint: ## golangci-lint (installs it into bin/ if missing) and the layering check of ARCHITECTURE.md's table
 	lint=$$(scripts/golangci-lint.sh $(GOLANGCI_LINT_VERSION)); "$$lint" run $(PKGS)
+	$(GO) test -count=1 -run '^TestRepositoryFollowsTheLayerTable$$' ./internal/layers
 
 .PHONY: fuzz
 fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
