@@ -87,8 +87,8 @@ func TestEveryCallBecomesATrace(t *testing.T) {
 			checkSpans(t, dsn)
 			for rid, total := range usage {
 				var got float64
-				queryRow(t, dsn, `SELECT m.value FROM trace_metrics m JOIN trace_info i USING (request_id)
-					WHERE i.client_request_id = '`+rid+`' AND m.key = 'total_tokens'`, &got)
+				queryRow(t, dsn, `SELECT m.value FROM trace_metrics m JOIN trace_request_metadata d USING (request_id)
+					WHERE d.key = 'tidygate.request_id' AND d.value = '`+rid+`' AND m.key = 'total_tokens'`, &got)
 				if int(got) != total {
 					t.Errorf("trace of %s has total_tokens %v, the response said %d", rid, got, total)
 				}
@@ -193,7 +193,8 @@ func exactlyOnce(t *testing.T, dsn string, want int) {
 	waitTraces(t, dsn, want)
 	time.Sleep(500 * time.Millisecond)
 	var n, distinct int
-	queryRow(t, dsn, "SELECT count(*), count(DISTINCT client_request_id) FROM trace_info", &n, &distinct)
+	queryRow(t, dsn, `SELECT count(*), count(DISTINCT d.value) FROM trace_info i
+		LEFT JOIN trace_request_metadata d ON d.request_id = i.request_id AND d.key = 'tidygate.request_id'`, &n, &distinct)
 	if n != want || distinct != want {
 		t.Fatalf("trace_info holds %d traces for %d distinct requests, want exactly %d", n, distinct, want)
 	}

@@ -56,7 +56,7 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	defer pool.Close()
 
 	opts := mlflow.Options{
-		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "gateway/",
+		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "tidygate/",
 		JournalDir: filepath.Join(tmp, "writer-schema"), JournalMaxRecords: o.records + 1,
 		BatchSize: writerBatch, FlushInterval: writerFlush,
 	}

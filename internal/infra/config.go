@@ -56,7 +56,8 @@ type Config struct {
 	MLflowSchema        string        `env:"MLFLOW_SCHEMA"`                        // verify | create; profile default
 	MLflowLogMode       string        `env:"MLFLOW_LOG_MODE" envDefault:"traces"`  // traces | runs | both
 	MLflowLogContent    string        `env:"MLFLOW_LOG_CONTENT" envDefault:"full"` // full | preview | none
-	MLflowExperiment    string        `env:"MLFLOW_EXPERIMENT_PREFIX" envDefault:"gateway/"`
+	MLflowExperiment    string        `env:"MLFLOW_EXPERIMENT_PREFIX" envDefault:"tidygate/"`
+	MLflowEndpointID    string        `env:"MLFLOW_GATEWAY_ENDPOINT_ID"` // opt-in: tidygate's spend in MLflow's gateway budgets
 	JournalDir          string        `env:"MLFLOW_JOURNAL_DIR" envDefault:"data/journal"`
 	JournalMaxRecords   int           `env:"MLFLOW_JOURNAL_MAX_RECORDS" envDefault:"100000"`
 	JournalWhenFull     string        `env:"MLFLOW_JOURNAL_WHEN_FULL" envDefault:"refuse"` // refuse | accept

@@ -109,7 +109,7 @@ func BenchmarkRawCopy(b *testing.B) {
 			value, _ := encodeRecord(sample(fmt.Sprintf("copy-%d-%d", run, i), i%numShapes, i), ContentFull)
 			c, _ := decodeRecord(value)
 			var rs rows
-			if err := rs.addTrace(c, exp, ""); err != nil {
+			if err := rs.addTrace(c, exp, "", ""); err != nil {
 				b.Fatal(err)
 			}
 			t := rs.traceInfo[0]

@@ -97,7 +97,12 @@ type Options struct {
 	Schema           SchemaMode
 	LogMode          LogMode
 	Content          ContentMode
-	ExperimentPrefix string // each model's calls go to the experiment ExperimentPrefix+model, e.g. "gateway/mock-chat"
+	ExperimentPrefix string // each model's calls go to the experiment ExperimentPrefix+model, e.g. "tidygate/mock-chat"
+	// GatewayEndpointID, when set, is written on every trace as
+	// mlflow.gateway.endpointId. MLflow's own AI gateway sums the cost of
+	// every trace carrying that key into its budgets, so only an operator
+	// who wants tidygate's spend in those budgets sets it.
+	GatewayEndpointID string
 
 	JournalDir        string // the directory of the journal file; created if absent
 	JournalMaxRecords int    // from this many undelivered records on, the journal counts as full

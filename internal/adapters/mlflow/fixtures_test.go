@@ -28,7 +28,7 @@ var t0 = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 func sample(id string, shape int, i int) domain.CallRecord {
 	temp := 0.2
 	r := domain.CallRecord{
-		RequestID: id, Endpoint: domain.EndpointChat,
+		RequestID: id, ClientRequestID: "client-" + id, Endpoint: domain.EndpointChat,
 		Start: t0.Add(time.Duration(i) * time.Second), End: t0.Add(time.Duration(i)*time.Second + 250*time.Millisecond),
 		KeyID: "key-1", User: "alice", Team: "risk", AuditReason: "quarterly model validation", ClientUser: "end-user-7",
 		RequestedModel: "mock", Model: "mock-chat", Provider: "mock", UpstreamModel: "mock-chat-v1",
@@ -78,7 +78,7 @@ func (downConns) Acquire(context.Context) (*pgxpool.Conn, error) {
 // testOptions returns options for a call log journaling under t's temporary directory.
 func testOptions(t testing.TB) Options {
 	return Options{
-		Schema: SchemaCreate, LogMode: LogTraces, Content: ContentFull, ExperimentPrefix: "gateway/",
+		Schema: SchemaCreate, LogMode: LogTraces, Content: ContentFull, ExperimentPrefix: "tidygate/",
 		JournalDir: t.TempDir(), JournalMaxRecords: 100_000, RefuseWhenFull: true,
 		BatchSize: 50, FlushInterval: 10 * time.Millisecond,
 	}

@@ -70,8 +70,8 @@ func optionsFrom(cfg infra.Config) (Options, error) {
 	return Options{
 		Schema:  SchemaMode(cfg.MLflowSchema),
 		LogMode: LogMode(cfg.MLflowLogMode), Content: ContentMode(cfg.MLflowLogContent),
-		ExperimentPrefix: cfg.MLflowExperiment,
-		JournalDir:       cfg.JournalDir, JournalMaxRecords: cfg.JournalMaxRecords, RefuseWhenFull: refuse,
+		ExperimentPrefix: cfg.MLflowExperiment, GatewayEndpointID: cfg.MLflowEndpointID,
+		JournalDir: cfg.JournalDir, JournalMaxRecords: cfg.JournalMaxRecords, RefuseWhenFull: refuse,
 		BatchSize: cfg.WriterBatchSize, FlushInterval: cfg.WriterFlushInterval,
 		RequireDatabase: cfg.DBRequireAtStart,
 	}, nil

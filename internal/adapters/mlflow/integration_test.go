@@ -94,11 +94,12 @@ func checkTraces(t *testing.T, pool *pgxpool.Pool, recs []domain.CallRecord) {
 	if got := count(t, pool, "SELECT count(*) FROM trace_info"); got != len(recs) {
 		t.Errorf("trace_info has %d rows, want %d", got, len(recs))
 	}
+	traceMetrics, spanMetrics := tableExists(t, pool, "trace_metrics"), tableExists(t, pool, "span_metrics")
 	for _, r := range recs {
 		traceID := newTraceIDs(r.RequestID).traceID()
 		var status, client, experimentName string
 		var ts, exec int64
-		err := pool.QueryRow(ctx, `SELECT t.status, t.client_request_id, t.timestamp_ms, t.execution_time_ms, e.name
+		err := pool.QueryRow(ctx, `SELECT t.status, coalesce(t.client_request_id, ''), t.timestamp_ms, t.execution_time_ms, e.name
 			FROM trace_info t JOIN experiments e USING (experiment_id) WHERE t.request_id = $1`, traceID).
 			Scan(&status, &client, &ts, &exec, &experimentName)
 		if err != nil {
@@ -109,15 +110,12 @@ func checkTraces(t *testing.T, pool *pgxpool.Pool, recs []domain.CallRecord) {
 		if r.Outcome != domain.OutcomeOK {
 			wantStatus = "ERROR"
 		}
-		if status != wantStatus || client != r.RequestID || ts != r.Start.UnixMilli() || exec != r.Duration().Milliseconds() ||
-			experimentName != "gateway/"+modelOf(r) {
+		if status != wantStatus || client != clientRequestID(r) || ts != r.Start.UnixMilli() || exec != r.Duration().Milliseconds() ||
+			experimentName != "tidygate/"+modelOf(r) {
 			t.Errorf("%s: trace_info %s %s %d %d in %s", r.RequestID, status, client, ts, exec, experimentName)
 		}
 
-		wantSpans := 2
-		if r.Outcome == domain.OutcomeRejected {
-			wantSpans = 1
-		}
+		wantSpans := 1 + len(attemptsOf(r))
 		rows, _ := pool.Query(ctx, `SELECT span_id, coalesce(parent_span_id, ''), content, duration_ns, type, status
 			FROM spans WHERE trace_id = $1 ORDER BY parent_span_id NULLS FIRST`, traceID)
 		type spanRowOut struct {
@@ -150,13 +148,23 @@ func checkTraces(t *testing.T, pool *pgxpool.Pool, recs []domain.CallRecord) {
 		}
 		var sizeStats string
 		_ = pool.QueryRow(ctx, `SELECT value FROM trace_request_metadata WHERE request_id = $1 AND key = 'mlflow.trace.sizeStats'`, traceID).Scan(&sizeStats)
-		if err := json.Unmarshal([]byte(sizeStats), &numSpans); err != nil || numSpans.NumSpans != wantSpans {
+		if err := json.Unmarshal([]byte(sizeStats), &numSpans); err != nil || numSpans.NumSpans != wantSpans || numSpans.NumSpans != len(spans) {
 			t.Errorf("%s: sizeStats %q, want %d spans", r.RequestID, sizeStats, wantSpans)
 		}
 		if n := count(t, pool, `SELECT count(*) FROM trace_tags WHERE request_id = $1 AND key = 'mlflow.trace.spansLocation' AND value = 'TRACKING_STORE'`, traceID); n != 1 {
 			t.Errorf("%s: no spansLocation tag", r.RequestID)
 		}
 
+		if !traceMetrics || !spanMetrics { // MLflow before 3.10
+			continue
+		}
+		if !hasUsage(r) {
+			// A call without usage has no token or cost rows, as MLflow writes none.
+			if n := count(t, pool, `SELECT (SELECT count(*) FROM trace_metrics WHERE request_id = $1) + (SELECT count(*) FROM span_metrics WHERE trace_id = $1)`, traceID); n != 0 {
+				t.Errorf("%s: a call without usage has %d metric rows", r.RequestID, n)
+			}
+			continue
+		}
 		var in, out, total float64
 		_ = pool.QueryRow(ctx, `SELECT
 			(SELECT value FROM trace_metrics WHERE request_id = $1 AND key = 'input_tokens'),
@@ -168,9 +176,6 @@ func checkTraces(t *testing.T, pool *pgxpool.Pool, recs []domain.CallRecord) {
 		var cost float64
 		err = pool.QueryRow(ctx, `SELECT coalesce(sum(value), -1) FROM span_metrics WHERE trace_id = $1 AND key = 'total_cost'`, traceID).Scan(&cost)
 		wantCost := r.Cost().USD()
-		if r.Outcome == domain.OutcomeRejected {
-			wantCost = -1 // no provider span, no cost rows
-		}
 		if err != nil || cost != wantCost {
 			t.Errorf("%s: span total_cost %v (%v), want %v", r.RequestID, cost, err, wantCost)
 		}
@@ -186,6 +191,7 @@ func TestWritesOneConsistentTracePerCall(t *testing.T) {
 	recs := mixed("mixed", 23)
 	recs[len(recs)-1].Model = "" // rejected before its model was resolved
 	recs[len(recs)-1].Outcome = domain.OutcomeRejected
+	recs[len(recs)-1].Usage, recs[len(recs)-1].InputCost, recs[len(recs)-1].OutputCost = domain.Usage{}, 0, 0
 	recordAll(t, c, recs)
 	flush(t, c)
 
@@ -197,30 +203,33 @@ func TestWritesOneConsistentTracePerCall(t *testing.T) {
 		t.Errorf("records_queued = %v after Flush", got)
 	}
 	rows, _ := pool.Query(context.Background(), `SELECT e.name, e.artifact_location, e.lifecycle_stage, e.workspace, t.value
-		FROM experiments e LEFT JOIN experiment_tags t ON t.experiment_id = e.experiment_id AND t.key = 'mlflow.experiment.isGateway'
+		FROM experiments e LEFT JOIN experiment_tags t ON t.experiment_id = e.experiment_id AND t.key = 'tidygate.model'
 		ORDER BY e.name`)
-	type exp struct{ name, location, stage, workspace, gateway string }
+	type exp struct{ name, location, stage, workspace, model string }
 	exps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (exp, error) {
 		var e exp
 		var gw *string
 		err := row.Scan(&e.name, &e.location, &e.stage, &e.workspace, &gw)
 		if gw != nil {
-			e.gateway = *gw
+			e.model = *gw
 		}
 		return e, err
 	})
 	if err != nil || len(exps) != 3 {
-		t.Fatalf("experiments %+v (%v), want gateway/mock-chat, gateway/mock-embed, gateway/unknown-model", exps, err)
+		t.Fatalf("experiments %+v (%v), want tidygate/mock-chat, tidygate/mock-embed, tidygate/unknown-model", exps, err)
 	}
-	for i, name := range []string{"gateway/mock-chat", "gateway/mock-embed", "gateway/unknown-model"} {
+	for i, model := range []string{"mock-chat", "mock-embed", "unknown-model"} {
 		e := exps[i]
-		if e.name != name || !regexp.MustCompile(`^mlflow-artifacts:/\d+$`).MatchString(e.location) ||
-			e.stage != "active" || e.workspace != "default" || e.gateway != "true" {
-			t.Errorf("experiment %d = %+v, want %s, active, default, isGateway", i, e, name)
+		if e.name != "tidygate/"+model || !regexp.MustCompile(`^mlflow-artifacts:/\d+$`).MatchString(e.location) ||
+			e.stage != "active" || e.workspace != "default" || e.model != model {
+			t.Errorf("experiment %d = %+v, want tidygate/%s, active, default, tagged tidygate.model", i, e, model)
 		}
 	}
+	if n := count(t, pool, `SELECT count(*) FROM experiment_tags WHERE key = 'mlflow.experiment.isGateway'`); n != 0 {
+		t.Errorf("%d experiments carry mlflow.experiment.isGateway, which hides them from MLflow's experiment list", n)
+	}
 	var dims string
-	_ = pool.QueryRow(context.Background(), `SELECT dimension_attributes::text FROM spans WHERE type = 'CHAT_MODEL' LIMIT 1`).Scan(&dims)
+	_ = pool.QueryRow(context.Background(), `SELECT dimension_attributes::text FROM spans WHERE type = 'LLM' LIMIT 1`).Scan(&dims)
 	if !strings.Contains(dims, `"mlflow.llm.provider":"mock"`) {
 		t.Errorf("dimension_attributes = %q", dims)
 	}
@@ -435,7 +444,7 @@ func TestARefusedRecordIsSetAsideAndTheRestDelivered(t *testing.T) {
 	pool := newPool(t)
 	c := openLog(t, pool, testOptions(t))
 	if _, err := pool.Exec(context.Background(),
-		`ALTER TABLE trace_info ADD CONSTRAINT refuse_poison CHECK (client_request_id <> 'poison')`); err != nil {
+		`ALTER TABLE trace_info ADD CONSTRAINT refuse_poison CHECK (client_request_id <> 'client-poison')`); err != nil {
 		t.Fatal(err)
 	}
 	recs := mixed("good", 6)
@@ -531,7 +540,7 @@ func TestNewerMLflowColumnsAreFilled(t *testing.T) {
 	var model, provider string
 	traceID := newTraceIDs(r.RequestID).traceID()
 	err = pool.QueryRow(context.Background(), `SELECT t.trace_name, t.total_tokens, t.total_cost, s.total_cost, s.model_name, s.model_provider
-		FROM trace_info t JOIN spans s ON s.trace_id = t.request_id AND s.type = 'CHAT_MODEL' WHERE t.request_id = $1`, traceID).
+		FROM trace_info t JOIN spans s ON s.trace_id = t.request_id AND s.type = 'LLM' WHERE t.request_id = $1`, traceID).
 		Scan(&name, &total, &cost, &spanCost, &model, &provider)
 	if err != nil || name != "gateway/mock-chat" || total != int64(r.Usage.Total()) || cost != r.Cost().USD() ||
 		spanCost != r.Cost().USD() || model != "mock-chat-v1" || provider != "mock" {
@@ -612,7 +621,7 @@ func TestReplicasCreatingOneExperimentAgree(t *testing.T) {
 				return
 			}
 			defer conn.Release()
-			e, _, err := ensureExperiment(context.Background(), conn.Conn(), "gateway/raced", true)
+			e, _, err := ensureExperiment(context.Background(), conn.Conn(), "tidygate/raced", "raced", true)
 			if err != nil {
 				t.Error(err)
 			}
@@ -625,11 +634,11 @@ func TestReplicasCreatingOneExperimentAgree(t *testing.T) {
 			t.Fatalf("replicas got different experiment ids: %v", ids)
 		}
 	}
-	if n := count(t, pool, "SELECT count(*) FROM experiments WHERE name = 'gateway/raced'"); n != 1 {
-		t.Errorf("%d experiments named gateway/raced, want 1", n)
+	if n := count(t, pool, "SELECT count(*) FROM experiments WHERE name = 'tidygate/raced'"); n != 1 {
+		t.Errorf("%d experiments named tidygate/raced, want 1", n)
 	}
-	if n := count(t, pool, "SELECT count(*) FROM experiment_tags WHERE experiment_id = $1 AND key = 'mlflow.experiment.isGateway'", ids[0]); n != 1 {
-		t.Errorf("the raced experiment has %d isGateway tags, want 1", n)
+	if n := count(t, pool, "SELECT count(*) FROM experiment_tags WHERE experiment_id = $1 AND key = 'tidygate.model'", ids[0]); n != 1 {
+		t.Errorf("the raced experiment has %d tidygate.model tags, want 1", n)
 	}
 }
 

@@ -29,6 +29,7 @@ type wireRecord struct {
 	V         int       `json:"v"`
 	Content   string    `json:"content"` // the content mode the record was journaled under
 	RequestID string    `json:"request_id"`
+	ClientID  string    `json:"client_request_id,omitempty"`
 	Endpoint  string    `json:"endpoint"`
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"`
@@ -89,7 +90,7 @@ type call struct {
 // encodeRecord returns the journal's encoding of r under the content mode.
 func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 	w := wireRecord{
-		V: wireVersion, Content: string(mode), RequestID: r.RequestID, Endpoint: string(r.Endpoint), Start: r.Start, End: r.End,
+		V: wireVersion, Content: string(mode), RequestID: r.RequestID, ClientID: r.ClientRequestID, Endpoint: string(r.Endpoint), Start: r.Start, End: r.End,
 		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
 		RequestedModel: r.RequestedModel, Model: r.Model, Provider: r.Provider, UpstreamModel: r.UpstreamModel,
 		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
@@ -125,7 +126,7 @@ func decodeRecord(value []byte) (call, error) {
 		return call{}, fmt.Errorf("journal record %q has encoding version %d; this tidygate reads version %d", w.RequestID, w.V, wireVersion)
 	}
 	r := domain.CallRecord{
-		RequestID: w.RequestID, Endpoint: domain.Endpoint(w.Endpoint), Start: w.Start, End: w.End,
+		RequestID: w.RequestID, ClientRequestID: w.ClientID, Endpoint: domain.Endpoint(w.Endpoint), Start: w.Start, End: w.End,
 		KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason, ClientUser: w.ClientUser,
 		RequestedModel: w.RequestedModel, Model: w.Model, Provider: w.Provider, UpstreamModel: w.UpstreamModel,
 		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
@@ -157,23 +158,26 @@ func kindNamed(name string) domain.Kind {
 	}
 }
 
-// previews returns the request and response previews MLflow would show for
-// the call: the last user message and the assistant's text for a chat, the
-// inputs as a JSON list and a summary of the vectors for embeddings; each at
-// most 1000 characters, ending in "..." when cut. An unsuccessful call has
-// no response preview.
+// previews returns the request and response previews MLflow derives from
+// the root span's inputs and outputs (mlflow/tracing/utils/truncation.py):
+// for a chat, the text of the last user message and of the assistant's
+// answer; otherwise (embeddings, or a message without text) the JSON itself;
+// each at most 1000 characters, ending in "..." when cut. An unsuccessful
+// call has no response preview. r holds the full text.
 func previews(r domain.CallRecord) (request, response string) {
-	if r.Endpoint == domain.EndpointEmbeddings {
-		if b, err := json.Marshal(r.EmbedInputs); err == nil && len(r.EmbedInputs) > 0 {
-			request = string(b)
-		}
-		if r.Outcome == domain.OutcomeOK {
-			response = fmt.Sprintf(`{"object":"list","vectors":%d,"dimensions":%d}`, len(r.EmbedInputs), r.Dimensions)
-		}
-	} else {
+	c := call{rec: r, content: ContentFull}
+	if r.Endpoint != domain.EndpointEmbeddings {
 		request = lastUserText(r.Messages)
-		if r.Outcome == domain.OutcomeOK {
+	}
+	if request == "" {
+		request, _ = marshalJSON(requestBody(c, r.RequestedModel))
+	}
+	if r.Outcome == domain.OutcomeOK {
+		if r.Endpoint != domain.EndpointEmbeddings {
 			response = r.Output
+		}
+		if response == "" {
+			response, _ = marshalJSON(responseBody(c))
 		}
 	}
 	return truncate(request, maxPreview), truncate(response, maxPreview)

@@ -55,17 +55,18 @@ type traceInfoRow struct {
 	TimestampMS     int64  `json:"timestamp_ms"`
 	ExecutionTimeMS int64  `json:"execution_time_ms"`
 	Status          string `json:"status"`
-	ClientRequestID string `json:"client_request_id"`
+	ClientRequestID string `json:"client_request_id,omitempty"` // NULL when the client sent none
 	RequestPreview  string `json:"request_preview,omitempty"`
 	ResponsePreview string `json:"response_preview,omitempty"`
-	// Columns of newer MLflow versions.
-	TraceName    string  `json:"trace_name"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	TotalTokens  int64   `json:"total_tokens"`
-	InputCost    float64 `json:"input_cost"`
-	OutputCost   float64 `json:"output_cost"`
-	TotalCost    float64 `json:"total_cost"`
+	// Columns of newer MLflow versions; the token and cost columns are NULL
+	// for a call without usage.
+	TraceName    string   `json:"trace_name"`
+	InputTokens  *int64   `json:"input_tokens,omitempty"`
+	OutputTokens *int64   `json:"output_tokens,omitempty"`
+	TotalTokens  *int64   `json:"total_tokens,omitempty"`
+	InputCost    *float64 `json:"input_cost,omitempty"`
+	OutputCost   *float64 `json:"output_cost,omitempty"`
+	TotalCost    *float64 `json:"total_cost,omitempty"`
 }
 
 // keyValueRow is a row of trace_tags and trace_request_metadata (owned by a

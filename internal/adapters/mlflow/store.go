@@ -103,7 +103,7 @@ func (s *store) write(ctx context.Context, calls []call) error {
 			b.addRun(c, exp)
 		}
 		if s.opts.LogMode.traces() {
-			if err := b.addTrace(c, exp, runID); err != nil {
+			if err := b.addTrace(c, exp, runID, s.opts.GatewayEndpointID); err != nil {
 				return &recordError{requestID: c.rec.RequestID, err: err}
 			}
 		}
@@ -186,7 +186,7 @@ func (s *store) experiment(ctx context.Context, conn *pgx.Conn, model string) (e
 		return e, nil
 	}
 	name := truncate(s.opts.ExperimentPrefix+model, 256)
-	e, deleted, err := ensureExperiment(ctx, conn, name, s.schema.has("experiments", "workspace"))
+	e, deleted, err := ensureExperiment(ctx, conn, name, model, s.schema.has("experiments", "workspace"))
 	if err != nil {
 		return experiment{}, s.classify(err, "create the MLflow experiment "+name)
 	}
@@ -197,11 +197,13 @@ func (s *store) experiment(ctx context.Context, conn *pgx.Conn, model string) (e
 	return e, nil
 }
 
-// ensureExperiment creates the experiment named name, tagged as a gateway
-// experiment, unless it exists; replicas may race, and the unique name
-// decides. With workspaces, tidygate's experiments live in the default one
-// (the column's default).
-func ensureExperiment(ctx context.Context, conn *pgx.Conn, name string, workspaces bool) (e experiment, deleted bool, err error) {
+// ensureExperiment creates the experiment named name for a model's calls
+// unless it exists; replicas may race, and the unique name decides. With
+// workspaces, tidygate's experiments live in the default one (the column's
+// default). They carry a description (mlflow.note.content, which MLflow's UI
+// shows) and the tag tidygate.model, and never mlflow.experiment.isGateway:
+// MLflow's experiment list hides every experiment with that tag.
+func ensureExperiment(ctx context.Context, conn *pgx.Conn, name, model string, workspaces bool) (e experiment, deleted bool, err error) {
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		now := time.Now().UnixMilli()
 		err := tx.QueryRow(ctx, `INSERT INTO experiments (name, lifecycle_stage, creation_time, last_update_time)
@@ -213,7 +215,8 @@ func ensureExperiment(ctx context.Context, conn *pgx.Conn, name string, workspac
 				return err
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO experiment_tags (key, value, experiment_id)
-				VALUES ('mlflow.experiment.isGateway', 'true', $1) ON CONFLICT DO NOTHING`, e.id)
+				VALUES ('mlflow.note.content', $2, $1), ('tidygate.model', $3, $1) ON CONFLICT DO NOTHING`,
+				e.id, truncate("Calls to the model "+model+" through tidygate, one trace per call.", 5000), truncate(model, 5000))
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {

@@ -1,13 +1,16 @@
 package mlflow
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -33,28 +36,56 @@ func modelOf(r domain.CallRecord) string {
 // traceIDs are a call's trace and span ids, derived from its request id so
 // that delivering a record twice writes the same rows.
 type traceIDs struct {
-	trace [16]byte
-	root  [8]byte
-	llm   [8]byte
+	requestID string
+	trace     [16]byte
+	root      [8]byte
+	first     [8]byte // the first provider attempt's span
 }
 
 func newTraceIDs(requestID string) traceIDs {
 	h := sha256.Sum256([]byte("tidygate trace " + requestID))
-	var ids traceIDs
+	ids := traceIDs{requestID: requestID}
 	copy(ids.trace[:], h[:16])
 	copy(ids.root[:], h[16:24])
-	copy(ids.llm[:], h[24:32])
+	copy(ids.first[:], h[24:32])
 	return ids
 }
 
 // traceID returns MLflow's trace id: "tr-" and 32 hex digits.
 func (ids traceIDs) traceID() string { return "tr-" + hex.EncodeToString(ids.trace[:]) }
 
+// attemptSpan returns the span id of the i-th provider attempt (from 0).
+func (ids traceIDs) attemptSpan(i int) [8]byte {
+	if i == 0 {
+		return ids.first
+	}
+	h := sha256.Sum256([]byte("tidygate span " + ids.requestID + " " + strconv.Itoa(i)))
+	var id [8]byte
+	copy(id[:], h[:8])
+	return id
+}
+
 // MLflow's trace and span status names.
 const (
 	statusOK    = "OK"
 	statusError = "ERROR"
 )
+
+// MLflow's span types (mlflow.entities.SpanType) that tidygate's spans use:
+// the root span is untyped, as the root of MLflow's gateway traces is, and
+// each provider call is an LLM span.
+const (
+	spanTypeUnknown = "UNKNOWN"
+	spanTypeLLM     = "LLM"
+)
+
+// maxMetadataValue is the longest trace metadata value every MLflow storage
+// backend keeps (MAX_CHARS_IN_TRACE_INFO_METADATA). tidygate cuts longer
+// values there and keeps them whole in the root span's attributes.
+const maxMetadataValue = 250
+
+// maxClientRequestID is the width of trace_info.client_request_id.
+const maxClientRequestID = 50
 
 // tokenUsage and costUSD are the JSON MLflow keeps in the trace metadata
 // (mlflow.trace.tokenUsage, mlflow.trace.cost) and in the provider span's
@@ -79,11 +110,75 @@ func costOf(r domain.CallRecord) costUSD {
 	return costUSD{InputCost: r.InputCost.USD(), OutputCost: r.OutputCost.USD(), TotalCost: r.Cost().USD()}
 }
 
+// hasUsage reports whether a provider reported usage for the call. MLflow
+// writes no token usage, cost or trace metrics for a call without any, and
+// neither does tidygate: a refused or failed call has none.
+func hasUsage(r domain.CallRecord) bool { return r.Usage.Total() > 0 || r.Cost() > 0 }
+
+// clientRequestID returns the client's request id for
+// trace_info.client_request_id, where MLflow's search by client request id
+// looks; an id longer than the column is left out there and kept whole in
+// the metadata (tidygate.client_request_id).
+func clientRequestID(r domain.CallRecord) string {
+	id := truncate(r.ClientRequestID, 0)
+	if utf8.RuneCountInString(id) > maxClientRequestID {
+		return ""
+	}
+	return id
+}
+
+// method names the provider call as MLflow's gateway names its provider
+// spans' "method" attribute.
+func method(r domain.CallRecord) string {
+	switch {
+	case r.Endpoint == domain.EndpointEmbeddings:
+		return "embeddings"
+	case r.Stream:
+		return "chat_stream"
+	}
+	return "chat"
+}
+
+// attempt is one provider call of a call, a provider span of its trace.
+type attempt struct {
+	provider, model string
+	start, end      time.Time
+	failed          bool
+	errKind         string
+	errMessage      string
+}
+
+// attemptsOf returns the provider calls of r in the order they were made.
+// A record that lists none but names the provider that answered (or
+// failed) has one, lasting as long as tidygate waited on providers; a
+// rejected call has none.
+func attemptsOf(r domain.CallRecord) []attempt {
+	if r.Outcome == domain.OutcomeRejected || r.Provider == "" {
+		return nil
+	}
+	start := r.Start
+	if r.ProviderTime > 0 && r.End.Add(-r.ProviderTime).After(r.Start) {
+		start = r.End.Add(-r.ProviderTime)
+	}
+	a := attempt{provider: r.Provider, model: r.UpstreamModel, start: start, end: r.End}
+	if r.Outcome != domain.OutcomeOK {
+		a.failed, a.errKind, a.errMessage = true, r.ErrorKind.String(), r.ErrorMessage
+	}
+	return []attempt{a}
+}
+
+// metaEntry is one trace metadata value, whole.
+type metaEntry struct{ key, value string }
+
 // addTrace appends the rows of c's trace to b: trace_info, its tags,
-// metadata and token metrics, a root span "gateway/<model>" and, when a
-// provider was called, a child span "provider/<provider>/<upstream model>"
-// with the cost metrics. A non-empty runID names the run the trace belongs to.
-func (b *rows) addTrace(c call, exp experiment, runID string) error {
+// metadata and, when a provider reported usage, its token metrics; a root
+// span "gateway/<model>" holding the request and the response, and one LLM
+// span "provider/<provider>/<upstream model>" per provider attempt, the one
+// that answered holding the usage and the cost. A non-empty runID names the
+// run the trace belongs to; a non-empty endpointID is written as
+// mlflow.gateway.endpointId, which puts the call's cost into the budgets of
+// MLflow's own AI gateway.
+func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error {
 	r := c.rec
 	ids := newTraceIDs(r.RequestID)
 	traceID := ids.traceID()
@@ -93,127 +188,187 @@ func (b *rows) addTrace(c call, exp experiment, runID string) error {
 	if r.Outcome != domain.OutcomeOK {
 		status = statusError
 	}
-	withProvider := r.Outcome != domain.OutcomeRejected && r.Provider != ""
-	numSpans := 1
-	if withProvider {
-		numSpans = 2
-	}
 	usage, cost := usageOf(r), costOf(r)
-	usageJSON, err := json.Marshal(usage)
+	withUsage := hasUsage(r)
+
+	inputs, err := marshalJSON(requestBody(c, r.RequestedModel))
 	if err != nil {
 		return err
 	}
-	costJSON, err := json.Marshal(cost)
-	if err != nil {
-		return err
+	var outputs string
+	if r.Outcome == domain.OutcomeOK {
+		if outputs, err = marshalJSON(responseBody(c)); err != nil {
+			return err
+		}
 	}
 
-	b.traceInfo = append(b.traceInfo, traceInfoRow{
+	info := traceInfoRow{
 		RequestID: traceID, ExperimentID: exp.id,
 		TimestampMS: r.Start.UnixMilli(), ExecutionTimeMS: r.Duration().Milliseconds(),
-		Status: status, ClientRequestID: truncate(r.RequestID, 50),
+		Status: status, ClientRequestID: clientRequestID(r),
 		RequestPreview: c.requestPreview, ResponsePreview: c.responsePreview,
-		TraceName:   truncate(rootName, 0),
-		InputTokens: int64(usage.InputTokens), OutputTokens: int64(usage.OutputTokens), TotalTokens: int64(usage.TotalTokens),
-		InputCost: cost.InputCost, OutputCost: cost.OutputCost, TotalCost: cost.TotalCost,
-	})
-	for _, m := range []struct {
-		key   string
-		value int
-	}{{"input_tokens", usage.InputTokens}, {"output_tokens", usage.OutputTokens}, {"total_tokens", usage.TotalTokens}} {
-		b.traceMetrics = append(b.traceMetrics, traceMetricRow{RequestID: traceID, Key: m.key, Value: float64(m.value)})
+		TraceName: truncate(rootName, 0),
 	}
-
-	tag := func(key, value string) {
+	var meta []metaEntry
+	add := func(key, value string) {
 		if value != "" {
-			b.traceTags = append(b.traceTags, keyValueRow{Key: key, Value: truncate(value, maxTagValue), RequestID: traceID})
+			meta = append(meta, metaEntry{key, value})
 		}
 	}
-	tag("mlflow.traceName", rootName)
-	tag("mlflow.artifactLocation", exp.artifactLocation+"/traces/"+traceID+"/artifacts")
-	tag("mlflow.trace.spansLocation", "TRACKING_STORE")
-	tag("tidygate.model", model)
-	tag("tidygate.outcome", string(r.Outcome))
-	tag("tidygate.user", r.User)
-	tag("tidygate.team", r.Team)
-
-	meta := func(key, value string) {
-		if value != "" {
-			b.traceMeta = append(b.traceMeta, keyValueRow{Key: key, Value: truncate(value, maxTagValue), RequestID: traceID})
+	add("mlflow.trace_schema.version", "3")
+	add("mlflow.trace.infoFinalized", "true")
+	add("mlflow.traceInputs", inputs)
+	add("mlflow.traceOutputs", outputs)
+	add("mlflow.source.name", "tidygate")
+	add("mlflow.source.type", "LOCAL")
+	add("mlflow.user", "tidygate")
+	if withUsage {
+		usageJSON, err := json.Marshal(usage)
+		if err != nil {
+			return err
+		}
+		costJSON, err := json.Marshal(cost)
+		if err != nil {
+			return err
+		}
+		add("mlflow.trace.tokenUsage", string(usageJSON))
+		add("mlflow.trace.cost", string(costJSON))
+		in, out, total := int64(usage.InputTokens), int64(usage.OutputTokens), int64(usage.TotalTokens)
+		info.InputTokens, info.OutputTokens, info.TotalTokens = &in, &out, &total
+		info.InputCost, info.OutputCost, info.TotalCost = &cost.InputCost, &cost.OutputCost, &cost.TotalCost
+		for _, m := range []struct {
+			key   string
+			value int
+		}{{"input_tokens", usage.InputTokens}, {"output_tokens", usage.OutputTokens}, {"total_tokens", usage.TotalTokens}} {
+			b.traceMetrics = append(b.traceMetrics, traceMetricRow{RequestID: traceID, Key: m.key, Value: float64(m.value)})
 		}
 	}
-	meta("mlflow.trace_schema.version", "3")
-	meta("mlflow.trace.infoFinalized", "true")
-	meta("mlflow.trace.sizeStats", fmt.Sprintf(`{"num_spans":%d}`, numSpans))
-	meta("mlflow.trace.tokenUsage", string(usageJSON))
-	meta("mlflow.trace.cost", string(costJSON))
-	meta("mlflow.trace.user", r.User)
-	meta("mlflow.gateway.endpointId", model)
-	meta("mlflow.gateway.requestType", requestType(r.Endpoint))
-	meta("mlflow.gateway.caller", "tidygate")
-	meta("mlflow.sourceRun", runID)
-	meta("tidygate.request_id", r.RequestID)
-	meta("tidygate.team", r.Team)
-	meta("tidygate.key_id", r.KeyID)
-	meta("tidygate.audit_reason", r.AuditReason)
-	meta("tidygate.client_user", r.ClientUser)
-	meta("tidygate.requested_model", r.RequestedModel)
-	meta("tidygate.provider", r.Provider)
-	meta("tidygate.upstream_model", r.UpstreamModel)
-	meta("tidygate.stream", strconv.FormatBool(r.Stream))
-	meta("tidygate.attempts", strconv.Itoa(r.Attempts))
-	meta("tidygate.fallback_used", strconv.FormatBool(r.FallbackUsed))
-	meta("tidygate.outcome", string(r.Outcome))
+	add("mlflow.trace.user", r.User)
+	add("mlflow.gateway.endpointId", endpointID)
+	add("mlflow.gateway.requestType", requestType(r.Endpoint))
+	add("mlflow.sourceRun", runID)
+	add("tidygate.request_id", r.RequestID)
+	add("tidygate.client_request_id", r.ClientRequestID)
+	add("tidygate.team", r.Team)
+	add("tidygate.key_id", r.KeyID)
+	add("tidygate.audit_reason", r.AuditReason)
+	add("tidygate.client_user", r.ClientUser)
+	add("tidygate.requested_model", r.RequestedModel)
+	add("tidygate.provider", r.Provider)
+	add("tidygate.upstream_model", r.UpstreamModel)
+	add("tidygate.stream", strconv.FormatBool(r.Stream))
+	add("tidygate.attempts", strconv.Itoa(r.Attempts))
+	add("tidygate.fallback_used", strconv.FormatBool(r.FallbackUsed))
+	add("tidygate.outcome", string(r.Outcome))
 	if r.Outcome != domain.OutcomeOK {
-		meta("tidygate.error_kind", r.ErrorKind.String())
+		add("tidygate.error_kind", r.ErrorKind.String())
 	}
-	meta("tidygate.error", r.ErrorMessage) // a successful call may carry one too (a failed settlement)
+	add("tidygate.error", r.ErrorMessage) // a successful call may carry one too (a failed settlement)
 
-	err = b.addSpan(exp, spanSpec{
-		ids: ids, id: ids.root[:], name: rootName, spanType: "CHAIN",
-		start: r.Start, end: r.End, call: c, request: requestBody(c, r.RequestedModel),
-		attributes: map[string]any{"endpoint_name": model, "endpoint_id": model},
-	})
-	if err != nil || !withProvider {
+	tags := []metaEntry{
+		{"mlflow.traceName", rootName},
+		{"mlflow.artifactLocation", exp.artifactLocation + "/traces/" + traceID + "/artifacts"},
+		{"mlflow.trace.spansLocation", "TRACKING_STORE"},
+		{"tidygate.model", model},
+		{"tidygate.outcome", string(r.Outcome)},
+		{"tidygate.user", r.User},
+		{"tidygate.team", r.Team},
+	}
+
+	// The root span keeps whole what the metadata cuts (the inputs and
+	// outputs are its own).
+	rootAttrs := map[string]any{
+		"mlflow.spanInputs": json.RawMessage(inputs),
+		"endpoint_name":     model,
+		"endpoint_id":       model,
+	}
+	if outputs != "" {
+		rootAttrs["mlflow.spanOutputs"] = json.RawMessage(outputs)
+	}
+	if r.Endpoint != domain.EndpointEmbeddings {
+		rootAttrs["mlflow.message.format"] = "openai"
+	}
+	for _, m := range meta {
+		if m.key != "mlflow.traceInputs" && m.key != "mlflow.traceOutputs" && utf8.RuneCountInString(m.value) > maxMetadataValue {
+			rootAttrs[m.key] = m.value
+		}
+	}
+	first := len(b.spans)
+	root := spanSpec{ids: ids, id: ids.root, name: rootName, spanType: spanTypeUnknown, start: r.Start, end: r.End, attributes: rootAttrs}
+	if r.Outcome != domain.OutcomeOK {
+		root.failure = &spanFailure{kind: r.ErrorKind.String(), message: r.ErrorMessage}
+	}
+	if err := b.addSpan(exp, root); err != nil {
 		return err
 	}
-	return b.addProviderSpan(exp, c, ids, usage, cost)
+	if err := b.addProviderSpans(exp, r, ids, withUsage); err != nil {
+		return err
+	}
+
+	stats := sizeStats(b.spans[first:], info, meta, tags)
+	add("mlflow.trace.sizeStats", stats.json())
+	add("mlflow.trace.sizeBytes", strconv.Itoa(stats.total))
+
+	b.traceInfo = append(b.traceInfo, info)
+	for _, t := range tags {
+		if t.value != "" {
+			b.traceTags = append(b.traceTags, keyValueRow{Key: t.key, Value: truncate(t.value, maxTagValue), RequestID: traceID})
+		}
+	}
+	for _, m := range meta {
+		b.traceMeta = append(b.traceMeta, keyValueRow{Key: m.key, Value: truncate(m.value, maxMetadataValue), RequestID: traceID})
+	}
+	return nil
 }
 
-// addProviderSpan appends the span of the provider call, a child of the
-// root span, and its cost metrics. The span ends with the call and lasts
-// as long as tidygate waited on providers (retries and fallbacks included).
-func (b *rows) addProviderSpan(exp experiment, c call, ids traceIDs, usage tokenUsage, cost costUSD) error {
-	r := c.rec
-	spanType := "CHAT_MODEL"
-	if r.Endpoint == domain.EndpointEmbeddings {
-		spanType = "EMBEDDING"
-	}
-	start := r.Start
-	if r.ProviderTime > 0 && r.End.Add(-r.ProviderTime).After(r.Start) {
-		start = r.End.Add(-r.ProviderTime)
-	}
-	err := b.addSpan(exp, spanSpec{
-		ids: ids, id: ids.llm[:], parent: ids.root[:],
-		name: "provider/" + r.Provider + "/" + r.UpstreamModel, spanType: spanType,
-		start: start, end: r.End, call: c, request: requestBody(c, r.UpstreamModel),
-		attributes: map[string]any{
-			"mlflow.chat.tokenUsage": usage,
-			"mlflow.llm.cost":        cost,
-			"mlflow.llm.model":       r.UpstreamModel,
-			"mlflow.llm.provider":    r.Provider,
-		},
-		provider: true,
-	})
-	if err != nil {
-		return err
-	}
-	traceID, spanID := ids.traceID(), hex.EncodeToString(ids.llm[:])
-	for _, m := range []struct {
-		key   string
-		value float64
-	}{{"input_cost", cost.InputCost}, {"output_cost", cost.OutputCost}, {"total_cost", cost.TotalCost}} {
-		b.spanMetrics = append(b.spanMetrics, spanMetricRow{TraceID: traceID, SpanID: spanID, Key: m.key, Value: m.value})
+// addProviderSpans appends one LLM span per provider attempt, children of
+// the root span, as MLflow's gateway records each provider call: provider,
+// model, method and, for a stream, streaming. The attempt that answered
+// carries the usage and the cost, and its cost metrics.
+func (b *rows) addProviderSpans(exp experiment, r domain.CallRecord, ids traceIDs, withUsage bool) error {
+	attempts := attemptsOf(r)
+	usage, cost := usageOf(r), costOf(r)
+	for i, a := range attempts {
+		id := ids.attemptSpan(i)
+		attrs := map[string]any{
+			"mlflow.llm.provider": a.provider,
+			"mlflow.llm.model":    a.model,
+			"method":              method(r),
+		}
+		if r.Stream {
+			attrs["streaming"] = true
+		}
+		answered := !a.failed && withUsage && i == len(attempts)-1
+		if answered {
+			attrs["mlflow.chat.tokenUsage"] = usage
+			attrs["mlflow.llm.cost"] = cost
+		}
+		s := spanSpec{ids: ids, id: id, parent: &ids.root, name: "provider/" + a.provider + "/" + a.model,
+			spanType: spanTypeLLM, start: a.start, end: a.end, attributes: attrs}
+		if a.failed {
+			s.failure = &spanFailure{kind: a.errKind, message: a.errMessage}
+		}
+		if err := b.addSpan(exp, s); err != nil {
+			return err
+		}
+		row := &b.spans[len(b.spans)-1]
+		dims, err := json.Marshal(map[string]string{"mlflow.llm.model": a.model, "mlflow.llm.provider": a.provider})
+		if err != nil {
+			return fmt.Errorf("span %s dimensions: %w", s.name, err)
+		}
+		row.DimensionAttributes = dims
+		row.ModelName, row.ModelProvider = truncate(a.model, 0), truncate(a.provider, 0)
+		if !answered {
+			continue
+		}
+		row.InputCost, row.OutputCost, row.TotalCost = &cost.InputCost, &cost.OutputCost, &cost.TotalCost
+		traceID, spanID := ids.traceID(), hex.EncodeToString(id[:])
+		for _, m := range []struct {
+			key   string
+			value float64
+		}{{"input_cost", cost.InputCost}, {"output_cost", cost.OutputCost}, {"total_cost", cost.TotalCost}} {
+			b.spanMetrics = append(b.spanMetrics, spanMetricRow{TraceID: traceID, SpanID: spanID, Key: m.key, Value: m.value})
+		}
 	}
 	return nil
 }
@@ -221,15 +376,17 @@ func (b *rows) addProviderSpan(exp experiment, c call, ids traceIDs, usage token
 // spanSpec describes one span of a call's trace.
 type spanSpec struct {
 	ids        traceIDs
-	id, parent []byte // parent is nil for the root span
+	id         [8]byte
+	parent     *[8]byte // nil for the root span
 	name       string
 	spanType   string
 	start, end time.Time
-	call       call
-	request    any            // the span's inputs
-	attributes map[string]any // attributes besides the ids, type, inputs and outputs
-	provider   bool           // the provider span fills the model, provider and cost columns
+	attributes map[string]any // attributes besides the trace id and the type
+	failure    *spanFailure   // nil for a span that ended well
 }
+
+// spanFailure is why a span ended in error.
+type spanFailure struct{ kind, message string }
 
 // spanContent is the JSON of MLflow's Span.to_dict(), stored in spans.content.
 type spanContent struct {
@@ -257,53 +414,39 @@ type spanStatus struct {
 
 // addSpan appends the spans row of s.
 func (b *rows) addSpan(exp experiment, s spanSpec) error {
-	r := s.call.rec
 	traceID := s.ids.traceID()
-	ok := r.Outcome == domain.OutcomeOK
-	attrs := map[string]any{
-		"mlflow.traceRequestId": traceID,
-		"mlflow.spanType":       s.spanType,
-		"mlflow.spanInputs":     s.request,
-	}
-	if ok {
-		attrs["mlflow.spanOutputs"] = responseBody(s.call)
-	}
-	if r.Endpoint != domain.EndpointEmbeddings {
-		attrs["mlflow.message.format"] = "openai"
-	}
-	for k, v := range s.attributes {
-		attrs[k] = v
-	}
 	content := spanContent{
 		TraceID: base64.StdEncoding.EncodeToString(s.ids.trace[:]),
-		SpanID:  base64.StdEncoding.EncodeToString(s.id),
+		SpanID:  base64.StdEncoding.EncodeToString(s.id[:]),
 		Name:    truncate(s.name, 0), StartTimeUnixNano: s.start.UnixNano(), EndTimeUnixNano: s.end.UnixNano(),
 		Events:     []spanEvent{},
 		Status:     spanStatus{Code: "STATUS_CODE_OK"},
-		Attributes: make(map[string]string, len(attrs)),
+		Attributes: make(map[string]string, len(s.attributes)+2),
 	}
-	for k, v := range attrs {
-		j, err := json.Marshal(v)
+	content.Attributes["mlflow.traceRequestId"] = strconv.Quote(traceID)
+	content.Attributes["mlflow.spanType"] = strconv.Quote(s.spanType)
+	for k, v := range s.attributes {
+		j, err := marshalJSON(v)
 		if err != nil {
 			return fmt.Errorf("span %s attribute %s: %w", s.name, k, err)
 		}
-		content.Attributes[k] = string(j)
+		content.Attributes[k] = j
 	}
 	row := spanRow{
-		TraceID: traceID, ExperimentID: exp.id, SpanID: hex.EncodeToString(s.id),
+		TraceID: traceID, ExperimentID: exp.id, SpanID: hex.EncodeToString(s.id[:]),
 		Name: content.Name, Type: s.spanType, Status: statusOK,
 		StartTimeUnixNano: content.StartTimeUnixNano, EndTimeUnixNano: content.EndTimeUnixNano,
 	}
 	if s.parent != nil {
-		p := base64.StdEncoding.EncodeToString(s.parent)
+		p := base64.StdEncoding.EncodeToString(s.parent[:])
 		content.ParentSpanID = &p
-		row.ParentSpanID = hex.EncodeToString(s.parent)
+		row.ParentSpanID = hex.EncodeToString(s.parent[:])
 	}
-	if !ok {
-		msg := truncate(r.ErrorMessage, 0)
+	if f := s.failure; f != nil {
+		msg := truncate(f.message, 0)
 		content.Status = spanStatus{Code: "STATUS_CODE_ERROR", Message: msg}
 		content.Events = append(content.Events, spanEvent{Name: "exception", TimeUnixNano: s.end.UnixNano(),
-			Attributes: map[string]string{"exception.type": r.ErrorKind.String(), "exception.message": msg}})
+			Attributes: map[string]string{"exception.type": f.kind, "exception.message": msg}})
 		row.Status = statusError
 	}
 	j, err := json.Marshal(content)
@@ -311,18 +454,20 @@ func (b *rows) addSpan(exp experiment, s spanSpec) error {
 		return fmt.Errorf("span %s: %w", s.name, err)
 	}
 	row.Content = string(j)
-	if s.provider {
-		dims, err := json.Marshal(map[string]string{"mlflow.llm.model": r.UpstreamModel, "mlflow.llm.provider": r.Provider})
-		if err != nil {
-			return fmt.Errorf("span %s dimensions: %w", s.name, err)
-		}
-		cost := costOf(r)
-		row.DimensionAttributes = dims
-		row.ModelName, row.ModelProvider = truncate(r.UpstreamModel, 0), truncate(r.Provider, 0)
-		row.InputCost, row.OutputCost, row.TotalCost = &cost.InputCost, &cost.OutputCost, &cost.TotalCost
-	}
 	b.spans = append(b.spans, row)
 	return nil
+}
+
+// marshalJSON returns v's JSON without HTML escaping, as Python's json
+// module writes it, so that previews and attributes show "<" and "&".
+func marshalJSON(v any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 func requestType(e domain.Endpoint) string {

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -26,7 +28,7 @@ func traceRows(t *testing.T, r domain.CallRecord, mode ContentMode) rows {
 		t.Fatalf("decodeRecord: %v", err)
 	}
 	var b rows
-	if err := b.addTrace(c, testExperiment, ""); err != nil {
+	if err := b.addTrace(c, testExperiment, "", ""); err != nil {
 		t.Fatalf("addTrace: %v", err)
 	}
 	return b
@@ -50,30 +52,14 @@ func TestSpanContentIsMLflowSpanDict(t *testing.T) {
 	wantTraceBytes, _ := hex.DecodeString(strings.TrimPrefix(traceID, "tr-"))
 	root, llm := b.spans[0], b.spans[1]
 	for _, s := range b.spans {
-		var c struct {
-			TraceID      string  `json:"trace_id"`
-			SpanID       string  `json:"span_id"`
-			ParentSpanID *string `json:"parent_span_id"`
-			Name         string  `json:"name"`
-			Start        int64   `json:"start_time_unix_nano"`
-			End          int64   `json:"end_time_unix_nano"`
-			Events       []any   `json:"events"`
-			Status       struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"status"`
-			Attributes map[string]string `json:"attributes"`
-		}
-		if err := json.Unmarshal([]byte(s.Content), &c); err != nil {
-			t.Fatalf("span %s content does not parse: %v", s.Name, err)
-		}
+		c := parseSpan(t, s)
 		if got, err := base64.StdEncoding.DecodeString(c.TraceID); err != nil || string(got) != string(wantTraceBytes) {
 			t.Errorf("span %s trace_id %q does not decode to %s", s.Name, c.TraceID, traceID)
 		}
 		if got, err := base64.StdEncoding.DecodeString(c.SpanID); err != nil || hex.EncodeToString(got) != s.SpanID {
 			t.Errorf("span %s span_id %q does not decode to the row's %s", s.Name, c.SpanID, s.SpanID)
 		}
-		if c.Name != s.Name || c.Start != s.StartTimeUnixNano || c.End != s.EndTimeUnixNano || c.Events == nil {
+		if c.Name != s.Name || c.StartTimeUnixNano != s.StartTimeUnixNano || c.EndTimeUnixNano != s.EndTimeUnixNano || c.Events == nil {
 			t.Errorf("span %s content disagrees with its row: %+v", s.Name, c)
 		}
 		if c.Status.Code != "STATUS_CODE_OK" || s.Status != "OK" {
@@ -95,14 +81,24 @@ func TestSpanContentIsMLflowSpanDict(t *testing.T) {
 			if c.ParentSpanID != nil || s.ParentSpanID != "" {
 				t.Errorf("root span has a parent")
 			}
+			for _, k := range []string{"mlflow.spanInputs", "mlflow.spanOutputs", "endpoint_name", "endpoint_id"} {
+				if _, ok := c.Attributes[k]; !ok {
+					t.Errorf("root span lacks attribute %s", k)
+				}
+			}
 		case llm.SpanID:
 			p, err := base64.StdEncoding.DecodeString(deref(c.ParentSpanID))
 			if err != nil || hex.EncodeToString(p) != root.SpanID || s.ParentSpanID != root.SpanID {
 				t.Errorf("provider span's parent %v / %q is not the root %s", c.ParentSpanID, s.ParentSpanID, root.SpanID)
 			}
-			for _, k := range []string{"mlflow.chat.tokenUsage", "mlflow.llm.cost", "mlflow.llm.model", "mlflow.llm.provider", "mlflow.message.format", "mlflow.spanInputs", "mlflow.spanOutputs"} {
-				if _, ok := c.Attributes[k]; !ok {
-					t.Errorf("provider span lacks attribute %s", k)
+			for k, want := range map[string]string{"mlflow.llm.model": `"mock-chat-v1"`, "mlflow.llm.provider": `"mock"`, "method": `"chat"`} {
+				if c.Attributes[k] != want {
+					t.Errorf("provider span attribute %s = %q, want %s", k, c.Attributes[k], want)
+				}
+			}
+			for _, k := range []string{"mlflow.spanInputs", "mlflow.spanOutputs", "streaming"} {
+				if _, ok := c.Attributes[k]; ok {
+					t.Errorf("provider span of a non-streamed call has attribute %s (the content is the root span's)", k)
 				}
 			}
 			var usage map[string]int
@@ -117,11 +113,11 @@ func TestSpanContentIsMLflowSpanDict(t *testing.T) {
 			}
 		}
 	}
-	if root.Name != "gateway/mock-chat" || root.Type != "CHAIN" {
-		t.Errorf("root span %q %q, want gateway/mock-chat CHAIN", root.Name, root.Type)
+	if root.Name != "gateway/mock-chat" || root.Type != "UNKNOWN" {
+		t.Errorf("root span %q %q, want gateway/mock-chat UNKNOWN", root.Name, root.Type)
 	}
-	if llm.Name != "provider/mock/mock-chat-v1" || llm.Type != "CHAT_MODEL" {
-		t.Errorf("provider span %q %q, want provider/mock/mock-chat-v1 CHAT_MODEL", llm.Name, llm.Type)
+	if llm.Name != "provider/mock/mock-chat-v1" || llm.Type != "LLM" {
+		t.Errorf("provider span %q %q, want provider/mock/mock-chat-v1 LLM", llm.Name, llm.Type)
 	}
 	if llm.StartTimeUnixNano != r.End.Add(-r.ProviderTime).UnixNano() || llm.EndTimeUnixNano != r.End.UnixNano() {
 		t.Errorf("provider span runs %d–%d, want the provider's 200ms before the end", llm.StartTimeUnixNano, llm.EndTimeUnixNano)
@@ -132,6 +128,42 @@ func TestSpanContentIsMLflowSpanDict(t *testing.T) {
 	}
 	if len(b.spanMetrics) != 3 || b.spanMetrics[2].Key != "total_cost" || b.spanMetrics[2].Value != r.Cost().USD() || b.spanMetrics[2].SpanID != llm.SpanID {
 		t.Errorf("span metrics = %+v", b.spanMetrics)
+	}
+}
+
+// parseSpan returns the parsed content of a spans row.
+func parseSpan(t *testing.T, s spanRow) spanContent {
+	t.Helper()
+	var c spanContent
+	if err := json.Unmarshal([]byte(s.Content), &c); err != nil {
+		t.Fatalf("span %s content does not parse: %v", s.Name, err)
+	}
+	return c
+}
+
+func TestStreamedCallsProviderSpan(t *testing.T) {
+	b := traceRows(t, sample("req-stream", okStream, 1), ContentFull)
+	c := parseSpan(t, b.spans[1])
+	if c.Attributes["method"] != `"chat_stream"` || c.Attributes["streaming"] != "true" {
+		t.Errorf("streamed call's provider span: method %s, streaming %s; want \"chat_stream\", true", c.Attributes["method"], c.Attributes["streaming"])
+	}
+	e := parseSpan(t, traceRows(t, sample("req-embed", okEmbed, 1), ContentFull).spans[1])
+	if e.Attributes["method"] != `"embeddings"` {
+		t.Errorf("embedding call's provider span method %s", e.Attributes["method"])
+	}
+}
+
+func TestContentIsWrittenOnce(t *testing.T) {
+	for shape := range numShapes {
+		b := traceRows(t, sample("req-once", shape, 1), ContentFull)
+		n := 0
+		for _, s := range b.spans {
+			n += strings.Count(s.Content, "secret plan")
+		}
+		want := map[int]int{okChat: 2, okStream: 2, okEmbed: 2, providerError: 1, rejected: 1}[shape]
+		if n != want {
+			t.Errorf("shape %d: the spans hold the text %d times, want %d (inputs and outputs, once each)", shape, n, want)
+		}
 	}
 }
 
@@ -146,12 +178,15 @@ func TestTraceRowsOfAChat(t *testing.T) {
 	r := sample("req-chat", okChat, 2)
 	b := traceRows(t, r, ContentFull)
 	ti := b.traceInfo[0]
-	if ti.Status != "OK" || ti.ClientRequestID != "req-chat" || ti.ExperimentID != 7 ||
+	if ti.Status != "OK" || ti.ClientRequestID != "client-req-chat" || ti.ExperimentID != 7 ||
 		ti.TimestampMS != r.Start.UnixMilli() || ti.ExecutionTimeMS != 250 {
 		t.Errorf("trace_info = %+v", ti)
 	}
 	if ti.RequestPreview != "question 2 about the secret plan" || ti.ResponsePreview != "answer 2 about the secret plan" {
 		t.Errorf("previews = %q / %q", ti.RequestPreview, ti.ResponsePreview)
+	}
+	if ti.TotalTokens == nil || *ti.TotalTokens != 34 || ti.TotalCost == nil || *ti.TotalCost != r.Cost().USD() {
+		t.Errorf("trace_info token and cost columns = %v, %v", ti.TotalTokens, ti.TotalCost)
 	}
 	tags := map[string]string{}
 	for _, kv := range b.traceTags {
@@ -170,15 +205,17 @@ func TestTraceRowsOfAChat(t *testing.T) {
 	meta := metadata(b)
 	for k, want := range map[string]string{
 		"mlflow.trace_schema.version": "3",
-		"mlflow.trace.sizeStats":      `{"num_spans":2}`,
 		"mlflow.trace.tokenUsage":     `{"input_tokens":12,"output_tokens":22,"total_tokens":34}`,
 		"mlflow.trace.user":           "alice",
 		"mlflow.trace.infoFinalized":  "true",
-		"mlflow.gateway.endpointId":   "mock-chat",
+		"mlflow.source.name":          "tidygate",
+		"mlflow.source.type":          "LOCAL",
+		"mlflow.user":                 "tidygate",
 		"mlflow.gateway.requestType":  "llm/v1/chat",
 		"tidygate.audit_reason":       "quarterly model validation",
 		"tidygate.key_id":             "key-1",
 		"tidygate.request_id":         "req-chat",
+		"tidygate.client_request_id":  "client-req-chat",
 		"tidygate.attempts":           "1",
 		"tidygate.fallback_used":      "false",
 		"tidygate.provider":           "mock",
@@ -188,8 +225,15 @@ func TestTraceRowsOfAChat(t *testing.T) {
 			t.Errorf("metadata %s = %q, want %q", k, meta[k], want)
 		}
 	}
-	if _, ok := meta["tidygate.error_kind"]; ok {
-		t.Errorf("a successful call has an error kind")
+	for _, k := range []string{"tidygate.error_kind", "mlflow.gateway.endpointId", "mlflow.gateway.caller"} {
+		if v, ok := meta[k]; ok {
+			t.Errorf("metadata %s = %q, want none", k, v)
+		}
+	}
+	c := parseSpan(t, b.spans[0])
+	if meta["mlflow.traceInputs"] != c.Attributes["mlflow.spanInputs"] || meta["mlflow.traceOutputs"] != truncate(c.Attributes["mlflow.spanOutputs"], 250) ||
+		!strings.Contains(meta["mlflow.traceInputs"], "question 2") {
+		t.Errorf("mlflow.traceInputs/Outputs = %q / %q, want the root span's inputs and outputs", meta["mlflow.traceInputs"], meta["mlflow.traceOutputs"])
 	}
 	r.ErrorMessage = "settling the spend failed: timeout"
 	if got := metadata(traceRows(t, r, ContentFull))["tidygate.error"]; got != r.ErrorMessage {
@@ -204,7 +248,40 @@ func TestTraceRowsOfAChat(t *testing.T) {
 	}
 }
 
-func TestRejectedCallHasOnlyTheRootSpan(t *testing.T) {
+func TestSizeStatsAreMLflows(t *testing.T) {
+	for shape := range numShapes {
+		b := traceRows(t, sample("req-size", shape, 1), ContentFull)
+		meta := metadata(b)
+		var st map[string]int
+		if err := json.Unmarshal([]byte(meta["mlflow.trace.sizeStats"]), &st); err != nil {
+			t.Fatalf("shape %d: sizeStats %q: %v", shape, meta["mlflow.trace.sizeStats"], err)
+		}
+		sizes := []int{}
+		sum := 0
+		for _, s := range b.spans {
+			sizes = append(sizes, len(s.Content))
+			sum += len(s.Content)
+		}
+		slices.Sort(sizes)
+		if st["num_spans"] != len(b.spans) || st["max"] != sizes[len(sizes)-1] || st["p25"] > st["p50"] || st["p50"] > st["p75"] ||
+			st["p75"] > st["max"] || st["p25"] < sizes[0] {
+			t.Errorf("shape %d: sizeStats %v disagree with span sizes %v", shape, st, sizes)
+		}
+		if st["total_size_bytes"] <= sum || strconv.Itoa(st["total_size_bytes"]) != meta["mlflow.trace.sizeBytes"] {
+			t.Errorf("shape %d: total %d (spans alone %d), sizeBytes %q", shape, st["total_size_bytes"], sum, meta["mlflow.trace.sizeBytes"])
+		}
+		for _, k := range []string{"total_size_bytes", "num_spans", "max", "p25", "p50", "p75"} {
+			if _, ok := st[k]; !ok {
+				t.Errorf("shape %d: sizeStats lacks %s", shape, k)
+			}
+		}
+	}
+	if got := percentile([]int{10, 20, 30, 40}, 0.25); got != 17 { // 10 + 0.75·10, truncated
+		t.Errorf("p25 of 10..40 = %d, want 17", got)
+	}
+}
+
+func TestRejectedCallHasOnlyTheRootSpanAndNoUsage(t *testing.T) {
 	r := sample("req-rejected", rejected, 3)
 	r.Model = ""
 	b := traceRows(t, r, ContentFull)
@@ -214,20 +291,23 @@ func TestRejectedCallHasOnlyTheRootSpan(t *testing.T) {
 	if b.spans[0].Name != "gateway/"+unknownModel {
 		t.Errorf("root span of an unresolved model is %q", b.spans[0].Name)
 	}
-	if b.traceInfo[0].Status != "ERROR" || b.traceInfo[0].ResponsePreview != "" {
-		t.Errorf("trace_info = %+v", b.traceInfo[0])
+	ti := b.traceInfo[0]
+	if ti.Status != "ERROR" || ti.ResponsePreview != "" || ti.TotalTokens != nil || ti.TotalCost != nil || ti.InputTokens != nil {
+		t.Errorf("trace_info = %+v", ti)
 	}
 	meta := metadata(b)
-	if meta["mlflow.trace.sizeStats"] != `{"num_spans":1}` || meta["tidygate.error_kind"] != "budget_exceeded" || meta["tidygate.error"] != "team budget exceeded" {
+	if !strings.Contains(meta["mlflow.trace.sizeStats"], `"num_spans": 1,`) || meta["tidygate.error_kind"] != "budget_exceeded" || meta["tidygate.error"] != "team budget exceeded" {
 		t.Errorf("metadata = %v", meta)
 	}
-	if len(b.spanMetrics) != 0 {
-		t.Errorf("a rejected call has span metrics %+v", b.spanMetrics)
+	for _, k := range []string{"mlflow.trace.tokenUsage", "mlflow.trace.cost", "mlflow.traceOutputs"} {
+		if v, ok := meta[k]; ok {
+			t.Errorf("a rejected call has %s = %q", k, v)
+		}
 	}
-	var c spanContent
-	if err := json.Unmarshal([]byte(b.spans[0].Content), &c); err != nil {
-		t.Fatal(err)
+	if len(b.spanMetrics) != 0 || len(b.traceMetrics) != 0 {
+		t.Errorf("a rejected call has span metrics %+v and trace metrics %+v", b.spanMetrics, b.traceMetrics)
 	}
+	c := parseSpan(t, b.spans[0])
 	if c.Status.Code != "STATUS_CODE_ERROR" || c.Status.Message != "team budget exceeded" || len(c.Events) != 1 || c.Events[0].Name != "exception" {
 		t.Errorf("root span status %+v events %+v", c.Status, c.Events)
 	}
@@ -236,16 +316,73 @@ func TestRejectedCallHasOnlyTheRootSpan(t *testing.T) {
 	}
 }
 
+func TestFailedCallHasNoUsage(t *testing.T) {
+	b := traceRows(t, sample("req-failed", providerError, 3), ContentFull)
+	if len(b.spans) != 2 || b.spans[1].Status != "ERROR" || b.spans[1].TotalCost != nil {
+		t.Fatalf("spans = %+v, want the root and a failed provider span without cost", b.spans)
+	}
+	c := parseSpan(t, b.spans[1])
+	if _, ok := c.Attributes["mlflow.chat.tokenUsage"]; ok {
+		t.Errorf("a failed attempt has token usage")
+	}
+	meta := metadata(b)
+	if _, ok := meta["mlflow.trace.tokenUsage"]; ok || len(b.traceMetrics) != 0 || len(b.spanMetrics) != 0 || b.traceInfo[0].TotalTokens != nil {
+		t.Errorf("a failed call has usage: metadata %v, trace metrics %+v, span metrics %+v", meta, b.traceMetrics, b.spanMetrics)
+	}
+}
+
+func TestClientRequestID(t *testing.T) {
+	r := sample("req-client", okChat, 1)
+	r.ClientRequestID = ""
+	b := traceRows(t, r, ContentFull)
+	if b.traceInfo[0].ClientRequestID != "" {
+		t.Errorf("without a client id, client_request_id = %q", b.traceInfo[0].ClientRequestID)
+	}
+	if _, ok := metadata(b)["tidygate.client_request_id"]; ok {
+		t.Errorf("without a client id the metadata has one")
+	}
+	r.ClientRequestID = strings.Repeat("x", 50)
+	if got := traceRows(t, r, ContentFull).traceInfo[0].ClientRequestID; got != r.ClientRequestID {
+		t.Errorf("a 50-character client id is stored as %q", got)
+	}
+	r.ClientRequestID = strings.Repeat("é", 51)
+	b = traceRows(t, r, ContentFull)
+	if b.traceInfo[0].ClientRequestID != "" || metadata(b)["tidygate.client_request_id"] != r.ClientRequestID {
+		t.Errorf("a 51-character client id: column %q, metadata %q; want none, and whole", b.traceInfo[0].ClientRequestID, metadata(b)["tidygate.client_request_id"])
+	}
+}
+
+func TestGatewayEndpointIDOnlyWhenAsked(t *testing.T) {
+	c := journaled(t, sample("req-endpoint", okChat, 1))
+	var b rows
+	if err := b.addTrace(c, testExperiment, "", "tidygate-spend"); err != nil {
+		t.Fatal(err)
+	}
+	if got := metadata(b)["mlflow.gateway.endpointId"]; got != "tidygate-spend" {
+		t.Errorf("mlflow.gateway.endpointId = %q, want the configured tidygate-spend", got)
+	}
+}
+
 func TestEmbeddingTrace(t *testing.T) {
-	b := traceRows(t, sample("req-embed", okEmbed, 4), ContentFull)
-	if len(b.spans) != 2 || b.spans[1].Type != "EMBEDDING" {
+	r := sample("req-embed", okEmbed, 4)
+	b := traceRows(t, r, ContentFull)
+	if len(b.spans) != 2 || b.spans[1].Type != "LLM" {
 		t.Fatalf("spans = %+v", b.spans)
 	}
-	if got := b.traceInfo[0].RequestPreview; got != `["first secret plan input","second secret plan input"]` {
-		t.Errorf("request preview = %q", got)
+	root := parseSpan(t, b.spans[0])
+	if got := b.traceInfo[0].RequestPreview; got != root.Attributes["mlflow.spanInputs"] || !strings.Contains(got, `"input":["first secret plan input","second secret plan input"]`) {
+		t.Errorf("request preview = %q, want the inputs' JSON %q", got, root.Attributes["mlflow.spanInputs"])
+	}
+	if got := b.traceInfo[0].ResponsePreview; got != root.Attributes["mlflow.spanOutputs"] || !strings.Contains(got, `"object":"list"`) {
+		t.Errorf("response preview = %q, want the outputs' JSON %q", got, root.Attributes["mlflow.spanOutputs"])
 	}
 	if got := metadata(b)["mlflow.gateway.requestType"]; got != "llm/v1/embeddings" {
 		t.Errorf("request type = %q", got)
+	}
+	r.EmbedInputs = []string{strings.Repeat("<long & input> ", 100)}
+	req, _ := previews(r)
+	if utf8.RuneCountInString(req) != 1000 || !strings.HasSuffix(req, "...") || !strings.HasPrefix(req, `{"model":"mock-embed","input":["<long & input>`) {
+		t.Errorf("a long embedding request preview is %q…, want its JSON cut to 1000 characters ending in ... and unescaped", req[:60])
 	}
 }
 
@@ -254,11 +391,11 @@ func TestIDsAreDeterministic(t *testing.T) {
 	if a != again {
 		t.Errorf("ids of one request id differ: %+v %+v", a, again)
 	}
-	if a.trace == other.trace || a.root == other.root || a.llm == other.llm {
+	if a.trace == other.trace || a.root == other.root || a.attemptSpan(0) == other.attemptSpan(0) || a.attemptSpan(1) == other.attemptSpan(1) {
 		t.Errorf("ids of different request ids collide")
 	}
-	if a.root == a.llm {
-		t.Errorf("root and provider span share an id")
+	if a.root == a.attemptSpan(0) || a.attemptSpan(0) == a.attemptSpan(1) || a.attemptSpan(2) != again.attemptSpan(2) {
+		t.Errorf("span ids of one trace collide or change")
 	}
 	if !regexp.MustCompile(`^tr-[0-9a-f]{32}$`).MatchString(a.traceID()) {
 		t.Errorf("trace id %q is not tr- and 32 hex digits", a.traceID())
@@ -267,7 +404,7 @@ func TestIDsAreDeterministic(t *testing.T) {
 		t.Errorf("run uuid %q is not a stable 32-hex id", id)
 	}
 	one, two := traceRows(t, sample("req-1", okChat, 1), ContentFull), traceRows(t, sample("req-1", okChat, 1), ContentFull)
-	if one.spans[0].Content != two.spans[0].Content || one.spans[1].SpanID != two.spans[1].SpanID {
+	if one.spans[0].Content != two.spans[0].Content || one.spans[1].SpanID != two.spans[1].SpanID || metadata(one)["mlflow.trace.sizeStats"] != metadata(two)["mlflow.trace.sizeStats"] {
 		t.Errorf("the same record gives different spans")
 	}
 }
@@ -302,13 +439,29 @@ func TestTagAndMetadataValuesRespectMLflowLimits(t *testing.T) {
 	r.AuditReason = strings.Repeat("r", 10_000)
 	r.ErrorMessage = strings.Repeat("e", 9_000)
 	b := traceRows(t, r, ContentFull)
-	for _, kv := range append(b.traceMeta, b.traceTags...) {
+	for _, kv := range b.traceTags {
 		if n := utf8.RuneCountInString(kv.Value); n > maxTagValue {
-			t.Errorf("%s has %d characters, more than %d", kv.Key, n, maxTagValue)
+			t.Errorf("tag %s has %d characters, more than %d", kv.Key, n, maxTagValue)
 		}
 	}
-	if got := metadata(b)["tidygate.audit_reason"]; len(got) != maxTagValue || !strings.HasSuffix(got, "...") {
-		t.Errorf("a long audit reason is kept as %d characters", len(got))
+	for _, kv := range b.traceMeta {
+		if n := utf8.RuneCountInString(kv.Value); n > 250 {
+			t.Errorf("metadata %s has %d characters, more than MLflow's 250", kv.Key, n)
+		}
+	}
+	meta := metadata(b)
+	if got := meta["tidygate.audit_reason"]; len(got) != 250 || !strings.HasSuffix(got, "...") {
+		t.Errorf("a long audit reason is kept as %d characters in the metadata", len(got))
+	}
+	root := parseSpan(t, b.spans[0])
+	for key, whole := range map[string]string{"tidygate.audit_reason": r.AuditReason, "tidygate.error": r.ErrorMessage} {
+		var got string
+		if err := json.Unmarshal([]byte(root.Attributes[key]), &got); err != nil || got != whole {
+			t.Errorf("root span attribute %s holds %d characters (%v), want the whole %d", key, len(got), err, len(whole))
+		}
+	}
+	if _, ok := root.Attributes["tidygate.key_id"]; ok {
+		t.Errorf("a short metadata value is copied onto the root span")
 	}
 }
 
@@ -344,7 +497,18 @@ func TestContentModes(t *testing.T) {
 				if got := strings.Contains(ti.RequestPreview, "secret"); got != tc.previews {
 					t.Errorf("shape %d: request preview %q, want text = %v", shape, ti.RequestPreview, tc.previews)
 				}
-				others, _ := json.Marshal([]any{b.traceTags, b.traceMeta, b.runs, b.runTags, b.params, b.metrics})
+				var meta []keyValueRow
+				for _, kv := range b.traceMeta {
+					if kv.Key == "mlflow.traceInputs" || kv.Key == "mlflow.traceOutputs" {
+						// MLflow's legacy copy of the root span's inputs and outputs: text only with it.
+						if got := strings.Contains(kv.Value, "secret"); got && !tc.inSpans {
+							t.Errorf("shape %d: %s holds text under content mode %s", shape, kv.Key, tc.mode)
+						}
+						continue
+					}
+					meta = append(meta, kv)
+				}
+				others, _ := json.Marshal([]any{b.traceTags, meta, b.runs, b.runTags, b.params, b.metrics})
 				if strings.Contains(string(others), secret) {
 					t.Errorf("shape %d: prompt text in tags, metadata or runs: %s", shape, others)
 				}
