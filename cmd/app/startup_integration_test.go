@@ -68,7 +68,7 @@ func testConfig(t *testing.T, extra map[string]string) infra.Config {
 	return cfg
 }
 
-// TestInitializationOrder asserts the seed's order — delegate, shared pool,
+// TestInitializationOrder asserts the order docs/DESIGN-NOTES.md §3 explains — delegate, shared pool,
 // gateway registration, MLflow call log — from the constructors fx ran and
 // from the startup report, in both MLflow pool modes.
 func TestInitializationOrder(t *testing.T) {

@@ -125,7 +125,7 @@ func runPools(ctx context.Context, o options, r *report) (err error) {
 	r.para("`pgx-one-conn-no-pool` and `psycopg2-one-conn-autocommit` are the floor: the query on one open connection, no pool, one round trip. " +
 		"`pgxpool-insert-commit` is one durable write (a one-row INSERT committed on its own, waiting for the WAL flush): what each synchronous transaction on tidygate's request path costs on this server. " +
 		"The Python pools are the original system's: psycopg2 `SimpleConnectionPool(1, 10)` with `getconn`/`putconn` (psycopg2 opens a transaction for the SELECT and `putconn` rolls it back), " +
-		"and SQLAlchemy's `QueuePool` with the seed's `MLFLOW_SQLALCHEMY_*` values (`pool_size=10, max_overflow=20, pool_timeout=30, pool_recycle=1800, pool_pre_ping=True`; the pre-ping is a round trip, and the pool's reset on return is a ROLLBACK).")
+		"and SQLAlchemy's `QueuePool` with the original system's `MLFLOW_SQLALCHEMY_*` values (`pool_size=10, max_overflow=20, pool_timeout=30, pool_recycle=1800, pool_pre_ping=True`; the pre-ping is a round trip, and the pool's reset on return is a ROLLBACK).")
 	if p, ok := runs["Pool/psycopg2-SimpleConnectionPool"]; ok {
 		x := p.median() / base
 		r.target("Pooled query ≥ 5× faster than psycopg2's pool", fmt.Sprintf("%.2f×", x), x >= 5)
@@ -137,7 +137,7 @@ func runPools(ctx context.Context, o options, r *report) (err error) {
 	return nil
 }
 
-// newBenchPool is a pool sized as the seed's shared pool (1 to 10
+// newBenchPool is a pool sized as the default shared pool (1 to 10
 // connections); ping makes it ping on every acquire.
 func newBenchPool(ctx context.Context, dsn string, ping bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)

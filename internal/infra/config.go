@@ -36,7 +36,7 @@ type Config struct {
 	DBSSLMode         string        `env:"DB_SSLMODE" envDefault:"prefer"`
 	DBSSLRootCert     string        `env:"DB_SSLROOTCERT"`                          // CA file for verify-ca / verify-full
 	DBPoolMinConns    int32         `env:"DB_POOL_MIN_CONNS" envDefault:"1"`        // profile default
-	DBPoolMaxConns    int32         `env:"DB_POOL_MAX_CONNS" envDefault:"10"`       // seed default
+	DBPoolMaxConns    int32         `env:"DB_POOL_MAX_CONNS" envDefault:"10"`       // docs/DESIGN-NOTES.md §2
 	DBAcquireTimeout  time.Duration `env:"DB_POOL_ACQUIRE_TIMEOUT" envDefault:"5s"` // profile default
 	DBConnectTimeout  time.Duration `env:"DB_CONNECT_TIMEOUT" envDefault:"5s"`      // profile default
 	DBMaxConnLifetime time.Duration `env:"DB_POOL_MAX_CONN_LIFETIME" envDefault:"1h"`

@@ -6,7 +6,7 @@ import (
 )
 
 // Deployment profiles (DEPLOY_PROFILE) give pool defaults suited to where
-// tidygate runs relative to its database. The seed's latencies drive them: a
+// tidygate runs relative to its database. The latencies in docs/DESIGN-NOTES.md §2 drive them: a
 // new connection costs 50–150 ms from a home network to AWS but under 5 ms
 // inside AWS, while reusing a pooled connection costs 2–10 ms either way.
 //

@@ -25,9 +25,8 @@ func RegisterGateway(d *Delegate, shared *SharedPool) GatewayRegistration {
 }
 
 // OpenMLflowPool returns the pool the MLflow call log writes through and
-// records it in the startup report. With MLFLOW_POOL=shared (the seed's
-// option A) that is the shared pool itself; with MLFLOW_POOL=dedicated
-// (option B) it opens the pool "mlflow" (application_name tidygate-mlflow)
+// records it in the startup report. With MLFLOW_POOL=shared that is the shared pool itself; with MLFLOW_POOL=dedicated
+// it opens the pool "mlflow" (application_name tidygate-mlflow)
 // from the MLFLOW_SQLALCHEMY_* settings, to MLFLOW_TRACKING_URI when set.
 // Only a dedicated pool (Pool.Dedicated) is the caller's to close.
 func (r GatewayRegistration) OpenMLflowPool(ctx context.Context) (*Pool, error) {
@@ -57,7 +56,7 @@ func (r GatewayRegistration) OpenMLflowPool(ctx context.Context) (*Pool, error) 
 }
 
 // mlflowSettings maps SQLAlchemy's pool settings onto pgxpool, keeping
-// their meaning (reference/pools.md §2):
+// their meaning (docs/DESIGN-NOTES.md §4):
 //
 //   - POOL_SIZE + MAX_OVERFLOW is the most connections the pool opens; none
 //     is opened before it is needed, and after a burst, connections released

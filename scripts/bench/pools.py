@@ -7,7 +7,7 @@ concurrency 1, for about --benchtime seconds after a short warm-up, and
 prints a JSON list of {"name", "n", "ns_per_op"} on stdout.
 
   psycopg2 SimpleConnectionPool(1, 10)    what the original gateway used
-  SQLAlchemy QueuePool, pre-ping on       with the seed's MLFLOW_SQLALCHEMY_* values
+  SQLAlchemy QueuePool, pre-ping on       with the original's MLFLOW_SQLALCHEMY_* values
   one psycopg2 connection, autocommit      the floor: one round trip, no pool
   psycopg2.connect per query              for reference
 
@@ -25,7 +25,8 @@ import psycopg2
 import psycopg2.pool
 import sqlalchemy
 
-# The seed's values (configure_mlflow_pooling.py), with SQLAlchemy's meaning.
+# The original system's MLFLOW_SQLALCHEMY_* values, with SQLAlchemy's meaning
+# (docs/DESIGN-NOTES.md §4).
 SQLALCHEMY_POOL = dict(
     pool_size=10,
     max_overflow=20,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build localhost/tidygate-pg:15, a PostgreSQL 15 image FROM scratch made of the
 # host's Debian PostgreSQL 15 binaries, for machines with a Docker engine but
-# no container registry (see shared/reference/testing-with-containers.md §3).
+# no container registry (see docs/DESIGN-NOTES.md §5).
 #
 # Usage: scripts/pg-image/build.sh [--force]
 #
