@@ -33,7 +33,9 @@ ENV HTTP_ADDR=0.0.0.0:8080 \
 # The journal must survive a container's replacement: mount a volume here.
 VOLUME ["/var/lib/tidygate/journal"]
 
-# The API (and /healthz, /readyz, /metrics unless ADMIN_ADDR moves them).
+# The API, with /healthz and /readyz. /metrics and /debug/* are on ADMIN_ADDR,
+# which defaults to 127.0.0.1:9090, unreachable from outside the container:
+# set ADMIN_ADDR=0.0.0.0:9090 to scrape it, on a private network only.
 EXPOSE 8080
 
 # tidygate drains on SIGTERM: the HTTP server stops accepting and finishes

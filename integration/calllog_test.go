@@ -257,7 +257,7 @@ func TestLogModeOffRecordsNothing(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	}
-	if _, body := s.do("GET", "/debug/startup", ""); !strings.Contains(string(body), "MLFLOW_LOG_MODE=off") {
+	if _, body := s.adminGet("/debug/startup"); !strings.Contains(string(body), "MLFLOW_LOG_MODE=off") {
 		t.Errorf("/debug/startup does not say the call log is off: %s", body)
 	}
 	if err := s.Stop(30 * time.Second); err != nil {

@@ -155,10 +155,10 @@ func recoveryTime(t *testing.T, s *service, within time.Duration) time.Duration 
 	return 0
 }
 
-// metric reads one unlabelled or labelled sample from /metrics.
+// metric reads one unlabelled or labelled sample from /metrics on the admin address.
 func metric(t *testing.T, s *service, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
+	resp, err := http.Get(s.Admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

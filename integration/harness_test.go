@@ -58,6 +58,7 @@ type service struct {
 	t       testing.TB
 	cmd     *exec.Cmd
 	URL     string       // http://127.0.0.1:port
+	Admin   string       // http://127.0.0.1:port of ADMIN_ADDR: /metrics, /debug/*
 	Key     string       // the API key requests use; the dev key unless set
 	ok      atomic.Int64 // chat calls answered 200 through timedCall
 	env     []string
@@ -84,6 +85,7 @@ func baseEnv(t testing.TB, dsn string) []string {
 	return []string{
 		"DATABASE_URL=" + dsn,
 		"HTTP_ADDR=" + freeAddr(t),
+		"ADMIN_ADDR=" + freeAddr(t),
 		"MLFLOW_JOURNAL_DIR=" + t.TempDir(),
 		"MLFLOW_SCHEMA=create",
 		"LOG_FORMAT=json",
@@ -109,6 +111,9 @@ func startNoWait(t testing.TB, env []string, args ...string) *service {
 	for _, kv := range env {
 		if addr, ok := strings.CutPrefix(kv, "HTTP_ADDR="); ok {
 			s.URL = "http://" + addr
+		}
+		if addr, ok := strings.CutPrefix(kv, "ADMIN_ADDR="); ok {
+			s.Admin = "http://" + addr
 		}
 	}
 	s.cmd = exec.Command(binary, args...)
@@ -198,6 +203,17 @@ type reply struct {
 	Header     http.Header
 }
 
+// adminGet sends GET path to the admin address (ADMIN_ADDR), without a key.
+func (s *service) adminGet(path string) (int, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, s.Admin+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	r, b := s.send(req)
+	return r.StatusCode, b
+}
+
 // do sends a request with the service's key and an audit reason unless the
 // headers say otherwise, and returns the response with its body read.
 func (s *service) do(method, path, body string, header ...string) (*reply, []byte) {
@@ -216,6 +232,12 @@ func (s *service) do(method, path, body string, header ...string) (*reply, []byt
 			req.Header.Set(header[i], header[i+1])
 		}
 	}
+	return s.send(req)
+}
+
+// send sends req and returns the response with its body read.
+func (s *service) send(req *http.Request) (*reply, []byte) {
+	s.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

@@ -87,9 +87,9 @@ func TestMLflowPoolModes(t *testing.T) {
 					t.Fatalf("connections by application_name = %v, want tidygate-shared and tidygate-mlflow", names)
 				}
 			}
-			resp, body := s.do("GET", "/debug/startup", "")
-			if resp.StatusCode != 200 {
-				t.Fatalf("/debug/startup: %d", resp.StatusCode)
+			code, body := s.adminGet("/debug/startup")
+			if code != 200 {
+				t.Fatalf("/debug/startup: %d", code)
 			}
 			var steps []struct {
 				Component string         `json:"component"`

@@ -12,7 +12,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -61,7 +60,7 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	_, b := s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer tg-wrong-key-0000000000000000")
 	seen.Write(b)
 	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
-		_, b := s.do("GET", path, "")
+		_, b := s.adminGet(path)
 		seen.Write(b)
 	}
 	waitTraces(t, admin, 2)
@@ -225,25 +224,49 @@ func selfSignedChain(t *testing.T) (caPEM, certPEM, keyPEM []byte) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
-// TestAdminAddressSeparatesDebugAndMetrics binds /metrics and /debug/* to
-// ADMIN_ADDR: the API address keeps only the probes. Go's profiles
-// (/debug/pprof/) are served on the admin address only.
+// TestAdminAddressSeparatesDebugAndMetrics serves /metrics and /debug/* on
+// ADMIN_ADDR only: the API address keeps the probes, and its /readyz gives
+// the verdict without reasons. Go's profiles (/debug/pprof/) are served on
+// the admin address only.
 func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
-	admin := freeAddr(t)
-	s := start(t, append(baseEnv(t, pgtest.New(t)), "ADMIN_ADDR="+admin))
+	s := start(t, baseEnv(t, pgtest.New(t)))
 	for path, want := range map[string]int{"/metrics": 404, "/debug/startup": 404, "/debug/pprof/": 404, "/readyz": 200, "/healthz": 200} {
 		if resp, _ := s.do("GET", path, ""); resp.StatusCode != want {
 			t.Errorf("API address %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	if _, body := s.do("GET", "/readyz", ""); strings.TrimSpace(string(body)) != `{"status":"ready"}` {
+		t.Errorf("API address /readyz: %s, want the status only", body)
+	}
 	for _, path := range []string{"/metrics", "/debug/startup", "/readyz", "/debug/pprof/", "/debug/pprof/heap"} {
-		resp, err := http.Get("http://" + admin + path)
-		if err != nil {
-			t.Fatal(err)
+		if code, _ := s.adminGet(path); code != 200 {
+			t.Errorf("admin address %s: %d, want 200", path, code)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("admin address %s: %d, want 200", path, resp.StatusCode)
+	}
+}
+
+// TestUnreachableDatabaseStaysUnnamed starts tidygate against a database
+// that refuses connections and asks every unauthenticated endpoint on both
+// addresses, and an API call: none names the database's host, port, name
+// or user.
+func TestUnreachableDatabaseStaysUnnamed(t *testing.T) {
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	env := baseEnv(t, "postgres://tg_hidden_user:pw@"+addr+"/tg_hidden_db?sslmode=disable")
+	s := startNoWait(t, append(env, "DB_CONNECT_TIMEOUT=1s", "DB_POOL_ACQUIRE_TIMEOUT=1s"))
+	waitStatus(t, s, "/readyz", 503, 20*time.Second)
+	var seen strings.Builder
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/debug/startup"} {
+		_, b := s.do("GET", path, "", "Authorization", "")
+		seen.Write(b)
+		_, b = s.adminGet(path)
+		seen.Write(b)
+	}
+	_, b := s.do("POST", "/v1/chat/completions", chatBody)
+	seen.Write(b)
+	for _, detail := range []string{"tg_hidden_user", "tg_hidden_db", addr, ":" + port} {
+		if strings.Contains(seen.String(), detail) {
+			t.Errorf("an unauthenticated answer reveals %q:\n%s", detail, seen.String())
 		}
 	}
 }

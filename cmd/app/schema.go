@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/tidygate/tidygate/internal/infra"
 )
 
 // schemaGate applies the gateway's migrations in the background until they
@@ -84,15 +86,20 @@ func (g *schemaGate) err() error {
 }
 
 // guard answers /readyz with 503 until the schema is applied, and passes
-// everything else (and /readyz afterwards) to next.
-func (g *schemaGate) guard(next http.Handler) http.Handler {
+// everything else (and /readyz afterwards) to next. detail adds why, in
+// words that name no host, port, database or user.
+func (g *schemaGate) guard(next http.Handler, detail bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/readyz" {
 			if err := g.err(); err != nil {
 				w.Header().Set("Content-Type", "application/json")
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusServiceUnavailable)
-				_ = json.NewEncoder(w).Encode(map[string]any{"status": "unavailable", "schema": err.Error()})
+				body := map[string]any{"status": "unavailable"}
+				if detail {
+					body["schema"] = "not applied yet (the log says why): " + infra.SafeReason(err)
+				}
+				_ = json.NewEncoder(w).Encode(body)
 				return
 			}
 		}

@@ -156,21 +156,21 @@ func newService(cfg infra.Config, cat *domain.Catalogue, providers map[string]po
 	})
 }
 
-// servers are the API server and, when ADMIN_ADDR is set, the admin server.
+// servers are the API server and, unless ADMIN_ADDR is off, the admin server.
 type servers struct{ api, admin *http.Server }
 
+// newServers builds the API server, which serves only /healthz and /readyz
+// (the verdict, no reasons) besides the API, and the admin server on
+// ADMIN_ADDR with /metrics, /debug/startup, Go's profiles and /readyz with
+// each pool's state.
 func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *mlflow.CallLog, stores *gatewayStores) *servers {
-	admin := d.AdminHandler(func() []*infra.Pool { return calls.Pools(shared.Pool) })
+	pools := func() []*infra.Pool { return calls.Pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
-	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger}
+	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
+		Probes: stores.schema.guard(d.ProbeHandler(pools), false)}
 	s := &servers{}
-	if cfg.AdminAddr == "" {
-		opts.Admin = stores.schema.guard(admin)
-	} else {
-		// /metrics and /debug/* move to the admin address; the probes stay on
-		// the API address too, where load balancers look for them.
-		opts.Admin = probesOnly(stores.schema.guard(admin))
-		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(admin)), timeouts)
+	if cfg.AdminAddr != infra.AdminOff {
+		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(d.AdminHandler(pools), true)), timeouts)
 	}
 	s.api = httpapi.NewServer(cfg.HTTPAddr, httpapi.NewHandler(svc, opts), timeouts)
 	for _, srv := range []*http.Server{s.api, s.admin} {
@@ -213,15 +213,4 @@ func withProfiles(admin http.Handler) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", admin)
 	return mux
-}
-
-// probesOnly passes /healthz and /readyz to h and answers 404 to the rest.
-func probesOnly(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
-			http.NotFound(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -55,6 +55,7 @@ func testConfig(t *testing.T, extra map[string]string) infra.Config {
 	env := map[string]string{
 		"DATABASE_URL":       pgtest.New(t),
 		"HTTP_ADDR":          "127.0.0.1:0",
+		"ADMIN_ADDR":         "127.0.0.1:0",
 		"MLFLOW_JOURNAL_DIR": t.TempDir(),
 		"MLFLOW_SCHEMA":      "create",
 	}

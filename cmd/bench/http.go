@@ -123,7 +123,7 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mockUR
 type gateway struct {
 	*child
 	db       *scratchDB
-	admin    string // the admin server's URL (profiles), when -pprof is set
+	admin    string // the admin server's URL: /metrics and the profiles
 	answered int64  // calls answered 200, counted by the sections
 }
 
@@ -151,15 +151,14 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 	cmd.Env = append(os.Environ(), "DEPLOY_PROFILE=local", "HTTP_ADDR="+addr, "DATABASE_URL="+db.dsn,
 		"MLFLOW_JOURNAL_DIR="+filepath.Join(dir, "journal"), "MLFLOW_SCHEMA=create", "CATALOGUE_FILE="+cat,
 		"OPENAI_BASE_URL="+mockURL+"/v1", "OPENAI_API_KEY=bench")
-	admin := ""
-	if o.profileDir != "" {
-		a, err := freeAddr()
-		if err != nil {
-			return nil, errors.Join(err, db.drop())
-		}
-		admin = "http://" + a
-		cmd.Env = append(cmd.Env, "ADMIN_ADDR="+a)
+	// Every gateway gets its own admin address: /metrics (and the profiles
+	// -pprof fetches) are served there, never on the API address.
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, errors.Join(err, db.drop())
 	}
+	admin := "http://" + adminAddr
+	cmd.Env = append(cmd.Env, "ADMIN_ADDR="+adminAddr)
 	cmd.Env = append(cmd.Env, o.env...)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	c, err := newChild(tmp, name, cmd)
@@ -186,7 +185,7 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 // (go tool pprof reads it with the binary); it returns when the profile is
 // written. Without -pprof it does nothing.
 func (g *gateway) profileCPU(ctx context.Context, dir, name string, d time.Duration) error {
-	if g.admin == "" || dir == "" {
+	if dir == "" {
 		return nil
 	}
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", g.admin, max(1, int(d.Seconds())))
@@ -236,10 +235,14 @@ func (g *gateway) reportDelivery(ctx context.Context, r *report) error {
 	return nil
 }
 
-// goMemStats reads the Go runtime's cumulative allocation counters from a
-// Prometheus /metrics page; ok is false when the page does not have them.
-func goMemStats(ctx context.Context, base string) (mallocs, bytes float64, ok bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+// goMemStats reads the Go runtime's cumulative allocation counters from
+// tidygate's /metrics page on its admin address; ok is false when g is nil
+// (the target is not tidygate) or the page does not have them.
+func goMemStats(ctx context.Context, g *gateway) (mallocs, bytes float64, ok bool) {
+	if g == nil {
+		return 0, 0, false
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
 	if err != nil {
 		return 0, 0, false
 	}

@@ -20,7 +20,7 @@ func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (m
 	for _, ep := range eps {
 		req := ep.request(false)
 		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
-		m0, b0, haveStats := goMemStats(ctx, ep.base)
+		m0, b0, haveStats := goMemStats(ctx, ep.gw)
 		profiled := make(chan error, 1)
 		if ep.gw != nil {
 			go func() { profiled <- ep.gw.profileCPU(ctx, o.profileDir, "tidygate-throughput", o.duration-time.Second) }()
@@ -34,7 +34,7 @@ func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (m
 		if err := <-profiled; err != nil {
 			return nil, fmt.Errorf("%s: CPU profile: %w", ep.name, err)
 		}
-		m1, b1, _ := goMemStats(ctx, ep.base)
+		m1, b1, _ := goMemStats(ctx, ep.gw)
 		out[ep.name] = t
 		mem, err := ep.proc.memory()
 		if err != nil {

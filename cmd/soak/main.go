@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	svc := exec.Command(o.binary, "serve", "--dev-key")
 	svc.Env = append(os.Environ(), "DATABASE_URL="+proxied, "HTTP_ADDR="+addr, "MLFLOW_JOURNAL_DIR="+journal,
+		"ADMIN_ADDR=off", // the soak reads no metrics; no fixed port to collide on
 		"MLFLOW_SCHEMA=create", "DB_POOL_ACQUIRE_TIMEOUT=1s", "DB_CONNECT_TIMEOUT=1s", "LOG_FORMAT=json")
 	svc.Stdout, svc.Stderr = logFile, logFile
 	if err := svc.Start(); err != nil {

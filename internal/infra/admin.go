@@ -3,13 +3,17 @@ package infra
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// AdminHandler serves the operational endpoints:
+// AdminHandler serves the operational endpoints on the admin address
+// (ADMIN_ADDR):
 //
 //   - GET /healthz: 200 {"status":"ok"} while the process runs;
 //   - GET /readyz: pings every pool pools returns, concurrently, each within
@@ -18,10 +22,34 @@ import (
 //   - GET /debug/startup: the startup report as a JSON array of steps;
 //   - GET /metrics: the delegate's Prometheus registry.
 //
+// No answer names the database's host, port, name or user: a pool's state
+// is the client-safe message of its error, never the driver's error.
 // pools is called on each /readyz request, so it may list pools opened after
 // the handler was built; nil means none.
 func (d *Delegate) AdminHandler(pools func() []*Pool) http.Handler {
 	mux := http.NewServeMux()
+	addProbes(mux, pools, true)
+	mux.HandleFunc("GET /debug/startup", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, startupJSON(d.Startup.Steps()))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// ProbeHandler serves the probes the API address keeps for load balancers,
+// and nothing else: GET /healthz as AdminHandler does, and GET /readyz with
+// the same checks but only the verdict, {"status":"ready"} (200) or
+// {"status":"unavailable"} (503). Anyone who can reach the API can ask; the
+// reasons are on the admin address.
+func (d *Delegate) ProbeHandler(pools func() []*Pool) http.Handler {
+	mux := http.NewServeMux()
+	addProbes(mux, pools, false)
+	return mux
+}
+
+// addProbes adds /healthz and /readyz to mux; detail says whether /readyz
+// names each pool and its state.
+func addProbes(mux *http.ServeMux, pools func() []*Pool, detail bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -30,13 +58,8 @@ func (d *Delegate) AdminHandler(pools func() []*Pool) http.Handler {
 		if pools != nil {
 			list = pools()
 		}
-		writeReadiness(r.Context(), w, list)
+		writeReadiness(r.Context(), w, list, detail)
 	})
-	mux.HandleFunc("GET /debug/startup", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, startupJSON(d.Startup.Steps()))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
-	return mux
 }
 
 // readiness is the body of /readyz.
@@ -45,9 +68,20 @@ type readiness struct {
 	Pools  map[string]string `json:"pools"`  // pool name → "ok" or why it is not
 }
 
+// SafeReason is what an unauthenticated answer may say about err: the
+// client-safe message of the *domain.Error in its chain, without the
+// driver's cause (which names hosts, ports, databases and users), or a
+// generic sentence when err carries none.
+func SafeReason(err error) string {
+	if e, ok := errors.AsType[*domain.Error](err); ok {
+		return e.Message
+	}
+	return "database unavailable"
+}
+
 // writeReadiness pings the distinct pools in list concurrently and answers
-// 200 when all of them answer, 503 otherwise.
-func writeReadiness(ctx context.Context, w http.ResponseWriter, list []*Pool) {
+// 200 when all of them answer, 503 otherwise; detail adds each pool's state.
+func writeReadiness(ctx context.Context, w http.ResponseWriter, list []*Pool, detail bool) {
 	byName := map[string]*Pool{}
 	for _, p := range list {
 		if p != nil {
@@ -63,7 +97,7 @@ func writeReadiness(ctx context.Context, w http.ResponseWriter, list []*Pool) {
 		wg.Go(func() {
 			state := "ok"
 			if err := p.Ping(ctx); err != nil {
-				state = err.Error()
+				state = SafeReason(err)
 			}
 			mu.Lock()
 			body.Pools[name] = state
@@ -78,6 +112,10 @@ func writeReadiness(ctx context.Context, w http.ResponseWriter, list []*Pool) {
 		}
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	if !detail {
+		writeJSON(w, status, map[string]string{"status": body.Status})
+		return
+	}
 	writeJSON(w, status, body)
 }
 
@@ -96,7 +134,6 @@ type poolJSON struct {
 	MinConns         int32  `json:"min_conns"`
 	MaxConns         int32  `json:"max_conns"`
 	Mode             string `json:"mode"`
-	Target           string `json:"target"`
 	AcquireTimeoutMS int64  `json:"acquire_timeout_ms"`
 }
 
@@ -107,7 +144,7 @@ func startupJSON(steps []Step) []stepJSON {
 		if p := s.Pool; p != nil {
 			out[i].Pool = &poolJSON{
 				Name: p.Name, ApplicationName: p.ApplicationName, MinConns: p.MinConns, MaxConns: p.MaxConns,
-				Mode: p.Mode, Target: p.Target, AcquireTimeoutMS: p.AcquireTimeout.Milliseconds(),
+				Mode: p.Mode, AcquireTimeoutMS: p.AcquireTimeout.Milliseconds(),
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -102,8 +103,8 @@ func TestDebugStartup(t *testing.T) {
 			t.Errorf("pool %s = %v, want %v", key, pool[key], want)
 		}
 	}
-	if target, _ := pool["target"].(string); !strings.HasPrefix(target, "127.0.0.1:") {
-		t.Errorf("pool target = %v", pool["target"])
+	if _, has := pool["target"]; has {
+		t.Errorf("/debug/startup names the database's address: %v", pool["target"])
 	}
 	if strings.Contains(body, "Hunter2") || strings.Contains(body, "password") {
 		t.Fatalf("/debug/startup mentions the password: %s", body)
@@ -167,5 +168,49 @@ func TestStartupReportNumbersAndCopies(t *testing.T) {
 	again := r.Steps()
 	if len(again) != 2 || again[0].Seq != 1 || again[1].Seq != 2 || again[1].Component != "b" || again[1].Pool.MaxConns != 3 {
 		t.Fatalf("steps = %+v, pool %+v", again, again[1].Pool)
+	}
+}
+
+// TestUnauthenticatedAnswersHideTheDatabase asks every unauthenticated
+// endpoint, on the API address (ProbeHandler) and on the admin address
+// (AdminHandler), while the database is unreachable: no answer names the
+// database's host, port, name or user. The API address's /readyz says
+// only whether tidygate is ready.
+func TestUnauthenticatedAnswersHideTheDatabase(t *testing.T) {
+	addr := closedAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	d := NewDelegate(poolTestConfig(t, map[string]string{
+		"DATABASE_URL":            "postgres://tg_hidden_user:" + trickyPasswordURL + "@" + addr + "/tg_hidden_db?sslmode=disable",
+		"DB_POOL_ACQUIRE_TIMEOUT": "2s",
+		"DB_CONNECT_TIMEOUT":      "2s",
+	}), nil)
+	shared := openShared(t, d)
+	pools := func() []*Pool { return []*Pool{shared.Pool} }
+	admin, probes := d.AdminHandler(pools), d.ProbeHandler(pools)
+
+	var seen strings.Builder
+	for _, path := range []string{"/healthz", "/readyz", "/debug/startup", "/metrics"} {
+		_, body := serve(t, admin, path)
+		seen.WriteString(body)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		_, body := serve(t, probes, path)
+		seen.WriteString(body)
+	}
+	for _, detail := range []string{"tg_hidden_user", "tg_hidden_db", addr, ":" + port, "Hunter2"} {
+		if strings.Contains(seen.String(), detail) {
+			t.Errorf("an unauthenticated answer reveals %q", detail)
+		}
+	}
+	code, body := serve(t, probes, "/readyz")
+	if code != http.StatusServiceUnavailable || strings.TrimSpace(body) != `{"status":"unavailable"}` {
+		t.Errorf("API /readyz: %d %s, want 503 with the status only", code, body)
+	}
+	for _, path := range []string{"/metrics", "/debug/startup", "/debug/pprof/"} {
+		w := httptest.NewRecorder()
+		probes.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if w.Code != http.StatusNotFound {
+			t.Errorf("API address %s: %d, want 404", path, w.Code)
+		}
 	}
 }

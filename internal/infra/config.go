@@ -66,7 +66,7 @@ type Config struct {
 
 	// HTTP.
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
-	AdminAddr         string        `env:"ADMIN_ADDR"` // serves /metrics and /debug/* separately when set
+	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"` // /metrics and /debug/*; "off" serves them nowhere
 	MaxBodyBytes      int64         `env:"HTTP_MAX_BODY_BYTES" envDefault:"4194304"`
 	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" envDefault:"10s"`
 	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"120s"`
@@ -95,6 +95,9 @@ type Config struct {
 
 	profileSet []string // what the profile filled in; see ProfileDefaults
 }
+
+// AdminOff is the ADMIN_ADDR that serves /metrics and /debug/* nowhere.
+const AdminOff = "off"
 
 // Seconds is a duration written as a number of seconds, as SQLAlchemy's pool
 // settings are ("30", "1.5"); a Go duration ("30s") is accepted too.
@@ -403,7 +406,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("MLFLOW_WRITER_FLUSH_INTERVAL", cfg.WriterFlushInterval)
 
 	c.listenAddr("HTTP_ADDR", cfg.HTTPAddr)
-	if cfg.AdminAddr != "" {
+	if cfg.AdminAddr != AdminOff {
 		c.listenAddr("ADMIN_ADDR", cfg.AdminAddr)
 		if cfg.AdminAddr == cfg.HTTPAddr && !strings.HasSuffix(cfg.AdminAddr, ":0") {
 			c.fail("ADMIN_ADDR", cfg.AdminAddr, "must differ from HTTP_ADDR")

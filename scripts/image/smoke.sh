@@ -83,7 +83,8 @@ done
 docker exec "$pg" pg_isready -h 127.0.0.1 -U postgres -d tidygate >/dev/null || fail "PostgreSQL did not become ready"
 
 say "starting $image"
-gw=$(docker run -d --name "$run_id-gw" --network "$net" -p 127.0.0.1::8080 \
+gw=$(docker run -d --name "$run_id-gw" --network "$net" -p 127.0.0.1::8080 -p 127.0.0.1::9090 \
+	-e ADMIN_ADDR=0.0.0.0:9090 \
 	--env-file "$secrets/tidygate.env" \
 	-e DEPLOY_PROFILE=local -e MLFLOW_SCHEMA=create \
 	-e DB_HOST=postgres -e DB_NAME=tidygate -e DB_USER=postgres -e DB_SSLMODE=disable \
@@ -93,6 +94,9 @@ gw=$(docker run -d --name "$run_id-gw" --network "$net" -p 127.0.0.1::8080 \
 port=$(docker port "$gw" 8080/tcp | head -n1 | sed 's/.*://')
 [ -n "$port" ] || fail "no published port"
 base=http://127.0.0.1:$port
+admin_port=$(docker port "$gw" 9090/tcp | head -n1 | sed 's/.*://')
+[ -n "$admin_port" ] || fail "no published admin port"
+admin=http://127.0.0.1:$admin_port
 
 ready=
 for _ in $(seq 60); do
@@ -119,7 +123,9 @@ grep -q '"choices"' <<<"$body" || fail "chat response has no choices: $body"
 request_id=$(awk 'tolower($1) == "x-request-id:" { sub(/\r$/, "", $2); print $2 }' "$headers")
 [ -n "$request_id" ] || fail "no X-Request-Id in the response"
 say "chat call: 200, X-Request-Id $request_id"
-curl -fsS "$base/metrics" | grep -E '^tidygate_(calllog_journaled_total|pool_max_conns)' | sed 's/^/smoke: metric /' >&2 ||
+code=$(curl -sS -o /dev/null -w '%{http_code}' "$base/metrics")
+[ "$code" = 404 ] || fail "/metrics on the API address answered $code, want 404"
+curl -fsS "$admin/metrics" | grep -E '^tidygate_(calllog_journaled_total|pool_max_conns)' | sed 's/^/smoke: metric /' >&2 ||
 	fail "/metrics"
 
 say "docker stop (SIGTERM, up to 40s)"

@@ -447,14 +447,17 @@ func TestUnknownRouteAndWrongMethod(t *testing.T) {
 	}
 }
 
-func TestAdminEndpointsNeedNoKey(t *testing.T) {
-	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("admin " + r.URL.Path)) })
-	r := newRig(t, &fakeGateway{}, httpapi.Options{Admin: admin})
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/debug/startup", "/debug/pprof/heap"} {
+func TestProbesNeedNoKeyAndNothingElseOperationalIsServed(t *testing.T) {
+	probes := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("probe " + r.URL.Path)) })
+	r := newRig(t, &fakeGateway{}, httpapi.Options{Probes: probes})
+	for _, path := range []string{"/healthz", "/readyz"} {
 		rec := r.do("GET", path, "", "Authorization", "")
-		if rec.Code != 200 || rec.Body.String() != "admin "+path || rec.Header().Get("X-Request-Id") == "" {
+		if rec.Code != 200 || rec.Body.String() != "probe "+path || rec.Header().Get("X-Request-Id") == "" {
 			t.Errorf("%s: %d %q", path, rec.Code, rec.Body)
 		}
+	}
+	for _, path := range []string{"/metrics", "/debug/startup", "/debug/pprof/heap"} {
+		errorOf(t, r.do("GET", path, "", "Authorization", ""), 404)
 	}
 	r = newRig(t, &fakeGateway{}, httpapi.Options{})
 	errorOf(t, r.do("GET", "/healthz", ""), 404)

@@ -54,9 +54,10 @@ type Options struct {
 	// StreamWriteTimeout bounds writing one event of a stream to a client
 	// that has stopped reading. Default 30s.
 	StreamWriteTimeout time.Duration
-	// Admin, when set, is served without authentication at /healthz,
-	// /readyz, /metrics and /debug/*.
-	Admin http.Handler
+	// Probes, when set, is served without authentication at /healthz and
+	// /readyz, for load balancers. Nothing else operational is served on
+	// the API address: /metrics and /debug/* belong to the admin address.
+	Probes http.Handler
 }
 
 func (o Options) withDefaults() Options {
@@ -108,10 +109,9 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 	r.Use(h.serveExchange)
 	r.NotFound(h.notFound)
 	r.MethodNotAllowed(h.methodNotAllowed(r))
-	if opts.Admin != nil {
-		for _, pattern := range []string{"/healthz", "/readyz", "/metrics", "/debug/*"} {
-			r.Handle(pattern, opts.Admin)
-		}
+	if opts.Probes != nil {
+		r.Handle("/healthz", opts.Probes)
+		r.Handle("/readyz", opts.Probes)
 	}
 	r.Group(func(r chi.Router) {
 		r.Use(h.authenticate)
