@@ -122,6 +122,23 @@ func TestErrorKinds(t *testing.T) {
 	}
 }
 
+// TestEveryKindIsNamed fails when a kind is added without its name, so that
+// Kinds (which the edges' error-table tests range over) stays complete.
+func TestEveryKindIsNamed(t *testing.T) {
+	kinds := domain.Kinds()
+	if len(kinds) < 9 || kinds[0] != domain.KindInternal {
+		t.Fatalf("Kinds() = %v", kinds)
+	}
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		name := k.String()
+		if name == "" || strings.HasPrefix(name, "kind(") || seen[name] {
+			t.Errorf("kind %d has name %q: give it a unique name in kindNames", uint8(k), name)
+		}
+		seen[name] = true
+	}
+}
+
 func TestCatalogue(t *testing.T) {
 	cat, err := domain.NewCatalogue(domain.DefaultModels())
 	if err != nil {

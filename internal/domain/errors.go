@@ -22,9 +22,13 @@ const (
 	KindRateLimited                 // too many requests or tokens per minute
 	KindUnavailable                 // tidygate cannot serve now (database, journal, concurrency bound)
 	KindUpstream                    // the provider failed after retries and fallbacks
+
+	numKinds // keep last: kindNames has this many entries
 )
 
-var kindNames = [...]string{
+// kindNames has one name per kind; a kind added above without a name here
+// leaves an empty entry, which the domain's tests refuse.
+var kindNames = [numKinds]string{
 	KindInternal:        "internal",
 	KindInvalid:         "invalid",
 	KindUnauthenticated: "unauthenticated",
@@ -42,6 +46,16 @@ func (k Kind) String() string {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Kinds returns every error kind, KindInternal first. The edges' tests use
+// it to prove that each kind has an answer in every error table.
+func Kinds() []Kind {
+	out := make([]Kind, numKinds)
+	for i := range out {
+		out[i] = Kind(i)
+	}
+	return out
 }
 
 // Error makes a Kind usable as a sentinel: errors.Is(err, domain.KindNotFound)
