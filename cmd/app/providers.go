@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/anthropic"
 	"github.com/tidygate/tidygate/internal/adapters/llm/bedrock"
@@ -46,12 +47,12 @@ func newProvider(ctx context.Context, cfg infra.Config, name string) (ports.Prov
 		if cfg.OpenAIAPIKey == "" && cfg.OpenAIBaseURL == "" {
 			return nil, fmt.Errorf("set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM or LM Studio)")
 		}
-		return openai.New(openai.Options{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Timeout: cfg.ProviderTimeout})
+		return openai.New(openai.Options{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Timeout: adapterTimeout(cfg)})
 	case "anthropic":
 		if cfg.AnthropicAPIKey == "" {
 			return nil, fmt.Errorf("set ANTHROPIC_API_KEY")
 		}
-		return anthropic.New(anthropic.Options{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey, Timeout: cfg.ProviderTimeout})
+		return anthropic.New(anthropic.Options{BaseURL: cfg.AnthropicBaseURL, APIKey: cfg.AnthropicAPIKey, Timeout: adapterTimeout(cfg)})
 	case "bedrock":
 		if cfg.AWSRegion == "" {
 			return nil, fmt.Errorf("set AWS_REGION (credentials come from the standard AWS chain)")
@@ -59,4 +60,12 @@ func newProvider(ctx context.Context, cfg infra.Config, name string) (ports.Prov
 		return bedrock.New(ctx, bedrock.Options{Region: cfg.AWSRegion})
 	}
 	return nil, fmt.Errorf("unknown provider; known providers are mock, openai, anthropic, bedrock")
+}
+
+// adapterTimeout is the HTTP adapters' own bound on a call. The gateway
+// bounds each attempt itself (PROVIDER_TIMEOUT to the answer or a stream's
+// first event, PROVIDER_STREAM_TIMEOUT for a whole stream), so the adapters'
+// bound must not cut a stream the gateway still allows.
+func adapterTimeout(cfg infra.Config) time.Duration {
+	return max(cfg.ProviderTimeout, cfg.StreamTimeout)
 }

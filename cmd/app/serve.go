@@ -144,7 +144,7 @@ func provideStores(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared *
 	return s
 }
 
-func newService(cfg infra.Config, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *mlflow.CallLog) (*gateway.Service, error) {
+func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *mlflow.CallLog) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
 		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls,
 	}, gateway.Options{
@@ -153,6 +153,8 @@ func newService(cfg infra.Config, cat *domain.Catalogue, providers map[string]po
 		RetryBackoff:       cfg.RetryBackoff,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,
 		ProviderTimeout:    cfg.ProviderTimeout,
+		StreamTimeout:      cfg.StreamTimeout,
+		Logger:             d.Logger,
 	})
 }
 

@@ -10,9 +10,10 @@ import (
 
 // staleAfter is how old a budget reservation must be before the sweep
 // releases it: far longer than any call can take (every attempt of a model
-// and of its fallbacks), so that only reservations of crashed processes go.
+// and of its fallbacks, or a whole stream), so that only reservations of
+// crashed processes go.
 func staleAfter(cfg infra.Config) time.Duration {
-	return max(15*time.Minute, 4*time.Duration(cfg.ProviderAttempts)*cfg.ProviderTimeout)
+	return max(15*time.Minute, 4*time.Duration(cfg.ProviderAttempts)*cfg.ProviderTimeout, 2*cfg.StreamTimeout)
 }
 
 // expirer releases reservations older than a given age.

@@ -51,3 +51,27 @@ func BudgetExceeded(b Budget, used, amount Micros) *Error {
 	return &Error{Kind: KindBudgetExceeded, Code: "budget_exceeded",
 		Message: fmt.Sprintf("%s is %s and has %s left; this call may cost up to %s", b, b.Limit, max(b.Limit-used, 0), amount)}
 }
+
+// ConsumedChat estimates what a chat call that ended early consumed, by the
+// same rule WorstCaseChat reserves with: the whole prompt (one token per
+// byte plus framing), and one token per byte of the output received so far
+// (text, tool-call arguments and reasoning), never more than maxTokens. It
+// is used only when the provider's own count never arrived, and it never
+// exceeds the reservation.
+func ConsumedChat(r ChatRequest, maxTokens, outputBytes int) Usage {
+	u := WorstCaseChat(r, maxTokens)
+	u.CompletionTokens = min(max(outputBytes, 0), maxTokens)
+	return u
+}
+
+// Within returns u with its prompt and completion tokens capped at those of
+// bound, and each token class capped at its capped total, so that a
+// provider's claim is never charged beyond what was reserved for it.
+func (u Usage) Within(bound Usage) Usage {
+	u.PromptTokens = min(u.PromptTokens, bound.PromptTokens)
+	u.CompletionTokens = min(u.CompletionTokens, bound.CompletionTokens)
+	u.CacheReadTokens = min(u.CacheReadTokens, u.PromptTokens)
+	u.CacheWriteTokens = min(u.CacheWriteTokens, u.PromptTokens)
+	u.ReasoningTokens = min(u.ReasoningTokens, u.CompletionTokens)
+	return u
+}

@@ -21,6 +21,17 @@ const (
 	OutcomeRejected Outcome = "rejected"
 )
 
+// Interruption says what ended a call before it was complete.
+type Interruption string
+
+// The interruptions. Each one leaves a call charged for what it consumed.
+const (
+	InterruptedByUpstream      Interruption = "upstream"       // the provider's stream broke off or failed
+	InterruptedByClient        Interruption = "client"         // the client hung up or stopped reading
+	InterruptedByStreamTimeout Interruption = "stream_timeout" // the stream outlasted PROVIDER_STREAM_TIMEOUT
+	InterruptedByShutdown      Interruption = "shutdown"       // tidygate was shutting down
+)
+
 // CallRecord is everything the audit trail keeps about one call: who asked,
 // why, for which model, what it cost, how it ended. It is handed to the call
 // log once the outcome is known.
@@ -52,10 +63,20 @@ type CallRecord struct {
 	ErrorKind    Kind
 	ErrorMessage string
 
-	Usage        Usage
-	InputCost    Micros
-	OutputCost   Micros
-	ProviderTime time.Duration // time spent waiting on providers
+	// Interrupted says what cut short a call that had consumed something
+	// when it failed; it was then charged for what it consumed.
+	Interrupted Interruption
+	// Usage is the provider's count in full, or tidygate's estimate for an
+	// interrupted call whose count never arrived. The costs are what the
+	// budgets were charged, which is never more than was reserved.
+	Usage Usage
+	// UsageExceedsReservation flags a provider count beyond what the call
+	// could consume: the budgets were charged the reservation's bound, not
+	// the count.
+	UsageExceedsReservation bool
+	InputCost               Micros
+	OutputCost              Micros
+	ProviderTime            time.Duration // time spent waiting on providers
 
 	Messages    []Message // chat input
 	EmbedInputs []string  // embeddings input

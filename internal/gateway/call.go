@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -65,14 +67,17 @@ type operation interface {
 	// m cannot take the request.
 	worstCase(m domain.Model) (domain.Usage, error)
 	// call makes one provider attempt on m and keeps its answer.
-	call(ctx context.Context, p ports.Provider, m domain.Model) error
+	call(a *attempt, p ports.Provider, m domain.Model) error
 	// retryable reports whether another attempt may follow a failed one.
 	retryable() bool
 	// clientError returns the error the client's side raised, if any,
 	// which then explains the call's failure.
 	clientError() error
-	// usage returns the provider's count for a successful call.
-	usage() domain.Usage
+	// streams reports whether the answer is streamed to the client.
+	streams() bool
+	// consumed returns what the call consumed on m, answered or cut short,
+	// and false when it consumed nothing that can be charged.
+	consumed(m domain.Model) (domain.Usage, bool)
 	// answer fills the answer's part of the call record.
 	answer(rec *domain.CallRecord)
 }
@@ -88,6 +93,8 @@ type call struct {
 	chain []domain.Model     // the model asked for, then its fallbacks
 	hold  domain.Reservation // the worst case held in the ledger
 	res   Result             // who answered, after how many attempts
+	cut   error              // set when tidygate's side ended the call: the call's error
+	why   domain.Interruption
 }
 
 func (s *Service) newCall(c Call, op operation) *call {
@@ -183,6 +190,9 @@ func (k *call) worstCost() (domain.Micros, error) {
 // enter admits a call past the rate limits, the call log's capacity and the
 // concurrency bound; on success the caller holds a slot until s.leave.
 func (s *Service) enter(c domain.Caller) error {
+	if s.stopping.Err() != nil {
+		return shuttingDown()
+	}
 	if err := s.limiter.allow(c, s.opts.Now()); err != nil {
 		return err
 	}
@@ -212,18 +222,18 @@ func (k *call) recordModel(m domain.Model, fallback bool) {
 }
 
 // attempt tries each model of the chain in order until one answers, the
-// failure is not worth another attempt, or the client has gone.
+// failure is not worth another attempt, or tidygate's side ended the call.
 func (k *call) attempt(ctx context.Context) error {
 	var last error
 	for i, m := range k.chain {
 		k.recordModel(m, i > 0)
 		done, err := k.tryModel(ctx, m)
 		if done {
-			return k.explain(err)
+			return err
 		}
 		last = err
 	}
-	return k.explain(upstreamFailure(k.res, last))
+	return upstreamFailure(k.res, last)
 }
 
 // tryModel calls m up to MaxAttempts times, backing off between attempts.
@@ -235,44 +245,82 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 	for try := 1; try <= k.s.opts.MaxAttempts; try++ {
 		err = k.tryOnce(ctx, p, m)
 		switch {
+		case k.cut != nil:
+			return true, k.cut
 		case err == nil:
 			return true, nil
-		case ctx.Err() != nil:
-			return true, clientGone(ctx)
 		case !retryable(err) || !k.op.retryable():
 			return true, upstreamFailure(k.res, err)
 		}
-		if try < k.s.opts.MaxAttempts && !sleep(ctx, backoff) {
-			return true, clientGone(ctx)
+		if try < k.s.opts.MaxAttempts && !k.pause(ctx, backoff) {
+			return true, k.cut
 		}
 		backoff *= 2
 	}
 	return false, err
 }
 
-// tryOnce makes one provider attempt within the per-attempt timeout and
-// counts it.
+// tryOnce makes one provider attempt and counts it. When tidygate's side
+// ended it (the client, the stream timeout, a shutdown), k.cut says why.
 func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) error {
-	actx, cancel := context.WithTimeout(ctx, k.s.opts.ProviderTimeout)
-	defer cancel()
+	a := k.s.newAttempt(ctx, k.op.streams())
+	defer a.end()
 	began := time.Now()
-	err := k.op.call(actx, p, m)
+	err := k.op.call(a, p, m)
 	k.res.ProviderTime += time.Since(began)
 	k.res.Attempts++
-	return err
-}
-
-// explain replaces a failure by the client's own, when the client's side
-// raised one: then it, not the provider, ended the call.
-func (k *call) explain(err error) error {
-	if cerr := k.op.clientError(); cerr != nil {
-		return domain.Wrap(domain.KindUnavailable, cerr, "the client stopped reading the stream")
+	k.noteCut(ctx, a.cause())
+	if err != nil && errors.Is(a.cause(), errNoFirstEvent) {
+		return domain.Wrap(domain.KindUpstream, err, fmt.Sprintf("provider %q sent nothing within %s", m.Provider, k.s.opts.ProviderTimeout))
 	}
 	return err
 }
 
+// noteCut sets k.cut when the client, the stream timeout or a shutdown
+// ended the attempt; cause is the attempt context's cause, if it ended.
+func (k *call) noteCut(ctx context.Context, cause error) {
+	switch {
+	case k.op.clientError() != nil:
+		k.interrupt(domain.InterruptedByClient, domain.Wrap(domain.KindUnavailable, k.op.clientError(), "the client stopped reading the stream"))
+	case ctx.Err() != nil:
+		k.interrupt(domain.InterruptedByClient, clientGone(ctx))
+	case errors.Is(cause, errStreamTimeout):
+		k.interrupt(domain.InterruptedByStreamTimeout, &domain.Error{Kind: domain.KindUnavailable, Code: "stream_timeout", Err: cause,
+			Message: fmt.Sprintf("the stream was ended after %s, tidygate's limit for one stream", k.s.opts.StreamTimeout)})
+	case errors.Is(cause, errShuttingDown):
+		k.interrupt(domain.InterruptedByShutdown, shuttingDown())
+	}
+}
+
+// interrupt notes that tidygate's side ended the call, and why.
+func (k *call) interrupt(why domain.Interruption, err error) {
+	k.cut = err
+	k.why = why
+}
+
+// pause waits d before the next attempt, unless the client leaves or
+// tidygate shuts down first; then it notes why and returns false.
+func (k *call) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		k.interrupt(domain.InterruptedByClient, clientGone(ctx))
+	case <-k.s.stopping.Done():
+		k.interrupt(domain.InterruptedByShutdown, shuttingDown())
+	}
+	return false
+}
+
 func clientGone(ctx context.Context) error {
-	return domain.Wrap(domain.KindUnavailable, ctx.Err(), "the client went away before the provider answered")
+	return domain.Wrap(domain.KindUnavailable, ctx.Err(), "the client went away before the call was complete")
+}
+
+func shuttingDown() error {
+	return &domain.Error{Kind: domain.KindUnavailable, Code: "shutting_down", RetryAfter: time.Second,
+		Message: "tidygate is shutting down; retry on another replica"}
 }
 
 func retryable(err error) bool {
@@ -294,34 +342,31 @@ func upstreamFailure(res Result, err error) error {
 		Message: fmt.Sprintf("provider %q failed for model %q after %d attempts", res.Model.Provider, res.Model.Name, res.Attempts)}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// end settles (the call succeeded) or releases (it failed) the reservation,
-// records the call, and returns the call's error. The provider has answered
-// or failed: this bookkeeping completes even if the client has gone away.
+// end settles the reservation on what the call consumed (the provider's
+// count, or an estimate for a call cut short after it had begun to answer)
+// or releases it when nothing was consumed, records the call, and returns
+// the call's error. This bookkeeping completes even if the client has gone.
 func (k *call) end(ctx context.Context, callErr error) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
 	k.rec.Attempts = k.res.Attempts
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
-	if callErr == nil {
-		k.settle(bctx, k.op.usage())
-		k.rec.Outcome = domain.OutcomeOK
+	consumed, charged := k.op.consumed(k.res.Model)
+	if charged {
+		k.settle(bctx, consumed)
 	} else {
 		k.release(bctx)
+	}
+	if callErr != nil {
 		k.rec.Outcome = domain.OutcomeError
 		k.rec.ErrorKind = domain.KindOf(callErr)
 		k.rec.ErrorMessage = joinMessages(callErr.Error(), k.rec.ErrorMessage)
+	} else {
+		k.rec.Outcome = domain.OutcomeOK
+	}
+	if callErr != nil && charged {
+		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
 	if err := k.record(bctx); err != nil {
 		// Fail closed: a call that cannot be recorded is not answered.
@@ -330,21 +375,41 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	return callErr
 }
 
-// settle charges the budgets the actual cost of usage. When the ledger
-// fails, the reservation stays held (an over-estimate) until the ledger's
-// expiry sweep; the call itself succeeded and is recorded.
-func (k *call) settle(ctx context.Context, usage domain.Usage) {
+// settle charges the budgets the cost of usage, bounded by what the call
+// could consume on the model that answered (so never more than was
+// reserved). A claim beyond that bound is recorded in full and flagged.
+// When the ledger fails, the reservation stays held (an over-estimate)
+// until the ledger's expiry sweep; the call itself is recorded.
+func (k *call) settle(ctx context.Context, claimed domain.Usage) {
+	charged := claimed
+	if bound, err := k.op.worstCase(k.res.Model); err == nil {
+		charged = claimed.Within(bound)
+	}
+	if charged != claimed {
+		k.flagClaim(ctx, claimed, charged)
+	}
 	price := k.res.Model.Price
-	k.rec.Usage = usage
-	k.rec.InputCost = price.InputCost(usage)
-	k.rec.OutputCost = price.OutputCost(usage)
+	k.rec.Usage = claimed
+	k.rec.InputCost = price.InputCost(charged)
+	k.rec.OutputCost = price.OutputCost(charged)
 	k.res.Cost = k.rec.Cost()
-	k.s.limiter.addTokens(k.in.Caller, usage.Total(), k.s.opts.Now())
+	k.s.limiter.addTokens(k.in.Caller, charged.Total(), k.s.opts.Now())
 	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
-		Model: k.res.Model.Name, Usage: usage, Cost: k.res.Cost, At: k.s.opts.Now()})
+		Model: k.res.Model.Name, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
 	if err != nil {
 		k.rec.ErrorMessage = "settling the spend failed: " + err.Error()
 	}
+}
+
+// flagClaim marks the record and warns that a provider claimed more than
+// the call could consume.
+func (k *call) flagClaim(ctx context.Context, claimed, charged domain.Usage) {
+	k.rec.UsageExceedsReservation = true
+	k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider usage exceeds what the call could consume; charged the bound",
+		slog.String("request_id", k.in.RequestID), slog.String("model", k.res.Model.Name),
+		slog.String("provider", k.res.Model.Provider),
+		slog.Int("claimed_prompt_tokens", claimed.PromptTokens), slog.Int("claimed_completion_tokens", claimed.CompletionTokens),
+		slog.Int("charged_prompt_tokens", charged.PromptTokens), slog.Int("charged_completion_tokens", charged.CompletionTokens))
 }
 
 // release gives the reservation back: the call cost nothing.

@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"context"
+	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -13,17 +13,46 @@ type chatOp struct {
 	emit func(domain.ChatChunk) error // nil: not streamed
 
 	resp      domain.ChatResponse // the answer, once a provider gave one
+	done      bool                // a provider answered in full
+	attempt   *attempt            // the attempt in progress
 	started   bool                // the client has seen part of an answer
 	clientErr error               // what emit returned when the client stopped reading
+	text      strings.Builder     // the answer's text received so far
+	output    int                 // bytes of output received so far: text, tool-call arguments, reasoning
+	reported  *domain.Usage       // the provider's count, if a chunk carried it
 }
 
-func (o *chatOp) endpoint() domain.Endpoint     { return domain.EndpointChat }
-func (o *chatOp) modelType() domain.ModelType   { return domain.ModelChat }
-func (o *chatOp) validate() error               { return o.req.Validate() }
-func (o *chatOp) retryable() bool               { return !o.started }
-func (o *chatOp) clientError() error            { return o.clientErr }
-func (o *chatOp) usage() domain.Usage           { return o.resp.Usage }
-func (o *chatOp) answer(rec *domain.CallRecord) { rec.Output = o.resp.Content }
+func (o *chatOp) endpoint() domain.Endpoint   { return domain.EndpointChat }
+func (o *chatOp) modelType() domain.ModelType { return domain.ModelChat }
+func (o *chatOp) validate() error             { return o.req.Validate() }
+func (o *chatOp) retryable() bool             { return !o.started }
+func (o *chatOp) clientError() error          { return o.clientErr }
+func (o *chatOp) streams() bool               { return o.emit != nil }
+
+// answer records the answer's text, or the part of it received before the
+// call was cut short.
+func (o *chatOp) answer(rec *domain.CallRecord) {
+	if o.done {
+		rec.Output = o.resp.Content
+		return
+	}
+	rec.Output = o.text.String()
+}
+
+// consumed is the provider's count of a complete answer; for a stream cut
+// short, the count if a chunk carried it, else ConsumedChat's estimate of
+// the prompt and the output received; nothing when no answer began.
+func (o *chatOp) consumed(m domain.Model) (domain.Usage, bool) {
+	switch {
+	case o.done:
+		return o.resp.Usage, true
+	case o.reported != nil:
+		return *o.reported, true
+	case o.started:
+		return domain.ConsumedChat(o.req, domain.OutputCap(o.req, m), o.output), true
+	}
+	return domain.Usage{}, false
+}
 
 func (o *chatOp) describe(rec *domain.CallRecord) {
 	rec.RequestedModel = o.req.Model
@@ -46,23 +75,32 @@ func (o *chatOp) worstCase(m domain.Model) (domain.Usage, error) {
 
 // call sends the request to m under its upstream name, with the output cap
 // the reservation assumed.
-func (o *chatOp) call(ctx context.Context, p ports.Provider, m domain.Model) error {
+func (o *chatOp) call(a *attempt, p ports.Provider, m domain.Model) error {
 	up := o.req
 	up.Model = m.Upstream
 	up.MaxTokens = domain.OutputCap(o.req, m)
+	o.attempt = a
 	var err error
 	if o.emit == nil {
-		o.resp, err = p.Chat(ctx, up)
+		o.resp, err = p.Chat(a.ctx, up)
 	} else {
-		o.resp, err = p.ChatStream(ctx, up, o.forward)
+		o.resp, err = p.ChatStream(a.ctx, up, o.forward)
 	}
+	o.done = err == nil
 	return err
 }
 
-// forward passes one chunk on to the client, noting that the stream has
-// started and whether the client is still reading.
+// forward passes one chunk on to the client, keeping what it carries for
+// the record and the charge, and noting whether the client still reads.
 func (o *chatOp) forward(c domain.ChatChunk) error {
+	o.attempt.started()
 	o.started = true
+	o.text.WriteString(c.Delta)
+	o.output += len(c.Delta) + len(c.ArgumentsDelta) + len(c.ReasoningDelta)
+	if c.Usage != nil {
+		u := *c.Usage
+		o.reported = &u
+	}
 	o.clientErr = o.emit(c)
 	return o.clientErr
 }
@@ -71,6 +109,7 @@ func (o *chatOp) forward(c domain.ChatChunk) error {
 type embedOp struct {
 	req  domain.EmbedRequest
 	resp domain.EmbedResponse
+	done bool // the provider answered
 }
 
 func (o *embedOp) endpoint() domain.Endpoint   { return domain.EndpointEmbeddings }
@@ -78,7 +117,10 @@ func (o *embedOp) modelType() domain.ModelType { return domain.ModelEmbedding }
 func (o *embedOp) validate() error             { return o.req.Validate() }
 func (o *embedOp) retryable() bool             { return true }
 func (o *embedOp) clientError() error          { return nil }
-func (o *embedOp) usage() domain.Usage         { return o.resp.Usage }
+func (o *embedOp) streams() bool               { return false }
+
+// consumed is the provider's count, once it answered.
+func (o *embedOp) consumed(domain.Model) (domain.Usage, bool) { return o.resp.Usage, o.done }
 
 func (o *embedOp) describe(rec *domain.CallRecord) {
 	rec.RequestedModel = o.req.Model
@@ -90,11 +132,12 @@ func (o *embedOp) worstCase(domain.Model) (domain.Usage, error) {
 	return domain.WorstCaseEmbed(o.req), nil
 }
 
-func (o *embedOp) call(ctx context.Context, p ports.Provider, m domain.Model) error {
+func (o *embedOp) call(a *attempt, p ports.Provider, m domain.Model) error {
 	up := o.req
 	up.Model = m.Upstream
 	var err error
-	o.resp, err = p.Embed(ctx, up)
+	o.resp, err = p.Embed(a.ctx, up)
+	o.done = err == nil
 	return err
 }
 

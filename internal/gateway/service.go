@@ -11,7 +11,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -56,9 +58,11 @@ type Options struct {
 	MaxAttempts        int           // attempts per model, default 3
 	RetryBackoff       time.Duration // first backoff, doubled per retry; default 200ms
 	MaxConcurrentCalls int           // concurrent upstream calls; default 256
-	ProviderTimeout    time.Duration // per attempt; default 60s
+	ProviderTimeout    time.Duration // per attempt, to the answer or a stream's first event; default 60s
+	StreamTimeout      time.Duration // bounds a whole stream; default (and at least) ProviderTimeout
 	RecordTimeout      time.Duration // bound on writing the call record; default 10s
 	Now                func() time.Time
+	Logger             *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
 }
 
 func (o Options) withDefaults() Options {
@@ -76,6 +80,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ProviderTimeout <= 0 {
 		o.ProviderTimeout = 60 * time.Second
+	}
+	if o.StreamTimeout < o.ProviderTimeout {
+		o.StreamTimeout = o.ProviderTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.RecordTimeout <= 0 {
 		o.RecordTimeout = 10 * time.Second
@@ -101,7 +111,15 @@ type Service struct {
 	opts    Options
 	limiter *rateLimiter
 	slots   chan struct{} // bounds concurrent upstream calls
+
+	// stopping is cancelled by EndCalls: every call in flight ends where it
+	// is, is charged for what it consumed, and is recorded.
+	stopping context.Context
+	stop     context.CancelCauseFunc
 }
+
+// errShuttingDown is the cause of the calls EndCalls ends.
+var errShuttingDown = errors.New("tidygate is shutting down")
 
 // NewService checks that every dependency is present and that every provider
 // the catalogue names is configured.
@@ -128,13 +146,23 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		}
 	}
 	opts = opts.withDefaults()
+	stopping, stop := context.WithCancelCause(context.Background())
 	return &Service{
-		deps:    deps,
-		opts:    opts,
-		limiter: newRateLimiter(),
-		slots:   make(chan struct{}, opts.MaxConcurrentCalls),
+		deps:     deps,
+		opts:     opts,
+		limiter:  newRateLimiter(),
+		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
+		stopping: stopping,
+		stop:     stop,
 	}, nil
 }
+
+// EndCalls ends every call in flight, and refuses calls from then on, for a
+// shutdown: a stream ends where it is, as if the upstream had stopped, and
+// is charged for what it consumed; each call is settled and recorded before
+// its method returns. The HTTP server calls it when its graceful drain runs
+// out of patience, so that it can finish within its shutdown budget.
+func (s *Service) EndCalls() { s.stop(errShuttingDown) }
 
 // Authenticate returns the caller behind an API key secret.
 func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Caller, error) {

@@ -77,7 +77,8 @@ type Config struct {
 	CatalogueFile      string        `env:"CATALOGUE_FILE"` // YAML; empty means the built-in mock catalogue
 	AuditReasonMinLen  int           `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`
 	MaxConcurrentCalls int           `env:"MAX_CONCURRENT_CALLS" envDefault:"256"`
-	ProviderTimeout    time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`
+	ProviderTimeout    time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`        // to the answer, or a stream's first event
+	StreamTimeout      time.Duration `env:"PROVIDER_STREAM_TIMEOUT" envDefault:"10m"` // a whole stream
 	ProviderAttempts   int           `env:"PROVIDER_MAX_ATTEMPTS" envDefault:"3"`
 	RetryBackoff       time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
 
@@ -421,6 +422,9 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
 	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
 	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
+	if cfg.StreamTimeout < cfg.ProviderTimeout {
+		c.fail("PROVIDER_STREAM_TIMEOUT", cfg.StreamTimeout, "must be at least PROVIDER_TIMEOUT (%s): it bounds a whole stream, PROVIDER_TIMEOUT only its start", cfg.ProviderTimeout)
+	}
 	c.between("PROVIDER_MAX_ATTEMPTS", int64(cfg.ProviderAttempts), 1, 10)
 	c.positive("PROVIDER_RETRY_BACKOFF", cfg.RetryBackoff)
 	c.httpURL("OPENAI_BASE_URL", cfg.OpenAIBaseURL)

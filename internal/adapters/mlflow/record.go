@@ -55,6 +55,9 @@ type wireRecord struct {
 	ErrorKind    string `json:"error_kind,omitempty"`
 	ErrorMessage string `json:"error_message,omitempty"`
 
+	Interrupted             string `json:"interrupted,omitempty"`
+	UsageExceedsReservation bool   `json:"usage_exceeds_reservation,omitempty"`
+
 	PromptTokens     int   `json:"prompt_tokens,omitempty"`
 	CompletionTokens int   `json:"completion_tokens,omitempty"`
 	InputCost        int64 `json:"input_cost_micros,omitempty"`
@@ -96,6 +99,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
 		Attempts: r.Attempts, FallbackUsed: r.FallbackUsed,
 		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
+		Interrupted: string(r.Interrupted), UsageExceedsReservation: r.UsageExceedsReservation,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
 		InputCost: int64(r.InputCost), OutputCost: int64(r.OutputCost), ProviderTimeNS: int64(r.ProviderTime),
 		Dimensions: r.Dimensions,
@@ -132,6 +136,7 @@ func decodeRecord(value []byte) (call, error) {
 		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
 		Attempts: w.Attempts, FallbackUsed: w.FallbackUsed,
 		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
+		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,
 		Usage:     domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens},
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
 		ProviderTime: time.Duration(w.ProviderTimeNS),

@@ -48,6 +48,10 @@ func (b *rows) addRun(c call, exp experiment) {
 		tag("tidygate.error_kind", r.ErrorKind.String())
 	}
 	tag("tidygate.error", r.ErrorMessage)
+	tag("tidygate.interrupted", string(r.Interrupted))
+	if r.UsageExceedsReservation {
+		tag("tidygate.usage_exceeds_reservation", "true")
+	}
 
 	param := func(key, value string) {
 		if value != "" {

@@ -264,6 +264,10 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 		add("tidygate.error_kind", r.ErrorKind.String())
 	}
 	add("tidygate.error", r.ErrorMessage) // a successful call may carry one too (a failed settlement)
+	add("tidygate.interrupted", string(r.Interrupted))
+	if r.UsageExceedsReservation {
+		add("tidygate.usage_exceeds_reservation", "true")
+	}
 
 	tags := []metaEntry{
 		{"mlflow.traceName", rootName},

@@ -530,3 +530,21 @@ func TestRecordEncodingRoundTrips(t *testing.T) {
 		t.Errorf("an unknown encoding version decodes: %v", err)
 	}
 }
+
+func TestInterruptedAndOverclaimedCallsAreFlagged(t *testing.T) {
+	r := sample("req-cut", okChat, 1)
+	r.Outcome, r.ErrorKind, r.ErrorMessage = domain.OutcomeError, domain.KindUpstream, "the stream broke off"
+	r.Interrupted = domain.InterruptedByUpstream
+	r.UsageExceedsReservation = true
+	m := metadata(traceRows(t, r, ContentFull))
+	if m["tidygate.interrupted"] != "upstream" || m["tidygate.usage_exceeds_reservation"] != "true" {
+		t.Fatalf("metadata %v lacks the interruption or the usage flag", m)
+	}
+	plain := metadata(traceRows(t, sample("req-plain", okChat, 1), ContentFull))
+	if _, ok := plain["tidygate.interrupted"]; ok {
+		t.Fatal("a complete call is marked interrupted")
+	}
+	if _, ok := plain["tidygate.usage_exceeds_reservation"]; ok {
+		t.Fatal("a call within its reservation is flagged")
+	}
+}

@@ -1,0 +1,292 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// partialProvider streams its chunks, then ends the way it is told: with a
+// failure (the upstream broke off), or by waiting until its context ends
+// (the client, the stream timeout or a shutdown ends it). sent is closed
+// once every chunk has been emitted. Its non-streamed Chat waits for
+// release and answers with usage, unless its own context ended first.
+type partialProvider struct {
+	scriptedProvider
+	chunks  []string
+	usage   *domain.Usage // sent with the last chunk when set
+	block   bool          // after the chunks, wait for ctx instead of failing
+	sent    chan struct{}
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func newPartial(chunks ...string) *partialProvider {
+	return &partialProvider{chunks: chunks, sent: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (p *partialProvider) ChatStream(ctx context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	for i, c := range p.chunks {
+		chunk := domain.ChatChunk{Delta: c}
+		if i == len(p.chunks)-1 {
+			chunk.Usage = p.usage
+		}
+		if err := emit(chunk); err != nil {
+			return domain.ChatResponse{}, err
+		}
+	}
+	close(p.sent)
+	if p.block {
+		<-ctx.Done()
+		return domain.ChatResponse{}, domain.Wrap(domain.KindUpstream, ctx.Err(), "the stream was cut")
+	}
+	return domain.ChatResponse{}, errUpstream
+}
+
+func (p *partialProvider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	p.once.Do(func() { close(p.entered) })
+	select {
+	case <-p.release:
+	case <-ctx.Done():
+		return domain.ChatResponse{}, domain.Wrap(domain.KindUpstream, ctx.Err(), "cancelled")
+	}
+	return reply(req), nil
+}
+
+// endingRig is a service whose model "main" is served by p.
+func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *ledger, *callLog) {
+	t.Helper()
+	l, log := newLedger(0), &callLog{}
+	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p},
+		Keys:      keyStore{}, Ledger: l, CallLog: log}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, l, log
+}
+
+var mainPrice = domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000_000}
+
+// checkCharged checks that the call's reservation was settled exactly once,
+// for the cost of want on main, and that one record says so.
+func checkCharged(t *testing.T, l *ledger, log *callLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
+	t.Helper()
+	if len(l.settled) != 1 || len(l.released) != 0 || len(l.held) != 0 {
+		t.Fatalf("ledger settled %v released %v holds %v; want exactly one settlement", l.settled, l.released, l.held)
+	}
+	cost := mainPrice.Cost(want)
+	if l.spent != cost || cost == 0 {
+		t.Fatalf("spent %v, want %v for %+v", l.spent, cost, want)
+	}
+	recs := log.all()
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	rec := recs[0]
+	if rec.Outcome != domain.OutcomeError || rec.Interrupted != why || rec.Usage != want || rec.Cost() != cost || rec.Output != output {
+		t.Fatalf("record: outcome %s interrupted %q usage %+v cost %v output %q; want interrupted %q usage %+v cost %v output %q",
+			rec.Outcome, rec.Interrupted, rec.Usage, rec.Cost(), rec.Output, why, want, cost, output)
+	}
+	return rec
+}
+
+// streamTo streams streamRequest to emit, as call r1.
+func streamTo(ctx context.Context, svc *gateway.Service, emit func(domain.ChatChunk) error) error {
+	_, err := svc.ChatStream(ctx, gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, streamRequest(), emit)
+	return err
+}
+
+func streamRequest() domain.ChatRequest {
+	req := chat("main")
+	req.MaxTokens = 40
+	return req
+}
+
+// estimate is what a stream cut after output bytes of text is charged when
+// the provider's count never arrived: the reserved prompt and one token per
+// byte received.
+func estimate(output string) domain.Usage {
+	req := streamRequest()
+	return domain.ConsumedChat(req, req.MaxTokens, len(output))
+}
+
+func TestStreamBrokenByTheUpstreamIsCharged(t *testing.T) {
+	p := newPartial("one ", "two ", "three ")
+	svc, l, log := endingRig(t, p, gateway.Options{MaxAttempts: 3})
+	var got []string
+	err := streamTo(context.Background(), svc, func(c domain.ChatChunk) error { got = append(got, c.Delta); return nil })
+	if domain.KindOf(err) != domain.KindUpstream || len(got) != 3 {
+		t.Fatalf("err = %v after %d chunks, want an upstream failure after 3", err, len(got))
+	}
+	want := estimate("one two three ")
+	if want.CompletionTokens != len("one two three ") || want.PromptTokens != domain.WorstCaseChat(streamRequest(), 40).PromptTokens {
+		t.Fatalf("estimate %+v is not the reservation's rule", want)
+	}
+	checkCharged(t, l, log, want, domain.InterruptedByUpstream, "one two three ")
+}
+
+func TestStreamWithReportedUsageIsChargedTheReport(t *testing.T) {
+	p := newPartial("one ", "two ")
+	p.usage = &domain.Usage{PromptTokens: 7, CompletionTokens: 2}
+	svc, l, log := endingRig(t, p, gateway.Options{})
+	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil })
+	if err == nil {
+		t.Fatal("a broken stream succeeded")
+	}
+	checkCharged(t, l, log, *p.usage, domain.InterruptedByUpstream, "one two ")
+}
+
+func TestStreamAbandonedByTheClientIsCharged(t *testing.T) {
+	p := newPartial("one ", "two ", "three ", "four ")
+	svc, l, log := endingRig(t, p, gateway.Options{})
+	n := 0
+	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error {
+			n++
+			if n == 3 {
+				return errors.New("write: broken pipe")
+			}
+			return nil
+		})
+	if domain.KindOf(err) != domain.KindUnavailable {
+		t.Fatalf("err = %v, want the client's departure", err)
+	}
+	// The third chunk came from the provider, though the client never read it.
+	checkCharged(t, l, log, estimate("one two three "), domain.InterruptedByClient, "one two three ")
+}
+
+func TestStreamWhoseClientHangsUpIsCharged(t *testing.T) {
+	p := newPartial("one ", "two ")
+	p.block = true
+	svc, l, log := endingRig(t, p, gateway.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-p.sent; cancel() }()
+	err := streamTo(ctx, svc, func(domain.ChatChunk) error { return nil })
+	if domain.KindOf(err) != domain.KindUnavailable {
+		t.Fatalf("err = %v, want the client's departure", err)
+	}
+	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByClient, "one two ")
+}
+
+func TestStreamCutByTheStreamTimeoutIsCharged(t *testing.T) {
+	p := newPartial("one ", "two ")
+	p.block = true
+	svc, l, log := endingRig(t, p, gateway.Options{ProviderTimeout: 20 * time.Millisecond, StreamTimeout: 40 * time.Millisecond})
+	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil })
+	if de := asError(err); de.Code != "stream_timeout" || de.Kind == domain.KindUpstream {
+		t.Fatalf("err = %v, want tidygate's stream timeout, not the provider's failure", err)
+	}
+	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByStreamTimeout, "one two ")
+}
+
+func TestStreamEndedByShutdownIsCharged(t *testing.T) {
+	p := newPartial("one ", "two ")
+	p.block = true
+	svc, l, log := endingRig(t, p, gateway.Options{})
+	go func() { <-p.sent; svc.EndCalls() }()
+	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil })
+	if asError(err).Code != "shutting_down" {
+		t.Fatalf("err = %v, want a shutdown", err)
+	}
+	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByShutdown, "one two ")
+	_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: alice, AuditReason: "review"}, chat("main"))
+	if asError(err).Code != "shutting_down" {
+		t.Fatalf("a call after EndCalls: err = %v, want a refusal", err)
+	}
+}
+
+func TestNonStreamClientGivingUpIsChargedWhatTheProviderDid(t *testing.T) {
+	p := newPartial()
+	svc, l, log := endingRig(t, p, gateway.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-p.entered; cancel(); close(p.release) }()
+	req := chat("main")
+	_, err := svc.Chat(ctx, gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, req)
+	if domain.KindOf(err) != domain.KindUnavailable {
+		t.Fatalf("err = %v, want the client's departure", err)
+	}
+	up := req
+	up.MaxTokens = 100
+	answer := reply(up)
+	checkCharged(t, l, log, answer.Usage, domain.InterruptedByClient, answer.Content)
+}
+
+func TestStreamThatNeverStartsIsReleased(t *testing.T) {
+	svc, l, log := endingRig(t, &silentProvider{}, gateway.Options{MaxAttempts: 1, ProviderTimeout: 10 * time.Millisecond})
+	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil })
+	if domain.KindOf(err) != domain.KindUpstream || !strings.Contains(err.Error(), "sent nothing within") {
+		t.Fatalf("err = %v, want the provider blamed for sending nothing", err)
+	}
+	if len(l.released) != 1 || len(l.settled) != 0 || l.spent != 0 {
+		t.Fatalf("released %v settled %v spent %v; want one release", l.released, l.settled, l.spent)
+	}
+	if rec := log.all()[0]; rec.Interrupted != "" || rec.Cost() != 0 {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+// silentProvider's streams send nothing until their context ends.
+type silentProvider struct{ scriptedProvider }
+
+func (*silentProvider) ChatStream(ctx context.Context, _ domain.ChatRequest, _ func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	<-ctx.Done()
+	return domain.ChatResponse{}, domain.Wrap(domain.KindUpstream, ctx.Err(), "cancelled")
+}
+
+func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
+	claim := domain.Usage{PromptTokens: 1_000_000, CompletionTokens: 20}
+	l, log := newLedger(0), &callLog{}
+	req := chat("main")
+	req.MaxTokens = 10
+	var reserved domain.Micros
+	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &lyingProvider{usage: claim}, "backup": &scriptedProvider{}},
+		Keys:      keyStore{}, Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
+		gateway.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := domain.WorstCaseChat(req, 10)
+	want := mainPrice.Cost(bound)
+	if res.Cost != want || l.spent != want || l.spent > reserved {
+		t.Fatalf("charged %v (spent %v), want the bound %v, at most the reservation %v", res.Cost, l.spent, want, reserved)
+	}
+	rec := log.all()[0]
+	if rec.Usage != claim || !rec.UsageExceedsReservation || rec.Cost() != want {
+		t.Fatalf("record usage %+v flagged %v cost %v; want the claim in full, flagged, charged the bound", rec.Usage, rec.UsageExceedsReservation, rec.Cost())
+	}
+}
+
+// lyingProvider answers with whatever usage it is told to claim.
+type lyingProvider struct {
+	scriptedProvider
+	usage domain.Usage
+}
+
+func (p *lyingProvider) Chat(_ context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	r := reply(req)
+	r.Usage = p.usage
+	return r, nil
+}
+
+// asError returns err's *domain.Error, or an empty one.
+func asError(err error) *domain.Error {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return &domain.Error{}
+}
