@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -12,7 +13,11 @@ import (
 // answer yields 503, never 401, so clients do not discard a good key.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret, err := bearerToken(r.Header.Get("Authorization"))
+		err := singleHeaders(r.Header, "Authorization", auditReasonHeader)
+		var secret string
+		if err == nil {
+			secret, err = bearerToken(r.Header.Get("Authorization"))
+		}
 		if err == nil {
 			exchangeOf(r).caller, err = h.gw.Authenticate(r.Context(), secret)
 		}
@@ -22,6 +27,19 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// singleHeaders refuses a request that sends any of the named headers more
+// than once: which of two keys or two audit reasons counts would otherwise
+// be a rule of this server's choosing that the client cannot see.
+func singleHeaders(h http.Header, names ...string) error {
+	for _, name := range names {
+		if n := len(h.Values(name)); n > 1 {
+			return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_header",
+				Message: fmt.Sprintf("the %s header appears %d times; send it once", name, n)}
+		}
+	}
+	return nil
 }
 
 // bearerToken extracts the key from an Authorization header value.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -80,7 +81,7 @@ func TestChatCompletion(t *testing.T) {
 		Messages: []domain.Message{{Role: domain.RoleSystem, Content: "Be brief."}, {Role: domain.RoleUser, Content: "Hi\nthere"}}}
 	if req.Model != want.Model || req.MaxTokens != want.MaxTokens || *req.Temperature != temp || req.TopP == nil || *req.TopP != 1 ||
 		strings.Join(req.Stop, "|") != "\n\n" || req.User != want.User || req.Stream ||
-		len(req.Messages) != 2 || req.Messages[0] != want.Messages[0] || req.Messages[1] != want.Messages[1] {
+		!reflect.DeepEqual(req.Messages, want.Messages) {
 		t.Errorf("the gateway got %+v", req)
 	}
 }
