@@ -37,12 +37,14 @@ run: build ## build and serve on 127.0.0.1:8080 against the local PostgreSQL, wi
 	$(BINARY) serve --dev-key
 
 .PHONY: test
-test: ## unit and integration tests (-race), PostgreSQL from containers (see scripts/with-test-db.sh)
-	scripts/with-test-db.sh $(GO) test -race -tags integration -count=1 $(TESTFLAGS) $(PKGS)
+test: ## unit and integration tests (-race), PostgreSQL from containers (see scripts/with-test-db.sh); ends listing every skipped test and why
+	$(GO) build -o $(BIN)/testsummary ./cmd/testsummary
+	scripts/with-test-db.sh $(GO) test -json -race -tags integration -count=1 $(TESTFLAGS) $(PKGS) | $(BIN)/testsummary
 
 .PHONY: test-unit
-test-unit: ## unit tests only (-race), no database
-	$(GO) test -race $(TESTFLAGS) $(PKGS)
+test-unit: ## unit tests only (-race), no database; ends listing every skipped test and why
+	$(GO) build -o $(BIN)/testsummary ./cmd/testsummary
+	$(GO) test -json -race $(TESTFLAGS) $(PKGS) | $(BIN)/testsummary
 
 .PHONY: lint
 lint: ## golangci-lint (installs it into bin/ if missing) and the layering check of ARCHITECTURE.md's table

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -35,9 +36,9 @@ import (
 func TestNoSecretsAnywhere(t *testing.T) {
 	const password = "Pw-9f8e7d6c5b4a"
 	admin := pgtest.New(t)
-	execSQL(t, admin, "CREATE ROLE tg_secret LOGIN SUPERUSER PASSWORD '"+password+"'")
+	role := tempRole(t, admin, password)
 	u, _ := url.Parse(admin)
-	u.User = url.UserPassword("tg_secret", password)
+	u.User = url.UserPassword(role, password)
 	env := append(baseEnv(t, u.String()),
 		"OPENAI_API_KEY=sk-SECRET-openai-123", "ANTHROPIC_API_KEY=sk-ant-SECRET-456", "DB_PASSWORD="+password)
 	s := start(t, env)
@@ -79,6 +80,44 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	if strings.Contains(dumpTables(t, admin, "trace_request_metadata", "spans"), DevKey) {
 		t.Error("the dev key reached the MLflow records")
 	}
+}
+
+// tempRole creates a superuser role with a unique name and the password on
+// the server of dsn (the test's own database), and drops it, with what it
+// owns in that database, when the test ends: roles are server-wide, so a
+// role left behind would break the next run against the same server.
+// Register it before starting anything that connects as the role, so that
+// its cleanup runs after theirs.
+func tempRole(t *testing.T, dsn, password string) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	role := fmt.Sprintf("tg_secret_%x", b)
+	execSQL(t, dsn, "CREATE ROLE "+role+" LOGIN SUPERUSER PASSWORD '"+password+"'")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+			return
+		}
+		defer conn.Close(ctx)
+		// Its sessions first: a role cannot be dropped while it owns objects,
+		// and tidygate's connections may still be closing.
+		for _, sql := range []string{
+			"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" + role + "'",
+			"DROP OWNED BY " + role,
+			"DROP ROLE " + role,
+		} {
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+				return
+			}
+		}
+	})
+	return role
 }
 
 func execSQL(t *testing.T, dsn, sql string) {

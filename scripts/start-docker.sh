@@ -3,11 +3,14 @@
 #
 # For machines without systemd (CI, sandboxes): dockerd is started in the
 # background as root, logging to $DOCKERD_LOG (default /var/log/dockerd.log).
-# Idempotent: returns at once when `docker info` already succeeds.
+# Idempotent: returns at once when `docker info` already succeeds. As root on
+# Debian, installs docker.io first when it is missing (DOCKER_NO_INSTALL=1
+# refuses).
 #
 # Environment:
 #   DOCKERD_LOG      log file (default /var/log/dockerd.log)
 #   DOCKER_WAIT_SECS how long to wait for the engine (default 60)
+#   DOCKER_NO_INSTALL=1  never install docker.io
 set -euo pipefail
 
 log=${DOCKERD_LOG:-/var/log/dockerd.log}
@@ -15,8 +18,20 @@ wait_secs=${DOCKER_WAIT_SECS:-60}
 
 say() { printf 'start-docker: %s\n' "$*" >&2; }
 
-if ! command -v docker >/dev/null 2>&1; then
-	say "no docker client on PATH (install: apt-get install -y docker.io)"
+# install_docker installs Debian's docker.io when this is root on a Debian
+# machine and DOCKER_NO_INSTALL is not 1: what `make test` needs on a fresh
+# machine, done as CI does it.
+install_docker() {
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1 || [ "${DOCKER_NO_INSTALL:-0}" = 1 ]; then
+		return 1
+	fi
+	say "installing docker.io with apt-get (set DOCKER_NO_INSTALL=1 to refuse)"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >&2
+}
+
+if ! command -v docker >/dev/null 2>&1 && ! install_docker; then
+	say "no docker client on PATH (install, as root: apt-get install -y docker.io)"
 	exit 1
 fi
 
@@ -43,8 +58,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
-if ! command -v dockerd >/dev/null 2>&1; then
-	say "dockerd not found (install: apt-get install -y docker.io)"
+if ! command -v dockerd >/dev/null 2>&1 && ! install_docker; then
+	say "dockerd not found (install, as root: apt-get install -y docker.io)"
 	exit 1
 fi
 
