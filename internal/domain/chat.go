@@ -172,6 +172,10 @@ type ChatChunk struct {
 	FinishReason   string
 	StopSequence   string
 	Usage          *Usage
+
+	// Model names the model answering when it is a fallback, not the model
+	// the client asked for; the gateway sets it, on every chunk.
+	Model string
 }
 
 // EmbedRequest asks for one vector per input string.

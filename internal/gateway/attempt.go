@@ -26,6 +26,7 @@ type attempt struct {
 	stopClock  context.CancelFunc // releases the deadline's timer
 	firstEvent *time.Timer        // streams: ends the attempt if nothing arrives in time
 	begun      bool               // a stream's first event has arrived
+	fallback   string             // the model's name when it is a fallback
 	unlink     func() bool        // stops following the service's shutdown
 }
 

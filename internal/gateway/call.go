@@ -162,8 +162,20 @@ func (k *call) resolve() error {
 		return &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
 			Message: fmt.Sprintf("this API key may not use model %q", asked)}
 	}
-	k.chain = k.s.deps.Catalogue.Chain(m)
+	k.chain = k.usableChain(m)
 	return nil
+}
+
+// usableChain is m followed by the fallbacks the caller may use: a fallback
+// outside the caller's allow-list is skipped, never a way around it.
+func (k *call) usableChain(m domain.Model) []domain.Model {
+	chain := []domain.Model{m}
+	for _, f := range k.s.deps.Catalogue.Chain(m)[1:] {
+		if k.in.Caller.MayUse(f, f.Name) {
+			chain = append(chain, f)
+		}
+	}
+	return chain
 }
 
 // worstCost is the most the call can cost on any model of the chain. The
@@ -265,6 +277,9 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) error {
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
+	if k.res.FallbackUsed {
+		a.fallback = m.Name
+	}
 	began := time.Now()
 	err := k.op.call(a, p, m)
 	k.res.ProviderTime += time.Since(began)

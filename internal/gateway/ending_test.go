@@ -151,12 +151,12 @@ func TestStreamAbandonedByTheClientIsCharged(t *testing.T) {
 	svc, l, log := endingRig(t, p, gateway.Options{})
 	n := 0
 	err := streamTo(context.Background(), svc, func(domain.ChatChunk) error {
-			n++
-			if n == 3 {
-				return errors.New("write: broken pipe")
-			}
-			return nil
-		})
+		n++
+		if n == 3 {
+			return errors.New("write: broken pipe")
+		}
+		return nil
+	})
 	if domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("err = %v, want the client's departure", err)
 	}

@@ -95,6 +95,7 @@ func (o *chatOp) call(a *attempt, p ports.Provider, m domain.Model) error {
 func (o *chatOp) forward(c domain.ChatChunk) error {
 	o.attempt.started()
 	o.started = true
+	c.Model = o.attempt.fallback
 	o.text.WriteString(c.Delta)
 	o.output += len(c.Delta) + len(c.ArgumentsDelta) + len(c.ReasoningDelta)
 	if c.Usage != nil {

@@ -40,6 +40,16 @@ type Result struct {
 	Cost         domain.Micros
 }
 
+// ModelName is the name to show the client for the model that answered:
+// the name it asked for (an alias stays an alias) when that model answered,
+// else the fallback's own name.
+func (r Result) ModelName(asked string) string {
+	if r.FallbackUsed {
+		return r.Model.Name
+	}
+	return asked
+}
+
 // ChatResult is a chat completion and how it was obtained.
 type ChatResult struct {
 	Result

@@ -392,3 +392,48 @@ func TestNewServiceRefusesMissingProvider(t *testing.T) {
 		t.Fatal("a catalogue naming an unconfigured provider was accepted")
 	}
 }
+
+func TestAFallbackTheCallerMayNotUseIsSkipped(t *testing.T) {
+	onlyMain := alice
+	onlyMain.AllowedModels = []string{"main"}
+	r := newRig(t, gateway.Options{MaxAttempts: 1}, onlyMain, 0)
+	r.primary.errs = []error{errUpstream}
+	var reserved domain.Micros
+	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r),
+		Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
+		Keys:      keyStore{}, Ledger: &reserveSpy{SpendLedger: r.ledger, amount: &reserved}, CallLog: r.log}, gateway.Options{MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := chat("main")
+	_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: onlyMain, AuditReason: "review"}, req)
+	if domain.KindOf(err) != domain.KindUpstream || r.backup.callCount() != 0 {
+		t.Fatalf("err = %v after %d calls of the fallback; want the primary's failure and no call of a model the key may not use", err, r.backup.callCount())
+	}
+	mainPrice := domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000_000}
+	if want := mainPrice.Cost(domain.WorstCaseChat(req, 100)); reserved != want {
+		t.Fatalf("reserved %v, want %v: the skipped fallback's price must not count", reserved, want)
+	}
+}
+
+func TestAFallbackNamesItselfOnEveryChunk(t *testing.T) {
+	r := newRig(t, gateway.Options{MaxAttempts: 1}, alice, 0)
+	r.primary.errs = []error{errUpstream}
+	var models []string
+	res, err := r.svc.ChatStream(context.Background(), r.call(), chat("m"), func(c domain.ChatChunk) error {
+		models = append(models, c.Model)
+		return nil
+	})
+	if err != nil || !res.FallbackUsed || res.ModelName("m") != "spare" || len(models) == 0 {
+		t.Fatalf("err = %v, result %+v, chunk models %q", err, res.Result, models)
+	}
+	for _, m := range models {
+		if m != "spare" {
+			t.Fatalf("chunk models %q, want every chunk to name the fallback", models)
+		}
+	}
+	ok, err := newRig(t, gateway.Options{}, alice, 0).svc.Chat(context.Background(), r.call(), chat("m"))
+	if err != nil || ok.ModelName("m") != "m" {
+		t.Fatalf("without a fallback the name asked for stays: %q, %v", ok.ModelName("m"), err)
+	}
+}

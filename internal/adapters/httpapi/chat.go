@@ -92,7 +92,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	setResultHeaders(w.Header(), res.Result)
 	h.writeJSON(w, http.StatusOK, chatCompletionJSON{
-		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: in.req.Model,
+		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: res.ModelName(in.req.Model),
 		Choices: []chatChoiceJSON{{
 			Message:      assistantMessageJSON{Role: string(domain.RoleAssistant), Content: res.Response.Content},
 			FinishReason: finishReason(res.Response.FinishReason),
@@ -157,6 +157,9 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		created: h.now().Unix(), includeUsage: in.includeUsage}
 	lastFinish := ""
 	res, err := h.gw.ChatStream(r.Context(), h.call(r), in.req, func(c domain.ChatChunk) error {
+		if c.Model != "" {
+			s.model = c.Model // a fallback answers: every chunk names it
+		}
 		if err := s.start(); err != nil {
 			return err
 		}

@@ -44,7 +44,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	list := embeddingListJSON{Object: "list", Model: in.req.Model, Data: make([]embeddingJSON, len(res.Response.Vectors)),
+	list := embeddingListJSON{Object: "list", Model: res.ModelName(in.req.Model), Data: make([]embeddingJSON, len(res.Response.Vectors)),
 		Usage: embedUsageJSON{PromptTokens: res.Response.Usage.PromptTokens, TotalTokens: res.Response.Usage.Total()}}
 	for i, v := range res.Response.Vectors {
 		list.Data[i] = embeddingJSON{Object: "embedding", Index: i, Embedding: v}

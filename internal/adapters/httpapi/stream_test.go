@@ -244,3 +244,34 @@ func TestClientDisconnectCancelsTheCall(t *testing.T) {
 		srv.Close()
 	}
 }
+
+func TestTheModelThatAnsweredIsNamed(t *testing.T) {
+	spare := domain.Model{Name: "spare-chat", Type: domain.ModelChat, Provider: "mock"}
+	fallback := gateway.Result{Model: spare, FallbackUsed: true, Attempts: 2}
+	gw := &fakeGateway{
+		chat: func(context.Context, domain.ChatRequest) (gateway.ChatResult, error) {
+			return gateway.ChatResult{Result: fallback, Response: domain.ChatResponse{Content: "hi", FinishReason: "stop"}}, nil
+		},
+		stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+			for _, c := range []domain.ChatChunk{{Delta: "hi", Model: spare.Name}, {FinishReason: "stop", Model: spare.Name}} {
+				if err := emit(c); err != nil {
+					return gateway.ChatResult{Result: fallback}, err
+				}
+			}
+			return gateway.ChatResult{Result: fallback, Response: domain.ChatResponse{Content: "hi", FinishReason: "stop"}}, nil
+		},
+	}
+	r := newRig(t, gw, httpapi.Options{})
+	rec := r.do("POST", "/v1/chat/completions", `{"model":"mock","messages":[{"role":"user","content":"Hi"}]}`)
+	var body struct{ Model string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || body.Model != spare.Name {
+		t.Fatalf("status %d, model %q (%v); want the fallback that answered", rec.Code, body.Model, err)
+	}
+	rec = r.do("POST", "/v1/chat/completions", `{"model":"mock","stream":true,"messages":[{"role":"user","content":"Hi"}]}`)
+	evs := events(t, rec.Body.String())
+	for _, data := range evs[:len(evs)-1] {
+		if c := decodeChunk(t, data); c.Model != spare.Name {
+			t.Fatalf("chunk %s names %q, want the fallback that answered", data, c.Model)
+		}
+	}
+}
