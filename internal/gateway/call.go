@@ -316,6 +316,8 @@ func (k *call) interrupt(why domain.Interruption, err error) {
 // pause waits d before the next attempt, unless the client leaves or
 // tidygate shuts down first; then it notes why and returns false.
 func (k *call) pause(ctx context.Context, d time.Duration) bool {
+	began := time.Now()
+	defer func() { k.res.Backoff += time.Since(began) }()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

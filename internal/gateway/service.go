@@ -37,6 +37,7 @@ type Result struct {
 	Attempts     int           // provider calls made
 	FallbackUsed bool          // a fallback model answered
 	ProviderTime time.Duration // time spent waiting on providers
+	Backoff      time.Duration // time spent pausing between attempts (retry backoff)
 	Cost         domain.Micros
 }
 
@@ -49,6 +50,10 @@ func (r Result) ModelName(asked string) string {
 	}
 	return asked
 }
+
+// Waiting is the part of the call that was not tidygate's own work: the
+// providers' time and the pauses between their attempts.
+func (r Result) Waiting() time.Duration { return r.ProviderTime + r.Backoff }
 
 // ChatResult is a chat completion and how it was obtained.
 type ChatResult struct {

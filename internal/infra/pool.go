@@ -304,10 +304,17 @@ func (p *Pool) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return nil, fmt.Errorf("acquire a connection from pool %s: %w", p.info.Name, context.Cause(ctx))
 	}
+	// Say what happened: a connection that could not be opened (refused,
+	// reset, failed handshake) fails before the deadline; only a pool that
+	// waited the whole acquire timeout ran out of time.
+	msg := fmt.Sprintf("database unavailable: the database is unreachable (pool %s could not open a connection)", p.info.Name)
+	if acquireCtx.Err() != nil {
+		msg = fmt.Sprintf("database unavailable: no connection from pool %s within %s", p.info.Name, p.info.AcquireTimeout)
+	}
 	return nil, &domain.Error{
 		Kind:       domain.KindUnavailable,
 		Code:       "database_unavailable",
-		Message:    fmt.Sprintf("database unavailable: no connection from pool %s within %s", p.info.Name, p.info.AcquireTimeout),
+		Message:    msg,
 		RetryAfter: retryAfter,
 		Err:        err,
 	}

@@ -85,7 +85,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	ex := exchangeOf(r)
 	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
-	ex.provider = res.ProviderTime
+	ex.provider = res.Waiting()
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -171,7 +171,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		}
 		return s.send(s.chunk(deltaJSON{Content: &c.Delta}, nil))
 	})
-	ex.provider = res.ProviderTime
+	ex.provider = res.Waiting()
 	if err != nil && !s.started {
 		h.writeError(w, r, err)
 		return

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -33,29 +35,91 @@ func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, de
 	return in, true
 }
 
-// readBody reads a JSON request body of at most limit bytes.
+// readBody reads a JSON request body of at most limit bytes. A body sent
+// with Content-Encoding: gzip is decompressed, and the limit bounds it after
+// decompression too, so a small bomb cannot inflate past it; any other
+// encoding is refused with 415. A body that does not arrive within the
+// server's read timeout gets 408.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); !jsonContentType(ct) {
 		return nil, &domain.Error{Kind: domain.KindInvalid, Code: codeUnsupportedMedia,
 			Message: fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
 	}
-	tooLarge := func() error {
+	gzipped, err := gzipEncoded(r.Header)
+	if err != nil {
+		return nil, err
+	}
+	tooLarge := func(after string) error {
 		return &domain.Error{Kind: domain.KindInvalid, Code: codeTooLarge,
-			Message: fmt.Sprintf("the request body exceeds the limit of %d bytes", limit)}
+			Message: fmt.Sprintf("the request body exceeds the limit of %d bytes%s", limit, after)}
 	}
 	if r.ContentLength > limit {
-		return nil, tooLarge()
+		return nil, tooLarge("")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil && gzipped {
+		var inflated []byte
+		inflated, err = gunzip(body, limit)
+		if errors.Is(err, errInflatedTooLarge) {
+			return nil, tooLarge(" after decompression")
+		}
+		if err != nil {
+			return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
+				Message: "the request body is not valid gzip (Content-Encoding: gzip)"}
+		}
+		body = inflated
+	}
 	var maxErr *http.MaxBytesError
+	var netErr net.Error
 	switch {
 	case errors.As(err, &maxErr):
-		return nil, tooLarge()
+		return nil, tooLarge("")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return nil, &domain.Error{Kind: domain.KindInvalid, Code: codeRequestTimeout, Err: err,
+			Message: "the request body did not arrive in time; send it faster or make it smaller"}
 	case err != nil:
 		return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
 			Message: "the request body could not be read"}
 	}
 	return body, nil
+}
+
+// gzipEncoded reports whether the body is gzip-encoded (Content-Encoding
+// gzip or x-gzip), and refuses any other encoding but identity with 415.
+func gzipEncoded(h http.Header) (bool, error) {
+	values := h.Values("Content-Encoding")
+	if len(values) == 0 {
+		return false, nil
+	}
+	enc := strings.ToLower(strings.TrimSpace(strings.Join(values, ",")))
+	switch enc {
+	case "", "identity":
+		return false, nil
+	case "gzip", "x-gzip":
+		return true, nil
+	}
+	return false, &domain.Error{Kind: domain.KindInvalid, Code: codeUnsupportedMedia,
+		Message: fmt.Sprintf("Content-Encoding %q is not supported; send the body as it is, or compressed once with gzip", enc)}
+}
+
+// errInflatedTooLarge says a gzip body inflates past the body limit.
+var errInflatedTooLarge = errors.New("the body inflates past the limit")
+
+// gunzip decompresses body, reading at most limit bytes of its output.
+func gunzip(body []byte, limit int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(out)) > limit {
+		return nil, errInflatedTooLarge
+	}
+	return out, nil
 }
 
 // jsonContentType accepts application/json, any +json type, and no type at all.

@@ -15,6 +15,7 @@ import (
 const (
 	codeTooLarge         = "request_too_large"
 	codeUnsupportedMedia = "unsupported_media_type"
+	codeRequestTimeout   = "request_timeout"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeAuditReason      = "audit_reason_required" // raised by the gateway
 )
@@ -58,6 +59,8 @@ func problemOf(err error, requestID string) problem {
 			status = http.StatusRequestEntityTooLarge
 		case codeUnsupportedMedia:
 			status = http.StatusUnsupportedMediaType
+		case codeRequestTimeout:
+			status = http.StatusRequestTimeout
 		case codeMethodNotAllowed:
 			status = http.StatusMethodNotAllowed
 		case codeAuditReason:

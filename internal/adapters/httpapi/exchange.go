@@ -127,7 +127,8 @@ func formatMillis(d time.Duration) string {
 	return s
 }
 
-// overhead is the time tidygate itself spent on the request so far.
+// overhead is the time tidygate itself spent on the request so far: not
+// the providers' time, nor the pauses between retries (ex.provider holds both).
 func (ex *exchange) overhead(now time.Time) string {
 	return formatMillis(now.Sub(ex.start) - ex.provider)
 }

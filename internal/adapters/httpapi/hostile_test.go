@@ -1,12 +1,22 @@
 package httpapi_test
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // send serves req as it is, headers included.
@@ -71,5 +81,117 @@ func TestDuplicateJSONKeysAreRefused(t *testing.T) {
 	ok := `{"model":"mock-chat","messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello"},{"role":"user","content":"Bye"}]}`
 	if rec := r.do("POST", "/v1/chat/completions", ok); rec.Code != 200 {
 		t.Errorf("sibling objects with the same keys: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestContentEncoding(t *testing.T) {
+	gw := &fakeGateway{}
+	r := newRig(t, gw, httpapi.Options{MaxBodyBytes: 4 << 10})
+	req := chatRequest(string(gzipped(t, []byte(helloBody))))
+	req.Header.Set("Content-Encoding", "gzip")
+	if rec := r.send(req); rec.Code != 200 || len(gw.chats) != 1 || gw.chats[0].Model != "mock-chat" {
+		t.Fatalf("gzip body: %d %s", rec.Code, rec.Body)
+	}
+	// A bomb: under 4 KiB of gzip that inflates to 1 MiB, far beyond the 4 KiB limit.
+	bomb := gzipped(t, append([]byte(`{"model":"mock-chat","messages":[],"x":"`), bytes.Repeat([]byte("a"), 1<<20)...))
+	if len(bomb) >= 4<<10 {
+		t.Fatalf("the bomb is %d bytes compressed", len(bomb))
+	}
+	req = chatRequest(string(bomb))
+	req.Header.Set("Content-Encoding", "gzip")
+	if e := errorOf(t, r.send(req), 413); !strings.Contains(e.Message, "after decompression") {
+		t.Errorf("gzip bomb: %+v", e)
+	}
+	req = chatRequest("not gzip at all")
+	req.Header.Set("Content-Encoding", "gzip")
+	if e := errorOf(t, r.send(req), 400); !strings.Contains(e.Message, "gzip") {
+		t.Errorf("broken gzip: %+v", e)
+	}
+	for _, enc := range []string{"br", "deflate", "gzip, gzip", "zstd"} {
+		req = chatRequest(helloBody)
+		req.Header.Set("Content-Encoding", enc)
+		if e := errorOf(t, r.send(req), 415); !strings.Contains(e.Message, "Content-Encoding") {
+			t.Errorf("%s: %+v", enc, e)
+		}
+	}
+	req = chatRequest(helloBody)
+	req.Header.Set("Content-Encoding", "identity")
+	if rec := r.send(req); rec.Code != 200 {
+		t.Errorf("identity: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestSlowBodyIs408 sends the headers and part of a body, then stalls past
+// the server's read timeout: the answer is 408, not a 400 about the body.
+func TestSlowBodyIs408(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpapi.NewServer(ln.Addr().String(), newRig(t, &fakeGateway{}, httpapi.Options{}).h, httpapi.Timeouts{Read: 300 * time.Millisecond})
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"X-Audit-Reason: unit test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		goodKey, len(helloBody), helloBody[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request_timeout") {
+		t.Fatalf("slow body: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestHeadModels answers HEAD /v1/models as GET, without a body.
+func TestHeadModels(t *testing.T) {
+	srv := httptest.NewServer(newRig(t, &fakeGateway{}, httpapi.Options{}).h)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+goodKey)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(b) != 0 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("HEAD /v1/models: %d %q %v", resp.StatusCode, b, resp.Header)
+	}
+}
+
+// TestOverheadExcludesRetryBackoff: pauses between retries are waiting, not
+// tidygate's own work.
+func TestOverheadExcludesRetryBackoff(t *testing.T) {
+	gw := &fakeGateway{chat: func(context.Context, domain.ChatRequest) (gateway.ChatResult, error) {
+		return gateway.ChatResult{Result: gateway.Result{ProviderTime: 30 * time.Millisecond, Backoff: 50 * time.Millisecond}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{Now: stepClock(time.Unix(1_700_000_000, 0), 100*time.Millisecond),
+		NewRequestID: func() string { return "fixed" }})
+	if got := r.do("POST", "/v1/chat/completions", helloBody).Header().Get("X-Tidygate-Overhead-Ms"); got != "20" {
+		t.Errorf("overhead = %q, want 20 (100 - 30 provider - 50 backoff)", got)
 	}
 }

@@ -118,6 +118,7 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Post("/v1/chat/completions", h.chat)
 		r.Post("/v1/embeddings", h.embeddings)
 		r.Get("/v1/models", h.models)
+		r.Head("/v1/models", h.models) // as GET; net/http sends no body for HEAD
 		r.Get("/v1/usage", h.usage)
 	})
 	return r
