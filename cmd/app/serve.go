@@ -122,7 +122,8 @@ type gatewayStores struct {
 // applies their migrations in the background so that tidygate starts (not
 // ready) while the database is down.
 func provideStores(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared *infra.SharedPool, seed devKeySeed) *gatewayStores {
-	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{SynchronousCommit: d.Config.LedgerSyncCommit == "on"})
+	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{
+		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout})
 	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger}
 	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
 		if err := postgres.Migrate(ctx, shared); err != nil {

@@ -44,6 +44,7 @@ type Config struct {
 	DBRequireAtStart  bool          `env:"DB_REQUIRE_AT_START" envDefault:"false"`      // refuse to start while the database is down
 	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
 	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
+	LedgerLockTimeout time.Duration `env:"LEDGER_LOCK_TIMEOUT" envDefault:"1s"`         // a reservation's wait for a locked spend row: see postgres.LedgerOptions
 
 	// MLflow call log.
 	MLflowPool          string        `env:"MLFLOW_POOL" envDefault:"shared"` // shared | dedicated
@@ -164,6 +165,11 @@ func LoadConfig(environ map[string]string) (Config, error) {
 		problems, unparsed = parseProblems(err, merged)
 	}
 	cfg.profileSet = filled
+	if _, set := merged["LEDGER_LOCK_TIMEOUT"]; !set && cfg.DBAcquireTimeout > 0 {
+		// The default stays below a short DB_POOL_ACQUIRE_TIMEOUT too; an
+		// explicit value that does not is refused by validate.
+		cfg.LedgerLockTimeout = min(cfg.LedgerLockTimeout, cfg.DBAcquireTimeout/2)
+	}
 	problems = append(problems, cfg.validate(unparsed)...)
 	if len(problems) > 0 {
 		return Config{}, &ConfigError{Problems: problems}
@@ -376,6 +382,12 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("DB_POOL_MAX_CONN_IDLE_TIME", cfg.DBMaxConnIdleTime)
 	c.oneOf("DB_CONNECTION_BUDGET", cfg.DBConnBudget, "enforce", "warn")
 	c.oneOf("LEDGER_SYNCHRONOUS_COMMIT", cfg.LedgerSyncCommit, "off", "on")
+	switch {
+	case cfg.LedgerLockTimeout < time.Millisecond:
+		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be at least 1ms")
+	case cfg.DBAcquireTimeout > 0 && cfg.LedgerLockTimeout >= cfg.DBAcquireTimeout:
+		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be shorter than DB_POOL_ACQUIRE_TIMEOUT=%s, so that one budget's locked row cannot keep other callers waiting for a connection", cfg.DBAcquireTimeout)
+	}
 
 	c.oneOf("MLFLOW_POOL", cfg.MLflowPool, "shared", "dedicated")
 	const unbounded = " (SQLAlchemy's %s means no limit, which a bounded pgx pool cannot honour)"

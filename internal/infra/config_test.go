@@ -55,6 +55,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"DBConnectTimeout", cfg.DBConnectTimeout, 5 * time.Second},
 		{"DBMaxConnIdleTime", cfg.DBMaxConnIdleTime, 10 * time.Minute},
 		{"DBConnBudget", cfg.DBConnBudget, "enforce"},
+		{"LedgerLockTimeout", cfg.LedgerLockTimeout, time.Second},
 		{"MLflowPool", cfg.MLflowPool, "shared"},
 		{"MLflowPoolSize", cfg.MLflowPoolSize, int32(10)},
 		{"MLflowMaxOverflow", cfg.MLflowMaxOverflow, int32(20)},
@@ -172,6 +173,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"DB_POOL_MIN_CONNS": "-1"}, `DB_POOL_MIN_CONNS=-1: must be at least 0`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "11"}, `DB_POOL_MIN_CONNS=11: must not exceed DB_POOL_MAX_CONNS=10`},
 		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=2 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
+		{map[string]string{"LEDGER_LOCK_TIMEOUT": "0s"}, `LEDGER_LOCK_TIMEOUT=0s: must be at least 1ms`},
+		{map[string]string{"LEDGER_LOCK_TIMEOUT": "5s"}, `LEDGER_LOCK_TIMEOUT=5s: must be shorter than DB_POOL_ACQUIRE_TIMEOUT=5s, so that one budget's locked row cannot keep other callers waiting for a connection`},
+		{map[string]string{"LEDGER_LOCK_TIMEOUT": "2s", "DB_POOL_ACQUIRE_TIMEOUT": "1s"}, `LEDGER_LOCK_TIMEOUT=2s: must be shorter than DB_POOL_ACQUIRE_TIMEOUT=1s, so that one budget's locked row cannot keep other callers waiting for a connection`},
 		{map[string]string{"DB_POOL_ACQUIRE_TIMEOUT": "5 parsecs"}, `DB_POOL_ACQUIRE_TIMEOUT="5 parsecs": must be a duration such as 500ms, 5s or 10m`},
 		{map[string]string{"DB_REQUIRE_AT_START": "maybe"}, `DB_REQUIRE_AT_START="maybe": must be true or false`},
 		{map[string]string{"DB_CONNECTION_BUDGET": "ignore"}, `DB_CONNECTION_BUDGET="ignore": must be enforce or warn`},
@@ -229,6 +233,18 @@ func TestLoadConfigRejects(t *testing.T) {
 				t.Errorf("LoadConfig(%v) problems:\n%s\nwant exactly:\n%s", tc.environ, strings.Join(got, "\n"), tc.want)
 			}
 		})
+	}
+}
+
+// TestLedgerLockTimeoutDefaultStaysBelowTheAcquireTimeout: an operator who
+// shortens DB_POOL_ACQUIRE_TIMEOUT gets a lock timeout below it, not a
+// startup error about a setting they never set.
+func TestLedgerLockTimeoutDefaultStaysBelowTheAcquireTimeout(t *testing.T) {
+	if got := mustLoad(t, map[string]string{"DB_POOL_ACQUIRE_TIMEOUT": "1s"}).LedgerLockTimeout; got != 500*time.Millisecond {
+		t.Errorf("LedgerLockTimeout = %v, want 500ms (half of DB_POOL_ACQUIRE_TIMEOUT=1s)", got)
+	}
+	if got := mustLoad(t, map[string]string{"LEDGER_LOCK_TIMEOUT": "250ms"}).LedgerLockTimeout; got != 250*time.Millisecond {
+		t.Errorf("LedgerLockTimeout = %v, want the explicit 250ms", got)
 	}
 }
 

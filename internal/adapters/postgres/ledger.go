@@ -49,6 +49,19 @@ type LedgerOptions struct {
 	// budgets. The call log, which never commits asynchronously, still holds
 	// every call's cost.
 	SynchronousCommit bool
+
+	// LockTimeout bounds how long a reservation waits for a spend row that
+	// another transaction holds (PostgreSQL's lock_timeout, for the
+	// reservation's transaction only); zero waits as long as the operation
+	// may. When it passes, Reserve fails with a retryable
+	// domain.KindUnavailable error (code database_busy) and holds nothing,
+	// so that one budget's contention (an operator's long transaction on a
+	// user's row, a stuck replica) costs the other users' calls no pool
+	// connections: the blocked user's new calls give their connection back
+	// within the bound. Settlements and releases still wait for the row
+	// (within the operation's deadline): they end calls that already ran,
+	// and money must not be lost to a short wait.
+	LockTimeout time.Duration
 }
 
 // NewLedger returns a ledger on db's tables (see Migrate).
@@ -156,6 +169,9 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 	return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 		kinds, ids, periods, starts := counterColumns(counters)
 		batch := l.begin()
+		if ms := l.opts.LockTimeout.Milliseconds(); ms > 0 {
+			batch.Queue(fmt.Sprintf("SET LOCAL lock_timeout TO %d", ms))
+		}
 		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
 		batch.Queue(insertHolds, r.ID, kinds, ids, periods, starts)
 		var full *counter // the first budget without room
