@@ -150,6 +150,7 @@ func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, prov
 		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls,
 	}, gateway.Options{
 		MinAuditReasonLen:  cfg.AuditReasonMinLen,
+		MaxAuditReasonLen:  cfg.AuditReasonMaxLen,
 		MaxAttempts:        cfg.ProviderAttempts,
 		RetryBackoff:       cfg.RetryBackoff,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -138,12 +137,13 @@ func (k *call) admit(ctx context.Context) error {
 	return nil
 }
 
+// checkAuditReason refuses a reason with too few visible characters or
+// more characters than the audit trail keeps whole.
 func (k *call) checkAuditReason() error {
-	if len(strings.TrimSpace(k.in.AuditReason)) >= k.s.opts.MinAuditReasonLen {
-		return nil
+	if err := domain.CheckAuditReason(k.in.AuditReason, k.s.opts.MinAuditReasonLen, k.s.opts.MaxAuditReasonLen); err != nil {
+		return err
 	}
-	return &domain.Error{Kind: domain.KindInvalid, Code: "audit_reason_required", Param: "audit_reason",
-		Message: fmt.Sprintf("an audit reason of at least %d characters is required", k.s.opts.MinAuditReasonLen)}
+	return nil
 }
 
 // resolve finds the model asked for, checks that it serves this endpoint and

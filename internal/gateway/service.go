@@ -69,7 +69,8 @@ type EmbedResult struct {
 
 // Options tune the service; a zero field means its default.
 type Options struct {
-	MinAuditReasonLen  int           // default 3
+	MinAuditReasonLen  int           // visible characters; default 3
+	MaxAuditReasonLen  int           // characters; default 1000
 	MaxAttempts        int           // attempts per model, default 3
 	RetryBackoff       time.Duration // first backoff, doubled per retry; default 200ms
 	MaxConcurrentCalls int           // concurrent upstream calls; default 256
@@ -83,6 +84,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MinAuditReasonLen <= 0 {
 		o.MinAuditReasonLen = 3
+	}
+	if o.MaxAuditReasonLen <= 0 {
+		o.MaxAuditReasonLen = 1000
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,9 @@ func TestChatRejections(t *testing.T) {
 		param  string
 	}{
 		{"audit reason missing", alice, 0, chat("main"), noReason, domain.KindInvalid, "audit_reason"},
+		{"audit reason invisible", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "\u200B\u200B\u200B"; return c }, domain.KindInvalid, "audit_reason"},
+		{"audit reason one emoji", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "👍"; return c }, domain.KindInvalid, "audit_reason"},
+		{"audit reason too long", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = strings.Repeat("x", 1001); return c }, domain.KindInvalid, "audit_reason"},
 		{"invalid request", alice, 0, domain.ChatRequest{Model: "main"}, same, domain.KindInvalid, "messages"},
 		{"unknown model", alice, 0, chat("gpt-17"), same, domain.KindNotFound, "model"},
 		{"embedding model", alice, 0, chat("vec"), same, domain.KindInvalid, "model"},

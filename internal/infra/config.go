@@ -75,8 +75,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 
 	// Gateway policy.
-	CatalogueFile      string        `env:"CATALOGUE_FILE"` // YAML; empty means the built-in mock catalogue
-	AuditReasonMinLen  int           `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`
+	CatalogueFile      string        `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
+	AuditReasonMinLen  int           `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
+	AuditReasonMaxLen  int           `env:"AUDIT_REASON_MAX_LEN" envDefault:"1000"` // characters; longer reasons get 400
 	MaxConcurrentCalls int           `env:"MAX_CONCURRENT_CALLS" envDefault:"256"`
 	ProviderTimeout    time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`        // to the answer, or a stream's first event
 	StreamTimeout      time.Duration `env:"PROVIDER_STREAM_TIMEOUT" envDefault:"10m"` // a whole stream
@@ -97,6 +98,10 @@ type Config struct {
 
 	profileSet []string // what the profile filled in; see ProfileDefaults
 }
+
+// maxAuditReasonLen is the most AUDIT_REASON_MAX_LEN may allow: MLflow
+// keeps 8000 characters of a tag, and a reason must reach it whole.
+const maxAuditReasonLen = 8000
 
 // AdminOff is the ADMIN_ADDR that serves /metrics and /debug/* nowhere.
 const AdminOff = "off"
@@ -432,6 +437,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout)
 
 	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
+	c.between("AUDIT_REASON_MAX_LEN", int64(cfg.AuditReasonMaxLen), int64(max(cfg.AuditReasonMinLen, 1)), maxAuditReasonLen)
 	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
 	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
 	if cfg.StreamTimeout < cfg.ProviderTimeout {

@@ -206,6 +206,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"ADMIN_ADDR": "127.0.0.1:8080"}, `ADMIN_ADDR="127.0.0.1:8080": must differ from HTTP_ADDR`},
 		{map[string]string{"HTTP_MAX_BODY_BYTES": "0"}, `HTTP_MAX_BODY_BYTES=0: must be at least 1`},
 		{map[string]string{"AUDIT_REASON_MIN_LEN": "0"}, `AUDIT_REASON_MIN_LEN=0: must be at least 1 (every call must state its reason)`},
+		{map[string]string{"AUDIT_REASON_MAX_LEN": "8001"}, `AUDIT_REASON_MAX_LEN=8001: must be between 3 and 8000`},
+		{map[string]string{"AUDIT_REASON_MIN_LEN": "10", "AUDIT_REASON_MAX_LEN": "5"}, `AUDIT_REASON_MAX_LEN=5: must be between 10 and 8000`},
 		{map[string]string{"MAX_CONCURRENT_CALLS": "0"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
 		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "0"}, `PROVIDER_MAX_ATTEMPTS=0: must be between 1 and 10`},
 		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "11"}, `PROVIDER_MAX_ATTEMPTS=11: must be between 1 and 10`},
