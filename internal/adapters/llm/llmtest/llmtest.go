@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type Upstream struct {
 type Recorded struct {
 	Method string
 	Path   string
+	Query  url.Values
 	Header http.Header
 	Body   []byte
 }
@@ -79,7 +81,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	if len(u.requests) == maxRecorded {
 		u.requests = append(u.requests[:0], u.requests[1:]...)
 	}
-	u.requests = append(u.requests, Recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	u.requests = append(u.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
 	h := u.handler
 	u.mu.Unlock()
 	h(w, r)
@@ -109,6 +111,16 @@ func Reply(status int, contentType, body string) http.HandlerFunc {
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
 	}
+}
+
+// OpenAIError answers in OpenAI's error format, which Azure OpenAI and the
+// OpenAI-compatible servers share: {"error": {"message": …, …}}.
+func OpenAIError(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": message, "type": "invalid_request_error", "param": nil, "code": nil}})
+	_, _ = w.Write(body)
 }
 
 // Hang is a handler that never answers: it returns only when the client

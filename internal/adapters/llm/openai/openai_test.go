@@ -2,7 +2,6 @@ package openai_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,15 +29,6 @@ func newProvider(t testing.TB, baseURL string, opts openai.Options) *openai.Prov
 		t.Fatal(err)
 	}
 	return p
-}
-
-// writeError answers in the OpenAI error format.
-func writeError(w http.ResponseWriter, status int, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"message": message, "type": "invalid_request_error", "param": nil, "code": nil}})
-	_, _ = w.Write(body)
 }
 
 const completion = `{
@@ -297,7 +287,7 @@ func TestFailures(t *testing.T) {
 		New: func(t *testing.T, baseURL string) ports.Provider {
 			return newProvider(t, baseURL, openai.Options{APIKey: apiKey})
 		},
-		Error:      writeError,
+		Error:      llmtest.OpenAIError,
 		Embeds:     true,
 		Model:      "gpt-4o-mini",
 		EmbedModel: "text-embedding-3-small",

@@ -1,0 +1,384 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The operations of an OpenAI-compatible API, as OpenAIWire.URL receives them.
+const (
+	OpChatCompletions = "chat/completions"
+	OpEmbeddings      = "embeddings"
+)
+
+// OpenAIWire describes one API that speaks OpenAI's Chat Completions and
+// Embeddings wire format: where its operations are and how a request is
+// authorized. OpenAI itself, Ollama, vLLM, LM Studio and Azure OpenAI differ
+// only in these.
+type OpenAIWire struct {
+	// Provider names the provider in error messages.
+	Provider string
+	// Endpoint carries the calls and bounds each one; see Endpoint.Resolve.
+	Endpoint Endpoint
+	// URL returns the absolute URL of operation (OpChatCompletions or
+	// OpEmbeddings) for the upstream model.
+	URL func(operation, model string) string
+	// Header is sent with every request: the credentials and any fixed
+	// headers the API wants.
+	Header http.Header
+	// Secret (the API key, possibly empty) never appears in an error message.
+	Secret string
+	// UseMaxCompletionTokens sends the output cap as max_completion_tokens,
+	// which OpenAI's reasoning models require, instead of max_tokens, which
+	// Ollama, vLLM, LM Studio and OpenAI's other models understand.
+	UseMaxCompletionTokens bool
+}
+
+// OpenAIClient calls one API in OpenAI's wire format, with encoding/json and
+// net/http. It makes one attempt per call (the gateway retries) and is safe
+// for concurrent use. It implements the gateway's provider port, so an
+// adapter of an OpenAI-compatible API is a constructor that describes its
+// OpenAIWire.
+//
+// Messages are sent as the API takes them, with two exceptions: a developer
+// message is sent as a system message (OpenAI treats them alike for its
+// newer models; self-hosted servers often know only system), and a tool
+// message is sent as a user message, since tidygate carries no tool call
+// ids and the API refuses a tool message without one.
+type OpenAIClient struct {
+	wire     OpenAIWire
+	classify Classifier
+}
+
+// NewOpenAIClient returns a client for the API w describes.
+func NewOpenAIClient(w OpenAIWire) *OpenAIClient {
+	return &OpenAIClient{wire: w, classify: NewClassifier(w.Provider, w.Secret)}
+}
+
+// The wire format: only the fields tidygate sends or reads.
+type (
+	oaiChatRequest struct {
+		Model               string            `json:"model"`
+		Messages            []oaiMessage      `json:"messages"`
+		MaxTokens           int               `json:"max_tokens,omitempty"`
+		MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
+		Temperature         *float64          `json:"temperature,omitempty"`
+		TopP                *float64          `json:"top_p,omitempty"`
+		Stop                []string          `json:"stop,omitempty"`
+		Stream              bool              `json:"stream,omitempty"`
+		StreamOptions       *oaiStreamOptions `json:"stream_options,omitempty"`
+	}
+	oaiMessage struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+		Name    string `json:"name,omitempty"`
+	}
+	oaiStreamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	// completion is a chat completion, or one chunk of a streamed one.
+	oaiCompletion struct {
+		ID      string `json:"id"`
+		Model   string `json:"model"`
+		Created int64  `json:"created"`
+		Choices []struct {
+			Index        int      `json:"index"`
+			Message      oaiDelta `json:"message"` // a completion's
+			Delta        oaiDelta `json:"delta"`   // a chunk's
+			FinishReason string   `json:"finish_reason"`
+		} `json:"choices"`
+		Usage *oaiUsage `json:"usage"`
+		Error *oaiError `json:"error"` // an error event in a stream
+	}
+	oaiDelta struct {
+		Content string `json:"content"`
+	}
+	oaiUsage struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	}
+	oaiEmbedRequest struct {
+		Model          string   `json:"model"`
+		Input          []string `json:"input"`
+		EncodingFormat string   `json:"encoding_format"`
+		Dimensions     int      `json:"dimensions,omitempty"`
+	}
+	oaiEmbeddings struct {
+		Model string `json:"model"`
+		Data  []struct {
+			Index     int64     `json:"index"`
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+		Usage *oaiUsage `json:"usage"`
+	}
+	oaiError struct {
+		Message string `json:"message"`
+	}
+)
+
+// Chat calls the Chat Completions API.
+func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	defer cancel()
+	var resp oaiCompletion
+	if err := p.call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), &resp); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	if len(resp.Choices) == 0 {
+		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the completion has no choices"))
+	}
+	choice := resp.Choices[0]
+	out := domain.ChatResponse{
+		ID:           resp.ID,
+		Model:        orDefault(resp.Model, req.Model),
+		Content:      choice.Message.Content,
+		FinishReason: choice.FinishReason,
+		Created:      createdAt(resp.Created),
+	}
+	if resp.Usage == nil {
+		// Some OpenAI-compatible servers report no usage; an estimate keeps the call costed.
+		out.Usage = EstimateUsage(req, out.Content)
+		return out, nil
+	}
+	var err error
+	out.Usage, err = p.usage(*resp.Usage)
+	return out, err
+}
+
+// ChatStream calls the Chat Completions API with stream set, asking for the
+// usage in a last chunk (stream_options.include_usage) so that streamed
+// calls are costed like others.
+func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	if err := p.classify.TextOnly(req); err != nil {
+		return domain.ChatResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	defer cancel()
+	body := p.chatRequest(req)
+	body.Stream, body.StreamOptions = true, &oaiStreamOptions{IncludeUsage: true}
+	resp, err := p.send(ctx, p.wire.URL(OpChatCompletions, req.Model), body, "text/event-stream")
+	if err != nil {
+		return domain.ChatResponse{}, err
+	}
+	defer resp.Body.Close()
+	defer drain(resp.Body) // before Close
+
+	var out domain.ChatResponse
+	var usage *domain.Usage
+	text := NewStream(emit)
+	events := NewEvents(resp.Body)
+	for {
+		data, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return domain.ChatResponse{}, p.classify.Failure(err)
+		}
+		if string(data) == "[DONE]" {
+			break
+		}
+		var chunk oaiCompletion
+		if err := json.Unmarshal(data, &chunk); err != nil {
+			return domain.ChatResponse{}, p.classify.Malformed(fmt.Errorf("a stream event: %w", err))
+		}
+		if chunk.Error != nil {
+			return domain.ChatResponse{}, p.classify.Reported(chunk.Error.Message)
+		}
+		if out.ID == "" {
+			out.ID, out.Model, out.Created = chunk.ID, chunk.Model, createdAt(chunk.Created)
+		}
+		if chunk.Usage != nil {
+			u, err := p.usage(*chunk.Usage)
+			if err != nil {
+				return domain.ChatResponse{}, err
+			}
+			usage = &u
+		}
+		for _, choice := range chunk.Choices {
+			if choice.Index != 0 {
+				continue // tidygate asks for one choice
+			}
+			if err := text.Text(choice.Delta.Content); err != nil {
+				return domain.ChatResponse{}, err
+			}
+			if choice.FinishReason != "" {
+				out.FinishReason = choice.FinishReason
+			}
+		}
+	}
+	if out.FinishReason == "" {
+		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the stream ended without a finish reason"))
+	}
+	out.Model = orDefault(out.Model, req.Model)
+	if usage != nil {
+		out.Usage = *usage
+	} else {
+		// The server ignored stream_options.include_usage (older Ollama and
+		// vLLM versions do); an estimate keeps the call costed.
+		out.Usage = EstimateUsage(req, text.Content())
+	}
+	return text.Finish(out)
+}
+
+// Embed calls the Embeddings API for float vectors.
+func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	defer cancel()
+	var resp oaiEmbeddings
+	err := p.call(ctx, p.wire.URL(OpEmbeddings, req.Model), oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}, &resp)
+	if err != nil {
+		return domain.EmbedResponse{}, err
+	}
+	if len(resp.Data) != len(req.Inputs) {
+		return domain.EmbedResponse{}, p.classify.Malformed(fmt.Errorf("%d embeddings for %d inputs", len(resp.Data), len(req.Inputs)))
+	}
+	vectors := make([][]float32, len(req.Inputs))
+	for _, e := range resp.Data {
+		if e.Index < 0 || e.Index >= int64(len(vectors)) || vectors[e.Index] != nil || len(e.Embedding) == 0 {
+			return domain.EmbedResponse{}, p.classify.Malformed(fmt.Errorf("embedding index %d is out of range, repeated or empty", e.Index))
+		}
+		v := make([]float32, len(e.Embedding))
+		for i, x := range e.Embedding {
+			v[i] = float32(x)
+		}
+		vectors[e.Index] = v
+	}
+	out := domain.EmbedResponse{Model: orDefault(resp.Model, req.Model), Vectors: vectors}
+	if resp.Usage != nil && resp.Usage.PromptTokens >= 0 {
+		out.Usage.PromptTokens = int(resp.Usage.PromptTokens)
+	} else {
+		// No usage reported: estimate, so that the call is costed.
+		for _, in := range req.Inputs {
+			out.Usage.PromptTokens += EstimateTokens(in)
+		}
+	}
+	return out, nil
+}
+
+// chatRequest maps the request onto the API's: the model, the messages, the
+// output cap, and temperature, top_p and stop only when set.
+func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
+	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop}
+	if p.wire.UseMaxCompletionTokens {
+		out.MaxCompletionTokens = req.MaxTokens
+	} else {
+		out.MaxTokens = req.MaxTokens
+	}
+	return out
+}
+
+func oaiMessages(msgs []domain.Message) []oaiMessage {
+	out := make([]oaiMessage, len(msgs))
+	for i, m := range msgs {
+		role := "user" // user, and tool (see OpenAIClient)
+		switch m.Role {
+		case domain.RoleSystem, domain.RoleDeveloper:
+			role = "system"
+		case domain.RoleAssistant:
+			role = "assistant"
+		}
+		out[i] = oaiMessage{Role: role, Content: m.Content, Name: m.Name}
+	}
+	return out
+}
+
+func (p *OpenAIClient) usage(u oaiUsage) (domain.Usage, error) {
+	if u.PromptTokens < 0 || u.CompletionTokens < 0 {
+		return domain.Usage{}, p.classify.Malformed(fmt.Errorf("negative token counts %d and %d", u.PromptTokens, u.CompletionTokens))
+	}
+	return domain.Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}, nil
+}
+
+// maxResponseBody bounds a non-streamed answer; maxErrorBody bounds how much
+// of an error answer is read for its message.
+const (
+	maxResponseBody = 64 << 20
+	maxErrorBody    = 4096
+)
+
+// call POSTs body as JSON to url and decodes the JSON answer into out.
+func (p *OpenAIClient) call(ctx context.Context, url string, body, out any) error {
+	resp, err := p.send(ctx, url, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	defer drain(resp.Body) // before Close
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
+		return p.classify.Failure(err)
+	}
+	return nil
+}
+
+// send POSTs body as JSON to url, accepting the media type accept, and
+// returns the answer when its status is 2xx; any other answer, or none, is
+// a classified error.
+func (p *OpenAIClient) send(ctx context.Context, url string, body any, accept string) (*http.Response, error) {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return nil, p.classify.Invalid("cannot encode the request: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, p.classify.Failure(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", "tidygate")
+	for name, values := range p.wire.Header {
+		req.Header[name] = values
+	}
+	resp, err := p.wire.Endpoint.HTTPClient.Do(req)
+	if err != nil {
+		return nil, p.classify.Failure(err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if err != nil && ctx.Err() != nil {
+		return nil, p.classify.Failure(ctx.Err())
+	}
+	detail := string(raw)
+	var e struct {
+		Error *oaiError `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != nil && e.Error.Message != "" {
+		detail = e.Error.Message
+	}
+	return nil, p.classify.HTTP(resp.StatusCode, resp.Header, detail)
+}
+
+// drain reads what is left of a small answer (the newline after the JSON,
+// say) before it is closed: a body closed before its end costs the
+// connection its keep-alive.
+func drain(body io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
+}
+
+func createdAt(unix int64) time.Time {
+	if unix <= 0 {
+		return time.Now()
+	}
+	return time.Unix(unix, 0)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
