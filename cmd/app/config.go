@@ -3,15 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 
 	"github.com/tidygate/tidygate/internal/infra"
 )
 
-// printConfig writes the effective configuration, one VARIABLE=value per
-// line, with every secret redacted.
-func printConfig(cfg infra.Config, w io.Writer) error {
+// printConfig writes the effective configuration, provider settings
+// included, one VARIABLE=value per line, with every secret redacted.
+func printConfig(cfg infra.Config, ps providerSettings, w io.Writer) error {
 	view := cfg.Redacted()
+	maps.Copy(view, ps.redacted())
 	names := make([]string, 0, len(view))
 	for k := range view {
 		names = append(names, k)

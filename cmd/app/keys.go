@@ -154,7 +154,7 @@ func checkModels(cfg infra.Config, models []string) error {
 	if len(models) == 0 {
 		return nil
 	}
-	cat, err := infra.LoadCatalogue(cfg.CatalogueFile)
+	cat, err := infra.LoadCatalogue(cfg.CatalogueFile, providerNames())
 	if err != nil {
 		return err
 	}

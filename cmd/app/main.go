@@ -64,24 +64,30 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	if len(args) == 0 {
 		return usageError{usageText}
 	}
-	cfg, err := infra.LoadConfig(envMap(environ))
-	if err != nil {
-		var ce *infra.ConfigError
-		if errors.As(err, &ce) {
-			for _, p := range ce.Problems {
-				fmt.Fprintln(stderr, "config:", p)
-			}
-			return usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(ce.Problems))}
-		}
+	env := envMap(environ)
+	cfg, err := infra.LoadConfig(env)
+	var problems []string
+	var ce *infra.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		problems = ce.Problems
+	case err != nil:
 		return err
+	}
+	ps, providerProblems := loadProviderSettings(env)
+	if problems = append(problems, providerProblems...); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, "config:", p)
+		}
+		return usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(problems))}
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, cfg, args[1:], stderr)
+		return serve(ctx, cfg, ps, args[1:], stderr)
 	case "keys":
 		return keys(ctx, cfg, args[1:], stdout, stderr)
 	case "config":
-		return printConfig(cfg, stdout)
+		return printConfig(cfg, ps, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, cfg, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

@@ -70,7 +70,7 @@ func TestGraphIsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := fx.ValidateApp(appOptions(context.Background(), cfg, logger, false)); err != nil {
+	if err := fx.ValidateApp(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false)); err != nil {
 		t.Fatal(err)
 	}
 }

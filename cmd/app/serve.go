@@ -28,7 +28,7 @@ import (
 // in the local profile (user dev, team dev). It is refused in other profiles.
 const DevKey = "tg-dev-local-only-0000000000000000"
 
-func serve(ctx context.Context, cfg infra.Config, args []string, stderr io.Writer) error {
+func serve(ctx context.Context, cfg infra.Config, ps providerSettings, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	devKey := fs.Bool("dev-key", false, "seed the documented development key (local profile only)")
@@ -39,7 +39,7 @@ func serve(ctx context.Context, cfg infra.Config, args []string, stderr io.Write
 		return usageError{fmt.Sprintf("--dev-key is only allowed with DEPLOY_PROFILE=local (it is %q)", cfg.Profile)}
 	}
 	logger := infra.NewLogger(cfg, stderr)
-	app := fx.New(appOptions(ctx, cfg, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
+	app := fx.New(appOptions(ctx, cfg, ps, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
 		// fx's own events are debug detail; the startup steps are logged by infra.
 		l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
 		l.UseLogLevel(slog.LevelDebug)
@@ -69,9 +69,9 @@ type bootContext struct{ context.Context }
 // product of the step before it, so fx can only build them in the order the
 // design fixes: delegate → shared pool → gateway registration → MLflow call
 // log → gateway service → HTTP server. Shutdown runs in reverse.
-func appOptions(ctx context.Context, cfg infra.Config, logger *slog.Logger, devKey bool) fx.Option {
+func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logger *slog.Logger, devKey bool) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg, logger, bootContext{ctx}, devKeySeed(devKey)),
+		fx.Supply(cfg, ps, logger, bootContext{ctx}, devKeySeed(devKey)),
 		fx.Provide(
 			infra.NewDelegate,     // (1)
 			provideSharedPool,     // (2)

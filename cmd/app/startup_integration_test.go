@@ -79,7 +79,7 @@ func TestInitializationOrder(t *testing.T) {
 			rec := &runRecorder{}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			var delegate *infra.Delegate
-			app := fx.New(appOptions(context.Background(), cfg, logger, false),
+			app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false),
 				fx.WithLogger(func() fxevent.Logger { return rec }),
 				fx.Populate(&delegate))
 			if err := app.Err(); err != nil {
@@ -140,7 +140,7 @@ func TestDebugStartupEndpoint(t *testing.T) {
 	cfg := testConfig(t, nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var delegate *infra.Delegate
-	app := fx.New(appOptions(context.Background(), cfg, logger, false), fx.NopLogger, fx.Populate(&delegate))
+	app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false), fx.NopLogger, fx.Populate(&delegate))
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -53,10 +54,11 @@ func (n *yamlNode) UnmarshalYAML(node ast.Node) error {
 }
 
 // LoadCatalogue reads the model catalogue from a YAML file, or returns the
-// built-in mock catalogue when path is empty. Unknown fields are errors. A
-// *ConfigError lists every problem, one line each, naming the file, the model
-// and the field.
-func LoadCatalogue(path string) (*domain.Catalogue, error) {
+// built-in mock catalogue when path is empty. A model's provider must be one
+// of providers, the provider types the registry in cmd/app knows. Unknown
+// fields are errors. A *ConfigError lists every problem, one line each,
+// naming the file, the model and the field.
+func LoadCatalogue(path string, providers []string) (*domain.Catalogue, error) {
 	if path == "" {
 		return domain.NewCatalogue(domain.DefaultModels())
 	}
@@ -74,7 +76,7 @@ func LoadCatalogue(path string) (*domain.Catalogue, error) {
 	var problems []string
 	models := make([]domain.Model, 0, len(f.Models))
 	for i, n := range f.Models {
-		m, errs := decodeModel(n.node)
+		m, errs := decodeModel(n.node, providers)
 		label := fmt.Sprintf("%s: models[%d]", path, i)
 		if m.Name != "" {
 			label += fmt.Sprintf(" %q", m.Name)
@@ -96,7 +98,7 @@ func LoadCatalogue(path string) (*domain.Catalogue, error) {
 
 // decodeModel decodes one model strictly and converts it to the domain type,
 // returning every problem it finds; the name is set whenever it could be read.
-func decodeModel(node ast.Node) (domain.Model, []string) {
+func decodeModel(node ast.Node, providers []string) (domain.Model, []string) {
 	var m catalogueModel
 	if err := yaml.NodeToValue(node, &m, yaml.DisallowUnknownField()); err != nil {
 		var named struct {
@@ -105,10 +107,10 @@ func decodeModel(node ast.Node) (domain.Model, []string) {
 		_ = yaml.NodeToValue(node, &named) // best effort, only to label the problem
 		return domain.Model{Name: named.Name}, []string{yamlProblem(err)}
 	}
-	return m.toDomain()
+	return m.toDomain(providers)
 }
 
-func (m catalogueModel) toDomain() (domain.Model, []string) {
+func (m catalogueModel) toDomain(providers []string) (domain.Model, []string) {
 	var problems []string
 	out := domain.Model{
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
@@ -122,10 +124,8 @@ func (m catalogueModel) toDomain() (domain.Model, []string) {
 	default:
 		problems = append(problems, fmt.Sprintf("type: %q must be chat or embedding", m.Type))
 	}
-	switch m.Provider {
-	case "mock", "openai", "anthropic", "bedrock":
-	default:
-		problems = append(problems, fmt.Sprintf("provider: %q must be mock, openai, anthropic or bedrock", m.Provider))
+	if !slices.Contains(providers, m.Provider) {
+		problems = append(problems, fmt.Sprintf("provider: %q must be %s", m.Provider, orList(providers)))
 	}
 	var err error
 	if out.Price.InputPerMillion, err = parsePrice(m.Price.Input.node); err != nil {

@@ -22,7 +22,7 @@ func writeCatalogue(t *testing.T, text string) string {
 }
 
 func TestLoadCatalogueExample(t *testing.T) {
-	cat, err := LoadCatalogue("../../deploy/catalogue.example.yaml")
+	cat, err := LoadCatalogue("../../deploy/catalogue.example.yaml", []string{"mock", "openai", "anthropic", "bedrock"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func equalModels(a, b domain.Model) bool {
 }
 
 func TestLoadCatalogueDefault(t *testing.T) {
-	cat, err := LoadCatalogue("")
+	cat, err := LoadCatalogue("", providerTypes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestLoadCataloguePricesAreExact(t *testing.T) {
 	}
 	for _, tc := range cases {
 		path := writeCatalogue(t, "models:\n  - {name: m, type: embedding, provider: mock, price_per_million: {input: "+tc.written+"}}\n")
-		cat, err := LoadCatalogue(path)
+		cat, err := LoadCatalogue(path, providerTypes)
 		if err != nil {
 			t.Errorf("input price %s: %v", tc.written, err)
 			continue
@@ -102,6 +102,10 @@ func TestLoadCataloguePricesAreExact(t *testing.T) {
 		}
 	}
 }
+
+// providerTypes stands for the provider registry's names: the catalogue
+// accepts whatever list it is given.
+var providerTypes = []string{"mock", "cumulus"}
 
 func TestLoadCatalogueErrors(t *testing.T) {
 	const ok = "  - {name: ok, type: chat, provider: mock, max_output_tokens: 10}\n"
@@ -116,7 +120,7 @@ func TestLoadCatalogueErrors(t *testing.T) {
 		{"syntax", "models:\n  - {name: a\n", []string{`could not find flow mapping end token '}' (line 2)`}},
 		{"every model's problems at once", "models:\n" + ok +
 			"  - name: a\n    type: chat\n    provider: mock\n    max_output_tokens: 1\n    colour: red\n" +
-			"  - name: b\n    type: image\n    provider: azure\n    price_per_million: {input: \"0.0000001\", output: [1]}\n" +
+			"  - name: b\n    type: image\n    provider: nimbus\n    price_per_million: {input: \"0.0000001\", output: [1]}\n" +
 			"  - {name: c, type: chat, provider: mock, max_output_tokens: lots}\n" +
 			"  - {name: d, type: chat, provider: mock, aliases: x}\n" +
 			"  - [1, 2]\n" +
@@ -125,7 +129,7 @@ func TestLoadCatalogueErrors(t *testing.T) {
 			[]string{
 				`models[1] "a": unknown field "colour" (line 7)`,
 				`models[2] "b": type: "image" must be chat or embedding`,
-				`models[2] "b": provider: "azure" must be mock, openai, anthropic or bedrock`,
+				`models[2] "b": provider: "nimbus" must be mock or cumulus`,
 				`models[2] "b": price_per_million.input: "0.0000001" has more than six decimals (USD per million tokens)`,
 				`models[2] "b": price_per_million.output: must be a number of USD such as "0.15" (line 11)`,
 				`models[3] "c": max_output_tokens: "lots" is not a whole number (line 12)`,
@@ -142,7 +146,7 @@ func TestLoadCatalogueErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeCatalogue(t, tc.yaml)
-			_, err := LoadCatalogue(path)
+			_, err := LoadCatalogue(path, providerTypes)
 			var ce *ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("LoadCatalogue = %v, want a *ConfigError", err)
@@ -160,7 +164,7 @@ func TestLoadCatalogueErrors(t *testing.T) {
 
 func TestLoadCatalogueMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing.yaml")
-	_, err := LoadCatalogue(path)
+	_, err := LoadCatalogue(path, providerTypes)
 	var ce *ConfigError
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0] != `CATALOGUE_FILE="`+path+`": no such file or directory` {
 		t.Fatalf("LoadCatalogue(missing) = %v", err)

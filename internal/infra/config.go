@@ -84,14 +84,8 @@ type Config struct {
 	ProviderAttempts   int           `env:"PROVIDER_MAX_ATTEMPTS" envDefault:"3"`
 	RetryBackoff       time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
 
-	// Providers. Keys are secrets: never logged, never reported.
-	OpenAIAPIKey     string        `env:"OPENAI_API_KEY" redact:"secret"`
-	OpenAIBaseURL    string        `env:"OPENAI_BASE_URL" redact:"url"`
-	AnthropicAPIKey  string        `env:"ANTHROPIC_API_KEY" redact:"secret"`
-	AnthropicBaseURL string        `env:"ANTHROPIC_BASE_URL" redact:"url"`
-	AWSRegion        string        `env:"AWS_REGION"`
-	MockLatency      time.Duration `env:"MOCK_LATENCY" envDefault:"0s"`
-	MockFailureRate  float64       `env:"MOCK_FAILURE_RATE" envDefault:"0"`
+	// Each provider type's own settings are read by the provider registry
+	// in cmd/app (ParseSettings), not here.
 
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug | info | warn | error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"` // text | json
@@ -167,7 +161,7 @@ func LoadConfig(environ map[string]string) (Config, error) {
 	var cfg Config
 	var problems, unparsed []string
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: merged}); err != nil {
-		problems, unparsed = parseProblems(err, merged)
+		problems, unparsed = parseProblems(err, merged, reflect.TypeFor[Config]())
 	}
 	cfg.profileSet = filled
 	if _, set := merged["LEDGER_LOCK_TIMEOUT"]; !set && cfg.DBAcquireTimeout > 0 {
@@ -190,8 +184,10 @@ type setting struct {
 }
 
 // settings lists Config's fields that are read from the environment.
-func settings() []setting {
-	t := reflect.TypeFor[Config]()
+func settings() []setting { return settingsOf(reflect.TypeFor[Config]()) }
+
+// settingsOf lists the fields of struct type t that have an env tag.
+func settingsOf(t reflect.Type) []setting {
 	out := make([]setting, 0, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -214,16 +210,42 @@ func (s setting) show(value string) string {
 	return value
 }
 
+// ParseSettings fills dst, a pointer to a struct whose fields carry env
+// tags (and redact tags, as Config's do), from environ, and returns one
+// readable line per variable that could not be parsed. It reads the
+// settings of the parts of tidygate that own them, such as each provider
+// type's, the same way LoadConfig reads Config.
+func ParseSettings(dst any, environ map[string]string) []string {
+	err := env.ParseWithOptions(dst, env.Options{Environment: environ})
+	if err == nil {
+		return nil
+	}
+	problems, _ := parseProblems(err, environ, reflect.TypeOf(dst).Elem())
+	return problems
+}
+
+// RedactedSettings returns the settings of v, a struct whose fields carry
+// env tags, as VARIABLE → value, safe to log or print as Config.Redacted is.
+func RedactedSettings(v any) map[string]string {
+	rv := reflect.ValueOf(v)
+	list := settingsOf(rv.Type())
+	out := make(map[string]string, len(list))
+	for _, s := range list {
+		out[s.variable] = s.show(formatValue(rv.FieldByName(s.field).Interface()))
+	}
+	return out
+}
+
 // parseProblems turns the env library's aggregate error into one line per
-// variable, naming the variable and its value rather than the Go field. It
-// also returns the variables that failed to parse.
-func parseProblems(err error, environ map[string]string) (problems, unparsed []string) {
+// variable, naming the variable and its value rather than the Go field of
+// struct type t. It also returns the variables that failed to parse.
+func parseProblems(err error, environ map[string]string, t reflect.Type) (problems, unparsed []string) {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return []string{err.Error()}, nil
 	}
 	byField := make(map[string]setting)
-	for _, s := range settings() {
+	for _, s := range settingsOf(t) {
 		byField[s.field] = s
 	}
 	for _, e := range agg.Errors {
@@ -331,16 +353,6 @@ func (c *checker) postgresURL(name, value, note string) {
 	}
 }
 
-// httpURL checks an optional http(s) base URL.
-func (c *checker) httpURL(name, value string) {
-	if value == "" {
-		return
-	}
-	if u, err := url.Parse(value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.fail(name, RedactURL(value), "must be an http:// or https:// URL")
-	}
-}
-
 // listenAddr checks a host:port to listen on; port 0 lets the system choose.
 func (c *checker) listenAddr(name, value string) {
 	_, port, err := net.SplitHostPort(value)
@@ -445,14 +457,6 @@ func (cfg Config) validate(unparsed []string) []string {
 	}
 	c.between("PROVIDER_MAX_ATTEMPTS", int64(cfg.ProviderAttempts), 1, 10)
 	c.positive("PROVIDER_RETRY_BACKOFF", cfg.RetryBackoff)
-	c.httpURL("OPENAI_BASE_URL", cfg.OpenAIBaseURL)
-	c.httpURL("ANTHROPIC_BASE_URL", cfg.AnthropicBaseURL)
-	if cfg.MockLatency < 0 {
-		c.fail("MOCK_LATENCY", cfg.MockLatency, "must not be negative")
-	}
-	if !(cfg.MockFailureRate >= 0 && cfg.MockFailureRate <= 1) { // also rejects NaN
-		c.fail("MOCK_FAILURE_RATE", cfg.MockFailureRate, "must be between 0 and 1")
-	}
 	c.oneOf("LOG_LEVEL", cfg.LogLevel, "debug", "info", "warn", "error")
 	c.oneOf("LOG_FORMAT", cfg.LogFormat, "text", "json")
 	return c.problems
@@ -471,15 +475,7 @@ func (c Config) LogValue() slog.Value {
 
 // Redacted returns every setting as VARIABLE → value, safe to log or print:
 // secrets show as "***" when set, and passwords inside URLs are masked.
-func (c Config) Redacted() map[string]string {
-	v := reflect.ValueOf(c)
-	list := settings()
-	out := make(map[string]string, len(list))
-	for _, s := range list {
-		out[s.variable] = s.show(formatValue(v.FieldByName(s.field).Interface()))
-	}
-	return out
-}
+func (c Config) Redacted() map[string]string { return RedactedSettings(c) }
 
 func formatValue(v any) string {
 	switch x := v.(type) {

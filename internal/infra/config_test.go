@@ -211,13 +211,6 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"MAX_CONCURRENT_CALLS": "0"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
 		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "0"}, `PROVIDER_MAX_ATTEMPTS=0: must be between 1 and 10`},
 		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "11"}, `PROVIDER_MAX_ATTEMPTS=11: must be between 1 and 10`},
-		{map[string]string{"OPENAI_BASE_URL": "localhost:11434/v1"}, `OPENAI_BASE_URL="***": must be an http:// or https:// URL`},
-		{map[string]string{"ANTHROPIC_BASE_URL": "ftp://proxy"}, `ANTHROPIC_BASE_URL="ftp://proxy": must be an http:// or https:// URL`},
-		{map[string]string{"MOCK_LATENCY": "-1s"}, `MOCK_LATENCY=-1s: must not be negative`},
-		{map[string]string{"MOCK_FAILURE_RATE": "2"}, `MOCK_FAILURE_RATE=2: must be between 0 and 1`},
-		{map[string]string{"MOCK_FAILURE_RATE": "-0.5"}, `MOCK_FAILURE_RATE=-0.5: must be between 0 and 1`},
-		{map[string]string{"MOCK_FAILURE_RATE": "NaN"}, `MOCK_FAILURE_RATE=NaN: must be between 0 and 1`},
-		{map[string]string{"MOCK_FAILURE_RATE": "often"}, `MOCK_FAILURE_RATE="often": must be a number`},
 		{map[string]string{"LOG_LEVEL": "loud"}, `LOG_LEVEL="loud": must be debug, info, warn or error`},
 		{map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT="xml": must be text or json`},
 	}
@@ -263,7 +256,7 @@ func TestLoadConfigAccepts(t *testing.T) {
 		{"HTTP_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0"},
 		{"HTTP_ADDR": ":8080", "ADMIN_ADDR": "[::1]:9090"},
 		{"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "2.5", "MLFLOW_SQLALCHEMY_MAX_OVERFLOW": "0", "DB_POOL_MIN_CONNS": "0"},
-		{"MOCK_FAILURE_RATE": "1", "OPENAI_BASE_URL": "http://ollama:11434/v1", "LOG_FORMAT": "json", "LOG_LEVEL": "debug"},
+		{"LOG_FORMAT": "json", "LOG_LEVEL": "debug"},
 	} {
 		if got := problems(t, environ); len(got) > 0 {
 			t.Errorf("LoadConfig(%v) rejected a valid configuration:\n%s", environ, strings.Join(got, "\n"))
@@ -283,7 +276,6 @@ func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
 		"DATABASE_URL":                   "mysql://u:hunter2@h/db",
 		"DB_SSLMODE":                     "verify-full",
 		"HTTP_ADDR":                      "8080",
-		"MOCK_FAILURE_RATE":              "2",
 		"LOG_LEVEL":                      "loud",
 	})
 	// Parse errors come first. A value that failed to parse is not checked
@@ -300,7 +292,6 @@ func TestLoadConfigReportsEveryProblemAtOnce(t *testing.T) {
 		`MLFLOW_POOL="both": must be shared or dedicated`,
 		`MLFLOW_SQLALCHEMY_POOL_SIZE=0: must be at least 1 (SQLAlchemy's 0 means no limit, which a bounded pgx pool cannot honour)`,
 		`HTTP_ADDR="8080": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`,
-		`MOCK_FAILURE_RATE=2: must be between 0 and 1`,
 		`LOG_LEVEL="loud": must be debug, info, warn or error`,
 	}
 	if !slices.Equal(got, want) {
@@ -333,9 +324,6 @@ var secretEnviron = map[string]string{
 	"DATABASE_URL":        "postgres://app:s3cret-url@db:5432/app?sslmode=disable",
 	"MLFLOW_POOL":         "dedicated",
 	"MLFLOW_TRACKING_URI": "postgresql://ml@db/mlflow?password=s3cret-query",
-	"OPENAI_API_KEY":      "sk-s3cret-openai",
-	"OPENAI_BASE_URL":     "https://user:s3cret-proxy@proxy.example/v1",
-	"ANTHROPIC_API_KEY":   "sk-ant-s3cret",
 }
 
 func TestRedactedHidesSecrets(t *testing.T) {
@@ -348,15 +336,11 @@ func TestRedactedHidesSecrets(t *testing.T) {
 	}
 	want := map[string]string{
 		"DB_PASSWORD":                    "***",
-		"OPENAI_API_KEY":                 "***",
-		"ANTHROPIC_API_KEY":              "***",
 		"DATABASE_URL":                   "postgres://app:xxxxx@db:5432/app?sslmode=disable",
 		"MLFLOW_TRACKING_URI":            "postgresql://ml@db/mlflow?password=xxxxx",
-		"OPENAI_BASE_URL":                "https://user:xxxxx@proxy.example/v1",
 		"REPLICAS":                       "1",
 		"MLFLOW_SQLALCHEMY_POOL_TIMEOUT": "30s",
 		"DB_POOL_ACQUIRE_TIMEOUT":        "5s",
-		"ANTHROPIC_BASE_URL":             "",
 	}
 	for k, w := range want {
 		if view[k] != w {
