@@ -25,7 +25,8 @@ import (
 // (TestEveryProviderHasAWireTestAndAFuzzTarget) all follow from it: adding
 // a provider type is one row here and its adapter package.
 var registry = []providerType{
-	register("mock", "", "a built-in fake for development, tests and benchmarks; no upstream",
+	// A built-in fake for development, tests and benchmarks; no upstream.
+	register("mock", "",
 		func(s mockSettings) []string {
 			var problems []string
 			if s.Latency < 0 {
@@ -39,7 +40,8 @@ var registry = []providerType{
 		func(_ context.Context, s mockSettings, _ time.Duration) (ports.Provider, error) {
 			return mock.New(mock.Options{Latency: s.Latency, FailureRate: s.FailureRate})
 		}),
-	register("openai", "openai", "the OpenAI API, and servers that speak it (Ollama, vLLM, LM Studio)",
+	// The OpenAI API, and servers that speak it (Ollama, vLLM, LM Studio).
+	register("openai", "openai",
 		func(s openaiSettings) []string { return checkURL("OPENAI_BASE_URL", s.BaseURL) },
 		func(_ context.Context, s openaiSettings, timeout time.Duration) (ports.Provider, error) {
 			if s.APIKey == "" && s.BaseURL == "" {
@@ -47,7 +49,8 @@ var registry = []providerType{
 			}
 			return openai.New(openai.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: timeout})
 		}),
-	register("azure", "azure", "Azure OpenAI: a model's upstream is its deployment's name",
+	// Azure OpenAI: a model's upstream is its deployment's name.
+	register("azure", "azure",
 		func(s azureSettings) []string { return checkURL("AZURE_OPENAI_ENDPOINT", s.Endpoint) },
 		func(_ context.Context, s azureSettings, timeout time.Duration) (ports.Provider, error) {
 			if s.APIKey == "" || s.Endpoint == "" {
@@ -55,7 +58,8 @@ var registry = []providerType{
 			}
 			return azure.New(azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: timeout})
 		}),
-	register("anthropic", "anthropic", "the Anthropic Messages API",
+	// The Anthropic Messages API.
+	register("anthropic", "anthropic",
 		func(s anthropicSettings) []string { return checkURL("ANTHROPIC_BASE_URL", s.BaseURL) },
 		func(_ context.Context, s anthropicSettings, timeout time.Duration) (ports.Provider, error) {
 			if s.APIKey == "" {
@@ -63,7 +67,8 @@ var registry = []providerType{
 			}
 			return anthropic.New(anthropic.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: timeout})
 		}),
-	register("bedrock", "bedrock", "Amazon Bedrock's Converse API; credentials from the standard AWS chain",
+	// Amazon Bedrock's Converse API; credentials from the standard AWS chain.
+	register("bedrock", "bedrock",
 		func(bedrockSettings) []string { return nil },
 		func(ctx context.Context, s bedrockSettings, _ time.Duration) (ports.Provider, error) {
 			if s.Region == "" {
@@ -107,8 +112,6 @@ type providerType struct {
 	// wire test and fuzz target the registry's test requires; empty for a
 	// type with no upstream to speak to.
 	adapter string
-	// about says what the type calls, for messages and docs.
-	about string
 	// load reads and checks the type's settings from the environment,
 	// returning every problem, one line each.
 	load func(environ map[string]string) (any, []string)
@@ -118,10 +121,10 @@ type providerType struct {
 }
 
 // register makes a registry row whose settings are the struct S.
-func register[S any](name, adapter, about string, check func(S) []string,
+func register[S any](name, adapter string, check func(S) []string,
 	build func(context.Context, S, time.Duration) (ports.Provider, error)) providerType {
 	return providerType{
-		name: name, adapter: adapter, about: about,
+		name: name, adapter: adapter,
 		load: func(environ map[string]string) (any, []string) {
 			var s S
 			problems := infra.ParseSettings(&s, environ)
