@@ -149,8 +149,10 @@ func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, prov
 	return gateway.NewService(gateway.Deps{
 		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls,
 	}, gateway.Options{
-		MinAuditReasonLen:  cfg.AuditReasonMinLen,
-		MaxAuditReasonLen:  cfg.AuditReasonMaxLen,
+		MinAuditReasonLen: cfg.AuditReasonMinLen,
+		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
+		EmbedLimits: domain.EmbedLimits{MaxDimensions: cfg.EmbedMaxDimensions, MaxInputs: cfg.EmbedMaxInputs,
+			MaxInputBytes: cfg.EmbedMaxInputBytes, MaxResponseValues: cfg.EmbedMaxValues},
 		MaxAttempts:        cfg.ProviderAttempts,
 		RetryBackoff:       cfg.RetryBackoff,
 		MaxConcurrentCalls: cfg.MaxConcurrentCalls,

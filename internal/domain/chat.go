@@ -230,3 +230,58 @@ type EmbedResponse struct {
 func paramIndex(field string, i int, sub string) string {
 	return field + "[" + strconv.Itoa(i) + "]." + sub
 }
+
+// EmbedLimits bound an embeddings request for every provider, the mock
+// included, so that no request can make tidygate build a response that
+// exhausts its memory. A zero field means its default (DefaultEmbedLimits).
+type EmbedLimits struct {
+	MaxDimensions     int // the most dimensions a request may ask for
+	MaxInputs         int // the most input strings, at most MaxEmbedInputs
+	MaxInputBytes     int // the most bytes of input text, all inputs together
+	MaxResponseValues int // the most numbers in the response: inputs × dimensions
+}
+
+// DefaultEmbedLimits are the bounds used where none are configured: the
+// largest dimensions and input count the OpenAI API accepts, 1 MiB of text,
+// and 2,097,152 numbers (2048 vectors of 1024, about 25 MB of JSON).
+var DefaultEmbedLimits = EmbedLimits{MaxDimensions: 4096, MaxInputs: MaxEmbedInputs, MaxInputBytes: 1 << 20, MaxResponseValues: 2 << 20}
+
+// WithDefaults fills each zero field from DefaultEmbedLimits.
+func (l EmbedLimits) WithDefaults() EmbedLimits {
+	d := DefaultEmbedLimits
+	if l.MaxDimensions <= 0 {
+		l.MaxDimensions = d.MaxDimensions
+	}
+	if l.MaxInputs <= 0 {
+		l.MaxInputs = d.MaxInputs
+	}
+	if l.MaxInputBytes <= 0 {
+		l.MaxInputBytes = d.MaxInputBytes
+	}
+	if l.MaxResponseValues <= 0 {
+		l.MaxResponseValues = d.MaxResponseValues
+	}
+	return l
+}
+
+// Check refuses a request over any bound with a KindInvalid error naming
+// the parameter at fault. The response bound applies to the dimensions the
+// request asks for; without them the provider's default applies, which the
+// provider adapters bound by the size of the answer they read.
+func (l EmbedLimits) Check(r EmbedRequest) error {
+	l = l.WithDefaults()
+	if r.Dimensions > l.MaxDimensions {
+		return InvalidParam("dimensions", "dimensions must be at most %d (got %d)", l.MaxDimensions, r.Dimensions)
+	}
+	if len(r.Inputs) > l.MaxInputs {
+		return InvalidParam("input", "input may contain at most %d items (got %d)", l.MaxInputs, len(r.Inputs))
+	}
+	if n := r.InputBytes(); n > l.MaxInputBytes {
+		return InvalidParam("input", "input may hold at most %d bytes of text in all (got %d)", l.MaxInputBytes, n)
+	}
+	if values := len(r.Inputs) * r.Dimensions; values > l.MaxResponseValues {
+		return InvalidParam("dimensions", "%d inputs × %d dimensions is %d numbers; a response may hold at most %d: ask for fewer dimensions or send fewer inputs",
+			len(r.Inputs), r.Dimensions, values, l.MaxResponseValues)
+	}
+	return nil
+}

@@ -32,7 +32,7 @@ func (s *Service) ChatStream(ctx context.Context, c Call, req domain.ChatRequest
 
 // Embed runs an embeddings call.
 func (s *Service) Embed(ctx context.Context, c Call, req domain.EmbedRequest) (EmbedResult, error) {
-	op := &embedOp{req: req}
+	op := &embedOp{req: req, limits: s.opts.EmbedLimits}
 	res, err := s.run(ctx, c, op)
 	return EmbedResult{Result: res, Response: op.resp}, err
 }

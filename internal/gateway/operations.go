@@ -108,17 +108,23 @@ func (o *chatOp) forward(c domain.ChatChunk) error {
 
 // embedOp is an embeddings call.
 type embedOp struct {
-	req  domain.EmbedRequest
-	resp domain.EmbedResponse
-	done bool // the provider answered
+	req    domain.EmbedRequest
+	limits domain.EmbedLimits // checked with the request, before any provider is asked
+	resp   domain.EmbedResponse
+	done   bool // the provider answered
 }
 
 func (o *embedOp) endpoint() domain.Endpoint   { return domain.EndpointEmbeddings }
 func (o *embedOp) modelType() domain.ModelType { return domain.ModelEmbedding }
-func (o *embedOp) validate() error             { return o.req.Validate() }
-func (o *embedOp) retryable() bool             { return true }
-func (o *embedOp) clientError() error          { return nil }
-func (o *embedOp) streams() bool               { return false }
+func (o *embedOp) validate() error {
+	if err := o.req.Validate(); err != nil {
+		return err
+	}
+	return o.limits.Check(o.req)
+}
+func (o *embedOp) retryable() bool    { return true }
+func (o *embedOp) clientError() error { return nil }
+func (o *embedOp) streams() bool      { return false }
 
 // consumed is the provider's count, once it answered.
 func (o *embedOp) consumed(domain.Model) (domain.Usage, bool) { return o.resp.Usage, o.done }

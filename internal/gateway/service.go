@@ -69,14 +69,15 @@ type EmbedResult struct {
 
 // Options tune the service; a zero field means its default.
 type Options struct {
-	MinAuditReasonLen  int           // visible characters; default 3
-	MaxAuditReasonLen  int           // characters; default 1000
-	MaxAttempts        int           // attempts per model, default 3
-	RetryBackoff       time.Duration // first backoff, doubled per retry; default 200ms
-	MaxConcurrentCalls int           // concurrent upstream calls; default 256
-	ProviderTimeout    time.Duration // per attempt, to the answer or a stream's first event; default 60s
-	StreamTimeout      time.Duration // bounds a whole stream; default (and at least) ProviderTimeout
-	RecordTimeout      time.Duration // bound on writing the call record; default 10s
+	MinAuditReasonLen  int                // visible characters; default 3
+	MaxAuditReasonLen  int                // characters; default 1000
+	EmbedLimits        domain.EmbedLimits // bounds of an embeddings request; zero fields mean domain.DefaultEmbedLimits
+	MaxAttempts        int                // attempts per model, default 3
+	RetryBackoff       time.Duration      // first backoff, doubled per retry; default 200ms
+	MaxConcurrentCalls int                // concurrent upstream calls; default 256
+	ProviderTimeout    time.Duration      // per attempt, to the answer or a stream's first event; default 60s
+	StreamTimeout      time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
+	RecordTimeout      time.Duration      // bound on writing the call record; default 10s
 	Now                func() time.Time
 	Logger             *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
 // Config is every setting tidygate reads from the environment. The env tags
@@ -78,6 +80,10 @@ type Config struct {
 	CatalogueFile      string        `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
 	AuditReasonMinLen  int           `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
 	AuditReasonMaxLen  int           `env:"AUDIT_REASON_MAX_LEN" envDefault:"1000"` // characters; longer reasons get 400
+	EmbedMaxDimensions int           `env:"EMBED_MAX_DIMENSIONS" envDefault:"4096"`
+	EmbedMaxInputs     int           `env:"EMBED_MAX_INPUTS" envDefault:"2048"`
+	EmbedMaxInputBytes int           `env:"EMBED_MAX_INPUT_BYTES" envDefault:"1048576"`
+	EmbedMaxValues     int           `env:"EMBED_MAX_RESPONSE_VALUES" envDefault:"2097152"` // inputs × dimensions
 	MaxConcurrentCalls int           `env:"MAX_CONCURRENT_CALLS" envDefault:"256"`
 	ProviderTimeout    time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`        // to the answer, or a stream's first event
 	StreamTimeout      time.Duration `env:"PROVIDER_STREAM_TIMEOUT" envDefault:"10m"` // a whole stream
@@ -450,6 +456,10 @@ func (cfg Config) validate(unparsed []string) []string {
 
 	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
 	c.between("AUDIT_REASON_MAX_LEN", int64(cfg.AuditReasonMaxLen), int64(max(cfg.AuditReasonMinLen, 1)), maxAuditReasonLen)
+	c.between("EMBED_MAX_DIMENSIONS", int64(cfg.EmbedMaxDimensions), 1, 65536)
+	c.between("EMBED_MAX_INPUTS", int64(cfg.EmbedMaxInputs), 1, domain.MaxEmbedInputs)
+	c.atLeast("EMBED_MAX_INPUT_BYTES", int64(cfg.EmbedMaxInputBytes), 1, "")
+	c.atLeast("EMBED_MAX_RESPONSE_VALUES", int64(cfg.EmbedMaxValues), 1, "")
 	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
 	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
 	if cfg.StreamTimeout < cfg.ProviderTimeout {

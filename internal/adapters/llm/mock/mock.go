@@ -162,6 +162,11 @@ func (p *Provider) Embed(ctx context.Context, req domain.EmbedRequest) (domain.E
 	if dims < 0 || dims > 65536 {
 		return domain.EmbedResponse{}, domain.InvalidParam("dimensions", "dimensions must be between 1 and 65536")
 	}
+	// The gateway bounds requests first; the mock keeps its own bound so
+	// that nothing that calls it directly can make it fill the memory.
+	if err := domain.DefaultEmbedLimits.Check(domain.EmbedRequest{Inputs: req.Inputs, Dimensions: dims}); err != nil {
+		return domain.EmbedResponse{}, err
+	}
 	h := uint64(fnvOffset)
 	for _, in := range req.Inputs {
 		h = fnv(fnv(h, in), "\x00")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +326,26 @@ func BenchmarkEmbed(b *testing.B) {
 		if _, err := p.Embed(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEmbedIsBoundedByItself: even asked directly, the mock refuses a
+// response larger than domain.DefaultEmbedLimits allows (65536 dimensions ×
+// 256 inputs once made a 223 MB response) without building it.
+func TestEmbedIsBoundedByItself(t *testing.T) {
+	p := newMock(t, mock.Options{})
+	in := make([]string, 256)
+	for i := range in {
+		in[i] = "x"
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := p.Embed(context.Background(), domain.EmbedRequest{Model: "mock-embed", Inputs: in, Dimensions: 65536})
+	runtime.ReadMemStats(&after)
+	if domain.KindOf(err) != domain.KindInvalid {
+		t.Fatalf("err = %v, want invalid", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("refusing allocated %d bytes", grew)
 	}
 }
