@@ -183,6 +183,10 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 		if srv == nil {
 			continue
 		}
+		endCalls := func() {}
+		if srv == s.api {
+			endCalls = svc.EndCalls
+		}
 		lc.Append(fx.Hook{
 			OnStart: func(context.Context) error {
 				ln, err := net.Listen("tcp", srv.Addr)
@@ -197,14 +201,25 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 				}()
 				return nil
 			},
-			OnStop: func(ctx context.Context) error {
-				sctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
-				defer cancel()
-				return srv.Shutdown(sctx)
-			},
+			OnStop: func(ctx context.Context) error { return shutDown(ctx, srv, endCalls, cfg.ShutdownTimeout) },
 		})
 	}
 	return s
+}
+
+// shutDown stops srv within budget (SHUTDOWN_TIMEOUT). Requests and streams
+// in flight get the first half of it to finish by themselves; then
+// endCalls ends the gateway's calls still running, so that each stream ends
+// early (charged for what it consumed, settled and recorded, its client told
+// with an error event) and its handler returns within the second half.
+// Without that, one long stream would outlast the budget, fail the stop
+// hook and leave its call unrecorded and its reservation held.
+func shutDown(ctx context.Context, srv *http.Server, endCalls func(), budget time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	patience := time.AfterFunc(budget/2, endCalls)
+	defer patience.Stop()
+	return srv.Shutdown(ctx)
 }
 
 // withProfiles adds Go's profiling endpoints (/debug/pprof/) to the admin
