@@ -198,7 +198,9 @@ func callRecord(i int64) domain.CallRecord {
 		RequestID: fmt.Sprintf("bench-%08d", i), Endpoint: domain.EndpointChat, Start: start, End: start.Add(900 * time.Microsecond),
 		KeyID: "key-bench", User: "dev", Team: "dev", AuditReason: "bench",
 		RequestedModel: "bench-chat", Model: "bench-chat", Provider: "openai", UpstreamModel: "bench-chat",
-		Temperature: &temp, MaxTokens: 512, Attempts: 1, Outcome: domain.OutcomeOK,
+		Temperature: &temp, MaxTokens: 512, Outcome: domain.OutcomeOK,
+		Attempts: []domain.Attempt{{Provider: "openai", Model: "bench-chat", UpstreamModel: "bench-chat",
+			Start: start.Add(400 * time.Microsecond), End: start.Add(800 * time.Microsecond)}},
 		Usage:     domain.Usage{PromptTokens: 47, CompletionTokens: 247},
 		InputCost: 8, OutputCost: 149, ProviderTime: 400 * time.Microsecond,
 		Messages: []domain.Message{

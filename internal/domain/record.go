@@ -56,8 +56,8 @@ type CallRecord struct {
 	Temperature    *float64
 	MaxTokens      int
 
-	Attempts     int  // provider calls made, across retries and fallbacks
-	FallbackUsed bool // true when a fallback model answered
+	Attempts     []Attempt // the provider calls made, in order, across retries and fallbacks
+	FallbackUsed bool      // true when a fallback model answered
 
 	Outcome      Outcome
 	ErrorKind    Kind
@@ -82,6 +82,19 @@ type CallRecord struct {
 	EmbedInputs []string  // embeddings input
 	Output      string    // chat output text; empty for embeddings
 	Dimensions  int       // embedding vector length
+}
+
+// Attempt is one provider call made for a call: a try of one model, which
+// answered or failed. The call log shows each as a span of the call's trace.
+type Attempt struct {
+	Provider      string
+	Model         string // the catalogue model tried
+	UpstreamModel string // the provider's name for it
+	Start         time.Time
+	End           time.Time
+	Failed        bool
+	ErrorKind     Kind   // why it failed, when Failed
+	ErrorMessage  string // the provider's error, when Failed
 }
 
 // Cost returns the call's total cost.

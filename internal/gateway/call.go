@@ -366,7 +366,6 @@ func upstreamFailure(res Result, err error) error {
 func (k *call) end(ctx context.Context, callErr error) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
-	k.rec.Attempts = k.res.Attempts
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
 	consumed, charged := k.op.consumed(k.res.Model)

@@ -167,7 +167,7 @@ func TestRetriesThenFallback(t *testing.T) {
 			t.Fatalf("fallback got %q/%d, want its own upstream name and cap", got.Model, got.MaxTokens)
 		}
 		rec := r.log.all()[0]
-		if !rec.FallbackUsed || rec.Attempts != 3 || rec.Provider != "backup" || rec.Cost() != res.Cost {
+		if !rec.FallbackUsed || len(rec.Attempts) != 3 || rec.Provider != "backup" || rec.Cost() != res.Cost {
 			t.Fatalf("record = %+v", rec)
 		}
 	})
@@ -182,7 +182,7 @@ func TestRetriesThenFallback(t *testing.T) {
 		if len(r.ledger.released) != 1 || len(r.ledger.settled) != 0 {
 			t.Fatalf("ledger released %v settled %v, want one release", r.ledger.released, r.ledger.settled)
 		}
-		if rec := r.log.all()[0]; rec.Outcome != domain.OutcomeError || rec.Attempts != 2 {
+		if rec := r.log.all()[0]; rec.Outcome != domain.OutcomeError || len(rec.Attempts) != 2 {
 			t.Fatalf("record = %+v", rec)
 		}
 	})

@@ -18,6 +18,7 @@ const (
 	okEmbed
 	providerError
 	rejected
+	okAfterRetry // the first attempt failed, the second answered
 	numShapes
 )
 
@@ -32,7 +33,7 @@ func sample(id string, shape int, i int) domain.CallRecord {
 		Start: t0.Add(time.Duration(i) * time.Second), End: t0.Add(time.Duration(i)*time.Second + 250*time.Millisecond),
 		KeyID: "key-1", User: "alice", Team: "risk", AuditReason: "quarterly model validation", ClientUser: "end-user-7",
 		RequestedModel: "mock", Model: "mock-chat", Provider: "mock", UpstreamModel: "mock-chat-v1",
-		Temperature: &temp, MaxTokens: 256, Attempts: 1,
+		Temperature: &temp, MaxTokens: 256,
 		Outcome:  domain.OutcomeOK,
 		Usage:    domain.Usage{PromptTokens: 10 + i, CompletionTokens: 20 + i},
 		Messages: []domain.Message{{Role: domain.RoleSystem, Content: "be brief"}, {Role: domain.RoleUser, Content: fmt.Sprintf("question %d about the secret plan", i)}},
@@ -50,13 +51,38 @@ func sample(id string, shape int, i int) domain.CallRecord {
 		price = domain.Price{InputPerMillion: 20_000}
 	case providerError:
 		r.Outcome, r.ErrorKind, r.ErrorMessage = domain.OutcomeError, domain.KindUpstream, "mock provider failed: 500"
-		r.Attempts, r.Output, r.Usage = 3, "", domain.Usage{}
+		r.Output, r.Usage = "", domain.Usage{}
 	case rejected:
 		r.Outcome, r.ErrorKind, r.ErrorMessage = domain.OutcomeRejected, domain.KindBudgetExceeded, "team budget exceeded"
-		r.Provider, r.UpstreamModel, r.Attempts, r.Output, r.Usage, r.ProviderTime = "", "", 0, "", domain.Usage{}, 0
+		r.Provider, r.UpstreamModel, r.Output, r.Usage, r.ProviderTime = "", "", "", domain.Usage{}, 0
 	}
 	r.InputCost, r.OutputCost = price.InputCost(r.Usage), price.OutputCost(r.Usage)
+	r.Attempts = attempts(r, shape)
 	return r
+}
+
+// attempts returns the provider attempts of a sample: one that answered in
+// the last 200ms, none for a refusal, three failures in a row for a
+// provider error, and a failure then an answer after a retry.
+func attempts(r domain.CallRecord, shape int) []domain.Attempt {
+	try := func(from, to time.Duration, failed bool) domain.Attempt {
+		a := domain.Attempt{Provider: r.Provider, Model: r.Model, UpstreamModel: r.UpstreamModel,
+			Start: r.Start.Add(from), End: r.Start.Add(to)}
+		if failed {
+			a.Failed, a.ErrorKind, a.ErrorMessage = true, domain.KindUpstream, "mock provider failed: 500"
+		}
+		return a
+	}
+	switch shape {
+	case rejected:
+		return nil
+	case providerError:
+		return []domain.Attempt{try(10*time.Millisecond, 60*time.Millisecond, true),
+			try(70*time.Millisecond, 130*time.Millisecond, true), try(150*time.Millisecond, 250*time.Millisecond, true)}
+	case okAfterRetry:
+		return []domain.Attempt{try(10*time.Millisecond, 40*time.Millisecond, true), try(50*time.Millisecond, 250*time.Millisecond, false)}
+	}
+	return []domain.Attempt{try(50*time.Millisecond, 250*time.Millisecond, false)}
 }
 
 // mixed returns n records cycling through every shape.

@@ -48,8 +48,9 @@ type wireRecord struct {
 	Temperature    *float64 `json:"temperature,omitempty"`
 	MaxTokens      int      `json:"max_tokens,omitempty"`
 
-	Attempts     int  `json:"attempts,omitempty"`
-	FallbackUsed bool `json:"fallback_used,omitempty"`
+	Attempts     int           `json:"attempts,omitempty"` // how many; records of earlier tidygates list none
+	AttemptList  []wireAttempt `json:"attempt_list,omitempty"`
+	FallbackUsed bool          `json:"fallback_used,omitempty"`
 
 	Outcome      string `json:"outcome"`
 	ErrorKind    string `json:"error_kind,omitempty"`
@@ -73,6 +74,17 @@ type wireRecord struct {
 	ResponsePreview string `json:"response_preview,omitempty"`
 }
 
+// wireAttempt is the journal's encoding of a domain.Attempt.
+type wireAttempt struct {
+	Provider      string    `json:"provider"`
+	Model         string    `json:"model,omitempty"`
+	UpstreamModel string    `json:"upstream_model,omitempty"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	ErrorKind     string    `json:"error_kind,omitempty"` // set when the attempt failed
+	ErrorMessage  string    `json:"error_message,omitempty"`
+}
+
 // chatMessage is a chat message in OpenAI's JSON shape, the shape of the
 // journal's messages and of the span inputs MLflow renders as a chat.
 type chatMessage struct {
@@ -85,6 +97,7 @@ type chatMessage struct {
 // the text the content mode allowed, and its previews.
 type call struct {
 	rec             domain.CallRecord
+	attempts        int         // the provider calls made (rec.Attempts lists them, except in older records)
 	content         ContentMode // what rec holds: full text, or none of it
 	requestPreview  string      // empty when the content mode keeps none
 	responsePreview string
@@ -97,7 +110,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
 		RequestedModel: r.RequestedModel, Model: r.Model, Provider: r.Provider, UpstreamModel: r.UpstreamModel,
 		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
-		Attempts: r.Attempts, FallbackUsed: r.FallbackUsed,
+		Attempts: len(r.Attempts), FallbackUsed: r.FallbackUsed,
 		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
 		Interrupted: string(r.Interrupted), UsageExceedsReservation: r.UsageExceedsReservation,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
@@ -106,6 +119,13 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 	}
 	if r.Outcome != domain.OutcomeOK {
 		w.ErrorKind = r.ErrorKind.String()
+	}
+	for _, a := range r.Attempts {
+		wa := wireAttempt{Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel, Start: a.Start, End: a.End}
+		if a.Failed {
+			wa.ErrorKind, wa.ErrorMessage = a.ErrorKind.String(), a.ErrorMessage
+		}
+		w.AttemptList = append(w.AttemptList, wa)
 	}
 	if mode != ContentNone {
 		w.RequestPreview, w.ResponsePreview = previews(r)
@@ -134,8 +154,8 @@ func decodeRecord(value []byte) (call, error) {
 		KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason, ClientUser: w.ClientUser,
 		RequestedModel: w.RequestedModel, Model: w.Model, Provider: w.Provider, UpstreamModel: w.UpstreamModel,
 		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
-		Attempts: w.Attempts, FallbackUsed: w.FallbackUsed,
-		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
+		FallbackUsed: w.FallbackUsed,
+		Outcome:      domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
 		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,
 		Usage:     domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens},
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
@@ -145,7 +165,11 @@ func decodeRecord(value []byte) (call, error) {
 	for _, m := range w.Messages {
 		r.Messages = append(r.Messages, domain.Message{Role: domain.Role(m.Role), Content: m.Content, Name: m.Name})
 	}
-	return call{rec: r, content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}, nil
+	for _, a := range w.AttemptList {
+		r.Attempts = append(r.Attempts, domain.Attempt{Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel,
+			Start: a.Start, End: a.End, Failed: a.ErrorKind != "", ErrorKind: kindNamed(a.ErrorKind), ErrorMessage: a.ErrorMessage})
+	}
+	return call{rec: r, attempts: max(w.Attempts, len(r.Attempts)), content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}, nil
 }
 
 // kindNamed returns the error kind whose String is name. Kinds are numbered

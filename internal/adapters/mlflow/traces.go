@@ -149,11 +149,24 @@ type attempt struct {
 }
 
 // attemptsOf returns the provider calls of r in the order they were made.
-// A record that lists none but names the provider that answered (or
-// failed) has one, lasting as long as tidygate waited on providers; a
-// rejected call has none.
+// A record that lists none (one journaled by an earlier tidygate) but names
+// the provider that answered (or failed) has one, lasting as long as
+// tidygate waited on providers; a rejected call has none.
 func attemptsOf(r domain.CallRecord) []attempt {
-	if r.Outcome == domain.OutcomeRejected || r.Provider == "" {
+	if r.Outcome == domain.OutcomeRejected {
+		return nil
+	}
+	if len(r.Attempts) > 0 {
+		out := make([]attempt, len(r.Attempts))
+		for i, a := range r.Attempts {
+			out[i] = attempt{provider: a.Provider, model: a.UpstreamModel, start: a.Start, end: a.End, failed: a.Failed}
+			if a.Failed {
+				out[i].errKind, out[i].errMessage = a.ErrorKind.String(), a.ErrorMessage
+			}
+		}
+		return out
+	}
+	if r.Provider == "" {
 		return nil
 	}
 	start := r.Start
@@ -257,7 +270,7 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 	add("tidygate.provider", r.Provider)
 	add("tidygate.upstream_model", r.UpstreamModel)
 	add("tidygate.stream", strconv.FormatBool(r.Stream))
-	add("tidygate.attempts", strconv.Itoa(r.Attempts))
+	add("tidygate.attempts", strconv.Itoa(c.attempts))
 	add("tidygate.fallback_used", strconv.FormatBool(r.FallbackUsed))
 	add("tidygate.outcome", string(r.Outcome))
 	if r.Outcome != domain.OutcomeOK {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -160,7 +161,7 @@ func TestContentIsWrittenOnce(t *testing.T) {
 		for _, s := range b.spans {
 			n += strings.Count(s.Content, "secret plan")
 		}
-		want := map[int]int{okChat: 2, okStream: 2, okEmbed: 2, providerError: 1, rejected: 1}[shape]
+		want := map[int]int{okChat: 2, okStream: 2, okEmbed: 2, providerError: 1, rejected: 1, okAfterRetry: 2}[shape]
 		if n != want {
 			t.Errorf("shape %d: the spans hold the text %d times, want %d (inputs and outputs, once each)", shape, n, want)
 		}
@@ -317,17 +318,78 @@ func TestRejectedCallHasOnlyTheRootSpanAndNoUsage(t *testing.T) {
 }
 
 func TestFailedCallHasNoUsage(t *testing.T) {
-	b := traceRows(t, sample("req-failed", providerError, 3), ContentFull)
-	if len(b.spans) != 2 || b.spans[1].Status != "ERROR" || b.spans[1].TotalCost != nil {
-		t.Fatalf("spans = %+v, want the root and a failed provider span without cost", b.spans)
+	r := sample("req-failed", providerError, 3)
+	b := traceRows(t, r, ContentFull)
+	if len(b.spans) != 1+len(r.Attempts) {
+		t.Fatalf("%d spans, want the root and one per attempt (%d)", len(b.spans), len(r.Attempts))
 	}
-	c := parseSpan(t, b.spans[1])
-	if _, ok := c.Attributes["mlflow.chat.tokenUsage"]; ok {
-		t.Errorf("a failed attempt has token usage")
+	for _, s := range b.spans[1:] {
+		if s.Status != "ERROR" || s.TotalCost != nil {
+			t.Errorf("failed attempt's span %s: status %s, cost %v", s.SpanID, s.Status, s.TotalCost)
+		}
+		if _, ok := parseSpan(t, s).Attributes["mlflow.chat.tokenUsage"]; ok {
+			t.Errorf("a failed attempt has token usage")
+		}
 	}
 	meta := metadata(b)
 	if _, ok := meta["mlflow.trace.tokenUsage"]; ok || len(b.traceMetrics) != 0 || len(b.spanMetrics) != 0 || b.traceInfo[0].TotalTokens != nil {
 		t.Errorf("a failed call has usage: metadata %v, trace metrics %+v, span metrics %+v", meta, b.traceMetrics, b.spanMetrics)
+	}
+	if meta["tidygate.attempts"] != "3" {
+		t.Errorf("tidygate.attempts = %q, want 3", meta["tidygate.attempts"])
+	}
+}
+
+func TestOneSpanPerAttemptInTheOrderMade(t *testing.T) {
+	r := sample("req-retry", okAfterRetry, 1)
+	b := traceRows(t, r, ContentFull)
+	if len(b.spans) != 3 {
+		t.Fatalf("%d spans, want the root, the failed attempt and the one that answered", len(b.spans))
+	}
+	failed, answered := b.spans[1], b.spans[2]
+	for i, s := range b.spans[1:] {
+		a := r.Attempts[i]
+		if s.StartTimeUnixNano != a.Start.UnixNano() || s.EndTimeUnixNano != a.End.UnixNano() || s.ParentSpanID != b.spans[0].SpanID || s.Type != "LLM" {
+			t.Errorf("attempt %d's span runs %d–%d under %s, want %d–%d under the root", i, s.StartTimeUnixNano, s.EndTimeUnixNano, s.ParentSpanID, a.Start.UnixNano(), a.End.UnixNano())
+		}
+	}
+	if failed.Status != "ERROR" || answered.Status != "OK" || b.traceInfo[0].Status != "OK" {
+		t.Errorf("statuses: failed attempt %s, answering attempt %s, trace %s", failed.Status, answered.Status, b.traceInfo[0].Status)
+	}
+	fc := parseSpan(t, failed)
+	if len(fc.Events) != 1 || fc.Events[0].Attributes["exception.type"] != "upstream" || fc.Status.Message != "mock provider failed: 500" {
+		t.Errorf("failed attempt: status %+v, events %+v", fc.Status, fc.Events)
+	}
+	if _, ok := fc.Attributes["mlflow.llm.cost"]; ok {
+		t.Errorf("the failed attempt carries the cost")
+	}
+	if _, ok := parseSpan(t, answered).Attributes["mlflow.llm.cost"]; !ok || answered.TotalCost == nil {
+		t.Errorf("the answering attempt lacks the cost")
+	}
+	if len(b.spanMetrics) != 3 || b.spanMetrics[0].SpanID != answered.SpanID {
+		t.Errorf("span metrics %+v, want the cost on the answering attempt %s", b.spanMetrics, answered.SpanID)
+	}
+	if got := metadata(b)["tidygate.attempts"]; got != "2" {
+		t.Errorf("tidygate.attempts = %q, want 2", got)
+	}
+}
+
+func TestARecordOfAnEarlierTidygateHasOneProviderSpan(t *testing.T) {
+	c, err := decodeRecord([]byte(`{"v":1,"content":"full","request_id":"old","endpoint":"chat.completions",
+		"start":"2026-11-28T09:30:00Z","end":"2026-11-28T09:30:01Z","model":"mock-chat","provider":"mock","upstream_model":"mock-chat-v1",
+		"attempts":3,"outcome":"ok","prompt_tokens":5,"completion_tokens":7,"provider_time_ns":400000000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b rows
+	if err := b.addTrace(c, testExperiment, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.spans) != 2 || b.spans[1].StartTimeUnixNano != c.rec.End.Add(-400*time.Millisecond).UnixNano() || b.spans[1].Status != "OK" {
+		t.Errorf("spans %+v, want the root and one provider span over the provider's time", b.spans)
+	}
+	if got := metadata(b)["tidygate.attempts"]; got != "3" {
+		t.Errorf("tidygate.attempts = %q, want the record's 3", got)
 	}
 }
 
