@@ -272,23 +272,36 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 	return false, err
 }
 
-// tryOnce makes one provider attempt and counts it. When tidygate's side
-// ended it (the client, the stream timeout, a shutdown), k.cut says why.
+// tryOnce makes one provider attempt, counts it and adds it to the call
+// record. When tidygate's side ended it (the client, the stream timeout, a
+// shutdown), k.cut says why.
 func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) error {
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
 	if k.res.FallbackUsed {
 		a.fallback = m.Name
 	}
+	tried := domain.Attempt{Provider: m.Provider, Model: m.Name, UpstreamModel: m.Upstream, Start: k.s.opts.Now()}
 	began := time.Now()
 	err := k.op.call(a, p, m)
 	k.res.ProviderTime += time.Since(began)
 	k.res.Attempts++
 	k.noteCut(ctx, a.cause())
 	if err != nil && errors.Is(a.cause(), errNoFirstEvent) {
-		return domain.Wrap(domain.KindUpstream, err, fmt.Sprintf("provider %q sent nothing within %s", m.Provider, k.s.opts.ProviderTimeout))
+		err = domain.Wrap(domain.KindUpstream, err, fmt.Sprintf("provider %q sent nothing within %s", m.Provider, k.s.opts.ProviderTimeout))
 	}
+	k.recordAttempt(tried, err)
 	return err
+}
+
+// recordAttempt adds a finished attempt, and how it failed, to the call
+// record, so that the call log shows every retry and fallback in order.
+func (k *call) recordAttempt(a domain.Attempt, err error) {
+	a.End = k.s.opts.Now()
+	if err != nil {
+		a.Failed, a.ErrorKind, a.ErrorMessage = true, domain.KindOf(err), err.Error()
+	}
+	k.rec.Attempts = append(k.rec.Attempts, a)
 }
 
 // noteCut sets k.cut when the client, the stream timeout or a shutdown

@@ -113,17 +113,19 @@ func TestChatRejections(t *testing.T) {
 		call   func(gateway.Call) gateway.Call
 		kind   domain.Kind
 		param  string
+		model  string // the catalogue model the refusal is recorded under
 	}{
-		{"audit reason missing", alice, 0, chat("main"), noReason, domain.KindInvalid, "audit_reason"},
-		{"audit reason invisible", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "\u200B\u200B\u200B"; return c }, domain.KindInvalid, "audit_reason"},
-		{"audit reason one emoji", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "👍"; return c }, domain.KindInvalid, "audit_reason"},
-		{"audit reason too long", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = strings.Repeat("x", 1001); return c }, domain.KindInvalid, "audit_reason"},
-		{"invalid request", alice, 0, domain.ChatRequest{Model: "main"}, same, domain.KindInvalid, "messages"},
-		{"unknown model", alice, 0, chat("gpt-17"), same, domain.KindNotFound, "model"},
-		{"embedding model", alice, 0, chat("vec"), same, domain.KindInvalid, "model"},
-		{"model not allowed", embedOnly, 0, chat("main"), same, domain.KindForbidden, "model"},
-		{"max_tokens above the model's cap", alice, 0, tooLong, same, domain.KindInvalid, "max_tokens"},
-		{"budget exceeded", alice, 1, chat("main"), same, domain.KindBudgetExceeded, ""},
+		{"audit reason missing", alice, 0, chat("main"), noReason, domain.KindInvalid, "audit_reason", "main"},
+		{"audit reason missing, alias", alice, 0, chat("m"), noReason, domain.KindInvalid, "audit_reason", "main"},
+		{"audit reason invisible", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "\u200B\u200B\u200B"; return c }, domain.KindInvalid, "audit_reason", "main"},
+		{"audit reason one emoji", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = "👍"; return c }, domain.KindInvalid, "audit_reason", "main"},
+		{"audit reason too long", alice, 0, chat("main"), func(c gateway.Call) gateway.Call { c.AuditReason = strings.Repeat("x", 1001); return c }, domain.KindInvalid, "audit_reason", "main"},
+		{"invalid request", alice, 0, domain.ChatRequest{Model: "main"}, same, domain.KindInvalid, "messages", "main"},
+		{"unknown model", alice, 0, chat("gpt-17"), same, domain.KindNotFound, "model", ""},
+		{"embedding model", alice, 0, chat("vec"), same, domain.KindInvalid, "model", "vec"},
+		{"model not allowed", embedOnly, 0, chat("main"), same, domain.KindForbidden, "model", "main"},
+		{"max_tokens above the model's cap", alice, 0, tooLong, same, domain.KindInvalid, "max_tokens", "main"},
+		{"budget exceeded", alice, 1, chat("main"), same, domain.KindBudgetExceeded, "", "main"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +142,7 @@ func TestChatRejections(t *testing.T) {
 			if len(recs) != 1 || recs[0].Outcome != domain.OutcomeRejected || recs[0].ErrorKind != tc.kind {
 				t.Fatalf("records = %+v, want one rejection of kind %v", recs, tc.kind)
 			}
+
 			if len(r.ledger.held) != 0 {
 				t.Fatalf("a rejected call holds %v", r.ledger.held)
 			}
@@ -169,6 +172,19 @@ func TestRetriesThenFallback(t *testing.T) {
 		rec := r.log.all()[0]
 		if !rec.FallbackUsed || len(rec.Attempts) != 3 || rec.Provider != "backup" || rec.Cost() != res.Cost {
 			t.Fatalf("record = %+v", rec)
+		}
+		for i, want := range []struct {
+			provider, model, upstream string
+			failed                    bool
+		}{{"primary", "main", "main-v1", true}, {"primary", "main", "main-v1", true}, {"backup", "spare", "spare-v1", false}} {
+			a := rec.Attempts[i]
+			if a.Provider != want.provider || a.Model != want.model || a.UpstreamModel != want.upstream || a.Failed != want.failed ||
+				(a.Failed && (a.ErrorKind != domain.KindUpstream || a.ErrorMessage != errUpstream.Error())) {
+				t.Errorf("attempt %d = %+v, want %+v", i, a, want)
+			}
+			if a.End.Before(a.Start) || (i > 0 && a.Start.Before(rec.Attempts[i-1].End)) {
+				t.Errorf("attempt %d runs %v–%v, after the previous one's end %v", i, a.Start, a.End, rec.Attempts[max(i-1, 0)].End)
+			}
 		}
 	})
 	t.Run("everything fails", func(t *testing.T) {
