@@ -458,6 +458,14 @@ func (k *call) record(ctx context.Context) error {
 // the refusal. A refusal is recorded on a best-effort basis: the call is
 // refused either way, and a call log that is full has nowhere to put it.
 func (k *call) refuse(ctx context.Context, why error) error {
+	if k.rec.Model == "" {
+		// Refused before its model was resolved (no audit reason, an
+		// invalid request): still filed under the model asked for, when
+		// the catalogue knows it.
+		if m, err := k.s.deps.Catalogue.Resolve(k.rec.RequestedModel); err == nil {
+			k.recordModel(m, false)
+		}
+	}
 	k.rec.Outcome = domain.OutcomeRejected
 	k.rec.ErrorKind = domain.KindOf(why)
 	k.rec.ErrorMessage = why.Error()

@@ -142,7 +142,9 @@ func TestChatRejections(t *testing.T) {
 			if len(recs) != 1 || recs[0].Outcome != domain.OutcomeRejected || recs[0].ErrorKind != tc.kind {
 				t.Fatalf("records = %+v, want one rejection of kind %v", recs, tc.kind)
 			}
-
+			if recs[0].Model != tc.model || len(recs[0].Attempts) != 0 {
+				t.Errorf("the refusal is recorded under model %q with %d attempts, want %q and none", recs[0].Model, len(recs[0].Attempts), tc.model)
+			}
 			if len(r.ledger.held) != 0 {
 				t.Fatalf("a rejected call holds %v", r.ledger.held)
 			}
