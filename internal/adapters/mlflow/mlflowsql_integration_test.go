@@ -45,6 +45,15 @@ const (
 			WHERE trace_request_metadata.request_id = trace_info.request_id
 			AND trace_request_metadata.key = $2 AND trace_request_metadata.value = $3)`
 
+	// refusalsSQL is search_traces(locations=[experiment], filter_string=
+	// "trace.status = 'ERROR' AND tags.`tidygate.outcome` = 'rejected'"):
+	// the calls tidygate refused for a model.
+	refusalsSQL = `SELECT trace_info.request_id FROM trace_info
+		WHERE trace_info.experiment_id IN ($1) AND trace_info.status = 'ERROR'
+		AND EXISTS (SELECT 1 FROM trace_tags WHERE trace_tags.request_id = trace_info.request_id
+			AND trace_tags.key = 'tidygate.outcome' AND trace_tags.value = 'rejected')
+		ORDER BY trace_info.timestamp_ms DESC, trace_info.request_id ASC`
+
 	// gatewayCostSQL is sum_gateway_trace_cost(start_time_ms, end_time_ms)
 	// for a GLOBAL budget policy of MLflow's AI gateway: the cost of every
 	// trace that carries mlflow.gateway.endpointId, whatever its value.
@@ -164,6 +173,21 @@ func TestMLflowFindsTidygatesCalls(t *testing.T) {
 				if len(found) != 1 || found[0] != want {
 					t.Errorf("MLflow's search for client request id %.20q… finds %v, want %s", r.ClientRequestID, found, want)
 				}
+			}
+
+			// Refusals are filed under the model they were refused for.
+			var chatExp int64
+			if err := pool.QueryRow(ctx, "SELECT experiment_id FROM experiments WHERE name = 'tidygate/mock-chat'").Scan(&chatExp); err != nil {
+				t.Fatal(err)
+			}
+			var wantRefused []string
+			for _, r := range recs {
+				if r.Outcome == domain.OutcomeRejected && r.Model == "mock-chat" {
+					wantRefused = append(wantRefused, newTraceIDs(r.RequestID).traceID())
+				}
+			}
+			if got := queryStrings(t, pool, refusalsSQL, chatExp); len(wantRefused) == 0 || len(got) != len(wantRefused) {
+				t.Errorf("MLflow's search for refusals in tidygate/mock-chat finds %v, want %v", got, wantRefused)
 			}
 
 			if !tableExists(t, pool, "span_metrics") {
