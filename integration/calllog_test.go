@@ -33,6 +33,7 @@ const mixedCatalogue = `models:
     type: chat
     provider: mock
     upstream: mock-error-500
+    free: true
     max_output_tokens: 100
 `
 

@@ -101,7 +101,7 @@ func TestCatalogueAcceptsTheRegistry(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("models:\n")
 	for _, pt := range registry {
-		b.WriteString("  - {name: m-" + pt.name + ", type: chat, provider: " + pt.name + ", max_output_tokens: 10}\n")
+		b.WriteString("  - {name: m-" + pt.name + ", type: chat, provider: " + pt.name + ", max_output_tokens: 10, free: true}\n")
 	}
 	good := filepath.Join(t.TempDir(), "good.yaml")
 	bad := filepath.Join(t.TempDir(), "bad.yaml")

@@ -35,6 +35,7 @@ type catalogueModel struct {
 	MaxOutputTokens int            `yaml:"max_output_tokens"`
 	Aliases         []string       `yaml:"aliases"`
 	Fallbacks       []string       `yaml:"fallbacks"`
+	Free            bool           `yaml:"free"` // the model costs nothing; required when it has no price
 }
 
 // cataloguePrice holds USD per million tokens as written in the file, so that
@@ -128,11 +129,15 @@ func (m catalogueModel) toDomain(providers []string) (domain.Model, []string) {
 		problems = append(problems, fmt.Sprintf("provider: %q must be %s", m.Provider, orList(providers)))
 	}
 	var err error
+	parsed := len(problems)
 	if out.Price.InputPerMillion, err = parsePrice(m.Price.Input.node); err != nil {
 		problems = append(problems, "price_per_million.input: "+err.Error())
 	}
 	if out.Price.OutputPerMillion, err = parsePrice(m.Price.Output.node); err != nil {
 		problems = append(problems, "price_per_million.output: "+err.Error())
+	}
+	if len(problems) == parsed { // a price that could not be read is reported already
+		problems = append(problems, m.priceProblems(out)...)
 	}
 	if out.Type == domain.ModelEmbedding {
 		if m.Price.Output.node != nil {
@@ -143,6 +148,29 @@ func (m catalogueModel) toDomain(providers []string) (domain.Model, []string) {
 		}
 	}
 	return out, problems
+}
+
+// priceProblems refuses a model that would cost nothing by accident: one
+// without a price (a chat model needs both an input and an output price),
+// or with prices that are all zero, unless it says free: true; and a model
+// that says free: true but has a price.
+func (m catalogueModel) priceProblems(out domain.Model) []string {
+	const missing = "price_per_million: missing: give the %s in USD per million tokens, or write free: true for a model that costs nothing"
+	written := m.Price.Input.node != nil || m.Price.Output.node != nil
+	zero := out.Price == domain.Price{}
+	switch {
+	case m.Free && written && !zero:
+		return []string{"free: true, but price_per_million is not zero: keep one of them"}
+	case m.Free:
+		return nil
+	case out.Type == domain.ModelChat && (m.Price.Input.node == nil || m.Price.Output.node == nil):
+		return []string{fmt.Sprintf(missing, "input and output prices")}
+	case out.Type == domain.ModelEmbedding && m.Price.Input.node == nil:
+		return []string{fmt.Sprintf(missing, "input price")}
+	case written && zero:
+		return []string{"price_per_million: every price is zero: write free: true to serve a model at no cost"}
+	}
+	return nil
 }
 
 // parsePrice reads a price in USD per million tokens, written as a YAML

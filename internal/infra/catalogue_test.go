@@ -108,7 +108,7 @@ func TestLoadCataloguePricesAreExact(t *testing.T) {
 var providerTypes = []string{"mock", "cumulus"}
 
 func TestLoadCatalogueErrors(t *testing.T) {
-	const ok = "  - {name: ok, type: chat, provider: mock, max_output_tokens: 10}\n"
+	const ok = "  - {name: ok, type: chat, provider: mock, max_output_tokens: 10, free: true}\n"
 	cases := []struct {
 		name, yaml string
 		want       []string // problems, after the file name and ": "
@@ -140,7 +140,20 @@ func TestLoadCatalogueErrors(t *testing.T) {
 				`models[7] "f": price_per_million.input: "10000.000001" is more than $10000.000000 per million tokens`,
 				`models[7] "f": price_per_million.output: "-1" is not a dollar amount (USD per million tokens)`,
 			}},
-		{"cross-model problems from the domain", "models:\n" + ok + "  - {name: a, type: chat, provider: mock, max_output_tokens: 1, fallbacks: [nope]}\n",
+		{"a price is required", "models:\n" + ok +
+			"  - {name: a, type: chat, provider: mock, max_output_tokens: 1}\n" +
+			"  - {name: b, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 1}}\n" +
+			"  - {name: c, type: embedding, provider: mock}\n" +
+			"  - {name: d, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 0, output: 0}}\n" +
+			"  - {name: e, type: chat, provider: mock, max_output_tokens: 1, free: true, price_per_million: {input: 1, output: 2}}\n",
+			[]string{
+				`models[1] "a": price_per_million: missing: give the input and output prices in USD per million tokens, or write free: true for a model that costs nothing`,
+				`models[2] "b": price_per_million: missing: give the input and output prices in USD per million tokens, or write free: true for a model that costs nothing`,
+				`models[3] "c": price_per_million: missing: give the input price in USD per million tokens, or write free: true for a model that costs nothing`,
+				`models[4] "d": price_per_million: every price is zero: write free: true to serve a model at no cost`,
+				`models[5] "e": free: true, but price_per_million is not zero: keep one of them`,
+			}},
+		{"cross-model problems from the domain", "models:\n" + ok + "  - {name: a, type: chat, provider: mock, max_output_tokens: 1, free: true, fallbacks: [nope]}\n",
 			[]string{`model catalogue: model "a": fallback "nope" is not in the catalogue`}},
 	}
 	for _, tc := range cases {
