@@ -5,21 +5,77 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/infra"
 )
 
 // keys runs the key administration subcommands. They use the same plain
-// constructors as serve, without fx: the shared pool and the key store.
+// constructors as serve, without fx: the shared pool, the key store, and the
+// administration service, through which every change goes with its audit
+// entry.
 func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"keys needs a subcommand: create, list or revoke\n" + usageText}
 	}
+	switch args[0] {
+	case "create", "list", "revoke":
+	default:
+		return usageError{fmt.Sprintf("unknown keys subcommand %q\n%s", args[0], usageText)}
+	}
+	var nk domain.NewKey
+	var reason, id string
+	switch args[0] {
+	case "create":
+		var err error
+		if nk, reason, err = parseNewKey(args[1:], stderr); err != nil {
+			return err
+		}
+		if err := checkModels(cfg, nk.AllowedModels); err != nil {
+			return err
+		}
+	case "revoke":
+		var err error
+		if id, reason, err = parseRevoke(args[1:], stderr); err != nil {
+			return err
+		}
+	}
+	return withAdmin(ctx, cfg, stderr, func(ctx context.Context, svc *admin.Service) error {
+		actor := cliActor()
+		switch args[0] {
+		case "create":
+			key, secret, err := svc.CreateKey(ctx, actor, cliReason(reason, stderr), nk)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "created key %s for user %q, team %q; the secret below is shown only once\n",
+				key.ID, key.Caller.User, key.Caller.Team)
+			_, err = fmt.Fprintln(stdout, secret)
+			return err
+		case "revoke":
+			if _, err := svc.RevokeKey(ctx, actor, cliReason(reason, stderr), id); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "revoked key %s\n", id)
+			return nil
+		}
+		list, err := svc.Keys(ctx, actor)
+		if err != nil {
+			return err
+		}
+		return writeKeys(stdout, list)
+	})
+}
+
+// withAdmin builds the shared pool, applies the migrations and runs f with
+// the administration service on the key store.
+func withAdmin(ctx context.Context, cfg infra.Config, stderr io.Writer, f func(context.Context, *admin.Service) error) error {
 	logger := infra.NewLogger(cfg, stderr)
 	d := infra.NewDelegate(cfg, logger)
 	pool, err := infra.NewSharedPool(ctx, d)
@@ -32,42 +88,59 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("prepare the database: %w", err)
 	}
-	store := postgres.NewKeyStore(pool)
+	return f(ctx, admin.NewService(postgres.NewKeyStore(pool), admin.Options{MinReasonLen: cfg.AuditReasonMinLen}))
+}
 
-	switch args[0] {
-	case "create":
-		nk, err := parseNewKey(args[1:], stderr)
-		if err != nil {
-			return err
-		}
-		if err := checkModels(cfg, nk.AllowedModels); err != nil {
-			return err
-		}
-		key, secret, err := store.Create(ctx, nk)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "created key %s for user %q, team %q; the secret below is shown only once\n",
-			key.ID, key.Caller.User, key.Caller.Team)
-		_, err = fmt.Fprintln(stdout, secret)
-		return err
-	case "list":
-		list, err := store.List(ctx)
-		if err != nil {
-			return err
-		}
-		return writeKeys(stdout, list)
-	case "revoke":
-		if len(args) != 2 {
-			return usageError{"usage: tidygate keys revoke ID"}
-		}
-		if err := store.Revoke(ctx, args[1]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "revoked key %s\n", args[1])
-		return nil
+// noCLIReason is the audit reason of a change made on the command line
+// without --reason. The commands accept that, so that scripts written before
+// the audit log keep working, but they say so on stderr and the audit log
+// shows it plainly; --reason is the way to give a real one.
+const noCLIReason = "no reason given (command line without --reason)"
+
+// cliReason returns the reason given with --reason, or warns and returns
+// noCLIReason when there was none. A --reason that is given must be long
+// enough: the service refuses a short one.
+func cliReason(reason string, stderr io.Writer) string {
+	if reason == "" {
+		fmt.Fprintln(stderr, "warning: no --reason given; the audit log records:", noCLIReason)
+		return noCLIReason
 	}
-	return usageError{fmt.Sprintf("unknown keys subcommand %q\n%s", args[0], usageText)}
+	return reason
+}
+
+// cliActor is who runs the command: the operating-system user, with the write
+// scope (whoever can run tidygate inside the deployment can reach the database).
+func cliActor() domain.Actor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	return domain.Actor{Kind: domain.ActorCLI, ID: name, Scopes: []domain.AdminScope{domain.AdminWrite}}
+}
+
+// parseRevoke parses "ID [--reason R]", the flag before or after the ID.
+func parseRevoke(args []string, stderr io.Writer) (id, reason string, err error) {
+	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	reasonFlag(fs, &reason)
+	if err := fs.Parse(args); err != nil {
+		return "", "", usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		id = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return "", "", usageError{err.Error()}
+		}
+	}
+	if id == "" || fs.NArg() > 0 {
+		return "", "", usageError{"usage: tidygate keys revoke ID [--reason R]"}
+	}
+	return id, reason, nil
+}
+
+// reasonFlag defines --reason on fs.
+func reasonFlag(fs *flag.FlagSet, reason *string) {
+	fs.StringVar(reason, "reason", "", "why: recorded in the audit log (without it, the log says no reason was given)")
 }
 
 // usdFlag is a flag holding an exact dollar amount.
@@ -89,9 +162,9 @@ func (f usdFlag) Set(s string) error {
 	return nil
 }
 
-func parseNewKey(args []string, stderr io.Writer) (postgres.NewKey, error) {
-	var nk postgres.NewKey
-	var models string
+func parseNewKey(args []string, stderr io.Writer) (domain.NewKey, string, error) {
+	var nk domain.NewKey
+	var models, reason string
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&nk.User, "user", "", "the user the key belongs to (required)")
@@ -103,11 +176,12 @@ func parseNewKey(args []string, stderr io.Writer) (postgres.NewKey, error) {
 	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in USD")
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
+	reasonFlag(fs, &reason)
 	if err := fs.Parse(args); err != nil {
-		return nk, usageError{err.Error()}
+		return nk, "", usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return nk, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return nk, "", usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	var problems []string
 	if strings.TrimSpace(nk.User) == "" {
@@ -120,14 +194,14 @@ func parseNewKey(args []string, stderr io.Writer) (postgres.NewKey, error) {
 		problems = append(problems, "--rpm and --tpm must not be negative")
 	}
 	if len(problems) > 0 {
-		return nk, usageError{strings.Join(problems, "; ")}
+		return nk, "", usageError{strings.Join(problems, "; ")}
 	}
 	for _, m := range strings.Split(models, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			nk.AllowedModels = append(nk.AllowedModels, m)
 		}
 	}
-	return nk, nil
+	return nk, reason, nil
 }
 
 func writeKeys(w io.Writer, list []domain.APIKey) error {

@@ -6,9 +6,10 @@
 //
 //	tidygate serve [--dev-key]
 //	tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
-//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
+//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N] [--reason R]
 //	tidygate keys list
-//	tidygate keys revoke ID
+//	tidygate keys revoke ID [--reason R]
+//	tidygate admin-keys create --name NAME --scopes read,write [--reason R]
 //	tidygate config      # print the effective configuration, secrets redacted
 //	tidygate healthcheck [--ready]  # probe the running service (the image's HEALTHCHECK)
 //
@@ -51,9 +52,10 @@ func (e usageError) Error() string { return e.msg }
 const usageText = `usage:
   tidygate serve [--dev-key]
   tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
-                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
+                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N] [--reason R]
   tidygate keys list
-  tidygate keys revoke ID
+  tidygate keys revoke ID [--reason R]
+  tidygate admin-keys create --name NAME --scopes read,write [--reason R]
   tidygate config
   tidygate healthcheck [--ready]`
 
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return serve(ctx, cfg, ps, args[1:], stderr)
 	case "keys":
 		return keys(ctx, cfg, args[1:], stdout, stderr)
+	case "admin-keys":
+		return adminKeys(ctx, cfg, args[1:], stdout, stderr)
 	case "config":
 		return printConfig(cfg, ps, stdout)
 	case "healthcheck":

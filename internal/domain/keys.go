@@ -15,12 +15,18 @@ const KeyPrefix = "tg-"
 
 // NewKeySecret returns a new random API key: the prefix and 32 random bytes in
 // unpadded base64url.
-func NewKeySecret() (string, error) {
+func NewKeySecret() (string, error) { return newSecret(KeyPrefix) }
+
+// NewAdminKeySecret returns a new random admin key: AdminKeyPrefix and 32
+// random bytes in unpadded base64url.
+func NewAdminKeySecret() (string, error) { return newSecret(AdminKeyPrefix) }
+
+func newSecret(prefix string) (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return KeyPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // HashKey returns the hex SHA-256 of a key secret: the only form of a key that

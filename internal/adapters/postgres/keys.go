@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -29,35 +28,12 @@ func NewKeyStore(db Conns) *KeyStore {
 	return &KeyStore{db: db}
 }
 
-// NewKey describes a key to create: whose it is, what it may do, and the
-// budgets of its user and team. A positive budget sets (or replaces) that
-// budget; zero leaves it as it is, or absent.
-type NewKey struct {
-	User          string
-	Team          string
-	AllowedModels []string // models or aliases the key may use; empty means every model
-	RPM           int      // requests per minute; 0 means unlimited
-	TPM           int      // tokens per minute; 0 means unlimited
+// NewKey is domain.NewKey, kept under this name for the store's callers.
+type NewKey = domain.NewKey
 
-	DailyBudget       domain.Micros // the user's budget per UTC day
-	MonthlyBudget     domain.Micros // the user's budget per UTC month
-	TeamDailyBudget   domain.Micros // the team's budget per UTC day
-	TeamMonthlyBudget domain.Micros // the team's budget per UTC month
-}
-
-// budgets returns the four budgets nk names, set or not.
-func (nk NewKey) budgets() []domain.Budget {
-	return []domain.Budget{
-		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodDay, Limit: nk.DailyBudget},
-		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodMonth, Limit: nk.MonthlyBudget},
-		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodDay, Limit: nk.TeamDailyBudget},
-		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodMonth, Limit: nk.TeamMonthlyBudget},
-	}
-}
-
-// check returns a domain.KindInvalid error naming the first field of nk that
-// cannot be stored.
-func (nk NewKey) check() error {
+// checkNewKey returns a domain.KindInvalid error naming the first field of nk
+// that cannot be stored.
+func checkNewKey(nk NewKey) error {
 	if err := checkName("user", nk.User, true); err != nil {
 		return err
 	}
@@ -75,7 +51,7 @@ func (nk NewKey) check() error {
 	if nk.TPM < 0 || nk.TPM > maxInt32 {
 		return domain.InvalidParam("tpm", "tpm must be between 0 and %d", maxInt32)
 	}
-	for _, b := range nk.budgets() {
+	for _, b := range nk.Budgets() {
 		if b.Limit < 0 {
 			return domain.InvalidParam("budget", "%s must not be negative", b)
 		}
@@ -91,7 +67,7 @@ const maxInt32 = 1<<31 - 1
 func (s *KeyStore) Create(ctx context.Context, nk NewKey) (domain.APIKey, string, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
-	if err := nk.check(); err != nil {
+	if err := checkNewKey(nk); err != nil {
 		return domain.APIKey{}, "", err
 	}
 	secret, err := domain.NewKeySecret()
@@ -118,7 +94,7 @@ func (s *KeyStore) EnsureKey(ctx context.Context, secret string, nk NewKey) (dom
 	if !domain.LooksLikeKey(secret) {
 		return domain.APIKey{}, domain.InvalidParam("secret", "the secret does not have the shape of a tidygate key (%s…)", domain.KeyPrefix)
 	}
-	if err := nk.check(); err != nil {
+	if err := checkNewKey(nk); err != nil {
 		return domain.APIKey{}, err
 	}
 	key, _, err := s.insert(ctx, secret, nk)
@@ -137,42 +113,48 @@ ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET limit_micros = EXCLUDED
 // budgets when it stored the key, and returns the stored key and whether it
 // was created now.
 func (s *KeyStore) insert(ctx context.Context, secret string, nk NewKey) (domain.APIKey, bool, error) {
-	hash := domain.HashKey(secret)
 	var key domain.APIKey
 	var created bool
 	err := pgkit.WithTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
-		models := nk.AllowedModels
-		if models == nil {
-			models = []string{}
-		}
-		tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM)
-		if err != nil {
-			return err
-		}
-		if created = tag.RowsAffected() == 1; created {
-			b := &pgx.Batch{}
-			for _, bud := range nk.budgets() {
-				if bud.Limit > 0 {
-					b.Queue(upsertBudget, string(bud.Scope), bud.ScopeID, string(bud.Period), int64(bud.Limit))
-				}
-			}
-			if b.Len() > 0 {
-				if err := tx.SendBatch(ctx, b).Close(); err != nil {
-					return err
-				}
-			}
-		}
-		keys, err := queryKeys(ctx, tx, selectKeys+" WHERE k.key_hash = $1 ORDER BY k.id", hash)
-		if err != nil {
-			return err
-		}
-		if len(keys) != 1 {
-			return domain.Errorf(domain.KindInternal, "cannot read back the stored API key")
-		}
-		key = keys[0].key
-		return nil
+		var err error
+		key, created, err = insertKeyTx(ctx, tx, domain.HashKey(secret), nk)
+		return err
 	})
 	return key, created, err
+}
+
+// insertKeyTx is insert inside the transaction tx.
+func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain.APIKey, bool, error) {
+	models := nk.AllowedModels
+	if models == nil {
+		models = []string{}
+	}
+	tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM)
+	if err != nil {
+		return domain.APIKey{}, false, err
+	}
+	created := tag.RowsAffected() == 1
+	if created {
+		b := &pgx.Batch{}
+		for _, bud := range nk.Budgets() {
+			if bud.Limit > 0 {
+				b.Queue(upsertBudget, string(bud.Scope), bud.ScopeID, string(bud.Period), int64(bud.Limit))
+			}
+		}
+		if b.Len() > 0 {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return domain.APIKey{}, false, err
+			}
+		}
+	}
+	keys, err := queryKeys(ctx, tx, selectKeys+" WHERE k.key_hash = $1 ORDER BY k.id", hash)
+	if err != nil {
+		return domain.APIKey{}, false, err
+	}
+	if len(keys) != 1 {
+		return domain.APIKey{}, false, domain.Errorf(domain.KindInternal, "cannot read back the stored API key")
+	}
+	return keys[0].key, created, nil
 }
 
 // newKeyID returns a fresh key ID such as "key_mzr5…": 128 random bits.
@@ -211,8 +193,7 @@ func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return &domain.Error{Kind: domain.KindNotFound, Code: "key_not_found", Param: "id",
-				Message: fmt.Sprintf("there is no API key with ID %q", id)}
+			return keyNotFound(id)
 		}
 		return nil
 	})

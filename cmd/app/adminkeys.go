@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/infra"
+)
+
+// adminKeys runs the admin-keys subcommands: create, for now. The secret is
+// printed as the only line on stdout.
+func adminKeys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{"usage: tidygate admin-keys create --name NAME --scopes read,write [--reason R]"}
+	}
+	var name, scopeList, reason string
+	fs := flag.NewFlagSet("admin-keys create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&name, "name", "", "who or what the key is for (required)")
+	fs.StringVar(&scopeList, "scopes", "", "comma-separated scopes: read, write (required)")
+	reasonFlag(fs, &reason)
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	var problems []string
+	if name == "" {
+		problems = append(problems, "--name is required")
+	}
+	scopes, err := domain.ParseAdminScopes(scopeList)
+	if err != nil {
+		problems = append(problems, "--scopes: "+err.Error())
+	}
+	if len(problems) > 0 {
+		return usageError{strings.Join(problems, "; ")}
+	}
+	return withAdmin(ctx, cfg, stderr, func(ctx context.Context, svc *admin.Service) error {
+		key, secret, err := svc.CreateAdminKey(ctx, cliActor(), cliReason(reason, stderr), name, scopes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "created admin key %s %q with scopes %v; the secret below is shown only once\n", key.ID, key.Name, key.Scopes)
+		_, err = fmt.Fprintln(stdout, secret)
+		return err
+	})
+}

@@ -1,0 +1,311 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgkit"
+)
+
+// CreateKey stores a new key as Create does and, in the same transaction,
+// the audit entry e with the new key as its target and after state. It
+// returns the key and its secret, which is not stored.
+func (s *KeyStore) CreateKey(ctx context.Context, nk NewKey, e domain.AuditEntry) (domain.APIKey, string, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	if err := checkNewKey(nk); err != nil {
+		return domain.APIKey{}, "", err
+	}
+	secret, err := domain.NewKeySecret()
+	if err != nil {
+		return domain.APIKey{}, "", domain.Wrap(domain.KindInternal, err, "cannot make a key secret")
+	}
+	var key domain.APIKey
+	err = pgkit.WithTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
+		k, created, err := insertKeyTx(ctx, tx, domain.HashKey(secret), nk)
+		if err != nil {
+			return err
+		}
+		if !created { // two equal 256-bit secrets: never, short of a broken random source
+			return domain.Errorf(domain.KindInternal, "cannot create the API key: its secret is already in use")
+		}
+		key = k
+		e.Target, e.After = k.ID, &k
+		return appendAudit(ctx, tx, e)
+	})
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	return key, secret, nil
+}
+
+// Key returns the key with this ID, revoked or not, or a domain.KindNotFound
+// error.
+func (s *KeyStore) Key(ctx context.Context, id string) (domain.APIKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	var key domain.APIKey
+	err := pgkit.WithConn(ctx, s.db, "read the API key", func(conn *pgxpool.Conn) error {
+		var err error
+		key, err = keyByID(ctx, conn, id, "")
+		return err
+	})
+	return key, err
+}
+
+// RevokeKey revokes the key with this ID, as Revoke does, and stores the
+// audit entry e with the key's state before and after in the same
+// transaction. It returns the revoked key.
+func (s *KeyStore) RevokeKey(ctx context.Context, id string, e domain.AuditEntry) (domain.APIKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	var key domain.APIKey
+	err := pgkit.WithTx(ctx, s.db, "revoke the API key", func(tx pgx.Tx) error {
+		before, err := keyByID(ctx, tx, id, " FOR UPDATE OF k")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id); err != nil {
+			return err
+		}
+		if key, err = keyByID(ctx, tx, id, ""); err != nil {
+			return err
+		}
+		e.Target, e.Before, e.After = id, &before, &key
+		return appendAudit(ctx, tx, e)
+	})
+	return key, err
+}
+
+// keyByID reads one key, with suffix (such as a locking clause) appended to
+// the query, or returns a domain.KindNotFound error.
+func keyByID(ctx context.Context, q querier, id, suffix string) (domain.APIKey, error) {
+	if checkName("id", id, true) != nil {
+		return domain.APIKey{}, keyNotFound(id)
+	}
+	keys, err := queryKeys(ctx, q, selectKeys+" WHERE k.id = $1 ORDER BY k.id"+suffix, id)
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	if len(keys) != 1 {
+		return domain.APIKey{}, keyNotFound(id)
+	}
+	return keys[0].key, nil
+}
+
+func keyNotFound(id string) error {
+	return &domain.Error{Kind: domain.KindNotFound, Code: "key_not_found", Param: "id",
+		Message: fmt.Sprintf("there is no API key with ID %q", id)}
+}
+
+// CreateAdminKey stores a new admin key and the audit entry e in one
+// transaction, and returns the key and its secret, which is not stored.
+func (s *KeyStore) CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	if err := checkName("name", name, true); err != nil {
+		return domain.AdminKey{}, "", err
+	}
+	if len(scopes) == 0 {
+		return domain.AdminKey{}, "", domain.InvalidParam("scopes", "an admin key needs at least one scope: read or write")
+	}
+	secret, err := domain.NewAdminKeySecret()
+	if err != nil {
+		return domain.AdminKey{}, "", domain.Wrap(domain.KindInternal, err, "cannot make a key secret")
+	}
+	key := domain.AdminKey{ID: "adm_" + strings.ToLower(rand.Text()), Name: name, Scopes: scopes}
+	err = pgkit.WithTx(ctx, s.db, "store the admin key", func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO tidygate_admin_keys (id, key_hash, name, scopes)
+			VALUES ($1, $2, $3, $4) RETURNING created_at`, key.ID, domain.HashKey(secret), name, scopeStrings(scopes)).
+			Scan(&key.CreatedAt); err != nil {
+			return err
+		}
+		key.CreatedAt = key.CreatedAt.UTC()
+		e.Target, e.After = key.ID, &key
+		return appendAudit(ctx, tx, e)
+	})
+	if err != nil {
+		return domain.AdminKey{}, "", err
+	}
+	return key, secret, nil
+}
+
+// AdminKeyByHash returns the active admin key with this hash (domain.HashKey
+// of its secret), or a domain.KindUnauthenticated error.
+func (s *KeyStore) AdminKeyByHash(ctx context.Context, hash string) (domain.AdminKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	invalid := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_admin_key", Message: "invalid admin key"}
+	if checkName("key", hash, true) != nil {
+		return domain.AdminKey{}, invalid
+	}
+	var key domain.AdminKey
+	var stored string
+	var scopes []string
+	err := pgkit.WithConn(ctx, s.db, "look up the admin key", func(conn *pgxpool.Conn) error {
+		err := conn.QueryRow(ctx, `SELECT id, key_hash, name, scopes, created_at FROM tidygate_admin_keys
+			WHERE key_hash = $1 AND revoked_at IS NULL`, hash).Scan(&key.ID, &stored, &key.Name, &scopes, &key.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return invalid
+		}
+		return err
+	})
+	if err != nil {
+		return domain.AdminKey{}, err
+	}
+	if !domain.HashesEqual(stored, hash) {
+		return domain.AdminKey{}, invalid
+	}
+	for _, sc := range scopes {
+		key.Scopes = append(key.Scopes, domain.AdminScope(sc))
+	}
+	key.CreatedAt = key.CreatedAt.UTC()
+	return key, nil
+}
+
+func scopeStrings(scopes []domain.AdminScope) []string {
+	out := make([]string, len(scopes))
+	for i, sc := range scopes {
+		out[i] = string(sc)
+	}
+	return out
+}
+
+// appendAudit stores e in the audit log inside the change's transaction, so
+// that a change and its entry are committed together or not at all.
+func appendAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEntry) error {
+	if strings.TrimSpace(e.Reason) == "" {
+		return domain.InvalidParam("audit_reason", "an administrative change needs a reason")
+	}
+	before, err := snapshotJSON(e.Before)
+	if err != nil {
+		return err
+	}
+	after, err := snapshotJSON(e.After)
+	if err != nil {
+		return err
+	}
+	var at *time.Time // zero: the database's clock
+	if !e.At.IsZero() {
+		at = &e.At
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO tidygate_audit_log (at, actor_kind, actor_id, action, target, reason, before, after)
+		VALUES (coalesce($1, now()), $2, $3, $4, $5, $6, $7, $8)`, at, string(e.Actor.Kind), e.Actor.ID, e.Action, e.Target, e.Reason, before, after)
+	return err
+}
+
+// Audit returns the audit entries q selects, newest first.
+func (s *KeyStore) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	var entries []domain.AuditEntry
+	err := pgkit.WithConn(ctx, s.db, "read the audit log", func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT id, at, actor_kind, actor_id, action, target, reason, before, after
+			FROM tidygate_audit_log
+			WHERE ($1 = '' OR target = $1) AND ($2 = '' OR action = $2) AND ($3 <= 0 OR id < $3)
+			ORDER BY id DESC LIMIT $4`, q.Target, q.Action, q.BeforeID, q.Limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e domain.AuditEntry
+			var kind string
+			var before, after []byte
+			if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after); err != nil {
+				return err
+			}
+			e.Actor.Kind, e.At = domain.ActorKind(kind), e.At.UTC()
+			if e.Before, err = parseSnapshot(before); err != nil {
+				return err
+			}
+			if e.After, err = parseSnapshot(after); err != nil {
+				return err
+			}
+			entries = append(entries, e)
+		}
+		return rows.Err()
+	})
+	return entries, err
+}
+
+// snapshot is the stored JSON form of an audited target's state: an API key
+// or an admin key, never its secret or its hash.
+type snapshot struct {
+	Kind          string       `json:"kind"` // "api_key" or "admin_key"
+	ID            string       `json:"id"`
+	User          string       `json:"user,omitempty"`
+	Team          string       `json:"team,omitempty"`
+	AllowedModels []string     `json:"allowed_models,omitempty"`
+	RPM           int          `json:"rpm,omitempty"`
+	TPM           int          `json:"tpm,omitempty"`
+	Budgets       []budgetSnap `json:"budgets,omitempty"`
+	Name          string       `json:"name,omitempty"`
+	Scopes        []string     `json:"scopes,omitempty"`
+	CreatedAt     time.Time    `json:"created_at"`
+	RevokedAt     *time.Time   `json:"revoked_at,omitempty"`
+}
+
+type budgetSnap struct {
+	Scope       string `json:"scope"`
+	ScopeID     string `json:"scope_id"`
+	Period      string `json:"period"`
+	LimitMicros int64  `json:"limit_micros"`
+}
+
+// snapshotJSON encodes an audited state; nil stays SQL NULL.
+func snapshotJSON(v any) ([]byte, error) {
+	var s snapshot
+	switch t := v.(type) {
+	case nil:
+		return nil, nil
+	case *domain.APIKey:
+		s = snapshot{Kind: "api_key", ID: t.ID, User: t.Caller.User, Team: t.Caller.Team,
+			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+		for _, b := range t.Caller.Budgets {
+			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit)})
+		}
+	case *domain.AdminKey:
+		s = snapshot{Kind: "admin_key", ID: t.ID, Name: t.Name, Scopes: scopeStrings(t.Scopes), CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+	default:
+		return nil, domain.Errorf(domain.KindInternal, "cannot audit a %T", v)
+	}
+	return json.Marshal(s)
+}
+
+// parseSnapshot decodes what snapshotJSON stored.
+func parseSnapshot(b []byte) (any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, domain.Wrap(domain.KindInternal, err, "cannot read an audit entry")
+	}
+	if s.Kind == "admin_key" {
+		k := &domain.AdminKey{ID: s.ID, Name: s.Name, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt}
+		for _, sc := range s.Scopes {
+			k.Scopes = append(k.Scopes, domain.AdminScope(sc))
+		}
+		return k, nil
+	}
+	k := &domain.APIKey{ID: s.ID, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt, Caller: domain.Caller{
+		KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM}}
+	for _, b := range s.Budgets {
+		k.Caller.Budgets = append(k.Caller.Budgets, domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID,
+			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros)})
+	}
+	return k, nil
+}

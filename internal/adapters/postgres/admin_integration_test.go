@@ -1,0 +1,122 @@
+//go:build integration
+
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// TestAuditedChanges checks that every change stores exactly one audit entry
+// in its own transaction, with the state before and after and no secret, and
+// that a refused change stores none.
+func TestAuditedChanges(t *testing.T) {
+	pool, _ := migrated(t)
+	s := postgres.NewKeyStore(pool)
+	ctx := context.Background()
+	cli := domain.Actor{Kind: domain.ActorCLI, ID: "ops"}
+	entry := func(action, reason string) domain.AuditEntry {
+		return domain.AuditEntry{Actor: cli, Action: action, Reason: reason}
+	}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM tidygate_audit_log").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	key, secret, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", RPM: 5, DailyBudget: 7}, entry("key.create", "onboarding"))
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after CreateKey: %d audit entries, want 1", n)
+	}
+	if _, _, err := s.CreateKey(ctx, postgres.NewKey{Team: "risk"}, entry("key.create", "no user")); !errors.Is(err, domain.KindInvalid) {
+		t.Fatalf("CreateKey without user: %v", err)
+	}
+	if _, err := s.RevokeKey(ctx, "key_missing", entry("key.revoke", "gone")); !errors.Is(err, domain.KindNotFound) {
+		t.Fatalf("RevokeKey of an unknown key: %v", err)
+	}
+	if _, _, err := s.CreateKey(ctx, postgres.NewKey{User: "bob", Team: "risk"}, entry("key.create", "")); !errors.Is(err, domain.KindInvalid) {
+		t.Fatalf("CreateKey without a reason: %v", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after refused changes: %d audit entries, want 1", n)
+	}
+	revoked, err := s.RevokeKey(ctx, key.ID, entry("key.revoke", "alice left"))
+	if err != nil || revoked.RevokedAt == nil {
+		t.Fatalf("RevokeKey = %+v, %v", revoked, err)
+	}
+	got, err := s.Key(ctx, key.ID)
+	if err != nil || got.RevokedAt == nil || got.Caller.User != "alice" {
+		t.Fatalf("Key = %+v, %v", got, err)
+	}
+	adm, adminSecret, err := s.CreateAdminKey(ctx, "ci", []domain.AdminScope{domain.AdminRead}, entry("admin_key.create", "automation"))
+	if err != nil || !strings.HasPrefix(adminSecret, domain.AdminKeyPrefix) {
+		t.Fatalf("CreateAdminKey = %+v, %v", adm, err)
+	}
+	if n := count(); n != 3 {
+		t.Fatalf("after three changes: %d audit entries, want 3", n)
+	}
+
+	entries, err := s.Audit(ctx, domain.AuditQuery{Limit: 10})
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("Audit = %d entries, %v", len(entries), err)
+	}
+	if e := entries[0]; e.Action != "admin_key.create" || e.Target != adm.ID || e.Before != nil {
+		t.Errorf("newest entry = %+v", e)
+	} else if after, ok := e.After.(*domain.AdminKey); !ok || after.Name != "ci" || len(after.Scopes) != 1 {
+		t.Errorf("newest entry's after = %#v", e.After)
+	}
+	rev := entries[1]
+	before, okB := rev.Before.(*domain.APIKey)
+	after, okA := rev.After.(*domain.APIKey)
+	if rev.Action != "key.revoke" || rev.Reason != "alice left" || rev.Actor.String() != cli.String() || !okB || !okA ||
+		before.RevokedAt != nil || after.RevokedAt == nil || after.Caller.RPM != 5 || len(after.Caller.Budgets) != 1 {
+		t.Errorf("revoke entry = %+v (before %+v, after %+v)", rev, rev.Before, rev.After)
+	}
+	page, err := s.Audit(ctx, domain.AuditQuery{BeforeID: entries[1].ID, Limit: 10})
+	if err != nil || len(page) != 1 || page[0].Action != "key.create" {
+		t.Errorf("next page = %+v, %v", page, err)
+	}
+	byTarget, err := s.Audit(ctx, domain.AuditQuery{Target: key.ID, Limit: 10})
+	if err != nil || len(byTarget) != 2 {
+		t.Errorf("entries of %s = %d, %v", key.ID, len(byTarget), err)
+	}
+
+	// No secret and no hash in the log.
+	var dump string
+	if err := pool.QueryRow(ctx, "SELECT string_agg(tidygate_audit_log::text, ' ') FROM tidygate_audit_log").Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{secret, adminSecret, domain.HashKey(secret), domain.HashKey(adminSecret)} {
+		if strings.Contains(dump, s) {
+			t.Errorf("the audit log holds a secret or its hash: %q", s)
+		}
+	}
+	// The log is append-only.
+	if _, err := pool.Exec(ctx, "DELETE FROM tidygate_audit_log"); err == nil {
+		t.Error("an audit entry could be deleted")
+	}
+	if _, err := pool.Exec(ctx, "UPDATE tidygate_audit_log SET reason = 'x'"); err == nil {
+		t.Error("an audit entry could be changed")
+	}
+
+	// The admin key authenticates by its hash, and only while active.
+	found, err := s.AdminKeyByHash(ctx, domain.HashKey(adminSecret))
+	if err != nil || found.ID != adm.ID || len(found.Scopes) != 1 || found.Scopes[0] != domain.AdminRead {
+		t.Errorf("AdminKeyByHash = %+v, %v", found, err)
+	}
+	for _, h := range []string{domain.HashKey("tga-unknown"), "", domain.HashKey(secret)} {
+		if _, err := s.AdminKeyByHash(ctx, h); !errors.Is(err, domain.KindUnauthenticated) {
+			t.Errorf("AdminKeyByHash(%q) error = %v, want unauthenticated", h, err)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+// Package admin is the application service for key administration: the one
+// way in for the tidygate keys and admin-keys commands and the admin API. It
+// checks what the actor may do and that the change has a reason, and hands
+// the change to the store together with its audit entry, which the store
+// commits in the change's own transaction: no change without its entry.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// KeyAdmin is the key store as administration needs it. Each change method
+// stores the change and the audit entry it is given (completed with the
+// target and its state before and after) in one transaction.
+type KeyAdmin interface {
+	CreateKey(ctx context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error)
+	RevokeKey(ctx context.Context, id string, e domain.AuditEntry) (domain.APIKey, error)
+	List(ctx context.Context) ([]domain.APIKey, error)
+	Key(ctx context.Context, id string) (domain.APIKey, error)
+	CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error)
+	AdminKeyByHash(ctx context.Context, hash string) (domain.AdminKey, error)
+	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
+}
+
+// Options tune the service.
+type Options struct {
+	MinReasonLen int              // shortest accepted reason, after trimming; default 3
+	Now          func() time.Time // the clock of audit entries; default time.Now
+}
+
+// Service administers API keys and admin keys on behalf of an actor.
+type Service struct {
+	store KeyAdmin
+	opts  Options
+}
+
+// NewService returns the administration service on store.
+func NewService(store KeyAdmin, opts Options) *Service {
+	if opts.MinReasonLen <= 0 {
+		opts.MinReasonLen = 3
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, opts: opts}
+}
+
+// MaxAuditPage is the most audit entries one Audit call returns.
+const MaxAuditPage = 500
+
+// CreateKey creates an API key and returns it with its secret, shown once.
+func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, nk domain.NewKey) (domain.APIKey, string, error) {
+	e, err := s.entry(a, domain.AdminWrite, "key.create", reason)
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	return s.store.CreateKey(ctx, nk, e)
+}
+
+// RevokeKey revokes an API key at once, on every replica.
+func (s *Service) RevokeKey(ctx context.Context, a domain.Actor, reason, id string) (domain.APIKey, error) {
+	e, err := s.entry(a, domain.AdminWrite, "key.revoke", reason)
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	return s.store.RevokeKey(ctx, id, e)
+}
+
+// Keys lists every API key, revoked ones included, oldest first.
+func (s *Service) Keys(ctx context.Context, a domain.Actor) ([]domain.APIKey, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return nil, err
+	}
+	return s.store.List(ctx)
+}
+
+// Key returns one API key.
+func (s *Service) Key(ctx context.Context, a domain.Actor, id string) (domain.APIKey, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return domain.APIKey{}, err
+	}
+	return s.store.Key(ctx, id)
+}
+
+// CreateAdminKey creates an admin key and returns it with its secret, shown once.
+func (s *Service) CreateAdminKey(ctx context.Context, a domain.Actor, reason, name string, scopes []domain.AdminScope) (domain.AdminKey, string, error) {
+	e, err := s.entry(a, domain.AdminWrite, "admin_key.create", reason)
+	if err != nil {
+		return domain.AdminKey{}, "", err
+	}
+	return s.store.CreateAdminKey(ctx, name, scopes, e)
+}
+
+// Audit returns the audit entries q selects, newest first, at most
+// MaxAuditPage of them.
+func (s *Service) Audit(ctx context.Context, a domain.Actor, q domain.AuditQuery) ([]domain.AuditEntry, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return nil, err
+	}
+	if q.Limit <= 0 || q.Limit > MaxAuditPage {
+		return nil, domain.InvalidParam("limit", "limit must be between 1 and %d", MaxAuditPage)
+	}
+	return s.store.Audit(ctx, q)
+}
+
+// AuthenticateAdminKey returns the actor behind an admin key's secret, or a
+// domain.KindUnauthenticated error. Only the secret's hash reaches the store.
+func (s *Service) AuthenticateAdminKey(ctx context.Context, secret string) (domain.Actor, error) {
+	if !strings.HasPrefix(secret, domain.AdminKeyPrefix) || len(secret) > 256 {
+		return domain.Actor{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_admin_key", Message: "invalid admin key"}
+	}
+	k, err := s.store.AdminKeyByHash(ctx, domain.HashKey(secret))
+	if err != nil {
+		return domain.Actor{}, err
+	}
+	return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
+}
+
+// entry checks that a may make a change needing scope, with a reason, and
+// starts its audit entry.
+func (s *Service) entry(a domain.Actor, scope domain.AdminScope, action, reason string) (domain.AuditEntry, error) {
+	if err := allowed(a, scope); err != nil {
+		return domain.AuditEntry{}, err
+	}
+	reason = strings.TrimSpace(reason)
+	if len(reason) < s.opts.MinReasonLen {
+		return domain.AuditEntry{}, &domain.Error{Kind: domain.KindInvalid, Code: "audit_reason_required", Param: "audit_reason",
+			Message: fmt.Sprintf("an audit reason of at least %d characters is required", s.opts.MinReasonLen)}
+	}
+	return domain.AuditEntry{At: s.opts.Now().UTC(), Actor: a, Action: action, Reason: reason}, nil
+}
+
+// allowed returns a domain.KindForbidden error unless a holds scope.
+func allowed(a domain.Actor, scope domain.AdminScope) error {
+	if a.ID == "" || !a.May(scope) {
+		return &domain.Error{Kind: domain.KindForbidden, Code: "insufficient_scope",
+			Message: fmt.Sprintf("this needs the %s scope", scope)}
+	}
+	return nil
+}

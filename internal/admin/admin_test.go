@@ -1,0 +1,178 @@
+package admin_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// fakeStore records the audit entries the service hands it.
+type fakeStore struct {
+	entries []domain.AuditEntry
+	keys    map[string]domain.APIKey
+	admins  map[string]domain.AdminKey // by hash
+}
+
+func newFake() *fakeStore {
+	return &fakeStore{keys: map[string]domain.APIKey{}, admins: map[string]domain.AdminKey{}}
+}
+
+func (f *fakeStore) CreateKey(_ context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error) {
+	k := domain.APIKey{ID: "key_1", Caller: domain.Caller{KeyID: "key_1", User: nk.User, Team: nk.Team}}
+	f.keys[k.ID] = k
+	e.Target, e.After = k.ID, &k
+	f.entries = append(f.entries, e)
+	return k, "tg-secret", nil
+}
+
+func (f *fakeStore) RevokeKey(_ context.Context, id string, e domain.AuditEntry) (domain.APIKey, error) {
+	k, ok := f.keys[id]
+	if !ok {
+		return domain.APIKey{}, domain.Errorf(domain.KindNotFound, "no key %s", id)
+	}
+	before := k
+	now := time.Unix(1, 0)
+	k.RevokedAt = &now
+	f.keys[id] = k
+	e.Target, e.Before, e.After = id, &before, &k
+	f.entries = append(f.entries, e)
+	return k, nil
+}
+
+func (f *fakeStore) List(context.Context) ([]domain.APIKey, error) {
+	var out []domain.APIKey
+	for _, k := range f.keys {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func (f *fakeStore) Key(_ context.Context, id string) (domain.APIKey, error) { return f.keys[id], nil }
+
+func (f *fakeStore) CreateAdminKey(_ context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error) {
+	k := domain.AdminKey{ID: "adm_1", Name: name, Scopes: scopes}
+	f.admins[domain.HashKey(domain.AdminKeyPrefix+"x")] = k
+	e.Target, e.After = k.ID, &k
+	f.entries = append(f.entries, e)
+	return k, domain.AdminKeyPrefix + "x", nil
+}
+
+func (f *fakeStore) AdminKeyByHash(_ context.Context, hash string) (domain.AdminKey, error) {
+	k, ok := f.admins[hash]
+	if !ok {
+		return domain.AdminKey{}, domain.Errorf(domain.KindUnauthenticated, "invalid admin key")
+	}
+	return k, nil
+}
+
+func (f *fakeStore) Audit(_ context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
+	return f.entries, nil
+}
+
+var (
+	writer  = domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_w", Scopes: []domain.AdminScope{domain.AdminWrite}}
+	reader  = domain.Actor{Kind: domain.ActorOIDC, ID: "auditor@example.com", Scopes: []domain.AdminScope{domain.AdminRead}}
+	nobody  = domain.Actor{Kind: domain.ActorOIDC, ID: "someone@example.com"}
+	instant = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+)
+
+func newService(f *fakeStore) *admin.Service {
+	return admin.NewService(f, admin.Options{MinReasonLen: 5, Now: func() time.Time { return instant }})
+}
+
+// TestWritesCarryTheirAuditEntry checks that each change reaches the store
+// with one audit entry naming the actor, the action, the time and the reason.
+func TestWritesCarryTheirAuditEntry(t *testing.T) {
+	f := newFake()
+	svc := newService(f)
+	ctx := context.Background()
+	if _, _, err := svc.CreateKey(ctx, writer, "  onboarding alice ", domain.NewKey{User: "alice", Team: "risk"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RevokeKey(ctx, writer, "alice left", "key_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateAdminKey(ctx, writer, "automation", "ci", []domain.AdminScope{domain.AdminRead}); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"}}
+	if len(f.entries) != len(want) {
+		t.Fatalf("%d audit entries, want %d", len(f.entries), len(want))
+	}
+	for i, w := range want {
+		e := f.entries[i]
+		if e.Action != w.action || e.Reason != w.reason || e.Actor.String() != "admin_key:adm_w" || !e.At.Equal(instant) {
+			t.Errorf("entry %d = %+v, want action %s, reason %q by admin_key:adm_w at %v", i, e, w.action, w.reason, instant)
+		}
+	}
+}
+
+// TestScopesAndReasons checks that read cannot write, that nobody without a
+// scope can read, and that a write without a long enough reason is refused
+// before it reaches the store.
+func TestScopesAndReasons(t *testing.T) {
+	f := newFake()
+	svc := newService(f)
+	ctx := context.Background()
+	cases := map[string]struct {
+		call func() error
+		kind domain.Kind
+	}{
+		"read creates": {func() error {
+			_, _, err := svc.CreateKey(ctx, reader, "a good reason", domain.NewKey{User: "u", Team: "t"})
+			return err
+		}, domain.KindForbidden},
+		"read revokes":        {func() error { _, err := svc.RevokeKey(ctx, reader, "a good reason", "key_1"); return err }, domain.KindForbidden},
+		"read makes an admin": {func() error { _, _, err := svc.CreateAdminKey(ctx, reader, "a good reason", "x", nil); return err }, domain.KindForbidden},
+		"nobody lists":        {func() error { _, err := svc.Keys(ctx, nobody); return err }, domain.KindForbidden},
+		"nobody reads audit": {func() error {
+			_, err := svc.Audit(ctx, nobody, domain.AuditQuery{Limit: 10})
+			return err
+		}, domain.KindForbidden},
+		"no reason":    {func() error { _, err := svc.RevokeKey(ctx, writer, "   ", "key_1"); return err }, domain.KindInvalid},
+		"short reason": {func() error { _, err := svc.RevokeKey(ctx, writer, " abc ", "key_1"); return err }, domain.KindInvalid},
+		"huge page": {func() error {
+			_, err := svc.Audit(ctx, reader, domain.AuditQuery{Limit: admin.MaxAuditPage + 1})
+			return err
+		}, domain.KindInvalid},
+	}
+	for name, c := range cases {
+		if err := c.call(); !errors.Is(err, c.kind) {
+			t.Errorf("%s: error = %v, want kind %v", name, err, c.kind)
+		}
+	}
+	if len(f.entries) != 0 {
+		t.Errorf("refused changes left %d audit entries", len(f.entries))
+	}
+	if _, err := svc.Keys(ctx, reader); err != nil {
+		t.Errorf("read lists keys: %v", err)
+	}
+	if _, err := svc.Keys(ctx, writer); err != nil {
+		t.Errorf("write lists keys (write implies read): %v", err)
+	}
+}
+
+// TestAuthenticateAdminKey checks that only an admin key's hash is looked up
+// and that an API key's shape is refused outright.
+func TestAuthenticateAdminKey(t *testing.T) {
+	f := newFake()
+	svc := newService(f)
+	ctx := context.Background()
+	_, secret, err := svc.CreateAdminKey(ctx, writer, "automation", "ci", []domain.AdminScope{domain.AdminRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.AuthenticateAdminKey(ctx, secret)
+	if err != nil || a.ID != "adm_1" || a.Kind != domain.ActorAdminKey || !a.May(domain.AdminRead) || a.May(domain.AdminWrite) {
+		t.Fatalf("AuthenticateAdminKey = %+v, %v", a, err)
+	}
+	for _, bad := range []string{"", "tg-an-api-key-000000000000", domain.AdminKeyPrefix + "unknown"} {
+		if _, err := svc.AuthenticateAdminKey(ctx, bad); !errors.Is(err, domain.KindUnauthenticated) {
+			t.Errorf("AuthenticateAdminKey(%q) error = %v, want unauthenticated", bad, err)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package domain
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// NewKey describes an API key to create: whose it is, what it may do, and the
+// budgets of its user and team. A positive budget sets (or replaces) that
+// budget; zero leaves it as it is, or absent.
+type NewKey struct {
+	User          string
+	Team          string
+	AllowedModels []string // models or aliases the key may use; empty means every model
+	RPM           int      // requests per minute; 0 means unlimited
+	TPM           int      // tokens per minute; 0 means unlimited
+
+	DailyBudget       Micros // the user's budget per UTC day
+	MonthlyBudget     Micros // the user's budget per UTC month
+	TeamDailyBudget   Micros // the team's budget per UTC day
+	TeamMonthlyBudget Micros // the team's budget per UTC month
+}
+
+// Budgets returns the four budgets nk names, set or not.
+func (nk NewKey) Budgets() []Budget {
+	return []Budget{
+		{Scope: ScopeUser, ScopeID: nk.User, Period: PeriodDay, Limit: nk.DailyBudget},
+		{Scope: ScopeUser, ScopeID: nk.User, Period: PeriodMonth, Limit: nk.MonthlyBudget},
+		{Scope: ScopeTeam, ScopeID: nk.Team, Period: PeriodDay, Limit: nk.TeamDailyBudget},
+		{Scope: ScopeTeam, ScopeID: nk.Team, Period: PeriodMonth, Limit: nk.TeamMonthlyBudget},
+	}
+}
+
+// AdminKeyPrefix starts every admin key, so that an admin key is never
+// mistaken for (or accepted as) a model API key.
+const AdminKeyPrefix = "tga-"
+
+// AdminScope is what an administrator may do.
+type AdminScope string
+
+// The admin scopes: read sees keys, usage and the audit log; write changes keys.
+const (
+	AdminRead  AdminScope = "read"
+	AdminWrite AdminScope = "write"
+)
+
+// ParseAdminScopes parses a comma-separated list of scopes such as
+// "read,write", refusing unknown and empty ones.
+func ParseAdminScopes(s string) ([]AdminScope, error) {
+	var scopes []AdminScope
+	for _, part := range strings.Split(s, ",") {
+		sc := AdminScope(strings.TrimSpace(part))
+		switch sc {
+		case AdminRead, AdminWrite:
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		default:
+			return nil, InvalidParam("scopes", "unknown admin scope %q: the scopes are read and write", part)
+		}
+	}
+	return scopes, nil
+}
+
+// AdminKey describes a stored admin key; like an API key, only its hash is kept.
+type AdminKey struct {
+	ID        string
+	Name      string
+	Scopes    []AdminScope
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// ActorKind says how an administrator proved who they are.
+type ActorKind string
+
+// The actor kinds.
+const (
+	ActorCLI      ActorKind = "cli"       // the tidygate command, run inside the deployment
+	ActorAdminKey ActorKind = "admin_key" // an admin key, by its ID
+	ActorOIDC     ActorKind = "oidc"      // a signed-in subject of the identity provider
+)
+
+// Actor is who made an administrative change, and what they may do.
+type Actor struct {
+	Kind   ActorKind
+	ID     string // the admin key's ID, the OIDC subject, or the operating-system user of the CLI
+	Scopes []AdminScope
+}
+
+// May reports whether the actor holds the scope. Write implies read.
+func (a Actor) May(s AdminScope) bool {
+	return slices.Contains(a.Scopes, s) || (s == AdminRead && slices.Contains(a.Scopes, AdminWrite))
+}
+
+// String renders the actor as kind:id, the form the audit log shows.
+func (a Actor) String() string { return string(a.Kind) + ":" + a.ID }
+
+// AuditEntry is one administrative change: who made it, what it changed
+// (the target's state before and after, never a secret), when, and why.
+type AuditEntry struct {
+	ID     int64
+	At     time.Time
+	Actor  Actor
+	Action string // such as "key.create", "key.revoke", "admin_key.create"
+	Target string // the ID of the changed key
+	Reason string
+	// Before and After are the target's state: *APIKey or *AdminKey, nil
+	// when it did not exist before or does not exist after.
+	Before, After any
+}
+
+// AuditQuery selects audit entries, newest first.
+type AuditQuery struct {
+	Target   string // only this target's entries, when set
+	Action   string // only this action, when set
+	BeforeID int64  // only entries older than this ID, when positive (the next page)
+	Limit    int
+}
