@@ -251,9 +251,17 @@ func TestKeysAndPolicy(t *testing.T) {
 	if id == "" {
 		t.Fatalf("keys list lacks alice:\n%s", list)
 	}
-	runCLI(t, env, "keys", "revoke", id)
+	runCLI(t, env, "keys", "revoke", id, "--reason", "alice left the team")
 	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "mock-chat", Messages: userMessage("x")})
 	_ = apiError(t, err, 401)
+
+	// Both changes are in the audit log, the create without a reason saying so.
+	audit := dumpTables(t, dsn, "tidygate_audit_log")
+	for _, want := range []string{"key.create", "no reason given (command line without --reason)", "key.revoke", "alice left the team", id} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("the audit log lacks %q:\n%s", want, audit)
+		}
+	}
 }
 
 // TestBudgetExactUnderConcurrency fires 100 concurrent calls at a budget that

@@ -59,7 +59,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			_, err = fmt.Fprintln(stdout, secret)
 			return err
 		case "revoke":
-			if _, err := svc.RevokeKey(ctx, actor, cliReason(reason, stderr), id); err != nil {
+			if _, err := svc.RevokeKey(ctx, actor, cliReason(reason, stderr), id, ""); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "revoked key %s\n", id)

@@ -19,7 +19,7 @@ import (
 // target and its state before and after) in one transaction.
 type KeyAdmin interface {
 	CreateKey(ctx context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error)
-	RevokeKey(ctx context.Context, id string, e domain.AuditEntry) (domain.APIKey, error)
+	RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
 	List(ctx context.Context) ([]domain.APIKey, error)
 	Key(ctx context.Context, id string) (domain.APIKey, error)
 	CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error)
@@ -62,13 +62,14 @@ func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, 
 	return s.store.CreateKey(ctx, nk, e)
 }
 
-// RevokeKey revokes an API key at once, on every replica.
-func (s *Service) RevokeKey(ctx context.Context, a domain.Actor, reason, id string) (domain.APIKey, error) {
+// RevokeKey revokes an API key at once, on every replica. A non-empty
+// ifMatch must be the key's current version (domain.KeyVersion).
+func (s *Service) RevokeKey(ctx context.Context, a domain.Actor, reason, id, ifMatch string) (domain.APIKey, error) {
 	e, err := s.entry(a, domain.AdminWrite, "key.revoke", reason)
 	if err != nil {
 		return domain.APIKey{}, err
 	}
-	return s.store.RevokeKey(ctx, id, e)
+	return s.store.RevokeKey(ctx, id, ifMatch, e)
 }
 
 // Keys lists every API key, revoked ones included, oldest first.

@@ -29,7 +29,7 @@ func (f *fakeStore) CreateKey(_ context.Context, nk domain.NewKey, e domain.Audi
 	return k, "tg-secret", nil
 }
 
-func (f *fakeStore) RevokeKey(_ context.Context, id string, e domain.AuditEntry) (domain.APIKey, error) {
+func (f *fakeStore) RevokeKey(_ context.Context, id, _ string, e domain.AuditEntry) (domain.APIKey, error) {
 	k, ok := f.keys[id]
 	if !ok {
 		return domain.APIKey{}, domain.Errorf(domain.KindNotFound, "no key %s", id)
@@ -93,7 +93,7 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 	if _, _, err := svc.CreateKey(ctx, writer, "  onboarding alice ", domain.NewKey{User: "alice", Team: "risk"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.RevokeKey(ctx, writer, "alice left", "key_1"); err != nil {
+	if _, err := svc.RevokeKey(ctx, writer, "alice left", "key_1", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := svc.CreateAdminKey(ctx, writer, "automation", "ci", []domain.AdminScope{domain.AdminRead}); err != nil {
@@ -126,15 +126,15 @@ func TestScopesAndReasons(t *testing.T) {
 			_, _, err := svc.CreateKey(ctx, reader, "a good reason", domain.NewKey{User: "u", Team: "t"})
 			return err
 		}, domain.KindForbidden},
-		"read revokes":        {func() error { _, err := svc.RevokeKey(ctx, reader, "a good reason", "key_1"); return err }, domain.KindForbidden},
+		"read revokes":        {func() error { _, err := svc.RevokeKey(ctx, reader, "a good reason", "key_1", ""); return err }, domain.KindForbidden},
 		"read makes an admin": {func() error { _, _, err := svc.CreateAdminKey(ctx, reader, "a good reason", "x", nil); return err }, domain.KindForbidden},
 		"nobody lists":        {func() error { _, err := svc.Keys(ctx, nobody); return err }, domain.KindForbidden},
 		"nobody reads audit": {func() error {
 			_, err := svc.Audit(ctx, nobody, domain.AuditQuery{Limit: 10})
 			return err
 		}, domain.KindForbidden},
-		"no reason":    {func() error { _, err := svc.RevokeKey(ctx, writer, "   ", "key_1"); return err }, domain.KindInvalid},
-		"short reason": {func() error { _, err := svc.RevokeKey(ctx, writer, " abc ", "key_1"); return err }, domain.KindInvalid},
+		"no reason":    {func() error { _, err := svc.RevokeKey(ctx, writer, "   ", "key_1", ""); return err }, domain.KindInvalid},
+		"short reason": {func() error { _, err := svc.RevokeKey(ctx, writer, " abc ", "key_1", ""); return err }, domain.KindInvalid},
 		"huge page": {func() error {
 			_, err := svc.Audit(ctx, reader, domain.AuditQuery{Limit: admin.MaxAuditPage + 1})
 			return err

@@ -1,6 +1,9 @@
 package domain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -117,4 +120,34 @@ type AuditQuery struct {
 	Action   string // only this action, when set
 	BeforeID int64  // only entries older than this ID, when positive (the next page)
 	Limit    int
+}
+
+// KeyVersion returns a short digest of everything about k that an
+// administrator can change, so that an update can require the state it was
+// based on (an ETag): any change to k changes its version.
+func KeyVersion(k APIKey) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%d\x00%d\x00%v\x00", k.ID, k.Caller.User, k.Caller.Team,
+		k.Caller.AllowedModels, k.Caller.RPM, k.Caller.TPM, k.RevokedAt != nil)
+	if k.RevokedAt != nil {
+		fmt.Fprint(h, k.RevokedAt.UnixNano())
+	}
+	for _, b := range k.Caller.Budgets {
+		fmt.Fprintf(h, "\x00%s/%s/%s/%d", b.Scope, b.ScopeID, b.Period, b.Limit)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:20]
+}
+
+// CodeVersionMismatch is the code of the KindInvalid error for an update
+// whose expected version (If-Match) is not the target's current one.
+const CodeVersionMismatch = "version_mismatch"
+
+// CheckKeyVersion returns a KindInvalid error with CodeVersionMismatch when
+// want is set and is not k's version.
+func CheckKeyVersion(k APIKey, want string) error {
+	if want == "" || want == KeyVersion(k) {
+		return nil
+	}
+	return &Error{Kind: KindInvalid, Code: CodeVersionMismatch, Param: "If-Match",
+		Message: fmt.Sprintf("the key %s has changed since version %s; read it again", k.ID, want)}
 }

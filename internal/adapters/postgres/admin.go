@@ -64,14 +64,19 @@ func (s *KeyStore) Key(ctx context.Context, id string) (domain.APIKey, error) {
 
 // RevokeKey revokes the key with this ID, as Revoke does, and stores the
 // audit entry e with the key's state before and after in the same
-// transaction. It returns the revoked key.
-func (s *KeyStore) RevokeKey(ctx context.Context, id string, e domain.AuditEntry) (domain.APIKey, error) {
+// transaction. When ifMatch is set and is not the key's version
+// (domain.KeyVersion), nothing changes and the error says so. It returns the
+// revoked key.
+func (s *KeyStore) RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
 	var key domain.APIKey
 	err := pgkit.WithTx(ctx, s.db, "revoke the API key", func(tx pgx.Tx) error {
 		before, err := keyByID(ctx, tx, id, " FOR UPDATE OF k")
 		if err != nil {
+			return err
+		}
+		if err := domain.CheckKeyVersion(before, ifMatch); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id); err != nil {

@@ -41,7 +41,7 @@ func TestAuditedChanges(t *testing.T) {
 	if _, _, err := s.CreateKey(ctx, postgres.NewKey{Team: "risk"}, entry("key.create", "no user")); !errors.Is(err, domain.KindInvalid) {
 		t.Fatalf("CreateKey without user: %v", err)
 	}
-	if _, err := s.RevokeKey(ctx, "key_missing", entry("key.revoke", "gone")); !errors.Is(err, domain.KindNotFound) {
+	if _, err := s.RevokeKey(ctx, "key_missing", "", entry("key.revoke", "gone")); !errors.Is(err, domain.KindNotFound) {
 		t.Fatalf("RevokeKey of an unknown key: %v", err)
 	}
 	if _, _, err := s.CreateKey(ctx, postgres.NewKey{User: "bob", Team: "risk"}, entry("key.create", "")); !errors.Is(err, domain.KindInvalid) {
@@ -50,7 +50,11 @@ func TestAuditedChanges(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("after refused changes: %d audit entries, want 1", n)
 	}
-	revoked, err := s.RevokeKey(ctx, key.ID, entry("key.revoke", "alice left"))
+	if _, err := s.RevokeKey(ctx, key.ID, "stale", entry("key.revoke", "alice left")); !errors.Is(err, domain.KindInvalid) ||
+		!strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("RevokeKey with a stale version: %v", err)
+	}
+	revoked, err := s.RevokeKey(ctx, key.ID, domain.KeyVersion(key), entry("key.revoke", "alice left"))
 	if err != nil || revoked.RevokedAt == nil {
 		t.Fatalf("RevokeKey = %+v, %v", revoked, err)
 	}
