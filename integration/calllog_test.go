@@ -297,3 +297,35 @@ func TestMLflowOutageUnderLoad(t *testing.T) {
 	exactlyOnce(t, ml.DSN, res.ok())
 	t.Logf("%d calls answered across a 60 s MLflow outage, all delivered exactly once", res.ok())
 }
+
+// TestMLflowFindsCallsByTheirClientsID sends an answered call and one refused
+// for want of an audit reason, each with the client's X-Request-Id, and
+// finds both in experiment tidygate/mock-chat under the client's id, the
+// refusal with no token or cost rows, and no experiment hidden from
+// MLflow's experiment list.
+func TestMLflowFindsCallsByTheirClientsID(t *testing.T) {
+	dsn := pgtest.New(t)
+	s := start(t, baseEnv(t, dsn))
+	if resp, body := s.do("POST", "/v1/chat/completions", chatBody, "X-Request-Id", "client-ok-1"); resp.StatusCode != 200 {
+		t.Fatalf("answered call: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do("POST", "/v1/chat/completions", chatBody, "X-Request-Id", "client-refused-1", "X-Audit-Reason", ""); resp.StatusCode != 400 {
+		t.Fatalf("call without an audit reason: %d %s, want 400", resp.StatusCode, body)
+	}
+	waitTraces(t, dsn, 2)
+	for id, want := range map[string]string{"client-ok-1": "OK", "client-refused-1": "ERROR"} {
+		var status, experiment string
+		queryRow(t, dsn, `SELECT i.status, e.name FROM trace_info i JOIN experiments e USING (experiment_id)
+			WHERE i.client_request_id = '`+id+`'`, &status, &experiment)
+		if status != want || experiment != "tidygate/mock-chat" {
+			t.Errorf("client id %s: trace %s in %s, want %s in tidygate/mock-chat", id, status, experiment, want)
+		}
+	}
+	var metrics, hidden int
+	queryRow(t, dsn, `SELECT count(*) FROM trace_metrics m JOIN trace_info i USING (request_id)
+		WHERE i.client_request_id = 'client-refused-1'`, &metrics)
+	queryRow(t, dsn, `SELECT count(*) FROM experiment_tags WHERE key = 'mlflow.experiment.isGateway'`, &hidden)
+	if metrics != 0 || hidden != 0 {
+		t.Errorf("the refusal has %d trace metrics, and %d experiments are hidden from MLflow's list; want none", metrics, hidden)
+	}
+}
