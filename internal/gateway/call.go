@@ -96,17 +96,32 @@ type call struct {
 	why   domain.Interruption
 }
 
+// Refuse records a request that the edge refused before it became a call
+// (its body could not be decoded), for the caller it authenticated, and
+// returns why. It is the one way a refusal outside the gateway reaches the
+// call log; model is the name the request gave, if any.
+func (s *Service) Refuse(ctx context.Context, c Call, ep domain.Endpoint, model string, why error) error {
+	k := &call{s: s, in: c, rec: s.newRecord(c, ep)}
+	k.rec.RequestedModel = model
+	return k.refuse(ctx, why)
+}
+
 func (s *Service) newCall(c Call, op operation) *call {
+	k := &call{s: s, in: c, op: op, rec: s.newRecord(c, op.endpoint())}
+	op.describe(&k.rec)
+	return k
+}
+
+// newRecord starts the record of a call: who asked, why, and when.
+func (s *Service) newRecord(c Call, ep domain.Endpoint) domain.CallRecord {
 	start := c.Start
 	if start.IsZero() {
 		start = s.opts.Now()
 	}
-	k := &call{s: s, in: c, op: op, rec: domain.CallRecord{
-		RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Endpoint: op.endpoint(), Start: start,
+	return domain.CallRecord{
+		RequestID: c.RequestID, ClientRequestID: c.ClientRequestID, Endpoint: ep, Start: start,
 		KeyID: c.Caller.KeyID, User: c.Caller.User, Team: c.Caller.Team, AuditReason: c.AuditReason,
-	}}
-	op.describe(&k.rec)
-	return k
+	}
 }
 
 // admit applies policy and limits and reserves the worst-case cost. On

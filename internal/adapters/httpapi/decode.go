@@ -18,10 +18,13 @@ import (
 
 // Decoding happens here and nowhere else: reading the body within its limit,
 // parsing JSON with errors that point at the fault, and converting the
-// OpenAI wire format into domain requests, which are then validated.
+// OpenAI wire format into domain requests, which the gateway validates.
 
 // decodeRequest reads and decodes a request body; when that fails, it has
-// answered the client and returns false.
+// had the gateway record the refusal, answered the client, and returns
+// false. Decoding refuses only what the wire format shows (a body that is
+// not JSON, wrong types, what the dialect requires or does not offer); what
+// the request means is validated once, by the gateway.
 func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, bool) {
 	body, err := readBody(w, r, h.maxBody)
 	var in T
@@ -29,10 +32,32 @@ func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, de
 		in, err = decode(body)
 	}
 	if err != nil {
+		err = h.gw.Refuse(r.Context(), h.call(r), endpointOf(r), modelNamed(body), err)
 		h.writeError(w, r, err)
 		return in, false
 	}
 	return in, true
+}
+
+// endpointOf names the API operation a request is for, in the call record.
+func endpointOf(r *http.Request) domain.Endpoint {
+	if strings.HasSuffix(r.URL.Path, "/embeddings") {
+		return domain.EndpointEmbeddings
+	}
+	return domain.EndpointChat
+}
+
+// modelNamed returns the body's "model" string, if it has one, so that the
+// record of a refused request names the model it was for.
+func modelNamed(body []byte) string {
+	var probe struct {
+		Model json.RawMessage `json:"model"`
+	}
+	var model string
+	if json.Unmarshal(body, &probe) != nil || json.Unmarshal(probe.Model, &model) != nil {
+		return ""
+	}
+	return model
 }
 
 // readBody reads a JSON request body of at most limit bytes. A body sent
@@ -379,9 +404,6 @@ func decodeChat(body []byte) (chatInput, error) {
 		}
 		req.Messages[i] = domain.Message{Role: role, Content: text, Name: m.Name}
 	}
-	if err := req.Validate(); err != nil {
-		return chatInput{}, err
-	}
 	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage}, nil
 }
 
@@ -532,9 +554,6 @@ func decodeEmbed(body []byte) (embedInput, error) {
 	}
 	var err error
 	if in.req.Inputs, err = embedInputs(w.Input); err != nil {
-		return embedInput{}, err
-	}
-	if err := in.req.Validate(); err != nil {
 		return embedInput{}, err
 	}
 	return in, nil

@@ -35,9 +35,10 @@ type fakeGateway struct {
 	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 
-	mu    sync.Mutex
-	calls []gateway.Call
-	chats []domain.ChatRequest
+	mu      sync.Mutex
+	calls   []gateway.Call
+	chats   []domain.ChatRequest
+	refused []gateway.Call
 }
 
 func (g *fakeGateway) Authenticate(_ context.Context, secret string) (domain.Caller, error) {
@@ -73,6 +74,12 @@ func (g *fakeGateway) lastCall(t *testing.T) gateway.Call {
 	return g.calls[len(g.calls)-1]
 }
 
+func (g *fakeGateway) refusedCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.refused)
+}
+
 func (g *fakeGateway) callCount() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -81,8 +88,19 @@ func (g *fakeGateway) callCount() int {
 
 var okResult = gateway.Result{Model: chatModel, Attempts: 2, ProviderTime: 30 * time.Millisecond, Cost: 1250}
 
+// Refuse keeps the refusal, as the gateway records it.
+func (g *fakeGateway) Refuse(_ context.Context, call gateway.Call, _ domain.Endpoint, _ string, why error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refused = append(g.refused, call)
+	return why
+}
+
 func (g *fakeGateway) Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error) {
 	g.record(call, &req)
+	if err := req.Validate(); err != nil { // the gateway validates meaning
+		return gateway.ChatResult{}, err
+	}
 	if g.chat != nil {
 		return g.chat(ctx, req)
 	}
@@ -94,6 +112,9 @@ func (g *fakeGateway) Chat(ctx context.Context, call gateway.Call, req domain.Ch
 
 func (g *fakeGateway) ChatStream(ctx context.Context, call gateway.Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
 	g.record(call, &req)
+	if err := req.Validate(); err != nil {
+		return gateway.ChatResult{}, err
+	}
 	if g.stream != nil {
 		return g.stream(ctx, req, emit)
 	}
@@ -119,6 +140,9 @@ func streamWords(emit func(domain.ChatChunk) error, words ...string) (gateway.Ch
 
 func (g *fakeGateway) Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error) {
 	g.record(call, nil)
+	if err := req.Validate(); err != nil {
+		return gateway.EmbedResult{}, err
+	}
 	if g.embed != nil {
 		return g.embed(ctx, req)
 	}

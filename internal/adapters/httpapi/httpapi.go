@@ -30,6 +30,9 @@ type Gateway interface {
 	Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error)
 	// ChatStream runs a chat completion, handing each chunk to emit as it arrives.
 	ChatStream(ctx context.Context, call gateway.Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
+	// Refuse records a request the edge refused before it could become a
+	// call (its body could not be decoded) and returns why.
+	Refuse(ctx context.Context, call gateway.Call, ep domain.Endpoint, model string, why error) error
 	// Embed runs an embeddings call.
 	Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	// Models returns the catalogue models the caller may use.

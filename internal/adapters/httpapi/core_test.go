@@ -1,0 +1,98 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// idleProvider fails every call: the tests that use it expect none.
+type idleProvider struct{}
+
+var errCalled = errors.New("the provider was called")
+
+func (idleProvider) Chat(context.Context, domain.ChatRequest) (domain.ChatResponse, error) {
+	return domain.ChatResponse{}, errCalled
+}
+
+func (idleProvider) ChatStream(context.Context, domain.ChatRequest, func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	return domain.ChatResponse{}, errCalled
+}
+
+func (idleProvider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedResponse, error) {
+	return domain.EmbedResponse{}, errCalled
+}
+
+// TestRefusalsAreRecordedThroughTheCore serves the API over the real gateway
+// and the in-memory call log: every refused request that carried a valid
+// key has a record, whether the edge refused it (undecodable) or the
+// gateway did (its meaning), and an unauthenticated one has none.
+func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
+	cat, err := domain.NewCatalogue(domain.DefaultModels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, log := memory.NewKeyStore(), memory.NewCallLog()
+	keys.Add(goodKey, domain.Caller{KeyID: "key-1", User: "alice", Team: "risk"})
+	svc, err := gateway.NewService(gateway.Deps{Catalogue: cat, Providers: map[string]ports.Provider{"mock": idleProvider{}},
+		Keys: keys, Ledger: memory.NewLedger(), CallLog: log}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpapi.NewHandler(svc, httpapi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cases := []struct {
+		name, path, body, key string
+		status                int
+		param                 string
+		recorded              bool
+	}{
+		{"temperature 7", "/v1/chat/completions", `{"model":"mock-chat","temperature":7,"messages":[{"role":"user","content":"hi"}]}`, goodKey, 400, "temperature", true},
+		{"no messages", "/v1/chat/completions", `{"model":"mock-chat","messages":[]}`, goodKey, 400, "messages", true},
+		{"stream with a bad role", "/v1/chat/completions", `{"model":"mock-chat","stream":true,"messages":[{"role":"wizard","content":"hi"}]}`, goodKey, 400, "messages[0].role", true},
+		{"malformed JSON", "/v1/chat/completions", `{"model":"mock-chat",`, goodKey, 400, "", true},
+		{"wrong type", "/v1/chat/completions", `{"model":"mock-chat","temperature":"hot","messages":[]}`, goodKey, 400, "temperature", true},
+		{"empty embedding input", "/v1/embeddings", `{"model":"mock-embed","input":[]}`, goodKey, 400, "input", true},
+		{"unknown key", "/v1/chat/completions", `{"model":"mock-chat","temperature":7,"messages":[]}`, "tg-unknown-key-0000000000000", 401, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(log.Records())
+			req := httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+tc.key)
+			req.Header.Set("X-Audit-Reason", "refusal test")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			recs := log.Records()[before:]
+			if !tc.recorded {
+				if len(recs) != 0 {
+					t.Fatalf("an unauthenticated request was recorded: %+v", recs)
+				}
+				return
+			}
+			if len(recs) != 1 {
+				t.Fatalf("%d records, want 1", len(recs))
+			}
+			r := recs[0]
+			if r.Outcome != domain.OutcomeRejected || r.ErrorKind != domain.KindInvalid || r.RequestID != rec.Header().Get("X-Request-Id") ||
+				r.User != "alice" || r.AuditReason != "refusal test" || !strings.Contains(r.ErrorMessage, tc.param) {
+				t.Fatalf("record %+v", r)
+			}
+			if tc.path == "/v1/embeddings" && r.Endpoint != domain.EndpointEmbeddings {
+				t.Fatalf("record endpoint %q", r.Endpoint)
+			}
+		})
+	}
+}
