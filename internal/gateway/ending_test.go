@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -63,12 +64,12 @@ func (p *partialProvider) Chat(ctx context.Context, req domain.ChatRequest) (dom
 }
 
 // endingRig is a service whose model "main" is served by p.
-func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *ledger, *callLog) {
+func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *ledger, *memory.CallLog) {
 	t.Helper()
-	l, log := newLedger(0), &callLog{}
+	l, log := newLedger(0), memory.NewCallLog()
 	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": p, "backup": p},
-		Keys:      keyStore{}, Ledger: l, CallLog: log}, opts)
+		Keys:      memory.NewKeyStore(), Ledger: l, CallLog: log}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ var mainPrice = domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000
 
 // checkCharged checks that the call's reservation was settled exactly once,
 // for the cost of want on main, and that one record says so.
-func checkCharged(t *testing.T, l *ledger, log *callLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
+func checkCharged(t *testing.T, l *ledger, log *memory.CallLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
 	t.Helper()
 	if len(l.settled) != 1 || len(l.released) != 0 || len(l.held) != 0 {
 		t.Fatalf("ledger settled %v released %v holds %v; want exactly one settlement", l.settled, l.released, l.held)
@@ -88,7 +89,7 @@ func checkCharged(t *testing.T, l *ledger, log *callLog, want domain.Usage, why 
 	if l.spent != cost || cost == 0 {
 		t.Fatalf("spent %v, want %v for %+v", l.spent, cost, want)
 	}
-	recs := log.all()
+	recs := log.Records()
 	if len(recs) != 1 {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
@@ -229,7 +230,7 @@ func TestStreamThatNeverStartsIsReleased(t *testing.T) {
 	if len(l.released) != 1 || len(l.settled) != 0 || l.spent != 0 {
 		t.Fatalf("released %v settled %v spent %v; want one release", l.released, l.settled, l.spent)
 	}
-	if rec := log.all()[0]; rec.Interrupted != "" || rec.Cost() != 0 {
+	if rec := log.Records()[0]; rec.Interrupted != "" || rec.Cost() != 0 {
 		t.Fatalf("record %+v", rec)
 	}
 }
@@ -244,13 +245,13 @@ func (*silentProvider) ChatStream(ctx context.Context, _ domain.ChatRequest, _ f
 
 func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	claim := domain.Usage{PromptTokens: 1_000_000, CompletionTokens: 20}
-	l, log := newLedger(0), &callLog{}
+	l, log := newLedger(0), memory.NewCallLog()
 	req := chat("main")
 	req.MaxTokens = 10
 	var reserved domain.Micros
 	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": &lyingProvider{usage: claim}, "backup": &scriptedProvider{}},
-		Keys:      keyStore{}, Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
 		gateway.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +265,7 @@ func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	if res.Cost != want || l.spent != want || l.spent > reserved {
 		t.Fatalf("charged %v (spent %v), want the bound %v, at most the reservation %v", res.Cost, l.spent, want, reserved)
 	}
-	rec := log.all()[0]
+	rec := log.Records()[0]
 	if rec.Usage != claim || !rec.UsageExceedsReservation || rec.Cost() != want {
 		t.Fatalf("record usage %+v flagged %v cost %v; want the claim in full, flagged, charged the bound", rec.Usage, rec.UsageExceedsReservation, rec.Cost())
 	}

@@ -79,17 +79,6 @@ func (p *scriptedProvider) Embed(_ context.Context, req domain.EmbedRequest) (do
 	return domain.EmbedResponse{Model: req.Model, Vectors: vecs, Usage: domain.Usage{PromptTokens: len(req.Inputs)}}, nil
 }
 
-// keyStore knows one caller per key hash.
-type keyStore map[string]domain.Caller
-
-func (k keyStore) CallerByKeyHash(_ context.Context, hash string) (domain.Caller, error) {
-	c, ok := k[hash]
-	if !ok {
-		return domain.Caller{}, domain.Errorf(domain.KindUnauthenticated, "invalid API key")
-	}
-	return c, nil
-}
-
 // ledger is a single-budget ledger that remembers what happened to each reservation.
 type ledger struct {
 	mu       sync.Mutex
@@ -140,31 +129,4 @@ func (l *ledger) Release(_ context.Context, id string) error {
 
 func (l *ledger) Report(context.Context, domain.Caller, time.Time, time.Time) (domain.UsageReport, error) {
 	return domain.UsageReport{}, nil
-}
-
-// callLog keeps records in memory; full makes Admit refuse.
-type callLog struct {
-	mu      sync.Mutex
-	full    bool
-	records []domain.CallRecord
-}
-
-func (c *callLog) Admit() error {
-	if c.full {
-		return &domain.Error{Kind: domain.KindUnavailable, Message: "journal full"}
-	}
-	return nil
-}
-
-func (c *callLog) Record(_ context.Context, r domain.CallRecord) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.records = append(c.records, r)
-	return nil
-}
-
-func (c *callLog) all() []domain.CallRecord {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]domain.CallRecord(nil), c.records...)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -25,7 +26,7 @@ type rig struct {
 	primary  *scriptedProvider
 	backup   *scriptedProvider
 	ledger   *ledger
-	log      *callLog
+	log      *memory.CallLog
 	caller   domain.Caller
 	requests int
 }
@@ -42,14 +43,16 @@ func newRig(t *testing.T, opts gateway.Options, caller domain.Caller, limit doma
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{primary: &scriptedProvider{}, backup: &scriptedProvider{}, ledger: newLedger(limit), log: &callLog{}, caller: caller}
+	r := &rig{primary: &scriptedProvider{}, backup: &scriptedProvider{}, ledger: newLedger(limit), log: memory.NewCallLog(), caller: caller}
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
+	keys := memory.NewKeyStore()
+	keys.Add("tg-the-test-key-0123456789", caller)
 	r.svc, err = gateway.NewService(gateway.Deps{
 		Catalogue: cat,
 		Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
-		Keys:      keyStore{domain.HashKey("tg-the-test-key-0123456789"): caller},
+		Keys:      keys,
 		Ledger:    r.ledger,
 		CallLog:   r.log,
 	}, opts)
@@ -83,7 +86,7 @@ func TestChatSuccess(t *testing.T) {
 	if res.Cost != wantCost || res.Cost == 0 || res.Attempts != 1 || res.FallbackUsed || res.Model.Name != "main" {
 		t.Fatalf("result = %+v, want cost %v from one attempt at main", res.Result, wantCost)
 	}
-	recs := r.log.all()
+	recs := r.log.Records()
 	if len(recs) != 1 {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
@@ -138,7 +141,7 @@ func TestChatRejections(t *testing.T) {
 			if r.primary.callCount() != 0 {
 				t.Fatal("the provider was called for a rejected request")
 			}
-			recs := r.log.all()
+			recs := r.log.Records()
 			if len(recs) != 1 || recs[0].Outcome != domain.OutcomeRejected || recs[0].ErrorKind != tc.kind {
 				t.Fatalf("records = %+v, want one rejection of kind %v", recs, tc.kind)
 			}
@@ -171,7 +174,7 @@ func TestRetriesThenFallback(t *testing.T) {
 		if got := r.backup.calls[0]; got.Model != "spare-v1" || got.MaxTokens != 50 {
 			t.Fatalf("fallback got %q/%d, want its own upstream name and cap", got.Model, got.MaxTokens)
 		}
-		rec := r.log.all()[0]
+		rec := r.log.Records()[0]
 		if !rec.FallbackUsed || len(rec.Attempts) != 3 || rec.Provider != "backup" || rec.Cost() != res.Cost {
 			t.Fatalf("record = %+v", rec)
 		}
@@ -200,7 +203,7 @@ func TestRetriesThenFallback(t *testing.T) {
 		if len(r.ledger.released) != 1 || len(r.ledger.settled) != 0 {
 			t.Fatalf("ledger released %v settled %v, want one release", r.ledger.released, r.ledger.settled)
 		}
-		if rec := r.log.all()[0]; rec.Outcome != domain.OutcomeError || len(rec.Attempts) != 2 {
+		if rec := r.log.Records()[0]; rec.Outcome != domain.OutcomeError || len(rec.Attempts) != 2 {
 			t.Fatalf("record = %+v", rec)
 		}
 	})
@@ -229,7 +232,7 @@ func TestStreamIsNotRetriedOnceStarted(t *testing.T) {
 	if err == nil || r.primary.callCount() != 1 || r.backup.callCount() != 0 {
 		t.Fatalf("err = %v after %d calls, want one failed attempt", err, r.primary.callCount())
 	}
-	if rec := r.log.all()[0]; rec.Outcome != domain.OutcomeError || !rec.Stream {
+	if rec := r.log.Records()[0]; rec.Outcome != domain.OutcomeError || !rec.Stream {
 		t.Fatalf("record = %+v", rec)
 	}
 }
@@ -244,7 +247,7 @@ func TestStreamSuccess(t *testing.T) {
 	if err != nil || len(chunks) < 2 || chunks[len(chunks)-1].Usage == nil {
 		t.Fatalf("err = %v, chunks = %+v", err, chunks)
 	}
-	if rec := r.log.all()[0]; !rec.Stream || rec.Outcome != domain.OutcomeOK || rec.Cost() != res.Cost || res.Cost == 0 {
+	if rec := r.log.Records()[0]; !rec.Stream || rec.Outcome != domain.OutcomeOK || rec.Cost() != res.Cost || res.Cost == 0 {
 		t.Fatalf("record = %+v", rec)
 	}
 }
@@ -256,7 +259,7 @@ func TestReservationCoversTheWorstCase(t *testing.T) {
 	var reserved domain.Micros
 	spy := &reserveSpy{SpendLedger: r.ledger, amount: &reserved}
 	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r), Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
-		Keys: keyStore{}, Ledger: spy, CallLog: r.log}, gateway.Options{})
+		Keys: memory.NewKeyStore(), Ledger: spy, CallLog: r.log}, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +302,7 @@ func mustCatalogue(t *testing.T, _ *rig) *domain.Catalogue {
 func TestAdmissionLimits(t *testing.T) {
 	t.Run("journal full", func(t *testing.T) {
 		r := newRig(t, gateway.Options{}, alice, 0)
-		r.log.full = true
+		r.log.RefuseAdmission(&domain.Error{Kind: domain.KindUnavailable, Message: "journal full"})
 		_, err := r.svc.Chat(context.Background(), r.call(), chat("main"))
 		if domain.KindOf(err) != domain.KindUnavailable || r.primary.callCount() != 0 {
 			t.Fatalf("err = %v, calls = %d; want unavailable before any provider call", err, r.primary.callCount())
@@ -325,7 +328,7 @@ func TestAdmissionLimits(t *testing.T) {
 		blocked := &blockingProvider{entered: make(chan struct{}), release: make(chan struct{})}
 		svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r),
 			Providers: map[string]ports.Provider{"primary": blocked, "backup": r.backup},
-			Keys:      keyStore{}, Ledger: r.ledger, CallLog: r.log}, gateway.Options{MaxConcurrentCalls: 1})
+			Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log}, gateway.Options{MaxConcurrentCalls: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,7 +371,7 @@ func TestClientGoneStopsRetrying(t *testing.T) {
 	if err == nil || r.primary.callCount() != 1 {
 		t.Fatalf("err = %v after %d calls, want to stop during the backoff", err, r.primary.callCount())
 	}
-	if len(r.log.all()) != 1 || len(r.ledger.released) != 1 {
+	if len(r.log.Records()) != 1 || len(r.ledger.released) != 1 {
 		t.Fatal("an abandoned call must still be recorded and its reservation released")
 	}
 }
@@ -379,7 +382,7 @@ func TestEmbed(t *testing.T) {
 	if err != nil || len(res.Response.Vectors) != 2 || res.Cost == 0 {
 		t.Fatalf("res = %+v err = %v", res, err)
 	}
-	if rec := r.log.all()[0]; rec.Endpoint != domain.EndpointEmbeddings || rec.Dimensions != 2 || len(rec.EmbedInputs) != 2 {
+	if rec := r.log.Records()[0]; rec.Endpoint != domain.EndpointEmbeddings || rec.Dimensions != 2 || len(rec.EmbedInputs) != 2 {
 		t.Fatalf("record = %+v", rec)
 	}
 	if _, err := r.svc.Embed(context.Background(), r.call(), domain.EmbedRequest{Model: "main", Inputs: []string{"a"}}); domain.KindOf(err) != domain.KindInvalid {
@@ -409,7 +412,7 @@ func TestAuthenticateAndModels(t *testing.T) {
 
 func TestNewServiceRefusesMissingProvider(t *testing.T) {
 	cat, _ := domain.NewCatalogue(domain.DefaultModels())
-	_, err := gateway.NewService(gateway.Deps{Catalogue: cat, Keys: keyStore{}, Ledger: newLedger(0), CallLog: &callLog{}}, gateway.Options{})
+	_, err := gateway.NewService(gateway.Deps{Catalogue: cat, Keys: memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()}, gateway.Options{})
 	if err == nil {
 		t.Fatal("a catalogue naming an unconfigured provider was accepted")
 	}
@@ -423,7 +426,7 @@ func TestAFallbackTheCallerMayNotUseIsSkipped(t *testing.T) {
 	var reserved domain.Micros
 	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r),
 		Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
-		Keys:      keyStore{}, Ledger: &reserveSpy{SpendLedger: r.ledger, amount: &reserved}, CallLog: r.log}, gateway.Options{MaxAttempts: 1})
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: r.ledger, amount: &reserved}, CallLog: r.log}, gateway.Options{MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
