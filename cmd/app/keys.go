@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,10 +33,11 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 	}
 	var nk domain.NewKey
 	var reason, id string
+	var replace bool
 	switch args[0] {
 	case "create":
 		var err error
-		if nk, reason, err = parseNewKey(args[1:], stderr); err != nil {
+		if nk, reason, replace, err = parseNewKey(args[1:], stderr); err != nil {
 			return err
 		}
 		if err := checkModels(cfg, nk.AllowedModels); err != nil {
@@ -50,9 +53,20 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		actor := cliActor()
 		switch args[0] {
 		case "create":
+			existing, err := svc.Keys(ctx, actor)
+			if err != nil {
+				return err
+			}
+			replaced, err := budgetChanges(existing, nk, replace)
+			if err != nil {
+				return err
+			}
 			key, secret, err := svc.CreateKey(ctx, actor, cliReason(reason, stderr), nk)
 			if err != nil {
 				return err
+			}
+			for _, r := range replaced {
+				fmt.Fprintln(stderr, r)
 			}
 			fmt.Fprintf(stderr, "created key %s for user %q, team %q; the secret below is shown only once\n",
 				key.ID, key.Caller.User, key.Caller.Team)
@@ -143,11 +157,12 @@ func reasonFlag(fs *flag.FlagSet, reason *string) {
 	fs.StringVar(reason, "reason", "", "why: recorded in the audit log (without it, the log says no reason was given)")
 }
 
-// usdFlag is a flag holding an exact dollar amount.
+// usdFlag is a flag holding an exact, positive dollar amount. Unset, it
+// shows no default: leaving the flag out means no budget, not $0.
 type usdFlag struct{ v *domain.Micros }
 
 func (f usdFlag) String() string {
-	if f.v == nil {
+	if f.v == nil || *f.v == 0 {
 		return ""
 	}
 	return f.v.String()
@@ -158,30 +173,33 @@ func (f usdFlag) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	if m == 0 {
+		return errors.New("a budget of 0 would allow nothing; leave the flag out for no budget")
+	}
 	*f.v = m
 	return nil
 }
 
-func parseNewKey(args []string, stderr io.Writer) (domain.NewKey, string, error) {
-	var nk domain.NewKey
-	var models, reason string
+func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason string, replace bool, err error) {
+	var models string
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&nk.User, "user", "", "the user the key belongs to (required)")
 	fs.StringVar(&nk.Team, "team", "", "the user's team (required)")
 	fs.StringVar(&models, "models", "", "comma-separated models or aliases the key may use (default: all)")
-	fs.Var(usdFlag{&nk.DailyBudget}, "daily-budget-usd", "the user's daily budget in USD")
-	fs.Var(usdFlag{&nk.MonthlyBudget}, "monthly-budget-usd", "the user's monthly budget in USD")
-	fs.Var(usdFlag{&nk.TeamDailyBudget}, "team-daily-budget-usd", "the team's daily budget in USD")
-	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in USD")
+	fs.Var(usdFlag{&nk.DailyBudget}, "daily-budget-usd", "the user's daily budget in USD, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.MonthlyBudget}, "monthly-budget-usd", "the user's monthly budget in USD, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.TeamDailyBudget}, "team-daily-budget-usd", "the team's daily budget in USD, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in USD, positive (default: no budget)")
+	fs.BoolVar(&replace, "replace-budget", false, "replace a different budget the user or team already has (default: refuse)")
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
 	reasonFlag(fs, &reason)
 	if err := fs.Parse(args); err != nil {
-		return nk, "", usageError{err.Error()}
+		return nk, "", false, usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return nk, "", usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return nk, "", false, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	var problems []string
 	if strings.TrimSpace(nk.User) == "" {
@@ -194,19 +212,57 @@ func parseNewKey(args []string, stderr io.Writer) (domain.NewKey, string, error)
 		problems = append(problems, "--rpm and --tpm must not be negative")
 	}
 	if len(problems) > 0 {
-		return nk, "", usageError{strings.Join(problems, "; ")}
+		return nk, "", false, usageError{strings.Join(problems, "; ")}
 	}
 	for _, m := range strings.Split(models, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			nk.AllowedModels = append(nk.AllowedModels, m)
 		}
 	}
-	return nk, reason, nil
+	return nk, reason, replace, nil
 }
 
+// budgetChanges compares the budgets nk sets (positive limits) with those
+// its user and team already have, as the existing keys show them. A
+// different limit is refused unless replace is set; then each replacement
+// is returned as a line for the operator.
+func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]string, error) {
+	have := map[domain.Budget]domain.Micros{}
+	for _, k := range existing {
+		for _, b := range k.Caller.Budgets {
+			have[domain.Budget{Scope: b.Scope, ScopeID: b.ScopeID, Period: b.Period}] = b.Limit
+		}
+	}
+	var changes []string
+	for _, w := range []domain.Budget{
+		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodDay, Limit: nk.DailyBudget},
+		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodMonth, Limit: nk.MonthlyBudget},
+		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodDay, Limit: nk.TeamDailyBudget},
+		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodMonth, Limit: nk.TeamMonthlyBudget},
+	} {
+		old, ok := have[domain.Budget{Scope: w.Scope, ScopeID: w.ScopeID, Period: w.Period}]
+		if w.Limit == 0 || !ok || old == w.Limit {
+			continue
+		}
+		changes = append(changes, fmt.Sprintf("%s is %s; the key would make it %s", w, old, w.Limit))
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	if !replace {
+		return nil, usageError{strings.Join(changes, "\n") + "\nnothing was created: pass --replace-budget to replace it, or leave the flag out to keep it"}
+	}
+	for i, c := range changes {
+		changes[i] = "replaced: " + c
+	}
+	return changes, nil
+}
+
+// writeKeys lists keys with their limits; a limit that is not set reads
+// "unlimited", never 0.
 func writeKeys(w io.Writer, list []domain.APIKey) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCREATED\tREVOKED")
+	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tBUDGETS\tCREATED\tREVOKED")
 	for _, k := range list {
 		models := strings.Join(k.Caller.AllowedModels, ",")
 		if models == "" {
@@ -216,10 +272,30 @@ func writeKeys(w io.Writer, list []domain.APIKey) error {
 		if k.RevokedAt != nil {
 			revoked = k.RevokedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
-			k.Caller.RPM, k.Caller.TPM, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
+			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), budgetList(k.Caller.Budgets), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
 	}
 	return tw.Flush()
+}
+
+// perMinute renders an rpm or tpm limit; 0 means none.
+func perMinute(n int) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return strconv.Itoa(n)
+}
+
+// budgetList renders a key's budgets as "user/day $5.000000,team/month …".
+func budgetList(budgets []domain.Budget) string {
+	if len(budgets) == 0 {
+		return "unlimited"
+	}
+	parts := make([]string, len(budgets))
+	for i, b := range budgets {
+		parts[i] = fmt.Sprintf("%s/%s %s", b.Scope, b.Period, b.Limit)
+	}
+	return strings.Join(parts, ",")
 }
 
 // checkModels refuses a key for models the catalogue does not have, so that a

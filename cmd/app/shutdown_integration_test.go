@@ -76,7 +76,7 @@ func TestShutdownEndsStreamsChargedAndRecorded(t *testing.T) {
 		"SHUTDOWN_TIMEOUT": "4s",
 	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app := fx.New(appOptions(context.Background(), cfg, logger, true), fx.NopLogger)
+	app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, true), fx.NopLogger)
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}
