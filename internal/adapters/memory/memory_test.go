@@ -79,3 +79,16 @@ func TestCallLog(t *testing.T) {
 		t.Error("changing the returned records changed the log")
 	}
 }
+
+func TestCallLogContract(t *testing.T) {
+	contract.TestCallLog(t, func(*testing.T) contract.CallLogUnderTest {
+		l := memory.NewCallLog()
+		return contract.CallLogUnderTest{Log: l, Delivered: func(context.Context) ([]string, error) {
+			var ids []string
+			for _, r := range l.Records() {
+				ids = append(ids, r.RequestID)
+			}
+			return ids, nil
+		}}
+	})
+}
