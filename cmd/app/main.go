@@ -34,14 +34,23 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		var usage usageError
-		if errors.As(err, &usage) {
-			fmt.Fprintln(os.Stderr, "tidygate:", err)
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "tidygate:", err)
-		os.Exit(1)
+		os.Exit(report(os.Stderr, err))
 	}
+}
+
+// report writes err for an operator, one line per problem, each starting
+// with "tidygate:", and returns the exit status: 2 for a mistake in the
+// command line or the configuration, 1 otherwise.
+func report(w io.Writer, err error) int {
+	var usage usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintln(w, "tidygate:", err)
+		return 2
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(err.Error()), "\n") {
+		fmt.Fprintln(w, "tidygate:", line)
+	}
+	return 1
 }
 
 // usageError is a mistake in the command line or the configuration.

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,6 +37,44 @@ func TestBadConfigurationIsReportedWhole(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "hunter2") {
 		t.Fatal("the password was printed")
+	}
+}
+
+// TestStartupErrorsOneLinePerProblem starts serve with a catalogue whose
+// models have several faults each: every fault is reported on its own
+// line, naming the file and the model, without fx's chain of wrappers.
+func TestStartupErrorsOneLinePerProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalogue.yaml")
+	yaml := "models:\n" +
+		"  - {name: a, type: image, provider: nimbus, colour: red, max_output_tokens: lots}\n" +
+		"  - {name: b, type: chat, provider: mock, free: true, fallbacks: [nope]}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"serve"}, []string{"CATALOGUE_FILE=" + path, "LOG_LEVEL=error"}, io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("serve started with a broken catalogue")
+	}
+	var out bytes.Buffer
+	if code := report(&out, err); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{`models[0] "a": unknown field "colour"`, `models[0] "a": max_output_tokens: "lots" is not a whole number`,
+		`models[0] "a": type: "image" must be chat or embedding`, `models[0] "a": provider: "nimbus" must be`,
+		`models[1] "b": max_output_tokens: must be positive`, `models[1] "b": fallbacks: fallback "nope" is not in the catalogue`}
+	if len(lines) != len(want) {
+		t.Errorf("%d lines, want one per problem (%d):\n%s", len(lines), len(want), out.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("no line says %q:\n%s", w, out.String())
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "tidygate: "+path+": models[") || strings.Contains(l, "could not build") || strings.Contains(l, "function") || len(l) > 200 {
+			t.Errorf("line %q is not one problem of the catalogue", l)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -42,23 +43,32 @@ func serve(ctx context.Context, cfg infra.Config, ps providerSettings, args []st
 	app := fx.New(appOptions(ctx, cfg, ps, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
 		// fx's own events are debug detail; the startup steps are logged by infra.
 		l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
+		// Its errors too: run reports them once, as startupError lines.
 		l.UseLogLevel(slog.LevelDebug)
-		l.UseErrorLevel(slog.LevelError)
+		l.UseErrorLevel(slog.LevelDebug)
 		return l
 	}))
 	if err := app.Err(); err != nil {
-		return err
+		return startupError(err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, fx.DefaultTimeout)
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		return err
+		return startupError(err)
 	}
 	<-ctx.Done()
 	logger.Info("shutting down", "deadline", cfg.ShutdownTimeout)
 	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout+5*time.Second)
 	defer cancelStop()
 	return app.Stop(stopCtx)
+}
+
+// startupError strips fx's chain ("could not build arguments for function
+// … failed to build … received non-nil error from function …") from an
+// error met while building or starting the graph, leaving what the
+// constructor or hook that failed said: one line per problem.
+func startupError(err error) error {
+	return dig.RootCause(err)
 }
 
 // bootContext is the context constructors use while the graph is built; it

@@ -51,31 +51,33 @@ type Catalogue struct {
 // error listing every problem.
 func NewCatalogue(models []Model) (*Catalogue, error) {
 	c := &Catalogue{models: make(map[string]Model), aliases: make(map[string]string)}
-	var problems []string
-	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	var problems []CatalogueProblem
+	add := func(model, field, format string, args ...any) {
+		problems = append(problems, CatalogueProblem{Model: model, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
 	for _, m := range models {
 		switch {
 		case m.Name == "":
-			add("a model has no name")
+			add("", "name", "a model has no name")
 			continue
 		case c.taken(m.Name):
-			add("model %q is defined twice", m.Name)
+			add(m.Name, "name", "the model is defined twice")
 			continue
 		}
 		if m.Type != ModelChat && m.Type != ModelEmbedding {
-			add("model %q: type must be chat or embedding", m.Name)
+			add(m.Name, "type", "must be chat or embedding")
 		}
 		if m.Provider == "" {
-			add("model %q: provider is required", m.Name)
+			add(m.Name, "provider", "is required")
 		}
 		if m.Upstream == "" {
 			m.Upstream = m.Name
 		}
 		if m.Type == ModelChat && m.MaxOutputTokens <= 0 {
-			add("model %q: max_output_tokens must be positive", m.Name)
+			add(m.Name, "max_output_tokens", "must be positive")
 		}
 		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 {
-			add("model %q: prices must not be negative", m.Name)
+			add(m.Name, "price_per_million", "prices must not be negative")
 		}
 		c.models[m.Name] = m
 		c.names = append(c.names, m.Name)
@@ -83,7 +85,7 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 	for _, name := range c.names {
 		for _, a := range c.models[name].Aliases {
 			if c.taken(a) {
-				add("alias %q of model %q is already a model name or alias", a, name)
+				add(name, "aliases", "alias %q is already a model name or alias", a)
 				continue
 			}
 			c.aliases[a] = name
@@ -95,19 +97,48 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 			fm, ok := c.lookup(f)
 			switch {
 			case !ok:
-				add("model %q: fallback %q is not in the catalogue", name, f)
+				add(name, "fallbacks", "fallback %q is not in the catalogue", f)
 			case fm.Name == name:
-				add("model %q: lists itself as a fallback", name)
+				add(name, "fallbacks", "lists itself as a fallback")
 			case fm.Type != m.Type:
-				add("model %q: fallback %q is of type %s, not %s", name, f, fm.Type, m.Type)
+				add(name, "fallbacks", "fallback %q is of type %s, not %s", f, fm.Type, m.Type)
 			}
 		}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("model catalogue: %s", strings.Join(problems, "; "))
+		return nil, &CatalogueError{Problems: problems}
 	}
 	sort.Strings(c.names)
 	return c, nil
+}
+
+// CatalogueProblem is one fault of a catalogue: the model (empty when it
+// has no name), the field at fault, and what is wrong with it.
+type CatalogueProblem struct {
+	Model, Field, Message string
+}
+
+// String writes the problem as one line: model "m": field: message.
+func (p CatalogueProblem) String() string {
+	if p.Model == "" {
+		return p.Field + ": " + p.Message
+	}
+	return fmt.Sprintf("model %q: %s: %s", p.Model, p.Field, p.Message)
+}
+
+// CatalogueError lists every fault NewCatalogue found, so that an operator
+// fixes them all in one pass.
+type CatalogueError struct {
+	Problems []CatalogueProblem
+}
+
+// Error writes one line per problem.
+func (e *CatalogueError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "model catalogue: " + p.String()
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (c *Catalogue) taken(name string) bool {

@@ -160,10 +160,19 @@ func TestCatalogue(t *testing.T) {
 	if err == nil {
 		t.Fatal("an invalid catalogue was accepted")
 	}
-	for _, want := range []string{`"a" is defined twice`, `alias "a"`, `fallback "zz"`, `lists itself`, `fallback "e" is of type embedding`, `"c": provider is required`, `"c": max_output_tokens`} {
-		if !contains(err.Error(), want) {
-			t.Errorf("catalogue error lacks %q:\n%v", want, err)
+	want := []string{`"a": name: the model is defined twice`, `alias "a"`, `fallback "zz"`, `lists itself`, `fallback "e" is of type embedding`, `"c": provider: is required`, `"c": max_output_tokens`}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Errorf("catalogue error has %d lines, want one per problem (%d):\n%v", len(lines), len(want), err)
+	}
+	for _, w := range want {
+		if !contains(err.Error(), w) {
+			t.Errorf("catalogue error lacks %q:\n%v", w, err)
 		}
+	}
+	var ce *domain.CatalogueError
+	if !errors.As(err, &ce) || len(ce.Problems) != len(want) || ce.Problems[2].Model != "c" || ce.Problems[2].Field != "max_output_tokens" {
+		t.Errorf("problems = %+v, want them structured by model and field", ce)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -76,43 +77,116 @@ func LoadCatalogue(path string, providers []string) (*domain.Catalogue, error) {
 	}
 	var problems []string
 	models := make([]domain.Model, 0, len(f.Models))
+	labels := map[string]string{}  // model name → its label, for the catalogue's own problems
+	failed := map[[2]string]bool{} // model name and top-level key already reported
+	var unnamed []string           // labels of the models without a name, in order
 	for i, n := range f.Models {
 		m, errs := decodeModel(n.node, providers)
 		label := fmt.Sprintf("%s: models[%d]", path, i)
 		if m.Name != "" {
 			label += fmt.Sprintf(" %q", m.Name)
+			if _, seen := labels[m.Name]; !seen {
+				labels[m.Name] = label
+			}
+		} else {
+			unnamed = append(unnamed, label)
 		}
+		whole := false // the entry is not a model at all
 		for _, e := range errs {
-			problems = append(problems, label+": "+e)
+			problems = append(problems, label+": "+e.text)
+			failed[[2]string{m.Name, e.key}] = true
+			whole = whole || e.key == ""
+		}
+		if whole {
+			unnamed = unnamed[:len(unnamed)-1]
+			continue
 		}
 		models = append(models, m)
+	}
+	cat, err := domain.NewCatalogue(models)
+	var ce *domain.CatalogueError
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			if failed[[2]string{p.Model, p.Field}] {
+				continue // said already, with the value that was wrong
+			}
+			label := labels[p.Model]
+			if p.Model == "" && len(unnamed) > 0 {
+				label, unnamed = unnamed[0], unnamed[1:]
+			}
+			problems = append(problems, label+": "+p.Field+": "+p.Message)
+		}
+	} else if err != nil {
+		problems = append(problems, path+": "+err.Error())
 	}
 	if len(problems) > 0 {
 		return nil, &ConfigError{Problems: problems}
 	}
-	cat, err := domain.NewCatalogue(models)
-	if err != nil {
-		return nil, &ConfigError{Problems: []string{path + ": " + err.Error()}}
-	}
 	return cat, nil
 }
 
-// decodeModel decodes one model strictly and converts it to the domain type,
-// returning every problem it finds; the name is set whenever it could be read.
-func decodeModel(node ast.Node, providers []string) (domain.Model, []string) {
-	var m catalogueModel
-	if err := yaml.NodeToValue(node, &m, yaml.DisallowUnknownField()); err != nil {
-		var named struct {
-			Name string `yaml:"name"`
-		}
-		_ = yaml.NodeToValue(node, &named) // best effort, only to label the problem
-		return domain.Model{Name: named.Name}, []string{yamlProblem(err)}
-	}
-	return m.toDomain(providers)
+// modelProblem is one problem of one model: the top-level key at fault
+// and the line that describes it.
+type modelProblem struct {
+	key, text string
 }
 
-func (m catalogueModel) toDomain(providers []string) (domain.Model, []string) {
-	var problems []string
+// decodeModel decodes one model key by key, strictly, and converts it to
+// the domain type, returning every problem it finds (an unknown key, a value
+// of the wrong type, a value out of range), each once; the name is set
+// whenever it could be read.
+func decodeModel(node ast.Node, providers []string) (domain.Model, []modelProblem) {
+	var m catalogueModel
+	fields := map[string]any{
+		"name": &m.Name, "type": &m.Type, "provider": &m.Provider, "upstream": &m.Upstream,
+		"price_per_million": &m.Price, "max_output_tokens": &m.MaxOutputTokens,
+		"aliases": &m.Aliases, "fallbacks": &m.Fallbacks, "free": &m.Free,
+	}
+	var pairs []*ast.MappingValueNode
+	switch n := node.(type) {
+	case *ast.MappingNode:
+		pairs = n.Values
+	case *ast.MappingValueNode:
+		pairs = []*ast.MappingValueNode{n}
+	default:
+		line := 0
+		if node != nil && node.GetToken() != nil {
+			line = node.GetToken().Position.Line
+		}
+		return domain.Model{}, []modelProblem{{text: fmt.Sprintf("must be a mapping of keys to values (line %d)", line)}}
+	}
+	var problems []modelProblem
+	failed := map[string]bool{}
+	for _, kv := range pairs {
+		key := kv.Key.String()
+		dst, ok := fields[key]
+		if !ok {
+			problems = append(problems, modelProblem{key, fmt.Sprintf("unknown field %q (line %d)", key, kv.Key.GetToken().Position.Line)})
+			continue
+		}
+		if err := yaml.NodeToValue(kv.Value, dst, yaml.DisallowUnknownField()); err != nil {
+			text := yamlProblem(err)
+			if !strings.HasPrefix(text, key+":") && !strings.HasPrefix(text, key+".") {
+				text = key + ": " + text
+			}
+			problems = append(problems, modelProblem{key, text})
+			failed[key] = true
+		}
+	}
+	out, more := m.toDomain(providers, failed)
+	return out, append(problems, more...)
+}
+
+// toDomain converts a decoded model, checking what the domain cannot know
+// (the provider types, prices as written); keys in failed were reported
+// while decoding and are not checked again.
+func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (domain.Model, []modelProblem) {
+	var problems []modelProblem
+	add := func(key, text string) {
+		if !failed[key] {
+			problems = append(problems, modelProblem{key, text})
+		}
+	}
 	out := domain.Model{
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
 		Aliases: m.Aliases, Fallbacks: m.Fallbacks,
@@ -123,28 +197,30 @@ func (m catalogueModel) toDomain(providers []string) (domain.Model, []string) {
 	case "embedding":
 		out.Type = domain.ModelEmbedding
 	default:
-		problems = append(problems, fmt.Sprintf("type: %q must be chat or embedding", m.Type))
+		add("type", fmt.Sprintf("type: %q must be chat or embedding", m.Type))
 	}
 	if !slices.Contains(providers, m.Provider) {
-		problems = append(problems, fmt.Sprintf("provider: %q must be %s", m.Provider, orList(providers)))
+		add("provider", fmt.Sprintf("provider: %q must be %s", m.Provider, orList(providers)))
 	}
 	var err error
 	parsed := len(problems)
 	if out.Price.InputPerMillion, err = parsePrice(m.Price.Input.node); err != nil {
-		problems = append(problems, "price_per_million.input: "+err.Error())
+		add("price_per_million", "price_per_million.input: "+err.Error())
 	}
 	if out.Price.OutputPerMillion, err = parsePrice(m.Price.Output.node); err != nil {
-		problems = append(problems, "price_per_million.output: "+err.Error())
+		add("price_per_million", "price_per_million.output: "+err.Error())
 	}
-	if len(problems) == parsed { // a price that could not be read is reported already
-		problems = append(problems, m.priceProblems(out)...)
+	if len(problems) == parsed && !failed["price_per_million"] && !failed["free"] { // a price that could not be read is reported already
+		for _, p := range m.priceProblems(out) {
+			add("price_per_million", p)
+		}
 	}
 	if out.Type == domain.ModelEmbedding {
 		if m.Price.Output.node != nil {
-			problems = append(problems, "price_per_million.output: an embedding model produces no output tokens")
+			add("price_per_million", "price_per_million.output: an embedding model produces no output tokens")
 		}
 		if m.MaxOutputTokens != 0 {
-			problems = append(problems, "max_output_tokens: an embedding model produces no output tokens")
+			add("max_output_tokens", "max_output_tokens: an embedding model produces no output tokens")
 		}
 	}
 	return out, problems

@@ -128,17 +128,21 @@ func TestLoadCatalogueErrors(t *testing.T) {
 			"  - {name: f, type: chat, provider: mock, max_output_tokens: 10, price_per_million: {input: 10000.000001, output: -1}}\n",
 			[]string{
 				`models[1] "a": unknown field "colour" (line 7)`,
+				`models[1] "a": price_per_million: missing: give the input and output prices in USD per million tokens, or write free: true for a model that costs nothing`,
 				`models[2] "b": type: "image" must be chat or embedding`,
 				`models[2] "b": provider: "nimbus" must be mock or cumulus`,
 				`models[2] "b": price_per_million.input: "0.0000001" has more than six decimals (USD per million tokens)`,
 				`models[2] "b": price_per_million.output: must be a number of USD such as "0.15" (line 11)`,
 				`models[3] "c": max_output_tokens: "lots" is not a whole number (line 12)`,
+				`models[3] "c": price_per_million: missing: give the input and output prices in USD per million tokens, or write free: true for a model that costs nothing`,
 				`models[4] "d": aliases: must be a list (line 13)`,
+				`models[4] "d": price_per_million: missing: give the input and output prices in USD per million tokens, or write free: true for a model that costs nothing`,
 				`models[5]: must be a mapping of keys to values (line 14)`,
 				`models[6] "e": price_per_million.output: an embedding model produces no output tokens`,
 				`models[6] "e": max_output_tokens: an embedding model produces no output tokens`,
 				`models[7] "f": price_per_million.input: "10000.000001" is more than $10000.000000 per million tokens`,
 				`models[7] "f": price_per_million.output: "-1" is not a dollar amount (USD per million tokens)`,
+				`models[4] "d": max_output_tokens: must be positive`,
 			}},
 		{"a price is required", "models:\n" + ok +
 			"  - {name: a, type: chat, provider: mock, max_output_tokens: 1}\n" +
@@ -154,7 +158,19 @@ func TestLoadCatalogueErrors(t *testing.T) {
 				`models[5] "e": free: true, but price_per_million is not zero: keep one of them`,
 			}},
 		{"cross-model problems from the domain", "models:\n" + ok + "  - {name: a, type: chat, provider: mock, max_output_tokens: 1, free: true, fallbacks: [nope]}\n",
-			[]string{`model catalogue: model "a": fallback "nope" is not in the catalogue`}},
+			[]string{`models[1] "a": fallbacks: fallback "nope" is not in the catalogue`}},
+		{"one model with several faults reports each on its own line", "models:\n" + ok +
+			"  - {name: g, type: image, provider: nimbus, colour: red, max_output_tokens: lots, fallbacks: [nope], aliases: [ok]}\n" +
+			"  - {type: chat, provider: mock, free: true}\n",
+			[]string{
+				`models[1] "g": unknown field "colour" (line 3)`,
+				`models[1] "g": max_output_tokens: "lots" is not a whole number (line 3)`,
+				`models[1] "g": type: "image" must be chat or embedding`,
+				`models[1] "g": provider: "nimbus" must be mock or cumulus`,
+				`models[2]: name: a model has no name`,
+				`models[1] "g": aliases: alias "ok" is already a model name or alias`,
+				`models[1] "g": fallbacks: fallback "nope" is not in the catalogue`,
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
