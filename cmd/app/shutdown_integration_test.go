@@ -71,12 +71,13 @@ func TestShutdownEndsStreamsChargedAndRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	cfg := testConfig(t, map[string]string{
-		"HTTP_ADDR": addr, "CATALOGUE_FILE": catalogue, "OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test",
-		"SHUTDOWN_TIMEOUT": "4s",
-	})
+	cfg := testConfig(t, map[string]string{"HTTP_ADDR": addr, "CATALOGUE_FILE": catalogue, "SHUTDOWN_TIMEOUT": "4s"})
+	ps, problems := loadProviderSettings(map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test"})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, true), fx.NopLogger)
+	app := fx.New(appOptions(context.Background(), cfg, ps, logger, true), fx.NopLogger)
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}
