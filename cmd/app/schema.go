@@ -35,26 +35,44 @@ type gateError struct{ msg string }
 
 func (e *gateError) Error() string { return e.msg }
 
-// start applies the schema in the background, retrying with a capped backoff
-// until it succeeds or stop is called.
+// attemptTimeout bounds one attempt at the schema.
+const attemptTimeout = 30 * time.Second
+
+// join applies the schema once, as the gateway's registration: on success
+// the gate opens at once, and start has nothing left to do; on failure it
+// returns why, and start retries in the background.
+func (g *schemaGate) join(ctx context.Context) error {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	err := g.apply(actx)
+	g.mu.Lock()
+	g.lastErr = err
+	g.mu.Unlock()
+	if err == nil {
+		g.logger.Info("gateway schema ready")
+		close(g.done)
+	}
+	return err
+}
+
+// start applies the schema in the background, unless join already has,
+// retrying with a capped backoff until it succeeds or stop is called.
 func (g *schemaGate) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	g.cancel = cancel
 	go func() {
 		defer close(g.stopped)
+		select {
+		case <-g.done:
+			return
+		default:
+		}
 		backoff := 250 * time.Millisecond
 		for {
-			actx, acancel := context.WithTimeout(ctx, 30*time.Second)
-			err := g.apply(actx)
-			acancel()
-			g.mu.Lock()
-			g.lastErr = err
-			g.mu.Unlock()
-			if err == nil {
-				g.logger.Info("gateway schema ready")
-				close(g.done)
+			if g.join(ctx) == nil {
 				return
 			}
+			err := g.err()
 			g.logger.Warn("gateway schema not ready; retrying", "err", err, "in", backoff)
 			select {
 			case <-ctx.Done():

@@ -17,8 +17,6 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
-	"github.com/tidygate/tidygate/internal/adapters/mlflow"
-	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/infra"
@@ -83,11 +81,10 @@ func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logg
 	return fx.Options(
 		fx.Supply(cfg, ps, logger, bootContext{ctx}, devKeySeed(devKey)),
 		fx.Provide(
-			infra.NewDelegate,     // (1)
-			provideSharedPool,     // (2)
-			infra.RegisterGateway, // (3)
-			provideCallLog,        // (4)
-			provideStores,
+			infra.NewDelegate, // (1)
+			provideSharedPool, // (2)
+			registerGateway,   // (3)
+			provideCallLog,    // (4)
 			newCatalogue,
 			newProviders,
 			newService,
@@ -107,57 +104,12 @@ func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*in
 	return p, nil
 }
 
-// provideCallLog is step 4: the MLflow call log on the shared pool or its own,
-// flushed on shutdown after the HTTP server has drained.
-func provideCallLog(ctx bootContext, lc fx.Lifecycle, reg infra.GatewayRegistration) (*mlflow.CallLog, error) {
-	l, err := mlflow.NewCallLog(ctx, reg)
-	if err != nil {
-		return nil, err
-	}
-	lc.Append(fx.StopHook(l.Close))
-	return l, nil
-}
-
 // devKeySeed says whether to seed the development key.
 type devKeySeed bool
 
-// gatewayStores are the PostgreSQL adapters behind the key store and ledger ports.
-type gatewayStores struct {
-	keys   *postgres.KeyStore
-	ledger *postgres.Ledger
-	schema *schemaGate
-}
-
-// provideStores builds the key store and the ledger on the shared pool, and
-// applies their migrations in the background so that tidygate starts (not
-// ready) while the database is down.
-func provideStores(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared *infra.SharedPool, seed devKeySeed) *gatewayStores {
-	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{
-		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout})
-	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger}
-	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
-		if err := postgres.Migrate(ctx, shared); err != nil {
-			return err
-		}
-		if seed {
-			if _, err := s.keys.EnsureKey(ctx, DevKey, postgres.NewKey{User: "dev", Team: "dev"}); err != nil {
-				return fmt.Errorf("seed the development key: %w", err)
-			}
-			d.Logger.Warn("development key seeded (local profile only)", "user", "dev", "team", "dev", "key", DevKey)
-		}
-		return nil
-	})
-	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); return nil },
-		OnStop:  func(context.Context) error { sweep.stop(); s.schema.stop(); return nil },
-	})
-	return s
-}
-
-func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *mlflow.CallLog) (*gateway.Service, error) {
+func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls,
+		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
@@ -179,8 +131,8 @@ type servers struct{ api, admin *http.Server }
 // (the verdict, no reasons) besides the API, and the admin server on
 // ADMIN_ADDR with /metrics, /debug/startup, Go's profiles and /readyz with
 // each pool's state.
-func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *mlflow.CallLog, stores *gatewayStores) *servers {
-	pools := func() []*infra.Pool { return calls.Pools(shared.Pool) }
+func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) *servers {
+	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
 		Probes: stores.schema.guard(d.ProbeHandler(pools), false)}

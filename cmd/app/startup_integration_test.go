@@ -79,14 +79,27 @@ func TestInitializationOrder(t *testing.T) {
 			rec := &runRecorder{}
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			var delegate *infra.Delegate
+			var sharedPool *infra.SharedPool
 			app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false),
 				fx.WithLogger(func() fxevent.Logger { return rec }),
-				fx.Populate(&delegate))
+				fx.Populate(&delegate, &sharedPool))
 			if err := app.Err(); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			// The registration step has done its work before anything starts:
+			// the gateway's tables exist on the shared pool.
+			conn, err := sharedPool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keysTable *string
+			err = conn.QueryRow(ctx, "SELECT to_regclass('tidygate_api_keys')::text").Scan(&keysTable)
+			conn.Release()
+			if err != nil || keysTable == nil {
+				t.Fatalf("after the constructors ran, the gateway's schema is not applied (%v)", err)
+			}
 			if err := app.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +108,7 @@ func TestInitializationOrder(t *testing.T) {
 			order := []int{
 				rec.index(t, "infra.NewDelegate()"),
 				rec.index(t, "app.provideSharedPool()"),
-				rec.index(t, "infra.RegisterGateway()"),
+				rec.index(t, "app.registerGateway()"),
 				rec.index(t, "app.provideCallLog()"),
 				rec.index(t, "app.newService()"),
 				rec.index(t, "app.newServers()"),

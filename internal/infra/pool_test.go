@@ -51,7 +51,7 @@ func openShared(t testing.TB, d *Delegate) *SharedPool {
 // when it is dedicated, closes it when the test ends.
 func openMLflow(t *testing.T, d *Delegate, shared *SharedPool) *Pool {
 	t.Helper()
-	p, err := RegisterGateway(d, shared).OpenMLflowPool(context.Background())
+	p, err := mustRegister(t, d, shared).OpenMLflowPool(context.Background())
 	if err != nil {
 		t.Fatalf("OpenMLflowPool: %v", err)
 	}
@@ -370,7 +370,7 @@ func TestOpenMLflowPool(t *testing.T) {
 	t.Run("shared", func(t *testing.T) {
 		d := unreachableDelegate(t, nil)
 		shared := openShared(t, d)
-		reg := RegisterGateway(d, shared)
+		reg := mustRegister(t, d, shared)
 		p, err := reg.OpenMLflowPool(context.Background())
 		if err != nil || p != shared.Pool {
 			t.Fatalf("OpenMLflowPool = %p, %v; want the shared pool %p", p, err, shared.Pool)
@@ -445,5 +445,39 @@ func TestStartupLogHidesThePassword(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "p@ss") || strings.Contains(log.String(), "p%40ss") {
 		t.Fatalf("the log leaks the password:\n%s", log.String())
+	}
+}
+
+// mustRegister registers the gateway with a join that has nothing to do.
+func mustRegister(t *testing.T, d *Delegate, shared *SharedPool) GatewayRegistration {
+	t.Helper()
+	reg, err := RegisterGateway(context.Background(), d, shared, func(context.Context) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// TestRegisterGatewayRunsTheJoin checks step 3's work: the join runs once
+// on the shared pool; its failure is the registration's error with
+// DB_REQUIRE_AT_START, and otherwise carried in Joined with the step still
+// recorded.
+func TestRegisterGatewayRunsTheJoin(t *testing.T) {
+	down := errors.New("schema not applied: database down")
+	for _, required := range []string{"false", "true"} {
+		d := unreachableDelegate(t, nil)
+		shared := openShared(t, d)
+		d.Config.DBRequireAtStart = required == "true" // after the shared pool opened without it
+		runs := 0
+		reg, err := RegisterGateway(context.Background(), d, shared, func(context.Context) error { runs++; return down })
+		steps := d.Startup.Steps()
+		switch {
+		case runs != 1:
+			t.Errorf("DB_REQUIRE_AT_START=%s: the join ran %d times", required, runs)
+		case required == "true" && !errors.Is(err, down):
+			t.Errorf("DB_REQUIRE_AT_START=true: err = %v; want the join's failure", err)
+		case required == "false" && (err != nil || !errors.Is(reg.Joined, down) || steps[len(steps)-1].Component != "gateway registration"):
+			t.Errorf("DB_REQUIRE_AT_START=false: err = %v, Joined = %v, steps %+v", err, reg.Joined, steps)
+		}
 	}
 }

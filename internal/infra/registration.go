@@ -8,20 +8,37 @@ import (
 )
 
 // GatewayRegistration is step 3 of tidygate's initialization: the gateway
-// registered as a client of the shared pool. It opens no pool itself; the
-// MLflow call log (step 4) gets its pool from it, shared or dedicated.
+// joined to the shared pool. It opens no pool itself; the MLflow call log
+// (step 4) gets its pool from it, shared or dedicated, so the call log's
+// pool is decided only after the gateway's own use of the shared pool is.
 type GatewayRegistration struct {
 	Delegate *Delegate
 	Shared   *SharedPool
+	// Joined is what join reported: nil when the gateway's schema is
+	// applied and the shared pool answered, else why not yet.
+	Joined error
 }
 
-// RegisterGateway records the gateway as a client of the shared pool (step
-// 3) and returns the registration the MLflow call log is built from.
-func RegisterGateway(d *Delegate, shared *SharedPool) GatewayRegistration {
+// RegisterGateway is step 3: it runs join, the gateway's joining work on
+// the shared pool (its migrations and a readiness check), and records the
+// step with join's duration and outcome in the startup report. A join that
+// fails is an error when DB_REQUIRE_AT_START is set; otherwise the
+// registration carries the failure (the caller keeps retrying in the
+// background and the service is not ready until it succeeds).
+func RegisterGateway(ctx context.Context, d *Delegate, shared *SharedPool, join func(context.Context) error) (GatewayRegistration, error) {
 	began := time.Now()
+	err := join(ctx)
 	info := shared.Info()
+	if err != nil {
+		if d.Config.DBRequireAtStart {
+			return GatewayRegistration{}, fmt.Errorf("gateway registration on the shared pool: %w", err)
+		}
+		d.Logger.Warn("gateway registered; its schema is not applied yet, retrying in the background", "err", err)
+	} else {
+		d.Logger.Info("gateway registered: schema applied, shared pool ready")
+	}
 	d.Startup.Record("gateway registration", time.Since(began), &info)
-	return GatewayRegistration{Delegate: d, Shared: shared}
+	return GatewayRegistration{Delegate: d, Shared: shared, Joined: err}, nil
 }
 
 // OpenMLflowPool returns the pool the MLflow call log writes through and

@@ -33,7 +33,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/infra"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -92,7 +91,8 @@ const (
 	ContentNone ContentMode = "none"
 )
 
-// Options configure a CallLog; NewCallLog fills them from infra.Config.
+// Options configure a CallLog; tidygate fills them from its MLFLOW_* settings
+// (cmd/app), so that this package reads no configuration of its own.
 type Options struct {
 	Schema           SchemaMode
 	LogMode          LogMode
@@ -162,8 +162,6 @@ type CallLog struct {
 	mu     sync.RWMutex // held for reading by Record, for writing by Close
 	closed bool
 	full   atomic.Bool // the last Admit saw a full journal; logs only the transitions
-
-	pool *infra.Pool // the pool NewCallLog opened; nil when opened with Open
 }
 
 // Open opens (or creates) the journal in opts.JournalDir, checks or creates
@@ -310,8 +308,8 @@ func (c *CallLog) Flush(ctx context.Context) error {
 
 // Close stops accepting records, delivers what the journal holds until
 // ctx's deadline, stops the writer and closes the journal; what is left
-// stays on disk for the next start, and the log says how much. It then
-// closes the MLflow pool if the call log opened a dedicated one. Give ctx a
+// stays on disk for the next start, and the log says how much. The
+// connections given to Open stay open: they are the caller's. Give ctx a
 // deadline: while the database is down, Close waits for it until ctx ends.
 func (c *CallLog) Close(ctx context.Context) error {
 	c.mu.Lock()
@@ -333,9 +331,6 @@ func (c *CallLog) Close(ctx context.Context) error {
 			"records", left, "journal", c.journal.path)
 	} else {
 		c.log.Info("call log closed; every record delivered")
-	}
-	if c.pool != nil && c.pool.Dedicated() {
-		c.pool.Close()
 	}
 	return err
 }

@@ -3,43 +3,14 @@ package mlflow
 import (
 	"errors"
 	"log/slog"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/infra"
 )
 
-func TestOptionsFromConfig(t *testing.T) {
-	cfg := infra.Config{
-		MLflowSchema: "verify", MLflowLogMode: "both", MLflowLogContent: "preview", MLflowExperiment: "gw/",
-		JournalDir: "/var/lib/tidygate/journal", JournalMaxRecords: 7, JournalWhenFull: "accept",
-		WriterBatchSize: 300, WriterFlushInterval: time.Second, DBRequireAtStart: true,
-	}
-	got, err := optionsFrom(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := Options{Schema: SchemaVerify, LogMode: LogBoth, Content: ContentPreview, ExperimentPrefix: "gw/",
-		JournalDir: "/var/lib/tidygate/journal", JournalMaxRecords: 7, RefuseWhenFull: false,
-		BatchSize: 300, FlushInterval: time.Second, RequireDatabase: true}
-	if got != want {
-		t.Errorf("optionsFrom = %+v\nwant %+v", got, want)
-	}
-	cfg.JournalWhenFull = "refuse"
-	if got, _ := optionsFrom(cfg); !got.RefuseWhenFull {
-		t.Errorf("MLFLOW_JOURNAL_WHEN_FULL=refuse does not refuse")
-	}
-	cfg.JournalWhenFull = "drop"
-	if _, err := optionsFrom(cfg); err == nil || !strings.Contains(err.Error(), `MLFLOW_JOURNAL_WHEN_FULL="drop"`) {
-		t.Errorf("an unknown MLFLOW_JOURNAL_WHEN_FULL: %v", err)
-	}
-}
-
-// resettingConns is a Conns that, like infra.Pool, classifies the errors
+// resettingConns is a Conns that, like tidygate's pools, classifies the errors
 // met on its connections.
 type resettingConns struct {
 	downConns
