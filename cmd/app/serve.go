@@ -134,7 +134,7 @@ type servers struct{ api, admin *http.Server }
 func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) *servers {
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
-	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
+	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
 		Probes: stores.schema.guard(d.ProbeHandler(pools), false)}
 	s := &servers{}
 	if cfg.AdminAddr != infra.AdminOff {

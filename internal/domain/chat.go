@@ -55,6 +55,7 @@ type ChatRequest struct {
 	MaxTokens   int      // 0 means "not set": the model's default output cap applies
 	Temperature *float64 // nil means the provider's default
 	TopP        *float64
+	TopK        *int // nil means the provider's default
 	Stop        []string
 	Stream      bool
 	User        string // the client's end-user id, passed through for the record
@@ -94,6 +95,9 @@ func (r ChatRequest) Validate() error {
 	}
 	if p := r.TopP; p != nil && (math.IsNaN(*p) || *p < 0 || *p > 1) {
 		return InvalidParam("top_p", "top_p must be between 0 and 1")
+	}
+	if k := r.TopK; k != nil && *k < 1 {
+		return InvalidParam("top_k", "top_k must be at least 1")
 	}
 	if len(r.Stop) > MaxStopSequences {
 		return InvalidParam("stop", "stop may contain at most %d sequences", MaxStopSequences)

@@ -316,6 +316,8 @@ func (r ChatRequest) Feature() string {
 		return "response_format " + string(r.ResponseFormat.Type)
 	case r.Thinking.Enabled:
 		return "thinking"
+	case r.TopK != nil:
+		return "top_k"
 	}
 	for _, m := range r.Messages {
 		for _, b := range m.Blocks {
@@ -363,3 +365,22 @@ func isJSONObject(raw json.RawMessage) bool {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// estimateTokensPerMessage is the estimate's allowance for a message's role
+// and framing.
+const estimateTokensPerMessage = 4
+
+// EstimatePromptTokens returns a rough count of the prompt's tokens, for
+// providers that do not count them and for count_tokens: a token per four
+// bytes of each message (PromptBytes's reading of it) plus four per message,
+// and the same for tool definitions and a response schema. It never exceeds
+// WorstCaseChat's bound.
+func (r ChatRequest) EstimatePromptTokens() int {
+	n := 0
+	for _, m := range r.Messages {
+		one := ChatRequest{Messages: []Message{m}}
+		n += (one.PromptBytes()+3)/4 + estimateTokensPerMessage
+	}
+	rest := ChatRequest{Tools: r.Tools, ResponseFormat: r.ResponseFormat}
+	return n + (rest.PromptBytes()+3)/4
+}

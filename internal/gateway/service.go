@@ -218,3 +218,24 @@ func (s *Service) Usage(ctx context.Context, c domain.Caller) (domain.UsageRepor
 	now := s.opts.Now()
 	return s.deps.Ledger.Report(ctx, c, domain.PeriodMonth.Start(now), now)
 }
+
+// CountTokens estimates the prompt tokens of req for a chat model the caller
+// may use. It calls no provider, reserves nothing and records nothing: it is
+// how agents size a conversation before they send it.
+func (s *Service) CountTokens(c domain.Caller, req domain.ChatRequest) (int, error) {
+	if err := req.Validate(); err != nil {
+		return 0, err
+	}
+	m, err := s.deps.Catalogue.Resolve(req.Model)
+	if err != nil {
+		return 0, err
+	}
+	if m.Type != domain.ModelChat {
+		return 0, domain.InvalidParam("model", "model %q is a %s model, not a chat model", req.Model, m.Type)
+	}
+	if !c.MayUse(m, req.Model) {
+		return 0, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
+			Message: fmt.Sprintf("this API key may not use model %q", req.Model)}
+	}
+	return req.EstimatePromptTokens(), nil
+}

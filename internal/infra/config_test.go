@@ -204,7 +204,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"HTTP_ADDR": "localhost:99999"}, `HTTP_ADDR="localhost:99999": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`},
 		{map[string]string{"ADMIN_ADDR": "localhost"}, `ADMIN_ADDR="localhost": must be host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or :8080`},
 		{map[string]string{"ADMIN_ADDR": "127.0.0.1:8080"}, `ADMIN_ADDR="127.0.0.1:8080": must differ from HTTP_ADDR`},
-		{map[string]string{"HTTP_MAX_BODY_BYTES": "0"}, `HTTP_MAX_BODY_BYTES=0: must be at least 1`},
+		{map[string]string{"HTTP_MAX_BODY_BYTES": "-1"}, `HTTP_MAX_BODY_BYTES=-1: must be at least 0 (0 or unset: each dialect's default)`},
 		{map[string]string{"AUDIT_REASON_MIN_LEN": "0"}, `AUDIT_REASON_MIN_LEN=0: must be at least 1 (every call must state its reason)`},
 		{map[string]string{"AUDIT_REASON_MAX_LEN": "8001"}, `AUDIT_REASON_MAX_LEN=8001: must be between 3 and 8000`},
 		{map[string]string{"AUDIT_REASON_MIN_LEN": "10", "AUDIT_REASON_MAX_LEN": "5"}, `AUDIT_REASON_MAX_LEN=5: must be between 10 and 8000`},

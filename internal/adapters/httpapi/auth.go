@@ -8,14 +8,17 @@ import (
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// authenticate admits requests that carry "Authorization: Bearer <key>" for
-// a key the gateway accepts. The gateway decides; a key store that cannot
+// authenticate admits requests that carry "Authorization: Bearer <key>"
+// (or, in the Anthropic dialect, "x-api-key: <key>") for a key the gateway
+// accepts. The gateway decides; a key store that cannot
 // answer yields 503, never 401, so clients do not discard a good key.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := singleHeaders(r.Header, "Authorization", auditReasonHeader)
+		err := singleHeaders(r.Header, "Authorization", "X-Api-Key", auditReasonHeader)
 		var secret string
-		if err == nil {
+		if err == nil && exchangeOf(r).dialect == dialectAnthropic {
+			secret, err = anthropicKey(r)
+		} else if err == nil {
 			secret, err = bearerToken(r.Header.Get("Authorization"))
 		}
 		if err == nil {

@@ -138,10 +138,7 @@ func (u chunkUsage) MarshalJSON() ([]byte, error) { return json.Marshal(u.usage)
 
 // stream writes one chat completion as server-sent events.
 type stream struct {
-	h            *handler
-	w            http.ResponseWriter
-	rc           *http.ResponseController
-	ex           *exchange
+	sse
 	model        string // as the client asked for it
 	created      int64
 	includeUsage bool
@@ -153,7 +150,7 @@ type stream struct {
 // event and the stream ends without [DONE].
 func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInput) {
 	ex := exchangeOf(r)
-	s := &stream{h: h, w: w, rc: http.NewResponseController(w), ex: ex, model: in.req.Model,
+	s := &stream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex}, model: in.req.Model,
 		created: h.now().Unix(), includeUsage: in.includeUsage}
 	lastFinish := ""
 	res, err := h.gw.ChatStream(r.Context(), h.call(r), in.req, func(c domain.ChatChunk) error {
@@ -190,11 +187,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
 		_ = s.send(p.body())
 	}
-	setResultHeaders(w.Header(), res.Result) // trailers
-	w.Header().Set(overheadHeader, ex.overhead(h.now()))
-	// The per-event deadline must not outlive the stream on a keep-alive
-	// connection, where the next request may not set its own.
-	_ = s.rc.SetWriteDeadline(time.Time{})
+	s.end(res.Result)
 }
 
 // start sends the status line, the headers and the role chunk, once.
@@ -203,13 +196,7 @@ func (s *stream) start() error {
 		return nil
 	}
 	s.started = true
-	s.ex.trailers = true
-	hdr := s.w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no") // keep reverse proxies from buffering the stream
-	hdr.Set("Trailer", streamTrailers)
-	s.w.WriteHeader(http.StatusOK)
+	s.begin()
 	empty := ""
 	return s.send(s.chunk(deltaJSON{Role: string(domain.RoleAssistant), Content: &empty}, nil))
 }
@@ -238,28 +225,6 @@ func (s *stream) chunk(delta deltaJSON, finish *string) chunkJSON {
 	return chunkJSON{ID: completionID(s.ex.id), Object: "chat.completion.chunk", Created: s.created, Model: s.model,
 		Choices: []chunkChoiceJSON{{Delta: delta, FinishReason: finish}},
 		Usage:   chunkUsage{included: s.includeUsage}}
-}
-
-// send writes v as one event.
-func (s *stream) send(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	event := make([]byte, 0, len(b)+8)
-	event = append(event, "data: "...)
-	event = append(event, b...)
-	event = append(event, "\n\n"...)
-	return s.write(event)
-}
-
-// write sends an event and flushes it, within the per-event write deadline.
-func (s *stream) write(event []byte) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.streamWrite)) // a real deadline, whatever clock Options.Now is
-	if _, err := s.w.Write(event); err != nil {
-		return err
-	}
-	return s.rc.Flush()
 }
 
 // usd formats micro-dollars as a decimal number of dollars, e.g. "0.001250".

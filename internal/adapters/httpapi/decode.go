@@ -26,7 +26,11 @@ import (
 // not JSON, wrong types, what the dialect requires or does not offer); what
 // the request means is validated once, by the gateway.
 func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, bool) {
-	body, err := readBody(w, r, h.maxBody)
+	limit := h.maxBody
+	if exchangeOf(r).dialect == dialectAnthropic {
+		limit = h.maxAgentBody
+	}
+	body, err := readBody(w, r, limit)
 	var in T
 	if err == nil {
 		in, err = decode(body)

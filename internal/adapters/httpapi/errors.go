@@ -126,11 +126,16 @@ func nullable(s string) *string {
 	return &s
 }
 
-// writeError answers a failed request with its status, headers and OpenAI
-// error object, and logs the failure.
+// writeError answers a failed request with its status, headers and error
+// object in the request's dialect, and logs the failure.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r)
 	p := problemOf(err, ex.id)
+	var body any = p.body()
+	if ex.dialect == dialectAnthropic {
+		p = anthropicProblemOf(err, ex.id)
+		body = anthError(p, ex.id)
+	}
 	hdr := w.Header()
 	if p.retryAfter > 0 {
 		hdr.Set("Retry-After", retryAfterSeconds(p.retryAfter))
@@ -142,7 +147,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		hdr.Set("WWW-Authenticate", `Bearer realm="tidygate"`)
 	}
 	h.logFailure(r, p, err)
-	h.writeJSON(w, p.status, p.body())
+	h.writeJSON(w, p.status, body)
 }
 
 // logFailure logs a failed request once, at a level that says whose problem

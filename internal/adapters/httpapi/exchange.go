@@ -34,6 +34,7 @@ type exchange struct {
 	provider time.Duration // time the gateway spent waiting on providers
 	trailers bool          // the overhead is sent as a trailer (streams)
 	caller   domain.Caller // set once authenticated
+	dialect  dialect       // the API the request speaks
 }
 
 type exchangeKey struct{}
@@ -55,7 +56,7 @@ func (h *handler) serveExchange(next http.Handler) http.Handler {
 		// The id is always tidygate's own: it keys the budget reservation and
 		// the audit record, so a client must not be able to repeat it. A
 		// client's own id is kept beside it and echoed back.
-		ex := &exchange{id: h.newRequestID(), start: h.now()}
+		ex := &exchange{id: h.newRequestID(), start: h.now(), dialect: dialectOf(r.URL.Path)}
 		if sent := r.Header.Get(requestIDHeader); validRequestID(sent) {
 			ex.clientID = sent
 			w.Header().Set(clientRequestIDHeader, sent)

@@ -254,3 +254,11 @@ func str(p *string) string {
 }
 
 const helloBody = `{"model":"mock-chat","messages":[{"role":"user","content":"Hi"}]}`
+
+func (g *fakeGateway) CountTokens(_ domain.Caller, req domain.ChatRequest) (int, error) {
+	g.record(gateway.Call{}, &req)
+	if req.Model != chatModel.Name && req.Model != "mock" {
+		return 0, &domain.Error{Kind: domain.KindNotFound, Code: "model_not_found", Message: "unknown model " + req.Model}
+	}
+	return req.EstimatePromptTokens(), nil
+}

@@ -37,6 +37,8 @@ type Gateway interface {
 	Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	// Models returns the catalogue models the caller may use.
 	Models(c domain.Caller) []domain.Model
+	// CountTokens estimates a chat request's prompt tokens for a model the caller may use.
+	CountTokens(c domain.Caller, req domain.ChatRequest) (int, error)
 	// Usage returns the caller's own usage report.
 	Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 }
@@ -47,6 +49,10 @@ var _ Gateway = (*gateway.Service)(nil)
 type Options struct {
 	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 4 MiB.
 	MaxBodyBytes int64
+	// MaxAgentBodyBytes bounds a request body of the agents' dialects
+	// (Anthropic Messages), which carry images and long contexts.
+	// Default 32 MiB.
+	MaxAgentBodyBytes int64
 	// Logger receives one line per failed request. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for timestamps and the overhead header. Default time.Now.
@@ -66,6 +72,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 4 << 20
+	}
+	if o.MaxAgentBodyBytes <= 0 {
+		o.MaxAgentBodyBytes = 32 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -90,6 +99,7 @@ type handler struct {
 	now          func() time.Time
 	newRequestID func() string
 	maxBody      int64
+	maxAgentBody int64
 	streamWrite  time.Duration
 }
 
@@ -99,6 +109,8 @@ type handler struct {
 //	POST /v1/embeddings         one vector per input string
 //	GET  /v1/models             the models (and aliases) the caller may use
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
+//	POST /v1/messages           the Anthropic Messages API, streamed as Anthropic's events when "stream" is true
+//	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
 //
 // The /v1 routes need "Authorization: Bearer <key>"; calls also need an
 // X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
@@ -106,7 +118,7 @@ type handler struct {
 func NewHandler(gw Gateway, opts Options) http.Handler {
 	opts = opts.withDefaults()
 	h := &handler{gw: gw, log: opts.Logger, now: opts.Now, newRequestID: opts.NewRequestID,
-		maxBody: opts.MaxBodyBytes, streamWrite: opts.StreamWriteTimeout}
+		maxBody: opts.MaxBodyBytes, maxAgentBody: opts.MaxAgentBodyBytes, streamWrite: opts.StreamWriteTimeout}
 
 	r := chi.NewRouter()
 	r.Use(h.serveExchange)
@@ -123,6 +135,8 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Get("/v1/models", h.models)
 		r.Head("/v1/models", h.models) // as GET; net/http sends no body for HEAD
 		r.Get("/v1/usage", h.usage)
+		r.Post("/v1/messages", h.messages)
+		r.Post("/v1/messages/count_tokens", h.countTokens)
 	})
 	return r
 }

@@ -56,9 +56,6 @@ func FinishReason(stopReason string) string {
 	return stopReason
 }
 
-// tokensPerMessage is the estimate's allowance for a message's role and framing.
-const tokensPerMessage = 4
-
 // EstimateTokens returns a rough token count for text: one token per four
 // bytes, rounded up, which is close for English and never more than
 // domain.WorstCaseChat assumes (one token per byte).
@@ -69,9 +66,5 @@ func EstimateTokens(text string) int { return (len(text) + 3) / 4 }
 // content and name plus four tokens a message, and EstimateTokens of the
 // reply. The prompt estimate never exceeds domain.WorstCaseChat's bound.
 func EstimateUsage(req domain.ChatRequest, reply string) domain.Usage {
-	prompt := 0
-	for _, m := range req.Messages {
-		prompt += (len(m.Content)+len(m.Name)+3)/4 + tokensPerMessage
-	}
-	return domain.Usage{PromptTokens: prompt, CompletionTokens: EstimateTokens(reply)}
+	return domain.Usage{PromptTokens: req.EstimatePromptTokens(), CompletionTokens: EstimateTokens(reply)}
 }

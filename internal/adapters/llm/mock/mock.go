@@ -12,6 +12,21 @@
 // finish reason and the usage. Embeddings are unit vectors derived from a
 // hash of each input, of req.Dimensions (default 256) dimensions.
 //
+// It behaves like an agent's model too. Given tools, it answers with a tool
+// call (finish reason "tool_calls") when tool_choice requires one (the named
+// tool, or the first tool), or when the last message is the user's and its
+// text holds the directive "[[tool:NAME]]" (arguments generated from the
+// tool's JSON Schema: required properties, const, the first enum value,
+// bounds honoured) or "[[tool:NAME {"arg":"value"}]]" (the arguments given).
+// A message of tool results never asks for a tool, so an agent's loop ends
+// with a text answer: "Tool result: " and the start of the results' text.
+// "[[say:TEXT]]" in the last user message makes TEXT the answer. System
+// messages among the turns (agents send them) are passed over when the
+// mock looks for the last message. With thinking enabled, the answer starts with a
+// reasoning block carrying a signature. A json_object response format gets
+// {"answer": text}, a json_schema one an instance of the schema. Streams
+// send each block's start, then its pieces.
+//
 // Test hooks are chosen by the upstream model name:
 //
 //	mock-error-500  always fails with domain.KindUpstream (as an HTTP 500 would)
@@ -27,6 +42,7 @@ package mock
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -35,6 +51,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -123,7 +140,7 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	if err := p.prepare(ctx, req.Model, chatHash(req)); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	return p.reply(req), nil
+	return p.reply(req)
 }
 
 // ChatStream emits the deterministic reply word by word, then a final chunk
@@ -132,25 +149,78 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err := p.prepare(ctx, req.Model, chatHash(req)); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	resp := p.reply(req)
-	// Every chunk is a slice of the reply: streaming allocates nothing per word.
-	for start := 0; start < len(resp.Content); {
-		end := strings.IndexByte(resp.Content[start+1:], ' ')
-		if end < 0 {
-			end = len(resp.Content)
-		} else {
-			end += start + 1
-		}
-		if err := emit(domain.ChatChunk{Delta: resp.Content[start:end]}); err != nil {
+	resp, err := p.reply(req)
+	if err != nil {
+		return domain.ChatResponse{}, err
+	}
+	if resp.Blocks == nil {
+		if err := emitWords(resp.Content, func(w string) error { return emit(domain.ChatChunk{Delta: w}) }); err != nil {
 			return domain.ChatResponse{}, err
 		}
-		start = end
+	}
+	for i, b := range resp.Blocks {
+		if err := emitBlock(i, b, emit); err != nil {
+			return domain.ChatResponse{}, err
+		}
 	}
 	usage := resp.Usage
-	if err := emit(domain.ChatChunk{FinishReason: resp.FinishReason, Usage: &usage}); err != nil {
+	if err := emit(domain.ChatChunk{Index: max(len(resp.Blocks)-1, 0), FinishReason: resp.FinishReason, Usage: &usage}); err != nil {
 		return domain.ChatResponse{}, err
 	}
 	return resp, nil
+}
+
+// emitWords hands text to emit word by word, each word with the space
+// before it; the pieces are slices of text, so streaming allocates nothing
+// per word.
+func emitWords(text string, emit func(string) error) error {
+	for start := 0; start < len(text); {
+		end := strings.IndexByte(text[start+1:], ' ')
+		if end < 0 {
+			end = len(text)
+		} else {
+			end += start + 1
+		}
+		if err := emit(text[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// emitBlock streams content block i: its start, then its text, reasoning
+// or arguments in pieces, then a reasoning block's signature.
+func emitBlock(i int, b domain.Block, emit func(domain.ChatChunk) error) error {
+	start := b
+	start.Text, start.ToolCall.Arguments, start.Reasoning.Signature = "", "", ""
+	if err := emit(domain.ChatChunk{Index: i, Start: &start}); err != nil {
+		return err
+	}
+	switch b.Type {
+	case domain.BlockText:
+		return emitWords(b.Text, func(w string) error { return emit(domain.ChatChunk{Index: i, Delta: w}) })
+	case domain.BlockReasoning:
+		if err := emitWords(b.Text, func(w string) error { return emit(domain.ChatChunk{Index: i, ReasoningDelta: w}) }); err != nil {
+			return err
+		}
+		return emit(domain.ChatChunk{Index: i, Signature: b.Reasoning.Signature})
+	case domain.BlockToolCall:
+		args := b.ToolCall.Arguments
+		half := len(args) / 2
+		for half > 0 && !utf8.RuneStart(args[half]) {
+			half--
+		}
+		for _, piece := range []string{args[:half], args[half:]} {
+			if piece == "" {
+				continue
+			}
+			if err := emit(domain.ChatChunk{Index: i, ArgumentsDelta: piece}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Embed returns one deterministic unit vector per input.
@@ -235,14 +305,62 @@ func (p *Provider) draw() float64 {
 	return p.rng.Float64()
 }
 
-// reply builds the deterministic answer to req.
-func (p *Provider) reply(req domain.ChatRequest) domain.ChatResponse {
+// reply builds the deterministic answer to req: a tool call when the
+// request calls for one (see toolCall), else text, JSON when a response
+// format asks for it; after a reasoning block when thinking is enabled.
+func (p *Provider) reply(req domain.ChatRequest) (domain.ChatResponse, error) {
 	seed := fnv(fnvOffset, lastUserText(req.Messages))
 	natural := minWords + int(seed%(maxWords-minWords+1))
-	n, finish := natural, "stop"
+	n, finish := natural, domain.FinishStop
 	if req.MaxTokens > 0 && req.MaxTokens < natural {
-		n, finish = req.MaxTokens, "length"
+		n, finish = req.MaxTokens, domain.FinishLength
 	}
+	text := p.sentence(seed, n)
+	if said, ok := scripted(req.Messages); ok {
+		text, n, finish = said, llm.EstimateTokens(said), domain.FinishStop
+	}
+	var blocks []domain.Block
+	reasoning := 0
+	if req.Thinking.Enabled {
+		thought := "The request is about " + p.sentence(seed^0x7468696e6b, 8) + "; answer it."
+		reasoning = len(strings.Fields(thought))
+		blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Text: thought,
+			Reasoning: domain.Reasoning{Signature: "mocksig-" + strconv.FormatUint(fnv(seed, thought), 16)}})
+	}
+	call, ok, err := p.toolCall(req, seed)
+	switch {
+	case err != nil:
+		return domain.ChatResponse{}, err
+	case ok:
+		blocks = append(blocks, domain.Block{Type: domain.BlockToolCall, ToolCall: call})
+		text, finish, n = "", domain.FinishToolCalls, 1+llm.EstimateTokens(call.Arguments)
+	case req.ResponseFormat.Type != domain.FormatText:
+		if text, err = p.structured(req.ResponseFormat, seed, text); err != nil {
+			return domain.ChatResponse{}, err
+		}
+		finish, n = domain.FinishStop, llm.EstimateTokens(text)
+		blocks = append(blocks, domain.TextBlock(text))
+	default:
+		blocks = append(blocks, domain.TextBlock(text))
+	}
+	if !req.Thinking.Enabled && !ok {
+		blocks = nil // a text answer: Content says it all
+	}
+	usage := llm.EstimateUsage(req, "")
+	usage.CompletionTokens, usage.ReasoningTokens = n+reasoning, reasoning
+	return domain.ChatResponse{
+		ID:           "mockcmpl-" + strconv.FormatUint(seed, 16),
+		Model:        req.Model,
+		Content:      text,
+		Blocks:       blocks,
+		FinishReason: finish,
+		Usage:        usage,
+		Created:      time.Now(),
+	}, nil
+}
+
+// sentence returns n words picked by seed.
+func (p *Provider) sentence(seed uint64, n int) string {
 	var b strings.Builder
 	b.Grow(n * 8)
 	state := seed
@@ -252,16 +370,160 @@ func (p *Provider) reply(req domain.ChatRequest) domain.ChatResponse {
 		}
 		b.WriteString(p.words[splitmix(&state)%uint64(len(p.words))])
 	}
-	usage := llm.EstimateUsage(req, "")
-	usage.CompletionTokens = n
-	return domain.ChatResponse{
-		ID:           "mockcmpl-" + strconv.FormatUint(seed, 16),
-		Model:        req.Model,
-		Content:      b.String(),
-		FinishReason: finish,
-		Usage:        usage,
-		Created:      time.Now(),
+	return b.String()
+}
+
+// ToolDirective starts the directive that makes the mock call a tool:
+// "[[tool:NAME]]" in the last user message calls tool NAME with arguments
+// generated from its JSON Schema, "[[tool:NAME {…}]]" with the given
+// arguments object.
+const ToolDirective = "[[tool:"
+
+// toolCall decides whether the answer is a tool call, and builds it: when
+// tool_choice requires one (the named tool, or the first), or when the last
+// message is the user's and its text holds the tool directive for one of
+// the request's tools. A message of tool results never asks for a tool, so
+// an agent's loop ends with a text answer.
+func (p *Provider) toolCall(req domain.ChatRequest, seed uint64) (domain.ToolCall, bool, error) {
+	if len(req.Tools) == 0 || req.ToolChoice.Mode == domain.ToolChoiceNone {
+		return domain.ToolCall{}, false, nil
 	}
+	name, args := "", ""
+	switch req.ToolChoice.Mode {
+	case domain.ToolChoiceTool:
+		name = req.ToolChoice.Name
+	case domain.ToolChoiceRequired:
+		name = req.Tools[0].Name
+	}
+	if n, a, ok := directive(req.Messages); ok && (name == "" || name == n) {
+		name, args = n, a
+	}
+	if name == "" {
+		return domain.ToolCall{}, false, nil
+	}
+	var tool *domain.Tool
+	for i := range req.Tools {
+		if req.Tools[i].Name == name {
+			tool = &req.Tools[i]
+		}
+	}
+	if tool == nil {
+		return domain.ToolCall{}, false, p.classify.Invalid("the tool directive names %q, which is not among the request's tools", name)
+	}
+	if args == "" {
+		v, err := generate(tool.Parameters, p.words, seed)
+		if err != nil {
+			return domain.ToolCall{}, false, p.classify.Invalid("tool %q: its parameters are not a JSON Schema: %v", name, err)
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return domain.ToolCall{}, false, p.classify.Invalid("tool %q: %v", name, err)
+		}
+		args = string(b)
+	}
+	return domain.ToolCall{ID: "toolu_mock_" + strconv.FormatUint(fnv(seed, name), 16), Name: name, Arguments: args}, true, nil
+}
+
+// directive finds the tool directive in the text of the last message when
+// the user wrote it and it holds no tool results.
+func directive(msgs []domain.Message) (name, args string, ok bool) {
+	last, _ := lastTurn(msgs)
+	if last == nil || last.Role != domain.RoleUser || hasToolResult(last.Blocks) {
+		return "", "", false
+	}
+	_, rest, found := strings.Cut(last.Content, ToolDirective)
+	if !found {
+		return "", "", false
+	}
+	body, _, found := strings.Cut(rest, "]]")
+	if !found {
+		return "", "", false
+	}
+	name, args, _ = strings.Cut(strings.TrimSpace(body), " ")
+	args = strings.TrimSpace(args)
+	if args != "" && !json.Valid([]byte(args)) {
+		args = ""
+	}
+	return name, args, name != ""
+}
+
+// lastTurn returns the last message that is not a system or developer
+// message (agents send those mid-conversation), and the text of the tool
+// results it holds ("" when none).
+func lastTurn(msgs []domain.Message) (*domain.Message, string) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := &msgs[i]
+		if m.Role == domain.RoleSystem || m.Role == domain.RoleDeveloper {
+			continue
+		}
+		var results []string
+		for _, b := range m.Blocks {
+			if b.Type == domain.BlockToolResult {
+				results = append(results, domain.JoinText(b.ToolResult.Content))
+			}
+		}
+		return m, strings.Join(results, "\n")
+	}
+	return nil, ""
+}
+
+// SayDirective starts the directive that sets the mock's text answer:
+// "[[say:TEXT]]" in the last user message makes TEXT the answer.
+const SayDirective = "[[say:"
+
+// maxEcho bounds how much of a tool result the mock's answer quotes.
+const maxEcho = 500
+
+// scripted returns the text answer the conversation dictates, if any: the
+// text of a say directive, or, after tool results, "Tool result: " and the
+// start of their text, so that an agent's tool loop shows what the tool did.
+func scripted(msgs []domain.Message) (string, bool) {
+	last, results := lastTurn(msgs)
+	if last == nil || last.Role != domain.RoleUser {
+		return "", false
+	}
+	if hasToolResult(last.Blocks) {
+		if len(results) > maxEcho {
+			cut := maxEcho
+			for cut > 0 && !utf8.RuneStart(results[cut]) {
+				cut--
+			}
+			results = results[:cut] + "…"
+		}
+		return "Tool result: " + results, true
+	}
+	if _, rest, found := strings.Cut(last.Content, SayDirective); found {
+		if text, _, found := strings.Cut(rest, "]]"); found && text != "" {
+			return text, true
+		}
+	}
+	return "", false
+}
+
+func hasToolResult(blocks []domain.Block) bool {
+	for _, b := range blocks {
+		if b.Type == domain.BlockToolResult {
+			return true
+		}
+	}
+	return false
+}
+
+// structured returns the answer as JSON: an instance of the schema, or an
+// object holding the text.
+func (p *Provider) structured(f domain.ResponseFormat, seed uint64, text string) (string, error) {
+	var v any = map[string]string{"answer": text}
+	if f.Type == domain.FormatJSONSchema {
+		var err error
+		if v, err = generate(f.Schema, p.words, seed); err != nil {
+			return "", p.classify.Invalid("response_format: the schema is not JSON Schema: %v", err)
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", p.classify.Invalid("response_format: %v", err)
+	}
+	return string(b), nil
 }
 
 // lastUserText returns the content of the last user message, or of the

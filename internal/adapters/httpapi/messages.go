@@ -1,0 +1,305 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// The Anthropic Messages dialect: POST /v1/messages (also with ?beta=true,
+// as Claude Code sends it) and POST /v1/messages/count_tokens, answered in
+// Anthropic's JSON, event stream and error shapes, through the same governed
+// call as chat completions.
+
+// anthMessageResponseJSON is Anthropic's Message object.
+type anthMessageResponseJSON struct {
+	ID           string          `json:"id"`
+	Type         string          `json:"type"`
+	Role         string          `json:"role"`
+	Model        string          `json:"model"`
+	Content      []anthBlockJSON `json:"content"`
+	StopReason   *string         `json:"stop_reason"`
+	StopSequence *string         `json:"stop_sequence"`
+	Usage        anthUsageJSON   `json:"usage"`
+}
+
+// anthUsageJSON is Anthropic's usage: input_tokens excludes the tokens read
+// from and written to the prompt cache, which are counted apart.
+type anthUsageJSON struct {
+	InputTokens              int `json:"input_tokens"`
+	OutputTokens             int `json:"output_tokens"`
+	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
+}
+
+func toAnthUsage(u domain.Usage) anthUsageJSON {
+	return anthUsageJSON{InputTokens: max(u.PromptTokens-u.CacheReadTokens-u.CacheWriteTokens, 0),
+		OutputTokens: u.CompletionTokens, CacheCreationInputTokens: u.CacheWriteTokens, CacheReadInputTokens: u.CacheReadTokens}
+}
+
+// anthStopReason is Anthropic's word for why the model stopped.
+func anthStopReason(finish, stopSequence string) string {
+	switch finish {
+	case domain.FinishLength:
+		return "max_tokens"
+	case domain.FinishToolCalls:
+		return "tool_use"
+	case domain.FinishContentFilter:
+		return "refusal"
+	}
+	if stopSequence != "" {
+		return "stop_sequence"
+	}
+	return "end_turn"
+}
+
+// toAnthBlock is a response content block in Anthropic's shape.
+func toAnthBlock(b domain.Block) anthBlockJSON {
+	switch b.Type {
+	case domain.BlockToolCall:
+		input := json.RawMessage(b.ToolCall.Arguments)
+		if !json.Valid(input) {
+			input = json.RawMessage("{}")
+		}
+		return anthBlockJSON{Type: "tool_use", ID: b.ToolCall.ID, Name: b.ToolCall.Name, Input: input}
+	case domain.BlockReasoning:
+		if b.Text == "" && b.Reasoning.Encrypted != "" {
+			return anthBlockJSON{Type: "redacted_thinking", Data: b.Reasoning.Encrypted}
+		}
+		text, sig := b.Text, b.Reasoning.Signature
+		return anthBlockJSON{Type: "thinking", Thinking: &text, Signature: &sig}
+	}
+	text := b.Text
+	return anthBlockJSON{Type: "text", Text: &text}
+}
+
+// messageID is the id of the message served for a request.
+func messageID(requestID string) string { return "msg_" + requestID }
+
+// answeringModel names the catalogue model that answered, or the requested
+// name when the call failed before one did.
+func answeringModel(res gateway.Result, requested string) string {
+	if res.Model.Name != "" {
+		return res.Model.Name
+	}
+	return requested
+}
+
+// messages serves POST /v1/messages.
+func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
+	in, ok := decodeRequest(h, w, r, decodeMessages)
+	if !ok {
+		return
+	}
+	if in.req.Stream {
+		h.messagesStream(w, r, in.req)
+		return
+	}
+	ex := exchangeOf(r)
+	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
+	ex.provider = res.ProviderTime
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp := res.Response
+	out := anthMessageResponseJSON{ID: messageID(ex.id), Type: "message", Role: "assistant",
+		Model: answeringModel(res.Result, in.req.Model), Content: []anthBlockJSON{}, Usage: toAnthUsage(resp.Usage)}
+	for _, b := range resp.Parts() {
+		out.Content = append(out.Content, toAnthBlock(b))
+	}
+	reason := anthStopReason(resp.FinishReason, resp.StopSequence)
+	out.StopReason = &reason
+	if resp.StopSequence != "" {
+		out.StopSequence = &resp.StopSequence
+	}
+	setResultHeaders(w.Header(), res.Result)
+	h.writeJSON(w, http.StatusOK, out)
+}
+
+// countTokensJSON is the answer of POST /v1/messages/count_tokens.
+type countTokensJSON struct {
+	InputTokens int `json:"input_tokens"`
+}
+
+// countTokens serves POST /v1/messages/count_tokens: tidygate's estimate of
+// the prompt's tokens, for a model the caller may use. It calls no provider
+// and costs nothing.
+func (h *handler) countTokens(w http.ResponseWriter, r *http.Request) {
+	in, ok := decodeRequest(h, w, r, decodeCountTokens)
+	if !ok {
+		return
+	}
+	n, err := h.gw.CountTokens(exchangeOf(r).caller, in.req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, countTokensJSON{InputTokens: n})
+}
+
+// anthStream writes one message as Anthropic's server-sent events.
+type anthStream struct {
+	sse
+	id      string
+	model   string
+	started bool
+	open    int // index of the open content block, -1 when none is open
+	opened  int // content blocks started so far
+	last    int // the domain index of the open block
+}
+
+// messagesStream runs a streaming call. Until the first chunk arrives, a
+// failure is an ordinary error response; after it, the failure is sent as
+// an error event and the stream ends without message_stop.
+func (h *handler) messagesStream(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) {
+	ex := exchangeOf(r)
+	s := &anthStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
+		id: messageID(ex.id), model: req.Model, open: -1}
+	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
+	ex.provider = res.ProviderTime
+	if err != nil && !s.started {
+		h.writeError(w, r, err)
+		return
+	}
+	if err == nil {
+		resp := res.Response
+		if werr := s.finish(resp.FinishReason, resp.StopSequence, resp.Usage); werr != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
+				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
+		}
+	} else {
+		p := anthropicProblemOf(err, ex.id)
+		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
+		_ = s.event("error", anthError(p, ex.id))
+	}
+	s.end(res.Result)
+}
+
+// start sends the headers, message_start and a ping, once.
+func (s *anthStream) start() error {
+	if s.started {
+		return nil
+	}
+	s.started = true
+	s.begin()
+	msg := anthMessageResponseJSON{ID: s.id, Type: "message", Role: "assistant", Model: s.model, Content: []anthBlockJSON{}}
+	if err := s.event("message_start", struct {
+		Type    string                  `json:"type"`
+		Message anthMessageResponseJSON `json:"message"`
+	}{"message_start", msg}); err != nil {
+		return err
+	}
+	return s.event("ping", struct {
+		Type string `json:"type"`
+	}{"ping"})
+}
+
+// chunk translates one piece of the answer into content block events.
+func (s *anthStream) chunk(c domain.ChatChunk) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if c.Start != nil || (s.open >= 0 && c.Index != s.last) || (s.open < 0 && hasContent(c)) {
+		start := domain.TextBlock("")
+		if c.Start != nil {
+			start = *c.Start
+		}
+		if err := s.startBlock(c.Index, start); err != nil {
+			return err
+		}
+	}
+	deltas := []struct {
+		typ, field, value string
+	}{
+		{"thinking_delta", "thinking", c.ReasoningDelta},
+		{"signature_delta", "signature", c.Signature},
+		{"text_delta", "text", c.Delta},
+		{"input_json_delta", "partial_json", c.ArgumentsDelta},
+	}
+	for _, d := range deltas {
+		if d.value == "" {
+			continue
+		}
+		if err := s.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": s.open,
+			"delta": map[string]string{"type": d.typ, d.field: d.value}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasContent(c domain.ChatChunk) bool {
+	return c.Delta != "" || c.ArgumentsDelta != "" || c.ReasoningDelta != "" || c.Signature != ""
+}
+
+// startBlock closes the open block and starts the next one, empty.
+func (s *anthStream) startBlock(index int, b domain.Block) error {
+	if err := s.stopBlock(); err != nil {
+		return err
+	}
+	s.open, s.last = s.opened, index
+	s.opened++
+	block := toAnthBlock(b)
+	switch block.Type {
+	case "text":
+		empty := ""
+		block.Text = &empty
+	case "tool_use":
+		block.Input = json.RawMessage("{}")
+	case "thinking":
+		empty := ""
+		block.Thinking, block.Signature = &empty, &empty
+	}
+	return s.event("content_block_start", struct {
+		Type         string        `json:"type"`
+		Index        int           `json:"index"`
+		ContentBlock anthBlockJSON `json:"content_block"`
+	}{"content_block_start", s.open, block})
+}
+
+func (s *anthStream) stopBlock() error {
+	if s.open < 0 {
+		return nil
+	}
+	index := s.open
+	s.open = -1
+	return s.event("content_block_stop", struct {
+		Type  string `json:"type"`
+		Index int    `json:"index"`
+	}{"content_block_stop", index})
+}
+
+// finish closes the open block and sends message_delta, with the stop
+// reason and the whole usage, and message_stop.
+func (s *anthStream) finish(finish, stopSequence string, u domain.Usage) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if err := s.stopBlock(); err != nil {
+		return err
+	}
+	var seq *string
+	if stopSequence != "" {
+		seq = &stopSequence
+	}
+	if err := s.event("message_delta", struct {
+		Type  string `json:"type"`
+		Delta struct {
+			StopReason   string  `json:"stop_reason"`
+			StopSequence *string `json:"stop_sequence"`
+		} `json:"delta"`
+		Usage anthUsageJSON `json:"usage"`
+	}{Type: "message_delta", Delta: struct {
+		StopReason   string  `json:"stop_reason"`
+		StopSequence *string `json:"stop_sequence"`
+	}{anthStopReason(finish, stopSequence), seq}, Usage: toAnthUsage(u)}); err != nil {
+		return err
+	}
+	return s.event("message_stop", struct {
+		Type string `json:"type"`
+	}{"message_stop"})
+}
