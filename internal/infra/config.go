@@ -70,7 +70,7 @@ type Config struct {
 	// HTTP.
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"` // /metrics and /debug/*; "off" serves them nowhere
-	MaxBodyBytes      int64         `env:"HTTP_MAX_BODY_BYTES"`                     // 0: each dialect's default (4 MiB OpenAI, 32 MiB Anthropic Messages)
+	MaxBodyBytes      int64         `env:"HTTP_MAX_BODY_BYTES"`                    // 0: each dialect's default (4 MiB OpenAI, 32 MiB Anthropic Messages)
 	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" envDefault:"10s"`
 	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"120s"`
 	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"300s"` // non-streaming responses
