@@ -51,6 +51,10 @@ lint: ## golangci-lint (installs it into bin/ if missing) and the layering check
 	lint=$$(scripts/golangci-lint.sh $(GOLANGCI_LINT_VERSION)); "$$lint" run $(PKGS)
 	$(GO) test -count=1 -run '^TestRepositoryFollowsTheLayerTable$$' ./internal/layers
 
+.PHONY: e2e
+e2e: ## coding agents through tidygate: installs Claude Code (pinned, npm) into e2e/node_modules and runs it against tidygate with the mock (needs Node 20+, PostgreSQL on 127.0.0.1:5432)
+	timeout 15m e2e/run.sh
+
 .PHONY: fuzz
 fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
 	@targets=$$($(GO) test -list '^Fuzz' $(PKGS) | awk '/^Fuzz/ { names = names " " $$1 } /^ok / { if (names != "") print $$2 names; names = "" }'); \
