@@ -184,8 +184,12 @@ func TestDefaultClientKeepsConnectionsUnderConcurrency(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := opened.Load(); n > concurrent {
-		t.Errorf("%d rounds of %d concurrent calls opened %d connections; want at most %d", rounds, concurrent, n, concurrent)
+	// The transport puts a connection back on its idle list a moment after
+	// its body is closed, so a call of the next round may occasionally open
+	// one more; Go's default of 2 idle connections per host opens about 70.
+	const most = concurrent + concurrent/2
+	if n := opened.Load(); n > most {
+		t.Errorf("%d rounds of %d concurrent calls opened %d connections; want at most %d", rounds, concurrent, n, most)
 	}
 }
 
