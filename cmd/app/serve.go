@@ -16,7 +16,9 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/tidygate/tidygate/internal/adapters/adminapi"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/infra"
@@ -124,8 +126,9 @@ func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, prov
 	})
 }
 
-// servers are the API server and, unless ADMIN_ADDR is off, the admin server.
-type servers struct{ api, admin *http.Server }
+// servers are the API server, unless ADMIN_ADDR is off the admin server, and
+// when ADMIN_API_ADDR is set the admin API's own server.
+type servers struct{ api, admin, adminAPI *http.Server }
 
 // newServers builds the API server, which serves only /healthz and /readyz
 // (the verdict, no reasons) besides the API, and the admin server on
@@ -140,8 +143,21 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	if cfg.AdminAddr != infra.AdminOff {
 		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(d.AdminHandler(pools), true)), timeouts)
 	}
-	s.api = httpapi.NewServer(cfg.HTTPAddr, httpapi.NewHandler(svc, opts), timeouts)
-	for _, srv := range []*http.Server{s.api, s.admin} {
+	// The admin API goes on the API address, or on its own: never on
+	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
+	adminAPI := adminapi.NewHandler(admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen}),
+		adminapi.Options{Logger: d.Logger.With("component", "adminapi")})
+	api := httpapi.NewHandler(svc, opts)
+	if cfg.AdminAPIAddr != "" {
+		s.adminAPI = httpapi.NewServer(cfg.AdminAPIAddr, adminAPI, timeouts)
+	} else {
+		mux := http.NewServeMux()
+		mux.Handle(adminapi.Prefix+"/", adminAPI)
+		mux.Handle("/", api)
+		api = mux
+	}
+	s.api = httpapi.NewServer(cfg.HTTPAddr, api, timeouts)
+	for _, srv := range []*http.Server{s.api, s.admin, s.adminAPI} {
 		if srv == nil {
 			continue
 		}

@@ -70,6 +70,7 @@ type Config struct {
 	// HTTP.
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	AdminAddr         string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9090"` // /metrics and /debug/*; "off" serves them nowhere
+	AdminAPIAddr      string        `env:"ADMIN_API_ADDR"`                         // the admin API's own listener; empty: on HTTP_ADDR
 	MaxBodyBytes      int64         `env:"HTTP_MAX_BODY_BYTES"`                    // 0: each dialect's default (4 MiB OpenAI, 32 MiB Anthropic Messages)
 	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT" envDefault:"10s"`
 	IdleTimeout       time.Duration `env:"HTTP_IDLE_TIMEOUT" envDefault:"120s"`
@@ -446,6 +447,12 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.listenAddr("ADMIN_ADDR", cfg.AdminAddr)
 		if cfg.AdminAddr == cfg.HTTPAddr && !strings.HasSuffix(cfg.AdminAddr, ":0") {
 			c.fail("ADMIN_ADDR", cfg.AdminAddr, "must differ from HTTP_ADDR")
+		}
+	}
+	if cfg.AdminAPIAddr != "" {
+		c.listenAddr("ADMIN_API_ADDR", cfg.AdminAPIAddr)
+		if !strings.HasSuffix(cfg.AdminAPIAddr, ":0") && (cfg.AdminAPIAddr == cfg.AdminAddr || cfg.AdminAPIAddr == cfg.HTTPAddr) {
+			c.fail("ADMIN_API_ADDR", cfg.AdminAPIAddr, "must differ from ADMIN_ADDR (the admin API never sits beside /metrics and /debug/*) and from HTTP_ADDR (leave it empty to serve the admin API there)")
 		}
 	}
 	c.atLeast("HTTP_MAX_BODY_BYTES", cfg.MaxBodyBytes, 0, " (0 or unset: each dialect's default)")

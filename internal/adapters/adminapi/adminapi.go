@@ -1,0 +1,151 @@
+// Package adminapi is the admin API at /admin/v1: JSON over HTTP in front of
+// the administration service, authenticated with admin keys, with
+// OpenAI-style error objects and its own table from error kind to status.
+package adminapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// Prefix is where the admin API is mounted.
+const Prefix = "/admin/v1"
+
+// reasonHeader carries the reason of an administrative change.
+const reasonHeader = "X-Audit-Reason"
+
+// maxBodyBytes bounds a request body; admin requests are small.
+const maxBodyBytes = 1 << 20
+
+// Options tune the handler.
+type Options struct {
+	Logger *slog.Logger
+	// MaxFailures is how many failed authentications one client address may
+	// make per Window before it is refused with 429 until the window ends;
+	// defaults 10 and one minute.
+	MaxFailures int
+	Window      time.Duration
+	Now         func() time.Time // default time.Now
+}
+
+// handler serves the admin API.
+type handler struct {
+	svc      *admin.Service
+	log      *slog.Logger
+	throttle *throttle
+}
+
+// NewHandler returns the admin API on svc, to be served under Prefix.
+func NewHandler(svc *admin.Service, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxFailures <= 0 {
+		opts.MaxFailures = 10
+	}
+	if opts.Window <= 0 {
+		opts.Window = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &handler{svc: svc, log: opts.Logger, throttle: newThrottle(opts.MaxFailures, opts.Window, opts.Now)}
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, &domain.Error{Kind: domain.KindNotFound, Code: "unknown_endpoint",
+			Message: "there is no admin endpoint " + r.Method + " " + r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, &domain.Error{Kind: domain.KindInvalid, Code: codeMethodNotAllowed,
+			Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+	})
+	r.Route(Prefix, func(r chi.Router) {
+		r.Get("/openapi.json", serveOpenAPI)
+		r.Group(func(r chi.Router) {
+			r.Use(h.authenticate)
+			r.Get("/keys", h.listKeys)
+			r.Post("/keys", h.createKey)
+			r.Get("/keys/{id}", h.getKey)
+			r.Post("/keys/{id}/revoke", h.revokeKey)
+			r.Get("/audit", h.listAudit)
+		})
+	})
+	return r
+}
+
+// actorKey is the request context key of the authenticated actor.
+type actorKey struct{}
+
+// actorOf returns the request's authenticated actor.
+func actorOf(r *http.Request) domain.Actor {
+	a, _ := r.Context().Value(actorKey{}).(domain.Actor)
+	return a
+}
+
+// writeJSON answers with v as JSON.
+func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		h.log.Error("encoding an admin response failed", "err", err)
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"message":"The server could not encode its response","type":"server_error","param":null,"code":"internal_error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// decodeBody decodes a JSON request body into v, refusing unknown fields,
+// trailing data and bodies over maxBodyBytes.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &domain.Error{Kind: domain.KindInvalid, Code: codeUnsupportedMedia, Message: "the body must be application/json"}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return &domain.Error{Kind: domain.KindInvalid, Code: codeTooLarge, Message: "the body is larger than 1 MiB"}
+		}
+		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "the body is not a valid request: " + err.Error()}
+	}
+	if dec.More() {
+		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "the body holds more than one JSON value"}
+	}
+	return nil
+}
+
+// clientAddr is the address failed authentications are counted against.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string, def, maxVal int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > maxVal {
+		return 0, domain.InvalidParam(name, "%s must be a whole number between 1 and %d", name, maxVal)
+	}
+	return n, nil
+}

@@ -1,0 +1,277 @@
+package adminapi
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// keyJSON is an API key on the wire; the secret is never part of it.
+type keyJSON struct {
+	Object        string       `json:"object"`
+	ID            string       `json:"id"`
+	User          string       `json:"user"`
+	Team          string       `json:"team"`
+	AllowedModels []string     `json:"allowed_models"`
+	RPM           int          `json:"rpm"`
+	TPM           int          `json:"tpm"`
+	Budgets       []budgetJSON `json:"budgets"`
+	CreatedAt     string       `json:"created_at"`
+	RevokedAt     *string      `json:"revoked_at"`
+	Version       string       `json:"version"`
+}
+
+type budgetJSON struct {
+	Scope    string `json:"scope"`
+	ScopeID  string `json:"scope_id"`
+	Period   string `json:"period"`
+	LimitUSD string `json:"limit_usd"`
+}
+
+// adminKeyJSON is an admin key on the wire, as the audit log shows it.
+type adminKeyJSON struct {
+	Object    string   `json:"object"`
+	ID        string   `json:"id"`
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	CreatedAt string   `json:"created_at"`
+	RevokedAt *string  `json:"revoked_at"`
+}
+
+func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func timePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := timeString(*t)
+	return &s
+}
+
+// usd renders an amount as a plain decimal string such as "5.000000".
+func usd(m domain.Micros) string { return strings.TrimPrefix(m.String(), "$") }
+
+func toKeyJSON(k domain.APIKey) keyJSON {
+	j := keyJSON{Object: "admin.key", ID: k.ID, User: k.Caller.User, Team: k.Caller.Team,
+		AllowedModels: k.Caller.AllowedModels, RPM: k.Caller.RPM, TPM: k.Caller.TPM,
+		Budgets: []budgetJSON{}, CreatedAt: timeString(k.CreatedAt), RevokedAt: timePtr(k.RevokedAt), Version: domain.KeyVersion(k)}
+	if j.AllowedModels == nil {
+		j.AllowedModels = []string{}
+	}
+	for _, b := range k.Caller.Budgets {
+		j.Budgets = append(j.Budgets, budgetJSON{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: usd(b.Limit)})
+	}
+	return j
+}
+
+// etag is the key's version as an HTTP entity tag.
+func etag(k domain.APIKey) string { return `"` + domain.KeyVersion(k) + `"` }
+
+// listJSON is a page of a list.
+type listJSON[T any] struct {
+	Object  string `json:"object"`
+	Data    []T    `json:"data"`
+	HasMore bool   `json:"has_more"`
+	LastID  any    `json:"last_id"` // the cursor of the next page, null on the last one
+}
+
+// maxPage is the largest page a list returns.
+const maxPage = 500
+
+// listKeys serves GET /keys: keys oldest first, filtered by user, team and
+// state (active or revoked), a page of limit after the key named by after.
+func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := queryInt(r, "limit", 100, maxPage)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	state := q.Get("state")
+	if state != "" && state != "active" && state != "revoked" {
+		h.writeError(w, r, domain.InvalidParam("state", "state must be active or revoked"))
+		return
+	}
+	keys, err := h.svc.Keys(r.Context(), actorOf(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if after := q.Get("after"); after != "" {
+		i := slices.IndexFunc(keys, func(k domain.APIKey) bool { return k.ID == after })
+		if i < 0 {
+			h.writeError(w, r, domain.InvalidParam("after", "after names no key: use the last_id of the previous page"))
+			return
+		}
+		keys = keys[i+1:]
+	}
+	page := listJSON[keyJSON]{Object: "list", Data: []keyJSON{}}
+	for _, k := range keys {
+		if (q.Get("user") != "" && k.Caller.User != q.Get("user")) || (q.Get("team") != "" && k.Caller.Team != q.Get("team")) ||
+			(state == "active" && k.RevokedAt != nil) || (state == "revoked" && k.RevokedAt == nil) {
+			continue
+		}
+		if len(page.Data) == int(limit) {
+			page.HasMore = true
+			break
+		}
+		page.Data = append(page.Data, toKeyJSON(k))
+	}
+	if page.HasMore {
+		page.LastID = page.Data[len(page.Data)-1].ID
+	}
+	h.writeJSON(w, http.StatusOK, page)
+}
+
+// createKeyRequest is the body of POST /keys. Budgets are decimal dollar
+// strings; an absent budget is left as it is.
+type createKeyRequest struct {
+	User                 string   `json:"user"`
+	Team                 string   `json:"team"`
+	AllowedModels        []string `json:"allowed_models"`
+	RPM                  int      `json:"rpm"`
+	TPM                  int      `json:"tpm"`
+	DailyBudgetUSD       string   `json:"daily_budget_usd"`
+	MonthlyBudgetUSD     string   `json:"monthly_budget_usd"`
+	TeamDailyBudgetUSD   string   `json:"team_daily_budget_usd"`
+	TeamMonthlyBudgetUSD string   `json:"team_monthly_budget_usd"`
+}
+
+// createdKeyJSON answers POST /keys: the key, and its secret, shown once.
+type createdKeyJSON struct {
+	Key    keyJSON `json:"key"`
+	Secret string  `json:"secret"`
+}
+
+func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
+	var req createKeyRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	nk := domain.NewKey{User: req.User, Team: req.Team, AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM}
+	for _, b := range []struct {
+		param, value string
+		into         *domain.Micros
+	}{
+		{"daily_budget_usd", req.DailyBudgetUSD, &nk.DailyBudget},
+		{"monthly_budget_usd", req.MonthlyBudgetUSD, &nk.MonthlyBudget},
+		{"team_daily_budget_usd", req.TeamDailyBudgetUSD, &nk.TeamDailyBudget},
+		{"team_monthly_budget_usd", req.TeamMonthlyBudgetUSD, &nk.TeamMonthlyBudget},
+	} {
+		if b.value == "" {
+			continue
+		}
+		m, err := domain.ParseUSD(b.value)
+		if err != nil {
+			h.writeError(w, r, domain.InvalidParam(b.param, "%s: %v", b.param, err))
+			return
+		}
+		*b.into = m
+	}
+	key, secret, err := h.svc.CreateKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), nk)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(key))
+	w.Header().Set("Location", Prefix+"/keys/"+key.ID)
+	h.writeJSON(w, http.StatusCreated, createdKeyJSON{Key: toKeyJSON(key), Secret: secret})
+}
+
+func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
+	key, err := h.svc.Key(r.Context(), actorOf(r), chi.URLParam(r, "id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(key))
+	h.writeJSON(w, http.StatusOK, toKeyJSON(key))
+}
+
+// revokeKey serves POST /keys/{id}/revoke. With If-Match, the key must still
+// be at that version (412 otherwise).
+func (h *handler) revokeKey(w http.ResponseWriter, r *http.Request) {
+	ifMatch := strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`)
+	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), chi.URLParam(r, "id"), ifMatch)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(key))
+	h.writeJSON(w, http.StatusOK, toKeyJSON(key))
+}
+
+// auditJSON is one audit entry on the wire.
+type auditJSON struct {
+	Object string    `json:"object"`
+	ID     int64     `json:"id"`
+	At     string    `json:"at"`
+	Actor  actorJSON `json:"actor"`
+	Action string    `json:"action"`
+	Target string    `json:"target"`
+	Reason string    `json:"reason"`
+	Before any       `json:"before"`
+	After  any       `json:"after"`
+}
+
+type actorJSON struct {
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+}
+
+func stateJSON(v any) any {
+	switch t := v.(type) {
+	case *domain.APIKey:
+		return toKeyJSON(*t)
+	case *domain.AdminKey:
+		scopes := make([]string, len(t.Scopes))
+		for i, s := range t.Scopes {
+			scopes[i] = string(s)
+		}
+		return adminKeyJSON{Object: "admin.admin_key", ID: t.ID, Name: t.Name, Scopes: scopes,
+			CreatedAt: timeString(t.CreatedAt), RevokedAt: timePtr(t.RevokedAt)}
+	}
+	return nil
+}
+
+// listAudit serves GET /audit: entries newest first, filtered by target and
+// action, a page of limit older than the entry ID before.
+func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 100, admin.MaxAuditPage-1)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	before, err := queryInt(r, "before", 0, 1<<62)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	entries, err := h.svc.Audit(r.Context(), actorOf(r), domain.AuditQuery{
+		Target: q.Get("target"), Action: q.Get("action"), BeforeID: before, Limit: int(limit) + 1})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	page := listJSON[auditJSON]{Object: "list", Data: []auditJSON{}}
+	for i, e := range entries {
+		if i == int(limit) {
+			page.HasMore = true
+			page.LastID = strconv.FormatInt(page.Data[i-1].ID, 10)
+			break
+		}
+		page.Data = append(page.Data, auditJSON{Object: "admin.audit_entry", ID: e.ID, At: timeString(e.At),
+			Actor: actorJSON{Kind: string(e.Actor.Kind), ID: e.Actor.ID}, Action: e.Action, Target: e.Target,
+			Reason: e.Reason, Before: stateJSON(e.Before), After: stateJSON(e.After)})
+	}
+	h.writeJSON(w, http.StatusOK, page)
+}
