@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/infra"
+	"github.com/tidygate/tidygate/internal/ports"
 )
 
 // schemaGate applies the gateway's migrations in the background until they
@@ -123,4 +125,21 @@ func (g *schemaGate) guard(next http.Handler, detail bool) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// gatedKeys answers every key lookup with domain.KindUnavailable until the
+// gateway's schema is applied, so that a call arriving while the database
+// was down at start, or while the migrations still run, gets a 503 with
+// Retry-After instead of the driver's "relation does not exist".
+type gatedKeys struct {
+	ports.KeyStore
+	gate *schemaGate
+}
+
+// CallerByKeyHash implements ports.KeyStore.
+func (k gatedKeys) CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error) {
+	if err := k.gate.err(); err != nil {
+		return domain.Caller{}, domain.Wrap(domain.KindUnavailable, err, "the gateway's tables are not ready yet")
+	}
+	return k.KeyStore.CallerByKeyHash(ctx, hash)
 }

@@ -111,7 +111,7 @@ type devKeySeed bool
 
 func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat, Providers: providers, Keys: stores.keys, Ledger: stores.ledger, CallLog: calls.CallLog,
+		Catalogue: cat, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
