@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -43,6 +44,18 @@ func TestNoSecretsAnywhere(t *testing.T) {
 		"OPENAI_API_KEY=sk-SECRET-openai-123", "ANTHROPIC_API_KEY=sk-ant-SECRET-456", "DB_PASSWORD="+password)
 	s := start(t, env)
 	key := createKey(t, env, "--user", "carol", "--team", "audit")
+	// The admin API: an admin key and a key made through it. The create
+	// response is the one place a new key's secret is shown, so it is
+	// not searched; everything else is.
+	adminKey := runAdminKey(t, env, "security", "read,write")
+	resp, made := s.do("POST", "/admin/v1/keys", `{"user":"dave","team":"audit"}`, "Authorization", "Bearer "+adminKey)
+	if resp.StatusCode != 201 {
+		t.Fatalf("admin create: %d %s", resp.StatusCode, made)
+	}
+	var created struct{ Secret string }
+	if err := json.Unmarshal(made, &created); err != nil || created.Secret == "" {
+		t.Fatalf("admin create answered %s", made)
+	}
 	var seen strings.Builder
 	for _, path := range []string{"/v1/chat/completions", "/v1/embeddings"} {
 		body := chatBody
@@ -64,13 +77,20 @@ func TestNoSecretsAnywhere(t *testing.T) {
 		_, b := s.adminGet(path)
 		seen.Write(b)
 	}
+	for _, path := range []string{"/admin/v1/keys", "/admin/v1/audit"} {
+		_, b := s.do("GET", path, "", "Authorization", "Bearer "+adminKey)
+		seen.Write(b)
+	}
+	_, b = s.do("GET", "/admin/v1/keys", "", "Authorization", "Bearer tga-wrong-admin-key-000000000000")
+	seen.Write(b)
 	waitTraces(t, admin, 2)
 	seen.WriteString(dumpTables(t, admin, "trace_info", "trace_tags", "trace_request_metadata", "spans", "experiments"))
 	if err := s.Stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	seen.WriteString(s.Log())
-	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey} {
+	seen.WriteString(dumpTables(t, admin, "tidygate_audit_log", "tidygate_admin_keys"))
+	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey, adminKey, created.Secret} {
 		if strings.Contains(seen.String(), secret) && secret != DevKey {
 			t.Errorf("the secret %q appears in logs, responses, metrics or MLflow records", secret)
 		}
