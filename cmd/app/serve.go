@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -138,7 +139,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
-		Probes: stores.schema.guard(d.ProbeHandler(pools), false)}
+		Unauthenticated: newUnauthenticatedCounter(d.Registry), Probes: stores.schema.guard(d.ProbeHandler(pools), false)}
 	s := &servers{}
 	if cfg.AdminAddr != infra.AdminOff {
 		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(d.AdminHandler(pools), true)), timeouts)
@@ -213,3 +214,20 @@ func withProfiles(admin http.Handler) http.Handler {
 	mux.Handle("/", admin)
 	return mux
 }
+
+// unauthenticatedCounter is httpapi's count of requests refused for want of
+// a valid key, as tidygate_unauthenticated_requests_total{code} on /metrics.
+type unauthenticatedCounter struct{ vec *prometheus.CounterVec }
+
+// newUnauthenticatedCounter registers the counter on the delegate's registry.
+func newUnauthenticatedCounter(reg prometheus.Registerer) unauthenticatedCounter {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidygate_unauthenticated_requests_total",
+		Help: "API requests refused because they carried no usable API key, by error code; they are logged but not recorded in the call log.",
+	}, []string{"code"})
+	reg.MustRegister(vec)
+	return unauthenticatedCounter{vec: vec}
+}
+
+// CountUnauthenticated adds one refusal with the given code.
+func (c unauthenticatedCounter) CountUnauthenticated(code string) { c.vec.WithLabelValues(code).Inc() }

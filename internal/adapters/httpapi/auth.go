@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,8 +12,10 @@ import (
 
 // authenticate admits requests that carry "Authorization: Bearer <key>"
 // (or, in the Anthropic dialect, "x-api-key: <key>") for a key the gateway
-// accepts. The gateway decides; a key store that cannot
-// answer yields 503, never 401, so clients do not discard a good key.
+// accepts. The gateway decides; a key store that cannot answer yields 503,
+// never 401, so clients do not discard a good key. A refusal for a missing
+// or bad key is logged and counted (Options.Unauthenticated), never traced:
+// there is no caller to record it against.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := singleHeaders(r.Header, "Authorization", "X-Api-Key", auditReasonHeader)
@@ -25,6 +29,9 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			exchangeOf(r).caller, err = h.gw.Authenticate(r.Context(), secret)
 		}
 		if err != nil {
+			if de, ok := errors.AsType[*domain.Error](err); ok && de.Kind == domain.KindUnauthenticated {
+				h.unauth.CountUnauthenticated(cmp.Or(de.Code, "unauthenticated"))
+			}
 			h.writeError(w, r, err)
 			return
 		}

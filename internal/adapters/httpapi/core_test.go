@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
@@ -33,11 +35,10 @@ func (idleProvider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedRes
 	return domain.EmbedResponse{}, errCalled
 }
 
-// TestRefusalsAreRecordedThroughTheCore serves the API over the real gateway
-// and the in-memory call log: every refused request that carried a valid
-// key has a record, whether the edge refused it (undecodable) or the
-// gateway did (its meaning), and an unauthenticated one has none.
-func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
+// newCoreHandler serves the API over the real gateway, the in-memory key
+// store (holding goodKey for alice) and the in-memory call log it returns.
+func newCoreHandler(t *testing.T, opts httpapi.Options) (http.Handler, *memory.CallLog) {
+	t.Helper()
 	cat, err := domain.NewCatalogue(domain.DefaultModels())
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,16 @@ func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.NewHandler(svc, httpapi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return httpapi.NewHandler(svc, opts), log
+}
+
+// TestRefusalsAreRecordedThroughTheCore serves the API over the real gateway
+// and the in-memory call log: every refused request that carried a valid
+// key has a record, whether the edge refused it (undecodable) or the
+// gateway did (its meaning), and an unauthenticated one has none.
+func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
+	h, log := newCoreHandler(t, httpapi.Options{})
 	cases := []struct {
 		name, path, body, key string
 		status                int
@@ -92,6 +102,76 @@ func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
 			}
 			if tc.path == "/v1/embeddings" && r.Endpoint != domain.EndpointEmbeddings {
 				t.Fatalf("record endpoint %q", r.Endpoint)
+			}
+		})
+	}
+}
+
+// refusalCounter counts unauthenticated refusals by code, as the
+// Prometheus counter behind it in cmd/app does.
+type refusalCounter struct {
+	mu     sync.Mutex
+	byCode map[string]int
+}
+
+func (c *refusalCounter) CountUnauthenticated(code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byCode == nil {
+		c.byCode = map[string]int{}
+	}
+	c.byCode[code]++
+}
+
+func (c *refusalCounter) count(code string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byCode[code]
+}
+
+// TestUnauthenticatedRefusalsAreCountedNotRecorded serves the API over the
+// real gateway and the in-memory call log: a request with a bad or missing
+// key is counted under its code and leaves no call record, while a good key
+// is not counted.
+func TestUnauthenticatedRefusalsAreCountedNotRecorded(t *testing.T) {
+	counter := &refusalCounter{}
+	h, log := newCoreHandler(t, httpapi.Options{Unauthenticated: counter})
+	body := `{"model":"mock-chat","messages":[{"role":"user","content":"hi"}]}`
+	cases := []struct {
+		name, auth, code string
+		status           int
+	}{
+		{"unknown key", "Bearer tg-unknown-key-0000000000000", "invalid_api_key", 401},
+		{"malformed key", "Bearer nonsense", "invalid_api_key", 401},
+		{"missing key", "", "missing_api_key", 401},
+		{"good key, bad request", "Bearer " + goodKey, "", 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, beforeInvalid, beforeMissing := len(log.Records()), counter.count("invalid_api_key"), counter.count("missing_api_key")
+			req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(strings.Replace(body, `"messages"`, `"temperature":7,"messages"`, 1)))
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			req.Header.Set("X-Audit-Reason", "counter test")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			grown := counter.count("invalid_api_key") - beforeInvalid + counter.count("missing_api_key") - beforeMissing
+			records := len(log.Records()) - before
+			if tc.code == "" {
+				if grown != 0 || records != 1 {
+					t.Fatalf("a keyed refusal: %d counted, %d records; want 0 and 1", grown, records)
+				}
+				return
+			}
+			if grown != 1 || counter.count(tc.code) == 0 {
+				t.Fatalf("counted %v, want one more %q", counter.byCode, tc.code)
+			}
+			if records != 0 {
+				t.Fatalf("an unauthenticated request left %d call records", records)
 			}
 		})
 	}

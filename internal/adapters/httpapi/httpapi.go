@@ -63,11 +63,28 @@ type Options struct {
 	// StreamWriteTimeout bounds writing one event of a stream to a client
 	// that has stopped reading. Default 30s.
 	StreamWriteTimeout time.Duration
+	// Unauthenticated, when set, counts each request refused because it
+	// carried no usable API key. Such a request has no caller to trace, so
+	// it is logged and counted here, never recorded in the call log.
+	Unauthenticated UnauthenticatedCounter
 	// Probes, when set, is served without authentication at /healthz and
 	// /readyz, for load balancers. Nothing else operational is served on
 	// the API address: /metrics and /debug/* belong to the admin address.
 	Probes http.Handler
 }
+
+// UnauthenticatedCounter counts requests refused for want of a valid API
+// key, by the refusal's error code ("missing_api_key", "invalid_api_key").
+// cmd/app backs it with a Prometheus counter.
+type UnauthenticatedCounter interface {
+	// CountUnauthenticated adds one refusal with the given code.
+	CountUnauthenticated(code string)
+}
+
+// uncounted is the UnauthenticatedCounter used when none is given.
+type uncounted struct{}
+
+func (uncounted) CountUnauthenticated(string) {}
 
 func (o Options) withDefaults() Options {
 	if o.MaxBodyBytes <= 0 {
@@ -78,6 +95,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Unauthenticated == nil {
+		o.Unauthenticated = uncounted{}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -101,6 +121,7 @@ type handler struct {
 	maxBody      int64
 	maxAgentBody int64
 	streamWrite  time.Duration
+	unauth       UnauthenticatedCounter
 }
 
 // NewHandler returns the API's routes:
@@ -118,7 +139,7 @@ type handler struct {
 func NewHandler(gw Gateway, opts Options) http.Handler {
 	opts = opts.withDefaults()
 	h := &handler{gw: gw, log: opts.Logger, now: opts.Now, newRequestID: opts.NewRequestID,
-		maxBody: opts.MaxBodyBytes, maxAgentBody: opts.MaxAgentBodyBytes, streamWrite: opts.StreamWriteTimeout}
+		maxBody: opts.MaxBodyBytes, maxAgentBody: opts.MaxAgentBodyBytes, streamWrite: opts.StreamWriteTimeout, unauth: opts.Unauthenticated}
 
 	r := chi.NewRouter()
 	r.Use(h.serveExchange)
