@@ -15,6 +15,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/llm/mock"
 	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -48,7 +49,7 @@ func newAgentStack(t *testing.T) *agentStack {
 			{Scope: domain.ScopeUser, ScopeID: "ada", Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}}}}
 	keys := memory.NewKeyStore()
 	s.caller.KeyID = keys.Add(agentKey, s.caller)
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
 		Keys: keys, Ledger: s.ledger, CallLog: s.log}, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
@@ -112,18 +113,20 @@ type devKeySeed bool
 
 func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, CallLog: calls.CallLog,
+		Catalogue: cat, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: ratelimit.New(), CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
 		EmbedLimits: domain.EmbedLimits{MaxDimensions: cfg.EmbedMaxDimensions, MaxInputs: cfg.EmbedMaxInputs,
 			MaxInputBytes: cfg.EmbedMaxInputBytes, MaxResponseValues: cfg.EmbedMaxValues},
-		MaxAttempts:        cfg.ProviderAttempts,
-		RetryBackoff:       cfg.RetryBackoff,
-		MaxConcurrentCalls: cfg.MaxConcurrentCalls,
-		ProviderTimeout:    cfg.ProviderTimeout,
-		StreamTimeout:      cfg.StreamTimeout,
-		Logger:             d.Logger,
+		MaxAttempts:          cfg.ProviderAttempts,
+		RetryBackoff:         cfg.RetryBackoff,
+		MaxConcurrentCalls:   cfg.MaxConcurrentCalls,
+		MaxConcurrentPerKey:  cfg.ConcurrentPerKey(),
+		MaxConcurrentPerTeam: cfg.ConcurrentPerTeam(),
+		ProviderTimeout:      cfg.ProviderTimeout,
+		StreamTimeout:        cfg.StreamTimeout,
+		Logger:               d.Logger,
 	})
 }
 

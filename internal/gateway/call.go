@@ -46,7 +46,7 @@ func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error)
 	if err := k.admit(ctx); err != nil {
 		return Result{}, k.refuse(ctx, err)
 	}
-	defer s.leave()
+	defer s.leave(c.Caller)
 	err := k.attempt(ctx)
 	return k.res, k.end(ctx, err)
 }
@@ -85,15 +85,17 @@ type operation interface {
 // operation, the record being built, and what admission and the attempts
 // produced.
 type call struct {
-	s     *Service
-	in    Call
-	op    operation
-	rec   domain.CallRecord
-	chain []domain.Model     // the model asked for, then its fallbacks
-	hold  domain.Reservation // the worst case held in the ledger
-	res   Result             // who answered, after how many attempts
-	cut   error              // set when tidygate's side ended the call: the call's error
-	why   domain.Interruption
+	s      *Service
+	in     Call
+	op     operation
+	rec    domain.CallRecord
+	chain  []domain.Model     // the model asked for, then its fallbacks
+	hold   domain.Reservation // the worst case held in the ledger
+	tokens int                // the most tokens the call can use on any model of the chain
+	rate   ports.RateHold     // those tokens, held against the key's tokens per minute
+	res    Result             // who answered, after how many attempts
+	cut    error              // set when tidygate's side ended the call: the call's error
+	why    domain.Interruption
 }
 
 // Refuse records a request that the edge refused before it became a call
@@ -125,8 +127,9 @@ func (s *Service) newRecord(c Call, ep domain.Endpoint) domain.CallRecord {
 }
 
 // admit applies policy and limits and reserves the worst-case cost. On
-// success the call holds a concurrency slot (given back by s.leave) and a
-// reservation (settled or released by end).
+// success the call holds a concurrency slot (given back by s.leave), its
+// worst-case tokens against the key's tokens per minute and a reservation
+// (both settled or released by end).
 func (k *call) admit(ctx context.Context) error {
 	if err := k.checkAuditReason(); err != nil {
 		return err
@@ -141,12 +144,13 @@ func (k *call) admit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := k.s.enter(k.in.Caller); err != nil {
+	if err := k.enter(ctx); err != nil {
 		return err
 	}
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.in.Caller.Budgets, Amount: worst, At: k.s.opts.Now()}
 	if err := k.s.deps.Ledger.Reserve(ctx, k.hold); err != nil {
-		k.s.leave()
+		k.s.leave(k.in.Caller)
+		k.settleTokens(ctx, 0)
 		return err
 	}
 	return nil
@@ -193,7 +197,8 @@ func (k *call) usableChain(m domain.Model) []domain.Model {
 	return chain
 }
 
-// worstCost is the most the call can cost on any model of the chain. The
+// worstCost is the most the call can cost on any model of the chain (and
+// sets k.tokens, the most tokens it can use on any of them). The
 // model asked for must be able to take the request; a fallback that cannot
 // is left out of the chain rather than failing the call.
 func (k *call) worstCost() (domain.Micros, error) {
@@ -209,34 +214,64 @@ func (k *call) worstCost() (domain.Micros, error) {
 		}
 		usable = append(usable, m)
 		worst = max(worst, m.Price.Cost(u))
+		k.tokens = max(k.tokens, u.Total())
 	}
 	k.chain = usable
 	return worst, nil
 }
 
-// enter admits a call past the rate limits, the call log's capacity and the
-// concurrency bound; on success the caller holds a slot until s.leave.
-func (s *Service) enter(c domain.Caller) error {
+// enter admits the call past the rate limits, holding its worst-case tokens
+// (k.rate), then past the call log's capacity, the caller's concurrency
+// shares and the concurrency bound; on success the caller holds a slot
+// until s.leave. A call refused after its tokens were held gives them back.
+func (k *call) enter(ctx context.Context) error {
+	s := k.s
 	if s.stopping.Err() != nil {
 		return shuttingDown()
 	}
-	if err := s.limiter.allow(c, s.opts.Now()); err != nil {
+	rate, err := s.deps.Limiter.Admit(ctx, k.in.Caller, k.tokens, s.opts.Now())
+	if err != nil {
 		return err
 	}
+	k.rate = rate
+	if err := s.occupy(k.in.Caller); err != nil {
+		k.settleTokens(ctx, 0)
+		return err
+	}
+	return nil
+}
+
+// occupy takes a concurrency slot for c, within its key's and team's shares.
+func (s *Service) occupy(c domain.Caller) error {
 	if err := s.deps.CallLog.Admit(); err != nil {
+		return err
+	}
+	if err := s.shares.take(c); err != nil {
 		return err
 	}
 	select {
 	case s.slots <- struct{}{}:
 		return nil
 	default:
+		s.shares.give(c)
 		return &domain.Error{Kind: domain.KindUnavailable, Code: "overloaded", RetryAfter: time.Second,
 			Message: fmt.Sprintf("tidygate is at its limit of %d concurrent upstream calls; retry shortly", cap(s.slots))}
 	}
 }
 
-// leave gives back the concurrency slot taken by enter.
-func (s *Service) leave() { <-s.slots }
+// leave gives back the concurrency slot c took in occupy.
+func (s *Service) leave(c domain.Caller) {
+	<-s.slots
+	s.shares.give(c)
+}
+
+// settleTokens replaces the call's hold on its key's tokens per minute by
+// the tokens it used, giving the rest back; used 0 gives it all back.
+func (k *call) settleTokens(ctx context.Context, used int) {
+	if err := k.s.deps.Limiter.Settle(ctx, k.rate, used); err != nil {
+		k.rec.ErrorMessage = joinMessages("settling the tokens per minute failed: "+err.Error(), k.rec.ErrorMessage)
+	}
+}
 
 // recordModel notes the model that is answering, or is to answer, the call.
 func (k *call) recordModel(m domain.Model, fallback bool) {
@@ -437,7 +472,7 @@ func (k *call) settle(ctx context.Context, claimed domain.Usage) {
 	k.rec.InputCost = price.InputCost(charged)
 	k.rec.OutputCost = price.OutputCost(charged)
 	k.res.Cost = k.rec.Cost()
-	k.s.limiter.addTokens(k.in.Caller, charged.Total(), k.s.opts.Now())
+	k.settleTokens(ctx, charged.Total())
 	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
 		Model: k.res.Model.Name, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
 	if err != nil {
@@ -456,8 +491,10 @@ func (k *call) flagClaim(ctx context.Context, claimed, charged domain.Usage) {
 		slog.Int("charged_prompt_tokens", charged.PromptTokens), slog.Int("charged_completion_tokens", charged.CompletionTokens))
 }
 
-// release gives the reservation back: the call cost nothing.
+// release gives the reservation and the held tokens back: the call cost
+// nothing.
 func (k *call) release(ctx context.Context) {
+	k.settleTokens(ctx, 0)
 	if err := k.s.deps.Ledger.Release(ctx, k.hold.ID); err != nil {
 		k.rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -67,7 +68,7 @@ func (p *partialProvider) Chat(ctx context.Context, req domain.ChatRequest) (dom
 func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *ledger, *memory.CallLog) {
 	t.Helper()
 	l, log := newLedger(0), memory.NewCallLog()
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": p, "backup": p},
 		Keys:      memory.NewKeyStore(), Ledger: l, CallLog: log}, opts)
 	if err != nil {
@@ -249,7 +250,7 @@ func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	req := chat("main")
 	req.MaxTokens = 10
 	var reserved domain.Micros
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, nil),
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": &lyingProvider{usage: claim}, "backup": &scriptedProvider{}},
 		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
 		gateway.Options{Logger: slog.New(slog.DiscardHandler)})

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
 )
@@ -129,4 +131,59 @@ func (l *ledger) Release(_ context.Context, id string) error {
 
 func (l *ledger) Report(context.Context, domain.Caller, time.Time, time.Time) (domain.UsageReport, error) {
 	return domain.UsageReport{}, nil
+}
+
+// limiterSpy is the in-process rate limiter, counting the holds it gives
+// and the settlements it gets, so that a test can check that every call
+// that was admitted settled its hold exactly once.
+type limiterSpy struct {
+	*ratelimit.Limiter
+	mu             sync.Mutex
+	admits         int
+	settles        int
+	held, used     int
+	asked          int // the tokens of the last call that asked
+	overSettlement bool
+}
+
+func newLimiterSpy(t *testing.T) *limiterSpy {
+	s := &limiterSpy{Limiter: ratelimit.New()}
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.admits != s.settles || s.overSettlement {
+			t.Errorf("rate limiter: %d holds admitted, %d settled (used beyond a hold: %v); want each settled once",
+				s.admits, s.settles, s.overSettlement)
+		}
+	})
+	return s
+}
+
+func (s *limiterSpy) Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (ports.RateHold, error) {
+	h, err := s.Limiter.Admit(ctx, c, tokens, now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = tokens
+	if err == nil {
+		s.admits++
+		s.held += h.Tokens
+	}
+	return h, err
+}
+
+func (s *limiterSpy) Settle(ctx context.Context, h ports.RateHold, used int) error {
+	s.mu.Lock()
+	s.settles++
+	s.used += min(used, h.Tokens)
+	s.overSettlement = s.overSettlement || used < 0
+	s.mu.Unlock()
+	return s.Limiter.Settle(ctx, h, used)
+}
+
+// totals returns the tokens held at admission and used at settlement, and
+// the tokens the last call asked for.
+func (s *limiterSpy) totals() (held, used, asked int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held, s.used, s.asked
 }

@@ -4,7 +4,8 @@
 // be read (and tested) without a database or a network.
 //
 // One call, in order: validate → resolve the model and check the caller may
-// use it → rate limits → admit into the call log and the concurrency bound →
+// use it → rate limits (tokens held like a budget) → admit into the call log,
+// the caller's key and team concurrency shares and the concurrency bound →
 // reserve the worst-case cost → call the provider with retries and fallbacks
 // → settle the actual cost (or release) → record the call → return.
 package gateway
@@ -69,17 +70,19 @@ type EmbedResult struct {
 
 // Options tune the service; a zero field means its default.
 type Options struct {
-	MinAuditReasonLen  int                // visible characters; default 3
-	MaxAuditReasonLen  int                // characters; default 1000
-	EmbedLimits        domain.EmbedLimits // bounds of an embeddings request; zero fields mean domain.DefaultEmbedLimits
-	MaxAttempts        int                // attempts per model, default 3
-	RetryBackoff       time.Duration      // first backoff, doubled per retry; default 200ms
-	MaxConcurrentCalls int                // concurrent upstream calls; default 256
-	ProviderTimeout    time.Duration      // per attempt, to the answer or a stream's first event; default 60s
-	StreamTimeout      time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
-	RecordTimeout      time.Duration      // bound on writing the call record; default 10s
-	Now                func() time.Time
-	Logger             *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
+	MinAuditReasonLen    int                // visible characters; default 3
+	MaxAuditReasonLen    int                // characters; default 1000
+	EmbedLimits          domain.EmbedLimits // bounds of an embeddings request; zero fields mean domain.DefaultEmbedLimits
+	MaxAttempts          int                // attempts per model, default 3
+	RetryBackoff         time.Duration      // first backoff, doubled per retry; default 200ms
+	MaxConcurrentCalls   int                // concurrent upstream calls; default 256
+	MaxConcurrentPerKey  int                // one key's concurrent calls; default a quarter of MaxConcurrentCalls
+	MaxConcurrentPerTeam int                // one team's concurrent calls; default half of MaxConcurrentCalls
+	ProviderTimeout      time.Duration      // per attempt, to the answer or a stream's first event; default 60s
+	StreamTimeout        time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
+	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
+	Now                  func() time.Time
+	Logger               *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
 }
 
 func (o Options) withDefaults() Options {
@@ -97,6 +100,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConcurrentCalls <= 0 {
 		o.MaxConcurrentCalls = 256
+	}
+	if o.MaxConcurrentPerKey <= 0 {
+		o.MaxConcurrentPerKey = max(o.MaxConcurrentCalls/4, 1)
+	}
+	if o.MaxConcurrentPerTeam <= 0 {
+		o.MaxConcurrentPerTeam = max(o.MaxConcurrentCalls/2, 1)
 	}
 	if o.ProviderTimeout <= 0 {
 		o.ProviderTimeout = 60 * time.Second
@@ -122,15 +131,16 @@ type Deps struct {
 	Providers map[string]ports.Provider // by provider name, as used in the catalogue
 	Keys      ports.KeyStore
 	Ledger    ports.SpendLedger
+	Limiter   ports.RateLimiter
 	CallLog   ports.CallLog
 }
 
 // Service is the corporate LLM gateway.
 type Service struct {
-	deps    Deps
-	opts    Options
-	limiter *rateLimiter
-	slots   chan struct{} // bounds concurrent upstream calls
+	deps   Deps
+	opts   Options
+	slots  chan struct{} // bounds concurrent upstream calls
+	shares *shares       // bound each key's and each team's part of slots
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -154,6 +164,9 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 	if deps.Ledger == nil {
 		missing = append(missing, "spend ledger")
 	}
+	if deps.Limiter == nil {
+		missing = append(missing, "rate limiter")
+	}
 	if deps.CallLog == nil {
 		missing = append(missing, "call log")
 	}
@@ -170,8 +183,8 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 	return &Service{
 		deps:     deps,
 		opts:     opts,
-		limiter:  newRateLimiter(),
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
+		shares:   newShares(opts.MaxConcurrentPerKey, opts.MaxConcurrentPerTeam),
 		stopping: stopping,
 		stop:     stop,
 	}, nil

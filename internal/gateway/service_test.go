@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -26,6 +27,7 @@ type rig struct {
 	primary  *scriptedProvider
 	backup   *scriptedProvider
 	ledger   *ledger
+	limiter  *limiterSpy
 	log      *memory.CallLog
 	caller   domain.Caller
 	requests int
@@ -49,7 +51,8 @@ func newRig(t *testing.T, opts gateway.Options, caller domain.Caller, limit doma
 	}
 	keys := memory.NewKeyStore()
 	keys.Add("tg-the-test-key-0123456789", caller)
-	r.svc, err = gateway.NewService(gateway.Deps{
+	r.limiter = newLimiterSpy(t)
+	r.svc, err = gateway.NewService(gateway.Deps{Limiter: r.limiter,
 		Catalogue: cat,
 		Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
 		Keys:      keys,
@@ -258,7 +261,7 @@ func TestReservationCoversTheWorstCase(t *testing.T) {
 	req.MaxTokens = 10
 	var reserved domain.Micros
 	spy := &reserveSpy{SpendLedger: r.ledger, amount: &reserved}
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r), Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, r), Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
 		Keys: memory.NewKeyStore(), Ledger: spy, CallLog: r.log}, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +329,7 @@ func TestAdmissionLimits(t *testing.T) {
 	t.Run("concurrency bound", func(t *testing.T) {
 		r := newRig(t, gateway.Options{MaxConcurrentCalls: 1}, alice, 0)
 		blocked := &blockingProvider{entered: make(chan struct{}), release: make(chan struct{})}
-		svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r),
+		svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, r),
 			Providers: map[string]ports.Provider{"primary": blocked, "backup": r.backup},
 			Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log}, gateway.Options{MaxConcurrentCalls: 1})
 		if err != nil {
@@ -339,7 +342,8 @@ func TestAdmissionLimits(t *testing.T) {
 			_, _ = svc.Chat(context.Background(), r.call(), chat("main"))
 		}()
 		<-blocked.entered
-		_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "second", Caller: alice, AuditReason: "review"}, chat("main"))
+		other := domain.Caller{KeyID: "key_2", User: "bob", Team: "ops"} // within its own shares
+		_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "second", Caller: other, AuditReason: "review"}, chat("main"))
 		close(blocked.release)
 		wg.Wait()
 		if domain.KindOf(err) != domain.KindUnavailable {
@@ -412,7 +416,7 @@ func TestAuthenticateAndModels(t *testing.T) {
 
 func TestNewServiceRefusesMissingProvider(t *testing.T) {
 	cat, _ := domain.NewCatalogue(domain.DefaultModels())
-	_, err := gateway.NewService(gateway.Deps{Catalogue: cat, Keys: memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()}, gateway.Options{})
+	_, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Keys: memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()}, gateway.Options{})
 	if err == nil {
 		t.Fatal("a catalogue naming an unconfigured provider was accepted")
 	}
@@ -424,7 +428,7 @@ func TestAFallbackTheCallerMayNotUseIsSkipped(t *testing.T) {
 	r := newRig(t, gateway.Options{MaxAttempts: 1}, onlyMain, 0)
 	r.primary.errs = []error{errUpstream}
 	var reserved domain.Micros
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: mustCatalogue(t, r),
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, r),
 		Providers: map[string]ports.Provider{"primary": r.primary, "backup": r.backup},
 		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: r.ledger, amount: &reserved}, CallLog: r.log}, gateway.Options{MaxAttempts: 1})
 	if err != nil {

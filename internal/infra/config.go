@@ -78,18 +78,22 @@ type Config struct {
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 
 	// Gateway policy.
-	CatalogueFile      string        `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
-	AuditReasonMinLen  int           `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
-	AuditReasonMaxLen  int           `env:"AUDIT_REASON_MAX_LEN" envDefault:"1000"` // characters; longer reasons get 400
-	EmbedMaxDimensions int           `env:"EMBED_MAX_DIMENSIONS" envDefault:"4096"`
-	EmbedMaxInputs     int           `env:"EMBED_MAX_INPUTS" envDefault:"2048"`
-	EmbedMaxInputBytes int           `env:"EMBED_MAX_INPUT_BYTES" envDefault:"1048576"`
-	EmbedMaxValues     int           `env:"EMBED_MAX_RESPONSE_VALUES" envDefault:"2097152"` // inputs × dimensions
-	MaxConcurrentCalls int           `env:"MAX_CONCURRENT_CALLS" envDefault:"256"`
-	ProviderTimeout    time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`        // to the answer, or a stream's first event
-	StreamTimeout      time.Duration `env:"PROVIDER_STREAM_TIMEOUT" envDefault:"10m"` // a whole stream
-	ProviderAttempts   int           `env:"PROVIDER_MAX_ATTEMPTS" envDefault:"3"`
-	RetryBackoff       time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
+	CatalogueFile      string `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
+	AuditReasonMinLen  int    `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
+	AuditReasonMaxLen  int    `env:"AUDIT_REASON_MAX_LEN" envDefault:"1000"` // characters; longer reasons get 400
+	EmbedMaxDimensions int    `env:"EMBED_MAX_DIMENSIONS" envDefault:"4096"`
+	EmbedMaxInputs     int    `env:"EMBED_MAX_INPUTS" envDefault:"2048"`
+	EmbedMaxInputBytes int    `env:"EMBED_MAX_INPUT_BYTES" envDefault:"1048576"`
+	EmbedMaxValues     int    `env:"EMBED_MAX_RESPONSE_VALUES" envDefault:"2097152"` // inputs × dimensions
+	MaxConcurrentCalls int    `env:"MAX_CONCURRENT_CALLS" envDefault:"256"`
+	// One key's and one team's share of MAX_CONCURRENT_CALLS; unset means a
+	// quarter (per key) and half (per team) of it: see ConcurrentPerKey.
+	MaxConcurrentPerKey  *int          `env:"MAX_CONCURRENT_PER_KEY"`
+	MaxConcurrentPerTeam *int          `env:"MAX_CONCURRENT_PER_TEAM"`
+	ProviderTimeout      time.Duration `env:"PROVIDER_TIMEOUT" envDefault:"60s"`        // to the answer, or a stream's first event
+	StreamTimeout        time.Duration `env:"PROVIDER_STREAM_TIMEOUT" envDefault:"10m"` // a whole stream
+	ProviderAttempts     int           `env:"PROVIDER_MAX_ATTEMPTS" envDefault:"3"`
+	RetryBackoff         time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
 
 	// Each provider type's own settings are read by the provider registry
 	// in cmd/app (ParseSettings), not here.
@@ -271,6 +275,9 @@ func parseProblems(err error, environ map[string]string, t reflect.Type) (proble
 // expectation says what a value that failed to parse should have looked like.
 func expectation(pe env.ParseError) string {
 	var ne *strconv.NumError
+	if pe.Type.Kind() == reflect.Pointer {
+		pe.Type = pe.Type.Elem()
+	}
 	switch {
 	case pe.Type == reflect.TypeFor[Seconds]():
 		return pe.Err.Error()
@@ -468,6 +475,8 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.atLeast("EMBED_MAX_INPUT_BYTES", int64(cfg.EmbedMaxInputBytes), 1, "")
 	c.atLeast("EMBED_MAX_RESPONSE_VALUES", int64(cfg.EmbedMaxValues), 1, "")
 	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
+	c.between("MAX_CONCURRENT_PER_KEY", int64(cfg.ConcurrentPerKey()), 1, int64(max(cfg.MaxConcurrentCalls, 1)))
+	c.between("MAX_CONCURRENT_PER_TEAM", int64(cfg.ConcurrentPerTeam()), 1, int64(max(cfg.MaxConcurrentCalls, 1)))
 	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
 	if cfg.StreamTimeout < cfg.ProviderTimeout {
 		c.fail("PROVIDER_STREAM_TIMEOUT", cfg.StreamTimeout, "must be at least PROVIDER_TIMEOUT (%s): it bounds a whole stream, PROVIDER_TIMEOUT only its start", cfg.ProviderTimeout)
@@ -500,6 +509,11 @@ func formatValue(v any) string {
 		return x.Duration().String()
 	case time.Duration:
 		return x.String()
+	case *int: // a setting whose default is derived from another
+		if x == nil {
+			return "(derived default)"
+		}
+		return fmt.Sprint(*x)
 	}
 	return fmt.Sprint(v)
 }
@@ -520,4 +534,24 @@ func RedactURL(s string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// ConcurrentPerKey is how many concurrent calls one API key may make:
+// MAX_CONCURRENT_PER_KEY, or when it is unset a quarter of
+// MAX_CONCURRENT_CALLS (at least 1), so that one key cannot take every slot.
+func (cfg Config) ConcurrentPerKey() int {
+	if cfg.MaxConcurrentPerKey != nil {
+		return *cfg.MaxConcurrentPerKey
+	}
+	return max(cfg.MaxConcurrentCalls/4, 1)
+}
+
+// ConcurrentPerTeam is how many concurrent calls one team's keys may make
+// together: MAX_CONCURRENT_PER_TEAM, or when it is unset half of
+// MAX_CONCURRENT_CALLS (at least 1).
+func (cfg Config) ConcurrentPerTeam() int {
+	if cfg.MaxConcurrentPerTeam != nil {
+		return *cfg.MaxConcurrentPerTeam
+	}
+	return max(cfg.MaxConcurrentCalls/2, 1)
 }

@@ -67,6 +67,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"WriterBatchSize", cfg.WriterBatchSize, 200},
 		{"HTTPAddr", cfg.HTTPAddr, "127.0.0.1:8080"},
 		{"LogLevel", cfg.LogLevel, "info"},
+		{"ConcurrentPerKey", cfg.ConcurrentPerKey(), 64},
+		{"ConcurrentPerTeam", cfg.ConcurrentPerTeam(), 128},
 		{"ProfileDefaults", strings.Join(cfg.ProfileDefaults(), " "), "MLFLOW_SCHEMA=create"},
 	}
 	for _, c := range checks {
@@ -159,6 +161,9 @@ func TestLoadConfigRejects(t *testing.T) {
 	cases := []rejection{
 		{map[string]string{"DEPLOY_PROFILE": "mars"}, `DEPLOY_PROFILE="mars": must be local, home or aws`},
 		{map[string]string{"REPLICAS": "0"}, `REPLICAS=0: must be at least 1`},
+		{map[string]string{"MAX_CONCURRENT_PER_KEY": "0"}, `MAX_CONCURRENT_PER_KEY=0: must be between 1 and 256`},
+		{map[string]string{"MAX_CONCURRENT_CALLS": "10", "MAX_CONCURRENT_PER_TEAM": "11"}, `MAX_CONCURRENT_PER_TEAM=11: must be between 1 and 10`},
+		{map[string]string{"MAX_CONCURRENT_PER_KEY": "many"}, `MAX_CONCURRENT_PER_KEY="many": must be a whole number`},
 		{map[string]string{"REPLICAS": "two"}, `REPLICAS="two": must be a whole number`},
 		{map[string]string{"DB_PORT": "0"}, `DB_PORT=0: must be between 1 and 65535`},
 		{map[string]string{"DB_PORT": "65536"}, `DB_PORT=65536: must be between 1 and 65535`},

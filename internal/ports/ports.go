@@ -1,7 +1,7 @@
 // Package ports declares the small interfaces the gateway consumes: model
-// providers, the key store, the spend ledger and the call log. "Ports" here
-// means interfaces; the adapters under internal/adapters implement them and
-// cmd/app wires one to each.
+// providers, the key store, the spend ledger, the rate limiter and the call
+// log. "Ports" here means interfaces; the adapters under internal/adapters
+// implement them and cmd/app wires one to each.
 //
 // Every method returns *domain.Error values (or wraps them) so that the HTTP
 // edge can map failures without knowing the adapter: a database that cannot
@@ -73,4 +73,32 @@ type CallLog interface {
 	// more records, so that a call is refused before it is made.
 	Admit() error
 	Record(ctx context.Context, r domain.CallRecord) error
+}
+
+// RateHold is what one admitted call holds against its key's per-minute
+// limits: the minute it counts against and the tokens held there.
+type RateHold struct {
+	KeyID  string
+	Window time.Time // the start of the minute the hold counts against
+	Tokens int       // tokens held against the key's tokens-per-minute limit
+}
+
+// RateLimiter enforces each key's requests-per-minute (domain.Caller.RPM)
+// and tokens-per-minute (domain.Caller.TPM) limits in one-minute windows.
+// Tokens are reserved like budgets: a call holds its worst case (prompt
+// tokens plus output cap) at admission and settlement gives back what it
+// did not use, so the tokens admitted in a minute never exceed the limit.
+type RateLimiter interface {
+	// Admit counts one request against c's requests-per-minute limit and
+	// holds tokens against its tokens-per-minute limit for the minute that
+	// contains now. It returns a domain.KindRateLimited error (with
+	// RetryAfter, the rest of the minute) and holds nothing when either
+	// allowance has no room, and a domain.KindInvalid error when tokens
+	// alone exceed the limit, which no minute can take. A limit of 0 is
+	// unlimited.
+	Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (RateHold, error)
+	// Settle replaces the hold by the tokens the call used, at most the
+	// tokens held, giving the rest back to the hold's minute; used 0
+	// gives the whole hold back. A hold is settled once.
+	Settle(ctx context.Context, h RateHold, used int) error
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -45,7 +46,7 @@ func newCoreHandler(t *testing.T, opts httpapi.Options) (http.Handler, *memory.C
 	}
 	keys, log := memory.NewKeyStore(), memory.NewCallLog()
 	keys.Add(goodKey, domain.Caller{KeyID: "key-1", User: "alice", Team: "risk"})
-	svc, err := gateway.NewService(gateway.Deps{Catalogue: cat, Providers: map[string]ports.Provider{"mock": idleProvider{}},
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": idleProvider{}},
 		Keys: keys, Ledger: memory.NewLedger(), CallLog: log}, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
