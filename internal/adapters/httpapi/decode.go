@@ -27,7 +27,7 @@ import (
 // the request means is validated once, by the gateway.
 func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, bool) {
 	limit := h.maxBody
-	if exchangeOf(r).dialect == dialectAnthropic {
+	if exchangeOf(r).dialect != dialectOpenAI {
 		limit = h.maxAgentBody
 	}
 	body, err := readBody(w, r, limit)

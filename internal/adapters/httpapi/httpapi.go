@@ -50,7 +50,7 @@ type Options struct {
 	// MaxBodyBytes bounds a request body; larger bodies get 413. Default 4 MiB.
 	MaxBodyBytes int64
 	// MaxAgentBodyBytes bounds a request body of the agents' dialects
-	// (Anthropic Messages), which carry images and long contexts.
+	// (Anthropic Messages, OpenAI Responses), which carry images and long contexts.
 	// Default 32 MiB.
 	MaxAgentBodyBytes int64
 	// Logger receives one line per failed request. Default slog.Default().
@@ -132,6 +132,7 @@ type handler struct {
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
 //	POST /v1/messages           the Anthropic Messages API, streamed as Anthropic's events when "stream" is true
 //	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
+//	POST /v1/responses          the OpenAI Responses API (nothing stored), streamed as its events when "stream" is true
 //
 // The /v1 routes need "Authorization: Bearer <key>"; calls also need an
 // X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
@@ -158,6 +159,7 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Get("/v1/usage", h.usage)
 		r.Post("/v1/messages", h.messages)
 		r.Post("/v1/messages/count_tokens", h.countTokens)
+		r.Post("/v1/responses", h.responses)
 	})
 	return r
 }

@@ -15,6 +15,7 @@ type dialect int
 const (
 	dialectOpenAI    dialect = iota // chat completions, embeddings, models, usage
 	dialectAnthropic                // the Anthropic Messages API
+	dialectResponses                // the OpenAI Responses API: OpenAI's errors, the agents' body limit
 )
 
 // dialectOf tells a request's dialect from its path, so that even a 404 or
@@ -22,6 +23,9 @@ const (
 func dialectOf(path string) dialect {
 	if path == "/v1/messages" || strings.HasPrefix(path, "/v1/messages/") {
 		return dialectAnthropic
+	}
+	if path == "/v1/responses" {
+		return dialectResponses
 	}
 	return dialectOpenAI
 }

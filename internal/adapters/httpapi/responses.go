@@ -1,0 +1,361 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The OpenAI Responses dialect: POST /v1/responses, answered as OpenAI's
+// Response object or its event stream, with OpenAI's error shape, through
+// the same governed call as chat completions. Nothing is stored: every
+// request carries its whole conversation.
+
+// responseJSON is OpenAI's Response object.
+type responseJSON struct {
+	ID                string          `json:"id"`
+	Object            string          `json:"object"`
+	CreatedAt         int64           `json:"created_at"`
+	Status            string          `json:"status"` // in_progress, completed, incomplete, failed
+	Model             string          `json:"model"`
+	Output            []respOutJSON   `json:"output"`
+	Usage             *respUsageJSON  `json:"usage"`
+	Error             *respErrorJSON  `json:"error"`
+	IncompleteDetails *respIncomplete `json:"incomplete_details"`
+	ParallelToolCalls bool            `json:"parallel_tool_calls"`
+	Store             bool            `json:"store"`
+}
+
+// respOutJSON is an output item: a message, a function call or reasoning.
+type respOutJSON struct {
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Status string `json:"status,omitempty"`
+	// message
+	Role    string            `json:"role,omitempty"`
+	Content []respOutPartJSON `json:"content,omitempty"`
+	// function_call
+	CallID    string  `json:"call_id,omitempty"`
+	Name      string  `json:"name,omitempty"`
+	Arguments *string `json:"arguments,omitempty"`
+	// reasoning
+	Summary          []respOutPartJSON `json:"summary,omitempty"`
+	EncryptedContent string            `json:"encrypted_content,omitempty"`
+}
+
+// respOutPartJSON is a content part of an output item.
+type respOutPartJSON struct {
+	Type        string `json:"type"` // output_text, reasoning_text, summary_text
+	Text        string `json:"text"`
+	Annotations []any  `json:"annotations,omitempty"`
+}
+
+type respUsageJSON struct {
+	InputTokens        int `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int `json:"total_tokens"`
+}
+
+type respErrorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type respIncomplete struct {
+	Reason string `json:"reason"` // max_output_tokens, content_filter
+}
+
+func toRespUsage(u domain.Usage) *respUsageJSON {
+	out := &respUsageJSON{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.Total()}
+	out.InputTokensDetails.CachedTokens = u.CacheReadTokens
+	out.OutputTokensDetails.ReasoningTokens = u.ReasoningTokens
+	return out
+}
+
+// respStatus is the Response's status and, when incomplete, why.
+func respStatus(finish string) (string, *respIncomplete) {
+	switch finish {
+	case domain.FinishLength:
+		return "incomplete", &respIncomplete{Reason: "max_output_tokens"}
+	case domain.FinishContentFilter:
+		return "incomplete", &respIncomplete{Reason: "content_filter"}
+	}
+	return "completed", nil
+}
+
+// respItemID is the id of the output item at index n of a response.
+func respItemID(prefix, requestID string, n int) string {
+	return prefix + "_" + requestID + "_" + strconv.Itoa(n)
+}
+
+// toRespItem is the output item at index n for a block of the answer.
+func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
+	switch b.Type {
+	case domain.BlockToolCall:
+		args := b.ToolCall.Arguments
+		return respOutJSON{Type: "function_call", ID: respItemID("fc", requestID, n), Status: "completed",
+			CallID: b.ToolCall.ID, Name: b.ToolCall.Name, Arguments: &args}
+	case domain.BlockReasoning:
+		item := respOutJSON{Type: "reasoning", ID: respItemID("rs", requestID, n), Summary: []respOutPartJSON{},
+			EncryptedContent: b.Reasoning.Encrypted}
+		if b.Text != "" {
+			item.Summary = append(item.Summary, respOutPartJSON{Type: "summary_text", Text: b.Text})
+		}
+		return item
+	}
+	return respOutJSON{Type: "message", ID: respItemID("msg", requestID, n), Status: "completed", Role: "assistant",
+		Content: []respOutPartJSON{{Type: "output_text", Text: b.Text, Annotations: []any{}}}}
+}
+
+// responseID is the id of the response served for a request.
+func responseID(requestID string) string { return "resp_" + requestID }
+
+// responses serves POST /v1/responses.
+func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
+	in, ok := decodeRequest(h, w, r, decodeResponses)
+	if !ok {
+		return
+	}
+	if in.req.Stream {
+		h.responsesStream(w, r, in.req)
+		return
+	}
+	ex := exchangeOf(r)
+	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
+	ex.provider = res.ProviderTime
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	resp := res.Response
+	out := newResponse(ex.id, answeringModel(res.Result, in.req.Model), h.now().Unix(), in.req)
+	out.Status, out.IncompleteDetails = respStatus(resp.FinishReason)
+	for i, b := range resp.Parts() {
+		out.Output = append(out.Output, toRespItem(b, ex.id, i))
+	}
+	out.Usage = toRespUsage(resp.Usage)
+	setResultHeaders(w.Header(), res.Result)
+	h.writeJSON(w, http.StatusOK, out)
+}
+
+func newResponse(requestID, model string, created int64, req domain.ChatRequest) responseJSON {
+	return responseJSON{ID: responseID(requestID), Object: "response", CreatedAt: created, Status: "in_progress",
+		Model: model, Output: []respOutJSON{}, ParallelToolCalls: !req.ToolChoice.NoParallel}
+}
+
+// respStream writes one response as OpenAI's Responses events, numbered by
+// sequence_number. Each block of the answer is an output item, opened when
+// its first chunk arrives and closed when the next one opens or the answer ends.
+type respStream struct {
+	sse
+	resp    responseJSON
+	reqID   string
+	seq     int
+	started bool
+	open    *respOutJSON // the open output item, nil when none is open
+	last    int          // the domain index of the open item
+}
+
+// responsesStream runs a streaming call. Until the first chunk arrives, a
+// failure is an ordinary error response; after it, the failure is sent as
+// response.failed and the stream ends there.
+func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) {
+	ex := exchangeOf(r)
+	s := &respStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
+		resp: newResponse(ex.id, req.Model, h.now().Unix(), req), reqID: ex.id}
+	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
+	ex.provider = res.ProviderTime
+	if err != nil && !s.started {
+		h.writeError(w, r, err)
+		return
+	}
+	if err == nil {
+		if werr := s.finish(res.Response.FinishReason, res.Response.Usage); werr != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
+				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
+		}
+	} else {
+		p := problemOf(err, ex.id)
+		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
+		s.resp.Status = "failed"
+		code := p.code
+		if code == "" {
+			code = p.typ
+		}
+		s.resp.Error = &respErrorJSON{Code: code, Message: p.message}
+		_ = s.emit("response.failed", map[string]any{"response": s.resp})
+	}
+	s.end(res.Result)
+}
+
+// emit sends one event of type typ with fields, numbered.
+func (s *respStream) emit(typ string, fields map[string]any) error {
+	fields["type"] = typ
+	fields["sequence_number"] = s.seq
+	s.seq++
+	return s.event(typ, fields)
+}
+
+// start sends the headers, response.created and response.in_progress, once.
+func (s *respStream) start() error {
+	if s.started {
+		return nil
+	}
+	s.started = true
+	s.begin()
+	if err := s.emit("response.created", map[string]any{"response": s.resp}); err != nil {
+		return err
+	}
+	return s.emit("response.in_progress", map[string]any{"response": s.resp})
+}
+
+// chunk translates one piece of the answer into output item events.
+func (s *respStream) chunk(c domain.ChatChunk) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if c.Model != "" {
+		s.resp.Model = c.Model
+	}
+	if c.Start != nil || (s.open != nil && c.Index != s.last) || (s.open == nil && hasContent(c)) {
+		start := domain.TextBlock("")
+		if c.Start != nil {
+			start = *c.Start
+		}
+		if c.ReasoningDelta != "" && c.Start == nil {
+			start = domain.Block{Type: domain.BlockReasoning}
+		}
+		if err := s.openItem(c.Index, start); err != nil {
+			return err
+		}
+	}
+	item, n := s.open, len(s.resp.Output)
+	if item == nil {
+		return nil
+	}
+	switch item.Type {
+	case "message":
+		if c.Delta == "" {
+			return nil
+		}
+		item.Content[0].Text += c.Delta
+		return s.emit("response.output_text.delta", map[string]any{"item_id": item.ID, "output_index": n,
+			"content_index": 0, "delta": c.Delta, "logprobs": []any{}})
+	case "function_call":
+		if c.ArgumentsDelta == "" {
+			return nil
+		}
+		*item.Arguments += c.ArgumentsDelta
+		return s.emit("response.function_call_arguments.delta", map[string]any{"item_id": item.ID, "output_index": n,
+			"delta": c.ArgumentsDelta})
+	case "reasoning":
+		if c.ReasoningDelta == "" {
+			return nil
+		}
+		item.Summary[0].Text += c.ReasoningDelta
+		return s.emit("response.reasoning_summary_text.delta", map[string]any{"item_id": item.ID, "output_index": n,
+			"summary_index": 0, "delta": c.ReasoningDelta})
+	}
+	return nil
+}
+
+// openItem closes the open item and opens the next one, empty.
+func (s *respStream) openItem(index int, b domain.Block) error {
+	if err := s.closeItem(); err != nil {
+		return err
+	}
+	n := len(s.resp.Output)
+	item := toRespItem(b, s.reqID, n)
+	item.Status = "in_progress"
+	switch item.Type {
+	case "message":
+		item.Content = []respOutPartJSON{{Type: "output_text", Text: "", Annotations: []any{}}}
+	case "function_call":
+		empty := ""
+		item.Arguments = &empty
+	case "reasoning":
+		item.Status = ""
+		item.Summary = []respOutPartJSON{}
+	}
+	s.open, s.last = &item, index
+	added := item
+	if added.Type == "message" {
+		added.Content = []respOutPartJSON{}
+	}
+	if err := s.emit("response.output_item.added", map[string]any{"output_index": n, "item": added}); err != nil {
+		return err
+	}
+	switch item.Type {
+	case "message":
+		return s.emit("response.content_part.added", map[string]any{"item_id": item.ID, "output_index": n,
+			"content_index": 0, "part": item.Content[0]})
+	case "reasoning":
+		item.Summary = []respOutPartJSON{{Type: "summary_text"}}
+		return s.emit("response.reasoning_summary_part.added", map[string]any{"item_id": item.ID, "output_index": n,
+			"summary_index": 0, "part": item.Summary[0]})
+	}
+	return nil
+}
+
+// closeItem sends the done events of the open item and adds it to the output.
+func (s *respStream) closeItem() error {
+	item := s.open
+	if item == nil {
+		return nil
+	}
+	s.open = nil
+	n := len(s.resp.Output)
+	switch item.Type {
+	case "message":
+		part := item.Content[0]
+		if err := s.emit("response.output_text.done", map[string]any{"item_id": item.ID, "output_index": n,
+			"content_index": 0, "text": part.Text, "logprobs": []any{}}); err != nil {
+			return err
+		}
+		if err := s.emit("response.content_part.done", map[string]any{"item_id": item.ID, "output_index": n,
+			"content_index": 0, "part": part}); err != nil {
+			return err
+		}
+		item.Status = "completed"
+	case "function_call":
+		if err := s.emit("response.function_call_arguments.done", map[string]any{"item_id": item.ID, "output_index": n,
+			"name": item.Name, "arguments": *item.Arguments}); err != nil {
+			return err
+		}
+		item.Status = "completed"
+	case "reasoning":
+		part := item.Summary[0]
+		if err := s.emit("response.reasoning_summary_text.done", map[string]any{"item_id": item.ID, "output_index": n,
+			"summary_index": 0, "text": part.Text}); err != nil {
+			return err
+		}
+		if err := s.emit("response.reasoning_summary_part.done", map[string]any{"item_id": item.ID, "output_index": n,
+			"summary_index": 0, "part": part}); err != nil {
+			return err
+		}
+	}
+	s.resp.Output = append(s.resp.Output, *item)
+	return s.emit("response.output_item.done", map[string]any{"output_index": n, "item": *item})
+}
+
+// finish closes the open item and sends response.completed, or
+// response.incomplete when the answer was cut short, with the usage.
+func (s *respStream) finish(finish string, u domain.Usage) error {
+	if err := s.start(); err != nil {
+		return err
+	}
+	if err := s.closeItem(); err != nil {
+		return err
+	}
+	s.resp.Status, s.resp.IncompleteDetails = respStatus(finish)
+	s.resp.Usage = toRespUsage(u)
+	return s.emit("response."+s.resp.Status, map[string]any{"response": s.resp})
+}

@@ -1,0 +1,321 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The OpenAI Responses dialect's request: its wire structs, owned here, and
+// their conversion into a domain chat request. tidygate stores no
+// responses: a request that builds on a stored one (previous_response_id,
+// conversation) or asks to run in the background is refused by name, and
+// "store" is accepted but nothing is kept. Fields tidygate does not know
+// are ignored, as OpenAI's clients send new ones all the time.
+
+// responsesRequestJSON is the body of POST /v1/responses.
+type responsesRequestJSON struct {
+	Model              string          `json:"model"`
+	Input              json.RawMessage `json:"input"` // a string or an array of items
+	Instructions       *string         `json:"instructions"`
+	Tools              []respToolJSON  `json:"tools"`
+	ToolChoice         json.RawMessage `json:"tool_choice"` // a mode string or {"type":"function","name":…}
+	ParallelToolCalls  *bool           `json:"parallel_tool_calls"`
+	MaxOutputTokens    *int            `json:"max_output_tokens"`
+	Stream             bool            `json:"stream"`
+	Temperature        *float64        `json:"temperature"`
+	TopP               *float64        `json:"top_p"`
+	User               string          `json:"user"`
+	Text               *respTextJSON   `json:"text"`
+	Store              *bool           `json:"store"`
+	PreviousResponseID *string         `json:"previous_response_id"`
+	Conversation       json.RawMessage `json:"conversation"`
+	Background         *bool           `json:"background"`
+}
+
+// respItemJSON is any input or output item; Type says which fields apply.
+type respItemJSON struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	// message
+	Role    string          `json:"role,omitempty"`
+	Content json.RawMessage `json:"content,omitempty"` // a string or an array of content parts
+	// function_call, function_call_output
+	CallID    string          `json:"call_id,omitempty"`
+	Name      string          `json:"name,omitempty"`
+	Arguments string          `json:"arguments,omitempty"`
+	Output    json.RawMessage `json:"output,omitempty"` // a string or an array of content parts
+	// reasoning
+	Summary          []respPartJSON `json:"summary,omitempty"`
+	EncryptedContent *string        `json:"encrypted_content,omitempty"`
+}
+
+// respPartJSON is a content part of a message, a tool output or a reasoning item.
+type respPartJSON struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	Refusal  string `json:"refusal"`
+	ImageURL string `json:"image_url"`
+	FileID   string `json:"file_id"`
+}
+
+type respToolJSON struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      *bool           `json:"strict"`
+}
+
+type respTextJSON struct {
+	Format *respFormatJSON `json:"format"`
+}
+
+type respFormatJSON struct {
+	Type   string          `json:"type"` // text, json_object, json_schema
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict *bool           `json:"strict"`
+}
+
+// responsesInput is a decoded Responses request.
+type responsesInput struct {
+	req domain.ChatRequest
+}
+
+// decodeResponses turns a Responses body into a domain request.
+func decodeResponses(body []byte) (responsesInput, error) {
+	var w responsesRequestJSON
+	if err := decodeJSON(body, &w); err != nil {
+		return responsesInput{}, err
+	}
+	switch {
+	case w.PreviousResponseID != nil && *w.PreviousResponseID != "":
+		return responsesInput{}, domain.InvalidParam("previous_response_id",
+			"previous_response_id is not supported: tidygate does not store responses yet; send the whole conversation in input")
+	case given(w.Conversation):
+		return responsesInput{}, domain.InvalidParam("conversation",
+			"conversation is not supported: tidygate does not store conversations; send the whole conversation in input")
+	case w.Background != nil && *w.Background:
+		return responsesInput{}, domain.InvalidParam("background", "background responses are not supported")
+	}
+	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, User: w.User, Stream: w.Stream}
+	if w.MaxOutputTokens != nil {
+		if *w.MaxOutputTokens < 1 || *w.MaxOutputTokens > domain.MaxTokensLimit {
+			return responsesInput{}, domain.InvalidParam("max_output_tokens", "max_output_tokens must be between 1 and %d", domain.MaxTokensLimit)
+		}
+		req.MaxTokens = *w.MaxOutputTokens
+	}
+	if w.Instructions != nil && *w.Instructions != "" {
+		req.Messages = append(req.Messages, domain.Message{Role: domain.RoleSystem, Content: *w.Instructions})
+	}
+	msgs, err := respInput(w.Input)
+	if err != nil {
+		return responsesInput{}, err
+	}
+	req.Messages = append(req.Messages, msgs...)
+	for i, t := range w.Tools {
+		if t.Type != "function" {
+			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i),
+				"tool type %q is not supported; only function tools are", t.Type)
+		}
+		params := t.Parameters
+		if !given(params) {
+			params = json.RawMessage(`{"type":"object","properties":{}}`)
+		}
+		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: params})
+	}
+	if req.ToolChoice, err = respToolChoice(w.ToolChoice); err != nil {
+		return responsesInput{}, err
+	}
+	if w.ParallelToolCalls != nil && !*w.ParallelToolCalls {
+		req.ToolChoice.NoParallel = true
+	}
+	if w.Text != nil && w.Text.Format != nil {
+		f := w.Text.Format
+		switch f.Type {
+		case "text":
+		case "json_object":
+			req.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONObject}
+		case "json_schema":
+			req.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONSchema, Name: f.Name, Schema: f.Schema,
+				Strict: f.Strict != nil && *f.Strict}
+		default:
+			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
+		}
+	}
+	return responsesInput{req: req}, nil
+}
+
+// respInput turns input, a string or an array of items, into messages.
+// Consecutive function calls (and the assistant text and reasoning before
+// them) become one assistant message, and consecutive function call outputs
+// one user message, as the domain model holds a turn's blocks together.
+func respInput(raw json.RawMessage) ([]domain.Message, error) {
+	switch firstByte(raw) {
+	case 0, 'n':
+		return nil, domain.InvalidParam("input", "input: Field required")
+	case '"':
+		s, err := jsonString(raw, "input")
+		return []domain.Message{{Role: domain.RoleUser, Content: s}}, err
+	case '[':
+	default:
+		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+	}
+	var items []respItemJSON
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+	}
+	if len(items) == 0 {
+		return nil, domain.InvalidParam("input", "input must contain at least one item")
+	}
+	var out []domain.Message
+	// add appends blocks to the last message when merge is set and that
+	// message has role and holds blocks, else starts a new message.
+	add := func(role domain.Role, merge bool, blocks ...domain.Block) {
+		if n := len(out); merge && n > 0 && out[n-1].Role == role && out[n-1].Blocks != nil {
+			out[n-1].Blocks = append(out[n-1].Blocks, blocks...)
+			out[n-1].Content = domain.JoinText(out[n-1].Blocks)
+			return
+		}
+		out = append(out, domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)})
+	}
+	for i, it := range items {
+		param := fmt.Sprintf("input[%d]", i)
+		switch it.Type {
+		case "message", "":
+			msg, err := respMessage(param, it)
+			if err != nil {
+				return nil, err
+			}
+			// An assistant's text merges with the calls and reasoning around it.
+			add(msg.Role, msg.Role == domain.RoleAssistant, msg.Blocks...)
+		case "function_call":
+			args := it.Arguments
+			if args == "" {
+				args = "{}"
+			}
+			add(domain.RoleAssistant, true, domain.Block{Type: domain.BlockToolCall,
+				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
+		case "function_call_output":
+			content, err := respParts(param+".output", it.Output, domain.RoleUser)
+			if err != nil {
+				return nil, err
+			}
+			add(domain.RoleUser, true, domain.Block{Type: domain.BlockToolResult,
+				ToolResult: domain.ToolResult{CallID: it.CallID, Content: content}})
+		case "reasoning":
+			b := domain.Block{Type: domain.BlockReasoning}
+			texts := make([]string, 0, len(it.Summary))
+			for _, s := range it.Summary {
+				texts = append(texts, s.Text)
+			}
+			b.Text = strings.Join(texts, "\n")
+			if it.EncryptedContent != nil {
+				b.Reasoning.Encrypted = *it.EncryptedContent
+			}
+			add(domain.RoleAssistant, true, b)
+		default:
+			return nil, domain.InvalidParam(param+".type", "input item type %q is not supported; use message, function_call, function_call_output or reasoning", it.Type)
+		}
+	}
+	return out, nil
+}
+
+// respMessage turns a message item into a message whose content is blocks.
+func respMessage(param string, it respItemJSON) (domain.Message, error) {
+	var role domain.Role
+	switch it.Role {
+	case "user":
+		role = domain.RoleUser
+	case "assistant":
+		role = domain.RoleAssistant
+	case "system", "developer":
+		role = domain.RoleSystem
+	default:
+		return domain.Message{}, domain.InvalidParam(param+".role", "%s.role must be one of user, assistant, system, developer, not %q", param, it.Role)
+	}
+	blocks, err := respParts(param+".content", it.Content, role)
+	if err != nil {
+		return domain.Message{}, err
+	}
+	if blocks == nil {
+		blocks = []domain.Block{}
+	}
+	return domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)}, nil
+}
+
+// respParts turns content, a string or an array of content parts, into blocks.
+func respParts(param string, raw json.RawMessage, role domain.Role) ([]domain.Block, error) {
+	switch firstByte(raw) {
+	case '"':
+		s, err := jsonString(raw, param)
+		return []domain.Block{domain.TextBlock(s)}, err
+	case '[':
+		var parts []respPartJSON
+		if err := json.Unmarshal(raw, &parts); err != nil {
+			return nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
+		}
+		out := make([]domain.Block, 0, len(parts))
+		for j, p := range parts {
+			switch p.Type {
+			case "input_text", "output_text":
+				out = append(out, domain.TextBlock(p.Text))
+			case "refusal":
+				out = append(out, domain.TextBlock(p.Refusal))
+			case "input_image":
+				if p.ImageURL == "" {
+					return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].image_url", param, j), "an input_image needs an image_url; file_id is not supported")
+				}
+				out = append(out, respImage(p.ImageURL))
+			default:
+				return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j), "content part type %q is not supported; use input_text, output_text, refusal or input_image", p.Type)
+			}
+		}
+		return out, nil
+	}
+	return nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
+}
+
+// respImage is an image given by URL or as a base64 data URL.
+func respImage(url string) domain.Block {
+	if rest, ok := strings.CutPrefix(url, "data:"); ok {
+		if mediaType, data, ok := strings.Cut(rest, ";base64,"); ok {
+			return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: mediaType, Data: data}}
+		}
+	}
+	return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: url}}
+}
+
+func respToolChoice(raw json.RawMessage) (domain.ToolChoice, error) {
+	switch firstByte(raw) {
+	case 0, 'n':
+		return domain.ToolChoice{}, nil
+	case '"':
+		s, err := jsonString(raw, "tool_choice")
+		if err != nil {
+			return domain.ToolChoice{}, err
+		}
+		switch s {
+		case "auto":
+			return domain.ToolChoice{}, nil
+		case "none":
+			return domain.ToolChoice{Mode: domain.ToolChoiceNone}, nil
+		case "required":
+			return domain.ToolChoice{Mode: domain.ToolChoiceRequired}, nil
+		}
+		return domain.ToolChoice{}, domain.InvalidParam("tool_choice", "tool_choice %q is not one of auto, none, required", s)
+	case '{':
+		var c struct {
+			Type string `json:"type"`
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(raw, &c) != nil || c.Type != "function" {
+			return domain.ToolChoice{}, domain.InvalidParam("tool_choice", `tool_choice must be auto, none, required or {"type":"function","name":…}`)
+		}
+		return domain.ToolChoice{Mode: domain.ToolChoiceTool, Name: c.Name}, nil
+	}
+	return domain.ToolChoice{}, domain.InvalidParam("tool_choice", `tool_choice must be auto, none, required or {"type":"function","name":…}`)
+}

@@ -1,0 +1,237 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// agentAnswer is a small agent model: with a tool result in the last
+// message it reports the result; with tools it calls the first one; else
+// it greets.
+func agentAnswer(req domain.ChatRequest) domain.ChatResponse {
+	last := req.Messages[len(req.Messages)-1]
+	for _, b := range last.Blocks {
+		if b.Type == domain.BlockToolResult {
+			text := "result: " + domain.JoinText(b.ToolResult.Content)
+			return domain.ChatResponse{Content: text, FinishReason: domain.FinishStop, Usage: domain.Usage{PromptTokens: 9, CompletionTokens: 3}}
+		}
+	}
+	if len(req.Tools) > 0 {
+		return domain.ChatResponse{FinishReason: domain.FinishToolCalls, Usage: domain.Usage{PromptTokens: 8, CompletionTokens: 4},
+			Blocks: []domain.Block{{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: req.Tools[0].Name, Arguments: `{"city":"Oslo"}`}}}}
+	}
+	return domain.ChatResponse{Content: "Hello there", FinishReason: domain.FinishStop, Usage: domain.Usage{PromptTokens: 7, CompletionTokens: 2}}
+}
+
+// agentGateway answers with agentAnswer, as a whole or streamed block by block.
+func agentGateway() *fakeGateway {
+	return &fakeGateway{
+		chat: func(_ context.Context, req domain.ChatRequest) (gateway.ChatResult, error) {
+			return gateway.ChatResult{Result: okResult, Response: agentAnswer(req)}, nil
+		},
+		stream: func(_ context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+			resp := agentAnswer(req)
+			for i, b := range resp.Parts() {
+				var err error
+				switch b.Type {
+				case domain.BlockToolCall:
+					start := b
+					start.ToolCall.Arguments = ""
+					if err = emit(domain.ChatChunk{Index: i, Start: &start}); err == nil {
+						err = emit(domain.ChatChunk{Index: i, ArgumentsDelta: b.ToolCall.Arguments})
+					}
+				default:
+					if err = emit(domain.ChatChunk{Index: i, Delta: b.Text[:5]}); err == nil {
+						err = emit(domain.ChatChunk{Index: i, Delta: b.Text[5:]})
+					}
+				}
+				if err != nil {
+					return gateway.ChatResult{}, err
+				}
+			}
+			return gateway.ChatResult{Result: okResult, Response: resp}, nil
+		},
+	}
+}
+
+var weatherTool = responses.ToolParamOfFunction("get_weather",
+	map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}, false)
+
+// TestResponsesWithTheOfficialSDK drives POST /v1/responses with the
+// official OpenAI Go SDK's Responses client: a plain answer, a stream, and
+// a function tool loop, as JSON and streamed.
+func TestResponsesWithTheOfficialSDK(t *testing.T) {
+	gw := agentGateway()
+	client := sdkClient(t, gw)
+	ctx := context.Background()
+
+	t.Run("json", func(t *testing.T) {
+		resp, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: "mock-chat",
+			Instructions: openai.String("Be brief."), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hi")},
+			MaxOutputTokens: openai.Int(50)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Object != "response" || resp.Status != "completed" || resp.OutputText() != "Hello there" || resp.Model != "mock-chat" ||
+			resp.Usage.InputTokens != 7 || resp.Usage.OutputTokens != 2 || resp.Usage.TotalTokens != 9 || !strings.HasPrefix(resp.ID, "resp_") {
+			t.Errorf("response = %s", resp.RawJSON())
+		}
+		got := gw.chats[len(gw.chats)-1]
+		if got.MaxTokens != 50 || len(got.Messages) != 2 || got.Messages[0].Role != domain.RoleSystem || got.Messages[0].Content != "Be brief." ||
+			got.Messages[1].Content != "Hi" {
+			t.Errorf("request = %+v", got)
+		}
+		if call := gw.lastCall(t); call.AuditReason != "sdk test" {
+			t.Errorf("call = %+v", call)
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		stream := client.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "mock-chat",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hi")}})
+		var types []string
+		var text string
+		var done responses.Response
+		for n := 0; stream.Next(); n++ {
+			ev := stream.Current()
+			if ev.SequenceNumber != int64(n) {
+				t.Errorf("event %d has sequence_number %d", n, ev.SequenceNumber)
+			}
+			types = append(types, ev.Type)
+			if ev.Type == "response.output_text.delta" {
+				text += ev.Delta
+			}
+			if ev.Type == "response.completed" {
+				done = ev.Response
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		want := "response.created response.in_progress response.output_item.added response.content_part.added " +
+			"response.output_text.delta response.output_text.delta response.output_text.done response.content_part.done " +
+			"response.output_item.done response.completed"
+		if strings.Join(types, " ") != want {
+			t.Errorf("events = %v", types)
+		}
+		if text != "Hello there" || done.OutputText() != "Hello there" || done.Usage.TotalTokens != 9 || done.Status != "completed" {
+			t.Errorf("text %q, response %s", text, done.RawJSON())
+		}
+	})
+
+	for _, streamed := range []bool{false, true} {
+		name := "tool loop"
+		if streamed {
+			name += " streamed"
+		}
+		t.Run(name, func(t *testing.T) {
+			params := responses.ResponseNewParams{Model: "mock-chat", Tools: []responses.ToolUnionParam{weatherTool},
+				Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+					responses.ResponseInputItemParamOfMessage("Weather in Oslo?", responses.EasyInputMessageRoleUser)}}}
+			first := respond(t, client, params, streamed)
+			if len(first.Output) != 1 || first.Output[0].Type != "function_call" || first.Output[0].Name != "get_weather" ||
+				first.Output[0].CallID != "call_1" || first.Output[0].Arguments.OfString != `{"city":"Oslo"}` {
+				t.Fatalf("first response = %s", first.RawJSON())
+			}
+			call := first.Output[0]
+			output := responses.ResponseInputItemParamOfFunctionCallOutput("sunny")
+			output.OfFunctionCallOutput.CallID = openai.String(call.CallID)
+			params.Input.OfInputItemList = append(params.Input.OfInputItemList,
+				responses.ResponseInputItemParamOfFunctionCall(call.Arguments.OfString, call.CallID, call.Name), output)
+			second := respond(t, client, params, streamed)
+			if second.OutputText() != "result: sunny" {
+				t.Errorf("second response = %s", second.RawJSON())
+			}
+			got := gw.chats[len(gw.chats)-1]
+			if len(got.Messages) != 3 || got.Messages[1].Role != domain.RoleAssistant || got.Messages[1].Blocks[0].ToolCall.ID != "call_1" ||
+				got.Messages[2].Blocks[0].ToolResult.CallID != "call_1" {
+				t.Errorf("second request = %+v", got.Messages)
+			}
+		})
+	}
+
+	t.Run("bad input", func(t *testing.T) {
+		var e *openai.Error
+		_, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: "mock-chat",
+			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hi")}, PreviousResponseID: openai.String("resp_1")})
+		if !errors.As(err, &e) || e.StatusCode != 400 || e.Param != "previous_response_id" || !strings.Contains(e.Message, "does not store") {
+			t.Errorf("error = %v", err)
+		}
+	})
+}
+
+// respond sends params as one request, streamed or not, and returns the response.
+func respond(t *testing.T, client openai.Client, params responses.ResponseNewParams, streamed bool) responses.Response {
+	t.Helper()
+	if !streamed {
+		resp, err := client.Responses.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *resp
+	}
+	stream := client.Responses.NewStreaming(context.Background(), params)
+	var done responses.Response
+	for stream.Next() {
+		if ev := stream.Current(); ev.Type == "response.completed" {
+			done = ev.Response
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return done
+}
+
+func TestResponsesRefusesBadInputInOpenAIsShape(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	cases := []struct{ name, body, param string }{
+		{"no input", `{"model":"mock-chat"}`, "input"},
+		{"input a number", `{"model":"mock-chat","input":7}`, "input"},
+		{"unknown item", `{"model":"mock-chat","input":[{"type":"local_shell_call"}]}`, "input[0].type"},
+		{"bad role", `{"model":"mock-chat","input":[{"role":"wizard","content":"x"}]}`, "input[0].role"},
+		{"bad part", `{"model":"mock-chat","input":[{"role":"user","content":[{"type":"input_file","file_id":"f"}]}]}`, "input[0].content[0].type"},
+		{"web search", `{"model":"mock-chat","input":"x","tools":[{"type":"web_search"}]}`, "tools[0].type"},
+		{"bad tool choice", `{"model":"mock-chat","input":"x","tool_choice":"sometimes"}`, "tool_choice"},
+		{"max_output_tokens 0", `{"model":"mock-chat","input":"x","max_output_tokens":0}`, "max_output_tokens"},
+		{"previous response", `{"model":"mock-chat","input":"x","previous_response_id":"resp_1"}`, "previous_response_id"},
+		{"background", `{"model":"mock-chat","input":"x","background":true}`, "background"},
+		{"wrong type", `{"model":"mock-chat","input":"x","stream":"yes"}`, "stream"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := r.do("POST", "/v1/responses", tc.body)
+			e := errorOf(t, rec, http.StatusBadRequest)
+			if str(e.Param) != tc.param || e.Type != "invalid_request_error" {
+				t.Errorf("error = %s", rec.Body)
+			}
+		})
+	}
+	if r.gw.callCount() != 0 {
+		t.Errorf("bad requests reached the gateway")
+	}
+}
+
+func TestResponsesStreamFailureAfterStartIsResponseFailed(t *testing.T) {
+	r := newRig(t, &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		_ = emit(domain.ChatChunk{Delta: "partial"})
+		return gateway.ChatResult{}, &domain.Error{Kind: domain.KindUpstream, Message: "provider failed"}
+	}}, httpapi.Options{})
+	rec := r.do("POST", "/v1/responses", `{"model":"mock-chat","input":"x","stream":true}`)
+	names, data := namedEvents(t, rec.Body.String())
+	last := names[len(names)-1]
+	resp, _ := data[len(data)-1]["response"].(map[string]any)
+	if last != "response.failed" || resp["status"] != "failed" || !strings.Contains(rec.Body.String(), "provider failed") {
+		t.Errorf("events %v: %s", names, rec.Body)
+	}
+}
