@@ -109,15 +109,23 @@ func (g *schemaGate) err() error {
 // everything else (and /readyz afterwards) to next. detail adds why, in
 // words that name no host, port, database or user.
 func (g *schemaGate) guard(next http.Handler, detail bool) http.Handler {
+	return guardReadyz(next, detail, "schema", "not applied yet (the log says why): ", g.err)
+}
+
+// guardReadyz answers /readyz with 503 while unready returns an error, and
+// passes everything else (and /readyz while it returns nil) to next. With
+// detail, the answer's field name says prefix followed by the error's
+// client-safe reason.
+func guardReadyz(next http.Handler, detail bool, name, prefix string, unready func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/readyz" {
-			if err := g.err(); err != nil {
+			if err := unready(); err != nil {
 				w.Header().Set("Content-Type", "application/json")
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusServiceUnavailable)
 				body := map[string]any{"status": "unavailable"}
 				if detail {
-					body["schema"] = "not applied yet (the log says why): " + infra.SafeReason(err)
+					body[name] = prefix + infra.SafeReason(err)
 				}
 				_ = json.NewEncoder(w).Encode(body)
 				return

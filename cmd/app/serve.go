@@ -137,15 +137,17 @@ type servers struct{ api, admin, adminAPI *http.Server }
 // newServers builds the API server, which serves only /healthz and /readyz
 // (the verdict, no reasons) besides the API, and the admin server on
 // ADMIN_ADDR with /metrics, /debug/startup, Go's profiles and /readyz with
-// each pool's state.
+// each pool's state. Both /readyz answer 503 while the schema is not
+// applied or the call log would refuse calls (its journal full or unable to
+// write).
 func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) *servers {
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
-		Unauthenticated: newUnauthenticatedCounter(d.Registry), Probes: stores.schema.guard(d.ProbeHandler(pools), false)}
+		Unauthenticated: newUnauthenticatedCounter(d.Registry), Probes: calls.guard(stores.schema.guard(d.ProbeHandler(pools), false), false)}
 	s := &servers{}
 	if cfg.AdminAddr != infra.AdminOff {
-		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(stores.schema.guard(d.AdminHandler(pools), true)), timeouts)
+		s.admin = httpapi.NewServer(cfg.AdminAddr, withProfiles(calls.guard(stores.schema.guard(d.AdminHandler(pools), true), true)), timeouts)
 	}
 	// The admin API goes on the API address, or on its own: never on
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"go.uber.org/fx"
@@ -143,4 +144,11 @@ func mlflowOptions(cfg infra.Config) (mlflow.Options, error) {
 		BatchSize: cfg.WriterBatchSize, FlushInterval: cfg.WriterFlushInterval,
 		RequireDatabase: cfg.DBRequireAtStart,
 	}, nil
+}
+
+// guard answers /readyz with 503 while the call log would refuse a call
+// (its journal is full or cannot be written), and passes everything else to
+// next; detail adds why.
+func (c *callLog) guard(next http.Handler, detail bool) http.Handler {
+	return guardReadyz(next, detail, "call_log", "", c.Ready)
 }

@@ -47,6 +47,7 @@ func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error)
 		return Result{}, k.refuse(ctx, err)
 	}
 	defer s.leave(c.Caller)
+	defer k.logSlot() // after end has recorded the call
 	err := k.attempt(ctx)
 	return k.res, k.end(ctx, err)
 }
@@ -96,6 +97,9 @@ type call struct {
 	res    Result             // who answered, after how many attempts
 	cut    error              // set when tidygate's side ended the call: the call's error
 	why    domain.Interruption
+	// logSlot gives back the call log's slot for this call's record,
+	// taken at admission and held until end has recorded the call.
+	logSlot func()
 }
 
 // Refuse records a request that the edge refused before it became a call
@@ -127,9 +131,10 @@ func (s *Service) newRecord(c Call, ep domain.Endpoint) domain.CallRecord {
 }
 
 // admit applies policy and limits and reserves the worst-case cost. On
-// success the call holds a concurrency slot (given back by s.leave), its
-// worst-case tokens against the key's tokens per minute and a reservation
-// (both settled or released by end).
+// success the call holds a concurrency slot (given back by s.leave), a slot
+// in the call log for its record (given back by k.logSlot once end has
+// recorded the call), its worst-case tokens against the key's tokens per
+// minute and a reservation (both settled or released by end).
 func (k *call) admit(ctx context.Context) error {
 	if err := k.checkAuditReason(); err != nil {
 		return err
@@ -150,6 +155,7 @@ func (k *call) admit(ctx context.Context) error {
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.in.Caller.Budgets, Amount: worst, At: k.s.opts.Now()}
 	if err := k.s.deps.Ledger.Reserve(ctx, k.hold); err != nil {
 		k.s.leave(k.in.Caller)
+		k.logSlot() // refuse takes a slot of its own for the refusal's record
 		k.settleTokens(ctx, 0)
 		return err
 	}
@@ -221,9 +227,10 @@ func (k *call) worstCost() (domain.Micros, error) {
 }
 
 // enter admits the call past the rate limits, holding its worst-case tokens
-// (k.rate), then past the call log's capacity, the caller's concurrency
-// shares and the concurrency bound; on success the caller holds a slot
-// until s.leave. A call refused after its tokens were held gives them back.
+// (k.rate), then past the call log's capacity, taking a slot for its record
+// (k.logSlot), then past the caller's concurrency shares and the concurrency
+// bound; on success the caller holds a slot until s.leave. A call refused
+// after its tokens or its call log slot were taken gives them back.
 func (k *call) enter(ctx context.Context) error {
 	s := k.s
 	if s.stopping.Err() != nil {
@@ -234,18 +241,22 @@ func (k *call) enter(ctx context.Context) error {
 		return err
 	}
 	k.rate = rate
-	if err := s.occupy(k.in.Caller); err != nil {
+	logSlot, err := s.deps.CallLog.Admit()
+	if err != nil {
 		k.settleTokens(ctx, 0)
 		return err
 	}
+	if err := s.occupy(k.in.Caller); err != nil {
+		logSlot()
+		k.settleTokens(ctx, 0)
+		return err
+	}
+	k.logSlot = logSlot
 	return nil
 }
 
 // occupy takes a concurrency slot for c, within its key's and team's shares.
 func (s *Service) occupy(c domain.Caller) error {
-	if err := s.deps.CallLog.Admit(); err != nil {
-		return err
-	}
 	if err := s.shares.take(c); err != nil {
 		return err
 	}
@@ -448,7 +459,13 @@ func (k *call) end(ctx context.Context, callErr error) error {
 		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
 	if err := k.record(bctx); err != nil {
-		// Fail closed: a call that cannot be recorded is not answered.
+		// Fail closed: a call that cannot be recorded is not answered. What
+		// the provider consumed is settled all the same (the spend is
+		// real), and the log keeps what the audit trail could not.
+		k.s.opts.Logger.LogAttrs(ctx, slog.LevelError, "call settled but not recorded: the call log refused its record; answering 503",
+			slog.String("request_id", k.in.RequestID), slog.String("key_id", k.in.Caller.KeyID),
+			slog.String("model", k.res.Model.Name), slog.Bool("charged", charged),
+			slog.Int64("cost_micros", int64(k.res.Cost)), slog.String("error", err.Error()))
 		return recordFailure(err)
 	}
 	return callErr
@@ -508,7 +525,9 @@ func (k *call) record(ctx context.Context) error {
 
 // refuse records a call refused before any provider was called and returns
 // the refusal. A refusal is recorded on a best-effort basis: the call is
-// refused either way, and a call log that is full has nowhere to put it.
+// refused either way, and a call log that is full or cannot write has
+// nowhere to put it. Its record takes a slot in the call log like a call's,
+// so that refusals cannot overrun the log's limit either.
 func (k *call) refuse(ctx context.Context, why error) error {
 	if k.rec.Model == "" {
 		// Refused before its model was resolved (no audit reason, an
@@ -521,9 +540,11 @@ func (k *call) refuse(ctx context.Context, why error) error {
 	k.rec.Outcome = domain.OutcomeRejected
 	k.rec.ErrorKind = domain.KindOf(why)
 	k.rec.ErrorMessage = why.Error()
-	if domain.KindOf(why) == domain.KindUnavailable && k.s.deps.CallLog.Admit() != nil {
+	logSlot, err := k.s.deps.CallLog.Admit()
+	if err != nil {
 		return why
 	}
+	defer logSlot()
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
 	_ = k.record(bctx)

@@ -344,11 +344,18 @@ func TestAdmissionLimits(t *testing.T) {
 		<-blocked.entered
 		other := domain.Caller{KeyID: "key_2", User: "bob", Team: "ops"} // within its own shares
 		_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "second", Caller: other, AuditReason: "review"}, chat("main"))
+		// The call in flight holds its call log slot until it is recorded;
+		// the refusal gave back the one it took to record itself.
+		heldDuringCall := r.log.Held()
 		close(blocked.release)
 		wg.Wait()
 		if domain.KindOf(err) != domain.KindUnavailable {
 			t.Fatalf("err = %v, want unavailable while the only slot is taken", err)
 		}
+		if heldDuringCall != 1 {
+			t.Errorf("call log slots held during the provider call = %d, want 1", heldDuringCall)
+		}
+		checkSlotsBack(t, r.log, 2)
 	})
 }
 

@@ -69,9 +69,14 @@ type SpendLedger interface {
 // record is safe (on disk or in the database): once it returns nil, the
 // record survives a crash and is eventually written exactly once.
 type CallLog interface {
-	// Admit returns a domain.KindUnavailable error when the log cannot take
-	// more records, so that a call is refused before it is made.
-	Admit() error
+	// Admit takes a slot for one call's record, or returns a
+	// domain.KindUnavailable error when the log cannot take it (it is full,
+	// or it cannot write), so that a call is refused before it is made.
+	// Admitted calls whose records are not written yet count against the
+	// log's capacity. After a nil error the caller must call release once
+	// the record is written (Record returned) or once it is sure that no
+	// record follows; calling it again does nothing.
+	Admit() (release func(), err error)
 	Record(ctx context.Context, r domain.CallRecord) error
 }
 

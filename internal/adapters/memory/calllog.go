@@ -12,10 +12,12 @@ import (
 var _ ports.CallLog = (*CallLog)(nil)
 
 // CallLog keeps every record it is given, in order, duplicates included, so
-// that tests see exactly what was recorded.
+// that tests see exactly what was recorded, and counts the slots Admit hands
+// out, so that tests see that every one is given back.
 type CallLog struct {
 	mu       sync.Mutex
 	admitErr error
+	held     int
 	records  []domain.CallRecord
 }
 
@@ -31,11 +33,30 @@ func (l *CallLog) RefuseAdmission(err error) {
 	l.admitErr = err
 }
 
-// Admit returns the error set by RefuseAdmission, nil by default.
-func (l *CallLog) Admit() error {
+// Admit returns the error set by RefuseAdmission, nil by default; on nil it
+// hands out a slot that Held counts until it is released.
+func (l *CallLog) Admit() (func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.admitErr
+	if l.admitErr != nil {
+		return nil, l.admitErr
+	}
+	l.held++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.held--
+		})
+	}, nil
+}
+
+// Held returns the number of slots handed out by Admit and not released.
+func (l *CallLog) Held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
 }
 
 // Record keeps r. It never fails: memory is as safe as this log gets.

@@ -52,16 +52,25 @@ func TestKeyStoreKeepsItsOwnCopy(t *testing.T) {
 
 func TestCallLog(t *testing.T) {
 	l := memory.NewCallLog()
-	if err := l.Admit(); err != nil {
+	release, err := l.Admit()
+	if err != nil {
 		t.Fatalf("Admit of a new log: %v", err)
+	}
+	if l.Held() != 1 {
+		t.Fatalf("Held after Admit = %d, want 1", l.Held())
+	}
+	release()
+	release()
+	if l.Held() != 0 {
+		t.Fatalf("Held after releasing twice = %d, want 0", l.Held())
 	}
 	full := domain.Errorf(domain.KindUnavailable, "full")
 	l.RefuseAdmission(full)
-	if err := l.Admit(); !errors.Is(err, domain.KindUnavailable) {
+	if _, err := l.Admit(); !errors.Is(err, domain.KindUnavailable) {
 		t.Fatalf("Admit after RefuseAdmission = %v, want %v", err, full)
 	}
 	l.RefuseAdmission(nil)
-	if err := l.Admit(); err != nil {
+	if _, err := l.Admit(); err != nil {
 		t.Fatalf("Admit after RefuseAdmission(nil): %v", err)
 	}
 

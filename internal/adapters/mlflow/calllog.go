@@ -162,6 +162,16 @@ type CallLog struct {
 	mu     sync.RWMutex // held for reading by Record, for writing by Close
 	closed bool
 	full   atomic.Bool // the last Admit saw a full journal; logs only the transitions
+
+	// held counts the slots Admit handed out and not yet released: calls
+	// admitted whose records are not written yet. They count against
+	// JournalMaxRecords, so that a burst cannot overrun the limit.
+	held atomic.Int64
+	// broken is set when a journal write fails and cleared by the next
+	// write that succeeds; while it is set, Admit refuses calls, because
+	// their records could not be written.
+	broken  atomic.Bool
+	probing sync.Mutex // one probe write at a time while broken
 }
 
 // Open opens (or creates) the journal in opts.JournalDir, checks or creates
@@ -211,27 +221,99 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 	return c, nil
 }
 
-// Admit reports whether the journal can take another call. With
-// RefuseWhenFull it returns a domain.KindUnavailable error while the journal
-// holds JournalMaxRecords undelivered records or more; otherwise it logs the
-// overflow and admits the call.
-func (c *CallLog) Admit() error {
+// Admit takes a slot for one call's record when the journal can take it,
+// and returns the function that gives the slot back. Calls admitted and not
+// yet released count as records: while the journal's records plus those
+// calls reach JournalMaxRecords, Admit returns a domain.KindUnavailable
+// error (call_log_full) with RefuseWhenFull, and otherwise logs the
+// overflow and admits the call. After a journal write failed, Admit first
+// probes the journal with a small write and returns call_log_unwritable
+// until one succeeds: a call whose record cannot be written must not reach
+// a provider.
+func (c *CallLog) Admit() (func(), error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	if c.journal == nil {
+		return func() {}, nil
+	}
+	for {
+		held := c.held.Load()
+		n := c.journal.len() + int(held)
+		if n >= c.opts.JournalMaxRecords {
+			if err := c.overflow(n); err != nil {
+				return nil, err
+			}
+			c.held.Add(1)
+			return c.releaser(), nil
+		}
+		if c.held.CompareAndSwap(held, held+1) {
+			if c.full.CompareAndSwap(true, false) {
+				c.log.Info("call log journal has room again", "records", c.journal.len(), "max", c.opts.JournalMaxRecords)
+			}
+			return c.releaser(), nil
+		}
+	}
+}
+
+// Ready returns nil when Admit would admit a call now, else why not: the
+// call log is closed, its journal cannot be written, or it is full (with
+// RefuseWhenFull). Like Admit, it probes a journal whose last write failed,
+// so that readiness checks notice when the disk has room again.
+func (c *CallLog) Ready() error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if c.journal == nil || !c.opts.RefuseWhenFull {
+		return nil
+	}
+	if n := c.journal.len() + int(c.held.Load()); n >= c.opts.JournalMaxRecords {
+		return errFull(n)
+	}
+	return nil
+}
+
+// usable refuses calls once the log is closed, and while the journal cannot
+// be written: it probes the journal then, one probe at a time.
+func (c *CallLog) usable() error {
 	c.mu.RLock()
 	closed := c.closed
 	c.mu.RUnlock()
 	if closed {
 		return errClosed()
 	}
-	if c.journal == nil {
+	if c.journal == nil || !c.broken.Load() {
 		return nil
 	}
-	n := c.journal.len()
-	if n < c.opts.JournalMaxRecords {
-		if c.full.CompareAndSwap(true, false) {
-			c.log.Info("call log journal has room again", "records", n, "max", c.opts.JournalMaxRecords)
+	if c.probing.TryLock() {
+		err := c.journal.probe()
+		c.probing.Unlock()
+		c.wrote(err)
+	}
+	if c.broken.Load() {
+		return &domain.Error{Kind: domain.KindUnavailable, Code: "call_log_unwritable", RetryAfter: time.Second,
+			Message: "the call log journal cannot be written (its last write failed); refusing new calls until it can"}
+	}
+	return nil
+}
+
+// wrote notes the outcome of a journal write, and logs when the journal
+// stops or starts taking writes.
+func (c *CallLog) wrote(err error) {
+	if err == nil {
+		if c.broken.CompareAndSwap(true, false) {
+			c.log.Info("call log journal takes writes again; admitting calls", "journal", c.journal.path)
 		}
-		return nil
+		return
 	}
+	if c.broken.CompareAndSwap(false, true) {
+		c.log.Error("call log journal write failed; refusing new calls until a write succeeds", "error", err, "journal", c.journal.path)
+	}
+}
+
+// overflow logs that the journal is full and returns the refusal, or nil
+// when the call log admits calls anyway.
+func (c *CallLog) overflow(n int) error {
 	if c.full.CompareAndSwap(false, true) {
 		c.log.Error("call log journal is full: PostgreSQL is not keeping up or is down",
 			"records", n, "max", c.opts.JournalMaxRecords, "refusing_calls", c.opts.RefuseWhenFull, "journal", c.journal.path)
@@ -239,8 +321,18 @@ func (c *CallLog) Admit() error {
 	if !c.opts.RefuseWhenFull {
 		return nil
 	}
-	return &domain.Error{Kind: domain.KindUnavailable, Code: "call_log_full",
-		Message: fmt.Sprintf("call log journal is full (%d records); refusing new calls", n)}
+	return errFull(n)
+}
+
+// releaser returns the function that gives back one slot, once.
+func (c *CallLog) releaser() func() {
+	var once sync.Once
+	return func() { once.Do(func() { c.held.Add(-1) }) }
+}
+
+func errFull(n int) error {
+	return &domain.Error{Kind: domain.KindUnavailable, Code: "call_log_full", RetryAfter: time.Second,
+		Message: fmt.Sprintf("call log journal is full (%d records and admitted calls); refusing new calls", n)}
 }
 
 // Record appends r to the journal and returns nil once the journal has been
@@ -280,6 +372,7 @@ func (c *CallLog) Record(ctx context.Context, r domain.CallRecord) error {
 
 func (c *CallLog) append(value []byte) error {
 	n, err := c.journal.append(value)
+	c.wrote(err)
 	if err != nil {
 		return domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")
 	}

@@ -24,6 +24,7 @@ const (
 var (
 	pendingBucket    = []byte("pending")    // records not yet in PostgreSQL, in arrival order
 	quarantineBucket = []byte("quarantine") // records PostgreSQL refused for their content; kept, never retried
+	probeBucket      = []byte("probe")      // one key, rewritten to check that the journal takes writes
 )
 
 // journal is the durable queue between Record and the writer: a bbolt file
@@ -44,6 +45,10 @@ type journal struct {
 	committed chan struct{}      // closed when the committer has stopped
 	closeOnce sync.Once
 	closeErr  error
+
+	// fault, when set, fails every append and probe with its error before
+	// anything is written: tests inject a full disk with it.
+	fault atomic.Pointer[error]
 }
 
 // appendRequest is one record waiting for the committer.
@@ -74,6 +79,9 @@ func openJournal(dir string) (*journal, error) {
 	j := &journal{db: db, path: path, appends: make(chan appendRequest), committed: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(quarantineBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(probeBucket); err != nil {
 			return err
 		}
 		b, err := tx.CreateBucketIfNotExists(pendingBucket)
@@ -123,6 +131,9 @@ func (j *journal) commit() {
 			}
 		}
 		err := j.db.Update(func(tx *bolt.Tx) error {
+			if err := j.injected(); err != nil {
+				return err
+			}
 			b := tx.Bucket(pendingBucket)
 			for _, req := range group {
 				seq, err := b.NextSequence()
@@ -146,6 +157,27 @@ func (j *journal) commit() {
 		}
 		clear(group) // drop the values until the next group
 	}
+}
+
+// probe commits a small write (the time, under one key of its own bucket)
+// and returns its error: whether the journal takes writes now.
+func (j *journal) probe() error {
+	return j.db.Update(func(tx *bolt.Tx) error {
+		if err := j.injected(); err != nil {
+			return err
+		}
+		at := make([]byte, 8)
+		binary.BigEndian.PutUint64(at, uint64(time.Now().UnixNano()))
+		return tx.Bucket(probeBucket).Put([]byte("last"), at)
+	})
+}
+
+// injected returns the fault a test injected, if any.
+func (j *journal) injected() error {
+	if err := j.fault.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // read returns the oldest pending records: up to limit of them, and no

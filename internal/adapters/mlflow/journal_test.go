@@ -123,15 +123,17 @@ func TestAdmitRefusesWhenTheJournalIsFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range mixed("full", 3) {
-		if err := c.Admit(); err != nil {
+		release, err := c.Admit()
+		if err != nil {
 			t.Fatalf("Admit before record %d: %v", i, err)
 		}
 		if err := c.Record(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
+		release()
 	}
-	err = c.Admit()
-	if domain.KindOf(err) != domain.KindUnavailable || !strings.Contains(err.Error(), "call log journal is full (3 records); refusing new calls") {
+	_, err = c.Admit()
+	if domain.KindOf(err) != domain.KindUnavailable || !strings.Contains(err.Error(), "call log journal is full (3 records and admitted calls); refusing new calls") {
 		t.Errorf("Admit on a full journal: %v", err)
 	}
 	// A call admitted earlier is still recorded: its record must not be lost.
@@ -159,7 +161,7 @@ func TestAdmitRefusesWhenTheJournalIsFull(t *testing.T) {
 	if c.journal.len() != 4 {
 		t.Errorf("reopened journal holds %d records, want 4", c.journal.len())
 	}
-	if err := c.Admit(); err != nil {
+	if _, err := c.Admit(); err != nil {
 		t.Errorf("Admit with JournalWhenFull=accept: %v", err)
 	}
 }
@@ -297,7 +299,7 @@ func TestLogOffRecordsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open with LogOff: %v", err)
 	}
-	if err := c.Admit(); err != nil {
+	if _, err := c.Admit(); err != nil {
 		t.Errorf("Admit: %v", err)
 	}
 	if err := c.Record(context.Background(), sample("off", okChat, 1)); err != nil {
@@ -310,7 +312,7 @@ func TestLogOffRecordsNothing(t *testing.T) {
 		t.Errorf("Flush: %v", err)
 	}
 	closeNow(t, c)
-	if err := c.Admit(); domain.KindOf(err) != domain.KindUnavailable {
+	if _, err := c.Admit(); domain.KindOf(err) != domain.KindUnavailable {
 		t.Errorf("Admit after Close: %v, want unavailable", err)
 	}
 	if entries, err := os.ReadDir(opts.JournalDir); err != nil || len(entries) != 0 {

@@ -27,9 +27,11 @@ func TestCallLog(t *testing.T, newLog func(t *testing.T) CallLogUnderTest) {
 	ctx := context.Background()
 
 	t.Run("AFreshLogAdmits", func(t *testing.T) {
-		if err := newLog(t).Log.Admit(); err != nil {
+		release, err := newLog(t).Log.Admit()
+		if err != nil {
 			t.Fatalf("Admit = %v, want nil", err)
 		}
+		release()
 	})
 
 	t.Run("EveryKindOfRecordIsDeliveredOnce", func(t *testing.T) {

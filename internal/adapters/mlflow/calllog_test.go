@@ -1,0 +1,128 @@
+package mlflow
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// TestABurstIntoAnEmptyJournalAdmitsOnlyItsLimit admits 50 calls at once
+// into an empty journal of at most 5 records: calls admitted but not yet
+// recorded count against the limit, so exactly 5 are admitted, the call log
+// is not ready while they are in flight or recorded, and records never
+// exceed the limit.
+func TestABurstIntoAnEmptyJournalAdmitsOnlyItsLimit(t *testing.T) {
+	opts := testOptions(t)
+	opts.JournalMaxRecords = 5
+	c, err := Open(context.Background(), downConns{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNow(t, c)
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready on an empty journal: %v", err)
+	}
+
+	const burst = 50
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		releases []func()
+		refused  int
+	)
+	start := make(chan struct{})
+	for range burst {
+		wg.Go(func() {
+			<-start
+			release, err := c.Admit()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if !strings.Contains(err.Error(), "call log journal is full") {
+					t.Errorf("refusal: %v, want call_log_full", err)
+				}
+				refused++
+				return
+			}
+			releases = append(releases, release)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(releases) != opts.JournalMaxRecords || refused != burst-opts.JournalMaxRecords {
+		t.Fatalf("a burst of %d admitted %d and refused %d; want %d admitted", burst, len(releases), refused, opts.JournalMaxRecords)
+	}
+	if err := c.Ready(); domain.KindOf(err) != domain.KindUnavailable {
+		t.Errorf("Ready with every slot held: %v, want unavailable", err)
+	}
+	for i, release := range releases {
+		if err := c.Record(context.Background(), sample("burst-"+string(rune('a'+i)), okChat, 1)); err != nil {
+			t.Fatal(err)
+		}
+		release()
+		release() // a second release gives nothing back
+	}
+	if c.journal.len() != opts.JournalMaxRecords || c.held.Load() != 0 {
+		t.Errorf("journal holds %d records with %d slots held; want %d and 0", c.journal.len(), c.held.Load(), opts.JournalMaxRecords)
+	}
+	if _, err := c.Admit(); domain.KindOf(err) != domain.KindUnavailable {
+		t.Errorf("Admit on the full journal: %v, want unavailable", err)
+	}
+	if err := c.Ready(); domain.KindOf(err) != domain.KindUnavailable {
+		t.Errorf("Ready on the full journal: %v, want unavailable", err)
+	}
+}
+
+// TestAJournalThatCannotWriteRefusesCalls injects a failing journal write
+// (a full disk): the record fails, then Admit and Ready refuse until a
+// probe write succeeds again, and the call log admits and records again.
+func TestAJournalThatCannotWriteRefusesCalls(t *testing.T) {
+	c, err := Open(context.Background(), downConns{}, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNow(t, c)
+	release, err := c.Admit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diskFull := errors.New("no space left on device")
+	c.journal.fault.Store(&diskFull)
+	if err := c.Record(context.Background(), sample("disk-full", okChat, 1)); domain.KindOf(err) != domain.KindUnavailable {
+		t.Fatalf("Record on a full disk: %v, want unavailable", err)
+	}
+	release()
+	for range 2 { // the probe keeps failing while the disk is full
+		if _, err := c.Admit(); !hasCode(err, "call_log_unwritable") {
+			t.Fatalf("Admit after a failed write: %v, want call_log_unwritable", err)
+		}
+		if err := c.Ready(); !hasCode(err, "call_log_unwritable") {
+			t.Fatalf("Ready after a failed write: %v, want call_log_unwritable", err)
+		}
+	}
+
+	c.journal.fault.Store(nil)
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready once the disk has room: %v", err)
+	}
+	release, err = c.Admit()
+	if err != nil {
+		t.Fatalf("Admit once the disk has room: %v", err)
+	}
+	if err := c.Record(context.Background(), sample("disk-ok", okChat, 1)); err != nil {
+		t.Fatalf("Record once the disk has room: %v", err)
+	}
+	release()
+	if c.journal.len() != 1 || c.held.Load() != 0 {
+		t.Errorf("journal holds %d records with %d slots held; want 1 and 0", c.journal.len(), c.held.Load())
+	}
+}
+
+func hasCode(err error, code string) bool {
+	e, ok := errors.AsType[*domain.Error](err)
+	return ok && e.Code == code && e.Kind == domain.KindUnavailable
+}
