@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -46,6 +47,33 @@ type respOutJSON struct {
 }
 
 // respOutPartJSON is a content part of an output item.
+// MarshalJSON writes a message's content and a reasoning item's summary
+// even when empty, as clients parse items by those required fields (Codex
+// drops an output_item.added without content, and every delta after it).
+func (o respOutJSON) MarshalJSON() ([]byte, error) {
+	type plain respOutJSON
+	switch o.Type {
+	case "message":
+		return json.Marshal(struct {
+			plain
+			Content []respOutPartJSON `json:"content"`
+		}{plain(o), nonNil(o.Content)})
+	case "reasoning":
+		return json.Marshal(struct {
+			plain
+			Summary []respOutPartJSON `json:"summary"`
+		}{plain(o), nonNil(o.Summary)})
+	}
+	return json.Marshal(plain(o))
+}
+
+func nonNil(parts []respOutPartJSON) []respOutPartJSON {
+	if parts == nil {
+		return []respOutPartJSON{}
+	}
+	return parts
+}
+
 type respOutPartJSON struct {
 	Type        string `json:"type"` // output_text, reasoning_text, summary_text
 	Text        string `json:"text"`

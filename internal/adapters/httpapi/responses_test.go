@@ -108,6 +108,9 @@ func TestResponsesWithTheOfficialSDK(t *testing.T) {
 				t.Errorf("event %d has sequence_number %d", n, ev.SequenceNumber)
 			}
 			types = append(types, ev.Type)
+			if ev.Type == "response.output_item.added" && !strings.Contains(ev.RawJSON(), `"content":[]`) {
+				t.Errorf("a message item must be added with its (empty) content: %s", ev.RawJSON())
+			}
 			if ev.Type == "response.output_text.delta" {
 				text += ev.Delta
 			}
