@@ -52,7 +52,7 @@ lint: ## golangci-lint (installs it into bin/ if missing) and the layering check
 	$(GO) test -count=1 -run '^TestRepositoryFollowsTheLayerTable$$' ./internal/layers
 
 .PHONY: e2e
-e2e: ## coding agents through tidygate: installs Claude Code (pinned, npm) into e2e/node_modules and runs it against tidygate with the mock (needs Node 20+, PostgreSQL on 127.0.0.1:5432)
+e2e: ## coding agents through tidygate: installs Claude Code and Codex (pinned, npm) into e2e/node_modules and runs them against tidygate with the mock (needs Node 20+, PostgreSQL on 127.0.0.1:5432)
 	timeout 15m e2e/run.sh
 
 .PHONY: fuzz

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make e2e: coding agents through tidygate. Installs the pinned agents from
 # the npm registry into e2e/node_modules, starts tidygate (mock provider,
-# a fresh database on the local PostgreSQL), runs Claude Code
-# non-interactively through it, and checks the agent's output and that
-# every call it made is in MLflow's tables with its audit reason and usage.
+# a fresh database on the local PostgreSQL), runs Claude Code and Codex
+# non-interactively through it, and checks the agents' output and that
+# every call they made is in MLflow's tables with its audit reason and usage.
 #
 #   E2E_DATABASE_URL  the server to create the throwaway database on
 #                     (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)
@@ -18,6 +18,7 @@ port=${E2E_PORT:-18480}
 agent_timeout=${E2E_TIMEOUT:-180}
 key=tg-dev-local-only-0000000000000000
 reason="e2e: claude code through tidygate"
+codex_reason="e2e: codex through tidygate"
 
 fail() { echo "e2e FAILED: $*" >&2; exit 1; }
 
@@ -25,11 +26,13 @@ command -v node >/dev/null || fail "node is missing (Node 20 or newer)"
 command -v psql >/dev/null || fail "psql is missing"
 
 echo "== agents from npm (pinned in e2e/package.json)"
-if [ ! -x e2e/node_modules/.bin/claude ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
+if [ ! -x e2e/node_modules/.bin/claude ] || [ ! -x e2e/node_modules/.bin/codex ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then
 	(cd e2e && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
 fi
 claude=$root/e2e/node_modules/.bin/claude
+codex=$root/e2e/node_modules/.bin/codex
 timeout 60 "$claude" --version
+timeout 60 "$codex" --version
 
 echo "== tidygate"
 make -s build
@@ -82,21 +85,64 @@ case $out in
 *) fail "claude printed '$out', want the file's content quoted from the tool result" ;;
 esac
 
+# Codex: a throwaway CODEX_HOME whose config.toml names tidygate as a
+# Responses API provider, the key from TIDYGATE_API_KEY (sent as a Bearer
+# token) and the audit reason from TIDYGATE_AUDIT_REASON as a header. Web
+# search (a hosted tool) and sub-agents (a tool namespace) are off: tidygate
+# serves function tools only and refuses the others by name.
+mkdir -p "$work/codex-home"
+cat >"$work/codex-home/config.toml" <<TOML
+model = "mock-agent"
+model_provider = "tidygate"
+web_search = "disabled"
+
+[agents]
+enabled = false
+
+[model_providers.tidygate]
+name = "tidygate"
+base_url = "http://127.0.0.1:$port/v1"
+wire_api = "responses"
+env_key = "TIDYGATE_API_KEY"
+env_http_headers = { "X-Audit-Reason" = "TIDYGATE_AUDIT_REASON" }
+TOML
+run_codex() {
+	(cd "$work/project" && env -i PATH="$PATH" HOME="$work/home" TERM=dumb CODEX_HOME="$work/codex-home" \
+		TIDYGATE_API_KEY=$key TIDYGATE_AUDIT_REASON="$codex_reason" \
+		timeout "$agent_timeout" "$codex" exec --skip-git-repo-check "$1" </dev/null 2>"$work/codex.err") ||
+		{ cat "$work/codex.err" >&2; tail -20 "$work/tidygate.log" >&2; fail "codex exec exited with $?"; }
+}
+
+echo "== codex exec: a plain answer"
+out=$(run_codex "Reply with [[say:hello from tidygate]]")
+echo "codex printed: $out"
+[ "$out" = "hello from tidygate" ] || fail "codex printed '$out', want 'hello from tidygate'"
+
+echo "== codex exec: a tool loop (the mock calls exec_command, Codex runs it, the mock quotes the result)"
+out=$(run_codex "What does notes.txt say? [[tool:exec_command {\"cmd\":\"cat notes.txt\"}]]")
+echo "codex printed: $out"
+case $out in
+*"Tool result:"*"the secret word is $secret"*) ;;
+*) fail "codex printed '$out', want the file's content quoted from the tool result" ;;
+esac
+
 echo "== every call recorded in MLflow's tables with its audit reason and usage"
 sql() { psql "$db_url" -Atqc "$1"; }
-want_calls=3 # one call for the answer, two for the tool loop
+want_calls=6 # per agent: one call for the answer, two for the tool loop
 for _ in $(seq 1 40); do
 	[ "$(sql "SELECT count(*) FROM trace_info")" -ge "$want_calls" ] && break
 	sleep 0.25
 done
 traces=$(sql "SELECT count(*) FROM trace_info")
 with_reason=$(sql "SELECT count(*) FROM trace_request_metadata WHERE key = 'tidygate.audit_reason' AND value = '$reason'")
+with_codex_reason=$(sql "SELECT count(*) FROM trace_request_metadata WHERE key = 'tidygate.audit_reason' AND value = '$codex_reason'")
 with_usage=$(sql "SELECT count(*) FROM trace_request_metadata WHERE key = 'mlflow.trace.tokenUsage'
 	AND (value::json->>'input_tokens')::int > 0 AND (value::json->>'output_tokens')::int > 0")
 ok=$(sql "SELECT count(*) FROM trace_info WHERE status = 'OK'")
-echo "traces: $traces, with the audit reason: $with_reason, with usage: $with_usage, OK: $ok"
-[ "$traces" -eq "$want_calls" ] || fail "$traces traces, want $want_calls (one per call Claude Code made)"
-[ "$with_reason" -eq "$traces" ] || fail "only $with_reason of $traces traces carry the audit reason"
+echo "traces: $traces, with Claude Code's audit reason: $with_reason, with Codex's: $with_codex_reason, with usage: $with_usage, OK: $ok"
+[ "$traces" -eq "$want_calls" ] || fail "$traces traces, want $want_calls (one per call the agents made)"
+[ "$with_reason" -eq 3 ] || fail "$with_reason traces carry Claude Code's audit reason, want 3"
+[ "$with_codex_reason" -eq 3 ] || fail "$with_codex_reason traces carry Codex's audit reason, want 3"
 [ "$with_usage" -eq "$traces" ] || fail "only $with_usage of $traces traces carry token usage"
 [ "$ok" -eq "$traces" ] || fail "only $ok of $traces traces succeeded"
 spent=$(sql "SELECT coalesce(sum(requests), 0) FROM tidygate_usage")
