@@ -48,9 +48,26 @@ type chatChoiceJSON struct {
 }
 
 type assistantMessageJSON struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"` // always null
+	Role      string         `json:"role"`
+	Content   *string        `json:"content"` // null when the answer is tool calls only
+	Refusal   *string        `json:"refusal"` // always null
+	ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+}
+
+// assistantMessage writes an answer: its text, and its tool calls.
+func assistantMessage(resp domain.ChatResponse) assistantMessageJSON {
+	out := assistantMessageJSON{Role: string(domain.RoleAssistant)}
+	text := resp.Content
+	for _, b := range resp.Parts() {
+		if b.Type == domain.BlockToolCall {
+			out.ToolCalls = append(out.ToolCalls, toolCallJSON{ID: b.ToolCall.ID, Type: "function",
+				Function: toolCallFuncJSON{Name: b.ToolCall.Name, Arguments: b.ToolCall.Arguments}})
+		}
+	}
+	if text != "" || len(out.ToolCalls) == 0 {
+		out.Content = &text
+	}
+	return out
 }
 
 type usageJSON struct {
@@ -94,7 +111,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, chatCompletionJSON{
 		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: res.ModelName(in.req.Model),
 		Choices: []chatChoiceJSON{{
-			Message:      assistantMessageJSON{Role: string(domain.RoleAssistant), Content: res.Response.Content},
+			Message:      assistantMessage(res.Response),
 			FinishReason: finishReason(res.Response.FinishReason),
 		}},
 		Usage: toUsageJSON(res.Response.Usage),
@@ -119,8 +136,23 @@ type chunkChoiceJSON struct {
 }
 
 type deltaJSON struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string          `json:"role,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	ToolCalls []toolDeltaJSON `json:"tool_calls,omitempty"`
+}
+
+// toolDeltaJSON is a piece of a streamed tool call: the first piece of call
+// Index carries its id, type and name, the next ones fragments of its arguments.
+type toolDeltaJSON struct {
+	Index    int               `json:"index"`
+	ID       string            `json:"id,omitempty"`
+	Type     string            `json:"type,omitempty"`
+	Function toolDeltaFuncJSON `json:"function"`
+}
+
+type toolDeltaFuncJSON struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
 }
 
 // chunkUsage is a chunk's usage field: absent unless the client asked for
@@ -143,6 +175,7 @@ type stream struct {
 	created      int64
 	includeUsage bool
 	started      bool
+	toolCalls    map[int]int // content block index → tool call index
 }
 
 // chatStream runs a streaming call. Until the first chunk arrives, a failure
@@ -163,10 +196,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		if c.FinishReason != "" {
 			lastFinish = c.FinishReason
 		}
-		if c.Delta == "" {
-			return nil
-		}
-		return s.send(s.chunk(deltaJSON{Content: &c.Delta}, nil))
+		return s.piece(c)
 	})
 	ex.provider = res.Waiting()
 	if err != nil && !s.started {
@@ -199,6 +229,26 @@ func (s *stream) start() error {
 	s.begin()
 	empty := ""
 	return s.send(s.chunk(deltaJSON{Role: string(domain.RoleAssistant), Content: &empty}, nil))
+}
+
+// piece sends a chunk's text or tool call piece, if it has one.
+func (s *stream) piece(c domain.ChatChunk) error {
+	if c.Start != nil && c.Start.Type == domain.BlockToolCall {
+		if s.toolCalls == nil {
+			s.toolCalls = map[int]int{}
+		}
+		k := len(s.toolCalls)
+		s.toolCalls[c.Index] = k
+		return s.send(s.chunk(deltaJSON{ToolCalls: []toolDeltaJSON{{Index: k, ID: c.Start.ToolCall.ID, Type: "function",
+			Function: toolDeltaFuncJSON{Name: c.Start.ToolCall.Name}}}}, nil))
+	}
+	if k, ok := s.toolCalls[c.Index]; ok && c.ArgumentsDelta != "" {
+		return s.send(s.chunk(deltaJSON{ToolCalls: []toolDeltaJSON{{Index: k, Function: toolDeltaFuncJSON{Arguments: c.ArgumentsDelta}}}}, nil))
+	}
+	if c.Delta == "" {
+		return nil
+	}
+	return s.send(s.chunk(deltaJSON{Content: &c.Delta}, nil))
 }
 
 // finish sends the finish_reason chunk, the usage chunk if asked for, and [DONE].

@@ -337,18 +337,20 @@ type chatRequestJSON struct {
 	StreamOptions       *streamOptionsJSON `json:"stream_options"`
 	User                string             `json:"user"`
 
+	Tools             []toolJSON          `json:"tools"`
+	ToolChoice        json.RawMessage     `json:"tool_choice"` // "none", "auto", "required" or a named function
+	ParallelToolCalls *bool               `json:"parallel_tool_calls"`
+	ResponseFormat    *responseFormatJSON `json:"response_format"`
+
 	// Features tidygate does not offer. Each is refused when asked for,
 	// because ignoring it would change what the client gets back.
-	N              *int                `json:"n"`
-	Tools          json.RawMessage     `json:"tools"`
-	Functions      json.RawMessage     `json:"functions"`
-	ToolChoice     json.RawMessage     `json:"tool_choice"`
-	FunctionCall   json.RawMessage     `json:"function_call"`
-	Logprobs       *bool               `json:"logprobs"`
-	TopLogprobs    *int                `json:"top_logprobs"`
-	ResponseFormat *responseFormatJSON `json:"response_format"`
-	Audio          json.RawMessage     `json:"audio"`
-	Modalities     []string            `json:"modalities"`
+	N            *int            `json:"n"`
+	Functions    json.RawMessage `json:"functions"`
+	FunctionCall json.RawMessage `json:"function_call"`
+	Logprobs     *bool           `json:"logprobs"`
+	TopLogprobs  *int            `json:"top_logprobs"`
+	Audio        json.RawMessage `json:"audio"`
+	Modalities   []string        `json:"modalities"`
 }
 
 type streamOptionsJSON struct {
@@ -356,19 +358,57 @@ type streamOptionsJSON struct {
 }
 
 type responseFormatJSON struct {
-	Type string `json:"type"`
+	Type       string          `json:"type"`
+	JSONSchema *jsonSchemaJSON `json:"json_schema"`
+}
+
+type jsonSchemaJSON struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict bool            `json:"strict"`
+}
+
+// toolJSON is a function tool the model may call.
+type toolJSON struct {
+	Type     string       `json:"type"`
+	Function functionJSON `json:"function"`
+}
+
+type functionJSON struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+}
+
+// toolCallJSON is a tool call in an assistant message, in a request or an answer.
+type toolCallJSON struct {
+	ID       string           `json:"id"`
+	Type     string           `json:"type"`
+	Function toolCallFuncJSON `json:"function"`
+}
+
+type toolCallFuncJSON struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 type messageJSON struct {
-	Role      string          `json:"role"`
-	Content   json.RawMessage `json:"content"` // a string, an array of parts, or null
-	Name      string          `json:"name"`
-	ToolCalls json.RawMessage `json:"tool_calls"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"` // a string, an array of parts, or null
+	Name       string          `json:"name"`
+	ToolCalls  []toolCallJSON  `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
 }
 
 type contentPartJSON struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+	Type     string        `json:"type"`
+	Text     string        `json:"text"`
+	ImageURL *imageURLJSON `json:"image_url"`
+}
+
+type imageURLJSON struct {
+	URL    string `json:"url"`
+	Detail string `json:"detail"`
 }
 
 // chatInput is a decoded chat request and the options that shape its answer.
@@ -398,15 +438,19 @@ func decodeChat(body []byte) (chatInput, error) {
 		req.Messages = make([]domain.Message, len(w.Messages))
 	}
 	for i, m := range w.Messages {
-		if nonEmptyArray(m.ToolCalls) {
-			return chatInput{}, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_calls", i), "tool calls are not supported")
-		}
-		role := domain.Role(m.Role)
-		text, err := messageText(i, role, m.Content)
-		if err != nil {
+		if req.Messages[i], err = chatMessage(i, m); err != nil {
 			return chatInput{}, err
 		}
-		req.Messages[i] = domain.Message{Role: role, Content: text, Name: m.Name}
+	}
+	if req.Tools, err = chatTools(w.Tools); err != nil {
+		return chatInput{}, err
+	}
+	if req.ToolChoice, err = chatToolChoice(w.ToolChoice); err != nil {
+		return chatInput{}, err
+	}
+	req.ToolChoice.NoParallel = w.ParallelToolCalls != nil && !*w.ParallelToolCalls
+	if req.ResponseFormat, err = chatResponseFormat(w.ResponseFormat); err != nil {
+		return chatInput{}, err
 	}
 	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage}, nil
 }
@@ -416,20 +460,14 @@ func (w *chatRequestJSON) unsupported() error {
 	switch {
 	case w.N != nil && *w.N != 1:
 		return domain.InvalidParam("n", "only n=1 is supported")
-	case nonEmptyArray(w.Tools):
-		return domain.InvalidParam("tools", "tools (function calling) are not supported")
 	case nonEmptyArray(w.Functions):
-		return domain.InvalidParam("functions", "functions (function calling) are not supported")
-	case given(w.ToolChoice) && !oneOfStrings(w.ToolChoice, "none", "auto"):
-		return domain.InvalidParam("tool_choice", "tool_choice is not supported: tools are not supported")
+		return domain.InvalidParam("functions", "functions (the deprecated form of function calling) are not supported; send tools")
 	case given(w.FunctionCall) && !oneOfStrings(w.FunctionCall, "none", "auto"):
-		return domain.InvalidParam("function_call", "function_call is not supported: functions are not supported")
+		return domain.InvalidParam("function_call", "function_call (the deprecated form of tool_choice) is not supported; send tool_choice")
 	case w.Logprobs != nil && *w.Logprobs:
 		return domain.InvalidParam("logprobs", "logprobs are not supported")
 	case w.TopLogprobs != nil && *w.TopLogprobs != 0:
 		return domain.InvalidParam("top_logprobs", "top_logprobs are not supported")
-	case w.ResponseFormat != nil && w.ResponseFormat.Type != "" && w.ResponseFormat.Type != "text":
-		return domain.InvalidParam("response_format", "response_format %q is not supported; only \"text\" is", w.ResponseFormat.Type)
 	case given(w.Audio):
 		return domain.InvalidParam("audio", "audio output is not supported")
 	}
@@ -484,41 +522,6 @@ func stopSequences(raw json.RawMessage) ([]string, error) {
 		return seqs, nil
 	}
 	return nil, domain.InvalidParam("stop", "stop must be a string or an array of strings")
-}
-
-// messageText returns a message's content as plain text. Content is a string
-// or an array of text parts (joined by newlines); it may be null only for the
-// assistant.
-func messageText(i int, role domain.Role, raw json.RawMessage) (string, error) {
-	param := fmt.Sprintf("messages[%d].content", i)
-	switch firstByte(raw) {
-	case 0, 'n':
-		if role.Valid() && role != domain.RoleAssistant {
-			return "", domain.InvalidParam(param, "%s is required for role %q", param, role)
-		}
-		return "", nil // an invalid role is reported by validation
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", domain.InvalidParam(param, "%s is not a valid string", param)
-		}
-		return s, nil
-	case '[':
-		var parts []contentPartJSON
-		if err := json.Unmarshal(raw, &parts); err != nil {
-			return "", domain.InvalidParam(param, "%s must be a string or an array of text parts", param)
-		}
-		texts := make([]string, len(parts))
-		for j, p := range parts {
-			if p.Type != "text" {
-				return "", domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j),
-					"content part type %q is not supported; only \"text\" parts are", p.Type)
-			}
-			texts[j] = p.Text
-		}
-		return strings.Join(texts, "\n"), nil
-	}
-	return "", domain.InvalidParam(param, "%s must be a string or an array of text parts", param)
 }
 
 // embedRequestJSON is the body of POST /v1/embeddings.

@@ -18,7 +18,8 @@
 // text holds the directive "[[tool:NAME]]" (arguments generated from the
 // tool's JSON Schema: required properties, const, the first enum value,
 // bounds honoured) or "[[tool:NAME {"arg":"value"}]]" (the arguments given).
-// A message of tool results never asks for a tool, so an agent's loop ends
+// A message of tool results (a user message, or an OpenAI-style message of
+// role tool) never asks for a tool, so an agent's loop ends
 // with a text answer: "Tool result: " and the start of the results' text.
 // "[[say:TEXT]]" in the last user message makes TEXT the answer. System
 // messages among the turns (agents send them) are passed over when the
@@ -479,7 +480,7 @@ const maxEcho = 500
 // start of their text, so that an agent's tool loop shows what the tool did.
 func scripted(msgs []domain.Message) (string, bool) {
 	last, results := lastTurn(msgs)
-	if last == nil || last.Role != domain.RoleUser {
+	if last == nil || (last.Role != domain.RoleUser && last.Role != domain.RoleTool) {
 		return "", false
 	}
 	if hasToolResult(last.Blocks) {

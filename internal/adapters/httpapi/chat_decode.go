@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// The conversation parts of a chat completions request: message content
+// (text and image parts), tool calls and tool results, tools, tool_choice
+// and response_format, turned into the domain's conversation model.
+
+// chatMessage turns messages[i] into a domain message. A message of text
+// only keeps its text in Content; one with images, tool calls or a tool
+// result carries them as Blocks.
+func chatMessage(i int, m messageJSON) (domain.Message, error) {
+	role := domain.Role(m.Role)
+	parts, err := messageParts(i, role, m.Content)
+	if err != nil {
+		return domain.Message{}, err
+	}
+	msg := domain.Message{Role: role, Name: m.Name, Content: domain.JoinText(parts)}
+	if m.ToolCallID != "" && role != domain.RoleTool {
+		return msg, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_call_id", i), "messages[%d].tool_call_id is only for messages of role \"tool\"", i)
+	}
+	if len(m.ToolCalls) > 0 && role != domain.RoleAssistant {
+		return msg, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_calls", i), "messages[%d].tool_calls is only for messages of role \"assistant\"", i)
+	}
+	switch {
+	case role == domain.RoleTool:
+		if m.ToolCallID == "" {
+			return msg, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_call_id", i), "messages[%d].tool_call_id is required for role \"tool\"", i)
+		}
+		msg.Content = ""
+		msg.Blocks = []domain.Block{{Type: domain.BlockToolResult, ToolResult: domain.ToolResult{CallID: m.ToolCallID, Content: parts}}}
+		return msg, nil
+	case len(m.ToolCalls) > 0:
+		msg.Blocks = parts
+		for k, c := range m.ToolCalls {
+			call, err := toolCall(fmt.Sprintf("messages[%d].tool_calls[%d]", i, k), c)
+			if err != nil {
+				return msg, err
+			}
+			msg.Blocks = append(msg.Blocks, domain.Block{Type: domain.BlockToolCall, ToolCall: call})
+		}
+		return msg, nil
+	}
+	for _, p := range parts {
+		if p.Type != domain.BlockText {
+			msg.Blocks = parts
+			break
+		}
+	}
+	return msg, nil
+}
+
+// toolCall checks one tool call of an assistant message; param names it.
+func toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
+	if c.Type != "function" {
+		return domain.ToolCall{}, domain.InvalidParam(param+".type", "%s.type must be \"function\"", param)
+	}
+	if c.ID == "" || c.Function.Name == "" {
+		return domain.ToolCall{}, domain.InvalidParam(param, "%s needs an id and a function.name", param)
+	}
+	args := c.Function.Arguments
+	if strings.TrimSpace(args) == "" {
+		args = "{}" // a function without parameters
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(args), &obj) != nil || obj == nil {
+		return domain.ToolCall{}, domain.InvalidParam(param+".function.arguments", "%s.function.arguments must be a JSON object, as a string", param)
+	}
+	return domain.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: args}, nil
+}
+
+// messageParts returns a message's content as blocks. Content is a string or
+// an array of text and image_url parts; it may be null only for the
+// assistant (whose turn may be tool calls only).
+func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block, error) {
+	param := fmt.Sprintf("messages[%d].content", i)
+	notContent := func() error {
+		return domain.InvalidParam(param, "%s must be a string or an array of text and image_url parts", param)
+	}
+	switch firstByte(raw) {
+	case 0, 'n':
+		if role.Valid() && role != domain.RoleAssistant {
+			return nil, domain.InvalidParam(param, "%s is required for role %q", param, role)
+		}
+		return nil, nil // an invalid role is reported by validation
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, domain.InvalidParam(param, "%s is not a valid string", param)
+		}
+		if s == "" {
+			return nil, nil
+		}
+		return []domain.Block{domain.TextBlock(s)}, nil
+	case '[':
+		var parts []contentPartJSON
+		if err := json.Unmarshal(raw, &parts); err != nil {
+			return nil, notContent()
+		}
+		blocks := make([]domain.Block, len(parts))
+		for j, p := range parts {
+			at := fmt.Sprintf("%s[%d]", param, j)
+			switch p.Type {
+			case "text":
+				blocks[j] = domain.TextBlock(p.Text)
+			case "image_url":
+				img, err := imagePart(at, p.ImageURL)
+				if err != nil {
+					return nil, err
+				}
+				blocks[j] = domain.Block{Type: domain.BlockImage, Image: img}
+			default:
+				return nil, domain.InvalidParam(at+".type",
+					"content part type %q is not supported; only \"text\" and \"image_url\" parts are", p.Type)
+			}
+		}
+		return blocks, nil
+	}
+	return nil, notContent()
+}
+
+// imagePart reads an image_url part: an http(s) URL, or a data: URL of
+// base64 image data.
+func imagePart(param string, u *imageURLJSON) (domain.Image, error) {
+	if u == nil || u.URL == "" {
+		return domain.Image{}, domain.InvalidParam(param+".image_url.url", "%s.image_url.url is required", param)
+	}
+	switch u.Detail {
+	case "", "auto", "low", "high":
+	default:
+		return domain.Image{}, domain.InvalidParam(param+".image_url.detail", "%s.image_url.detail must be auto, low or high", param)
+	}
+	rest, isData := strings.CutPrefix(u.URL, "data:")
+	if !isData {
+		return domain.Image{URL: u.URL}, nil
+	}
+	mediaType, data, ok := strings.Cut(rest, ";base64,")
+	if !ok || data == "" {
+		return domain.Image{}, domain.InvalidParam(param+".image_url.url", "%s.image_url.url: a data URL must be data:<media type>;base64,<data>", param)
+	}
+	return domain.Image{MediaType: mediaType, Data: data}, nil
+}
+
+// chatTools turns the function tools into domain tools.
+func chatTools(tools []toolJSON) ([]domain.Tool, error) {
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	out := make([]domain.Tool, len(tools))
+	for i, t := range tools {
+		if t.Type != "function" {
+			return nil, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "tools[%d].type %q is not supported; only \"function\" tools are", i, t.Type)
+		}
+		out[i] = domain.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters}
+		if !given(t.Function.Parameters) {
+			out[i].Parameters = nil // a function without parameters
+		}
+	}
+	return out, nil
+}
+
+// chatToolChoice reads tool_choice: "none", "auto", "required", or
+// {"type":"function","function":{"name":…}}.
+func chatToolChoice(raw json.RawMessage) (domain.ToolChoice, error) {
+	bad := func() error {
+		return domain.InvalidParam("tool_choice", `tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":…}}`)
+	}
+	switch firstByte(raw) {
+	case 0, 'n':
+		return domain.ToolChoice{}, nil
+	case '"':
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		switch s {
+		case "auto":
+			return domain.ToolChoice{Mode: domain.ToolChoiceAuto}, nil
+		case "none":
+			return domain.ToolChoice{Mode: domain.ToolChoiceNone}, nil
+		case "required":
+			return domain.ToolChoice{Mode: domain.ToolChoiceRequired}, nil
+		}
+		return domain.ToolChoice{}, bad()
+	case '{':
+		var c struct {
+			Type     string `json:"type"`
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		if json.Unmarshal(raw, &c) != nil || c.Type != "function" || c.Function.Name == "" {
+			return domain.ToolChoice{}, bad()
+		}
+		return domain.ToolChoice{Mode: domain.ToolChoiceTool, Name: c.Function.Name}, nil
+	}
+	return domain.ToolChoice{}, bad()
+}
+
+// chatResponseFormat reads response_format: text, json_object, or
+// json_schema with its schema.
+func chatResponseFormat(f *responseFormatJSON) (domain.ResponseFormat, error) {
+	if f == nil {
+		return domain.ResponseFormat{}, nil
+	}
+	switch f.Type {
+	case "", "text":
+		return domain.ResponseFormat{}, nil
+	case "json_object":
+		return domain.ResponseFormat{Type: domain.FormatJSONObject}, nil
+	case "json_schema":
+		if f.JSONSchema == nil || f.JSONSchema.Name == "" {
+			return domain.ResponseFormat{}, domain.InvalidParam("response_format.json_schema.name", "a json_schema response format needs json_schema.name")
+		}
+		return domain.ResponseFormat{Type: domain.FormatJSONSchema, Name: f.JSONSchema.Name,
+			Schema: f.JSONSchema.Schema, Strict: f.JSONSchema.Strict}, nil
+	}
+	return domain.ResponseFormat{}, domain.InvalidParam("response_format.type", "response_format.type %q is not one of text, json_object, json_schema", f.Type)
+}
