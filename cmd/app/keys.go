@@ -194,6 +194,7 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	fs.BoolVar(&replace, "replace-budget", false, "replace a different budget the user or team already has (default: refuse)")
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
+	fs.IntVar(&nk.MaxConcurrent, "max-concurrent", 0, "concurrent calls this key may make (0: the MAX_CONCURRENT_PER_KEY share)")
 	reasonFlag(fs, &reason)
 	if err := fs.Parse(args); err != nil {
 		return nk, "", false, usageError{err.Error()}
@@ -208,8 +209,8 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	if strings.TrimSpace(nk.Team) == "" {
 		problems = append(problems, "--team is required")
 	}
-	if nk.RPM < 0 || nk.TPM < 0 {
-		problems = append(problems, "--rpm and --tpm must not be negative")
+	if nk.RPM < 0 || nk.TPM < 0 || nk.MaxConcurrent < 0 {
+		problems = append(problems, "--rpm, --tpm and --max-concurrent must not be negative")
 	}
 	if len(problems) > 0 {
 		return nk, "", false, usageError{strings.Join(problems, "; ")}
@@ -262,7 +263,7 @@ func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]
 // "unlimited", never 0.
 func writeKeys(w io.Writer, list []domain.APIKey) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tBUDGETS\tCREATED\tREVOKED")
+	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCONCURRENT\tBUDGETS\tCREATED\tREVOKED")
 	for _, k := range list {
 		models := strings.Join(k.Caller.AllowedModels, ",")
 		if models == "" {
@@ -272,8 +273,8 @@ func writeKeys(w io.Writer, list []domain.APIKey) error {
 		if k.RevokedAt != nil {
 			revoked = k.RevokedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
-			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), budgetList(k.Caller.Budgets), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
+			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), concurrency(k.Caller.MaxConcurrent), budgetList(k.Caller.Budgets), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
 	}
 	return tw.Flush()
 }
@@ -282,6 +283,15 @@ func writeKeys(w io.Writer, list []domain.APIKey) error {
 func perMinute(n int) string {
 	if n == 0 {
 		return "unlimited"
+	}
+	return strconv.Itoa(n)
+}
+
+// concurrency renders a key's own bound on its concurrent calls; 0 means
+// the gateway's per-key share.
+func concurrency(n int) string {
+	if n == 0 {
+		return "share"
 	}
 	return strconv.Itoa(n)
 }

@@ -6,7 +6,8 @@
 //
 //	tidygate serve [--dev-key]
 //	tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
-//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget] [--rpm N] [--tpm N] [--reason R]
+//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget] [--rpm N] [--tpm N]
+//	                     [--max-concurrent N] [--reason R]
 //	tidygate keys list
 //	tidygate keys revoke ID [--reason R]
 //	tidygate admin-keys create --name NAME --scopes read,write [--reason R]
@@ -61,7 +62,8 @@ func (e usageError) Error() string { return e.msg }
 const usageText = `usage:
   tidygate serve [--dev-key]
   tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
-                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N] [--reason R]
+                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
+                       [--max-concurrent N] [--reason R]
   tidygate keys list
   tidygate keys revoke ID [--reason R]
   tidygate admin-keys create --name NAME --scopes read,write [--reason R]

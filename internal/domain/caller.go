@@ -15,6 +15,7 @@ type Caller struct {
 	Budgets       []Budget // the budgets this caller's spending counts against
 	RPM           int      // requests per minute; 0 means unlimited
 	TPM           int      // tokens per minute; 0 means unlimited
+	MaxConcurrent int      // concurrent calls; 0 means the gateway's per-key share
 }
 
 // MayUse reports whether the caller may call model m, asked for by the name

@@ -231,3 +231,28 @@ func TestOneTeamCannotTakeEverySlot(t *testing.T) {
 		t.Fatalf("after the team's calls ended: %v", err)
 	}
 }
+
+// TestAKeysOwnConcurrencyReplacesTheShare gives one key a bound of its own
+// (max_concurrent) below the per-key share: it is held to it, while a key
+// without one still gets the share.
+func TestAKeysOwnConcurrencyReplacesTheShare(t *testing.T) {
+	g := newGated(4)
+	r := gatedRig(t, g, gateway.Options{MaxConcurrentCalls: 10, MaxConcurrentPerKey: 3, MaxConcurrentPerTeam: 10}, alice)
+	own := domain.Caller{KeyID: "key_own", User: "dave", Team: "ops", MaxConcurrent: 1}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = r.svc.Chat(context.Background(), gateway.Call{RequestID: "own-A", Caller: own, AuditReason: "own bound"}, chat("main"))
+	})
+	<-g.entered
+	_, err := r.svc.Chat(context.Background(), gateway.Call{RequestID: "own-B", Caller: own, AuditReason: "own bound"}, chat("spare"))
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != "key_concurrency_limit" {
+		t.Errorf("a second call of a key bounded to 1: %v, want key_concurrency_limit", err)
+	}
+	_, err = r.svc.Chat(context.Background(), gateway.Call{RequestID: "share-A", Caller: alice, AuditReason: "the share"}, chat("spare"))
+	close(g.release)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("a key without its own bound: %v", err)
+	}
+}

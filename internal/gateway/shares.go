@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"fmt"
 	"sync"
 	"time"
@@ -22,11 +23,12 @@ func newShares(perKey, perTeam int) *shares {
 
 // take counts one more call in flight for c's key and team, or refuses it
 // when either is at its share; a caller without a team has only its key's.
+// A key's own MaxConcurrent, when set, replaces the per-key share.
 func (s *shares) take(c domain.Caller) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.keys[c.KeyID] >= s.perKey {
-		return atShare("key_concurrency_limit", fmt.Sprintf("this API key already has %d calls in flight, its limit (MAX_CONCURRENT_PER_KEY); retry when one ends", s.perKey))
+	if share := cmp.Or(c.MaxConcurrent, s.perKey); s.keys[c.KeyID] >= share {
+		return atShare("key_concurrency_limit", fmt.Sprintf("this API key already has %d calls in flight, its limit (its own max_concurrent, else MAX_CONCURRENT_PER_KEY); retry when one ends", share))
 	}
 	if c.Team != "" && s.teams[c.Team] >= s.perTeam {
 		return atShare("team_concurrency_limit", fmt.Sprintf("team %q already has %d calls in flight, its limit (MAX_CONCURRENT_PER_TEAM); retry when one ends", c.Team, s.perTeam))

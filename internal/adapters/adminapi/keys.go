@@ -22,6 +22,7 @@ type keyJSON struct {
 	AllowedModels []string     `json:"allowed_models"`
 	RPM           int          `json:"rpm"`
 	TPM           int          `json:"tpm"`
+	MaxConcurrent int          `json:"max_concurrent"`
 	Budgets       []budgetJSON `json:"budgets"`
 	CreatedAt     string       `json:"created_at"`
 	RevokedAt     *string      `json:"revoked_at"`
@@ -60,7 +61,7 @@ func usd(m domain.Micros) string { return strings.TrimPrefix(m.String(), "$") }
 
 func toKeyJSON(k domain.APIKey) keyJSON {
 	j := keyJSON{Object: "admin.key", ID: k.ID, User: k.Caller.User, Team: k.Caller.Team,
-		AllowedModels: k.Caller.AllowedModels, RPM: k.Caller.RPM, TPM: k.Caller.TPM,
+		AllowedModels: k.Caller.AllowedModels, RPM: k.Caller.RPM, TPM: k.Caller.TPM, MaxConcurrent: k.Caller.MaxConcurrent,
 		Budgets: []budgetJSON{}, CreatedAt: timeString(k.CreatedAt), RevokedAt: timePtr(k.RevokedAt), Version: domain.KeyVersion(k)}
 	if j.AllowedModels == nil {
 		j.AllowedModels = []string{}
@@ -138,6 +139,7 @@ type createKeyRequest struct {
 	AllowedModels        []string `json:"allowed_models"`
 	RPM                  int      `json:"rpm"`
 	TPM                  int      `json:"tpm"`
+	MaxConcurrent        int      `json:"max_concurrent"`
 	DailyBudgetUSD       string   `json:"daily_budget_usd"`
 	MonthlyBudgetUSD     string   `json:"monthly_budget_usd"`
 	TeamDailyBudgetUSD   string   `json:"team_daily_budget_usd"`
@@ -156,7 +158,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	nk := domain.NewKey{User: req.User, Team: req.Team, AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM}
+	nk := domain.NewKey{User: req.User, Team: req.Team, AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent}
 	for _, b := range []struct {
 		param, value string
 		into         *domain.Micros

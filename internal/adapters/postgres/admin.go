@@ -256,6 +256,7 @@ type snapshot struct {
 	AllowedModels []string     `json:"allowed_models,omitempty"`
 	RPM           int          `json:"rpm,omitempty"`
 	TPM           int          `json:"tpm,omitempty"`
+	MaxConcurrent int          `json:"max_concurrent,omitempty"`
 	Budgets       []budgetSnap `json:"budgets,omitempty"`
 	Name          string       `json:"name,omitempty"`
 	Scopes        []string     `json:"scopes,omitempty"`
@@ -278,7 +279,7 @@ func snapshotJSON(v any) ([]byte, error) {
 		return nil, nil
 	case *domain.APIKey:
 		s = snapshot{Kind: "api_key", ID: t.ID, User: t.Caller.User, Team: t.Caller.Team,
-			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, MaxConcurrent: t.Caller.MaxConcurrent, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
 		for _, b := range t.Caller.Budgets {
 			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit)})
 		}
@@ -307,7 +308,7 @@ func parseSnapshot(b []byte) (any, error) {
 		return k, nil
 	}
 	k := &domain.APIKey{ID: s.ID, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt, Caller: domain.Caller{
-		KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM}}
+		KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent}}
 	for _, b := range s.Budgets {
 		k.Caller.Budgets = append(k.Caller.Budgets, domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID,
 			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros)})

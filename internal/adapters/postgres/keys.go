@@ -51,6 +51,9 @@ func checkNewKey(nk NewKey) error {
 	if nk.TPM < 0 || nk.TPM > maxInt32 {
 		return domain.InvalidParam("tpm", "tpm must be between 0 and %d", maxInt32)
 	}
+	if nk.MaxConcurrent < 0 || nk.MaxConcurrent > maxInt32 {
+		return domain.InvalidParam("max_concurrent", "max_concurrent must be between 0 and %d", maxInt32)
+	}
 	for _, b := range nk.Budgets() {
 		if b.Limit < 0 {
 			return domain.InvalidParam("budget", "%s must not be negative", b)
@@ -59,7 +62,8 @@ func checkNewKey(nk NewKey) error {
 	return nil
 }
 
-// maxInt32 is the largest rpm or tpm the integer columns hold.
+// maxInt32 is the largest rpm, tpm or max_concurrent the integer columns
+// hold.
 const maxInt32 = 1<<31 - 1
 
 // Create stores a new key and sets the budgets nk names. It returns the key
@@ -101,8 +105,8 @@ func (s *KeyStore) EnsureKey(ctx context.Context, secret string, nk NewKey) (dom
 	return key, err
 }
 
-const insertKey = `INSERT INTO tidygate_api_keys (id, key_hash, user_id, team_id, allowed_models, rpm, tpm)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+const insertKey = `INSERT INTO tidygate_api_keys (id, key_hash, user_id, team_id, allowed_models, rpm, tpm, max_concurrent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (key_hash) DO NOTHING`
 
 const upsertBudget = `INSERT INTO tidygate_budgets (scope_kind, scope_id, period, limit_micros)
@@ -129,7 +133,7 @@ func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain
 	if models == nil {
 		models = []string{}
 	}
-	tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM)
+	tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM, nk.MaxConcurrent)
 	if err != nil {
 		return domain.APIKey{}, false, err
 	}
@@ -228,7 +232,7 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 // per key and budget, or one row with NULL budget columns for a key whose
 // user and team have none. Callers append a WHERE clause and an ORDER BY
 // that keeps each key's rows together.
-const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm,
+const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
 	k.created_at, k.revoked_at, b.scope_kind, b.scope_id, b.period, b.limit_micros
 FROM tidygate_api_keys k
 LEFT JOIN tidygate_budgets b
@@ -238,7 +242,7 @@ LEFT JOIN tidygate_budgets b
 type keyRow struct {
 	id, hash, user, team string
 	allowedModels        []string
-	rpm, tpm             int32
+	rpm, tpm, concurrent int32
 	createdAt            time.Time
 	revokedAt            *time.Time
 	scope, scopeID       *string
@@ -268,7 +272,7 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 	var keys []storedKey
 	for rows.Next() {
 		var r keyRow
-		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm,
+		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
 			&r.createdAt, &r.revokedAt, &r.scope, &r.scopeID, &r.period, &r.limit); err != nil {
 			return nil, err
 		}
@@ -306,6 +310,6 @@ func (r keyRow) storedKey() storedKey {
 		CreatedAt: r.createdAt.UTC(),
 		RevokedAt: revoked,
 		Caller: domain.Caller{KeyID: r.id, User: r.user, Team: r.team, AllowedModels: models,
-			RPM: int(r.rpm), TPM: int(r.tpm)},
+			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent)},
 	}}
 }

@@ -69,7 +69,7 @@ func TestSpendLedgerContract(t *testing.T) {
 // caller's budgets as the NewKey fields they correspond to.
 func addKey(s *postgres.KeyStore) func(context.Context, string, domain.Caller) (string, error) {
 	return func(ctx context.Context, secret string, c domain.Caller) (string, error) {
-		nk := postgres.NewKey{User: c.User, Team: c.Team, AllowedModels: c.AllowedModels, RPM: c.RPM, TPM: c.TPM}
+		nk := postgres.NewKey{User: c.User, Team: c.Team, AllowedModels: c.AllowedModels, RPM: c.RPM, TPM: c.TPM, MaxConcurrent: c.MaxConcurrent}
 		for _, b := range c.Budgets {
 			var field *domain.Micros
 			switch {

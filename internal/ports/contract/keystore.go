@@ -38,7 +38,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) KeyStoreUnderTest) {
 	t.Run("ActiveKeyHasItsPolicy", func(t *testing.T) {
 		s := newStore(t)
 		secret := newSecret(t)
-		want := domain.Caller{User: "alice", Team: "risk", AllowedModels: []string{"gpt-4o", "claude"}, RPM: 60, TPM: 10_000,
+		want := domain.Caller{User: "alice", Team: "risk", AllowedModels: []string{"gpt-4o", "claude"}, RPM: 60, TPM: 10_000, MaxConcurrent: 5,
 			Budgets: []domain.Budget{
 				userBudget("alice", domain.PeriodDay, 5_000_000), userBudget("alice", domain.PeriodMonth, 50_000_000),
 				teamBudget("risk", domain.PeriodDay, 20_000_000), teamBudget("risk", domain.PeriodMonth, 200_000_000),
@@ -146,7 +146,7 @@ func checkCaller(t *testing.T, s KeyStoreUnderTest, secret string, want domain.C
 		t.Fatalf("CallerByKeyHash: %v", err)
 	}
 	if got.KeyID != want.KeyID || got.User != want.User || got.Team != want.Team || got.RPM != want.RPM ||
-		got.TPM != want.TPM || !slices.Equal(got.AllowedModels, want.AllowedModels) || !slices.Equal(got.Budgets, want.Budgets) {
+		got.TPM != want.TPM || got.MaxConcurrent != want.MaxConcurrent || !slices.Equal(got.AllowedModels, want.AllowedModels) || !slices.Equal(got.Budgets, want.Budgets) {
 		t.Errorf("caller =\n\t%+v\nwant\n\t%+v", got, want)
 	}
 }
