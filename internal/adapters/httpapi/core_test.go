@@ -72,6 +72,8 @@ func TestRefusalsAreRecordedThroughTheCore(t *testing.T) {
 		{"stream with a bad role", "/v1/chat/completions", `{"model":"mock-chat","stream":true,"messages":[{"role":"wizard","content":"hi"}]}`, goodKey, 400, "messages[0].role", true},
 		{"malformed JSON", "/v1/chat/completions", `{"model":"mock-chat",`, goodKey, 400, "", true},
 		{"wrong type", "/v1/chat/completions", `{"model":"mock-chat","temperature":"hot","messages":[]}`, goodKey, 400, "temperature", true},
+		{"responses: a stored response", "/v1/responses", `{"model":"mock-chat","input":"hi","previous_response_id":"resp_1"}`, goodKey, 400, "previous_response_id", true},
+		{"responses: a hosted tool", "/v1/responses", `{"model":"mock-chat","input":"hi","tools":[{"type":"web_search"}]}`, goodKey, 400, "tools[0].type", true},
 		{"empty embedding input", "/v1/embeddings", `{"model":"mock-embed","input":[]}`, goodKey, 400, "input", true},
 		{"unknown key", "/v1/chat/completions", `{"model":"mock-chat","temperature":7,"messages":[]}`, "tg-unknown-key-0000000000000", 401, "", false},
 	}

@@ -119,7 +119,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	for i, t := range w.Tools {
 		if t.Type != "function" {
 			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i),
-				"tool type %q is not supported; only function tools are", t.Type)
+				"tools[%d].type %q is not supported; only function tools are", i, t.Type)
 		}
 		params := t.Parameters
 		if !given(params) {
