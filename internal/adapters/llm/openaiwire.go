@@ -48,11 +48,14 @@ type OpenAIWire struct {
 // adapter of an OpenAI-compatible API is a constructor that describes its
 // OpenAIWire.
 //
-// Messages are sent as the API takes them, with two exceptions: a developer
-// message is sent as a system message (OpenAI treats them alike for its
-// newer models; self-hosted servers often know only system), and a tool
-// message is sent as a user message, since tidygate carries no tool call
-// ids and the API refuses a tool message without one.
+// Messages are sent as the API takes them (text and image parts, tool calls,
+// tool results as tool messages; see oaiMessages), with two exceptions: a
+// developer message is sent as a system message (OpenAI treats them alike
+// for its newer models; self-hosted servers often know only system), and a
+// tool message of plain text, which names no tool call, is sent as a user
+// message, since the API refuses a tool message without a tool call id.
+// Tools, tool choice and response format are translated; reasoning
+// (thinking, reasoning blocks) and top_k are refused by name.
 type OpenAIClient struct {
 	wire     OpenAIWire
 	classify Classifier
@@ -75,11 +78,17 @@ type (
 		Stop                []string          `json:"stop,omitempty"`
 		Stream              bool              `json:"stream,omitempty"`
 		StreamOptions       *oaiStreamOptions `json:"stream_options,omitempty"`
+		Tools               []oaiTool         `json:"tools,omitempty"`
+		ToolChoice          any               `json:"tool_choice,omitempty"`
+		ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
+		ResponseFormat      *oaiFormat        `json:"response_format,omitempty"`
 	}
 	oaiMessage struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-		Name    string `json:"name,omitempty"`
+		Role       string        `json:"role"`
+		Content    any           `json:"content"` // a string, parts, or null beside tool calls
+		Name       string        `json:"name,omitempty"`
+		ToolCalls  []oaiToolCall `json:"tool_calls,omitempty"`
+		ToolCallID string        `json:"tool_call_id,omitempty"`
 	}
 	oaiStreamOptions struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -99,7 +108,8 @@ type (
 		Error *oaiError `json:"error"` // an error event in a stream
 	}
 	oaiDelta struct {
-		Content string `json:"content"`
+		Content   string        `json:"content"`
+		ToolCalls []oaiToolCall `json:"tool_calls"`
 	}
 	oaiUsage struct {
 		PromptTokens     int64 `json:"prompt_tokens"`
@@ -126,7 +136,7 @@ type (
 
 // Chat calls the Chat Completions API.
 func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
-	if err := p.classify.TextOnly(req); err != nil {
+	if err := p.translatable(req); err != nil {
 		return domain.ChatResponse{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
@@ -146,6 +156,9 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 		FinishReason: choice.FinishReason,
 		Created:      createdAt(resp.Created),
 	}
+	if len(choice.Message.ToolCalls) > 0 {
+		out.Blocks = oaiBlocks(choice.Message)
+	}
 	if resp.Usage == nil {
 		// Some OpenAI-compatible servers report no usage; an estimate keeps the call costed.
 		out.Usage = EstimateUsage(req, out.Content)
@@ -160,7 +173,7 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 // usage in a last chunk (stream_options.include_usage) so that streamed
 // calls are costed like others.
 func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
-	if err := p.classify.TextOnly(req); err != nil {
+	if err := p.translatable(req); err != nil {
 		return domain.ChatResponse{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
@@ -177,6 +190,7 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 	var out domain.ChatResponse
 	var usage *domain.Usage
 	text := NewStream(emit)
+	calls := &oaiToolStream{emit: emit}
 	events := NewEvents(resp.Body)
 	for {
 		data, err := events.Next()
@@ -213,6 +227,9 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 			if err := text.Text(choice.Delta.Content); err != nil {
 				return domain.ChatResponse{}, err
 			}
+			if err := calls.add(choice.Delta.ToolCalls); err != nil {
+				return domain.ChatResponse{}, err
+			}
 			if choice.FinishReason != "" {
 				out.FinishReason = choice.FinishReason
 			}
@@ -228,6 +245,9 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 		// The server ignored stream_options.include_usage (older Ollama and
 		// vLLM versions do); an estimate keeps the call costed.
 		out.Usage = EstimateUsage(req, text.Content())
+	}
+	if len(calls.calls) > 0 {
+		out.Blocks = calls.blocks(text.Content())
 	}
 	return text.Finish(out)
 }
@@ -268,28 +288,15 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 }
 
 // chatRequest maps the request onto the API's: the model, the messages, the
-// output cap, and temperature, top_p and stop only when set.
+// output cap, temperature, top_p and stop only when set, and the tools,
+// tool choice and response format.
 func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
 	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop}
+	addTools(&out, req)
 	if p.wire.UseMaxCompletionTokens {
 		out.MaxCompletionTokens = req.MaxTokens
 	} else {
 		out.MaxTokens = req.MaxTokens
-	}
-	return out
-}
-
-func oaiMessages(msgs []domain.Message) []oaiMessage {
-	out := make([]oaiMessage, len(msgs))
-	for i, m := range msgs {
-		role := "user" // user, and tool (see OpenAIClient)
-		switch m.Role {
-		case domain.RoleSystem, domain.RoleDeveloper:
-			role = "system"
-		case domain.RoleAssistant:
-			role = "assistant"
-		}
-		out[i] = oaiMessage{Role: role, Content: m.Content, Name: m.Name}
 	}
 	return out
 }
