@@ -127,6 +127,7 @@ func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, prov
 		ProviderTimeout:      cfg.ProviderTimeout,
 		StreamTimeout:        cfg.StreamTimeout,
 		Logger:               d.Logger,
+		ExcessClaims:         newExcessClaimCounter(d.Registry),
 	})
 }
 
@@ -236,3 +237,23 @@ func newUnauthenticatedCounter(reg prometheus.Registerer) unauthenticatedCounter
 
 // CountUnauthenticated adds one refusal with the given code.
 func (c unauthenticatedCounter) CountUnauthenticated(code string) { c.vec.WithLabelValues(code).Inc() }
+
+// excessClaimCounter is the gateway's count of provider usage claims beyond
+// what a call could consume, as
+// tidygate_usage_claims_exceeding_reservation_total{provider,model}.
+type excessClaimCounter struct{ vec *prometheus.CounterVec }
+
+// newExcessClaimCounter registers the counter on the delegate's registry.
+func newExcessClaimCounter(reg prometheus.Registerer) excessClaimCounter {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tidygate_usage_claims_exceeding_reservation_total",
+		Help: "Calls whose provider claimed more usage than the call could consume; each was charged at most its reservation and flagged in its call record.",
+	}, []string{"provider", "model"})
+	reg.MustRegister(vec)
+	return excessClaimCounter{vec: vec}
+}
+
+// CountExcessClaim adds one excessive claim by provider for model.
+func (c excessClaimCounter) CountExcessClaim(provider, model string) {
+	c.vec.WithLabelValues(provider, model).Inc()
+}

@@ -497,10 +497,11 @@ func (k *call) settle(ctx context.Context, claimed domain.Usage) {
 	}
 }
 
-// flagClaim marks the record and warns that a provider claimed more than
-// the call could consume.
+// flagClaim marks the record, counts the claim and warns that a provider
+// claimed more than the call could consume.
 func (k *call) flagClaim(ctx context.Context, claimed, charged domain.Usage) {
 	k.rec.UsageExceedsReservation = true
+	k.s.opts.ExcessClaims.CountExcessClaim(k.res.Model.Provider, k.res.Model.Name)
 	k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "provider usage exceeds what the call could consume; charged the bound",
 		slog.String("request_id", k.in.RequestID), slog.String("model", k.res.Model.Name),
 		slog.String("provider", k.res.Model.Provider),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -246,14 +247,14 @@ func (*silentProvider) ChatStream(ctx context.Context, _ domain.ChatRequest, _ f
 
 func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	claim := domain.Usage{PromptTokens: 1_000_000, CompletionTokens: 20}
-	l, log := newLedger(0), memory.NewCallLog()
+	l, log, claims := newLedger(0), memory.NewCallLog(), &claimCounter{}
 	req := chat("main")
 	req.MaxTokens = 10
 	var reserved domain.Micros
 	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": &lyingProvider{usage: claim}, "backup": &scriptedProvider{}},
 		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
-		gateway.Options{Logger: slog.New(slog.DiscardHandler)})
+		gateway.Options{Logger: slog.New(slog.DiscardHandler), ExcessClaims: claims})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +271,48 @@ func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	if rec.Usage != claim || !rec.UsageExceedsReservation || rec.Cost() != want {
 		t.Fatalf("record usage %+v flagged %v cost %v; want the claim in full, flagged, charged the bound", rec.Usage, rec.UsageExceedsReservation, rec.Cost())
 	}
+	if want := map[string]int{"primary/main": 1}; !maps.Equal(claims.counts(), want) {
+		t.Fatalf("excess claims counted %v, want %v", claims.counts(), want)
+	}
+}
+
+func TestHonestUsageIsNotCountedAsExcessive(t *testing.T) {
+	claims := &claimCounter{}
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()},
+		gateway.Options{ExcessClaims: claims})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	if got := claims.counts(); len(got) != 0 {
+		t.Fatalf("excess claims counted %v for an honest provider, want none", got)
+	}
+}
+
+// claimCounter counts excessive usage claims by "provider/model".
+type claimCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *claimCounter) CountExcessClaim(provider, model string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[provider+"/"+model]++
+}
+
+// counts returns a copy of the counts so far.
+func (c *claimCounter) counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }
 
 // lyingProvider answers with whatever usage it is told to claim.

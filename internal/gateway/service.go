@@ -83,7 +83,24 @@ type Options struct {
 	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
 	Now                  func() time.Time
 	Logger               *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
+	// ExcessClaims, when set, counts each call whose provider claimed more
+	// usage than the call could consume (charged the bound, flagged in its
+	// record). Default: not counted.
+	ExcessClaims ExcessClaimCounter
 }
+
+// ExcessClaimCounter counts provider usage claims beyond what a call could
+// consume, by the provider and catalogue model that made them. cmd/app
+// backs it with a Prometheus counter.
+type ExcessClaimCounter interface {
+	// CountExcessClaim adds one excessive claim by provider for model.
+	CountExcessClaim(provider, model string)
+}
+
+// uncounted is the ExcessClaimCounter used when none is given.
+type uncounted struct{}
+
+func (uncounted) CountExcessClaim(string, string) {}
 
 func (o Options) withDefaults() Options {
 	if o.MinAuditReasonLen <= 0 {
@@ -115,6 +132,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.ExcessClaims == nil {
+		o.ExcessClaims = uncounted{}
 	}
 	if o.RecordTimeout <= 0 {
 		o.RecordTimeout = 10 * time.Second
