@@ -94,9 +94,14 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 		return domain.ChatResponse{}, p.failure(err)
 	}
 	var content strings.Builder
+	var calls []domain.Block
 	for _, block := range msg.Content {
-		if block.Type == "text" {
+		switch block.Type {
+		case "text":
 			content.WriteString(block.Text)
+		case "tool_use":
+			calls = append(calls, domain.Block{Type: domain.BlockToolCall,
+				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: string(block.Input)}})
 		}
 	}
 	out := domain.ChatResponse{
@@ -109,6 +114,12 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 			CompletionTokens: int(msg.Usage.OutputTokens),
 		},
 		Created: time.Now(),
+	}
+	if len(calls) > 0 {
+		out.Blocks = calls
+		if out.Content != "" {
+			out.Blocks = append([]domain.Block{domain.TextBlock(out.Content)}, calls...)
+		}
 	}
 	if out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the message has no stop reason"))
@@ -129,6 +140,8 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 
 	out := domain.ChatResponse{Model: req.Model, Created: time.Now()}
 	text := llm.NewStream(emit)
+	var calls []domain.ToolCall
+	toolIndex := map[int64]int{} // content block index → calls index
 	started, stopped := false, false
 	for stream.Next() {
 		ev := stream.Current()
@@ -141,12 +154,32 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 				PromptTokens:     promptTokens(u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens),
 				CompletionTokens: int(u.OutputTokens),
 			}
-		case "content_block_delta":
-			if ev.Delta.Type != "text_delta" {
+		case "content_block_start":
+			if ev.ContentBlock.Type != "tool_use" {
 				continue
 			}
-			if err := text.Text(ev.Delta.Text); err != nil {
+			call := domain.ToolCall{ID: ev.ContentBlock.ID, Name: ev.ContentBlock.Name}
+			calls = append(calls, call)
+			toolIndex[ev.Index] = len(calls) - 1
+			start := domain.Block{Type: domain.BlockToolCall, ToolCall: call}
+			if err := emit(domain.ChatChunk{Index: int(ev.Index), Start: &start}); err != nil {
 				return domain.ChatResponse{}, err
+			}
+		case "content_block_delta":
+			switch ev.Delta.Type {
+			case "text_delta":
+				if err := text.Text(ev.Delta.Text); err != nil {
+					return domain.ChatResponse{}, err
+				}
+			case "input_json_delta":
+				k, ok := toolIndex[ev.Index]
+				if !ok || ev.Delta.PartialJSON == "" {
+					continue
+				}
+				calls[k].Arguments += ev.Delta.PartialJSON
+				if err := emit(domain.ChatChunk{Index: int(ev.Index), ArgumentsDelta: ev.Delta.PartialJSON}); err != nil {
+					return domain.ChatResponse{}, err
+				}
 			}
 		case "message_delta":
 			out.FinishReason = llm.FinishReason(string(ev.Delta.StopReason))
@@ -168,6 +201,17 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err := p.checkUsage(out.Usage); err != nil {
 		return domain.ChatResponse{}, err
 	}
+	if len(calls) > 0 {
+		if t := text.Content(); t != "" {
+			out.Blocks = append(out.Blocks, domain.TextBlock(t))
+		}
+		for _, c := range calls {
+			if c.Arguments == "" {
+				c.Arguments = "{}"
+			}
+			out.Blocks = append(out.Blocks, domain.Block{Type: domain.BlockToolCall, ToolCall: c})
+		}
+	}
 	return text.Finish(out)
 }
 
@@ -180,6 +224,11 @@ func (p *Provider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedResp
 // system prompt and turns, and temperature, top_p and stop sequences only
 // when set.
 func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, error) {
+	if usesTools(req) {
+		params, err := p.toolParams(req)
+		p.sampling(&params, req)
+		return params, err
+	}
 	if err := p.classify.TextOnly(req); err != nil {
 		return anthropic.MessageNewParams{}, err
 	}
@@ -206,6 +255,12 @@ func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, e
 			params.Messages[i] = anthropic.NewUserMessage(blocks...)
 		}
 	}
+	p.sampling(&params, req)
+	return params, nil
+}
+
+// sampling sets temperature, top_p and stop sequences, only when set.
+func (p *Provider) sampling(params *anthropic.MessageNewParams, req domain.ChatRequest) {
 	if req.Temperature != nil {
 		params.Temperature = anthropic.Float(*req.Temperature)
 	}
@@ -213,7 +268,6 @@ func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, e
 		params.TopP = anthropic.Float(*req.TopP)
 	}
 	params.StopSequences = req.Stop
-	return params, nil
 }
 
 // promptTokens counts every input token the call consumed. tidygate sets no
