@@ -136,7 +136,8 @@ docker logs "$gw" 2>&1 | grep -q 'call log closed; every record delivered' ||
 	fail "the log does not say that the call log delivered every record"
 
 traces=$(docker exec "$pg" psql -X -qAt -h 127.0.0.1 -U postgres -d tidygate \
-	-c "SELECT count(*) FROM trace_info WHERE client_request_id = '$request_id'" 2>&1 </dev/null) ||
+	-c "SELECT count(*) FROM trace_info t JOIN trace_request_metadata m ON m.request_id = t.request_id
+	    WHERE m.key = 'tidygate.request_id' AND m.value = '$request_id'" 2>&1 </dev/null) ||
 	fail "query trace_info: $traces"
 [ "$traces" = 1 ] || fail "trace_info holds $traces rows for $request_id, want 1"
 say "exit code 0; call log flushed; trace_info holds the call ($request_id)"
