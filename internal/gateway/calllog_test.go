@@ -96,8 +96,9 @@ func TestACallWhoseRecordFailsIsSettledAndRefused(t *testing.T) {
 	if r.primary.callCount() != 1 || res.Cost == 0 {
 		t.Fatalf("provider calls = %d, cost %v; want one answered call with a cost", r.primary.callCount(), res.Cost)
 	}
-	if len(r.ledger.settled) != 1 || r.ledger.settled[0] != call.RequestID || r.ledger.spent != res.Cost || len(r.ledger.held) != 0 {
-		t.Errorf("ledger settled %v spent %v held %v; want the call settled at %v and nothing held", r.ledger.settled, r.ledger.spent, r.ledger.held, res.Cost)
+	led := seen(r.ledger)
+	if len(led.settled) != 1 || led.settled[0] != call.RequestID || led.spent != res.Cost || len(led.held) != 0 {
+		t.Errorf("ledger settled %v spent %v held %v; want the call settled at %v and nothing held", led.settled, led.spent, led.held, res.Cost)
 	}
 	if got := r.log.Held(); got != 0 {
 		t.Errorf("call log slots still held = %d, want 0", got)
@@ -114,7 +115,8 @@ func TestACallLogThatCannotWriteRefusesBeforeTheProvider(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUnavailable || r.primary.callCount() != 0 {
 		t.Fatalf("err = %v, provider calls = %d; want unavailable before any provider call", err, r.primary.callCount())
 	}
-	if r.ledger.spent != 0 || len(r.ledger.held) != 0 || len(r.ledger.settled) != 0 || len(r.ledger.released) != 0 {
-		t.Errorf("ledger spent %v held %v settled %v released %v; want it untouched", r.ledger.spent, r.ledger.held, r.ledger.settled, r.ledger.released)
+	led := seen(r.ledger)
+	if led.spent != 0 || len(led.held) != 0 || len(led.settled) != 0 || len(led.released) != 0 {
+		t.Errorf("ledger spent %v held %v settled %v released %v; want it untouched", led.spent, led.held, led.settled, led.released)
 	}
 }

@@ -66,9 +66,9 @@ func (p *partialProvider) Chat(ctx context.Context, req domain.ChatRequest) (dom
 }
 
 // endingRig is a service whose model "main" is served by p.
-func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *ledger, *memory.CallLog) {
+func endingRig(t *testing.T, p ports.Provider, opts gateway.Options) (*gateway.Service, *memory.Ledger, *memory.CallLog) {
 	t.Helper()
-	l, log := newLedger(0), memory.NewCallLog()
+	l, log := memory.NewLedger(), memory.NewCallLog()
 	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": p, "backup": p},
 		Keys:      memory.NewKeyStore(), Ledger: l, CallLog: log}, opts)
@@ -82,14 +82,15 @@ var mainPrice = domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000
 
 // checkCharged checks that the call's reservation was settled exactly once,
 // for the cost of want on main, and that one record says so.
-func checkCharged(t *testing.T, l *ledger, log *memory.CallLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
+func checkCharged(t *testing.T, l *memory.Ledger, log *memory.CallLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
 	t.Helper()
-	if len(l.settled) != 1 || len(l.released) != 0 || len(l.held) != 0 {
-		t.Fatalf("ledger settled %v released %v holds %v; want exactly one settlement", l.settled, l.released, l.held)
+	led := seen(l)
+	if len(led.settled) != 1 || len(led.released) != 0 || len(led.held) != 0 {
+		t.Fatalf("ledger settled %v released %v holds %v; want exactly one settlement", led.settled, led.released, led.held)
 	}
 	cost := mainPrice.Cost(want)
-	if l.spent != cost || cost == 0 {
-		t.Fatalf("spent %v, want %v for %+v", l.spent, cost, want)
+	if led.spent != cost || cost == 0 {
+		t.Fatalf("spent %v, want %v for %+v", led.spent, cost, want)
 	}
 	recs := log.Records()
 	if len(recs) != 1 {
@@ -229,8 +230,9 @@ func TestStreamThatNeverStartsIsReleased(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUpstream || !strings.Contains(err.Error(), "sent nothing within") {
 		t.Fatalf("err = %v, want the provider blamed for sending nothing", err)
 	}
-	if len(l.released) != 1 || len(l.settled) != 0 || l.spent != 0 {
-		t.Fatalf("released %v settled %v spent %v; want one release", l.released, l.settled, l.spent)
+	led := seen(l)
+	if len(led.released) != 1 || len(led.settled) != 0 || led.spent != 0 {
+		t.Fatalf("released %v settled %v spent %v; want one release", led.released, led.settled, led.spent)
 	}
 	if rec := log.Records()[0]; rec.Interrupted != "" || rec.Cost() != 0 {
 		t.Fatalf("record %+v", rec)
@@ -247,7 +249,7 @@ func (*silentProvider) ChatStream(ctx context.Context, _ domain.ChatRequest, _ f
 
 func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	claim := domain.Usage{PromptTokens: 1_000_000, CompletionTokens: 20}
-	l, log, claims := newLedger(0), memory.NewCallLog(), &claimCounter{}
+	l, log, claims := memory.NewLedger(), memory.NewCallLog(), &claimCounter{}
 	req := chat("main")
 	req.MaxTokens = 10
 	var reserved domain.Micros
@@ -264,8 +266,9 @@ func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	}
 	bound := domain.WorstCaseChat(req, 10)
 	want := mainPrice.Cost(bound)
-	if res.Cost != want || l.spent != want || l.spent > reserved {
-		t.Fatalf("charged %v (spent %v), want the bound %v, at most the reservation %v", res.Cost, l.spent, want, reserved)
+	led := seen(l)
+	if res.Cost != want || led.spent != want || led.spent > reserved {
+		t.Fatalf("charged %v (spent %v), want the bound %v, at most the reservation %v", res.Cost, led.spent, want, reserved)
 	}
 	rec := log.Records()[0]
 	if rec.Usage != claim || !rec.UsageExceedsReservation || rec.Cost() != want {
@@ -280,7 +283,7 @@ func TestHonestUsageIsNotCountedAsExcessive(t *testing.T) {
 	claims := &claimCounter{}
 	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
-		Keys:      memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()},
+		Keys:      memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()},
 		gateway.Options{ExcessClaims: claims})
 	if err != nil {
 		t.Fatal(err)

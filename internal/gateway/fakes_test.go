@@ -2,12 +2,13 @@ package gateway_test
 
 import (
 	"context"
-	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -81,56 +82,33 @@ func (p *scriptedProvider) Embed(_ context.Context, req domain.EmbedRequest) (do
 	return domain.EmbedResponse{Model: req.Model, Vectors: vecs, Usage: domain.Usage{PromptTokens: len(req.Inputs)}}, nil
 }
 
-// ledger is a single-budget ledger that remembers what happened to each reservation.
-type ledger struct {
-	mu       sync.Mutex
-	limit    domain.Micros // 0 means unlimited
-	held     map[string]domain.Micros
-	spent    domain.Micros
-	settled  []string
-	released []string
+// ledgerView is what a memory ledger did, as the gateway tests check it:
+// the reservations settled and released, each ID once per call so that a
+// repeat shows, those still held, and the total charged.
+type ledgerView struct {
+	settled, released, held []string
+	spent                   domain.Micros
 }
 
-func newLedger(limit domain.Micros) *ledger {
-	return &ledger{limit: limit, held: map[string]domain.Micros{}}
-}
-
-func (l *ledger) Reserve(_ context.Context, r domain.Reservation) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var held domain.Micros
-	for _, h := range l.held {
-		held += h
+// seen returns what l did so far.
+func seen(l *memory.Ledger) ledgerView {
+	var v ledgerView
+	for id, e := range l.Endings() {
+		for range e.Settles {
+			v.settled = append(v.settled, id)
+		}
+		for range e.Releases {
+			v.released = append(v.released, id)
+		}
+		if e.Held {
+			v.held = append(v.held, id)
+		}
+		v.spent += e.Cost
 	}
-	if l.limit > 0 && l.spent+held+r.Amount > l.limit {
-		return &domain.Error{Kind: domain.KindBudgetExceeded, Code: "budget_exceeded", Message: "budget exceeded"}
-	}
-	l.held[r.ID] = r.Amount
-	return nil
-}
-
-func (l *ledger) Settle(_ context.Context, s ports.Settlement) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.held[s.ReservationID]; !ok {
-		return fmt.Errorf("settle of unknown reservation %q", s.ReservationID)
-	}
-	delete(l.held, s.ReservationID)
-	l.spent += s.Cost
-	l.settled = append(l.settled, s.ReservationID)
-	return nil
-}
-
-func (l *ledger) Release(_ context.Context, id string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.held, id)
-	l.released = append(l.released, id)
-	return nil
-}
-
-func (l *ledger) Report(context.Context, domain.Caller, time.Time, time.Time) (domain.UsageReport, error) {
-	return domain.UsageReport{}, nil
+	slices.Sort(v.settled)
+	slices.Sort(v.released)
+	slices.Sort(v.held)
+	return v
 }
 
 // limiterSpy is the in-process rate limiter, counting the holds it gives

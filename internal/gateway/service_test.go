@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,13 +27,15 @@ type rig struct {
 	svc      *gateway.Service
 	primary  *scriptedProvider
 	backup   *scriptedProvider
-	ledger   *ledger
+	ledger   *memory.Ledger
 	limiter  *limiterSpy
 	log      *memory.CallLog
 	caller   domain.Caller
 	requests int
 }
 
+// newRig returns a rig for caller; a positive limit adds a daily budget of
+// that much to the caller's budgets.
 func newRig(t *testing.T, opts gateway.Options, caller domain.Caller, limit domain.Micros) *rig {
 	t.Helper()
 	cat, err := domain.NewCatalogue([]domain.Model{
@@ -45,7 +48,10 @@ func newRig(t *testing.T, opts gateway.Options, caller domain.Caller, limit doma
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{primary: &scriptedProvider{}, backup: &scriptedProvider{}, ledger: newLedger(limit), log: memory.NewCallLog(), caller: caller}
+	if limit > 0 {
+		caller.Budgets = append(slices.Clone(caller.Budgets), domain.Budget{Scope: domain.ScopeUser, ScopeID: caller.User, Period: domain.PeriodDay, Limit: limit})
+	}
+	r := &rig{primary: &scriptedProvider{}, backup: &scriptedProvider{}, ledger: memory.NewLedger(), log: memory.NewCallLog(), caller: caller}
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
@@ -99,8 +105,9 @@ func TestChatSuccess(t *testing.T) {
 		rec.User != "alice" || rec.Team != "risk" || rec.Output != res.Response.Content || rec.End.Before(rec.Start) {
 		t.Fatalf("record = %+v", rec)
 	}
-	if len(r.ledger.settled) != 1 || r.ledger.spent != res.Cost {
-		t.Fatalf("ledger settled %v spent %v, want the call's cost", r.ledger.settled, r.ledger.spent)
+	led := seen(r.ledger)
+	if len(led.settled) != 1 || led.spent != res.Cost {
+		t.Fatalf("ledger settled %v spent %v, want the call's cost", led.settled, led.spent)
 	}
 }
 
@@ -151,8 +158,9 @@ func TestChatRejections(t *testing.T) {
 			if recs[0].Model != tc.model || len(recs[0].Attempts) != 0 {
 				t.Errorf("the refusal is recorded under model %q with %d attempts, want %q and none", recs[0].Model, len(recs[0].Attempts), tc.model)
 			}
-			if len(r.ledger.held) != 0 {
-				t.Fatalf("a rejected call holds %v", r.ledger.held)
+			led := seen(r.ledger)
+			if len(led.held) != 0 {
+				t.Fatalf("a rejected call holds %v", led.held)
 			}
 		})
 	}
@@ -203,8 +211,9 @@ func TestRetriesThenFallback(t *testing.T) {
 		if domain.KindOf(err) != domain.KindUpstream {
 			t.Fatalf("err = %v, want upstream", err)
 		}
-		if len(r.ledger.released) != 1 || len(r.ledger.settled) != 0 {
-			t.Fatalf("ledger released %v settled %v, want one release", r.ledger.released, r.ledger.settled)
+		led := seen(r.ledger)
+		if len(led.released) != 1 || len(led.settled) != 0 {
+			t.Fatalf("ledger released %v settled %v, want one release", led.released, led.settled)
 		}
 		if rec := r.log.Records()[0]; rec.Outcome != domain.OutcomeError || len(rec.Attempts) != 2 {
 			t.Fatalf("record = %+v", rec)
@@ -382,7 +391,8 @@ func TestClientGoneStopsRetrying(t *testing.T) {
 	if err == nil || r.primary.callCount() != 1 {
 		t.Fatalf("err = %v after %d calls, want to stop during the backoff", err, r.primary.callCount())
 	}
-	if len(r.log.Records()) != 1 || len(r.ledger.released) != 1 {
+	led := seen(r.ledger)
+	if len(r.log.Records()) != 1 || len(led.released) != 1 {
 		t.Fatal("an abandoned call must still be recorded and its reservation released")
 	}
 }
@@ -423,7 +433,7 @@ func TestAuthenticateAndModels(t *testing.T) {
 
 func TestNewServiceRefusesMissingProvider(t *testing.T) {
 	cat, _ := domain.NewCatalogue(domain.DefaultModels())
-	_, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Keys: memory.NewKeyStore(), Ledger: newLedger(0), CallLog: memory.NewCallLog()}, gateway.Options{})
+	_, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{})
 	if err == nil {
 		t.Fatal("a catalogue naming an unconfigured provider was accepted")
 	}

@@ -40,6 +40,18 @@ type reservation struct {
 	day      time.Time
 	counters []counter
 	held     bool // false once settled or released
+	ending   Ending
+}
+
+// Ending is what happened to one reservation, for tests that must prove a
+// call ended its reservation exactly once. Repeated settlements and
+// releases are counted although only the first one changes the budgets.
+type Ending struct {
+	Amount   domain.Micros // what was reserved
+	Settles  int           // Settle calls, repeats included
+	Releases int           // Release calls, repeats included
+	Cost     domain.Micros // what the first settlement charged
+	Held     bool          // neither settled nor released yet
 }
 
 type usageKey struct {
@@ -101,9 +113,14 @@ func (l *Ledger) Settle(_ context.Context, s ports.Settlement) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	res, err := l.held(s.ReservationID)
-	if err != nil || res == nil {
+	if err != nil {
 		return err
 	}
+	l.reservations[s.ReservationID].ending.Settles++
+	if res == nil {
+		return nil
+	}
+	res.ending.Cost = s.Cost
 	l.move(res, s.Cost)
 	k := usageKey{user: s.Caller.User, team: s.Caller.Team, keyID: s.Caller.KeyID, model: s.Model, day: res.day}
 	u := l.usage[k]
@@ -124,8 +141,12 @@ func (l *Ledger) Release(_ context.Context, reservationID string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	res, err := l.held(reservationID)
-	if err != nil || res == nil {
+	if err != nil {
 		return err
+	}
+	l.reservations[reservationID].ending.Releases++
+	if res == nil {
+		return nil
 	}
 	l.move(res, 0)
 	return nil
@@ -153,6 +174,19 @@ func (l *Ledger) move(res *reservation, spent domain.Micros) {
 		l.spend[c].reserved -= res.amount
 	}
 	res.held = false
+}
+
+// Endings returns what happened to each reservation, by reservation ID.
+func (l *Ledger) Endings() map[string]Ending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]Ending, len(l.reservations))
+	for id, res := range l.reservations {
+		e := res.ending
+		e.Amount, e.Held = res.amount, res.held
+		out[id] = e
+	}
+	return out
 }
 
 // Report returns the usage of the caller's user from the UTC day of from to

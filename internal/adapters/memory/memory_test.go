@@ -3,7 +3,9 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -27,6 +29,42 @@ func TestKeyStoreContract(t *testing.T) {
 
 func TestSpendLedgerContract(t *testing.T) {
 	contract.TestSpendLedger(t, func(*testing.T) ports.SpendLedger { return memory.NewLedger() })
+}
+
+// TestLedgerEndings checks that the ledger reports every settlement and
+// release of each reservation, repeats included, so that a test can prove a
+// reservation was ended exactly once.
+func TestLedgerEndings(t *testing.T) {
+	ctx := context.Background()
+	l := memory.NewLedger()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, id := range []string{"settled", "released", "held"} {
+		if err := l.Reserve(ctx, domain.Reservation{ID: id, Amount: 50, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := l.Settle(ctx, ports.Settlement{ReservationID: "settled", Cost: 30, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Release(ctx, "released"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx, "settled"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx, "unknown"); domain.KindOf(err) != domain.KindNotFound {
+		t.Fatalf("releasing an unknown reservation: %v, want not found", err)
+	}
+	want := map[string]memory.Ending{
+		"settled":  {Amount: 50, Settles: 2, Releases: 1, Cost: 30},
+		"released": {Amount: 50, Releases: 1},
+		"held":     {Amount: 50, Held: true},
+	}
+	if got := l.Endings(); !maps.Equal(got, want) {
+		t.Fatalf("endings %+v, want %+v", got, want)
+	}
 }
 
 // TestKeyStoreKeepsItsOwnCopy checks that changing a caller after Add, or
