@@ -280,7 +280,9 @@ func TestBudgetExactUnderConcurrency(t *testing.T) {
     price_per_million: {input: "0", output: "1"}
     max_output_tokens: 100
 `)
-	env = append(env, "CATALOGUE_FILE="+catalogue)
+	// 100 calls at once from one key: above the default per-key share (64),
+	// which this test is not about.
+	env = append(env, "CATALOGUE_FILE="+catalogue, "MAX_CONCURRENT_PER_KEY=100")
 	s := start(t, env)
 	key := createKey(t, env, "--user", "bob", "--team", "budget", "--daily-budget-usd", "0.00005")
 	c := client(s, key)
