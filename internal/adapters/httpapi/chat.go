@@ -23,6 +23,18 @@ const (
 // streamTrailers announces the trailers of a stream.
 const streamTrailers = modelHeader + ", " + providerHeader + ", " + attemptsHeader + ", " + costHeader + ", " + overheadHeader
 
+// runChat runs a non-streamed chat call for any dialect's handler; when it
+// fails, the error is written in the request's dialect and ok is false.
+func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) (res gateway.ChatResult, ok bool) {
+	res, err := h.gw.Chat(r.Context(), h.call(r), req)
+	exchangeOf(r).waited(res.Result)
+	if err != nil {
+		h.writeError(w, r, err)
+		return res, false
+	}
+	return res, true
+}
+
 func setResultHeaders(hdr http.Header, res gateway.Result) {
 	hdr.Set(modelHeader, res.Model.Name)
 	hdr.Set(providerHeader, res.Model.Provider)
@@ -101,10 +113,8 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex := exchangeOf(r)
-	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
-	ex.provider = res.Waiting()
-	if err != nil {
-		h.writeError(w, r, err)
+	res, ok := h.runChat(w, r, in.req)
+	if !ok {
 		return
 	}
 	setResultHeaders(w.Header(), res.Result)
@@ -198,7 +208,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		}
 		return s.piece(c)
 	})
-	ex.provider = res.Waiting()
+	ex.waited(res.Result)
 	if err != nil && !s.started {
 		h.writeError(w, r, err)
 		return

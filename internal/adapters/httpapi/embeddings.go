@@ -36,7 +36,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	ex := exchangeOf(r)
 	res, err := h.gw.Embed(r.Context(), h.call(r), in.req)
-	ex.provider = res.Waiting()
+	ex.waited(res.Result)
 	if err == nil {
 		err = checkVectors(res.Response.Vectors, len(in.req.Inputs), in.base64)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // Response headers every response carries.
@@ -36,6 +37,11 @@ type exchange struct {
 	caller   domain.Caller // set once authenticated
 	dialect  dialect       // the API the request speaks
 }
+
+// waited records what of the call was spent waiting on providers and
+// between their attempts (gateway.Result.Waiting), which the overhead
+// header leaves out.
+func (ex *exchange) waited(res gateway.Result) { ex.provider = res.Waiting() }
 
 type exchangeKey struct{}
 

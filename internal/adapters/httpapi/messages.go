@@ -99,10 +99,8 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex := exchangeOf(r)
-	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
-	ex.provider = res.ProviderTime
-	if err != nil {
-		h.writeError(w, r, err)
+	res, ok := h.runChat(w, r, in.req)
+	if !ok {
 		return
 	}
 	resp := res.Response
@@ -160,7 +158,7 @@ func (h *handler) messagesStream(w http.ResponseWriter, r *http.Request, req dom
 	s := &anthStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
 		id: messageID(ex.id), model: req.Model, open: -1}
 	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
-	ex.provider = res.ProviderTime
+	ex.waited(res.Result)
 	if err != nil && !s.started {
 		h.writeError(w, r, err)
 		return

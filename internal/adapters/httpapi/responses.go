@@ -157,10 +157,8 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex := exchangeOf(r)
-	res, err := h.gw.Chat(r.Context(), h.call(r), in.req)
-	ex.provider = res.ProviderTime
-	if err != nil {
-		h.writeError(w, r, err)
+	res, ok := h.runChat(w, r, in.req)
+	if !ok {
 		return
 	}
 	resp := res.Response
@@ -200,7 +198,7 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, req do
 	s := &respStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
 		resp: newResponse(ex.id, req.Model, h.now().Unix(), req), reqID: ex.id}
 	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
-	ex.provider = res.ProviderTime
+	ex.waited(res.Result)
 	if err != nil && !s.started {
 		h.writeError(w, r, err)
 		return
