@@ -314,13 +314,13 @@ func checkModels(cfg infra.Config, models []string) error {
 	if len(models) == 0 {
 		return nil
 	}
-	cat, err := infra.LoadCatalogue(cfg.CatalogueFile, providerNames())
+	cat, err := newCatalogue(cfg)
 	if err != nil {
 		return err
 	}
 	var unknown []string
 	for _, m := range models {
-		if _, err := cat.Resolve(m); err != nil {
+		if _, err := cat.Models.Resolve(m); err != nil {
 			unknown = append(unknown, m)
 		}
 	}

@@ -3,17 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/adapters/llm/anthropic"
 	"github.com/tidygate/tidygate/internal/adapters/llm/azure"
 	"github.com/tidygate/tidygate/internal/adapters/llm/bedrock"
 	"github.com/tidygate/tidygate/internal/adapters/llm/mock"
 	"github.com/tidygate/tidygate/internal/adapters/llm/openai"
-	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/infra"
 	"github.com/tidygate/tidygate/internal/ports"
 )
@@ -26,8 +27,8 @@ import (
 // a provider type is one row here and its adapter package.
 var registry = []providerType{
 	// A built-in fake for development, tests and benchmarks; no upstream.
-	register("mock", "",
-		func(s mockSettings) []string {
+	register("mock", "", typeSpec[mockSettings]{
+		check: func(s mockSettings) []string {
 			var problems []string
 			if s.Latency < 0 {
 				problems = append(problems, fmt.Sprintf("MOCK_LATENCY=%s: must not be negative", s.Latency))
@@ -37,45 +38,97 @@ var registry = []providerType{
 			}
 			return problems
 		},
-		func(_ context.Context, s mockSettings, _ time.Duration) (ports.Provider, error) {
+		build: func(_ context.Context, s mockSettings, _ link) (ports.Provider, error) {
 			return mock.New(mock.Options{Latency: s.Latency, FailureRate: s.FailureRate})
-		}),
+		},
+		keys:     infra.CapKeys,
+		instance: func(infra.ProviderInstance, string) mockSettings { return mockSettings{} },
+	}),
 	// The OpenAI API, and servers that speak it (Ollama, vLLM, LM Studio).
-	register("openai", "openai",
-		func(s openaiSettings) []string { return checkURL("OPENAI_BASE_URL", s.BaseURL) },
-		func(_ context.Context, s openaiSettings, timeout time.Duration) (ports.Provider, error) {
+	register("openai", "openai", typeSpec[openaiSettings]{
+		check: func(s openaiSettings) []string { return checkURL("OPENAI_BASE_URL", s.BaseURL) },
+		build: func(_ context.Context, s openaiSettings, l link) (ports.Provider, error) {
 			if s.APIKey == "" && s.BaseURL == "" {
 				return nil, fmt.Errorf("set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM or LM Studio)")
 			}
-			return openai.New(openai.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: timeout})
-		}),
+			return openai.New(openai.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
+		},
+		keys: infra.HTTPKeys,
+		checkInstance: func(p infra.ProviderInstance) []string {
+			if !p.HasAPIKey() && p.BaseURL == "" {
+				return []string{"api_key_env: name the variable holding the key (or give api_key_file), or a base_url for a server that needs none"}
+			}
+			return nil
+		},
+		instance: func(p infra.ProviderInstance, key string) openaiSettings {
+			return openaiSettings{APIKey: key, BaseURL: p.BaseURL}
+		},
+	}),
 	// Azure OpenAI: a model's upstream is its deployment's name.
-	register("azure", "azure",
-		func(s azureSettings) []string { return checkURL("AZURE_OPENAI_ENDPOINT", s.Endpoint) },
-		func(_ context.Context, s azureSettings, timeout time.Duration) (ports.Provider, error) {
+	register("azure", "azure", typeSpec[azureSettings]{
+		check: func(s azureSettings) []string { return checkURL("AZURE_OPENAI_ENDPOINT", s.Endpoint) },
+		build: func(_ context.Context, s azureSettings, l link) (ports.Provider, error) {
 			if s.APIKey == "" || s.Endpoint == "" {
 				return nil, fmt.Errorf("set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY")
 			}
-			return azure.New(azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: timeout})
-		}),
+			return azure.New(azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: l.timeout, HTTPClient: l.client})
+		},
+		keys:          append(slices.Clone(infra.HTTPKeys), "api_version"),
+		checkInstance: func(p infra.ProviderInstance) []string { return requireKeys(p, "base_url", "api_key") },
+		instance: func(p infra.ProviderInstance, key string) azureSettings {
+			return azureSettings{APIKey: key, Endpoint: p.BaseURL, APIVersion: p.APIVersion}
+		},
+	}),
 	// The Anthropic Messages API.
-	register("anthropic", "anthropic",
-		func(s anthropicSettings) []string { return checkURL("ANTHROPIC_BASE_URL", s.BaseURL) },
-		func(_ context.Context, s anthropicSettings, timeout time.Duration) (ports.Provider, error) {
+	register("anthropic", "anthropic", typeSpec[anthropicSettings]{
+		check: func(s anthropicSettings) []string { return checkURL("ANTHROPIC_BASE_URL", s.BaseURL) },
+		build: func(_ context.Context, s anthropicSettings, l link) (ports.Provider, error) {
 			if s.APIKey == "" {
 				return nil, fmt.Errorf("set ANTHROPIC_API_KEY")
 			}
-			return anthropic.New(anthropic.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: timeout})
-		}),
+			return anthropic.New(anthropic.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
+		},
+		keys:          infra.HTTPKeys,
+		checkInstance: func(p infra.ProviderInstance) []string { return requireKeys(p, "api_key") },
+		instance: func(p infra.ProviderInstance, key string) anthropicSettings {
+			return anthropicSettings{APIKey: key, BaseURL: p.BaseURL}
+		},
+	}),
 	// Amazon Bedrock's Converse API; credentials from the standard AWS chain.
-	register("bedrock", "bedrock",
-		func(bedrockSettings) []string { return nil },
-		func(ctx context.Context, s bedrockSettings, _ time.Duration) (ports.Provider, error) {
+	register("bedrock", "bedrock", typeSpec[bedrockSettings]{
+		check: func(bedrockSettings) []string { return nil },
+		build: func(ctx context.Context, s bedrockSettings, l link) (ports.Provider, error) {
 			if s.Region == "" {
 				return nil, fmt.Errorf("set AWS_REGION (credentials come from the standard AWS chain)")
 			}
-			return bedrock.New(ctx, bedrock.Options{Region: s.Region})
-		}),
+			opts := bedrock.Options{Region: s.Region, Profile: s.profile, BaseURL: s.baseURL}
+			if s.ownClient {
+				opts.HTTPClient = l.client
+			}
+			return bedrock.New(ctx, opts)
+		},
+		keys:          append([]string{"base_url", "headers", "timeout", "proxy_url", "ca_file", "region", "aws_profile"}, infra.CapKeys...),
+		checkInstance: func(p infra.ProviderInstance) []string { return requireKeys(p, "region") },
+		instance: func(p infra.ProviderInstance, _ string) bedrockSettings {
+			return bedrockSettings{Region: p.Region, profile: p.AWSProfile, baseURL: p.BaseURL,
+				ownClient: p.ProxyURL != "" || p.CAFile != "" || len(p.Headers) > 0 || p.Timeout > 0}
+		},
+	}),
+}
+
+// requireKeys returns a line for each of keys the instance lacks; "api_key"
+// stands for api_key_env or api_key_file.
+func requireKeys(p infra.ProviderInstance, keys ...string) []string {
+	var problems []string
+	for _, k := range keys {
+		switch {
+		case k == "api_key" && !p.HasAPIKey():
+			problems = append(problems, fmt.Sprintf("api_key_env: type %s needs a key: name the variable holding it (or give api_key_file)", p.Type))
+		case k == "base_url" && p.BaseURL == "", k == "region" && p.Region == "":
+			problems = append(problems, fmt.Sprintf("%s: is required for type %s", k, p.Type))
+		}
+	}
+	return problems
 }
 
 // Each provider type's settings: env tags name the variables, redact tags
@@ -100,13 +153,20 @@ type (
 		BaseURL string `env:"ANTHROPIC_BASE_URL" redact:"url"`
 	}
 	bedrockSettings struct {
-		Region string `env:"AWS_REGION"`
+		Region  string `env:"AWS_REGION"`
+		profile string // a named instance's aws_profile
+		baseURL string // a named instance's base_url
+		// ownClient: the instance sets what needs a client of its own
+		// (proxy_url, ca_file, headers, timeout); otherwise the SDK's
+		// client, which honours AWS_CA_BUNDLE, carries its calls.
+		ownClient bool
 	}
 )
 
 // providerType is one row of the registry.
 type providerType struct {
-	// name is what a catalogue's provider: says.
+	// name is what a catalogue's provider: says for the type's implicit
+	// instance, and a named instance's type: says.
 	name string
 	// adapter is the adapter's package under internal/adapters/llm, whose
 	// wire test and fuzz target the registry's test requires; empty for a
@@ -115,20 +175,49 @@ type providerType struct {
 	// load reads and checks the type's settings from the environment,
 	// returning every problem, one line each.
 	load func(environ map[string]string) (any, []string)
-	// build makes the adapter from the loaded settings and its bound on a
-	// call (adapterTimeout), or says which setting is missing.
-	build func(ctx context.Context, settings any, timeout time.Duration) (ports.Provider, error)
+	// build makes the adapter from the loaded settings and its link to the
+	// upstream, or says which setting is missing.
+	build func(ctx context.Context, settings any, l link) (ports.Provider, error)
+	// catalogue is what the catalogue checks a named instance of the type
+	// against: the keys it accepts and the type's own rules.
+	catalogue infra.ProviderType
+	// fromInstance makes the type's settings from a named instance and its
+	// key (read from api_key_env or api_key_file).
+	fromInstance func(p infra.ProviderInstance, key string) any
+}
+
+// link is how an adapter reaches its upstream: its own bound on a call
+// (adapterTimeout) and, for a named instance, the instance's own HTTP
+// client (nil: the adapter's default client).
+type link struct {
+	timeout time.Duration
+	client  *http.Client
+}
+
+// typeSpec is a registry row's parts for settings of type S.
+type typeSpec[S any] struct {
+	// check checks the settings read from the environment, one line each.
+	check func(S) []string
+	// build makes the adapter, or says which setting is missing.
+	build func(context.Context, S, link) (ports.Provider, error)
+	// keys are the keys a named instance of the type accepts besides name
+	// and type (infra.HTTPKeys, infra.CapKeys and the type's own).
+	keys []string
+	// checkInstance checks a named instance for the type (a required key
+	// missing), one line each, starting with the key; nil adds nothing.
+	checkInstance func(infra.ProviderInstance) []string
+	// instance makes the settings of a named instance, given its key.
+	instance func(p infra.ProviderInstance, key string) S
 }
 
 // register makes a registry row whose settings are the struct S.
-func register[S any](name, adapter string, check func(S) []string,
-	build func(context.Context, S, time.Duration) (ports.Provider, error)) providerType {
+func register[S any](name, adapter string, spec typeSpec[S]) providerType {
 	return providerType{
 		name: name, adapter: adapter,
 		load: func(environ map[string]string) (any, []string) {
 			var s S
 			problems := infra.ParseSettings(&s, environ)
-			for _, p := range check(s) {
+			for _, p := range spec.check(s) {
 				// A variable that did not parse is reported once, by ParseSettings.
 				variable, _, _ := strings.Cut(p, "=")
 				if !slices.ContainsFunc(problems, func(q string) bool { return strings.HasPrefix(q, variable+"=") }) {
@@ -137,10 +226,37 @@ func register[S any](name, adapter string, check func(S) []string,
 			}
 			return s, problems
 		},
-		build: func(ctx context.Context, s any, timeout time.Duration) (ports.Provider, error) {
-			return build(ctx, s.(S), timeout)
+		build: func(ctx context.Context, s any, l link) (ports.Provider, error) {
+			return spec.build(ctx, s.(S), l)
 		},
+		catalogue:    infra.ProviderType{Name: name, Keys: spec.keys, Check: spec.checkInstance},
+		fromInstance: func(p infra.ProviderInstance, key string) any { return spec.instance(p, key) },
 	}
+}
+
+// buildInstance makes the adapter of a named instance: its key from the
+// environment or its file, its own HTTP client (proxy, CA, headers, the
+// timeout to the response headers), then the type's constructor.
+func (t providerType) buildInstance(ctx context.Context, p infra.ProviderInstance, environ map[string]string, timeout time.Duration) (ports.Provider, error) {
+	key, err := p.APIKey(environ)
+	if err != nil {
+		return nil, err
+	}
+	client, err := llm.NewHTTPClientWith(llm.ClientOptions{ProxyURL: p.ProxyURL, CAFile: p.CAFile,
+		Headers: p.CanonicalHeaders(), ResponseHeaderTimeout: p.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	return t.build(ctx, t.fromInstance(p, key), link{timeout: timeout, client: client})
+}
+
+// catalogueTypes are the registry's types as the catalogue checks them.
+func catalogueTypes() []infra.ProviderType {
+	out := make([]infra.ProviderType, len(registry))
+	for i, t := range registry {
+		out[i] = t.catalogue
+	}
+	return out
 }
 
 // providerNames lists the registry's types, in its order.
@@ -163,17 +279,22 @@ func checkURL(variable, value string) []string {
 	return nil
 }
 
-// providerSettings are every provider type's settings, by type name.
-type providerSettings map[string]any
+// providerSettings are every provider type's settings, by type name, and
+// the environment they were read from, where named instances find their
+// keys (api_key_env).
+type providerSettings struct {
+	byType  map[string]any
+	environ map[string]string
+}
 
 // loadProviderSettings reads every type's settings from environ, so that a
 // bad value is reported at start whether or not the catalogue uses the type.
 func loadProviderSettings(environ map[string]string) (providerSettings, []string) {
-	out := make(providerSettings, len(registry))
+	out := providerSettings{byType: make(map[string]any, len(registry)), environ: environ}
 	var problems []string
 	for _, t := range registry {
 		s, p := t.load(environ)
-		out[t.name] = s
+		out.byType[t.name] = s
 		problems = append(problems, p...)
 	}
 	return out, problems
@@ -182,7 +303,7 @@ func loadProviderSettings(environ map[string]string) (providerSettings, []string
 // redacted returns every provider setting as VARIABLE → value, secrets hidden.
 func (ps providerSettings) redacted() map[string]string {
 	out := make(map[string]string)
-	for _, s := range ps {
+	for _, s := range ps.byType {
 		for k, v := range infra.RedactedSettings(s) {
 			out[k] = v
 		}
@@ -191,23 +312,32 @@ func (ps providerSettings) redacted() map[string]string {
 }
 
 // newCatalogue loads CATALOGUE_FILE, or the built-in mock catalogue.
-func newCatalogue(cfg infra.Config) (*domain.Catalogue, error) {
-	return infra.LoadCatalogue(cfg.CatalogueFile, providerNames())
+func newCatalogue(cfg infra.Config) (infra.Catalogue, error) {
+	return infra.LoadCatalogueFile(cfg.CatalogueFile, catalogueTypes())
 }
 
-// newProviders builds one adapter for each provider the catalogue uses, and
-// refuses to start when a provider lacks the settings it needs, naming
-// every such problem on its own line.
-func newProviders(ctx bootContext, cfg infra.Config, ps providerSettings, cat *domain.Catalogue) (map[string]ports.Provider, error) {
+// newProviders builds one adapter for each provider instance the
+// catalogue's deployments use, each with its own client: a named instance
+// from its entry in the catalogue, a type's implicit instance from the
+// environment. It refuses to start when an instance lacks what it needs,
+// naming every such problem on its own line.
+func newProviders(ctx bootContext, cfg infra.Config, ps providerSettings, cat infra.Catalogue) (map[string]ports.Provider, error) {
 	out := make(map[string]ports.Provider)
 	var problems []string
-	for _, name := range cat.Providers() {
-		i := slices.IndexFunc(registry, func(t providerType) bool { return t.name == name })
-		if i < 0 { // LoadCatalogue refuses these; a hand-made catalogue may not
-			problems = append(problems, fmt.Sprintf("provider %q: unknown; known providers are %s", name, strings.Join(providerNames(), ", ")))
-			continue
+	for _, name := range cat.Models.Providers() {
+		var (
+			p   ports.Provider
+			err error
+		)
+		if j := slices.IndexFunc(cat.Providers, func(p infra.ProviderInstance) bool { return p.Name == name }); j >= 0 {
+			inst := cat.Providers[j]
+			i := slices.IndexFunc(registry, func(t providerType) bool { return t.name == inst.Type })
+			p, err = registry[i].buildInstance(ctx, inst, ps.environ, adapterTimeout(cfg))
+		} else if i := slices.IndexFunc(registry, func(t providerType) bool { return t.name == name }); i >= 0 {
+			p, err = registry[i].build(ctx, ps.byType[name], link{timeout: adapterTimeout(cfg)})
+		} else { // LoadCatalogueFile refuses these; a hand-made catalogue may not
+			err = fmt.Errorf("unknown; known providers are %s", strings.Join(providerNames(), ", "))
 		}
-		p, err := registry[i].build(ctx, ps[name], adapterTimeout(cfg))
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("provider %q: %v", name, err))
 			continue

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -167,7 +168,7 @@ func TestNewProvidersBuildsThroughTheRegistry(t *testing.T) {
 		_, _ = io.WriteString(w, `{"id":"x","choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
 	}))
 	t.Cleanup(fake.Close)
-	cat, err := domain.NewCatalogue([]domain.Model{{Name: "m", Type: domain.ModelChat, Provider: "azure", Upstream: "dep", MaxOutputTokens: 10}})
+	models, err := domain.NewCatalogue([]domain.Model{{Name: "m", Type: domain.ModelChat, Provider: "azure", Upstream: "dep", MaxOutputTokens: 10}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestNewProvidersBuildsThroughTheRegistry(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	providers, err := newProviders(bootContext{context.Background()}, infra.Config{}, ps, cat)
+	providers, err := newProviders(bootContext{context.Background()}, infra.Config{}, ps, infra.Catalogue{Models: models})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,14 +185,14 @@ func TestNewProvidersBuildsThroughTheRegistry(t *testing.T) {
 		t.Fatalf("Chat = %+v, %v", resp, err)
 	}
 
-	cat, err = domain.NewCatalogue([]domain.Model{
+	models, err = domain.NewCatalogue([]domain.Model{
 		{Name: "a", Type: domain.ModelChat, Provider: "azure", MaxOutputTokens: 10},
 		{Name: "b", Type: domain.ModelChat, Provider: "anthropic", MaxOutputTokens: 10},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = newProviders(bootContext{context.Background()}, infra.Config{}, testProviderSettings(t), cat)
+	_, err = newProviders(bootContext{context.Background()}, infra.Config{}, testProviderSettings(t), infra.Catalogue{Models: models})
 	if err == nil || strings.Count(err.Error(), "\n") != 1 || !strings.Contains(err.Error(), "AZURE_OPENAI_API_KEY") || !strings.Contains(err.Error(), "ANTHROPIC_API_KEY") {
 		t.Errorf("missing settings gave %v; want one line for azure and one for anthropic", err)
 	}
@@ -218,5 +219,96 @@ func TestProviderSettingChecks(t *testing.T) {
 		if tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
 			t.Errorf("%v: problems %q; want %q", tc.environ, got, tc.want)
 		}
+	}
+}
+
+// TestTwoInstancesOfOneTypeKeepTheirOwnKeys builds two named OpenAI
+// instances with different keys and headers from one catalogue: each fake
+// upstream asserts the credential and the header it receives, so a key
+// sent to the wrong account fails the call.
+func TestTwoInstancesOfOneTypeKeepTheirOwnKeys(t *testing.T) {
+	var wrong atomic.Int32
+	upstream := func(key, org string) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer "+key || r.Header.Get("OpenAI-Organization") != org {
+				wrong.Add(1)
+				http.Error(w, `{"error":{"message":"wrong credential"}}`, http.StatusUnauthorized)
+				return
+			}
+			_, _ = io.WriteString(w, `{"id":"x","choices":[{"index":0,"message":{"content":"`+org+`"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := upstream("sk-account-a", "org-a"), upstream("sk-account-b", "org-b")
+	keyFile := filepath.Join(t.TempDir(), "b.key")
+	if err := os.WriteFile(keyFile, []byte("sk-account-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "catalogue.yaml")
+	if err := os.WriteFile(path, []byte(`
+providers:
+  - {name: acct-a, type: openai, base_url: `+a.URL+`, api_key_env: ACCOUNT_A_KEY, headers: {OpenAI-Organization: org-a}}
+  - {name: acct-b, type: openai, base_url: `+b.URL+`, api_key_file: `+keyFile+`, headers: {OpenAI-Organization: org-b}}
+models:
+  - name: m
+    type: chat
+    deployments: [{provider: acct-a, upstream: up}, {provider: acct-b, upstream: up}]
+    max_output_tokens: 10
+    free: true
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := newCatalogue(infra.Config{CatalogueFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, problems := loadProviderSettings(map[string]string{"ACCOUNT_A_KEY": "sk-account-a", "OPENAI_API_KEY": "sk-implicit"})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	providers, err := newProviders(bootContext{context.Background()}, infra.Config{}, ps, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"acct-a", "acct-b", "acct-a", "acct-b"} {
+		resp, err := providers[name].Chat(context.Background(), domain.ChatRequest{Model: "up", Messages: []domain.Message{{Role: domain.RoleUser, Content: "hi"}}, MaxTokens: 10})
+		if err != nil || resp.Content != "org-"+name[len(name)-1:] {
+			t.Errorf("%s: Chat = %+v, %v", name, resp, err)
+		}
+	}
+	if n := wrong.Load(); n != 0 {
+		t.Errorf("%d calls reached an upstream with another account's key", n)
+	}
+
+	// A key variable that is not set is named, one line per instance.
+	ps, _ = loadProviderSettings(map[string]string{})
+	_, err = newProviders(bootContext{context.Background()}, infra.Config{}, ps, cat)
+	if err == nil || err.Error() != `provider "acct-a": api_key_env: the variable ACCOUNT_A_KEY is not set` {
+		t.Errorf("an unset key variable gave %v", err)
+	}
+}
+
+// TestExampleCatalogueIsValid loads deploy/catalogue.example.yaml through
+// the registry, each named instance checked for its type, and builds its
+// providers from an environment that sets the keys it names.
+func TestExampleCatalogueIsValid(t *testing.T) {
+	cat, err := newCatalogue(infra.Config{CatalogueFile: "../../deploy/catalogue.example.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cat.Providers) != 4 {
+		t.Errorf("named providers = %+v", cat.Providers)
+	}
+	ps, problems := loadProviderSettings(map[string]string{"OPENAI_MAIN_KEY": "k1", "AZURE_WEST_KEY": "k2", "ANTHROPIC_API_KEY": "k3"})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	providers, err := newProviders(bootContext{context.Background()}, infra.Config{}, ps, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(providers) != len(cat.Models.Providers()) {
+		t.Errorf("built %d providers for %v", len(providers), cat.Models.Providers())
 	}
 }

@@ -111,9 +111,9 @@ func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*in
 // devKeySeed says whether to seed the development key.
 type devKeySeed bool
 
-func newService(cfg infra.Config, d *infra.Delegate, cat *domain.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
+func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: ratelimit.New(), CallLog: calls.CallLog,
+		Catalogue: cat.Models, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: ratelimit.New(), CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,

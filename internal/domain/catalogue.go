@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -26,17 +27,95 @@ func (t ModelType) String() string {
 	return "unknown"
 }
 
-// Model is one entry of the catalogue: a name clients use, the provider that
-// serves it, the provider's own name for it, its price and its fallbacks.
+// Model is one entry of the catalogue: a name clients use, the deployments
+// that serve it and how calls are routed over them, its price and its
+// fallbacks.
 type Model struct {
-	Name            string
-	Type            ModelType
-	Provider        string // the name of a configured provider, e.g. "mock", "openai"
-	Upstream        string // the model name sent to the provider
+	Name     string
+	Type     ModelType
+	Provider string // the first deployment's provider instance, e.g. "mock", "openai-main"
+	Upstream string // the first deployment's model name sent to its provider
+	// Deployments are where the model is served, at least one once the
+	// catalogue is built: a model given only Provider and Upstream has that
+	// one deployment.
+	Deployments     []Deployment
+	Routing         Routing // how calls are spread over the deployments; default RoutingWeighted
 	Price           Price
 	MaxOutputTokens int      // the cap used when a request sets no max_tokens; also the worst case
 	Aliases         []string // other names that resolve to this model
 	Fallbacks       []string // model names tried in order when this one fails
+}
+
+// Deployment is one place a model is served: a provider instance and that
+// provider's own name for the model.
+type Deployment struct {
+	Provider string // a provider instance's name (a type's name for the type's implicit instance)
+	Upstream string // the model name sent to the provider
+	Weight   int    // its share of the calls under RoutingWeighted; 0 means 1
+}
+
+// Name names the deployment in metrics, logs and traces: provider/upstream.
+func (d Deployment) Name() string { return d.Provider + "/" + d.Upstream }
+
+// Routing says how a model's calls are spread over its deployments. Every
+// strategy skips deployments that are cooling down; a retry goes to another
+// deployment while one is left.
+type Routing string
+
+// The routing strategies.
+const (
+	RoutingWeighted  Routing = "weighted"   // at random, in proportion to the weights
+	RoutingLeastBusy Routing = "least-busy" // the fewest calls in flight
+	RoutingLatency   Routing = "latency"    // the lowest recent latency, exploring the others now and then
+	RoutingOrdered   Routing = "ordered"    // the first healthy deployment, in the catalogue's order
+)
+
+// Routings lists the routing strategies.
+func Routings() []Routing {
+	return []Routing{RoutingWeighted, RoutingLeastBusy, RoutingLatency, RoutingOrdered}
+}
+
+// normalizeDeployments fills m's deployments from Provider and Upstream (the
+// single-upstream form), defaults their upstreams and weights and its
+// routing, and returns what is wrong with them, by field.
+func normalizeDeployments(m *Model) (problems [][2]string) {
+	if m.Routing == "" {
+		m.Routing = RoutingWeighted
+	}
+	if !slices.Contains(Routings(), m.Routing) {
+		problems = append(problems, [2]string{"routing", fmt.Sprintf("%q must be weighted, least-busy, latency or ordered", m.Routing)})
+	}
+	switch {
+	case len(m.Deployments) > 0 && (m.Provider != "" || m.Upstream != ""):
+		return append(problems, [2]string{"deployments", "give either provider and upstream or deployments, not both"})
+	case len(m.Deployments) == 0 && m.Provider == "":
+		return append(problems, [2]string{"provider", "is required (or deployments)"})
+	case len(m.Deployments) == 0:
+		m.Deployments = []Deployment{{Provider: m.Provider, Upstream: m.Upstream}}
+	}
+	deps := make([]Deployment, len(m.Deployments))
+	seen := map[string]bool{}
+	for i, d := range m.Deployments {
+		if d.Upstream == "" {
+			d.Upstream = m.Name
+		}
+		switch {
+		case d.Provider == "":
+			problems = append(problems, [2]string{"deployments", fmt.Sprintf("deployments[%d]: provider is required", i)})
+		case d.Weight < 0:
+			problems = append(problems, [2]string{"deployments", fmt.Sprintf("deployments[%d]: weight must not be negative", i)})
+		case seen[d.Name()]:
+			problems = append(problems, [2]string{"deployments", fmt.Sprintf("deployments[%d]: %s is listed twice", i, d.Name())})
+		}
+		if d.Weight == 0 {
+			d.Weight = 1
+		}
+		seen[d.Name()] = true
+		deps[i] = d
+	}
+	m.Deployments = deps
+	m.Provider, m.Upstream = deps[0].Provider, deps[0].Upstream
+	return problems
 }
 
 // Catalogue is the validated, immutable set of models tidygate serves.
@@ -67,11 +146,8 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 		if m.Type != ModelChat && m.Type != ModelEmbedding {
 			add(m.Name, "type", "must be chat or embedding")
 		}
-		if m.Provider == "" {
-			add(m.Name, "provider", "is required")
-		}
-		if m.Upstream == "" {
-			m.Upstream = m.Name
+		for _, p := range normalizeDeployments(&m) {
+			add(m.Name, p[0], "%s", p[1])
 		}
 		if m.Type == ModelChat && m.MaxOutputTokens <= 0 {
 			add(m.Name, "max_output_tokens", "must be positive")
@@ -185,14 +261,17 @@ func (c *Catalogue) Models() []Model {
 	return out
 }
 
-// Providers returns the sorted, distinct provider names the catalogue uses.
+// Providers returns the sorted, distinct provider (instance) names the
+// catalogue's deployments use.
 func (c *Catalogue) Providers() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, m := range c.models {
-		if !seen[m.Provider] {
-			seen[m.Provider] = true
-			out = append(out, m.Provider)
+		for _, d := range m.Deployments {
+			if !seen[d.Provider] {
+				seen[d.Provider] = true
+				out = append(out, d.Provider)
+			}
 		}
 	}
 	sort.Strings(out)

@@ -23,20 +23,40 @@ const maxPricePerMillion = 10_000 * domain.MicrosPerUSD
 // deploy/catalogue.example.yaml). Each model is kept as YAML and decoded on
 // its own, so that the problems of every model are reported at once.
 type catalogueFile struct {
-	Models []yamlNode `yaml:"models"`
+	Providers []yamlNode `yaml:"providers"`
+	Models    []yamlNode `yaml:"models"`
+}
+
+// Catalogue is a catalogue file, loaded and validated: the models, and the
+// named provider instances their deployments may use besides the types'
+// implicit instances (a type's name, its settings from the environment).
+// It is a value: a reload makes a new one.
+type Catalogue struct {
+	Models    *domain.Catalogue
+	Providers []ProviderInstance // in the file's order
 }
 
 // catalogueModel is one entry of catalogueFile.
 type catalogueModel struct {
-	Name            string         `yaml:"name"`
-	Type            string         `yaml:"type"`
-	Provider        string         `yaml:"provider"`
-	Upstream        string         `yaml:"upstream"`
-	Price           cataloguePrice `yaml:"price_per_million"`
-	MaxOutputTokens int            `yaml:"max_output_tokens"`
-	Aliases         []string       `yaml:"aliases"`
-	Fallbacks       []string       `yaml:"fallbacks"`
-	Free            bool           `yaml:"free"` // the model costs nothing; required when it has no price
+	Name            string                `yaml:"name"`
+	Type            string                `yaml:"type"`
+	Provider        string                `yaml:"provider"`
+	Upstream        string                `yaml:"upstream"`
+	Deployments     []catalogueDeployment `yaml:"deployments"`
+	Routing         string                `yaml:"routing"`
+	Price           cataloguePrice        `yaml:"price_per_million"`
+	MaxOutputTokens int                   `yaml:"max_output_tokens"`
+	Aliases         []string              `yaml:"aliases"`
+	Fallbacks       []string              `yaml:"fallbacks"`
+	Free            bool                  `yaml:"free"` // the model costs nothing; required when it has no price
+}
+
+// catalogueDeployment is one of a model's deployments; Weight is nil when
+// the file gives none (it is then 1).
+type catalogueDeployment struct {
+	Provider string `yaml:"provider"`
+	Upstream string `yaml:"upstream"`
+	Weight   *int   `yaml:"weight"`
 }
 
 // cataloguePrice holds USD per million tokens as written in the file, so that
@@ -57,25 +77,46 @@ func (n *yamlNode) UnmarshalYAML(node ast.Node) error {
 
 // LoadCatalogue reads the model catalogue from a YAML file, or returns the
 // built-in mock catalogue when path is empty. A model's provider must be one
-// of providers, the provider types the registry in cmd/app knows. Unknown
-// fields are errors. A *ConfigError lists every problem, one line each,
-// naming the file, the model and the field.
+// of providers, the provider types the registry in cmd/app knows, or a
+// named instance of one. It is LoadCatalogueFile for a caller that needs
+// only the models.
 func LoadCatalogue(path string, providers []string) (*domain.Catalogue, error) {
+	types := make([]ProviderType, len(providers))
+	for i, name := range providers {
+		types[i] = ProviderType{Name: name, Keys: allProviderKeys}
+	}
+	f, err := LoadCatalogueFile(path, types)
+	return f.Models, err
+}
+
+// allProviderKeys are every key an instance may have besides name and type.
+var allProviderKeys = append(slices.Clone(HTTPKeys), "region", "aws_profile", "api_version", "project", "location", "credentials_file")
+
+// LoadCatalogueFile reads the catalogue from a YAML file (see
+// docs/CATALOGUE.md), or returns the built-in mock catalogue when path is
+// empty. types are the provider types the registry in cmd/app knows; a
+// model's or a deployment's provider must be one of them (its implicit
+// instance) or a named instance from the file's providers. Unknown fields
+// are errors. A *ConfigError lists every problem, one line each, naming the
+// file, the entry and the field.
+func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	if path == "" {
-		return domain.NewCatalogue(domain.DefaultModels())
+		cat, err := domain.NewCatalogue(domain.DefaultModels())
+		return Catalogue{Models: cat}, err
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &ConfigError{Problems: []string{fmt.Sprintf("CATALOGUE_FILE=%q: %v", path, errors.Unwrap(err))}}
+		return Catalogue{}, &ConfigError{Problems: []string{fmt.Sprintf("CATALOGUE_FILE=%q: %v", path, errors.Unwrap(err))}}
 	}
 	var f catalogueFile
 	if err := yaml.UnmarshalWithOptions(data, &f, yaml.DisallowUnknownField()); err != nil {
-		return nil, &ConfigError{Problems: []string{path + ": " + yamlProblem(err)}}
+		return Catalogue{}, &ConfigError{Problems: []string{path + ": " + yamlProblem(err)}}
 	}
 	if len(f.Models) == 0 {
-		return nil, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
+		return Catalogue{}, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
 	}
-	var problems []string
+	instances, named, problems := decodeProviders(path, f.Providers, types)
+	providers := append(TypeNames(types), named...)
 	models := make([]domain.Model, 0, len(f.Models))
 	labels := map[string]string{}  // model name → its label, for the catalogue's own problems
 	failed := map[[2]string]bool{} // model name and top-level key already reported
@@ -120,9 +161,40 @@ func LoadCatalogue(path string, providers []string) (*domain.Catalogue, error) {
 		problems = append(problems, path+": "+err.Error())
 	}
 	if len(problems) > 0 {
-		return nil, &ConfigError{Problems: problems}
+		return Catalogue{}, &ConfigError{Problems: problems}
 	}
-	return cat, nil
+	return Catalogue{Models: cat, Providers: instances}, nil
+}
+
+// decodeProviders decodes the file's providers, each on its own, and
+// returns the valid ones, the names of all (so that a model naming a faulty
+// instance is not reported too) and every problem, labelled with the entry.
+func decodeProviders(path string, nodes []yamlNode, types []ProviderType) (valid []ProviderInstance, names, problems []string) {
+	seen := map[string]bool{}
+	for i, n := range nodes {
+		p, errs := decodeProvider(n.node, types)
+		label := fmt.Sprintf("%s: providers[%d]", path, i)
+		if p.Name != "" {
+			label += fmt.Sprintf(" %q", p.Name)
+		}
+		switch {
+		case slices.Contains(TypeNames(types), p.Name):
+			errs = append(errs, fmt.Sprintf("name: %q is a provider type, whose name stands for its implicit instance (settings from the environment); give this instance a name of its own", p.Name))
+		case p.Name != "" && seen[p.Name]:
+			errs = append(errs, "name: the provider is defined twice")
+		}
+		if p.Name != "" && !seen[p.Name] {
+			names = append(names, p.Name)
+		}
+		seen[p.Name] = true
+		for _, e := range errs {
+			problems = append(problems, label+": "+e)
+		}
+		if len(errs) == 0 {
+			valid = append(valid, p)
+		}
+	}
+	return valid, names, problems
 }
 
 // modelProblem is one problem of one model: the top-level key at fault
@@ -141,19 +213,11 @@ func decodeModel(node ast.Node, providers []string) (domain.Model, []modelProble
 		"name": &m.Name, "type": &m.Type, "provider": &m.Provider, "upstream": &m.Upstream,
 		"price_per_million": &m.Price, "max_output_tokens": &m.MaxOutputTokens,
 		"aliases": &m.Aliases, "fallbacks": &m.Fallbacks, "free": &m.Free,
+		"deployments": &m.Deployments, "routing": &m.Routing,
 	}
-	var pairs []*ast.MappingValueNode
-	switch n := node.(type) {
-	case *ast.MappingNode:
-		pairs = n.Values
-	case *ast.MappingValueNode:
-		pairs = []*ast.MappingValueNode{n}
-	default:
-		line := 0
-		if node != nil && node.GetToken() != nil {
-			line = node.GetToken().Position.Line
-		}
-		return domain.Model{}, []modelProblem{{text: fmt.Sprintf("must be a mapping of keys to values (line %d)", line)}}
+	pairs, problem := mappingPairs(node)
+	if problem != "" {
+		return domain.Model{}, []modelProblem{{text: problem}}
 	}
 	var problems []modelProblem
 	failed := map[string]bool{}
@@ -189,7 +253,7 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 	}
 	out := domain.Model{
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
-		Aliases: m.Aliases, Fallbacks: m.Fallbacks,
+		Aliases: m.Aliases, Fallbacks: m.Fallbacks, Routing: domain.Routing(m.Routing),
 	}
 	switch m.Type {
 	case "chat":
@@ -199,8 +263,21 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 	default:
 		add("type", fmt.Sprintf("type: %q must be chat or embedding", m.Type))
 	}
-	if !slices.Contains(providers, m.Provider) {
+	if m.Provider != "" && !slices.Contains(providers, m.Provider) {
 		add("provider", fmt.Sprintf("provider: %q must be %s", m.Provider, orList(providers)))
+	}
+	for i, d := range m.Deployments {
+		if d.Provider != "" && !slices.Contains(providers, d.Provider) {
+			add("deployments", fmt.Sprintf("deployments[%d]: provider: %q must be %s", i, d.Provider, orList(providers)))
+		}
+		weight := 1
+		if d.Weight != nil {
+			weight = *d.Weight
+		}
+		if weight < 1 {
+			add("deployments", fmt.Sprintf("deployments[%d]: weight: must be at least 1", i))
+		}
+		out.Deployments = append(out.Deployments, domain.Deployment{Provider: d.Provider, Upstream: d.Upstream, Weight: weight})
 	}
 	var err error
 	parsed := len(problems)

@@ -1,12 +1,20 @@
 package infra
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -22,11 +30,11 @@ func writeCatalogue(t *testing.T, text string) string {
 }
 
 func TestLoadCatalogueExample(t *testing.T) {
-	cat, err := LoadCatalogue("../../deploy/catalogue.example.yaml", []string{"mock", "openai", "anthropic", "bedrock"})
+	cat, err := LoadCatalogue("../../deploy/catalogue.example.yaml", []string{"mock", "openai", "azure", "anthropic", "bedrock"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cat.Providers(), ","); got != "anthropic,bedrock,mock,openai" {
+	if got := strings.Join(cat.Providers(), ","); got != "anthropic,azure-west,bedrock-us,mock,openai-main,vllm-fleet" {
 		t.Errorf("providers = %s", got)
 	}
 	mini, err := cat.Resolve("mini")
@@ -34,7 +42,7 @@ func TestLoadCatalogueExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := domain.Model{
-		Name: "gpt-4o-mini", Type: domain.ModelChat, Provider: "openai", Upstream: "gpt-4o-mini",
+		Name: "gpt-4o-mini", Type: domain.ModelChat, Provider: "openai-main", Upstream: "gpt-4o-mini",
 		Price:           domain.Price{InputPerMillion: 150_000, OutputPerMillion: 600_000},
 		MaxOutputTokens: 16384, Aliases: []string{"mini"}, Fallbacks: []string{"claude-haiku", "bedrock-claude"},
 	}
@@ -45,8 +53,11 @@ func TestLoadCatalogueExample(t *testing.T) {
 	for _, m := range cat.Chain(mini) {
 		chain = append(chain, m.Provider+":"+m.Upstream)
 	}
-	if got := strings.Join(chain, " "); got != "openai:gpt-4o-mini anthropic:claude-3-5-haiku-latest bedrock:anthropic.claude-3-5-sonnet-20240620-v1:0" {
+	if got := strings.Join(chain, " "); got != "openai-main:gpt-4o-mini anthropic:claude-3-5-haiku-latest bedrock-us:anthropic.claude-3-5-sonnet-20240620-v1:0" {
 		t.Errorf("chain = %s", got)
+	}
+	if !slices.Equal(mini.Deployments, []domain.Deployment{{Provider: "openai-main", Upstream: "gpt-4o-mini", Weight: 3}, {Provider: "azure-west", Upstream: "my-4o-mini-deployment", Weight: 1}}) {
+		t.Errorf("mini's deployments = %+v", mini.Deployments)
 	}
 	for name, upstream := range map[string]string{"titan-embed": "amazon.titan-embed-text-v2:0", "llama-local": "llama3.1:8b", "embed": "text-embedding-3-small"} {
 		m, err := cat.Resolve(name)
@@ -176,17 +187,7 @@ func TestLoadCatalogueErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeCatalogue(t, tc.yaml)
 			_, err := LoadCatalogue(path, providerTypes)
-			var ce *ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("LoadCatalogue = %v, want a *ConfigError", err)
-			}
-			want := make([]string, len(tc.want))
-			for i, w := range tc.want {
-				want[i] = path + ": " + w
-			}
-			if !slices.Equal(ce.Problems, want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(want, "\n"))
-			}
+			wantProblems(t, err, path, tc.want)
 		})
 	}
 }
@@ -197,5 +198,167 @@ func TestLoadCatalogueMissingFile(t *testing.T) {
 	var ce *ConfigError
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0] != `CATALOGUE_FILE="`+path+`": no such file or directory` {
 		t.Fatalf("LoadCatalogue(missing) = %v", err)
+	}
+}
+
+// testTypes are provider types as the registry describes them to the
+// catalogue: an HTTP type that needs a key, and one with keys of its own.
+var testTypes = []ProviderType{
+	{Name: "mock", Keys: CapKeys},
+	{Name: "cumulus", Keys: append(slices.Clone(HTTPKeys), "region"), Check: func(p ProviderInstance) []string {
+		if p.Region == "" {
+			return []string{"region: is required for type cumulus"}
+		}
+		return nil
+	}},
+}
+
+func TestLoadCatalogueNamedProviders(t *testing.T) {
+	ca := writeTestCA(t)
+	path := writeCatalogue(t, `
+providers:
+  - name: east
+    type: cumulus
+    base_url: https://east.example.com/v1
+    api_key_env: EAST_KEY
+    headers: {X-Org: org-1}
+    timeout: 30s
+    proxy_url: http://proxy:3128
+    ca_file: `+ca+`
+    max_concurrency: 8
+    rpm: 100
+    tpm: 5000
+    region: east-1
+  - {name: west, type: cumulus, region: west-2}
+models:
+  - name: m
+    type: chat
+    routing: least-busy
+    deployments:
+      - {provider: east, upstream: m-east, weight: 3}
+      - {provider: west}
+      - {provider: mock, upstream: m-mock}
+    max_output_tokens: 10
+    free: true
+  - {name: single, type: chat, provider: cumulus, upstream: s, max_output_tokens: 10, free: true}
+`)
+	f, err := LoadCatalogueFile(path, testTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Providers) != 2 {
+		t.Fatalf("providers = %+v", f.Providers)
+	}
+	east := f.Providers[0]
+	if east.Name != "east" || east.APIKeyEnv != "EAST_KEY" || east.Timeout != 30*time.Second || east.MaxConcurrency != 8 ||
+		east.RPM != 100 || east.TPM != 5000 || east.Region != "east-1" || east.CanonicalHeaders().Get("x-org") != "org-1" {
+		t.Errorf("east = %+v", east)
+	}
+	m, err := f.Models.Resolve("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.Deployment{{Provider: "east", Upstream: "m-east", Weight: 3}, {Provider: "west", Upstream: "m", Weight: 1}, {Provider: "mock", Upstream: "m-mock", Weight: 1}}
+	if !slices.Equal(m.Deployments, want) || m.Routing != domain.RoutingLeastBusy || m.Provider != "east" {
+		t.Errorf("m = %+v", m)
+	}
+	single, _ := f.Models.Resolve("single")
+	if !slices.Equal(single.Deployments, []domain.Deployment{{Provider: "cumulus", Upstream: "s", Weight: 1}}) || single.Routing != domain.RoutingWeighted {
+		t.Errorf("single = %+v", single)
+	}
+	if got := strings.Join(f.Models.Providers(), ","); got != "cumulus,east,mock,west" {
+		t.Errorf("providers used = %s", got)
+	}
+}
+
+func TestLoadCatalogueNamedProviderErrors(t *testing.T) {
+	const model = "models:\n  - {name: ok, type: chat, provider: mock, max_output_tokens: 10, free: true}\n"
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"a literal key is refused", "providers:\n  - {name: a, type: cumulus, region: r, api_key: sk-123}\n" + model,
+			[]string{`providers[0] "a": api_key: secrets never go in the catalogue; name the variable that holds the key with api_key_env, or its file with api_key_file (line 2)`}},
+		{"a credential header is refused", "providers:\n  - {name: a, type: cumulus, region: r, headers: {Authorization: Bearer x}}\n" + model,
+			[]string{`providers[0] "a": headers: Authorization carries a credential; secrets never go in the catalogue: use api_key_env or api_key_file`}},
+		{"a type's name is its implicit instance's", "providers:\n  - {name: cumulus, type: cumulus, region: r}\n" + model,
+			[]string{`providers[0] "cumulus": name: "cumulus" is a provider type, whose name stands for its implicit instance (settings from the environment); give this instance a name of its own`}},
+		{"every problem of an entry on its own line", "providers:\n" +
+			"  - {name: a, type: cumulus, base_url: ftp://x, proxy_url: proxy, timeout: soon, api_key_env: sk-live-123, api_key_file: /nonexistent/key, rpm: -1, colour: red}\n" +
+			"  - {name: a, type: nimbus}\n" +
+			"  - {name: b, type: mock, region: r, tpm: lots}\n" + model,
+			[]string{
+				`providers[0] "a": unknown field "colour" (line 2)`,
+				`providers[0] "a": timeout: "soon" is not a duration such as 60s`,
+				`providers[0] "a": base_url: "ftp://x" must be an http:// or https:// URL`,
+				`providers[0] "a": proxy_url: "***" must be an http:// or https:// URL`,
+				`providers[0] "a": api_key_env, api_key_file: give one of them`,
+				`providers[0] "a": api_key_env: "sk-live-123" is not an environment variable's name (it names the variable that holds the key, not the key)`,
+				`providers[0] "a": api_key_file: stat /nonexistent/key: no such file or directory`,
+				`providers[0] "a": rpm: must not be negative`,
+				`providers[0] "a": region: is required for type cumulus`,
+				`providers[1] "a": type: "nimbus" must be mock or cumulus`,
+				`providers[1] "a": name: the provider is defined twice`,
+				`providers[2] "b": tpm: "lots" is not a whole number (line 4)`,
+				`providers[2] "b": region: does not apply to type mock`,
+			}},
+		{"deployments are checked", "providers:\n  - {name: a, type: cumulus, region: r}\nmodels:\n" +
+			"  - {name: m, type: chat, max_output_tokens: 1, free: true, routing: fastest, deployments: [{provider: a, weight: 0}, {provider: nowhere}]}\n" +
+			"  - {name: n, type: chat, max_output_tokens: 1, free: true, provider: a, deployments: [{provider: a}]}\n" +
+			"  - {name: o, type: chat, max_output_tokens: 1, free: true, deployments: [{provider: a, upstream: x}, {provider: a, upstream: x}]}\n" +
+			"  - {name: p, type: chat, max_output_tokens: 1, free: true}\n",
+			[]string{
+				`models[0] "m": deployments[0]: weight: must be at least 1`,
+				`models[0] "m": deployments[1]: provider: "nowhere" must be mock, cumulus or a`,
+				`models[0] "m": routing: "fastest" must be weighted, least-busy, latency or ordered`,
+				`models[1] "n": deployments: give either provider and upstream or deployments, not both`,
+				`models[2] "o": deployments: deployments[1]: a/x is listed twice`,
+				`models[3] "p": provider: is required (or deployments)`,
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeCatalogue(t, tc.yaml)
+			_, err := LoadCatalogueFile(path, testTypes)
+			wantProblems(t, err, path, tc.want)
+		})
+	}
+}
+
+// writeTestCA writes a fresh self-signed certificate, as a ca_file holds,
+// and returns its path.
+func writeTestCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// wantProblems checks that err is a *ConfigError listing exactly want, each
+// line after the file's name.
+func wantProblems(t *testing.T, err error, path string, want []string) {
+	t.Helper()
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("loading the catalogue = %v, want a *ConfigError", err)
+	}
+	lines := make([]string, len(want))
+	for i, w := range want {
+		lines[i] = path + ": " + w
+	}
+	if !slices.Equal(ce.Problems, lines) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(lines, "\n"))
 	}
 }

@@ -1,9 +1,12 @@
 package llm
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -57,4 +60,69 @@ func (e Endpoint) Resolve(provider, defaultBaseURL string) (Endpoint, error) {
 		e.HTTPClient = NewHTTPClient()
 	}
 	return e, nil
+}
+
+// ClientOptions shape the HTTP client of one provider instance: each
+// instance has its own client and transport, so that its proxy, its
+// trusted certificates, its headers and its connections are its own.
+type ClientOptions struct {
+	// ProxyURL is the outbound proxy; empty means the environment's
+	// (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+	ProxyURL string
+	// CAFile holds PEM certificates trusted besides the system's.
+	CAFile string
+	// Headers are added to every request that does not set them itself.
+	Headers http.Header
+	// ResponseHeaderTimeout bounds the wait for a response's headers (a
+	// stream's start); zero means no bound of its own.
+	ResponseHeaderTimeout time.Duration
+}
+
+// NewHTTPClientWith returns a client like NewHTTPClient's, shaped by o, or
+// an error when the proxy URL or the certificate file is unusable.
+func NewHTTPClientWith(o ClientOptions) (*http.Client, error) {
+	c := NewHTTPClient()
+	t := c.Transport.(*http.Transport)
+	if o.ProxyURL != "" {
+		u, err := url.Parse(o.ProxyURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("proxy URL %q is not an absolute http or https URL", o.ProxyURL)
+		}
+		t.Proxy = http.ProxyURL(u)
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", o.CAFile)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	t.ResponseHeaderTimeout = o.ResponseHeaderTimeout
+	if len(o.Headers) > 0 {
+		c.Transport = headerTransport{next: t, headers: o.Headers.Clone()}
+	}
+	return c, nil
+}
+
+// headerTransport adds fixed headers to each request that lacks them.
+type headerTransport struct {
+	next    http.RoundTripper
+	headers http.Header
+}
+
+func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	for k, v := range h.headers {
+		if req.Header.Get(k) == "" {
+			req.Header[k] = v
+		}
+	}
+	return h.next.RoundTrip(req)
 }

@@ -53,6 +53,9 @@ type Options struct {
 	BaseURL string
 	// HTTPClient carries the calls; nil means the SDK's default client.
 	HTTPClient *http.Client
+	// Profile names the shared AWS configuration profile to load
+	// credentials from; empty means the standard chain's choice.
+	Profile string
 }
 
 // Provider calls Amazon Bedrock; it is safe for concurrent use.
@@ -79,6 +82,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	loadOpts := []func(*config.LoadOptions) error{config.WithRegion(opts.Region)}
 	if opts.HTTPClient != nil {
 		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
+	}
+	if opts.Profile != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(opts.Profile))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
