@@ -61,7 +61,7 @@ func (p ProviderInstance) APIKey(environ map[string]string) (string, error) {
 	case p.APIKeyFile != "":
 		data, err := os.ReadFile(p.APIKeyFile)
 		if err != nil {
-			return "", fmt.Errorf("api_key_file: %v", err)
+			return "", fmt.Errorf("api_key_file: %w", err)
 		}
 		key := strings.TrimSpace(string(data))
 		if key == "" {
