@@ -162,8 +162,18 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 // response format) from a provider adapter that translates text only.
 func (c Classifier) TextOnly(req domain.ChatRequest) error {
 	if f := req.Feature(); f != "" {
-		return &domain.Error{Kind: domain.KindInvalid, Code: "unsupported_feature",
-			Message: fmt.Sprintf("%s: tidygate does not translate %s to this provider; use a model of another provider", c.provider, f)}
+		return c.Unsupported(f, "use a model of another provider")
 	}
 	return nil
+}
+
+// Unsupported refuses a request for a feature this provider cannot serve:
+// domain.KindInvalid with code unsupported_feature, its message naming the
+// provider and the feature, and hint, if any, saying what to do instead.
+func (c Classifier) Unsupported(feature, hint string) error {
+	msg := fmt.Sprintf("%s: tidygate cannot send %s to this provider", c.provider, feature)
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return &domain.Error{Kind: domain.KindInvalid, Code: "unsupported_feature", Message: msg}
 }

@@ -2,13 +2,20 @@
 // github.com/anthropics/anthropic-sdk-go, with one client for all calls and
 // the SDK's own retries off: the gateway retries.
 //
-// A conversation is mapped as the API requires (see llm.Conversation):
-// system and developer messages become the system parameter; user and
-// assistant messages become alternating turns, consecutive messages of one
-// side merged into one turn of several text blocks; a tool message becomes
-// text in a user turn, since tidygate carries no tool call ids; empty
-// messages and message names are not sent. Stop reasons are reported as
-// OpenAI finish reasons (end_turn → stop, max_tokens → length, …).
+// A conversation is translated in full (see params): system and developer
+// messages become the system parameter; the other messages alternating
+// turns of content blocks — text, images (base64 or URL), tool calls, tool
+// results (text and images), and thinking and redacted thinking with their
+// signatures and data, so that a tool loop with thinking continues; a tool
+// message of plain text is text in a user turn; empty text and message
+// names are not sent. Tools, tool choice, top_k, thinking (enabled with a
+// budget, or adaptive without one) and a JSON Schema response format
+// (structured outputs, output_config.format) are translated; a json_object
+// response format, which Anthropic has no equivalent for, is refused by
+// name. Answers and streams come back as the same blocks, streamed
+// thinking (thinking_delta, signature_delta) included. Stop reasons are
+// reported as OpenAI finish reasons (end_turn → stop, max_tokens → length,
+// …), the stop sequence that ended an answer as itself.
 //
 // The client reads nothing from the environment (no ANTHROPIC_* variables,
 // no profile files) and emits no OpenTelemetry spans: its settings are the
@@ -22,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
@@ -93,34 +99,30 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	if err != nil {
 		return domain.ChatResponse{}, p.failure(err)
 	}
-	var content strings.Builder
-	var calls []domain.Block
+	blocks := make([]domain.Block, 0, len(msg.Content))
 	for _, block := range msg.Content {
 		switch block.Type {
 		case "text":
-			content.WriteString(block.Text)
+			blocks = append(blocks, domain.TextBlock(block.Text))
 		case "tool_use":
-			calls = append(calls, domain.Block{Type: domain.BlockToolCall,
-				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: string(block.Input)}})
+			blocks = append(blocks, domain.Block{Type: domain.BlockToolCall,
+				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: orDefault(string(block.Input), "{}")}})
+		case "thinking":
+			blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Text: block.Thinking,
+				Reasoning: domain.Reasoning{Signature: block.Signature}})
+		case "redacted_thinking":
+			blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Reasoning: domain.Reasoning{Encrypted: block.Data}})
 		}
 	}
 	out := domain.ChatResponse{
 		ID:           msg.ID,
 		Model:        orDefault(msg.Model, req.Model),
-		Content:      content.String(),
 		FinishReason: llm.FinishReason(string(msg.StopReason)),
-		Usage: domain.Usage{
-			PromptTokens:     promptTokens(msg.Usage.InputTokens, msg.Usage.CacheCreationInputTokens, msg.Usage.CacheReadInputTokens),
-			CompletionTokens: int(msg.Usage.OutputTokens),
-		},
-		Created: time.Now(),
+		StopSequence: msg.StopSequence,
+		Usage:        usage(msg.Usage.InputTokens, msg.Usage.CacheCreationInputTokens, msg.Usage.CacheReadInputTokens, msg.Usage.OutputTokens),
+		Created:      time.Now(),
 	}
-	if len(calls) > 0 {
-		out.Blocks = calls
-		if out.Content != "" {
-			out.Blocks = append([]domain.Block{domain.TextBlock(out.Content)}, calls...)
-		}
-	}
+	out.Content, out.Blocks = llm.Answer(blocks)
 	if out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the message has no stop reason"))
 	}
@@ -129,7 +131,9 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 
 // ChatStream calls the Messages API with stream set. The prompt tokens come
 // from message_start (or a later message_delta that reports them), the
-// completion tokens from the last message_delta.
+// completion tokens from the last message_delta. Each content block is
+// passed on under its index: text, tool calls with their arguments in
+// pieces, thinking with its signature, and redacted thinking whole.
 func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
 	params, err := p.params(req)
 	if err != nil {
@@ -139,57 +143,45 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	defer stream.Close()
 
 	out := domain.ChatResponse{Model: req.Model, Created: time.Now()}
-	text := llm.NewStream(emit)
-	var calls []domain.ToolCall
-	toolIndex := map[int64]int{} // content block index → calls index
+	blocks := llm.NewStream(emit)
 	started, stopped := false, false
 	for stream.Next() {
 		ev := stream.Current()
+		index := int(ev.Index)
+		var err error
 		switch ev.Type {
 		case "message_start":
 			started = true
 			out.ID, out.Model = ev.Message.ID, orDefault(ev.Message.Model, req.Model)
 			u := ev.Message.Usage
-			out.Usage = domain.Usage{
-				PromptTokens:     promptTokens(u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens),
-				CompletionTokens: int(u.OutputTokens),
-			}
+			out.Usage = usage(u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens, u.OutputTokens)
 		case "content_block_start":
-			if ev.ContentBlock.Type != "tool_use" {
-				continue
-			}
-			call := domain.ToolCall{ID: ev.ContentBlock.ID, Name: ev.ContentBlock.Name}
-			calls = append(calls, call)
-			toolIndex[ev.Index] = len(calls) - 1
-			start := domain.Block{Type: domain.BlockToolCall, ToolCall: call}
-			if err := emit(domain.ChatChunk{Index: int(ev.Index), Start: &start}); err != nil {
-				return domain.ChatResponse{}, err
-			}
+			err = p.startBlock(blocks, index, ev.ContentBlock)
 		case "content_block_delta":
 			switch ev.Delta.Type {
 			case "text_delta":
-				if err := text.Text(ev.Delta.Text); err != nil {
-					return domain.ChatResponse{}, err
-				}
+				err = blocks.TextAt(index, ev.Delta.Text)
 			case "input_json_delta":
-				k, ok := toolIndex[ev.Index]
-				if !ok || ev.Delta.PartialJSON == "" {
-					continue
-				}
-				calls[k].Arguments += ev.Delta.PartialJSON
-				if err := emit(domain.ChatChunk{Index: int(ev.Index), ArgumentsDelta: ev.Delta.PartialJSON}); err != nil {
-					return domain.ChatResponse{}, err
-				}
+				err = blocks.ArgumentsAt(index, ev.Delta.PartialJSON)
+			case "thinking_delta":
+				err = blocks.ReasoningAt(index, ev.Delta.Thinking)
+			case "signature_delta":
+				err = blocks.SignatureAt(index, ev.Delta.Signature)
 			}
 		case "message_delta":
 			out.FinishReason = llm.FinishReason(string(ev.Delta.StopReason))
+			out.StopSequence = ev.Delta.StopSequence
 			// output_tokens is cumulative; input_tokens, when present, too.
 			out.Usage.CompletionTokens = int(ev.Usage.OutputTokens)
 			if ev.Usage.JSON.InputTokens.Valid() && ev.Usage.InputTokens > 0 {
-				out.Usage.PromptTokens = promptTokens(ev.Usage.InputTokens, ev.Usage.CacheCreationInputTokens, ev.Usage.CacheReadInputTokens)
+				u := usage(ev.Usage.InputTokens, ev.Usage.CacheCreationInputTokens, ev.Usage.CacheReadInputTokens, ev.Usage.OutputTokens)
+				out.Usage.PromptTokens, out.Usage.CacheReadTokens, out.Usage.CacheWriteTokens = u.PromptTokens, u.CacheReadTokens, u.CacheWriteTokens
 			}
 		case "message_stop":
 			stopped = true
+		}
+		if err != nil {
+			return domain.ChatResponse{}, p.streamFailure(err)
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -201,18 +193,44 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err := p.checkUsage(out.Usage); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	if len(calls) > 0 {
-		if t := text.Content(); t != "" {
-			out.Blocks = append(out.Blocks, domain.TextBlock(t))
+	return blocks.Finish(out)
+}
+
+// startBlock starts a streamed content block: a tool call with its id and
+// name, thinking (its text and signature follow in deltas), redacted
+// thinking with its data, or text, whose start may already hold some.
+func (p *Provider) startBlock(blocks *llm.Stream, index int, cb anthropic.ContentBlockStartEventContentBlockUnion) error {
+	switch cb.Type {
+	case "tool_use":
+		return blocks.Start(index, domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: cb.ID, Name: cb.Name}})
+	case "thinking":
+		if err := blocks.Start(index, domain.Block{Type: domain.BlockReasoning}); err != nil {
+			return err
 		}
-		for _, c := range calls {
-			if c.Arguments == "" {
-				c.Arguments = "{}"
-			}
-			out.Blocks = append(out.Blocks, domain.Block{Type: domain.BlockToolCall, ToolCall: c})
+		if err := blocks.ReasoningAt(index, cb.Thinking); err != nil {
+			return err
 		}
+		return blocks.SignatureAt(index, cb.Signature)
+	case "redacted_thinking":
+		return blocks.Start(index, domain.Block{Type: domain.BlockReasoning, Reasoning: domain.Reasoning{Encrypted: cb.Data}})
+	case "text":
+		if err := blocks.Start(index, domain.TextBlock("")); err != nil {
+			return err
+		}
+		return blocks.TextAt(index, cb.Text)
 	}
-	return text.Finish(out)
+	return nil // a server tool's block, which tidygate does not ask for
+}
+
+// streamFailure classifies a failure while passing on a stream: a piece
+// that does not fit its block is a malformed answer; anything else is
+// emit's error, which ends the stream as it is.
+func (p *Provider) streamFailure(err error) error {
+	var mismatch *llm.MismatchError
+	if errors.As(err, &mismatch) {
+		return p.classify.Malformed(err)
+	}
+	return err
 }
 
 // Embed fails: Anthropic has no embeddings API.
@@ -220,64 +238,20 @@ func (p *Provider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedResp
 	return domain.EmbedResponse{}, p.classify.Invalid("anthropic has no embeddings API")
 }
 
-// params maps the request onto the API's: the model, the output cap, the
-// system prompt and turns, and temperature, top_p and stop sequences only
-// when set.
-func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, error) {
-	if usesTools(req) {
-		params, err := p.toolParams(req)
-		p.sampling(&params, req)
-		return params, err
+// usage converts Anthropic's token counts: input_tokens counts only the
+// input after the last cache breakpoint, so the prompt is the sum of the
+// three input counts.
+func usage(input, cacheWrite, cacheRead, output int64) domain.Usage {
+	return domain.Usage{
+		PromptTokens:     int(input + cacheWrite + cacheRead),
+		CompletionTokens: int(output),
+		CacheReadTokens:  int(cacheRead),
+		CacheWriteTokens: int(cacheWrite),
 	}
-	if err := p.classify.TextOnly(req); err != nil {
-		return anthropic.MessageNewParams{}, err
-	}
-	system, turns := llm.Conversation(req.Messages)
-	if len(turns) == 0 {
-		return anthropic.MessageNewParams{}, p.classify.Invalid("the request has no user or assistant message with content")
-	}
-	params := anthropic.MessageNewParams{
-		Model:     req.Model,
-		MaxTokens: int64(req.MaxTokens),
-		Messages:  make([]anthropic.MessageParam, len(turns)),
-	}
-	for _, s := range system {
-		params.System = append(params.System, anthropic.TextBlockParam{Text: s})
-	}
-	for i, turn := range turns {
-		blocks := make([]anthropic.ContentBlockParamUnion, len(turn.Texts))
-		for j, text := range turn.Texts {
-			blocks[j] = anthropic.NewTextBlock(text)
-		}
-		if turn.Assistant {
-			params.Messages[i] = anthropic.NewAssistantMessage(blocks...)
-		} else {
-			params.Messages[i] = anthropic.NewUserMessage(blocks...)
-		}
-	}
-	p.sampling(&params, req)
-	return params, nil
-}
-
-// sampling sets temperature, top_p and stop sequences, only when set.
-func (p *Provider) sampling(params *anthropic.MessageNewParams, req domain.ChatRequest) {
-	if req.Temperature != nil {
-		params.Temperature = anthropic.Float(*req.Temperature)
-	}
-	if req.TopP != nil {
-		params.TopP = anthropic.Float(*req.TopP)
-	}
-	params.StopSequences = req.Stop
-}
-
-// promptTokens counts every input token the call consumed. tidygate sets no
-// cache breakpoints, so the cache counts are normally zero.
-func promptTokens(input, cacheWrite, cacheRead int64) int {
-	return int(input + cacheWrite + cacheRead)
 }
 
 func (p *Provider) checkUsage(u domain.Usage) error {
-	if u.PromptTokens < 0 || u.CompletionTokens < 0 {
+	if u.PromptTokens < 0 || u.CompletionTokens < 0 || u.CacheReadTokens < 0 || u.CacheWriteTokens < 0 {
 		return p.classify.Malformed(fmt.Errorf("negative token counts %+v", u))
 	}
 	return nil

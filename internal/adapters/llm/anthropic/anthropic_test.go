@@ -64,7 +64,7 @@ func TestChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := domain.ChatResponse{ID: "msg_01", Model: "claude-sonnet-4-5-20250929", Content: "Hello there.",
-		FinishReason: "length", Usage: domain.Usage{PromptTokens: 23, CompletionTokens: 3}, Created: resp.Created}
+		FinishReason: "length", Usage: domain.Usage{PromptTokens: 23, CompletionTokens: 3, CacheReadTokens: 2}, Created: resp.Created}
 	if !reflect.DeepEqual(resp, want) {
 		t.Errorf("Chat = %+v; want %+v", resp, want)
 	}

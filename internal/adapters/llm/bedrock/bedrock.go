@@ -7,10 +7,21 @@
 // AWS chain (environment, shared files, SSO, web identity, container and
 // instance roles), resolved when a call needs them.
 //
-// A conversation is mapped as Converse requires (see llm.Conversation):
-// system and developer messages become the system parameter, user and
-// assistant messages alternating turns, a tool message text in a user turn.
-// Stop reasons are reported as OpenAI finish reasons.
+// A conversation is translated in full (see converseInput): system and
+// developer messages become the system parameter; the other messages
+// alternating turns of content blocks — text, images (inline bytes; Converse
+// takes no image URLs, so an image by URL is refused by name), tool calls,
+// tool results (text and images), and reasoning with its signature or
+// redacted content; a tool message of plain text is text in a user turn.
+// Tools and tool choice go in toolConfig (auto, any or a named tool; tool
+// choice none sends no tools, and is refused by name in a conversation that
+// already holds tool calls); a JSON Schema response format in
+// outputConfig.textFormat (json_object is refused by name); thinking and
+// top_k, for Anthropic models only, as additional model request fields.
+// Answers and streams come back as the same blocks, streamed tool calls
+// (contentBlockStart, then input fragments) and reasoning included. Stop
+// reasons are reported as OpenAI finish reasons; cache read and write
+// tokens are reported as such.
 //
 // Embeddings: amazon.titan-embed-text-v2 models take one input a call
 // ({"inputText", "dimensions"} → {"embedding", "inputTextTokenCount"});
@@ -23,12 +34,11 @@ package bedrock
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -113,10 +123,27 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	if !ok || out.Usage == nil || out.StopReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the answer lacks its message, usage or stop reason"))
 	}
-	var content strings.Builder
+	blocks := make([]domain.Block, 0, len(msg.Value.Content))
 	for _, block := range msg.Value.Content {
-		if text, ok := block.(*types.ContentBlockMemberText); ok {
-			content.WriteString(text.Value)
+		switch b := block.(type) {
+		case *types.ContentBlockMemberText:
+			blocks = append(blocks, domain.TextBlock(b.Value))
+		case *types.ContentBlockMemberToolUse:
+			args, err := fromDocument(b.Value.Input)
+			if err != nil {
+				return domain.ChatResponse{}, p.classify.Malformed(fmt.Errorf("a tool call's input: %w", err))
+			}
+			blocks = append(blocks, domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{
+				ID: aws.ToString(b.Value.ToolUseId), Name: aws.ToString(b.Value.Name), Arguments: args}})
+		case *types.ContentBlockMemberReasoningContent:
+			switch r := b.Value.(type) {
+			case *types.ReasoningContentBlockMemberReasoningText:
+				blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Text: aws.ToString(r.Value.Text),
+					Reasoning: domain.Reasoning{Signature: aws.ToString(r.Value.Signature)}})
+			case *types.ReasoningContentBlockMemberRedactedContent:
+				blocks = append(blocks, domain.Block{Type: domain.BlockReasoning,
+					Reasoning: domain.Reasoning{Encrypted: base64.StdEncoding.EncodeToString(r.Value)}})
+			}
 		}
 	}
 	usage, err := p.usage(out.Usage)
@@ -124,26 +151,27 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 		return domain.ChatResponse{}, err
 	}
 	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	return domain.ChatResponse{
+	resp := domain.ChatResponse{
 		ID:           id,
 		Model:        req.Model,
-		Content:      content.String(),
 		FinishReason: llm.FinishReason(string(out.StopReason)),
 		Usage:        usage,
 		Created:      time.Now(),
-	}, nil
+	}
+	resp.Content, resp.Blocks = llm.Answer(blocks)
+	return resp, nil
 }
 
 // ChatStream calls the ConverseStream API; the usage comes from the
-// metadata event that ends the stream.
+// metadata event that ends the stream. Each content block is passed on
+// under its index: text, tool calls (started by contentBlockStart, their
+// input in JSON fragments), and reasoning text with its signature.
 func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
 	in, err := p.converseInput(req)
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	out, err := p.client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
-		ModelId: in.ModelId, Messages: in.Messages, System: in.System, InferenceConfig: in.InferenceConfig,
-	})
+	out, err := p.client.ConverseStream(ctx, streamInput(in))
 	if err != nil {
 		return domain.ChatResponse{}, p.failure(err)
 	}
@@ -152,20 +180,29 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 
 	resp := domain.ChatResponse{Model: req.Model, Created: time.Now()}
 	resp.ID, _ = awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	text := llm.NewStream(emit)
+	blocks := llm.NewStream(emit)
 	var usage *types.TokenUsage
 	for event := range stream.Events() {
+		var err error
 		switch ev := event.(type) {
-		case *types.ConverseStreamOutputMemberContentBlockDelta:
-			if delta, ok := ev.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
-				if err := text.Text(delta.Value); err != nil {
-					return domain.ChatResponse{}, err
-				}
+		case *types.ConverseStreamOutputMemberContentBlockStart:
+			if start, ok := ev.Value.Start.(*types.ContentBlockStartMemberToolUse); ok {
+				err = blocks.Start(int(aws.ToInt32(ev.Value.ContentBlockIndex)), domain.Block{Type: domain.BlockToolCall,
+					ToolCall: domain.ToolCall{ID: aws.ToString(start.Value.ToolUseId), Name: aws.ToString(start.Value.Name)}})
 			}
+		case *types.ConverseStreamOutputMemberContentBlockDelta:
+			err = streamDelta(blocks, int(aws.ToInt32(ev.Value.ContentBlockIndex)), ev.Value.Delta)
 		case *types.ConverseStreamOutputMemberMessageStop:
 			resp.FinishReason = llm.FinishReason(string(ev.Value.StopReason))
 		case *types.ConverseStreamOutputMemberMetadata:
 			usage = ev.Value.Usage
+		}
+		if err != nil {
+			var mismatch *llm.MismatchError
+			if errors.As(err, &mismatch) {
+				return domain.ChatResponse{}, p.classify.Malformed(err)
+			}
+			return domain.ChatResponse{}, err
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -177,62 +214,40 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if resp.Usage, err = p.usage(usage); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	return text.Finish(resp)
+	return blocks.Finish(resp)
 }
 
-// converseInput maps the request onto Converse's: the model, the system
-// prompt and turns, and the inference configuration with the output cap
-// and temperature, top_p and stop sequences only when set.
-func (p *Provider) converseInput(req domain.ChatRequest) (*bedrockruntime.ConverseInput, error) {
-	if err := p.classify.TextOnly(req); err != nil {
-		return nil, err
-	}
-	system, turns := llm.Conversation(req.Messages)
-	if len(turns) == 0 {
-		return nil, p.classify.Invalid("the request has no user or assistant message with content")
-	}
-	if req.MaxTokens > math.MaxInt32 {
-		return nil, domain.InvalidParam("max_tokens", "bedrock takes max_tokens up to %d", math.MaxInt32)
-	}
-	in := &bedrockruntime.ConverseInput{
-		ModelId:         aws.String(req.Model),
-		Messages:        make([]types.Message, len(turns)),
-		InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(int32(req.MaxTokens))},
-	}
-	for _, s := range system {
-		in.System = append(in.System, &types.SystemContentBlockMemberText{Value: s})
-	}
-	for i, turn := range turns {
-		role := types.ConversationRoleUser
-		if turn.Assistant {
-			role = types.ConversationRoleAssistant
+// streamDelta passes one contentBlockDelta on.
+func streamDelta(blocks *llm.Stream, index int, delta types.ContentBlockDelta) error {
+	switch d := delta.(type) {
+	case *types.ContentBlockDeltaMemberText:
+		return blocks.TextAt(index, d.Value)
+	case *types.ContentBlockDeltaMemberToolUse:
+		return blocks.ArgumentsAt(index, aws.ToString(d.Value.Input))
+	case *types.ContentBlockDeltaMemberReasoningContent:
+		switch r := d.Value.(type) {
+		case *types.ReasoningContentBlockDeltaMemberText:
+			return blocks.ReasoningAt(index, r.Value)
+		case *types.ReasoningContentBlockDeltaMemberSignature:
+			return blocks.SignatureAt(index, r.Value)
+		case *types.ReasoningContentBlockDeltaMemberRedactedContent:
+			return blocks.RedactedAt(index, r.Value)
 		}
-		blocks := make([]types.ContentBlock, len(turn.Texts))
-		for j, text := range turn.Texts {
-			blocks[j] = &types.ContentBlockMemberText{Value: text}
-		}
-		in.Messages[i] = types.Message{Role: role, Content: blocks}
 	}
-	if req.Temperature != nil {
-		in.InferenceConfig.Temperature = aws.Float32(float32(*req.Temperature))
-	}
-	if req.TopP != nil {
-		in.InferenceConfig.TopP = aws.Float32(float32(*req.TopP))
-	}
-	in.InferenceConfig.StopSequences = req.Stop
-	return in, nil
+	return nil
 }
 
-// usage converts Bedrock's token counts. tidygate sets no cache points, so
-// the cache counts are normally zero; when present they are input the call
-// consumed.
+// usage converts Bedrock's token counts: inputTokens counts only the input
+// not read from or written to the prompt cache, so the prompt is the sum
+// of the three input counts.
 func (p *Provider) usage(u *types.TokenUsage) (domain.Usage, error) {
-	prompt := int(aws.ToInt32(u.InputTokens)) + int(aws.ToInt32(u.CacheReadInputTokens)) + int(aws.ToInt32(u.CacheWriteInputTokens))
+	cacheRead, cacheWrite := int(aws.ToInt32(u.CacheReadInputTokens)), int(aws.ToInt32(u.CacheWriteInputTokens))
+	prompt := int(aws.ToInt32(u.InputTokens)) + cacheRead + cacheWrite
 	completion := int(aws.ToInt32(u.OutputTokens))
-	if u.InputTokens == nil || u.OutputTokens == nil || prompt < 0 || completion < 0 {
+	if u.InputTokens == nil || u.OutputTokens == nil || prompt < 0 || completion < 0 || cacheRead < 0 || cacheWrite < 0 {
 		return domain.Usage{}, p.classify.Malformed(errors.New("token counts missing or negative"))
 	}
-	return domain.Usage{PromptTokens: prompt, CompletionTokens: completion}, nil
+	return domain.Usage{PromptTokens: prompt, CompletionTokens: completion, CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite}, nil
 }
 
 // codeStatus returns the HTTP status an error code stands for when the code

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,6 +106,30 @@ func (u *Upstream) Last(t testing.TB) Recorded {
 }
 
 // Reply returns a handler answering with status, content type and body.
+// WantFields fails the test unless the recorded request's JSON body holds
+// each field of the JSON object want, exactly, and none of the fields
+// named in absent.
+func (r Recorded) WantFields(t testing.TB, want string, absent ...string) {
+	t.Helper()
+	body := r.JSON(t)
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(want), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range fields {
+		if !reflect.DeepEqual(body[k], v) {
+			got, _ := json.Marshal(body[k])
+			w, _ := json.Marshal(v)
+			t.Errorf("%s = %s; want %s", k, got, w)
+		}
+	}
+	for _, k := range absent {
+		if v, ok := body[k]; ok {
+			t.Errorf("%s = %v was sent", k, v)
+		}
+	}
+}
+
 func Reply(status int, contentType, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", contentType)
