@@ -105,7 +105,6 @@ func (u *Upstream) Last(t testing.TB) Recorded {
 	return reqs[len(reqs)-1]
 }
 
-// Reply returns a handler answering with status, content type and body.
 // WantFields fails the test unless the recorded request's JSON body holds
 // each field of the JSON object want, exactly, and none of the fields
 // named in absent.
@@ -130,6 +129,7 @@ func (r Recorded) WantFields(t testing.TB, want string, absent ...string) {
 	}
 }
 
+// Reply returns a handler answering with status, content type and body.
 func Reply(status int, contentType, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", contentType)
