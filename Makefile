@@ -3,7 +3,8 @@
 # Integration tests get PostgreSQL through scripts/with-test-db.sh: a
 # testcontainers container from the locally built image localhost/tidygate-pg:15
 # (Docker is started and the image built when needed), or, outside CI when
-# Docker is unusable, the local server on 127.0.0.1:5432.
+# Docker is unusable, the local server on 127.0.0.1:5432; and Redis from
+# containers of localhost/tidygate-redis:7, built from the host's redis-server.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -96,6 +97,11 @@ sweep: ## remove every testcontainers container on this engine (also other runs'
 pg-image: ## build localhost/tidygate-pg:15 (starts Docker if needed; no-op when up to date)
 	scripts/start-docker.sh
 	scripts/pg-image/build.sh
+
+.PHONY: redis-image
+redis-image: ## build localhost/tidygate-redis:7 from the host's redis-server (starts Docker if needed; no-op when up to date)
+	scripts/start-docker.sh
+	scripts/redis-image/build.sh
 
 .PHONY: clean
 clean: ## remove build outputs and the test cache

@@ -15,6 +15,12 @@
 #      (default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable).
 #      With CI=true this is an error instead: CI tests against containers.
 #
+# Redis (for internal/redistest) comes from TEST_REDIS_URL, if set, else
+# from containers of TEST_REDIS_IMAGE; when that is unset or is the local
+# image localhost/tidygate-redis:7, the image is built first
+# (scripts/redis-image/build.sh, a no-op when up to date). Without Docker
+# the Redis tests skip (with CI=true they fail).
+#
 # Containers are labelled with TIDYGATE_TEST_RUN (set here if unset); the
 # sweep removes this run's containers only, or every testcontainers container
 # when SWEEP_ALL_TESTCONTAINERS=1 (as .ci/run does).
@@ -61,6 +67,18 @@ elif [ "${CI:-}" != "true" ] && docker image inspect "$local_image" >/dev/null 2
 	say "could not rebuild $local_image; using the existing one"
 else
 	use_local_server "the image $local_image could not be built"
+fi
+
+local_redis_image=localhost/tidygate-redis:7
+if [ -n "${TEST_REDIS_URL:-}" ]; then
+	say "Redis: TEST_REDIS_URL=$(redact "$TEST_REDIS_URL") (no containers)"
+elif [ -n "${TEST_REDIS_IMAGE:-}" ] && [ "$TEST_REDIS_IMAGE" != "$local_redis_image" ]; then
+	say "Redis: containers from TEST_REDIS_IMAGE=$TEST_REDIS_IMAGE"
+elif docker info >/dev/null 2>&1 && REDIS_IMAGE=$local_redis_image "$here/redis-image/build.sh"; then
+	export TEST_REDIS_IMAGE=$local_redis_image
+	say "Redis: containers from TEST_REDIS_IMAGE=$TEST_REDIS_IMAGE"
+else
+	say "Redis: no image could be built: the Redis tests will skip (fail with CI=true)"
 fi
 
 sweep() {

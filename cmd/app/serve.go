@@ -19,7 +19,6 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
-	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
@@ -91,6 +90,7 @@ func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logg
 			provideCallLog,    // (4)
 			newCatalogue,
 			newProviders,
+			newRateLimiter,
 			newService,
 			newServers,
 		),
@@ -111,9 +111,9 @@ func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*in
 // devKeySeed says whether to seed the development key.
 type devKeySeed bool
 
-func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog) (*gateway.Service, error) {
+func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat.Models, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: ratelimit.New(), CallLog: calls.CallLog,
+		Catalogue: cat.Models, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,

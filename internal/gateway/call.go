@@ -46,7 +46,7 @@ func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error)
 	if err := k.admit(ctx); err != nil {
 		return Result{}, k.refuse(ctx, err)
 	}
-	defer s.leave(c.Caller)
+	defer k.leave(ctx)
 	defer k.logSlot() // after end has recorded the call
 	err := k.attempt(ctx)
 	return k.res, k.end(ctx, err)
@@ -94,6 +94,7 @@ type call struct {
 	hold   domain.Reservation // the worst case held in the ledger
 	tokens int                // the most tokens the call can use on any model of the chain
 	rate   ports.RateHold     // those tokens, held against the key's tokens per minute
+	lease  ports.Lease        // the call's places in its key's and team's concurrency shares
 	res    Result             // who answered, after how many attempts
 	cut    error              // set when tidygate's side ended the call: the call's error
 	why    domain.Interruption
@@ -131,7 +132,7 @@ func (s *Service) newRecord(c Call, ep domain.Endpoint) domain.CallRecord {
 }
 
 // admit applies policy and limits and reserves the worst-case cost. On
-// success the call holds a concurrency slot (given back by s.leave), a slot
+// success the call holds a concurrency slot (given back by k.leave), a slot
 // in the call log for its record (given back by k.logSlot once end has
 // recorded the call), its worst-case tokens against the key's tokens per
 // minute and a reservation (both settled or released by end).
@@ -154,7 +155,7 @@ func (k *call) admit(ctx context.Context) error {
 	}
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.in.Caller.Budgets, Amount: worst, At: k.s.opts.Now()}
 	if err := k.s.deps.Ledger.Reserve(ctx, k.hold); err != nil {
-		k.s.leave(k.in.Caller)
+		k.leave(ctx)
 		k.logSlot() // refuse takes a slot of its own for the refusal's record
 		k.settleTokens(ctx, 0)
 		return err
@@ -229,7 +230,7 @@ func (k *call) worstCost() (domain.Micros, error) {
 // enter admits the call past the rate limits, holding its worst-case tokens
 // (k.rate), then past the call log's capacity, taking a slot for its record
 // (k.logSlot), then past the caller's concurrency shares and the concurrency
-// bound; on success the caller holds a slot until s.leave. A call refused
+// bound; on success the caller holds a slot until k.leave. A call refused
 // after its tokens or its call log slot were taken gives them back.
 func (k *call) enter(ctx context.Context) error {
 	s := k.s
@@ -237,6 +238,9 @@ func (k *call) enter(ctx context.Context) error {
 		return shuttingDown()
 	}
 	rate, err := s.deps.Limiter.Admit(ctx, k.in.Caller, k.tokens, s.opts.Now())
+	if k.in.RateLimits != nil && rate.Limits.Known() {
+		k.in.RateLimits(rate.Limits)
+	}
 	if err != nil {
 		return err
 	}
@@ -246,7 +250,7 @@ func (k *call) enter(ctx context.Context) error {
 		k.settleTokens(ctx, 0)
 		return err
 	}
-	if err := s.occupy(k.in.Caller); err != nil {
+	if err := k.occupy(ctx); err != nil {
 		logSlot()
 		k.settleTokens(ctx, 0)
 		return err
@@ -255,25 +259,26 @@ func (k *call) enter(ctx context.Context) error {
 	return nil
 }
 
-// occupy takes a concurrency slot for c, within its key's and team's shares.
-func (s *Service) occupy(c domain.Caller) error {
-	if err := s.shares.take(c); err != nil {
+// occupy takes a concurrency slot for the call, within its key's and
+// team's shares.
+func (k *call) occupy(ctx context.Context) error {
+	if err := k.takeShares(ctx); err != nil {
 		return err
 	}
 	select {
-	case s.slots <- struct{}{}:
+	case k.s.slots <- struct{}{}:
 		return nil
 	default:
-		s.shares.give(c)
+		k.giveShares(ctx)
 		return &domain.Error{Kind: domain.KindUnavailable, Code: "overloaded", RetryAfter: time.Second,
-			Message: fmt.Sprintf("tidygate is at its limit of %d concurrent upstream calls; retry shortly", cap(s.slots))}
+			Message: fmt.Sprintf("tidygate is at its limit of %d concurrent upstream calls; retry shortly", cap(k.s.slots))}
 	}
 }
 
-// leave gives back the concurrency slot c took in occupy.
-func (s *Service) leave(c domain.Caller) {
-	<-s.slots
-	s.shares.give(c)
+// leave gives back the concurrency slot the call took in occupy.
+func (k *call) leave(ctx context.Context) {
+	<-k.s.slots
+	k.giveShares(ctx)
 }
 
 // settleTokens replaces the call's hold on its key's tokens per minute by

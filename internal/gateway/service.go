@@ -29,6 +29,10 @@ type Call struct {
 	Caller          domain.Caller
 	AuditReason     string
 	Start           time.Time // when the request arrived; zero means now
+	// RateLimits, when set, is told the caller's rate limits as the
+	// limiter reported them at admission (admitted or refused), before
+	// anything is answered, so that the edge can send them as headers.
+	RateLimits func(domain.RateLimits)
 }
 
 // Result says who answered a call and what it cost. It is filled as far as
@@ -157,10 +161,9 @@ type Deps struct {
 
 // Service is the corporate LLM gateway.
 type Service struct {
-	deps   Deps
-	opts   Options
-	slots  chan struct{} // bounds concurrent upstream calls
-	shares *shares       // bound each key's and each team's part of slots
+	deps  Deps
+	opts  Options
+	slots chan struct{} // bounds concurrent upstream calls
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -204,7 +207,6 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		deps:     deps,
 		opts:     opts,
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
-		shares:   newShares(opts.MaxConcurrentPerKey, opts.MaxConcurrentPerTeam),
 		stopping: stopping,
 		stop:     stop,
 	}, nil

@@ -95,6 +95,14 @@ type Config struct {
 	ProviderAttempts     int           `env:"PROVIDER_MAX_ATTEMPTS" envDefault:"3"`
 	RetryBackoff         time.Duration `env:"PROVIDER_RETRY_BACKOFF" envDefault:"200ms"`
 
+	// Rate and concurrency limits: in this process, or shared by the
+	// replicas through Redis when REDIS_URL is set (docs/OPERATIONS.md).
+	RedisURL                 string        `env:"REDIS_URL" redact:"url"`                        // redis:// or rediss://; empty: limits per process
+	RedisTimeout             time.Duration `env:"REDIS_TIMEOUT" envDefault:"500ms"`              // bound on each Redis operation
+	RateLimitWhenUnavailable string        `env:"RATE_LIMIT_WHEN_UNAVAILABLE" envDefault:"deny"` // deny | allow
+	RateLimitWindow          time.Duration `env:"RATE_LIMIT_WINDOW" envDefault:"1m"`             // the rpm/tpm window; tests shorten it
+	RateLimitLeaseTTL        time.Duration `env:"RATE_LIMIT_LEASE_TTL" envDefault:"30s"`         // a dead replica's places in flight come back after it
+
 	// Each provider type's own settings are read by the provider registry
 	// in cmd/app (ParseSettings), not here.
 
@@ -448,6 +456,20 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.oneOf("MLFLOW_JOURNAL_WHEN_FULL", cfg.JournalWhenFull, "refuse", "accept")
 	c.between("MLFLOW_WRITER_BATCH_SIZE", int64(cfg.WriterBatchSize), 1, 1000)
 	c.positive("MLFLOW_WRITER_FLUSH_INTERVAL", cfg.WriterFlushInterval)
+
+	if cfg.RedisURL != "" {
+		if u, err := url.Parse(cfg.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			c.fail("REDIS_URL", RedactURL(cfg.RedisURL), "must be redis://[user:password@]host:port[/db] or rediss://… (TLS)")
+		}
+	}
+	c.positive("REDIS_TIMEOUT", cfg.RedisTimeout)
+	c.oneOf("RATE_LIMIT_WHEN_UNAVAILABLE", cfg.RateLimitWhenUnavailable, "deny", "allow")
+	if cfg.RateLimitWindow < time.Second {
+		c.fail("RATE_LIMIT_WINDOW", cfg.RateLimitWindow, "must be at least 1s (rpm and tpm are per minute; shorter windows are for tests)")
+	}
+	if cfg.RateLimitLeaseTTL < time.Second {
+		c.fail("RATE_LIMIT_LEASE_TTL", cfg.RateLimitLeaseTTL, "must be at least 1s (leases are renewed every third of it)")
+	}
 
 	c.listenAddr("HTTP_ADDR", cfg.HTTPAddr)
 	if cfg.AdminAddr != AdminOff {

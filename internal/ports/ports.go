@@ -11,6 +11,7 @@ package ports
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -80,30 +81,67 @@ type CallLog interface {
 	Record(ctx context.Context, r domain.CallRecord) error
 }
 
-// RateHold is what one admitted call holds against its key's per-minute
-// limits: the minute it counts against and the tokens held there.
+// RateHold is what one admitted call holds against its key's per-window
+// limits: the window it counts against and the tokens held there.
 type RateHold struct {
 	KeyID  string
-	Window time.Time // the start of the minute the hold counts against
-	Tokens int       // tokens held against the key's tokens-per-minute limit
+	Window time.Time // the start of the window the hold counts against
+	Tokens int       // tokens held against the key's tokens-per-window limit
+	// Limits is the key's state after the admission (or, with a
+	// rate-limited error, at the refusal), for the answer's headers.
+	Limits domain.RateLimits
 }
 
-// RateLimiter enforces each key's requests-per-minute (domain.Caller.RPM)
-// and tokens-per-minute (domain.Caller.TPM) limits in one-minute windows.
+// Slot is one count of calls in flight with a limit: a key's, a team's, a
+// provider account's. Name is unique across all kinds ("key:ID",
+// "team:NAME", …); the limit is the caller's to give, so that its meaning
+// (a key's own max_concurrent, a setting) stays where it is decided.
+type Slot struct {
+	Name  string
+	Limit int
+}
+
+// Lease is the places one call occupies in its slots, until Vacate.
+type Lease struct {
+	ID    string   // unique per call
+	Slots []string // the names of the slots it occupies
+}
+
+// SlotFullError is Occupy's refusal: the slot has Limit calls in flight.
+type SlotFullError struct{ Slot Slot }
+
+func (e *SlotFullError) Error() string {
+	return fmt.Sprintf("%s already has %d calls in flight, its limit", e.Slot.Name, e.Slot.Limit)
+}
+
+// RateLimiter enforces each key's requests-per-window (domain.Caller.RPM)
+// and tokens-per-window (domain.Caller.TPM) limits in fixed windows (one
+// minute unless configured otherwise), and the limits on calls in flight.
 // Tokens are reserved like budgets: a call holds its worst case (prompt
 // tokens plus output cap) at admission and settlement gives back what it
-// did not use, so the tokens admitted in a minute never exceed the limit.
+// did not use, so the tokens admitted in a window never exceed the limit.
+//
+// An adapter that keeps its counts elsewhere (a server shared by the
+// replicas) returns a domain.KindUnavailable error when it cannot reach
+// them and is configured to refuse calls then.
 type RateLimiter interface {
-	// Admit counts one request against c's requests-per-minute limit and
-	// holds tokens against its tokens-per-minute limit for the minute that
+	// Admit counts one request against c's requests-per-window limit and
+	// holds tokens against its tokens-per-window limit for the window that
 	// contains now. It returns a domain.KindRateLimited error (with
-	// RetryAfter, the rest of the minute) and holds nothing when either
-	// allowance has no room, and a domain.KindInvalid error when tokens
-	// alone exceed the limit, which no minute can take. A limit of 0 is
-	// unlimited.
+	// RetryAfter, the rest of the window, and the hold's Limits filled)
+	// and holds nothing when either allowance has no room, and a
+	// domain.KindInvalid error when tokens alone exceed the limit, which no
+	// window can take. A limit of 0 is unlimited.
 	Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (RateHold, error)
 	// Settle replaces the hold by the tokens the call used, at most the
-	// tokens held, giving the rest back to the hold's minute; used 0
+	// tokens held, giving the rest back to the hold's window; used 0
 	// gives the whole hold back. A hold is settled once.
 	Settle(ctx context.Context, h RateHold, used int) error
+	// Occupy takes one place in every slot for the call id, all or none: it
+	// returns a *SlotFullError naming the first slot that has no room, and
+	// then occupies nothing. A slot with a limit of 0 or less is not
+	// counted.
+	Occupy(ctx context.Context, id string, slots []Slot) (Lease, error)
+	// Vacate gives the lease's places back. A lease is vacated once.
+	Vacate(ctx context.Context, l Lease) error
 }

@@ -19,6 +19,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib/scratch-image.sh
+. "$here/../lib/scratch-image.sh"
 image=${PG_IMAGE:-localhost/tidygate-pg:15}
 label=org.tidygate.pg-image.hash
 pgver=15
@@ -53,20 +55,11 @@ fi
 # --- up to date? -------------------------------------------------------------
 pkgs=$(dpkg-query -W -f '${Package}=${Version}\n' "postgresql-$pgver" "postgresql-client-$pgver" \
 	busybox-static util-linux bash libc6 2>/dev/null | sort || true)
-hash=$( { cat "$here/build.sh" "$here/Dockerfile" "$here/docker-entrypoint.sh"; printf '%s\n' "$pkgs"; } |
+hash=$( { cat "$here/build.sh" "$here/Dockerfile" "$here/docker-entrypoint.sh" "$here/../lib/scratch-image.sh"; printf '%s\n' "$pkgs"; } |
 	sha256sum | cut -c1-16)
 
-if ! docker info >/dev/null 2>&1; then
-	say "no Docker engine answers (run scripts/start-docker.sh first)"
-	exit 1
-fi
-
-if [ "$force" != 1 ]; then
-	have=$(docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$image" 2>/dev/null || true)
-	if [ "$have" = "$hash" ]; then
-		say "$image is up to date ($label=$hash)"
-		exit 0
-	fi
+if image_is_current "$image" "$label" "$hash" "$force"; then
+	exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -110,25 +103,12 @@ for a in "${applets[@]}"; do
 done
 install -m 0755 "$here/docker-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
 
-# Every shared library the ELF files need, and the dynamic loader, at the
-# path ldd names (resolved through the merged-/usr links).
+# Every shared library the ELF files need, and the dynamic loader.
 mapfile -t elves < <(
 	find "$root$pgroot/bin" "$root$pgroot/lib" -type f \( -perm -u+x -o -name '*.so' \)
 	printf '%s\n' "$root/usr/bin/setpriv" "$root/usr/bin/bash"
 )
-mapfile -t libs < <(
-	for f in "${elves[@]}"; do
-		ldd "$f" 2>/dev/null || true
-	done | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u
-)
-for lib in "${libs[@]}"; do
-	dir=$(readlink -f "$(dirname "$lib")")
-	mkdir -p "$root$dir"
-	[ -e "$root$dir/$(basename "$lib")" ] || cp -L "$lib" "$root$dir/"
-done
-if [ ! -e "$root/usr/lib64/ld-linux-x86-64.so.2" ]; then
-	cp -L /lib64/ld-linux-x86-64.so.2 "$root/usr/lib64/"
-fi
+copy_shared_libs "$root" "${elves[@]}"
 
 # Users, groups and data directories (postgres is uid/gid 999, as in the
 # official image).
@@ -159,15 +139,4 @@ if ! chroot "$root" /usr/lib/postgresql/$pgver/bin/postgres --version >/dev/null
 fi
 
 # --- image -------------------------------------------------------------------
-ctx=$work/context
-mkdir -p "$ctx"
-tar --numeric-owner -C "$root" -cf "$ctx/rootfs.tar" .
-cp "$here/Dockerfile" "$ctx/Dockerfile"
-say "root filesystem ready: $(du -sh "$ctx/rootfs.tar" | cut -f1) ($(elapsed)); building $image"
-# The legacy builder needs no frontend image; BuildKit works too if asked for.
-DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build -q --label "$label=$hash" \
-	--label "org.tidygate.pg-image.packages=$(printf '%s' "$pkgs" | tr '\n' ' ')" \
-	-t "$image" "$ctx" >/dev/null 2>"$work/build.err" || { cat "$work/build.err" >&2; exit 1; }
-# Old images of the same name are left dangling; remove them.
-docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
-say "built $image ($label=$hash) in $(elapsed)"
+build_scratch_image "$work" "$root" "$here/Dockerfile" "$image" "$label" "$hash" "$pkgs"

@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,10 @@ import (
 // minute like a budget (never more admitted than the limit, even under
 // concurrency, the unused part given back on settlement), counts requests
 // per minute exactly, refuses a call that no minute could take, and starts
-// afresh each minute. newLimiter returns a limiter with nothing counted.
+// afresh each minute; that it reports each key's state for the answer's
+// headers; and that it bounds the calls in flight in each slot, all slots
+// or none, exactly under concurrency. newLimiter returns a limiter with
+// one-minute windows and nothing counted.
 func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimiter) {
 	ctx := context.Background()
 	minute := day0.Truncate(time.Minute)
@@ -114,6 +118,114 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 			mustAdmit(t, l, free, 1_000_000, minute)
 		}
 	})
+
+	testRateLimits(t, newLimiter)
+}
+
+func testRateLimits(t *testing.T, newLimiter func(t *testing.T) ports.RateLimiter) {
+	ctx := context.Background()
+	minute := day0.Truncate(time.Minute)
+	t.Run("TheKeysStateIsReported", func(t *testing.T) {
+		l := newLimiter(t)
+		c := domain.Caller{KeyID: "k-state", RPM: 2, TPM: 100}
+		h := mustAdmit(t, l, c, 30, minute.Add(10*time.Second))
+		want := domain.RateLimits{
+			Requests: domain.Allowance{Limit: 2, Remaining: 1, Reset: minute.Add(time.Minute)},
+			Tokens:   domain.Allowance{Limit: 100, Remaining: 70, Reset: minute.Add(time.Minute)},
+		}
+		checkLimits(t, h.Limits, want)
+		mustAdmit(t, l, c, 30, minute.Add(20*time.Second))
+		h, err := l.Admit(ctx, c, 30, minute.Add(30*time.Second))
+		if domain.KindOf(err) != domain.KindRateLimited {
+			t.Fatalf("third call with rpm 2: %v, want rate limited", err)
+		}
+		want.Requests.Remaining, want.Tokens.Remaining = 0, 40
+		checkLimits(t, h.Limits, want)
+		if free := mustAdmit(t, l, domain.Caller{KeyID: "k-nolimit"}, 10, minute); free.Limits.Known() {
+			t.Fatalf("a key without limits reported %+v, want nothing", free.Limits)
+		}
+	})
+
+	t.Run("SlotsHoldTheirLimitUnderConcurrency", func(t *testing.T) {
+		l := newLimiter(t)
+		slot := ports.Slot{Name: "key:k-conc", Limit: 5}
+		var mu sync.Mutex
+		var leases []ports.Lease
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				lease, err := l.Occupy(ctx, fmt.Sprintf("call-%d", i), []ports.Slot{slot})
+				var full *ports.SlotFullError
+				switch {
+				case err == nil:
+					mu.Lock()
+					leases = append(leases, lease)
+					mu.Unlock()
+				case errors.As(err, &full) && full.Slot == slot:
+				default:
+					t.Errorf("Occupy: %v, want nil or a SlotFullError naming %s", err, slot.Name)
+				}
+			})
+		}
+		wg.Wait()
+		if len(leases) != 5 {
+			t.Fatalf("%d calls occupied a slot limited to 5", len(leases))
+		}
+		if err := l.Vacate(ctx, leases[0]); err != nil {
+			t.Fatal(err)
+		}
+		mustOccupy(t, l, "call-after", slot)
+		checkFull(t, l, "call-over", slot, slot)
+	})
+
+	t.Run("OccupyIsAllOrNone", func(t *testing.T) {
+		l := newLimiter(t)
+		key := ports.Slot{Name: "key:k-all", Limit: 2}
+		team := ports.Slot{Name: "team:t-all", Limit: 1}
+		first := mustOccupy(t, l, "c1", key, team)
+		checkFull(t, l, "c2", team, key, team)
+		mustOccupy(t, l, "c3", key) // c2 took no place in the key's slot
+		checkFull(t, l, "c4", key, key)
+		if err := l.Vacate(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		mustOccupy(t, l, "c5", key, team)
+	})
+
+	t.Run("ASlotWithoutALimitIsNotCounted", func(t *testing.T) {
+		l := newLimiter(t)
+		for i := range 20 {
+			mustOccupy(t, l, fmt.Sprintf("free-%d", i), ports.Slot{Name: "team:unlimited"})
+		}
+	})
+}
+
+func mustOccupy(t *testing.T, l ports.RateLimiter, id string, slots ...ports.Slot) ports.Lease {
+	t.Helper()
+	lease, err := l.Occupy(context.Background(), id, slots)
+	if err != nil {
+		t.Fatalf("Occupy(%s, %v): %v", id, slots, err)
+	}
+	return lease
+}
+
+func checkFull(t *testing.T, l ports.RateLimiter, id string, full ports.Slot, slots ...ports.Slot) {
+	t.Helper()
+	_, err := l.Occupy(context.Background(), id, slots)
+	var fe *ports.SlotFullError
+	if !errors.As(err, &fe) || fe.Slot != full {
+		t.Fatalf("Occupy(%s, %v) = %v, want a SlotFullError naming %s", id, slots, err, full.Name)
+	}
+}
+
+func checkLimits(t *testing.T, got, want domain.RateLimits) {
+	t.Helper()
+	same := func(a, b domain.Allowance) bool {
+		return a.Limit == b.Limit && a.Remaining == b.Remaining && a.Reset.Equal(b.Reset)
+	}
+	if !same(got.Requests, want.Requests) || !same(got.Tokens, want.Tokens) {
+		t.Fatalf("limits reported %+v, want %+v", got, want)
+	}
 }
 
 func mustAdmit(t *testing.T, l ports.RateLimiter, c domain.Caller, tokens int, now time.Time) ports.RateHold {
