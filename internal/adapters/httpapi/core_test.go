@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/memory"
@@ -177,5 +178,90 @@ func TestUnauthenticatedRefusalsAreCountedNotRecorded(t *testing.T) {
 				t.Fatalf("an unauthenticated request left %d call records", records)
 			}
 		})
+	}
+}
+
+// answeringProvider answers every chat call with a short text.
+type answeringProvider struct{ idleProvider }
+
+func (answeringProvider) Chat(_ context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	return domain.ChatResponse{Model: req.Model, Content: "hi", FinishReason: domain.FinishStop,
+		Usage: domain.Usage{PromptTokens: 5, CompletionTokens: 1}}, nil
+}
+
+// Answers carry the caller's rate limits in its dialect's headers, the
+// refusal too (with Retry-After), and a key without limits gets none.
+func TestRateLimitHeadersInEachDialect(t *testing.T) {
+	cat, err := domain.NewCatalogue(domain.DefaultModels())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		openaiKey    = "tg-test-key-openai-00000000000"
+		anthropicKey = "tg-test-key-anthropic-0000000"
+	)
+	keys := memory.NewKeyStore()
+	keys.Add(openaiKey, domain.Caller{KeyID: "k-openai", User: "alice", RPM: 2, TPM: 100_000})
+	keys.Add(anthropicKey, domain.Caller{KeyID: "k-anthropic", User: "alice", RPM: 2, TPM: 100_000})
+	keys.Add(goodKey, domain.Caller{KeyID: "k-free", User: "alice"})
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
+		Providers: map[string]ports.Provider{"mock": answeringProvider{}},
+		Keys:      keys, Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpapi.NewHandler(svc, httpapi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	post := func(path, key, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Audit-Reason", "rate limit headers")
+		req.Header.Set("anthropic-version", "2023-06-01")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+
+	chat := `{"model":"mock-chat","max_tokens":50,"messages":[{"role":"user","content":"Hi"}]}`
+	for i, want := range []struct {
+		status    int
+		remaining string
+	}{{200, "1"}, {200, "0"}, {429, "0"}} {
+		rec := post("/v1/chat/completions", openaiKey, chat)
+		hd := rec.Header()
+		if rec.Code != want.status || hd.Get("x-ratelimit-limit-requests") != "2" || hd.Get("x-ratelimit-remaining-requests") != want.remaining {
+			t.Fatalf("OpenAI call %d: %d, limit %q remaining %q; want %d, 2, %s: %s", i+1, rec.Code,
+				hd.Get("x-ratelimit-limit-requests"), hd.Get("x-ratelimit-remaining-requests"), want.status, want.remaining, rec.Body)
+		}
+		if hd.Get("x-ratelimit-limit-tokens") != "100000" || hd.Get("x-ratelimit-remaining-tokens") == "" {
+			t.Fatalf("OpenAI call %d: tokens limit %q remaining %q", i+1, hd.Get("x-ratelimit-limit-tokens"), hd.Get("x-ratelimit-remaining-tokens"))
+		}
+		reset, err := time.ParseDuration(hd.Get("x-ratelimit-reset-requests"))
+		if err != nil || reset < 0 || reset > time.Minute {
+			t.Fatalf("OpenAI call %d: x-ratelimit-reset-requests %q, want a duration within the minute", i+1, hd.Get("x-ratelimit-reset-requests"))
+		}
+		if want.status == 429 && hd.Get("Retry-After") == "" {
+			t.Fatalf("a 429 without Retry-After")
+		}
+	}
+
+	msg := `{"model":"mock-chat","max_tokens":50,"messages":[{"role":"user","content":"Hi"}]}`
+	rec := post("/v1/messages", anthropicKey, msg)
+	hd := rec.Header()
+	if rec.Code != 200 || hd.Get("anthropic-ratelimit-requests-limit") != "2" || hd.Get("anthropic-ratelimit-requests-remaining") != "1" ||
+		hd.Get("anthropic-ratelimit-tokens-limit") != "100000" || hd.Get("x-ratelimit-limit-requests") != "" {
+		t.Fatalf("Anthropic call: %d, headers %v: %s", rec.Code, hd, rec.Body)
+	}
+	for _, name := range []string{"anthropic-ratelimit-requests-reset", "anthropic-ratelimit-tokens-reset"} {
+		if at, err := time.Parse(time.RFC3339, hd.Get(name)); err != nil || time.Until(at) > time.Minute {
+			t.Fatalf("%s %q, want an RFC 3339 time within the minute", name, hd.Get(name))
+		}
+	}
+
+	rec = post("/v1/chat/completions", goodKey, chat)
+	for name := range rec.Header() {
+		if strings.Contains(strings.ToLower(name), "ratelimit") {
+			t.Fatalf("a key without limits got %s: %v", name, rec.Header())
+		}
 	}
 }

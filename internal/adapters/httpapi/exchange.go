@@ -32,10 +32,11 @@ type exchange struct {
 	id       string // tidygate's own id, unique per request
 	clientID string // the client's X-Request-Id, when it sent a valid one
 	start    time.Time
-	provider time.Duration // time the gateway spent waiting on providers
-	trailers bool          // the overhead is sent as a trailer (streams)
-	caller   domain.Caller // set once authenticated
-	dialect  dialect       // the API the request speaks
+	provider time.Duration     // time the gateway spent waiting on providers
+	trailers bool              // the overhead is sent as a trailer (streams)
+	caller   domain.Caller     // set once authenticated
+	dialect  dialect           // the API the request speaks
+	limits   domain.RateLimits // the caller's rate limits, once the gateway admitted or refused the call
 }
 
 // waited records what of the call was spent waiting on providers and
@@ -149,13 +150,16 @@ type responseWriter struct {
 	wrote bool
 }
 
-// WriteHeader stamps the overhead header, unless it is to be a trailer, and
-// sends the status line.
+// WriteHeader stamps the overhead header, unless it is to be a trailer,
+// and the caller's rate limits, and sends the status line.
 func (rw *responseWriter) WriteHeader(status int) {
 	if !rw.wrote {
 		rw.wrote = true
 		if !rw.ex.trailers {
 			rw.Header().Set(overheadHeader, rw.ex.overhead(rw.now()))
+		}
+		if rw.ex.limits.Known() {
+			setRateLimitHeaders(rw.Header(), rw.ex.dialect, rw.ex.limits, rw.now())
 		}
 	}
 	rw.ResponseWriter.WriteHeader(status)

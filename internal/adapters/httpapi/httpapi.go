@@ -188,5 +188,6 @@ func (h *handler) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 // call describes the request to the gateway.
 func (h *handler) call(r *http.Request) gateway.Call {
 	ex := exchangeOf(r)
-	return gateway.Call{RequestID: ex.id, ClientRequestID: ex.clientID, Caller: ex.caller, AuditReason: r.Header.Get(auditReasonHeader), Start: ex.start}
+	return gateway.Call{RequestID: ex.id, ClientRequestID: ex.clientID, Caller: ex.caller, AuditReason: r.Header.Get(auditReasonHeader), Start: ex.start,
+		RateLimits: func(l domain.RateLimits) { ex.limits = l }}
 }
