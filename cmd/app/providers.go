@@ -13,6 +13,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/llm/anthropic"
 	"github.com/tidygate/tidygate/internal/adapters/llm/azure"
 	"github.com/tidygate/tidygate/internal/adapters/llm/bedrock"
+	"github.com/tidygate/tidygate/internal/adapters/llm/gemini"
 	"github.com/tidygate/tidygate/internal/adapters/llm/mock"
 	"github.com/tidygate/tidygate/internal/adapters/llm/openai"
 	"github.com/tidygate/tidygate/internal/infra"
@@ -114,7 +115,63 @@ var registry = []providerType{
 				ownClient: p.ProxyURL != "" || p.CAFile != "" || len(p.Headers) > 0 || p.Timeout > 0}
 		},
 	}),
+	// The Gemini API's generateContent, with an API key.
+	register("gemini", "gemini", typeSpec[geminiSettings]{
+		check: func(s geminiSettings) []string { return checkURL("GEMINI_BASE_URL", s.BaseURL) },
+		build: func(_ context.Context, s geminiSettings, l link) (ports.Provider, error) {
+			if s.APIKey == "" {
+				return nil, fmt.Errorf("set GEMINI_API_KEY")
+			}
+			return gemini.New(gemini.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
+		},
+		keys:          infra.HTTPKeys,
+		checkInstance: func(p infra.ProviderInstance) []string { return requireKeys(p, "api_key") },
+		instance: func(p infra.ProviderInstance, key string) geminiSettings {
+			return geminiSettings{APIKey: key, BaseURL: p.BaseURL}
+		},
+	}),
+	// Google's models on Vertex AI: the same wire as gemini, with a
+	// service account's access tokens.
+	register("vertex", "gemini", typeSpec[vertexSettings]{
+		check: func(s vertexSettings) []string {
+			problems := checkURL("VERTEX_BASE_URL", s.BaseURL)
+			if s.Location != "" && !gemini.ValidLocation(s.Location) {
+				problems = append(problems, fmt.Sprintf("VERTEX_LOCATION=%q: %s", s.Location, vertexLocationRule))
+			}
+			return problems
+		},
+		build: func(_ context.Context, s vertexSettings, l link) (ports.Provider, error) {
+			file := s.CredentialsFile
+			if file == "" {
+				file = s.GoogleCredentials
+			}
+			if s.Project == "" || s.Location == "" || file == "" {
+				return nil, fmt.Errorf("set VERTEX_PROJECT, VERTEX_LOCATION and VERTEX_CREDENTIALS_FILE (or GOOGLE_APPLICATION_CREDENTIALS), a service account's JSON key")
+			}
+			return gemini.NewVertex(gemini.VertexOptions{Project: s.Project, Location: s.Location,
+				CredentialsFile: file, BaseURL: s.BaseURL, Timeout: l.timeout, HTTPClient: l.client})
+		},
+		keys: append([]string{"base_url", "headers", "timeout", "proxy_url", "ca_file", "project", "location", "credentials_file"}, infra.CapKeys...),
+		checkInstance: func(p infra.ProviderInstance) []string {
+			var problems []string
+			for _, k := range []struct{ key, value string }{{"project", p.Project}, {"location", p.Location}, {"credentials_file", p.CredentialsFile}} {
+				if k.value == "" {
+					problems = append(problems, fmt.Sprintf("%s: is required for type %s", k.key, p.Type))
+				}
+			}
+			if p.Location != "" && !gemini.ValidLocation(p.Location) {
+				problems = append(problems, fmt.Sprintf("location: %q %s", p.Location, vertexLocationRule))
+			}
+			return problems
+		},
+		instance: func(p infra.ProviderInstance, _ string) vertexSettings {
+			return vertexSettings{Project: p.Project, Location: p.Location, CredentialsFile: p.CredentialsFile, BaseURL: p.BaseURL}
+		},
+	}),
 }
+
+// vertexLocationRule is what a Vertex AI location must be.
+const vertexLocationRule = "must be a Google Cloud region such as us-central1, or global"
 
 // requireKeys returns a line for each of keys the instance lacks; "api_key"
 // stands for api_key_env or api_key_file.
@@ -160,6 +217,19 @@ type (
 		// (proxy_url, ca_file, headers, timeout); otherwise the SDK's
 		// client, which honours AWS_CA_BUNDLE, carries its calls.
 		ownClient bool
+	}
+	geminiSettings struct {
+		APIKey  string `env:"GEMINI_API_KEY" redact:"secret"`
+		BaseURL string `env:"GEMINI_BASE_URL" redact:"url"`
+	}
+	// vertexSettings: a catalogue's named vertex provider sets project,
+	// location and credentials_file.
+	vertexSettings struct {
+		Project           string `env:"VERTEX_PROJECT"`
+		Location          string `env:"VERTEX_LOCATION"`
+		CredentialsFile   string `env:"VERTEX_CREDENTIALS_FILE"`
+		GoogleCredentials string `env:"GOOGLE_APPLICATION_CREDENTIALS"` // used when CredentialsFile is empty
+		BaseURL           string `env:"VERTEX_BASE_URL" redact:"url"`
 	}
 )
 

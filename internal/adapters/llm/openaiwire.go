@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +33,9 @@ type OpenAIWire struct {
 	// Header is sent with every request: the credentials and any fixed
 	// headers the API wants.
 	Header http.Header
+	// Authorize, when set, adds credentials that change (a bearer token
+	// from Tokens) to each request, after Header.
+	Authorize func(ctx context.Context, h http.Header) error
 	// Secret (the API key, possibly empty) never appears in an error message.
 	Secret string
 	// UseMaxCompletionTokens sends the output cap as max_completion_tokens,
@@ -59,11 +61,33 @@ type OpenAIWire struct {
 type OpenAIClient struct {
 	wire     OpenAIWire
 	classify Classifier
+	post     JSONPost
 }
 
 // NewOpenAIClient returns a client for the API w describes.
 func NewOpenAIClient(w OpenAIWire) *OpenAIClient {
-	return &OpenAIClient{wire: w, classify: NewClassifier(w.Provider, w.Secret)}
+	c := &OpenAIClient{wire: w, classify: NewClassifier(w.Provider, w.Secret)}
+	static := StaticHeader(w.Header)
+	authorize := static
+	if w.Authorize != nil {
+		authorize = func(ctx context.Context, h http.Header) error {
+			_ = static(ctx, h)
+			return w.Authorize(ctx, h)
+		}
+	}
+	c.post = JSONPost{Client: w.Endpoint.HTTPClient, Classify: c.classify, Authorize: authorize, ErrorDetail: oaiErrorDetail}
+	return c
+}
+
+// oaiErrorDetail reads OpenAI's error format: {"error": {"message": …}}.
+func oaiErrorDetail(raw []byte, h http.Header) (string, http.Header) {
+	var e struct {
+		Error *oaiError `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != nil && e.Error.Message != "" {
+		return e.Error.Message, h
+	}
+	return string(raw), h
 }
 
 // The wire format: only the fields tidygate sends or reads.
@@ -142,7 +166,7 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
 	defer cancel()
 	var resp oaiCompletion
-	if err := p.call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), &resp); err != nil {
+	if err := p.post.Call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), &resp); err != nil {
 		return domain.ChatResponse{}, err
 	}
 	if len(resp.Choices) == 0 {
@@ -180,7 +204,7 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 	defer cancel()
 	body := p.chatRequest(req)
 	body.Stream, body.StreamOptions = true, &oaiStreamOptions{IncludeUsage: true}
-	resp, err := p.send(ctx, p.wire.URL(OpChatCompletions, req.Model), body, "text/event-stream")
+	resp, err := p.post.Send(ctx, p.wire.URL(OpChatCompletions, req.Model), body, "text/event-stream")
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
@@ -257,7 +281,7 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
 	defer cancel()
 	var resp oaiEmbeddings
-	err := p.call(ctx, p.wire.URL(OpEmbeddings, req.Model), oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}, &resp)
+	err := p.post.Call(ctx, p.wire.URL(OpEmbeddings, req.Model), oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}, &resp)
 	if err != nil {
 		return domain.EmbedResponse{}, err
 	}
@@ -306,74 +330,6 @@ func (p *OpenAIClient) usage(u oaiUsage) (domain.Usage, error) {
 		return domain.Usage{}, p.classify.Malformed(fmt.Errorf("negative token counts %d and %d", u.PromptTokens, u.CompletionTokens))
 	}
 	return domain.Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}, nil
-}
-
-// maxResponseBody bounds a non-streamed answer; maxErrorBody bounds how much
-// of an error answer is read for its message.
-const (
-	maxResponseBody = 64 << 20
-	maxErrorBody    = 4096
-)
-
-// call POSTs body as JSON to url and decodes the JSON answer into out.
-func (p *OpenAIClient) call(ctx context.Context, url string, body, out any) error {
-	resp, err := p.send(ctx, url, body, "application/json")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	defer drain(resp.Body) // before Close
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
-		return p.classify.Failure(err)
-	}
-	return nil
-}
-
-// send POSTs body as JSON to url, accepting the media type accept, and
-// returns the answer when its status is 2xx; any other answer, or none, is
-// a classified error.
-func (p *OpenAIClient) send(ctx context.Context, url string, body any, accept string) (*http.Response, error) {
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return nil, p.classify.Invalid("cannot encode the request: %v", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
-	if err != nil {
-		return nil, p.classify.Failure(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", "tidygate")
-	for name, values := range p.wire.Header {
-		req.Header[name] = values
-	}
-	resp, err := p.wire.Endpoint.HTTPClient.Do(req)
-	if err != nil {
-		return nil, p.classify.Failure(err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if err != nil && ctx.Err() != nil {
-		return nil, p.classify.Failure(ctx.Err())
-	}
-	detail := string(raw)
-	var e struct {
-		Error *oaiError `json:"error"`
-	}
-	if json.Unmarshal(raw, &e) == nil && e.Error != nil && e.Error.Message != "" {
-		detail = e.Error.Message
-	}
-	return nil, p.classify.HTTP(resp.StatusCode, resp.Header, detail)
-}
-
-// drain reads what is left of a small answer (the newline after the JSON,
-// say) before it is closed: a body closed before its end costs the
-// connection its keep-alive.
-func drain(body io.Reader) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxErrorBody))
 }
 
 func createdAt(unix int64) time.Time {
