@@ -109,14 +109,14 @@ func TestCatalogueAcceptsTheRegistry(t *testing.T) {
 	if err := os.WriteFile(good, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bad, []byte("models:\n  - {name: m, type: chat, provider: vertex}\n"), 0o600); err != nil {
+	if err := os.WriteFile(bad, []byte("models:\n  - {name: m, type: chat, provider: cumulus}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := newCatalogue(infra.Config{CatalogueFile: good}); err != nil {
 		t.Errorf("a catalogue naming every registered type: %v", err)
 	}
 	_, err := newCatalogue(infra.Config{CatalogueFile: bad})
-	if err == nil || !strings.Contains(err.Error(), `"vertex" must be mock, openai, azure, anthropic or bedrock`) {
+	if err == nil || !strings.Contains(err.Error(), `"cumulus" must be mock, openai, azure, anthropic, bedrock, gemini or vertex`) {
 		t.Errorf("an unknown type: %v", err)
 	}
 }
@@ -310,5 +310,57 @@ func TestExampleCatalogueIsValid(t *testing.T) {
 	}
 	if len(providers) != len(cat.Models.Providers()) {
 		t.Errorf("built %d providers for %v", len(providers), cat.Models.Providers())
+	}
+}
+
+// TestGoogleInstances builds a named gemini instance, whose fake upstream
+// asserts its key, and checks what a named vertex instance requires, one
+// line per missing or bad key.
+func TestGoogleInstances(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Goog-Api-Key") != "g-key-a" || r.URL.Path != "/v1beta/models/gemini-2.5-flash:generateContent" {
+			http.Error(w, `{"error":{"code":401,"message":"wrong credential","status":"UNAUTHENTICATED"}}`, http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, `{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":1}}`)
+	}))
+	t.Cleanup(up.Close)
+	path := filepath.Join(t.TempDir(), "catalogue.yaml")
+	if err := os.WriteFile(path, []byte(`
+providers:
+  - {name: google-a, type: gemini, base_url: `+up.URL+`/v1beta, api_key_env: GEMINI_A_KEY}
+models:
+  - {name: m, type: chat, provider: google-a, upstream: gemini-2.5-flash, max_output_tokens: 10, free: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := newCatalogue(infra.Config{CatalogueFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := loadProviderSettings(map[string]string{"GEMINI_A_KEY": "g-key-a", "GEMINI_API_KEY": "g-implicit"})
+	providers, err := newProviders(bootContext{context.Background()}, infra.Config{}, ps, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := providers["google-a"].Chat(context.Background(), domain.ChatRequest{Model: "gemini-2.5-flash",
+		Messages: []domain.Message{{Role: domain.RoleUser, Content: "hi"}}, MaxTokens: 10})
+	if err != nil || resp.Content != "hi" {
+		t.Fatalf("Chat = %+v, %v", resp, err)
+	}
+
+	if err := os.WriteFile(path, []byte(`
+providers:
+  - {name: vx, type: vertex, location: "europe-west4/../x", api_key_env: VX_KEY}
+models:
+  - {name: m, type: chat, provider: vx, max_output_tokens: 10, free: true}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = newCatalogue(infra.Config{CatalogueFile: path})
+	for _, want := range []string{"api_key_env", "project: is required for type vertex", "credentials_file: is required for type vertex", "location: "} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a bad vertex instance gave %v; want a line about %q", err, want)
+		}
 	}
 }
