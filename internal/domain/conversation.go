@@ -145,10 +145,33 @@ type ResponseFormat struct {
 }
 
 // Thinking asks the model to reason before it answers, spending at most
-// BudgetTokens of its output cap on it.
+// BudgetTokens of its output cap on it. Effort, when set, says how hard it
+// should work at its answer (OpenAI's reasoning effort, Anthropic's
+// output effort), with or without Enabled: one of the Effort constants.
 type Thinking struct {
 	Enabled      bool
 	BudgetTokens int
+	Effort       string
+}
+
+// The reasoning efforts, least to most; each provider takes a subset.
+const (
+	EffortNone    = "none"
+	EffortMinimal = "minimal"
+	EffortLow     = "low"
+	EffortMedium  = "medium"
+	EffortHigh    = "high"
+	EffortXHigh   = "xhigh"
+	EffortMax     = "max"
+)
+
+// ValidEffort reports whether e is one of the reasoning efforts.
+func ValidEffort(e string) bool {
+	switch e {
+	case EffortNone, EffortMinimal, EffortLow, EffortMedium, EffortHigh, EffortXHigh, EffortMax:
+		return true
+	}
+	return false
 }
 
 // Finish reasons: why the model stopped. Dialects translate them to their
@@ -215,6 +238,9 @@ func (r ChatRequest) validateConversation() error {
 	}
 	if r.Thinking.Enabled && r.Thinking.BudgetTokens < 0 {
 		return InvalidParam("thinking.budget_tokens", "thinking.budget_tokens must not be negative")
+	}
+	if r.Thinking.Effort != "" && !ValidEffort(r.Thinking.Effort) {
+		return InvalidParam("reasoning_effort", "reasoning effort %q is not one of none, minimal, low, medium, high, xhigh, max", r.Thinking.Effort)
 	}
 	if r.Thinking.Enabled && r.MaxTokens > 0 && r.Thinking.BudgetTokens >= r.MaxTokens {
 		return InvalidParam("thinking.budget_tokens", "thinking.budget_tokens (%d) must be less than max_tokens (%d)",
@@ -316,6 +342,8 @@ func (r ChatRequest) Feature() string {
 		return "response_format " + string(r.ResponseFormat.Type)
 	case r.Thinking.Enabled:
 		return "thinking"
+	case r.Thinking.Effort != "":
+		return "reasoning effort"
 	case r.TopK != nil:
 		return "top_k"
 	}

@@ -341,6 +341,7 @@ type chatRequestJSON struct {
 	ToolChoice        json.RawMessage     `json:"tool_choice"` // "none", "auto", "required" or a named function
 	ParallelToolCalls *bool               `json:"parallel_tool_calls"`
 	ResponseFormat    *responseFormatJSON `json:"response_format"`
+	ReasoningEffort   *string             `json:"reasoning_effort"`
 
 	// Features tidygate does not offer. Each is refused when asked for,
 	// because ignoring it would change what the client gets back.
@@ -452,7 +453,21 @@ func decodeChat(body []byte) (chatInput, error) {
 	if req.ResponseFormat, err = chatResponseFormat(w.ResponseFormat); err != nil {
 		return chatInput{}, err
 	}
+	if req.Thinking.Effort, err = reasoningEffort("reasoning_effort", w.ReasoningEffort); err != nil {
+		return chatInput{}, err
+	}
 	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage}, nil
+}
+
+// reasoningEffort reads a reasoning effort given as param: "" when absent.
+func reasoningEffort(param string, effort *string) (string, error) {
+	if effort == nil || *effort == "" {
+		return "", nil
+	}
+	if !domain.ValidEffort(*effort) {
+		return "", domain.InvalidParam(param, "%s %q is not one of none, minimal, low, medium, high, xhigh, max", param, *effort)
+	}
+	return *effort, nil
 }
 
 // unsupported refuses features tidygate does not offer, naming the parameter.

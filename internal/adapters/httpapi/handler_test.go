@@ -157,6 +157,7 @@ func TestBadRequests(t *testing.T) {
 		{"functions", "", `{"model":"mock-chat",` + msg + `,"functions":[{"name":"f"}]}`, nil, 400, "functions", "not supported"},
 		{"tool_choice required", "", `{"model":"mock-chat",` + msg + `,"tool_choice":"required"}`, nil, 400, "tool_choice", "no tools"},
 		{"logprobs", "", `{"model":"mock-chat",` + msg + `,"logprobs":true}`, nil, 400, "logprobs", "not supported"},
+		{"unknown reasoning effort", "", `{"model":"mock-chat",` + msg + `,"reasoning_effort":"huge"}`, nil, 400, "reasoning_effort", "huge"},
 		{"unknown response format", "", `{"model":"mock-chat",` + msg + `,"response_format":{"type":"yaml"}}`, nil, 400, "response_format.type", "yaml"},
 		{"json_schema without name", "", `{"model":"mock-chat",` + msg + `,"response_format":{"type":"json_schema","json_schema":{"schema":{}}}}`, nil, 400, "response_format.json_schema.name", "name"},
 		{"json_schema without schema", "", `{"model":"mock-chat",` + msg + `,"response_format":{"type":"json_schema","json_schema":{"name":"a"}}}`, nil, 400, "response_format", "JSON Schema object"},

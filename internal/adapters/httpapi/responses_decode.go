@@ -29,6 +29,7 @@ type responsesRequestJSON struct {
 	TopP               *float64        `json:"top_p"`
 	User               string          `json:"user"`
 	Text               *respTextJSON   `json:"text"`
+	Reasoning          *respReasonJSON `json:"reasoning"`
 	Store              *bool           `json:"store"`
 	PreviousResponseID *string         `json:"previous_response_id"`
 	Conversation       json.RawMessage `json:"conversation"`
@@ -67,6 +68,12 @@ type respToolJSON struct {
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
 	Strict      *bool           `json:"strict"`
+}
+
+// respReasonJSON is a request's reasoning settings; its summary setting is
+// not read, as reasoning comes back as the provider gives it.
+type respReasonJSON struct {
+	Effort *string `json:"effort"`
 }
 
 type respTextJSON struct {
@@ -129,6 +136,11 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	}
 	if req.ToolChoice, err = respToolChoice(w.ToolChoice); err != nil {
 		return responsesInput{}, err
+	}
+	if w.Reasoning != nil {
+		if req.Thinking.Effort, err = reasoningEffort("reasoning.effort", w.Reasoning.Effort); err != nil {
+			return responsesInput{}, err
+		}
 	}
 	if w.ParallelToolCalls != nil && !*w.ParallelToolCalls {
 		req.ToolChoice.NoParallel = true

@@ -209,6 +209,7 @@ func TestResponsesRefusesBadInputInOpenAIsShape(t *testing.T) {
 		{"max_output_tokens 0", `{"model":"mock-chat","input":"x","max_output_tokens":0}`, "max_output_tokens"},
 		{"previous response", `{"model":"mock-chat","input":"x","previous_response_id":"resp_1"}`, "previous_response_id"},
 		{"background", `{"model":"mock-chat","input":"x","background":true}`, "background"},
+		{"unknown reasoning effort", `{"model":"mock-chat","input":"x","reasoning":{"effort":"huge"}}`, "reasoning.effort"},
 		{"wrong type", `{"model":"mock-chat","input":"x","stream":"yes"}`, "stream"},
 	}
 	for _, tc := range cases {

@@ -167,6 +167,19 @@ func (c Classifier) TextOnly(req domain.ChatRequest) error {
 	return nil
 }
 
+// ClampEffort maps a reasoning effort onto the levels Anthropic's effort
+// setting takes (low, medium, high, xhigh, max): none is no setting at all,
+// as a model that is not asked to think does not reason; minimal is low.
+func ClampEffort(effort string) string {
+	switch effort {
+	case domain.EffortNone:
+		return ""
+	case domain.EffortMinimal:
+		return domain.EffortLow
+	}
+	return effort
+}
+
 // Unsupported refuses a request for a feature this provider cannot serve:
 // domain.KindInvalid with code unsupported_feature, its message naming the
 // provider and the feature, and hint, if any, saying what to do instead.

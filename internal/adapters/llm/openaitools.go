@@ -57,20 +57,33 @@ type (
 )
 
 // translatable refuses what the Chat Completions wire has no place for:
-// reasoning (thinking, and reasoning blocks to send back) and top_k.
+// top_k. Reasoning blocks in the history are not sent: the API has no place
+// for them, and OpenAI keeps no reasoning between chat turns itself.
 func (p *OpenAIClient) translatable(req domain.ChatRequest) error {
-	stripped := req
-	stripped.Tools, stripped.ToolChoice, stripped.ResponseFormat = nil, domain.ToolChoice{}, domain.ResponseFormat{}
-	stripped.Messages = make([]domain.Message, len(req.Messages))
-	for i, m := range req.Messages {
-		stripped.Messages[i] = domain.Message{Role: m.Role, Content: m.Content}
-		for _, b := range m.Blocks {
-			if b.Type == domain.BlockReasoning {
-				stripped.Messages[i].Blocks = append(stripped.Messages[i].Blocks, b)
-			}
-		}
+	if req.TopK != nil {
+		return p.classify.Unsupported("top_k", "the Chat Completions API has no top_k")
 	}
-	return p.classify.TextOnly(stripped)
+	return nil
+}
+
+// oaiEffort is the reasoning_effort for the request's thinking: its effort
+// when set (max, beyond OpenAI's levels, is sent as xhigh); else, when
+// thinking is enabled with a budget, the effort of that budget (up to 4,096
+// tokens low, up to 16,384 medium, more high); else none, the model's default.
+func oaiEffort(t domain.Thinking) string {
+	switch {
+	case t.Effort == domain.EffortMax:
+		return domain.EffortXHigh
+	case t.Effort != "":
+		return t.Effort
+	case !t.Enabled || t.BudgetTokens <= 0:
+		return ""
+	case t.BudgetTokens <= 4096:
+		return domain.EffortLow
+	case t.BudgetTokens <= 16384:
+		return domain.EffortMedium
+	}
+	return domain.EffortHigh
 }
 
 // addTools sets the request's tools, tool choice and response format.

@@ -56,8 +56,9 @@ type OpenAIWire struct {
 // for its newer models; self-hosted servers often know only system), and a
 // tool message of plain text, which names no tool call, is sent as a user
 // message, since the API refuses a tool message without a tool call id.
-// Tools, tool choice and response format are translated; reasoning
-// (thinking, reasoning blocks) and top_k are refused by name.
+// Tools, tool choice, response format and reasoning (as reasoning_effort,
+// see oaiEffort) are translated; reasoning blocks in the history are not
+// sent, as the API has no place for them; top_k is refused by name.
 type OpenAIClient struct {
 	wire     OpenAIWire
 	classify Classifier
@@ -106,6 +107,7 @@ type (
 		ToolChoice          any               `json:"tool_choice,omitempty"`
 		ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
 		ResponseFormat      *oaiFormat        `json:"response_format,omitempty"`
+		ReasoningEffort     string            `json:"reasoning_effort,omitempty"`
 	}
 	oaiMessage struct {
 		Role       string        `json:"role"`
@@ -312,10 +314,11 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 }
 
 // chatRequest maps the request onto the API's: the model, the messages, the
-// output cap, temperature, top_p and stop only when set, and the tools,
-// tool choice and response format.
+// output cap, temperature, top_p and stop only when set, the tools, tool
+// choice and response format, and the reasoning effort.
 func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
-	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop}
+	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop,
+		ReasoningEffort: oaiEffort(req.Thinking)}
 	addTools(&out, req)
 	if p.wire.UseMaxCompletionTokens {
 		out.MaxCompletionTokens = req.MaxTokens

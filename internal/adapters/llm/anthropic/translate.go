@@ -5,6 +5,7 @@ import (
 
 	"github.com/anthropics/anthropic-sdk-go"
 
+	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -12,8 +13,9 @@ import (
 // cap; system and developer messages as the system prompt; the other
 // messages as alternating turns of content blocks (a tool message is the
 // user's side; consecutive messages of one side merge into one turn);
-// sampling parameters only when set; tools and tool choice; thinking; and
-// a JSON Schema response format as output_config.format.
+// sampling parameters only when set; tools and tool choice; thinking; a
+// reasoning effort as output_config.effort (see llm.ClampEffort); and a
+// JSON Schema response format as output_config.format.
 func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, error) {
 	params := anthropic.MessageNewParams{Model: req.Model, MaxTokens: int64(req.MaxTokens)}
 	lastAssistant := false
@@ -63,6 +65,9 @@ func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, e
 		} else {
 			params.Thinking = anthropic.ThinkingConfigParamUnion{OfAdaptive: &anthropic.ThinkingConfigAdaptiveParam{}}
 		}
+	}
+	if e := llm.ClampEffort(req.Thinking.Effort); e != "" {
+		params.OutputConfig.Effort = anthropic.OutputConfigEffort(e)
 	}
 	if req.Temperature != nil {
 		params.Temperature = anthropic.Float(*req.Temperature)

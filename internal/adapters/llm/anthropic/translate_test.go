@@ -79,6 +79,10 @@ func TestChatTranslatesTheConversation(t *testing.T) {
 			},
 			`{"output_config":{"format":{"type":"json_schema","schema":{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"],"additionalProperties":false}}}}`,
 		},
+		"reasoning effort": {
+			func(r *domain.ChatRequest) { r.Thinking.Effort = domain.EffortMinimal },
+			`{"output_config":{"effort":"low"}}`,
+		},
 		"top_k": {
 			func(r *domain.ChatRequest) { k := 5; r.TopK = &k },
 			`{"top_k":5}`,

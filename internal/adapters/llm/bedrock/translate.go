@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	smithydocument "github.com/aws/smithy-go/document"
 
+	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -22,7 +23,8 @@ import (
 // alternating turns of content blocks (a tool message is the user's side;
 // consecutive messages of one side merge into one turn); the inference
 // configuration with the output cap, and temperature, top_p and stop
-// sequences only when set; the tool configuration; a JSON Schema response
+// sequences only when set; the tool configuration; a reasoning effort as
+// outputConfig.effort (see llm.ClampEffort) and a JSON Schema response
 // format as outputConfig.textFormat; and, for Anthropic models, thinking and
 // top_k as additional model request fields.
 func (p *Provider) converseInput(req domain.ChatRequest) (*bedrockruntime.ConverseInput, error) {
@@ -38,6 +40,9 @@ func (p *Provider) converseInput(req domain.ChatRequest) (*bedrockruntime.Conver
 	}
 	if err := p.toolConfig(in, req); err != nil {
 		return nil, err
+	}
+	if e := llm.ClampEffort(req.Thinking.Effort); e != "" {
+		in.OutputConfig = &types.OutputConfig{Effort: aws.String(e)}
 	}
 	if err := p.outputConfig(in, req.ResponseFormat); err != nil {
 		return nil, err
@@ -254,12 +259,15 @@ func (p *Provider) outputConfig(in *bedrockruntime.ConverseInput, f domain.Respo
 		return p.classify.Unsupported("response_format json_object",
 			"Bedrock Converse has no such format: ask for a json_schema response format")
 	case domain.FormatJSONSchema:
+		if in.OutputConfig == nil {
+			in.OutputConfig = &types.OutputConfig{}
+		}
 		schema := &types.JsonSchemaDefinition{Schema: aws.String(string(f.Schema))}
 		if f.Name != "" {
 			schema.Name = aws.String(f.Name)
 		}
-		in.OutputConfig = &types.OutputConfig{TextFormat: &types.OutputFormat{
-			Type: types.OutputFormatTypeJsonSchema, Structure: &types.OutputFormatStructureMemberJsonSchema{Value: *schema}}}
+		in.OutputConfig.TextFormat = &types.OutputFormat{
+			Type: types.OutputFormatTypeJsonSchema, Structure: &types.OutputFormatStructureMemberJsonSchema{Value: *schema}}
 	}
 	return nil
 }

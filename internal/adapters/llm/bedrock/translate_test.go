@@ -63,6 +63,11 @@ func TestChatTranslatesTheConversation(t *testing.T) {
 		"json schema response format": {model, func(r *domain.ChatRequest) {
 			r.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONSchema, Name: "answer", Schema: json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}}}`)}
 		}, `{"outputConfig":{"textFormat":{"type":"json_schema","structure":{"jsonSchema":{"schema":"{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\"}}}","name":"answer"}}}}}`, nil},
+		"reasoning effort and a response format": {model, func(r *domain.ChatRequest) {
+			r.Thinking.Effort = domain.EffortXHigh
+			r.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONSchema, Schema: json.RawMessage(`{"type":"object"}`)}
+		}, `{"outputConfig":{"effort":"xhigh","textFormat":{"type":"json_schema","structure":{"jsonSchema":{"schema":"{\"type\":\"object\"}"}}}}}`, nil},
+		"no effort for none": {model, func(r *domain.ChatRequest) { r.Thinking.Effort = domain.EffortNone }, `{}`, []string{"outputConfig"}},
 		"thinking and top_k for an Anthropic model": {"us.anthropic.claude-sonnet-4-5-20250929-v1:0", func(r *domain.ChatRequest) {
 			k := 7
 			r.MaxTokens, r.Thinking, r.TopK = 4096, domain.Thinking{Enabled: true, BudgetTokens: 2048}, &k

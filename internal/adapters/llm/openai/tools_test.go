@@ -3,10 +3,8 @@ package openai_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
@@ -114,22 +112,5 @@ func TestChatStreamAssemblesToolCalls(t *testing.T) {
 		{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_9", Name: "get_weather", Arguments: `{"city":"Oslo"}`}}}
 	if resp.FinishReason != domain.FinishToolCalls || !reflect.DeepEqual(resp.Blocks, want) {
 		t.Errorf("response = %+v", resp)
-	}
-}
-
-func TestChatRefusesWhatTheWireCannotCarry(t *testing.T) {
-	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", completion))
-	p := newProvider(t, up.URL, openai.Options{})
-	thinking := llmtest.Chat("gpt-4o")
-	thinking.Thinking = domain.Thinking{Enabled: true, BudgetTokens: 10}
-	reasoning := llmtest.Chat("gpt-4o")
-	reasoning.Messages = append(reasoning.Messages, domain.Message{Role: domain.RoleAssistant,
-		Blocks: []domain.Block{{Type: domain.BlockReasoning, Text: "hmm"}}})
-	for name, req := range map[string]domain.ChatRequest{"thinking": thinking, "reasoning blocks": reasoning} {
-		_, err := p.Chat(context.Background(), req)
-		var e *domain.Error
-		if !errors.As(err, &e) || e.Kind != domain.KindInvalid || !strings.Contains(e.Message, name) {
-			t.Errorf("%s: error = %v", name, err)
-		}
 	}
 }
