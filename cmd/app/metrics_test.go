@@ -4,8 +4,11 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
 // TestUnauthenticatedCounterIsServed checks that the HTTP edge's count of
@@ -60,4 +63,48 @@ func counters(t *testing.T, reg *prometheus.Registry, name string) map[string]fl
 		}
 	}
 	return got
+}
+
+// TestDeploymentMetricsAreServed checks that the gateway's account of a
+// deployment lands on the registry /metrics serves: requests by outcome,
+// errors by kind, in flight, latency and the breaker's state.
+func TestDeploymentMetricsAreServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newDeploymentMetrics(reg)
+	d := domain.Deployment{Provider: "openai-main", Upstream: "gpt-4o-mini"}
+	for range 3 {
+		m.AttemptStarted(d)
+	}
+	m.AttemptEnded(d, "ok", time.Second)
+	m.AttemptEnded(d, "rate_limited", time.Millisecond)
+	m.BreakerChanged(d, "open")
+	const dep, prov = "deployment=openai-main/gpt-4o-mini,", ",provider=openai-main" // labels sort by name
+	if got := counters(t, reg, "tidygate_deployment_requests_total"); !maps.Equal(got, map[string]float64{dep + "outcome=ok" + prov: 1, dep + "outcome=rate_limited" + prov: 1}) {
+		t.Errorf("requests = %v", got)
+	}
+	if got := counters(t, reg, "tidygate_deployment_errors_total"); !maps.Equal(got, map[string]float64{dep + "kind=rate_limited" + prov: 1}) {
+		t.Errorf("errors = %v", got)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			switch f.GetName() {
+			case "tidygate_deployment_in_flight":
+				if v := metric.GetGauge().GetValue(); v != 1 {
+					t.Errorf("in flight = %v, want 1", v)
+				}
+			case "tidygate_deployment_breaker_state":
+				if v := metric.GetGauge().GetValue(); v != 2 {
+					t.Errorf("breaker state = %v, want 2 (open)", v)
+				}
+			case "tidygate_deployment_latency_seconds":
+				if n := metric.GetHistogram().GetSampleCount(); n != 2 {
+					t.Errorf("latency samples = %d, want 2", n)
+				}
+			}
+		}
+	}
 }

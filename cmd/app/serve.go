@@ -113,7 +113,7 @@ type devKeySeed bool
 
 func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
-		Catalogue: cat.Models, Providers: providers, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
+		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
@@ -128,6 +128,7 @@ func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, provid
 		StreamTimeout:        cfg.StreamTimeout,
 		Logger:               d.Logger,
 		ExcessClaims:         newExcessClaimCounter(d.Registry),
+		Deployments:          newDeploymentMetrics(d.Registry),
 	})
 }
 

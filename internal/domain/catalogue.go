@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ModelType says which endpoint a model serves.
@@ -69,6 +70,29 @@ const (
 	RoutingLatency   Routing = "latency"    // the lowest recent latency, exploring the others now and then
 	RoutingOrdered   Routing = "ordered"    // the first healthy deployment, in the catalogue's order
 )
+
+// ProviderCaps are a provider instance's account caps, over every
+// deployment on it; a zero field is unlimited.
+type ProviderCaps struct {
+	MaxConcurrency int // calls in flight at once
+	RPM            int // requests per minute
+	TPM            int // tokens per minute, a call's worst case held until it settles
+}
+
+// BreakerSettings tune each deployment's circuit breaker: after Failures
+// failures in a row (errors or 429s) the deployment is skipped for
+// Cooldown; then one probe call at a time is let through, whose success
+// closes the breaker and whose failure opens it again.
+type BreakerSettings struct {
+	Failures int
+	Cooldown time.Duration
+}
+
+// DefaultBreaker is the breaker of a catalogue that sets none: three
+// failures in a row, thirty seconds' cool-down.
+func DefaultBreaker() BreakerSettings {
+	return BreakerSettings{Failures: 3, Cooldown: 30 * time.Second}
+}
 
 // Routings lists the routing strategies.
 func Routings() []Routing {

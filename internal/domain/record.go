@@ -87,7 +87,8 @@ type CallRecord struct {
 // Attempt is one provider call made for a call: a try of one model, which
 // answered or failed. The call log shows each as a span of the call's trace.
 type Attempt struct {
-	Provider      string
+	Deployment    string // the deployment tried: provider/upstream
+	Provider      string // the provider instance
 	Model         string // the catalogue model tried
 	UpstreamModel string // the provider's name for it
 	Start         time.Time

@@ -90,14 +90,18 @@ type call struct {
 	in     Call
 	op     operation
 	rec    domain.CallRecord
+	routes *routes            // the catalogue and providers the call started with
 	chain  []domain.Model     // the model asked for, then its fallbacks
 	hold   domain.Reservation // the worst case held in the ledger
 	tokens int                // the most tokens the call can use on any model of the chain
 	rate   ports.RateHold     // those tokens, held against the key's tokens per minute
 	lease  ports.Lease        // the call's places in its key's and team's concurrency shares
-	res    Result             // who answered, after how many attempts
-	cut    error              // set when tidygate's side ended the call: the call's error
-	why    domain.Interruption
+	// account holds those tokens against the tokens per minute of the
+	// provider instance that answered, until settle or release.
+	account *ports.RateHold
+	res     Result // who answered, after how many attempts
+	cut     error  // set when tidygate's side ended the call: the call's error
+	why     domain.Interruption
 	// logSlot gives back the call log's slot for this call's record,
 	// taken at admission and held until end has recorded the call.
 	logSlot func()
@@ -108,13 +112,13 @@ type call struct {
 // returns why. It is the one way a refusal outside the gateway reaches the
 // call log; model is the name the request gave, if any.
 func (s *Service) Refuse(ctx context.Context, c Call, ep domain.Endpoint, model string, why error) error {
-	k := &call{s: s, in: c, rec: s.newRecord(c, ep)}
+	k := &call{s: s, in: c, rec: s.newRecord(c, ep), routes: s.routes.Load()}
 	k.rec.RequestedModel = model
 	return k.refuse(ctx, why)
 }
 
 func (s *Service) newCall(c Call, op operation) *call {
-	k := &call{s: s, in: c, op: op, rec: s.newRecord(c, op.endpoint())}
+	k := &call{s: s, in: c, op: op, rec: s.newRecord(c, op.endpoint()), routes: s.routes.Load()}
 	op.describe(&k.rec)
 	return k
 }
@@ -176,7 +180,7 @@ func (k *call) checkAuditReason() error {
 // that the caller may use it, and sets the chain of models to try.
 func (k *call) resolve() error {
 	asked := k.rec.RequestedModel
-	m, err := k.s.deps.Catalogue.Resolve(asked)
+	m, err := k.routes.catalogue.Resolve(asked)
 	if err != nil {
 		return err
 	}
@@ -196,7 +200,7 @@ func (k *call) resolve() error {
 // outside the caller's allow-list is skipped, never a way around it.
 func (k *call) usableChain(m domain.Model) []domain.Model {
 	chain := []domain.Model{m}
-	for _, f := range k.s.deps.Catalogue.Chain(m)[1:] {
+	for _, f := range k.routes.catalogue.Chain(m)[1:] {
 		if k.in.Caller.MayUse(f, f.Name) {
 			chain = append(chain, f)
 		}
@@ -311,17 +315,38 @@ func (k *call) attempt(ctx context.Context) error {
 		}
 		last = err
 	}
+	if k.res.Attempts == 0 && last != nil {
+		return last // no provider was called: no deployment could take the call
+	}
 	return upstreamFailure(k.res, last)
 }
 
-// tryModel calls m up to MaxAttempts times, backing off between attempts.
-// done reports that the call ends here, answered or failed for good; when
-// it is false, the next model of the chain may be tried.
+// tryModel calls m up to MaxAttempts times, each time on a deployment the
+// router picks: one not tried yet in this call while any is available, so
+// that a retry moves to another deployment before the fallbacks are tried;
+// a retry on a deployment tried already backs off first. done reports
+// that the call ends here, answered or failed for good; when it is false,
+// the next model of the chain may be tried.
 func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err error) {
-	p := k.s.deps.Providers[m.Provider]
 	backoff := k.s.opts.RetryBackoff
+	tried := map[string]bool{}
 	for try := 1; try <= k.s.opts.MaxAttempts; try++ {
-		err = k.tryOnce(ctx, p, m)
+		rt, ok := k.s.router.pick(m, tried, k.routes.caps)
+		if !ok {
+			if err == nil {
+				err = noDeployment(m)
+			}
+			return false, err
+		}
+		if tried[rt.d.Name()] {
+			if !k.pause(ctx, backoff) {
+				k.s.router.release(rt)
+				return true, k.cut
+			}
+			backoff *= 2
+		}
+		tried[rt.d.Name()] = true
+		err = k.tryOnce(ctx, rt, m)
 		switch {
 		case k.cut != nil:
 			return true, k.cut
@@ -330,26 +355,32 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 		case !retryable(err) || !k.op.retryable():
 			return true, upstreamFailure(k.res, err)
 		}
-		if try < k.s.opts.MaxAttempts && !k.pause(ctx, backoff) {
-			return true, k.cut
-		}
-		backoff *= 2
 	}
 	return false, err
 }
 
-// tryOnce makes one provider attempt, counts it and adds it to the call
-// record. When tidygate's side ended it (the client, the stream timeout, a
-// shutdown), k.cut says why.
-func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) error {
+// tryOnce makes one provider attempt on the deployment picked, counts it,
+// adds it to the call record and reports its outcome to the router. When
+// tidygate's side ended it (the client, the stream timeout, a shutdown),
+// k.cut says why.
+func (k *call) tryOnce(ctx context.Context, rt route, m domain.Model) error {
+	m.Provider, m.Upstream = rt.d.Provider, rt.d.Upstream
+	k.res.Model = m
+	k.rec.Provider, k.rec.UpstreamModel = m.Provider, m.Upstream
+	tried := domain.Attempt{Provider: m.Provider, Model: m.Name, UpstreamModel: m.Upstream, Deployment: rt.d.Name(), Start: k.s.opts.Now()}
+	hold, err := k.holdAccount(ctx, m.Provider)
+	if err != nil {
+		k.s.router.done(rt, outcome{err: err}, k.routes.breaker)
+		k.recordAttempt(tried, err)
+		return err
+	}
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
 	if k.res.FallbackUsed {
 		a.fallback = m.Name
 	}
-	tried := domain.Attempt{Provider: m.Provider, Model: m.Name, UpstreamModel: m.Upstream, Start: k.s.opts.Now()}
 	began := time.Now()
-	err := k.op.call(a, p, m)
+	err = k.op.call(a, k.routes.providers[m.Provider], m)
 	k.res.ProviderTime += time.Since(began)
 	k.res.Attempts++
 	k.noteCut(ctx, a.cause())
@@ -357,7 +388,51 @@ func (k *call) tryOnce(ctx context.Context, p ports.Provider, m domain.Model) er
 		err = domain.Wrap(domain.KindUpstream, err, fmt.Sprintf("provider %q sent nothing within %s", m.Provider, k.s.opts.ProviderTimeout))
 	}
 	k.recordAttempt(tried, err)
+	last := k.rec.Attempts[len(k.rec.Attempts)-1]
+	k.s.router.done(rt, outcome{err: err, counts: err != nil && k.cut == nil && retryable(err),
+		retryAfter: retryAfterOf(err), latency: last.End.Sub(last.Start)}, k.routes.breaker)
+	switch {
+	case hold == nil:
+	case err == nil:
+		k.account = hold
+	default:
+		k.settleAccount(ctx, hold, 0)
+	}
 	return err
+}
+
+// holdAccount counts the attempt against its provider instance's requests
+// per minute and holds the call's tokens against its tokens per minute,
+// when the instance has such caps; nil means it has none. A cap with no
+// room refuses the attempt with a rate-limited error, and the next attempt
+// goes to another deployment.
+func (k *call) holdAccount(ctx context.Context, provider string) (*ports.RateHold, error) {
+	caps := k.routes.caps[provider]
+	if caps.RPM <= 0 && caps.TPM <= 0 {
+		return nil, nil
+	}
+	account := domain.Caller{KeyID: "provider/" + provider, RPM: caps.RPM, TPM: caps.TPM}
+	h, err := k.s.deps.Limiter.Admit(ctx, account, k.tokens, k.s.opts.Now())
+	if err != nil {
+		return nil, domain.Wrap(domain.KindRateLimited, err, fmt.Sprintf("provider %q is at its account's caps", provider))
+	}
+	return &h, nil
+}
+
+// settleAccount replaces a provider account's hold by the tokens used.
+func (k *call) settleAccount(ctx context.Context, h *ports.RateHold, used int) {
+	if err := k.s.deps.Limiter.Settle(ctx, *h, used); err != nil {
+		k.rec.ErrorMessage = joinMessages("settling the provider's tokens per minute failed: "+err.Error(), k.rec.ErrorMessage)
+	}
+}
+
+// retryAfterOf returns the wait a provider's failure asked for, if any.
+func retryAfterOf(err error) time.Duration {
+	var de *domain.Error
+	if errors.As(err, &de) && (de.Kind == domain.KindRateLimited || de.Kind == domain.KindUnavailable) {
+		return de.RetryAfter
+	}
+	return 0
 }
 
 // recordAttempt adds a finished attempt, and how it failed, to the call
@@ -495,6 +570,10 @@ func (k *call) settle(ctx context.Context, claimed domain.Usage) {
 	k.rec.OutputCost = price.OutputCost(charged)
 	k.res.Cost = k.rec.Cost()
 	k.settleTokens(ctx, charged.Total())
+	if k.account != nil {
+		k.settleAccount(ctx, k.account, charged.Total())
+		k.account = nil
+	}
 	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
 		Model: k.res.Model.Name, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
 	if err != nil {
@@ -518,6 +597,10 @@ func (k *call) flagClaim(ctx context.Context, claimed, charged domain.Usage) {
 // nothing.
 func (k *call) release(ctx context.Context) {
 	k.settleTokens(ctx, 0)
+	if k.account != nil {
+		k.settleAccount(ctx, k.account, 0)
+		k.account = nil
+	}
 	if err := k.s.deps.Ledger.Release(ctx, k.hold.ID); err != nil {
 		k.rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
 	}
@@ -539,7 +622,7 @@ func (k *call) refuse(ctx context.Context, why error) error {
 		// Refused before its model was resolved (no audit reason, an
 		// invalid request): still filed under the model asked for, when
 		// the catalogue knows it.
-		if m, err := k.s.deps.Catalogue.Resolve(k.rec.RequestedModel); err == nil {
+		if m, err := k.routes.catalogue.Resolve(k.rec.RequestedModel); err == nil {
 			k.recordModel(m, false)
 		}
 	}

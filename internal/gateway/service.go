@@ -6,7 +6,8 @@
 // One call, in order: validate → resolve the model and check the caller may
 // use it → rate limits (tokens held like a budget) → admit into the call log,
 // the caller's key and team concurrency shares and the concurrency bound →
-// reserve the worst-case cost → call the provider with retries and fallbacks
+// reserve the worst-case cost → call a deployment the model's routing picks,
+// retrying on another deployment, then the fallbacks
 // → settle the actual cost (or release) → record the call → return.
 package gateway
 
@@ -15,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -91,6 +94,16 @@ type Options struct {
 	// usage than the call could consume (charged the bound, flagged in its
 	// record). Default: not counted.
 	ExcessClaims ExcessClaimCounter
+	// Deployments, when set, is told of each attempt on each deployment
+	// and of each breaker's changes. Default: nobody.
+	Deployments DeploymentMetrics
+	// Rand returns a number in [0, 1) for weighted routing and the latency
+	// strategy's exploration; default math/rand/v2's Float64.
+	Rand func() float64
+	// Explore is the share of latency-routed calls sent to a deployment at
+	// random, so that a slow deployment that recovered is noticed; default
+	// 0.05, negative for none.
+	Explore float64
 }
 
 // ExcessClaimCounter counts provider usage claims beyond what a call could
@@ -146,24 +159,65 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Deployments == nil {
+		o.Deployments = noMetrics{}
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	if o.Explore == 0 {
+		o.Explore = 0.05
+	}
 	return o
 }
 
 // Deps are the ports the service consumes.
 type Deps struct {
 	Catalogue *domain.Catalogue
-	Providers map[string]ports.Provider // by provider name, as used in the catalogue
-	Keys      ports.KeyStore
-	Ledger    ports.SpendLedger
-	Limiter   ports.RateLimiter
-	CallLog   ports.CallLog
+	Providers map[string]ports.Provider // by provider instance name, as the catalogue's deployments name them
+	// Caps are the provider instances' account caps, by instance name; an
+	// instance without an entry is unlimited. The limiter counts their
+	// requests and tokens per minute.
+	Caps map[string]domain.ProviderCaps
+	// Breaker tunes the deployments' circuit breakers; zero fields mean
+	// domain.DefaultBreaker's.
+	Breaker domain.BreakerSettings
+	Keys    ports.KeyStore
+	Ledger  ports.SpendLedger
+	Limiter ports.RateLimiter
+	CallLog ports.CallLog
+}
+
+// routes are what a call is routed by: the catalogue, the providers its
+// deployments name, their caps and the breakers' settings. They are one
+// immutable value behind one pointer, so that a new catalogue can be
+// swapped in at once while each call keeps the routes it started with.
+type routes struct {
+	catalogue *domain.Catalogue
+	providers map[string]ports.Provider
+	caps      map[string]domain.ProviderCaps
+	breaker   domain.BreakerSettings
+}
+
+func newRoutes(deps Deps) *routes {
+	b := deps.Breaker
+	def := domain.DefaultBreaker()
+	if b.Failures <= 0 {
+		b.Failures = def.Failures
+	}
+	if b.Cooldown <= 0 {
+		b.Cooldown = def.Cooldown
+	}
+	return &routes{catalogue: deps.Catalogue, providers: deps.Providers, caps: deps.Caps, breaker: b}
 }
 
 // Service is the corporate LLM gateway.
 type Service struct {
-	deps  Deps
-	opts  Options
-	slots chan struct{} // bounds concurrent upstream calls
+	deps   Deps
+	opts   Options
+	routes atomic.Pointer[routes]
+	router *router       // the deployments' health and load, across catalogues
+	slots  chan struct{} // bounds concurrent upstream calls
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -203,13 +257,16 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 	}
 	opts = opts.withDefaults()
 	stopping, stop := context.WithCancelCause(context.Background())
-	return &Service{
+	s := &Service{
 		deps:     deps,
 		opts:     opts,
+		router:   newRouter(opts.Rand, opts.Now, opts.Deployments, max(opts.Explore, 0)),
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		stopping: stopping,
 		stop:     stop,
-	}, nil
+	}
+	s.routes.Store(newRoutes(deps))
+	return s, nil
 }
 
 // EndCalls ends every call in flight, and refuses calls from then on, for a
@@ -231,7 +288,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Calle
 // Models returns the models the caller may use.
 func (s *Service) Models(c domain.Caller) []domain.Model {
 	var out []domain.Model
-	for _, m := range s.deps.Catalogue.Models() {
+	for _, m := range s.routes.Load().catalogue.Models() {
 		if c.MayUse(m, m.Name) || mayUseAnAlias(c, m) {
 			out = append(out, m)
 		}
@@ -261,7 +318,7 @@ func (s *Service) CountTokens(c domain.Caller, req domain.ChatRequest) (int, err
 	if err := req.Validate(); err != nil {
 		return 0, err
 	}
-	m, err := s.deps.Catalogue.Resolve(req.Model)
+	m, err := s.routes.Load().catalogue.Resolve(req.Model)
 	if err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -23,8 +24,39 @@ const maxPricePerMillion = 10_000 * domain.MicrosPerUSD
 // deploy/catalogue.example.yaml). Each model is kept as YAML and decoded on
 // its own, so that the problems of every model are reported at once.
 type catalogueFile struct {
-	Providers []yamlNode `yaml:"providers"`
-	Models    []yamlNode `yaml:"models"`
+	Providers      []yamlNode        `yaml:"providers"`
+	Models         []yamlNode        `yaml:"models"`
+	CircuitBreaker *catalogueBreaker `yaml:"circuit_breaker"`
+}
+
+// catalogueBreaker is the file's circuit_breaker.
+type catalogueBreaker struct {
+	Failures *int   `yaml:"failures"`
+	Cooldown string `yaml:"cooldown"`
+}
+
+// breaker returns the breaker's settings, defaults filled in, and what is
+// wrong with them.
+func (b *catalogueBreaker) breaker() (domain.BreakerSettings, []string) {
+	out := domain.DefaultBreaker()
+	if b == nil {
+		return out, nil
+	}
+	var problems []string
+	if b.Failures != nil {
+		out.Failures = *b.Failures
+		if out.Failures < 1 {
+			problems = append(problems, "circuit_breaker: failures: must be at least 1")
+		}
+	}
+	if b.Cooldown != "" {
+		d, err := time.ParseDuration(b.Cooldown)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("circuit_breaker: cooldown: %q must be a positive duration such as 30s", b.Cooldown))
+		}
+		out.Cooldown = d
+	}
+	return out, problems
 }
 
 // Catalogue is a catalogue file, loaded and validated: the models, and the
@@ -34,6 +66,16 @@ type catalogueFile struct {
 type Catalogue struct {
 	Models    *domain.Catalogue
 	Providers []ProviderInstance // in the file's order
+	Breaker   domain.BreakerSettings
+}
+
+// Caps returns the named instances' account caps, by name.
+func (c Catalogue) Caps() map[string]domain.ProviderCaps {
+	out := make(map[string]domain.ProviderCaps, len(c.Providers))
+	for _, p := range c.Providers {
+		out[p.Name] = domain.ProviderCaps{MaxConcurrency: p.MaxConcurrency, RPM: p.RPM, TPM: p.TPM}
+	}
+	return out
 }
 
 // catalogueModel is one entry of catalogueFile.
@@ -102,7 +144,7 @@ var allProviderKeys = append(slices.Clone(HTTPKeys), "region", "aws_profile", "a
 func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	if path == "" {
 		cat, err := domain.NewCatalogue(domain.DefaultModels())
-		return Catalogue{Models: cat}, err
+		return Catalogue{Models: cat, Breaker: domain.DefaultBreaker()}, err
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -116,6 +158,10 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 		return Catalogue{}, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
 	}
 	instances, named, problems := decodeProviders(path, f.Providers, types)
+	breaker, more := f.CircuitBreaker.breaker()
+	for _, p := range more {
+		problems = append(problems, path+": "+p)
+	}
 	providers := append(TypeNames(types), named...)
 	models := make([]domain.Model, 0, len(f.Models))
 	labels := map[string]string{}  // model name → its label, for the catalogue's own problems
@@ -163,7 +209,7 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	if len(problems) > 0 {
 		return Catalogue{}, &ConfigError{Problems: problems}
 	}
-	return Catalogue{Models: cat, Providers: instances}, nil
+	return Catalogue{Models: cat, Providers: instances, Breaker: breaker}, nil
 }
 
 // decodeProviders decodes the file's providers, each on its own, and

@@ -216,6 +216,7 @@ var testTypes = []ProviderType{
 func TestLoadCatalogueNamedProviders(t *testing.T) {
 	ca := writeTestCA(t)
 	path := writeCatalogue(t, `
+circuit_breaker: {failures: 5, cooldown: 1m}
 providers:
   - name: east
     type: cumulus
@@ -248,6 +249,9 @@ models:
 	}
 	if len(f.Providers) != 2 {
 		t.Fatalf("providers = %+v", f.Providers)
+	}
+	if f.Breaker != (domain.BreakerSettings{Failures: 5, Cooldown: time.Minute}) || f.Caps()["east"] != (domain.ProviderCaps{MaxConcurrency: 8, RPM: 100, TPM: 5000}) {
+		t.Errorf("breaker = %+v, caps = %+v", f.Breaker, f.Caps())
 	}
 	east := f.Providers[0]
 	if east.Name != "east" || east.APIKeyEnv != "EAST_KEY" || east.Timeout != 30*time.Second || east.MaxConcurrency != 8 ||
@@ -302,6 +306,8 @@ func TestLoadCatalogueNamedProviderErrors(t *testing.T) {
 				`providers[2] "b": tpm: "lots" is not a whole number (line 4)`,
 				`providers[2] "b": region: does not apply to type mock`,
 			}},
+		{"the breaker's settings are checked", "circuit_breaker: {failures: 0, cooldown: soon}\n" + model,
+			[]string{`circuit_breaker: failures: must be at least 1`, `circuit_breaker: cooldown: "soon" must be a positive duration such as 30s`}},
 		{"deployments are checked", "providers:\n  - {name: a, type: cumulus, region: r}\nmodels:\n" +
 			"  - {name: m, type: chat, max_output_tokens: 1, free: true, routing: fastest, deployments: [{provider: a, weight: 0}, {provider: nowhere}]}\n" +
 			"  - {name: n, type: chat, max_output_tokens: 1, free: true, provider: a, deployments: [{provider: a}]}\n" +
