@@ -102,9 +102,13 @@ func (r *router) pick(m domain.Model, tried map[string]bool, caps map[string]dom
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
+	// A model with one deployment has nowhere else to send its calls: its
+	// health does not keep them out (its attempts and its fallbacks do the
+	// rest, as before deployments existed); its account's caps still do.
+	health := len(m.Deployments) > 1
 	var fresh, again []int
 	for i, d := range m.Deployments {
-		if !r.available(d, now, caps[d.Provider]) {
+		if !r.available(d, now, caps[d.Provider], health) {
 			continue
 		}
 		if tried[d.Name()] {
@@ -122,7 +126,7 @@ func (r *router) pick(m domain.Model, tried map[string]bool, caps map[string]dom
 	}
 	d := m.Deployments[r.choose(m, candidates)]
 	s := r.state(d)
-	rt := route{d: d, probe: s.breaker == breakerHalfOpen}
+	rt := route{d: d, probe: s.breaker == breakerHalfOpen && !s.probing}
 	if rt.probe {
 		s.probing = true
 	}
@@ -154,14 +158,16 @@ func (r *router) leave(rt route) *deployment {
 }
 
 // available reports whether d may take a call now; an open breaker whose
-// cool-down is over turns half-open here.
-func (r *router) available(d domain.Deployment, now time.Time, caps domain.ProviderCaps) bool {
+// cool-down is over turns half-open here. Without health, only the caps
+// count.
+func (r *router) available(d domain.Deployment, now time.Time, caps domain.ProviderCaps, health bool) bool {
 	s := r.state(d)
 	if s.breaker == breakerOpen && !now.Before(s.openUntil) {
 		s.breaker = breakerHalfOpen
 		r.metrics.BreakerChanged(d, breakerHalfOpen)
 	}
 	switch {
+	case !health:
 	case s.breaker == breakerOpen, s.breaker == breakerHalfOpen && s.probing:
 		return false
 	case now.Before(s.retryAfter):

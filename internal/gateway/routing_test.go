@@ -380,3 +380,19 @@ func TestDeploymentsAreReported(t *testing.T) {
 		t.Errorf("attempts = %v", log.ended)
 	}
 }
+
+func TestAModelWithOneDeploymentIsNeverCooledDown(t *testing.T) {
+	f := newFleet(t, domain.RoutingWeighted, [2]int{1, 1}, nil, gateway.Options{MaxAttempts: 3})
+	f.c.errs = []error{errUpstream, errUpstream, errUpstream, errUpstream, errUpstream, errUpstream}
+	for i := range 3 {
+		f.n++
+		_, err := f.svc.Chat(context.Background(), gateway.Call{RequestID: fmt.Sprintf("spare-%d", i), Caller: alice, AuditReason: "routing test"}, chat("spare"))
+		if (err == nil) != (i == 2) {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if n := f.c.callCount(); n != 7 {
+		t.Errorf("the only deployment was called %d times; want 3 + 3 + 1: never kept out", n)
+	}
+	f.settledOnce(t)
+}
