@@ -24,16 +24,83 @@ type NewKey struct {
 	MonthlyBudget     Micros // the user's budget per UTC month
 	TeamDailyBudget   Micros // the team's budget per UTC day
 	TeamMonthlyBudget Micros // the team's budget per UTC month
+
+	// More are budgets of any scope, period and model (tidygate keys create
+	// --budget, --model-budget). A key budget's ScopeID is left empty: the
+	// key's ID is not known until it is stored. A user's or team's budget
+	// names nk's user or team.
+	More []Budget
 }
 
-// Budgets returns the four budgets nk names, set or not.
+// Budgets returns the budgets nk names: the four of the older flags, set
+// or not, then More, with the user's and team's IDs filled in.
 func (nk NewKey) Budgets() []Budget {
-	return []Budget{
+	out := []Budget{
 		{Scope: ScopeUser, ScopeID: nk.User, Period: PeriodDay, Limit: nk.DailyBudget},
 		{Scope: ScopeUser, ScopeID: nk.User, Period: PeriodMonth, Limit: nk.MonthlyBudget},
 		{Scope: ScopeTeam, ScopeID: nk.Team, Period: PeriodDay, Limit: nk.TeamDailyBudget},
 		{Scope: ScopeTeam, ScopeID: nk.Team, Period: PeriodMonth, Limit: nk.TeamMonthlyBudget},
 	}
+	for _, b := range nk.More {
+		switch b.Scope {
+		case ScopeUser:
+			b.ScopeID = nk.User
+		case ScopeTeam:
+			b.ScopeID = nk.Team
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// ParseBudgetSpec parses SCOPE:PERIOD=USD, e.g. "key:month=5",
+// "team:week=500" or "user:rolling:24h=2.5", into a budget without a
+// scope ID. SCOPE is key, user or team; PERIOD is day, week, month or
+// rolling:DURATION; USD is positive.
+func ParseBudgetSpec(spec string) (Budget, error) {
+	lhs, usd, ok := strings.Cut(spec, "=")
+	scope, period, ok2 := strings.Cut(lhs, ":")
+	if !ok || !ok2 {
+		return Budget{}, fmt.Errorf("%q is not SCOPE:PERIOD=USD (e.g. key:month=5)", spec)
+	}
+	b := Budget{Scope: ScopeKind(strings.TrimSpace(scope))}
+	var problems []string
+	if b.Scope != ScopeKey && b.Scope != ScopeUser && b.Scope != ScopeTeam {
+		problems = append(problems, fmt.Sprintf("unknown scope %q: the scopes are key, user and team", scope))
+	}
+	p, err := ParsePeriod(period)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	b.Period = p
+	m, err := ParseUSD(usd)
+	switch {
+	case err != nil:
+		problems = append(problems, err.Error())
+	case m == 0:
+		problems = append(problems, "a budget of 0 would allow nothing; leave the budget out for none")
+	}
+	b.Limit = m
+	if len(problems) > 0 {
+		return Budget{}, fmt.Errorf("%q: %s", spec, strings.Join(problems, "; "))
+	}
+	return b, nil
+}
+
+// ParseModelBudgetSpec parses MODEL@SCOPE:PERIOD=USD, e.g.
+// "gpt-4o@user:day=10" or "group:premium@team:month=300".
+func ParseModelBudgetSpec(spec string) (Budget, error) {
+	model, rest, ok := strings.Cut(spec, "@")
+	model = strings.TrimSpace(model)
+	if !ok || model == "" || model == GroupPrefix || strings.ContainsAny(model, " \x00") {
+		return Budget{}, fmt.Errorf("%q is not MODEL@SCOPE:PERIOD=USD (e.g. gpt-4o@user:day=10 or group:premium@team:month=300)", spec)
+	}
+	b, err := ParseBudgetSpec(rest)
+	if err != nil {
+		return Budget{}, fmt.Errorf("%q: %w", spec, err)
+	}
+	b.Model = model
+	return b, nil
 }
 
 // AdminKeyPrefix starts every admin key, so that an admin key is never
@@ -135,6 +202,9 @@ func KeyVersion(k APIKey) string {
 	}
 	for _, b := range k.Caller.Budgets {
 		fmt.Fprintf(h, "\x00%s/%s/%s/%d", b.Scope, b.ScopeID, b.Period, b.Limit)
+		if b.Model != "" {
+			fmt.Fprintf(h, "@%s", b.Model)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:20]
 }

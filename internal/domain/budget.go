@@ -1,20 +1,42 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
 
-// String names the budget for messages, e.g. `the budget of user "alice" per day`.
+// String names the budget for messages, e.g. `the budget of user "alice"
+// per day` or `the budget of key "key_1" per rolling:24h on model group "fast"`.
 func (b Budget) String() string {
-	return fmt.Sprintf("the budget of %s %q per %s", b.Scope, b.ScopeID, b.Period)
+	s := fmt.Sprintf("the budget of %s %q per %s", b.Scope, b.ScopeID, b.Period)
+	if g, ok := strings.CutPrefix(b.Model, GroupPrefix); ok {
+		return s + fmt.Sprintf(" on model group %q", g)
+	}
+	if b.Model != "" {
+		return s + fmt.Sprintf(" on model %q", b.Model)
+	}
+	return s
+}
+
+// SameCounter reports whether a and b count the same spending: the same
+// scope, period and model, whatever their limits.
+func (b Budget) SameCounter(o Budget) bool {
+	return b.Scope == o.Scope && b.ScopeID == o.ScopeID && b.Period == o.Period && b.Model == o.Model
 }
 
 // Validate returns a KindInvalid error when b cannot be enforced: an unknown
 // scope or period, or a negative limit.
 func (b Budget) Validate() error {
 	switch {
-	case b.Scope != ScopeUser && b.Scope != ScopeTeam:
+	case b.Scope != ScopeKey && b.Scope != ScopeUser && b.Scope != ScopeTeam:
 		return InvalidParam("budget", "unknown budget scope %q", b.Scope)
-	case b.Period != PeriodDay && b.Period != PeriodMonth:
+	case !b.Period.Valid():
 		return InvalidParam("budget", "unknown budget period %q", b.Period)
+	case b.Model == GroupPrefix || strings.ContainsAny(b.Model, " \x00"):
+		return InvalidParam("budget", "%s names no model or group", b)
 	case b.Limit < 0:
 		return InvalidParam("budget", "%s has a negative limit", b)
 	}
@@ -37,7 +59,7 @@ func (r Reservation) Validate() error {
 			return err
 		}
 		for _, o := range r.Budgets[:i] {
-			if o.Scope == b.Scope && o.ScopeID == b.ScopeID && o.Period == b.Period {
+			if o.SameCounter(b) {
 				return InvalidParam("budget", "%s is named twice", b)
 			}
 		}
@@ -74,4 +96,68 @@ func (u Usage) Within(bound Usage) Usage {
 	u.CacheWriteTokens = min(u.CacheWriteTokens, u.PromptTokens)
 	u.ReasoningTokens = min(u.ReasoningTokens, u.CompletionTokens)
 	return u
+}
+
+// BudgetAlert says that the spending of a budget crossed one of the alert
+// thresholds (a percentage of its limit) in one period. Each threshold
+// fires at most once per budget and period, across replicas.
+type BudgetAlert struct {
+	ID          int64     // the alert's number, unique in its ledger: receivers deduplicate by it
+	Budget      Budget    // the budget, with its limit
+	PeriodStart time.Time // the calendar date the period starts on, or the start of the rolling window's slot
+	Threshold   int       // the percentage crossed
+	Spent       Micros    // what the budget had spent in the period when it crossed
+	At          time.Time // when it crossed
+	Attempts    int       // deliveries tried before this one
+}
+
+// CrossedThresholds returns the thresholds (percentages of limit) that
+// spending from before to after crosses, in the order given: t is crossed
+// when before is below t% of the limit and after is not.
+func CrossedThresholds(thresholds []int, limit, before, after Micros) []int {
+	if limit <= 0 || after <= before {
+		return nil
+	}
+	var out []int
+	for _, t := range thresholds {
+		line := int64(limit) * int64(t) // compared in hundredths, exactly
+		if int64(before)*100 < line && int64(after)*100 >= line {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// AlertPeriod returns the start of the period an alert on b at t belongs
+// to: the calendar date the period starts on in loc, or, for a rolling
+// window, the start of the slot of the window's length (counted from the
+// Unix epoch) that contains t, so that a rolling budget's threshold fires
+// at most once per window length.
+func AlertPeriod(b Budget, t time.Time, loc *time.Location) time.Time {
+	if d, ok := b.Period.Window(); ok {
+		return time.Unix(0, 0).UTC().Add(t.Sub(time.Unix(0, 0)) / d * d)
+	}
+	return b.Period.PeriodDate(t, loc)
+}
+
+// ParseAlertThresholds parses a comma-separated list of percentages such
+// as "50,80,100": whole numbers from 1 to 1000, each once; empty, none.
+func ParseAlertThresholds(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(part, "%"))
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("%q is not a percentage from 1 to 1000", part)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%d is listed twice", n)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
 }

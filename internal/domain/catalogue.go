@@ -45,6 +45,13 @@ type Model struct {
 	MaxOutputTokens int      // the cap used when a request sets no max_tokens; also the worst case
 	Aliases         []string // other names that resolve to this model
 	Fallbacks       []string // model names tried in order when this one fails
+	// Group names the model group the model belongs to, for budgets on a
+	// group ("group:NAME"); empty, it belongs to none.
+	Group string
+	// BudgetFallback names a cheaper model that answers instead when a
+	// budget leaves no room for a call on this one; empty, such a call is
+	// refused.
+	BudgetFallback string
 }
 
 // Deployment is one place a model is served: a provider instance and that
@@ -205,6 +212,21 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 			}
 		}
 	}
+	for _, name := range c.names {
+		m := c.models[name]
+		if m.BudgetFallback == "" {
+			continue
+		}
+		fm, ok := c.lookup(m.BudgetFallback)
+		switch {
+		case !ok:
+			add(name, "budget_fallback", "%q is not in the catalogue", m.BudgetFallback)
+		case fm.Name == name:
+			add(name, "budget_fallback", "names the model itself")
+		case fm.Type != m.Type:
+			add(name, "budget_fallback", "%q is of type %s, not %s", m.BudgetFallback, fm.Type, m.Type)
+		}
+	}
 	if len(problems) > 0 {
 		return nil, &CatalogueError{Problems: problems}
 	}
@@ -274,6 +296,15 @@ func (c *Catalogue) Chain(m Model) []Model {
 		}
 	}
 	return chain
+}
+
+// BudgetFallback returns the model that answers instead of m when a budget
+// leaves no room for a call on m, and false when m names none.
+func (c *Catalogue) BudgetFallback(m Model) (Model, bool) {
+	if m.BudgetFallback == "" {
+		return Model{}, false
+	}
+	return c.lookup(m.BudgetFallback)
 }
 
 // Models returns every model, sorted by name.

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,7 +224,7 @@ func TestReservationValidate(t *testing.T) {
 		{ID: "r", Amount: 1},
 		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{day, day}},
 		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: "org", ScopeID: "x", Period: domain.PeriodDay}}},
-		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: domain.ScopeTeam, ScopeID: "x", Period: "week"}}},
+		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: domain.ScopeTeam, ScopeID: "x", Period: "fortnight"}}},
 		{ID: "r", Amount: 1, At: at, Budgets: []domain.Budget{{Scope: domain.ScopeTeam, ScopeID: "x", Period: domain.PeriodDay, Limit: -1}}},
 	}
 	for _, r := range bad {
@@ -235,5 +236,73 @@ func TestReservationValidate(t *testing.T) {
 	if err.Kind != domain.KindBudgetExceeded || err.Code != "budget_exceeded" ||
 		err.Message != `the budget of user "alice" per day is $0.000010 and has $0.000002 left; this call may cost up to $0.000005` {
 		t.Fatalf("BudgetExceeded = %+v", err)
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	good := map[string]domain.Period{
+		"day": "day", "week": "week", "month": "month", "rolling:24h": "rolling:24h", "rolling:1440m": "rolling:24h",
+		"rolling:30d": "rolling:30d", "rolling:720h": "rolling:30d", "rolling:1d": "rolling:24h", "rolling:90m": "rolling:90m",
+	}
+	for in, want := range good {
+		if got, err := domain.ParsePeriod(in); err != nil || got != want {
+			t.Errorf("ParsePeriod(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "year", "rolling:", "rolling:0s", "rolling:30s", "rolling:400d", "rolling:-1h", "rolling:1.5d", "Day"} {
+		if got, err := domain.ParsePeriod(in); err == nil {
+			t.Errorf("ParsePeriod(%q) = %q, want an error", in, got)
+		}
+	}
+}
+
+func TestParseBudgetSpecs(t *testing.T) {
+	b, err := domain.ParseBudgetSpec("team:rolling:30d=12.5")
+	if err != nil || b != (domain.Budget{Scope: domain.ScopeTeam, Period: "rolling:30d", Limit: 12_500_000}) {
+		t.Errorf("ParseBudgetSpec = %+v, %v", b, err)
+	}
+	b, err = domain.ParseModelBudgetSpec("group:premium@key:week=3")
+	if err != nil || b != (domain.Budget{Scope: domain.ScopeKey, Period: domain.PeriodWeek, Limit: 3_000_000, Model: "group:premium"}) {
+		t.Errorf("ParseModelBudgetSpec = %+v, %v", b, err)
+	}
+	for _, bad := range []string{"key:month", "org:day=5", "key:fortnight=5", "key:day=0", "key:day=-1", "user=5", "key:day=abc"} {
+		if _, err := domain.ParseBudgetSpec(bad); err == nil {
+			t.Errorf("ParseBudgetSpec(%q) succeeded, want an error", bad)
+		}
+	}
+	for _, bad := range []string{"@key:day=5", "gpt", "group:@key:day=5", "gpt@key:day=0"} {
+		if _, err := domain.ParseModelBudgetSpec(bad); err == nil {
+			t.Errorf("ParseModelBudgetSpec(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestCrossedThresholds(t *testing.T) {
+	th := []int{50, 80, 100}
+	cases := []struct {
+		before, after domain.Micros
+		want          []int
+	}{
+		{0, 49, nil}, {0, 50, []int{50}}, {49, 100, []int{50, 80, 100}}, {50, 79, nil}, {79, 80, []int{80}}, {100, 200, nil}, {60, 50, nil},
+	}
+	for _, c := range cases {
+		if got := domain.CrossedThresholds(th, 100, c.before, c.after); !slices.Equal(got, c.want) {
+			t.Errorf("CrossedThresholds(%d → %d) = %v, want %v", c.before, c.after, got, c.want)
+		}
+	}
+	if got := domain.CrossedThresholds(th, 3, 1, 2); !slices.Equal(got, []int{50}) { // 1.5 is crossed exactly, without rounding
+		t.Errorf("CrossedThresholds on a limit of 3 = %v, want [50]", got)
+	}
+}
+
+func TestBudgetApplies(t *testing.T) {
+	m := domain.Model{Name: "gpt", Group: "fast"}
+	for b, want := range map[domain.Budget]bool{
+		{}: true, {Model: "gpt"}: true, {Model: "group:fast"}: true, {Model: "mini"}: false,
+		{Model: "group:slow"}: false, {Model: "fast"}: false,
+	} {
+		if got := b.Applies(m); got != want {
+			t.Errorf("%+v.Applies(gpt of fast) = %v, want %v", b, got, want)
+		}
 	}
 }

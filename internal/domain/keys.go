@@ -70,6 +70,9 @@ type BudgetStatus struct {
 	Budget   Budget
 	Spent    Micros
 	Reserved Micros
+	// Start and End bound the period the amounts are for: the calendar
+	// period in the budget time zone, or the rolling window ending now.
+	Start, End time.Time
 }
 
 // Remaining returns what is left of the budget, never below zero.

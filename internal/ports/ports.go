@@ -44,10 +44,14 @@ type KeyStore interface {
 type Settlement struct {
 	ReservationID string
 	Caller        domain.Caller
-	Model         string
-	Usage         domain.Usage
-	Cost          domain.Micros
-	At            time.Time
+	Model         string // the model that answered
+	// Group is the model group of Model (the catalogue's group:), so that
+	// budgets on that group are charged; budgets on other models or groups
+	// that the reservation held give their hold back.
+	Group string
+	Usage domain.Usage
+	Cost  domain.Micros
+	At    time.Time
 }
 
 // SpendLedger holds budgets exactly, across replicas: a call's worst-case
@@ -57,7 +61,9 @@ type SpendLedger interface {
 	// returns a domain.KindBudgetExceeded error naming the budget that has no
 	// room and holds nothing.
 	Reserve(ctx context.Context, r domain.Reservation) error
-	// Settle replaces the reservation by the actual cost and records usage.
+	// Settle replaces the reservation by the actual cost on the budgets
+	// that apply to the model that answered (the others give their hold
+	// back) and records usage.
 	Settle(ctx context.Context, s Settlement) error
 	// Release drops a reservation whose call cost nothing.
 	Release(ctx context.Context, reservationID string) error
@@ -144,4 +150,20 @@ type RateLimiter interface {
 	Occupy(ctx context.Context, id string, slots []Slot) (Lease, error)
 	// Vacate gives the lease's places back. A lease is vacated once.
 	Vacate(ctx context.Context, l Lease) error
+}
+
+// AlertOutbox holds the budget alerts a SpendLedger raised until they are
+// delivered. A ledger raises an alert in the transaction that settles the
+// spending crossing its threshold, so that no crash loses one and each
+// threshold fires once per budget and period, however many replicas run.
+type AlertOutbox interface {
+	// ClaimAlerts returns up to n undelivered alerts whose next attempt
+	// is due at now, and moves their next attempt to now+lease, so that
+	// another replica does not deliver them meanwhile. An alert's
+	// Attempts counts the claims before this one.
+	ClaimAlerts(ctx context.Context, now time.Time, n int, lease time.Duration) ([]domain.BudgetAlert, error)
+	// AlertDelivered marks the alert delivered: it is never claimed again.
+	AlertDelivered(ctx context.Context, id int64) error
+	// AlertFailed sets the alert's next attempt, after a failed delivery.
+	AlertFailed(ctx context.Context, id int64, next time.Time, why string) error
 }

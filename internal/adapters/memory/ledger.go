@@ -18,11 +18,16 @@ var _ ports.SpendLedger = (*Ledger)(nil)
 // PostgreSQL ledger: settle and release are idempotent, settling charges the
 // periods that were reserved, and usage counts on the reservation's day. It
 // has no expiry sweep: its reservations cannot outlive their process.
+// Calendar periods are counted per period; a rolling window sums the holds
+// and costs of the reservations made within it.
 type Ledger struct {
 	mu           sync.Mutex
+	loc          *time.Location
 	spend        map[counter]*amounts
+	windows      map[counter][]*windowEntry // rolling budgets; counter.start is zero
 	reservations map[string]*reservation
 	usage        map[usageKey]*domain.UsageRow
+	alerts       alertBook
 }
 
 // counter names the spend of one budget in one period.
@@ -30,17 +35,33 @@ type counter struct {
 	scope  domain.ScopeKind
 	id     string
 	period domain.Period
+	model  string
 	start  time.Time
 }
 
 type amounts struct{ spent, reserved domain.Micros }
 
+// windowEntry is one reservation's part of a rolling budget: held until
+// the reservation ends, then its cost (or nothing).
+type windowEntry struct {
+	at          time.Time
+	held, spent domain.Micros
+}
+
+// hold is one budget a reservation holds its amount against.
+type hold struct {
+	budget  domain.Budget
+	counter counter
+	entry   *windowEntry // rolling budgets only
+}
+
 type reservation struct {
-	amount   domain.Micros
-	day      time.Time
-	counters []counter
-	held     bool // false once settled or released
-	ending   Ending
+	amount domain.Micros
+	at     time.Time
+	day    time.Time
+	holds  []hold
+	held   bool // false once settled or released
+	ending Ending
 }
 
 // Ending is what happened to one reservation, for tests that must prove a
@@ -59,13 +80,57 @@ type usageKey struct {
 	day                      time.Time
 }
 
-// NewLedger returns a ledger with nothing spent.
-func NewLedger() *Ledger {
-	return &Ledger{spend: map[counter]*amounts{}, reservations: map[string]*reservation{}, usage: map[usageKey]*domain.UsageRow{}}
+// LedgerOptions tune a Ledger; the zero value is the default.
+type LedgerOptions struct {
+	// Location is the budget time zone the calendar periods follow; nil
+	// is UTC.
+	Location *time.Location
+	// AlertThresholds are the percentages of a budget whose crossing
+	// raises a budget alert (see Alerts); none, no alerts.
+	AlertThresholds []int
 }
 
-func counterOf(b domain.Budget, at time.Time) counter {
-	return counter{scope: b.Scope, id: b.ScopeID, period: b.Period, start: b.Period.Start(at)}
+// NewLedger returns a ledger with nothing spent, in UTC, without alerts.
+func NewLedger() *Ledger { return NewLedgerWith(LedgerOptions{}) }
+
+// NewLedgerWith returns a ledger with nothing spent.
+func NewLedgerWith(opts LedgerOptions) *Ledger {
+	loc := opts.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &Ledger{loc: loc, spend: map[counter]*amounts{}, windows: map[counter][]*windowEntry{},
+		reservations: map[string]*reservation{}, usage: map[usageKey]*domain.UsageRow{},
+		alerts: alertBook{thresholds: opts.AlertThresholds, fired: map[alertKey]bool{}}}
+}
+
+// counterOf returns the counter of b's period containing at; a rolling
+// budget has one counter for all time.
+func (l *Ledger) counterOf(b domain.Budget, at time.Time) counter {
+	c := counter{scope: b.Scope, id: b.ScopeID, period: b.Period, model: b.Model}
+	if _, rolling := b.Period.Window(); !rolling {
+		c.start = b.Period.PeriodDate(at, l.loc)
+	}
+	return c
+}
+
+// used returns what b's period containing at has spent and holds.
+func (l *Ledger) used(b domain.Budget, at time.Time) (spent, held domain.Micros) {
+	c := l.counterOf(b, at)
+	d, rolling := b.Period.Window()
+	if !rolling {
+		if a, ok := l.spend[c]; ok {
+			return a.spent, a.reserved
+		}
+		return 0, 0
+	}
+	from := at.Add(-d)
+	for _, e := range l.windows[c] {
+		if e.at.After(from) {
+			spent, held = spent+e.spent, held+e.held
+		}
+	}
+	return spent, held
 }
 
 // Reserve holds r.Amount against every budget in r.Budgets for the periods
@@ -80,23 +145,25 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 	if _, ok := l.reservations[r.ID]; ok {
 		return domain.InvalidParam("reservation_id", "reservation %q already exists", r.ID)
 	}
-	res := &reservation{amount: r.Amount, day: domain.PeriodDay.Start(r.At), held: true}
+	res := &reservation{amount: r.Amount, at: r.At, day: domain.PeriodDay.Start(r.At), held: true}
 	for _, b := range r.Budgets {
-		c := counterOf(b, r.At)
-		var used domain.Micros
-		if a, ok := l.spend[c]; ok {
-			used = a.spent + a.reserved
+		spent, held := l.used(b, r.At)
+		if r.Amount > b.Limit-spent-held {
+			return domain.BudgetExceeded(b, spent+held, r.Amount)
 		}
-		if r.Amount > b.Limit-used {
-			return domain.BudgetExceeded(b, used, r.Amount)
-		}
-		res.counters = append(res.counters, c)
+		res.holds = append(res.holds, hold{budget: b, counter: l.counterOf(b, r.At)})
 	}
-	for _, c := range res.counters {
-		if l.spend[c] == nil {
-			l.spend[c] = &amounts{}
+	for i := range res.holds {
+		h := &res.holds[i]
+		if _, rolling := h.budget.Period.Window(); rolling {
+			h.entry = &windowEntry{at: r.At, held: r.Amount}
+			l.windows[h.counter] = append(l.windows[h.counter], h.entry)
+			continue
 		}
-		l.spend[c].reserved += r.Amount
+		if l.spend[h.counter] == nil {
+			l.spend[h.counter] = &amounts{}
+		}
+		l.spend[h.counter].reserved += r.Amount
 	}
 	l.reservations[r.ID] = res
 	return nil
@@ -121,7 +188,7 @@ func (l *Ledger) Settle(_ context.Context, s ports.Settlement) error {
 		return nil
 	}
 	res.ending.Cost = s.Cost
-	l.move(res, s.Cost)
+	l.move(res, s.Cost, domain.Model{Name: s.Model, Group: s.Group})
 	k := usageKey{user: s.Caller.User, team: s.Caller.Team, keyID: s.Caller.KeyID, model: s.Model, day: res.day}
 	u := l.usage[k]
 	if u == nil {
@@ -148,7 +215,7 @@ func (l *Ledger) Release(_ context.Context, reservationID string) error {
 	if res == nil {
 		return nil
 	}
-	l.move(res, 0)
+	l.move(res, 0, domain.Model{})
 	return nil
 }
 
@@ -166,12 +233,23 @@ func (l *Ledger) held(id string) (*reservation, error) {
 	return res, nil
 }
 
-// move ends res, replacing its hold by spent on each of its counters.
-// l.mu must be held.
-func (l *Ledger) move(res *reservation, spent domain.Micros) {
-	for _, c := range res.counters {
-		l.spend[c].spent += spent
-		l.spend[c].reserved -= res.amount
+// move ends res, replacing its hold by spent on each of its budgets that
+// applies to the model that answered, and by nothing on the others; it
+// notes the alerts whose thresholds the spending crossed. l.mu must be held.
+func (l *Ledger) move(res *reservation, spent domain.Micros, answered domain.Model) {
+	for _, h := range res.holds {
+		cost := domain.Micros(0)
+		if h.budget.Applies(answered) {
+			cost = spent
+		}
+		before, _ := l.used(h.budget, res.at)
+		if h.entry != nil {
+			h.entry.held, h.entry.spent = 0, cost
+		} else {
+			l.spend[h.counter].spent += cost
+			l.spend[h.counter].reserved -= res.amount
+		}
+		l.alerts.note(h.budget, l.alertPeriod(h.budget, res.at), before, before+cost)
 	}
 	res.held = false
 }
@@ -219,10 +297,8 @@ func (l *Ledger) Report(_ context.Context, c domain.Caller, from, now time.Time)
 		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.Model, b.Model))
 	})
 	for _, b := range c.Budgets {
-		st := domain.BudgetStatus{Budget: b}
-		if a, ok := l.spend[counterOf(b, now)]; ok {
-			st.Spent, st.Reserved = a.spent, a.reserved
-		}
+		st := domain.BudgetStatus{Budget: b, Start: b.Period.StartIn(now, l.loc), End: b.Period.EndIn(now, l.loc)}
+		st.Spent, st.Reserved = l.used(b, now)
 		rep.Budgets = append(rep.Budgets, st)
 	}
 	return rep, nil

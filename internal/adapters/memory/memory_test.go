@@ -28,7 +28,10 @@ func TestKeyStoreContract(t *testing.T) {
 }
 
 func TestSpendLedgerContract(t *testing.T) {
-	contract.TestSpendLedger(t, func(*testing.T) ports.SpendLedger { return memory.NewLedger() })
+	contract.TestSpendLedger(t, func(_ *testing.T, setup contract.LedgerSetup) (contract.Ledger, contract.Ledger) {
+		l := memory.NewLedgerWith(memory.LedgerOptions{Location: setup.Location, AlertThresholds: setup.AlertThresholds})
+		return l, l
+	})
 }
 
 // TestLedgerEndings checks that the ledger reports every settlement and

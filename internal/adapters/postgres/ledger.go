@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -19,12 +19,17 @@ import (
 var _ ports.SpendLedger = (*Ledger)(nil)
 
 // Ledger holds budgets exactly across replicas: a reservation raises the
-// held amount of each budget's spend row with one conditional statement
-// under that row's lock, all in one transaction, so no two calls can both
-// take the last room of a budget.
+// held amount of each calendar budget's spend row with one conditional
+// statement under that row's lock, all in one transaction, so no two calls
+// can both take the last room of a budget. A rolling budget has no row per
+// period: under a transaction-level advisory lock of its own, one
+// statement sums the holds and costs of the reservations in the window
+// (an index range scan, so its cost grows with the calls in the window)
+// and adds the reservation's hold only if it fits.
 //
-// Every transaction locks spend rows in budgetOrder, and settle and release
-// lock their reservation row first, so transactions never deadlock.
+// Every transaction locks spend rows and rolling budgets in budgetOrder,
+// and settle and release lock their reservation row first, so
+// transactions never deadlock.
 type Ledger struct {
 	db   Conns
 	opts LedgerOptions
@@ -62,10 +67,22 @@ type LedgerOptions struct {
 	// (within the operation's deadline): they end calls that already ran,
 	// and money must not be lost to a short wait.
 	LockTimeout time.Duration
+
+	// Location is the budget time zone the calendar periods follow
+	// (BUDGET_TIME_ZONE); nil is UTC. Usage rows stay per UTC day.
+	Location *time.Location
+
+	// AlertThresholds are the percentages of a budget whose crossing, by
+	// the spending a settlement adds, raises a budget alert (kept in
+	// tidygate_budget_alerts until delivered; see ports.AlertOutbox).
+	AlertThresholds []int
 }
 
 // NewLedger returns a ledger on db's tables (see Migrate).
 func NewLedger(db Conns, opts LedgerOptions) *Ledger {
+	if opts.Location == nil {
+		opts.Location = time.UTC
+	}
 	return &Ledger{db: db, opts: opts}
 }
 
@@ -89,6 +106,8 @@ func (l *Ledger) begin() *pgx.Batch {
 
 // The states of a reservation: held until settled or released, or expired
 // by ExpireStale when its process died holding it.
+// The states of a reservation: held until settled or released, or expired
+// by ExpireStale when its process died holding it.
 const (
 	stateHeld     = "held"
 	stateSettled  = "settled"
@@ -96,13 +115,37 @@ const (
 	stateExpired  = "expired"
 )
 
-// counter is the spend row of one budget in one period.
+// counter is the spend of one budget: its row for one calendar period, or
+// its rolling window.
 type counter struct {
-	budget domain.Budget // Limit is set only when reserving
-	start  time.Time     // the period's first day, UTC
+	budget domain.Budget // Limit is 0 when unknown (holds of earlier releases)
+	start  time.Time     // a calendar period's first day (as UTC midnight); zero for a rolling window
+	window time.Duration // a rolling window's length; zero for a calendar period
 }
 
 func counterOrder(a, b counter) int { return budgetOrder(a.budget, b.budget) }
+
+// counterOf returns the counter of b at t.
+func (l *Ledger) counterOf(b domain.Budget, t time.Time) counter {
+	if d, ok := b.Period.Window(); ok {
+		return counter{budget: b, window: d}
+	}
+	return counter{budget: b, start: b.Period.PeriodDate(t, l.opts.Location)}
+}
+
+// windowLock is the advisory lock a rolling budget's reservations and
+// settlements take turns under: a 64-bit hash of its counter. Two budgets
+// sharing a hash only take turns more often than they must.
+func windowLock(c counter) int64 {
+	h := fnv.New64a()
+	for _, part := range []string{"tidygate window", string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return int64(h.Sum64())
+}
+
+const takeWindowLock = `SELECT pg_advisory_xact_lock($1)`
 
 // checkReservation adds the table's limits on names to domain's rules.
 func checkReservation(r domain.Reservation) error {
@@ -116,15 +159,18 @@ func checkReservation(r domain.Reservation) error {
 		if err := checkName("budget", b.ScopeID, false); err != nil {
 			return err
 		}
+		if err := checkName("budget", b.Model, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 const insertReservation = `INSERT INTO tidygate_reservations (id, amount_micros, reserved_at) VALUES ($1, $2, $3)`
 
-const insertHolds = `INSERT INTO tidygate_reservation_holds (reservation_id, scope_kind, scope_id, period, period_start)
-SELECT $1, h.scope_kind, h.scope_id, h.period, h.period_start
-FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]) AS h(scope_kind, scope_id, period, period_start)`
+const insertHolds = `INSERT INTO tidygate_reservation_holds (reservation_id, scope_kind, scope_id, period, period_start, limit_micros)
+SELECT $1, h.scope_kind, h.scope_id, h.period, h.period_start, h.limit_micros
+FROM unnest($2::text[], $3::text[], $4::text[], $5::date[], $6::bigint[]) AS h(scope_kind, scope_id, period, period_start, limit_micros)`
 
 // reserveSpend raises the held amount of one spend row ($5) only while spent
 // plus held stays within the limit ($6), creating the row if needed. It
@@ -139,9 +185,25 @@ RETURNING s.reserved_micros`
 const selectUsed = `SELECT spent_micros + reserved_micros FROM tidygate_spend
 WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
 
+// windowUsed sums what a rolling budget ($1, $2, $3) holds and spent in
+// the window after $4: one range scan of tidygate_window_spend_window_idx.
+const windowUsed = `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(held_micros), 0)::bigint
+FROM tidygate_window_spend WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND at > $4`
+
+// reserveWindow adds the reservation's hold ($6) to a rolling budget only
+// while what the window after $8 holds and spent leaves room for it under
+// the limit ($7). It returns no row when the budget has no room. The
+// caller holds the budget's windowLock, taken by an earlier statement, so
+// this statement's snapshot sees every earlier reservation.
+const reserveWindow = `INSERT INTO tidygate_window_spend (reservation_id, scope_kind, scope_id, period, at, limit_micros, held_micros)
+SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz, $7::bigint, $6::bigint
+WHERE $6::bigint <= $7::bigint - (SELECT coalesce(sum(w.held_micros + w.spent_micros), 0) FROM tidygate_window_spend w
+	WHERE w.scope_kind = $2::text AND w.scope_id = $3::text AND w.period = $4::text AND w.at > $8::timestamptz)
+RETURNING held_micros`
+
 // Reserve holds r.Amount against every budget in r.Budgets for the periods
-// containing r.At, in one transaction of two round trips (one without
-// budgets), or returns a
+// containing r.At (the windows ending at r.At), in one transaction of two
+// round trips (one without budgets), or returns a
 // domain.KindBudgetExceeded error naming the first budget without room and
 // holds nothing. A reservation without budgets is only recorded, so that
 // its settlement can count usage once. Reusing an ID is a
@@ -163,32 +225,48 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 	}
 	counters := make([]counter, len(r.Budgets))
 	for i, b := range r.Budgets {
-		counters[i] = counter{budget: b, start: b.Period.Start(r.At)}
+		counters[i] = l.counterOf(b, r.At)
 	}
 	slices.SortFunc(counters, counterOrder)
 	return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
-		kinds, ids, periods, starts := counterColumns(counters)
 		batch := l.begin()
 		if ms := l.opts.LockTimeout.Milliseconds(); ms > 0 {
 			batch.Queue(fmt.Sprintf("SET LOCAL lock_timeout TO %d", ms))
 		}
 		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
-		batch.Queue(insertHolds, r.ID, kinds, ids, periods, starts)
+		if cal := calendarCounters(counters); len(cal) > 0 {
+			kinds, ids, periods, starts := counterColumns(cal)
+			limits := make([]int64, len(cal))
+			for i, c := range cal {
+				limits[i] = int64(c.budget.Limit)
+			}
+			batch.Queue(insertHolds, r.ID, kinds, ids, periods, starts, limits)
+		}
 		var full *counter // the first budget without room
+		noRoom := func(c *counter) func(pgx.Row) error {
+			return func(row pgx.Row) error {
+				var held int64
+				err := row.Scan(&held)
+				if !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				if full == nil {
+					full = c
+				}
+				return nil
+			}
+		}
 		for i := range counters {
 			c := &counters[i]
-			batch.Queue(reserveSpend, kinds[i], ids[i], periods[i], starts[i], int64(r.Amount), int64(c.budget.Limit)).
-				QueryRow(func(row pgx.Row) error {
-					var held int64
-					err := row.Scan(&held)
-					if !errors.Is(err, pgx.ErrNoRows) {
-						return err
-					}
-					if full == nil {
-						full = c
-					}
-					return nil
-				})
+			kind, name := string(c.budget.Scope), counterName(c.budget)
+			if c.window > 0 {
+				batch.Queue(takeWindowLock, windowLock(*c))
+				batch.Queue(reserveWindow, r.ID, kind, c.budget.ScopeID, name, r.At.UTC(), int64(r.Amount),
+					int64(c.budget.Limit), r.At.Add(-c.window).UTC()).QueryRow(noRoom(c))
+				continue
+			}
+			batch.Queue(reserveSpend, kind, c.budget.ScopeID, name, c.start, int64(r.Amount), int64(c.budget.Limit)).
+				QueryRow(noRoom(c))
 		}
 		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
@@ -198,41 +276,73 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			return err
 		}
 		// Read what fills the budget; pgkit.InTx rolls the holds back.
-		var used int64
-		err := conn.QueryRow(ctx, selectUsed, string(full.budget.Scope), full.budget.ScopeID,
-			string(full.budget.Period), full.start).Scan(&used)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		used, err := l.used(ctx, conn, *full, r.At)
+		if err != nil {
 			return err
 		}
-		return domain.BudgetExceeded(full.budget, domain.Micros(used), r.Amount)
+		return domain.BudgetExceeded(full.budget, used, r.Amount)
 	})
 }
 
-// counterColumns returns the key columns of counters as parallel arrays.
+// used returns what c's budget has spent and holds in the period (the
+// window ending at t), for the message of a refusal.
+func (l *Ledger) used(ctx context.Context, conn *pgx.Conn, c counter, t time.Time) (domain.Micros, error) {
+	var spent, held int64
+	var err error
+	if c.window > 0 {
+		err = conn.QueryRow(ctx, windowUsed, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget),
+			t.Add(-c.window).UTC()).Scan(&spent, &held)
+	} else {
+		err = conn.QueryRow(ctx, selectUsed, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget), c.start).Scan(&spent)
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
+	}
+	return domain.Micros(spent + held), nil
+}
+
+// calendarCounters returns the counters of calendar periods, in order.
+func calendarCounters(counters []counter) []counter {
+	var out []counter
+	for _, c := range counters {
+		if c.window == 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// counterColumns returns the key columns of calendar counters as parallel
+// arrays.
 func counterColumns(counters []counter) (kinds, ids, periods []string, starts []time.Time) {
 	for _, c := range counters {
 		kinds = append(kinds, string(c.budget.Scope))
 		ids = append(ids, c.budget.ScopeID)
-		periods = append(periods, string(c.budget.Period))
+		periods = append(periods, counterName(c.budget))
 		starts = append(starts, c.start)
 	}
 	return kinds, ids, periods, starts
 }
 
-// heldReservation is a reservation row, locked, with its spend rows in
+// heldReservation is a reservation row, locked, with its counters in
 // counterOrder.
 type heldReservation struct {
+	id       string
 	state    string
 	amount   domain.Micros
 	at       time.Time
 	counters []counter
 }
 
-const lockReservation = `SELECT r.state, r.amount_micros, r.reserved_at, h.scope_kind, h.scope_id, h.period, h.period_start
+const lockReservation = `SELECT r.state, r.amount_micros, r.reserved_at, h.scope_kind, h.scope_id, h.period, h.period_start, h.limit_micros
 FROM tidygate_reservations r
 LEFT JOIN tidygate_reservation_holds h ON h.reservation_id = r.id
 WHERE r.id = $1
 FOR UPDATE OF r`
+
+// selectWindowHolds reads the rolling budgets a reservation holds. It runs
+// after lockReservation, whose lock keeps them from changing.
+const selectWindowHolds = `SELECT scope_kind, scope_id, period, limit_micros FROM tidygate_window_spend WHERE reservation_id = $1`
 
 // lock begins a ledger transaction on conn that locks the reservation's row
 // and reads it, in one round trip, or returns a domain.KindNotFound error.
@@ -244,16 +354,30 @@ func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReser
 	batch.Queue(lockReservation, id).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var amount int64
-			var kind, scopeID, period *string
+			var kind, scopeID, name *string
 			var start *time.Time
-			if err := rows.Scan(&res.state, &amount, &res.at, &kind, &scopeID, &period, &start); err != nil {
+			var limit *int64
+			if err := rows.Scan(&res.state, &amount, &res.at, &kind, &scopeID, &name, &start, &limit); err != nil {
 				return err
 			}
 			found, res.amount = true, domain.Micros(amount)
 			if kind != nil {
-				res.counters = append(res.counters, counter{start: *start,
-					budget: domain.Budget{Scope: domain.ScopeKind(*kind), ScopeID: *scopeID, Period: domain.Period(*period)}})
+				c := counter{start: *start, budget: storedBudget(*kind, *scopeID, *name, limit)}
+				res.counters = append(res.counters, c)
 			}
+		}
+		return rows.Err()
+	})
+	batch.Queue(selectWindowHolds, id).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var kind, scopeID, name string
+			var limit int64
+			if err := rows.Scan(&kind, &scopeID, &name, &limit); err != nil {
+				return err
+			}
+			b := storedBudget(kind, scopeID, name, &limit)
+			d, _ := b.Period.Window()
+			res.counters = append(res.counters, counter{budget: b, window: d})
 		}
 		return rows.Err()
 	})
@@ -268,24 +392,94 @@ func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReser
 	return res, nil
 }
 
+// storedBudget rebuilds a budget from a stored counter; limit is nil for
+// holds made by earlier releases.
+func storedBudget(kind, scopeID, name string, limit *int64) domain.Budget {
+	p, m := parseCounterName(name)
+	b := domain.Budget{Scope: domain.ScopeKind(kind), ScopeID: scopeID, Period: p, Model: m}
+	if limit != nil {
+		b.Limit = domain.Micros(*limit)
+	}
+	return b
+}
+
 const finishReservation = `UPDATE tidygate_reservations SET state = $2, finished_at = now() WHERE id = $1`
 
-const moveSpend = `UPDATE tidygate_spend
-SET spent_micros = spent_micros + $5, reserved_micros = reserved_micros - $6
-WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
+// moveSpend adds $5 to the spent and takes $6 from the held amount of one
+// calendar spend row, and raises an alert for each threshold ($8, percent
+// of the limit $7) the spending crosses in the period ($9), unless it was
+// raised already. It returns the rows it moved (1) and the alerts it raised.
+const moveSpend = `WITH moved AS (
+	UPDATE tidygate_spend SET spent_micros = spent_micros + $5::bigint, reserved_micros = reserved_micros - $6::bigint
+	WHERE scope_kind = $1::text AND scope_id = $2::text AND period = $3::text AND period_start = $4::date
+	RETURNING spent_micros),
+fired AS (
+	INSERT INTO tidygate_budget_alerts (scope_kind, scope_id, period, period_start, threshold, limit_micros, spent_micros)
+	SELECT $1::text, $2::text, $3::text, $9::timestamptz, t, $7::bigint, m.spent_micros
+	FROM moved m, unnest($8::int[]) AS t
+	WHERE (m.spent_micros - $5::bigint) * 100 < $7::bigint * t AND m.spent_micros * 100 >= $7::bigint * t
+	ON CONFLICT DO NOTHING
+	RETURNING 1)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM fired)`
 
-// queueMoves queues, in counterOrder, adding spent to and taking held from
-// each spend row of res.
-func queueMoves(batch *pgx.Batch, res heldReservation, spent, held domain.Micros) {
+// moveWindow replaces a reservation's hold on a rolling budget by its cost
+// ($5) and raises an alert for each threshold ($7, percent of the limit
+// $6) the spending of the window after $8 crosses, in the slot $9. The
+// caller holds the budget's windowLock, so that spending is exact.
+const moveWindow = `WITH before AS (
+	SELECT coalesce(sum(spent_micros), 0) AS spent FROM tidygate_window_spend
+	WHERE scope_kind = $2::text AND scope_id = $3::text AND period = $4::text AND at > $8::timestamptz),
+moved AS (
+	UPDATE tidygate_window_spend SET held_micros = 0, spent_micros = $5::bigint
+	WHERE reservation_id = $1::text AND scope_kind = $2::text AND scope_id = $3::text AND period = $4::text
+	RETURNING spent_micros),
+fired AS (
+	INSERT INTO tidygate_budget_alerts (scope_kind, scope_id, period, period_start, threshold, limit_micros, spent_micros)
+	SELECT $2::text, $3::text, $4::text, $9::timestamptz, t, $6::bigint, b.spent + $5::bigint
+	FROM before b, moved m, unnest($7::int[]) AS t
+	WHERE b.spent * 100 < $6::bigint * t AND (b.spent + $5::bigint) * 100 >= $6::bigint * t
+	ON CONFLICT DO NOTHING
+	RETURNING 1)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM fired)`
+
+// queueMoves queues, in counterOrder, replacing the hold of res on each
+// of its counters by cost where the budget applies to the model that
+// answered, and by nothing elsewhere, raising the alerts that crosses.
+func (l *Ledger) queueMoves(batch *pgx.Batch, res heldReservation, cost, held domain.Micros, answered domain.Model) {
+	thresholds := l.opts.AlertThresholds
+	if thresholds == nil {
+		thresholds = []int{}
+	}
 	for _, c := range res.counters {
-		batch.Queue(moveSpend, string(c.budget.Scope), c.budget.ScopeID, string(c.budget.Period), c.start,
-			int64(spent), int64(held)).
-			Exec(func(tag pgconn.CommandTag) error {
-				if tag.RowsAffected() != 1 {
-					return fmt.Errorf("the spend row of %s for %s is missing", c.budget, c.start.Format(time.DateOnly))
-				}
-				return nil
-			})
+		spent := domain.Micros(0)
+		if c.budget.Applies(answered) {
+			spent = cost
+		}
+		kind, name := string(c.budget.Scope), counterName(c.budget)
+		var limit *int64 // NULL: no alerts for holds made without a limit
+		if c.budget.Limit > 0 {
+			v := int64(c.budget.Limit)
+			limit = &v
+		}
+		slot := domain.AlertPeriod(c.budget, res.at, l.opts.Location)
+		check := func(row pgx.Row) error {
+			var moved, fired int64
+			if err := row.Scan(&moved, &fired); err != nil {
+				return err
+			}
+			if moved != 1 {
+				return fmt.Errorf("the spend of %s for %s is missing", c.budget, res.at.Format(time.DateTime))
+			}
+			return nil
+		}
+		if c.window > 0 {
+			batch.Queue(takeWindowLock, windowLock(c))
+			batch.Queue(moveWindow, res.id, kind, c.budget.ScopeID, name, int64(spent), limit, thresholds,
+				res.at.Add(-c.window).UTC(), slot).QueryRow(check)
+			continue
+		}
+		batch.Queue(moveSpend, kind, c.budget.ScopeID, name, c.start, int64(spent), int64(held), limit, thresholds, slot).
+			QueryRow(check)
 	}
 }
 
@@ -313,10 +507,13 @@ func checkSettlement(s ports.Settlement) error {
 	return nil
 }
 
-// Settle replaces the reservation's hold by the actual cost on the spend
-// rows it was reserved against (the periods of the reservation, even when
-// settled after midnight), and adds one request to the caller's usage on the
-// reservation's day, so that a day's usage adds up to that day's spend.
+// Settle replaces the reservation's hold by the actual cost on the
+// counters it was reserved against (the periods of the reservation, even
+// when settled after midnight) whose budgets apply to the model that
+// answered (the others give their hold back), raises the alerts whose
+// thresholds that spending crosses, and adds one request to the caller's
+// usage on the reservation's UTC day, so that a day's usage adds up to
+// that day's spend.
 //
 // Settling a settled or released reservation changes nothing. A reservation
 // that ExpireStale expired no longer holds anything, but its cost is still
@@ -340,11 +537,12 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 		case stateExpired:
 			held = 0
 		}
+		res.id = s.ReservationID
 		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, s.ReservationID, stateSettled)
 		batch.Queue(upsertUsage, s.Caller.User, domain.PeriodDay.Start(res.at), s.Caller.Team, s.Caller.KeyID, s.Model,
 			int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens), int64(s.Cost))
-		queueMoves(batch, res, s.Cost, held)
+		l.queueMoves(batch, res, s.Cost, held, domain.Model{Name: s.Model, Group: s.Group})
 		batch.Queue("COMMIT")
 		return conn.SendBatch(ctx, batch).Close()
 	})
@@ -372,9 +570,10 @@ func (l *Ledger) drop(ctx context.Context, id, to, doing string) (bool, error) {
 		if res.state != stateHeld {
 			return nil // nothing to give back; pgkit.InTx ends the transaction
 		}
+		res.id = id
 		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, id, to)
-		queueMoves(batch, res, 0, res.amount)
+		l.queueMoves(batch, res, 0, res.amount, domain.Model{})
 		batch.Queue("COMMIT")
 		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err
@@ -440,15 +639,10 @@ WHERE user_id = $1 AND day BETWEEN $2 AND $3
 GROUP BY day, model
 ORDER BY day, model COLLATE "C"`
 
-const selectStatus = `SELECT coalesce(s.spent_micros, 0), coalesce(s.reserved_micros, 0)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::date[]) WITH ORDINALITY
-	AS b(scope_kind, scope_id, period, period_start, n)
-LEFT JOIN tidygate_spend s USING (scope_kind, scope_id, period, period_start)
-ORDER BY b.n`
-
 // Report returns the usage of the caller's user (across their keys) from
 // the UTC day of from to that of now, by day and model, and the state of
-// each of the caller's budgets in the period containing now.
+// each of the caller's budgets in the period containing now (the rolling
+// window ending at now).
 func (l *Ledger) Report(ctx context.Context, c domain.Caller, from, now time.Time) (domain.UsageReport, error) {
 	ctx, cancel := bound(ctx, l.db)
 	defer cancel()
@@ -459,43 +653,43 @@ func (l *Ledger) Report(ctx context.Context, c domain.Caller, from, now time.Tim
 	}
 	rep := domain.UsageReport{User: c.User, Team: c.Team}
 	err := pgkit.WithConn(ctx, l.db, "read the usage report", func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(ctx, selectUsage, c.User, domain.PeriodDay.Start(from), domain.PeriodDay.Start(now))
-		if err != nil {
+		batch := &pgx.Batch{}
+		batch.Queue(selectUsage, c.User, domain.PeriodDay.Start(from), domain.PeriodDay.Start(now)).Query(func(rows pgx.Rows) error {
+			var err error
+			rep.Rows, err = pgx.CollectRows(rows, scanUsage)
 			return err
-		}
-		if rep.Rows, err = pgx.CollectRows(rows, scanUsage); err != nil || len(c.Budgets) == 0 {
-			return err
-		}
-		counters := make([]counter, len(c.Budgets))
+		})
+		rep.Budgets = make([]domain.BudgetStatus, len(c.Budgets))
 		for i, b := range c.Budgets {
-			counters[i] = counter{budget: b, start: b.Period.Start(now)}
+			st := &rep.Budgets[i]
+			*st = domain.BudgetStatus{Budget: b, Start: b.Period.StartIn(now, l.opts.Location), End: b.Period.EndIn(now, l.opts.Location)}
+			scan := func(row pgx.Row) error {
+				var spent, held int64
+				if err := row.Scan(&spent, &held); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				st.Spent, st.Reserved = domain.Micros(spent), domain.Micros(held)
+				return nil
+			}
+			if d, ok := b.Period.Window(); ok {
+				batch.Queue(windowUsed, string(b.Scope), b.ScopeID, counterName(b), now.Add(-d).UTC()).QueryRow(scan)
+				continue
+			}
+			batch.Queue(selectStatus, string(b.Scope), b.ScopeID, counterName(b), b.Period.PeriodDate(now, l.opts.Location)).QueryRow(scan)
 		}
-		kinds, ids, periods, starts := counterColumns(counters)
-		rows, err = conn.Query(ctx, selectStatus, kinds, ids, periods, starts)
-		if err != nil {
-			return err
-		}
-		amounts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[spendRow])
-		if err != nil {
-			return err
-		}
-		if len(amounts) != len(c.Budgets) {
-			return fmt.Errorf("read %d budget states for %d budgets", len(amounts), len(c.Budgets))
-		}
-		rep.Budgets = make([]domain.BudgetStatus, len(amounts))
-		for i, a := range amounts {
-			rep.Budgets[i] = domain.BudgetStatus{Budget: c.Budgets[i], Spent: domain.Micros(a.Spent), Reserved: domain.Micros(a.Reserved)}
-		}
-		return nil
+		return conn.SendBatch(ctx, batch).Close()
 	})
 	if err != nil {
 		return domain.UsageReport{}, err
 	}
+	if len(rep.Budgets) == 0 {
+		rep.Budgets = nil
+	}
 	return rep, nil
 }
 
-// spendRow is one row of selectStatus.
-type spendRow struct{ Spent, Reserved int64 }
+const selectStatus = `SELECT spent_micros, reserved_micros FROM tidygate_spend
+WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
 
 // scanUsage converts one row of selectUsage.
 func scanUsage(row pgx.CollectableRow) (domain.UsageRow, error) {

@@ -12,7 +12,6 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/pgtest"
-	"github.com/tidygate/tidygate/internal/ports"
 	"github.com/tidygate/tidygate/internal/ports/contract"
 )
 
@@ -57,9 +56,10 @@ func TestKeyStoreContract(t *testing.T) {
 func TestSpendLedgerContract(t *testing.T) {
 	for _, sync := range []bool{false, true} {
 		t.Run(fmt.Sprintf("synchronous_commit=%v", sync), func(t *testing.T) {
-			contract.TestSpendLedger(t, func(t *testing.T) ports.SpendLedger {
-				pool, _ := migrated(t)
-				return postgres.NewLedger(pool, postgres.LedgerOptions{SynchronousCommit: sync})
+			contract.TestSpendLedger(t, func(t *testing.T, setup contract.LedgerSetup) (contract.Ledger, contract.Ledger) {
+				pool, dsn := migrated(t)
+				opts := postgres.LedgerOptions{SynchronousCommit: sync, Location: setup.Location, AlertThresholds: setup.AlertThresholds}
+				return postgres.NewLedger(pool, opts), postgres.NewLedger(newPool(t, dsn, 10), opts)
 			})
 		})
 	}

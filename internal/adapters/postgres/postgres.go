@@ -10,6 +10,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -75,29 +76,63 @@ func checkBudget(b domain.Budget) error {
 	return checkName("budget", b.ScopeID, false)
 }
 
-// budgetOrder orders budgets user before team, then by scope ID, then day
-// before month: the order in which callers list them, and the one order in
-// which every transaction locks spend rows, so that two never deadlock.
+// budgetOrder orders budgets user before team before key, then by scope
+// ID, then day before month before week before rolling windows (shorter
+// first), then on every model before one model or group: the order in
+// which callers list them, and the one order in which every transaction
+// locks spend rows and rolling windows, so that two never deadlock. The
+// user, team, day and month ranks are those of earlier releases, whose
+// replicas lock the same rows during a rolling upgrade.
 func budgetOrder(a, b domain.Budget) int {
-	if c := scopeRank(a.Scope) - scopeRank(b.Scope); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.ScopeID, b.ScopeID); c != 0 {
-		return c
-	}
-	return periodRank(a.Period) - periodRank(b.Period)
+	return cmp.Or(
+		scopeRank(a.Scope)-scopeRank(b.Scope),
+		strings.Compare(a.ScopeID, b.ScopeID),
+		periodRank(a.Period)-periodRank(b.Period),
+		cmp.Compare(windowOf(a.Period), windowOf(b.Period)),
+		strings.Compare(a.Model, b.Model),
+	)
 }
 
 func scopeRank(s domain.ScopeKind) int {
-	if s == domain.ScopeUser {
+	switch s {
+	case domain.ScopeUser:
 		return 0
+	case domain.ScopeTeam:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 func periodRank(p domain.Period) int {
-	if p == domain.PeriodDay {
+	switch p {
+	case domain.PeriodDay:
 		return 0
+	case domain.PeriodMonth:
+		return 1
+	case domain.PeriodWeek:
+		return 2
 	}
-	return 1
+	return 3
+}
+
+func windowOf(p domain.Period) time.Duration {
+	d, _ := p.Window()
+	return d
+}
+
+// counterName is the name a budget's spend is kept under, in the period
+// column of the spend tables: the period, and after a space the model or
+// group the budget is on (periods hold no spaces). A budget on every model
+// is kept under its period alone, as earlier releases keep it.
+func counterName(b domain.Budget) string {
+	if b.Model == "" {
+		return string(b.Period)
+	}
+	return string(b.Period) + " " + b.Model
+}
+
+// parseCounterName splits a counterName into its period and model.
+func parseCounterName(s string) (domain.Period, string) {
+	p, m, _ := strings.Cut(s, " ")
+	return domain.Period(p), m
 }

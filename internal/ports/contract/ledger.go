@@ -16,11 +16,36 @@ import (
 // day0 is noon of an ordinary day in the middle of a month.
 var day0 = time.Date(2030, time.March, 15, 12, 0, 0, 0, time.UTC)
 
+// Ledger is a spend ledger with the outbox of the alerts it raises.
+type Ledger interface {
+	ports.SpendLedger
+	ports.AlertOutbox
+}
+
+// LedgerSetup is how a test wants its ledgers: the budget time zone (nil:
+// UTC) and the alert thresholds.
+type LedgerSetup struct {
+	Location        *time.Location
+	AlertThresholds []int
+}
+
+// NewLedgers returns two ledgers on one new, empty store, as two replicas
+// would have; an in-process ledger returns the same one twice.
+type NewLedgers func(t *testing.T, setup LedgerSetup) (Ledger, Ledger)
+
 // TestSpendLedger checks that a spend ledger holds budgets exactly: under
-// concurrency, per day and per month, per user and per shared team, with
-// idempotent settle and release, and that it reports usage by day and model.
-// newLedger returns an empty ledger.
-func TestSpendLedger(t *testing.T, newLedger func(t *testing.T) ports.SpendLedger) {
+// concurrency, per day, week and month (in a time zone, across a month's
+// end and a DST change) and over rolling windows, per key, per user and
+// per shared team, per model and per model group, with idempotent settle
+// and release; that it raises each alert threshold once per budget and
+// period, and that it reports usage by day and model.
+func TestSpendLedger(t *testing.T, newLedgers NewLedgers) {
+	newLedger := func(t *testing.T) ports.SpendLedger {
+		l, _ := newLedgers(t, LedgerSetup{})
+		return l
+	}
+	testBudgetPeriods(t, newLedgers)
+	testBudgetAlerts(t, newLedgers)
 	t.Run("ReserveUpToTheLimit", func(t *testing.T) {
 		l := newLedger(t)
 		c := caller("alice", "risk", userBudget("alice", domain.PeriodDay, 100))
@@ -82,7 +107,9 @@ func TestSpendLedger(t *testing.T, newLedger func(t *testing.T) ports.SpendLedge
 			"empty ID":        {ID: "", Budgets: c.Budgets, Amount: 10, At: day0},
 			"negative amount": {ID: "r1", Budgets: c.Budgets, Amount: -1, At: day0},
 			"no time":         {ID: "r2", Budgets: c.Budgets, Amount: 10},
-			"unknown period":  {ID: "r3", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "erin", Period: "week", Limit: 100}}, Amount: 10, At: day0},
+			"unknown period":  {ID: "r3", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "erin", Period: "fortnight", Limit: 100}}, Amount: 10, At: day0},
+			"short window":    {ID: "r7", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "erin", Period: "rolling:1s", Limit: 100}}, Amount: 10, At: day0},
+			"odd spelling":    {ID: "r8", Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "erin", Period: "rolling:1440m", Limit: 100}}, Amount: 10, At: day0},
 			"unknown scope":   {ID: "r4", Budgets: []domain.Budget{{Scope: "org", ScopeID: "erin", Period: domain.PeriodDay, Limit: 100}}, Amount: 10, At: day0},
 			"negative limit":  {ID: "r5", Budgets: []domain.Budget{userBudget("erin", domain.PeriodMonth, -1)}, Amount: 10, At: day0},
 			"budget twice":    {ID: "r6", Budgets: []domain.Budget{b, b}, Amount: 10, At: day0},
