@@ -43,6 +43,15 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		if err := checkModels(cfg, nk.AllowedModels); err != nil {
 			return err
 		}
+		var budgetModels []string
+		for _, b := range nk.More {
+			if b.Model != "" && !strings.HasPrefix(b.Model, domain.GroupPrefix) {
+				budgetModels = append(budgetModels, b.Model)
+			}
+		}
+		if err := checkModels(cfg, budgetModels); err != nil {
+			return err
+		}
 	case "revoke":
 		var err error
 		if id, reason, err = parseRevoke(args[1:], stderr); err != nil {
@@ -180,8 +189,54 @@ func (f usdFlag) Set(s string) error {
 	return nil
 }
 
+// specsFlag collects the values of a repeatable flag, checked after
+// parsing so that every bad one is reported.
+type specsFlag struct{ v *[]string }
+
+func (f specsFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strings.Join(*f.v, " ")
+}
+
+func (f specsFlag) Set(s string) error {
+	*f.v = append(*f.v, s)
+	return nil
+}
+
+// parseBudgetSpecs parses the --budget and --model-budget values into
+// budgets, returning one problem per bad value and per budget named twice.
+func parseBudgetSpecs(budgets, modelBudgets []string) ([]domain.Budget, []string) {
+	var out []domain.Budget
+	var problems []string
+	add := func(flag, spec string, b domain.Budget, err error) {
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("--%s %s", flag, err))
+			return
+		}
+		for _, o := range out {
+			if o.SameCounter(b) {
+				problems = append(problems, fmt.Sprintf("--%s %q: the same budget is given twice", flag, spec))
+				return
+			}
+		}
+		out = append(out, b)
+	}
+	for _, spec := range budgets {
+		b, err := domain.ParseBudgetSpec(spec)
+		add("budget", spec, b, err)
+	}
+	for _, spec := range modelBudgets {
+		b, err := domain.ParseModelBudgetSpec(spec)
+		add("model-budget", spec, b, err)
+	}
+	return out, problems
+}
+
 func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason string, replace bool, err error) {
 	var models string
+	var budgets, modelBudgets []string
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&nk.User, "user", "", "the user the key belongs to (required)")
@@ -191,6 +246,8 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	fs.Var(usdFlag{&nk.MonthlyBudget}, "monthly-budget-usd", "the user's monthly budget in USD, positive (default: no budget)")
 	fs.Var(usdFlag{&nk.TeamDailyBudget}, "team-daily-budget-usd", "the team's daily budget in USD, positive (default: no budget)")
 	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in USD, positive (default: no budget)")
+	fs.Var(specsFlag{&budgets}, "budget", "a budget as SCOPE:PERIOD=USD, repeatable: SCOPE key, user or team; PERIOD day, week, month (in BUDGET_TIME_ZONE) or rolling:DURATION (e.g. key:month=5, team:rolling:30d=500)")
+	fs.Var(specsFlag{&modelBudgets}, "model-budget", "a budget on one model or group as MODEL@SCOPE:PERIOD=USD, repeatable (e.g. gpt-4o@user:day=10, group:premium@team:month=300)")
 	fs.BoolVar(&replace, "replace-budget", false, "replace a different budget the user or team already has (default: refuse)")
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
@@ -212,15 +269,57 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	if nk.RPM < 0 || nk.TPM < 0 || nk.MaxConcurrent < 0 {
 		problems = append(problems, "--rpm, --tpm and --max-concurrent must not be negative")
 	}
-	if len(problems) > 0 {
-		return nk, "", false, usageError{strings.Join(problems, "; ")}
+	more, bad := parseBudgetSpecs(budgets, modelBudgets)
+	problems = append(problems, bad...)
+	for _, b := range more {
+		if b.Legacy() && b.Model == "" && legacyFlagSet(nk, b) {
+			problems = append(problems, fmt.Sprintf("--budget %s:%s is also given by its own flag (--%s); give it once", b.Scope, b.Period, legacyFlagName(b)))
+		}
 	}
+	if len(problems) > 0 {
+		return nk, "", false, usageProblems(problems)
+	}
+	nk.More = more
 	for _, m := range strings.Split(models, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			nk.AllowedModels = append(nk.AllowedModels, m)
 		}
 	}
 	return nk, reason, replace, nil
+}
+
+// legacyFlags are the budget flags that came before --budget, and the
+// budgets they set.
+var legacyFlags = []struct {
+	name   string
+	scope  domain.ScopeKind
+	period domain.Period
+	limit  func(domain.NewKey) domain.Micros
+}{
+	{"daily-budget-usd", domain.ScopeUser, domain.PeriodDay, func(nk domain.NewKey) domain.Micros { return nk.DailyBudget }},
+	{"monthly-budget-usd", domain.ScopeUser, domain.PeriodMonth, func(nk domain.NewKey) domain.Micros { return nk.MonthlyBudget }},
+	{"team-daily-budget-usd", domain.ScopeTeam, domain.PeriodDay, func(nk domain.NewKey) domain.Micros { return nk.TeamDailyBudget }},
+	{"team-monthly-budget-usd", domain.ScopeTeam, domain.PeriodMonth, func(nk domain.NewKey) domain.Micros { return nk.TeamMonthlyBudget }},
+}
+
+// legacyFlagSet reports whether the older flag of b's scope and period was given.
+func legacyFlagSet(nk domain.NewKey, b domain.Budget) bool {
+	for _, f := range legacyFlags {
+		if f.scope == b.Scope && f.period == b.Period {
+			return f.limit(nk) > 0
+		}
+	}
+	return false
+}
+
+// legacyFlagName names the older flag of b's scope and period.
+func legacyFlagName(b domain.Budget) string {
+	for _, f := range legacyFlags {
+		if f.scope == b.Scope && f.period == b.Period {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // budgetChanges compares the budgets nk sets (positive limits) with those
@@ -231,17 +330,15 @@ func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]
 	have := map[domain.Budget]domain.Micros{}
 	for _, k := range existing {
 		for _, b := range k.Caller.Budgets {
-			have[domain.Budget{Scope: b.Scope, ScopeID: b.ScopeID, Period: b.Period}] = b.Limit
+			have[domain.Budget{Scope: b.Scope, ScopeID: b.ScopeID, Period: b.Period, Model: b.Model}] = b.Limit
 		}
 	}
 	var changes []string
-	for _, w := range []domain.Budget{
-		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodDay, Limit: nk.DailyBudget},
-		{Scope: domain.ScopeUser, ScopeID: nk.User, Period: domain.PeriodMonth, Limit: nk.MonthlyBudget},
-		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodDay, Limit: nk.TeamDailyBudget},
-		{Scope: domain.ScopeTeam, ScopeID: nk.Team, Period: domain.PeriodMonth, Limit: nk.TeamMonthlyBudget},
-	} {
-		old, ok := have[domain.Budget{Scope: w.Scope, ScopeID: w.ScopeID, Period: w.Period}]
+	for _, w := range nk.Budgets() {
+		if w.Scope == domain.ScopeKey {
+			continue // the key is new: its budgets are too
+		}
+		old, ok := have[domain.Budget{Scope: w.Scope, ScopeID: w.ScopeID, Period: w.Period, Model: w.Model}]
 		if w.Limit == 0 || !ok || old == w.Limit {
 			continue
 		}
@@ -296,7 +393,8 @@ func concurrency(n int) string {
 	return strconv.Itoa(n)
 }
 
-// budgetList renders a key's budgets as "user/day $5.000000,team/month …".
+// budgetList renders a key's budgets as "user/day $5.000000,team/month …",
+// a budget on one model or group as "gpt-4o@user/day $1.000000".
 func budgetList(budgets []domain.Budget) string {
 	if len(budgets) == 0 {
 		return "unlimited"
@@ -304,6 +402,9 @@ func budgetList(budgets []domain.Budget) string {
 	parts := make([]string, len(budgets))
 	for i, b := range budgets {
 		parts[i] = fmt.Sprintf("%s/%s %s", b.Scope, b.Period, b.Limit)
+		if b.Model != "" {
+			parts[i] = b.Model + "@" + parts[i]
+		}
 	}
 	return strings.Join(parts, ",")
 }

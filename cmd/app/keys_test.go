@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,55 @@ func TestKeysListSaysUnlimited(t *testing.T) {
 	}
 	if !strings.Contains(lines[2], "user/day $5.000000") || strings.Count(lines[2], "unlimited") != 1 {
 		t.Errorf("a key with a budget and rpm: %q", lines[2])
+	}
+}
+
+func TestKeysCreateBudgetSpecs(t *testing.T) {
+	nk, _, _, err := parseNewKey([]string{"--user", "u", "--team", "t", "--budget", "key:month=5", "--budget", "team:week=500",
+		"--budget", "user:rolling:24h=2.5", "--model-budget", "gpt-4o@user:day=10", "--model-budget", "group:premium@team:month=300",
+		"--daily-budget-usd", "3"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.Budget{
+		{Scope: domain.ScopeKey, Period: domain.PeriodMonth, Limit: 5_000_000},
+		{Scope: domain.ScopeTeam, Period: domain.PeriodWeek, Limit: 500_000_000},
+		{Scope: domain.ScopeUser, Period: "rolling:24h", Limit: 2_500_000},
+		{Scope: domain.ScopeUser, Period: domain.PeriodDay, Limit: 10_000_000, Model: "gpt-4o"},
+		{Scope: domain.ScopeTeam, Period: domain.PeriodMonth, Limit: 300_000_000, Model: "group:premium"},
+	}
+	if !slices.Equal(nk.More, want) || nk.DailyBudget != 3_000_000 {
+		t.Fatalf("budgets = %+v, daily %v; want %+v and the daily flag's $3", nk.More, nk.DailyBudget, want)
+	}
+	all := nk.Budgets()
+	if all[5].ScopeID != "t" || all[6].ScopeID != "u" || all[4].ScopeID != "" {
+		t.Errorf("Budgets() = %+v: want the team's and user's IDs filled in, the key's left for the store", all)
+	}
+}
+
+func TestKeysCreateBadBudgetsOneLineEach(t *testing.T) {
+	_, _, _, err := parseNewKey([]string{"--user", "u", "--team", "t",
+		"--budget", "org:day=5", "--budget", "key:fortnight=5", "--budget", "key:day=0", "--model-budget", "gpt@key:rolling:1s=1",
+		"--budget", "team:month=1", "--budget", "team:month=2", "--budget", "user:day=1", "--daily-budget-usd", "1"}, io.Discard)
+	var out bytes.Buffer
+	if code := report(&out, err); code != 2 {
+		t.Fatalf("exit status %d, want 2 (error %v)", code, err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	wants := []string{"org", "fortnight", "0", "twice", "rolling:1s", "daily-budget-usd"}
+	if len(lines) != len(wants) {
+		t.Fatalf("report =\n%s\nwant %d lines, one per problem", out.String(), len(wants))
+	}
+	for i, w := range wants {
+		if !strings.HasPrefix(lines[i], "tidygate: ") || !strings.Contains(lines[i], w) {
+			t.Errorf("line %d = %q, want it to name %q", i, lines[i], w)
+		}
+	}
+}
+
+func TestBudgetListNamesModels(t *testing.T) {
+	got := budgetList([]domain.Budget{{Scope: domain.ScopeKey, Period: "rolling:30d", Limit: 1}, {Scope: domain.ScopeUser, Period: domain.PeriodDay, Limit: 2, Model: "group:x"}})
+	if want := "key/rolling:30d $0.000001,group:x@user/day $0.000002"; got != want {
+		t.Errorf("budgetList = %q, want %q", got, want)
 	}
 }

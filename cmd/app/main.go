@@ -5,7 +5,8 @@
 // Usage:
 //
 //	tidygate serve [--dev-key]
-//	tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
+//	tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...] [--model-budget MODEL@SCOPE:PERIOD=USD ...]
+//	                     [--daily-budget-usd X] [--monthly-budget-usd Y]
 //	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget] [--rpm N] [--tpm N]
 //	                     [--max-concurrent N] [--reason R]
 //	tidygate keys list
@@ -26,6 +27,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // BUDGET_TIME_ZONE works in images without a zone database
 
 	"github.com/tidygate/tidygate/internal/infra"
 )
@@ -43,6 +45,13 @@ func main() {
 // with "tidygate:", and returns the exit status: 2 for a mistake in the
 // command line or the configuration, 1 otherwise.
 func report(w io.Writer, err error) int {
+	var problems usageProblems
+	if errors.As(err, &problems) {
+		for _, p := range problems {
+			fmt.Fprintln(w, "tidygate:", p)
+		}
+		return 2
+	}
 	var usage usageError
 	if errors.As(err, &usage) {
 		fmt.Fprintln(w, "tidygate:", err)
@@ -59,9 +68,16 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// usageProblems are several mistakes in the command line, which report
+// writes one line each (exit status 2).
+type usageProblems []string
+
+func (p usageProblems) Error() string { return strings.Join(p, "\n") }
+
 const usageText = `usage:
   tidygate serve [--dev-key]
-  tidygate keys create --user U --team T [--models a,b] [--daily-budget-usd X] [--monthly-budget-usd Y]
+  tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...]
+                       [--model-budget MODEL@SCOPE:PERIOD=USD ...] [--daily-budget-usd X] [--monthly-budget-usd Y]
                        [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
                        [--max-concurrent N] [--reason R]
   tidygate keys list

@@ -34,8 +34,13 @@ type gatewayStores struct {
 // starts, not ready, and the migrations are retried in the background
 // (unless DB_REQUIRE_AT_START, which makes it an error).
 func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared *infra.SharedPool, seed devKeySeed) (infra.GatewayRegistration, *gatewayStores, error) {
+	loc, err := d.Config.BudgetLocation()
+	if err != nil { // validated when the configuration was loaded
+		return infra.GatewayRegistration{}, nil, err
+	}
 	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{
-		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout})
+		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout,
+		Location: loc, AlertThresholds: d.Config.BudgetThresholds()})
 	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger}
 	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
 		if err := postgres.Migrate(ctx, shared); err != nil {
@@ -54,9 +59,10 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 		return infra.GatewayRegistration{}, nil, err
 	}
 	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
+	alerts := newAlertLoop(d, s.ledger, s.schema)
 	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); return nil },
-		OnStop:  func(context.Context) error { sweep.stop(); s.schema.stop(); return nil },
+		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); alerts.start(ctx); return nil },
+		OnStop:  func(context.Context) error { alerts.stop(); sweep.stop(); s.schema.stop(); return nil },
 	})
 	return reg, s, nil
 }

@@ -27,21 +27,51 @@ type staleSweep struct {
 	logger *slog.Logger
 	ledger expirer
 	after  time.Duration
+	loop   *schemaLoop
+}
+
+func newStaleSweep(logger *slog.Logger, ledger expirer, after time.Duration, schema *schemaGate) *staleSweep {
+	s := &staleSweep{logger: logger, ledger: ledger, after: after}
+	s.loop = newSchemaLoop(schema, time.Minute, s.sweep)
+	return s
+}
+
+func (s *staleSweep) sweep(ctx context.Context) {
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	n, err := s.ledger.ExpireStale(sctx, s.after)
+	scancel()
+	switch {
+	case err != nil:
+		s.logger.Warn("releasing stale budget reservations failed; will retry", "err", err)
+	case n > 0:
+		s.logger.Warn("released stale budget reservations left by a stopped process", "count", n, "older_than", s.after)
+	}
+}
+
+func (s *staleSweep) start(parent context.Context) { s.loop.start(parent) }
+
+func (s *staleSweep) stop() { s.loop.stop() }
+
+// schemaLoop runs a task every interval in the background, once the
+// gateway's schema is in place, until stopped.
+type schemaLoop struct {
 	schema *schemaGate
+	every  time.Duration
+	task   func(ctx context.Context)
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func newStaleSweep(logger *slog.Logger, ledger expirer, after time.Duration, schema *schemaGate) *staleSweep {
-	return &staleSweep{logger: logger, ledger: ledger, after: after, schema: schema, done: make(chan struct{})}
+func newSchemaLoop(schema *schemaGate, every time.Duration, task func(ctx context.Context)) *schemaLoop {
+	return &schemaLoop{schema: schema, every: every, task: task, done: make(chan struct{})}
 }
 
-func (s *staleSweep) start(parent context.Context) {
+func (l *schemaLoop) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	s.cancel = cancel
+	l.cancel = cancel
 	go func() {
-		defer close(s.done)
-		tick := time.NewTicker(time.Minute)
+		defer close(l.done)
+		tick := time.NewTicker(l.every)
 		defer tick.Stop()
 		for {
 			select {
@@ -49,25 +79,16 @@ func (s *staleSweep) start(parent context.Context) {
 				return
 			case <-tick.C:
 			}
-			if s.schema.err() != nil {
-				continue
-			}
-			sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-			n, err := s.ledger.ExpireStale(sctx, s.after)
-			scancel()
-			switch {
-			case err != nil:
-				s.logger.Warn("releasing stale budget reservations failed; will retry", "err", err)
-			case n > 0:
-				s.logger.Warn("released stale budget reservations left by a stopped process", "count", n, "older_than", s.after)
+			if l.schema.err() == nil {
+				l.task(ctx)
 			}
 		}
 	}()
 }
 
-func (s *staleSweep) stop() {
-	if s.cancel != nil {
-		s.cancel()
-		<-s.done
+func (l *schemaLoop) stop() {
+	if l.cancel != nil {
+		l.cancel()
+		<-l.done
 	}
 }

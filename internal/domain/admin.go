@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -58,10 +59,19 @@ func (nk NewKey) Budgets() []Budget {
 // scope ID. SCOPE is key, user or team; PERIOD is day, week, month or
 // rolling:DURATION; USD is positive.
 func ParseBudgetSpec(spec string) (Budget, error) {
+	b, err := parseBudgetSpec(spec)
+	if err != nil {
+		return Budget{}, fmt.Errorf("%q: %w", spec, err)
+	}
+	return b, nil
+}
+
+// parseBudgetSpec is ParseBudgetSpec with errors that do not repeat spec.
+func parseBudgetSpec(spec string) (Budget, error) {
 	lhs, usd, ok := strings.Cut(spec, "=")
 	scope, period, ok2 := strings.Cut(lhs, ":")
 	if !ok || !ok2 {
-		return Budget{}, fmt.Errorf("%q is not SCOPE:PERIOD=USD (e.g. key:month=5)", spec)
+		return Budget{}, errors.New("not SCOPE:PERIOD=USD (e.g. key:month=5)")
 	}
 	b := Budget{Scope: ScopeKind(strings.TrimSpace(scope))}
 	var problems []string
@@ -82,7 +92,7 @@ func ParseBudgetSpec(spec string) (Budget, error) {
 	}
 	b.Limit = m
 	if len(problems) > 0 {
-		return Budget{}, fmt.Errorf("%q: %s", spec, strings.Join(problems, "; "))
+		return Budget{}, errors.New(strings.Join(problems, "; "))
 	}
 	return b, nil
 }
@@ -95,7 +105,7 @@ func ParseModelBudgetSpec(spec string) (Budget, error) {
 	if !ok || model == "" || model == GroupPrefix || strings.ContainsAny(model, " \x00") {
 		return Budget{}, fmt.Errorf("%q is not MODEL@SCOPE:PERIOD=USD (e.g. gpt-4o@user:day=10 or group:premium@team:month=300)", spec)
 	}
-	b, err := ParseBudgetSpec(rest)
+	b, err := parseBudgetSpec(rest)
 	if err != nil {
 		return Budget{}, fmt.Errorf("%q: %w", spec, err)
 	}

@@ -58,6 +58,9 @@ type CallRecord struct {
 
 	Attempts     []Attempt // the provider calls made, in order, across retries and fallbacks
 	FallbackUsed bool      // true when a fallback model answered
+	// BudgetFallbackFrom is the model asked for when a budget left no room
+	// for it and its budget fallback (Model) answered instead.
+	BudgetFallbackFrom string
 
 	Outcome      Outcome
 	ErrorKind    Kind

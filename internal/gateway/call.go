@@ -100,8 +100,11 @@ type call struct {
 	// provider instance that answered, until settle or release.
 	account *ports.RateHold
 	res     Result // who answered, after how many attempts
-	cut     error  // set when tidygate's side ended the call: the call's error
-	why     domain.Interruption
+	// replaced is the model asked for when a budget left no room for it
+	// and its budget fallback (chain[0]) answers instead.
+	replaced string
+	cut      error // set when tidygate's side ended the call: the call's error
+	why      domain.Interruption
 	// logSlot gives back the call log's slot for this call's record,
 	// taken at admission and held until end has recorded the call.
 	logSlot func()
@@ -157,13 +160,67 @@ func (k *call) admit(ctx context.Context) error {
 	if err := k.enter(ctx); err != nil {
 		return err
 	}
-	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.in.Caller.Budgets, Amount: worst, At: k.s.opts.Now()}
-	if err := k.s.deps.Ledger.Reserve(ctx, k.hold); err != nil {
+	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now()}
+	err = k.s.deps.Ledger.Reserve(ctx, k.hold)
+	if domain.KindOf(err) == domain.KindBudgetExceeded {
+		err = k.reserveBudgetFallback(ctx, err)
+	}
+	if err != nil {
 		k.leave(ctx)
 		k.logSlot() // refuse takes a slot of its own for the refusal's record
 		k.settleTokens(ctx, 0)
 		return err
 	}
+	return nil
+}
+
+// budgets returns the caller's budgets that apply to a model of the chain:
+// the call may end on any of them, and settling charges those of the model
+// that answered and gives the others' holds back.
+func (k *call) budgets() []domain.Budget {
+	var out []domain.Budget
+	for _, b := range k.in.Caller.Budgets {
+		for _, m := range k.chain {
+			if b.Applies(m) {
+				out = append(out, b)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// reserveBudgetFallback answers a reservation that a budget refused
+// (exceeded) with the model asked for's budget fallback: when the catalogue
+// names one the caller may use and that can take the request, the call
+// goes to it and its chain, with a reservation of its own that must fit.
+// Otherwise, or when that does not fit either, the call stays refused.
+func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error {
+	asked := k.chain[0]
+	fb, ok := k.s.deps.Catalogue.BudgetFallback(asked)
+	if !ok || !k.in.Caller.MayUse(fb, fb.Name) {
+		return exceeded
+	}
+	if _, err := k.op.worstCase(fb); err != nil {
+		return exceeded
+	}
+	chain := k.chain
+	k.chain = k.usableChain(fb)
+	worst, err := k.worstCost()
+	if err == nil {
+		k.hold.Budgets, k.hold.Amount = k.budgets(), worst
+		err = k.s.deps.Ledger.Reserve(ctx, k.hold)
+	}
+	if err != nil {
+		k.chain = chain
+		if domain.KindOf(err) == domain.KindBudgetExceeded {
+			return exceeded
+		}
+		return err
+	}
+	k.replaced = asked.Name
+	k.rec.BudgetFallbackFrom = asked.Name
+	k.recordModel(fb, true)
 	return nil
 }
 
@@ -308,7 +365,7 @@ func (k *call) recordModel(m domain.Model, fallback bool) {
 func (k *call) attempt(ctx context.Context) error {
 	var last error
 	for i, m := range k.chain {
-		k.recordModel(m, i > 0)
+		k.recordModel(m, i > 0 || k.replaced != "")
 		done, err := k.tryModel(ctx, m)
 		if done {
 			return err
@@ -575,7 +632,7 @@ func (k *call) settle(ctx context.Context, claimed domain.Usage) {
 		k.account = nil
 	}
 	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
-		Model: k.res.Model.Name, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
+		Model: k.res.Model.Name, Group: k.res.Model.Group, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
 	if err != nil {
 		k.rec.ErrorMessage = "settling the spend failed: " + err.Error()
 	}

@@ -90,7 +90,9 @@ type catalogueModel struct {
 	MaxOutputTokens int                   `yaml:"max_output_tokens"`
 	Aliases         []string              `yaml:"aliases"`
 	Fallbacks       []string              `yaml:"fallbacks"`
-	Free            bool                  `yaml:"free"` // the model costs nothing; required when it has no price
+	Group           string                `yaml:"group"`           // the model group, for budgets on group:NAME
+	BudgetFallback  string                `yaml:"budget_fallback"` // the cheaper model that answers when a budget has no room
+	Free            bool                  `yaml:"free"`            // the model costs nothing; required when it has no price
 }
 
 // catalogueDeployment is one of a model's deployments; Weight is nil when
@@ -260,6 +262,7 @@ func decodeModel(node ast.Node, providers []string) (domain.Model, []modelProble
 		"price_per_million": &m.Price, "max_output_tokens": &m.MaxOutputTokens,
 		"aliases": &m.Aliases, "fallbacks": &m.Fallbacks, "free": &m.Free,
 		"deployments": &m.Deployments, "routing": &m.Routing,
+		"group": &m.Group, "budget_fallback": &m.BudgetFallback,
 	}
 	pairs, problem := mappingPairs(node)
 	if problem != "" {
@@ -300,6 +303,7 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 	out := domain.Model{
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
 		Aliases: m.Aliases, Fallbacks: m.Fallbacks, Routing: domain.Routing(m.Routing),
+		Group: m.Group, BudgetFallback: m.BudgetFallback,
 	}
 	switch m.Type {
 	case "chat":

@@ -48,6 +48,12 @@ type Config struct {
 	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
 	LedgerLockTimeout time.Duration `env:"LEDGER_LOCK_TIMEOUT" envDefault:"1s"`         // a reservation's wait for a locked spend row: see postgres.LedgerOptions
 
+	// Budgets: the calendar's zone, and alerts.
+	BudgetTimeZone           string `env:"BUDGET_TIME_ZONE" envDefault:"UTC"`              // IANA zone of day, week (from Monday) and month budgets
+	BudgetAlertThresholds    string `env:"BUDGET_ALERT_THRESHOLDS" envDefault:"50,80,100"` // percentages of a budget that raise an alert, once per period
+	BudgetAlertWebhookURL    string `env:"BUDGET_ALERT_WEBHOOK_URL" redact:"url"`          // where alerts are POSTed; empty: log and metric only
+	BudgetAlertWebhookSecret string `env:"BUDGET_ALERT_WEBHOOK_SECRET" redact:"secret"`    // HMAC-SHA256 key of the X-Tidygate-Signature header
+
 	// MLflow call log.
 	MLflowPool          string        `env:"MLFLOW_POOL" envDefault:"shared"` // shared | dedicated
 	MLflowPoolSize      int32         `env:"MLFLOW_SQLALCHEMY_POOL_SIZE" envDefault:"10"`
@@ -428,6 +434,21 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be shorter than DB_POOL_ACQUIRE_TIMEOUT=%s, so that one budget's locked row cannot keep other callers waiting for a connection", cfg.DBAcquireTimeout)
 	}
 
+	if _, err := cfg.BudgetLocation(); err != nil {
+		c.fail("BUDGET_TIME_ZONE", cfg.BudgetTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
+	}
+	if _, err := domain.ParseAlertThresholds(cfg.BudgetAlertThresholds); err != nil {
+		c.fail("BUDGET_ALERT_THRESHOLDS", cfg.BudgetAlertThresholds, "must be comma-separated percentages such as 50,80,100: %v", err)
+	}
+	if u := cfg.BudgetAlertWebhookURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			c.fail("BUDGET_ALERT_WEBHOOK_URL", "(hidden)", "must be an http:// or https:// URL")
+		}
+		if cfg.BudgetAlertWebhookSecret == "" {
+			c.fail("BUDGET_ALERT_WEBHOOK_SECRET", "", "must be set when BUDGET_ALERT_WEBHOOK_URL is: receivers check the signature")
+		}
+	}
+
 	c.oneOf("MLFLOW_POOL", cfg.MLflowPool, "shared", "dedicated")
 	const unbounded = " (SQLAlchemy's %s means no limit, which a bounded pgx pool cannot honour)"
 	c.atLeast("MLFLOW_SQLALCHEMY_POOL_SIZE", int64(cfg.MLflowPoolSize), 1, fmt.Sprintf(unbounded, "0"))
@@ -576,4 +597,16 @@ func (cfg Config) ConcurrentPerTeam() int {
 		return *cfg.MaxConcurrentPerTeam
 	}
 	return max(cfg.MaxConcurrentCalls/2, 1)
+}
+
+// BudgetLocation returns the zone of BUDGET_TIME_ZONE.
+func (c Config) BudgetLocation() (*time.Location, error) {
+	return time.LoadLocation(c.BudgetTimeZone)
+}
+
+// BudgetThresholds returns the percentages of BUDGET_ALERT_THRESHOLDS
+// (validated at load).
+func (c Config) BudgetThresholds() []int {
+	t, _ := domain.ParseAlertThresholds(c.BudgetAlertThresholds)
+	return t
 }

@@ -34,6 +34,7 @@ type budgetJSON struct {
 	ScopeID  string `json:"scope_id"`
 	Period   string `json:"period"`
 	LimitUSD string `json:"limit_usd"`
+	Model    string `json:"model,omitempty"` // a model's name or group:NAME; absent: every model
 }
 
 // adminKeyJSON is an admin key on the wire, as the audit log shows it.
@@ -67,7 +68,7 @@ func toKeyJSON(k domain.APIKey) keyJSON {
 		j.AllowedModels = []string{}
 	}
 	for _, b := range k.Caller.Budgets {
-		j.Budgets = append(j.Budgets, budgetJSON{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: usd(b.Limit)})
+		j.Budgets = append(j.Budgets, budgetJSON{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: usd(b.Limit), Model: b.Model})
 	}
 	return j
 }

@@ -51,6 +51,7 @@ type wireRecord struct {
 	Attempts     int           `json:"attempts,omitempty"` // how many; records of earlier tidygates list none
 	AttemptList  []wireAttempt `json:"attempt_list,omitempty"`
 	FallbackUsed bool          `json:"fallback_used,omitempty"`
+	BudgetFrom   string        `json:"budget_fallback_from,omitempty"`
 
 	Outcome      string `json:"outcome"`
 	ErrorKind    string `json:"error_kind,omitempty"`
@@ -110,7 +111,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
 		RequestedModel: r.RequestedModel, Model: r.Model, Provider: r.Provider, UpstreamModel: r.UpstreamModel,
 		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
-		Attempts: len(r.Attempts), FallbackUsed: r.FallbackUsed,
+		Attempts: len(r.Attempts), FallbackUsed: r.FallbackUsed, BudgetFrom: r.BudgetFallbackFrom,
 		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
 		Interrupted: string(r.Interrupted), UsageExceedsReservation: r.UsageExceedsReservation,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
@@ -154,8 +155,8 @@ func decodeRecord(value []byte) (call, error) {
 		KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason, ClientUser: w.ClientUser,
 		RequestedModel: w.RequestedModel, Model: w.Model, Provider: w.Provider, UpstreamModel: w.UpstreamModel,
 		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
-		FallbackUsed: w.FallbackUsed,
-		Outcome:      domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
+		FallbackUsed: w.FallbackUsed, BudgetFallbackFrom: w.BudgetFrom,
+		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
 		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,
 		Usage:     domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens},
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),

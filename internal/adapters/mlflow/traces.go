@@ -272,6 +272,7 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 	add("tidygate.stream", strconv.FormatBool(r.Stream))
 	add("tidygate.attempts", strconv.Itoa(c.attempts))
 	add("tidygate.fallback_used", strconv.FormatBool(r.FallbackUsed))
+	add("tidygate.budget_fallback_from", r.BudgetFallbackFrom)
 	add("tidygate.outcome", string(r.Outcome))
 	if r.Outcome != domain.OutcomeOK {
 		add("tidygate.error_kind", r.ErrorKind.String())

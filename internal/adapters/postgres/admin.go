@@ -269,6 +269,7 @@ type budgetSnap struct {
 	ScopeID     string `json:"scope_id"`
 	Period      string `json:"period"`
 	LimitMicros int64  `json:"limit_micros"`
+	Model       string `json:"model,omitempty"`
 }
 
 // snapshotJSON encodes an audited state; nil stays SQL NULL.
@@ -281,7 +282,7 @@ func snapshotJSON(v any) ([]byte, error) {
 		s = snapshot{Kind: "api_key", ID: t.ID, User: t.Caller.User, Team: t.Caller.Team,
 			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, MaxConcurrent: t.Caller.MaxConcurrent, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
 		for _, b := range t.Caller.Budgets {
-			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit)})
+			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit), Model: b.Model})
 		}
 	case *domain.AdminKey:
 		s = snapshot{Kind: "admin_key", ID: t.ID, Name: t.Name, Scopes: scopeStrings(t.Scopes), CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
@@ -311,7 +312,7 @@ func parseSnapshot(b []byte) (any, error) {
 		KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent}}
 	for _, b := range s.Budgets {
 		k.Caller.Budgets = append(k.Caller.Budgets, domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID,
-			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros)})
+			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros), Model: b.Model})
 	}
 	return k, nil
 }

@@ -58,6 +58,17 @@ func checkNewKey(nk NewKey) error {
 		if b.Limit < 0 {
 			return domain.InvalidParam("budget", "%s must not be negative", b)
 		}
+		if b.Scope == domain.ScopeKey {
+			b.ScopeID = "key" // filled in when stored
+		}
+		if b.Limit > 0 {
+			if err := b.Validate(); err != nil {
+				return err
+			}
+		}
+		if err := checkName("budget", b.Model, false); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -113,6 +124,21 @@ const upsertBudget = `INSERT INTO tidygate_budgets (scope_kind, scope_id, period
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET limit_micros = EXCLUDED.limit_micros`
 
+// upsertBudgetLimit sets a budget of a shape earlier releases do not know
+// (see domain.Budget.Legacy), in the table they never read.
+const upsertBudgetLimit = `INSERT INTO tidygate_budget_limits (scope_kind, scope_id, period, model, limit_micros)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (scope_kind, scope_id, period, model) DO UPDATE SET limit_micros = EXCLUDED.limit_micros`
+
+// queueBudget queues setting b, in the table its shape belongs in.
+func queueBudget(batch *pgx.Batch, b domain.Budget) {
+	if b.Legacy() {
+		batch.Queue(upsertBudget, string(b.Scope), b.ScopeID, string(b.Period), int64(b.Limit))
+		return
+	}
+	batch.Queue(upsertBudgetLimit, string(b.Scope), b.ScopeID, string(b.Period), b.Model, int64(b.Limit))
+}
+
 // insert stores the key unless one with the same secret exists, sets nk's
 // budgets when it stored the key, and returns the stored key and whether it
 // was created now.
@@ -133,7 +159,8 @@ func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain
 	if models == nil {
 		models = []string{}
 	}
-	tag, err := tx.Exec(ctx, insertKey, newKeyID(), hash, nk.User, nk.Team, models, nk.RPM, nk.TPM, nk.MaxConcurrent)
+	id := newKeyID()
+	tag, err := tx.Exec(ctx, insertKey, id, hash, nk.User, nk.Team, models, nk.RPM, nk.TPM, nk.MaxConcurrent)
 	if err != nil {
 		return domain.APIKey{}, false, err
 	}
@@ -141,8 +168,11 @@ func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain
 	if created {
 		b := &pgx.Batch{}
 		for _, bud := range nk.Budgets() {
+			if bud.Scope == domain.ScopeKey {
+				bud.ScopeID = id
+			}
 			if bud.Limit > 0 {
-				b.Queue(upsertBudget, string(bud.Scope), bud.ScopeID, string(bud.Period), int64(bud.Limit))
+				queueBudget(b, bud)
 			}
 		}
 		if b.Len() > 0 {
@@ -228,15 +258,20 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 	return keys[0].key.Caller, nil
 }
 
-// selectKeys reads keys with the budgets of their users and teams: one row
-// per key and budget, or one row with NULL budget columns for a key whose
-// user and team have none. Callers append a WHERE clause and an ORDER BY
-// that keeps each key's rows together.
+// selectKeys reads keys with their own budgets and those of their users
+// and teams, from both budget tables: one row per key and budget, or one
+// row with NULL budget columns for a key without any. Callers append a
+// WHERE clause and an ORDER BY that keeps each key's rows together.
 const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
-	k.created_at, k.revoked_at, b.scope_kind, b.scope_id, b.period, b.limit_micros
+	k.created_at, k.revoked_at, b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model
 FROM tidygate_api_keys k
-LEFT JOIN tidygate_budgets b
-	ON (b.scope_kind = 'user' AND b.scope_id = k.user_id) OR (b.scope_kind = 'team' AND b.scope_id = k.team_id)`
+LEFT JOIN (
+	SELECT scope_kind, scope_id, period, limit_micros, '' AS model FROM tidygate_budgets
+	UNION ALL
+	SELECT scope_kind, scope_id, period, limit_micros, model FROM tidygate_budget_limits
+) b
+	ON (b.scope_kind = 'user' AND b.scope_id = k.user_id) OR (b.scope_kind = 'team' AND b.scope_id = k.team_id)
+	OR (b.scope_kind = 'key' AND b.scope_id = k.id)`
 
 // keyRow is one row of selectKeys.
 type keyRow struct {
@@ -248,6 +283,7 @@ type keyRow struct {
 	scope, scopeID       *string
 	period               *string
 	limit                *int64
+	model                *string
 }
 
 // storedKey is a key as read back, with the hash it is stored under.
@@ -273,7 +309,7 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 	for rows.Next() {
 		var r keyRow
 		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
-			&r.createdAt, &r.revokedAt, &r.scope, &r.scopeID, &r.period, &r.limit); err != nil {
+			&r.createdAt, &r.revokedAt, &r.scope, &r.scopeID, &r.period, &r.limit, &r.model); err != nil {
 			return nil, err
 		}
 		if len(keys) == 0 || keys[len(keys)-1].key.ID != r.id {
@@ -282,7 +318,7 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 		if r.scope != nil {
 			c := &keys[len(keys)-1].key.Caller
 			c.Budgets = append(c.Budgets, domain.Budget{Scope: domain.ScopeKind(*r.scope), ScopeID: *r.scopeID,
-				Period: domain.Period(*r.period), Limit: domain.Micros(*r.limit)})
+				Period: domain.Period(*r.period), Limit: domain.Micros(*r.limit), Model: *r.model})
 		}
 	}
 	if err := rows.Err(); err != nil {
