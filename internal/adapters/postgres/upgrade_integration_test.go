@@ -4,6 +4,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func TestPreviousReleaseWorksOnTheNewSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer tx.Rollback(ctx)
+		defer func() { _ = tx.Rollback(ctx) }()
 		if _, err := tx.Exec(ctx, prevInsertReservation, id, amount, at); err != nil {
 			t.Fatalf("previous release: insert reservation: %v", err)
 		}
@@ -157,7 +158,7 @@ func TestPreviousReleaseWorksOnTheNewSchema(t *testing.T) {
 		}
 		var held int64
 		err = tx.QueryRow(ctx, prevReserveSpend, "user", "ada", "day", day, amount, int64(100)).Scan(&held)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return false
 		}
 		if err != nil {
