@@ -109,9 +109,13 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 
 func budgetStatusJSON(s domain.BudgetStatus, now time.Time) budgetJSON {
 	left := s.Remaining()
+	start, end := s.Start, s.End // the ledger's, in the budget time zone
+	if start.IsZero() {
+		start, end = s.Budget.Period.Start(now), s.Budget.Period.End(now)
+	}
 	return budgetJSON{
 		Scope: string(s.Budget.Scope), ScopeID: s.Budget.ScopeID, Period: string(s.Budget.Period),
-		PeriodStart: s.Budget.Period.Start(now).Format(time.RFC3339), ResetsAt: s.Budget.Period.End(now).Format(time.RFC3339),
+		PeriodStart: start.Format(time.RFC3339), ResetsAt: end.Format(time.RFC3339),
 		LimitUSD: usd(s.Budget.Limit), SpentUSD: usd(s.Spent), ReservedUSD: usd(s.Reserved), RemainingUSD: usd(left),
 		LimitMicros: int64(s.Budget.Limit), SpentMicros: int64(s.Spent), ReservedMicros: int64(s.Reserved), RemainingMicros: int64(left),
 	}
