@@ -108,3 +108,31 @@ func TestDeploymentMetricsAreServed(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisObserverIsServed checks that the shared rate limiter's reports
+// of Redis's availability and of the calls it decided without Redis land
+// on the registry /metrics serves.
+func TestRedisObserverIsServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	o := newRedisObserver(reg)
+	o.Available(true)
+	o.Available(false)
+	o.DecidedWithoutRedis(false)
+	o.DecidedWithoutRedis(false)
+	o.DecidedWithoutRedis(true)
+	if got, want := counters(t, reg, "tidygate_rate_limiter_redis_transitions_total"), map[string]float64{"to=up": 1, "to=down": 1}; !maps.Equal(got, want) {
+		t.Fatalf("transitions = %v, want %v", got, want)
+	}
+	if got, want := counters(t, reg, "tidygate_rate_limiter_decided_without_redis_total"), map[string]float64{"decision=deny": 2, "decision=allow": 1}; !maps.Equal(got, want) {
+		t.Fatalf("decided without Redis = %v, want %v", got, want)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "tidygate_rate_limiter_redis_up" && f.GetMetric()[0].GetGauge().GetValue() != 0 {
+			t.Fatalf("tidygate_rate_limiter_redis_up = %v after Redis was lost, want 0", f.GetMetric()[0].GetGauge().GetValue())
+		}
+	}
+}
