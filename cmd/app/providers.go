@@ -67,12 +67,31 @@ var registry = []providerType{
 	}),
 	// Azure OpenAI: a model's upstream is its deployment's name.
 	register("azure", "azure", typeSpec[azureSettings]{
-		check: func(s azureSettings) []string { return checkURL("AZURE_OPENAI_ENDPOINT", s.Endpoint) },
-		build: func(_ context.Context, s azureSettings, l link) (ports.Provider, error) {
-			if s.APIKey == "" || s.Endpoint == "" {
-				return nil, fmt.Errorf("set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY")
+		check: func(s azureSettings) []string {
+			problems := append(checkURL("AZURE_OPENAI_ENDPOINT", s.Endpoint), checkURL("AZURE_OPENAI_AUTHORITY_HOST", s.AuthorityHost)...)
+			set := 0
+			for _, v := range []string{s.TenantID, s.ClientID, s.ClientSecret} {
+				if v != "" {
+					set++
+				}
 			}
-			return azure.New(azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: l.timeout, HTTPClient: l.client})
+			if set > 0 && set < 3 {
+				problems = append(problems, "AZURE_OPENAI_TENANT_ID, AZURE_OPENAI_CLIENT_ID, AZURE_OPENAI_CLIENT_SECRET: Entra ID needs all three")
+			}
+			if set > 0 && s.APIKey != "" {
+				problems = append(problems, "AZURE_OPENAI_API_KEY: set the key or Entra ID's client credentials, not both")
+			}
+			return problems
+		},
+		build: func(_ context.Context, s azureSettings, l link) (ports.Provider, error) {
+			if (s.APIKey == "" && s.ClientID == "") || s.Endpoint == "" {
+				return nil, fmt.Errorf("set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or, for Entra ID, AZURE_OPENAI_TENANT_ID, AZURE_OPENAI_CLIENT_ID and AZURE_OPENAI_CLIENT_SECRET)")
+			}
+			opts := azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: l.timeout, HTTPClient: l.client}
+			if s.ClientID != "" {
+				opts.Entra = &azure.EntraOptions{TenantID: s.TenantID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, AuthorityHost: s.AuthorityHost}
+			}
+			return azure.New(opts)
 		},
 		keys:          append(slices.Clone(infra.HTTPKeys), "api_version"),
 		checkInstance: func(p infra.ProviderInstance) []string { return requireKeys(p, "base_url", "api_key") },
@@ -204,6 +223,11 @@ type (
 		APIKey     string `env:"AZURE_OPENAI_API_KEY" redact:"secret"`
 		Endpoint   string `env:"AZURE_OPENAI_ENDPOINT" redact:"url"`
 		APIVersion string `env:"AZURE_OPENAI_API_VERSION" envDefault:"2024-10-21"`
+		// Entra ID's client credentials, instead of the key.
+		TenantID      string `env:"AZURE_OPENAI_TENANT_ID"`
+		ClientID      string `env:"AZURE_OPENAI_CLIENT_ID"`
+		ClientSecret  string `env:"AZURE_OPENAI_CLIENT_SECRET" redact:"secret"`
+		AuthorityHost string `env:"AZURE_OPENAI_AUTHORITY_HOST" redact:"url"`
 	}
 	anthropicSettings struct {
 		APIKey  string `env:"ANTHROPIC_API_KEY" redact:"secret"`

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -361,6 +364,41 @@ models:
 	for _, want := range []string{"api_key_env", "project: is required for type vertex", "credentials_file: is required for type vertex", "location: "} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("a bad vertex instance gave %v; want a line about %q", err, want)
+		}
+	}
+}
+
+// TestAzureEntraSettings: Entra ID's client credentials stand in for the
+// key, all three or none, never beside a key; the secret is never shown.
+func TestAzureEntraSettings(t *testing.T) {
+	entra := map[string]string{"AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com", "AZURE_OPENAI_TENANT_ID": "t",
+		"AZURE_OPENAI_CLIENT_ID": "c", "AZURE_OPENAI_CLIENT_SECRET": "entra-secret"}
+	ps, problems := loadProviderSettings(entra)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if _, err := registry[slices.IndexFunc(registry, func(p providerType) bool { return p.name == "azure" })].build(
+		context.Background(), ps.byType["azure"], link{}); err != nil {
+		t.Errorf("Entra ID settings alone: %v", err)
+	}
+	if strings.Contains(fmt.Sprint(ps.redacted()), "entra-secret") {
+		t.Error("the client secret is shown")
+	}
+	for _, tc := range []struct {
+		drop, add string
+		want      string
+	}{
+		{drop: "AZURE_OPENAI_CLIENT_SECRET", want: "Entra ID needs all three"},
+		{add: "AZURE_OPENAI_API_KEY", want: "not both"},
+	} {
+		environ := maps.Clone(entra)
+		delete(environ, tc.drop)
+		if tc.add != "" {
+			environ[tc.add] = "k"
+		}
+		_, problems := loadProviderSettings(environ)
+		if len(problems) != 1 || !strings.Contains(problems[0], tc.want) {
+			t.Errorf("%v: problems %q; want one saying %q", environ, problems, tc.want)
 		}
 	}
 }

@@ -1,23 +1,49 @@
 // Package azure calls Azure OpenAI's deployments: the Chat Completions and
 // Embeddings APIs in OpenAI's wire format (through llm.OpenAIClient), at
 // {base}/openai/deployments/{deployment}/{operation}?api-version={version}
-// with the key in the api-key header. A model's upstream name in the
+// with the key in the api-key header, or with a Microsoft Entra ID access
+// token (an application's client credentials, exchanged at the tenant's
+// token endpoint) as a bearer token. A model's upstream name in the
 // catalogue is the deployment's name.
 //
-// The adapter reads no environment variable: the base URL, the key and the
-// API version are the options' own.
+// The adapter reads no environment variable: the base URL, the
+// credentials and the API version are the options' own.
 package azure
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
 	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/ports"
 )
+
+// DefaultAuthorityHost is Microsoft Entra ID's host for the public cloud,
+// used when EntraOptions.AuthorityHost is empty.
+const DefaultAuthorityHost = "https://login.microsoftonline.com"
+
+// entraScope is the scope an Azure OpenAI access token is asked for.
+const entraScope = "https://cognitiveservices.azure.com/.default"
+
+// EntraOptions are an Entra ID application's client credentials, which
+// authorize the calls instead of a key.
+type EntraOptions struct {
+	// TenantID, ClientID and ClientSecret are required.
+	TenantID     string
+	ClientID     string
+	ClientSecret string
+	// AuthorityHost is Entra ID's host (another cloud's, or a fake's);
+	// empty means DefaultAuthorityHost. Tokens are asked of
+	// {AuthorityHost}/{TenantID}/oauth2/v2.0/token.
+	AuthorityHost string
+}
 
 // DefaultAPIVersion is the dated API version sent when Options.APIVersion
 // is empty: the latest generally available one when this adapter was written.
@@ -28,8 +54,12 @@ type Options struct {
 	// BaseURL is the resource's endpoint, such as
 	// https://my-resource.openai.azure.com; it is required.
 	BaseURL string
-	// APIKey is sent in the api-key header; it is required.
+	// APIKey is sent in the api-key header; it or Entra is required.
 	APIKey string
+	// Entra, when set, authorizes each call with an Entra ID access token
+	// (Authorization: Bearer), cached until shortly before it expires,
+	// instead of APIKey.
+	Entra *EntraOptions
 	// APIVersion is sent as the api-version query parameter; empty means
 	// DefaultAPIVersion.
 	APIVersion string
@@ -49,11 +79,12 @@ type Provider struct {
 var _ ports.Provider = (*Provider)(nil)
 
 // New returns an adapter for the resource at opts.BaseURL, or an error if
-// the base URL or the key is missing, the base URL is not an absolute http
-// or https URL, or the timeout is negative.
+// the base URL or the credentials (a key, or Entra ID's, not both) are
+// missing, the base URL is not an absolute http or https URL, or the
+// timeout is negative.
 func New(opts Options) (*Provider, error) {
-	if opts.BaseURL == "" || opts.APIKey == "" {
-		return nil, errors.New("azure: the resource's base URL and its API key are required")
+	if opts.BaseURL == "" || (opts.APIKey == "") == (opts.Entra == nil) {
+		return nil, errors.New("azure: the resource's base URL and either its API key or Entra ID credentials are required")
 	}
 	ep, err := llm.Endpoint{BaseURL: opts.BaseURL, Timeout: opts.Timeout, HTTPClient: opts.HTTPClient}.Resolve("azure", "")
 	if err != nil {
@@ -61,7 +92,7 @@ func New(opts Options) (*Provider, error) {
 	}
 	base := strings.TrimRight(ep.BaseURL, "/") + "/openai/deployments/"
 	query := "?api-version=" + url.QueryEscape(orDefault(opts.APIVersion, DefaultAPIVersion))
-	return &Provider{llm.NewOpenAIClient(llm.OpenAIWire{
+	wire := llm.OpenAIWire{
 		Provider: "azure",
 		Endpoint: ep,
 		URL: func(operation, deployment string) string {
@@ -69,7 +100,33 @@ func New(opts Options) (*Provider, error) {
 		},
 		Header: http.Header{"Api-Key": {opts.APIKey}},
 		Secret: opts.APIKey,
-	})}, nil
+	}
+	if e := opts.Entra; e != nil {
+		authorize, err := entra(*e, ep.HTTPClient)
+		if err != nil {
+			return nil, err
+		}
+		wire.Header, wire.Secret, wire.Authorize = nil, e.ClientSecret, authorize
+	}
+	return &Provider{llm.NewOpenAIClient(wire)}, nil
+}
+
+// entra returns what authorizes a call with an Entra ID access token got
+// with the application's client credentials.
+func entra(e EntraOptions, client *http.Client) (func(context.Context, http.Header) error, error) {
+	if e.TenantID == "" || e.ClientID == "" || e.ClientSecret == "" {
+		return nil, errors.New("azure: Entra ID needs the tenant id, the client id and the client secret")
+	}
+	authority, err := llm.Endpoint{BaseURL: e.AuthorityHost}.Resolve("azure Entra ID authority", DefaultAuthorityHost)
+	if err != nil {
+		return nil, err
+	}
+	cfg := clientcredentials.Config{
+		ClientID: e.ClientID, ClientSecret: e.ClientSecret, Scopes: []string{entraScope},
+		TokenURL:  strings.TrimRight(authority.BaseURL, "/") + "/" + url.PathEscape(e.TenantID) + "/oauth2/v2.0/token",
+		AuthStyle: oauth2.AuthStyleInParams,
+	}
+	return llm.NewTokens("azure", client, cfg.Token).Authorize, nil
 }
 
 func orDefault(s, def string) string {
