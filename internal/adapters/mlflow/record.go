@@ -77,6 +77,7 @@ type wireRecord struct {
 
 // wireAttempt is the journal's encoding of a domain.Attempt.
 type wireAttempt struct {
+	Deployment    string    `json:"deployment,omitempty"` // provider/upstream; empty in records of earlier tidygates
 	Provider      string    `json:"provider"`
 	Model         string    `json:"model,omitempty"`
 	UpstreamModel string    `json:"upstream_model,omitempty"`
@@ -122,7 +123,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		w.ErrorKind = r.ErrorKind.String()
 	}
 	for _, a := range r.Attempts {
-		wa := wireAttempt{Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel, Start: a.Start, End: a.End}
+		wa := wireAttempt{Deployment: a.Deployment, Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel, Start: a.Start, End: a.End}
 		if a.Failed {
 			wa.ErrorKind, wa.ErrorMessage = a.ErrorKind.String(), a.ErrorMessage
 		}
@@ -167,7 +168,7 @@ func decodeRecord(value []byte) (call, error) {
 		r.Messages = append(r.Messages, domain.Message{Role: domain.Role(m.Role), Content: m.Content, Name: m.Name})
 	}
 	for _, a := range w.AttemptList {
-		r.Attempts = append(r.Attempts, domain.Attempt{Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel,
+		r.Attempts = append(r.Attempts, domain.Attempt{Deployment: a.Deployment, Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel,
 			Start: a.Start, End: a.End, Failed: a.ErrorKind != "", ErrorKind: kindNamed(a.ErrorKind), ErrorMessage: a.ErrorMessage})
 	}
 	return call{rec: r, attempts: max(w.Attempts, len(r.Attempts)), content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}, nil

@@ -2,6 +2,7 @@ package mlflow
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -141,6 +142,7 @@ func method(r domain.CallRecord) string {
 
 // attempt is one provider call of a call, a provider span of its trace.
 type attempt struct {
+	deployment      string // provider/upstream
 	provider, model string
 	start, end      time.Time
 	failed          bool
@@ -159,7 +161,8 @@ func attemptsOf(r domain.CallRecord) []attempt {
 	if len(r.Attempts) > 0 {
 		out := make([]attempt, len(r.Attempts))
 		for i, a := range r.Attempts {
-			out[i] = attempt{provider: a.Provider, model: a.UpstreamModel, start: a.Start, end: a.End, failed: a.Failed}
+			out[i] = attempt{deployment: cmp.Or(a.Deployment, a.Provider+"/"+a.UpstreamModel), provider: a.Provider, model: a.UpstreamModel,
+				start: a.Start, end: a.End, failed: a.Failed}
 			if a.Failed {
 				out[i].errKind, out[i].errMessage = a.ErrorKind.String(), a.ErrorMessage
 			}
@@ -173,7 +176,7 @@ func attemptsOf(r domain.CallRecord) []attempt {
 	if r.ProviderTime > 0 && r.End.Add(-r.ProviderTime).After(r.Start) {
 		start = r.End.Add(-r.ProviderTime)
 	}
-	a := attempt{provider: r.Provider, model: r.UpstreamModel, start: start, end: r.End}
+	a := attempt{deployment: r.Provider + "/" + r.UpstreamModel, provider: r.Provider, model: r.UpstreamModel, start: start, end: r.End}
 	if r.Outcome != domain.OutcomeOK {
 		a.failed, a.errKind, a.errMessage = true, r.ErrorKind.String(), r.ErrorMessage
 	}
@@ -269,6 +272,9 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 	add("tidygate.requested_model", r.RequestedModel)
 	add("tidygate.provider", r.Provider)
 	add("tidygate.upstream_model", r.UpstreamModel)
+	if r.Outcome == domain.OutcomeOK && r.Provider != "" {
+		add("tidygate.deployment", r.Provider+"/"+r.UpstreamModel) // the deployment that answered
+	}
 	add("tidygate.stream", strconv.FormatBool(r.Stream))
 	add("tidygate.attempts", strconv.Itoa(c.attempts))
 	add("tidygate.fallback_used", strconv.FormatBool(r.FallbackUsed))
@@ -348,10 +354,17 @@ func (b *rows) addProviderSpans(exp experiment, r domain.CallRecord, ids traceID
 	usage, cost := usageOf(r), costOf(r)
 	for i, a := range attempts {
 		id := ids.attemptSpan(i)
+		status := "ok"
+		if a.failed {
+			status = a.errKind
+		}
 		attrs := map[string]any{
 			"mlflow.llm.provider": a.provider,
 			"mlflow.llm.model":    a.model,
 			"method":              method(r),
+			"tidygate.deployment": a.deployment,
+			"tidygate.status":     status,
+			"tidygate.latency_ms": a.end.Sub(a.start).Milliseconds(),
 		}
 		if r.Stream {
 			attrs["streaming"] = true

@@ -610,3 +610,43 @@ func TestInterruptedAndOverclaimedCallsAreFlagged(t *testing.T) {
 		t.Fatal("a call within its reservation is flagged")
 	}
 }
+
+// TestAttemptSpansNameTheirDeployment: a call that failed on one
+// deployment and was answered by another has a span for each, saying its
+// deployment, provider, status and latency, and the trace says which
+// deployment answered.
+func TestAttemptSpansNameTheirDeployment(t *testing.T) {
+	r := sample("req-deployments", okAfterRetry, 1)
+	r.Attempts[0].Provider, r.Attempts[0].UpstreamModel, r.Attempts[0].Deployment = "openai-main", "gpt-4o-mini", "openai-main/gpt-4o-mini"
+	r.Attempts[1].Provider, r.Attempts[1].UpstreamModel, r.Attempts[1].Deployment = "azure-west", "my-deployment", "azure-west/my-deployment"
+	r.Provider, r.UpstreamModel = "azure-west", "my-deployment"
+	b := traceRows(t, r, ContentFull)
+	if len(b.spans) != 3 {
+		t.Fatalf("%d spans", len(b.spans))
+	}
+	want := []struct{ deployment, provider, status string }{
+		{`"openai-main/gpt-4o-mini"`, `"openai-main"`, `"upstream"`},
+		{`"azure-west/my-deployment"`, `"azure-west"`, `"ok"`},
+	}
+	for i, w := range want {
+		s := b.spans[i+1]
+		c := parseSpan(t, s)
+		a := r.Attempts[i]
+		if c.Attributes["tidygate.deployment"] != w.deployment || c.Attributes["mlflow.llm.provider"] != w.provider || c.Attributes["tidygate.status"] != w.status ||
+			c.Attributes["tidygate.latency_ms"] != strconv.FormatInt(a.End.Sub(a.Start).Milliseconds(), 10) {
+			t.Errorf("attempt %d's span attributes: %v", i, c.Attributes)
+		}
+	}
+	if got := metadata(b)["tidygate.deployment"]; got != "azure-west/my-deployment" {
+		t.Errorf("tidygate.deployment = %q, want the deployment that answered", got)
+	}
+	// The journal keeps each attempt's deployment.
+	data, err := encodeRecord(r, ContentFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := decodeRecord(data)
+	if err != nil || back.rec.Attempts[1].Deployment != "azure-west/my-deployment" {
+		t.Errorf("decoded attempts %+v, %v", back.rec.Attempts, err)
+	}
+}
