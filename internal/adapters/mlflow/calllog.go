@@ -76,19 +76,20 @@ func (m LogMode) traces() bool { return m == LogTraces || m == LogBoth }
 func (m LogMode) runs() bool   { return m == LogRuns || m == LogBoth }
 
 // ContentMode says how much prompt and response text the call log keeps,
-// in the journal as well as in MLflow.
-type ContentMode string
+// in the journal as well as in MLflow: domain.ContentPolicy, the one rule
+// that stored responses follow too.
+type ContentMode = domain.ContentPolicy
 
 // The content modes.
 const (
 	// ContentFull keeps the messages, inputs and output in the spans, within
 	// MLflow's size limits.
-	ContentFull ContentMode = "full"
+	ContentFull = domain.ContentFull
 	// ContentPreview keeps only the request and response previews (at most
 	// 1000 characters each); spans carry the request's parameters only.
-	ContentPreview ContentMode = "preview"
+	ContentPreview = domain.ContentPreview
 	// ContentNone keeps no prompt or response text anywhere.
-	ContentNone ContentMode = "none"
+	ContentNone = domain.ContentNone
 )
 
 // Options configure a CallLog; tidygate fills them from its MLFLOW_* settings

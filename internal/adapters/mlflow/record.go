@@ -129,10 +129,10 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		}
 		w.AttemptList = append(w.AttemptList, wa)
 	}
-	if mode != ContentNone {
+	if mode.KeepsPreviews() {
 		w.RequestPreview, w.ResponsePreview = previews(r)
 	}
-	if mode == ContentFull {
+	if mode.KeepsText() {
 		for _, m := range r.Messages {
 			w.Messages = append(w.Messages, chatMessage{Role: string(m.Role), Content: m.Content, Name: m.Name})
 		}

@@ -569,7 +569,7 @@ func responseBody(c call) any {
 		return embedResponseBody{Object: "list", Model: r.UpstreamModel, Dimensions: r.Dimensions, Usage: usage}
 	}
 	body := chatResponseBody{Object: "chat.completion", Model: r.UpstreamModel, Usage: usage}
-	if c.content == ContentFull {
+	if c.content.KeepsText() {
 		body.Choices = []chatChoice{{Message: chatMessage{Role: string(domain.RoleAssistant), Content: r.Output}}}
 	}
 	return body
