@@ -1,6 +1,6 @@
 // Package ports declares the small interfaces the gateway consumes: model
-// providers, the key store, the spend ledger, the rate limiter and the call
-// log. "Ports" here means interfaces; the adapters under internal/adapters
+// providers, the key store, the spend ledger, the rate limiter, the call
+// log and the response store. "Ports" here means interfaces; the adapters under internal/adapters
 // implement them and cmd/app wires one to each.
 //
 // Every method returns *domain.Error values (or wraps them) so that the HTTP
@@ -166,4 +166,21 @@ type AlertOutbox interface {
 	AlertDelivered(ctx context.Context, id int64) error
 	// AlertFailed sets the alert's next attempt, after a failed delivery.
 	AlertFailed(ctx context.Context, id int64, next time.Time, why string) error
+}
+
+// ResponseStore keeps the Responses API's stored responses, each owned by
+// one user. A response another user owns, or one expired at now, is
+// treated everywhere as if it did not exist.
+type ResponseStore interface {
+	// SaveResponse stores r under r.ID, which is new.
+	SaveResponse(ctx context.Context, r domain.StoredResponse) error
+	// Response returns the response id owned by owner, unexpired at now, or
+	// a domain.KindNotFound error.
+	Response(ctx context.Context, owner, id string, now time.Time) (domain.StoredResponse, error)
+	// DeleteResponse deletes the response id owned by owner, unexpired at
+	// now, or returns a domain.KindNotFound error and deletes nothing.
+	DeleteResponse(ctx context.Context, owner, id string, now time.Time) error
+	// DeleteExpiredResponses deletes at most limit responses expired at
+	// now, and returns how many it deleted, so that one sweep's work is bounded.
+	DeleteExpiredResponses(ctx context.Context, now time.Time, limit int) (int, error)
 }

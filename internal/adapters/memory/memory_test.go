@@ -142,3 +142,7 @@ func TestCallLogContract(t *testing.T) {
 		}}
 	})
 }
+
+func TestResponseStoreContract(t *testing.T) {
+	contract.TestResponseStore(t, func(*testing.T) ports.ResponseStore { return memory.NewResponseStore() })
+}

@@ -1,6 +1,7 @@
-// Package postgres stores the gateway's API keys, budgets, spend and usage in
-// PostgreSQL: the key store and the spend ledger ports, and the migrations
-// that create their tables.
+// Package postgres stores the gateway's API keys, budgets, spend and usage,
+// and the Responses API's stored responses, in PostgreSQL: the key store,
+// spend ledger and response store ports, and the migrations that create
+// their tables.
 //
 // Every failure leaves this package as a *domain.Error, classified by
 // pgkit's one table (pgkit.Error): a database that cannot be reached or does
