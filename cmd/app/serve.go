@@ -114,6 +114,7 @@ type devKeySeed bool
 func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
 	return gateway.NewService(gateway.Deps{
 		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
+		Responses: stores.responses,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
@@ -126,6 +127,9 @@ func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, provid
 		MaxConcurrentPerTeam: cfg.ConcurrentPerTeam(),
 		ProviderTimeout:      cfg.ProviderTimeout,
 		StreamTimeout:        cfg.StreamTimeout,
+		Content:              domain.ContentPolicy(cfg.MLflowLogContent),
+		ResponseRetention:    cfg.ResponsesRetention,
+		StoreByDefault:       &cfg.ResponsesStoreDefault,
 		Logger:               d.Logger,
 		ExcessClaims:         newExcessClaimCounter(d.Registry),
 		Deployments:          newDeploymentMetrics(d.Registry),

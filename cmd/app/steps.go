@@ -22,9 +22,10 @@ import (
 // gatewayStores are the PostgreSQL adapters behind the key store and ledger
 // ports, and the gate that holds readiness until their schema is applied.
 type gatewayStores struct {
-	keys   *postgres.KeyStore
-	ledger *postgres.Ledger
-	schema *schemaGate
+	keys      *postgres.KeyStore
+	ledger    *postgres.Ledger
+	responses *postgres.ResponseStore
+	schema    *schemaGate
 }
 
 // registerGateway is step 3: the gateway joins the shared pool. It builds
@@ -41,7 +42,7 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{
 		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout,
 		Location: loc, AlertThresholds: d.Config.BudgetThresholds()})
-	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger}
+	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger, responses: postgres.NewResponseStore(shared)}
 	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
 		if err := postgres.Migrate(ctx, shared); err != nil {
 			return err
@@ -59,6 +60,7 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 		return infra.GatewayRegistration{}, nil, err
 	}
 	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
+	sweep.responses = s.responses
 	alerts := newAlertLoop(d, s.ledger, s.schema)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); alerts.start(ctx); return nil },

@@ -21,13 +21,30 @@ type expirer interface {
 	ExpireStale(ctx context.Context, olderThan time.Duration) (int, error)
 }
 
+// responseExpirer deletes stored responses whose retention has passed.
+type responseExpirer interface {
+	DeleteExpiredResponses(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+// Each minute the sweep deletes at most responseSweepBatches batches of
+// responseSweepBatch expired responses: bounded work, which catches up over
+// the following minutes when more expire at once. Expired responses are
+// never served meanwhile.
+const (
+	responseSweepBatch   = 500
+	responseSweepBatches = 10
+)
+
 // staleSweep periodically releases the budget reservations that a process
-// killed mid-call left behind, so that they do not hold budget forever.
+// killed mid-call left behind, so that they do not hold budget forever, and
+// deletes the stored responses whose retention (RESPONSES_RETENTION) has
+// passed.
 type staleSweep struct {
-	logger *slog.Logger
-	ledger expirer
-	after  time.Duration
-	loop   *schemaLoop
+	logger    *slog.Logger
+	ledger    expirer
+	responses responseExpirer // nil: no responses to sweep
+	after     time.Duration
+	loop      *schemaLoop
 }
 
 func newStaleSweep(logger *slog.Logger, ledger expirer, after time.Duration, schema *schemaGate) *staleSweep {
@@ -45,6 +62,32 @@ func (s *staleSweep) sweep(ctx context.Context) {
 		s.logger.Warn("releasing stale budget reservations failed; will retry", "err", err)
 	case n > 0:
 		s.logger.Warn("released stale budget reservations left by a stopped process", "count", n, "older_than", s.after)
+	}
+	s.sweepResponses(ctx)
+}
+
+// sweepResponses deletes expired stored responses, at most
+// responseSweepBatches batches in one go.
+func (s *staleSweep) sweepResponses(ctx context.Context) {
+	if s.responses == nil {
+		return
+	}
+	total := 0
+	for range responseSweepBatches {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		n, err := s.responses.DeleteExpiredResponses(sctx, time.Now(), responseSweepBatch)
+		cancel()
+		total += n
+		if err != nil {
+			s.logger.Warn("deleting expired stored responses failed; will retry", "err", err)
+			break
+		}
+		if n < responseSweepBatch {
+			break
+		}
+	}
+	if total > 0 {
+		s.logger.Info("deleted expired stored responses", "count", total)
 	}
 }
 

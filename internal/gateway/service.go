@@ -90,6 +90,14 @@ type Options struct {
 	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
 	Now                  func() time.Time
 	Logger               *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
+	// Content is what stored responses may keep of a conversation, the
+	// call log's policy (MLFLOW_LOG_CONTENT); default domain.ContentFull.
+	Content domain.ContentPolicy
+	// ResponseRetention is how long a stored response is kept; default 720h.
+	ResponseRetention time.Duration
+	// StoreByDefault says whether a Responses request that does not say
+	// whether to store its response is stored; nil means true, as on OpenAI.
+	StoreByDefault *bool
 	// ExcessClaims, when set, counts each call whose provider claimed more
 	// usage than the call could consume (charged the bound, flagged in its
 	// record). Default: not counted.
@@ -153,6 +161,12 @@ func (o Options) withDefaults() Options {
 	if o.ExcessClaims == nil {
 		o.ExcessClaims = uncounted{}
 	}
+	if o.Content == "" {
+		o.Content = domain.ContentFull
+	}
+	if o.ResponseRetention <= 0 {
+		o.ResponseRetention = defaultResponseRetention
+	}
 	if o.RecordTimeout <= 0 {
 		o.RecordTimeout = 10 * time.Second
 	}
@@ -186,6 +200,9 @@ type Deps struct {
 	Ledger  ports.SpendLedger
 	Limiter ports.RateLimiter
 	CallLog ports.CallLog
+	// Responses keeps the Responses API's stored responses; nil means
+	// none are stored (store is ignored, previous_response_id refused).
+	Responses ports.ResponseStore
 }
 
 // routes are what a call is routed by: the catalogue, the providers its

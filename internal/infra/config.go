@@ -109,6 +109,10 @@ type Config struct {
 	RateLimitWindow          time.Duration `env:"RATE_LIMIT_WINDOW" envDefault:"1m"`             // the rpm/tpm window; tests shorten it
 	RateLimitLeaseTTL        time.Duration `env:"RATE_LIMIT_LEASE_TTL" envDefault:"30s"`         // a dead replica's places in flight come back after it
 
+	// Stored responses of the Responses API.
+	ResponsesRetention    time.Duration `env:"RESPONSES_RETENTION" envDefault:"720h"`     // how long a stored response is kept
+	ResponsesStoreDefault bool          `env:"RESPONSES_STORE_DEFAULT" envDefault:"true"` // a request that omits "store" is stored, as on OpenAI
+
 	// Each provider type's own settings are read by the provider registry
 	// in cmd/app (ParseSettings), not here.
 
@@ -470,6 +474,7 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.fail("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=%s", cfg.Profile)
 	}
 	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
+	c.positive("RESPONSES_RETENTION", cfg.ResponsesRetention)
 	if strings.TrimSpace(cfg.JournalDir) == "" {
 		c.fail("MLFLOW_JOURNAL_DIR", cfg.JournalDir, "must name a directory")
 	}

@@ -262,3 +262,22 @@ func (g *fakeGateway) CountTokens(_ domain.Caller, req domain.ChatRequest) (int,
 	}
 	return req.EstimatePromptTokens(), nil
 }
+
+// The fake stores no responses, as a gateway without a response store.
+func (g *fakeGateway) StoresResponse(*bool) bool { return false }
+
+func (g *fakeGateway) StoreResponse(context.Context, domain.Caller, domain.StoredResponse) error {
+	return &domain.Error{Kind: domain.KindUnavailable, Message: "no response store"}
+}
+
+func (g *fakeGateway) PreviousResponse(context.Context, domain.Caller, string) (domain.StoredResponse, error) {
+	return domain.StoredResponse{}, domain.InvalidParam("previous_response_id", "previous_response_id is not supported: this gateway stores no responses")
+}
+
+func (g *fakeGateway) StoredResponse(_ context.Context, _ domain.Caller, id string) (domain.StoredResponse, error) {
+	return domain.StoredResponse{}, domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", id)
+}
+
+func (g *fakeGateway) DeleteStoredResponse(_ context.Context, _ domain.Caller, id string) error {
+	return domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", id)
+}

@@ -39,6 +39,18 @@ type Gateway interface {
 	Models(c domain.Caller) []domain.Model
 	// CountTokens estimates a chat request's prompt tokens for a model the caller may use.
 	CountTokens(c domain.Caller, req domain.ChatRequest) (int, error)
+	// StoresResponse reports whether a Responses request's response is to
+	// be stored, given its "store" (nil when absent).
+	StoresResponse(asked *bool) bool
+	// StoreResponse keeps a response for the caller's user.
+	StoreResponse(ctx context.Context, c domain.Caller, r domain.StoredResponse) error
+	// PreviousResponse returns the caller's stored response that a request
+	// continues from (previous_response_id).
+	PreviousResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error)
+	// StoredResponse returns the caller's stored response.
+	StoredResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error)
+	// DeleteStoredResponse deletes the caller's stored response.
+	DeleteStoredResponse(ctx context.Context, c domain.Caller, id string) error
 	// Usage returns the caller's own usage report.
 	Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 }
@@ -132,7 +144,9 @@ type handler struct {
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
 //	POST /v1/messages           the Anthropic Messages API, streamed as Anthropic's events when "stream" is true
 //	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
-//	POST /v1/responses          the OpenAI Responses API (nothing stored), streamed as its events when "stream" is true
+//	POST /v1/responses          the OpenAI Responses API, streamed as its events when "stream" is true
+//	GET  /v1/responses/{id}     the caller's stored response
+//	DELETE /v1/responses/{id}   deletes the caller's stored response
 //
 // The /v1 routes need "Authorization: Bearer <key>"; calls also need an
 // X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
@@ -160,6 +174,8 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Post("/v1/messages", h.messages)
 		r.Post("/v1/messages/count_tokens", h.countTokens)
 		r.Post("/v1/responses", h.responses)
+		r.Get("/v1/responses/{id}", h.getResponse)
+		r.Delete("/v1/responses/{id}", h.deleteResponse)
 	})
 	return r
 }

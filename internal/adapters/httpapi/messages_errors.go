@@ -24,7 +24,7 @@ func dialectOf(path string) dialect {
 	if path == "/v1/messages" || strings.HasPrefix(path, "/v1/messages/") {
 		return dialectAnthropic
 	}
-	if path == "/v1/responses" {
+	if path == "/v1/responses" || strings.HasPrefix(path, "/v1/responses/") {
 		return dialectResponses
 	}
 	return dialectOpenAI

@@ -1,18 +1,25 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
 // The OpenAI Responses dialect: POST /v1/responses, answered as OpenAI's
 // Response object or its event stream, with OpenAI's error shape, through
-// the same governed call as chat completions. Nothing is stored: every
-// request carries its whole conversation.
+// the same governed call as chat completions. A response is stored for the
+// caller's user when the request asks ("store", or RESPONSES_STORE_DEFAULT
+// when it does not say), and a later request may continue from it
+// (previous_response_id); the owner alone may read or delete it.
 
 // responseJSON is OpenAI's Response object.
 type responseJSON struct {
@@ -146,30 +153,93 @@ func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
 // responseID is the id of the response served for a request.
 func responseID(requestID string) string { return "resp_" + requestID }
 
-// responses serves POST /v1/responses.
+// responses serves POST /v1/responses. A request with previous_response_id
+// continues from the caller's stored response: its input and output come
+// before the request's input (its instructions do not carry over), so the
+// call's worst case, and its reservation, include that history.
 func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	in, ok := decodeRequest(h, w, r, decodeResponses)
 	if !ok {
 		return
 	}
+	ex := exchangeOf(r)
+	if in.previous != "" {
+		prev, err := h.gw.PreviousResponse(r.Context(), ex.caller, in.previous)
+		if err != nil {
+			h.writeError(w, r, h.gw.Refuse(r.Context(), h.call(r), endpointOf(r), in.req.Model, err))
+			return
+		}
+		in.continueFrom(prev)
+	}
+	store := h.gw.StoresResponse(in.store)
+	created := h.now()
 	if in.req.Stream {
-		h.responsesStream(w, r, in.req)
+		h.responsesStream(w, r, in, store, created)
 		return
 	}
-	ex := exchangeOf(r)
 	res, ok := h.runChat(w, r, in.req)
 	if !ok {
 		return
 	}
 	resp := res.Response
-	out := newResponse(ex.id, answeringModel(res.Result, in.req.Model), h.now().Unix(), in.req)
-	out.Status, out.IncompleteDetails = respStatus(resp.FinishReason)
-	for i, b := range resp.Parts() {
-		out.Output = append(out.Output, toRespItem(b, ex.id, i))
-	}
-	out.Usage = toRespUsage(resp.Usage)
+	sr := domain.StoredResponse{ID: responseID(ex.id), CreatedAt: created, Model: answeringModel(res.Result, in.req.Model),
+		FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: !in.req.ToolChoice.NoParallel,
+		Input: in.input, Output: resp.Parts()}
+	stored := store && h.storeResponse(r, sr)
 	setResultHeaders(w.Header(), res.Result)
-	h.writeJSON(w, http.StatusOK, out)
+	h.writeJSON(w, http.StatusOK, renderResponse(sr, stored))
+}
+
+// storeResponse keeps sr for the caller and reports whether it could. A
+// response that cannot be stored is still answered, its "store" false, so
+// that the client that paid for it gets it and knows it cannot build on it.
+func (h *handler) storeResponse(r *http.Request, sr domain.StoredResponse) bool {
+	ex := exchangeOf(r)
+	err := h.gw.StoreResponse(context.WithoutCancel(r.Context()), ex.caller, sr)
+	if err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "storing a response failed; it is answered with store false",
+			append(logAttrs(r, ex, http.StatusOK), slog.String("response_id", sr.ID), slog.String("err", err.Error()))...)
+	}
+	return err == nil
+}
+
+// renderResponse is the Response object of an answer: the one a call
+// answers with, and the one GET /v1/responses/{id} serves for it.
+func renderResponse(sr domain.StoredResponse, stored bool) responseJSON {
+	requestID := strings.TrimPrefix(sr.ID, "resp_")
+	out := responseJSON{ID: sr.ID, Object: "response", CreatedAt: sr.CreatedAt.Unix(), Model: sr.Model,
+		Output: []respOutJSON{}, ParallelToolCalls: sr.ParallelToolCalls, Store: stored, Usage: toRespUsage(sr.Usage)}
+	out.Status, out.IncompleteDetails = respStatus(sr.FinishReason)
+	for i, b := range sr.Output {
+		out.Output = append(out.Output, toRespItem(b, requestID, i))
+	}
+	return out
+}
+
+// getResponse serves GET /v1/responses/{id}: the caller's stored response,
+// as its call answered it (without its output when the content policy kept
+// none). Another user's response is not found, as an unknown one is.
+func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("stream"); v != "" && v != "false" {
+		h.writeError(w, r, domain.InvalidParam("stream", "stream: retrieving a stored response as a stream is not supported; omit stream"))
+		return
+	}
+	sr, err := h.gw.StoredResponse(r.Context(), exchangeOf(r).caller, chi.URLParam(r, "id"))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, renderResponse(sr, true))
+}
+
+// deleteResponse serves DELETE /v1/responses/{id}, for the owner only.
+func (h *handler) deleteResponse(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if err := h.gw.DeleteStoredResponse(r.Context(), exchangeOf(r).caller, id); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "response.deleted", "deleted": true})
 }
 
 func newResponse(requestID, model string, created int64, req domain.ChatRequest) responseJSON {
@@ -193,10 +263,14 @@ type respStream struct {
 // responsesStream runs a streaming call. Until the first chunk arrives, a
 // failure is an ordinary error response; after it, the failure is sent as
 // response.failed and the stream ends there.
-func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) {
+// A response to be stored is stored before response.completed, whose
+// "store" says whether it was.
+func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in responsesInput, store bool, created time.Time) {
 	ex := exchangeOf(r)
+	req := in.req
 	s := &respStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
-		resp: newResponse(ex.id, req.Model, h.now().Unix(), req), reqID: ex.id}
+		resp: newResponse(ex.id, req.Model, created.Unix(), req), reqID: ex.id}
+	s.resp.Store = store
 	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
 	ex.waited(res.Result)
 	if err != nil && !s.started {
@@ -204,6 +278,12 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, req do
 		return
 	}
 	if err == nil {
+		if store {
+			resp := res.Response
+			s.resp.Store = h.storeResponse(r, domain.StoredResponse{ID: s.resp.ID, CreatedAt: created, Model: s.resp.Model,
+				FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: s.resp.ParallelToolCalls,
+				Input: in.input, Output: resp.Parts()})
+		}
 		if werr := s.finish(res.Response.FinishReason, res.Response.Usage); werr != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
 				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)

@@ -9,10 +9,10 @@ import (
 )
 
 // The OpenAI Responses dialect's request: its wire structs, owned here, and
-// their conversion into a domain chat request. tidygate stores no
-// responses: a request that builds on a stored one (previous_response_id,
-// conversation) or asks to run in the background is refused by name, and
-// "store" is accepted but nothing is kept. Fields tidygate does not know
+// their conversion into a domain chat request. A request may continue from
+// a stored response (previous_response_id, resolved by the handler) and ask
+// for its own response to be stored ("store"); conversation objects and
+// background responses are refused by name. Fields tidygate does not know
 // are ignored, as OpenAI's clients send new ones all the time.
 
 // responsesRequestJSON is the body of POST /v1/responses.
@@ -89,7 +89,25 @@ type respFormatJSON struct {
 
 // responsesInput is a decoded Responses request.
 type responsesInput struct {
-	req domain.ChatRequest
+	req domain.ChatRequest // instructions, then input
+	// instructions is the system message of the request's instructions, if
+	// it has them; a response continuing from this one does not inherit it.
+	instructions *domain.Message
+	input        []domain.Message // the request's own input
+	store        *bool            // nil when the request does not say
+	previous     string           // previous_response_id, "" when none
+}
+
+// continueFrom puts the conversation of the stored response prev before the
+// request's input, after its instructions.
+func (in *responsesInput) continueFrom(prev domain.StoredResponse) {
+	history := prev.Conversation()
+	in.input = append(history, in.input...)
+	in.req.Messages = in.req.Messages[:0:0]
+	if in.instructions != nil {
+		in.req.Messages = append(in.req.Messages, *in.instructions)
+	}
+	in.req.Messages = append(in.req.Messages, in.input...)
 }
 
 // decodeResponses turns a Responses body into a domain request.
@@ -99,14 +117,15 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		return responsesInput{}, err
 	}
 	switch {
-	case w.PreviousResponseID != nil && *w.PreviousResponseID != "":
-		return responsesInput{}, domain.InvalidParam("previous_response_id",
-			"previous_response_id is not supported: tidygate does not store responses yet; send the whole conversation in input")
 	case given(w.Conversation):
 		return responsesInput{}, domain.InvalidParam("conversation",
 			"conversation is not supported: tidygate does not store conversations; send the whole conversation in input")
 	case w.Background != nil && *w.Background:
 		return responsesInput{}, domain.InvalidParam("background", "background responses are not supported")
+	}
+	in := responsesInput{store: w.Store}
+	if w.PreviousResponseID != nil {
+		in.previous = *w.PreviousResponseID
 	}
 	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, User: w.User, Stream: w.Stream}
 	if w.MaxOutputTokens != nil {
@@ -116,12 +135,14 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		req.MaxTokens = *w.MaxOutputTokens
 	}
 	if w.Instructions != nil && *w.Instructions != "" {
-		req.Messages = append(req.Messages, domain.Message{Role: domain.RoleSystem, Content: *w.Instructions})
+		in.instructions = &domain.Message{Role: domain.RoleSystem, Content: *w.Instructions}
+		req.Messages = append(req.Messages, *in.instructions)
 	}
 	msgs, err := respInput(w.Input)
 	if err != nil {
 		return responsesInput{}, err
 	}
+	in.input = msgs
 	req.Messages = append(req.Messages, msgs...)
 	for i, t := range w.Tools {
 		if t.Type != "function" {
@@ -158,7 +179,8 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
-	return responsesInput{req: req}, nil
+	in.req = req
+	return in, nil
 }
 
 // respInput turns input, a string or an array of items, into messages.

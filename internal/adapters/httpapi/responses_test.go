@@ -167,7 +167,7 @@ func TestResponsesWithTheOfficialSDK(t *testing.T) {
 		var e *openai.Error
 		_, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: "mock-chat",
 			Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hi")}, PreviousResponseID: openai.String("resp_1")})
-		if !errors.As(err, &e) || e.StatusCode != 400 || e.Param != "previous_response_id" || !strings.Contains(e.Message, "does not store") {
+		if !errors.As(err, &e) || e.StatusCode != 400 || e.Param != "previous_response_id" || !strings.Contains(e.Message, "stores no responses") {
 			t.Errorf("error = %v", err)
 		}
 	})

@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// Stored responses: a Responses API answer kept for the user whose key asked
+// for it, which a later request may continue from (previous_response_id) and
+// which only that user may read or delete. Another user's response, an
+// expired one and a deleted one are all "not found", so that an id never
+// tells anyone else that it exists. What a stored response keeps follows the
+// content policy (Options.Content) that the call log follows too: without
+// full text, a response is stored without its input and output, and cannot
+// be continued from.
+
+// maxResponseIDLen bounds an id worth looking up: "resp_" and a request id.
+const maxResponseIDLen = 5 + 128
+
+// StoresResponse reports whether a response is to be stored, given the
+// request's own choice (nil when it made none, then Options.StoreByDefault
+// decides): never when no response store is configured.
+func (s *Service) StoresResponse(asked *bool) bool {
+	if s.deps.Responses == nil {
+		return false
+	}
+	if asked != nil {
+		return *asked
+	}
+	return s.opts.StoreByDefault == nil || *s.opts.StoreByDefault
+}
+
+// StoreResponse keeps r for the caller's user until the retention
+// (Options.ResponseRetention) has passed since r.CreatedAt. When the content
+// policy keeps no text, r is stored without its input and output.
+func (s *Service) StoreResponse(ctx context.Context, c domain.Caller, r domain.StoredResponse) error {
+	if s.deps.Responses == nil {
+		return errNoResponseStore
+	}
+	r.Owner, r.KeyID = c.User, c.KeyID
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.opts.Now()
+	}
+	r.ExpiresAt = r.CreatedAt.Add(s.opts.ResponseRetention)
+	r.WithContent = s.opts.Content.KeepsText()
+	if !r.WithContent {
+		r.Input, r.Output = nil, nil
+	}
+	return s.deps.Responses.SaveResponse(ctx, r)
+}
+
+// PreviousResponse returns the caller's stored response id, for a request
+// that continues from it. It is a domain.KindNotFound error (param
+// previous_response_id) when the caller's user has no such response, and a
+// domain.KindInvalid error naming MLFLOW_LOG_CONTENT when the content policy
+// keeps no text, so that history is never dropped silently.
+func (s *Service) PreviousResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
+	const param = "previous_response_id"
+	switch {
+	case s.deps.Responses == nil:
+		return domain.StoredResponse{}, domain.InvalidParam(param,
+			"previous_response_id is not supported: this gateway stores no responses; send the whole conversation in input")
+	case !s.opts.Content.KeepsText():
+		return domain.StoredResponse{}, contentNotKept(s.opts.Content)
+	}
+	r, err := s.storedResponse(ctx, c, id)
+	if errors.Is(err, domain.KindNotFound) {
+		return domain.StoredResponse{}, &domain.Error{Kind: domain.KindNotFound, Param: param, Code: "previous_response_not_found",
+			Message: fmt.Sprintf("Previous response with id '%s' not found.", truncateID(id)), Err: err}
+	}
+	if err != nil {
+		return domain.StoredResponse{}, err
+	}
+	if !r.WithContent {
+		return domain.StoredResponse{}, &domain.Error{Kind: domain.KindInvalid, Param: param, Code: "stored_content_not_kept",
+			Message: fmt.Sprintf("previous_response_id cannot be used: response '%s' was stored without its conversation text, "+
+				"as MLFLOW_LOG_CONTENT was not full when it was made; send the whole conversation in input", id)}
+	}
+	return r, nil
+}
+
+// contentNotKept is the refusal of a previous_response_id under a content
+// policy that keeps no text.
+func contentNotKept(p domain.ContentPolicy) error {
+	return &domain.Error{Kind: domain.KindInvalid, Param: "previous_response_id", Code: "stored_content_not_kept",
+		Message: fmt.Sprintf("previous_response_id cannot be used: stored responses keep no conversation text under MLFLOW_LOG_CONTENT=%s "+
+			"(only full keeps it); send the whole conversation in input", p)}
+}
+
+// StoredResponse returns the caller's stored response id, or a
+// domain.KindNotFound error.
+func (s *Service) StoredResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
+	return s.storedResponse(ctx, c, id)
+}
+
+// DeleteStoredResponse deletes the caller's stored response id, or returns a
+// domain.KindNotFound error.
+func (s *Service) DeleteStoredResponse(ctx context.Context, c domain.Caller, id string) error {
+	if !plausibleResponseID(id) || s.deps.Responses == nil {
+		return responseNotFound(id)
+	}
+	return s.deps.Responses.DeleteResponse(ctx, c.User, id, s.opts.Now())
+}
+
+// SweepExpiredResponses deletes up to limit responses whose retention has
+// passed, and returns how many it deleted. Expired responses are never
+// served, swept or not: the sweep only gives their space back.
+func (s *Service) SweepExpiredResponses(ctx context.Context, limit int) (int, error) {
+	if s.deps.Responses == nil {
+		return 0, nil
+	}
+	return s.deps.Responses.DeleteExpiredResponses(ctx, s.opts.Now(), limit)
+}
+
+func (s *Service) storedResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
+	if !plausibleResponseID(id) || s.deps.Responses == nil {
+		return domain.StoredResponse{}, responseNotFound(id)
+	}
+	return s.deps.Responses.Response(ctx, c.User, id, s.opts.Now())
+}
+
+// plausibleResponseID reports whether id could name a stored response, so
+// that ids that cannot (too long, not "resp_…", or with bytes no id has)
+// are not found without a lookup.
+func plausibleResponseID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "resp_")
+	if !ok || rest == "" || len(id) > maxResponseIDLen {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-_.:+/=", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func responseNotFound(id string) error {
+	return domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", truncateID(id))
+}
+
+// truncateID keeps an id quoted in a message short.
+func truncateID(id string) string {
+	if len(id) > maxResponseIDLen {
+		return id[:maxResponseIDLen] + "…"
+	}
+	return id
+}
+
+var errNoResponseStore = &domain.Error{Kind: domain.KindUnavailable, Code: "responses_not_stored",
+	Message: "this gateway stores no responses"}
+
+// defaultResponseRetention is how long a stored response is kept by default: 30 days.
+const defaultResponseRetention = 720 * time.Hour
