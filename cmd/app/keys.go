@@ -24,16 +24,17 @@ import (
 // entry.
 func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"keys needs a subcommand: create, list or revoke\n" + usageText}
+		return usageError{"keys needs a subcommand: create, list, rotate or revoke\n" + usageText}
 	}
 	switch args[0] {
-	case "create", "list", "revoke":
+	case "create", "list", "rotate", "revoke":
 	default:
 		return usageError{fmt.Sprintf("unknown keys subcommand %q\n%s", args[0], usageText)}
 	}
 	var nk domain.NewKey
 	var reason, id string
 	var replace bool
+	var grace time.Duration
 	switch args[0] {
 	case "create":
 		var err error
@@ -54,7 +55,15 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		}
 	case "revoke":
 		var err error
-		if id, reason, err = parseRevoke(args[1:], stderr); err != nil {
+		if id, reason, err = parseKeyID("revoke", args[1:], stderr, nil); err != nil {
+			return err
+		}
+	case "rotate":
+		var err error
+		graceFlag := func(fs *flag.FlagSet) {
+			fs.DurationVar(&grace, "grace", 0, "how long the replaced secret keeps working, e.g. 24h (default 0: it stops at once)")
+		}
+		if id, reason, err = parseKeyID("rotate", args[1:], stderr, graceFlag); err != nil {
 			return err
 		}
 	}
@@ -79,6 +88,19 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			}
 			fmt.Fprintf(stderr, "created key %s for user %q, team %q; the secret below is shown only once\n",
 				key.ID, key.Caller.User, key.Caller.Team)
+			_, err = fmt.Fprintln(stdout, secret)
+			return err
+		case "rotate":
+			key, secret, err := svc.RotateKey(ctx, actor, cliReason(reason, stderr), id, grace, "")
+			if err != nil {
+				return err
+			}
+			if grace > 0 {
+				fmt.Fprintf(stderr, "rotated key %s; the old secret works until %s; the new secret below is shown only once\n",
+					id, key.PreviousValidUntil.UTC().Format(time.RFC3339))
+			} else {
+				fmt.Fprintf(stderr, "rotated key %s; the old secret no longer works; the new secret below is shown only once\n", id)
+			}
 			_, err = fmt.Fprintln(stdout, secret)
 			return err
 		case "revoke":
@@ -141,11 +163,15 @@ func cliActor() domain.Actor {
 	return domain.Actor{Kind: domain.ActorCLI, ID: name, Scopes: []domain.AdminScope{domain.AdminWrite}}
 }
 
-// parseRevoke parses "ID [--reason R]", the flag before or after the ID.
-func parseRevoke(args []string, stderr io.Writer) (id, reason string, err error) {
-	fs := flag.NewFlagSet("keys revoke", flag.ContinueOnError)
+// parseKeyID parses "ID [--reason R]" and the flags more defines (when not
+// nil), the flags before or after the ID.
+func parseKeyID(cmd string, args []string, stderr io.Writer, more func(*flag.FlagSet)) (id, reason string, err error) {
+	fs := flag.NewFlagSet("keys "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	reasonFlag(fs, &reason)
+	if more != nil {
+		more(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return "", "", usageError{err.Error()}
 	}
@@ -156,7 +182,7 @@ func parseRevoke(args []string, stderr io.Writer) (id, reason string, err error)
 		}
 	}
 	if id == "" || fs.NArg() > 0 {
-		return "", "", usageError{"usage: tidygate keys revoke ID [--reason R]"}
+		return "", "", usageError{fmt.Sprintf("usage: tidygate keys %s ID [flags]; one key ID, flags before or after it", cmd)}
 	}
 	return id, reason, nil
 }
@@ -237,6 +263,7 @@ func parseBudgetSpecs(budgets, modelBudgets []string) ([]domain.Budget, []string
 func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason string, replace bool, err error) {
 	var models string
 	var budgets, modelBudgets []string
+	var expiresIn time.Duration
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&nk.User, "user", "", "the user the key belongs to (required)")
@@ -252,6 +279,7 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
 	fs.IntVar(&nk.MaxConcurrent, "max-concurrent", 0, "concurrent calls this key may make (0: the MAX_CONCURRENT_PER_KEY share)")
+	fs.DurationVar(&expiresIn, "expires-in", 0, "the key stops working after this long, e.g. 720h (default: never)")
 	reasonFlag(fs, &reason)
 	if err := fs.Parse(args); err != nil {
 		return nk, "", false, usageError{err.Error()}
@@ -268,6 +296,11 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	}
 	if nk.RPM < 0 || nk.TPM < 0 || nk.MaxConcurrent < 0 {
 		problems = append(problems, "--rpm, --tpm and --max-concurrent must not be negative")
+	}
+	if expiresIn < 0 {
+		problems = append(problems, "--expires-in must be positive (leave it out for a key that never expires)")
+	} else if expiresIn > 0 {
+		nk.ExpiresAt = time.Now().Add(expiresIn).UTC().Truncate(time.Second)
 	}
 	more, bad := parseBudgetSpecs(budgets, modelBudgets)
 	problems = append(problems, bad...)
@@ -360,20 +393,29 @@ func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]
 // "unlimited", never 0.
 func writeKeys(w io.Writer, list []domain.APIKey) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCONCURRENT\tBUDGETS\tCREATED\tREVOKED")
+	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCONCURRENT\tBUDGETS\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 	for _, k := range list {
 		models := strings.Join(k.Caller.AllowedModels, ",")
 		if models == "" {
 			models = "*"
 		}
-		revoked := "-"
-		if k.RevokedAt != nil {
-			revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+		var expires *time.Time
+		if !k.Caller.KeyExpiresAt.IsZero() {
+			expires = &k.Caller.KeyExpiresAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
-			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), concurrency(k.Caller.MaxConcurrent), budgetList(k.Caller.Budgets), k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
+			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), concurrency(k.Caller.MaxConcurrent), budgetList(k.Caller.Budgets),
+			k.CreatedAt.UTC().Format(time.RFC3339), when(expires, "never"), when(k.LastUsedAt, "never"), when(k.RevokedAt, "-"))
 	}
 	return tw.Flush()
+}
+
+// when renders an optional instant, or none when it is not set.
+func when(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // perMinute renders an rpm or tpm limit; 0 means none.

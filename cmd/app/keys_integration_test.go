@@ -7,9 +7,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
@@ -82,5 +88,80 @@ func TestKeysCreateWithPeriodBudgets(t *testing.T) {
 	err := keys("--user", "bo", "--team", "lab", "--budget", "team:week=600")
 	if err == nil || !strings.Contains(err.Error(), "--replace-budget") {
 		t.Errorf("replacing the team's weekly budget without --replace-budget: %v", err)
+	}
+}
+
+// TestKeysRotateAndExpire: `keys rotate` prints the new secret as its only
+// stdout line, with flags before or after the ID; the old secret works for
+// the grace period and not after a rotation without one; `--expires-in`
+// gives the key an expiry that `keys list` shows.
+func TestKeysRotateAndExpire(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.New(t)
+	env := []string{"DATABASE_URL=" + dsn, "LOG_LEVEL=error"}
+	cli := func(args ...string) (stdout, stderr string, err error) {
+		var out, errOut bytes.Buffer
+		err = run(ctx, args, env, &out, &errOut)
+		return out.String(), errOut.String(), err
+	}
+	first, said, err := cli("keys", "create", "--user", "ida", "--team", "ops", "--expires-in", "720h", "--reason", "onboarding ida")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = strings.TrimSpace(first)
+	id := regexp.MustCompile(`key_[a-z0-9]+`).FindString(said)
+	if id == "" {
+		t.Fatalf("no key ID in %q", said)
+	}
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := postgres.NewKeyStore(pool)
+	works := func(secret string) bool {
+		c, err := store.CallerByKeyHash(ctx, domain.HashKey(secret))
+		return err == nil && c.KeyID == id
+	}
+
+	second, _, err := cli("keys", "rotate", id, "--grace", "24h", "--reason", "quarterly rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(second, "\n") != 1 || !domain.LooksLikeKey(strings.TrimSpace(second)) {
+		t.Fatalf("rotate printed %q, want the new secret as the only line", second)
+	}
+	second = strings.TrimSpace(second)
+	if !works(first) || !works(second) {
+		t.Fatalf("during the grace period: old works %v, new works %v; want both", works(first), works(second))
+	}
+
+	third, _, err := cli("keys", "rotate", "--reason", "suspected leak", "--grace", "0s", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	third = strings.TrimSpace(third)
+	if works(first) || works(second) || !works(third) {
+		t.Errorf("after a rotation without grace: first %v, second %v, third %v; want only the third", works(first), works(second), works(third))
+	}
+
+	list, _, err := cli("keys", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Now().Add(720 * time.Hour).UTC().Format("2006-01-02")
+	if !strings.Contains(list, want) {
+		t.Errorf("keys list does not show the expiry (%s…):\n%s", want, list)
+	}
+
+	for _, bad := range [][]string{
+		{"keys", "create", "--user", "u", "--team", "t", "--expires-in", "-1h"},
+		{"keys", "rotate", id, "--grace", "-1h", "--reason", "no such thing"},
+		{"keys", "rotate", "--reason", "two ids", id, id},
+		{"keys", "rotate", "key_unknown", "--reason", "who is this"},
+	} {
+		if _, _, err := cli(bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
 	}
 }

@@ -79,8 +79,9 @@ const usageText = `usage:
   tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...]
                        [--model-budget MODEL@SCOPE:PERIOD=USD ...] [--daily-budget-usd X] [--monthly-budget-usd Y]
                        [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
-                       [--max-concurrent N] [--reason R]
+                       [--max-concurrent N] [--expires-in DURATION] [--reason R]
   tidygate keys list
+  tidygate keys rotate ID [--grace DURATION] [--reason R]
   tidygate keys revoke ID [--reason R]
   tidygate admin-keys create --name NAME --scopes read,write [--reason R]
   tidygate config

@@ -62,9 +62,25 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
 	sweep.responses = s.responses
 	alerts := newAlertLoop(d, s.ledger, s.schema)
+	lastUsed, flushLastUsed := newLastUsedFlush(d.Logger, s.keys, s.schema)
 	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { s.schema.start(ctx); sweep.start(ctx); alerts.start(ctx); return nil },
-		OnStop:  func(context.Context) error { alerts.stop(); sweep.stop(); s.schema.stop(); return nil },
+		OnStart: func(context.Context) error {
+			s.schema.start(ctx)
+			sweep.start(ctx)
+			alerts.start(ctx)
+			lastUsed.start(ctx)
+			return nil
+		},
+		OnStop: func(stopCtx context.Context) error {
+			lastUsed.stop()
+			if s.schema.err() == nil {
+				flushLastUsed(stopCtx) // what the last interval noted
+			}
+			alerts.stop()
+			sweep.stop()
+			s.schema.stop()
+			return nil
+		},
 	})
 	return reg, s, nil
 }

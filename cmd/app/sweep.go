@@ -135,3 +135,26 @@ func (l *schemaLoop) stop() {
 		<-l.done
 	}
 }
+
+// lastUsedEvery is how often the keys' last-used times are written: they
+// are as fresh as this, at the cost of one statement per interval.
+const lastUsedEvery = time.Minute
+
+// flusher writes the keys' last-used times it has noted.
+type flusher interface {
+	FlushLastUsed(ctx context.Context) error
+}
+
+// newLastUsedFlush returns the loop that writes the keys' last-used times
+// in one statement per interval, and the flush itself, for the last one at
+// shutdown.
+func newLastUsedFlush(logger *slog.Logger, keys flusher, schema *schemaGate) (*schemaLoop, func(context.Context)) {
+	flush := func(ctx context.Context) {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := keys.FlushLastUsed(fctx); err != nil {
+			logger.Warn("writing the keys' last-used times failed; will retry", "err", err)
+		}
+	}
+	return newSchemaLoop(schema, lastUsedEvery, flush), flush
+}

@@ -20,6 +20,8 @@ import (
 type KeyAdmin interface {
 	CreateKey(ctx context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error)
 	RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
+	RotateKey(ctx context.Context, id string, grace time.Duration, ifMatch string, e domain.AuditEntry) (domain.APIKey, string, error)
+	SetKeyExpiry(ctx context.Context, id string, expiresAt time.Time, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
 	List(ctx context.Context) ([]domain.APIKey, error)
 	Key(ctx context.Context, id string) (domain.APIKey, error)
 	CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error)
@@ -70,6 +72,36 @@ func (s *Service) RevokeKey(ctx context.Context, a domain.Actor, reason, id, ifM
 		return domain.APIKey{}, err
 	}
 	return s.store.RevokeKey(ctx, id, ifMatch, e)
+}
+
+// MaxRotationGrace is the longest grace period a rotation may give the
+// replaced secret: long enough to roll a secret out, short enough that a
+// leaked secret does not outlive its rotation by long.
+const MaxRotationGrace = 30 * 24 * time.Hour
+
+// RotateKey gives an API key a new secret, shown once, and keeps the
+// replaced secret working for grace (0: it stops at once), so that clients
+// can switch without an outage. The key keeps its ID, policy and budgets.
+func (s *Service) RotateKey(ctx context.Context, a domain.Actor, reason, id string, grace time.Duration, ifMatch string) (domain.APIKey, string, error) {
+	e, err := s.entry(a, domain.AdminWrite, "key.rotate", reason)
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	if grace < 0 || grace > MaxRotationGrace {
+		return domain.APIKey{}, "", domain.InvalidParam("grace", "the grace period must be between 0 and %s", MaxRotationGrace)
+	}
+	return s.store.RotateKey(ctx, id, grace, ifMatch, e)
+}
+
+// SetKeyExpiry sets when an API key stops working; the zero time removes
+// the expiry. An expiry in the past ends the key at once, like a
+// revocation that can be undone.
+func (s *Service) SetKeyExpiry(ctx context.Context, a domain.Actor, reason, id string, expiresAt time.Time, ifMatch string) (domain.APIKey, error) {
+	e, err := s.entry(a, domain.AdminWrite, "key.set_expiry", reason)
+	if err != nil {
+		return domain.APIKey{}, err
+	}
+	return s.store.SetKeyExpiry(ctx, id, expiresAt, ifMatch, e)
 }
 
 // Keys lists every API key, revoked ones included, oldest first.

@@ -43,6 +43,33 @@ func (f *fakeStore) RevokeKey(_ context.Context, id, _ string, e domain.AuditEnt
 	return k, nil
 }
 
+func (f *fakeStore) RotateKey(_ context.Context, id string, grace time.Duration, _ string, e domain.AuditEntry) (domain.APIKey, string, error) {
+	k, ok := f.keys[id]
+	if !ok {
+		return domain.APIKey{}, "", domain.Errorf(domain.KindNotFound, "no key %s", id)
+	}
+	before := k
+	until := instant.Add(grace)
+	k.RotatedAt, k.PreviousValidUntil = &instant, &until
+	f.keys[id] = k
+	e.Target, e.Before, e.After = id, &before, &k
+	f.entries = append(f.entries, e)
+	return k, "tg-rotated", nil
+}
+
+func (f *fakeStore) SetKeyExpiry(_ context.Context, id string, at time.Time, _ string, e domain.AuditEntry) (domain.APIKey, error) {
+	k, ok := f.keys[id]
+	if !ok {
+		return domain.APIKey{}, domain.Errorf(domain.KindNotFound, "no key %s", id)
+	}
+	before := k
+	k.Caller.KeyExpiresAt = at
+	f.keys[id] = k
+	e.Target, e.Before, e.After = id, &before, &k
+	f.entries = append(f.entries, e)
+	return k, nil
+}
+
 func (f *fakeStore) List(context.Context) ([]domain.APIKey, error) {
 	var out []domain.APIKey
 	for _, k := range f.keys {
@@ -99,7 +126,14 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 	if _, _, err := svc.CreateAdminKey(ctx, writer, "automation", "ci", []domain.AdminScope{domain.AdminRead}); err != nil {
 		t.Fatal(err)
 	}
-	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"}}
+	if _, _, err := svc.RotateKey(ctx, writer, "quarterly rotation", "key_1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetKeyExpiry(ctx, writer, "contract ends", "key_1", instant.Add(time.Hour), ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"},
+		{"key.rotate", "quarterly rotation"}, {"key.set_expiry", "contract ends"}}
 	if len(f.entries) != len(want) {
 		t.Fatalf("%d audit entries, want %d", len(f.entries), len(want))
 	}
@@ -133,6 +167,19 @@ func TestScopesAndReasons(t *testing.T) {
 			_, err := svc.Audit(ctx, nobody, domain.AuditQuery{Limit: 10})
 			return err
 		}, domain.KindForbidden},
+		"read rotates": {func() error { _, _, err := svc.RotateKey(ctx, reader, "a good reason", "key_1", 0, ""); return err }, domain.KindForbidden},
+		"read sets expiry": {func() error {
+			_, err := svc.SetKeyExpiry(ctx, reader, "a good reason", "key_1", instant, "")
+			return err
+		}, domain.KindForbidden},
+		"negative grace": {func() error {
+			_, _, err := svc.RotateKey(ctx, writer, "a good reason", "key_1", -time.Second, "")
+			return err
+		}, domain.KindInvalid},
+		"endless grace": {func() error {
+			_, _, err := svc.RotateKey(ctx, writer, "a good reason", "key_1", admin.MaxRotationGrace+time.Second, "")
+			return err
+		}, domain.KindInvalid},
 		"no reason":    {func() error { _, err := svc.RevokeKey(ctx, writer, "   ", "key_1", ""); return err }, domain.KindInvalid},
 		"short reason": {func() error { _, err := svc.RevokeKey(ctx, writer, " abc ", "key_1", ""); return err }, domain.KindInvalid},
 		"huge page": {func() error {

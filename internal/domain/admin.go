@@ -16,10 +16,11 @@ import (
 type NewKey struct {
 	User          string
 	Team          string
-	AllowedModels []string // models or aliases the key may use; empty means every model
-	RPM           int      // requests per minute; 0 means unlimited
-	TPM           int      // tokens per minute; 0 means unlimited
-	MaxConcurrent int      // concurrent calls; 0 means the gateway's per-key share (MAX_CONCURRENT_PER_KEY)
+	AllowedModels []string  // models or aliases the key may use; empty means every model
+	RPM           int       // requests per minute; 0 means unlimited
+	TPM           int       // tokens per minute; 0 means unlimited
+	MaxConcurrent int       // concurrent calls; 0 means the gateway's per-key share (MAX_CONCURRENT_PER_KEY)
+	ExpiresAt     time.Time // when the key stops working; zero means never
 
 	DailyBudget       Micros // the user's budget per UTC day
 	MonthlyBudget     Micros // the user's budget per UTC month
@@ -205,10 +206,13 @@ type AuditQuery struct {
 // based on (an ETag): any change to k changes its version.
 func KeyVersion(k APIKey) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%d\x00%d\x00%d\x00%v\x00", k.ID, k.Caller.User, k.Caller.Team,
-		k.Caller.AllowedModels, k.Caller.RPM, k.Caller.TPM, k.Caller.MaxConcurrent, k.RevokedAt != nil)
-	if k.RevokedAt != nil {
-		fmt.Fprint(h, k.RevokedAt.UnixNano())
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%d\x00%d\x00%d\x00%d\x00", k.ID, k.Caller.User, k.Caller.Team,
+		k.Caller.AllowedModels, k.Caller.RPM, k.Caller.TPM, k.Caller.MaxConcurrent, k.Caller.KeyExpiresAt.UnixNano())
+	for _, t := range []*time.Time{k.RevokedAt, k.RotatedAt} {
+		if t != nil {
+			fmt.Fprint(h, t.UnixNano())
+		}
+		fmt.Fprint(h, "\x00")
 	}
 	for _, b := range k.Caller.Budgets {
 		fmt.Fprintf(h, "\x00%s/%s/%s/%d", b.Scope, b.ScopeID, b.Period, b.Limit)

@@ -14,11 +14,27 @@ type Caller struct {
 	KeyID         string
 	User          string
 	Team          string
-	AllowedModels []string // empty means every model in the catalogue
-	Budgets       []Budget // the budgets this caller's spending counts against
-	RPM           int      // requests per minute; 0 means unlimited
-	TPM           int      // tokens per minute; 0 means unlimited
-	MaxConcurrent int      // concurrent calls; 0 means the gateway's per-key share
+	AllowedModels []string  // empty means every model in the catalogue
+	Budgets       []Budget  // the budgets this caller's spending counts against
+	RPM           int       // requests per minute; 0 means unlimited
+	TPM           int       // tokens per minute; 0 means unlimited
+	MaxConcurrent int       // concurrent calls; 0 means the gateway's per-key share
+	KeyExpiresAt  time.Time // when the key stops working; zero means never
+}
+
+// CodeKeyExpired is the code of the KindUnauthenticated error for a key
+// whose expiry has passed.
+const CodeKeyExpired = "expired_api_key"
+
+// CheckKeyActive returns a KindUnauthenticated error with CodeKeyExpired
+// when the caller's key has expired at now. Key stores check it when they
+// look a key up, and caches on every use of a cached caller, so that an
+// expiry takes effect at its instant on every replica without any message.
+func (c Caller) CheckKeyActive(now time.Time) error {
+	if c.KeyExpiresAt.IsZero() || now.Before(c.KeyExpiresAt) {
+		return nil
+	}
+	return &Error{Kind: KindUnauthenticated, Code: CodeKeyExpired, Message: "the API key has expired"}
 }
 
 // MayUse reports whether the caller may call model m, asked for by the name

@@ -48,11 +48,19 @@ func LooksLikeKey(s string) bool {
 }
 
 // APIKey describes a stored key; the secret itself is never kept.
+// Its expiry is Caller.KeyExpiresAt.
 type APIKey struct {
 	ID        string
 	Caller    Caller
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	// RotatedAt is when the secret was last replaced, and
+	// PreviousValidUntil the end of that rotation's grace period, until
+	// which the replaced secret still works; nil when never rotated.
+	RotatedAt, PreviousValidUntil *time.Time
+	// LastUsedAt is when the key last authenticated a call, as of the last
+	// batch of last-used times written; nil when never (or not yet written).
+	LastUsedAt *time.Time
 }
 
 // UsageRow is one line of a caller's usage report: one day and one model.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -23,10 +24,12 @@ type KeyStore struct {
 	added  int
 }
 
-// storedKey is a key's caller and whether the key is revoked.
+// storedKey is a key's caller and whether the key is revoked. A secret that
+// a rotation replaced has its own entry, valid until the grace ends.
 type storedKey struct {
-	caller  domain.Caller
-	revoked bool
+	caller     domain.Caller
+	revoked    bool
+	validUntil time.Time // zero for the key's current secret
 }
 
 // NewKeyStore returns an empty key store.
@@ -66,14 +69,48 @@ func (s *KeyStore) Revoke(keyID string) error {
 	return nil
 }
 
+// Rotate gives the key with this ID a new secret and returns it; the
+// replaced secret keeps working for grace, and one replaced before stops.
+func (s *KeyStore) Rotate(keyID string, grace time.Duration) (string, error) {
+	secret, err := domain.NewKeySecret()
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var current string
+	for h, k := range s.byHash {
+		switch {
+		case k.caller.KeyID != keyID:
+		case !k.validUntil.IsZero():
+			delete(s.byHash, h)
+		default:
+			current = h
+		}
+	}
+	if current == "" {
+		return "", &domain.Error{Kind: domain.KindNotFound, Code: "key_not_found", Param: "id",
+			Message: fmt.Sprintf("there is no API key with ID %q", keyID)}
+	}
+	k := s.byHash[current]
+	s.byHash[domain.HashKey(secret)] = &storedKey{caller: k.caller, revoked: k.revoked}
+	k.validUntil = time.Now().Add(grace)
+	return secret, nil
+}
+
 // CallerByKeyHash returns the caller of the active key with this hash, or a
-// domain.KindUnauthenticated error for an unknown or revoked key.
+// domain.KindUnauthenticated error for an unknown, revoked or expired key
+// or for a replaced secret whose grace has ended.
 func (s *KeyStore) CallerByKeyHash(_ context.Context, hash string) (domain.Caller, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	k, ok := s.byHash[hash]
-	if !ok || k.revoked {
+	if !ok || k.revoked || (!k.validUntil.IsZero() && !now.Before(k.validUntil)) {
 		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
+	}
+	if err := k.caller.CheckKeyActive(now); err != nil {
+		return domain.Caller{}, err
 	}
 	return clone(k.caller), nil
 }

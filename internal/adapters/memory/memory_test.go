@@ -23,6 +23,7 @@ func TestKeyStoreContract(t *testing.T) {
 				return s.Add(secret, c), nil
 			},
 			Revoke: func(_ context.Context, id string) error { return s.Revoke(id) },
+			Rotate: func(_ context.Context, id string, grace time.Duration) (string, error) { return s.Rotate(id, grace) },
 		}
 	})
 }

@@ -68,10 +68,63 @@ func (s *KeyStore) Key(ctx context.Context, id string) (domain.APIKey, error) {
 // (domain.KeyVersion), nothing changes and the error says so. It returns the
 // revoked key.
 func (s *KeyStore) RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error) {
+	return s.changeKey(ctx, "revoke the API key", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, _ domain.APIKey) error {
+		_, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
+		return err
+	})
+}
+
+// RotateKey gives the key with this ID a new secret and returns the key and
+// the secret, which is not stored. The replaced secret keeps working for
+// grace (0: not at all); a secret replaced by an earlier rotation stops at
+// once. The key keeps its ID, policy and budgets. ifMatch and the audit
+// entry e work as in RevokeKey. A revoked key cannot be rotated.
+func (s *KeyStore) RotateKey(ctx context.Context, id string, grace time.Duration, ifMatch string, e domain.AuditEntry) (domain.APIKey, string, error) {
+	if grace < 0 {
+		return domain.APIKey{}, "", domain.InvalidParam("grace", "the grace period must not be negative")
+	}
+	secret, err := domain.NewKeySecret()
+	if err != nil {
+		return domain.APIKey{}, "", domain.Wrap(domain.KindInternal, err, "cannot make a key secret")
+	}
+	key, err := s.changeKey(ctx, "rotate the API key", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, before domain.APIKey) error {
+		if before.RevokedAt != nil {
+			return domain.InvalidParam("id", "the key %s is revoked; create a new key instead", id)
+		}
+		now := s.now().UTC()
+		_, err := tx.Exec(ctx, `UPDATE tidygate_api_keys SET previous_key_hash = key_hash, key_hash = $2,
+			rotated_at = $3, previous_valid_until = $4 WHERE id = $1`, id, domain.HashKey(secret), now, now.Add(grace))
+		return err
+	})
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	return key, secret, nil
+}
+
+// SetKeyExpiry sets the expiry of the key with this ID (the zero time:
+// none); ifMatch and the audit entry e work as in RevokeKey.
+func (s *KeyStore) SetKeyExpiry(ctx context.Context, id string, expiresAt time.Time, ifMatch string, e domain.AuditEntry) (domain.APIKey, error) {
+	var expires *time.Time
+	if !expiresAt.IsZero() {
+		expires = &expiresAt
+	}
+	return s.changeKey(ctx, "set the API key's expiry", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, _ domain.APIKey) error {
+		_, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET expires_at = $2 WHERE id = $1", id, expires)
+		return err
+	})
+}
+
+// changeKey is one audited change of the key with this ID, in one
+// transaction: it locks the key, checks ifMatch against its version, lets
+// update change it, and stores e with the key's state before and after.
+// It returns the changed key.
+func (s *KeyStore) changeKey(ctx context.Context, what, id, ifMatch string, e domain.AuditEntry,
+	update func(ctx context.Context, tx pgx.Tx, before domain.APIKey) error) (domain.APIKey, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
 	var key domain.APIKey
-	err := pgkit.WithTx(ctx, s.db, "revoke the API key", func(tx pgx.Tx) error {
+	err := pgkit.WithTx(ctx, s.db, what, func(tx pgx.Tx) error {
 		before, err := keyByID(ctx, tx, id, " FOR UPDATE OF k")
 		if err != nil {
 			return err
@@ -79,7 +132,7 @@ func (s *KeyStore) RevokeKey(ctx context.Context, id, ifMatch string, e domain.A
 		if err := domain.CheckKeyVersion(before, ifMatch); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id); err != nil {
+		if err := update(ctx, tx, before); err != nil {
 			return err
 		}
 		if key, err = keyByID(ctx, tx, id, ""); err != nil {
@@ -262,6 +315,9 @@ type snapshot struct {
 	Scopes        []string     `json:"scopes,omitempty"`
 	CreatedAt     time.Time    `json:"created_at"`
 	RevokedAt     *time.Time   `json:"revoked_at,omitempty"`
+	ExpiresAt     *time.Time   `json:"expires_at,omitempty"`
+	RotatedAt     *time.Time   `json:"rotated_at,omitempty"`
+	GraceUntil    *time.Time   `json:"previous_valid_until,omitempty"`
 }
 
 type budgetSnap struct {
@@ -280,7 +336,11 @@ func snapshotJSON(v any) ([]byte, error) {
 		return nil, nil
 	case *domain.APIKey:
 		s = snapshot{Kind: "api_key", ID: t.ID, User: t.Caller.User, Team: t.Caller.Team,
-			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, MaxConcurrent: t.Caller.MaxConcurrent, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, MaxConcurrent: t.Caller.MaxConcurrent, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt,
+			RotatedAt: t.RotatedAt, GraceUntil: t.PreviousValidUntil}
+		if !t.Caller.KeyExpiresAt.IsZero() {
+			s.ExpiresAt = &t.Caller.KeyExpiresAt
+		}
 		for _, b := range t.Caller.Budgets {
 			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit), Model: b.Model})
 		}
@@ -308,8 +368,11 @@ func parseSnapshot(b []byte) (any, error) {
 		}
 		return k, nil
 	}
-	k := &domain.APIKey{ID: s.ID, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt, Caller: domain.Caller{
-		KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent}}
+	k := &domain.APIKey{ID: s.ID, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt, RotatedAt: s.RotatedAt, PreviousValidUntil: s.GraceUntil,
+		Caller: domain.Caller{KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent}}
+	if s.ExpiresAt != nil {
+		k.Caller.KeyExpiresAt = s.ExpiresAt.UTC()
+	}
 	for _, b := range s.Budgets {
 		k.Caller.Budgets = append(k.Caller.Budgets, domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID,
 			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros), Model: b.Model})

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,13 +20,19 @@ var _ ports.KeyStore = (*KeyStore)(nil)
 
 // KeyStore keeps API keys and the budgets of their users and teams. It
 // caches nothing: a revoked key fails on the next call on every replica.
+// It notes when each key authenticates a call and writes those times in
+// batches (FlushLastUsed), never once per call.
 type KeyStore struct {
-	db Conns
+	db  Conns
+	now func() time.Time
+
+	mu   sync.Mutex
+	used map[string]time.Time // key ID → last use not yet written
 }
 
 // NewKeyStore returns a key store on db's tables (see Migrate).
 func NewKeyStore(db Conns) *KeyStore {
-	return &KeyStore{db: db}
+	return &KeyStore{db: db, now: time.Now, used: map[string]time.Time{}}
 }
 
 // NewKey is domain.NewKey, kept under this name for the store's callers.
@@ -116,8 +123,8 @@ func (s *KeyStore) EnsureKey(ctx context.Context, secret string, nk NewKey) (dom
 	return key, err
 }
 
-const insertKey = `INSERT INTO tidygate_api_keys (id, key_hash, user_id, team_id, allowed_models, rpm, tpm, max_concurrent)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+const insertKey = `INSERT INTO tidygate_api_keys (id, key_hash, user_id, team_id, allowed_models, rpm, tpm, max_concurrent, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (key_hash) DO NOTHING`
 
 const upsertBudget = `INSERT INTO tidygate_budgets (scope_kind, scope_id, period, limit_micros)
@@ -160,7 +167,11 @@ func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain
 		models = []string{}
 	}
 	id := newKeyID()
-	tag, err := tx.Exec(ctx, insertKey, id, hash, nk.User, nk.Team, models, nk.RPM, nk.TPM, nk.MaxConcurrent)
+	var expires *time.Time
+	if !nk.ExpiresAt.IsZero() {
+		expires = &nk.ExpiresAt
+	}
+	tag, err := tx.Exec(ctx, insertKey, id, hash, nk.User, nk.Team, models, nk.RPM, nk.TPM, nk.MaxConcurrent, expires)
 	if err != nil {
 		return domain.APIKey{}, false, err
 	}
@@ -235,7 +246,8 @@ func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 
 // CallerByKeyHash returns the caller behind the active key with this hash,
 // with the budgets of its user and team, or a domain.KindUnauthenticated
-// error for an unknown or revoked key.
+// error for an unknown, revoked or expired key. The secret a rotation
+// replaced is accepted until the rotation's grace period ends.
 func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
@@ -246,16 +258,74 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 	var keys []storedKey
 	err := pgkit.WithConn(ctx, s.db, "look up the API key", func(conn *pgxpool.Conn) error {
 		var err error
-		keys, err = queryKeys(ctx, conn, selectKeys+" WHERE k.key_hash = $1 AND k.revoked_at IS NULL ORDER BY k.id", hash)
+		keys, err = queryKeys(ctx, conn, selectKeys+" WHERE (k.key_hash = $1 OR k.previous_key_hash = $1) AND k.revoked_at IS NULL ORDER BY k.id", hash)
 		return err
 	})
 	if err != nil {
 		return domain.Caller{}, err
 	}
-	if len(keys) != 1 || !domain.HashesEqual(keys[0].hash, hash) {
+	now := s.now()
+	if len(keys) != 1 || !keys[0].accepts(hash, now) {
 		return domain.Caller{}, invalid
 	}
-	return keys[0].key.Caller, nil
+	c := keys[0].key.Caller
+	if err := c.CheckKeyActive(now); err != nil {
+		return domain.Caller{}, err
+	}
+	s.noteUse(c.KeyID, now)
+	return c, nil
+}
+
+// accepts reports whether hash is k's current secret, or the secret its
+// last rotation replaced while that rotation's grace period lasts.
+func (k storedKey) accepts(hash string, now time.Time) bool {
+	if domain.HashesEqual(k.hash, hash) {
+		return true
+	}
+	grace := k.key.PreviousValidUntil
+	return k.previousHash != "" && domain.HashesEqual(k.previousHash, hash) && grace != nil && now.Before(*grace)
+}
+
+// noteUse remembers that key id authenticated a call at t, for the next
+// FlushLastUsed.
+func (s *KeyStore) noteUse(id string, t time.Time) {
+	s.mu.Lock()
+	if t.After(s.used[id]) {
+		s.used[id] = t
+	}
+	s.mu.Unlock()
+}
+
+// FlushLastUsed writes the last-used times noted since the previous flush
+// in one statement, never moving a key's time backwards (another replica may
+// have written a later one). On failure the times are kept for the next
+// flush, unless a newer use replaced them.
+func (s *KeyStore) FlushLastUsed(ctx context.Context) error {
+	s.mu.Lock()
+	batch := s.used
+	s.used = map[string]time.Time{}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(batch))
+	times := make([]time.Time, 0, len(batch))
+	for id, t := range batch {
+		ids, times = append(ids, id), append(times, t)
+	}
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	err := pgkit.WithConn(ctx, s.db, "write the keys' last-used times", func(conn *pgxpool.Conn) error {
+		_, err := conn.Exec(ctx, `UPDATE tidygate_api_keys k SET last_used_at = greatest(k.last_used_at, u.at)
+			FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at) WHERE k.id = u.id`, ids, times)
+		return err
+	})
+	if err != nil {
+		for id, t := range batch {
+			s.noteUse(id, t)
+		}
+	}
+	return err
 }
 
 // selectKeys reads keys with their own budgets and those of their users
@@ -263,7 +333,8 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 // row with NULL budget columns for a key without any. Callers append a
 // WHERE clause and an ORDER BY that keeps each key's rows together.
 const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
-	k.created_at, k.revoked_at, b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model
+	k.created_at, k.revoked_at, k.expires_at, k.rotated_at, coalesce(k.previous_key_hash, ''), k.previous_valid_until, k.last_used_at,
+	b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model
 FROM tidygate_api_keys k
 LEFT JOIN (
 	SELECT scope_kind, scope_id, period, limit_micros, '' AS model FROM tidygate_budgets
@@ -279,7 +350,10 @@ type keyRow struct {
 	allowedModels        []string
 	rpm, tpm, concurrent int32
 	createdAt            time.Time
-	revokedAt            *time.Time
+	revokedAt, expiresAt *time.Time
+	rotatedAt, graceEnd  *time.Time
+	previousHash         string
+	lastUsedAt           *time.Time
 	scope, scopeID       *string
 	period               *string
 	limit                *int64
@@ -288,8 +362,8 @@ type keyRow struct {
 
 // storedKey is a key as read back, with the hash it is stored under.
 type storedKey struct {
-	key  domain.APIKey
-	hash string
+	key                domain.APIKey
+	hash, previousHash string
 }
 
 // querier runs a query on a connection or in a transaction.
@@ -309,7 +383,8 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 	for rows.Next() {
 		var r keyRow
 		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
-			&r.createdAt, &r.revokedAt, &r.scope, &r.scopeID, &r.period, &r.limit, &r.model); err != nil {
+			&r.createdAt, &r.revokedAt, &r.expiresAt, &r.rotatedAt, &r.previousHash, &r.graceEnd, &r.lastUsedAt,
+			&r.scope, &r.scopeID, &r.period, &r.limit, &r.model); err != nil {
 			return nil, err
 		}
 		if len(keys) == 0 || keys[len(keys)-1].key.ID != r.id {
@@ -336,16 +411,27 @@ func (r keyRow) storedKey() storedKey {
 	if len(r.allowedModels) > 0 {
 		models = r.allowedModels
 	}
-	var revoked *time.Time
-	if r.revokedAt != nil {
-		t := r.revokedAt.UTC()
-		revoked = &t
+	var expires time.Time
+	if r.expiresAt != nil {
+		expires = r.expiresAt.UTC()
 	}
-	return storedKey{hash: r.hash, key: domain.APIKey{
-		ID:        r.id,
-		CreatedAt: r.createdAt.UTC(),
-		RevokedAt: revoked,
+	return storedKey{hash: r.hash, previousHash: r.previousHash, key: domain.APIKey{
+		ID:                 r.id,
+		CreatedAt:          r.createdAt.UTC(),
+		RevokedAt:          utc(r.revokedAt),
+		RotatedAt:          utc(r.rotatedAt),
+		PreviousValidUntil: utc(r.graceEnd),
+		LastUsedAt:         utc(r.lastUsedAt),
 		Caller: domain.Caller{KeyID: r.id, User: r.user, Team: r.team, AllowedModels: models,
-			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent)},
+			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent), KeyExpiresAt: expires},
 	}}
+}
+
+// utc returns *t in UTC, or nil.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

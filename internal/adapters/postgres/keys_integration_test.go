@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -203,4 +204,72 @@ func checkCaller(t *testing.T, s *postgres.KeyStore, secret string, want domain.
 func sameCaller(a, b domain.Caller) bool {
 	return a.KeyID == b.KeyID && a.User == b.User && a.Team == b.Team && a.RPM == b.RPM && a.TPM == b.TPM &&
 		slices.Equal(a.AllowedModels, b.AllowedModels) && slices.Equal(a.Budgets, b.Budgets)
+}
+
+// TestLastUsedIsWrittenInBatches checks that authenticating writes nothing
+// by itself: the keys' last-used times reach the table in one flush, and a
+// flush never moves a time backwards.
+func TestLastUsedIsWrittenInBatches(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := migrated(t)
+	s := postgres.NewKeyStore(pool)
+	var secrets []string
+	for _, user := range []string{"ann", "ben"} {
+		_, secret, err := s.Create(ctx, postgres.NewKey{User: user, Team: "ops"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, secret)
+	}
+	lastUsed := func() map[string]*time.Time {
+		keys, err := s.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]*time.Time{}
+		for _, k := range keys {
+			m[k.Caller.User] = k.LastUsedAt
+		}
+		return m
+	}
+	began := time.Now()
+	for range 20 {
+		for _, secret := range secrets {
+			if _, err := s.CallerByKeyHash(ctx, domain.HashKey(secret)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for user, at := range lastUsed() {
+		if at != nil {
+			t.Errorf("%s: last used written before any flush: %v", user, at)
+		}
+	}
+	if err := s.FlushLastUsed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := lastUsed()
+	for _, user := range []string{"ann", "ben"} {
+		if at := got[user]; at == nil || at.Before(began.Add(-time.Second)) || at.After(time.Now().Add(time.Second)) {
+			t.Errorf("%s: last used = %v, want about now", user, at)
+		}
+	}
+	// A second store (another replica) that saw an older use cannot move the time back.
+	other := postgres.NewKeyStore(pool)
+	if _, err := other.CallerByKeyHash(ctx, domain.HashKey(secrets[0])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CallerByKeyHash(ctx, domain.HashKey(secrets[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FlushLastUsed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newest := lastUsed()["ann"]
+	if err := other.FlushLastUsed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := lastUsed()["ann"]; !after.Equal(*newest) {
+		t.Errorf("an older last-used time from another replica replaced %v with %v", newest, after)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -49,7 +50,11 @@ func TestKeyStoreContract(t *testing.T) {
 	contract.TestKeyStore(t, func(t *testing.T) contract.KeyStoreUnderTest {
 		pool, _ := migrated(t)
 		s := postgres.NewKeyStore(pool)
-		return contract.KeyStoreUnderTest{Store: s, Add: addKey(s), Revoke: s.Revoke}
+		return contract.KeyStoreUnderTest{Store: s, Add: addKey(s), Revoke: s.Revoke,
+			Rotate: func(ctx context.Context, id string, grace time.Duration) (string, error) {
+				_, secret, err := s.RotateKey(ctx, id, grace, "", domain.AuditEntry{Actor: domain.Actor{Kind: domain.ActorCLI, ID: "contract"}, Reason: "contract test"})
+				return secret, err
+			}}
 	})
 }
 
@@ -69,7 +74,8 @@ func TestSpendLedgerContract(t *testing.T) {
 // caller's budgets as the NewKey fields they correspond to.
 func addKey(s *postgres.KeyStore) func(context.Context, string, domain.Caller) (string, error) {
 	return func(ctx context.Context, secret string, c domain.Caller) (string, error) {
-		nk := postgres.NewKey{User: c.User, Team: c.Team, AllowedModels: c.AllowedModels, RPM: c.RPM, TPM: c.TPM, MaxConcurrent: c.MaxConcurrent}
+		nk := postgres.NewKey{User: c.User, Team: c.Team, AllowedModels: c.AllowedModels, RPM: c.RPM, TPM: c.TPM, MaxConcurrent: c.MaxConcurrent,
+			ExpiresAt: c.KeyExpiresAt}
 		for _, b := range c.Budgets {
 			var field *domain.Micros
 			switch {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -27,6 +28,9 @@ type KeyStoreUnderTest struct {
 	// Revoke revokes the key with this ID; revoking twice is not an error,
 	// and an unknown ID is a domain.KindNotFound error.
 	Revoke func(ctx context.Context, keyID string) error
+	// Rotate gives the key with this ID a new secret and returns it; the
+	// replaced secret must keep working for grace.
+	Rotate func(ctx context.Context, keyID string, grace time.Duration) (string, error)
 }
 
 // TestKeyStore checks that a key store finds the caller behind an active
@@ -86,6 +90,52 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) KeyStoreUnderTest) {
 		}
 	})
 
+	t.Run("ExpiredKeyIsRefused", func(t *testing.T) {
+		s := newStore(t)
+		expired, live := newSecret(t), newSecret(t)
+		addKey(t, s, expired, domain.Caller{User: "fay", Team: "ops", KeyExpiresAt: time.Now().Add(-time.Second)})
+		want := domain.Caller{User: "gus", Team: "ops", KeyExpiresAt: time.Now().Add(time.Hour).Truncate(time.Microsecond)}
+		want.KeyID = addKey(t, s, live, want)
+		_, err := s.Store.CallerByKeyHash(ctx, domain.HashKey(expired))
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindUnauthenticated || de.Code != domain.CodeKeyExpired {
+			t.Errorf("expired key: error = %v, want %v with code %s", err, domain.KindUnauthenticated, domain.CodeKeyExpired)
+		}
+		got := checkCaller(t, s, live, want)
+		if !got.KeyExpiresAt.Equal(want.KeyExpiresAt) {
+			t.Errorf("KeyExpiresAt = %v, want %v", got.KeyExpiresAt, want.KeyExpiresAt)
+		}
+	})
+
+	t.Run("RotationKeepsTheOldSecretForItsGrace", func(t *testing.T) {
+		s := newStore(t)
+		first := newSecret(t)
+		want := domain.Caller{User: "hal", Team: "ops", RPM: 7}
+		want.KeyID = addKey(t, s, first, want)
+		second, err := s.Rotate(ctx, want.KeyID, time.Hour)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+		checkCaller(t, s, first, want) // in its grace
+		checkCaller(t, s, second, want)
+		third, err := s.Rotate(ctx, want.KeyID, 0)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+		for name, old := range map[string]string{"first": first, "second": second} {
+			if _, err := s.Store.CallerByKeyHash(ctx, domain.HashKey(old)); !errors.Is(err, domain.KindUnauthenticated) {
+				t.Errorf("%s secret after a rotation without grace: error = %v, want %v", name, err, domain.KindUnauthenticated)
+			}
+		}
+		checkCaller(t, s, third, want)
+		if err := s.Revoke(ctx, want.KeyID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Store.CallerByKeyHash(ctx, domain.HashKey(third)); !errors.Is(err, domain.KindUnauthenticated) {
+			t.Errorf("revoked rotated key: error = %v, want %v", err, domain.KindUnauthenticated)
+		}
+	})
+
 	t.Run("HostileNamesAreKeptVerbatim", func(t *testing.T) {
 		s := newStore(t)
 		for _, name := range HostileNames() {
@@ -139,16 +189,18 @@ func addKey(t *testing.T, s KeyStoreUnderTest, secret string, c domain.Caller) s
 }
 
 // checkCaller fails t unless the key with this secret belongs to want.
-func checkCaller(t *testing.T, s KeyStoreUnderTest, secret string, want domain.Caller) {
+func checkCaller(t *testing.T, s KeyStoreUnderTest, secret string, want domain.Caller) domain.Caller {
 	t.Helper()
 	got, err := s.Store.CallerByKeyHash(context.Background(), domain.HashKey(secret))
 	if err != nil {
 		t.Fatalf("CallerByKeyHash: %v", err)
+		return got
 	}
 	if got.KeyID != want.KeyID || got.User != want.User || got.Team != want.Team || got.RPM != want.RPM ||
 		got.TPM != want.TPM || got.MaxConcurrent != want.MaxConcurrent || !slices.Equal(got.AllowedModels, want.AllowedModels) || !slices.Equal(got.Budgets, want.Budgets) {
 		t.Errorf("caller =\n\t%+v\nwant\n\t%+v", got, want)
 	}
+	return got
 }
 
 func userBudget(user string, p domain.Period, limit domain.Micros) domain.Budget {
