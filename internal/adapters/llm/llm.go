@@ -1,8 +1,9 @@
 // Package llm holds the rules every provider adapter below it applies the
 // same way: how an upstream failure becomes a domain error kind, how a
-// conversation becomes the alternating user/assistant turns that Anthropic
-// and Bedrock require, which finish reason a provider's stop reason is, and
-// how tokens are estimated when a provider does not count them.
+// feature a provider cannot serve is refused by name (Unsupported), how a
+// streamed answer's content blocks are passed on and assembled (Stream),
+// which finish reason a provider's stop reason is, and how tokens are
+// estimated when a provider does not count them.
 //
 // The adapters themselves (mock, openai, anthropic, bedrock) never import
 // each other; they import this package.

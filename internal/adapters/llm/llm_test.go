@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -93,29 +92,6 @@ func TestRetryAfter(t *testing.T) {
 		if got := llm.RetryAfter(tc.h, now); got != tc.want {
 			t.Errorf("%s: RetryAfter = %s; want %s", name, got, tc.want)
 		}
-	}
-}
-
-func TestConversation(t *testing.T) {
-	msgs := []domain.Message{
-		{Role: domain.RoleSystem, Content: "sys"},
-		{Role: domain.RoleUser, Content: "u1"},
-		{Role: domain.RoleDeveloper, Content: "dev"},
-		{Role: domain.RoleUser, Content: "u2"},
-		{Role: domain.RoleTool, Content: "tool result"},
-		{Role: domain.RoleAssistant, Content: ""},
-		{Role: domain.RoleAssistant, Content: "a1", Name: "bot"},
-		{Role: domain.RoleAssistant, Content: "a2"},
-		{Role: domain.RoleUser, Content: "u3"},
-	}
-	system, turns := llm.Conversation(msgs)
-	wantTurns := []llm.Turn{
-		{Assistant: false, Texts: []string{"u1", "u2", "tool result"}},
-		{Assistant: true, Texts: []string{"a1", "a2"}},
-		{Assistant: false, Texts: []string{"u3"}},
-	}
-	if !reflect.DeepEqual(system, []string{"sys", "dev"}) || !reflect.DeepEqual(turns, wantTurns) {
-		t.Errorf("Conversation = %q, %+v; want [sys dev], %+v", system, turns, wantTurns)
 	}
 }
 
