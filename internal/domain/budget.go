@@ -87,13 +87,14 @@ func ConsumedChat(r ChatRequest, maxTokens, outputBytes int) Usage {
 }
 
 // Within returns u with its prompt and completion tokens capped at those of
-// bound, and each token class capped at its capped total, so that a
+// bound, and each token class capped at what its capped total leaves (cache
+// reads and writes together never exceed the prompt), so that a
 // provider's claim is never charged beyond what was reserved for it.
 func (u Usage) Within(bound Usage) Usage {
 	u.PromptTokens = min(u.PromptTokens, bound.PromptTokens)
 	u.CompletionTokens = min(u.CompletionTokens, bound.CompletionTokens)
-	u.CacheReadTokens = min(u.CacheReadTokens, u.PromptTokens)
-	u.CacheWriteTokens = min(u.CacheWriteTokens, u.PromptTokens)
+	c := u.Classes()
+	u.CacheReadTokens, u.CacheWriteTokens = c.CacheRead, c.CacheWrite
 	u.ReasoningTokens = min(u.ReasoningTokens, u.CompletionTokens)
 	return u
 }

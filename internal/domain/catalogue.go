@@ -183,7 +183,7 @@ func NewCatalogue(models []Model) (*Catalogue, error) {
 		if m.Type == ModelChat && m.MaxOutputTokens <= 0 {
 			add(m.Name, "max_output_tokens", "must be positive")
 		}
-		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 {
+		if m.Price.InputPerMillion < 0 || m.Price.OutputPerMillion < 0 || m.Price.CacheReadPerMillion < 0 || m.Price.CacheWritePerMillion < 0 {
 			add(m.Name, "price_per_million", "prices must not be negative")
 		}
 		c.models[m.Name] = m

@@ -141,6 +141,25 @@ type Usage struct {
 // Total returns prompt plus completion tokens.
 func (u Usage) Total() int { return u.PromptTokens + u.CompletionTokens }
 
+// InputClasses splits a usage's input tokens into disjoint classes that add
+// up to its PromptTokens.
+type InputClasses struct {
+	Uncached   int // neither read from nor written to the prompt cache
+	CacheRead  int
+	CacheWrite int
+}
+
+// Classes splits the prompt tokens by class, each token once: cache reads
+// first, then cache writes, each capped at what remains of PromptTokens,
+// so that an inconsistent count never makes a class negative or counts a
+// token twice.
+func (u Usage) Classes() InputClasses {
+	prompt := max(u.PromptTokens, 0)
+	read := min(max(u.CacheReadTokens, 0), prompt)
+	write := min(max(u.CacheWriteTokens, 0), prompt-read)
+	return InputClasses{Uncached: prompt - read - write, CacheRead: read, CacheWrite: write}
+}
+
 // ChatResponse is a complete (or, for streams, assembled) chat completion.
 type ChatResponse struct {
 	ID           string // the provider's id, if it gave one

@@ -306,3 +306,88 @@ func TestBudgetApplies(t *testing.T) {
 		}
 	}
 }
+
+// claude is priced as Anthropic prices its models: $3 input, $15 output,
+// cache reads at a tenth of the input price, cache writes at 1.25 times it.
+var claude = domain.Price{InputPerMillion: 3_000_000, OutputPerMillion: 15_000_000,
+	CacheReadPerMillion: 300_000, CacheWritePerMillion: 3_750_000}
+
+func TestCostIsTheExactSumOverTokenClasses(t *testing.T) {
+	cases := []struct {
+		name string
+		p    domain.Price
+		u    domain.Usage
+		in   domain.Micros
+	}{
+		// 100 uncached × 3 + 1000 read × 0.3 + 200 written × 3.75 = 300 + 300 + 750 micro-dollars.
+		{"every class", claude, domain.Usage{PromptTokens: 1300, CompletionTokens: 10, CacheReadTokens: 1000, CacheWriteTokens: 200}, 1350},
+		{"no cache", claude, domain.Usage{PromptTokens: 1300, CompletionTokens: 10}, 3900},
+		// Summed before rounding: 1 × 3 + 1 × 0.3 + 1 × 3.75 = 7.05 → 8, not 3 + 1 + 4.
+		{"rounded once", claude, domain.Usage{PromptTokens: 3, CacheReadTokens: 1, CacheWriteTokens: 1}, 8},
+		// No cache prices: every input token at the input price.
+		{"cache prices absent", domain.Price{InputPerMillion: 3_000_000}, domain.Usage{PromptTokens: 1300, CacheReadTokens: 1000, CacheWriteTokens: 200}, 3900},
+		// A count whose classes exceed the prompt counts no token twice:
+		// reads first (1000 of 1000), then writes (none left).
+		{"inconsistent count", claude, domain.Usage{PromptTokens: 1000, CacheReadTokens: 1000, CacheWriteTokens: 500}, 300},
+		{"negative classes", claude, domain.Usage{PromptTokens: 10, CacheReadTokens: -5, CacheWriteTokens: -5}, 30},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.p.InputCost(tc.u); got != tc.in {
+				t.Errorf("input cost = %d, want %d", got, tc.in)
+			}
+			if got, want := tc.p.Cost(tc.u), tc.in+tc.p.OutputCost(tc.u); got != want {
+				t.Errorf("cost = %d, want input %d + output %d", got, tc.in, tc.p.OutputCost(tc.u))
+			}
+			c := tc.u.Classes()
+			if c.Uncached+c.CacheRead+c.CacheWrite != max(tc.u.PromptTokens, 0) || c.Uncached < 0 || c.CacheRead < 0 || c.CacheWrite < 0 {
+				t.Errorf("classes %+v do not split %d prompt tokens", c, tc.u.PromptTokens)
+			}
+		})
+	}
+}
+
+func TestReasoningIsPricedAsOutput(t *testing.T) {
+	with := claude.Cost(domain.Usage{PromptTokens: 10, CompletionTokens: 100, ReasoningTokens: 60})
+	without := claude.Cost(domain.Usage{PromptTokens: 10, CompletionTokens: 100})
+	if with != without {
+		t.Fatalf("reasoning changed the cost: %d with, %d without (reasoning tokens are part of the output)", with, without)
+	}
+}
+
+// The worst case prices every input token at the dearest input class: a
+// prompt that turns out to be all cache writes costs more than plain input,
+// and never more than MaxCost.
+func TestMaxCostBoundsEverySplitOfTheInput(t *testing.T) {
+	bound := domain.Usage{PromptTokens: 1000, CompletionTokens: 50}
+	worst := claude.MaxCost(bound)
+	if plain := claude.Cost(bound); worst <= plain {
+		t.Fatalf("MaxCost %d is not above the cost of plain input %d, though a cache write costs more", worst, plain)
+	}
+	for read := 0; read <= 1000; read += 250 {
+		for write := 0; write <= 1000-read; write += 250 {
+			u := domain.Usage{PromptTokens: 1000, CompletionTokens: 50, CacheReadTokens: read, CacheWriteTokens: write}
+			if got := claude.Cost(u); got > worst {
+				t.Errorf("%d read, %d written cost %d, more than the worst case %d", read, write, got, worst)
+			}
+		}
+	}
+	if got := claude.Cost(domain.Usage{PromptTokens: 1000, CompletionTokens: 50, CacheWriteTokens: 1000}); got != worst {
+		t.Errorf("all cache writes cost %d, want the worst case %d exactly", got, worst)
+	}
+	cheapWrite := domain.Price{InputPerMillion: 3_000_000, CacheWritePerMillion: 1_000_000}
+	if got, want := cheapWrite.MaxCost(bound), cheapWrite.Cost(bound); got != want {
+		t.Errorf("with cache writes cheaper than input the worst case is %d, want plain input's %d", got, want)
+	}
+}
+
+func TestWithinKeepsTheClassesInsideThePrompt(t *testing.T) {
+	claimed := domain.Usage{PromptTokens: 900, CompletionTokens: 10, CacheReadTokens: 800, CacheWriteTokens: 100}
+	got := claimed.Within(domain.Usage{PromptTokens: 500, CompletionTokens: 10})
+	if got.PromptTokens != 500 || got.CacheReadTokens+got.CacheWriteTokens > 500 {
+		t.Fatalf("Within = %+v: the classes exceed the capped prompt", got)
+	}
+	if claimed.Within(domain.Usage{PromptTokens: 1000, CompletionTokens: 10}) != claimed {
+		t.Fatal("a consistent claim within the bound was changed")
+	}
+}

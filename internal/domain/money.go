@@ -54,22 +54,67 @@ func ParseUSD(s string) (Micros, error) {
 	return Micros(w)*MicrosPerUSD + Micros(f), nil
 }
 
-// Price is what a model costs, in Micros per million tokens.
+// Price is what a model costs, in Micros per million tokens, by token
+// class. Input tokens are priced by class: those read from the provider's
+// prompt cache at CacheReadPerMillion, those written to it at
+// CacheWritePerMillion, the rest at InputPerMillion; a zero cache price
+// means the input price. Output tokens, reasoning included, are priced at
+// OutputPerMillion: OpenAI, Anthropic and Bedrock all bill reasoning
+// (thinking) tokens as output tokens, so reasoning has no price of its own.
 type Price struct {
-	InputPerMillion  Micros
-	OutputPerMillion Micros
+	InputPerMillion      Micros
+	OutputPerMillion     Micros
+	CacheReadPerMillion  Micros // 0: InputPerMillion
+	CacheWritePerMillion Micros // 0: InputPerMillion
 }
 
-// Cost returns the exact cost of the usage, rounded up to the next micro-dollar
-// so that many small calls never add up to less than they cost.
+// CacheRead returns the price of an input token read from the prompt cache.
+func (p Price) CacheRead() Micros {
+	if p.CacheReadPerMillion == 0 {
+		return p.InputPerMillion
+	}
+	return p.CacheReadPerMillion
+}
+
+// CacheWrite returns the price of an input token written to the prompt cache.
+func (p Price) CacheWrite() Micros {
+	if p.CacheWritePerMillion == 0 {
+		return p.InputPerMillion
+	}
+	return p.CacheWritePerMillion
+}
+
+// MaxInput returns the dearest price an input token can have: a cache
+// write may cost more than plain input (Anthropic bills it at 1.25 or 2
+// times the input price), so a worst case prices every input token at it.
+func (p Price) MaxInput() Micros {
+	return max(p.InputPerMillion, p.CacheRead(), p.CacheWrite())
+}
+
+// Cost returns the exact cost of the usage, the sum over its token classes,
+// each part rounded up to the next micro-dollar so that many small calls
+// never add up to less than they cost.
 func (p Price) Cost(u Usage) Micros {
-	return ceilPerMillion(int64(u.PromptTokens)*int64(p.InputPerMillion)) +
-		ceilPerMillion(int64(u.CompletionTokens)*int64(p.OutputPerMillion))
+	return p.InputCost(u) + p.OutputCost(u)
 }
 
-// InputCost returns the cost of the prompt tokens alone, rounded up.
+// MaxCost returns the most usage u can cost whatever its split into token
+// classes: every input token at the dearest input price. A reservation
+// holds it, so that a call whose input turns out to be a cache write is
+// never charged more than was reserved.
+func (p Price) MaxCost(u Usage) Micros {
+	return ceilPerMillion(int64(u.PromptTokens)*int64(p.MaxInput())) + p.OutputCost(u)
+}
+
+// InputCost returns the cost of the input tokens alone: the tokens read
+// from and written to the prompt cache at their prices and the rest at the
+// input price, summed exactly, then rounded up. Each input token is counted
+// once: cache reads and writes are parts of PromptTokens, and counts beyond
+// it (a provider's inconsistent report) are capped by Classes.
 func (p Price) InputCost(u Usage) Micros {
-	return ceilPerMillion(int64(u.PromptTokens) * int64(p.InputPerMillion))
+	c := u.Classes()
+	return ceilPerMillion(int64(c.Uncached)*int64(p.InputPerMillion) +
+		int64(c.CacheRead)*int64(p.CacheRead()) + int64(c.CacheWrite)*int64(p.CacheWrite()))
 }
 
 // OutputCost returns the cost of the completion tokens alone, rounded up.

@@ -265,9 +265,9 @@ func (k *call) usableChain(m domain.Model) []domain.Model {
 	return chain
 }
 
-// worstCost is the most the call can cost on any model of the chain (and
-// sets k.tokens, the most tokens it can use on any of them). The
-// model asked for must be able to take the request; a fallback that cannot
+// worstCost is the most the call can cost on any model of the chain, every
+// input token at the model's dearest input price (and sets k.tokens, the
+// most tokens it can use on any of them). The model asked for must be able to take the request; a fallback that cannot
 // is left out of the chain rather than failing the call.
 func (k *call) worstCost() (domain.Micros, error) {
 	var worst domain.Micros
@@ -281,7 +281,7 @@ func (k *call) worstCost() (domain.Micros, error) {
 			continue
 		}
 		usable = append(usable, m)
-		worst = max(worst, m.Price.Cost(u))
+		worst = max(worst, m.Price.MaxCost(u))
 		k.tokens = max(k.tokens, u.Total())
 	}
 	k.chain = usable

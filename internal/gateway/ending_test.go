@@ -338,3 +338,42 @@ func asError(err error) *domain.Error {
 	}
 	return &domain.Error{}
 }
+
+// A prompt that is all cache writes, which cost more than plain input, fits
+// in the reservation, and is charged exactly its classes' prices.
+func TestCacheWritesDearerThanInputFitTheReservation(t *testing.T) {
+	price := domain.Price{InputPerMillion: 3_000_000, OutputPerMillion: 15_000_000, CacheReadPerMillion: 300_000, CacheWritePerMillion: 6_000_000}
+	cat, err := domain.NewCatalogue([]domain.Model{{Name: "main", Type: domain.ModelChat, Provider: "primary", MaxOutputTokens: 100, Price: price}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := chat("main")
+	req.MaxTokens = 10
+	bound := domain.WorstCaseChat(req, 10)
+	claim := domain.Usage{PromptTokens: bound.PromptTokens, CompletionTokens: 10, CacheWriteTokens: bound.PromptTokens}
+	l, log := memory.NewLedger(), memory.NewCallLog()
+	var reserved domain.Micros
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
+		Providers: map[string]ports.Provider{"primary": &lyingProvider{usage: claim}},
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log},
+		gateway.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every prompt token at $6 and ten output tokens at $15 per million, each part rounded up.
+	want := domain.Micros((bound.PromptTokens*6_000_000+999_999)/1_000_000) + 150
+	if res.Cost != want || reserved != want || seen(l).spent != want {
+		t.Fatalf("charged %v, reserved %v, spent %v; want all three %v (all input written to the cache)", res.Cost, reserved, seen(l).spent, want)
+	}
+	if plain := price.Cost(bound); reserved <= plain {
+		t.Fatalf("reserved %v, no more than plain input's %v", reserved, plain)
+	}
+	rec := log.Records()[0]
+	if rec.Usage != claim || rec.UsageExceedsReservation || rec.InputCost != price.InputCost(claim) {
+		t.Fatalf("record usage %+v flagged %v input cost %v", rec.Usage, rec.UsageExceedsReservation, rec.InputCost)
+	}
+}

@@ -105,9 +105,13 @@ type catalogueDeployment struct {
 
 // cataloguePrice holds USD per million tokens as written in the file, so that
 // 0.15 and "0.15" are both parsed exactly by domain.ParseUSD, never as floats.
+// The cache prices are optional: absent, cache reads and writes cost the
+// input price.
 type cataloguePrice struct {
-	Input  yamlNode `yaml:"input"`
-	Output yamlNode `yaml:"output"`
+	Input      yamlNode `yaml:"input"`
+	Output     yamlNode `yaml:"output"`
+	CacheRead  yamlNode `yaml:"cache_read"`
+	CacheWrite yamlNode `yaml:"cache_write"`
 }
 
 // yamlNode keeps a YAML value undecoded; node is nil when the key is absent.
@@ -337,6 +341,18 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 	if out.Price.OutputPerMillion, err = parsePrice(m.Price.Output.node); err != nil {
 		add("price_per_million", "price_per_million.output: "+err.Error())
 	}
+	for _, c := range []struct {
+		key  string
+		node ast.Node
+		dst  *domain.Micros
+	}{{"cache_read", m.Price.CacheRead.node, &out.Price.CacheReadPerMillion}, {"cache_write", m.Price.CacheWrite.node, &out.Price.CacheWritePerMillion}} {
+		switch *c.dst, err = parsePrice(c.node); {
+		case err != nil:
+			add("price_per_million", "price_per_million."+c.key+": "+err.Error())
+		case c.node != nil && *c.dst == 0:
+			add("price_per_million", "price_per_million."+c.key+": must be more than zero; leave it out to charge these tokens the input price")
+		}
+	}
 	if len(problems) == parsed && !failed["price_per_million"] && !failed["free"] { // a price that could not be read is reported already
 		for _, p := range m.priceProblems(out) {
 			add("price_per_million", p)
@@ -345,6 +361,9 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 	if out.Type == domain.ModelEmbedding {
 		if m.Price.Output.node != nil {
 			add("price_per_million", "price_per_million.output: an embedding model produces no output tokens")
+		}
+		if m.Price.CacheRead.node != nil || m.Price.CacheWrite.node != nil {
+			add("price_per_million", "price_per_million: an embedding model has no prompt cache: leave out cache_read and cache_write")
 		}
 		if m.MaxOutputTokens != 0 {
 			add("max_output_tokens", "max_output_tokens: an embedding model produces no output tokens")
@@ -359,7 +378,7 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 // that says free: true but has a price.
 func (m catalogueModel) priceProblems(out domain.Model) []string {
 	const missing = "price_per_million: missing: give the %s in USD per million tokens, or write free: true for a model that costs nothing"
-	written := m.Price.Input.node != nil || m.Price.Output.node != nil
+	written := m.Price.Input.node != nil || m.Price.Output.node != nil || m.Price.CacheRead.node != nil || m.Price.CacheWrite.node != nil
 	zero := out.Price == domain.Price{}
 	switch {
 	case m.Free && written && !zero:

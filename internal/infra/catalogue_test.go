@@ -43,7 +43,7 @@ func TestLoadCatalogueExample(t *testing.T) {
 	}
 	want := domain.Model{
 		Name: "gpt-4o-mini", Type: domain.ModelChat, Provider: "openai-main", Upstream: "gpt-4o-mini",
-		Price:           domain.Price{InputPerMillion: 150_000, OutputPerMillion: 600_000},
+		Price:           domain.Price{InputPerMillion: 150_000, OutputPerMillion: 600_000, CacheReadPerMillion: 75_000},
 		MaxOutputTokens: 16384, Aliases: []string{"mini"}, Fallbacks: []string{"claude-haiku", "bedrock-claude"},
 	}
 	if !equalModels(mini, want) {
@@ -58,6 +58,10 @@ func TestLoadCatalogueExample(t *testing.T) {
 	}
 	if !slices.Equal(mini.Deployments, []domain.Deployment{{Provider: "openai-main", Upstream: "gpt-4o-mini", Weight: 3}, {Provider: "azure-west", Upstream: "my-4o-mini-deployment", Weight: 1}}) {
 		t.Errorf("mini's deployments = %+v", mini.Deployments)
+	}
+	haiku, err := cat.Resolve("haiku")
+	if want := (domain.Price{InputPerMillion: 800_000, OutputPerMillion: 4_000_000, CacheReadPerMillion: 80_000, CacheWritePerMillion: 1_000_000}); err != nil || haiku.Price != want {
+		t.Errorf("haiku's price = %+v, %v; want %+v", haiku.Price, err, want)
 	}
 	for name, upstream := range map[string]string{"titan-embed": "amazon.titan-embed-text-v2:0", "llama-local": "llama3.1:8b", "embed": "text-embedding-3-small"} {
 		m, err := cat.Resolve(name)
@@ -114,6 +118,24 @@ func TestLoadCataloguePricesAreExact(t *testing.T) {
 	}
 }
 
+func TestLoadCatalogueCachePrices(t *testing.T) {
+	path := writeCatalogue(t, "models:\n"+
+		"  - {name: a, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 3, output: 15, cache_read: \"0.30\", cache_write: 3.75}}\n"+
+		"  - {name: b, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 3, output: 15}}\n")
+	cat, err := LoadCatalogue(path, providerTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cat.Resolve("a")
+	if want := (domain.Price{InputPerMillion: 3_000_000, OutputPerMillion: 15_000_000, CacheReadPerMillion: 300_000, CacheWritePerMillion: 3_750_000}); a.Price != want {
+		t.Errorf("a's price = %+v, want %+v", a.Price, want)
+	}
+	b, _ := cat.Resolve("b")
+	if b.Price.CacheRead() != 3_000_000 || b.Price.CacheWrite() != 3_000_000 {
+		t.Errorf("without cache prices, cache tokens cost %d and %d, want the input price", b.Price.CacheRead(), b.Price.CacheWrite())
+	}
+}
+
 // providerTypes stands for the provider registry's names: the catalogue
 // accepts whatever list it is given.
 var providerTypes = []string{"mock", "cumulus"}
@@ -167,6 +189,16 @@ func TestLoadCatalogueErrors(t *testing.T) {
 				`models[3] "c": price_per_million: missing: give the input price in USD per million tokens, or write free: true for a model that costs nothing`,
 				`models[4] "d": price_per_million: every price is zero: write free: true to serve a model at no cost`,
 				`models[5] "e": free: true, but price_per_million is not zero: keep one of them`,
+			}},
+		{"cache prices", "models:\n" + ok +
+			"  - {name: a, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 1, output: 2, cache_read: 0, cache_write: cheap}}\n" +
+			"  - {name: b, type: embedding, provider: mock, price_per_million: {input: 1, cache_read: \"0.1\"}}\n" +
+			"  - {name: c, type: chat, provider: mock, max_output_tokens: 1, price_per_million: {input: 1, output: 2, cache_write: \"1.0000001\", reasoning: 3}}\n",
+			[]string{
+				`models[1] "a": price_per_million.cache_read: must be more than zero; leave it out to charge these tokens the input price`,
+				`models[1] "a": price_per_million.cache_write: "cheap" is not a dollar amount (USD per million tokens)`,
+				`models[2] "b": price_per_million: an embedding model has no prompt cache: leave out cache_read and cache_write`,
+				`models[3] "c": price_per_million: unknown field "reasoning" (line 5)`,
 			}},
 		{"cross-model problems from the domain", "models:\n" + ok + "  - {name: a, type: chat, provider: mock, max_output_tokens: 1, free: true, fallbacks: [nope]}\n",
 			[]string{`models[1] "a": fallbacks: fallback "nope" is not in the catalogue`}},

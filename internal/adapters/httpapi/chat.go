@@ -82,14 +82,34 @@ func assistantMessage(resp domain.ChatResponse) assistantMessageJSON {
 	return out
 }
 
+// usageJSON is OpenAI's usage object: the prompt includes its cached
+// tokens, the completion its reasoning tokens; the details are sent when
+// the provider reported them.
 type usageJSON struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens            int                    `json:"prompt_tokens"`
+	CompletionTokens        int                    `json:"completion_tokens"`
+	TotalTokens             int                    `json:"total_tokens"`
+	PromptTokensDetails     *promptDetailsJSON     `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *completionDetailsJSON `json:"completion_tokens_details,omitempty"`
+}
+
+type promptDetailsJSON struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+type completionDetailsJSON struct {
+	ReasoningTokens int `json:"reasoning_tokens"`
 }
 
 func toUsageJSON(u domain.Usage) usageJSON {
-	return usageJSON{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
+	out := usageJSON{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
+	if u.CacheReadTokens > 0 {
+		out.PromptTokensDetails = &promptDetailsJSON{CachedTokens: u.CacheReadTokens}
+	}
+	if u.ReasoningTokens > 0 {
+		out.CompletionTokensDetails = &completionDetailsJSON{ReasoningTokens: u.ReasoningTokens}
+	}
+	return out
 }
 
 // completionID is the id of the completion served for a request.

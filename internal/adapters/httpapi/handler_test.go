@@ -656,3 +656,30 @@ func TestEmptyUsageListsAreArrays(t *testing.T) {
 		t.Errorf("usage = %s", body)
 	}
 }
+
+// A chat completion's usage carries the token classes in OpenAI's details,
+// the totals including them; details that are zero are left out.
+func TestChatCompletionUsageByClass(t *testing.T) {
+	var usage domain.Usage
+	gw := &fakeGateway{chat: func(_ context.Context, req domain.ChatRequest) (gateway.ChatResult, error) {
+		return gateway.ChatResult{Response: domain.ChatResponse{Content: "ok", FinishReason: domain.FinishStop, Usage: usage}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	for _, tc := range []struct {
+		usage domain.Usage
+		want  string
+	}{
+		{domain.Usage{PromptTokens: 100, CompletionTokens: 30, CacheReadTokens: 64, CacheWriteTokens: 6, ReasoningTokens: 20},
+			`{"prompt_tokens":100,"completion_tokens":30,"total_tokens":130,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":20}}`},
+		{domain.Usage{PromptTokens: 100, CompletionTokens: 30}, `{"prompt_tokens":100,"completion_tokens":30,"total_tokens":130}`},
+	} {
+		usage = tc.usage
+		rec := r.do("POST", "/v1/chat/completions", `{"model":"mock","messages":[{"role":"user","content":"Hi"}]}`, "X-Audit-Reason", "classes")
+		var got struct {
+			Usage json.RawMessage `json:"usage"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || string(got.Usage) != tc.want {
+			t.Errorf("usage = %s (%v), want %s", got.Usage, err, tc.want)
+		}
+	}
+}

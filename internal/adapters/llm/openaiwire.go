@@ -138,8 +138,14 @@ type (
 		ToolCalls []oaiToolCall `json:"tool_calls"`
 	}
 	oaiUsage struct {
-		PromptTokens     int64 `json:"prompt_tokens"`
-		CompletionTokens int64 `json:"completion_tokens"`
+		PromptTokens        int64 `json:"prompt_tokens"`
+		CompletionTokens    int64 `json:"completion_tokens"`
+		PromptTokensDetails struct {
+			CachedTokens int64 `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
+		CompletionTokensDetails struct {
+			ReasoningTokens int64 `json:"reasoning_tokens"`
+		} `json:"completion_tokens_details"`
 	}
 	oaiEmbedRequest struct {
 		Model          string   `json:"model"`
@@ -328,11 +334,14 @@ func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
 	return out
 }
 
+// usage converts OpenAI's count by class: the prompt includes its cached
+// tokens, the completion its reasoning tokens (see UsageIncludingCache).
 func (p *OpenAIClient) usage(u oaiUsage) (domain.Usage, error) {
-	if u.PromptTokens < 0 || u.CompletionTokens < 0 {
-		return domain.Usage{}, p.classify.Malformed(fmt.Errorf("negative token counts %d and %d", u.PromptTokens, u.CompletionTokens))
+	out, err := UsageIncludingCache(u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens, u.CompletionTokensDetails.ReasoningTokens)
+	if err != nil {
+		return domain.Usage{}, p.classify.Malformed(err)
 	}
-	return domain.Usage{PromptTokens: int(u.PromptTokens), CompletionTokens: int(u.CompletionTokens)}, nil
+	return out, nil
 }
 
 func createdAt(unix int64) time.Time {

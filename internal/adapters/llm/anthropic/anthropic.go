@@ -27,7 +27,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -119,14 +118,16 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 		Model:        orDefault(msg.Model, req.Model),
 		FinishReason: llm.FinishReason(string(msg.StopReason)),
 		StopSequence: msg.StopSequence,
-		Usage:        usage(msg.Usage.InputTokens, msg.Usage.CacheCreationInputTokens, msg.Usage.CacheReadInputTokens, msg.Usage.OutputTokens),
 		Created:      time.Now(),
+	}
+	if out.Usage, err = llm.UsageExcludingCache(msg.Usage.InputTokens, msg.Usage.CacheReadInputTokens, msg.Usage.CacheCreationInputTokens, msg.Usage.OutputTokens); err != nil {
+		return domain.ChatResponse{}, p.classify.Malformed(err)
 	}
 	out.Content, out.Blocks = llm.Answer(blocks)
 	if out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the message has no stop reason"))
 	}
-	return out, p.checkUsage(out.Usage)
+	return out, nil
 }
 
 // ChatStream calls the Messages API with stream set. The prompt tokens come
@@ -145,6 +146,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	out := domain.ChatResponse{Model: req.Model, Created: time.Now()}
 	blocks := llm.NewStream(emit)
 	started, stopped := false, false
+	var counts usageCounts
 	for stream.Next() {
 		ev := stream.Current()
 		index := int(ev.Index)
@@ -154,7 +156,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 			started = true
 			out.ID, out.Model = ev.Message.ID, orDefault(ev.Message.Model, req.Model)
 			u := ev.Message.Usage
-			out.Usage = usage(u.InputTokens, u.CacheCreationInputTokens, u.CacheReadInputTokens, u.OutputTokens)
+			counts = usageCounts{input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens, output: u.OutputTokens}
 		case "content_block_start":
 			err = p.startBlock(blocks, index, ev.ContentBlock)
 		case "content_block_delta":
@@ -171,11 +173,17 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 		case "message_delta":
 			out.FinishReason = llm.FinishReason(string(ev.Delta.StopReason))
 			out.StopSequence = ev.Delta.StopSequence
-			// output_tokens is cumulative; input_tokens, when present, too.
-			out.Usage.CompletionTokens = int(ev.Usage.OutputTokens)
-			if ev.Usage.JSON.InputTokens.Valid() && ev.Usage.InputTokens > 0 {
-				u := usage(ev.Usage.InputTokens, ev.Usage.CacheCreationInputTokens, ev.Usage.CacheReadInputTokens, ev.Usage.OutputTokens)
-				out.Usage.PromptTokens, out.Usage.CacheReadTokens, out.Usage.CacheWriteTokens = u.PromptTokens, u.CacheReadTokens, u.CacheWriteTokens
+			// output_tokens is cumulative; the input counts, when present, too.
+			u := ev.Usage
+			counts.output = u.OutputTokens
+			if u.JSON.InputTokens.Valid() && u.InputTokens > 0 {
+				counts.input = u.InputTokens
+			}
+			if u.JSON.CacheReadInputTokens.Valid() && u.CacheReadInputTokens > 0 {
+				counts.cacheRead = u.CacheReadInputTokens
+			}
+			if u.JSON.CacheCreationInputTokens.Valid() && u.CacheCreationInputTokens > 0 {
+				counts.cacheWrite = u.CacheCreationInputTokens
 			}
 		case "message_stop":
 			stopped = true
@@ -190,8 +198,8 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if !started || !stopped || out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the stream ended before message_stop or without a stop reason"))
 	}
-	if err := p.checkUsage(out.Usage); err != nil {
-		return domain.ChatResponse{}, err
+	if out.Usage, err = llm.UsageExcludingCache(counts.input, counts.cacheRead, counts.cacheWrite, counts.output); err != nil {
+		return domain.ChatResponse{}, p.classify.Malformed(err)
 	}
 	return blocks.Finish(out)
 }
@@ -238,23 +246,12 @@ func (p *Provider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedResp
 	return domain.EmbedResponse{}, p.classify.Invalid("anthropic has no embeddings API")
 }
 
-// usage converts Anthropic's token counts: input_tokens counts only the
-// input after the last cache breakpoint, so the prompt is the sum of the
-// three input counts.
-func usage(input, cacheWrite, cacheRead, output int64) domain.Usage {
-	return domain.Usage{
-		PromptTokens:     int(input + cacheWrite + cacheRead),
-		CompletionTokens: int(output),
-		CacheReadTokens:  int(cacheRead),
-		CacheWriteTokens: int(cacheWrite),
-	}
-}
-
-func (p *Provider) checkUsage(u domain.Usage) error {
-	if u.PromptTokens < 0 || u.CompletionTokens < 0 || u.CacheReadTokens < 0 || u.CacheWriteTokens < 0 {
-		return p.classify.Malformed(fmt.Errorf("negative token counts %+v", u))
-	}
-	return nil
+// usageCounts are Anthropic's counts as a stream reports them: input
+// excludes the tokens read from and written to the prompt cache (see
+// llm.UsageExcludingCache); message_start gives them all, message_delta
+// the cumulative output and any input count that changed.
+type usageCounts struct {
+	input, cacheRead, cacheWrite, output int64
 }
 
 // errorBody is the Anthropic error format: {"type":"error","error":{"type":…,"message":…}}.

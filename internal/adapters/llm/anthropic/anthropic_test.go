@@ -216,3 +216,42 @@ func TestFailures(t *testing.T) {
 		Model:    "claude-sonnet-4-5",
 	})
 }
+
+// Anthropic's input_tokens excludes the tokens read from and written to the
+// prompt cache: the usage's prompt is the sum of the three, each class kept.
+func TestUsageByClass(t *testing.T) {
+	want := domain.Usage{PromptTokens: 5 + 1800 + 300, CompletionTokens: 40, CacheReadTokens: 1800, CacheWriteTokens: 300}
+	t.Run("json", func(t *testing.T) {
+		body := strings.Replace(message, `"usage":{"input_tokens":21,"cache_creation_input_tokens":0,"cache_read_input_tokens":2,"output_tokens":3}`,
+			`"usage":{"input_tokens":5,"cache_creation_input_tokens":300,"cache_read_input_tokens":1800,"output_tokens":40}`, 1)
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+		resp, err := newProvider(t, up.URL).Chat(context.Background(), llmtest.Chat("claude-x"))
+		if err != nil || resp.Usage != want {
+			t.Fatalf("usage = %+v, %v; want %+v", resp.Usage, err, want)
+		}
+	})
+	start := strings.Replace(messageStart, `"usage":{"input_tokens":25,"output_tokens":1}`,
+		`"usage":{"input_tokens":5,"cache_creation_input_tokens":300,"cache_read_input_tokens":1800,"output_tokens":1}`, 1)
+	for name, delta := range map[string]string{
+		"stream":                      strings.Replace(messageDelta, `"output_tokens":15`, `"output_tokens":40`, 1),
+		"stream whose delta restates": strings.Replace(messageDelta, `"output_tokens":15`, `"input_tokens":5,"cache_creation_input_tokens":300,"cache_read_input_tokens":1800,"output_tokens":40`, 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(
+				"message_start", start, "content_block_start", blockStart, "content_block_delta", textDelta("Hi"),
+				"content_block_stop", blockStop, "message_delta", delta, "message_stop", messageStop)))
+			var c llmtest.Chunks
+			resp, err := newProvider(t, up.URL).ChatStream(context.Background(), llmtest.Chat("claude-x"), c.Emit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Expect(t, resp, []string{"Hi"}, "stop", want)
+		})
+	}
+	t.Run("negative cache count", func(t *testing.T) {
+		body := strings.Replace(message, `"cache_read_input_tokens":2`, `"cache_read_input_tokens":-2`, 1)
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+		_, err := newProvider(t, up.URL).Chat(context.Background(), llmtest.Chat("claude-x"))
+		llmtest.RequireKind(t, err, domain.KindUpstream)
+	})
+}

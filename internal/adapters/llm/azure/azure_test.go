@@ -44,7 +44,7 @@ func TestDeploymentURLsAndKey(t *testing.T) {
 		case "/openai/deployments/my 4o-mini/chat/completions":
 			_, _ = w.Write([]byte(`{"id":"chatcmpl-1","created":1700000000,"model":"gpt-4o-mini",
 			  "choices":[{"index":0,"message":{"role":"assistant","content":"Hello."},"finish_reason":"stop"}],
-			  "usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}}`))
+			  "usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":8}}}`))
 		case "/openai/deployments/embedder/embeddings":
 			_, _ = w.Write([]byte(`{"data":[{"index":0,"embedding":[0.5,1]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":2}}`))
 		default:
@@ -56,7 +56,7 @@ func TestDeploymentURLsAndKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Content != "Hello." || resp.Usage != (domain.Usage{PromptTokens: 11, CompletionTokens: 2}) {
+	if resp.Content != "Hello." || resp.Usage != (domain.Usage{PromptTokens: 11, CompletionTokens: 2, CacheReadTokens: 8}) {
 		t.Errorf("Chat = %+v", resp)
 	}
 	emb, err := p.Embed(context.Background(), domain.EmbedRequest{Model: "embedder", Inputs: []string{"hi"}})
@@ -80,7 +80,7 @@ func TestDeploymentURLsAndKey(t *testing.T) {
 func TestChatStream(t *testing.T) {
 	body := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n" +
 		"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +
-		"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n" +
+		"data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":4},\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\n" +
 		"data: [DONE]\n\n"
 	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", body))
 	var c llmtest.Chunks
@@ -88,7 +88,7 @@ func TestChatStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Expect(t, resp, []string{"Hi"}, "stop", domain.Usage{PromptTokens: 5, CompletionTokens: 1})
+	c.Expect(t, resp, []string{"Hi"}, "stop", domain.Usage{PromptTokens: 5, CompletionTokens: 1, CacheReadTokens: 4, ReasoningTokens: 1})
 	if sent := up.Last(t); sent.Path != "/openai/deployments/dep/chat/completions" || sent.JSON(t)["stream"] != true {
 		t.Errorf("sent %s %v", sent.Path, sent.JSON(t))
 	}

@@ -237,17 +237,19 @@ func streamDelta(blocks *llm.Stream, index int, delta types.ContentBlockDelta) e
 	return nil
 }
 
-// usage converts Bedrock's token counts: inputTokens counts only the input
-// not read from or written to the prompt cache, so the prompt is the sum
-// of the three input counts.
+// usage converts Bedrock's token counts, which count cache reads and
+// writes apart from inputTokens, as Anthropic's do (see
+// llm.UsageExcludingCache).
 func (p *Provider) usage(u *types.TokenUsage) (domain.Usage, error) {
-	cacheRead, cacheWrite := int(aws.ToInt32(u.CacheReadInputTokens)), int(aws.ToInt32(u.CacheWriteInputTokens))
-	prompt := int(aws.ToInt32(u.InputTokens)) + cacheRead + cacheWrite
-	completion := int(aws.ToInt32(u.OutputTokens))
-	if u.InputTokens == nil || u.OutputTokens == nil || prompt < 0 || completion < 0 || cacheRead < 0 || cacheWrite < 0 {
-		return domain.Usage{}, p.classify.Malformed(errors.New("token counts missing or negative"))
+	if u.InputTokens == nil || u.OutputTokens == nil {
+		return domain.Usage{}, p.classify.Malformed(errors.New("token counts missing"))
 	}
-	return domain.Usage{PromptTokens: prompt, CompletionTokens: completion, CacheReadTokens: cacheRead, CacheWriteTokens: cacheWrite}, nil
+	out, err := llm.UsageExcludingCache(int64(aws.ToInt32(u.InputTokens)), int64(aws.ToInt32(u.CacheReadInputTokens)),
+		int64(aws.ToInt32(u.CacheWriteInputTokens)), int64(aws.ToInt32(u.OutputTokens)))
+	if err != nil {
+		return domain.Usage{}, p.classify.Malformed(err)
+	}
+	return out, nil
 }
 
 // codeStatus returns the HTTP status an error code stands for when the code

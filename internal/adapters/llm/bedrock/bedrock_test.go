@@ -186,15 +186,22 @@ const (
 	metadata     = `{"usage":{"inputTokens":25,"outputTokens":15,"totalTokens":40},"metrics":{"latencyMs":300}}`
 )
 
-func TestChatStream(t *testing.T) {
+// streamHello streams "Hel", "lo" and then meta, the stream's metadata event.
+func streamHello(t *testing.T, meta string) (*llmtest.Upstream, domain.ChatResponse, *llmtest.Chunks) {
+	t.Helper()
 	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, streamType, events(t,
 		"messageStart", messageStart, "contentBlockDelta", textDelta("Hel"), "contentBlockDelta", textDelta("lo"),
-		"contentBlockStop", `{"contentBlockIndex":0}`, "messageStop", messageStop, "metadata", metadata)))
+		"contentBlockStop", `{"contentBlockIndex":0}`, "messageStop", messageStop, "metadata", meta)))
 	var c llmtest.Chunks
 	resp, err := newProvider(t, up.URL).ChatStream(context.Background(), llmtest.Chat(model), c.Emit)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return up, resp, &c
+}
+
+func TestChatStream(t *testing.T) {
+	up, resp, c := streamHello(t, metadata)
 	c.Expect(t, resp, []string{"Hel", "lo"}, "stop", domain.Usage{PromptTokens: 25, CompletionTokens: 15})
 	if sent := up.Last(t); sent.Path != "/model/"+model+"/converse-stream" {
 		t.Errorf("sent to %s", sent.Path)
@@ -318,5 +325,25 @@ func TestFailures(t *testing.T) {
 		Embeds:     true,
 		Model:      model,
 		EmbedModel: "amazon.titan-embed-text-v2:0",
+	})
+}
+
+// Bedrock counts cache reads and writes apart from inputTokens: the usage's
+// prompt is the sum, each class kept.
+func TestUsageByClass(t *testing.T) {
+	want := domain.Usage{PromptTokens: 7 + 900 + 100, CompletionTokens: 15, CacheReadTokens: 900, CacheWriteTokens: 100}
+	classed := `"usage":{"inputTokens":7,"outputTokens":15,"totalTokens":1022,"cacheReadInputTokens":900,"cacheWriteInputTokens":100}`
+	t.Run("json", func(t *testing.T) {
+		body := strings.Replace(converse, `"usage":{"inputTokens":21,"outputTokens":3,"totalTokens":24}`, classed, 1)
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+		resp, err := newProvider(t, up.URL).Chat(context.Background(), llmtest.Chat(model))
+		if err != nil || resp.Usage != want {
+			t.Fatalf("usage = %+v, %v; want %+v", resp.Usage, err, want)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		meta := strings.Replace(metadata, `"usage":{"inputTokens":25,"outputTokens":15,"totalTokens":40}`, classed, 1)
+		_, resp, c := streamHello(t, meta)
+		c.Expect(t, resp, []string{"Hel", "lo"}, "stop", want)
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/jsonschema-go/jsonschema"
 
+	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
 	"github.com/tidygate/tidygate/internal/adapters/llm/mock"
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -223,5 +224,32 @@ func TestScriptedAnswers(t *testing.T) {
 	resp, err = p.Chat(context.Background(), req)
 	if err != nil || !strings.HasPrefix(resp.Content, "Tool result: éé") || !strings.HasSuffix(resp.Content, "…") || len(resp.Content) > 520 {
 		t.Fatalf("answer = %q, %v", resp.Content, err)
+	}
+}
+
+func TestCacheDirectiveReportsCacheClasses(t *testing.T) {
+	p := newMock(t, mock.Options{})
+	text := strings.Repeat("context ", 200) + "[[cache:300,20]]"
+	resp, err := p.Chat(context.Background(), ask("mock-chat", text, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := resp.Usage
+	if u.CacheReadTokens != 300 || u.CacheWriteTokens != 20 || u.PromptTokens < 320 {
+		t.Fatalf("usage = %+v; want 300 read and 20 written of the prompt", u)
+	}
+	var c llmtest.Chunks
+	streamed, err := p.ChatStream(context.Background(), ask("mock-chat", text, 4096), c.Emit)
+	if err != nil || streamed.Usage != u || c.Final(t).Usage == nil || *c.Final(t).Usage != u {
+		t.Fatalf("streamed usage %+v (final chunk %+v), %v; want %+v", streamed.Usage, c.Final(t).Usage, err, u)
+	}
+	// Counts beyond the prompt are capped: reads first, then writes.
+	resp, err = p.Chat(context.Background(), ask("mock-chat", "hi [[cache:100000,5]]", 4096))
+	if err != nil || resp.Usage.CacheReadTokens != resp.Usage.PromptTokens || resp.Usage.CacheWriteTokens != 0 {
+		t.Fatalf("usage = %+v, %v; want every prompt token read from the cache, none written", resp.Usage, err)
+	}
+	resp, err = p.Chat(context.Background(), ask("mock-chat", "hi [[cache:lots,5]]", 4096))
+	if err != nil || resp.Usage.CacheReadTokens != 0 || resp.Usage.CacheWriteTokens != 0 {
+		t.Fatalf("a malformed directive gave usage %+v, %v", resp.Usage, err)
 	}
 }

@@ -21,7 +21,10 @@
 // A message of tool results (a user message, or an OpenAI-style message of
 // role tool) never asks for a tool, so an agent's loop ends
 // with a text answer: "Tool result: " and the start of the results' text.
-// "[[say:TEXT]]" in the last user message makes TEXT the answer. System
+// "[[say:TEXT]]" in the last user message makes TEXT the answer;
+// "[[cache:READ,WRITE]]" there makes the usage report READ prompt tokens
+// read from a prompt cache and WRITE written to it (within the prompt's
+// count, reads first), as a provider with prompt caching would. System
 // messages among the turns (agents send them) are passed over when the
 // mock looks for the last message. With thinking enabled, the answer starts with a
 // reasoning block carrying a signature. A json_object response format gets
@@ -349,6 +352,11 @@ func (p *Provider) reply(req domain.ChatRequest) (domain.ChatResponse, error) {
 	}
 	usage := llm.EstimateUsage(req, "")
 	usage.CompletionTokens, usage.ReasoningTokens = n+reasoning, reasoning
+	if read, write, ok := cached(req.Messages); ok {
+		usage.CacheReadTokens, usage.CacheWriteTokens = read, write
+		c := usage.Classes()
+		usage.CacheReadTokens, usage.CacheWriteTokens = c.CacheRead, c.CacheWrite
+	}
 	return domain.ChatResponse{
 		ID:           "mockcmpl-" + strconv.FormatUint(seed, 16),
 		Model:        req.Model,
@@ -471,6 +479,31 @@ func lastTurn(msgs []domain.Message) (*domain.Message, string) {
 // SayDirective starts the directive that sets the mock's text answer:
 // "[[say:TEXT]]" in the last user message makes TEXT the answer.
 const SayDirective = "[[say:"
+
+// CacheDirective starts the directive that sets the mock's cache counts:
+// "[[cache:READ,WRITE]]" in the last user message.
+const CacheDirective = "[[cache:"
+
+// cached returns the cache counts a cache directive in the last user
+// message asks for.
+func cached(msgs []domain.Message) (read, write int, ok bool) {
+	last, _ := lastTurn(msgs)
+	if last == nil || last.Role != domain.RoleUser {
+		return 0, 0, false
+	}
+	_, rest, found := strings.Cut(last.Content, CacheDirective)
+	if !found {
+		return 0, 0, false
+	}
+	body, _, found := strings.Cut(rest, "]]")
+	r, w, _ := strings.Cut(body, ",")
+	read, errRead := strconv.Atoi(strings.TrimSpace(r))
+	write, errWrite := strconv.Atoi(strings.TrimSpace(w))
+	if !found || errRead != nil || errWrite != nil || read < 0 || write < 0 {
+		return 0, 0, false
+	}
+	return read, write, true
+}
 
 // maxEcho bounds how much of a tool result the mock's answer quotes.
 const maxEcho = 500

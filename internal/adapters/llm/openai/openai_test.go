@@ -372,3 +372,44 @@ func TestCallsReuseTheirConnection(t *testing.T) {
 		t.Errorf("9 sequential calls opened %d connections; want 1", n)
 	}
 }
+
+// OpenAI's prompt_tokens includes the cached tokens and completion_tokens
+// the reasoning tokens: the usage keeps both totals and reads the classes
+// out of the details, never adding them on top.
+const classedUsage = `"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,` +
+	`"prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":256,"audio_tokens":0}}`
+
+var classedWant = domain.Usage{PromptTokens: 2006, CompletionTokens: 300, CacheReadTokens: 1920, ReasoningTokens: 256}
+
+func TestUsageByClass(t *testing.T) {
+	t.Run("json", func(t *testing.T) {
+		body := strings.Replace(completion, `"usage": {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}`, classedUsage, 1)
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+		resp, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), llmtest.Chat("m"))
+		if err != nil || resp.Usage != classedWant {
+			t.Fatalf("usage = %+v, %v; want %+v", resp.Usage, err, classedWant)
+		}
+	})
+	t.Run("stream", func(t *testing.T) {
+		last := strings.Replace(usageChunk, `"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}`, classedUsage, 1)
+		up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(chunk("Hi", ""), chunk("", "stop"), last)))
+		var c llmtest.Chunks
+		resp, err := newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), llmtest.Chat("m"), c.Emit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Expect(t, resp, []string{"Hi"}, "stop", classedWant)
+	})
+	for name, bad := range map[string]string{
+		"more cached than prompt":        strings.Replace(classedUsage, `"cached_tokens":1920`, `"cached_tokens":3000`, 1),
+		"more reasoning than completion": strings.Replace(classedUsage, `"reasoning_tokens":256`, `"reasoning_tokens":301`, 1),
+		"negative cached":                strings.Replace(classedUsage, `"cached_tokens":1920`, `"cached_tokens":-1`, 1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := strings.Replace(completion, `"usage": {"prompt_tokens": 21, "completion_tokens": 3, "total_tokens": 24}`, bad, 1)
+			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", body))
+			_, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), llmtest.Chat("m"))
+			llmtest.RequireKind(t, err, domain.KindUpstream)
+		})
+	}
+}
