@@ -5,9 +5,12 @@ import "time"
 // Endpoint names the API operation a call record describes.
 type Endpoint string
 
-// The recorded endpoints.
+// The recorded endpoints: the API a call came through. Chat completions,
+// Messages and Responses are all chat calls; the record keeps which.
 const (
 	EndpointChat       Endpoint = "chat.completions"
+	EndpointMessages   Endpoint = "messages"  // Anthropic's Messages API
+	EndpointResponses  Endpoint = "responses" // OpenAI's Responses API
 	EndpointEmbeddings Endpoint = "embeddings"
 )
 
@@ -81,10 +84,12 @@ type CallRecord struct {
 	OutputCost              Micros
 	ProviderTime            time.Duration // time spent waiting on providers
 
-	Messages    []Message // chat input
-	EmbedInputs []string  // embeddings input
-	Output      string    // chat output text; empty for embeddings
-	Dimensions  int       // embedding vector length
+	Messages     []Message // chat input
+	Tools        []Tool    // the tools a chat call offered the model
+	EmbedInputs  []string  // embeddings input
+	Output       string    // chat output text; empty for embeddings
+	OutputBlocks []Block   // the whole answer when it held more than text (tool calls, reasoning)
+	Dimensions   int       // embedding vector length
 }
 
 // Attempt is one provider call made for a call: a try of one model, which

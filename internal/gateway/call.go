@@ -121,7 +121,11 @@ func (s *Service) Refuse(ctx context.Context, c Call, ep domain.Endpoint, model 
 }
 
 func (s *Service) newCall(c Call, op operation) *call {
-	k := &call{s: s, in: c, op: op, rec: s.newRecord(c, op.endpoint()), routes: s.routes.Load()}
+	ep := op.endpoint()
+	if c.Endpoint != "" {
+		ep = c.Endpoint
+	}
+	k := &call{s: s, in: c, op: op, rec: s.newRecord(c, ep), routes: s.routes.Load()}
 	op.describe(&k.rec)
 	return k
 }

@@ -34,6 +34,7 @@ func (o *chatOp) streams() bool               { return o.emit != nil }
 func (o *chatOp) answer(rec *domain.CallRecord) {
 	if o.done {
 		rec.Output = o.resp.Content
+		rec.OutputBlocks = o.resp.Blocks
 		return
 	}
 	rec.Output = o.text.String()
@@ -58,6 +59,7 @@ func (o *chatOp) describe(rec *domain.CallRecord) {
 	rec.RequestedModel = o.req.Model
 	rec.ClientUser = o.req.User
 	rec.Messages = o.req.Messages
+	rec.Tools = o.req.Tools
 	rec.Stream = o.req.Stream
 	rec.Temperature = o.req.Temperature
 	rec.MaxTokens = o.req.MaxTokens

@@ -36,6 +36,10 @@ type Call struct {
 	// limiter reported them at admission (admitted or refused), before
 	// anything is answered, so that the edge can send them as headers.
 	RateLimits func(domain.RateLimits)
+	// Endpoint is the API the request came through, for the record (a
+	// chat call may come through chat completions, Messages or
+	// Responses); empty means the operation's own endpoint.
+	Endpoint domain.Endpoint
 }
 
 // Result says who answered a call and what it cost. It is filled as far as

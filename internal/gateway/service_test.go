@@ -483,3 +483,27 @@ func TestAFallbackNamesItselfOnEveryChunk(t *testing.T) {
 		t.Fatalf("without a fallback the name asked for stays: %q, %v", ok.ModelName("m"), err)
 	}
 }
+
+// A chat call that came through another API than chat completions is
+// recorded under that API's endpoint, with the tools it offered and the
+// answer's blocks.
+func TestTheRecordNamesTheEndpointTheCallCameThrough(t *testing.T) {
+	r := newRig(t, gateway.Options{}, alice, 0)
+	call := r.call()
+	call.Endpoint = domain.EndpointMessages
+	req := chat("main")
+	req.Tools = []domain.Tool{{Name: "read_file", Parameters: []byte(`{"type":"object"}`)}}
+	if _, err := r.svc.Chat(context.Background(), call, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Chat(context.Background(), r.call(), chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	recs := r.log.Records()
+	if recs[0].Endpoint != domain.EndpointMessages || recs[1].Endpoint != domain.EndpointChat {
+		t.Fatalf("endpoints %q and %q, want messages and chat.completions", recs[0].Endpoint, recs[1].Endpoint)
+	}
+	if len(recs[0].Tools) != 1 || recs[0].Tools[0].Name != "read_file" {
+		t.Fatalf("record tools = %+v", recs[0].Tools)
+	}
+}

@@ -45,8 +45,13 @@ func decodeRequest[T any](h *handler, w http.ResponseWriter, r *http.Request, de
 
 // endpointOf names the API operation a request is for, in the call record.
 func endpointOf(r *http.Request) domain.Endpoint {
-	if strings.HasSuffix(r.URL.Path, "/embeddings") {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/embeddings"):
 		return domain.EndpointEmbeddings
+	case exchangeOf(r).dialect == dialectAnthropic:
+		return domain.EndpointMessages
+	case exchangeOf(r).dialect == dialectResponses:
+		return domain.EndpointResponses
 	}
 	return domain.EndpointChat
 }

@@ -35,10 +35,11 @@ type fakeGateway struct {
 	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 
-	mu      sync.Mutex
-	calls   []gateway.Call
-	chats   []domain.ChatRequest
-	refused []gateway.Call
+	mu         sync.Mutex
+	calls      []gateway.Call
+	chats      []domain.ChatRequest
+	refused    []gateway.Call
+	refusedEps []domain.Endpoint
 }
 
 func (g *fakeGateway) Authenticate(_ context.Context, secret string) (domain.Caller, error) {
@@ -66,12 +67,18 @@ func (g *fakeGateway) record(call gateway.Call, req *domain.ChatRequest) {
 
 func (g *fakeGateway) lastCall(t *testing.T) gateway.Call {
 	t.Helper()
+	return lastOf(t, g, &g.calls, "the gateway was not called")
+}
+
+// lastOf returns the last item of one of g's lists, or fails t with empty.
+func lastOf[T any](t *testing.T, g *fakeGateway, list *[]T, empty string) T {
+	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.calls) == 0 {
-		t.Fatal("the gateway was not called")
+	if len(*list) == 0 {
+		t.Fatal(empty)
 	}
-	return g.calls[len(g.calls)-1]
+	return (*list)[len(*list)-1]
 }
 
 func (g *fakeGateway) refusedCount() int {
@@ -89,11 +96,18 @@ func (g *fakeGateway) callCount() int {
 var okResult = gateway.Result{Model: chatModel, Attempts: 2, ProviderTime: 30 * time.Millisecond, Cost: 1250}
 
 // Refuse keeps the refusal, as the gateway records it.
-func (g *fakeGateway) Refuse(_ context.Context, call gateway.Call, _ domain.Endpoint, _ string, why error) error {
+func (g *fakeGateway) Refuse(_ context.Context, call gateway.Call, ep domain.Endpoint, _ string, why error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refused = append(g.refused, call)
+	g.refusedEps = append(g.refusedEps, ep)
 	return why
+}
+
+// refusedEndpoint returns the endpoint of the last refusal.
+func (g *fakeGateway) refusedEndpoint(t *testing.T) domain.Endpoint {
+	t.Helper()
+	return lastOf(t, g, &g.refusedEps, "nothing was refused")
 }
 
 func (g *fakeGateway) Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error) {

@@ -683,3 +683,30 @@ func TestChatCompletionUsageByClass(t *testing.T) {
 		}
 	}
 }
+
+// Each dialect's call names its own endpoint, so that its record (and its
+// trace) says which API it came through; so does a refusal of its body.
+func TestEachDialectNamesItsEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		path, body string
+		want       domain.Endpoint
+	}{
+		{"/v1/chat/completions", `{"model":"mock","messages":[{"role":"user","content":"Hi"}]}`, domain.EndpointChat},
+		{"/v1/messages", `{"model":"mock","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}`, domain.EndpointMessages},
+		{"/v1/responses", `{"model":"mock","input":"Hi"}`, domain.EndpointResponses},
+		{"/v1/embeddings", `{"model":"mock-embed","input":"Hi"}`, domain.EndpointEmbeddings},
+	} {
+		gw := &fakeGateway{}
+		r := newRig(t, gw, httpapi.Options{})
+		if rec := r.do("POST", tc.path, tc.body, "X-Audit-Reason", "endpoints"); rec.Code != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", tc.path, rec.Code, rec.Body)
+		}
+		if got := gw.lastCall(t).Endpoint; got != tc.want {
+			t.Errorf("%s: the call names endpoint %q, want %q", tc.path, got, tc.want)
+		}
+		r.do("POST", tc.path, `{"model":"mock",`, "X-Audit-Reason", "endpoints")
+		if got := gw.refusedEndpoint(t); got != tc.want {
+			t.Errorf("%s: a refused body is recorded for endpoint %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}

@@ -205,5 +205,5 @@ func (h *handler) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 func (h *handler) call(r *http.Request) gateway.Call {
 	ex := exchangeOf(r)
 	return gateway.Call{RequestID: ex.id, ClientRequestID: ex.clientID, Caller: ex.caller, AuditReason: r.Header.Get(auditReasonHeader), Start: ex.start,
-		RateLimits: func(l domain.RateLimits) { ex.limits = l }}
+		Endpoint: endpointOf(r), RateLimits: func(l domain.RateLimits) { ex.limits = l }}
 }

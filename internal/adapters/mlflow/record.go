@@ -62,14 +62,19 @@ type wireRecord struct {
 
 	PromptTokens     int   `json:"prompt_tokens,omitempty"`
 	CompletionTokens int   `json:"completion_tokens,omitempty"`
+	CacheReadTokens  int   `json:"cache_read_tokens,omitempty"`
+	CacheWriteTokens int   `json:"cache_write_tokens,omitempty"`
+	ReasoningTokens  int   `json:"reasoning_tokens,omitempty"`
 	InputCost        int64 `json:"input_cost_micros,omitempty"`
 	OutputCost       int64 `json:"output_cost_micros,omitempty"`
 	ProviderTimeNS   int64 `json:"provider_time_ns,omitempty"`
 
-	Messages    []chatMessage `json:"messages,omitempty"`
-	EmbedInputs []string      `json:"embed_inputs,omitempty"`
-	Output      string        `json:"output,omitempty"`
-	Dimensions  int           `json:"dimensions,omitempty"`
+	Messages     []wireMessage `json:"messages,omitempty"`
+	Tools        []wireTool    `json:"tools,omitempty"`
+	EmbedInputs  []string      `json:"embed_inputs,omitempty"`
+	Output       string        `json:"output,omitempty"`
+	OutputBlocks []wireBlock   `json:"output_blocks,omitempty"`
+	Dimensions   int           `json:"dimensions,omitempty"`
 
 	RequestPreview  string `json:"request_preview,omitempty"`
 	ResponsePreview string `json:"response_preview,omitempty"`
@@ -85,14 +90,6 @@ type wireAttempt struct {
 	End           time.Time `json:"end"`
 	ErrorKind     string    `json:"error_kind,omitempty"` // set when the attempt failed
 	ErrorMessage  string    `json:"error_message,omitempty"`
-}
-
-// chatMessage is a chat message in OpenAI's JSON shape, the shape of the
-// journal's messages and of the span inputs MLflow renders as a chat.
-type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-	Name    string `json:"name,omitempty"`
 }
 
 // call is a journaled call as the writer sees it: the record, holding only
@@ -116,6 +113,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
 		Interrupted: string(r.Interrupted), UsageExceedsReservation: r.UsageExceedsReservation,
 		PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
+		CacheReadTokens: r.Usage.CacheReadTokens, CacheWriteTokens: r.Usage.CacheWriteTokens, ReasoningTokens: r.Usage.ReasoningTokens,
 		InputCost: int64(r.InputCost), OutputCost: int64(r.OutputCost), ProviderTimeNS: int64(r.ProviderTime),
 		Dimensions: r.Dimensions,
 	}
@@ -133,11 +131,11 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		w.RequestPreview, w.ResponsePreview = previews(r)
 	}
 	if mode.KeepsText() {
-		for _, m := range r.Messages {
-			w.Messages = append(w.Messages, chatMessage{Role: string(m.Role), Content: m.Content, Name: m.Name})
-		}
+		w.Messages = toWireMessages(r.Messages)
+		w.Tools = toWireTools(r.Tools)
 		w.EmbedInputs = r.EmbedInputs
 		w.Output = r.Output
+		w.OutputBlocks = toWireBlocks(r.OutputBlocks)
 	}
 	return json.Marshal(w)
 }
@@ -159,13 +157,12 @@ func decodeRecord(value []byte) (call, error) {
 		FallbackUsed: w.FallbackUsed, BudgetFallbackFrom: w.BudgetFrom,
 		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
 		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,
-		Usage:     domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens},
+		Usage: domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens,
+			CacheReadTokens: w.CacheReadTokens, CacheWriteTokens: w.CacheWriteTokens, ReasoningTokens: w.ReasoningTokens},
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
 		ProviderTime: time.Duration(w.ProviderTimeNS),
 		EmbedInputs:  w.EmbedInputs, Output: w.Output, Dimensions: w.Dimensions,
-	}
-	for _, m := range w.Messages {
-		r.Messages = append(r.Messages, domain.Message{Role: domain.Role(m.Role), Content: m.Content, Name: m.Name})
+		Messages: fromWireMessages(w.Messages), Tools: fromWireTools(w.Tools), OutputBlocks: fromWireBlocks(w.OutputBlocks),
 	}
 	for _, a := range w.AttemptList {
 		r.Attempts = append(r.Attempts, domain.Attempt{Deployment: a.Deployment, Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel,

@@ -90,11 +90,18 @@ const maxClientRequestID = 50
 
 // tokenUsage and costUSD are the JSON MLflow keeps in the trace metadata
 // (mlflow.trace.tokenUsage, mlflow.trace.cost) and in the provider span's
-// attributes (mlflow.chat.tokenUsage, mlflow.llm.cost).
+// attributes (mlflow.chat.tokenUsage, mlflow.llm.cost), under MLflow's own
+// keys (TokenUsageKey, CostKey). input_tokens counts every input token;
+// cache_read_input_tokens and cache_creation_input_tokens are the parts of
+// it read from and written to the provider's prompt cache, present (as
+// MLflow writes them) only when not zero. Reasoning tokens are part of
+// output_tokens; MLflow has no key for them.
 type tokenUsage struct {
-	InputTokens  int `json:"input_tokens"`
-	OutputTokens int `json:"output_tokens"`
-	TotalTokens  int `json:"total_tokens"`
+	InputTokens              int `json:"input_tokens"`
+	OutputTokens             int `json:"output_tokens"`
+	TotalTokens              int `json:"total_tokens"`
+	CacheReadInputTokens     int `json:"cache_read_input_tokens,omitempty"`
+	CacheCreationInputTokens int `json:"cache_creation_input_tokens,omitempty"`
 }
 
 type costUSD struct {
@@ -104,7 +111,23 @@ type costUSD struct {
 }
 
 func usageOf(r domain.CallRecord) tokenUsage {
-	return tokenUsage{InputTokens: r.Usage.PromptTokens, OutputTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.Total()}
+	c := r.Usage.Classes()
+	return tokenUsage{InputTokens: r.Usage.PromptTokens, OutputTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.Total(),
+		CacheReadInputTokens: c.CacheRead, CacheCreationInputTokens: c.CacheWrite}
+}
+
+// metrics are the trace's token metrics (trace_metrics rows), under the
+// same keys: the cache classes only when not zero.
+func (u tokenUsage) metrics() []traceMetricRow {
+	out := []traceMetricRow{{Key: "input_tokens", Value: float64(u.InputTokens)},
+		{Key: "output_tokens", Value: float64(u.OutputTokens)}, {Key: "total_tokens", Value: float64(u.TotalTokens)}}
+	if u.CacheReadInputTokens > 0 {
+		out = append(out, traceMetricRow{Key: "cache_read_input_tokens", Value: float64(u.CacheReadInputTokens)})
+	}
+	if u.CacheCreationInputTokens > 0 {
+		out = append(out, traceMetricRow{Key: "cache_creation_input_tokens", Value: float64(u.CacheCreationInputTokens)})
+	}
+	return out
 }
 
 func costOf(r domain.CallRecord) costUSD {
@@ -252,16 +275,15 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 		in, out, total := int64(usage.InputTokens), int64(usage.OutputTokens), int64(usage.TotalTokens)
 		info.InputTokens, info.OutputTokens, info.TotalTokens = &in, &out, &total
 		info.InputCost, info.OutputCost, info.TotalCost = &cost.InputCost, &cost.OutputCost, &cost.TotalCost
-		for _, m := range []struct {
-			key   string
-			value int
-		}{{"input_tokens", usage.InputTokens}, {"output_tokens", usage.OutputTokens}, {"total_tokens", usage.TotalTokens}} {
-			b.traceMetrics = append(b.traceMetrics, traceMetricRow{RequestID: traceID, Key: m.key, Value: float64(m.value)})
+		for _, m := range usage.metrics() {
+			m.RequestID = traceID
+			b.traceMetrics = append(b.traceMetrics, m)
 		}
 	}
 	add("mlflow.trace.user", r.User)
 	add("mlflow.gateway.endpointId", endpointID)
 	add("mlflow.gateway.requestType", requestType(r.Endpoint))
+	add("tidygate.endpoint", string(r.Endpoint))
 	add("mlflow.sourceRun", runID)
 	add("tidygate.request_id", r.RequestID)
 	add("tidygate.client_request_id", r.ClientRequestID)
@@ -310,7 +332,10 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 		rootAttrs["mlflow.spanOutputs"] = json.RawMessage(outputs)
 	}
 	if r.Endpoint != domain.EndpointEmbeddings {
-		rootAttrs["mlflow.message.format"] = "openai"
+		rootAttrs["mlflow.message.format"] = messageFormat(r.Endpoint)
+		if len(r.Tools) > 0 {
+			rootAttrs["mlflow.chat.tools"] = oaiTools(r.Tools)
+		}
 	}
 	for _, m := range meta {
 		if m.key != "mlflow.traceInputs" && m.key != "mlflow.traceOutputs" && utf8.RuneCountInString(m.value) > maxMetadataValue {
@@ -508,15 +533,18 @@ func requestType(e domain.Endpoint) string {
 	return "llm/v1/chat"
 }
 
-// The OpenAI-shaped bodies of the span inputs and outputs. Without full
-// content they carry the request's parameters and the usage, but no text.
+// The bodies of the span inputs and outputs, in the shape of the API the
+// call came through (see chatformat.go for Messages and Responses).
+// Without full content they carry the request's parameters and the usage,
+// but no text.
 type chatRequestBody struct {
-	Model       string        `json:"model"`
-	Messages    []chatMessage `json:"messages,omitempty"`
-	Temperature *float64      `json:"temperature,omitempty"`
-	MaxTokens   int           `json:"max_tokens,omitempty"`
-	Stream      bool          `json:"stream,omitempty"`
-	User        string        `json:"user,omitempty"`
+	Model       string       `json:"model"`
+	Messages    []oaiMessage `json:"messages,omitempty"`
+	Tools       []oaiTool    `json:"tools,omitempty"`
+	Temperature *float64     `json:"temperature,omitempty"`
+	MaxTokens   int          `json:"max_tokens,omitempty"`
+	Stream      bool         `json:"stream,omitempty"`
+	User        string       `json:"user,omitempty"`
 }
 
 type embedRequestBody struct {
@@ -526,14 +554,24 @@ type embedRequestBody struct {
 }
 
 type usageBody struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens            int                `json:"prompt_tokens"`
+	CompletionTokens        int                `json:"completion_tokens"`
+	TotalTokens             int                `json:"total_tokens"`
+	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details,omitempty"`
+	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
+}
+
+type promptDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+type completionDetails struct {
+	ReasoningTokens int `json:"reasoning_tokens"`
 }
 
 type chatChoice struct {
-	Index   int         `json:"index"`
-	Message chatMessage `json:"message"`
+	Index   int        `json:"index"`
+	Message oaiMessage `json:"message"`
 }
 
 type chatResponseBody struct {
@@ -552,25 +590,38 @@ type embedResponseBody struct {
 
 func requestBody(c call, model string) any {
 	r := c.rec
-	if r.Endpoint == domain.EndpointEmbeddings {
+	switch r.Endpoint {
+	case domain.EndpointEmbeddings:
 		return embedRequestBody{Model: model, Input: r.EmbedInputs, User: r.ClientUser}
+	case domain.EndpointMessages:
+		return anthRequest(r, model)
+	case domain.EndpointResponses:
+		return respRequest(r, model)
 	}
-	body := chatRequestBody{Model: model, Temperature: r.Temperature, MaxTokens: r.MaxTokens, Stream: r.Stream, User: r.ClientUser}
-	for _, m := range r.Messages {
-		body.Messages = append(body.Messages, chatMessage{Role: string(m.Role), Content: m.Content, Name: m.Name})
-	}
-	return body
+	return chatRequestBody{Model: model, Messages: oaiMessages(r.Messages), Tools: oaiTools(r.Tools),
+		Temperature: r.Temperature, MaxTokens: r.MaxTokens, Stream: r.Stream, User: r.ClientUser}
 }
 
 func responseBody(c call) any {
 	r := c.rec
 	usage := usageBody{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.Total()}
-	if r.Endpoint == domain.EndpointEmbeddings {
+	switch r.Endpoint {
+	case domain.EndpointEmbeddings:
 		return embedResponseBody{Object: "list", Model: r.UpstreamModel, Dimensions: r.Dimensions, Usage: usage}
+	case domain.EndpointMessages:
+		return anthResponse(c)
+	case domain.EndpointResponses:
+		return respResponse(c)
+	}
+	if read := r.Usage.Classes().CacheRead; read > 0 {
+		usage.PromptTokensDetails = &promptDetails{CachedTokens: read}
+	}
+	if reasoning := min(r.Usage.ReasoningTokens, r.Usage.CompletionTokens); reasoning > 0 {
+		usage.CompletionTokensDetails = &completionDetails{ReasoningTokens: reasoning}
 	}
 	body := chatResponseBody{Object: "chat.completion", Model: r.UpstreamModel, Usage: usage}
 	if c.content.KeepsText() {
-		body.Choices = []chatChoice{{Message: chatMessage{Role: string(domain.RoleAssistant), Content: r.Output}}}
+		body.Choices = []chatChoice{{Message: oaiAnswer(r)}}
 	}
 	return body
 }
