@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/bench"
@@ -23,7 +24,14 @@ var modes = []mode{
 
 // runLatency is section 1: every endpoint and mode interleaved at
 // concurrency 1; added latency is each percentile minus direct's.
+// When tidygate is among eps, its Messages and Responses dialects are
+// measured too, as rows of their own.
 func runLatency(ctx context.Context, o options, r *report, eps []endpoint) ([]byte, error) {
+	if g := gatewayOf(eps); g != nil {
+		eps = append(slices.Clone(eps),
+			endpoint{name: "tidygate /v1/messages", base: g.url, proc: g.child, gw: g, dialect: messagesDialect},
+			endpoint{name: "tidygate /v1/responses", base: g.url, proc: g.child, gw: g, dialect: responsesDialect})
+	}
 	var cases []bench.Case
 	for _, m := range modes {
 		for _, ep := range eps {
@@ -34,8 +42,10 @@ func runLatency(ctx context.Context, o options, r *report, eps []endpoint) ([]by
 	if err != nil {
 		return nil, err
 	}
-	if g := gatewayOf(eps); g != nil {
-		g.answered += int64(len(modes) * (o.warmup + o.rounds*o.requests))
+	for _, ep := range eps {
+		if ep.gw != nil {
+			ep.gw.answered += int64(len(modes) * (o.warmup + o.rounds*o.requests))
+		}
 	}
 
 	r.section("1. Added latency at concurrency 1")

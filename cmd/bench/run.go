@@ -186,22 +186,58 @@ func chatBody(stream bool) []byte {
 	return []byte(s + "}")
 }
 
-// endpoint is a server the load generator sends chat calls to.
+// endpoint is a server the load generator sends chat calls to, in one of
+// the dialects tidygate speaks (chat completions unless dialect says
+// otherwise).
 type endpoint struct {
-	name string
-	base string
-	proc *child
-	gw   *gateway // set for tidygate
+	name    string
+	base    string
+	proc    *child
+	gw      *gateway // set for tidygate
+	dialect dialect
 }
 
+// dialect is an inbound API: its path and the body of the same small call.
+type dialect struct {
+	path string
+	body func(stream bool) []byte
+}
+
+// The dialects besides chat completions, measured through tidygate against
+// the same OpenAI-format upstream: their added latency includes
+// translating the request and the answer.
+var (
+	messagesDialect = dialect{path: "/v1/messages", body: func(stream bool) []byte {
+		s := `{"model":"bench-chat","max_tokens":512,"system":"You are terse.","messages":[{"role":"user","content":"Say hello to the benchmark, please."}]`
+		if stream {
+			s += `,"stream":true`
+		}
+		return []byte(s + "}")
+	}}
+	// store is false so that the Responses call writes nothing more than a
+	// chat call does.
+	responsesDialect = dialect{path: "/v1/responses", body: func(stream bool) []byte {
+		s := `{"model":"bench-chat","max_output_tokens":512,"store":false,"instructions":"You are terse.","input":"Say hello to the benchmark, please."`
+		if stream {
+			s += `,"stream":true`
+		}
+		return []byte(s + "}")
+	}}
+)
+
 func (e endpoint) request(stream bool) bench.Request {
+	path, body := "/v1/chat/completions", chatBody(stream)
+	if e.dialect.path != "" {
+		path, body = e.dialect.path, e.dialect.body(stream)
+	}
 	return bench.Request{
-		URL:  e.base + "/v1/chat/completions",
-		Body: chatBody(stream),
+		URL:  e.base + path,
+		Body: body,
 		Header: map[string][]string{
-			"Content-Type":   {"application/json"},
-			"Authorization":  {"Bearer " + devKey},
-			"X-Audit-Reason": {"bench"},
+			"Content-Type":      {"application/json"},
+			"Authorization":     {"Bearer " + devKey},
+			"X-Audit-Reason":    {"bench"},
+			"Anthropic-Version": {"2023-06-01"},
 		},
 	}
 }
