@@ -271,10 +271,8 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("gateway: missing %s", strings.Join(missing, ", "))
 	}
-	for _, name := range deps.Catalogue.Providers() {
-		if deps.Providers[name] == nil {
-			return nil, fmt.Errorf("gateway: the catalogue uses provider %q, which is not configured", name)
-		}
+	if err := checkProviders(deps.Catalogue, deps.Providers); err != nil {
+		return nil, err
 	}
 	opts = opts.withDefaults()
 	stopping, stop := context.WithCancelCause(context.Background())
@@ -288,6 +286,41 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 	}
 	s.routes.Store(newRoutes(deps))
 	return s, nil
+}
+
+// checkProviders refuses a catalogue naming a provider that is not configured.
+func checkProviders(cat *domain.Catalogue, providers map[string]ports.Provider) error {
+	for _, name := range cat.Providers() {
+		if providers[name] == nil {
+			return fmt.Errorf("gateway: the catalogue uses provider %q, which is not configured", name)
+		}
+	}
+	return nil
+}
+
+// Routing is what Reload swaps in: a catalogue, the providers its
+// deployments name, their caps and the breakers' settings, as in Deps.
+type Routing struct {
+	Catalogue *domain.Catalogue
+	Providers map[string]ports.Provider
+	Caps      map[string]domain.ProviderCaps
+	Breaker   domain.BreakerSettings
+}
+
+// Reload swaps in a new catalogue at once: calls from then on route by it,
+// while each call in flight keeps the one it started with. The deployments'
+// health and load carry over for the deployments both catalogues have. It
+// refuses a catalogue naming a provider r does not configure, and then the
+// old one keeps serving.
+func (s *Service) Reload(r Routing) error {
+	if r.Catalogue == nil {
+		return errors.New("gateway: missing catalogue")
+	}
+	if err := checkProviders(r.Catalogue, r.Providers); err != nil {
+		return err
+	}
+	s.routes.Store(newRoutes(Deps{Catalogue: r.Catalogue, Providers: r.Providers, Caps: r.Caps, Breaker: r.Breaker}))
+	return nil
 }
 
 // EndCalls ends every call in flight, and refuses calls from then on, for a
