@@ -416,6 +416,13 @@ func newCatalogue(cfg infra.Config) (infra.Catalogue, error) {
 // environment. It refuses to start when an instance lacks what it needs,
 // naming every such problem on its own line.
 func newProviders(ctx bootContext, cfg infra.Config, ps providerSettings, cat infra.Catalogue) (map[string]ports.Provider, error) {
+	return buildProviders(ctx, cfg, ps, cat, func(string) ports.Provider { return nil })
+}
+
+// buildProviders is newProviders, taking the instances kept returns
+// (non-nil) as they are: a reload keeps the instances whose settings did
+// not change.
+func buildProviders(ctx bootContext, cfg infra.Config, ps providerSettings, cat infra.Catalogue, kept func(name string) ports.Provider) (map[string]ports.Provider, error) {
 	out := make(map[string]ports.Provider)
 	var problems []string
 	for _, name := range cat.Models.Providers() {
@@ -423,6 +430,10 @@ func newProviders(ctx bootContext, cfg infra.Config, ps providerSettings, cat in
 			p   ports.Provider
 			err error
 		)
+		if p = kept(name); p != nil {
+			out[name] = p
+			continue
+		}
 		if j := slices.IndexFunc(cat.Providers, func(p infra.ProviderInstance) bool { return p.Name == name }); j >= 0 {
 			inst := cat.Providers[j]
 			i := slices.IndexFunc(registry, func(t providerType) bool { return t.name == inst.Type })

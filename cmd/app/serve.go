@@ -93,8 +93,9 @@ func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logg
 			newRateLimiter,
 			newService,
 			newServers,
+			newCatalogueReloader,
 		),
-		fx.Invoke(func(*servers) {}),
+		fx.Invoke(func(*servers) {}, startCatalogueReloader),
 	)
 }
 
