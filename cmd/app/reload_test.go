@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -253,5 +255,42 @@ func TestReloadUnderSteadyLoad(t *testing.T) {
 	}
 	if got, want := rig.reloads(t), map[string]float64{"result=ok": 1, "result=refused": 1}; !maps.Equal(got, want) {
 		t.Errorf("reloads = %v, want %v", got, want)
+	}
+}
+
+// TestReloadRunsOnSIGHUP feeds the reloader's loop a SIGHUP, with a poll
+// too rare to happen, and checks the file was reloaded; a second SIGHUP
+// reloads the same content again, as an operator asked for it.
+func TestReloadRunsOnSIGHUP(t *testing.T) {
+	rig := newReloadRig(t, weightedCatalogue(3, 1))
+	writeFile(t, rig.path, weightedCatalogue(1, 3))
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { defer close(done); rig.r.run(ctx, hup, time.Hour) }()
+	hup <- syscall.SIGHUP
+	hup <- syscall.SIGHUP
+	hup <- syscall.SIGHUP // taken once the second reload has ended
+	cancel()
+	<-done
+	if got := rig.reloads(t)["result=ok"]; got < 2 {
+		t.Errorf("%v reloads after three SIGHUPs; want at least 2", got)
+	}
+}
+
+// TestReloadReportsAMissingFileOnce removes the file: the poll refuses it
+// once, not at every poll, and the catalogue in use keeps serving.
+func TestReloadReportsAMissingFileOnce(t *testing.T) {
+	rig := newReloadRig(t, weightedCatalogue(3, 1))
+	if err := os.Remove(rig.path); err != nil {
+		t.Fatal(err)
+	}
+	rig.r.poll()
+	rig.r.poll()
+	if got, want := rig.reloads(t), map[string]float64{"result=ok": 0, "result=refused": 1}; !maps.Equal(got, want) {
+		t.Errorf("reloads = %v, want %v", got, want)
+	}
+	if _, err := rig.call(1); err != nil {
+		t.Errorf("with the file gone the catalogue in use failed: %v", err)
 	}
 }
