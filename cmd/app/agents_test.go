@@ -49,15 +49,22 @@ func newAgentStack(t *testing.T) *agentStack {
 			{Scope: domain.ScopeUser, ScopeID: "ada", Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}}}}
 	keys := memory.NewKeyStore()
 	s.caller.KeyID = keys.Add(agentKey, s.caller)
-	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
+	s.url = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
 		Keys: keys, Ledger: s.ledger, CallLog: s.log}, gateway.Options{})
+	return s
+}
+
+// serveGateway serves tidygate's HTTP API over a gateway built of deps,
+// until the test ends, and returns its URL.
+func serveGateway(t *testing.T, deps gateway.Deps, opts gateway.Options) string {
+	t.Helper()
+	svc, err := gateway.NewService(deps, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(httpapi.NewHandler(svc, httpapi.Options{}))
 	t.Cleanup(srv.Close)
-	s.url = srv.URL
-	return s
+	return srv.URL
 }
 
 func (s *agentStack) anthropic() anthropic.Client {

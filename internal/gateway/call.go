@@ -30,6 +30,39 @@ func (s *Service) ChatStream(ctx context.Context, c Call, req domain.ChatRequest
 	return ChatResult{Result: res, Response: op.resp}, err
 }
 
+// Native is a chat request as its client sent it, in the dialect of the
+// API the client speaks, beside its decoded form.
+type Native struct {
+	// Request is the body and the headers meant for the provider, and the
+	// dialect they are in.
+	Request domain.NativeRequest
+	// Untranslatable, when set, says why the decoded request does not
+	// carry all of it: only a model whose provider takes the dialect as it
+	// is can serve it, and the other models of the chain are left out.
+	Untranslatable error
+	// Emit receives each event of a passed-through stream; a translated
+	// stream's chunks go to ChatNative's emit.
+	Emit func(domain.NativeEvent) error
+}
+
+// ChatNative runs a chat call whose request the edge has in its native
+// dialect as well as decoded. A model whose provider takes the dialect as
+// it is (ports.PassThrough) gets the request as the client sent it, and
+// the result's Native holds the provider's answer; any other model of the
+// chain gets it translated, as Chat and ChatStream do. req governs the call
+// either way: its policy, limits, reservation and record. req.Stream says
+// whether the answer is streamed; then emit receives a translated
+// answer's chunks and n.Emit a passed-through answer's events.
+func (s *Service) ChatNative(ctx context.Context, c Call, req domain.ChatRequest, n Native, emit func(domain.ChatChunk) error) (ChatResult, error) {
+	routes := s.routes.Load()
+	op := &chatOp{req: req, native: &n, provider: func(name string) ports.Provider { return routes.providers[name] }}
+	if req.Stream {
+		op.emit = emit
+	}
+	res, err := s.run(ctx, c, op)
+	return ChatResult{Result: res, Response: op.resp, Native: op.passed}, err
+}
+
 // Embed runs an embeddings call.
 func (s *Service) Embed(ctx context.Context, c Call, req domain.EmbedRequest) (EmbedResult, error) {
 	op := &embedOp{req: req, limits: s.opts.EmbedLimits}

@@ -20,6 +20,11 @@ type chatOp struct {
 	text      strings.Builder     // the answer's text received so far
 	output    int                 // bytes of output received so far: text, tool-call arguments, reasoning
 	reported  *domain.Usage       // the provider's count, if a chunk carried it
+
+	native   *Native                          // the request as the client sent it; nil: translated only
+	provider func(name string) ports.Provider // a provider instance by name, to know which pass through
+	passed   *domain.NativeResponse           // the answer, when it passed through
+	passing  bool                             // the attempt in progress passes the request through
 }
 
 func (o *chatOp) endpoint() domain.Endpoint   { return domain.EndpointChat }
@@ -45,8 +50,19 @@ func (o *chatOp) answer(rec *domain.CallRecord) {
 // the prompt and the output received; nothing when no answer began.
 func (o *chatOp) consumed(m domain.Model) (domain.Usage, bool) {
 	switch {
+	case o.done && o.passed != nil && !o.passed.Counted:
+		// The provider counted nothing: every prompt byte and every
+		// byte of the answer is charged as a token.
+		return domain.ConsumedChat(o.req, domain.OutputCap(o.req, m), max(o.output, len(o.passed.Text))), true
 	case o.done:
 		return o.resp.Usage, true
+	case o.reported != nil && o.passing:
+		// A passed-through stream's count may be partial (Anthropic's
+		// message_start counts the input only): the output received
+		// counts too.
+		u := *o.reported
+		u.CompletionTokens = max(u.CompletionTokens, min(o.output, domain.OutputCap(o.req, m)))
+		return u, true
 	case o.reported != nil:
 		return *o.reported, true
 	case o.started:
@@ -65,9 +81,14 @@ func (o *chatOp) describe(rec *domain.CallRecord) {
 	rec.MaxTokens = o.req.MaxTokens
 }
 
-// worstCase refuses a max_tokens above the model's cap; otherwise the
-// request's worst case on m is every prompt byte plus m's output cap.
+// worstCase refuses a max_tokens above the model's cap, and a request that
+// can only pass through for a model whose provider does not take it as it
+// is; otherwise the request's worst case on m is every prompt byte plus m's
+// output cap.
 func (o *chatOp) worstCase(m domain.Model) (domain.Usage, error) {
+	if o.native != nil && o.native.Untranslatable != nil && !o.passesEverywhere(m) {
+		return domain.Usage{}, o.native.Untranslatable
+	}
 	if o.req.MaxTokens > m.MaxOutputTokens {
 		return domain.Usage{}, domain.InvalidParam("max_tokens",
 			"max_tokens %d exceeds the limit of model %q (%d)", o.req.MaxTokens, m.Name, m.MaxOutputTokens)
@@ -78,10 +99,17 @@ func (o *chatOp) worstCase(m domain.Model) (domain.Usage, error) {
 // call sends the request to m under its upstream name, with the output cap
 // the reservation assumed.
 func (o *chatOp) call(a *attempt, p ports.Provider, m domain.Model) error {
+	o.attempt = a
+	o.passed, o.passing = nil, false
+	if pt := o.passThrough(p); pt != nil {
+		return o.callNative(a, pt, m)
+	}
+	if o.native != nil && o.native.Untranslatable != nil {
+		return o.native.Untranslatable
+	}
 	up := o.req
 	up.Model = m.Upstream
 	up.MaxTokens = domain.OutputCap(o.req, m)
-	o.attempt = a
 	var err error
 	if o.emit == nil {
 		o.resp, err = p.Chat(a.ctx, up)
@@ -90,6 +118,69 @@ func (o *chatOp) call(a *attempt, p ports.Provider, m domain.Model) error {
 	}
 	o.done = err == nil
 	return err
+}
+
+// passThrough returns p when the request passes through to it: the edge
+// has the request in a dialect the provider takes as it is.
+func (o *chatOp) passThrough(p ports.Provider) ports.PassThrough {
+	if o.native == nil {
+		return nil
+	}
+	pt, ok := p.(ports.PassThrough)
+	if !ok || !pt.PassesThrough(o.native.Request.Dialect) {
+		return nil
+	}
+	return pt
+}
+
+// passesEverywhere reports whether every deployment of m passes the
+// request through, so that m can serve a request that cannot be translated.
+func (o *chatOp) passesEverywhere(m domain.Model) bool {
+	if len(m.Deployments) == 0 {
+		return o.passThrough(o.provider(m.Provider)) != nil
+	}
+	for _, d := range m.Deployments {
+		if o.passThrough(o.provider(d.Provider)) == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// callNative passes the request through to m under its upstream name, with
+// the output cap the reservation assumed when the body sets none, and
+// names the answer after m.
+func (o *chatOp) callNative(a *attempt, pt ports.PassThrough, m domain.Model) error {
+	o.passing = true
+	req := o.native.Request
+	req.Model, req.Answer, req.MaxTokens = m.Upstream, m.Name, domain.OutputCap(o.req, m)
+	req.Stream = o.emit != nil
+	var emit func(domain.NativeEvent) error
+	if req.Stream {
+		emit = o.forwardNative
+	}
+	resp, err := pt.Native(a.ctx, req, emit)
+	o.done = err == nil
+	if o.done {
+		o.passed = &resp
+		o.resp = domain.ChatResponse{Model: m.Upstream, Content: resp.Text, Usage: resp.Usage}
+	}
+	return err
+}
+
+// forwardNative passes one event of a passed-through stream on to the
+// client, keeping what it carries for the record and the charge.
+func (o *chatOp) forwardNative(ev domain.NativeEvent) error {
+	o.attempt.started()
+	o.started = true
+	o.text.WriteString(ev.Text)
+	o.output += ev.Output
+	if ev.Usage != nil {
+		u := *ev.Usage
+		o.reported = &u
+	}
+	o.clientErr = o.native.Emit(ev)
+	return o.clientErr
 }
 
 // forward passes one chunk on to the client, keeping what it carries for

@@ -71,6 +71,9 @@ func (r Result) Waiting() time.Duration { return r.ProviderTime + r.Backoff }
 type ChatResult struct {
 	Result
 	Response domain.ChatResponse
+	// Native is the provider's own answer when the request passed through
+	// (ChatNative); nil when it was translated.
+	Native *domain.NativeResponse
 }
 
 // EmbedResult is an embedding response and how it was obtained.

@@ -32,6 +32,23 @@ type Provider interface {
 	Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error)
 }
 
+// PassThrough is what a Provider may do besides: take a request in its own
+// dialect as the client sent it, so that fields tidygate does not know and
+// beta headers reach the provider, and answer with the provider's own bytes.
+// The gateway finds it by type assertion and uses it for a request the edge
+// has in a dialect the provider accepts; any other request is translated
+// through Chat and ChatStream.
+type PassThrough interface {
+	// PassesThrough reports whether the provider takes requests of dialect
+	// d as they are.
+	PassesThrough(d domain.Dialect) bool
+	// Native sends req. A stream's events go to emit in order, and Native
+	// stops at the first error emit returns; the response's Usage is the
+	// provider's final count. Errors are classified as Chat's are, and a
+	// stream that ends before its last event is a domain.KindUpstream error.
+	Native(ctx context.Context, req domain.NativeRequest, emit func(domain.NativeEvent) error) (domain.NativeResponse, error)
+}
+
 // KeyStore finds the caller behind an API key.
 type KeyStore interface {
 	// CallerByKeyHash returns the caller of the active key with this hash

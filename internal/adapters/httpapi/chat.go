@@ -23,15 +23,24 @@ const (
 // streamTrailers announces the trailers of a stream.
 const streamTrailers = modelHeader + ", " + providerHeader + ", " + attemptsHeader + ", " + costHeader + ", " + overheadHeader
 
-// runChat runs a non-streamed chat call for any dialect's handler; when it
-// fails, the error is written in the request's dialect and ok is false.
-func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) (res gateway.ChatResult, ok bool) {
-	res, err := h.gw.Chat(r.Context(), h.call(r), req)
+// runChat runs a non-streamed chat call for any dialect's handler, n being
+// the request as the client sent it; when it fails, the error is written in
+// the request's dialect and ok is false. A passed-through answer is
+// written here too (ok is false: nothing is left to write); a translated
+// one is left to the dialect's handler, its headers set.
+func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.ChatRequest, n gateway.Native) (res gateway.ChatResult, ok bool) {
+	res, err := h.gw.ChatNative(r.Context(), h.call(r), req, n, nil)
 	exchangeOf(r).waited(res.Result)
-	if err != nil {
+	switch {
+	case err != nil:
 		h.writeError(w, r, err)
 		return res, false
+	case res.Native != nil:
+		h.writeNative(w, res)
+		return res, false
 	}
+	setResultHeaders(w.Header(), res.Result)
+	w.Header().Set(modeHeader, modeTranslated)
 	return res, true
 }
 
@@ -128,16 +137,16 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	n := gateway.Native{Request: nativeRequest(r, domain.DialectOpenAIChat, in.body, in.req.Stream)}
 	if in.req.Stream {
-		h.chatStream(w, r, in)
+		h.chatStream(w, r, in, n)
 		return
 	}
 	ex := exchangeOf(r)
-	res, ok := h.runChat(w, r, in.req)
+	res, ok := h.runChat(w, r, in.req, n)
 	if !ok {
 		return
 	}
-	setResultHeaders(w.Header(), res.Result)
 	h.writeJSON(w, http.StatusOK, chatCompletionJSON{
 		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: res.ModelName(in.req.Model),
 		Choices: []chatChoiceJSON{{
@@ -208,15 +217,17 @@ type stream struct {
 	toolCalls    map[int]int // content block index → tool call index
 }
 
-// chatStream runs a streaming call. Until the first chunk arrives, a failure
-// is an ordinary error response; after it, the failure is sent as an error
-// event and the stream ends without [DONE].
-func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInput) {
+// chatStream runs a streaming call, passed through or translated. Until the
+// first event is sent, a failure is an ordinary error response; after it,
+// the failure is sent as an error event and the stream ends without [DONE].
+func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInput, n gateway.Native) {
 	ex := exchangeOf(r)
 	s := &stream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex}, model: in.req.Model,
 		created: h.now().Unix(), includeUsage: in.includeUsage}
+	passed := &nativeStream{sse: s.sse}
+	n.Emit = passed.event
 	lastFinish := ""
-	res, err := h.gw.ChatStream(r.Context(), h.call(r), in.req, func(c domain.ChatChunk) error {
+	res, err := h.gw.ChatNative(r.Context(), h.call(r), in.req, n, func(c domain.ChatChunk) error {
 		if c.Model != "" {
 			s.model = c.Model // a fallback answers: every chunk names it
 		}
@@ -229,11 +240,11 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		return s.piece(c)
 	})
 	ex.waited(res.Result)
-	if err != nil && !s.started {
+	if err != nil && !s.started && !passed.started {
 		h.writeError(w, r, err)
 		return
 	}
-	if err == nil {
+	if err == nil && res.Native == nil {
 		reason := res.Response.FinishReason
 		if reason == "" {
 			reason = lastFinish
@@ -242,7 +253,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
 				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
 		}
-	} else {
+	} else if err != nil {
 		p := problemOf(err, ex.id)
 		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
 		_ = s.send(p.body())

@@ -420,7 +420,8 @@ type imageURLJSON struct {
 // chatInput is a decoded chat request and the options that shape its answer.
 type chatInput struct {
 	req          domain.ChatRequest
-	includeUsage bool // stream_options.include_usage: end the stream with a usage chunk
+	includeUsage bool   // stream_options.include_usage: end the stream with a usage chunk
+	body         []byte // as the client sent it, for a provider that takes it as it is
 }
 
 // decodeChat turns a chat completions body into a valid domain request.
@@ -461,7 +462,7 @@ func decodeChat(body []byte) (chatInput, error) {
 	if req.Thinking.Effort, err = reasoningEffort("reasoning_effort", w.ReasoningEffort); err != nil {
 		return chatInput{}, err
 	}
-	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage}, nil
+	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage, body: body}, nil
 }
 
 // reasoningEffort reads a reasoning effort given as param: "" when absent.

@@ -34,6 +34,7 @@ type fakeGateway struct {
 	stream  func(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
 	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
+	native  func(ctx context.Context, req domain.ChatRequest, n gateway.Native) (gateway.ChatResult, error)
 
 	mu         sync.Mutex
 	calls      []gateway.Call
@@ -133,6 +134,19 @@ func (g *fakeGateway) ChatStream(ctx context.Context, call gateway.Call, req dom
 		return g.stream(ctx, req, emit)
 	}
 	return streamWords(emit, "Hello", " there")
+}
+
+// ChatNative translates, as the gateway does for a provider that takes no
+// request as it is, unless g.native answers.
+func (g *fakeGateway) ChatNative(ctx context.Context, call gateway.Call, req domain.ChatRequest, n gateway.Native, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+	if g.native != nil {
+		g.record(call, &req)
+		return g.native(ctx, req, n)
+	}
+	if req.Stream {
+		return g.ChatStream(ctx, call, req, emit)
+	}
+	return g.Chat(ctx, call, req)
 }
 
 // streamWords emits one chunk per word and a final chunk with the finish

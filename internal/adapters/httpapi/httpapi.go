@@ -30,6 +30,10 @@ type Gateway interface {
 	Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error)
 	// ChatStream runs a chat completion, handing each chunk to emit as it arrives.
 	ChatStream(ctx context.Context, call gateway.Call, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
+	// ChatNative runs a chat call whose request is also at hand as the
+	// client sent it: passed through to a provider that takes its dialect,
+	// translated for any other; a stream's events go to n.Emit or emit.
+	ChatNative(ctx context.Context, call gateway.Call, req domain.ChatRequest, n gateway.Native, emit func(domain.ChatChunk) error) (gateway.ChatResult, error)
 	// Refuse records a request the edge refused before it could become a
 	// call (its body could not be decoded) and returns why.
 	Refuse(ctx context.Context, call gateway.Call, ep domain.Endpoint, model string, why error) error

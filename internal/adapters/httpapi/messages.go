@@ -94,12 +94,13 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	n := gateway.Native{Request: nativeRequest(r, domain.DialectAnthropicMessages, in.body, in.req.Stream), Untranslatable: in.untranslatable}
 	if in.req.Stream {
-		h.messagesStream(w, r, in.req)
+		h.messagesStream(w, r, in.req, n)
 		return
 	}
 	ex := exchangeOf(r)
-	res, ok := h.runChat(w, r, in.req)
+	res, ok := h.runChat(w, r, in.req, n)
 	if !ok {
 		return
 	}
@@ -114,7 +115,6 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 	if resp.StopSequence != "" {
 		out.StopSequence = &resp.StopSequence
 	}
-	setResultHeaders(w.Header(), res.Result)
 	h.writeJSON(w, http.StatusOK, out)
 }
 
@@ -150,26 +150,29 @@ type anthStream struct {
 	last    int // the domain index of the open block
 }
 
-// messagesStream runs a streaming call. Until the first chunk arrives, a
-// failure is an ordinary error response; after it, the failure is sent as
-// an error event and the stream ends without message_stop.
-func (h *handler) messagesStream(w http.ResponseWriter, r *http.Request, req domain.ChatRequest) {
+// messagesStream runs a streaming call, passed through or translated. Until
+// the first event is sent, a failure is an ordinary error response; after
+// it, the failure is sent as an error event and the stream ends without
+// message_stop.
+func (h *handler) messagesStream(w http.ResponseWriter, r *http.Request, req domain.ChatRequest, n gateway.Native) {
 	ex := exchangeOf(r)
 	s := &anthStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
 		id: messageID(ex.id), model: req.Model, open: -1}
-	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
+	passed := &nativeStream{sse: s.sse}
+	n.Emit = passed.event
+	res, err := h.gw.ChatNative(r.Context(), h.call(r), req, n, s.chunk)
 	ex.waited(res.Result)
-	if err != nil && !s.started {
+	if err != nil && !s.started && !passed.started {
 		h.writeError(w, r, err)
 		return
 	}
-	if err == nil {
+	if err == nil && res.Native == nil {
 		resp := res.Response
 		if werr := s.finish(resp.FinishReason, resp.StopSequence, resp.Usage); werr != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
 				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
 		}
-	} else {
+	} else if err != nil {
 		p := anthropicProblemOf(err, ex.id)
 		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
 		_ = s.event("error", anthError(p, ex.id))

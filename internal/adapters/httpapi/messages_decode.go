@@ -101,15 +101,20 @@ type anthOutputConfigJSON struct {
 	Format *anthOutputFormatJSON `json:"format"`
 }
 
-// messagesInput is a decoded Messages request.
+// messagesInput is a decoded Messages request, and the body it came from.
 type messagesInput struct {
-	req domain.ChatRequest
+	req  domain.ChatRequest
+	body []byte
+	// untranslatable is why req does not carry the whole request (a
+	// feature only Anthropic itself offers): then only a model of an
+	// Anthropic provider, which takes the body as it is, can serve it.
+	untranslatable error
 }
 
 // decodeMessages turns a Messages body into a valid domain request.
 func decodeMessages(body []byte) (messagesInput, error) {
 	req, err := decodeAnthropic(body, true)
-	return messagesInput{req: req}, err
+	return messagesInput{req: req, body: body}, err
 }
 
 // decodeCountTokens turns a count_tokens body into a valid domain request.

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // The OpenAI Responses dialect: POST /v1/responses, answered as OpenAI's
@@ -173,11 +174,18 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	}
 	store := h.gw.StoresResponse(in.store)
 	created := h.now()
+	// A response tidygate stores, or one that continues a stored one, is
+	// translated: tidygate keeps the conversation in its own form, and the
+	// provider knows neither the stored response nor its id.
+	var n gateway.Native
+	if !store && in.previous == "" {
+		n.Request = nativeRequest(r, domain.DialectOpenAIResponses, in.body, in.req.Stream)
+	}
 	if in.req.Stream {
-		h.responsesStream(w, r, in, store, created)
+		h.responsesStream(w, r, in, n, store, created)
 		return
 	}
-	res, ok := h.runChat(w, r, in.req)
+	res, ok := h.runChat(w, r, in.req, n)
 	if !ok {
 		return
 	}
@@ -186,7 +194,6 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 		FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: !in.req.ToolChoice.NoParallel,
 		Input: in.input, Output: resp.Parts()}
 	stored := store && h.storeResponse(r, sr)
-	setResultHeaders(w.Header(), res.Result)
 	h.writeJSON(w, http.StatusOK, renderResponse(sr, stored))
 }
 
@@ -264,20 +271,23 @@ type respStream struct {
 // failure is an ordinary error response; after it, the failure is sent as
 // response.failed and the stream ends there.
 // A response to be stored is stored before response.completed, whose
-// "store" says whether it was.
-func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in responsesInput, store bool, created time.Time) {
+// "store" says whether it was. A response neither stored nor continuing
+// one may pass through (n), its events the provider's.
+func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in responsesInput, n gateway.Native, store bool, created time.Time) {
 	ex := exchangeOf(r)
 	req := in.req
 	s := &respStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
 		resp: newResponse(ex.id, req.Model, created.Unix(), req), reqID: ex.id}
 	s.resp.Store = store
-	res, err := h.gw.ChatStream(r.Context(), h.call(r), req, s.chunk)
+	passed := &nativeStream{sse: s.sse}
+	n.Emit = passed.event
+	res, err := h.gw.ChatNative(r.Context(), h.call(r), req, n, s.chunk)
 	ex.waited(res.Result)
-	if err != nil && !s.started {
+	if err != nil && !s.started && !passed.started {
 		h.writeError(w, r, err)
 		return
 	}
-	if err == nil {
+	if err == nil && res.Native == nil {
 		if store {
 			resp := res.Response
 			s.resp.Store = h.storeResponse(r, domain.StoredResponse{ID: s.resp.ID, CreatedAt: created, Model: s.resp.Model,
@@ -288,7 +298,7 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in res
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",
 				append(logAttrs(r, ex, http.StatusOK), slog.String("err", werr.Error()))...)
 		}
-	} else {
+	} else if err != nil {
 		p := problemOf(err, ex.id)
 		h.logFailure(r, p, err, slog.Bool("after_stream_start", true))
 		s.resp.Status = "failed"

@@ -90,6 +90,9 @@ type respFormatJSON struct {
 // responsesInput is a decoded Responses request.
 type responsesInput struct {
 	req domain.ChatRequest // instructions, then input
+	// body is the request as the client sent it, for a provider that takes
+	// it as it is.
+	body []byte
 	// instructions is the system message of the request's instructions, if
 	// it has them; a response continuing from this one does not inherit it.
 	instructions *domain.Message
@@ -179,7 +182,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
-	in.req = req
+	in.req, in.body = req, body
 	return in, nil
 }
 

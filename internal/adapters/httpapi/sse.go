@@ -26,6 +26,9 @@ func (s *sse) begin() {
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no") // keep reverse proxies from buffering the stream
 	hdr.Set("Trailer", streamTrailers)
+	if hdr.Get(modeHeader) == "" {
+		hdr.Set(modeHeader, modeTranslated)
+	}
 	s.w.WriteHeader(http.StatusOK)
 }
 

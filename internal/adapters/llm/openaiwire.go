@@ -42,6 +42,10 @@ type OpenAIWire struct {
 	// which OpenAI's reasoning models require, instead of max_tokens, which
 	// Ollama, vLLM, LM Studio and OpenAI's other models understand.
 	UseMaxCompletionTokens bool
+	// PassThrough lists the dialects the API takes as clients send them
+	// (domain.DialectOpenAIChat, domain.DialectOpenAIResponses, whose
+	// operation is OpResponses); see OpenAIClient.Native.
+	PassThrough []domain.Dialect
 }
 
 // OpenAIClient calls one API in OpenAI's wire format, with encoding/json and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 )
@@ -40,9 +41,19 @@ func (j JSONPost) Send(ctx context.Context, url string, body any, accept string)
 	if err != nil {
 		return nil, j.Classify.Invalid("cannot encode the request: %v", err)
 	}
+	return j.SendRaw(ctx, url, payload, nil, accept)
+}
+
+// SendRaw is Send for a body already encoded (a passed-through request's),
+// with header (the client's headers the dialect lets through) set before
+// the credentials.
+func (j JSONPost) SendRaw(ctx context.Context, url string, payload []byte, header http.Header, accept string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		return nil, j.Classify.Failure(err)
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", accept)
@@ -83,6 +94,20 @@ func (j JSONPost) Call(ctx context.Context, url string, body, out any) error {
 		return j.Classify.Failure(err)
 	}
 	return nil
+}
+
+// ReadAnswer reads a non-streamed answer of at most maxResponseBody bytes
+// and closes it.
+func (j JSONPost) ReadAnswer(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	if err != nil {
+		return nil, j.Classify.Failure(err)
+	}
+	if len(body) > maxResponseBody {
+		return nil, j.Classify.Malformed(fmt.Errorf("the answer exceeds %d bytes", maxResponseBody))
+	}
+	return body, nil
 }
 
 // drain reads what is left of a small answer (the newline after the JSON,

@@ -61,8 +61,12 @@ func (e *Events) Next() ([]byte, error) {
 
 // line returns the next line, or what is left before the end of the body
 // with io.EOF; a line longer than MaxEventBytes is an error.
-func (e *Events) line() ([]byte, error) {
-	line, err := e.r.ReadSlice('\n')
+func (e *Events) line() ([]byte, error) { return readLine(e.r) }
+
+// readLine returns the next line of r, or what is left before the end with
+// io.EOF; a line longer than MaxEventBytes is an error.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
 	if !errors.Is(err, bufio.ErrBufferFull) {
 		return line, err
 	}
@@ -71,7 +75,7 @@ func (e *Events) line() ([]byte, error) {
 		if len(long) > MaxEventBytes {
 			return nil, fmt.Errorf("a stream event exceeds %d bytes", MaxEventBytes)
 		}
-		line, err = e.r.ReadSlice('\n')
+		line, err = r.ReadSlice('\n')
 		long = append(long, line...)
 	}
 	return long, err

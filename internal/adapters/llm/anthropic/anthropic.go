@@ -60,6 +60,8 @@ type Options struct {
 type Provider struct {
 	client   anthropic.Client
 	classify llm.Classifier
+	endpoint llm.Endpoint // where pass-through calls go, without the SDK
+	native   llm.JSONPost // carries them
 }
 
 var _ ports.Provider = (*Provider)(nil)
@@ -82,10 +84,17 @@ func New(opts Options) (*Provider, error) {
 	if opts.APIKey != "" {
 		clientOpts = append(clientOpts, option.WithAPIKey(opts.APIKey))
 	}
-	return &Provider{
+	p := &Provider{
 		client:   anthropic.NewClient(clientOpts...),
 		classify: llm.NewClassifier("anthropic", opts.APIKey),
-	}, nil
+		endpoint: ep,
+	}
+	key := http.Header{}
+	if opts.APIKey != "" {
+		key.Set("X-Api-Key", opts.APIKey)
+	}
+	p.native = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: llm.StaticHeader(key), ErrorDetail: errorDetail}
+	return p, nil
 }
 
 // Chat calls the Messages API.

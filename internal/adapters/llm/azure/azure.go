@@ -22,6 +22,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm"
+	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -76,7 +77,10 @@ type Provider struct {
 	*llm.OpenAIClient
 }
 
-var _ ports.Provider = (*Provider)(nil)
+var (
+	_ ports.Provider    = (*Provider)(nil)
+	_ ports.PassThrough = (*Provider)(nil)
+)
 
 // New returns an adapter for the resource at opts.BaseURL, or an error if
 // the base URL or the credentials (a key, or Entra ID's, not both) are
@@ -98,8 +102,9 @@ func New(opts Options) (*Provider, error) {
 		URL: func(operation, deployment string) string {
 			return base + url.PathEscape(deployment) + "/" + operation + query
 		},
-		Header: http.Header{"Api-Key": {opts.APIKey}},
-		Secret: opts.APIKey,
+		Header:      http.Header{"Api-Key": {opts.APIKey}},
+		Secret:      opts.APIKey,
+		PassThrough: []domain.Dialect{domain.DialectOpenAIChat},
 	}
 	if e := opts.Entra; e != nil {
 		authorize, err := entra(*e, ep.HTTPClient)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm"
+	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -51,7 +52,10 @@ type Provider struct {
 	*llm.OpenAIClient
 }
 
-var _ ports.Provider = (*Provider)(nil)
+var (
+	_ ports.Provider    = (*Provider)(nil)
+	_ ports.PassThrough = (*Provider)(nil)
+)
 
 // New returns an adapter for the API at opts.BaseURL, or an error if the
 // base URL is not an absolute http or https URL or the timeout is negative.
@@ -73,5 +77,6 @@ func New(opts Options) (*Provider, error) {
 		Secret:   opts.APIKey,
 
 		UseMaxCompletionTokens: opts.UseMaxCompletionTokens,
+		PassThrough:            []domain.Dialect{domain.DialectOpenAIChat, domain.DialectOpenAIResponses},
 	})}, nil
 }

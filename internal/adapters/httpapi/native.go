@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// Pass-through: every chat dialect tidygate serves is also a provider's own
+// (Anthropic Messages, OpenAI chat completions and Responses). The edge
+// hands the gateway the body as the client sent it beside its decoded form
+// (gateway.ChatNative); a model whose provider takes the dialect as it is
+// gets the body, and its answer comes back as the provider's bytes with the
+// model renamed. Any other model gets the request translated, and the edge
+// writes the answer in the dialect as it always did.
+
+// modeHeader says how the answer was obtained: "pass-through" (the
+// provider's own bytes) or "translated" (written by tidygate).
+const modeHeader = "X-Tidygate-Mode"
+
+const (
+	modePassThrough = "pass-through"
+	modeTranslated  = "translated"
+)
+
+// nativeHeaderPrefixes select the client's headers offered to the provider:
+// each provider adapter lets through those of its dialect (the version and
+// beta headers), never credentials.
+var nativeHeaderPrefixes = []string{"Anthropic-", "Openai-"}
+
+// nativeRequest is the request as the client sent it, for the gateway.
+func nativeRequest(r *http.Request, d domain.Dialect, body []byte, stream bool) domain.NativeRequest {
+	header := map[string][]string{}
+	for name, values := range r.Header {
+		for _, prefix := range nativeHeaderPrefixes {
+			if strings.HasPrefix(name, prefix) {
+				header[name] = values
+			}
+		}
+	}
+	return domain.NativeRequest{Dialect: d, Body: body, Header: header, Stream: stream}
+}
+
+// writeNative writes a passed-through answer: the provider's body, with the
+// headers that say who answered.
+func (h *handler) writeNative(w http.ResponseWriter, res gateway.ChatResult) {
+	hdr := w.Header()
+	setResultHeaders(hdr, res.Result)
+	hdr.Set(modeHeader, modePassThrough)
+	ct := res.Native.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	hdr.Set("Content-Type", ct)
+	hdr.Set("Content-Length", strconv.Itoa(len(res.Native.Body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Native.Body)
+}
+
+// nativeStream writes a passed-through event stream: each event as the
+// provider sent it.
+type nativeStream struct {
+	sse
+	started bool
+}
+
+// event sends the headers first, once, then the event.
+func (s *nativeStream) event(ev domain.NativeEvent) error {
+	if !s.started {
+		s.started = true
+		s.w.Header().Set(modeHeader, modePassThrough)
+		s.begin()
+	}
+	return s.write(ev.Raw)
+}
