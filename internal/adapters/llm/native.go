@@ -244,6 +244,15 @@ type Step struct {
 	Err   error              // a failure the provider reported in the stream: not forwarded, it ends the stream
 }
 
+// whole ends an event cut off by the end of the body with its blank line,
+// so that the client's reader dispatches it.
+func whole(raw []byte) []byte {
+	for !bytes.HasSuffix(raw, []byte("\n\n")) && !bytes.HasSuffix(raw, []byte("\r\n\r\n")) {
+		raw = append(raw, '\n')
+	}
+	return raw
+}
+
 // Forward passes a stream's events on to emit as they arrive, as parse
 // reads them, and returns the last count the stream carried (nil when none
 // did) and the answer's text. Prelude events (Step.Hold) are held back
@@ -276,6 +285,7 @@ func Forward(c Classifier, body io.Reader, parse func(RawEvent) Step, emit func(
 		if step.Data != nil {
 			out.Raw = ev.WithData(step.Data)
 		}
+		out.Raw = whole(out.Raw)
 		text.WriteString(out.Text)
 		if step.Hold {
 			held = append(held, out)

@@ -438,3 +438,36 @@ func CheckStream(t testing.TB, resp domain.ChatResponse, c *Chunks, err error) {
 		t.Fatalf("emitted %q but assembled %q", c.Text(), resp.Content)
 	}
 }
+
+// ServeNative serves body as the event stream answering a passed-through
+// request of dialect d (request is its body) and checks what the adapter
+// made of it: a classified failure, or events that are whole server-sent
+// events carrying no negative count and a final count of its own.
+func ServeNative(t testing.TB, up *Upstream, p ports.PassThrough, d domain.Dialect, request string, body []byte) {
+	t.Helper()
+	up.Handle(Reply(http.StatusOK, "text/event-stream", string(body)))
+	var events []domain.NativeEvent
+	resp, err := p.Native(context.Background(), domain.NativeRequest{Dialect: d, Body: []byte(request), Stream: true,
+		Model: "up", Answer: "answer", MaxTokens: 64}, func(ev domain.NativeEvent) error {
+		events = append(events, ev)
+		return nil
+	})
+	if err != nil {
+		var de *domain.Error
+		if !errors.As(err, &de) {
+			t.Fatalf("Native failed with %v, not a *domain.Error", err)
+		}
+		return
+	}
+	for _, ev := range events {
+		if !strings.HasSuffix(string(ev.Raw), "\n\n") && !strings.HasSuffix(string(ev.Raw), "\r\n\r\n") {
+			t.Fatalf("event %q is not a whole server-sent event", ev.Raw)
+		}
+		if u := ev.Usage; u != nil && (u.PromptTokens < 0 || u.CompletionTokens < 0) {
+			t.Fatalf("event %q carries a negative count %+v", ev.Raw, *u)
+		}
+	}
+	if u := resp.Usage; u.PromptTokens < 0 || u.CompletionTokens < 0 || u.CacheReadTokens < 0 || u.CacheWriteTokens < 0 {
+		t.Fatalf("final count %+v is negative", u)
+	}
+}
