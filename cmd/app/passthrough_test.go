@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -46,8 +47,16 @@ type passStack struct {
 }
 
 // newPassStack serves "claude" (provider anthropic, upstream claude-up,
-// falling back to "gpt") and "gpt" (provider openai, upstream gpt-up).
+// falling back to "gpt") and "gpt" (provider openai, upstream gpt-up),
+// with no response store.
 func newPassStack(t *testing.T, anth, oai http.HandlerFunc) *passStack {
+	t.Helper()
+	return newPassStackStoring(t, anth, oai, nil)
+}
+
+// newPassStackStoring is newPassStack keeping Responses in store (none
+// when nil).
+func newPassStackStoring(t *testing.T, anth, oai http.HandlerFunc, store ports.ResponseStore) *passStack {
 	t.Helper()
 	s := &passStack{anth: llmtest.NewUpstream(t, anth), oai: llmtest.NewUpstream(t, oai), log: memory.NewCallLog(), ledger: memory.NewLedger()}
 	price := domain.Price{InputPerMillion: 3_000_000, OutputPerMillion: 15_000_000}
@@ -72,7 +81,7 @@ func newPassStack(t *testing.T, anth, oai http.HandlerFunc) *passStack {
 		{Scope: domain.ScopeUser, ScopeID: "ada", Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}}})
 	s.url = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
 		Providers: map[string]ports.Provider{"anthropic": ap, "openai": op},
-		Keys:      keys, Ledger: s.ledger, CallLog: s.log}, gateway.Options{MaxAttempts: 2, RetryBackoff: 1})
+		Keys:      keys, Ledger: s.ledger, CallLog: s.log, Responses: store}, gateway.Options{MaxAttempts: 2, RetryBackoff: 1})
 	return s
 }
 
@@ -300,6 +309,55 @@ func TestPassThroughOpenAI(t *testing.T) {
 	}
 	if sent := s.oai.Last(t); string(sent.Body) != strings.Replace(chat, `"gpt"`, `"gpt-up"`, 1) {
 		t.Errorf("chat: upstream got %s", sent.Body)
+	}
+}
+
+// A Responses request tidygate stores, or one continuing a stored response,
+// is translated (the provider knows neither the stored conversation nor its
+// id); one that is neither passes through.
+func TestPassThroughResponsesStored(t *testing.T) {
+	s := newPassStackStoring(t, nil, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/responses") {
+			llmtest.Reply(http.StatusOK, "application/json", oaiResponse)(w, r)
+			return
+		}
+		llmtest.Reply(http.StatusOK, "application/json", oaiCompletion)(w, r)
+	}, memory.NewResponseStore())
+	resp, got := s.post(t, "/v1/responses", `{"model":"gpt","input":"`+hello+`"}`, nil)
+	var first struct {
+		ID    string `json:"id"`
+		Store bool   `json:"store"`
+	}
+	if err := json.Unmarshal(got, &first); err != nil || resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("X-Tidygate-Mode") != "translated" || !first.Store || first.ID == "" {
+		t.Fatalf("stored: status %d, mode %q, err %v: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), err, got)
+	}
+
+	next := `{"model":"gpt","input":"More","store":false,"previous_response_id":"` + first.ID + `"}`
+	resp, got = s.post(t, "/v1/responses", next, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Tidygate-Mode") != "translated" {
+		t.Fatalf("continued: status %d, mode %q: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), got)
+	}
+	if sent := s.oai.Last(t); sent.Path != "/v1/chat/completions" || !bytes.Contains(sent.Body, []byte("From GPT")) || bytes.Contains(sent.Body, []byte(first.ID)) {
+		t.Errorf("continued: upstream got %s; want the stored conversation, not its id", sent.Body)
+	}
+
+	own := `{"model":"gpt","input":"` + hello + `","store":false}`
+	resp, got = s.post(t, "/v1/responses", own, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Tidygate-Mode") != "pass-through" {
+		t.Fatalf("not stored: status %d, mode %q: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), got)
+	}
+	if sent := s.oai.Last(t); sent.Path != "/v1/responses" || string(sent.Body) != `{"max_output_tokens":8192,`+strings.Replace(own[1:], `"gpt"`, `"gpt-up"`, 1) {
+		t.Errorf("not stored: upstream got %s", sent.Body)
+	}
+	endings := s.ledger.Endings()
+	for id, e := range endings {
+		if e.Settles+e.Releases != 1 {
+			t.Errorf("reservation %s ended %+v", id, e)
+		}
+	}
+	if len(endings) != 3 || len(s.log.Records()) != 3 {
+		t.Errorf("%d endings, %d records; want 3 of each", len(endings), len(s.log.Records()))
 	}
 }
 
