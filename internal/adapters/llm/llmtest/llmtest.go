@@ -149,8 +149,13 @@ func OpenAIError(w http.ResponseWriter, status int, message string) {
 }
 
 // Hang is a handler that never answers: it returns only when the client
-// gives up, so that the caller's deadline is what ends the call.
+// gives up, so that the caller's deadline is what ends the call. It reads
+// the request body first: net/http notices that a client went away (and
+// cancels the request's context) only once the body has been read, so a
+// handler that leaves it unread would hang for ever, and the test server's
+// Close with it.
 func Hang(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
 	<-r.Context().Done()
 }
 
