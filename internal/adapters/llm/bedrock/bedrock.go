@@ -48,6 +48,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/restjson1"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -162,6 +163,15 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	return resp, nil
 }
 
+// ownEventDecoder gives one stream a protocol of its own. The SDK's
+// protocol, made once per client, decodes every stream's events into one
+// shared payload buffer (smithy-go v1.28.9), so two streams read at the
+// same time would overwrite each other's events: the race detector finds it
+// within a few concurrent streams. The protocol costs one small allocation.
+func ownEventDecoder(o *bedrockruntime.Options) {
+	o.Protocol = restjson1.New(nil)
+}
+
 // ChatStream calls the ConverseStream API; the usage comes from the
 // metadata event that ends the stream. Each content block is passed on
 // under its index: text, tool calls (started by contentBlockStart, their
@@ -171,7 +181,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	out, err := p.client.ConverseStream(ctx, streamInput(in))
+	out, err := p.client.ConverseStream(ctx, streamInput(in), ownEventDecoder)
 	if err != nil {
 		return domain.ChatResponse{}, p.failure(err)
 	}
