@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 )
 
@@ -16,8 +17,19 @@ type goBenchmark struct {
 	integration        bool
 }
 
+// handlerBenchmark is the HTTP handler's benchmark, whose allocations per
+// call the issue's target halves.
+const handlerBenchmark = "^BenchmarkChat$"
+
+// The handler's allocations per call recorded before issue 16's work
+// (docs/BENCHMARKS.md's run of 2026-11-29): the target is half of each.
+const (
+	handlerAllocsBefore = 83
+	handlerBytesBefore  = 11549
+)
+
 var allocBenchmarks = []goBenchmark{
-	{"./internal/adapters/httpapi", "^BenchmarkChat$",
+	{"./internal/adapters/httpapi", handlerBenchmark,
 		"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once", false},
 	{"./internal/adapters/mlflow", "^BenchmarkRecord$",
 		"the call log's cost on the request path: Record up to the journal's commit to disk, one caller and 32 sharing commits", false},
@@ -53,6 +65,9 @@ func runAllocs(ctx context.Context, o options, r *report) error {
 			lines = append(lines, line)
 			f := strings.Fields(line)
 			rows = append(rows, []string{"`" + f[0] + "`", b.what, field(f, "ns/op"), field(f, "B/op"), field(f, "allocs/op")})
+			if b.pattern == handlerBenchmark {
+				judgeHandlerAllocs(r, f)
+			}
 		}
 	}
 	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`; the ledger's with `-tags integration` against the same PostgreSQL):")
@@ -69,4 +84,19 @@ func field(f []string, unit string) string {
 		}
 	}
 	return fmt.Sprintf("no %s", unit)
+}
+
+// judgeHandlerAllocs records the target on the handler's allocations per
+// call: at most half the objects and half the bytes recorded before.
+func judgeHandlerAllocs(r *report, f []string) {
+	allocs, err1 := strconv.ParseFloat(field(f, "allocs/op"), 64)
+	bytes, err2 := strconv.ParseFloat(field(f, "B/op"), 64)
+	name := fmt.Sprintf("Allocations per call in the handler (%s) halved: ≤ %d objects and ≤ %d B (before: %d and %d)",
+		f[0], handlerAllocsBefore/2, handlerBytesBefore/2, handlerAllocsBefore, handlerBytesBefore)
+	if err1 != nil || err2 != nil {
+		r.untested(name, "the benchmark's line lacks B/op or allocs/op")
+		return
+	}
+	r.target(name, fmt.Sprintf("%.0f objects, %.0f B", allocs, bytes),
+		allocs <= handlerAllocsBefore/2.0 && bytes <= handlerBytesBefore/2.0)
 }

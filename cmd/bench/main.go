@@ -6,19 +6,26 @@
 // It measures, on loopback, against a mock OpenAI upstream it starts itself:
 //
 //  1. added latency at concurrency 1 (p50 and p99 through tidygate minus
-//     direct to the mock, chat and streaming time to first byte), beside a
-//     plain httputil.ReverseProxy hop, interleaved;
+//     direct to the mock, chat and streaming time to first byte) against
+//     the floor of tidygate's guarantees, measured in the same interleaved
+//     rounds: a plain httputil.ReverseProxy hop, an fdatasync of a 2 KiB
+//     append, and a prepared SELECT 1;
 //  2. throughput at fixed concurrency, and tidygate's peak RSS under it;
 //  3. the MLflow writer's records per second into PostgreSQL beside a raw
 //     COPY of the same rows;
 //  4. acquire + SELECT 1 through pgxpool, with a new connection per query,
 //     and through the original Python stack (psycopg2, SQLAlchemy);
-//  5. allocations per request.
+//  5. allocations per request;
+//  6. what the OpenAI adapter adds to an upstream call beside what
+//     httputil.ReverseProxy adds to the same call.
+//
+// It ends with one PASS or FAIL line per target of issue 16, with the
+// figures each verdict was judged on.
 //
 // Usage:
 //
 //	bench [run] [-tidygate bin/tidygate] [-admin-dsn postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable]
-//	      [-only latency,throughput,writer,pools,allocs] [-docs docs] [-quick] …
+//	      [-only latency,throughput,writer,pools,allocs,adapter] [-docs docs] [-quick] …
 //	bench mock [-addr 127.0.0.1:0] [-latency 0s] [-chunk-delay 0s]
 //	bench proxy -target http://127.0.0.1:PORT [-addr 127.0.0.1:0]
 //

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +25,7 @@ type poolRun struct {
 	nsPerOp []float64
 }
 
-func (p poolRun) median() float64 {
-	s := slices.Clone(p.nsPerOp)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+func (p poolRun) median() float64 { return median(p.nsPerOp) }
 
 // runPools is section 4: acquire + SELECT 1 + release at concurrency 1
 // through pgxpool (as tidygate's shared pool is configured, and with a ping

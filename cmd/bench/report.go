@@ -45,23 +45,29 @@ func (r *report) code(lines []string) {
 	r.write("```\n" + strings.Join(lines, "\n") + "\n```\n\n")
 }
 
-// target records a target's outcome for the summary table.
+// target records a target's outcome for the summary.
 func (r *report) target(name, measured string, met bool) {
-	verdict := "**missed**"
+	verdict := "FAIL"
 	if met {
-		verdict = "met"
+		verdict = "PASS"
 	}
 	r.targets = append(r.targets, []string{name, measured, verdict})
 }
 
 // untested records a target the run could not measure, and why.
 func (r *report) untested(name, why string) {
-	r.targets = append(r.targets, []string{name, why, "not measured"})
+	r.targets = append(r.targets, []string{name, why, "NOT MEASURED"})
 }
 
+// summary writes one line per target: its verdict, the target, and the
+// figures it was judged on.
 func (r *report) summary() {
 	r.section("Targets")
-	r.table([]string{"target", "measured", "verdict"}, r.targets)
+	var sb strings.Builder
+	for _, t := range r.targets {
+		fmt.Fprintf(&sb, "- **%s** %s: %s\n", t[2], t[0], t[1])
+	}
+	r.write(sb.String() + "\n")
 }
 
 // Markers around the generated part of docs/BENCHMARKS.md; the text

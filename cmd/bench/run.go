@@ -27,9 +27,10 @@ type options struct {
 	sections                                              []string
 	rounds, requests, warmup, concurrency, records, count int
 	duration, benchtime                                   time.Duration
+	baselineRPS                                           float64
 }
 
-var allSections = []string{"latency", "throughput", "writer", "pools", "allocs"}
+var allSections = []string{"latency", "throughput", "writer", "pools", "allocs", "adapter"}
 
 func (o options) wants(section string) bool { return slices.Contains(o.sections, section) }
 
@@ -50,9 +51,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.warmup, "warmup", 500, "latency: unrecorded requests per case first")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "throughput: concurrent clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "throughput: how long each target is loaded")
+	fs.Float64Var(&o.baselineRPS, "baseline-rps", 619, "throughput: the req/s with logging on of the build before issue 16's work (the figure docs/BENCHMARKS.md recorded on 2026-11-29), which the target multiplies")
 	fs.IntVar(&o.records, "records", 20000, "writer: call records written")
-	fs.IntVar(&o.count, "count", 5, "pools: runs of each benchmark (for benchstat)")
-	fs.DurationVar(&o.benchtime, "benchtime", 500*time.Millisecond, "pools: time per benchmark run")
+	fs.IntVar(&o.count, "count", 5, "pools and adapter: runs of each benchmark (for benchstat)")
+	fs.DurationVar(&o.benchtime, "benchtime", 500*time.Millisecond, "pools and adapter: time per benchmark run")
 	fs.Var(&o.env, "env", "KEY=VALUE added to tidygate's environment (repeatable), e.g. -env MLFLOW_LOG_MODE=both")
 	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles into DIR: the writer's delivery, and tidygate under the throughput run (via its ADMIN_ADDR)")
 	quick := fs.Bool("quick", false, "small numbers everywhere, to check that the harness works")
@@ -68,8 +70,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		o.sections = append(o.sections, s)
 	}
-	if o.rounds < 1 || o.requests < 1 || o.warmup < 0 || o.concurrency < 1 || o.duration <= 0 || o.records < 1 || o.count < 1 || o.benchtime <= 0 {
-		return o, errors.New("rounds, requests, concurrency, duration, records, count and benchtime must be positive")
+	if o.rounds < 1 || o.requests < 1 || o.warmup < 0 || o.concurrency < 1 || o.duration <= 0 || o.records < 1 || o.count < 1 || o.benchtime <= 0 || o.baselineRPS <= 0 {
+		return o, errors.New("rounds, requests, concurrency, duration, records, count, benchtime and baseline-rps must be positive")
 	}
 	return o, nil
 }
@@ -123,6 +125,11 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("allocations: %w", err)
 		}
 	}
+	if o.wants("adapter") {
+		if err := runAdapter(ctx, o, r); err != nil {
+			return fmt.Errorf("adapter: %w", err)
+		}
+	}
 	r.summary()
 	if o.docs != "" {
 		if err := writeDocs(o.docs, r.md.String(), chart); err != nil {
@@ -171,7 +178,7 @@ func flagsSummary(o options) []string {
 	return []string{
 		"-tidygate " + o.tidygate + env,
 		fmt.Sprintf("-rounds %d -requests %d -warmup %d", o.rounds, o.requests, o.warmup),
-		fmt.Sprintf("-concurrency %d -duration %s", o.concurrency, o.duration),
+		fmt.Sprintf("-concurrency %d -duration %s -baseline-rps %.0f", o.concurrency, o.duration, o.baselineRPS),
 		fmt.Sprintf("-records %d -count %d -benchtime %s", o.records, o.count, o.benchtime),
 	}
 }

@@ -6,17 +6,30 @@ import (
 	"net/http"
 )
 
-// Case is one thing the interleaved runner measures: a named request.
+// Case is one thing the interleaved runner measures: a named request, or
+// any other operation Measure times (a disk sync, a database round trip).
 type Case struct {
 	Name string
 	Req  Request
+	// Measure, when set, is called instead of sending Req.
+	Measure func(context.Context) (Sample, error)
 }
 
 // CaseResult is what the interleaved runner measured for one case.
 type CaseResult struct {
-	Samples  []Sample // the successful requests, warm-up excluded
-	Failures int      // failed requests, warm-up included
-	FirstErr error    // the first failure, if any
+	Samples   []Sample // the successful requests, warm-up excluded
+	RoundEnds []int    // len(Samples) at the end of each round
+	Failures  int      // failed requests, warm-up included
+	FirstErr  error    // the first failure, if any
+}
+
+// Round returns the samples of round i (from 0).
+func (r CaseResult) Round(i int) []Sample {
+	start := 0
+	if i > 0 {
+		start = r.RoundEnds[i-1]
+	}
+	return r.Samples[start:r.RoundEnds[i]]
 }
 
 // Interleave measures cases at concurrency 1 in rounds: each round sends
@@ -34,8 +47,12 @@ func Interleave(ctx context.Context, c *http.Client, cases []Case, rounds, perRo
 	limit := max(5, (warmup+rounds*perRound)/100)
 	send := func(i, n int, record bool) error {
 		res := &out[i]
+		measure := cases[i].Measure
+		if measure == nil {
+			measure = func(ctx context.Context) (Sample, error) { return Do(ctx, c, cases[i].Req) }
+		}
 		for range n {
-			s, err := Do(ctx, c, cases[i].Req)
+			s, err := measure(ctx)
 			if err == nil {
 				if record {
 					res.Samples = append(res.Samples, s)
@@ -65,6 +82,9 @@ func Interleave(ctx context.Context, c *http.Client, cases []Case, rounds, perRo
 			if err := send((round+k)%len(cases), perRound, true); err != nil {
 				return nil, err
 			}
+		}
+		for i := range out {
+			out[i].RoundEnds = append(out[i].RoundEnds, len(out[i].Samples))
 		}
 	}
 	return out, nil

@@ -32,8 +32,9 @@ type MockOptions struct {
 // Mock is a fast OpenAI-compatible upstream for benchmarks. It answers
 // POST /v1/chat/completions (JSON, or server-sent events when the request
 // says "stream": true, with a usage chunk when stream_options.include_usage
-// is set) and POST /v1/embeddings, echoing the requested model; anything
-// else gets an OpenAI-shaped 404. It keeps no state but a request counter.
+// is set), POST /v1/responses (a Response object, or its event stream) and
+// POST /v1/embeddings, echoing the requested model; anything else gets an
+// OpenAI-shaped 404. It keeps no state but a request counter.
 type Mock struct {
 	opts   MockOptions
 	chunks []string
@@ -61,6 +62,8 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.chat(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/embeddings":
 		m.embeddings(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/responses":
+		m.responses(w, r)
 	default:
 		mockError(w, http.StatusNotFound, "not_found", fmt.Sprintf("the mock serves no %s %s", r.Method, r.URL.Path))
 	}
@@ -106,22 +109,31 @@ type mockCompletion struct {
 	Usage   *mockUsage   `json:"usage,omitempty"`
 }
 
-func (m *Mock) chat(w http.ResponseWriter, r *http.Request) {
+// accept reads a chat or Responses request (what names it in the error),
+// waits the mock's latency, and counts it; ok is false when it has
+// answered the request with an error, or the client went away.
+func (m *Mock) accept(w http.ResponseWriter, r *http.Request, what string) (req mockChatRequest, bodySize int, n int64, ok bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		mockError(w, http.StatusBadRequest, "invalid_request_error", "cannot read the body: "+err.Error())
-		return
+		return req, 0, 0, false
 	}
-	var req mockChatRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
-		mockError(w, http.StatusBadRequest, "invalid_request_error", "the body is not a chat request with a model")
-		return
+		mockError(w, http.StatusBadRequest, "invalid_request_error", "the body is not "+what+" with a model")
+		return req, 0, 0, false
 	}
 	if !m.wait(r, m.opts.Latency) {
+		return req, 0, 0, false
+	}
+	return req, len(body), m.served.Add(1), true
+}
+
+func (m *Mock) chat(w http.ResponseWriter, r *http.Request) {
+	req, size, n, ok := m.accept(w, r, "a chat request")
+	if !ok {
 		return
 	}
-	n := m.served.Add(1)
-	usage := newMockUsage(len(body)/4, len(m.opts.Reply)/4)
+	usage := newMockUsage(size/4, len(m.opts.Reply)/4)
 	c := mockCompletion{ID: fmt.Sprintf("chatcmpl-mock-%d", n), Created: time.Now().Unix(), Model: req.Model}
 	if !req.Stream {
 		stop := "stop"
