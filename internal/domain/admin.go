@@ -230,9 +230,5 @@ const CodeVersionMismatch = "version_mismatch"
 // CheckKeyVersion returns a KindInvalid error with CodeVersionMismatch when
 // want is set and is not k's version.
 func CheckKeyVersion(k APIKey, want string) error {
-	if want == "" || want == KeyVersion(k) {
-		return nil
-	}
-	return &Error{Kind: KindInvalid, Code: CodeVersionMismatch, Param: "If-Match",
-		Message: fmt.Sprintf("the key %s has changed since version %s; read it again", k.ID, want)}
+	return checkVersion("the key "+k.ID, KeyVersion(k), want)
 }

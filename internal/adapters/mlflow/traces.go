@@ -44,7 +44,7 @@ type traceIDs struct {
 }
 
 func newTraceIDs(requestID string) traceIDs {
-	h := sha256.Sum256([]byte("tidygate trace " + requestID))
+	h := domain.TraceDigest(requestID)
 	ids := traceIDs{requestID: requestID}
 	copy(ids.trace[:], h[:16])
 	copy(ids.root[:], h[16:24])
@@ -53,7 +53,7 @@ func newTraceIDs(requestID string) traceIDs {
 }
 
 // traceID returns MLflow's trace id: "tr-" and 32 hex digits.
-func (ids traceIDs) traceID() string { return "tr-" + hex.EncodeToString(ids.trace[:]) }
+func (ids traceIDs) traceID() string { return domain.TraceID(ids.requestID) }
 
 // attemptSpan returns the span id of the i-th provider attempt (from 0).
 func (ids traceIDs) attemptSpan(i int) [8]byte {
