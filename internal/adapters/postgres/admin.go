@@ -299,10 +299,11 @@ func (s *KeyStore) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.Aud
 	return entries, err
 }
 
-// snapshot is the stored JSON form of an audited target's state: an API key
-// or an admin key, never its secret or its hash.
+// snapshot is the stored JSON form of an audited target's state: an API
+// key, an admin key (never its secret or its hash), or a user's or team's
+// budgets.
 type snapshot struct {
-	Kind          string       `json:"kind"` // "api_key" or "admin_key"
+	Kind          string       `json:"kind"` // "api_key", "admin_key", "user" or "team"
 	ID            string       `json:"id"`
 	User          string       `json:"user,omitempty"`
 	Team          string       `json:"team,omitempty"`
@@ -341,11 +342,11 @@ func snapshotJSON(v any) ([]byte, error) {
 		if !t.Caller.KeyExpiresAt.IsZero() {
 			s.ExpiresAt = &t.Caller.KeyExpiresAt
 		}
-		for _, b := range t.Caller.Budgets {
-			s.Budgets = append(s.Budgets, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit), Model: b.Model})
-		}
+		s.Budgets = snapBudgets(t.Caller.Budgets)
 	case *domain.AdminKey:
 		s = snapshot{Kind: "admin_key", ID: t.ID, Name: t.Name, Scopes: scopeStrings(t.Scopes), CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+	case *domain.Principal:
+		s = snapshot{Kind: string(t.Scope), ID: t.ID, Budgets: snapBudgets(t.Budgets)}
 	default:
 		return nil, domain.Errorf(domain.KindInternal, "cannot audit a %T", v)
 	}
@@ -361,6 +362,14 @@ func parseSnapshot(b []byte) (any, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, domain.Wrap(domain.KindInternal, err, "cannot read an audit entry")
 	}
+	switch domain.ScopeKind(s.Kind) {
+	case domain.ScopeUser, domain.ScopeTeam:
+		p := &domain.Principal{Scope: domain.ScopeKind(s.Kind), ID: s.ID}
+		for _, b := range s.Budgets {
+			p.Budgets = append(p.Budgets, b.budget())
+		}
+		return p, nil
+	}
 	if s.Kind == "admin_key" {
 		k := &domain.AdminKey{ID: s.ID, Name: s.Name, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt}
 		for _, sc := range s.Scopes {
@@ -374,8 +383,21 @@ func parseSnapshot(b []byte) (any, error) {
 		k.Caller.KeyExpiresAt = s.ExpiresAt.UTC()
 	}
 	for _, b := range s.Budgets {
-		k.Caller.Budgets = append(k.Caller.Budgets, domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID,
-			Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros), Model: b.Model})
+		k.Caller.Budgets = append(k.Caller.Budgets, b.budget())
 	}
 	return k, nil
+}
+
+// snapBudgets converts budgets to their stored form.
+func snapBudgets(budgets []domain.Budget) []budgetSnap {
+	var out []budgetSnap
+	for _, b := range budgets {
+		out = append(out, budgetSnap{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitMicros: int64(b.Limit), Model: b.Model})
+	}
+	return out
+}
+
+// budget converts a stored budget back.
+func (b budgetSnap) budget() domain.Budget {
+	return domain.Budget{Scope: domain.ScopeKind(b.Scope), ScopeID: b.ScopeID, Period: domain.Period(b.Period), Limit: domain.Micros(b.LimitMicros), Model: b.Model}
 }

@@ -220,11 +220,16 @@ func (s *KeyStore) List(ctx context.Context) ([]domain.APIKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	list := make([]domain.APIKey, len(keys))
-	for i, k := range keys {
+	return apiKeys(keys), nil
+}
+
+// apiKeys returns the keys of stored.
+func apiKeys(stored []storedKey) []domain.APIKey {
+	list := make([]domain.APIKey, len(stored))
+	for i, k := range stored {
 		list[i] = k.key
 	}
-	return list, nil
+	return list
 }
 
 // Revoke revokes the key with this ID at once, on every replica. Revoking a

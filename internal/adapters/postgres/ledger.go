@@ -405,6 +405,11 @@ func storedBudget(kind, scopeID, name string, limit *int64) domain.Budget {
 
 const finishReservation = `UPDATE tidygate_reservations SET state = $2, finished_at = now() WHERE id = $1`
 
+// settleReservation finishes a settled reservation with whom it was for and
+// the model that answered, which the usage report's trace IDs are read by.
+const settleReservation = `UPDATE tidygate_reservations SET state = $2, finished_at = now(),
+	user_id = $3, team_id = $4, model = $5 WHERE id = $1`
+
 // moveSpend adds $5 to the spent and takes $6 from the held amount of one
 // calendar spend row, and raises an alert for each threshold ($8, percent
 // of the limit $7) the spending crosses in the period ($9), unless it was
@@ -539,7 +544,7 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 		}
 		res.id = s.ReservationID
 		batch := &pgx.Batch{}
-		batch.Queue(finishReservation, s.ReservationID, stateSettled)
+		batch.Queue(settleReservation, s.ReservationID, stateSettled, s.Caller.User, s.Caller.Team, s.Model)
 		batch.Queue(upsertUsage, s.Caller.User, domain.PeriodDay.Start(res.at), s.Caller.Team, s.Caller.KeyID, s.Model,
 			int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens), int64(s.Cost))
 		l.queueMoves(batch, res, s.Cost, held, domain.Model{Name: s.Model, Group: s.Group})
