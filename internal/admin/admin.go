@@ -22,16 +22,25 @@ type KeyAdmin interface {
 	RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
 	RotateKey(ctx context.Context, id string, grace time.Duration, ifMatch string, e domain.AuditEntry) (domain.APIKey, string, error)
 	SetKeyExpiry(ctx context.Context, id string, expiresAt time.Time, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
+	UpdateKey(ctx context.Context, id string, u domain.KeyUpdate, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
 	List(ctx context.Context) ([]domain.APIKey, error)
+	Keys(ctx context.Context, q domain.KeyQuery) ([]domain.APIKey, error)
 	Key(ctx context.Context, id string) (domain.APIKey, error)
 	CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error)
+	RevokeAdminKey(ctx context.Context, id string, e domain.AuditEntry) (domain.AdminKey, error)
+	AdminKeys(ctx context.Context) ([]domain.AdminKey, error)
 	AdminKeyByHash(ctx context.Context, hash string) (domain.AdminKey, error)
+	Principals(ctx context.Context, q domain.PrincipalQuery) ([]domain.Principal, error)
+	Principal(ctx context.Context, scope domain.ScopeKind, id string) (domain.Principal, error)
+	ChangePrincipalBudgets(ctx context.Context, scope domain.ScopeKind, id string, budgets []domain.Budget, ifMatch string, e domain.AuditEntry) (domain.Principal, error)
+	UsageReport(ctx context.Context, q domain.UsageQuery) ([]domain.UsageLine, error)
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
 }
 
 // Options tune the service.
 type Options struct {
-	MinReasonLen int              // shortest accepted reason, after trimming; default 3
+	MinReasonLen int              // shortest accepted reason, in visible characters; default 3
+	MaxReasonLen int              // longest accepted reason, in characters; default 1000
 	Now          func() time.Time // the clock of audit entries; default time.Now
 }
 
@@ -45,6 +54,9 @@ type Service struct {
 func NewService(store KeyAdmin, opts Options) *Service {
 	if opts.MinReasonLen <= 0 {
 		opts.MinReasonLen = 3
+	}
+	if opts.MaxReasonLen <= 0 {
+		opts.MaxReasonLen = 1000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -161,9 +173,8 @@ func (s *Service) entry(a domain.Actor, scope domain.AdminScope, action, reason 
 		return domain.AuditEntry{}, err
 	}
 	reason = strings.TrimSpace(reason)
-	if len(reason) < s.opts.MinReasonLen {
-		return domain.AuditEntry{}, &domain.Error{Kind: domain.KindInvalid, Code: "audit_reason_required", Param: "audit_reason",
-			Message: fmt.Sprintf("an audit reason of at least %d characters is required", s.opts.MinReasonLen)}
+	if err := domain.CheckAuditReason(reason, s.opts.MinReasonLen, s.opts.MaxReasonLen); err != nil {
+		return domain.AuditEntry{}, err
 	}
 	return domain.AuditEntry{At: s.opts.Now().UTC(), Actor: a, Action: action, Reason: reason}, nil
 }

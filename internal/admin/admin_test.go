@@ -3,6 +3,8 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ type fakeStore struct {
 	entries []domain.AuditEntry
 	keys    map[string]domain.APIKey
 	admins  map[string]domain.AdminKey // by hash
+	// lastLimit is the limit of the last page the service asked for.
+	lastLimit int
 }
 
 func newFake() *fakeStore {
@@ -100,11 +104,70 @@ func (f *fakeStore) Audit(_ context.Context, q domain.AuditQuery) ([]domain.Audi
 	return f.entries, nil
 }
 
+func (f *fakeStore) UpdateKey(_ context.Context, id string, u domain.KeyUpdate, _ string, e domain.AuditEntry) (domain.APIKey, error) {
+	k, ok := f.keys[id]
+	if !ok {
+		return domain.APIKey{}, domain.Errorf(domain.KindNotFound, "no key %s", id)
+	}
+	before := k
+	if u.RPM != nil {
+		k.Caller.RPM = *u.RPM
+	}
+	f.keys[id] = k
+	e.Target, e.Before, e.After = id, &before, &k
+	f.entries = append(f.entries, e)
+	return k, nil
+}
+
+// Keys returns the keys in ID order, as many as asked for.
+func (f *fakeStore) Keys(_ context.Context, q domain.KeyQuery) ([]domain.APIKey, error) {
+	f.lastLimit = q.Limit
+	var out []domain.APIKey
+	for _, id := range slices.Sorted(maps.Keys(f.keys)) {
+		if len(out) < q.Limit {
+			out = append(out, f.keys[id])
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeStore) RevokeAdminKey(_ context.Context, id string, e domain.AuditEntry) (domain.AdminKey, error) {
+	k := domain.AdminKey{ID: id, RevokedAt: &instant}
+	e.Target, e.After = id, &k
+	f.entries = append(f.entries, e)
+	return k, nil
+}
+
+func (f *fakeStore) AdminKeys(context.Context) ([]domain.AdminKey, error) { return nil, nil }
+
+func (f *fakeStore) Principals(_ context.Context, q domain.PrincipalQuery) ([]domain.Principal, error) {
+	f.lastLimit = q.Limit
+	return []domain.Principal{{Scope: q.Scope, ID: "a"}, {Scope: q.Scope, ID: "b"}}[:min(2, q.Limit)], nil
+}
+
+func (f *fakeStore) Principal(_ context.Context, scope domain.ScopeKind, id string) (domain.Principal, error) {
+	return domain.Principal{Scope: scope, ID: id}, nil
+}
+
+func (f *fakeStore) ChangePrincipalBudgets(_ context.Context, scope domain.ScopeKind, id string, budgets []domain.Budget,
+	_ string, e domain.AuditEntry) (domain.Principal, error) {
+	p := domain.Principal{Scope: scope, ID: id, Budgets: budgets}
+	e.Target, e.After = string(scope)+":"+id, &p
+	f.entries = append(f.entries, e)
+	return p, nil
+}
+
+func (f *fakeStore) UsageReport(_ context.Context, q domain.UsageQuery) ([]domain.UsageLine, error) {
+	return []domain.UsageLine{{Group: q.GroupBy}}, nil
+}
+
 var (
 	writer  = domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_w", Scopes: []domain.AdminScope{domain.AdminWrite}}
 	reader  = domain.Actor{Kind: domain.ActorOIDC, ID: "auditor@example.com", Scopes: []domain.AdminScope{domain.AdminRead}}
 	nobody  = domain.Actor{Kind: domain.ActorOIDC, ID: "someone@example.com"}
 	instant = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	// dayBudget is a budget of $5 a day, on every model.
+	dayBudget = domain.Budget{Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}
 )
 
 func newService(f *fakeStore) *admin.Service {
@@ -132,8 +195,24 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 	if _, err := svc.SetKeyExpiry(ctx, writer, "contract ends", "key_1", instant.Add(time.Hour), ""); err != nil {
 		t.Fatal(err)
 	}
+	rpm := 60
+	if _, err := svc.UpdateKey(ctx, writer, "more calls", "key_1", domain.KeyUpdate{RPM: &rpm}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RevokeAdminKey(ctx, writer, "ci retired", "adm_1"); err != nil {
+		t.Fatal(err)
+	}
+	week := domain.Budget{Period: domain.PeriodWeek, Limit: 500 * domain.MicrosPerUSD}
+	p, err := svc.ChangeBudgets(ctx, writer, "quarter plan", domain.ScopeTeam, "risk", []domain.Budget{week}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := p.Budgets[0]; b.Scope != domain.ScopeTeam || b.ScopeID != "risk" {
+		t.Errorf("the team's budget reached the store as %+v, want it named after the team", b)
+	}
 	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"},
-		{"key.rotate", "quarterly rotation"}, {"key.set_expiry", "contract ends"}}
+		{"key.rotate", "quarterly rotation"}, {"key.set_expiry", "contract ends"}, {"key.update", "more calls"},
+		{"admin_key.revoke", "ci retired"}, {"team.update", "quarter plan"}}
 	if len(f.entries) != len(want) {
 		t.Fatalf("%d audit entries, want %d", len(f.entries), len(want))
 	}
@@ -182,6 +261,56 @@ func TestScopesAndReasons(t *testing.T) {
 		}, domain.KindInvalid},
 		"no reason":    {func() error { _, err := svc.RevokeKey(ctx, writer, "   ", "key_1", ""); return err }, domain.KindInvalid},
 		"short reason": {func() error { _, err := svc.RevokeKey(ctx, writer, " abc ", "key_1", ""); return err }, domain.KindInvalid},
+		"read updates": {func() error {
+			_, err := svc.UpdateKey(ctx, reader, "a good reason", "key_1", domain.KeyUpdate{Budgets: []domain.Budget{dayBudget}}, "")
+			return err
+		}, domain.KindForbidden},
+		"read revokes an admin key": {func() error { _, err := svc.RevokeAdminKey(ctx, reader, "a good reason", "adm_1"); return err }, domain.KindForbidden},
+		"read changes budgets": {func() error {
+			_, err := svc.ChangeBudgets(ctx, reader, "a good reason", domain.ScopeTeam, "risk", []domain.Budget{dayBudget}, "")
+			return err
+		}, domain.KindForbidden},
+		"nobody reads usage": {func() error {
+			_, err := svc.UsageReport(ctx, nobody, domain.UsageQuery{GroupBy: domain.GroupByTeam, From: instant, To: instant})
+			return err
+		}, domain.KindForbidden},
+		"empty update": {func() error {
+			_, err := svc.UpdateKey(ctx, writer, "a good reason", "key_1", domain.KeyUpdate{}, "")
+			return err
+		}, domain.KindInvalid},
+		"negative rpm": {func() error {
+			n := -1
+			_, err := svc.UpdateKey(ctx, writer, "a good reason", "key_1", domain.KeyUpdate{RPM: &n}, "")
+			return err
+		}, domain.KindInvalid},
+		"a budget twice": {func() error {
+			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeUser, "bob", []domain.Budget{dayBudget, dayBudget}, "")
+			return err
+		}, domain.KindInvalid},
+		"no budgets": {func() error {
+			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeUser, "bob", nil, "")
+			return err
+		}, domain.KindInvalid},
+		"budgets of a key's scope": {func() error {
+			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeKey, "key_1", []domain.Budget{dayBudget}, "")
+			return err
+		}, domain.KindInvalid},
+		"usage by colour": {func() error {
+			_, err := svc.UsageReport(ctx, reader, domain.UsageQuery{GroupBy: "colour", From: instant, To: instant})
+			return err
+		}, domain.KindInvalid},
+		"usage backwards": {func() error {
+			_, err := svc.UsageReport(ctx, reader, domain.UsageQuery{GroupBy: domain.GroupByDay, From: instant, To: instant.AddDate(0, 0, -1)})
+			return err
+		}, domain.KindInvalid},
+		"usage over a year": {func() error {
+			_, err := svc.UsageReport(ctx, reader, domain.UsageQuery{GroupBy: domain.GroupByDay, From: instant, To: instant.AddDate(0, 0, domain.MaxUsageDays)})
+			return err
+		}, domain.KindInvalid},
+		"huge key page": {func() error {
+			_, _, err := svc.KeyPage(ctx, reader, domain.KeyQuery{Limit: admin.MaxPage + 1})
+			return err
+		}, domain.KindInvalid},
 		"huge page": {func() error {
 			_, err := svc.Audit(ctx, reader, domain.AuditQuery{Limit: admin.MaxAuditPage + 1})
 			return err
@@ -221,5 +350,30 @@ func TestAuthenticateAdminKey(t *testing.T) {
 		if _, err := svc.AuthenticateAdminKey(ctx, bad); !errors.Is(err, domain.KindUnauthenticated) {
 			t.Errorf("AuthenticateAdminKey(%q) error = %v, want unauthenticated", bad, err)
 		}
+	}
+}
+
+// TestPages checks that a page reads one item more than it shows, to tell
+// whether another page follows, and shows only what was asked for.
+func TestPages(t *testing.T) {
+	f := newFake()
+	svc := newService(f)
+	ctx := context.Background()
+	for _, id := range []string{"key_a", "key_b", "key_c"} {
+		f.keys[id] = domain.APIKey{ID: id}
+	}
+	for _, c := range []struct {
+		limit, n int
+		more     bool
+	}{{1, 1, true}, {2, 2, true}, {3, 3, false}, {10, 3, false}} {
+		keys, more, err := svc.KeyPage(ctx, reader, domain.KeyQuery{Limit: c.limit})
+		if err != nil || len(keys) != c.n || more != c.more || f.lastLimit != c.limit+1 {
+			t.Errorf("KeyPage(limit %d) = %d keys, more %v, %v (asked the store for %d); want %d, %v",
+				c.limit, len(keys), more, err, f.lastLimit, c.n, c.more)
+		}
+	}
+	teams, more, err := svc.Principals(ctx, reader, domain.PrincipalQuery{Scope: domain.ScopeTeam, Limit: 1})
+	if err != nil || len(teams) != 1 || !more {
+		t.Errorf("Principals(limit 1) = %v, more %v, %v; want one team and more", teams, more, err)
 	}
 }
