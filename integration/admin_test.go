@@ -49,6 +49,17 @@ func newAdminClient(t *testing.T, base string) *adminClient {
 // validating the response against the document.
 func (c *adminClient) call(method, path, secret, reason, body string, header ...string) (int, map[string]any, http.Header) {
 	c.t.Helper()
+	st, b, h := c.callRaw(method, path, secret, reason, body, header...)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		c.t.Fatalf("%s %s: %d, not JSON: %s", method, path, st, b)
+	}
+	return st, m, h
+}
+
+// callRaw is call without decoding the body.
+func (c *adminClient) callRaw(method, path, secret, reason, body string, header ...string) (int, []byte, http.Header) {
+	c.t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, c.base+adminapi.Prefix+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
@@ -87,11 +98,7 @@ func (c *adminClient) call(method, path, secret, reason, body string, header ...
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		c.t.Errorf("%s %s: the %d response does not match the OpenAPI document: %v\n%s", method, path, resp.StatusCode, err, b)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		c.t.Fatalf("%s %s: %d, not JSON: %s", method, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode, m, resp.Header
+	return resp.StatusCode, b, resp.Header
 }
 
 func runAdminKey(t *testing.T, env []string, name, scopes string) string {

@@ -158,7 +158,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	}
 	// The admin API goes on the API address, or on its own: never on
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
-	adminAPI := adminapi.NewHandler(admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen}),
+	adminAPI := adminapi.NewHandler(admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen}),
 		adminapi.Options{Logger: d.Logger.With("component", "adminapi")})
 	api := httpapi.NewHandler(svc, opts)
 	if cfg.AdminAPIAddr != "" {

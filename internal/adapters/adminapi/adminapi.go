@@ -77,7 +77,18 @@ func NewHandler(svc *admin.Service, opts Options) http.Handler {
 			r.Get("/keys", h.listKeys)
 			r.Post("/keys", h.createKey)
 			r.Get("/keys/{id}", h.getKey)
+			r.Patch("/keys/{id}", h.updateKey)
 			r.Post("/keys/{id}/revoke", h.revokeKey)
+			r.Post("/keys/{id}/rotate", h.rotateKey)
+			r.Post("/keys/{id}/expiry", h.setExpiry)
+			r.Get("/admin-keys", h.listAdminKeys)
+			r.Post("/admin-keys/{id}/revoke", h.revokeAdminKey)
+			for path, p := range map[string]principals{"/users": {h, domain.ScopeUser}, "/teams": {h, domain.ScopeTeam}} {
+				r.Get(path, p.list)
+				r.Get(path+"/{id}", p.get)
+				r.Patch(path+"/{id}", p.update)
+			}
+			r.Get("/usage", h.usage)
 			r.Get("/audit", h.listAudit)
 		})
 	})

@@ -2,7 +2,6 @@ package adminapi
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +25,10 @@ type keyJSON struct {
 	Budgets       []budgetJSON `json:"budgets"`
 	CreatedAt     string       `json:"created_at"`
 	RevokedAt     *string      `json:"revoked_at"`
+	ExpiresAt     *string      `json:"expires_at"`
+	RotatedAt     *string      `json:"rotated_at"`
+	GraceUntil    *string      `json:"previous_valid_until"` // the end of the last rotation's grace period
+	LastUsedAt    *string      `json:"last_used_at"`
 	Version       string       `json:"version"`
 }
 
@@ -63,18 +66,35 @@ func usd(m domain.Micros) string { return strings.TrimPrefix(m.String(), "$") }
 func toKeyJSON(k domain.APIKey) keyJSON {
 	j := keyJSON{Object: "admin.key", ID: k.ID, User: k.Caller.User, Team: k.Caller.Team,
 		AllowedModels: k.Caller.AllowedModels, RPM: k.Caller.RPM, TPM: k.Caller.TPM, MaxConcurrent: k.Caller.MaxConcurrent,
-		Budgets: []budgetJSON{}, CreatedAt: timeString(k.CreatedAt), RevokedAt: timePtr(k.RevokedAt), Version: domain.KeyVersion(k)}
+		Budgets: toBudgetsJSON(k.Caller.Budgets), CreatedAt: timeString(k.CreatedAt), RevokedAt: timePtr(k.RevokedAt),
+		RotatedAt: timePtr(k.RotatedAt), GraceUntil: timePtr(k.PreviousValidUntil), LastUsedAt: timePtr(k.LastUsedAt), Version: domain.KeyVersion(k)}
+	if !k.Caller.KeyExpiresAt.IsZero() {
+		j.ExpiresAt = timePtr(&k.Caller.KeyExpiresAt)
+	}
 	if j.AllowedModels == nil {
 		j.AllowedModels = []string{}
-	}
-	for _, b := range k.Caller.Budgets {
-		j.Budgets = append(j.Budgets, budgetJSON{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: usd(b.Limit), Model: b.Model})
 	}
 	return j
 }
 
+func toBudgetsJSON(budgets []domain.Budget) []budgetJSON {
+	out := []budgetJSON{}
+	for _, b := range budgets {
+		out = append(out, budgetJSON{Scope: string(b.Scope), ScopeID: b.ScopeID, Period: string(b.Period), LimitUSD: usd(b.Limit), Model: b.Model})
+	}
+	return out
+}
+
 // etag is the key's version as an HTTP entity tag.
-func etag(k domain.APIKey) string { return `"` + domain.KeyVersion(k) + `"` }
+func etag(k domain.APIKey) string { return quoted(domain.KeyVersion(k)) }
+
+// quoted makes a version an HTTP entity tag.
+func quoted(version string) string { return `"` + version + `"` }
+
+// ifMatch returns the version the request's If-Match names, or "".
+func ifMatch(r *http.Request) string {
+	return strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`)
+}
 
 // listJSON is a page of a list.
 type listJSON[T any] struct {
@@ -84,49 +104,27 @@ type listJSON[T any] struct {
 	LastID  any    `json:"last_id"` // the cursor of the next page, null on the last one
 }
 
-// maxPage is the largest page a list returns.
-const maxPage = 500
-
 // listKeys serves GET /keys: keys oldest first, filtered by user, team and
-// state (active or revoked), a page of limit after the key named by after.
+// state (active or revoked), a page of limit after the key named by after,
+// read and filtered in SQL.
 func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit, err := queryInt(r, "limit", 100, maxPage)
+	limit, err := queryInt(r, "limit", 100, admin.MaxPage)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	state := q.Get("state")
-	if state != "" && state != "active" && state != "revoked" {
-		h.writeError(w, r, domain.InvalidParam("state", "state must be active or revoked"))
-		return
-	}
-	keys, err := h.svc.Keys(r.Context(), actorOf(r))
+	keys, more, err := h.svc.KeyPage(r.Context(), actorOf(r), domain.KeyQuery{
+		User: q.Get("user"), Team: q.Get("team"), State: q.Get("state"), After: q.Get("after"), Limit: int(limit)})
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if after := q.Get("after"); after != "" {
-		i := slices.IndexFunc(keys, func(k domain.APIKey) bool { return k.ID == after })
-		if i < 0 {
-			h.writeError(w, r, domain.InvalidParam("after", "after names no key: use the last_id of the previous page"))
-			return
-		}
-		keys = keys[i+1:]
-	}
-	page := listJSON[keyJSON]{Object: "list", Data: []keyJSON{}}
+	page := listJSON[keyJSON]{Object: "list", Data: []keyJSON{}, HasMore: more}
 	for _, k := range keys {
-		if (q.Get("user") != "" && k.Caller.User != q.Get("user")) || (q.Get("team") != "" && k.Caller.Team != q.Get("team")) ||
-			(state == "active" && k.RevokedAt != nil) || (state == "revoked" && k.RevokedAt == nil) {
-			continue
-		}
-		if len(page.Data) == int(limit) {
-			page.HasMore = true
-			break
-		}
 		page.Data = append(page.Data, toKeyJSON(k))
 	}
-	if page.HasMore {
+	if more {
 		page.LastID = page.Data[len(page.Data)-1].ID
 	}
 	h.writeJSON(w, http.StatusOK, page)
@@ -202,14 +200,8 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 // revokeKey serves POST /keys/{id}/revoke. With If-Match, the key must still
 // be at that version (412 otherwise).
 func (h *handler) revokeKey(w http.ResponseWriter, r *http.Request) {
-	ifMatch := strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`)
-	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), chi.URLParam(r, "id"), ifMatch)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(key))
-	h.writeJSON(w, http.StatusOK, toKeyJSON(key))
+	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), chi.URLParam(r, "id"), ifMatch(r))
+	h.writeKey(w, r, key, err)
 }
 
 // auditJSON is one audit entry on the wire.
@@ -235,12 +227,9 @@ func stateJSON(v any) any {
 	case *domain.APIKey:
 		return toKeyJSON(*t)
 	case *domain.AdminKey:
-		scopes := make([]string, len(t.Scopes))
-		for i, s := range t.Scopes {
-			scopes[i] = string(s)
-		}
-		return adminKeyJSON{Object: "admin.admin_key", ID: t.ID, Name: t.Name, Scopes: scopes,
-			CreatedAt: timeString(t.CreatedAt), RevokedAt: timePtr(t.RevokedAt)}
+		return toAdminKeyJSON(*t)
+	case *domain.Principal:
+		return toPrincipalJSON(*t)
 	}
 	return nil
 }
