@@ -41,8 +41,11 @@ func adminKeys(ctx context.Context, cfg infra.Config, args []string, stdout, std
 	if len(problems) > 0 {
 		return usageError{strings.Join(problems, "; ")}
 	}
+	if reason, err = cliReason(cfg, reason, stderr); err != nil {
+		return err
+	}
 	return withAdmin(ctx, cfg, stderr, func(ctx context.Context, svc *admin.Service) error {
-		key, secret, err := svc.CreateAdminKey(ctx, cliActor(), cliReason(reason, stderr), name, scopes)
+		key, secret, err := svc.CreateAdminKey(ctx, cliActor(), reason, name, scopes)
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,12 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			return err
 		}
 	}
+	if args[0] != "list" {
+		var err error
+		if reason, err = cliReason(cfg, reason, stderr); err != nil {
+			return err
+		}
+	}
 	return withAdmin(ctx, cfg, stderr, func(ctx context.Context, svc *admin.Service) error {
 		actor := cliActor()
 		switch args[0] {
@@ -79,7 +85,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			if err != nil {
 				return err
 			}
-			key, secret, err := svc.CreateKey(ctx, actor, cliReason(reason, stderr), nk)
+			key, secret, err := svc.CreateKey(ctx, actor, reason, nk)
 			if err != nil {
 				return err
 			}
@@ -91,7 +97,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			_, err = fmt.Fprintln(stdout, secret)
 			return err
 		case "rotate":
-			key, secret, err := svc.RotateKey(ctx, actor, cliReason(reason, stderr), id, grace, "")
+			key, secret, err := svc.RotateKey(ctx, actor, reason, id, grace, "")
 			if err != nil {
 				return err
 			}
@@ -104,7 +110,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			_, err = fmt.Fprintln(stdout, secret)
 			return err
 		case "revoke":
-			if _, err := svc.RevokeKey(ctx, actor, cliReason(reason, stderr), id, ""); err != nil {
+			if _, err := svc.RevokeKey(ctx, actor, reason, id, ""); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "revoked key %s\n", id)
@@ -133,24 +139,29 @@ func withAdmin(ctx context.Context, cfg infra.Config, stderr io.Writer, f func(c
 	if err := postgres.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("prepare the database: %w", err)
 	}
-	return f(ctx, admin.NewService(postgres.NewKeyStore(pool), admin.Options{MinReasonLen: cfg.AuditReasonMinLen}))
+	return f(ctx, admin.NewService(postgres.NewKeyStore(pool), admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen}))
 }
 
 // noCLIReason is the audit reason of a change made on the command line
-// without --reason. The commands accept that, so that scripts written before
-// the audit log keep working, but they say so on stderr and the audit log
-// shows it plainly; --reason is the way to give a real one.
+// without --reason. The commands accept that unless AUDIT_REASON_REQUIRED_CLI
+// is true, so that scripts written before the audit log keep working, but
+// they say so on stderr and the audit log shows it plainly; --reason is the
+// way to give a real one.
 const noCLIReason = "no reason given (command line without --reason)"
 
-// cliReason returns the reason given with --reason, or warns and returns
-// noCLIReason when there was none. A --reason that is given must be long
-// enough: the service refuses a short one.
-func cliReason(reason string, stderr io.Writer) string {
-	if reason == "" {
-		fmt.Fprintln(stderr, "warning: no --reason given; the audit log records:", noCLIReason)
-		return noCLIReason
+// cliReason returns the reason given with --reason. Without one, it refuses
+// when cfg requires a reason on the command line, and otherwise warns and
+// returns noCLIReason. A --reason that is given must be long enough: the
+// service refuses a short one.
+func cliReason(cfg infra.Config, reason string, stderr io.Writer) (string, error) {
+	if reason != "" {
+		return reason, nil
 	}
-	return reason
+	if cfg.AuditReasonRequiredCLI {
+		return "", usageError{"--reason is required (AUDIT_REASON_REQUIRED_CLI=true): say why, for the audit log; nothing was changed"}
+	}
+	fmt.Fprintln(stderr, "warning: no --reason given; the audit log records:", noCLIReason)
+	return noCLIReason, nil
 }
 
 // cliActor is who runs the command: the operating-system user, with the write
@@ -189,7 +200,7 @@ func parseKeyID(cmd string, args []string, stderr io.Writer, more func(*flag.Fla
 
 // reasonFlag defines --reason on fs.
 func reasonFlag(fs *flag.FlagSet, reason *string) {
-	fs.StringVar(reason, "reason", "", "why: recorded in the audit log (without it, the log says no reason was given)")
+	fs.StringVar(reason, "reason", "", "why: recorded in the audit log (without it, the log says no reason was given, or the command refuses when AUDIT_REASON_REQUIRED_CLI=true)")
 }
 
 // usdFlag is a flag holding an exact, positive dollar amount. Unset, it

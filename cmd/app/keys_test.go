@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/infra"
 )
 
 func TestKeysCreateBudgetFlags(t *testing.T) {
@@ -98,5 +99,29 @@ func TestBudgetListNamesModels(t *testing.T) {
 	got := budgetList([]domain.Budget{{Scope: domain.ScopeKey, Period: "rolling:30d", Limit: 1}, {Scope: domain.ScopeUser, Period: domain.PeriodDay, Limit: 2, Model: "group:x"}})
 	if want := "key/rolling:30d $0.000001,group:x@user/day $0.000002"; got != want {
 		t.Errorf("budgetList = %q, want %q", got, want)
+	}
+}
+
+// TestCLIReason checks what a change without --reason does: a warning and
+// the marker reason by default, a refusal with AUDIT_REASON_REQUIRED_CLI;
+// and that a given reason is passed on as it is.
+func TestCLIReason(t *testing.T) {
+	for _, c := range []struct {
+		required      bool
+		given, want   string
+		warns, refuse bool
+	}{
+		{false, "", noCLIReason, true, false},
+		{true, "", "", false, true},
+		{false, "onboarding", "onboarding", false, false},
+		{true, "onboarding", "onboarding", false, false},
+	} {
+		var stderr strings.Builder
+		got, err := cliReason(infra.Config{AuditReasonRequiredCLI: c.required}, c.given, &stderr)
+		var usage usageError
+		if got != c.want || errors.As(err, &usage) != c.refuse || (err != nil) != c.refuse || strings.Contains(stderr.String(), "warning") != c.warns {
+			t.Errorf("required %v, --reason %q: %q, %v, stderr %q; want %q, refused %v, warning %v",
+				c.required, c.given, got, err, stderr.String(), c.want, c.refuse, c.warns)
+		}
 	}
 }

@@ -83,6 +83,11 @@ type Config struct {
 	WriteTimeout      time.Duration `env:"HTTP_WRITE_TIMEOUT" envDefault:"300s"` // non-streaming responses
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 
+	// AuditReasonRequiredCLI makes the tidygate keys and admin-keys commands
+	// refuse a change without --reason, instead of warning and recording
+	// that no reason was given.
+	AuditReasonRequiredCLI bool `env:"AUDIT_REASON_REQUIRED_CLI" envDefault:"false"`
+
 	// Gateway policy.
 	CatalogueFile      string `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
 	AuditReasonMinLen  int    `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
