@@ -27,6 +27,7 @@ const agentKey = "tg-agents-test-key-0123456789abcdef"
 // the gateway, the mock provider and in-memory ledger, key store and call log.
 type agentStack struct {
 	url    string
+	svc    *gateway.Service
 	log    *memory.CallLog
 	ledger *memory.Ledger
 	caller domain.Caller
@@ -49,14 +50,14 @@ func newAgentStack(t *testing.T) *agentStack {
 			{Scope: domain.ScopeUser, ScopeID: "ada", Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}}}}
 	keys := memory.NewKeyStore()
 	s.caller.KeyID = keys.Add(agentKey, s.caller)
-	s.url = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
+	s.url, s.svc = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": p},
 		Keys: keys, Ledger: s.ledger, CallLog: s.log}, gateway.Options{})
 	return s
 }
 
 // serveGateway serves tidygate's HTTP API over a gateway built of deps,
-// until the test ends, and returns its URL.
-func serveGateway(t *testing.T, deps gateway.Deps, opts gateway.Options) string {
+// until the test ends, and returns its URL and the gateway.
+func serveGateway(t *testing.T, deps gateway.Deps, opts gateway.Options) (string, *gateway.Service) {
 	t.Helper()
 	svc, err := gateway.NewService(deps, opts)
 	if err != nil {
@@ -64,7 +65,7 @@ func serveGateway(t *testing.T, deps gateway.Deps, opts gateway.Options) string 
 	}
 	srv := httptest.NewServer(httpapi.NewHandler(svc, httpapi.Options{}))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, svc
 }
 
 func (s *agentStack) anthropic() anthropic.Client {
@@ -201,6 +202,9 @@ func TestAnthropicSDKThroughTidygate(t *testing.T) {
 
 	// Every call settled: nothing is left reserved, and what was spent is
 	// what the call log recorded.
+	if err := s.svc.Settled(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := s.ledger.Report(ctx, s.caller, time.Now().Add(-time.Hour), time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ const (
 
 type passStack struct {
 	url    string
+	svc    *gateway.Service
 	anth   *llmtest.Upstream
 	oai    *llmtest.Upstream
 	log    *memory.CallLog
@@ -79,7 +80,7 @@ func newPassStackStoring(t *testing.T, anth, oai http.HandlerFunc, store ports.R
 	keys := memory.NewKeyStore()
 	keys.Add(agentKey, domain.Caller{User: "ada", Team: "eng", Budgets: []domain.Budget{
 		{Scope: domain.ScopeUser, ScopeID: "ada", Period: domain.PeriodDay, Limit: 5 * domain.MicrosPerUSD}}})
-	s.url = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
+	s.url, s.svc = serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
 		Providers: map[string]ports.Provider{"anthropic": ap, "openai": op},
 		Keys:      keys, Ledger: s.ledger, CallLog: s.log, Responses: store}, gateway.Options{MaxAttempts: 2, RetryBackoff: 1})
 	return s
@@ -119,6 +120,16 @@ type answer struct {
 	Header, Trailer http.Header
 }
 
+// settled returns the ledger's endings once the gateway's settlements so
+// far were applied.
+func (s *passStack) settled(t *testing.T) map[string]memory.Ending {
+	t.Helper()
+	if err := s.svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s.ledger.Endings()
+}
+
 // onlyRecord returns the one call record and checks that its one
 // reservation ended exactly once, settled for the recorded cost.
 func (s *passStack) onlyRecord(t *testing.T) domain.CallRecord {
@@ -131,7 +142,7 @@ func (s *passStack) onlyRecord(t *testing.T) domain.CallRecord {
 	if r.AuditReason != "pass-through test" || r.User != "ada" {
 		t.Errorf("record = %+v", r)
 	}
-	endings := s.ledger.Endings()
+	endings := s.settled(t)
 	if e, ok := endings[r.RequestID]; !ok || e.Settles+e.Releases != 1 || len(endings) != 1 {
 		t.Errorf("endings = %+v; want one ending for %s", endings, r.RequestID)
 	}
@@ -350,7 +361,7 @@ func TestPassThroughResponsesStored(t *testing.T) {
 	if sent := s.oai.Last(t); sent.Path != "/v1/responses" || string(sent.Body) != `{"max_output_tokens":8192,`+strings.Replace(own[1:], `"gpt"`, `"gpt-up"`, 1) {
 		t.Errorf("not stored: upstream got %s", sent.Body)
 	}
-	endings := s.ledger.Endings()
+	endings := s.settled(t)
 	for id, e := range endings {
 		if e.Settles+e.Releases != 1 {
 			t.Errorf("reservation %s ended %+v", id, e)

@@ -112,8 +112,11 @@ func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*in
 // devKeySeed says whether to seed the development key.
 type devKeySeed bool
 
-func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
-	return gateway.NewService(gateway.Deps{
+// newService builds the gateway. On shutdown, after the HTTP server has
+// drained and before the call log closes, it waits for the settlements of
+// the calls answered last.
+func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
+	svc, err := gateway.NewService(gateway.Deps{
 		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
 		Responses: stores.responses,
 	}, gateway.Options{
@@ -135,6 +138,11 @@ func newService(cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, provid
 		ExcessClaims:         newExcessClaimCounter(d.Registry),
 		Deployments:          newDeploymentMetrics(d.Registry),
 	})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(svc.Settled))
+	return svc, nil
 }
 
 // servers are the API server, unless ADMIN_ADDR is off the admin server, and

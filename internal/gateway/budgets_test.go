@@ -76,7 +76,7 @@ func TestBudgetFallbackAnswers(t *testing.T) {
 			if len(recs) != 1 || recs[0].Model != "small" || recs[0].BudgetFallbackFrom != "big" || !recs[0].FallbackUsed {
 				t.Fatalf("records = %+v, want one answered by small in place of big", recs)
 			}
-			led := seen(r.ledger)
+			led := seen(t, r.svc, r.ledger)
 			if len(led.settled) != 1 || len(led.held) != 0 || led.spent != res.Cost || res.Cost == 0 {
 				t.Errorf("ledger = %+v, want one settlement of %v", led, res.Cost)
 			}
@@ -100,7 +100,7 @@ func TestBudgetFallbackMustFitToo(t *testing.T) {
 			if len(recs) != 1 || recs[0].Outcome != domain.OutcomeRejected || recs[0].Model != "big" || recs[0].BudgetFallbackFrom != "" {
 				t.Errorf("records = %+v, want one refusal of big", recs)
 			}
-			if led := seen(r.ledger); len(led.held)+len(led.settled)+len(led.released) != 0 {
+			if led := seen(t, r.svc, r.ledger); len(led.held)+len(led.settled)+len(led.released) != 0 {
 				t.Errorf("ledger = %+v, want nothing held", led)
 			}
 		})

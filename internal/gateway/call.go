@@ -198,7 +198,11 @@ func (k *call) admit(ctx context.Context) error {
 		return err
 	}
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now()}
+	mark := k.s.settler.applied()
 	err = k.s.deps.Ledger.Reserve(ctx, k.hold)
+	if domain.KindOf(err) == domain.KindBudgetExceeded {
+		err = k.reserveAfterSettling(ctx, mark, err)
+	}
 	if domain.KindOf(err) == domain.KindBudgetExceeded {
 		err = k.reserveBudgetFallback(ctx, err)
 	}
@@ -225,6 +229,23 @@ func (k *call) budgets() []domain.Budget {
 		}
 	}
 	return out
+}
+
+// reserveAfterSettling answers a reservation that a budget refused
+// (exceeded) while calls already answered held their worst case: when
+// settlements are waiting, it waits for them, and when any was applied
+// since mark (taken before the reservation), it tries once more. A refusal
+// is then never caused by a settlement in flight.
+func (k *call) reserveAfterSettling(ctx context.Context, mark uint64, exceeded error) error {
+	if k.s.settler.pending() {
+		if err := k.s.settler.wait(ctx); err != nil {
+			return exceeded
+		}
+	}
+	if k.s.settler.applied() == mark {
+		return exceeded
+	}
+	return k.s.deps.Ledger.Reserve(ctx, k.hold)
 }
 
 // reserveBudgetFallback answers a reservation that a budget refused
@@ -607,18 +628,22 @@ func upstreamFailure(res Result, err error) error {
 		Message: fmt.Sprintf("provider %q failed for model %q after %d attempts", res.Model.Provider, res.Model.Name, res.Attempts)}
 }
 
-// end settles the reservation on what the call consumed (the provider's
-// count, or an estimate for a call cut short after it had begun to answer)
-// or releases it when nothing was consumed, records the call, and returns
-// the call's error. This bookkeeping completes even if the client has gone.
+// end charges what the call consumed (the provider's count, or an
+// estimate for a call cut short after it had begun to answer) or releases
+// the reservation when nothing was consumed, records the call, and returns
+// the call's error. The charge is applied to the ledger after the record
+// is durable, off the response path: the settler settles it while the
+// answer goes out, and the reservation holds the worst case until then.
+// This bookkeeping completes even if the client has gone.
 func (k *call) end(ctx context.Context, callErr error) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
 	consumed, charged := k.op.consumed(k.res.Model)
+	var owed ports.Settlement
 	if charged {
-		k.settle(bctx, consumed)
+		owed = k.charge(bctx, consumed)
 	} else {
 		k.release(bctx)
 	}
@@ -632,7 +657,11 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	if callErr != nil && charged {
 		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
-	if err := k.record(bctx); err != nil {
+	err := k.record(bctx)
+	if charged {
+		k.s.settle(bctx, owed)
+	}
+	if err != nil {
 		// Fail closed: a call that cannot be recorded is not answered. What
 		// the provider consumed is settled all the same (the spend is
 		// real), and the log keeps what the audit trail could not.
@@ -645,12 +674,12 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	return callErr
 }
 
-// settle charges the budgets the cost of usage, bounded by what the call
-// could consume on the model that answered (so never more than was
-// reserved). A claim beyond that bound is recorded in full and flagged.
-// When the ledger fails, the reservation stays held (an over-estimate)
-// until the ledger's expiry sweep; the call itself is recorded.
-func (k *call) settle(ctx context.Context, claimed domain.Usage) {
+// charge prices usage, bounded by what the call could consume on the model
+// that answered (so never more than was reserved), into the record, gives
+// back the tokens per minute it did not use, and returns the settlement
+// the ledger owes the reservation. A claim beyond the bound is recorded in
+// full and flagged.
+func (k *call) charge(ctx context.Context, claimed domain.Usage) ports.Settlement {
 	charged := claimed
 	if bound, err := k.op.worstCase(k.res.Model); err == nil {
 		charged = claimed.Within(bound)
@@ -668,11 +697,8 @@ func (k *call) settle(ctx context.Context, claimed domain.Usage) {
 		k.settleAccount(ctx, k.account, charged.Total())
 		k.account = nil
 	}
-	err := k.s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
-		Model: k.res.Model.Name, Group: k.res.Model.Group, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()})
-	if err != nil {
-		k.rec.ErrorMessage = "settling the spend failed: " + err.Error()
-	}
+	return ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
+		Model: k.res.Model.Name, Group: k.res.Model.Group, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()}
 }
 
 // flagClaim marks the record, counts the claim and warns that a provider

@@ -96,7 +96,7 @@ func TestACallWhoseRecordFailsIsSettledAndRefused(t *testing.T) {
 	if r.primary.callCount() != 1 || res.Cost == 0 {
 		t.Fatalf("provider calls = %d, cost %v; want one answered call with a cost", r.primary.callCount(), res.Cost)
 	}
-	led := seen(r.ledger)
+	led := seen(t, r.svc, r.ledger)
 	if len(led.settled) != 1 || led.settled[0] != call.RequestID || led.spent != res.Cost || len(led.held) != 0 {
 		t.Errorf("ledger settled %v spent %v held %v; want the call settled at %v and nothing held", led.settled, led.spent, led.held, res.Cost)
 	}
@@ -115,7 +115,7 @@ func TestACallLogThatCannotWriteRefusesBeforeTheProvider(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUnavailable || r.primary.callCount() != 0 {
 		t.Fatalf("err = %v, provider calls = %d; want unavailable before any provider call", err, r.primary.callCount())
 	}
-	led := seen(r.ledger)
+	led := seen(t, r.svc, r.ledger)
 	if led.spent != 0 || len(led.held) != 0 || len(led.settled) != 0 || len(led.released) != 0 {
 		t.Errorf("ledger spent %v held %v settled %v released %v; want it untouched", led.spent, led.held, led.settled, led.released)
 	}

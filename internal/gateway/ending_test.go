@@ -82,9 +82,9 @@ var mainPrice = domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000
 
 // checkCharged checks that the call's reservation was settled exactly once,
 // for the cost of want on main, and that one record says so.
-func checkCharged(t *testing.T, l *memory.Ledger, log *memory.CallLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
+func checkCharged(t *testing.T, svc *gateway.Service, l *memory.Ledger, log *memory.CallLog, want domain.Usage, why domain.Interruption, output string) domain.CallRecord {
 	t.Helper()
-	led := seen(l)
+	led := seen(t, svc, l)
 	if len(led.settled) != 1 || len(led.released) != 0 || len(led.held) != 0 {
 		t.Fatalf("ledger settled %v released %v holds %v; want exactly one settlement", led.settled, led.released, led.held)
 	}
@@ -136,7 +136,7 @@ func TestStreamBrokenByTheUpstreamIsCharged(t *testing.T) {
 	if want.CompletionTokens != len("one two three ") || want.PromptTokens != domain.WorstCaseChat(streamRequest(), 40).PromptTokens {
 		t.Fatalf("estimate %+v is not the reservation's rule", want)
 	}
-	checkCharged(t, l, log, want, domain.InterruptedByUpstream, "one two three ")
+	checkCharged(t, svc, l, log, want, domain.InterruptedByUpstream, "one two three ")
 }
 
 func TestStreamWithReportedUsageIsChargedTheReport(t *testing.T) {
@@ -147,7 +147,7 @@ func TestStreamWithReportedUsageIsChargedTheReport(t *testing.T) {
 	if err == nil {
 		t.Fatal("a broken stream succeeded")
 	}
-	checkCharged(t, l, log, *p.usage, domain.InterruptedByUpstream, "one two ")
+	checkCharged(t, svc, l, log, *p.usage, domain.InterruptedByUpstream, "one two ")
 }
 
 func TestStreamAbandonedByTheClientIsCharged(t *testing.T) {
@@ -165,7 +165,7 @@ func TestStreamAbandonedByTheClientIsCharged(t *testing.T) {
 		t.Fatalf("err = %v, want the client's departure", err)
 	}
 	// The third chunk came from the provider, though the client never read it.
-	checkCharged(t, l, log, estimate("one two three "), domain.InterruptedByClient, "one two three ")
+	checkCharged(t, svc, l, log, estimate("one two three "), domain.InterruptedByClient, "one two three ")
 }
 
 func TestStreamWhoseClientHangsUpIsCharged(t *testing.T) {
@@ -178,7 +178,7 @@ func TestStreamWhoseClientHangsUpIsCharged(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUnavailable {
 		t.Fatalf("err = %v, want the client's departure", err)
 	}
-	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByClient, "one two ")
+	checkCharged(t, svc, l, log, estimate("one two "), domain.InterruptedByClient, "one two ")
 }
 
 func TestStreamCutByTheStreamTimeoutIsCharged(t *testing.T) {
@@ -189,7 +189,7 @@ func TestStreamCutByTheStreamTimeoutIsCharged(t *testing.T) {
 	if de := asError(err); de.Code != "stream_timeout" || de.Kind == domain.KindUpstream {
 		t.Fatalf("err = %v, want tidygate's stream timeout, not the provider's failure", err)
 	}
-	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByStreamTimeout, "one two ")
+	checkCharged(t, svc, l, log, estimate("one two "), domain.InterruptedByStreamTimeout, "one two ")
 }
 
 func TestStreamEndedByShutdownIsCharged(t *testing.T) {
@@ -201,7 +201,7 @@ func TestStreamEndedByShutdownIsCharged(t *testing.T) {
 	if asError(err).Code != "shutting_down" {
 		t.Fatalf("err = %v, want a shutdown", err)
 	}
-	checkCharged(t, l, log, estimate("one two "), domain.InterruptedByShutdown, "one two ")
+	checkCharged(t, svc, l, log, estimate("one two "), domain.InterruptedByShutdown, "one two ")
 	_, err = svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: alice, AuditReason: "review"}, chat("main"))
 	if asError(err).Code != "shutting_down" {
 		t.Fatalf("a call after EndCalls: err = %v, want a refusal", err)
@@ -221,7 +221,7 @@ func TestNonStreamClientGivingUpIsChargedWhatTheProviderDid(t *testing.T) {
 	up := req
 	up.MaxTokens = 100
 	answer := reply(up)
-	checkCharged(t, l, log, answer.Usage, domain.InterruptedByClient, answer.Content)
+	checkCharged(t, svc, l, log, answer.Usage, domain.InterruptedByClient, answer.Content)
 }
 
 func TestStreamThatNeverStartsIsReleased(t *testing.T) {
@@ -230,7 +230,7 @@ func TestStreamThatNeverStartsIsReleased(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUpstream || !strings.Contains(err.Error(), "sent nothing within") {
 		t.Fatalf("err = %v, want the provider blamed for sending nothing", err)
 	}
-	led := seen(l)
+	led := seen(t, svc, l)
 	if len(led.released) != 1 || len(led.settled) != 0 || led.spent != 0 {
 		t.Fatalf("released %v settled %v spent %v; want one release", led.released, led.settled, led.spent)
 	}
@@ -266,7 +266,7 @@ func TestUsageClaimsAreChargedAtMostTheReservation(t *testing.T) {
 	}
 	bound := domain.WorstCaseChat(req, 10)
 	want := mainPrice.Cost(bound)
-	led := seen(l)
+	led := seen(t, svc, l)
 	if res.Cost != want || led.spent != want || led.spent > reserved {
 		t.Fatalf("charged %v (spent %v), want the bound %v, at most the reservation %v", res.Cost, led.spent, want, reserved)
 	}
@@ -366,8 +366,8 @@ func TestCacheWritesDearerThanInputFitTheReservation(t *testing.T) {
 	}
 	// Every prompt token at $6 and ten output tokens at $15 per million, each part rounded up.
 	want := domain.Micros((bound.PromptTokens*6_000_000+999_999)/1_000_000) + 150
-	if res.Cost != want || reserved != want || seen(l).spent != want {
-		t.Fatalf("charged %v, reserved %v, spent %v; want all three %v (all input written to the cache)", res.Cost, reserved, seen(l).spent, want)
+	if res.Cost != want || reserved != want || seen(t, svc, l).spent != want {
+		t.Fatalf("charged %v, reserved %v, spent %v; want all three %v (all input written to the cache)", res.Cost, reserved, seen(t, svc, l).spent, want)
 	}
 	if plain := price.Cost(bound); reserved <= plain {
 		t.Fatalf("reserved %v, no more than plain input's %v", reserved, plain)

@@ -11,6 +11,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -90,8 +91,12 @@ type ledgerView struct {
 	spent                   domain.Micros
 }
 
-// seen returns what l did so far.
-func seen(l *memory.Ledger) ledgerView {
+// seen returns what l did once svc's settlements so far were applied.
+func seen(t *testing.T, svc *gateway.Service, l *memory.Ledger) ledgerView {
+	t.Helper()
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatalf("Settled: %v", err)
+	}
 	var v ledgerView
 	for id, e := range l.Endings() {
 		for range e.Settles {

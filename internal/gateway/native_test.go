@@ -105,7 +105,7 @@ func TestChatNativePassesThrough(t *testing.T) {
 	if rec.Usage != r.native.resp.Usage || rec.Output != "hi" || rec.Outcome != domain.OutcomeOK {
 		t.Errorf("record %+v", rec)
 	}
-	if led := seen(r.ledger); !slices.Equal(led.settled, []string{"a"}) || led.spent != rec.Cost() {
+	if led := seen(t, r.svc, r.ledger); !slices.Equal(led.settled, []string{"a"}) || led.spent != rec.Cost() {
 		t.Errorf("ledger %+v", led)
 	}
 }
@@ -140,7 +140,7 @@ func TestChatNativeUntranslatable(t *testing.T) {
 	if domain.KindOf(err) != domain.KindUpstream || r.backup.callCount() != 0 {
 		t.Fatalf("err %v, backup calls %d: the fallback cannot take the request", err, r.backup.callCount())
 	}
-	if led := seen(r.ledger); !slices.Equal(led.released, []string{"b"}) || len(led.settled) != 0 {
+	if led := seen(t, r.svc, r.ledger); !slices.Equal(led.released, []string{"b"}) || len(led.settled) != 0 {
 		t.Errorf("ledger %+v", led)
 	}
 }
@@ -181,7 +181,7 @@ func TestChatNativeEndings(t *testing.T) {
 	if want := domain.ConsumedChat(chat("main"), 100, 4); rec.Usage != want {
 		t.Errorf("an uncounted answer: usage %+v, want %+v", rec.Usage, want)
 	}
-	if led := seen(r.ledger); !slices.Equal(led.settled, []string{"a", "b"}) {
+	if led := seen(t, r.svc, r.ledger); !slices.Equal(led.settled, []string{"a", "b"}) {
 		t.Errorf("ledger %+v", led)
 	}
 }

@@ -145,7 +145,7 @@ func (f *fleet) calls(t *testing.T, n int) map[string]int {
 // and nothing is still held.
 func (f *fleet) settledOnce(t *testing.T) {
 	t.Helper()
-	v := seen(f.ledger)
+	v := seen(t, f.svc, f.ledger)
 	if len(v.settled)+len(v.released) != f.n || len(v.held) != 0 {
 		t.Errorf("%d calls: %d settled, %d released, %d held", f.n, len(v.settled), len(v.released), len(v.held))
 	}

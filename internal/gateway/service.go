@@ -8,7 +8,8 @@
 // the caller's key and team concurrency shares and the concurrency bound →
 // reserve the worst-case cost → call a deployment the model's routing picks,
 // retrying on another deployment, then the fallbacks
-// → settle the actual cost (or release) → record the call → return.
+// → price the actual cost (or release) → record the call → return, while the
+// settler settles the cost in the ledger.
 package gateway
 
 import (
@@ -242,6 +243,8 @@ type Service struct {
 	routes atomic.Pointer[routes]
 	router *router       // the deployments' health and load, across catalogues
 	slots  chan struct{} // bounds concurrent upstream calls
+	// settler applies the calls' settlements after their answers.
+	settler *settler
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -286,6 +289,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		stopping: stopping,
 		stop:     stop,
+		settler:  newSettler(deps.Ledger, opts.Logger, opts.RecordTimeout),
 	}
 	s.routes.Store(newRoutes(deps))
 	return s, nil
@@ -362,8 +366,12 @@ func mayUseAnAlias(c domain.Caller, m domain.Model) bool {
 	return false
 }
 
-// Usage returns the caller's usage report for the current month.
+// Usage returns the caller's usage report for the current month, with the
+// settlements of every call answered before it applied.
 func (s *Service) Usage(ctx context.Context, c domain.Caller) (domain.UsageReport, error) {
+	if err := s.Settled(ctx); err != nil {
+		return domain.UsageReport{}, domain.Wrap(domain.KindUnavailable, err, "the usage report waited too long for the last calls' settlements")
+	}
 	now := s.opts.Now()
 	return s.deps.Ledger.Report(ctx, c, domain.PeriodMonth.Start(now), now)
 }

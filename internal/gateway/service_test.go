@@ -105,7 +105,7 @@ func TestChatSuccess(t *testing.T) {
 		rec.User != "alice" || rec.Team != "risk" || rec.Output != res.Response.Content || rec.End.Before(rec.Start) {
 		t.Fatalf("record = %+v", rec)
 	}
-	led := seen(r.ledger)
+	led := seen(t, r.svc, r.ledger)
 	if len(led.settled) != 1 || led.spent != res.Cost {
 		t.Fatalf("ledger settled %v spent %v, want the call's cost", led.settled, led.spent)
 	}
@@ -158,7 +158,7 @@ func TestChatRejections(t *testing.T) {
 			if recs[0].Model != tc.model || len(recs[0].Attempts) != 0 {
 				t.Errorf("the refusal is recorded under model %q with %d attempts, want %q and none", recs[0].Model, len(recs[0].Attempts), tc.model)
 			}
-			led := seen(r.ledger)
+			led := seen(t, r.svc, r.ledger)
 			if len(led.held) != 0 {
 				t.Fatalf("a rejected call holds %v", led.held)
 			}
@@ -211,7 +211,7 @@ func TestRetriesThenFallback(t *testing.T) {
 		if domain.KindOf(err) != domain.KindUpstream {
 			t.Fatalf("err = %v, want upstream", err)
 		}
-		led := seen(r.ledger)
+		led := seen(t, r.svc, r.ledger)
 		if len(led.released) != 1 || len(led.settled) != 0 {
 			t.Fatalf("ledger released %v settled %v, want one release", led.released, led.settled)
 		}
@@ -391,7 +391,7 @@ func TestClientGoneStopsRetrying(t *testing.T) {
 	if err == nil || r.primary.callCount() != 1 {
 		t.Fatalf("err = %v after %d calls, want to stop during the backoff", err, r.primary.callCount())
 	}
-	led := seen(r.ledger)
+	led := seen(t, r.svc, r.ledger)
 	if len(r.log.Records()) != 1 || len(led.released) != 1 {
 		t.Fatal("an abandoned call must still be recorded and its reservation released")
 	}

@@ -82,6 +82,11 @@ type SpendLedger interface {
 	// that apply to the model that answered (the others give their hold
 	// back) and records usage.
 	Settle(ctx context.Context, s Settlement) error
+	// SettleAll applies settlements as Settle would one by one, all in one
+	// transaction: all of them or, with an error, none. A settlement of a
+	// reservation settled or released already (earlier, or by an earlier
+	// settlement of the same list) changes nothing, as Settle's does.
+	SettleAll(ctx context.Context, ss []Settlement) error
 	// Release drops a reservation whose call cost nothing.
 	Release(ctx context.Context, reservationID string) error
 	// Report returns the caller's usage by day and model since from, and the

@@ -72,6 +72,7 @@ func (p *agentProvider) Embed(context.Context, domain.EmbedRequest) (domain.Embe
 // test moves.
 type storeRig struct {
 	srv      *httptest.Server
+	svc      *gateway.Service
 	provider *agentProvider
 	store    *memory.ResponseStore
 	ledger   *memory.Ledger
@@ -108,6 +109,7 @@ func newStoreRig(t *testing.T, opts gateway.Options) *storeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.svc = svc
 	s.srv = httptest.NewServer(httpapi.NewHandler(svc, httpapi.Options{Now: s.clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -437,6 +439,9 @@ func TestContinuedCallReservesItsHistory(t *testing.T) {
 		status, resp := s.do(t, "POST", "/v1/responses", body)
 		if status != 200 {
 			t.Fatalf("POST %s = %d %v", body, status, resp)
+		}
+		if err := s.svc.Settled(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 		for id, e := range s.ledger.Endings() {
 			if _, old := before[id]; !old {

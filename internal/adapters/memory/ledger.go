@@ -28,6 +28,7 @@ type Ledger struct {
 	reservations map[string]*reservation
 	usage        map[usageKey]*domain.UsageRow
 	alerts       alertBook
+	batches      int // SettleAll calls that applied their settlements
 }
 
 // counter names the spend of one budget in one period.
@@ -174,18 +175,58 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 // Settling a settled or released reservation changes nothing; an unknown
 // one is a domain.KindNotFound error.
 func (l *Ledger) Settle(_ context.Context, s ports.Settlement) error {
-	if s.Cost < 0 || s.Usage.PromptTokens < 0 || s.Usage.CompletionTokens < 0 {
-		return domain.InvalidParam("settlement", "a settlement's cost and token counts must not be negative")
+	if err := checkSettlement(s); err != nil {
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	res, err := l.held(s.ReservationID)
-	if err != nil {
+	if _, err := l.held(s.ReservationID); err != nil {
 		return err
 	}
+	l.settle(s)
+	return nil
+}
+
+// SettleAll applies the settlements in order, as Settle would, or, when one
+// is invalid or its reservation unknown, returns the error and applies none.
+func (l *Ledger) SettleAll(_ context.Context, ss []ports.Settlement) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range ss {
+		if err := checkSettlement(s); err != nil {
+			return err
+		}
+		if _, err := l.held(s.ReservationID); err != nil {
+			return err
+		}
+	}
+	l.batches++
+	for _, s := range ss {
+		l.settle(s)
+	}
+	return nil
+}
+
+// Batches returns how many SettleAll calls applied their settlements.
+func (l *Ledger) Batches() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.batches
+}
+
+func checkSettlement(s ports.Settlement) error {
+	if s.Cost < 0 || s.Usage.PromptTokens < 0 || s.Usage.CompletionTokens < 0 {
+		return domain.InvalidParam("settlement", "a settlement's cost and token counts must not be negative")
+	}
+	return nil
+}
+
+// settle applies s to its known reservation. l.mu must be held.
+func (l *Ledger) settle(s ports.Settlement) {
+	res, _ := l.held(s.ReservationID)
 	l.reservations[s.ReservationID].ending.Settles++
 	if res == nil {
-		return nil
+		return
 	}
 	res.ending.Cost = s.Cost
 	l.move(res, s.Cost, domain.Model{Name: s.Model, Group: s.Group})
@@ -199,7 +240,6 @@ func (l *Ledger) Settle(_ context.Context, s ports.Settlement) error {
 	u.PromptTokens += int64(s.Usage.PromptTokens)
 	u.CompletionTokens += int64(s.Usage.CompletionTokens)
 	u.Cost += s.Cost
-	return nil
 }
 
 // Release drops the reservation's hold. Releasing a reservation that is no

@@ -447,19 +447,38 @@ fired AS (
 	RETURNING 1)
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM fired)`
 
-// queueMoves queues, in counterOrder, replacing the hold of res on each
-// of its counters by cost where the budget applies to the model that
-// answered, and by nothing elsewhere, raising the alerts that crosses.
-func (l *Ledger) queueMoves(batch *pgx.Batch, res heldReservation, cost, held domain.Micros, answered domain.Model) {
-	thresholds := l.opts.AlertThresholds
-	if thresholds == nil {
-		thresholds = []int{}
-	}
+// move is replacing one reservation's hold on one of its counters.
+type move struct {
+	res   heldReservation
+	c     counter
+	spent domain.Micros // what the counter is charged: the cost, or nothing
+	held  domain.Micros // the hold given back
+}
+
+// moves returns, in counterOrder, replacing the hold of res on each of
+// its counters by cost where the budget applies to the model that
+// answered, and by nothing elsewhere.
+func moves(res heldReservation, cost, held domain.Micros, answered domain.Model) []move {
+	out := make([]move, 0, len(res.counters))
 	for _, c := range res.counters {
 		spent := domain.Micros(0)
 		if c.budget.Applies(answered) {
 			spent = cost
 		}
+		out = append(out, move{res: res, c: c, spent: spent, held: held})
+	}
+	return out
+}
+
+// queueMoves queues the moves in their order, each raising the alerts its
+// spending crosses.
+func (l *Ledger) queueMoves(batch *pgx.Batch, ms []move) {
+	thresholds := l.opts.AlertThresholds
+	if thresholds == nil {
+		thresholds = []int{}
+	}
+	for _, m := range ms {
+		c, res := m.c, m.res
 		kind, name := string(c.budget.Scope), counterName(c.budget)
 		var limit *int64 // NULL: no alerts for holds made without a limit
 		if c.budget.Limit > 0 {
@@ -479,11 +498,11 @@ func (l *Ledger) queueMoves(batch *pgx.Batch, res heldReservation, cost, held do
 		}
 		if c.window > 0 {
 			batch.Queue(takeWindowLock, windowLock(c))
-			batch.Queue(moveWindow, res.id, kind, c.budget.ScopeID, name, int64(spent), limit, thresholds,
+			batch.Queue(moveWindow, res.id, kind, c.budget.ScopeID, name, int64(m.spent), limit, thresholds,
 				res.at.Add(-c.window).UTC(), slot).QueryRow(check)
 			continue
 		}
-		batch.Queue(moveSpend, kind, c.budget.ScopeID, name, c.start, int64(spent), int64(held), limit, thresholds, slot).
+		batch.Queue(moveSpend, kind, c.budget.ScopeID, name, c.start, int64(m.spent), int64(m.held), limit, thresholds, slot).
 			QueryRow(check)
 	}
 }
@@ -547,7 +566,7 @@ func (l *Ledger) Settle(ctx context.Context, s ports.Settlement) error {
 		batch.Queue(settleReservation, s.ReservationID, stateSettled, s.Caller.User, s.Caller.Team, s.Model)
 		batch.Queue(upsertUsage, s.Caller.User, domain.PeriodDay.Start(res.at), s.Caller.Team, s.Caller.KeyID, s.Model,
 			int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens), int64(s.Cost))
-		l.queueMoves(batch, res, s.Cost, held, domain.Model{Name: s.Model, Group: s.Group})
+		l.queueMoves(batch, moves(res, s.Cost, held, domain.Model{Name: s.Model, Group: s.Group}))
 		batch.Queue("COMMIT")
 		return conn.SendBatch(ctx, batch).Close()
 	})
@@ -578,7 +597,7 @@ func (l *Ledger) drop(ctx context.Context, id, to, doing string) (bool, error) {
 		res.id = id
 		batch := &pgx.Batch{}
 		batch.Queue(finishReservation, id, to)
-		l.queueMoves(batch, res, 0, res.amount, domain.Model{})
+		l.queueMoves(batch, moves(res, 0, res.amount, domain.Model{}))
 		batch.Queue("COMMIT")
 		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 			return err

@@ -46,6 +46,7 @@ func TestSpendLedger(t *testing.T, newLedgers NewLedgers) {
 	}
 	testBudgetPeriods(t, newLedgers)
 	testBudgetAlerts(t, newLedgers)
+	testSettleAll(t, newLedgers)
 	t.Run("ReserveUpToTheLimit", func(t *testing.T) {
 		l := newLedger(t)
 		c := caller("alice", "risk", userBudget("alice", domain.PeriodDay, 100))

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// The settler's bounds.
+const (
+	// settleQueue is the most settlements waiting for the settler; a call
+	// that finds the queue full settles its own before it answers.
+	settleQueue = 4096
+	// settleBatch is the most settlements one SettleAll applies.
+	settleBatch = 256
+)
+
+// settler applies the settlements of calls that have been recorded, off
+// their response path: a call queues its settlement and answers, while its
+// reservation keeps holding the worst case, so that budgets stay exact.
+//
+// One worker at a time takes every settlement waiting (up to settleBatch)
+// and applies them with one SettleAll, while the next ones queue up for the
+// next batch, as a journal's group commit does; it stops when the queue is
+// empty, so that nothing runs between calls. A batch the ledger refuses is
+// applied one settlement at a time, so that one bad settlement cannot hold
+// back the others; a settlement that still fails leaves its reservation
+// held (an over-estimate, as when the ledger fails today) and is logged.
+type settler struct {
+	ledger  ports.SpendLedger
+	log     *slog.Logger
+	timeout time.Duration // bounds one batch's ledger work
+
+	mu      sync.Mutex
+	queue   []ports.Settlement
+	running bool          // a worker is applying batches
+	queued  uint64        // settlements queued so far
+	done    uint64        // settlements applied (or given up) so far, in queue order
+	changed chan struct{} // closed and replaced whenever done advances
+}
+
+func newSettler(ledger ports.SpendLedger, log *slog.Logger, timeout time.Duration) *settler {
+	return &settler{ledger: ledger, log: log, timeout: timeout, changed: make(chan struct{})}
+}
+
+// add queues s for the worker, starting one if none runs. It reports false
+// when the queue is full: the caller settles s itself.
+func (t *settler) add(s ports.Settlement) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) >= settleQueue {
+		return false
+	}
+	t.queue = append(t.queue, s)
+	t.queued++
+	if !t.running {
+		t.running = true
+		go t.work()
+	}
+	return true
+}
+
+// work applies batches until the queue is empty.
+func (t *settler) work() {
+	for {
+		t.mu.Lock()
+		n := min(len(t.queue), settleBatch)
+		if n == 0 {
+			t.running = false
+			t.mu.Unlock()
+			return
+		}
+		batch := make([]ports.Settlement, n)
+		copy(batch, t.queue)
+		t.queue = append(t.queue[:0], t.queue[n:]...)
+		t.mu.Unlock()
+
+		t.apply(batch)
+
+		t.mu.Lock()
+		t.done += uint64(n)
+		close(t.changed)
+		t.changed = make(chan struct{})
+		t.mu.Unlock()
+	}
+}
+
+// apply settles batch in one SettleAll or, when the ledger refuses it,
+// one settlement at a time.
+func (t *settler) apply(batch []ports.Settlement) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	if err := t.ledger.SettleAll(ctx, batch); err == nil {
+		return
+	}
+	for _, s := range batch {
+		t.one(ctx, s)
+	}
+}
+
+// one settles s alone, and logs a failure: the reservation then stays
+// held (an over-estimate) until the ledger's expiry sweep, and the call's
+// record, already written, holds its cost.
+func (t *settler) one(ctx context.Context, s ports.Settlement) {
+	if err := t.ledger.Settle(ctx, s); err != nil {
+		t.log.LogAttrs(ctx, slog.LevelError, "settling a call's spend failed after its record was written; its reservation stays held",
+			slog.String("request_id", s.ReservationID), slog.String("key_id", s.Caller.KeyID), slog.String("model", s.Model),
+			slog.Int64("cost_micros", int64(s.Cost)), slog.String("error", err.Error()))
+	}
+}
+
+// wait blocks until every settlement queued before it was called has been
+// applied, or ctx ends; it returns ctx's error then.
+func (t *settler) wait(ctx context.Context) error {
+	t.mu.Lock()
+	target := t.queued
+	t.mu.Unlock()
+	for {
+		t.mu.Lock()
+		done, changed := t.done, t.changed
+		t.mu.Unlock()
+		if done >= target {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// applied returns how many settlements have been applied so far: a mark
+// that tells whether any were applied between two moments.
+func (t *settler) applied() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done
+}
+
+// pending reports whether settlements are waiting or being applied.
+func (t *settler) pending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done < t.queued
+}
+
+// settle hands s to the settler, or applies it at once when the settler's
+// queue is full, so that a backlog slows calls down rather than grow.
+func (s *Service) settle(ctx context.Context, owed ports.Settlement) {
+	if !s.settler.add(owed) {
+		s.settler.one(ctx, owed)
+	}
+}
+
+// Settled blocks until every settlement queued before it was called has
+// been applied to the ledger, or ctx ends (it returns ctx's error then).
+// A call's settlement follows its answer; Settled is how a shutdown makes
+// sure none is left behind, and how a usage report reads the calls that
+// came before it.
+func (s *Service) Settled(ctx context.Context) error {
+	return s.settler.wait(ctx)
+}

@@ -1,0 +1,218 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// gatedLedger is a memory ledger whose SettleAll waits at the gate, when
+// one is set, until the test opens it, and fails while failing is set; it
+// counts the lists it is given.
+type gatedLedger struct {
+	*memory.Ledger
+	gate    chan struct{}
+	entered chan struct{} // closed when the first SettleAll reaches the gate
+	once    sync.Once
+	failing bool
+	refused chan struct{} // closed when the first reservation is refused
+	refuse  sync.Once
+
+	mu    sync.Mutex
+	lists []int // the length of each list SettleAll was given
+}
+
+func (l *gatedLedger) SettleAll(ctx context.Context, ss []ports.Settlement) error {
+	l.mu.Lock()
+	l.lists = append(l.lists, len(ss))
+	l.mu.Unlock()
+	if l.gate != nil {
+		l.once.Do(func() { close(l.entered) })
+		<-l.gate
+	}
+	if l.failing {
+		return domain.Errorf(domain.KindUnavailable, "the ledger is down")
+	}
+	return l.Ledger.SettleAll(ctx, ss)
+}
+
+func (l *gatedLedger) Reserve(ctx context.Context, r domain.Reservation) error {
+	err := l.Ledger.Reserve(ctx, r)
+	if domain.KindOf(err) == domain.KindBudgetExceeded {
+		l.refuse.Do(func() { close(l.refused) })
+	}
+	return err
+}
+
+func (l *gatedLedger) listLengths() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int(nil), l.lists...)
+}
+
+func settleRig(t *testing.T, l *gatedLedger, c domain.Caller) (*gateway.Service, *memory.CallLog) {
+	t.Helper()
+	log := memory.NewCallLog()
+	keys := memory.NewKeyStore()
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      keys, Ledger: l, CallLog: log}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, log
+}
+
+func newGatedLedger() *gatedLedger {
+	return &gatedLedger{Ledger: memory.NewLedger(), gate: make(chan struct{}), entered: make(chan struct{}), refused: make(chan struct{})}
+}
+
+func TestACallAnswersBeforeItsSettlementWhichHoldsTheWorstCaseUntilThen(t *testing.T) {
+	l := newGatedLedger()
+	svc, log := settleRig(t, l, alice)
+	res, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, chat("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-l.entered // the settler has the settlement, and waits at the gate
+	e := l.Endings()["r1"]
+	if !e.Held || e.Settles != 0 || e.Amount < res.Cost {
+		t.Fatalf("before settlement: %+v; want the worst case (≥ %v) still held", e, res.Cost)
+	}
+	if recs := log.Records(); len(recs) != 1 || recs[0].Cost() != res.Cost || res.Cost == 0 {
+		t.Fatalf("records %+v; want the call recorded with its cost %v before its settlement", recs, res.Cost)
+	}
+	close(l.gate)
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.Endings()["r1"]; e.Held || e.Settles != 1 || e.Cost != res.Cost {
+		t.Fatalf("after Settled: %+v; want one settlement of %v", e, res.Cost)
+	}
+}
+
+func TestSettlementsWaitingAreAppliedInOneBatch(t *testing.T) {
+	l := newGatedLedger()
+	svc, _ := settleRig(t, l, alice)
+	const calls = 20
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := gateway.Call{RequestID: fmt.Sprintf("r%02d", i), Caller: alice, AuditReason: "review"}
+			if _, err := svc.Chat(context.Background(), c, chat("main")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait() // every call answered, the first batch at the gate
+	close(l.gate)
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lists := l.listLengths()
+	if len(lists) != 2 || lists[0]+lists[1] != calls {
+		t.Fatalf("SettleAll got lists of %v; want two lists of %d settlements in all: the first, then all that waited behind it", lists, calls)
+	}
+	for id, e := range l.Endings() {
+		if e.Held || e.Settles != 1 || e.Releases != 0 {
+			t.Errorf("%s: %+v; want settled exactly once", id, e)
+		}
+	}
+	if l.Batches() != 2 {
+		t.Errorf("%d lists applied, want 2", l.Batches())
+	}
+}
+
+func TestARefusedBatchIsSettledOneByOne(t *testing.T) {
+	l := newGatedLedger()
+	l.failing = true
+	svc, _ := settleRig(t, l, alice)
+	for i := range 3 {
+		c := gateway.Call{RequestID: fmt.Sprintf("r%d", i), Caller: alice, AuditReason: "review"}
+		if _, err := svc.Chat(context.Background(), c, chat("main")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(l.gate)
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ends := l.Endings()
+	for i := range 3 {
+		if e := ends[fmt.Sprintf("r%d", i)]; e.Held || e.Settles != 1 || e.Cost == 0 {
+			t.Errorf("r%d: %+v; want settled once, alone", i, e)
+		}
+	}
+	if l.Batches() != 0 {
+		t.Errorf("%d lists applied, want none (the ledger refused them)", l.Batches())
+	}
+}
+
+func TestABudgetRefusalWaitsForTheSettlementsOfCallsAnswered(t *testing.T) {
+	l := newGatedLedger()
+	// The worst case of chat("main") on main or spare, and a little more:
+	// a second call fits only once the first is settled at its cost.
+	probe := memory.NewLedger()
+	var worst domain.Micros
+	svc0, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: probe, amount: &worst}, CallLog: memory.NewCallLog()}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc0.Chat(context.Background(), gateway.Call{RequestID: "probe", Caller: alice, AuditReason: "review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	c := alice
+	c.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: worst + worst/2}}
+	svc, _ := settleRig(t, l, c)
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: c, AuditReason: "review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	<-l.entered
+	second := make(chan error, 1)
+	go func() {
+		_, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: c, AuditReason: "review"}, chat("main"))
+		second <- err
+	}()
+	<-l.refused   // the second call did not fit while r1 held its worst case
+	close(l.gate) // r1's settlement is applied; the second call tries again
+	if err := <-second; err != nil {
+		t.Fatalf("second call: %v; want it admitted once the first call's settlement was applied", err)
+	}
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		if e := l.Endings()[id]; e.Held || e.Settles != 1 {
+			t.Errorf("%s: %+v; want settled once", id, e)
+		}
+	}
+}
+
+func TestSettledGivesUpWhenItsContextEnds(t *testing.T) {
+	l := newGatedLedger()
+	svc, _ := settleRig(t, l, alice)
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	<-l.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := svc.Settled(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Settled = %v, want the context's error while a settlement is pending", err)
+	}
+	close(l.gate)
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
