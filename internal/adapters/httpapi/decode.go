@@ -187,55 +187,11 @@ func decodeJSON(body []byte, dst any) error {
 		at := len(body) - len(rest)
 		return invalidJSON("unexpected data after the JSON object at %s", position(body, at))
 	}
-	if key, where, found := duplicateKey(json.NewDecoder(bytes.NewReader(body)), ""); found {
+	if key, where, found := duplicateKey(body); found {
 		return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_key", Param: where,
 			Message: fmt.Sprintf("duplicate key %q in the request body (in %s); send each key once", key, where)}
 	}
 	return nil
-}
-
-// duplicateKey reads one JSON value from dec, which holds valid JSON, and
-// returns the first key that appears twice in one of its objects, with the
-// path of that object ("the top-level object", "messages[0]").
-func duplicateKey(dec *json.Decoder, path string) (key, where string, found bool) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", "", false
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]struct{}{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return "", "", false
-			}
-			name, _ := k.(string)
-			if _, dup := seen[name]; dup {
-				if path == "" {
-					return name, "the top-level object", true
-				}
-				return name, path, true
-			}
-			seen[name] = struct{}{}
-			child := name
-			if path != "" {
-				child = path + "." + name
-			}
-			if key, where, found := duplicateKey(dec, child); found {
-				return key, where, true
-			}
-		}
-		_, _ = dec.Token() // '}'
-	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
-			if key, where, found := duplicateKey(dec, fmt.Sprintf("%s[%d]", path, i)); found {
-				return key, where, true
-			}
-		}
-		_, _ = dec.Token() // ']'
-	}
-	return "", "", false
 }
 
 func invalidJSON(format string, args ...any) error {
