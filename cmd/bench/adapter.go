@@ -68,7 +68,7 @@ func runAdapter(ctx context.Context, o options, r *report) error {
 	args := []string{"test", "-run", "^$", "-bench", "^BenchmarkAddedVsReverseProxy$", "-benchtime", o.benchtime.String(),
 		"-count", strconv.Itoa(o.count)}
 	if o.profileDir != "" {
-		args = append(args, "-cpuprofile", filepath.Join(o.profileDir, "adapter.cpu.pprof"))
+		args = append(args, "-o", filepath.Join(o.profileDir, "adapter-vs-proxy.test"), "-cpuprofile", filepath.Join(o.profileDir, "adapter-vs-proxy.cpu.pprof"))
 	}
 	cmd := exec.CommandContext(ctx, "go", append(args, "./internal/adapters/llm/openai")...)
 	cmd.Dir, cmd.Env = o.repo, os.Environ()

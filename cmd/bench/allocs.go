@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
 
-// goBenchmark is a `go test -bench` run the allocations section reports;
-// integration ones run with -tags integration against -admin-dsn's server.
+// goBenchmark is a `go test -bench` run the components section reports:
+// the component of a call it measures, and what exactly; integration ones
+// run with -tags integration against -admin-dsn's server.
 type goBenchmark struct {
-	pkg, pattern, what string
-	integration        bool
+	component, pkg, pattern, what string
+	integration                   bool
 }
 
-// handlerBenchmark is the HTTP handler's benchmark, whose allocations per
-// call the issue's target halves.
-const handlerBenchmark = "^BenchmarkChat$"
+// handler is the HTTP handler's benchmark, whose allocations per call the
+// issue's target halves.
+var handler = goBenchmark{"handler", "./internal/adapters/httpapi", "^BenchmarkChat$",
+	"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once", false}
 
 // The handler's allocations per call recorded before issue 16's work
 // (docs/BENCHMARKS.md's run of 2026-11-29): the target is half of each.
@@ -29,27 +32,37 @@ const (
 )
 
 var allocBenchmarks = []goBenchmark{
-	{"./internal/adapters/httpapi", handlerBenchmark,
-		"the HTTP handler alone (authentication, decoding, validation, encoding, headers) over a gateway that answers at once", false},
-	{"./internal/adapters/mlflow", "^BenchmarkRecord$",
+	handler,
+	{"adapter", "./internal/adapters/llm/openai", "^BenchmarkChat$",
+		"the OpenAI adapter's Chat against a local upstream serving ~1.2 KB: encoding, the loopback round trip, decoding (section 6 compares it with a ReverseProxy)", false},
+	{"record", "./internal/adapters/mlflow", "^BenchmarkRecord$",
 		"the call log's cost on the request path: Record up to the journal's commit to disk, one caller and 32 sharing commits", false},
-	{"./internal/adapters/postgres", "^BenchmarkReserveSettle$",
-		"the ledger's cost on the request path: a reservation and its settlement, two transactions in PostgreSQL", true},
+	{"reservation + settlement", "./internal/adapters/postgres", "^BenchmarkReserveSettle$",
+		"the ledger's cost on the request path: a reservation and its settlement in PostgreSQL", true},
 }
 
-// runAllocs is the allocations half of section 5: the packages' own
-// benchmarks of the handler path, run with -benchmem. (The tidygate
-// process's allocations per request under load are in section 2.)
+// runAllocs is section 5: each component of a call's cost and allocations,
+// from the packages' own benchmarks run with -benchmem (with -pprof, a CPU
+// and a memory profile of each into DIR). The tidygate process's
+// allocations per request under load are in section 2.
 func runAllocs(ctx context.Context, o options, r *report) error {
-	r.section("5. Allocations per request")
+	r.section("5. Each component's cost, and allocations per call")
 	var lines []string
 	var rows [][]string
 	for _, b := range allocBenchmarks {
 		args := []string{"test", "-run", "^$", "-bench", b.pattern, "-benchmem", "-count", "1"}
-		cmd := exec.CommandContext(ctx, "go", append(args, b.pkg)...)
+		if o.profileDir != "" {
+			name := strings.ReplaceAll(strings.ReplaceAll(b.component, " ", ""), "+", "-")
+			args = append(args, "-o", filepath.Join(o.profileDir, name+".test"),
+				"-cpuprofile", filepath.Join(o.profileDir, name+".cpu.pprof"), "-memprofile", filepath.Join(o.profileDir, name+".mem.pprof"))
+		}
 		if b.integration {
-			cmd = exec.CommandContext(ctx, "go", append(args, "-tags", "integration", b.pkg)...)
-			cmd.Env = append(os.Environ(), "TEST_DATABASE_URL="+o.adminDSN)
+			args = append(args, "-tags", "integration")
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, b.pkg)...)
+		cmd.Env = os.Environ()
+		if b.integration {
+			cmd.Env = append(cmd.Env, "TEST_DATABASE_URL="+o.adminDSN)
 		}
 		cmd.Dir = o.repo
 		var out bytes.Buffer
@@ -64,15 +77,17 @@ func runAllocs(ctx context.Context, o options, r *report) error {
 			}
 			lines = append(lines, line)
 			f := strings.Fields(line)
-			rows = append(rows, []string{"`" + f[0] + "`", b.what, field(f, "ns/op"), field(f, "B/op"), field(f, "allocs/op")})
-			if b.pattern == handlerBenchmark {
+			rows = append(rows, []string{b.component, "`" + f[0] + "` (" + strings.TrimPrefix(b.pkg, "./") + ")", b.what, field(f, "ns/op"), field(f, "B/op"), field(f, "allocs/op")})
+			if b == handler {
 				judgeHandlerAllocs(r, f)
 			}
 		}
 	}
-	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`; the ledger's with `-tags integration` against the same PostgreSQL):")
+	r.para("`go test -run '^$' -bench … -benchmem` on the packages' own benchmarks (`testing.B` with `ReportAllocs`; the ledger's with `-tags integration` against the same PostgreSQL). " +
+		"The key lookup has no benchmark of its own: the key is read by the gateway before every call, and its cost shows in section 1's added latency. " +
+		"With `-pprof DIR`, each benchmark's CPU and memory profiles are in DIR beside its test binary (`go tool pprof DIR/record.test DIR/record.cpu.pprof`).")
 	r.code(lines)
-	r.table([]string{"benchmark", "measures", "ns/op", "B/op", "allocs/op"}, rows)
+	r.table([]string{"component", "benchmark", "measures", "ns/op", "B/op", "allocs/op"}, rows)
 	return nil
 }
 
