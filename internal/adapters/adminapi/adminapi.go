@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -31,19 +30,17 @@ const maxBodyBytes = 1 << 20
 // Options tune the handler.
 type Options struct {
 	Logger *slog.Logger
-	// MaxFailures is how many failed authentications one client address may
-	// make per Window before it is refused with 429 until the window ends;
-	// defaults 10 and one minute.
-	MaxFailures int
-	Window      time.Duration
-	Now         func() time.Time // default time.Now
+	// Throttle counts failed authentications per client address; past its
+	// limit the address is refused with 429 until its window ends. Default:
+	// admin.NewThrottle(0, 0, nil), ten per minute, this handler's own.
+	Throttle *admin.Throttle
 }
 
 // handler serves the admin API.
 type handler struct {
 	svc      *admin.Service
 	log      *slog.Logger
-	throttle *throttle
+	throttle *admin.Throttle
 }
 
 // NewHandler returns the admin API on svc, to be served under Prefix.
@@ -51,16 +48,10 @@ func NewHandler(svc *admin.Service, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxFailures <= 0 {
-		opts.MaxFailures = 10
+	if opts.Throttle == nil {
+		opts.Throttle = admin.NewThrottle(0, 0, nil)
 	}
-	if opts.Window <= 0 {
-		opts.Window = time.Minute
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	h := &handler{svc: svc, log: opts.Logger, throttle: newThrottle(opts.MaxFailures, opts.Window, opts.Now)}
+	h := &handler{svc: svc, log: opts.Logger, throttle: opts.Throttle}
 	r := chi.NewRouter()
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, &domain.Error{Kind: domain.KindNotFound, Code: "unknown_endpoint",
