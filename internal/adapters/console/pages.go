@@ -1,0 +1,228 @@
+package console
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// home is the landing page: what the console holds, and who is signed in.
+func (h *handler) home(w http.ResponseWriter, r *http.Request, s session) {
+	h.render(w, r, s, http.StatusOK, "home", "Console", nil)
+}
+
+// groupView is a team or a user as its keys show it.
+type groupView struct {
+	Name              string
+	Members           []string // a team's users, or a user's teams
+	Keys, ActiveKeys  int
+	Budgets           []domain.Budget
+	FilterParam, Link string
+}
+
+// groupKeys gathers keys by name (team or user), with the other side's
+// names and the budgets of scope that name the group.
+func groupKeys(keys []keyView, name, member func(domain.Caller) string, scope domain.ScopeKind, param string) []groupView {
+	byName := map[string]*groupView{}
+	for _, k := range keys {
+		n := name(k.Caller)
+		g := byName[n]
+		if g == nil {
+			g = &groupView{Name: n, FilterParam: param, Link: Prefix + "/keys?" + url.Values{param: {n}}.Encode()}
+			byName[n] = g
+		}
+		g.Keys++
+		if k.State == "active" {
+			g.ActiveKeys++
+		}
+		if m := member(k.Caller); !slices.Contains(g.Members, m) {
+			g.Members = append(g.Members, m)
+		}
+		for _, b := range k.Caller.Budgets {
+			if b.Scope == scope && b.ScopeID == n && !slices.Contains(g.Budgets, b) {
+				g.Budgets = append(g.Budgets, b)
+			}
+		}
+	}
+	out := make([]groupView, 0, len(byName))
+	for _, g := range byName {
+		slices.Sort(g.Members)
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b groupView) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// allKeys returns every key as the pages show it.
+func (h *handler) allKeys(r *http.Request, s session) ([]keyView, error) {
+	keys, err := h.svc.Keys(r.Context(), s.actor())
+	if err != nil {
+		return nil, err
+	}
+	now := h.sessions.now()
+	out := make([]keyView, len(keys))
+	for i, k := range keys {
+		out[i] = newKeyView(k, now)
+	}
+	return out, nil
+}
+
+// teamsPage lists the teams the keys name, with their users and budgets.
+func (h *handler) teamsPage(w http.ResponseWriter, r *http.Request, s session) {
+	keys, err := h.allKeys(r, s)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	teams := groupKeys(keys, func(c domain.Caller) string { return c.Team }, func(c domain.Caller) string { return c.User }, domain.ScopeTeam, "team")
+	h.render(w, r, s, http.StatusOK, "teams", "Teams", teams)
+}
+
+// usersPage lists the users the keys name, with their teams and budgets.
+func (h *handler) usersPage(w http.ResponseWriter, r *http.Request, s session) {
+	keys, err := h.allKeys(r, s)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	users := groupKeys(keys, func(c domain.Caller) string { return c.User }, func(c domain.Caller) string { return c.Team }, domain.ScopeUser, "user")
+	h.render(w, r, s, http.StatusOK, "users", "Users", users)
+}
+
+// budgetsData fills the budgets page: every budget any key counts against,
+// once, and the limits of the keys that still work.
+type budgetsData struct {
+	Budgets []domain.Budget
+	Limits  []keyView
+}
+
+// budgetsPage shows budgets and limits.
+func (h *handler) budgetsPage(w http.ResponseWriter, r *http.Request, s session) {
+	keys, err := h.allKeys(r, s)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	var d budgetsData
+	for _, k := range keys {
+		for _, b := range k.Caller.Budgets {
+			if !slices.Contains(d.Budgets, b) {
+				d.Budgets = append(d.Budgets, b)
+			}
+		}
+		if k.State == "active" {
+			d.Limits = append(d.Limits, k)
+		}
+	}
+	slices.SortFunc(d.Budgets, func(a, b domain.Budget) int {
+		return cmp.Or(strings.Compare(string(a.Scope), string(b.Scope)), strings.Compare(a.ScopeID, b.ScopeID),
+			strings.Compare(a.Model, b.Model), strings.Compare(string(a.Period), string(b.Period)))
+	})
+	h.render(w, r, s, http.StatusOK, "budgets", "Budgets and limits", d)
+}
+
+// auditPageSize is how many audit entries a page shows.
+const auditPageSize = 50
+
+// auditView is an audit entry as the pages show it.
+type auditView struct {
+	domain.AuditEntry
+	Change string // what changed, in words
+}
+
+func auditViews(entries []domain.AuditEntry) []auditView {
+	out := make([]auditView, len(entries))
+	for i, e := range entries {
+		out[i] = auditView{AuditEntry: e, Change: describeChange(e.Before, e.After)}
+	}
+	return out
+}
+
+// describeChange says in words what an entry changed, from the target's
+// states before and after (never a secret: the states hold none).
+func describeChange(before, after any) string {
+	switch a := after.(type) {
+	case *domain.APIKey:
+		b, _ := before.(*domain.APIKey)
+		if b == nil {
+			return fmt.Sprintf("new key for user %s, team %s", a.Caller.User, a.Caller.Team)
+		}
+		var parts []string
+		if b.RevokedAt == nil && a.RevokedAt != nil {
+			parts = append(parts, "revoked")
+		}
+		if a.RotatedAt != nil && (b.RotatedAt == nil || !a.RotatedAt.Equal(*b.RotatedAt)) {
+			p := "new secret"
+			if a.PreviousValidUntil != nil {
+				p += "; the old one works until " + a.PreviousValidUntil.UTC().Format("2006-01-02 15:04:05 UTC")
+			}
+			parts = append(parts, p)
+		}
+		if !a.Caller.KeyExpiresAt.Equal(b.Caller.KeyExpiresAt) {
+			if a.Caller.KeyExpiresAt.IsZero() {
+				parts = append(parts, "expiry removed")
+			} else {
+				parts = append(parts, "expires "+a.Caller.KeyExpiresAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+			}
+		}
+		if len(parts) == 0 {
+			return "changed"
+		}
+		return strings.Join(parts, "; ")
+	case *domain.AdminKey:
+		scopes := make([]string, len(a.Scopes))
+		for i, sc := range a.Scopes {
+			scopes[i] = string(sc)
+		}
+		return fmt.Sprintf("admin key %q, scopes %s", a.Name, strings.Join(scopes, ","))
+	}
+	return ""
+}
+
+// auditData fills the audit page: the filter, a page of entries and the
+// link to the next.
+type auditData struct {
+	Target, Action string
+	Entries        []auditView
+	Older          string // the next page's URL; empty on the last
+}
+
+// auditPage lists audit entries, newest first, filtered by target
+// and action, a page older than the entry ID before.
+func (h *handler) auditPage(w http.ResponseWriter, r *http.Request, s session) {
+	q := r.URL.Query()
+	d := auditData{Target: q.Get("target"), Action: q.Get("action")}
+	var before int64
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			h.fail(w, r, s, domain.InvalidParam("before", "before must be an audit entry's number, not %q.", v))
+			return
+		}
+		before = n
+	}
+	entries, err := h.svc.Audit(r.Context(), s.actor(), domain.AuditQuery{Target: d.Target, Action: d.Action, BeforeID: before, Limit: auditPageSize + 1})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if len(entries) > auditPageSize {
+		entries = entries[:auditPageSize]
+		next := url.Values{"before": {strconv.FormatInt(entries[auditPageSize-1].ID, 10)}}
+		if d.Target != "" {
+			next.Set("target", d.Target)
+		}
+		if d.Action != "" {
+			next.Set("action", d.Action)
+		}
+		d.Older = Prefix + "/audit?" + next.Encode()
+	}
+	d.Entries = auditViews(entries)
+	h.render(w, r, s, http.StatusOK, "audit", "Audit log", d)
+}
