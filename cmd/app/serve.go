@@ -18,6 +18,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
+	"github.com/tidygate/tidygate/internal/adapters/console"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -155,7 +156,7 @@ type servers struct{ api, admin, adminAPI *http.Server }
 // each pool's state. Both /readyz answer 503 while the schema is not
 // applied or the call log would refuse calls (its journal full or unable to
 // write).
-func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) *servers {
+func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) (*servers, error) {
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
@@ -166,16 +167,29 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	}
 	// The admin API goes on the API address, or on its own: never on
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
-	adminAPI := adminapi.NewHandler(admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen}),
-		adminapi.Options{Logger: d.Logger.With("component", "adminapi")})
+	// The console goes beside it, with the same service and one throttle of
+	// failed sign-ins for both.
+	adminSvc := admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen})
+	throttle := admin.NewThrottle(0, 0, nil)
+	adminAPI := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
+	consoleUI, err := console.NewHandler(adminSvc, console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,
+		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	if cfg.ConsoleSessionSecret == "" {
+		d.Logger.Info("console sessions are signed with a random secret of this process: a restart signs everyone out (set CONSOLE_SESSION_SECRET)")
+	}
+	adminMux := http.NewServeMux()
+	adminMux.Handle(adminapi.Prefix+"/", adminAPI)
+	adminMux.Handle(console.Prefix, consoleUI)
+	adminMux.Handle(console.Prefix+"/", consoleUI)
 	api := httpapi.NewHandler(svc, opts)
 	if cfg.AdminAPIAddr != "" {
-		s.adminAPI = httpapi.NewServer(cfg.AdminAPIAddr, adminAPI, timeouts)
+		s.adminAPI = httpapi.NewServer(cfg.AdminAPIAddr, adminMux, timeouts)
 	} else {
-		mux := http.NewServeMux()
-		mux.Handle(adminapi.Prefix+"/", adminAPI)
-		mux.Handle("/", api)
-		api = mux
+		adminMux.Handle("/", api)
+		api = adminMux
 	}
 	s.api = httpapi.NewServer(cfg.HTTPAddr, api, timeouts)
 	for _, srv := range []*http.Server{s.api, s.admin, s.adminAPI} {
@@ -203,7 +217,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 			OnStop: func(ctx context.Context) error { return shutDown(ctx, srv, endCalls, cfg.ShutdownTimeout) },
 		})
 	}
-	return s
+	return s, nil
 }
 
 // shutDown stops srv within budget (SHUTDOWN_TIMEOUT). Requests and streams

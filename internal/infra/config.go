@@ -88,6 +88,13 @@ type Config struct {
 	// that no reason was given.
 	AuditReasonRequiredCLI bool `env:"AUDIT_REASON_REQUIRED_CLI" envDefault:"false"`
 
+	// The console's session cookies and CSRF tokens are signed with this
+	// secret (at least 32 bytes), given as is or in a file; unset, a random
+	// secret per process (sessions end at a restart and are valid on one
+	// replica only).
+	ConsoleSessionSecret     string `env:"CONSOLE_SESSION_SECRET" redact:"secret"`
+	ConsoleSessionSecretFile string `env:"CONSOLE_SESSION_SECRET_FILE"`
+
 	// Gateway policy.
 	CatalogueFile      string `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
 	AuditReasonMinLen  int    `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
@@ -198,6 +205,7 @@ func LoadConfig(environ map[string]string) (Config, error) {
 		problems, unparsed = parseProblems(err, merged, reflect.TypeFor[Config]())
 	}
 	cfg.profileSet = filled
+	problems = append(problems, secretFromFile("CONSOLE_SESSION_SECRET", &cfg.ConsoleSessionSecret, cfg.ConsoleSessionSecretFile)...)
 	if _, set := merged["LEDGER_LOCK_TIMEOUT"]; !set && cfg.DBAcquireTimeout > 0 {
 		// The default stays below a short DB_POOL_ACQUIRE_TIMEOUT too; an
 		// explicit value that does not is refused by validate.
@@ -208,6 +216,27 @@ func LoadConfig(environ map[string]string) (Config, error) {
 		return Config{}, &ConfigError{Problems: problems}
 	}
 	return cfg, nil
+}
+
+// secretFromFile fills *value, the secret setting name, from the file that
+// name_FILE names, when it is set: setting both is a problem, and so is a
+// file that cannot be read or is empty. Surrounding white space (a final
+// newline) is not part of the secret.
+func secretFromFile(name string, value *string, file string) []string {
+	if file == "" {
+		return nil
+	}
+	if *value != "" {
+		return []string{fmt.Sprintf("%s and %s_FILE are both set: set one", name, name)}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return []string{fmt.Sprintf("%s_FILE=%q: %v", name, file, errors.Unwrap(err))}
+	}
+	if *value = strings.TrimSpace(string(b)); *value == "" {
+		return []string{fmt.Sprintf("%s_FILE=%q: the file is empty", name, file)}
+	}
+	return nil
 }
 
 // setting is one Config field as the environment sees it.
@@ -514,6 +543,9 @@ func (cfg Config) validate(unparsed []string) []string {
 		if !strings.HasSuffix(cfg.AdminAPIAddr, ":0") && (cfg.AdminAPIAddr == cfg.AdminAddr || cfg.AdminAPIAddr == cfg.HTTPAddr) {
 			c.fail("ADMIN_API_ADDR", cfg.AdminAPIAddr, "must differ from ADMIN_ADDR (the admin API never sits beside /metrics and /debug/*) and from HTTP_ADDR (leave it empty to serve the admin API there)")
 		}
+	}
+	if n := len(cfg.ConsoleSessionSecret); n > 0 && n < 32 {
+		c.fail("CONSOLE_SESSION_SECRET", "(hidden)", "must be at least 32 bytes long, not %d (e.g. openssl rand -hex 32)", n)
 	}
 	c.atLeast("HTTP_MAX_BODY_BYTES", cfg.MaxBodyBytes, 0, " (0 or unset: each dialect's default)")
 	c.positive("HTTP_READ_HEADER_TIMEOUT", cfg.ReadHeaderTimeout)

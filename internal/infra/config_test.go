@@ -411,3 +411,39 @@ func TestNewLogger(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSessionSecret checks CONSOLE_SESSION_SECRET and its _FILE: the
+// file's content (without its final newline) is the secret, and each
+// problem is one line that never shows the secret.
+func TestConsoleSessionSecret(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "secret")
+	secret := strings.Repeat("s3cr3t-", 6)
+	if err := os.WriteFile(good, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := mustLoad(t, map[string]string{"CONSOLE_SESSION_SECRET_FILE": good}); cfg.ConsoleSessionSecret != secret {
+		t.Errorf("from the file: %q, want %q", cfg.ConsoleSessionSecret, secret)
+	}
+	if cfg := mustLoad(t, map[string]string{"CONSOLE_SESSION_SECRET": secret}); cfg.ConsoleSessionSecret != secret {
+		t.Errorf("as is: %q", cfg.ConsoleSessionSecret)
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"both":      {map[string]string{"CONSOLE_SESSION_SECRET": secret, "CONSOLE_SESSION_SECRET_FILE": good}, "both set"},
+		"missing":   {map[string]string{"CONSOLE_SESSION_SECRET_FILE": filepath.Join(dir, "nope")}, "no such file"},
+		"empty":     {map[string]string{"CONSOLE_SESSION_SECRET_FILE": empty}, "the file is empty"},
+		"too short": {map[string]string{"CONSOLE_SESSION_SECRET": "short-secret"}, "at least 32 bytes"},
+	} {
+		got := problems(t, tc.env)
+		if len(got) != 1 || !strings.Contains(got[0], tc.want) || strings.Contains(got[0], secret) || strings.Contains(got[0], "short-secret") {
+			t.Errorf("%s: %q, want one problem saying %q without the secret", name, got, tc.want)
+		}
+	}
+}
