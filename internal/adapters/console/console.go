@@ -134,9 +134,6 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// sessionKey is the request context key of the signed-in session.
-type sessionKey struct{}
-
 // signedIn serves page to signed-in administrators and sends everyone else
 // to the sign-in page.
 func (h *handler) signedIn(page func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -72,8 +73,8 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 // signInFailed shows the sign-in form again with what went wrong; errors
 // that are not the administrator's go to the error page.
 func (h *handler) signInFailed(w http.ResponseWriter, r *http.Request, s session, err error) {
-	de, ok := err.(*domain.Error)
-	if !ok || statusOf(de) >= http.StatusInternalServerError || de.Kind == domain.KindRateLimited {
+	var de *domain.Error
+	if !errors.As(err, &de) || statusOf(de) >= http.StatusInternalServerError || de.Kind == domain.KindRateLimited {
 		h.fail(w, r, s, err)
 		return
 	}
