@@ -173,7 +173,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	throttle := admin.NewThrottle(0, 0, nil)
 	adminAPI := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
 	consoleUI, err := console.NewHandler(adminSvc, console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,
-		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen})
+		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}

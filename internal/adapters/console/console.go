@@ -45,10 +45,10 @@ type Options struct {
 	// API's so that an address cannot double its attempts. Default: the
 	// console's own, ten per minute.
 	Throttle *admin.Throttle
-	// MinReasonLen is the shortest audit reason, shown on the forms (the
-	// service decides); default 3.
-	MinReasonLen int
-	Now          func() time.Time // default time.Now
+	// MinReasonLen and MaxReasonLen bound an audit reason on the forms
+	// (the service decides); defaults 3 and 1000.
+	MinReasonLen, MaxReasonLen int
+	Now                        func() time.Time // default time.Now
 }
 
 // handler serves the console.
@@ -58,6 +58,7 @@ type handler struct {
 	sessions  *sessions
 	throttle  *admin.Throttle
 	minReason int
+	maxReason int
 	pages     map[string]*template.Template
 }
 
@@ -79,6 +80,9 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	if opts.MinReasonLen <= 0 {
 		opts.MinReasonLen = 3
 	}
+	if opts.MaxReasonLen <= 0 {
+		opts.MaxReasonLen = 1000
+	}
 	secret := opts.SessionSecret
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -89,7 +93,7 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	if len(secret) < 32 {
 		return nil, errors.New("the console's session secret must be at least 32 bytes")
 	}
-	h := &handler{svc: svc, log: opts.Logger, throttle: opts.Throttle, minReason: opts.MinReasonLen,
+	h := &handler{svc: svc, log: opts.Logger, throttle: opts.Throttle, minReason: opts.MinReasonLen, maxReason: opts.MaxReasonLen,
 		sessions: &sessions{secret: secret, ttl: opts.SessionTTL, now: opts.Now}, pages: parsePages()}
 	static, _ := fs.Sub(staticFS, "static") // the directory is embedded above
 	mux := http.NewServeMux()

@@ -24,7 +24,7 @@ func TestKeys(t *testing.T) {
 	b := f.browser()
 	b.signIn(writerKey)
 	keys := b.get("/console/keys")
-	if keys.status != 200 || !strings.Contains(keys.body, "Create a key") || !strings.Contains(keys.body, `<label for="create_reason">`) {
+	if keys.status != 200 || !strings.Contains(keys.body, "Create a key") || !strings.Contains(keys.body, `<label for="create_reason">`) || !strings.Contains(keys.body, `minlength="5" maxlength="1000"`) {
 		t.Fatalf("keys page: %d\n%s", keys.status, keys.body)
 	}
 	p := b.post("/console/keys", createForm("onboarding alice"))
@@ -130,7 +130,7 @@ func TestChangesNeedReasonAndToken(t *testing.T) {
 				fm[k] = v
 			}
 			fm["audit_reason"] = reason
-			if p := b.post(path, fm); p.status != 400 || !strings.Contains(p.body, "audit reason of at least 5 characters") {
+			if p := b.post(path, fm); p.status != 400 || !strings.Contains(p.body, "audit reason of at least 5 visible characters") {
 				t.Errorf("%s with %s: %d\n%s", path, name, p.status, p.body)
 			}
 		}

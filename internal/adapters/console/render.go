@@ -35,7 +35,7 @@ var funcs = template.FuncMap{
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
 	"navItems":  func() []navItem { return nav },
-	"field":     func(id string, minLen int) reasonField { return reasonField{ID: id, Min: minLen} },
+	"field":     func(id string, v view) reasonField { return reasonField{ID: id, Min: v.MinReason, Max: v.MaxReason} },
 	"group": func(rows []groupView, name, members string) groupTable {
 		return groupTable{Rows: rows, Name: name, Members: members}
 	},
@@ -54,10 +54,10 @@ var nav = []navItem{
 }
 
 // reasonField is a form's audit reason input: its id prefix and the
-// shortest reason accepted.
+// bounds of the reason's length.
 type reasonField struct {
-	ID  string
-	Min int
+	ID       string
+	Min, Max int
 }
 
 // groupTable is the teams or users table.
@@ -84,6 +84,7 @@ type view struct {
 	CanWrite  bool
 	CSRF      string
 	MinReason int
+	MaxReason int
 	Problem   string // what went wrong, shown as an alert
 	Status    int
 	Data      any
@@ -96,7 +97,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, s session, stat
 
 // renderView answers with v's page.
 func (h *handler) renderView(w http.ResponseWriter, r *http.Request, s session, v view) {
-	v.MinReason = h.minReason
+	v.MinReason, v.MaxReason = h.minReason, h.maxReason
 	if s.Nonce != "" {
 		v.CSRF = h.sessions.csrfToken(s)
 	}
