@@ -114,7 +114,7 @@ func (c *child) stop() error {
 type memory struct {
 	peak int64 // VmHWM: the peak resident set size
 	anon int64 // RssAnon now: heap, stacks, runtime
-	file int64 // RssFile now: the binary's pages and mapped files (bbolt's journal)
+	file int64 // RssFile now: the binary's pages and mapped files
 }
 
 // memory reads the process's resident memory.

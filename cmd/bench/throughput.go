@@ -61,7 +61,7 @@ func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (m
 	r.section(fmt.Sprintf("2. Throughput at concurrency %d, and peak RSS", o.concurrency))
 	r.para("A closed loop: %d clients each send the next non-streaming chat call as soon as the last one is answered, for %s per target, after a 1 s warm-up. "+
 		"Peak RSS is each process's VmHWM after its run (the mock's includes every run before); "+
-		"anonymous (heap, stacks) and file-backed (the binary, bbolt's memory-mapped journal) are the resident memory at that moment.", o.concurrency, o.duration)
+		"anonymous (heap, stacks) and file-backed (the binary's pages; the journal maps no file) are the resident memory at that moment.", o.concurrency, o.duration)
 	r.table([]string{"target", "req/s", "p50", "p99", "failures", "peak RSS", "anon", "file"}, rows)
 	if allocs != "" {
 		r.para("%s", allocs)

@@ -4,19 +4,20 @@
 // gateway writes for usage tracking, so that MLflow's UI shows tidygate's
 // traffic.
 //
-// Record appends the call to a local journal (a bbolt file) and returns once
-// it is on disk. One writer goroutine moves journaled records to PostgreSQL
-// in batches, one transaction per batch, and deletes them from the journal
-// only after the commit. Every row is keyed on MLflow's primary keys and
-// derived deterministically from the call's request id, so a batch that is
-// delivered twice (after a crash between commit and delete) changes nothing.
+// Record appends the call to a local journal (append-only segment files,
+// one fdatasync per group commit) and returns once it is on disk. One
+// writer goroutine moves journaled records to PostgreSQL in batches, one
+// transaction per batch, and marks them delivered in the journal only after
+// the commit. Every row is keyed on MLflow's primary keys and derived
+// deterministically from the call's request id, so a batch that is
+// delivered twice (after a crash between commit and mark) changes nothing.
 //
 // While PostgreSQL is down, records accumulate in the journal and the writer
 // retries with capped backoff; they survive restarts. A record PostgreSQL
 // refuses for its content (a data exception or integrity violation that it
-// raises even when written alone) is moved to the journal's "quarantine"
-// bucket and counted, so that it cannot block the records behind it; list
-// it with `bbolt keys <journal file> quarantine`.
+// raises even when written alone) is moved to the journal's quarantine file
+// (quarantine.jsonl, one JSON object a line) and counted, so that it cannot
+// block the records behind it.
 package mlflow
 
 import (
@@ -202,8 +203,9 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 		log.Info("journal holds undelivered records from an earlier run; delivering them", "records", n, "journal", j.path)
 	}
 	if n, err := j.quarantined(); err == nil && n > 0 {
-		log.Error("journal holds records set aside because PostgreSQL refused them; inspect the quarantine bucket", "records", n, "journal", j.path)
+		log.Error("journal holds records set aside because PostgreSQL refused them; inspect "+quarantineFile, "records", n, "journal", j.path)
 	}
+	reportRecovery(log, j)
 	st := newStore(conns, opts, log)
 	if err := st.prepare(ctx); err != nil {
 		if domain.KindOf(err) != domain.KindUnavailable || opts.RequireDatabase {

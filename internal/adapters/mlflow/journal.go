@@ -5,171 +5,213 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 const (
-	journalFile = "calllog.db"
-
-	// maxGroup is the most appends one commit takes.
+	// defaultSegmentSize is the size of a segment file, preallocated with
+	// zeros so that a commit writes data only: its fdatasync has no file
+	// size or block allocation to record.
+	defaultSegmentSize = 8 << 20
+	// maxSpares is the most delivered segments kept for reuse; more are deleted.
+	maxSpares = 2
+	// maxGroup is the most frames one commit takes.
 	maxGroup = 1000
 )
 
-var (
-	pendingBucket    = []byte("pending")    // records not yet in PostgreSQL, in arrival order
-	quarantineBucket = []byte("quarantine") // records PostgreSQL refused for their content; kept, never retried
-	probeBucket      = []byte("probe")      // one key, rewritten to check that the journal takes writes
-)
+var errJournalClosed = errors.New("call log journal is closed")
 
-// journal is the durable queue between Record and the writer: a bbolt file
-// with one bucket of pending records. A key is the bucket's sequence number
-// followed by the time the record was journaled (8 bytes each, big-endian),
-// so keys sort in arrival order and the oldest record's age needs no decoding.
+// journal is the durable queue between Record and the writer: append-only
+// segment files in one directory (see journal_frame.go for the format).
+// A record is a frame; once the writer has delivered it (or set it aside),
+// a kindDelivered frame names it, and a segment whose records are all
+// delivered, and every older one, is recycled: kept as a spare for reuse
+// (its next header gives it a new id, so its old frames are never read
+// again) or deleted.
 //
-// Appends are group-committed by one goroutine, the committer: it commits
-// whatever appends are waiting in one transaction (one fsync), and while
-// that commit runs the next appends queue up for the next one. A lone
-// append is committed at once, with no timer to wait for others.
+// Appends are group-committed by one goroutine, the committer: it writes
+// whatever appends are waiting with one pwrite and makes them durable with
+// one fdatasync, and while that runs the next appends queue up for the next
+// commit. A lone append is committed at once, with no timer to wait for
+// others. Only a group that crosses into a new segment syncs twice.
+//
+// The journal memory-maps nothing: it keeps only an index of the pending
+// records (sequence number, time, position) and reads a record back with
+// pread when the writer asks for it.
 type journal struct {
-	db      *bolt.DB
-	path    string
-	pending atomic.Int64 // the number of keys in the pending bucket
+	dir         string
+	path        string // what logs name: the directory
+	segmentSize int64
+	lock        *os.File // holds the directory's lock while open
 
-	appends   chan appendRequest // to the committer; closed by close
-	committed chan struct{}      // closed when the committer has stopped
+	requests  chan *request
+	committed chan struct{} // closed when the committer has stopped
+	gate      sync.RWMutex  // held for reading while sending a request, for writing by close
+	closing   bool          // under gate
 	closeOnce sync.Once
 	closeErr  error
+
+	prepare  chan struct{} // wakes the preparer (capacity 1)
+	stopPrep chan struct{}
+	prepared chan struct{} // closed when the preparer has stopped
+
+	// The committer's own state.
+	nextSeq uint64
+	buf     []byte
+
+	mu        sync.Mutex
+	active    *segment   // where appends go; nil when the next commit must start a segment
+	live      []*segment // segments that may hold pending records, oldest first; active is last
+	spares    []*segment // recycled or preallocated segments without an id
+	records   []indexed  // records, in sequence order, pending from head on (some may be delivered)
+	head      int
+	nextSegID uint64
+	nextFile  uint64 // the number in the next new segment's file name
+
+	qlog quarantineLog // records set aside
+
+	pending atomic.Int64 // the number of records not delivered
+	syncs   atomic.Int64 // commits made durable, each with one fdatasync
 
 	// fault, when set, fails every append and probe with its error before
 	// anything is written: tests inject a full disk with it.
 	fault atomic.Pointer[error]
+
+	recovered recovery // what opening found, for the call log to report
 }
 
-// appendRequest is one record waiting for the committer.
-type appendRequest struct {
-	value []byte
-	at    time.Time
-	done  chan error // receives the commit's outcome
+// segment is one segment file.
+type segment struct {
+	f    *os.File
+	name string
+	size int64
+	id   uint64 // under journal.mu; zero for a spare
+	end  int64  // where the next frame goes; the committer's
+	live int    // records in it not delivered; under journal.mu
 }
 
-// entry is one journaled record: its key and its encoded value.
+// indexed is one record's place in the journal.
+type indexed struct {
+	seq   uint64
+	at    int64
+	seg   *segment
+	segID uint64
+	off   int64 // the frame's offset
+	n     uint32
+	done  bool // delivered or set aside
+}
+
+// request is one commit's worth of frames from one caller.
+type request struct {
+	frames []frame
+	done   chan error
+	placed []indexed // the record frames, as the committer placed them
+}
+
+// entry is one journaled record as the writer reads it: its key (the
+// sequence number and the time it was journaled, 8 bytes each, big-endian)
+// and its value. damaged is set when the record no longer matches its
+// checksum: it is set aside, never delivered.
 type entry struct {
-	key   []byte
-	value []byte
+	key     []byte
+	value   []byte
+	damaged error
+}
+
+func recordKey(seq uint64, at int64) []byte {
+	key := make([]byte, 16)
+	binary.BigEndian.PutUint64(key, seq)
+	binary.BigEndian.PutUint64(key[8:], uint64(at))
+	return key
+}
+
+func keySeq(key []byte) uint64 {
+	if len(key) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(key)
+}
+
+func keyTime(key []byte) int64 {
+	if len(key) < 16 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(key[8:]))
 }
 
 func openJournal(dir string) (*journal, error) {
+	return openJournalSegments(dir, defaultSegmentSize)
+}
+
+// openJournalSegments opens the journal in dir with segments of
+// segmentSize bytes: it takes the directory's lock, reads every segment,
+// moves the records of an earlier release's bbolt journal into it, and
+// starts the committer.
+func openJournalSegments(dir string, segmentSize int64) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("call log journal: %w", err)
 	}
-	path := filepath.Join(dir, journalFile)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("call log journal %s is locked by another process (is another tidygate using MLFLOW_JOURNAL_DIR=%s?)", path, dir)
-	}
+	lock, err := lockDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("call log journal %s: %w", path, err)
+		return nil, err
 	}
-	j := &journal{db: db, path: path, appends: make(chan appendRequest), committed: make(chan struct{})}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(quarantineBucket); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucketIfNotExists(probeBucket); err != nil {
-			return err
-		}
-		b, err := tx.CreateBucketIfNotExists(pendingBucket)
+	j := &journal{
+		dir: dir, path: dir, segmentSize: segmentSize, lock: lock, nextSeq: 1, nextSegID: 1,
+		requests: make(chan *request), committed: make(chan struct{}),
+		prepare: make(chan struct{}, 1), stopPrep: make(chan struct{}), prepared: make(chan struct{}),
+	}
+	if err := j.load(); err != nil {
+		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", dir, err), j.closeFiles())
+	}
+	if j.active == nil && len(j.spares) == 0 {
+		// The first call should not wait for a segment to be preallocated.
+		seg, err := j.createSegment(segmentSize)
 		if err != nil {
-			return err
+			return nil, errors.Join(fmt.Errorf("call log journal %s: %w", dir, err), j.closeFiles())
 		}
-		j.pending.Store(int64(b.Stats().KeyN))
-		return nil
-	})
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", path, err), db.Close())
+		j.spares = append(j.spares, seg)
 	}
 	go j.commit()
+	go j.prepareSpares()
+	if err := j.migrateBolt(); err != nil {
+		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", dir, err), j.close())
+	}
 	return j, nil
 }
 
-// append commits value to the pending bucket, sharing the commit (and its
-// fsync) with concurrent appends, and returns the number of pending records.
-// It must not be called after close.
+// append commits value as a record, sharing the commit (and its fdatasync)
+// with concurrent appends, and returns the number of pending records.
 func (j *journal) append(value []byte) (int, error) {
-	req := appendRequest{value: value, at: time.Now(), done: make(chan error, 1)}
-	j.appends <- req
-	if err := <-req.done; err != nil {
+	if len(value) > maxPayload {
+		return 0, fmt.Errorf("call record of %d bytes exceeds the journal's limit of %d", len(value), maxPayload)
+	}
+	err := j.submit(&request{frames: []frame{{kind: kindRecord, at: time.Now().UnixNano(), payload: value}}})
+	if err != nil {
 		return 0, err
 	}
 	return j.len(), nil
 }
 
-// commit is the committer: it takes the first waiting append and every
-// other one already waiting, up to maxGroup, commits them together and
-// tells each the outcome, until close closes appends.
-func (j *journal) commit() {
-	defer close(j.committed)
-	group := make([]appendRequest, 0, maxGroup)
-	for first := range j.appends {
-		group = append(group[:0], first)
-	more:
-		for len(group) < maxGroup {
-			select {
-			case req, ok := <-j.appends:
-				if !ok {
-					break more
-				}
-				group = append(group, req)
-			default:
-				break more
-			}
-		}
-		err := j.db.Update(func(tx *bolt.Tx) error {
-			if err := j.injected(); err != nil {
-				return err
-			}
-			b := tx.Bucket(pendingBucket)
-			for _, req := range group {
-				seq, err := b.NextSequence()
-				if err != nil {
-					return err
-				}
-				key := make([]byte, 16)
-				binary.BigEndian.PutUint64(key, seq)
-				binary.BigEndian.PutUint64(key[8:], uint64(req.at.UnixNano()))
-				if err := b.Put(key, req.value); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			j.pending.Add(int64(len(group)))
-		}
-		for _, req := range group {
-			req.done <- err
-		}
-		clear(group) // drop the values until the next group
-	}
+// probe commits a frame without content and returns its error: whether
+// the journal takes writes now.
+func (j *journal) probe() error {
+	return j.submit(&request{frames: []frame{{kind: kindProbe, at: time.Now().UnixNano()}}})
 }
 
-// probe commits a small write (the time, under one key of its own bucket)
-// and returns its error: whether the journal takes writes now.
-func (j *journal) probe() error {
-	return j.db.Update(func(tx *bolt.Tx) error {
-		if err := j.injected(); err != nil {
-			return err
-		}
-		at := make([]byte, 8)
-		binary.BigEndian.PutUint64(at, uint64(time.Now().UnixNano()))
-		return tx.Bucket(probeBucket).Put([]byte("last"), at)
-	})
+// submit hands r to the committer and waits for the commit's outcome.
+func (j *journal) submit(r *request) error {
+	r.done = make(chan error, 1)
+	j.gate.RLock()
+	if j.closing {
+		j.gate.RUnlock()
+		return errJournalClosed
+	}
+	j.requests <- r
+	j.gate.RUnlock()
+	return <-r.done
 }
 
 // injected returns the fault a test injected, if any.
@@ -181,102 +223,159 @@ func (j *journal) injected() error {
 }
 
 // read returns the oldest pending records: up to limit of them, and no
-// more once their values add up to maxBytes (but at least one).
+// more once their values add up to maxBytes (but at least one). Each is
+// read from its segment and checked against its checksum.
 func (j *journal) read(limit, maxBytes int) ([]entry, error) {
-	var out []entry
-	err := j.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(pendingBucket).Cursor()
-		size := 0
-		for k, v := c.First(); k != nil && len(out) < limit && size < maxBytes; k, v = c.Next() {
-			size += len(v)
-			// bolt's slices are valid only inside the transaction.
-			out = append(out, entry{key: append([]byte(nil), k...), value: append([]byte(nil), v...)})
+	var picks []indexed
+	j.mu.Lock()
+	size := 0
+	for i := j.head; i < len(j.records) && len(picks) < limit && size < maxBytes; i++ {
+		if r := j.records[i]; !r.done {
+			size += int(r.n)
+			picks = append(picks, r)
 		}
-		return nil
-	})
-	return out, err
+	}
+	j.mu.Unlock()
+	out := make([]entry, 0, len(picks))
+	for _, r := range picks {
+		b := make([]byte, frameHeaderSize+int(r.n))
+		if _, err := r.seg.f.ReadAt(b, r.off); err != nil {
+			return nil, fmt.Errorf("call log journal %s: read record %d: %w", r.seg.name, r.seq, err)
+		}
+		e := entry{key: recordKey(r.seq, r.at), value: b[frameHeaderSize:]}
+		if f, _, ok := decodeFrame(b, r.segID); !ok || f.seq != r.seq {
+			e.damaged = fmt.Errorf("call log journal %s: record %d at offset %d no longer matches its checksum", r.seg.name, r.seq, r.off)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
-// remove deletes delivered records from the pending bucket.
+// remove marks delivered records as such: a kindDelivered frame names them,
+// and segments left without pending records are recycled. Entries already
+// removed are skipped.
 func (j *journal) remove(entries []entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	var removed int64
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		removed = 0
-		b := tx.Bucket(pendingBucket)
-		for _, e := range entries {
-			if b.Get(e.key) == nil {
-				continue
-			}
-			if err := b.Delete(e.key); err != nil {
-				return err
-			}
-			removed++
+	seqs := make([]uint64, 0, len(entries))
+	j.mu.Lock()
+	for _, e := range entries {
+		seq := keySeq(e.key)
+		if i, ok := j.find(seq); ok && !j.records[i].done && !slices.Contains(seqs, seq) {
+			seqs = append(seqs, seq)
 		}
-		return nil
-	})
-	if err == nil {
-		j.pending.Add(-removed)
 	}
-	return err
+	j.mu.Unlock()
+	if len(seqs) == 0 {
+		return nil
+	}
+	err := j.submit(&request{frames: []frame{{kind: kindDelivered, at: time.Now().UnixNano(), payload: encodeSeqs(seqs)}}})
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, seq := range seqs {
+		if i, ok := j.find(seq); ok && !j.records[i].done {
+			j.records[i].done = true
+			j.records[i].seg.live--
+			j.pending.Add(-1)
+		}
+	}
+	j.advance()
+	return nil
 }
 
-// quarantine moves a record PostgreSQL refuses for its content out of the
-// pending bucket, so that it no longer blocks the records behind it.
-func (j *journal) quarantine(e entry) error {
-	removed := false
-	err := j.db.Update(func(tx *bolt.Tx) error {
-		removed = false
-		p := tx.Bucket(pendingBucket)
-		if p.Get(e.key) == nil {
-			return nil
+// find returns the index in records of seq's record. It needs mu.
+func (j *journal) find(seq uint64) (int, bool) {
+	i, ok := slices.BinarySearchFunc(j.records[j.head:], seq, func(r indexed, seq uint64) int {
+		switch {
+		case r.seq < seq:
+			return -1
+		case r.seq > seq:
+			return 1
 		}
-		if err := tx.Bucket(quarantineBucket).Put(e.key, e.value); err != nil {
-			return err
-		}
-		removed = true
-		return p.Delete(e.key)
+		return 0
 	})
-	if err == nil && removed {
-		j.pending.Add(-1)
+	return j.head + i, ok
+}
+
+// advance moves head past delivered records, compacts the index, and
+// recycles the oldest segments while no record in them is pending. It
+// needs mu.
+func (j *journal) advance() {
+	for j.head < len(j.records) && j.records[j.head].done {
+		j.head++
 	}
-	return err
+	if j.head > 1024 && j.head > len(j.records)/2 {
+		n := copy(j.records, j.records[j.head:])
+		clear(j.records[n:])
+		j.records, j.head = j.records[:n], 0
+	}
+	for len(j.live) > 0 && j.live[0] != j.active && j.live[0].live == 0 {
+		seg := j.live[0]
+		j.live[0] = nil
+		j.live = j.live[1:]
+		j.recycle(seg)
+	}
+}
+
+// recycle keeps seg as a spare, or deletes it when there are enough spares
+// or it has another size than a new segment. A spare's header is zeroed,
+// so that its delivered records are not read again at the next start even
+// after the segment holding their kindDelivered frames is reused (were
+// that write lost, they would be delivered again, which changes nothing).
+// It needs mu.
+func (j *journal) recycle(seg *segment) {
+	if seg.size == j.segmentSize && len(j.spares) < maxSpares {
+		if seg.id != 0 {
+			_, _ = seg.f.WriteAt(make([]byte, segmentHeaderSize), 0)
+		}
+		seg.id, seg.end = 0, 0
+		j.spares = append(j.spares, seg)
+		return
+	}
+	_ = seg.f.Close()
+	_ = os.Remove(seg.name)
 }
 
 // len returns the number of pending records.
 func (j *journal) len() int { return int(j.pending.Load()) }
 
-// quarantined returns the number of records set aside.
-func (j *journal) quarantined() (int, error) {
-	n := 0
-	err := j.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(quarantineBucket).Stats().KeyN
-		return nil
-	})
-	return n, err
-}
-
 // oldest returns when the oldest pending record was journaled; ok is false
 // when nothing is pending.
 func (j *journal) oldest() (at time.Time, ok bool) {
-	_ = j.db.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(pendingBucket).Cursor().First()
-		if len(k) == 16 {
-			at, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k[8:]))), true
-		}
-		return nil
-	})
-	return at, ok
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.head < len(j.records) {
+		return time.Unix(0, j.records[j.head].at), true
+	}
+	return time.Time{}, false
 }
 
-// close stops the committer and closes the file; appends must have returned.
+// close stops the committer and the preparer and closes the files;
+// appends must have returned.
 func (j *journal) close() error {
 	j.closeOnce.Do(func() {
-		close(j.appends)
+		j.gate.Lock()
+		j.closing = true
+		close(j.requests)
+		j.gate.Unlock()
 		<-j.committed
-		j.closeErr = j.db.Close()
+		close(j.stopPrep)
+		<-j.prepared
+		j.closeErr = j.closeFiles()
 	})
 	return j.closeErr
+}
+
+// closeFiles closes every file the journal holds and releases its lock.
+func (j *journal) closeFiles() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var errs []error
+	for _, seg := range append(j.live, j.spares...) {
+		errs = append(errs, seg.f.Close())
+	}
+	j.live, j.spares, j.active = nil, nil, nil
+	errs = append(errs, j.qlog.close(), j.lock.Close())
+	return errors.Join(errs...)
 }

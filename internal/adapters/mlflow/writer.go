@@ -171,12 +171,18 @@ type batchItem struct {
 
 // deliver writes one batch and removes it from the journal. When PostgreSQL
 // refuses the batch for its data, it writes the calls one by one and sets
-// aside, in the journal's quarantine bucket, those it refuses alone, so
+// aside, in the journal's quarantine file, those it refuses alone, so
 // that one bad record cannot block the trail behind it.
 func (w *writer) deliver(ctx context.Context, entries []entry) error {
 	var items []batchItem
 	index := map[string]int{}
 	for _, e := range entries {
+		if e.damaged != nil {
+			if err := w.setAside(e, e.damaged); err != nil {
+				return err
+			}
+			continue
+		}
 		c, err := decodeRecord(e.value)
 		if err != nil {
 			if err := w.setAside(e, err); err != nil {
@@ -238,10 +244,11 @@ func (w *writer) write(ctx context.Context, items []batchItem) error {
 	return nil
 }
 
-// setAside moves an entry PostgreSQL will never take to the quarantine bucket.
+// setAside moves an entry PostgreSQL will never take (or the journal can no
+// longer read whole) to the quarantine file.
 func (w *writer) setAside(e entry, reason error) error {
 	w.metrics.refused.Inc()
-	w.log.Error("call record set aside in the journal's quarantine bucket: it cannot be written to MLflow",
+	w.log.Error("call record set aside in the journal's quarantine file: it cannot be written to MLflow",
 		"journal", w.journal.path, "error", reason)
 	return w.journal.quarantine(e)
 }
@@ -268,7 +275,7 @@ func newMetrics(j *journal) *metrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts(opts("write_retries_total",
 			"Batch writes to the MLflow database that failed and will be retried; their records stay in the journal."))),
 		refused: prometheus.NewCounter(prometheus.CounterOpts(opts("write_errors_total",
-			"Call records the MLflow database refuses for their content, set aside in the journal's quarantine bucket."))),
+			"Call records the MLflow database refuses for their content (or the journal can no longer read whole), set aside in the journal's quarantine file."))),
 		queued: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("records_queued",
 			"Call records in the journal, not yet written to the MLflow database.")),
 			func() float64 { return float64(j.len()) }),
