@@ -412,3 +412,52 @@ func (r ChatRequest) EstimatePromptTokens() int {
 	rest := ChatRequest{Tools: r.Tools, ResponseFormat: r.ResponseFormat}
 	return n + (rest.PromptBytes()+3)/4
 }
+
+// A request may forbid parallel tool calls (ToolChoice.NoParallel). Some
+// providers have no way to forbid them (Bedrock's Converse API, Gemini), so
+// the gateway holds every answer to the rule: the first tool call is kept
+// and any later one dropped, as a model that obeyed would have made only the
+// first. The dropped calls' tokens were generated and are charged.
+
+// FirstToolCallOnly returns blocks without the tool calls after the first.
+func FirstToolCallOnly(blocks []Block) []Block {
+	out, calls := blocks[:0:0], 0
+	for _, b := range blocks {
+		if b.Type == BlockToolCall {
+			if calls++; calls > 1 {
+				continue
+			}
+		}
+		out = append(out, b)
+	}
+	if calls <= 1 {
+		return blocks
+	}
+	return out
+}
+
+// OneToolCall drops, from a stream, the chunks of tool calls after the
+// first. Its zero value is ready to use.
+type OneToolCall struct {
+	first   bool         // a tool call has started
+	dropped map[int]bool // the indexes of the blocks of later tool calls
+}
+
+// Keep returns c without what belongs to a later tool call, and whether
+// anything of it is left to send.
+func (f *OneToolCall) Keep(c ChatChunk) (ChatChunk, bool) {
+	if c.Start != nil && c.Start.Type == BlockToolCall {
+		if f.first {
+			if f.dropped == nil {
+				f.dropped = map[int]bool{}
+			}
+			f.dropped[c.Index] = true
+		}
+		f.first = true
+	}
+	if !f.dropped[c.Index] {
+		return c, true
+	}
+	c.Start, c.Delta, c.ArgumentsDelta, c.ReasoningDelta, c.Signature = nil, "", "", "", ""
+	return c, c.FinishReason != "" || c.Usage != nil
+}

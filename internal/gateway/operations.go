@@ -20,6 +20,7 @@ type chatOp struct {
 	text      strings.Builder     // the answer's text received so far
 	output    int                 // bytes of output received so far: text, tool-call arguments, reasoning
 	reported  *domain.Usage       // the provider's count, if a chunk carried it
+	oneCall   domain.OneToolCall  // holds a stream to one tool call when the request forbids parallel ones
 
 	native   *Native                          // the request as the client sent it; nil: translated only
 	provider func(name string) ports.Provider // a provider instance by name, to know which pass through
@@ -114,7 +115,11 @@ func (o *chatOp) call(a *attempt, p ports.Provider, m domain.Model) error {
 	if o.emit == nil {
 		o.resp, err = p.Chat(a.ctx, up)
 	} else {
+		o.oneCall = domain.OneToolCall{}
 		o.resp, err = p.ChatStream(a.ctx, up, o.forward)
+	}
+	if o.req.ToolChoice.NoParallel {
+		o.resp.Blocks = domain.FirstToolCallOnly(o.resp.Blocks)
 	}
 	o.done = err == nil
 	return err
@@ -194,6 +199,12 @@ func (o *chatOp) forward(c domain.ChatChunk) error {
 	if c.Usage != nil {
 		u := *c.Usage
 		o.reported = &u
+	}
+	if o.req.ToolChoice.NoParallel {
+		var keep bool
+		if c, keep = o.oneCall.Keep(c); !keep {
+			return nil
+		}
 	}
 	o.clientErr = o.emit(c)
 	return o.clientErr

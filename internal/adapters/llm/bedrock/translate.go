@@ -200,8 +200,8 @@ func (p *Provider) toolResult(i int, r domain.ToolResult) (types.ToolResultBlock
 // tool). Converse has no "none": with tool choice none the tools are not
 // sent, which forbids calls as surely; a conversation that already holds
 // tool calls needs its tools sent, so there tool choice none is refused by
-// name. Converse cannot forbid parallel tool calls either; parallel_tool_calls
-// false is not enforced (see the capability matrix).
+// name. Converse cannot forbid parallel tool calls either; the gateway holds
+// an answer to parallel_tool_calls false (domain.FirstToolCallOnly).
 func (p *Provider) toolConfig(in *bedrockruntime.ConverseInput, req domain.ChatRequest) error {
 	if len(req.Tools) == 0 {
 		return nil

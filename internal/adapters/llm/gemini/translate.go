@@ -146,7 +146,8 @@ func sentID(id string) string {
 
 // addTools sets the function declarations and the function calling mode:
 // none is NONE, required ANY, a named tool ANY restricted to it. The API
-// has no switch for parallel calls, so NoParallel is not sent.
+// has no switch for parallel calls, so NoParallel is not sent; the gateway
+// holds the answer to it (domain.FirstToolCallOnly).
 func (p *Provider) addTools(out *request, req domain.ChatRequest) {
 	if len(req.Tools) == 0 {
 		return
