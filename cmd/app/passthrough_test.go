@@ -158,7 +158,8 @@ const anthMessage = `{"id":"msg_1","type":"message","role":"assistant","model":"
 func TestPassThroughMessages(t *testing.T) {
 	s := newPassStack(t, llmtest.Reply(http.StatusOK, "application/json", anthMessage), nil)
 	body := `{"model":"claude-alias",  "max_tokens":1024,"messages":[{"role":"user","content":[{"type":"text","text":"` + hello + `","cache_control":{"type":"ephemeral","ttl":"1h"}}]}],` +
-		`"context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]},"a_future_field":{"nested":[1,2.50,"x"]}}`
+		`"context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]},"a_future_field":{"nested":[1,2.50,"x"]},` +
+		`"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":1}]}`
 	resp, got := s.post(t, "/v1/messages?beta=true", body, map[string]string{
 		"Anthropic-Version": "2023-06-01", "Anthropic-Beta": "context-management-2025-06-27,interleaved-thinking-2025-05-14",
 		"Openai-Organization": "org-no"})
@@ -178,7 +179,7 @@ func TestPassThroughMessages(t *testing.T) {
 		t.Errorf("client got\n%s\nwant\n%s", got, want)
 	}
 	if resp.Header.Get("X-Tidygate-Mode") != "pass-through" || resp.Header.Get("X-Tidygate-Provider") != "anthropic" ||
-		resp.Header.Get("X-Tidygate-Model") != "claude" {
+		resp.Header.Get("X-Tidygate-Model") != "claude" || resp.Header.Get("X-Tidygate-Deployment") != "anthropic/claude-up" {
 		t.Errorf("headers %v", resp.Header)
 	}
 	r := s.onlyRecord(t)
@@ -442,6 +443,31 @@ func TestPassThroughSDKs(t *testing.T) {
 	for _, rec := range recs {
 		if rec.Outcome != domain.OutcomeOK || rec.Usage.PromptTokens == 0 || rec.Cost() == 0 {
 			t.Errorf("record %+v", rec)
+		}
+	}
+}
+
+// A request with a feature Anthropic serves itself (a server tool) passes
+// through only: the fallback that would translate it is left out, and the
+// call fails as Anthropic did; a model that translates refuses it by name.
+func TestPassThroughOnlyFeatures(t *testing.T) {
+	s := newPassStack(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"type":"error","error":{"type":"api_error","message":"down"}}`)
+	}, llmtest.Reply(http.StatusOK, "application/json", oaiCompletion))
+	tools := `"tools":[{"type":"web_search_20250305","name":"web_search"}]`
+	resp, got := s.post(t, "/v1/messages", `{"model":"claude","max_tokens":100,"messages":[{"role":"user","content":"`+hello+`"}],`+tools+`}`, nil)
+	if resp.StatusCode != http.StatusBadGateway || len(s.oai.Requests()) != 0 || len(s.anth.Requests()) == 0 {
+		t.Errorf("status %d, calls to OpenAI %d, to Anthropic %d: %s", resp.StatusCode, len(s.oai.Requests()), len(s.anth.Requests()), got)
+	}
+	resp, got = s.post(t, "/v1/messages", `{"model":"gpt","max_tokens":100,"messages":[{"role":"user","content":"`+hello+`"}],`+tools+`}`, nil)
+	if resp.StatusCode != http.StatusBadRequest || len(s.oai.Requests()) != 0 ||
+		!bytes.Contains(got, []byte(`server tool \"web_search_20250305\" (tools[0].type) is served by the provider itself`)) {
+		t.Errorf("to OpenAI: status %d: %s", resp.StatusCode, got)
+	}
+	for _, e := range s.ledger.Endings() {
+		if e.Settles+e.Releases != 1 {
+			t.Errorf("endings %+v", s.ledger.Endings())
 		}
 	}
 }

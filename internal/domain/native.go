@@ -58,3 +58,13 @@ type NativeResponse struct {
 	// (some OpenAI-compatible servers do not), the gateway estimates.
 	Counted bool
 }
+
+// ProviderOnly refuses a request, or marks it for pass-through only, for a
+// feature the provider serves itself and the domain model does not carry
+// (a server tool, a hosted tool, the MCP connector): param names it in the
+// request. Such a request can be served only by a model whose provider
+// takes its dialect as it is; any other model refuses it with this error.
+func ProviderOnly(param, feature string) *Error {
+	return &Error{Kind: KindInvalid, Param: param, Code: "unsupported_feature", Message: feature + " (" + param +
+		") is served by the provider itself: only a model whose provider takes this API as it is (pass-through) can serve this request"}
+}

@@ -64,6 +64,12 @@ func (r Result) ModelName(asked string) string {
 	return asked
 }
 
+// Deployment is the deployment of Model that answered (or was last tried):
+// its provider instance and upstream name.
+func (r Result) Deployment() domain.Deployment {
+	return domain.Deployment{Provider: r.Model.Provider, Upstream: r.Model.Upstream}
+}
+
 // Waiting is the part of the call that was not tidygate's own work: the
 // providers' time and the pauses between their attempts.
 func (r Result) Waiting() time.Duration { return r.ProviderTime + r.Backoff }

@@ -14,14 +14,15 @@ import (
 // Headers that say who answered a call and what it cost. Streams send them
 // as trailers, since they are known only once the stream has ended.
 const (
-	modelHeader    = "X-Tidygate-Model"
-	providerHeader = "X-Tidygate-Provider"
-	attemptsHeader = "X-Tidygate-Attempts"
-	costHeader     = "X-Tidygate-Cost-Usd"
+	modelHeader      = "X-Tidygate-Model"
+	providerHeader   = "X-Tidygate-Provider"
+	deploymentHeader = "X-Tidygate-Deployment"
+	attemptsHeader   = "X-Tidygate-Attempts"
+	costHeader       = "X-Tidygate-Cost-Usd"
 )
 
 // streamTrailers announces the trailers of a stream.
-const streamTrailers = modelHeader + ", " + providerHeader + ", " + attemptsHeader + ", " + costHeader + ", " + overheadHeader
+const streamTrailers = modelHeader + ", " + providerHeader + ", " + deploymentHeader + ", " + attemptsHeader + ", " + costHeader + ", " + overheadHeader
 
 // runChat runs a non-streamed chat call for any dialect's handler, n being
 // the request as the client sent it; when it fails, the error is written in
@@ -47,6 +48,7 @@ func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.Cha
 func setResultHeaders(hdr http.Header, res gateway.Result) {
 	hdr.Set(modelHeader, res.Model.Name)
 	hdr.Set(providerHeader, res.Model.Provider)
+	hdr.Set(deploymentHeader, res.Deployment().Name())
 	hdr.Set(attemptsHeader, strconv.Itoa(res.Attempts))
 	hdr.Set(costHeader, usd(res.Cost))
 }

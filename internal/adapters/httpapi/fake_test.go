@@ -21,7 +21,7 @@ import (
 const goodKey = "tg-test-key-0123456789abcdef"
 
 var (
-	chatModel  = domain.Model{Name: "mock-chat", Type: domain.ModelChat, Provider: "mock", Aliases: []string{"mock"}}
+	chatModel  = domain.Model{Name: "mock-chat", Type: domain.ModelChat, Provider: "mock", Upstream: "mock-1", Aliases: []string{"mock"}}
 	embedModel = domain.Model{Name: "mock-embed", Type: domain.ModelEmbedding, Provider: "mock"}
 )
 
@@ -35,6 +35,7 @@ type fakeGateway struct {
 	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 	native  func(ctx context.Context, req domain.ChatRequest, n gateway.Native) (gateway.ChatResult, error)
+	stores  bool // StoresResponse follows the request, storing by default
 
 	mu         sync.Mutex
 	calls      []gateway.Call
@@ -142,6 +143,10 @@ func (g *fakeGateway) ChatNative(ctx context.Context, call gateway.Call, req dom
 	if g.native != nil {
 		g.record(call, &req)
 		return g.native(ctx, req, n)
+	}
+	if n.Untranslatable != nil { // no model of the fake passes requests through
+		g.record(call, &req)
+		return gateway.ChatResult{}, n.Untranslatable
 	}
 	if req.Stream {
 		return g.ChatStream(ctx, call, req, emit)
@@ -292,7 +297,9 @@ func (g *fakeGateway) CountTokens(_ domain.Caller, req domain.ChatRequest) (int,
 }
 
 // The fake stores no responses, as a gateway without a response store.
-func (g *fakeGateway) StoresResponse(*bool) bool { return false }
+// StoresResponse stores nothing unless g.stores, then what the request
+// asks, storing when it does not say.
+func (g *fakeGateway) StoresResponse(s *bool) bool { return g.stores && (s == nil || *s) }
 
 func (g *fakeGateway) StoreResponse(context.Context, domain.Caller, domain.StoredResponse) error {
 	return &domain.Error{Kind: domain.KindUnavailable, Message: "no response store"}

@@ -64,7 +64,7 @@ func TestChatCompletion(t *testing.T) {
 	if got.Usage.PromptTokens != 7 || got.Usage.CompletionTokens != 3 || got.Usage.TotalTokens != 10 {
 		t.Errorf("usage = %+v", got.Usage)
 	}
-	for h, want := range map[string]string{"X-Tidygate-Model": "mock-chat", "X-Tidygate-Provider": "mock",
+	for h, want := range map[string]string{"X-Tidygate-Model": "mock-chat", "X-Tidygate-Provider": "mock", "X-Tidygate-Deployment": "mock/mock-1",
 		"X-Tidygate-Attempts": "2", "X-Tidygate-Cost-Usd": "0.001250"} {
 		if v := rec.Header().Get(h); v != want {
 			t.Errorf("%s = %q, want %q", h, v, want)

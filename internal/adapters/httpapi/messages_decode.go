@@ -113,27 +113,59 @@ type messagesInput struct {
 
 // decodeMessages turns a Messages body into a valid domain request.
 func decodeMessages(body []byte) (messagesInput, error) {
-	req, err := decodeAnthropic(body, true)
-	return messagesInput{req: req, body: body}, err
+	req, only, err := decodeAnthropic(body, true)
+	return messagesInput{req: req, body: body, untranslatable: only}, err
 }
 
 // decodeCountTokens turns a count_tokens body into a valid domain request.
+// Its server tools, MCP servers and container are left out of the count:
+// they are Anthropic's own, and cost what Anthropic bills per use.
 func decodeCountTokens(body []byte) (messagesInput, error) {
-	req, err := decodeAnthropic(body, false)
+	req, _, err := decodeAnthropic(body, false)
 	return messagesInput{req: req}, err
 }
 
-func decodeAnthropic(body []byte, needMaxTokens bool) (domain.ChatRequest, error) {
+// decodeAnthropic decodes a Messages body. only, when set, names a feature
+// Anthropic serves itself (a server tool, the MCP connector, a container),
+// which the domain request leaves out: then only a model that takes the body
+// as it is can serve it.
+func decodeAnthropic(body []byte, needMaxTokens bool) (req domain.ChatRequest, only error, err error) {
 	var w messagesRequestJSON
 	if err := decodeJSON(body, &w); err != nil {
-		return domain.ChatRequest{}, err
+		return domain.ChatRequest{}, nil, err
 	}
+	var d anthDecoder
 	switch {
 	case nonEmptyArray(w.MCPServers):
-		return domain.ChatRequest{}, domain.InvalidParam("mcp_servers", "mcp_servers (the MCP connector) is not supported")
+		d.providerOnly("mcp_servers", "mcp_servers (the MCP connector)")
 	case given(w.Container):
-		return domain.ChatRequest{}, domain.InvalidParam("container", "container (code execution) is not supported")
+		d.providerOnly("container", "container (code execution)")
 	}
+	req, err = d.request(w, needMaxTokens)
+	return req, d.only, err
+}
+
+// anthDecoder decodes a Messages body, and notes the first feature in it
+// that Anthropic serves itself: a server tool, the MCP connector, a
+// container, and the content blocks that come with them or that only
+// Anthropic reads (server tool results, documents, …). The domain request
+// leaves those out.
+type anthDecoder struct{ only error }
+
+// providerOnly notes a feature Anthropic serves itself, unless one is
+// noted already.
+func (d *anthDecoder) providerOnly(param, feature string) {
+	if d.only == nil {
+		d.only = domain.ProviderOnly(param, feature)
+	}
+}
+
+// isServerTool reports whether t is one of Anthropic's server tools (web
+// search, code execution, …) rather than a tool the client runs.
+func isServerTool(t anthToolJSON) bool { return t.Type != "" && t.Type != "custom" }
+
+// request turns a decoded Messages body into a valid domain request.
+func (d *anthDecoder) request(w messagesRequestJSON, needMaxTokens bool) (domain.ChatRequest, error) {
 	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, TopK: w.TopK,
 		Stop: w.StopSequences, Stream: w.Stream && needMaxTokens}
 	if w.Metadata != nil {
@@ -157,7 +189,7 @@ func decodeAnthropic(body []byte, needMaxTokens bool) (domain.ChatRequest, error
 	}
 	req.Messages = system
 	for i, m := range w.Messages {
-		msg, err := anthMessage(i, m)
+		msg, err := d.message(i, m)
 		if err != nil {
 			return req, err
 		}
@@ -167,8 +199,9 @@ func decodeAnthropic(body []byte, needMaxTokens bool) (domain.ChatRequest, error
 		return req, domain.InvalidParam("messages", "messages must contain at least one message")
 	}
 	for i, t := range w.Tools {
-		if t.Type != "" && t.Type != "custom" {
-			return req, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "server tool %q is not supported; only client tools are", t.Type)
+		if isServerTool(t) {
+			d.providerOnly(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("server tool %q", t.Type))
+			continue
 		}
 		if !given(t.InputSchema) {
 			return req, domain.InvalidParam(fmt.Sprintf("tools[%d].input_schema", i), "tools[%d].input_schema: Field required", i)
@@ -219,10 +252,10 @@ func anthSystem(raw json.RawMessage) ([]domain.Message, error) {
 	return nil, domain.InvalidParam("system", "system must be a string or an array of text blocks")
 }
 
-// anthMessage turns one message into a domain message. Besides user and
+// message turns one message into a domain message. Besides user and
 // assistant turns, Claude Code sends system messages among them (text that
 // updates the system prompt mid-conversation).
-func anthMessage(i int, m anthMessageJSON) (domain.Message, error) {
+func (d *anthDecoder) message(i int, m anthMessageJSON) (domain.Message, error) {
 	param := fmt.Sprintf("messages[%d]", i)
 	role := domain.Role(m.Role)
 	if role != domain.RoleUser && role != domain.RoleAssistant && role != domain.RoleSystem {
@@ -239,11 +272,13 @@ func anthMessage(i int, m anthMessageJSON) (domain.Message, error) {
 		}
 		out := domain.Message{Role: role, Blocks: make([]domain.Block, 0, len(blocks))}
 		for j, b := range blocks {
-			block, err := anthBlock(fmt.Sprintf("%s.content[%d]", param, j), b, true)
+			block, ok, err := d.block(fmt.Sprintf("%s.content[%d]", param, j), b, true)
 			if err != nil {
 				return domain.Message{}, err
 			}
-			out.Blocks = append(out.Blocks, block)
+			if ok {
+				out.Blocks = append(out.Blocks, block)
+			}
 		}
 		out.Content = domain.JoinText(out.Blocks)
 		return out, nil
@@ -251,39 +286,41 @@ func anthMessage(i int, m anthMessageJSON) (domain.Message, error) {
 	return domain.Message{}, domain.InvalidParam(param+".content", "%s.content must be a string or an array of content blocks", param)
 }
 
-// anthBlock turns one content block into a domain block; nested says
-// whether tool results (which hold blocks themselves) are allowed.
-func anthBlock(param string, b anthBlockJSON, nested bool) (domain.Block, error) {
+// block turns one content block into a domain block; nested says whether
+// tool results (which hold blocks themselves) are allowed. A block of a
+// type tidygate does not know is Anthropic's own (a server tool's use or
+// result, a document, …): it is noted and left out, and ok is false.
+func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domain.Block, ok bool, _ error) {
 	switch b.Type {
 	case "text":
-		return domain.TextBlock(deref(b.Text)), nil
+		return domain.TextBlock(deref(b.Text)), true, nil
 	case "image":
 		if b.Source == nil {
-			return domain.Block{}, domain.InvalidParam(param+".source", "%s.source: Field required", param)
+			return domain.Block{}, false, domain.InvalidParam(param+".source", "%s.source: Field required", param)
 		}
 		switch b.Source.Type {
 		case "base64":
-			return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: b.Source.MediaType, Data: b.Source.Data}}, nil
+			return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: b.Source.MediaType, Data: b.Source.Data}}, true, nil
 		case "url":
-			return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: b.Source.URL}}, nil
+			return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: b.Source.URL}}, true, nil
 		}
-		return domain.Block{}, domain.InvalidParam(param+".source.type", "image source type %q is not supported; use base64 or url", b.Source.Type)
+		return domain.Block{}, false, domain.InvalidParam(param+".source.type", "image source type %q is not supported; use base64 or url", b.Source.Type)
 	case "tool_use":
 		args := "{}"
 		if given(b.Input) {
 			args = string(b.Input)
 		}
-		return domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: b.ID, Name: b.Name, Arguments: args}}, nil
+		return domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: b.ID, Name: b.Name, Arguments: args}}, true, nil
 	case "tool_result":
 		if !nested {
-			break
+			return domain.Block{}, false, domain.InvalidParam(param+".type", "a tool_result block cannot hold another")
 		}
-		content, err := anthToolResultContent(param+".content", b.Content)
+		content, err := d.toolResultContent(param+".content", b.Content)
 		if err != nil {
-			return domain.Block{}, err
+			return domain.Block{}, false, err
 		}
 		return domain.Block{Type: domain.BlockToolResult,
-			ToolResult: domain.ToolResult{CallID: b.ToolUseID, Content: content, IsError: b.IsError}}, nil
+			ToolResult: domain.ToolResult{CallID: b.ToolUseID, Content: content, IsError: b.IsError}}, true, nil
 	case "thinking":
 		block := domain.Block{Type: domain.BlockReasoning}
 		if b.Thinking != nil {
@@ -292,16 +329,19 @@ func anthBlock(param string, b anthBlockJSON, nested bool) (domain.Block, error)
 		if b.Signature != nil {
 			block.Reasoning.Signature = *b.Signature
 		}
-		return block, nil
+		return block, true, nil
 	case "redacted_thinking":
-		return domain.Block{Type: domain.BlockReasoning, Reasoning: domain.Reasoning{Encrypted: b.Data}}, nil
+		return domain.Block{Type: domain.BlockReasoning, Reasoning: domain.Reasoning{Encrypted: b.Data}}, true, nil
+	case "":
+		return domain.Block{}, false, domain.InvalidParam(param+".type", "%s.type: Field required", param)
 	}
-	return domain.Block{}, domain.InvalidParam(param+".type", "content block type %q is not supported here", b.Type)
+	d.providerOnly(param+".type", fmt.Sprintf("content block type %q", b.Type))
+	return domain.Block{}, false, nil
 }
 
 // anthToolResultContent accepts a tool result's content as a string or an
 // array of text and image blocks.
-func anthToolResultContent(param string, raw json.RawMessage) ([]domain.Block, error) {
+func (d *anthDecoder) toolResultContent(param string, raw json.RawMessage) ([]domain.Block, error) {
 	switch firstByte(raw) {
 	case 0, 'n':
 		return nil, nil
@@ -315,11 +355,13 @@ func anthToolResultContent(param string, raw json.RawMessage) ([]domain.Block, e
 		}
 		out := make([]domain.Block, 0, len(blocks))
 		for j, b := range blocks {
-			block, err := anthBlock(fmt.Sprintf("%s[%d]", param, j), b, false)
+			block, ok, err := d.block(fmt.Sprintf("%s[%d]", param, j), b, false)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, block)
+			if ok {
+				out = append(out, block)
+			}
 		}
 		return out, nil
 	}

@@ -141,7 +141,7 @@ func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
 			CallID: b.ToolCall.ID, Name: b.ToolCall.Name, Arguments: &args}
 	case domain.BlockReasoning:
 		item := respOutJSON{Type: "reasoning", ID: respItemID("rs", requestID, n), Summary: []respOutPartJSON{},
-			EncryptedContent: b.Reasoning.Encrypted}
+			EncryptedContent: encryptedContent(b.Reasoning)}
 		if b.Text != "" {
 			item.Summary = append(item.Summary, respOutPartJSON{Type: "summary_text", Text: b.Text})
 		}
@@ -149,6 +149,30 @@ func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
 	}
 	return respOutJSON{Type: "message", ID: respItemID("msg", requestID, n), Status: "completed", Role: "assistant",
 		Content: []respOutPartJSON{{Type: "output_text", Text: b.Text, Annotations: []any{}}}}
+}
+
+// signaturePrefix marks a reasoning item's encrypted_content that holds a
+// thinking block's signature (Anthropic's, on Anthropic or Bedrock) rather
+// than OpenAI's encrypted reasoning. The Responses API has no field for a
+// signature; a client that sends the item back, as Codex does, returns it
+// unread, and the model that wrote the thinking gets it with its text (the
+// item's summary) again.
+const signaturePrefix = "tidygate-signature:"
+
+// encryptedContent is the encrypted_content of a reasoning item.
+func encryptedContent(r domain.Reasoning) string {
+	if r.Signature != "" {
+		return signaturePrefix + r.Signature
+	}
+	return r.Encrypted
+}
+
+// reasoningOf reads a reasoning item's encrypted_content back.
+func reasoningOf(encrypted string) domain.Reasoning {
+	if sig, ok := strings.CutPrefix(encrypted, signaturePrefix); ok {
+		return domain.Reasoning{Signature: sig}
+	}
+	return domain.Reasoning{Encrypted: encrypted}
 }
 
 // responseID is the id of the response served for a request.
@@ -177,9 +201,13 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	// A response tidygate stores, or one that continues a stored one, is
 	// translated: tidygate keeps the conversation in its own form, and the
 	// provider knows neither the stored response nor its id.
-	var n gateway.Native
+	n := gateway.Native{Untranslatable: in.untranslatable}
 	if !store && in.previous == "" {
 		n.Request = nativeRequest(r, domain.DialectOpenAIResponses, in.body, in.req.Stream)
+	} else if e, ok := n.Untranslatable.(*domain.Error); ok {
+		stored := *e
+		stored.Message += `; a response tidygate stores ("store", or RESPONSES_STORE_DEFAULT when it is omitted) or continues ("previous_response_id") is always translated: send "store": false without previous_response_id`
+		n.Untranslatable = &stored
 	}
 	if in.req.Stream {
 		h.responsesStream(w, r, in, n, store, created)
@@ -373,6 +401,9 @@ func (s *respStream) chunk(c domain.ChatChunk) error {
 		return s.emit("response.function_call_arguments.delta", map[string]any{"item_id": item.ID, "output_index": n,
 			"delta": c.ArgumentsDelta})
 	case "reasoning":
+		if c.Signature != "" {
+			item.EncryptedContent = encryptedContent(domain.Reasoning{Signature: c.Signature})
+		}
 		if c.ReasoningDelta == "" {
 			return nil
 		}

@@ -99,6 +99,10 @@ type responsesInput struct {
 	input        []domain.Message // the request's own input
 	store        *bool            // nil when the request does not say
 	previous     string           // previous_response_id, "" when none
+	// untranslatable names a feature OpenAI serves itself (a hosted tool,
+	// or an input item of one), which req leaves out: then only a model
+	// that takes the body as it is can serve the request.
+	untranslatable error
 }
 
 // continueFrom puts the conversation of the stored response prev before the
@@ -141,16 +145,22 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		in.instructions = &domain.Message{Role: domain.RoleSystem, Content: *w.Instructions}
 		req.Messages = append(req.Messages, *in.instructions)
 	}
-	msgs, err := respInput(w.Input)
+	msgs, only, err := respInput(w.Input)
 	if err != nil {
 		return responsesInput{}, err
 	}
+	in.untranslatable = only
 	in.input = msgs
 	req.Messages = append(req.Messages, msgs...)
 	for i, t := range w.Tools {
+		if t.Type == "" {
+			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "tools[%d].type: Field required", i)
+		}
 		if t.Type != "function" {
-			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i),
-				"tools[%d].type %q is not supported; only function tools are", i, t.Type)
+			if in.untranslatable == nil {
+				in.untranslatable = domain.ProviderOnly(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("hosted tool %q", t.Type))
+			}
+			continue
 		}
 		params := t.Parameters
 		if !given(params) {
@@ -186,27 +196,29 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	return in, nil
 }
 
-// respInput turns input, a string or an array of items, into messages.
+// respInput turns input, a string or an array of items, into messages. An
+// item of a type tidygate does not know is OpenAI's own (a hosted tool's
+// call, an item reference, …): it is left out, and only names it.
 // Consecutive function calls (and the assistant text and reasoning before
 // them) become one assistant message, and consecutive function call outputs
 // one user message, as the domain model holds a turn's blocks together.
-func respInput(raw json.RawMessage) ([]domain.Message, error) {
+func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, domain.InvalidParam("input", "input: Field required")
+		return nil, nil, domain.InvalidParam("input", "input: Field required")
 	case '"':
 		s, err := jsonString(raw, "input")
-		return []domain.Message{{Role: domain.RoleUser, Content: s}}, err
+		return []domain.Message{{Role: domain.RoleUser, Content: s}}, nil, err
 	case '[':
 	default:
-		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+		return nil, nil, domain.InvalidParam("input", "input must be a string or an array of input items")
 	}
 	var items []respItemJSON
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+		return nil, nil, domain.InvalidParam("input", "input must be a string or an array of input items")
 	}
 	if len(items) == 0 {
-		return nil, domain.InvalidParam("input", "input must contain at least one item")
+		return nil, nil, domain.InvalidParam("input", "input must contain at least one item")
 	}
 	var out []domain.Message
 	// add appends blocks to the last message when merge is set and that
@@ -225,7 +237,7 @@ func respInput(raw json.RawMessage) ([]domain.Message, error) {
 		case "message", "":
 			msg, err := respMessage(param, it)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			// An assistant's text merges with the calls and reasoning around it.
 			add(msg.Role, msg.Role == domain.RoleAssistant, msg.Blocks...)
@@ -239,7 +251,7 @@ func respInput(raw json.RawMessage) ([]domain.Message, error) {
 		case "function_call_output":
 			content, err := respParts(param+".output", it.Output, domain.RoleUser)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			add(domain.RoleUser, true, domain.Block{Type: domain.BlockToolResult,
 				ToolResult: domain.ToolResult{CallID: it.CallID, Content: content}})
@@ -251,14 +263,16 @@ func respInput(raw json.RawMessage) ([]domain.Message, error) {
 			}
 			b.Text = strings.Join(texts, "\n")
 			if it.EncryptedContent != nil {
-				b.Reasoning.Encrypted = *it.EncryptedContent
+				b.Reasoning = reasoningOf(*it.EncryptedContent)
 			}
 			add(domain.RoleAssistant, true, b)
 		default:
-			return nil, domain.InvalidParam(param+".type", "input item type %q is not supported; use message, function_call, function_call_output or reasoning", it.Type)
+			if only == nil {
+				only = domain.ProviderOnly(param+".type", fmt.Sprintf("input item type %q", it.Type))
+			}
 		}
 	}
-	return out, nil
+	return out, only, nil
 }
 
 // respMessage turns a message item into a message whose content is blocks.

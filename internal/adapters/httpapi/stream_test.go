@@ -105,7 +105,7 @@ func TestStreamWithUsage(t *testing.T) {
 	}
 
 	trailer := rec.Result().Trailer
-	for h, want := range map[string]string{"X-Tidygate-Model": "mock-chat", "X-Tidygate-Provider": "mock",
+	for h, want := range map[string]string{"X-Tidygate-Model": "mock-chat", "X-Tidygate-Provider": "mock", "X-Tidygate-Deployment": "mock/mock-1",
 		"X-Tidygate-Attempts": "2", "X-Tidygate-Cost-Usd": "0.001250"} {
 		if got := trailer.Get(h); got != want {
 			t.Errorf("trailer %s = %q, want %q", h, got, want)

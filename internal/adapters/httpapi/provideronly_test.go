@@ -1,0 +1,176 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+)
+
+// capture is a gateway whose models all pass requests through: it keeps the
+// native request and answers with a canned body.
+func capture(seen *gateway.Native, reqs *domain.ChatRequest) *fakeGateway {
+	return &fakeGateway{native: func(_ context.Context, req domain.ChatRequest, n gateway.Native) (gateway.ChatResult, error) {
+		*seen, *reqs = n, req
+		return gateway.ChatResult{Result: okResult, Native: &domain.NativeResponse{Body: []byte(`{"passed":true}`), ContentType: "application/json"}}, nil
+	}}
+}
+
+// unsupportedParam returns the param of an unsupported_feature error.
+func unsupportedParam(t *testing.T, err error) string {
+	t.Helper()
+	var e *domain.Error
+	if !errors.As(err, &e) || e.Code != "unsupported_feature" || e.Kind != domain.KindInvalid {
+		t.Fatalf("untranslatable = %v, want an unsupported_feature error", err)
+	}
+	return e.Param
+}
+
+// Anthropic's own features (server tools, the MCP connector, server tool
+// results and documents in the history) leave the domain request and mark
+// it pass-through only; the body goes to the gateway as the client sent it.
+func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
+	body := `{"model":"claude","max_tokens":50,
+	  "tools":[{"name":"grep","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search","max_uses":2}],
+	  "messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"memo"}},{"type":"text","text":"find it"}]},
+	    {"role":"assistant","content":[{"type":"server_tool_use","id":"srv_1","name":"web_search","input":{"query":"q"}},
+	      {"type":"web_search_tool_result","tool_use_id":"srv_1","content":[]},{"type":"text","text":"found"}]},
+	    {"role":"user","content":"thanks"}]}`
+	var n gateway.Native
+	var req domain.ChatRequest
+	r := newRig(t, capture(&n, &req), httpapi.Options{})
+	rec := r.do("POST", "/v1/messages", body)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"passed":true}` {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if p := unsupportedParam(t, n.Untranslatable); p != "messages[0].content[0].type" {
+		t.Errorf("untranslatable names %q, want the first such feature, the document", p)
+	}
+	if string(n.Request.Body) != body || n.Request.Dialect != domain.DialectAnthropicMessages {
+		t.Errorf("native request %s %q", n.Request.Body, n.Request.Dialect)
+	}
+	if len(req.Tools) != 1 || req.Tools[0].Name != "grep" {
+		t.Errorf("tools %+v: the server tool is not a client tool", req.Tools)
+	}
+	if got := req.Messages[0].Blocks; len(got) != 1 || got[0].Text != "find it" {
+		t.Errorf("first message blocks %+v", got)
+	}
+	if got := req.Messages[1].Blocks; len(got) != 1 || got[0].Text != "found" {
+		t.Errorf("assistant blocks %+v", got)
+	}
+
+	mcp := `{"model":"claude","max_tokens":5,"mcp_servers":[{"type":"url","url":"https://mcp.example","name":"x"}],"messages":[{"role":"user","content":"x"}]}`
+	if rec := r.do("POST", "/v1/messages", mcp); rec.Code != http.StatusOK || unsupportedParam(t, n.Untranslatable) != "mcp_servers" {
+		t.Errorf("mcp_servers: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	}
+	plain := `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`
+	if rec := r.do("POST", "/v1/messages", plain); rec.Code != http.StatusOK || n.Untranslatable != nil {
+		t.Errorf("a plain request: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	}
+
+	// A model that translates refuses it, naming the feature, in Anthropic's shape.
+	msg := anthropicErrorOf(t, newRig(t, &fakeGateway{}, httpapi.Options{}).do("POST", "/v1/messages", body), 400, "invalid_request_error")
+	if !strings.Contains(msg, `content block type "document"`) || !strings.Contains(msg, "pass-through") {
+		t.Errorf("message %q", msg)
+	}
+}
+
+// OpenAI's hosted tools and their items pass through only, and a request
+// tidygate stores is translated: its refusal says how to pass through.
+func TestResponsesHostedToolsPassThroughOnly(t *testing.T) {
+	body := `{"model":"gpt","store":false,"input":[{"role":"user","content":"look"},{"type":"web_search_call","id":"ws_1","status":"completed"}],
+	  "tools":[{"type":"function","name":"grep","parameters":{"type":"object"}},{"type":"web_search"}]}`
+	var n gateway.Native
+	var req domain.ChatRequest
+	r := newRig(t, capture(&n, &req), httpapi.Options{})
+	if rec := r.do("POST", "/v1/responses", body); rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if p := unsupportedParam(t, n.Untranslatable); p != "input[1].type" {
+		t.Errorf("untranslatable names %q", p)
+	}
+	if n.Request.Dialect != domain.DialectOpenAIResponses || string(n.Request.Body) != body {
+		t.Errorf("native request %q %s", n.Request.Dialect, n.Request.Body)
+	}
+	if len(req.Tools) != 1 || req.Tools[0].Name != "grep" || len(req.Messages) != 1 {
+		t.Errorf("tools %+v, messages %+v", req.Tools, req.Messages)
+	}
+	toolOnly := `{"model":"gpt","store":false,"input":"x","tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}`
+	if r.do("POST", "/v1/responses", toolOnly); unsupportedParam(t, n.Untranslatable) != "tools[0].type" {
+		t.Errorf("untranslatable %v", n.Untranslatable)
+	}
+
+	stored := newRig(t, &fakeGateway{stores: true}, httpapi.Options{})
+	e := errorOf(t, stored.do("POST", "/v1/responses", `{"model":"gpt","input":"x","tools":[{"type":"web_search"}]}`), http.StatusBadRequest)
+	if str(e.Param) != "tools[0].type" || str(e.Code) != "unsupported_feature" || !strings.Contains(e.Message, `send "store": false`) {
+		t.Errorf("stored: %+v", e)
+	}
+	e = errorOf(t, stored.do("POST", "/v1/responses", `{"model":"gpt","input":"x","tools":[{"name":"t"}]}`), http.StatusBadRequest)
+	if str(e.Param) != "tools[0].type" || str(e.Code) == "unsupported_feature" {
+		t.Errorf("a tool without a type: %+v", e)
+	}
+}
+
+// A thinking block's signature survives the Responses API, which has no
+// field for it: it goes out in the reasoning item's encrypted_content and
+// comes back from it.
+func TestResponsesKeepThinkingSignatures(t *testing.T) {
+	answer := domain.ChatResponse{FinishReason: domain.FinishStop, Blocks: []domain.Block{
+		{Type: domain.BlockReasoning, Text: "let me think", Reasoning: domain.Reasoning{Signature: "sig-1"}},
+		domain.TextBlock("42")}}
+	gw := &fakeGateway{chat: func(context.Context, domain.ChatRequest) (gateway.ChatResult, error) {
+		return gateway.ChatResult{Result: okResult, Response: answer}, nil
+	}, stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		start := domain.Block{Type: domain.BlockReasoning}
+		for _, c := range []domain.ChatChunk{{Index: 0, Start: &start}, {Index: 0, ReasoningDelta: "let me think"},
+			{Index: 0, Signature: "sig-2"}, {Index: 1, Delta: "42"}, {FinishReason: domain.FinishStop, Usage: &domain.Usage{}}} {
+			if err := emit(c); err != nil {
+				return gateway.ChatResult{}, err
+			}
+		}
+		return gateway.ChatResult{Result: okResult, Response: answer}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	rec := r.do("POST", "/v1/responses", `{"model":"claude","input":"why?"}`)
+	var got struct {
+		Output []struct {
+			Type             string `json:"type"`
+			EncryptedContent string `json:"encrypted_content"`
+			Summary          []struct {
+				Text string `json:"text"`
+			} `json:"summary"`
+		} `json:"output"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Output) != 2 {
+		t.Fatalf("%v: %s", err, rec.Body)
+	}
+	item := got.Output[0]
+	if item.Type != "reasoning" || item.EncryptedContent != "tidygate-signature:sig-1" || item.Summary[0].Text != "let me think" {
+		t.Errorf("reasoning item %+v", item)
+	}
+
+	stream := r.do("POST", "/v1/responses", `{"model":"claude","input":"why?","stream":true}`).Body.String()
+	if !strings.Contains(stream, `"encrypted_content":"tidygate-signature:sig-2"`) {
+		t.Errorf("the streamed reasoning item lost its signature:\n%s", stream)
+	}
+
+	// Sent back, as Codex sends its history, it is a signed thinking block again.
+	back := `{"model":"claude","input":[{"role":"user","content":"why?"},
+	  {"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"let me think"}],"encrypted_content":"tidygate-signature:sig-1"},
+	  {"type":"reasoning","id":"rs_2","summary":[],"encrypted_content":"gAAAA-openai"},
+	  {"role":"assistant","content":[{"type":"output_text","text":"42"}]},{"role":"user","content":"sure?"}]}`
+	if rec := r.do("POST", "/v1/responses", back); rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	blocks := r.gw.chats[len(r.gw.chats)-1].Messages[1].Blocks
+	if len(blocks) != 3 || blocks[0].Reasoning != (domain.Reasoning{Signature: "sig-1"}) || blocks[0].Text != "let me think" ||
+		blocks[1].Reasoning != (domain.Reasoning{Encrypted: "gAAAA-openai"}) {
+		t.Errorf("assistant blocks %+v", blocks)
+	}
+}
