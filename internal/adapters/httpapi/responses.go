@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -202,10 +203,11 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	// translated: tidygate keeps the conversation in its own form, and the
 	// provider knows neither the stored response nor its id.
 	n := gateway.Native{Untranslatable: in.untranslatable}
+	var only *domain.Error
 	if !store && in.previous == "" {
 		n.Request = nativeRequest(r, domain.DialectOpenAIResponses, in.body, in.req.Stream)
-	} else if e, ok := n.Untranslatable.(*domain.Error); ok {
-		stored := *e
+	} else if errors.As(n.Untranslatable, &only) {
+		stored := *only
 		stored.Message += `; a response tidygate stores ("store", or RESPONSES_STORE_DEFAULT when it is omitted) or continues ("previous_response_id") is always translated: send "store": false without previous_response_id`
 		n.Untranslatable = &stored
 	}
