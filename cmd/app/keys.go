@@ -92,6 +92,9 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 			for _, r := range replaced {
 				fmt.Fprintln(stderr, r)
 			}
+			for _, r := range limitChanges(existing, key) {
+				fmt.Fprintln(stderr, r)
+			}
 			fmt.Fprintf(stderr, "created key %s for user %q, team %q; the secret below is shown only once\n",
 				key.ID, key.Caller.User, key.Caller.Team)
 			_, err = fmt.Fprintln(stdout, secret)
@@ -290,6 +293,12 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
 	fs.IntVar(&nk.MaxConcurrent, "max-concurrent", 0, "concurrent calls this key may make (0: the MAX_CONCURRENT_PER_KEY share)")
+	fs.IntVar(&nk.UserLimits.RPM, "user-rpm", 0, "requests per minute of the user, all their keys together (0: leave as it is)")
+	fs.IntVar(&nk.UserLimits.TPM, "user-tpm", 0, "tokens per minute of the user, all their keys together (0: leave as it is)")
+	fs.IntVar(&nk.UserLimits.MaxConcurrent, "user-max-concurrent", 0, "concurrent calls of the user, all their keys together (0: leave as it is)")
+	fs.IntVar(&nk.TeamLimits.RPM, "team-rpm", 0, "requests per minute of the team, all its keys together (0: leave as it is)")
+	fs.IntVar(&nk.TeamLimits.TPM, "team-tpm", 0, "tokens per minute of the team, all its keys together (0: leave as it is)")
+	fs.IntVar(&nk.TeamLimits.MaxConcurrent, "team-max-concurrent", 0, "concurrent calls of the team, all its keys together (0: leave as it is, else the MAX_CONCURRENT_PER_TEAM share)")
 	fs.DurationVar(&expiresIn, "expires-in", 0, "the key stops working after this long, e.g. 720h (default: never)")
 	reasonFlag(fs, &reason)
 	if err := fs.Parse(args); err != nil {
@@ -307,6 +316,14 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	}
 	if nk.RPM < 0 || nk.TPM < 0 || nk.MaxConcurrent < 0 {
 		problems = append(problems, "--rpm, --tpm and --max-concurrent must not be negative")
+	}
+	for _, l := range []struct {
+		who string
+		l   domain.Limits
+	}{{"user", nk.UserLimits}, {"team", nk.TeamLimits}} {
+		if l.l.RPM < 0 || l.l.TPM < 0 || l.l.MaxConcurrent < 0 {
+			problems = append(problems, fmt.Sprintf("--%[1]s-rpm, --%[1]s-tpm and --%[1]s-max-concurrent must not be negative", l.who))
+		}
 	}
 	if expiresIn < 0 {
 		problems = append(problems, "--expires-in must be positive (leave it out for a key that never expires)")
@@ -404,7 +421,7 @@ func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]
 // "unlimited", never 0.
 func writeKeys(w io.Writer, list []domain.APIKey) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCONCURRENT\tBUDGETS\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
+	fmt.Fprintln(tw, "ID\tUSER\tTEAM\tMODELS\tRPM\tTPM\tCONCURRENT\tUSER LIMITS\tTEAM LIMITS\tBUDGETS\tCREATED\tEXPIRES\tLAST USED\tREVOKED")
 	for _, k := range list {
 		models := strings.Join(k.Caller.AllowedModels, ",")
 		if models == "" {
@@ -414,11 +431,55 @@ func writeKeys(w io.Writer, list []domain.APIKey) error {
 		if !k.Caller.KeyExpiresAt.IsZero() {
 			expires = &k.Caller.KeyExpiresAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
-			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), concurrency(k.Caller.MaxConcurrent), budgetList(k.Caller.Budgets),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Caller.User, k.Caller.Team, models,
+			perMinute(k.Caller.RPM), perMinute(k.Caller.TPM), concurrency(k.Caller.MaxConcurrent),
+			limitList(k.Caller.UserLimits), limitList(k.Caller.TeamLimits), budgetList(k.Caller.Budgets),
 			k.CreatedAt.UTC().Format(time.RFC3339), when(expires, "never"), when(k.LastUsedAt, "never"), when(k.RevokedAt, "-"))
 	}
 	return tw.Flush()
+}
+
+// limitList renders a user's or team's limits as "rpm=60,tpm=10000,concurrent=5",
+// the ones set only; "-" when none is.
+func limitList(l domain.Limits) string {
+	var parts []string
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"rpm", l.RPM}, {"tpm", l.TPM}, {"concurrent", l.MaxConcurrent}} {
+		if f.v > 0 {
+			parts = append(parts, f.name+"="+strconv.Itoa(f.v))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+// limitChanges returns a line for the operator for each limit of the new
+// key's user and team that its creation changed, as the existing keys
+// showed them before.
+func limitChanges(existing []domain.APIKey, key domain.APIKey) []string {
+	var out []string
+	for _, k := range existing {
+		for _, c := range []struct {
+			who         string
+			same        bool
+			before, now domain.Limits
+		}{
+			{fmt.Sprintf("user %q", key.Caller.User), k.Caller.User == key.Caller.User, k.Caller.UserLimits, key.Caller.UserLimits},
+			{fmt.Sprintf("team %q", key.Caller.Team), k.Caller.Team == key.Caller.Team, k.Caller.TeamLimits, key.Caller.TeamLimits},
+		} {
+			if c.same && c.before != c.now && c.before != (domain.Limits{}) {
+				out = append(out, fmt.Sprintf("replaced: the limits of %s were %s; they are now %s (every key of theirs)", c.who, limitList(c.before), limitList(c.now)))
+			}
+		}
+		if len(out) > 0 {
+			break
+		}
+	}
+	return out
 }
 
 // when renders an optional instant, or none when it is not set.

@@ -125,3 +125,31 @@ func TestCLIReason(t *testing.T) {
 		}
 	}
 }
+
+func TestKeysCreateUserAndTeamLimitFlags(t *testing.T) {
+	nk, _, _, err := parseNewKey([]string{"--user", "u", "--team", "t", "--user-rpm", "60", "--user-tpm", "9000",
+		"--user-max-concurrent", "4", "--team-rpm", "600", "--team-tpm", "90000", "--team-max-concurrent", "40"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nk.UserLimits != (domain.Limits{RPM: 60, TPM: 9000, MaxConcurrent: 4}) || nk.TeamLimits != (domain.Limits{RPM: 600, TPM: 90000, MaxConcurrent: 40}) {
+		t.Fatalf("limits: user %+v, team %+v", nk.UserLimits, nk.TeamLimits)
+	}
+	_, _, _, err = parseNewKey([]string{"--user", "u", "--team", "t", "--user-rpm", "-1", "--team-max-concurrent", "-2"}, io.Discard)
+	var problems usageProblems
+	if !errors.As(err, &problems) || len(problems) != 2 || !strings.Contains(problems[0], "--user-rpm") || !strings.Contains(problems[1], "--team-max-concurrent") {
+		t.Fatalf("negative limits: %v, want one problem naming the user's flags and one the team's", err)
+	}
+	var out bytes.Buffer
+	k := domain.APIKey{ID: "key_l", CreatedAt: time.Unix(0, 0), Caller: domain.Caller{User: "u", Team: "t", UserLimits: nk.UserLimits}}
+	if err := writeKeys(&out, []domain.APIKey{k}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "rpm=60,tpm=9000,concurrent=4") || !strings.Contains(out.String(), "TEAM LIMITS") {
+		t.Fatalf("listing does not show the user's limits:\n%s", out.String())
+	}
+	lines := limitChanges([]domain.APIKey{{Caller: domain.Caller{User: "u", Team: "t", UserLimits: domain.Limits{RPM: 30}}}}, k)
+	if len(lines) != 1 || !strings.Contains(lines[0], `user "u"`) || !strings.Contains(lines[0], "rpm=30") {
+		t.Fatalf("limitChanges = %q, want one line saying the user's rpm 30 was replaced", lines)
+	}
+}

@@ -23,6 +23,8 @@ type KeyAdmin interface {
 	RotateKey(ctx context.Context, id string, grace time.Duration, ifMatch string, e domain.AuditEntry) (domain.APIKey, string, error)
 	SetKeyExpiry(ctx context.Context, id string, expiresAt time.Time, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
 	UpdateKey(ctx context.Context, id string, u domain.KeyUpdate, ifMatch string, e domain.AuditEntry) (domain.APIKey, error)
+	SetLimits(ctx context.Context, scope domain.LimitScope, id string, l domain.Limits, e domain.AuditEntry) (domain.Limits, error)
+	Limits(ctx context.Context, scope domain.LimitScope, id string) (domain.Limits, error)
 	List(ctx context.Context) ([]domain.APIKey, error)
 	Keys(ctx context.Context, q domain.KeyQuery) ([]domain.APIKey, error)
 	Key(ctx context.Context, id string) (domain.APIKey, error)
@@ -114,6 +116,26 @@ func (s *Service) SetKeyExpiry(ctx context.Context, a domain.Actor, reason, id s
 		return domain.APIKey{}, err
 	}
 	return s.store.SetKeyExpiry(ctx, id, expiresAt, ifMatch, e)
+}
+
+// SetLimits replaces the rate and concurrency limits of a user or a team
+// (scope domain.LimitUser or domain.LimitTeam) by l, a zero field
+// removing that limit. Every key of the user or team has them from its
+// next call on.
+func (s *Service) SetLimits(ctx context.Context, a domain.Actor, reason string, scope domain.LimitScope, id string, l domain.Limits) (domain.Limits, error) {
+	e, err := s.entry(a, domain.AdminWrite, "limits.set", reason)
+	if err != nil {
+		return domain.Limits{}, err
+	}
+	return s.store.SetLimits(ctx, scope, id, l, e)
+}
+
+// Limits returns the rate and concurrency limits of a user or a team.
+func (s *Service) Limits(ctx context.Context, a domain.Actor, scope domain.LimitScope, id string) (domain.Limits, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return domain.Limits{}, err
+	}
+	return s.store.Limits(ctx, scope, id)
 }
 
 // Keys lists every API key, revoked ones included, oldest first.

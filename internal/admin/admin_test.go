@@ -19,10 +19,25 @@ type fakeStore struct {
 	admins  map[string]domain.AdminKey // by hash
 	// lastLimit is the limit of the last page the service asked for.
 	lastLimit int
+	limits    map[string]domain.Limits // by "scope:id"
 }
 
 func newFake() *fakeStore {
-	return &fakeStore{keys: map[string]domain.APIKey{}, admins: map[string]domain.AdminKey{}}
+	return &fakeStore{keys: map[string]domain.APIKey{}, admins: map[string]domain.AdminKey{}, limits: map[string]domain.Limits{}}
+}
+
+func (f *fakeStore) SetLimits(_ context.Context, scope domain.LimitScope, id string, l domain.Limits, e domain.AuditEntry) (domain.Limits, error) {
+	before := domain.LimitsOf{Scope: scope, ID: id, Limits: f.limits[string(scope)+":"+id]}
+	after := before
+	after.Limits = l
+	f.limits[before.Name()] = l
+	e.Target, e.Before, e.After = before.Name(), &before, &after
+	f.entries = append(f.entries, e)
+	return l, nil
+}
+
+func (f *fakeStore) Limits(_ context.Context, scope domain.LimitScope, id string) (domain.Limits, error) {
+	return f.limits[string(scope)+":"+id], nil
 }
 
 func (f *fakeStore) CreateKey(_ context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error) {
@@ -210,9 +225,12 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 	if b := p.Budgets[0]; b.Scope != domain.ScopeTeam || b.ScopeID != "risk" {
 		t.Errorf("the team's budget reached the store as %+v, want it named after the team", b)
 	}
+	if _, err := svc.SetLimits(ctx, writer, "risk team's quota", domain.LimitTeam, "risk", domain.Limits{RPM: 60}); err != nil {
+		t.Fatal(err)
+	}
 	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"},
 		{"key.rotate", "quarterly rotation"}, {"key.set_expiry", "contract ends"}, {"key.update", "more calls"},
-		{"admin_key.revoke", "ci retired"}, {"team.update", "quarter plan"}}
+		{"admin_key.revoke", "ci retired"}, {"team.update", "quarter plan"}, {"limits.set", "risk team's quota"}}
 	if len(f.entries) != len(want) {
 		t.Fatalf("%d audit entries, want %d", len(f.entries), len(want))
 	}
@@ -249,6 +267,14 @@ func TestScopesAndReasons(t *testing.T) {
 		"read rotates": {func() error { _, _, err := svc.RotateKey(ctx, reader, "a good reason", "key_1", 0, ""); return err }, domain.KindForbidden},
 		"read sets expiry": {func() error {
 			_, err := svc.SetKeyExpiry(ctx, reader, "a good reason", "key_1", instant, "")
+			return err
+		}, domain.KindForbidden},
+		"read sets limits": {func() error {
+			_, err := svc.SetLimits(ctx, reader, "a good reason", domain.LimitUser, "alice", domain.Limits{RPM: 1})
+			return err
+		}, domain.KindForbidden},
+		"nobody reads limits": {func() error {
+			_, err := svc.Limits(ctx, nobody, domain.LimitUser, "alice")
 			return err
 		}, domain.KindForbidden},
 		"negative grace": {func() error {

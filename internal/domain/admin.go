@@ -27,6 +27,12 @@ type NewKey struct {
 	TeamDailyBudget   Micros // the team's budget per UTC day
 	TeamMonthlyBudget Micros // the team's budget per UTC month
 
+	// UserLimits and TeamLimits set the rate and concurrency limits of
+	// the key's user and team: a positive field sets (or replaces) that
+	// limit, zero leaves it as it is, or absent.
+	UserLimits Limits
+	TeamLimits Limits
+
 	// More are budgets of any scope, period and model (tidygate keys create
 	// --budget, --model-budget). A key budget's ScopeID is left empty: the
 	// key's ID is not known until it is stored. A user's or team's budget

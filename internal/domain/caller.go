@@ -20,6 +20,28 @@ type Caller struct {
 	TPM           int       // tokens per minute; 0 means unlimited
 	MaxConcurrent int       // concurrent calls; 0 means the gateway's per-key share
 	KeyExpiresAt  time.Time // when the key stops working; zero means never
+	// UserLimits and TeamLimits are the limits of the key's user (all
+	// their keys together) and team (all its keys together); a team
+	// without its own MaxConcurrent has the gateway's per-team share.
+	UserLimits Limits
+	TeamLimits Limits
+}
+
+// RateLimits returns the requests- and tokens-per-window limits a call of
+// c counts against, those that limit anything: its key's, its user's and
+// its team's.
+func (c Caller) RateLimits() []RateLimit {
+	var out []RateLimit
+	for _, l := range []RateLimit{
+		{Scope: LimitKey, ID: c.KeyID, RPM: c.RPM, TPM: c.TPM},
+		{Scope: LimitUser, ID: c.User, RPM: c.UserLimits.RPM, TPM: c.UserLimits.TPM},
+		{Scope: LimitTeam, ID: c.Team, RPM: c.TeamLimits.RPM, TPM: c.TeamLimits.TPM},
+	} {
+		if l.ID != "" && l.Limited() {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // CodeKeyExpired is the code of the KindUnauthenticated error for a key

@@ -52,6 +52,10 @@ type Model struct {
 	// budget leaves no room for a call on this one; empty, such a call is
 	// refused.
 	BudgetFallback string
+	// Limits bound the calls asked of this model (by its name or an
+	// alias), every caller's together: requests and tokens per window and
+	// calls in flight.
+	Limits Limits
 }
 
 // Deployment is one place a model is served: a provider instance and that

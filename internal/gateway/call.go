@@ -127,8 +127,8 @@ type call struct {
 	chain  []domain.Model     // the model asked for, then its fallbacks
 	hold   domain.Reservation // the worst case held in the ledger
 	tokens int                // the most tokens the call can use on any model of the chain
-	rate   ports.RateHold     // those tokens, held against the key's tokens per minute
-	lease  ports.Lease        // the call's places in its key's and team's concurrency shares
+	rate   ports.RateHold     // those tokens, held against the tokens per minute of the key, user, team and model
+	lease  ports.Lease        // the call's places in its key's, user's, team's and model's concurrency shares
 	// account holds those tokens against the tokens per minute of the
 	// provider instance that answered, until settle or release.
 	account *ports.RateHold
@@ -356,7 +356,7 @@ func (k *call) enter(ctx context.Context) error {
 	if s.stopping.Err() != nil {
 		return shuttingDown()
 	}
-	rate, err := s.deps.Limiter.Admit(ctx, k.in.Caller, k.tokens, s.opts.Now())
+	rate, err := s.deps.Limiter.Admit(ctx, k.rateLimits(), k.tokens, s.opts.Now())
 	if k.in.RateLimits != nil && rate.Limits.Known() {
 		k.in.RateLimits(rate.Limits)
 	}
@@ -378,8 +378,15 @@ func (k *call) enter(ctx context.Context) error {
 	return nil
 }
 
-// occupy takes a concurrency slot for the call, within its key's and
-// team's shares.
+// rateLimits are the per-window limits the call counts against: its key's,
+// its user's, its team's and the model's asked for.
+func (k *call) rateLimits() []domain.RateLimit {
+	m := k.chain[0]
+	return append(k.in.Caller.RateLimits(), domain.RateLimit{Scope: domain.LimitModel, ID: m.Name, RPM: m.Limits.RPM, TPM: m.Limits.TPM})
+}
+
+// occupy takes a concurrency slot for the call, within its key's, user's,
+// team's and model's shares.
 func (k *call) occupy(ctx context.Context) error {
 	if err := k.takeShares(ctx); err != nil {
 		return err
@@ -526,8 +533,8 @@ func (k *call) holdAccount(ctx context.Context, provider string) (*ports.RateHol
 	if caps.RPM <= 0 && caps.TPM <= 0 {
 		return nil, nil
 	}
-	account := domain.Caller{KeyID: "provider/" + provider, RPM: caps.RPM, TPM: caps.TPM}
-	h, err := k.s.deps.Limiter.Admit(ctx, account, k.tokens, k.s.opts.Now())
+	account := domain.RateLimit{Scope: domain.LimitProvider, ID: provider, RPM: caps.RPM, TPM: caps.TPM}
+	h, err := k.s.deps.Limiter.Admit(ctx, []domain.RateLimit{account}, k.tokens, k.s.opts.Now())
 	if err != nil {
 		return nil, domain.Wrap(domain.KindRateLimited, err, fmt.Sprintf("provider %q is at its account's caps", provider))
 	}

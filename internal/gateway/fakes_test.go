@@ -142,8 +142,8 @@ func newLimiterSpy(t *testing.T) *limiterSpy {
 	return s
 }
 
-func (s *limiterSpy) Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (ports.RateHold, error) {
-	h, err := s.Limiter.Admit(ctx, c, tokens, now)
+func (s *limiterSpy) Admit(ctx context.Context, limits []domain.RateLimit, tokens int, now time.Time) (ports.RateHold, error) {
+	h, err := s.Limiter.Admit(ctx, limits, tokens, now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.asked = tokens

@@ -12,38 +12,58 @@ import (
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
-// The caller's shares bound how many calls one key and one team may have
-// in flight at once, so that one caller cannot starve the rest. The counts
-// live in the rate limiter (per process, or shared by the replicas); the
-// shares themselves are decided here.
+// The caller's shares bound how many calls one key, one user and one team
+// may have in flight at once, so that one caller cannot starve the rest,
+// and a model's bounds the calls asked of it. The counts live in the rate
+// limiter (per process, or shared by the replicas); the shares themselves
+// are decided here.
 
-// shareSlots are the slots a call of c occupies: its key's (the key's own
-// MaxConcurrent, else the per-key share) and, when it has a team, its
-// team's.
-func (s *Service) shareSlots(c domain.Caller) []ports.Slot {
-	slots := []ports.Slot{{Name: "key:" + c.KeyID, Limit: cmp.Or(c.MaxConcurrent, s.opts.MaxConcurrentPerKey)}}
+// shareSlots are the slots a call of c asking for model m occupies: its
+// key's (the key's own MaxConcurrent, else the per-key share), its
+// user's (when the user has a limit), its team's (the team's own limit,
+// else the per-team share) and m's (when it has a limit).
+func (s *Service) shareSlots(c domain.Caller, m domain.Model) []ports.Slot {
+	slots := []ports.Slot{{Name: slotOf(domain.LimitKey, c.KeyID), Limit: cmp.Or(c.MaxConcurrent, s.opts.MaxConcurrentPerKey)}}
+	if c.User != "" && c.UserLimits.MaxConcurrent > 0 {
+		slots = append(slots, ports.Slot{Name: slotOf(domain.LimitUser, c.User), Limit: c.UserLimits.MaxConcurrent})
+	}
 	if c.Team != "" {
-		slots = append(slots, ports.Slot{Name: "team:" + c.Team, Limit: s.opts.MaxConcurrentPerTeam})
+		slots = append(slots, ports.Slot{Name: slotOf(domain.LimitTeam, c.Team), Limit: cmp.Or(c.TeamLimits.MaxConcurrent, s.opts.MaxConcurrentPerTeam)})
+	}
+	if m.Limits.MaxConcurrent > 0 {
+		slots = append(slots, ports.Slot{Name: slotOf(domain.LimitModel, m.Name), Limit: m.Limits.MaxConcurrent})
 	}
 	return slots
 }
 
-// takeShares occupies the call's key and team shares, or refuses the call
-// when either is full.
+// slotOf names the slot of one owner's calls in flight.
+func slotOf(scope domain.LimitScope, id string) string {
+	return domain.RateLimit{Scope: scope, ID: id}.Slot()
+}
+
+// takeShares occupies the call's shares, or refuses the call, naming the
+// share, when one is full.
 func (k *call) takeShares(ctx context.Context) error {
-	c := k.in.Caller
-	lease, err := k.s.deps.Limiter.Occupy(ctx, k.in.RequestID, k.s.shareSlots(c))
+	c, m := k.in.Caller, k.chain[0]
+	lease, err := k.s.deps.Limiter.Occupy(ctx, k.in.RequestID, k.s.shareSlots(c, m))
 	var full *ports.SlotFullError
-	switch {
-	case errors.As(err, &full) && full.Slot.Name == "key:"+c.KeyID:
-		return atShare("key_concurrency_limit", fmt.Sprintf("this API key already has %d calls in flight, its limit (its own max_concurrent, else MAX_CONCURRENT_PER_KEY); retry when one ends", full.Slot.Limit))
-	case errors.As(err, &full):
-		return atShare("team_concurrency_limit", fmt.Sprintf("team %q already has %d calls in flight, its limit (MAX_CONCURRENT_PER_TEAM); retry when one ends", c.Team, full.Slot.Limit))
-	case err != nil:
-		return err
+	if !errors.As(err, &full) {
+		if err != nil {
+			return err
+		}
+		k.lease = lease
+		return nil
 	}
-	k.lease = lease
-	return nil
+	n := full.Slot.Limit
+	switch full.Slot.Name {
+	case slotOf(domain.LimitKey, c.KeyID):
+		return atShare("key_concurrency_limit", fmt.Sprintf("this API key already has %d calls in flight, its limit (its own max_concurrent, else MAX_CONCURRENT_PER_KEY); retry when one ends", n))
+	case slotOf(domain.LimitUser, c.User):
+		return atShare("user_concurrency_limit", fmt.Sprintf("user %q already has %d calls in flight, their limit (max_concurrent of the user, all their keys together); retry when one ends", c.User, n))
+	case slotOf(domain.LimitTeam, c.Team):
+		return atShare("team_concurrency_limit", fmt.Sprintf("team %q already has %d calls in flight, its limit (the team's max_concurrent, else MAX_CONCURRENT_PER_TEAM); retry when one ends", c.Team, n))
+	}
+	return atShare("model_concurrency_limit", fmt.Sprintf("model %q already has %d calls in flight, its limit (max_concurrency in the catalogue); retry when one ends", m.Name, n))
 }
 
 // giveShares gives back the places takeShares took. It runs after the call

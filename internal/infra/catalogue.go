@@ -93,6 +93,9 @@ type catalogueModel struct {
 	Group           string                `yaml:"group"`           // the model group, for budgets on group:NAME
 	BudgetFallback  string                `yaml:"budget_fallback"` // the cheaper model that answers when a budget has no room
 	Free            bool                  `yaml:"free"`            // the model costs nothing; required when it has no price
+	MaxConcurrency  int                   `yaml:"max_concurrency"` // calls asked of the model in flight at once, every caller's
+	RPM             int                   `yaml:"rpm"`             // requests per minute asked of the model, every caller's
+	TPM             int                   `yaml:"tpm"`             // tokens per minute asked of the model, every caller's
 }
 
 // catalogueDeployment is one of a model's deployments; Weight is nil when
@@ -249,6 +252,22 @@ func decodeProviders(path string, nodes []yamlNode, types []ProviderType) (valid
 	return valid, names, problems
 }
 
+// negativeCaps names the caps, a provider instance's or a model's
+// (max_concurrency, rpm, tpm), that are negative: each must be 0 (no
+// limit) or more.
+func negativeCaps(maxConcurrency, rpm, tpm int) []string {
+	var keys []string
+	for _, c := range []struct {
+		key string
+		n   int
+	}{{"max_concurrency", maxConcurrency}, {"rpm", rpm}, {"tpm", tpm}} {
+		if c.n < 0 {
+			keys = append(keys, c.key)
+		}
+	}
+	return keys
+}
+
 // modelProblem is one problem of one model: the top-level key at fault
 // and the line that describes it.
 type modelProblem struct {
@@ -267,6 +286,7 @@ func decodeModel(node ast.Node, providers []string) (domain.Model, []modelProble
 		"aliases": &m.Aliases, "fallbacks": &m.Fallbacks, "free": &m.Free,
 		"deployments": &m.Deployments, "routing": &m.Routing,
 		"group": &m.Group, "budget_fallback": &m.BudgetFallback,
+		"max_concurrency": &m.MaxConcurrency, "rpm": &m.RPM, "tpm": &m.TPM,
 	}
 	pairs, problem := mappingPairs(node)
 	if problem != "" {
@@ -308,6 +328,10 @@ func (m catalogueModel) toDomain(providers []string, failed map[string]bool) (do
 		Name: m.Name, Provider: m.Provider, Upstream: m.Upstream, MaxOutputTokens: m.MaxOutputTokens,
 		Aliases: m.Aliases, Fallbacks: m.Fallbacks, Routing: domain.Routing(m.Routing),
 		Group: m.Group, BudgetFallback: m.BudgetFallback,
+		Limits: domain.Limits{RPM: m.RPM, TPM: m.TPM, MaxConcurrent: m.MaxConcurrency},
+	}
+	for _, key := range negativeCaps(m.MaxConcurrency, m.RPM, m.TPM) {
+		add(key, key+": must not be negative")
 	}
 	switch m.Type {
 	case "chat":

@@ -307,6 +307,20 @@ models:
 	}
 }
 
+func TestLoadCatalogueModelLimits(t *testing.T) {
+	path := writeCatalogue(t, "models:\n  - {name: m, type: chat, provider: mock, max_output_tokens: 1, free: true, rpm: 60, tpm: 9000, max_concurrency: 4}\n"+
+		"  - {name: n, type: chat, provider: mock, max_output_tokens: 1, free: true}\n")
+	f, err := LoadCatalogueFile(path, testTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := f.Models.Resolve("m")
+	n, _ := f.Models.Resolve("n")
+	if m.Limits != (domain.Limits{RPM: 60, TPM: 9000, MaxConcurrent: 4}) || n.Limits != (domain.Limits{}) {
+		t.Fatalf("limits: m %+v, n %+v; want m's rpm 60, tpm 9000, 4 in flight and none on n", m.Limits, n.Limits)
+	}
+}
+
 func TestLoadCatalogueNamedProviderErrors(t *testing.T) {
 	const model = "models:\n  - {name: ok, type: chat, provider: mock, max_output_tokens: 10, free: true}\n"
 	cases := []struct {
@@ -352,6 +366,12 @@ func TestLoadCatalogueNamedProviderErrors(t *testing.T) {
 				`models[1] "n": deployments: give either provider and upstream or deployments, not both`,
 				`models[2] "o": deployments: deployments[1]: a/x is listed twice`,
 				`models[3] "p": provider: is required (or deployments)`,
+			}},
+		{"a model's limits are checked", "models:\n  - {name: m, type: chat, provider: mock, max_output_tokens: 1, free: true, rpm: -1, max_concurrency: -2, tpm: many}\n",
+			[]string{
+				`models[0] "m": tpm: "many" is not a whole number (line 2)`,
+				`models[0] "m": max_concurrency: must not be negative`,
+				`models[0] "m": rpm: must not be negative`,
 			}},
 	}
 	for _, tc := range cases {

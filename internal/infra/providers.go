@@ -231,13 +231,8 @@ func checkProvider(p ProviderInstance, set map[string]bool, types []ProviderType
 			add("headers: %q is not a valid header", name)
 		}
 	}
-	for _, c := range []struct {
-		key string
-		n   int
-	}{{"max_concurrency", p.MaxConcurrency}, {"rpm", p.RPM}, {"tpm", p.TPM}} {
-		if c.n < 0 {
-			add("%s: must not be negative", c.key)
-		}
+	for _, key := range negativeCaps(p.MaxConcurrency, p.RPM, p.TPM) {
+		add("%s: must not be negative", key)
 	}
 	if i < 0 {
 		return problems

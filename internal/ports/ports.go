@@ -109,20 +109,21 @@ type CallLog interface {
 	Record(ctx context.Context, r domain.CallRecord) error
 }
 
-// RateHold is what one admitted call holds against its key's per-window
-// limits: the window it counts against and the tokens held there.
+// RateHold is what one admitted call holds against the per-window limits
+// it was admitted under: the window it counts against and the tokens held
+// there, in the counters of every limit with a tokens-per-window limit.
 type RateHold struct {
-	KeyID  string
-	Window time.Time // the start of the window the hold counts against
-	Tokens int       // tokens held against the key's tokens-per-window limit
-	// Limits is the key's state after the admission (or, with a
-	// rate-limited error, at the refusal), for the answer's headers.
+	Window   time.Time // the start of the window the hold counts against
+	Tokens   int       // tokens held against each of Counters
+	Counters []string  // the counters (domain.RateLimit.Counter) that hold Tokens
+	// Limits is the tightest state of the limits after the admission (or,
+	// with a rate-limited error, at the refusal), for the answer's headers.
 	Limits domain.RateLimits
 }
 
-// Slot is one count of calls in flight with a limit: a key's, a team's, a
-// provider account's. Name is unique across all kinds ("key:ID",
-// "team:NAME", …); the limit is the caller's to give, so that its meaning
+// Slot is one count of calls in flight with a limit: a key's, a user's, a
+// team's, a model's, a provider account's. Name is unique across all kinds
+// ("key:ID", "team:NAME", …; domain.RateLimit.Slot); the limit is the caller's to give, so that its meaning
 // (a key's own max_concurrent, a setting) stays where it is decided.
 type Slot struct {
 	Name  string
@@ -142,9 +143,10 @@ func (e *SlotFullError) Error() string {
 	return fmt.Sprintf("%s already has %d calls in flight, its limit", e.Slot.Name, e.Slot.Limit)
 }
 
-// RateLimiter enforces each key's requests-per-window (domain.Caller.RPM)
-// and tokens-per-window (domain.Caller.TPM) limits in fixed windows (one
-// minute unless configured otherwise), and the limits on calls in flight.
+// RateLimiter enforces requests-per-window and tokens-per-window limits
+// (domain.RateLimit: a key's, a user's, a team's, a model's, a provider
+// account's) in fixed windows (one minute unless configured otherwise),
+// and the limits on calls in flight.
 // Tokens are reserved like budgets: a call holds its worst case (prompt
 // tokens plus output cap) at admission and settlement gives back what it
 // did not use, so the tokens admitted in a window never exceed the limit.
@@ -153,14 +155,15 @@ func (e *SlotFullError) Error() string {
 // replicas) returns a domain.KindUnavailable error when it cannot reach
 // them and is configured to refuse calls then.
 type RateLimiter interface {
-	// Admit counts one request against c's requests-per-window limit and
-	// holds tokens against its tokens-per-window limit for the window that
-	// contains now. It returns a domain.KindRateLimited error (with
-	// RetryAfter, the rest of the window, and the hold's Limits filled)
-	// and holds nothing when either allowance has no room, and a
-	// domain.KindInvalid error when tokens alone exceed the limit, which no
+	// Admit counts one request against every limit's requests per window
+	// and holds tokens against every limit's tokens per window, for the
+	// window that contains now, all or none. It returns a
+	// domain.KindRateLimited error naming the first limit without room
+	// (with RetryAfter, the rest of the window, and the hold's Limits
+	// filled) and holds nothing when one has no room, and a
+	// domain.KindInvalid error when tokens alone exceed a limit, which no
 	// window can take. A limit of 0 is unlimited.
-	Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (RateHold, error)
+	Admit(ctx context.Context, limits []domain.RateLimit, tokens int, now time.Time) (RateHold, error)
 	// Settle replaces the hold by the tokens the call used, at most the
 	// tokens held, giving the rest back to the hold's window; used 0
 	// gives the whole hold back. A hold is settled once.

@@ -311,6 +311,10 @@ type snapshot struct {
 	RPM           int          `json:"rpm,omitempty"`
 	TPM           int          `json:"tpm,omitempty"`
 	MaxConcurrent int          `json:"max_concurrent,omitempty"`
+	UserLimits    *limitsSnap  `json:"user_limits,omitempty"`
+	TeamLimits    *limitsSnap  `json:"team_limits,omitempty"`
+	Limits        *limitsSnap  `json:"limits,omitempty"` // a user's or team's own (kind "limits")
+	Scope         string       `json:"scope,omitempty"`
 	Budgets       []budgetSnap `json:"budgets,omitempty"`
 	Name          string       `json:"name,omitempty"`
 	Scopes        []string     `json:"scopes,omitempty"`
@@ -319,6 +323,28 @@ type snapshot struct {
 	ExpiresAt     *time.Time   `json:"expires_at,omitempty"`
 	RotatedAt     *time.Time   `json:"rotated_at,omitempty"`
 	GraceUntil    *time.Time   `json:"previous_valid_until,omitempty"`
+}
+
+type limitsSnap struct {
+	RPM           int `json:"rpm,omitempty"`
+	TPM           int `json:"tpm,omitempty"`
+	MaxConcurrent int `json:"max_concurrent,omitempty"`
+}
+
+// snapLimits is l's stored form; nil when l limits nothing.
+func snapLimits(l domain.Limits) *limitsSnap {
+	if l == (domain.Limits{}) {
+		return nil
+	}
+	return &limitsSnap{RPM: l.RPM, TPM: l.TPM, MaxConcurrent: l.MaxConcurrent}
+}
+
+// limits is the domain form of a stored snapshot's limits.
+func (l *limitsSnap) limits() domain.Limits {
+	if l == nil {
+		return domain.Limits{}
+	}
+	return domain.Limits{RPM: l.RPM, TPM: l.TPM, MaxConcurrent: l.MaxConcurrent}
 }
 
 type budgetSnap struct {
@@ -338,11 +364,14 @@ func snapshotJSON(v any) ([]byte, error) {
 	case *domain.APIKey:
 		s = snapshot{Kind: "api_key", ID: t.ID, User: t.Caller.User, Team: t.Caller.Team,
 			AllowedModels: t.Caller.AllowedModels, RPM: t.Caller.RPM, TPM: t.Caller.TPM, MaxConcurrent: t.Caller.MaxConcurrent, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt,
-			RotatedAt: t.RotatedAt, GraceUntil: t.PreviousValidUntil}
+			RotatedAt: t.RotatedAt, GraceUntil: t.PreviousValidUntil,
+			UserLimits: snapLimits(t.Caller.UserLimits), TeamLimits: snapLimits(t.Caller.TeamLimits)}
 		if !t.Caller.KeyExpiresAt.IsZero() {
 			s.ExpiresAt = &t.Caller.KeyExpiresAt
 		}
 		s.Budgets = snapBudgets(t.Caller.Budgets)
+	case *domain.LimitsOf:
+		s = snapshot{Kind: "limits", Scope: string(t.Scope), ID: t.ID, Limits: snapLimits(t.Limits)}
 	case *domain.AdminKey:
 		s = snapshot{Kind: "admin_key", ID: t.ID, Name: t.Name, Scopes: scopeStrings(t.Scopes), CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
 	case *domain.Principal:
@@ -362,15 +391,16 @@ func parseSnapshot(b []byte) (any, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, domain.Wrap(domain.KindInternal, err, "cannot read an audit entry")
 	}
-	switch domain.ScopeKind(s.Kind) {
-	case domain.ScopeUser, domain.ScopeTeam:
+	switch s.Kind {
+	case string(domain.ScopeUser), string(domain.ScopeTeam):
 		p := &domain.Principal{Scope: domain.ScopeKind(s.Kind), ID: s.ID}
 		for _, b := range s.Budgets {
 			p.Budgets = append(p.Budgets, b.budget())
 		}
 		return p, nil
-	}
-	if s.Kind == "admin_key" {
+	case "limits":
+		return &domain.LimitsOf{Scope: domain.LimitScope(s.Scope), ID: s.ID, Limits: s.Limits.limits()}, nil
+	case "admin_key":
 		k := &domain.AdminKey{ID: s.ID, Name: s.Name, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt}
 		for _, sc := range s.Scopes {
 			k.Scopes = append(k.Scopes, domain.AdminScope(sc))
@@ -378,7 +408,8 @@ func parseSnapshot(b []byte) (any, error) {
 		return k, nil
 	}
 	k := &domain.APIKey{ID: s.ID, CreatedAt: s.CreatedAt.UTC(), RevokedAt: s.RevokedAt, RotatedAt: s.RotatedAt, PreviousValidUntil: s.GraceUntil,
-		Caller: domain.Caller{KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent}}
+		Caller: domain.Caller{KeyID: s.ID, User: s.User, Team: s.Team, AllowedModels: s.AllowedModels, RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent,
+			UserLimits: s.UserLimits.limits(), TeamLimits: s.TeamLimits.limits()}}
 	if s.ExpiresAt != nil {
 		k.Caller.KeyExpiresAt = s.ExpiresAt.UTC()
 	}

@@ -61,6 +61,12 @@ func checkNewKey(nk NewKey) error {
 	if nk.MaxConcurrent < 0 || nk.MaxConcurrent > maxInt32 {
 		return domain.InvalidParam("max_concurrent", "max_concurrent must be between 0 and %d", maxInt32)
 	}
+	if err := checkLimits("user_limits", nk.UserLimits); err != nil {
+		return err
+	}
+	if err := checkLimits("team_limits", nk.TeamLimits); err != nil {
+		return err
+	}
 	for _, b := range nk.Budgets() {
 		if b.Limit < 0 {
 			return domain.InvalidParam("budget", "%s must not be negative", b)
@@ -188,6 +194,15 @@ func insertKeyTx(ctx context.Context, tx pgx.Tx, hash string, nk NewKey) (domain
 		}
 		if b.Len() > 0 {
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return domain.APIKey{}, false, err
+			}
+		}
+		for _, l := range []domain.LimitsOf{{Scope: domain.LimitUser, ID: nk.User, Limits: nk.UserLimits},
+			{Scope: domain.LimitTeam, ID: nk.Team, Limits: nk.TeamLimits}} {
+			if l.Limits == (domain.Limits{}) {
+				continue
+			}
+			if _, _, err := changeLimitsTx(ctx, tx, l.Scope, l.ID, l.Limits.Over); err != nil {
 				return domain.APIKey{}, false, err
 			}
 		}
@@ -333,14 +348,19 @@ func (s *KeyStore) FlushLastUsed(ctx context.Context) error {
 	return err
 }
 
-// selectKeys reads keys with their own budgets and those of their users
-// and teams, from both budget tables: one row per key and budget, or one
-// row with NULL budget columns for a key without any. Callers append a
-// WHERE clause and an ORDER BY that keeps each key's rows together.
+// selectKeys reads keys with the limits of their users and teams and with
+// their own budgets and those of their users and teams, from both budget
+// tables: one row per key and budget, or one row with NULL budget columns
+// for a key without any. Callers append a WHERE clause and an ORDER BY
+// that keeps each key's rows together.
 const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
 	k.created_at, k.revoked_at, k.expires_at, k.rotated_at, coalesce(k.previous_key_hash, ''), k.previous_valid_until, k.last_used_at,
+	coalesce(ul.rpm, 0), coalesce(ul.tpm, 0), coalesce(ul.max_concurrent, 0),
+	coalesce(tl.rpm, 0), coalesce(tl.tpm, 0), coalesce(tl.max_concurrent, 0),
 	b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model
 FROM tidygate_api_keys k
+LEFT JOIN tidygate_rate_limits ul ON ul.scope_kind = 'user' AND ul.scope_id = k.user_id
+LEFT JOIN tidygate_rate_limits tl ON tl.scope_kind = 'team' AND tl.scope_id = k.team_id
 LEFT JOIN (
 	SELECT scope_kind, scope_id, period, limit_micros, '' AS model FROM tidygate_budgets
 	UNION ALL
@@ -351,18 +371,19 @@ LEFT JOIN (
 
 // keyRow is one row of selectKeys.
 type keyRow struct {
-	id, hash, user, team string
-	allowedModels        []string
-	rpm, tpm, concurrent int32
-	createdAt            time.Time
-	revokedAt, expiresAt *time.Time
-	rotatedAt, graceEnd  *time.Time
-	previousHash         string
-	lastUsedAt           *time.Time
-	scope, scopeID       *string
-	period               *string
-	limit                *int64
-	model                *string
+	id, hash, user, team   string
+	allowedModels          []string
+	rpm, tpm, concurrent   int32
+	createdAt              time.Time
+	revokedAt, expiresAt   *time.Time
+	rotatedAt, graceEnd    *time.Time
+	previousHash           string
+	lastUsedAt             *time.Time
+	userLimits, teamLimits [3]int32 // the user's and the team's rpm, tpm, max_concurrent
+	scope, scopeID         *string
+	period                 *string
+	limit                  *int64
+	model                  *string
 }
 
 // storedKey is a key as read back, with the hash it is stored under.
@@ -389,6 +410,7 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 		var r keyRow
 		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
 			&r.createdAt, &r.revokedAt, &r.expiresAt, &r.rotatedAt, &r.previousHash, &r.graceEnd, &r.lastUsedAt,
+			&r.userLimits[0], &r.userLimits[1], &r.userLimits[2], &r.teamLimits[0], &r.teamLimits[1], &r.teamLimits[2],
 			&r.scope, &r.scopeID, &r.period, &r.limit, &r.model); err != nil {
 			return nil, err
 		}
@@ -428,8 +450,14 @@ func (r keyRow) storedKey() storedKey {
 		PreviousValidUntil: utc(r.graceEnd),
 		LastUsedAt:         utc(r.lastUsedAt),
 		Caller: domain.Caller{KeyID: r.id, User: r.user, Team: r.team, AllowedModels: models,
-			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent), KeyExpiresAt: expires},
+			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent), KeyExpiresAt: expires,
+			UserLimits: limitsRow(r.userLimits), TeamLimits: limitsRow(r.teamLimits)},
 	}}
+}
+
+// limitsRow converts a row's rpm, tpm and max_concurrent.
+func limitsRow(l [3]int32) domain.Limits {
+	return domain.Limits{RPM: int(l[0]), TPM: int(l[1]), MaxConcurrent: int(l[2])}
 }
 
 // utc returns *t in UTC, or nil.

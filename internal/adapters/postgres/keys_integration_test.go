@@ -203,6 +203,7 @@ func checkCaller(t *testing.T, s *postgres.KeyStore, secret string, want domain.
 
 func sameCaller(a, b domain.Caller) bool {
 	return a.KeyID == b.KeyID && a.User == b.User && a.Team == b.Team && a.RPM == b.RPM && a.TPM == b.TPM &&
+		a.UserLimits == b.UserLimits && a.TeamLimits == b.TeamLimits &&
 		slices.Equal(a.AllowedModels, b.AllowedModels) && slices.Equal(a.Budgets, b.Budgets)
 }
 

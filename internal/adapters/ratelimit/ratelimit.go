@@ -1,7 +1,7 @@
-// Package ratelimit is the in-process rate limiter: each key's requests and
-// tokens per window (a minute unless configured otherwise), counted in
-// fixed windows in this process's memory, and the calls in flight per
-// slot (a key's, a team's share). It is per replica: N replicas allow up
+// Package ratelimit is the in-process rate limiter: the requests and tokens
+// per window (a minute unless configured otherwise) of each key, user,
+// team, model and provider account, counted in fixed windows in this
+// process's memory, and the calls in flight per slot. It is per replica: N replicas allow up
 // to N times each limit. The shared limiter (internal/adapters/redislimit)
 // implements the same port with the same semantics, its counts in Redis.
 package ratelimit
@@ -17,14 +17,14 @@ import (
 
 var _ ports.RateLimiter = (*Limiter)(nil)
 
-// Limiter counts each key's requests and held tokens per window, and the
-// calls in flight in each slot.
+// Limiter counts the requests and held tokens per window of each counter
+// (domain.RateLimit.Counter), and the calls in flight in each slot.
 type Limiter struct {
 	window time.Duration
 
 	mu      sync.Mutex
-	windows map[string]*window
-	flight  map[string]int // calls in flight, by slot name
+	windows map[string]*window // by counter
+	flight  map[string]int     // calls in flight, by slot name
 }
 
 type window struct {
@@ -45,33 +45,48 @@ func NewWindowed(d time.Duration) *Limiter {
 	return &Limiter{window: d, windows: make(map[string]*window), flight: make(map[string]int)}
 }
 
-// Admit counts one request and holds tokens for the window containing now,
-// or refuses the call and holds nothing.
-func (l *Limiter) Admit(_ context.Context, c domain.Caller, tokens int, now time.Time) (ports.RateHold, error) {
+// Admit counts one request and holds tokens for the window containing now
+// against every limit, or refuses the call and holds nothing.
+func (l *Limiter) Admit(_ context.Context, limits []domain.RateLimit, tokens int, now time.Time) (ports.RateHold, error) {
 	start := now.Truncate(l.window)
-	none := ports.RateHold{KeyID: c.KeyID, Window: start}
-	if err := c.CheckRateFit(tokens); err != nil {
-		return none, err
-	}
-	if c.RPM <= 0 && c.TPM <= 0 {
-		return none, nil
+	end := start.Add(l.window)
+	hold := ports.RateHold{Window: start}
+	if err := domain.CheckRateFit(limits, tokens); err != nil {
+		return hold, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.current(c.KeyID, start)
-	refused := c.RateRefusal(tokens, w.requests, w.tokens)
-	if refused == "" {
-		w.requests++
-		if c.TPM > 0 {
-			w.tokens += tokens
-			none.Tokens = tokens
+	var counted []domain.RateLimit
+	var windows []*window
+	refused := ""
+	for _, lim := range limits {
+		if !lim.Limited() {
+			continue
 		}
+		w := l.current(lim.Counter(), start)
+		if refused == "" {
+			refused = lim.Refusal(tokens, w.requests, w.tokens)
+		}
+		counted, windows = append(counted, lim), append(windows, w)
 	}
-	none.Limits = c.RateLimitsAt(w.requests, w.tokens, start.Add(l.window))
+	for i, lim := range counted {
+		w := windows[i]
+		if refused == "" {
+			w.requests++
+			if lim.TPM > 0 {
+				w.tokens += tokens
+				hold.Counters = append(hold.Counters, lim.Counter())
+			}
+		}
+		hold.Limits = hold.Limits.Tighter(lim.At(w.requests, w.tokens, end))
+	}
 	if refused != "" {
-		return none, domain.RateLimited(refused, start.Add(l.window).Sub(now))
+		return ports.RateHold{Window: start, Limits: hold.Limits}, domain.RateLimited(refused, end.Sub(now))
 	}
-	return none, nil
+	if len(hold.Counters) > 0 {
+		hold.Tokens = tokens
+	}
+	return hold, nil
 }
 
 // Settle gives back the part of the hold the call did not use. A hold on
@@ -83,8 +98,10 @@ func (l *Limiter) Settle(_ context.Context, h ports.RateHold, used int) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if w := l.windows[h.KeyID]; w != nil && w.start.Equal(h.Window) {
-		w.tokens = max(w.tokens-unused, 0)
+	for _, name := range h.Counters {
+		if w := l.windows[name]; w != nil && w.start.Equal(h.Window) {
+			w.tokens = max(w.tokens-unused, 0)
+		}
 	}
 	return nil
 }
@@ -122,15 +139,16 @@ func (l *Limiter) Vacate(_ context.Context, lease ports.Lease) error {
 	return nil
 }
 
-// current returns the key's window starting at start; the caller holds mu.
-func (l *Limiter) current(keyID string, start time.Time) *window {
-	w := l.windows[keyID]
+// current returns the counter's window starting at start; the caller
+// holds mu.
+func (l *Limiter) current(counter string, start time.Time) *window {
+	w := l.windows[counter]
 	if w == nil || !w.start.Equal(start) {
 		if len(l.windows) > 10_000 {
 			l.sweep(start)
 		}
 		w = &window{start: start}
-		l.windows[keyID] = w
+		l.windows[counter] = w
 	}
 	return w
 }

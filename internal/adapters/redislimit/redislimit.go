@@ -1,14 +1,18 @@
-// Package redislimit is the rate limiter shared by every replica: each
-// key's requests and tokens per window and the calls in flight per slot,
+// Package redislimit is the rate limiter shared by every replica: the
+// requests and tokens per window of each key, user, team, model and
+// provider account, and the calls in flight per slot,
 // counted in Redis by atomic Lua scripts, so that the limits hold in
 // aggregate however many replicas run.
 //
 // What Redis holds, all under one key prefix (and one hash tag, so that a
 // Redis Cluster keeps every script's keys on one node):
 //
-//   - PREFIXw:KEY_ID:WINDOW_START_MS, a hash of the requests counted and the
-//     tokens held or used in one fixed window; it expires two windows after
-//     it was last written.
+//   - PREFIXw:COUNTER:WINDOW_START_MS, a hash of the requests counted and
+//     the tokens held or used in one fixed window by one limit's owner
+//     (domain.RateLimit.Counter: a key's ID, "user:NAME", "team:NAME",
+//     "model:NAME", "provider/NAME"); it expires two windows after it was
+//     last written. One call's limits are checked and counted by one
+//     script: all of them or none.
 //   - PREFIXs:SLOT_NAME, a sorted set of the calls in flight in one slot:
 //     each call's lease id scored by its expiry (Redis's own clock). The
 //     process holding a lease renews it every third of its time to live
@@ -152,15 +156,26 @@ func (l *Limiter) Close() {
 	}
 }
 
-// Admit counts one request and holds tokens in the window containing now.
-func (l *Limiter) Admit(ctx context.Context, c domain.Caller, tokens int, now time.Time) (ports.RateHold, error) {
+// Admit counts one request and holds tokens in the window containing now
+// against every limit, or refuses the call and holds nothing.
+func (l *Limiter) Admit(ctx context.Context, limits []domain.RateLimit, tokens int, now time.Time) (ports.RateHold, error) {
 	start := now.Truncate(l.opts.Window)
 	end := start.Add(l.opts.Window)
-	hold := ports.RateHold{KeyID: c.KeyID, Window: start}
-	if err := c.CheckRateFit(tokens); err != nil {
+	hold := ports.RateHold{Window: start}
+	if err := domain.CheckRateFit(limits, tokens); err != nil {
 		return hold, err
 	}
-	if c.RPM <= 0 && c.TPM <= 0 {
+	var counted []domain.RateLimit
+	var keys []string
+	args := []any{tokens, (2 * l.opts.Window).Milliseconds()}
+	for _, lim := range limits {
+		if lim.Limited() {
+			counted = append(counted, lim)
+			keys = append(keys, l.windowKey(lim.Counter(), start))
+			args = append(args, lim.RPM, lim.TPM)
+		}
+	}
+	if len(counted) == 0 {
 		return hold, nil
 	}
 	if l.skip() {
@@ -168,23 +183,29 @@ func (l *Limiter) Admit(ctx context.Context, c domain.Caller, tokens int, now ti
 	}
 	var res []int64
 	err := l.do(ctx, func(ctx context.Context) (err error) {
-		res, err = admitScript.Run(ctx, l.rdb, []string{l.windowKey(c.KeyID, start)},
-			c.RPM, c.TPM, tokens, (2 * l.opts.Window).Milliseconds()).Int64Slice()
+		res, err = admitScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
 		return err
 	})
+	if err == nil && len(res) != 2+2*len(counted) {
+		err = fmt.Errorf("the admission script answered %v", res)
+	}
 	if err != nil {
 		return ports.RateHold{}, l.unavailable(err)
 	}
-	if len(res) != 3 {
-		return ports.RateHold{}, l.unavailable(fmt.Errorf("the admission script answered %v", res))
+	for i, lim := range counted {
+		hold.Limits = hold.Limits.Tighter(lim.At(int(res[2+2*i]), int(res[3+2*i]), end))
 	}
-	requests, held := int(res[1]), int(res[2])
-	hold.Limits = c.RateLimitsAt(requests, held, end)
-	if res[0] == 0 {
-		why := c.RateRefusal(tokens, requests, held)
-		return hold, domain.RateLimited(why, end.Sub(now))
+	if refused := int(res[1]); res[0] == 0 && refused >= 1 && refused <= len(counted) {
+		lim := counted[refused-1]
+		why := lim.Refusal(tokens, int(res[2*refused]), int(res[2*refused+1]))
+		return ports.RateHold{Window: start, Limits: hold.Limits}, domain.RateLimited(why, end.Sub(now))
 	}
-	if c.TPM > 0 {
+	for _, lim := range counted {
+		if lim.TPM > 0 {
+			hold.Counters = append(hold.Counters, lim.Counter())
+		}
+	}
+	if len(hold.Counters) > 0 {
 		hold.Tokens = tokens
 	}
 	return hold, nil
@@ -193,11 +214,15 @@ func (l *Limiter) Admit(ctx context.Context, c domain.Caller, tokens int, now ti
 // Settle gives back the part of the hold the call did not use.
 func (l *Limiter) Settle(ctx context.Context, h ports.RateHold, used int) error {
 	unused := h.Tokens - min(max(used, 0), h.Tokens)
-	if unused == 0 {
+	if unused == 0 || len(h.Counters) == 0 {
 		return nil
 	}
+	keys := make([]string, len(h.Counters))
+	for i, name := range h.Counters {
+		keys[i] = l.windowKey(name, h.Window)
+	}
 	err := l.do(ctx, func(ctx context.Context) error {
-		return settleScript.Run(ctx, l.rdb, []string{l.windowKey(h.KeyID, h.Window)}, unused).Err()
+		return settleScript.Run(ctx, l.rdb, keys, unused).Err()
 	})
 	if err != nil {
 		return domain.Wrap(domain.KindUnavailable, err, "giving back unused tokens per minute in Redis failed")
@@ -359,8 +384,8 @@ func (l *Limiter) whileDown() string {
 	return "calls with limits are refused with 503 until it answers (RATE_LIMIT_WHEN_UNAVAILABLE=deny)"
 }
 
-func (l *Limiter) windowKey(keyID string, start time.Time) string {
-	return l.opts.Prefix + "w:" + keyID + ":" + strconv.FormatInt(start.UnixMilli(), 10)
+func (l *Limiter) windowKey(counter string, start time.Time) string {
+	return l.opts.Prefix + "w:" + counter + ":" + strconv.FormatInt(start.UnixMilli(), 10)
 }
 
 func (l *Limiter) slotKey(name string) string { return l.opts.Prefix + "s:" + name }

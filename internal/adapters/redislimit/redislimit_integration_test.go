@@ -152,7 +152,7 @@ func TestRedisGoneAndBack(t *testing.T) {
 			l := newLimiter(t, srv.URL, redislimit.Options{AllowWhenUnavailable: allow, Observer: obs,
 				Timeout: 200 * time.Millisecond, ProbeInterval: 200 * time.Millisecond})
 			ctx := context.Background()
-			c := domain.Caller{KeyID: "k-outage", RPM: 1000}
+			c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-outage", RPM: 1000}}
 			slot := []ports.Slot{{Name: "key:k-outage", Limit: 10}}
 			if _, err := l.Admit(ctx, c, 1, time.Now()); err != nil {
 				t.Fatal(err)

@@ -6,34 +6,51 @@ import "github.com/redis/go-redis/v9"
 // between its reads and its writes, so the limits hold exactly however
 // many replicas ask at once.
 
-// admitScript counts one request and holds tokens in a window's hash
-// (KEYS[1]) when both fit: ARGV rpm, tpm, tokens, the hash's time to live
-// in ms; a limit of 0 is unlimited. It answers {admitted 0|1, requests,
-// tokens held}, the counts after the admission or at the refusal.
+// admitScript counts one request and holds tokens in the windows' hashes
+// (KEYS, one per limit) when they fit in every one: ARGV tokens, the
+// hashes' time to live in ms, then each limit's rpm and tpm in KEYS'
+// order; a limit of 0 is unlimited. It answers {admitted 0|1, the 1-based
+// index of the first limit without room or 0, then each limit's requests
+// and tokens held}, the counts after the admission or at the refusal.
 var admitScript = redis.NewScript(`
-local requests = tonumber(redis.call('HGET', KEYS[1], 'r') or '0')
-local held = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if (rpm > 0 and requests >= rpm) or (tpm > 0 and held + tokens > tpm) then
-	return {0, requests, held}
+local tokens = tonumber(ARGV[1])
+local counts = {}
+local refused = 0
+for i, key in ipairs(KEYS) do
+	local requests = tonumber(redis.call('HGET', key, 'r') or '0')
+	local held = tonumber(redis.call('HGET', key, 't') or '0')
+	local rpm, tpm = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+	if refused == 0 and ((rpm > 0 and requests >= rpm) or (tpm > 0 and held + tokens > tpm)) then
+		refused = i
+	end
+	counts[2 * i - 1], counts[2 * i] = requests, held
 end
-requests = redis.call('HINCRBY', KEYS[1], 'r', 1)
-if tpm > 0 then
-	held = redis.call('HINCRBY', KEYS[1], 't', tokens)
+if refused == 0 then
+	for i, key in ipairs(KEYS) do
+		counts[2 * i - 1] = redis.call('HINCRBY', key, 'r', 1)
+		if tonumber(ARGV[2 * i + 2]) > 0 then
+			counts[2 * i] = redis.call('HINCRBY', key, 't', tokens)
+		end
+		redis.call('PEXPIRE', key, ARGV[2])
+	end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {1, requests, held}
+local out = {refused == 0 and 1 or 0, refused}
+for _, n in ipairs(counts) do
+	out[#out + 1] = n
+end
+return out
 `)
 
-// settleScript gives ARGV[1] unused tokens back to a window's hash
-// (KEYS[1]), if the window is still kept; never below zero.
+// settleScript gives ARGV[1] unused tokens back to each window's hash
+// (KEYS) that is still kept; never below zero.
 var settleScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then
-	return 0
-end
-local held = redis.call('HINCRBY', KEYS[1], 't', -tonumber(ARGV[1]))
-if held < 0 then
-	redis.call('HSET', KEYS[1], 't', 0)
+for _, key in ipairs(KEYS) do
+	if redis.call('EXISTS', key) == 1 then
+		local held = redis.call('HINCRBY', key, 't', -tonumber(ARGV[1]))
+		if held < 0 then
+			redis.call('HSET', key, 't', 0)
+		end
+	end
 end
 return 1
 `)

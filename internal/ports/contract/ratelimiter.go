@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("TokensNeverOvershootUnderConcurrency", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-tpm", TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-tpm", TPM: 100}}
 		var admitted atomic.Int64
 		var wg sync.WaitGroup
 		for range 50 {
@@ -47,7 +48,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("SettleRefundsTheUnusedPart", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-refund", TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-refund", TPM: 100}}
 		h := mustAdmit(t, l, c, 80, minute)
 		checkRateLimited(t, l, c, 30, minute)
 		if err := l.Settle(ctx, h, 20); err != nil {
@@ -59,7 +60,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("SettleZeroGivesTheWholeHoldBack", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-release", TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-release", TPM: 100}}
 		h := mustAdmit(t, l, c, 100, minute)
 		if err := l.Settle(ctx, h, 0); err != nil {
 			t.Fatal(err)
@@ -69,7 +70,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("UsageBeyondTheHoldIsNotCounted", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-over", TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-over", TPM: 100}}
 		h := mustAdmit(t, l, c, 40, minute)
 		if err := l.Settle(ctx, h, 1000); err != nil {
 			t.Fatal(err)
@@ -79,7 +80,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("ACallNoMinuteCanTakeIsInvalid", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-big", TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-big", TPM: 100}}
 		_, err := l.Admit(ctx, c, 101, minute)
 		var de *domain.Error
 		if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != "max_tokens" {
@@ -90,7 +91,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("RequestsPerMinuteAreExact", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-rpm", RPM: 3}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-rpm", RPM: 3}}
 		for range 3 {
 			mustAdmit(t, l, c, 10, minute)
 		}
@@ -99,7 +100,7 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("EachMinuteStartsAfresh", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-window", RPM: 1, TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-window", RPM: 1, TPM: 100}}
 		old := mustAdmit(t, l, c, 100, minute)
 		checkRateLimited(t, l, c, 1, minute.Add(30*time.Second))
 		mustAdmit(t, l, c, 100, minute.Add(time.Minute))
@@ -111,15 +112,80 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 
 	t.Run("KeysAreIndependentAndZeroIsUnlimited", func(t *testing.T) {
 		l := newLimiter(t)
-		mustAdmit(t, l, domain.Caller{KeyID: "k-a", TPM: 10}, 10, minute)
-		mustAdmit(t, l, domain.Caller{KeyID: "k-b", TPM: 10}, 10, minute)
-		free := domain.Caller{KeyID: "k-free"}
+		mustAdmit(t, l, []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-a", TPM: 10}}, 10, minute)
+		mustAdmit(t, l, []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-b", TPM: 10}}, 10, minute)
+		free := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-free"}}
 		for range 100 {
 			mustAdmit(t, l, free, 1_000_000, minute)
 		}
 	})
 
 	testRateLimits(t, newLimiter)
+	testSeveralLimits(t, newLimiter)
+}
+
+// testSeveralLimits checks a call counted against several limits at once
+// (a key's, a user's, a team's, a model's): all of them or none, the
+// refusal naming the limit without room, and the headers' state the
+// tightest of them.
+func testSeveralLimits(t *testing.T, newLimiter func(t *testing.T) ports.RateLimiter) {
+	ctx := context.Background()
+	minute := day0.Truncate(time.Minute)
+	key := func(id string) domain.RateLimit {
+		return domain.RateLimit{Scope: domain.LimitKey, ID: id, RPM: 10, TPM: 1000}
+	}
+	user := domain.RateLimit{Scope: domain.LimitUser, ID: "alice", RPM: 3}
+	team := domain.RateLimit{Scope: domain.LimitTeam, ID: "risk", TPM: 100}
+
+	t.Run("AUsersLimitHoldsOverAllTheirKeys", func(t *testing.T) {
+		l := newLimiter(t)
+		for i := range 3 {
+			mustAdmit(t, l, []domain.RateLimit{key(fmt.Sprintf("k%d", i)), user}, 1, minute)
+		}
+		_, err := l.Admit(ctx, []domain.RateLimit{key("k9"), user}, 1, minute)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindRateLimited || !strings.Contains(de.Message, `user "alice"`) {
+			t.Fatalf("a fourth call of a user with rpm 3 on a fresh key: %v, want a rate-limited error naming the user", err)
+		}
+		// The refusal counted nothing on the fresh key.
+		h := mustAdmit(t, l, []domain.RateLimit{key("k9")}, 1, minute)
+		if h.Limits.Requests.Remaining != 9 {
+			t.Fatalf("the fresh key has %d requests left, want 9: the refused call counted on it", h.Limits.Requests.Remaining)
+		}
+	})
+
+	t.Run("AllOrNoneAndTheTightestIsReported", func(t *testing.T) {
+		l := newLimiter(t)
+		both := []domain.RateLimit{key("k-both"), team}
+		h := mustAdmit(t, l, both, 60, minute.Add(time.Second))
+		want := domain.RateLimits{
+			Requests: domain.Allowance{Limit: 10, Remaining: 9, Reset: minute.Add(time.Minute)},
+			Tokens:   domain.Allowance{Limit: 100, Remaining: 40, Reset: minute.Add(time.Minute)},
+		}
+		checkLimits(t, h.Limits, want)
+		_, err := l.Admit(ctx, both, 60, minute.Add(2*time.Second))
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindRateLimited || !strings.Contains(de.Message, `team "risk"`) {
+			t.Fatalf("a call over the team's tpm: %v, want a rate-limited error naming the team", err)
+		}
+		// The refused call held nothing on the key: its 1000 tpm has 940 left.
+		if k := mustAdmit(t, l, []domain.RateLimit{key("k-both")}, 1, minute.Add(3*time.Second)); k.Limits.Tokens.Remaining != 939 {
+			t.Fatalf("the key has %d tokens left, want 939 (1000 - 60 - 1)", k.Limits.Tokens.Remaining)
+		}
+		if err := l.Settle(ctx, h, 10); err != nil { // 50 back to the key and the team
+			t.Fatal(err)
+		}
+		mustAdmit(t, l, both, 90, minute.Add(4*time.Second))
+	})
+
+	t.Run("ALimitTooSmallForTheCallNamesItself", func(t *testing.T) {
+		l := newLimiter(t)
+		_, err := l.Admit(ctx, []domain.RateLimit{key("k-small"), {Scope: domain.LimitModel, ID: "gpt-x", TPM: 50}}, 51, minute)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindInvalid || !strings.Contains(de.Message, `model "gpt-x"`) {
+			t.Fatalf("51 tokens against a model's tpm of 50: %v, want an invalid-request error naming the model", err)
+		}
+	})
 }
 
 func testRateLimits(t *testing.T, newLimiter func(t *testing.T) ports.RateLimiter) {
@@ -127,7 +193,7 @@ func testRateLimits(t *testing.T, newLimiter func(t *testing.T) ports.RateLimite
 	minute := day0.Truncate(time.Minute)
 	t.Run("TheKeysStateIsReported", func(t *testing.T) {
 		l := newLimiter(t)
-		c := domain.Caller{KeyID: "k-state", RPM: 2, TPM: 100}
+		c := []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-state", RPM: 2, TPM: 100}}
 		h := mustAdmit(t, l, c, 30, minute.Add(10*time.Second))
 		want := domain.RateLimits{
 			Requests: domain.Allowance{Limit: 2, Remaining: 1, Reset: minute.Add(time.Minute)},
@@ -141,7 +207,7 @@ func testRateLimits(t *testing.T, newLimiter func(t *testing.T) ports.RateLimite
 		}
 		want.Requests.Remaining, want.Tokens.Remaining = 0, 40
 		checkLimits(t, h.Limits, want)
-		if free := mustAdmit(t, l, domain.Caller{KeyID: "k-nolimit"}, 10, minute); free.Limits.Known() {
+		if free := mustAdmit(t, l, []domain.RateLimit{{Scope: domain.LimitKey, ID: "k-nolimit"}}, 10, minute); free.Limits.Known() {
 			t.Fatalf("a key without limits reported %+v, want nothing", free.Limits)
 		}
 	})
@@ -228,20 +294,20 @@ func checkLimits(t *testing.T, got, want domain.RateLimits) {
 	}
 }
 
-func mustAdmit(t *testing.T, l ports.RateLimiter, c domain.Caller, tokens int, now time.Time) ports.RateHold {
+func mustAdmit(t *testing.T, l ports.RateLimiter, c []domain.RateLimit, tokens int, now time.Time) ports.RateHold {
 	t.Helper()
 	h, err := l.Admit(context.Background(), c, tokens, now)
 	if err != nil {
-		t.Fatalf("Admit(%s, %d tokens): %v", c.KeyID, tokens, err)
+		t.Fatalf("Admit(%v, %d tokens): %v", c, tokens, err)
 	}
 	return h
 }
 
-func checkRateLimited(t *testing.T, l ports.RateLimiter, c domain.Caller, tokens int, now time.Time) {
+func checkRateLimited(t *testing.T, l ports.RateLimiter, c []domain.RateLimit, tokens int, now time.Time) {
 	t.Helper()
 	_, err := l.Admit(context.Background(), c, tokens, now)
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Kind != domain.KindRateLimited || de.RetryAfter <= 0 {
-		t.Fatalf("Admit(%s, %d tokens) = %v, want a rate-limited error with Retry-After", c.KeyID, tokens, err)
+		t.Fatalf("Admit(%v, %d tokens) = %v, want a rate-limited error with Retry-After", c, tokens, err)
 	}
 }
