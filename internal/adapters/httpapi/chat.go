@@ -45,12 +45,14 @@ func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.Cha
 	return res, true
 }
 
+// setResultHeaders sets the headers that say who answered and what it
+// cost. The values share one backing array: one allocation instead of
+// a slice per header (the names are canonical, as Header.Set would make
+// them).
 func setResultHeaders(hdr http.Header, res gateway.Result) {
-	hdr.Set(modelHeader, res.Model.Name)
-	hdr.Set(providerHeader, res.Model.Provider)
-	hdr.Set(deploymentHeader, res.Deployment().Name())
-	hdr.Set(attemptsHeader, strconv.Itoa(res.Attempts))
-	hdr.Set(costHeader, usd(res.Cost))
+	v := []string{res.Model.Name, res.Model.Provider, res.Deployment().Name(), strconv.Itoa(res.Attempts), usd(res.Cost)}
+	hdr[modelHeader], hdr[providerHeader], hdr[deploymentHeader] = v[0:1:1], v[1:2:2], v[2:3:3]
+	hdr[attemptsHeader], hdr[costHeader] = v[3:4:4], v[4:5:5]
 }
 
 // chatCompletionJSON is the OpenAI chat.completion object.

@@ -178,6 +178,15 @@ func decodeJSON(body []byte, dst any) error {
 	if start[0] != '{' {
 		return invalidJSON("the request body must be a JSON object")
 	}
+	// The common case, a valid body, in one pass without a Decoder (which
+	// copies the body into its own buffer); any failure is decoded again
+	// below, where the Decoder's offsets explain it.
+	if json.Unmarshal(body, dst) == nil {
+		if key, where, found := duplicateKey(body); found {
+			return duplicateKeyError(key, where)
+		}
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(body, err)
@@ -188,10 +197,14 @@ func decodeJSON(body []byte, dst any) error {
 		return invalidJSON("unexpected data after the JSON object at %s", position(body, at))
 	}
 	if key, where, found := duplicateKey(body); found {
-		return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_key", Param: where,
-			Message: fmt.Sprintf("duplicate key %q in the request body (in %s); send each key once", key, where)}
+		return duplicateKeyError(key, where)
 	}
 	return nil
+}
+
+func duplicateKeyError(key, where string) error {
+	return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_key", Param: where,
+		Message: fmt.Sprintf("duplicate key %q in the request body (in %s); send each key once", key, where)}
 }
 
 func invalidJSON(format string, args ...any) error {
