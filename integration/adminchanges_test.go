@@ -167,6 +167,11 @@ func TestAdminAPIChanges(t *testing.T) {
 
 	// Usage: one call by alice so far (and two more, above, that answered
 	// 200): grouped, as JSON and CSV, with trace IDs.
+	// The gateway settles calls after answering them; /v1/usage waits for
+	// the settlements in flight.
+	if resp, b := s.do("GET", "/v1/usage", "", "Authorization", "Bearer "+newSecret); resp.StatusCode != 200 {
+		t.Fatalf("/v1/usage: %d %s", resp.StatusCode, b)
+	}
 	today := time.Now().UTC().Format(time.DateOnly)
 	q := "/usage?group_by=team&from=" + today + "&to=" + today + "&include=trace_ids"
 	st, rep, _ := c.call("GET", q, reader, "", "")

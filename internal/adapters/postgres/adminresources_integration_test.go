@@ -200,15 +200,24 @@ func TestUsageReport(t *testing.T) {
 		{"req-3", "carol", "ops", "m1", day1.AddDate(0, 0, 1), 3},
 		{"req-4", "alice", "risk", "m1", day1.AddDate(0, 0, 5), 4000}, // after the report's range
 	}
-	for _, c := range calls {
+	var batch []ports.Settlement // the calls settled together, as the gateway's settler does
+	for i, c := range calls {
 		caller := domain.Caller{KeyID: "key_" + c.user, User: c.user, Team: c.team}
 		if err := l.Reserve(ctx, domain.Reservation{ID: c.id, Amount: c.cost, At: c.at}); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.Settle(ctx, ports.Settlement{ReservationID: c.id, Caller: caller, Model: c.model, Cost: c.cost,
-			Usage: domain.Usage{PromptTokens: 10, CompletionTokens: 1}, At: c.at}); err != nil {
+		s := ports.Settlement{ReservationID: c.id, Caller: caller, Model: c.model, Cost: c.cost,
+			Usage: domain.Usage{PromptTokens: 10, CompletionTokens: 1}, At: c.at}
+		if i%2 == 1 {
+			batch = append(batch, s)
+			continue
+		}
+		if err := l.Settle(ctx, s); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := l.SettleAll(ctx, batch); err != nil {
+		t.Fatal(err)
 	}
 	q := domain.UsageQuery{GroupBy: domain.GroupByTeam, From: day1, To: day1.AddDate(0, 0, 1), TraceIDs: true}
 	lines, err := s.UsageReport(ctx, q)

@@ -71,7 +71,7 @@ func (l *Ledger) SettleAll(ctx context.Context, ss []ports.Settlement) error {
 			// A later settlement of the same reservation in ss changes nothing.
 			res.state = stateSettled
 			held[s.ReservationID] = res
-			batch.Queue(finishReservation, s.ReservationID, stateSettled)
+			batch.Queue(settleReservation, s.ReservationID, stateSettled, s.Caller.User, s.Caller.Team, s.Model)
 			batch.Queue(upsertUsage, s.Caller.User, domain.PeriodDay.Start(res.at), s.Caller.Team, s.Caller.KeyID, s.Model,
 				int64(s.Usage.PromptTokens), int64(s.Usage.CompletionTokens), int64(s.Cost))
 			all = append(all, moves(res, s.Cost, amount, domain.Model{Name: s.Model, Group: s.Group})...)
