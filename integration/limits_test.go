@@ -123,6 +123,47 @@ func TestRequestsPerWindowHoldAcrossReplicas(t *testing.T) {
 	t.Logf("one window: %d accepted, %d refused", accepted, refused)
 }
 
+// A user limited to 30 requests per window (--user-rpm) gets exactly 30
+// answers in a window over two of their keys, from three processes
+// hammered at once through both keys: the user's count is one, shared by
+// the replicas and by the keys; each refusal names the user.
+func TestAUsersRequestsPerWindowHoldAcrossReplicasAndKeys(t *testing.T) {
+	procs, env := fleet(t, pgtest.New(t), redistest.Start(t).URL)
+	first := createKey(t, env, "--user", "shared", "--team", "limits", "--user-rpm", "30")
+	second := createKey(t, env, "--user", "shared", "--team", "limits")
+	stop := inOneWindow()
+	var answers []answer
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, key := range []string{first, second} {
+		wg.Go(func() {
+			got := hammer(t, procs, key, chatBody, 2, stop)
+			mu.Lock()
+			answers = append(answers, got...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	accepted, refused := 0, 0
+	for _, a := range answers {
+		switch a.status {
+		case 200:
+			accepted++
+		case 429:
+			refused++
+			if !strings.Contains(string(a.body), `user \"shared\"`) || a.header.Get("x-ratelimit-limit-requests") != "30" {
+				t.Fatalf("a 429 that does not name the user or report the user's limit: %s %v", a.body, a.header)
+			}
+		default:
+			t.Fatalf("status %d: %s", a.status, a.body)
+		}
+	}
+	if accepted != 30 || refused == 0 {
+		t.Fatalf("%d calls of one user's two keys accepted in one window across three processes (%d refused), want exactly 30", accepted, refused)
+	}
+	t.Logf("one window, one user, two keys: %d accepted, %d refused", accepted, refused)
+}
+
 // A key limited to 2000 tokens per window never has more than 2000 tokens
 // used in a window across three processes: each call holds its worst case
 // (prompt plus max_tokens) at admission and gives back what it did not use.
