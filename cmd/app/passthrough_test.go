@@ -90,7 +90,18 @@ func newPassStackStoring(t *testing.T, anth, oai http.HandlerFunc, store ports.R
 // header, and returns the answer and its body.
 func (s *passStack) post(t *testing.T, path, body string, header map[string]string) (answer, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(body))
+	return s.send(t, http.MethodPost, path, body, header)
+}
+
+// get sends a GET as post sends a POST.
+func (s *passStack) get(t *testing.T, path string) (answer, []byte) {
+	t.Helper()
+	return s.send(t, http.MethodGet, path, "", nil)
+}
+
+func (s *passStack) send(t *testing.T, method, path, body string, header map[string]string) (answer, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,9 +335,9 @@ func TestPassThroughOpenAI(t *testing.T) {
 	}
 }
 
-// A Responses request tidygate stores, or one continuing a stored response,
-// is translated (the provider knows neither the stored conversation nor its
-// id); one that is neither passes through.
+// A Responses request tidygate stores passes through, and tidygate keeps
+// its copy under the provider's id; one continuing it is translated from
+// that copy (the provider need not know the stored conversation).
 func TestPassThroughResponsesStored(t *testing.T) {
 	s := newPassStackStoring(t, nil, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/responses") {
@@ -341,8 +352,15 @@ func TestPassThroughResponsesStored(t *testing.T) {
 		Store bool   `json:"store"`
 	}
 	if err := json.Unmarshal(got, &first); err != nil || resp.StatusCode != http.StatusOK ||
-		resp.Header.Get("X-Tidygate-Mode") != "translated" || !first.Store || first.ID == "" {
+		resp.Header.Get("X-Tidygate-Mode") != "pass-through" || first.ID != "resp_1" {
 		t.Fatalf("stored: status %d, mode %q, err %v: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), err, got)
+	}
+	if sent := s.oai.Last(t); sent.Path != "/v1/responses" {
+		t.Errorf("stored: upstream got %s %s", sent.Path, sent.Body)
+	}
+	resp, got = s.get(t, "/v1/responses/resp_1")
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(got, []byte(`"text":"Hi from Responses"`)) || !bytes.Contains(got, []byte(`"input_tokens":20`)) {
+		t.Fatalf("the stored copy: status %d: %s", resp.StatusCode, got)
 	}
 
 	next := `{"model":"gpt","input":"More","store":false,"previous_response_id":"` + first.ID + `"}`
@@ -350,7 +368,7 @@ func TestPassThroughResponsesStored(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Tidygate-Mode") != "translated" {
 		t.Fatalf("continued: status %d, mode %q: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), got)
 	}
-	if sent := s.oai.Last(t); sent.Path != "/v1/chat/completions" || !bytes.Contains(sent.Body, []byte("From GPT")) || bytes.Contains(sent.Body, []byte(first.ID)) {
+	if sent := s.oai.Last(t); sent.Path != "/v1/chat/completions" || !bytes.Contains(sent.Body, []byte("Hi from Responses")) || bytes.Contains(sent.Body, []byte(first.ID)) {
 		t.Errorf("continued: upstream got %s; want the stored conversation, not its id", sent.Body)
 	}
 

@@ -35,13 +35,15 @@ type fakeGateway struct {
 	embed   func(ctx context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	usage   func(ctx context.Context, c domain.Caller) (domain.UsageReport, error)
 	native  func(ctx context.Context, req domain.ChatRequest, n gateway.Native) (gateway.ChatResult, error)
-	stores  bool // StoresResponse follows the request, storing by default
+	stores  bool                   // StoresResponse follows the request, storing by default, and StoreResponse keeps them in saved
+	prev    *domain.StoredResponse // what PreviousResponse finds, if anything
 
 	mu         sync.Mutex
 	calls      []gateway.Call
 	chats      []domain.ChatRequest
 	refused    []gateway.Call
 	refusedEps []domain.Endpoint
+	saved      []domain.StoredResponse
 }
 
 func (g *fakeGateway) Authenticate(_ context.Context, secret string) (domain.Caller, error) {
@@ -301,11 +303,20 @@ func (g *fakeGateway) CountTokens(_ domain.Caller, req domain.ChatRequest) (int,
 // asks, storing when it does not say.
 func (g *fakeGateway) StoresResponse(s *bool) bool { return g.stores && (s == nil || *s) }
 
-func (g *fakeGateway) StoreResponse(context.Context, domain.Caller, domain.StoredResponse) error {
-	return &domain.Error{Kind: domain.KindUnavailable, Message: "no response store"}
+func (g *fakeGateway) StoreResponse(_ context.Context, _ domain.Caller, sr domain.StoredResponse) error {
+	if !g.stores {
+		return &domain.Error{Kind: domain.KindUnavailable, Message: "no response store"}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.saved = append(g.saved, sr)
+	return nil
 }
 
 func (g *fakeGateway) PreviousResponse(context.Context, domain.Caller, string) (domain.StoredResponse, error) {
+	if g.prev != nil {
+		return *g.prev, nil
+	}
 	return domain.StoredResponse{}, domain.InvalidParam("previous_response_id", "previous_response_id is not supported: this gateway stores no responses")
 }
 

@@ -106,12 +106,13 @@ func TestResponsesHostedToolsPassThroughOnly(t *testing.T) {
 		t.Errorf("untranslatable %v", n.Untranslatable)
 	}
 
-	stored := newRig(t, &fakeGateway{stores: true}, httpapi.Options{})
-	e := errorOf(t, stored.do("POST", "/v1/responses", `{"model":"gpt","input":"x","tools":[{"type":"web_search"}]}`), http.StatusBadRequest)
-	if str(e.Param) != "tools[0].type" || str(e.Code) != "unsupported_feature" || !strings.Contains(e.Message, `send "store": false`) {
-		t.Errorf("stored: %+v", e)
+	prev := domain.StoredResponse{ID: "resp_1", WithContent: true, Input: []domain.Message{{Role: domain.RoleUser, Content: "before"}}}
+	continued := newRig(t, &fakeGateway{stores: true, prev: &prev}, httpapi.Options{})
+	e := errorOf(t, continued.do("POST", "/v1/responses", `{"model":"gpt","input":"x","previous_response_id":"resp_1","tools":[{"type":"web_search"}]}`), http.StatusBadRequest)
+	if str(e.Param) != "tools[0].type" || str(e.Code) != "unsupported_feature" || !strings.Contains(e.Message, "previous_response_id") {
+		t.Errorf("continued: %+v", e)
 	}
-	e = errorOf(t, stored.do("POST", "/v1/responses", `{"model":"gpt","input":"x","tools":[{"name":"t"}]}`), http.StatusBadRequest)
+	e = errorOf(t, continued.do("POST", "/v1/responses", `{"model":"gpt","input":"x","tools":[{"name":"t"}]}`), http.StatusBadRequest)
 	if str(e.Param) != "tools[0].type" || str(e.Code) == "unsupported_feature" {
 		t.Errorf("a tool without a type: %+v", e)
 	}
@@ -172,5 +173,56 @@ func TestResponsesKeepThinkingSignatures(t *testing.T) {
 	if len(blocks) != 3 || blocks[0].Reasoning != (domain.Reasoning{Signature: "sig-1"}) || blocks[0].Text != "let me think" ||
 		blocks[1].Reasoning != (domain.Reasoning{Encrypted: "gAAAA-openai"}) {
 		t.Errorf("assistant blocks %+v", blocks)
+	}
+}
+
+// passedResponseBody is a provider's Response object: reasoning, text, a
+// function call and a hosted tool's call.
+const passedResponseBody = `{"id":"resp_up_1","object":"response","status":"completed","model":"gpt","store":true,"output":[
+  {"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"hm"}],"encrypted_content":"gAAA"},
+  {"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"q"}},
+  {"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Here","annotations":[]}]},
+  {"type":"function_call","id":"fc_1","call_id":"call_1","name":"grep","arguments":"{}","status":"completed"}],
+  "usage":{"input_tokens":9,"output_tokens":4}}`
+
+// A response tidygate stores passes through too, and tidygate keeps its
+// copy under the provider's id, read from the provider's answer, streamed
+// or not.
+func TestResponsesStoredPassThrough(t *testing.T) {
+	usage := domain.Usage{PromptTokens: 9, CompletionTokens: 4}
+	var n gateway.Native
+	gw := &fakeGateway{stores: true, native: func(_ context.Context, _ domain.ChatRequest, got gateway.Native) (gateway.ChatResult, error) {
+		n = got
+		if got.Request.Stream {
+			for _, raw := range []string{"event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":" + strings.ReplaceAll(passedResponseBody, "\n", "") + "}\n\n"} {
+				if err := got.Emit(domain.NativeEvent{Raw: []byte(raw)}); err != nil {
+					return gateway.ChatResult{}, err
+				}
+			}
+			return gateway.ChatResult{Result: okResult, Native: &domain.NativeResponse{Usage: usage, Counted: true}}, nil
+		}
+		return gateway.ChatResult{Result: okResult, Native: &domain.NativeResponse{Body: []byte(passedResponseBody), ContentType: "application/json", Usage: usage, Counted: true}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	for i, body := range []string{`{"model":"gpt","input":"look","tools":[{"type":"web_search"}]}`,
+		`{"model":"gpt","input":"look","stream":true,"store":true}`} {
+		rec := r.do("POST", "/v1/responses", body)
+		if rec.Code != http.StatusOK || string(n.Request.Body) != body {
+			t.Fatalf("request %d: status %d, native body %s: %s", i, rec.Code, n.Request.Body, rec.Body)
+		}
+		if len(gw.saved) != i+1 {
+			t.Fatalf("request %d: %d responses stored", i, len(gw.saved))
+		}
+		sr := gw.saved[i]
+		out := sr.Output
+		if sr.ID != "resp_up_1" || sr.Usage != usage || sr.FinishReason != domain.FinishToolCalls || sr.Model != "mock-chat" ||
+			len(sr.Input) != 1 || sr.Input[0].Content != "look" || len(out) != 3 ||
+			out[0].Reasoning.Encrypted != "gAAA" || out[1].Text != "Here" || out[2].ToolCall.ID != "call_1" {
+			t.Errorf("request %d: stored %+v", i, sr)
+		}
+	}
+	if rec := r.do("POST", "/v1/responses", `{"model":"gpt","input":"look","store":false}`); rec.Code != http.StatusOK || len(gw.saved) != 2 {
+		t.Errorf("store false: status %d, %d stored", rec.Code, len(gw.saved))
 	}
 }

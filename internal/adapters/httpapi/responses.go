@@ -199,16 +199,18 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	}
 	store := h.gw.StoresResponse(in.store)
 	created := h.now()
-	// A response tidygate stores, or one that continues a stored one, is
-	// translated: tidygate keeps the conversation in its own form, and the
-	// provider knows neither the stored response nor its id.
+	// A response that continues a stored one is translated: tidygate keeps
+	// the conversation in its own form, so that any model can continue it,
+	// and the provider need not know the stored response. Any other may pass
+	// through; one tidygate stores is stored from the provider's answer
+	// (responses_native.go).
 	n := gateway.Native{Untranslatable: in.untranslatable}
 	var only *domain.Error
-	if !store && in.previous == "" {
+	if in.previous == "" {
 		n.Request = nativeRequest(r, domain.DialectOpenAIResponses, in.body, in.req.Stream)
 	} else if errors.As(n.Untranslatable, &only) {
 		stored := *only
-		stored.Message += `; a response tidygate stores ("store", or RESPONSES_STORE_DEFAULT when it is omitted) or continues ("previous_response_id") is always translated: send "store": false without previous_response_id`
+		stored.Message += `; a request that continues a stored response (previous_response_id) is always translated: send the whole conversation in input instead`
 		n.Untranslatable = &stored
 	}
 	if in.req.Stream {
@@ -216,6 +218,9 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, ok := h.runChat(w, r, in.req, n)
+	if res.Native != nil && store {
+		h.storePassed(r, in, res, res.Native.Body, created)
+	}
 	if !ok {
 		return
 	}
@@ -311,8 +316,20 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in res
 	s.resp.Store = store
 	passed := &nativeStream{sse: s.sse}
 	n.Emit = passed.event
+	var final []byte // the passed-through stream's Response object, to store
+	if store {
+		n.Emit = func(ev domain.NativeEvent) error {
+			if resp, ok := finalResponse(ev.Raw); ok {
+				final = resp
+			}
+			return passed.event(ev)
+		}
+	}
 	res, err := h.gw.ChatNative(r.Context(), h.call(r), req, n, s.chunk)
 	ex.waited(res.Result)
+	if err == nil && res.Native != nil && final != nil {
+		h.storePassed(r, in, res, final, created)
+	}
 	if err != nil && !s.started && !passed.started {
 		h.writeError(w, r, err)
 		return
