@@ -141,6 +141,9 @@ func (s *KeyStore) changeKey(ctx context.Context, what, id, ifMatch string, e do
 		e.Target, e.Before, e.After = id, &before, &key
 		return appendAudit(ctx, tx, e)
 	})
+	if err == nil {
+		s.announce(scopeOf(domain.ScopeKey, id))
+	}
 	return key, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -65,4 +66,27 @@ func BenchmarkReserveSettle(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkKeyLookup measures authenticating one call: "uncached" reads the
+// key from PostgreSQL (one round trip), "cached" answers from a KeyCache
+// whose listener is connected (expiry and grace still checked).
+func BenchmarkKeyLookup(b *testing.B) {
+	_, dsn := migrated(b)
+	r := newReplica(b, dsn, "bench", time.Minute)
+	_, secret := create(b, r.store, postgres.NewKey{User: "ann", Team: "ops", DailyBudget: 1_000_000, TeamMonthlyBudget: 50_000_000})
+	hash := domain.HashKey(secret)
+	ctx := context.Background()
+	for _, s := range []struct {
+		name  string
+		store ports.KeyStore
+	}{{"uncached", r.store}, {"cached", r.cache}} {
+		b.Run(s.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.store.CallerByKeyHash(ctx, hash); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -19,7 +19,8 @@ import (
 var _ ports.KeyStore = (*KeyStore)(nil)
 
 // KeyStore keeps API keys and the budgets of their users and teams. It
-// caches nothing: a revoked key fails on the next call on every replica.
+// caches nothing: a revoked key fails on the next call on every replica
+// (KeyCache, in front of it, answers from memory instead).
 // It notes when each key authenticates a call and writes those times in
 // batches (FlushLastUsed), never once per call.
 type KeyStore struct {
@@ -28,6 +29,22 @@ type KeyStore struct {
 
 	mu   sync.Mutex
 	used map[string]time.Time // key ID → last use not yet written
+
+	// changed, when a KeyCache is attached, hears of each change made
+	// through this store as soon as it commits (a scope as in the
+	// notifications of KeyChannel), so that the replica that made it never
+	// serves what it replaced; the others hear of it through KeyChannel.
+	changed func(scope string)
+}
+
+// announce tells an attached KeyCache of committed changes to scopes.
+func (s *KeyStore) announce(scopes ...string) {
+	if s.changed == nil {
+		return
+	}
+	for _, sc := range scopes {
+		s.changed(sc)
+	}
 }
 
 // NewKeyStore returns a key store on db's tables (see Migrate).
@@ -163,6 +180,9 @@ func (s *KeyStore) insert(ctx context.Context, secret string, nk NewKey) (domain
 		key, created, err = insertKeyTx(ctx, tx, domain.HashKey(secret), nk)
 		return err
 	})
+	if err == nil && created { // its budgets may have changed those of its user's and team's other keys
+		s.announce(scopeOf(domain.ScopeUser, nk.User), scopeOf(domain.ScopeTeam, nk.Team))
+	}
 	return key, created, err
 }
 
@@ -252,7 +272,7 @@ func apiKeys(stored []storedKey) []domain.APIKey {
 func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
-	return pgkit.WithConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
+	err := pgkit.WithConn(ctx, s.db, "revoke the API key", func(conn *pgxpool.Conn) error {
 		tag, err := conn.Exec(ctx, "UPDATE tidygate_api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
 		if err != nil {
 			return err
@@ -262,6 +282,10 @@ func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.announce(scopeOf(domain.ScopeKey, id))
+	}
+	return err
 }
 
 // CallerByKeyHash returns the caller behind the active key with this hash,
@@ -269,11 +293,26 @@ func (s *KeyStore) Revoke(ctx context.Context, id string) error {
 // error for an unknown, revoked or expired key. The secret a rotation
 // replaced is accepted until the rotation's grace period ends.
 func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error) {
+	k, err := s.lookup(ctx, hash)
+	if err != nil {
+		return domain.Caller{}, err
+	}
+	return s.admit(k, hash, s.now())
+}
+
+// invalidKey is the error for a key that is unknown or revoked, or a
+// replaced secret whose grace period has ended.
+func invalidKey() error {
+	return &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
+}
+
+// lookup reads the unrevoked key whose current or replaced secret has this
+// hash, or returns invalidKey. Whether it may be used now is admit's to say.
+func (s *KeyStore) lookup(ctx context.Context, hash string) (storedKey, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
-	invalid := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "invalid API key"}
 	if checkName("key", hash, true) != nil { // no stored hash looks like this
-		return domain.Caller{}, invalid
+		return storedKey{}, invalidKey()
 	}
 	var keys []storedKey
 	err := pgkit.WithConn(ctx, s.db, "look up the API key", func(conn *pgxpool.Conn) error {
@@ -282,13 +321,24 @@ func (s *KeyStore) CallerByKeyHash(ctx context.Context, hash string) (domain.Cal
 		return err
 	})
 	if err != nil {
-		return domain.Caller{}, err
+		return storedKey{}, err
 	}
-	now := s.now()
-	if len(keys) != 1 || !keys[0].accepts(hash, now) {
-		return domain.Caller{}, invalid
+	if len(keys) != 1 {
+		return storedKey{}, invalidKey()
 	}
-	c := keys[0].key.Caller
+	return keys[0], nil
+}
+
+// admit returns k's caller when the secret with this hash may authenticate
+// a call at now (it is k's current secret, or its replaced one within the
+// grace period, and k has not expired), and notes the use for
+// FlushLastUsed. The uncached lookup and the cache both decide through it,
+// at each use.
+func (s *KeyStore) admit(k storedKey, hash string, now time.Time) (domain.Caller, error) {
+	if !k.accepts(hash, now) {
+		return domain.Caller{}, invalidKey()
+	}
+	c := k.key.Caller
 	if err := c.CheckKeyActive(now); err != nil {
 		return domain.Caller{}, err
 	}
