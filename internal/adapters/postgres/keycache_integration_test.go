@@ -217,7 +217,9 @@ func TestRotationExpiryAndBudgetsReachTheOtherReplica(t *testing.T) {
 			t.Fatalf("budgets = %+v, want the team's daily 10", c.Budgets)
 		}
 		create(t, a.store, postgres.NewKey{User: "dan", Team: "risk", TeamDailyBudget: 30}) // sets the team's budget
-		raised := func(c domain.Caller, err error) bool { return err == nil && len(c.Budgets) == 1 && c.Budgets[0].Limit == 30 }
+		raised := func(c domain.Caller, err error) bool {
+			return err == nil && len(c.Budgets) == 1 && c.Budgets[0].Limit == 30
+		}
 		t.Logf("budget change seen after %s", b.until(t, secret, time.Now(), raised))
 	})
 }
