@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -252,6 +253,13 @@ func TestKeysAndPolicy(t *testing.T) {
 		t.Fatalf("keys list lacks alice:\n%s", list)
 	}
 	runCLI(t, env, "keys", "revoke", id, "--reason", "alice left the team")
+	// The CLI is another process: the server hears of the revocation
+	// through PostgreSQL's notifications, within a second.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if resp, _ := s.do("GET", "/v1/models", "", "Authorization", "Bearer "+key); resp.StatusCode == 401 || time.Now().After(deadline) {
+			break
+		}
+	}
 	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "mock-chat", Messages: userMessage("x")})
 	_ = apiError(t, err, 401)
 

@@ -77,14 +77,18 @@ func TestMLflowPoolModes(t *testing.T) {
 			}
 			waitTraces(t, dsn, 5)
 			names := appNames(t, dsn)
+			// Besides the pools, the key cache's listener: one connection.
+			if names["tidygate-keys"] != 1 {
+				t.Fatalf("connections by application_name = %v, want one tidygate-keys", names)
+			}
 			switch mode {
 			case "shared":
-				if len(names) != 1 || names["tidygate-shared"] == 0 {
-					t.Fatalf("connections by application_name = %v, want only tidygate-shared", names)
+				if len(names) != 2 || names["tidygate-shared"] == 0 {
+					t.Fatalf("connections by application_name = %v, want tidygate-shared and tidygate-keys only", names)
 				}
 			case "dedicated":
-				if len(names) != 2 || names["tidygate-shared"] == 0 || names["tidygate-mlflow"] == 0 {
-					t.Fatalf("connections by application_name = %v, want tidygate-shared and tidygate-mlflow", names)
+				if len(names) != 3 || names["tidygate-shared"] == 0 || names["tidygate-mlflow"] == 0 {
+					t.Fatalf("connections by application_name = %v, want tidygate-shared, tidygate-mlflow and tidygate-keys", names)
 				}
 			}
 			code, body := s.adminGet("/debug/startup")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -134,5 +135,35 @@ func TestRedisObserverIsServed(t *testing.T) {
 		if f.GetName() == "tidygate_rate_limiter_redis_up" && f.GetMetric()[0].GetGauge().GetValue() != 0 {
 			t.Fatalf("tidygate_rate_limiter_redis_up = %v after Redis was lost, want 0", f.GetMetric()[0].GetGauge().GetValue())
 		}
+	}
+}
+
+// TestKeyCacheMetricsAreServed checks that the key cache's counters and
+// gauges land on the registry /metrics serves: a cache whose listener has
+// not connected holds nothing and says so.
+func TestKeyCacheMetricsAreServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cache, err := postgres.NewKeyCache(postgres.NewKeyStore(nil), postgres.KeyCacheOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := registerKeyCacheMetrics(reg, cache); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	want := map[string]float64{"tidygate_key_cache_hits_total": 0, "tidygate_key_cache_misses_total": 0,
+		"tidygate_key_cache_notifications_total": 0, "tidygate_key_cache_listener_connections_total": 0,
+		"tidygate_key_cache_entries": 0, "tidygate_key_cache_listener_connected": 0}
+	if !maps.Equal(got, want) {
+		t.Fatalf("metrics = %v, want %v", got, want)
 	}
 }

@@ -118,7 +118,7 @@ type devKeySeed bool
 // the calls answered last.
 func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
 	svc, err := gateway.NewService(gateway.Deps{
-		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.keys, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
+		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.callers, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
 		Responses: stores.responses,
 	}, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,

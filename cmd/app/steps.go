@@ -11,6 +11,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/mlflow"
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/infra"
+	"github.com/tidygate/tidygate/internal/ports"
 )
 
 // Steps 3 and 4 of the initialization order (see ARCHITECTURE.md): the
@@ -23,6 +24,7 @@ import (
 // ports, and the gate that holds readiness until their schema is applied.
 type gatewayStores struct {
 	keys      *postgres.KeyStore
+	callers   ports.KeyStore // what calls are authenticated with: keys, or a cache in front of it (KEY_CACHE_TTL)
 	ledger    *postgres.Ledger
 	responses *postgres.ResponseStore
 	schema    *schemaGate
@@ -43,6 +45,9 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout,
 		Location: loc, AlertThresholds: d.Config.BudgetThresholds()})
 	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger, responses: postgres.NewResponseStore(shared)}
+	if s.callers, err = keyLookup(lc, d, shared, s.keys); err != nil {
+		return infra.GatewayRegistration{}, nil, err
+	}
 	s.schema = newSchemaGate(d.Logger, func(ctx context.Context) error {
 		if err := postgres.Migrate(ctx, shared); err != nil {
 			return err

@@ -47,6 +47,7 @@ type Config struct {
 	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
 	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
 	LedgerLockTimeout time.Duration `env:"LEDGER_LOCK_TIMEOUT" envDefault:"1s"`         // a reservation's wait for a locked spend row: see postgres.LedgerOptions
+	KeyCacheTTL       time.Duration `env:"KEY_CACHE_TTL" envDefault:"30s"`              // keys in process, kept in step by LISTEN/NOTIFY; 0: no cache (see postgres.KeyCache)
 
 	// Budgets: the calendar's zone, and alerts.
 	BudgetTimeZone           string `env:"BUDGET_TIME_ZONE" envDefault:"UTC"`              // IANA zone of day, week (from Monday) and month budgets
@@ -137,6 +138,10 @@ type Config struct {
 // maxAuditReasonLen is the most AUDIT_REASON_MAX_LEN may allow: MLflow
 // keeps 8000 characters of a tag, and a reason must reach it whole.
 const maxAuditReasonLen = 8000
+
+// MaxKeyCacheTTL is the longest KEY_CACHE_TTL: the TTL is the safety net
+// for a lost notification, so it stays short.
+const MaxKeyCacheTTL = 10 * time.Minute
 
 // AdminOff is the ADMIN_ADDR that serves /metrics and /debug/* nowhere.
 const AdminOff = "off"
@@ -470,6 +475,10 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be at least 1ms")
 	case cfg.DBAcquireTimeout > 0 && cfg.LedgerLockTimeout >= cfg.DBAcquireTimeout:
 		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be shorter than DB_POOL_ACQUIRE_TIMEOUT=%s, so that one budget's locked row cannot keep other callers waiting for a connection", cfg.DBAcquireTimeout)
+	}
+
+	if cfg.KeyCacheTTL < 0 || cfg.KeyCacheTTL > MaxKeyCacheTTL {
+		c.fail("KEY_CACHE_TTL", cfg.KeyCacheTTL, "must be between 0 (no cache) and %s: it bounds how long a key change whose notification is lost goes unseen", MaxKeyCacheTTL)
 	}
 
 	if _, err := cfg.BudgetLocation(); err != nil {

@@ -179,6 +179,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"DB_POOL_MIN_CONNS": "11"}, `DB_POOL_MIN_CONNS=11: must not exceed DB_POOL_MAX_CONNS=10`},
 		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=2 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
 		{map[string]string{"LEDGER_LOCK_TIMEOUT": "0s"}, `LEDGER_LOCK_TIMEOUT=0s: must be at least 1ms`},
+		{map[string]string{"KEY_CACHE_TTL": "-1s"}, `KEY_CACHE_TTL=-1s: must be between 0 (no cache) and 10m0s: it bounds how long a key change whose notification is lost goes unseen`},
+		{map[string]string{"KEY_CACHE_TTL": "11m"}, `KEY_CACHE_TTL=11m0s: must be between 0 (no cache) and 10m0s: it bounds how long a key change whose notification is lost goes unseen`},
 		{map[string]string{"LEDGER_LOCK_TIMEOUT": "5s"}, `LEDGER_LOCK_TIMEOUT=5s: must be shorter than DB_POOL_ACQUIRE_TIMEOUT=5s, so that one budget's locked row cannot keep other callers waiting for a connection`},
 		{map[string]string{"LEDGER_LOCK_TIMEOUT": "2s", "DB_POOL_ACQUIRE_TIMEOUT": "1s"}, `LEDGER_LOCK_TIMEOUT=2s: must be shorter than DB_POOL_ACQUIRE_TIMEOUT=1s, so that one budget's locked row cannot keep other callers waiting for a connection`},
 		{map[string]string{"DB_POOL_ACQUIRE_TIMEOUT": "5 parsecs"}, `DB_POOL_ACQUIRE_TIMEOUT="5 parsecs": must be a duration such as 500ms, 5s or 10m`},

@@ -86,6 +86,9 @@ func NewSharedPool(ctx context.Context, d *Delegate) (*SharedPool, error) {
 			maxes = append(maxes, cfg.MLflowPoolSize+cfg.MLflowMaxOverflow)
 		}
 	}
+	if cfg.KeyCacheTTL > 0 {
+		maxes = append(maxes, 1) // the key cache's listener (ConnectListener)
+	}
 	p, err := openPool(ctx, d, sharedDSN(cfg), sharedSettings(cfg), maxes)
 	if err != nil {
 		return nil, err
@@ -93,6 +96,22 @@ func NewSharedPool(ctx context.Context, d *Delegate) (*SharedPool, error) {
 	info := p.Info()
 	d.Startup.Record("shared pool", time.Since(began), &info)
 	return &SharedPool{Pool: p}, nil
+}
+
+// ListenerApplicationName is what the key cache's listener connection
+// shows in pg_stat_activity.
+const ListenerApplicationName = "tidygate-keys"
+
+// ConnectListener opens a connection outside the pool, to the pool's server
+// with its settings, for the key cache's LISTEN (application_name
+// tidygate-keys): notifications need a session of their own that nothing
+// else uses, and a pool slot held forever would shrink the pool. With
+// KEY_CACHE_TTL > 0, NewSharedPool counts this one connection per replica
+// in the connection budget. The caller closes it.
+func (p *SharedPool) ConnectListener(ctx context.Context) (*pgx.Conn, error) {
+	cc := p.pool.Config().ConnConfig
+	cc.RuntimeParams["application_name"] = ListenerApplicationName
+	return pgx.ConnectConfig(ctx, cc)
 }
 
 // sharedSettings maps the DB_* settings onto the shared pool.

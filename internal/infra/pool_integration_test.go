@@ -399,10 +399,10 @@ func TestConnectionBudgetAgainstTheServer(t *testing.T) {
 		p, err := NewSharedPool(context.Background(), d)
 		if err == nil {
 			p.Close()
-			t.Fatal("started although 100000 replicas × 10 connections exceed the server")
+			t.Fatal("started although 100000 replicas × (10 pooled + 1 listener) connections exceed the server")
 		}
 		for _, want := range []string{
-			"connection budget exceeded", "1000000 connections", "REPLICAS=100000",
+			"connection budget exceeded", "1100000 connections", "10 + 1 = 11 per replica", "REPLICAS=100000",
 			fmt.Sprintf("max_connections %d", maxConns), fmt.Sprintf("superuser_reserved_connections %d", superuser),
 			"DB_POOL_MAX_CONNS",
 		} {
