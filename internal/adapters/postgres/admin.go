@@ -45,6 +45,8 @@ func (s *KeyStore) CreateKey(ctx context.Context, nk NewKey, e domain.AuditEntry
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
+	// Its budgets may have changed those of its user's and team's other keys.
+	s.announce(scopeOf(domain.ScopeUser, nk.User), scopeOf(domain.ScopeTeam, nk.Team))
 	return key, secret, nil
 }
 
@@ -141,8 +143,8 @@ func (s *KeyStore) changeKey(ctx context.Context, what, id, ifMatch string, e do
 		e.Target, e.Before, e.After = id, &before, &key
 		return appendAudit(ctx, tx, e)
 	})
-	if err == nil {
-		s.announce(scopeOf(domain.ScopeKey, id))
+	if err == nil { // update may have changed the budgets of the key's user and team too
+		s.announce(scopeOf(domain.ScopeKey, id), scopeOf(domain.ScopeUser, key.Caller.User), scopeOf(domain.ScopeTeam, key.Caller.Team))
 	}
 	return key, err
 }

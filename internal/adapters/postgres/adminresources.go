@@ -292,6 +292,9 @@ func (s *KeyStore) ChangePrincipalBudgets(ctx context.Context, scope domain.Scop
 		e.Target, e.Before, e.After = string(scope)+":"+id, &before, &after
 		return appendAudit(ctx, tx, e)
 	})
+	if err == nil {
+		s.announce(scopeOf(scope, id))
+	}
 	return after, err
 }
 

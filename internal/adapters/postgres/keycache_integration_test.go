@@ -222,6 +222,32 @@ func TestRotationExpiryAndBudgetsReachTheOtherReplica(t *testing.T) {
 		}
 		t.Logf("budget change seen after %s", b.until(t, secret, time.Now(), raised))
 	})
+
+	t.Run("limits and models", func(t *testing.T) {
+		key, secret := create(t, a.store, postgres.NewKey{User: "eve", Team: "ops", RPM: 10})
+		b.cached(t, secret)
+		rpm, models := 20, []string{"gpt-4o"}
+		if _, err := a.store.UpdateKey(ctx, key.ID, domain.KeyUpdate{RPM: &rpm, AllowedModels: &models}, "", audit()); err != nil {
+			t.Fatal(err)
+		}
+		changed := func(c domain.Caller, err error) bool {
+			return err == nil && c.RPM == 20 && slices.Equal(c.AllowedModels, models)
+		}
+		t.Logf("limits change seen after %s", b.until(t, secret, time.Now(), changed))
+	})
+
+	t.Run("user budget", func(t *testing.T) {
+		_, secret := create(t, a.store, postgres.NewKey{User: "fay", Team: "ops"})
+		b.cached(t, secret)
+		day := domain.Budget{Scope: domain.ScopeUser, ScopeID: "fay", Period: domain.PeriodDay, Limit: 7}
+		if _, err := a.store.ChangePrincipalBudgets(ctx, domain.ScopeUser, "fay", []domain.Budget{day}, "", audit()); err != nil {
+			t.Fatal(err)
+		}
+		set := func(c domain.Caller, err error) bool {
+			return err == nil && slices.Equal(c.Budgets, []domain.Budget{day})
+		}
+		t.Logf("user budget seen after %s", b.until(t, secret, time.Now(), set))
+	})
 }
 
 // TestExpiryAndGraceEndWithoutAnyMessage: a key held in memory is refused
