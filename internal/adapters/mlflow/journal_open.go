@@ -77,7 +77,7 @@ type loaded struct {
 
 // load reads the quarantine log and every segment, and rebuilds the index
 // of pending records: every record frame that no kindDelivered frame names.
-func (j *journal) load() error {
+func (j *journal) load() (err error) {
 	if err := j.qlog.open(j.dir); err != nil {
 		return err
 	}
@@ -91,6 +91,13 @@ func (j *journal) load() error {
 		data      []byte
 		lastSeq   uint64
 	)
+	defer func() {
+		if err != nil { // the spares are closed by closeFiles
+			for _, l := range segs {
+				_ = l.seg.f.Close()
+			}
+		}
+	}()
 	for _, d := range names {
 		name := filepath.Join(j.dir, d.Name())
 		if strings.HasSuffix(d.Name(), tmpSuffix) {
