@@ -113,9 +113,10 @@ func provideSharedPool(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate) (*in
 // devKeySeed says whether to seed the development key.
 type devKeySeed bool
 
-// newService builds the gateway. On shutdown, after the HTTP server has
-// drained and before the call log closes, it waits for the settlements of
-// the calls answered last.
+// newService builds the gateway. At start it recovers the calls an earlier
+// run left unfinished, in the background; on shutdown, after the HTTP
+// server has drained and before the call log closes, it waits for the
+// settlements of the calls answered last.
 func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
 	svc, err := gateway.NewService(gateway.Deps{
 		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.callers, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
@@ -142,7 +143,21 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 	if err != nil {
 		return nil, err
 	}
-	lc.Append(fx.StopHook(svc.Settled))
+	stop, recovered := make(chan struct{}), make(chan struct{})
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			go recoverUnfinished(d.Logger, svc, stop, recovered)
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			close(stop)
+			select {
+			case <-recovered:
+			case <-ctx.Done():
+			}
+			return svc.Settled(ctx)
+		},
+	})
 	return svc, nil
 }
 

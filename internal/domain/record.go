@@ -33,7 +33,48 @@ const (
 	InterruptedByClient        Interruption = "client"         // the client hung up or stopped reading
 	InterruptedByStreamTimeout Interruption = "stream_timeout" // the stream outlasted PROVIDER_STREAM_TIMEOUT
 	InterruptedByShutdown      Interruption = "shutdown"       // tidygate was shutting down
+	// InterruptedByCrash is a call whose process stopped (killed, crashed,
+	// lost power) while its provider worked: its intent was durable, its
+	// completion never was. It is charged its whole reservation and must be
+	// reconciled with the provider's bill.
+	InterruptedByCrash Interruption = "crash"
 )
+
+// CallIntent is what the call log keeps of a call while its provider works:
+// who asked, why, for which model, when, and what is reserved. The call's
+// record (its completion) supersedes it; an intent left without one by a
+// process that stopped becomes the record of an interrupted call, charged
+// its reservation.
+type CallIntent struct {
+	RequestID      string // the reservation's id too
+	Endpoint       Endpoint
+	Start          time.Time
+	KeyID          string
+	User           string
+	Team           string
+	AuditReason    string
+	RequestedModel string
+	Model          string // the catalogue model tried first
+	Group          string // Model's group, whose budgets the charge counts against
+	Provider       string
+	Stream         bool
+	Reserved       Micros // the reservation's amount: what an interrupted call is charged
+	Worst          Usage  // the most the call can consume on Model: an interrupted call's usage
+}
+
+// Interrupted returns the record of the call i began, when its process
+// stopped before the call was complete: charged its whole reservation,
+// found at at.
+func (i CallIntent) Interrupted(at time.Time) CallRecord {
+	return CallRecord{
+		RequestID: i.RequestID, Endpoint: i.Endpoint, Start: i.Start, End: at,
+		KeyID: i.KeyID, User: i.User, Team: i.Team, AuditReason: i.AuditReason,
+		RequestedModel: i.RequestedModel, Model: i.Model, Provider: i.Provider, Stream: i.Stream,
+		Outcome: OutcomeError, ErrorKind: KindUnavailable, Interrupted: InterruptedByCrash,
+		ErrorMessage: "tidygate stopped while the provider worked; the call is charged its whole reservation, to be reconciled with the provider's bill",
+		Usage:        i.Worst, InputCost: i.Reserved,
+	}
+}
 
 // CallRecord is everything the audit trail keeps about one call: who asked,
 // why, for which model, what it cost, how it ended. It is handed to the call

@@ -81,6 +81,7 @@ func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error)
 	}
 	defer k.leave(ctx)
 	defer k.logSlot() // after end has recorded the call
+	k.intend(ctx)
 	err := k.attempt(ctx)
 	return k.res, k.end(ctx, err)
 }
@@ -141,6 +142,9 @@ type call struct {
 	// logSlot gives back the call log's slot for this call's record,
 	// taken at admission and held until end has recorded the call.
 	logSlot func()
+	// intended receives the outcome of the intent's write, which runs
+	// while the provider works; end waits for it before the record.
+	intended chan error
 }
 
 // Refuse records a request that the edge refused before it became a call
@@ -664,6 +668,10 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	if callErr != nil && charged {
 		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
+	if err := <-k.intended; err != nil {
+		k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "the call's intent was not written; its record, written next, supersedes it",
+			slog.String("request_id", k.in.RequestID), slog.String("error", err.Error()))
+	}
 	err := k.record(bctx)
 	if charged {
 		k.s.settle(bctx, owed)
@@ -731,6 +739,27 @@ func (k *call) release(ctx context.Context) {
 	if err := k.s.deps.Ledger.Release(ctx, k.hold.ID); err != nil {
 		k.rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
 	}
+}
+
+// intend writes the call's intent to the call log while the provider
+// works: who asked, why, for which model, when, and the reservation, so
+// that a process stopping before the call's record leaves the call
+// charged at its reservation rather than lost.
+func (k *call) intend(ctx context.Context) {
+	m := k.chain[0]
+	worst, _ := k.op.worstCase(m)
+	i := domain.CallIntent{
+		RequestID: k.rec.RequestID, Endpoint: k.rec.Endpoint, Start: k.rec.Start,
+		KeyID: k.rec.KeyID, User: k.rec.User, Team: k.rec.Team, AuditReason: k.rec.AuditReason,
+		RequestedModel: k.rec.RequestedModel, Model: m.Name, Group: m.Group, Provider: m.Provider,
+		Stream: k.op.streams(), Reserved: k.hold.Amount, Worst: worst,
+	}
+	k.intended = make(chan error, 1)
+	bctx, cancel := k.s.bookkeeping(ctx)
+	go func() {
+		defer cancel()
+		k.intended <- k.s.deps.CallLog.Intend(bctx, i)
+	}()
 }
 
 // record hands the finished record to the call log.

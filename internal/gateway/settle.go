@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -163,4 +164,34 @@ func (s *Service) settle(ctx context.Context, owed ports.Settlement) {
 // came before it.
 func (s *Service) Settled(ctx context.Context) error {
 	return s.settler.wait(ctx)
+}
+
+// Recover settles and records the calls an earlier process left
+// unfinished: those whose intent the call log holds without a record. Each
+// is charged its whole reservation (the provider may have done all the
+// work, and the spend must never be released as free), recorded as
+// interrupted by a crash (domain.InterruptedByCrash) and logged, so that
+// an operator can reconcile it with the provider's bill. Settling twice
+// changes nothing, so a Recover that fails midway can run again. It
+// returns how many calls it recovered.
+func (s *Service) Recover(ctx context.Context) (int, error) {
+	intents, err := s.deps.CallLog.Unfinished(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for n, i := range intents {
+		caller := domain.Caller{KeyID: i.KeyID, User: i.User, Team: i.Team}
+		err := s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: i.RequestID, Caller: caller,
+			Model: i.Model, Group: i.Group, Usage: i.Worst, Cost: i.Reserved, At: s.opts.Now()})
+		if err != nil && domain.KindOf(err) != domain.KindNotFound {
+			return n, err
+		}
+		if err := s.deps.CallLog.Record(ctx, i.Interrupted(s.opts.Now())); err != nil {
+			return n, err
+		}
+		s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "call interrupted by a crash: charged its whole reservation; reconcile it with the provider's bill",
+			slog.String("request_id", i.RequestID), slog.String("key_id", i.KeyID), slog.String("model", i.Model),
+			slog.Int64("charged_micros", int64(i.Reserved)), slog.Bool("reservation_found", err == nil), slog.String("interrupted", string(domain.InterruptedByCrash)))
+	}
+	return len(intents), nil
 }

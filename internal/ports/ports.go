@@ -106,7 +106,14 @@ type CallLog interface {
 	// the record is written (Record returned) or once it is sure that no
 	// record follows; calling it again does nothing.
 	Admit() (release func(), err error)
+	// Intend makes the intent of an admitted call durable while its
+	// provider works. The call's Record, which must follow, supersedes it.
+	Intend(ctx context.Context, i domain.CallIntent) error
 	Record(ctx context.Context, r domain.CallRecord) error
+	// Unfinished returns the intents an earlier process left without their
+	// record: calls it was making when it stopped. Each stays unfinished
+	// until a Record with its request id is written.
+	Unfinished(ctx context.Context) ([]domain.CallIntent, error)
 }
 
 // RateHold is what one admitted call holds against the per-window limits

@@ -19,6 +19,7 @@ type CallLog struct {
 	admitErr error
 	held     int
 	records  []domain.CallRecord
+	intents  []domain.CallIntent
 }
 
 // NewCallLog returns an empty call log that admits every call.
@@ -65,6 +66,40 @@ func (l *CallLog) Record(_ context.Context, r domain.CallRecord) error {
 	defer l.mu.Unlock()
 	l.records = append(l.records, r)
 	return nil
+}
+
+// Intend keeps i. It never fails.
+func (l *CallLog) Intend(_ context.Context, i domain.CallIntent) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.intents = append(l.intents, i)
+	return nil
+}
+
+// Unfinished returns the intents kept without a record of the same request
+// id: a service started on this log after another stopped sees the calls
+// that one left unfinished.
+func (l *CallLog) Unfinished(context.Context) ([]domain.CallIntent, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	recorded := map[string]bool{}
+	for _, r := range l.records {
+		recorded[r.RequestID] = true
+	}
+	var out []domain.CallIntent
+	for _, i := range l.intents {
+		if !recorded[i.RequestID] {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// Intents returns the intents kept so far, oldest first.
+func (l *CallLog) Intents() []domain.CallIntent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.intents)
 }
 
 // Records returns the records kept so far, oldest first.

@@ -134,13 +134,15 @@ func TestCallLog(t *testing.T) {
 func TestCallLogContract(t *testing.T) {
 	contract.TestCallLog(t, func(*testing.T) contract.CallLogUnderTest {
 		l := memory.NewCallLog()
-		return contract.CallLogUnderTest{Log: l, Delivered: func(context.Context) ([]string, error) {
+		var under contract.CallLogUnderTest
+		under = contract.CallLogUnderTest{Log: l, Delivered: func(context.Context) ([]string, error) {
 			var ids []string
 			for _, r := range l.Records() {
 				ids = append(ids, r.RequestID)
 			}
 			return ids, nil
-		}}
+		}, Reopen: func(*testing.T) contract.CallLogUnderTest { return under }}
+		return under
 	})
 }
 

@@ -157,8 +157,9 @@ func (o Options) validate() error {
 type CallLog struct {
 	opts    Options
 	log     *slog.Logger
-	journal *journal // nil with LogOff, as are writer and metrics
+	journal *journal // nil with LogOff, as are writer, metrics and intents
 	writer  *writer
+	intents *intents
 	metrics *metrics
 
 	mu     sync.RWMutex // held for reading by Record, for writing by Close
@@ -206,6 +207,14 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 		log.Error("journal holds records set aside because PostgreSQL refused them; inspect "+quarantineFile, "records", n, "journal", j.path)
 	}
 	reportRecovery(log, j)
+	open := newIntents()
+	if err := open.scan(j); err != nil {
+		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", j.path, err), j.close())
+	}
+	if n := len(open.unfinished()); n > 0 {
+		log.Warn("journal holds the intents of calls an earlier run did not finish; they are recorded as interrupted by a crash once the gateway settles them",
+			"calls", n, "journal", j.path)
+	}
 	st := newStore(conns, opts, log)
 	if err := st.prepare(ctx); err != nil {
 		if domain.KindOf(err) != domain.KindUnavailable || opts.RequireDatabase {
@@ -219,8 +228,8 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 			return nil, errors.Join(fmt.Errorf("mlflow call log metrics: %w", err), j.close())
 		}
 	}
-	c := &CallLog{opts: opts, log: log, journal: j, metrics: m}
-	c.writer = startWriter(st, j, m, opts, log)
+	c := &CallLog{opts: opts, log: log, journal: j, metrics: m, intents: open}
+	c.writer = startWriter(st, j, open, m, opts, log)
 	return c, nil
 }
 
@@ -339,7 +348,8 @@ func errFull(n int) error {
 }
 
 // Record appends r to the journal and returns nil once the journal has been
-// committed to disk; the writer delivers it to MLflow later. Text the
+// committed to disk; the writer delivers it to MLflow later, and removes
+// the call's intent with it. Text the
 // content mode excludes is dropped before the record reaches the disk. When
 // ctx ends before the commit, Record returns a domain.KindUnavailable error
 // without waiting further, but the append is not abandoned: the record is
@@ -355,6 +365,44 @@ func (c *CallLog) Record(ctx context.Context, r domain.CallRecord) error {
 	if err != nil {
 		return domain.Wrap(domain.KindInternal, err, "call log cannot encode record "+r.RequestID)
 	}
+	err = c.commit(ctx, value)
+	if err == nil {
+		c.intents.remove(r.RequestID)
+	}
+	return err
+}
+
+// Intend appends the call's intent to the journal and returns nil once it
+// is on disk, as Record does. The writer never delivers an intent: the
+// call's record supersedes it, and one that a stopped process left without
+// a record is what Unfinished returns at the next start.
+func (c *CallLog) Intend(ctx context.Context, i domain.CallIntent) error {
+	if i.RequestID == "" {
+		return domain.Errorf(domain.KindInternal, "call intent has no request id")
+	}
+	if c.journal == nil {
+		return nil
+	}
+	value, err := encodeIntent(i)
+	if err != nil {
+		return domain.Wrap(domain.KindInternal, err, "call log cannot encode the intent of "+i.RequestID)
+	}
+	c.intents.add(i.RequestID)
+	return c.commit(ctx, value)
+}
+
+// Unfinished returns the intents the journal held at Open without a
+// record, less those recorded since.
+func (c *CallLog) Unfinished(context.Context) ([]domain.CallIntent, error) {
+	if c.journal == nil {
+		return nil, nil
+	}
+	return c.intents.unfinished(), nil
+}
+
+// commit appends value to the journal, returning once it is on disk or ctx
+// ends (the append then goes on).
+func (c *CallLog) commit(ctx context.Context, value []byte) error {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()

@@ -6,6 +6,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tidygate/tidygate/internal/ports/contract"
 )
 
@@ -14,8 +16,20 @@ import (
 func TestCallLogContract(t *testing.T) {
 	contract.TestCallLog(t, func(t *testing.T) contract.CallLogUnderTest {
 		pool := newPool(t)
-		c := openLog(t, pool, testOptions(t))
-		return contract.CallLogUnderTest{Log: c, Delivered: func(ctx context.Context) ([]string, error) {
+		return underTest(t, pool, testOptions(t))
+	})
+}
+
+// underTest opens the call log on pool with opts, as the contract suite
+// sees it: a record is delivered when its trace is in MLflow's tables.
+func underTest(t *testing.T, pool *pgxpool.Pool, opts Options) contract.CallLogUnderTest {
+	c := openLog(t, pool, opts)
+	return contract.CallLogUnderTest{Log: c,
+		Reopen: func(t *testing.T) contract.CallLogUnderTest {
+			closeNow(t, c)
+			return underTest(t, pool, opts)
+		},
+		Delivered: func(ctx context.Context) ([]string, error) {
 			if err := c.Flush(ctx); err != nil {
 				return nil, err
 			}
@@ -34,5 +48,4 @@ func TestCallLogContract(t *testing.T) {
 			}
 			return ids, rows.Err()
 		}}
-	})
 }

@@ -27,7 +27,8 @@ const (
 // the content mode allows it, plus the previews computed from the full text.
 type wireRecord struct {
 	V         int       `json:"v"`
-	Content   string    `json:"content"` // the content mode the record was journaled under
+	Kind      string    `json:"kind,omitempty"` // intentKind for an intent; empty for a call's record
+	Content   string    `json:"content"`        // the content mode the record was journaled under
 	RequestID string    `json:"request_id"`
 	ClientID  string    `json:"client_request_id,omitempty"`
 	Endpoint  string    `json:"endpoint"`
@@ -78,7 +79,17 @@ type wireRecord struct {
 
 	RequestPreview  string `json:"request_preview,omitempty"`
 	ResponsePreview string `json:"response_preview,omitempty"`
+
+	// An intent's: the model's group, and the reservation's amount (its
+	// worst-case usage is in the token fields).
+	Group    string `json:"group,omitempty"`
+	Reserved int64  `json:"reserved_micros,omitempty"`
 }
+
+// intentKind marks a journal entry holding a call's intent, not its record:
+// the writer never delivers it to MLflow, and removes it with the record
+// that supersedes it.
+const intentKind = "intent"
 
 // wireAttempt is the journal's encoding of a domain.Attempt.
 type wireAttempt struct {
@@ -100,6 +111,7 @@ type call struct {
 	content         ContentMode // what rec holds: full text, or none of it
 	requestPreview  string      // empty when the content mode keeps none
 	responsePreview string
+	intent          *domain.CallIntent // set when the entry is an intent, not a record
 }
 
 // encodeRecord returns the journal's encoding of r under the content mode.
@@ -140,7 +152,18 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 	return json.Marshal(w)
 }
 
-// decodeRecord is the inverse of encodeRecord.
+// encodeIntent returns the journal's encoding of an intent.
+func encodeIntent(i domain.CallIntent) ([]byte, error) {
+	return json.Marshal(wireRecord{
+		V: wireVersion, Kind: intentKind, RequestID: i.RequestID, Endpoint: string(i.Endpoint), Start: i.Start,
+		KeyID: i.KeyID, User: i.User, Team: i.Team, AuditReason: i.AuditReason,
+		RequestedModel: i.RequestedModel, Model: i.Model, Group: i.Group, Provider: i.Provider, Stream: i.Stream,
+		Reserved: int64(i.Reserved), PromptTokens: i.Worst.PromptTokens, CompletionTokens: i.Worst.CompletionTokens,
+		CacheReadTokens: i.Worst.CacheReadTokens, CacheWriteTokens: i.Worst.CacheWriteTokens, ReasoningTokens: i.Worst.ReasoningTokens,
+	})
+}
+
+// decodeRecord is the inverse of encodeRecord and encodeIntent.
 func decodeRecord(value []byte) (call, error) {
 	var w wireRecord
 	if err := json.Unmarshal(value, &w); err != nil {
@@ -148,6 +171,15 @@ func decodeRecord(value []byte) (call, error) {
 	}
 	if w.V != wireVersion {
 		return call{}, fmt.Errorf("journal record %q has encoding version %d; this tidygate reads version %d", w.RequestID, w.V, wireVersion)
+	}
+	usage := domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens,
+		CacheReadTokens: w.CacheReadTokens, CacheWriteTokens: w.CacheWriteTokens, ReasoningTokens: w.ReasoningTokens}
+	if w.Kind == intentKind {
+		i := domain.CallIntent{RequestID: w.RequestID, Endpoint: domain.Endpoint(w.Endpoint), Start: w.Start,
+			KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason,
+			RequestedModel: w.RequestedModel, Model: w.Model, Group: w.Group, Provider: w.Provider, Stream: w.Stream,
+			Reserved: domain.Micros(w.Reserved), Worst: usage}
+		return call{rec: domain.CallRecord{RequestID: w.RequestID}, intent: &i}, nil
 	}
 	r := domain.CallRecord{
 		RequestID: w.RequestID, ClientRequestID: w.ClientID, Endpoint: domain.Endpoint(w.Endpoint), Start: w.Start, End: w.End,
@@ -157,8 +189,7 @@ func decodeRecord(value []byte) (call, error) {
 		FallbackUsed: w.FallbackUsed, BudgetFallbackFrom: w.BudgetFrom,
 		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
 		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,
-		Usage: domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens,
-			CacheReadTokens: w.CacheReadTokens, CacheWriteTokens: w.CacheWriteTokens, ReasoningTokens: w.ReasoningTokens},
+		Usage:     usage,
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
 		ProviderTime: time.Duration(w.ProviderTimeNS),
 		EmbedInputs:  w.EmbedInputs, Output: w.Output, Dimensions: w.Dimensions,

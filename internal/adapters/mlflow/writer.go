@@ -31,6 +31,7 @@ var errStopping = errors.New("call log is closing")
 type writer struct {
 	store     *store
 	journal   *journal
+	intents   *intents // the calls whose intents the writer skips
 	metrics   *metrics
 	log       *slog.Logger
 	batchSize int
@@ -50,10 +51,10 @@ type flushRequest struct {
 	reply chan error
 }
 
-func startWriter(st *store, j *journal, m *metrics, opts Options, log *slog.Logger) *writer {
+func startWriter(st *store, j *journal, open *intents, m *metrics, opts Options, log *slog.Logger) *writer {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writer{
-		store: st, journal: j, metrics: m, log: log,
+		store: st, journal: j, intents: open, metrics: m, log: log,
 		batchSize: opts.BatchSize, interval: opts.FlushInterval,
 		ready: make(chan struct{}, 1), flushes: make(chan flushRequest), stopping: make(chan struct{}),
 		cancel: cancel, done: make(chan struct{}),
@@ -132,12 +133,17 @@ func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		entries, err := w.journal.read(w.batchSize, maxBatchBytes)
+		// Intents of calls in flight are read past, not delivered.
+		entries, err := w.journal.read(w.batchSize+w.intents.count(), maxBatchBytes)
 		if err == nil && len(entries) == 0 {
 			return nil
 		}
+		moved := false
 		if err == nil {
-			err = w.deliver(ctx, entries)
+			moved, err = w.deliver(ctx, entries)
+		}
+		if err == nil && !moved {
+			return nil // only intents of calls in flight are left
 		}
 		if err == nil {
 			w.backoff = 0
@@ -169,25 +175,35 @@ type batchItem struct {
 	entries []entry
 }
 
-// deliver writes one batch and removes it from the journal. When PostgreSQL
-// refuses the batch for its data, it writes the calls one by one and sets
-// aside, in the journal's quarantine file, those it refuses alone, so
-// that one bad record cannot block the trail behind it.
-func (w *writer) deliver(ctx context.Context, entries []entry) error {
+// deliver writes one batch and removes it from the journal, each call's
+// intent with its record; it reports whether it moved anything. An intent
+// whose record is not in the batch stays in the journal, undelivered. When
+// PostgreSQL refuses the batch for its data, it writes the calls one by
+// one and sets aside, in the journal's quarantine file, those it refuses
+// alone, so that one bad record cannot block the trail behind it.
+func (w *writer) deliver(ctx context.Context, entries []entry) (bool, error) {
 	var items []batchItem
 	index := map[string]int{}
+	pending := map[string][]entry{} // intents, by request id
+	moved := false
 	for _, e := range entries {
 		if e.damaged != nil {
 			if err := w.setAside(e, e.damaged); err != nil {
-				return err
+				return moved, err
 			}
+			moved = true
 			continue
 		}
 		c, err := decodeRecord(e.value)
 		if err != nil {
 			if err := w.setAside(e, err); err != nil {
-				return err
+				return moved, err
 			}
+			moved = true
+			continue
+		}
+		if c.intent != nil {
+			pending[c.rec.RequestID] = append(pending[c.rec.RequestID], e)
 			continue
 		}
 		if i, ok := index[c.rec.RequestID]; ok {
@@ -197,12 +213,17 @@ func (w *writer) deliver(ctx context.Context, entries []entry) error {
 		index[c.rec.RequestID] = len(items)
 		items = append(items, batchItem{call: c, entries: []entry{e}})
 	}
+	for id, es := range pending {
+		if i, ok := index[id]; ok {
+			items[i].entries = append(items[i].entries, es...)
+		}
+	}
 	if len(items) == 0 {
-		return nil
+		return moved, nil
 	}
 	err := w.write(ctx, items)
 	if err == nil || !refused(err) {
-		return err
+		return err == nil, err
 	}
 	w.log.Warn("MLflow refused a batch of calls; writing them one by one to find the record at fault", "records", len(items), "error", err)
 	w.store.reset()
@@ -212,15 +233,15 @@ func (w *writer) deliver(ctx context.Context, entries []entry) error {
 			continue
 		}
 		if !refused(err) {
-			return err
+			return true, err
 		}
 		for _, e := range it.entries {
 			if qerr := w.setAside(e, err); qerr != nil {
-				return qerr
+				return true, qerr
 			}
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // write writes the items in one transaction and removes their entries from
@@ -269,7 +290,7 @@ func newMetrics(j *journal) *metrics {
 	}
 	return &metrics{
 		journaled: prometheus.NewCounter(prometheus.CounterOpts(opts("journaled_total",
-			"Call records committed to the local journal."))),
+			"Call records and call intents committed to the local journal."))),
 		written: prometheus.NewCounter(prometheus.CounterOpts(opts("written_total",
 			"Call records written to the MLflow database and removed from the journal."))),
 		retries: prometheus.NewCounter(prometheus.CounterOpts(opts("write_retries_total",

@@ -18,6 +18,9 @@ type CallLogUnderTest struct {
 	// it keeps them for good (in memory, MLflow's tables), once each,
 	// after delivering whatever it has accepted.
 	Delivered func(ctx context.Context) ([]string, error)
+	// Reopen stops the log as a process that dies would (what is durable
+	// stays) and returns the log a new process opens on the same store.
+	Reopen func(t *testing.T) CallLogUnderTest
 }
 
 // TestCallLog checks that a call log admits calls while it has room, and
@@ -54,6 +57,55 @@ func TestCallLog(t *testing.T, newLog func(t *testing.T) CallLogUnderTest) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("delivered %q, want each of %q once", got, want)
+		}
+	})
+	testIntents(t, newLog)
+}
+
+// testIntents checks that an intent without its record is what the log
+// reopened returns as unfinished, that the record supersedes an intent,
+// and that no intent is delivered as a call of its own.
+func testIntents(t *testing.T, newLog func(t *testing.T) CallLogUnderTest) {
+	ctx := context.Background()
+	t.Run("AnIntentWithoutItsRecordIsUnfinishedAfterARestart", func(t *testing.T) {
+		l := newLog(t)
+		at := time.Date(2030, 3, 15, 12, 0, 0, 0, time.UTC)
+		intent := func(id string) domain.CallIntent {
+			return domain.CallIntent{RequestID: id, Endpoint: domain.EndpointChat, Start: at, KeyID: "key-1", User: "ada",
+				Team: "risk", AuditReason: "quarterly review", RequestedModel: "gpt", Model: "gpt", Group: "frontier",
+				Provider: "openai", Stream: true, Reserved: 1234, Worst: domain.Usage{PromptTokens: 12, CompletionTokens: 100}}
+		}
+		for _, id := range []string{"cut-short", "answered"} {
+			if err := l.Log.Intend(ctx, intent(id)); err != nil {
+				t.Fatalf("Intend %s: %v", id, err)
+			}
+		}
+		done := callRecords()[0]
+		done.RequestID = "answered"
+		if err := l.Log.Record(ctx, done); err != nil {
+			t.Fatal(err)
+		}
+		again := l.Reopen(t)
+		left, err := again.Log.Unfinished(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 1 || left[0] != intent("cut-short") {
+			t.Fatalf("unfinished %+v, want the intent of cut-short as it was written", left)
+		}
+		if err := again.Log.Record(ctx, left[0].Interrupted(at.Add(time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := again.Log.Unfinished(ctx); err != nil || len(left) != 0 {
+			t.Fatalf("unfinished %+v (%v) once recorded, want none", left, err)
+		}
+		got, err := again.Delivered(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		if want := []string{"answered", "cut-short"}; !slices.Equal(got, want) {
+			t.Fatalf("delivered %q, want each of %q once and no intent of its own", got, want)
 		}
 	})
 }

@@ -1,0 +1,108 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// intentGate is a memory call log that tells when a call's intent is kept.
+type intentGate struct {
+	*memory.CallLog
+	intended chan struct{}
+}
+
+func (l *intentGate) Intend(ctx context.Context, i domain.CallIntent) error {
+	err := l.CallLog.Intend(ctx, i)
+	close(l.intended)
+	return err
+}
+
+// waitingProvider answers only once the call's intent has been kept: the
+// intent is written while the provider works, not before it is called.
+type waitingProvider struct {
+	scriptedProvider
+	intended chan struct{}
+}
+
+func (p *waitingProvider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	<-p.intended
+	return p.scriptedProvider.Chat(ctx, req)
+}
+
+func TestTheIntentIsWrittenWhileTheProviderWorks(t *testing.T) {
+	log := &intentGate{CallLog: memory.NewCallLog(), intended: make(chan struct{})}
+	p := &waitingProvider{intended: log.intended}
+	var reserved domain.Micros
+	l := memory.NewLedger()
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p},
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: l, amount: &reserved}, CallLog: log}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	intents := log.Intents()
+	if len(intents) != 1 {
+		t.Fatalf("%d intents, want 1", len(intents))
+	}
+	i := intents[0]
+	if i.RequestID != "r1" || i.User != "alice" || i.KeyID != "key_1" || i.AuditReason != "quarterly review" ||
+		i.Model != "main" || i.Reserved != reserved || reserved < res.Cost || i.Worst.Total() == 0 {
+		t.Fatalf("intent %+v; want who, why, which model and the reservation %v", i, reserved)
+	}
+	if left, _ := log.Unfinished(context.Background()); len(left) != 0 {
+		t.Fatalf("unfinished %+v after the call's record; want none", left)
+	}
+}
+
+func TestRecoverChargesAnUnfinishedCallItsReservation(t *testing.T) {
+	ctx := context.Background()
+	l, log := memory.NewLedger(), memory.NewCallLog()
+	c := alice
+	c.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1000}}
+	// What a process killed while its provider worked leaves: the
+	// reservation held, the intent durable, no record.
+	at := time.Now()
+	if err := l.Reserve(ctx, domain.Reservation{ID: "r1", Budgets: c.Budgets, Amount: 300, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	intent := domain.CallIntent{RequestID: "r1", Endpoint: domain.EndpointChat, Start: at, KeyID: c.KeyID, User: "alice",
+		Team: "risk", AuditReason: "review", Model: "main", Reserved: 300, Worst: domain.Usage{PromptTokens: 20, CompletionTokens: 100}}
+	if err := log.Intend(ctx, intent); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      memory.NewKeyStore(), Ledger: l, CallLog: log}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second Recover finds nothing left
+		if _, err := svc.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := l.Endings()["r1"]; e.Held || e.Settles != 1 || e.Releases != 0 || e.Cost != 300 {
+		t.Fatalf("r1 ended %+v; want settled once at its whole reservation, never released", e)
+	}
+	rep, err := l.Report(ctx, c, at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := rep.Budgets[0]; b.Spent != 300 || b.Reserved != 0 {
+		t.Fatalf("budget %+v; want 300 spent, nothing held", b)
+	}
+	recs := log.Records()
+	if len(recs) != 1 || recs[0].Interrupted != domain.InterruptedByCrash || recs[0].Cost() != 300 || recs[0].Outcome != domain.OutcomeError {
+		t.Fatalf("records %+v; want one, interrupted by a crash, charged 300", recs)
+	}
+}
