@@ -96,7 +96,7 @@ func TestACallWhoseRecordFailsIsSettledAndRefused(t *testing.T) {
 	if r.primary.callCount() != 1 || res.Cost == 0 {
 		t.Fatalf("provider calls = %d, cost %v; want one answered call with a cost", r.primary.callCount(), res.Cost)
 	}
-	led := seen(t, r.svc, r.ledger)
+	led := seen(t, svc, r.ledger)
 	if len(led.settled) != 1 || led.settled[0] != call.RequestID || led.spent != res.Cost || len(led.held) != 0 {
 		t.Errorf("ledger settled %v spent %v held %v; want the call settled at %v and nothing held", led.settled, led.spent, led.held, res.Cost)
 	}
