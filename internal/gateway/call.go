@@ -495,11 +495,18 @@ func (k *call) tryOnce(ctx context.Context, rt route, m domain.Model) error {
 	k.rec.Provider, k.rec.UpstreamModel = m.Provider, m.Upstream
 	tried := domain.Attempt{Provider: m.Provider, Model: m.Name, UpstreamModel: m.Upstream, Deployment: rt.d.Name(), Start: k.s.opts.Now()}
 	hold, err := k.holdAccount(ctx, m.Provider)
+	var place ports.Lease
+	if err == nil {
+		if place, err = k.occupyAccount(ctx, m.Provider); err != nil && hold != nil {
+			k.settleAccount(ctx, hold, 0)
+		}
+	}
 	if err != nil {
 		k.s.router.done(rt, outcome{err: err}, k.routes.breaker)
 		k.recordAttempt(tried, err)
 		return err
 	}
+	defer k.vacateAccount(ctx, place)
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
 	if k.res.FallbackUsed {
@@ -543,6 +550,41 @@ func (k *call) holdAccount(ctx context.Context, provider string) (*ports.RateHol
 		return nil, domain.Wrap(domain.KindRateLimited, err, fmt.Sprintf("provider %q is at its account's caps", provider))
 	}
 	return &h, nil
+}
+
+// occupyAccount takes the attempt's place among the calls in flight of its
+// provider instance's account, when the instance has a max_concurrency:
+// counted by the rate limiter, so that replicas sharing one (Redis) hold
+// the cap together. A full account refuses the attempt with a
+// rate-limited error, and the next attempt goes to another deployment.
+func (k *call) occupyAccount(ctx context.Context, provider string) (ports.Lease, error) {
+	n := k.routes.caps[provider].MaxConcurrency
+	if n <= 0 {
+		return ports.Lease{}, nil
+	}
+	id := fmt.Sprintf("%s/attempt-%d", k.in.RequestID, len(k.rec.Attempts)+1)
+	lease, err := k.s.deps.Limiter.Occupy(ctx, id, []ports.Slot{{Name: slotOf(domain.LimitProvider, provider), Limit: n}})
+	var full *ports.SlotFullError
+	if errors.As(err, &full) {
+		return lease, &domain.Error{Kind: domain.KindRateLimited, Code: "provider_concurrency_limit", RetryAfter: time.Second,
+			Message: fmt.Sprintf("provider %q already has %d calls in flight, its account's max_concurrency", provider, n)}
+	}
+	return lease, err
+}
+
+// vacateAccount gives back the attempt's place in its provider account's
+// calls in flight; a failure is logged (a shared limiter's places expire
+// on their own).
+func (k *call) vacateAccount(ctx context.Context, place ports.Lease) {
+	if len(place.Slots) == 0 {
+		return
+	}
+	bctx, cancel := k.s.bookkeeping(ctx)
+	defer cancel()
+	if err := k.s.deps.Limiter.Vacate(bctx, place); err != nil {
+		k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "giving back the provider account's concurrency place failed; it expires on its own",
+			slog.String("request_id", k.in.RequestID), slog.String("error", err.Error()))
+	}
 }
 
 // settleAccount replaces a provider account's hold by the tokens used.

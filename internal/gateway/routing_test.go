@@ -87,6 +87,10 @@ type fleet struct {
 	ledger *memory.Ledger
 	log    *memory.CallLog
 	n      int
+	// replica builds another service on the same limiter, ledger and
+	// providers: a second replica sharing the limiter's counts (as
+	// replicas share Redis's).
+	replica func() (*gateway.Service, error)
 }
 
 func newFleet(t *testing.T, routing domain.Routing, weights [2]int, caps map[string]domain.ProviderCaps, opts gateway.Options) *fleet {
@@ -109,9 +113,11 @@ func newFleet(t *testing.T, routing domain.Routing, weights [2]int, caps map[str
 	if opts.Rand == nil {
 		opts.Rand = rand.New(rand.NewPCG(1, 2)).Float64
 	}
-	f.svc, err = gateway.NewService(gateway.Deps{Catalogue: cat, Limiter: newLimiterSpy(t), Keys: keys, Ledger: f.ledger, CallLog: f.log,
+	deps := gateway.Deps{Catalogue: cat, Limiter: newLimiterSpy(t), Keys: keys, Ledger: f.ledger, CallLog: f.log,
 		Providers: map[string]ports.Provider{"pa": f.a, "pb": f.b, "pc": f.c}, Caps: caps,
-		Breaker: domain.BreakerSettings{Failures: 3, Cooldown: 30 * time.Second}}, opts)
+		Breaker: domain.BreakerSettings{Failures: 3, Cooldown: 30 * time.Second}}
+	f.replica = func() (*gateway.Service, error) { return gateway.NewService(deps, opts) }
+	f.svc, err = f.replica()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +318,16 @@ func TestAccountCapsAreRespected(t *testing.T) {
 	<-g.a.entered
 	if got := g.calls(t, 5); got["pb"] != 5 {
 		t.Errorf("with a at its max_concurrency, answers = %v", got)
+	}
+	// Another replica counts the account's calls in flight in the same
+	// limiter: it sees a at its cap too, though it has no call of its own.
+	other, err := g.replica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := other.Chat(context.Background(), gateway.Call{RequestID: "other-replica", Caller: alice, AuditReason: "routing test"}, chat("m"))
+	if err != nil || res.Model.Provider != "pb" {
+		t.Errorf("another replica while a is at its max_concurrency: answered by %q, %v; want pb", res.Model.Provider, err)
 	}
 	close(g.a.hold)
 	if err := <-done; err != nil {
