@@ -96,6 +96,22 @@ type Config struct {
 	ConsoleSessionSecret     string `env:"CONSOLE_SESSION_SECRET" redact:"secret"`
 	ConsoleSessionSecretFile string `env:"CONSOLE_SESSION_SECRET_FILE"`
 
+	// Single sign-on through the corporate identity provider (OpenID
+	// Connect; docs/ADMIN.md "Single sign-on"). Unset OIDC_ISSUER_URL: none.
+	OIDCIssuerURL        string `env:"OIDC_ISSUER_URL"`                     // exactly as its discovery document names it
+	OIDCAudience         string `env:"OIDC_AUDIENCE"`                       // what a bearer token's aud must contain
+	OIDCRoleClaim        string `env:"OIDC_ROLE_CLAIM" envDefault:"roles"`  // the claim of the roles OIDC_ADMIN_ROLES maps
+	OIDCAdminRoles       string `env:"OIDC_ADMIN_ROLES"`                    // ROLE=SCOPE,…: admins' scopes
+	OIDCUserClaim        string `env:"OIDC_USER_CLAIM" envDefault:"email"`  // a caller's user
+	OIDCTeamClaim        string `env:"OIDC_TEAM_CLAIM" envDefault:"groups"` // a caller's team candidates
+	OIDCTeamPattern      string `env:"OIDC_TEAM_PATTERN"`                   // picks the team; unset: callers may not sign in
+	OIDCCallerRPM        int    `env:"OIDC_CALLER_RPM" envDefault:"0"`      // a signed-in caller's requests per window; 0 unlimited
+	OIDCCallerTPM        int    `env:"OIDC_CALLER_TPM" envDefault:"0"`      // a signed-in caller's tokens per window; 0 unlimited
+	OIDCClientID         string `env:"OIDC_CLIENT_ID"`                      // the console's client at the provider
+	OIDCClientSecret     string `env:"OIDC_CLIENT_SECRET" redact:"secret"`
+	OIDCClientSecretFile string `env:"OIDC_CLIENT_SECRET_FILE"`
+	ConsoleBaseURL       string `env:"CONSOLE_BASE_URL"` // where browsers reach the console; the redirect URI is under it
+
 	// Gateway policy.
 	CatalogueFile      string `env:"CATALOGUE_FILE"`                         // YAML; empty means the built-in mock catalogue
 	AuditReasonMinLen  int    `env:"AUDIT_REASON_MIN_LEN" envDefault:"3"`    // visible characters
@@ -561,6 +577,8 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("HTTP_IDLE_TIMEOUT", cfg.IdleTimeout)
 	c.positive("HTTP_WRITE_TIMEOUT", cfg.WriteTimeout)
 	c.positive("SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout)
+
+	cfg.validateSignOn(&c)
 
 	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
 	c.between("AUDIT_REASON_MAX_LEN", int64(cfg.AuditReasonMaxLen), int64(max(cfg.AuditReasonMinLen, 1)), maxAuditReasonLen)
