@@ -20,6 +20,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
 	"github.com/tidygate/tidygate/internal/adapters/console"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
+	"github.com/tidygate/tidygate/internal/adapters/oidc"
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
@@ -95,6 +96,7 @@ func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logg
 			newService,
 			newServers,
 			newCatalogueReloader,
+			newIssuer,
 		),
 		fx.Invoke(func(*servers) {}, startCatalogueReloader),
 	)
@@ -117,11 +119,15 @@ type devKeySeed bool
 // run left unfinished, in the background; on shutdown, after the HTTP
 // server has drained and before the call log closes, it waits for the
 // settlements of the calls answered last.
-func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter) (*gateway.Service, error) {
-	svc, err := gateway.NewService(gateway.Deps{
+func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.Catalogue, providers map[string]ports.Provider, stores *gatewayStores, calls *callLog, limiter ports.RateLimiter, iss *oidc.Issuer) (*gateway.Service, error) {
+	deps := gateway.Deps{
 		Catalogue: cat.Models, Providers: providers, Caps: cat.Caps(), Breaker: cat.Breaker, Keys: gatedKeys{stores.callers, stores.schema}, Ledger: stores.ledger, Limiter: limiter, CallLog: calls.CallLog,
 		Responses: stores.responses,
-	}, gateway.Options{
+	}
+	if iss != nil && cfg.OIDCTeamPattern != "" {
+		deps.Tokens, deps.Budgets = iss, stores.keys
+	}
+	svc, err := gateway.NewService(deps, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,
 		MaxAuditReasonLen: cfg.AuditReasonMaxLen,
 		EmbedLimits: domain.EmbedLimits{MaxDimensions: cfg.EmbedMaxDimensions, MaxInputs: cfg.EmbedMaxInputs,
@@ -131,6 +137,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		MaxConcurrentCalls:   cfg.MaxConcurrentCalls,
 		MaxConcurrentPerKey:  cfg.ConcurrentPerKey(),
 		MaxConcurrentPerTeam: cfg.ConcurrentPerTeam(),
+		SignedInLimits:       domain.SignedInLimits{RPM: cfg.OIDCCallerRPM, TPM: cfg.OIDCCallerTPM},
 		ProviderTimeout:      cfg.ProviderTimeout,
 		StreamTimeout:        cfg.StreamTimeout,
 		Content:              domain.ContentPolicy(cfg.MLflowLogContent),
@@ -171,7 +178,7 @@ type servers struct{ api, admin, adminAPI *http.Server }
 // each pool's state. Both /readyz answer 503 while the schema is not
 // applied or the call log would refuse calls (its journal full or unable to
 // write).
-func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores) (*servers, error) {
+func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores, iss *oidc.Issuer) (*servers, error) {
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
@@ -184,7 +191,11 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
 	// The console goes beside it, with the same service and one throttle of
 	// failed sign-ins for both.
-	adminSvc := admin.NewService(stores.keys, admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen})
+	adminOpts := admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen, RoleScopes: cfg.OIDCRoleScopes()}
+	if iss != nil {
+		adminOpts.Tokens = iss
+	}
+	adminSvc := admin.NewService(stores.keys, adminOpts)
 	throttle := admin.NewThrottle(0, 0, nil)
 	adminAPI := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
 	consoleUI, err := console.NewHandler(adminSvc, console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,

@@ -39,11 +39,23 @@ type KeyAdmin interface {
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
 }
 
+// Tokens verifies bearer tokens of the corporate identity provider.
+type Tokens interface {
+	// VerifyToken returns the identity a valid token names, a
+	// domain.KindUnauthenticated error for any other token, or a
+	// domain.KindUnavailable error while the provider cannot be reached.
+	VerifyToken(ctx context.Context, token string) (domain.Identity, error)
+}
+
 // Options tune the service.
 type Options struct {
 	MinReasonLen int              // shortest accepted reason, in visible characters; default 3
 	MaxReasonLen int              // longest accepted reason, in characters; default 1000
 	Now          func() time.Time // the clock of audit entries; default time.Now
+	// Tokens verifies administrators' tokens, and RoleScopes maps their
+	// roles to scopes; nil Tokens: tokens are refused.
+	Tokens     Tokens
+	RoleScopes domain.RoleScopes
 }
 
 // Service administers API keys and admin keys on behalf of an actor.
@@ -186,6 +198,22 @@ func (s *Service) AuthenticateAdminKey(ctx context.Context, secret string) (doma
 		return domain.Actor{}, err
 	}
 	return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
+}
+
+// AuthenticateToken returns the actor behind a token of the identity
+// provider: the token's subject, with the scopes its roles map to (none
+// when no role is mapped: such an actor may do nothing). A token that is
+// not valid is a domain.KindUnauthenticated error.
+func (s *Service) AuthenticateToken(ctx context.Context, token string) (domain.Actor, error) {
+	if s.opts.Tokens == nil {
+		return domain.Actor{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "sign_in_disabled",
+			Message: "this gateway accepts no identity-provider tokens (OIDC_ISSUER_URL is not set); use an admin key"}
+	}
+	id, err := s.opts.Tokens.VerifyToken(ctx, token)
+	if err != nil {
+		return domain.Actor{}, err
+	}
+	return domain.Actor{Kind: domain.ActorOIDC, ID: id.Subject, Scopes: s.opts.RoleScopes.Scopes(id.Roles)}, nil
 }
 
 // entry checks that a may make a change needing scope, with a reason, and

@@ -102,8 +102,11 @@ type Options struct {
 	ProviderTimeout      time.Duration      // per attempt, to the answer or a stream's first event; default 60s
 	StreamTimeout        time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
 	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
-	Now                  func() time.Time
-	Logger               *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
+	// SignedInLimits are the per-key rate limits of callers who sign in
+	// with a token (Deps.Tokens); zero fields are unlimited.
+	SignedInLimits domain.SignedInLimits
+	Now            func() time.Time
+	Logger         *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
 	// Content is what stored responses may keep of a conversation, the
 	// call log's policy (MLFLOW_LOG_CONTENT); default domain.ContentFull.
 	Content domain.ContentPolicy
@@ -217,6 +220,11 @@ type Deps struct {
 	// Responses keeps the Responses API's stored responses; nil means
 	// none are stored (store is ignored, previous_response_id refused).
 	Responses ports.ResponseStore
+	// Tokens verifies callers' tokens of the identity provider and Budgets
+	// finds their user's and team's budgets; nil Tokens: only keys are
+	// accepted.
+	Tokens  ports.TokenVerifier
+	Budgets ports.BudgetBook
 }
 
 // routes are what a call is routed by: the catalogue, the providers its
@@ -345,11 +353,36 @@ func (s *Service) EndCalls() { s.stop(errShuttingDown) }
 
 // Authenticate returns the caller behind an API key secret.
 func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Caller, error) {
+	if domain.LooksLikeJWT(secret) {
+		return s.signedIn(ctx, secret)
+	}
 	if !domain.LooksLikeKey(secret) {
 		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key",
 			Message: "invalid API key"}
 	}
 	return s.deps.Keys.CallerByKeyHash(ctx, domain.HashKey(secret))
+}
+
+// signedIn returns the caller behind a token of the identity provider:
+// its user and team, that user's and team's budgets, and the limits of
+// Options.SignedInLimits (see domain.SignedInCaller).
+func (s *Service) signedIn(ctx context.Context, token string) (domain.Caller, error) {
+	if s.deps.Tokens == nil || s.deps.Budgets == nil {
+		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "sign_in_disabled",
+			Message: "this gateway accepts no identity-provider tokens on the model endpoints; use an API key"}
+	}
+	id, err := s.deps.Tokens.VerifyToken(ctx, token)
+	if err != nil {
+		return domain.Caller{}, err
+	}
+	if id.User == "" || id.Team == "" {
+		return domain.SignedInCaller(id, nil, s.opts.SignedInLimits)
+	}
+	budgets, err := s.deps.Budgets.BudgetsOf(ctx, id.User, id.Team)
+	if err != nil {
+		return domain.Caller{}, err
+	}
+	return domain.SignedInCaller(id, budgets, s.opts.SignedInLimits)
 }
 
 // Models returns the models the caller may use.

@@ -57,6 +57,23 @@ type KeyStore interface {
 	CallerByKeyHash(ctx context.Context, hash string) (domain.Caller, error)
 }
 
+// TokenVerifier verifies bearer tokens of the corporate identity provider
+// (single sign-on), so that a caller may use one in place of a key.
+type TokenVerifier interface {
+	// VerifyToken returns the identity a valid token names, a
+	// domain.KindUnauthenticated error for any other token, or a
+	// domain.KindUnavailable error while the provider cannot be reached.
+	VerifyToken(ctx context.Context, token string) (domain.Identity, error)
+}
+
+// BudgetBook finds the budgets set for a user and a team, for a caller who
+// has no key to carry them.
+type BudgetBook interface {
+	// BudgetsOf returns the budgets of the user (scope user) and of the
+	// team (scope team), of every period and model; none is not an error.
+	BudgetsOf(ctx context.Context, user, team string) ([]domain.Budget, error)
+}
+
 // Settlement is the actual outcome of a reserved call.
 type Settlement struct {
 	ReservationID string

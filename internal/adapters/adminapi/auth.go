@@ -8,7 +8,8 @@ import (
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// authenticate admits requests with "Authorization: Bearer <admin key>".
+// authenticate admits requests with "Authorization: Bearer <admin key>" or
+// a bearer token of the identity provider (single sign-on).
 // Failed attempts are counted per client address; past the limit the
 // address is refused with 429 until its window ends, before any lookup.
 func (h *handler) authenticate(next http.Handler) http.Handler {
@@ -26,7 +27,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			err = &domain.Error{Kind: domain.KindUnauthenticated, Code: "missing_admin_key",
 				Message: "send an admin key in the Authorization header: 'Authorization: Bearer tga-…'"}
 		} else {
-			a, err = h.svc.AuthenticateAdminKey(r.Context(), strings.TrimSpace(token))
+			a, err = h.authenticateSecret(r, strings.TrimSpace(token))
 		}
 		if err != nil {
 			if domain.KindOf(err) == domain.KindUnauthenticated {
@@ -37,4 +38,13 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, a)))
 	})
+}
+
+// authenticateSecret returns the actor behind a bearer secret: a token of
+// the identity provider when it has a JWT's shape, else an admin key.
+func (h *handler) authenticateSecret(r *http.Request, secret string) (domain.Actor, error) {
+	if domain.LooksLikeJWT(secret) {
+		return h.svc.AuthenticateToken(r.Context(), secret)
+	}
+	return h.svc.AuthenticateAdminKey(r.Context(), secret)
 }

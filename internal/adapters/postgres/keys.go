@@ -518,3 +518,37 @@ func utc(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+var _ ports.BudgetBook = (*KeyStore)(nil)
+
+// BudgetsOf returns the budgets of user and of team, from both budget
+// tables, in budgetOrder.
+func (s *KeyStore) BudgetsOf(ctx context.Context, user, team string) ([]domain.Budget, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	var out []domain.Budget
+	err := pgkit.WithConn(ctx, s.db, "read the user's and team's budgets", func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT scope_kind, scope_id, period, limit_micros, '' FROM tidygate_budgets
+			WHERE (scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'team' AND scope_id = $2)
+			UNION ALL
+			SELECT scope_kind, scope_id, period, limit_micros, model FROM tidygate_budget_limits
+			WHERE (scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'team' AND scope_id = $2)`, user, team)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Budget, error) {
+			var b domain.Budget
+			var scope, period string
+			var limit int64
+			err := row.Scan(&scope, &b.ScopeID, &period, &limit, &b.Model)
+			b.Scope, b.Period, b.Limit = domain.ScopeKind(scope), domain.Period(period), domain.Micros(limit)
+			return b, err
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, budgetOrder)
+	return out, nil
+}
