@@ -28,6 +28,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/tidygate/tidygate/internal/oidctest"
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
@@ -40,9 +41,15 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	role := tempRole(t, admin, password)
 	u, _ := url.Parse(admin)
 	u.User = url.UserPassword(role, password)
-	env := append(baseEnv(t, u.String()),
-		"OPENAI_API_KEY=sk-SECRET-openai-123", "ANTHROPIC_API_KEY=sk-ant-SECRET-456", "DB_PASSWORD="+password)
+	// Single sign-on too: the console client's secret and the tokens of
+	// the identity provider, good and bad, are secrets as well.
+	fake := oidctest.New(t)
+	env := append(signOnEnv(t, u.String(), fake),
+		"OPENAI_API_KEY=sk-SECRET-openai-123", "ANTHROPIC_API_KEY=sk-ant-SECRET-456", "DB_PASSWORD="+password,
+		"OIDC_CLIENT_ID=console", "OIDC_CLIENT_SECRET=oidc-SECRET-789", "CONSOLE_BASE_URL=http://127.0.0.1:1")
 	s := start(t, env)
+	token := person(fake, "sub-sec", "sec@example.com", []any{"tidygate-team-audit"}, []any{"tidygate-auditor"})
+	badToken := fake.Token(map[string]any{"sub": "x", "aud": "not-tidygate"})
 	key := createKey(t, env, "--user", "carol", "--team", "audit")
 	// The admin API: an admin key and a key made through it. The create
 	// response is the one place a new key's secret is shown, so it is
@@ -73,6 +80,16 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	}
 	_, b := s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer tg-wrong-key-0000000000000000")
 	seen.Write(b)
+	waitDiscovered(t, func() int {
+		r, _ := s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer "+token)
+		return r.StatusCode
+	})
+	for _, tok := range []string{token, badToken} {
+		_, b = s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer "+tok)
+		seen.Write(b)
+		_, b = s.do("GET", "/admin/v1/keys", "", "Authorization", "Bearer "+tok)
+		seen.Write(b)
+	}
 	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
 		_, b := s.adminGet(path)
 		seen.Write(b)
@@ -90,7 +107,8 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	}
 	seen.WriteString(s.Log())
 	seen.WriteString(dumpTables(t, admin, "tidygate_audit_log", "tidygate_admin_keys"))
-	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey, adminKey, created.Secret} {
+	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey, adminKey, created.Secret,
+		"oidc-SECRET-789", token, badToken, strings.Split(token, ".")[2]} {
 		if strings.Contains(seen.String(), secret) && secret != DevKey {
 			t.Errorf("the secret %q appears in logs, responses, metrics or MLflow records", secret)
 		}

@@ -44,7 +44,7 @@ func LooksLikeJWT(s string) bool {
 }
 
 func notBase64URL(r rune) bool {
-	return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	return (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '_'
 }
 
 // RoleScopes maps the identity provider's role names to admin scopes
