@@ -51,7 +51,9 @@ func New(t *testing.T) *Issuer {
 	mux.HandleFunc("GET /.well-known/openid-configuration", i.discovery)
 	mux.HandleFunc("GET /jwks", i.jwks)
 	mux.HandleFunc("POST /token", i.token)
-	i.Server = httptest.NewServer(mux)
+	// Started only once i.Server is set: the handlers read its URL.
+	i.Server = httptest.NewUnstartedServer(mux)
+	i.Start()
 	t.Cleanup(i.Close)
 	return i
 }
