@@ -104,6 +104,13 @@ func start(t testing.TB, env []string, args ...string) *service {
 
 func startNoWait(t testing.TB, env []string, args ...string) *service {
 	t.Helper()
+	return launch(t, binary, env, args...)
+}
+
+// launch runs the tidygate executable bin with env and args (`serve
+// --dev-key` when none) and does not wait for it to be ready.
+func launch(t testing.TB, bin string, env []string, args ...string) *service {
+	t.Helper()
 	if len(args) == 0 {
 		args = []string{"serve", "--dev-key"}
 	}
@@ -116,7 +123,7 @@ func startNoWait(t testing.TB, env []string, args ...string) *service {
 			s.Admin = "http://" + addr
 		}
 	}
-	s.cmd = exec.Command(binary, args...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = env
 	s.cmd.Stdout = s.writer()
 	s.cmd.Stderr = s.writer()
