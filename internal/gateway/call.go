@@ -142,8 +142,10 @@ type call struct {
 	// logSlot gives back the call log's slot for this call's record,
 	// taken at admission and held until end has recorded the call.
 	logSlot func()
-	// intended receives the outcome of the intent's write, which runs
-	// while the provider works; end waits for it before the record.
+	// intent writes the call's intent once the call has run for
+	// IntentDelay (nil when it was written at once); end stops it, or
+	// waits for its outcome on intended before the record when it has begun.
+	intent   *time.Timer
 	intended chan error
 }
 
@@ -710,9 +712,11 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	if callErr != nil && charged {
 		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
-	if err := <-k.intended; err != nil {
-		k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "the call's intent was not written; its record, written next, supersedes it",
-			slog.String("request_id", k.in.RequestID), slog.String("error", err.Error()))
+	if k.intent == nil || !k.intent.Stop() { // the intent's write has begun: the journal holds it before the record
+		if err := <-k.intended; err != nil {
+			k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "the call's intent was not written; its record, written next, supersedes it",
+				slog.String("request_id", k.in.RequestID), slog.String("error", err.Error()))
+		}
 	}
 	err := k.record(bctx)
 	if charged {
@@ -783,10 +787,13 @@ func (k *call) release(ctx context.Context) {
 	}
 }
 
-// intend writes the call's intent to the call log while the provider
-// works: who asked, why, for which model, when, and the reservation, so
-// that a process stopping before the call's record leaves the call
-// charged at its reservation rather than lost.
+// intend writes the call's intent to the call log once the call has run
+// for IntentDelay, while the provider works: who asked, why, for which
+// model, when, and the reservation, so that a process stopping before the
+// call's record leaves the call charged at its reservation rather than
+// lost. A call that ends sooner writes no intent: its record, which
+// supersedes the intent, is then the call's one durable write, and the
+// answer waits for one fdatasync instead of two in a row.
 func (k *call) intend(ctx context.Context) {
 	m := k.chain[0]
 	worst, _ := k.op.worstCase(m)
@@ -797,11 +804,16 @@ func (k *call) intend(ctx context.Context) {
 		Stream: k.op.streams(), Reserved: k.hold.Amount, Worst: worst,
 	}
 	k.intended = make(chan error, 1)
-	bctx, cancel := k.s.bookkeeping(ctx)
-	go func() {
+	write := func() {
+		bctx, cancel := k.s.bookkeeping(ctx)
 		defer cancel()
 		k.intended <- k.s.deps.CallLog.Intend(bctx, i)
-	}()
+	}
+	if k.s.opts.IntentDelay < 0 {
+		go write()
+		return
+	}
+	k.intent = time.AfterFunc(k.s.opts.IntentDelay, write)
 }
 
 // record hands the finished record to the call log.

@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,5 +106,83 @@ func TestRecoverChargesAnUnfinishedCallItsReservation(t *testing.T) {
 	recs := log.Records()
 	if len(recs) != 1 || recs[0].Interrupted != domain.InterruptedByCrash || recs[0].Cost() != 300 || recs[0].Outcome != domain.OutcomeError {
 		t.Fatalf("records %+v; want one, interrupted by a crash, charged 300", recs)
+	}
+}
+
+// orderLog is a memory call log that notes, in order, each intent and
+// record it is given, by request id.
+type orderLog struct {
+	*memory.CallLog
+	mu     sync.Mutex
+	writes []string
+}
+
+func (l *orderLog) Intend(ctx context.Context, i domain.CallIntent) error {
+	l.note("intent " + i.RequestID)
+	return l.CallLog.Intend(ctx, i)
+}
+
+func (l *orderLog) Record(ctx context.Context, r domain.CallRecord) error {
+	l.note("record " + r.RequestID)
+	return l.CallLog.Record(ctx, r)
+}
+
+func (l *orderLog) note(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes = append(l.writes, s)
+}
+
+func (l *orderLog) written() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+// slowProvider answers after a pause.
+type slowProvider struct {
+	scriptedProvider
+	pause time.Duration
+}
+
+func (p *slowProvider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	time.Sleep(p.pause)
+	return p.scriptedProvider.Chat(ctx, req)
+}
+
+// TestTheIntentWaitsForIntentDelay checks when a call writes its intent:
+// a call answered within IntentDelay writes only its record (one durable
+// write on the answer's path), a longer one its intent while the provider
+// works and then its record, and a negative delay the intent at once.
+func TestTheIntentWaitsForIntentDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		pause time.Duration
+		want  []string
+	}{
+		{"answered within the delay", time.Hour, 0, []string{"record r1"}},
+		{"still working after the delay", time.Millisecond, 50 * time.Millisecond, []string{"intent r1", "record r1"}},
+		{"negative delay", -1, 0, []string{"intent r1", "record r1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &orderLog{CallLog: memory.NewCallLog()}
+			p := &slowProvider{pause: tc.pause}
+			svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+				Providers: map[string]ports.Provider{"primary": p, "backup": p},
+				Keys:      memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: log}, gateway.Options{IntentDelay: tc.delay})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main")); err != nil {
+				t.Fatal(err)
+			}
+			if got := log.written(); !slices.Equal(got, tc.want) {
+				t.Fatalf("the call log was given %q; want %q", got, tc.want)
+			}
+			if left, _ := log.Unfinished(context.Background()); len(left) != 0 {
+				t.Fatalf("unfinished %+v after the call's record; want none", left)
+			}
+		})
 	}
 }

@@ -102,6 +102,10 @@ type Options struct {
 	ProviderTimeout      time.Duration      // per attempt, to the answer or a stream's first event; default 60s
 	StreamTimeout        time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
 	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
+	// IntentDelay is how long a call runs before its intent is written to
+	// the call log; a call answered sooner writes only its record.
+	// Default DefaultIntentDelay; negative writes every intent at once.
+	IntentDelay time.Duration
 	// SignedInLimits are the per-key rate limits of callers who sign in
 	// with a token (Deps.Tokens); zero fields are unlimited.
 	SignedInLimits domain.SignedInLimits
@@ -187,6 +191,9 @@ func (o Options) withDefaults() Options {
 	if o.RecordTimeout <= 0 {
 		o.RecordTimeout = 10 * time.Second
 	}
+	if o.IntentDelay == 0 {
+		o.IntentDelay = DefaultIntentDelay
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -265,6 +272,13 @@ type Service struct {
 	stopping context.Context
 	stop     context.CancelCauseFunc
 }
+
+// DefaultIntentDelay is how long a call runs before its intent is written.
+// A call answered within it needs no intent: its record is its one durable
+// write. It is also how long a crash can leave a call the provider began
+// without an intent (docs/RELIABILITY.md): short beside a model's answer,
+// long beside a call through a fast upstream and one fdatasync.
+const DefaultIntentDelay = 10 * time.Millisecond
 
 // errShuttingDown is the cause of the calls EndCalls ends.
 var errShuttingDown = errors.New("tidygate is shutting down")
