@@ -222,8 +222,22 @@ type actorJSON struct {
 	ID   string `json:"id"`
 }
 
+// limitsStateJSON is a user's or team's rate and concurrency limits as the audit
+// log shows them; 0 is no limit.
+type limitsStateJSON struct {
+	Object        string `json:"object"`
+	Scope         string `json:"scope"`
+	ID            string `json:"id"`
+	RPM           int    `json:"rpm"`
+	TPM           int    `json:"tpm"`
+	MaxConcurrent int    `json:"max_concurrent"`
+}
+
 func stateJSON(v any) any {
 	switch t := v.(type) {
+	case *domain.LimitsOf:
+		return limitsStateJSON{Object: "admin.limits", Scope: string(t.Scope), ID: t.ID,
+			RPM: t.Limits.RPM, TPM: t.Limits.TPM, MaxConcurrent: t.Limits.MaxConcurrent}
 	case *domain.APIKey:
 		return toKeyJSON(*t)
 	case *domain.AdminKey:

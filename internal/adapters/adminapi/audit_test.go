@@ -1,0 +1,108 @@
+package adminapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/tidygate/tidygate/internal/adapters/adminapi"
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+)
+
+// auditStore is a key store that knows one admin key and serves a fixed
+// audit log; the service calls nothing else of it here.
+type auditStore struct {
+	admin.KeyAdmin
+	entries []domain.AuditEntry
+}
+
+func (s auditStore) AdminKeyByHash(context.Context, string) (domain.AdminKey, error) {
+	return domain.AdminKey{ID: "adm_auditor", Name: "auditor", Scopes: []domain.AdminScope{domain.AdminRead}}, nil
+}
+
+func (s auditStore) Audit(context.Context, domain.AuditQuery) ([]domain.AuditEntry, error) {
+	return s.entries, nil
+}
+
+// TestAuditShowsLimitsBeforeAndAfter checks that GET /audit shows a limits
+// change's limits before and after (not null), in the shape the OpenAPI
+// document describes.
+func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
+	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	store := auditStore{entries: []domain.AuditEntry{{ID: 7, At: at, Action: "limits.set", Target: "team:risk", Reason: "quarter plan",
+		Actor:  domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"},
+		Before: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{TPM: 100_000}},
+		After:  &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600, MaxConcurrent: 4}},
+	}, {ID: 6, At: at, Action: "admin_key.create", Target: "adm_ops", Reason: "automation", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
+		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}}}}
+	srv := httptest.NewServer(adminapi.NewHandler(admin.NewService(store, admin.Options{}), adminapi.Options{}))
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+domain.AdminKeyPrefix+"auditor-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /audit: %d %s %v", resp.StatusCode, body, err)
+	}
+	validate(t, req, resp, body)
+	var page struct {
+		Data []struct {
+			Before, After map[string]any
+		}
+	}
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Data) != 2 {
+		t.Fatalf("GET /audit answered %s (%v)", body, err)
+	}
+	want := func(state map[string]any, rpm, tpm, conc float64) {
+		t.Helper()
+		if state == nil || state["object"] != "admin.limits" || state["scope"] != "team" || state["id"] != "risk" ||
+			state["rpm"] != rpm || state["tpm"] != tpm || state["max_concurrent"] != conc {
+			t.Errorf("limits state %v; want team risk with rpm %v, tpm %v, max_concurrent %v", state, rpm, tpm, conc)
+		}
+	}
+	want(page.Data[0].Before, 0, 100_000, 0)
+	want(page.Data[0].After, 600, 0, 4)
+}
+
+// validate checks a response against the OpenAPI document.
+func validate(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(adminapi.OpenAPIDocument())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = openapi3.Servers{{URL: "http://" + req.URL.Host + adminapi.Prefix}}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		t.Errorf("the response does not match the OpenAPI document: %v", err)
+	}
+}
