@@ -18,6 +18,17 @@ type Identity struct {
 	Expiry  time.Time // when the token stops being valid
 }
 
+// SignIn is one browser sign-in at the identity provider in progress: what
+// the console must keep between sending the browser to the provider and
+// its return, where no one else can read or change it (a short-lived
+// HttpOnly cookie that is encrypted or signed, or a server-side session).
+// Its fields are secrets: never log them.
+type SignIn struct {
+	State    string // sent with the browser and compared when it returns
+	Nonce    string // must come back inside the ID token
+	Verifier string // the PKCE code verifier; only its S256 challenge is sent
+}
+
 // maxTokenLen bounds what LooksLikeJWT accepts; identity providers' tokens
 // are a few kilobytes, group-heavy ones rarely more than eight.
 const maxTokenLen = 16 << 10

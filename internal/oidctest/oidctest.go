@@ -1,7 +1,8 @@
 // Package oidctest is a fake OpenID Connect identity provider for tests: an
 // httptest server with a discovery document, a JWKS of RSA keys the test
-// can rotate, an authorization endpoint that approves at once and a token
-// endpoint that checks PKCE, and RS256 tokens signed with those keys.
+// can rotate, an authorization endpoint that approves at once (sending the
+// browser back to the redirect URI with a code) and a token endpoint that
+// checks PKCE, and RS256 tokens signed with those keys.
 package oidctest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -30,8 +32,12 @@ type Issuer struct {
 	jwksHits int
 	// ClientID and ClientSecret are the one client the token endpoint accepts.
 	ClientID, ClientSecret string
-	// Claims are added to every ID token the token endpoint issues.
+	// Claims are added to every ID token the token endpoint issues, over
+	// the aud and nonce it sets (so a test can make them wrong).
 	Claims map[string]any
+	// Refuse, when set, is the OAuth error (such as access_denied) the
+	// authorization endpoint sends the browser back with.
+	Refuse string
 }
 
 type signingKey struct {
@@ -50,6 +56,7 @@ func New(t *testing.T) *Issuer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", i.discovery)
 	mux.HandleFunc("GET /jwks", i.jwks)
+	mux.HandleFunc("GET /authorize", i.authorize)
 	mux.HandleFunc("POST /token", i.token)
 	// Started only once i.Server is set: the handlers read its URL.
 	i.Server = httptest.NewUnstartedServer(mux)
@@ -127,15 +134,49 @@ func (i *Issuer) Authorize(authURL string) (state, code string) {
 	if err != nil {
 		i.t.Fatal(err)
 	}
-	q := u.Query()
-	if q.Get("client_id") != i.ClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" {
-		i.t.Fatalf("authorization URL %s lacks the client, the code response type or an S256 challenge", authURL)
+	code, err = i.grant(u.Query())
+	if err != nil {
+		i.t.Fatalf("authorization URL %s: %v", authURL, err)
 	}
-	code = "code-" + rand.Text()
+	return u.Query().Get("state"), code
+}
+
+// grant checks an authorization request's client, response type and PKCE
+// challenge, and returns a code for it.
+func (i *Issuer) grant(q url.Values) (string, error) {
+	if q.Get("client_id") != i.ClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" {
+		return "", errors.New("the request lacks the client, the code response type or an S256 challenge")
+	}
+	code := "code-" + rand.Text()
 	i.mu.Lock()
 	i.codes[code] = grant{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
 	i.mu.Unlock()
-	return q.Get("state"), code
+	return code, nil
+}
+
+// authorize is the authorization endpoint: it approves at once and sends
+// the browser back to the redirect URI with the state and a code, or, when
+// Refuse is set, with that error instead.
+func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	back, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || !back.IsAbs() {
+		http.Error(w, "the request has no absolute redirect_uri", http.StatusBadRequest)
+		return
+	}
+	answer := url.Values{"state": {q.Get("state")}}
+	if i.Refuse != "" {
+		answer.Set("error", i.Refuse)
+	} else {
+		code, err := i.grant(q)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer.Set("code", code)
+	}
+	back.RawQuery = answer.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
 }
 
 func (i *Issuer) discovery(w http.ResponseWriter, _ *http.Request) {

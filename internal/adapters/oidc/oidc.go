@@ -255,29 +255,18 @@ func stringsOf(v any) []string {
 	return nil
 }
 
-// SignIn is one browser sign-in in progress: what the console must keep
-// between sending the browser to the provider and its return, where no one
-// else can read or change it (a short-lived HttpOnly, Secure cookie that
-// is encrypted or signed, or a server-side session). Its fields are
-// secrets: never log them.
-type SignIn struct {
-	State    string // sent with the browser and compared when it returns
-	Nonce    string // must come back inside the ID token
-	Verifier string // the PKCE code verifier; only its S256 challenge is sent
-}
-
 // StartSignIn begins a sign-in: it returns the provider's authorization URL
 // to redirect the browser to, with a fresh state, nonce and PKCE challenge,
-// and the SignIn to keep until FinishSignIn.
-func (i *Issuer) StartSignIn() (string, SignIn, error) {
+// and the domain.SignIn to keep until FinishSignIn.
+func (i *Issuer) StartSignIn() (string, domain.SignIn, error) {
 	d, err := i.state()
 	if err != nil {
-		return "", SignIn{}, err
+		return "", domain.SignIn{}, err
 	}
 	if d.oauth == nil {
-		return "", SignIn{}, noClient()
+		return "", domain.SignIn{}, noClient()
 	}
-	s := SignIn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier()}
+	s := domain.SignIn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier()}
 	return d.oauth.AuthCodeURL(s.State, gooidc.Nonce(s.Nonce), oauth2.S256ChallengeOption(s.Verifier)), s, nil
 }
 
@@ -288,7 +277,7 @@ func (i *Issuer) StartSignIn() (string, SignIn, error) {
 // Options.ClientID, expiry) and its nonce, and returns the identity it
 // names. A mismatch or a refused code is a domain.KindUnauthenticated
 // error; a provider that cannot be reached, domain.KindUnavailable.
-func (i *Issuer) FinishSignIn(ctx context.Context, s SignIn, state, code string) (domain.Identity, error) {
+func (i *Issuer) FinishSignIn(ctx context.Context, s domain.SignIn, state, code string) (domain.Identity, error) {
 	d, err := i.state()
 	if err != nil {
 		return domain.Identity{}, err
