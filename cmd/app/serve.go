@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,8 +199,13 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	adminSvc := admin.NewService(stores.keys, adminOpts)
 	throttle := admin.NewThrottle(0, 0, nil)
 	adminAPI := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
-	consoleUI, err := console.NewHandler(adminSvc, console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,
-		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen})
+	consoleOpts := console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,
+		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen}
+	if iss != nil && cfg.OIDCClientID != "" {
+		issuer, _ := url.Parse(cfg.OIDCIssuerURL) // validated at load
+		consoleOpts.SignOn, consoleOpts.SignOnName = iss, issuer.Host
+	}
+	consoleUI, err := console.NewHandler(adminSvc, consoleOpts)
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}

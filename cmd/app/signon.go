@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"go.uber.org/fx"
 
+	"github.com/tidygate/tidygate/internal/adapters/console"
 	"github.com/tidygate/tidygate/internal/adapters/oidc"
 	"github.com/tidygate/tidygate/internal/infra"
 )
@@ -24,7 +26,7 @@ func newIssuer(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate) *oidc.Issue
 			TeamPattern: cfg.OIDCTeamRegexp()},
 		ClientID:     cfg.OIDCClientID,
 		ClientSecret: cfg.OIDCSecret(),
-		RedirectURL:  cfg.OIDCRedirectURL(),
+		RedirectURL:  strings.TrimRight(cfg.ConsoleBaseURL, "/") + console.CallbackPath,
 		Logger:       d.Logger.With("component", "oidc"),
 	})
 	ctx, cancel := context.WithCancel(context.Background())

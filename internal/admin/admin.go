@@ -213,7 +213,14 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (domain.A
 	if err != nil {
 		return domain.Actor{}, err
 	}
-	return domain.Actor{Kind: domain.ActorOIDC, ID: id.Subject, Scopes: s.opts.RoleScopes.Scopes(id.Roles)}, nil
+	return s.ActorOf(id), nil
+}
+
+// ActorOf returns the administrator a verified identity of the identity
+// provider is: its subject, with the scopes its roles map to through
+// RoleScopes (none when no role is mapped).
+func (s *Service) ActorOf(id domain.Identity) domain.Actor {
+	return domain.Actor{Kind: domain.ActorOIDC, ID: id.Subject, Scopes: s.opts.RoleScopes.Scopes(id.Roles)}
 }
 
 // entry checks that a may make a change needing scope, with a reason, and

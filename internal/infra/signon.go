@@ -10,11 +10,6 @@ import (
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// ConsoleCallbackPath is where the identity provider sends a browser back
-// after sign-in, under CONSOLE_BASE_URL: the redirect URI to register with
-// the provider is CONSOLE_BASE_URL followed by it.
-const ConsoleCallbackPath = "/console/auth/callback"
-
 // validateSignOn checks the OIDC_* settings and CONSOLE_BASE_URL.
 func (cfg Config) validateSignOn(c *checker) {
 	if cfg.OIDCIssuerURL == "" {
@@ -102,12 +97,6 @@ func (cfg Config) OIDCSecret() string {
 	}
 	b, _ := os.ReadFile(cfg.OIDCClientSecretFile)
 	return strings.TrimSpace(string(b))
-}
-
-// OIDCRedirectURL is the redirect URI of the console's sign-in:
-// CONSOLE_BASE_URL followed by ConsoleCallbackPath.
-func (cfg Config) OIDCRedirectURL() string {
-	return strings.TrimRight(cfg.ConsoleBaseURL, "/") + ConsoleCallbackPath
 }
 
 // OIDCRoleScopes returns OIDC_ADMIN_ROLES (validated at load).

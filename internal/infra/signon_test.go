@@ -72,7 +72,7 @@ func TestSignOnSettingsAccepted(t *testing.T) {
 	cfg := mustLoad(t, map[string]string{"OIDC_ISSUER_URL": "http://127.0.0.1:8081/realms/corp", "OIDC_AUDIENCE": "tidygate",
 		"OIDC_ADMIN_ROLES": "tidygate-admin=write,tidygate-auditor=read", "OIDC_TEAM_PATTERN": "^tidygate-team-(.+)$",
 		"OIDC_CLIENT_ID": "console", "OIDC_CLIENT_SECRET_FILE": secret, "CONSOLE_BASE_URL": "https://tidygate.example.com/"})
-	if !cfg.SignOnEnabled() || cfg.OIDCSecret() != "from-a-file" || cfg.OIDCRedirectURL() != "https://tidygate.example.com/console/auth/callback" ||
+	if !cfg.SignOnEnabled() || cfg.OIDCSecret() != "from-a-file" ||
 		cfg.OIDCRoleScopes()["tidygate-auditor"] != domain.AdminRead || cfg.OIDCTeamRegexp().FindStringSubmatch("tidygate-team-risk")[1] != "risk" ||
 		cfg.OIDCRoleClaim != "roles" || cfg.OIDCUserClaim != "email" || cfg.OIDCTeamClaim != "groups" {
 		t.Fatalf("config %+v", cfg)

@@ -1,12 +1,14 @@
 // Package console is the administration console at /console: HTML pages
 // rendered on the server with html/template, in front of the same
 // administration service as the admin API. Administrators sign in with an
-// admin key; the session is a signed cookie, every form carries a CSRF token
-// tied to the session, and every form that changes something an audit
-// reason. The pages work without JavaScript.
+// admin key or, when one is configured, at the identity provider (OpenID
+// Connect); the session is a signed cookie, every form carries a CSRF
+// token tied to the session, and every form that changes something an
+// audit reason. The pages work without JavaScript.
 package console
 
 import (
+	"cmp"
 	"crypto/rand"
 	"embed"
 	"errors"
@@ -49,6 +51,11 @@ type Options struct {
 	// (the service decides); defaults 3 and 1000.
 	MinReasonLen, MaxReasonLen int
 	Now                        func() time.Time // default time.Now
+	// SignOn, when set, lets administrators sign in at the identity
+	// provider, which the sign-in page names SignOnName (such as its
+	// host); the callback is CallbackPath.
+	SignOn     SignOn
+	SignOnName string
 }
 
 // handler serves the console.
@@ -60,6 +67,10 @@ type handler struct {
 	minReason int
 	maxReason int
 	pages     map[string]*template.Template
+	signOn    SignOn // nil: admin keys only
+	// signOnName names the identity provider on the sign-in page; empty
+	// without one.
+	signOnName string
 }
 
 // NewHandler returns the console on svc, to be served under Prefix. It
@@ -94,13 +105,18 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 		return nil, errors.New("the console's session secret must be at least 32 bytes")
 	}
 	h := &handler{svc: svc, log: opts.Logger, throttle: opts.Throttle, minReason: opts.MinReasonLen, maxReason: opts.MaxReasonLen,
-		sessions: &sessions{secret: secret, ttl: opts.SessionTTL, now: opts.Now}, pages: parsePages()}
+		sessions: &sessions{secret: secret, ttl: opts.SessionTTL, now: opts.Now}, pages: parsePages(), signOn: opts.SignOn}
 	static, _ := fs.Sub(staticFS, "static") // the directory is embedded above
 	mux := http.NewServeMux()
 	mux.Handle("GET "+Prefix+"/static/", http.StripPrefix(Prefix+"/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET "+Prefix+"/sign-in", h.signInPage)
 	mux.HandleFunc("POST "+Prefix+"/sign-in", h.signIn)
 	mux.HandleFunc("POST "+Prefix+"/sign-out", h.signOut)
+	if h.signOn != nil {
+		h.signOnName = cmp.Or(opts.SignOnName, "the identity provider")
+		mux.HandleFunc("GET "+startPath, h.startSignOn)
+		mux.HandleFunc("GET "+CallbackPath, h.finishSignOn)
+	}
 	mux.HandleFunc("GET "+Prefix+"/{$}", h.signedIn(h.home))
 	mux.HandleFunc("GET "+Prefix+"/keys", h.signedIn(h.keysPage))
 	mux.HandleFunc("POST "+Prefix+"/keys", h.changing(h.createKey))

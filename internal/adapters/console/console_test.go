@@ -156,20 +156,30 @@ type fixture struct {
 	now   time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the options configure adds, given the
+// address the console is served at.
+func newFixtureWith(t *testing.T, configure func(baseURL string, ao *admin.Options, co *console.Options)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: time.Now().UTC().Truncate(time.Second), store: &store{admins: map[string]domain.AdminKey{
 		domain.HashKey(writerKey): {ID: "adm_writer", Name: "writer", Scopes: []domain.AdminScope{domain.AdminRead, domain.AdminWrite}},
 		domain.HashKey(readerKey): {ID: "adm_reader", Name: "reader", Scopes: []domain.AdminScope{domain.AdminRead}},
 	}}}
 	clock := func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
-	svc := admin.NewService(f.store, admin.Options{MinReasonLen: 5, Now: clock})
-	h, err := console.NewHandler(svc, console.Options{SessionSecret: []byte(strings.Repeat("k", 32)), SessionTTL: time.Hour,
-		MinReasonLen: 5, Now: clock, Throttle: admin.NewThrottle(3, time.Minute, clock)})
+	f.srv = httptest.NewUnstartedServer(nil)
+	ao := admin.Options{MinReasonLen: 5, Now: clock}
+	co := console.Options{SessionSecret: []byte(strings.Repeat("k", 32)), SessionTTL: time.Hour,
+		MinReasonLen: 5, Now: clock, Throttle: admin.NewThrottle(3, time.Minute, clock)}
+	if configure != nil {
+		configure("http://"+f.srv.Listener.Addr().String(), &ao, &co)
+	}
+	h, err := console.NewHandler(admin.NewService(f.store, ao), co)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(h)
+	f.srv.Config.Handler = h
+	f.srv.Start()
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -207,6 +217,11 @@ func (b *browser) do(req *http.Request) page {
 	if err != nil {
 		b.f.t.Fatal(err)
 	}
+	return b.read(resp)
+}
+
+// read returns the answer resp brings, and keeps its CSRF token.
+func (b *browser) read(resp *http.Response) page {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if m := csrfRE.FindStringSubmatch(string(body)); m != nil {

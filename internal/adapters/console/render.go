@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates/NAME.html files, each rendered inside
 // templates/layout.html.
-var pageNames = []string{"sign-in", "home", "keys", "key", "secret", "teams", "users", "budgets", "audit", "error"}
+var pageNames = []string{"sign-in", "signed-in", "home", "keys", "key", "secret", "teams", "users", "budgets", "audit", "error"}
 
 // funcs are the helpers the templates use.
 var funcs = template.FuncMap{
@@ -87,6 +87,7 @@ type view struct {
 	MaxReason int
 	Problem   string // what went wrong, shown as an alert
 	Status    int
+	Refresh   bool // go on to the console's home page at once, without script
 	Data      any
 }
 

@@ -24,7 +24,7 @@ func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
 		}
 		h.sessions.write(w, r, s)
 	}
-	h.render(w, r, s, http.StatusOK, "sign-in", "Sign in", nil)
+	h.render(w, r, s, http.StatusOK, "sign-in", "Sign in", h.signOnName)
 }
 
 // signIn checks an admin key and starts the administrator's session. Failed
@@ -78,7 +78,7 @@ func (h *handler) signInFailed(w http.ResponseWriter, r *http.Request, s session
 		h.fail(w, r, s, err)
 		return
 	}
-	h.renderView(w, r, s, view{Title: "Sign in", Nav: "sign-in", Problem: de.Message, Status: statusOf(de)})
+	h.renderView(w, r, s, view{Title: "Sign in", Nav: "sign-in", Problem: de.Message, Status: statusOf(de), Data: h.signOnName})
 }
 
 // signOut ends the session.
