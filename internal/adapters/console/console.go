@@ -127,6 +127,7 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET "+Prefix+"/teams", h.signedIn(h.teamsPage))
 	mux.HandleFunc("GET "+Prefix+"/users", h.signedIn(h.usersPage))
 	mux.HandleFunc("GET "+Prefix+"/budgets", h.signedIn(h.budgetsPage))
+	mux.HandleFunc("GET "+Prefix+"/usage", h.signedIn(h.usagePage))
 	mux.HandleFunc("GET "+Prefix+"/audit", h.signedIn(h.auditPage))
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := h.sessions.read(r)

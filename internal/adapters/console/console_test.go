@@ -27,7 +27,9 @@ type store struct {
 	mu      sync.Mutex
 	keys    []domain.APIKey
 	entries []domain.AuditEntry
-	admins  map[string]domain.AdminKey // by hash
+	admins  map[string]domain.AdminKey    // by hash
+	usage   map[string][]domain.UsageLine // the usage report, by grouping
+	asked   []domain.UsageQuery           // the usage reports asked for
 }
 
 func (s *store) audit(e domain.AuditEntry, target string, before, after *domain.APIKey) {

@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates/NAME.html files, each rendered inside
 // templates/layout.html.
-var pageNames = []string{"sign-in", "signed-in", "home", "keys", "key", "secret", "teams", "users", "budgets", "audit", "error"}
+var pageNames = []string{"sign-in", "signed-in", "home", "keys", "key", "secret", "teams", "users", "budgets", "usage", "audit", "error"}
 
 // funcs are the helpers the templates use.
 var funcs = template.FuncMap{
@@ -50,6 +50,7 @@ var nav = []navItem{
 	{"teams", Prefix + "/teams", "Teams"},
 	{"users", Prefix + "/users", "Users"},
 	{"budgets", Prefix + "/budgets", "Budgets and limits"},
+	{"usage", Prefix + "/usage", "Usage"},
 	{"audit", Prefix + "/audit", "Audit log"},
 }
 
