@@ -100,7 +100,9 @@ func (u Usage) Within(bound Usage) Usage {
 }
 
 // BudgetAlert says that the spending of a budget crossed one of the alert
-// thresholds (a percentage of its limit) in one period. Each threshold
+// thresholds (a percentage of its limit) in one period, or, for the 100 %
+// threshold, that the budget refused a call it had no room left for (see
+// ExhaustedThreshold): then Spent is below the threshold. Each threshold
 // fires at most once per budget and period, across replicas.
 type BudgetAlert struct {
 	ID          int64     // the alert's number, unique in its ledger: receivers deduplicate by it
@@ -127,6 +129,27 @@ func CrossedThresholds(thresholds []int, limit, before, after Micros) []int {
 		}
 	}
 	return out
+}
+
+// Refused reports whether a refused call raised the alert rather than
+// spending that crossed its threshold.
+func (a BudgetAlert) Refused() bool {
+	return int64(a.Spent)*100 < int64(a.Budget.Limit)*int64(a.Threshold)
+}
+
+// ExhaustedThreshold returns the threshold a budget that refused a call of
+// worst case amount raises: 100 when the thresholds include it and the
+// call would not fit even if no other call held any of the budget (what it
+// has spent leaves less than amount), and 0 otherwise. A budget can stop
+// short of its limit, at 97 % say, because the next call's worst case no
+// longer fits: its 100 % alert then says that it refuses calls. A refusal
+// caused only by calls in flight raises nothing, since their settlements
+// may give most of their holds back.
+func ExhaustedThreshold(thresholds []int, limit, spent, amount Micros) int {
+	if limit <= 0 || !slices.Contains(thresholds, 100) || spent+amount <= limit {
+		return 0
+	}
+	return 100
 }
 
 // AlertPeriod returns the start of the period an alert on b at t belongs

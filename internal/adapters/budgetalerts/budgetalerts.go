@@ -103,8 +103,8 @@ func (d *Dispatcher) Poll(ctx context.Context) error {
 	}
 	for _, a := range alerts {
 		if a.Attempts == 0 {
-			d.opts.Logger.Warn("budget alert: spending crossed a threshold",
-				"alert_id", a.ID, "budget", a.Budget.String(), "threshold_percent", a.Threshold,
+			d.opts.Logger.Warn("budget alert: "+messageOf(a),
+				"alert_id", a.ID, "budget", a.Budget.String(), "threshold_percent", a.Threshold, "refused", a.Refused(),
 				"limit_usd", a.Budget.Limit.String(), "spent_usd", a.Spent.String(),
 				"period_start", a.PeriodStart.Format(time.RFC3339))
 			d.opts.Count(a)
@@ -154,14 +154,26 @@ type Body struct {
 	LimitMicros      int64  `json:"limit_micros"`
 	SpentMicros      int64  `json:"spent_micros"`
 	FiredAt          string `json:"fired_at"`
-	Message          string `json:"message"`
+	// Refused is true when the budget raised the alert by refusing a call
+	// whose worst case no longer fits in what is left, short of the
+	// threshold (only the 100 % alert): spending has not reached it.
+	Refused bool   `json:"refused"`
+	Message string `json:"message"`
 }
 
 func bodyOf(a domain.BudgetAlert) Body {
 	return Body{ID: a.ID, Scope: string(a.Budget.Scope), ScopeID: a.Budget.ScopeID, Period: string(a.Budget.Period),
 		Model: a.Budget.Model, PeriodStart: a.PeriodStart.Format(time.RFC3339), ThresholdPercent: a.Threshold,
 		LimitUSD: usd(a.Budget.Limit), SpentUSD: usd(a.Spent), LimitMicros: int64(a.Budget.Limit), SpentMicros: int64(a.Spent),
-		FiredAt: a.At.UTC().Format(time.RFC3339), Message: fmt.Sprintf("%s has spent %s of %s (%d%% reached)", a.Budget, a.Spent, a.Budget.Limit, a.Threshold)}
+		FiredAt: a.At.UTC().Format(time.RFC3339), Refused: a.Refused(), Message: messageOf(a)}
+}
+
+func messageOf(a domain.BudgetAlert) string {
+	if a.Refused() {
+		return fmt.Sprintf("%s has spent %s of %s and refuses calls: the worst case of the next one no longer fits (%d%% alert)",
+			a.Budget, a.Spent, a.Budget.Limit, a.Threshold)
+	}
+	return fmt.Sprintf("%s has spent %s of %s (%d%% reached)", a.Budget, a.Spent, a.Budget.Limit, a.Threshold)
 }
 
 func usd(m domain.Micros) string { return strings.TrimPrefix(m.String(), "$") }

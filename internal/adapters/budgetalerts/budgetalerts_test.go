@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,6 +105,33 @@ func TestWebhookSignedRetriedAndCountedOnce(t *testing.T) {
 	}
 	if counted[50] != 1 || counted[80] != 1 || len(counted) != 2 {
 		t.Errorf("counted %v, want each alert once", counted)
+	}
+}
+
+// TestRefusalAlertSaysTheBudgetRefusesCalls checks the body of the 100 %
+// alert a budget raises by refusing a call short of its limit: spending
+// 85 of 100 leaves no room for a call of 20.
+func TestRefusalAlertSaysTheBudgetRefusesCalls(t *testing.T) {
+	rcv := &receiver{t: t, secret: []byte("s")}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	l := memory.NewLedgerWith(memory.LedgerOptions{AlertThresholds: []int{100}})
+	spend(t, l)
+	budgets := []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "ann", Period: domain.PeriodDay, Limit: 100}}
+	err := l.Reserve(context.Background(), domain.Reservation{ID: "r2", Budgets: budgets, Amount: 20, At: noon})
+	if domain.KindOf(err) != domain.KindBudgetExceeded {
+		t.Fatalf("Reserve = %v, want budget_exceeded", err)
+	}
+	d := budgetalerts.New(l, budgetalerts.Options{URL: srv.URL, Secret: rcv.secret})
+	if err := d.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rcv.bodies) != 1 {
+		t.Fatalf("the receiver took %+v, want one alert", rcv.bodies)
+	}
+	b := rcv.bodies[0]
+	if !b.Refused || b.ThresholdPercent != 100 || b.SpentMicros != 85 || !strings.Contains(b.Message, "refuses calls") {
+		t.Errorf("body = %+v, want the 100 %% alert of a refusal at 85 spent", b)
 	}
 }
 

@@ -41,15 +41,21 @@ func (l *Ledger) alertPeriod(b domain.Budget, t time.Time) time.Time {
 // after crossed in the period starting at start, unless it fired already.
 func (a *alertBook) note(b domain.Budget, start time.Time, before, after domain.Micros) {
 	for _, t := range domain.CrossedThresholds(a.thresholds, b.Limit, before, after) {
-		k := alertKey{counter: counter{scope: b.Scope, id: b.ScopeID, period: b.Period, model: b.Model}, start: start, threshold: t}
-		if a.fired[k] {
-			continue
-		}
-		a.fired[k] = true
-		a.next++
-		a.outbox = append(a.outbox, &pendingAlert{alert: domain.BudgetAlert{ID: a.next, Budget: b, PeriodStart: start,
-			Threshold: t, Spent: after, At: time.Now()}})
+		a.raise(b, start, t, after)
 	}
+}
+
+// raise raises the alert of threshold t on b in the period starting at
+// start, with spent, unless it fired already.
+func (a *alertBook) raise(b domain.Budget, start time.Time, t int, spent domain.Micros) {
+	k := alertKey{counter: counter{scope: b.Scope, id: b.ScopeID, period: b.Period, model: b.Model}, start: start, threshold: t}
+	if a.fired[k] {
+		return
+	}
+	a.fired[k] = true
+	a.next++
+	a.outbox = append(a.outbox, &pendingAlert{alert: domain.BudgetAlert{ID: a.next, Budget: b, PeriodStart: start,
+		Threshold: t, Spent: spent, At: time.Now()}})
 }
 
 // ClaimAlerts returns up to n alerts not yet delivered whose next attempt

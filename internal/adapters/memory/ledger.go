@@ -150,6 +150,9 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 	for _, b := range r.Budgets {
 		spent, held := l.used(b, r.At)
 		if r.Amount > b.Limit-spent-held {
+			if t := domain.ExhaustedThreshold(l.alerts.thresholds, b.Limit, spent, r.Amount); t > 0 {
+				l.alerts.raise(b, l.alertPeriod(b, r.At), t, spent)
+			}
 			return domain.BudgetExceeded(b, spent+held, r.Amount)
 		}
 		res.holds = append(res.holds, hold{budget: b, counter: l.counterOf(b, r.At)})

@@ -106,8 +106,6 @@ func (l *Ledger) begin() *pgx.Batch {
 
 // The states of a reservation: held until settled or released, or expired
 // by ExpireStale when its process died holding it.
-// The states of a reservation: held until settled or released, or expired
-// by ExpireStale when its process died holding it.
 const (
 	stateHeld     = "held"
 	stateSettled  = "settled"
@@ -182,7 +180,7 @@ ON CONFLICT (scope_kind, scope_id, period, period_start) DO UPDATE
 	WHERE EXCLUDED.reserved_micros <= $6::bigint - s.spent_micros - s.reserved_micros
 RETURNING s.reserved_micros`
 
-const selectUsed = `SELECT spent_micros + reserved_micros FROM tidygate_spend
+const selectUsed = `SELECT spent_micros, reserved_micros FROM tidygate_spend
 WHERE scope_kind = $1 AND scope_id = $2 AND period = $3 AND period_start = $4`
 
 // windowUsed sums what a rolling budget ($1, $2, $3) holds and spent in
@@ -228,7 +226,12 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 		counters[i] = l.counterOf(b, r.At)
 	}
 	slices.SortFunc(counters, counterOrder)
-	return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
+	var exhausted struct { // the budget that refused the call for what it has spent, if one did
+		c         *counter
+		threshold int
+		spent     domain.Micros
+	}
+	err := pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 		batch := l.begin()
 		if ms := l.opts.LockTimeout.Milliseconds(); ms > 0 {
 			batch.Queue(fmt.Sprintf("SET LOCAL lock_timeout TO %d", ms))
@@ -276,29 +279,52 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			return err
 		}
 		// Read what fills the budget; pgkit.InTx rolls the holds back.
-		used, err := l.used(ctx, conn, *full, r.At)
+		spent, held, err := l.used(ctx, conn, *full, r.At)
 		if err != nil {
 			return err
 		}
-		return domain.BudgetExceeded(full.budget, used, r.Amount)
+		if t := domain.ExhaustedThreshold(l.opts.AlertThresholds, full.budget.Limit, spent, r.Amount); t > 0 {
+			exhausted.c, exhausted.threshold, exhausted.spent = full, t, spent
+		}
+		return domain.BudgetExceeded(full.budget, spent+held, r.Amount)
 	})
+	if exhausted.c != nil {
+		if aerr := l.raiseExhausted(ctx, *exhausted.c, r.At, exhausted.threshold, exhausted.spent); aerr != nil {
+			return errors.Join(err, aerr)
+		}
+	}
+	return err
 }
 
-// used returns what c's budget has spent and holds in the period (the
-// window ending at t), for the message of a refusal.
-func (l *Ledger) used(ctx context.Context, conn *pgx.Conn, c counter, t time.Time) (domain.Micros, error) {
-	var spent, held int64
-	var err error
+// used returns what c's budget has spent and what it holds in the period
+// (the window ending at t), for a refusal.
+func (l *Ledger) used(ctx context.Context, conn *pgx.Conn, c counter, t time.Time) (spent, held domain.Micros, err error) {
 	if c.window > 0 {
 		err = conn.QueryRow(ctx, windowUsed, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget),
 			t.Add(-c.window).UTC()).Scan(&spent, &held)
 	} else {
-		err = conn.QueryRow(ctx, selectUsed, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget), c.start).Scan(&spent)
+		err = conn.QueryRow(ctx, selectUsed, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget), c.start).Scan(&spent, &held)
 	}
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return 0, err
+		return 0, 0, err
 	}
-	return domain.Micros(spent + held), nil
+	return domain.Micros(spent), domain.Micros(held), nil
+}
+
+// raiseAlert raises one budget alert unless it was raised already: the
+// 100 % alert of a budget that refused a call (domain.ExhaustedThreshold).
+const raiseAlert = `INSERT INTO tidygate_budget_alerts (scope_kind, scope_id, period, period_start, threshold, limit_micros, spent_micros)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
+
+// raiseExhausted raises the alert of a budget that refused a call for what
+// it has spent (see domain.ExhaustedThreshold), outside the refused
+// reservation's transaction, which is rolled back.
+func (l *Ledger) raiseExhausted(ctx context.Context, c counter, at time.Time, threshold int, spent domain.Micros) error {
+	return pgkit.WithConn(ctx, l.db, "raise a budget alert", func(conn *pgxpool.Conn) error {
+		_, err := conn.Exec(ctx, raiseAlert, string(c.budget.Scope), c.budget.ScopeID, counterName(c.budget),
+			domain.AlertPeriod(c.budget, at, l.opts.Location), threshold, int64(c.budget.Limit), int64(spent))
+		return err
+	})
 }
 
 // calendarCounters returns the counters of calendar periods, in order.

@@ -182,6 +182,39 @@ func testBudgetAlerts(t *testing.T, newLedgers NewLedgers) {
 		}
 	})
 
+	t.Run("RefusalForWhatWasSpentRaisesTheFullAlert", func(t *testing.T) {
+		a, b := newLedgers(t, LedgerSetup{AlertThresholds: []int{50, 100}})
+		c := caller("yara", "risk", userBudget("yara", domain.PeriodDay, 100), userBudget("yara", domain.RollingPeriod(24*time.Hour), 100))
+		mustReserve(t, a, "big", c, 97, day0)
+		mustSettle(t, a, "big", c, "gpt", 97, day0) // crosses 50 % only
+		if names := alertNames(claimAll(t, a)); !slices.Equal(names, []string{"day/50", "rolling:24h/50"}) {
+			t.Fatalf("alerts after spending 97 = %v, want the 50 %% ones", names)
+		}
+		// The next call's worst case (5) does not fit in what is left (3):
+		// the budget refuses calls short of its limit, which the 100 %
+		// alert says, once, with what it has spent.
+		checkExceeded(t, reserve(b, "next", c, 5, day0), "yara")
+		checkExceeded(t, reserve(a, "next-again", c, 5, day0), "yara")
+		got := claimAll(t, b)
+		if names := alertNames(got); len(names) != 1 || names[0] != "day/100" && names[0] != "rolling:24h/100" {
+			t.Fatalf("alerts after the refusals = %v, want the 100 %% alert of the budget that refused", names)
+		}
+		if al := got[0]; al.Spent != 97 || al.Budget.Limit != 100 || !al.Refused() {
+			t.Errorf("alert %+v: want spending 97 of 100, raised by a refusal", al)
+		}
+	})
+
+	t.Run("RefusalForCallsInFlightRaisesNothing", func(t *testing.T) {
+		a, _ := newLedgers(t, LedgerSetup{AlertThresholds: []int{50, 100}})
+		c := caller("zeno", "risk", userBudget("zeno", domain.PeriodDay, 100))
+		mustReserve(t, a, "in-flight", c, 60, day0)
+		checkExceeded(t, reserve(a, "second", c, 50, day0), "zeno")
+		if got := claimAll(t, a); len(got) != 0 {
+			t.Fatalf("a refusal made only by a hold in flight raised %v, want nothing", alertNames(got))
+		}
+		mustRelease(t, a, "in-flight")
+	})
+
 	t.Run("OutboxLeasesAndRetries", func(t *testing.T) {
 		a, b := newLedgers(t, LedgerSetup{AlertThresholds: []int{50}})
 		c := caller("wim", "risk", userBudget("wim", domain.PeriodDay, 10))
