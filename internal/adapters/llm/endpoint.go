@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -60,6 +61,17 @@ func (e Endpoint) Resolve(provider, defaultBaseURL string) (Endpoint, error) {
 		e.HTTPClient = NewHTTPClient()
 	}
 	return e, nil
+}
+
+// Bound returns ctx bounded by the endpoint's timeout, and its cancel
+// function. When ctx's own deadline comes first (the gateway's per-attempt
+// deadline usually does), ctx is returned as it is: the bound would change
+// nothing, and the call is spared a timer.
+func (e Endpoint) Bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= e.Timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, e.Timeout)
 }
 
 // ClientOptions shape the HTTP client of one provider instance: each

@@ -1,6 +1,7 @@
 package llm_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,5 +44,33 @@ func TestNewHTTPClientWithHeadersAndProxy(t *testing.T) {
 		if _, err := llm.NewHTTPClientWith(o); err == nil {
 			t.Errorf("%+v was accepted", o)
 		}
+	}
+}
+
+// TestBound bounds a call by the endpoint's timeout unless the caller's
+// deadline comes first.
+func TestBound(t *testing.T) {
+	e := llm.Endpoint{Timeout: time.Minute}
+	ctx, cancel := e.Bound(context.Background())
+	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > time.Minute || time.Until(deadline) < 50*time.Second {
+		t.Errorf("no deadline of its own: the bound's is %v, %v", deadline, ok)
+	}
+	cancel()
+	if ctx.Err() == nil {
+		t.Error("cancel left the bounded context running")
+	}
+	parent, stop := context.WithTimeout(context.Background(), time.Second)
+	defer stop()
+	if ctx, cancel := e.Bound(parent); ctx != parent {
+		t.Error("a sooner deadline of the caller's was bounded again")
+	} else {
+		cancel()
+	}
+	far, stop2 := context.WithTimeout(context.Background(), time.Hour)
+	defer stop2()
+	ctx, cancel = e.Bound(far)
+	defer cancel()
+	if deadline, _ := ctx.Deadline(); time.Until(deadline) > time.Minute {
+		t.Errorf("a later deadline of the caller's was kept: %v", deadline)
 	}
 }

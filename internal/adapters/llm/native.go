@@ -22,52 +22,149 @@ import (
 // ValueAt returns the bytes of the value at path in doc, a JSON object,
 // following object keys (the first of repeated keys), with its offsets; ok
 // is false when doc is not an object or has no such value.
+//
+// It reads doc's bytes in place, without decoding them: each of its
+// callers has decoded doc before (the HTTP edge checks a client's body, an
+// adapter decodes an answer or an event before renaming its model), so the
+// members passed on the way are only delimited, and the value found is
+// checked to be JSON on its own.
 func ValueAt(doc []byte, path ...string) (value []byte, start, end int, ok bool) {
 	if len(path) == 0 {
 		return nil, 0, 0, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(doc))
+	i := 0
 	for depth := 0; ; depth++ {
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		if i = skipSpace(doc, i); i >= len(doc) || doc[i] != '{' {
 			return nil, 0, 0, false
 		}
-		found := false
-		for dec.More() {
-			tok, err := dec.Token()
-			key, isKey := tok.(string)
-			if err != nil || !isKey {
+		i = skipSpace(doc, i+1)
+		for {
+			keyEnd := endOfString(doc, i)
+			if keyEnd < 0 {
+				return nil, 0, 0, false // the object's end: no such key
+			}
+			colon := skipSpace(doc, keyEnd)
+			if colon >= len(doc) || doc[colon] != ':' {
 				return nil, 0, 0, false
 			}
-			if key == path[depth] {
-				found = true
+			start = skipSpace(doc, colon+1)
+			if keyIs(doc[i:keyEnd], path[depth]) {
 				break
 			}
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
+			if end = endOfValue(doc, start); end < 0 {
 				return nil, 0, 0, false
 			}
-		}
-		if !found {
-			return nil, 0, 0, false
+			if i = skipSpace(doc, end); i >= len(doc) || doc[i] != ',' {
+				return nil, 0, 0, false
+			}
+			i = skipSpace(doc, i+1)
 		}
 		if depth == len(path)-1 {
-			start = skipColon(doc, int(dec.InputOffset()))
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
+			if end = endOfValue(doc, start); end < 0 || !json.Valid(doc[start:end]) {
 				return nil, 0, 0, false
 			}
-			end = int(dec.InputOffset())
 			return doc[start:end], start, end, true
 		}
+		i = start
 	}
 }
 
-// skipColon returns the offset of the value that follows a key ending at i.
-func skipColon(doc []byte, i int) int {
-	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\r' || doc[i] == '\n' || doc[i] == ':') {
+// skipSpace returns the offset of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\r' || doc[i] == '\n') {
 		i++
 	}
 	return i
+}
+
+// endOfString returns the offset just past the JSON string that starts at
+// i, or -1 when no string starts there or it is not closed.
+func endOfString(doc []byte, i int) int {
+	if i >= len(doc) || doc[i] != '"' {
+		return -1
+	}
+	for j := i + 1; j < len(doc); j++ {
+		switch doc[j] {
+		case '\\':
+			j++ // the escaped byte
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// endOfValue returns the offset just past the JSON value that starts at i
+// (a string, an object or array up to its matching bracket, or a number or
+// literal up to the next delimiter), or -1 when none is there.
+func endOfValue(doc []byte, i int) int {
+	if i >= len(doc) {
+		return -1
+	}
+	switch doc[i] {
+	case '"':
+		return endOfString(doc, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(doc); j++ {
+			switch doc[j] {
+			case '"':
+				if j = endOfString(doc, j); j < 0 {
+					return -1
+				}
+				j-- // the loop steps past the closing quote
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(doc) && doc[j] != ',' && doc[j] != '}' && doc[j] != ']' && skipSpace(doc, j) == j {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// keyIs reports whether the JSON string raw (its quotes included) is name.
+// Only a key with an escape in it is decoded.
+func keyIs(raw []byte, name string) bool {
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == name
+	}
+	var key string
+	return json.Unmarshal(raw, &key) == nil && key == name
+}
+
+// appendString appends s to dst as a JSON string, as encoding/json writes it.
+func appendString(dst []byte, s string) []byte {
+	if !plain(s) {
+		raw, _ := json.Marshal(s) // a string always encodes
+		return append(dst, raw...)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// plain reports whether s is written between quotes as it is: printable
+// ASCII without the characters encoding/json escapes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // Replace returns doc with the value at path replaced by raw (valid JSON),
@@ -90,28 +187,28 @@ func Insert(doc []byte, key string, raw []byte) []byte {
 	if open < 0 {
 		return doc
 	}
-	name, _ := json.Marshal(key)
-	out := make([]byte, 0, len(doc)+len(name)+len(raw)+2)
+	out := make([]byte, 0, len(doc)+len(key)+len(raw)+4)
 	out = append(out, doc[:open+1]...)
-	out = append(out, name...)
+	out = appendString(out, key)
 	out = append(out, ':')
 	out = append(out, raw...)
-	if rest := bytes.TrimLeft(doc[open+1:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+	if rest := doc[skipSpace(doc, open+1):]; len(rest) > 0 && rest[0] != '}' {
 		out = append(out, ',')
 	}
 	return append(out, doc[open+1:]...)
 }
 
 // SetString returns doc with the string at path replaced by s; a value
-// that is absent, or not a string, is left as it is.
+// that is absent, or not a string, is left as it is, and so is doc when
+// the value is s already (doc itself is returned, not a copy).
 func SetString(doc []byte, s string, path ...string) []byte {
-	v, _, _, ok := ValueAt(doc, path...)
-	if !ok || len(v) == 0 || v[0] != '"' {
+	v, start, end, ok := ValueAt(doc, path...)
+	if !ok || v[0] != '"' || plain(s) && len(v) == len(s)+2 && string(v[1:len(v)-1]) == s {
 		return doc
 	}
-	raw, _ := json.Marshal(s)
-	out, _ := Replace(doc, raw, path...)
-	return out
+	out := make([]byte, 0, len(doc)-len(v)+len(s)+2)
+	out = appendString(append(out, doc[:start]...), s)
+	return append(out, doc[end:]...)
 }
 
 // UpstreamBody is a passed-through request body as it goes upstream: the
@@ -139,14 +236,20 @@ func UpstreamBody(c Classifier, req domain.NativeRequest, capFields ...string) (
 	return Insert(body, capFields[0], n), nil
 }
 
-// PassHeaders copies into dst the client's headers of req that the
-// provider's dialect lets through: each name in names (canonical form).
-func PassHeaders(dst http.Header, req domain.NativeRequest, names ...string) {
+// PassHeaders returns the client's headers of req that the provider's
+// dialect lets through (each name in names, canonical form), or nil when
+// the client sent none of them.
+func PassHeaders(req domain.NativeRequest, names ...string) http.Header {
+	var out http.Header
 	for _, name := range names {
 		if v := req.Header[name]; len(v) > 0 {
-			dst[name] = append([]string(nil), v...)
+			if out == nil {
+				out = make(http.Header, len(names))
+			}
+			out[name] = append([]string(nil), v...)
 		}
 	}
+	return out
 }
 
 // RawEvent is one server-sent event as it was received.

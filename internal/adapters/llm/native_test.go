@@ -97,29 +97,85 @@ func TestForward(t *testing.T) {
 	}
 }
 
-// FuzzValueAt checks the JSON editing helpers against encoding/json: a
-// value found is the one encoding/json decodes, and a replaced document is
-// still valid JSON holding the new value.
+// FuzzValueAt checks the JSON editing helpers against encoding/json: in a
+// valid document, ValueAt finds what a walk of encoding/json's tokens finds
+// (the first of repeated keys, at the same offsets); in any bytes, a value
+// found is JSON; and a renamed document is still valid JSON holding the new
+// name.
 func FuzzValueAt(f *testing.F) {
-	for _, seed := range []string{`{"model":"x"}`, `{"a":{"model":[1,{"b":2}]},"model":null}`, `{"model" : "\u00e9\"",  "x":1}`, `[1]`, `{"model":`} {
+	for _, seed := range []string{`{"model":"x"}`, `{"a":{"model":[1,{"b":2}]},"model":null}`, `{"model" : "\u00e9\"",  "x":1}`, `[1]`, `{"model":`,
+		`{"mo\u0064el":"esc","model":"second"}`, `{"a":"}{\"","model":[{"]":"["}]}`, `{"response":{"id":1,"model":"r"}}`, `{"a":[}, "model":1}`,
+		`{"model":"up","model":"dup"}`, ` {"x":-1.5e3 ,"model":true}`, `{"model":"<&>"}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		v, _, _, ok := llm.ValueAt(doc, "model")
-		var m map[string]json.RawMessage
-		valid := json.Unmarshal(doc, &m) == nil
-		if !ok || !valid {
-			return
-		}
-		want, present := m["model"]
-		if !present || !bytes.Equal(bytes.TrimSpace(v), bytes.TrimSpace(want)) && !json.Valid(v) {
-			t.Fatalf("ValueAt(%q) = %q; encoding/json says %q", doc, v, want)
-		}
-		out := llm.SetString(doc, "renamed", "model")
-		if !json.Valid(out) {
-			t.Fatalf("SetString(%q) = %q, not JSON", doc, out)
+		for _, path := range [][]string{{"model"}, {"response", "model"}} {
+			v, start, end, ok := llm.ValueAt(doc, path...)
+			if ok && (!json.Valid(v) || !bytes.Equal(v, doc[start:end])) {
+				t.Fatalf("ValueAt(%q, %q) = %q at %d:%d, not JSON or not where it says", doc, path, v, start, end)
+			}
+			if !json.Valid(doc) {
+				continue
+			}
+			wv, ws, we, wok := tokenWalk(doc, path...)
+			if ok != wok || !bytes.Equal(v, wv) || start != ws || end != we {
+				t.Fatalf("ValueAt(%q, %q) = %q %d:%d %v; the token walk finds %q %d:%d %v", doc, path, v, start, end, ok, wv, ws, we, wok)
+			}
+			out := llm.SetString(doc, "re<named>", path...)
+			if !json.Valid(out) {
+				t.Fatalf("SetString(%q) = %q, not JSON", doc, out)
+			}
+			if ok && v[0] == '"' {
+				var got string
+				nv, _, _, _ := llm.ValueAt(out, path...)
+				if json.Unmarshal(nv, &got) != nil || got != "re<named>" {
+					t.Fatalf("SetString(%q) = %q: the value is %q", doc, out, nv)
+				}
+			}
 		}
 	})
+}
+
+// tokenWalk finds the value at path as encoding/json's tokens lead to it:
+// what ValueAt's scan of the bytes must agree with on valid JSON.
+func tokenWalk(doc []byte, path ...string) (value []byte, start, end int, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	for depth := 0; ; depth++ {
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			return nil, 0, 0, false
+		}
+		found := false
+		for dec.More() {
+			tok, err := dec.Token()
+			key, isKey := tok.(string)
+			if err != nil || !isKey {
+				return nil, 0, 0, false
+			}
+			if key == path[depth] {
+				found = true
+				break
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, 0, 0, false
+			}
+		}
+		if !found {
+			return nil, 0, 0, false
+		}
+		if depth == len(path)-1 {
+			start = int(dec.InputOffset())
+			for start < len(doc) && strings.ContainsRune(" \t\r\n:", rune(doc[start])) {
+				start++
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return nil, 0, 0, false
+			}
+			end = int(dec.InputOffset())
+			return doc[start:end], start, end, true
+		}
+	}
 }
 
 // FuzzRawEvents reads arbitrary bytes as an event stream: every event has

@@ -50,10 +50,9 @@ func (p *OpenAIClient) Native(ctx context.Context, req domain.NativeRequest, emi
 	if req.Stream && op == OpChatCompletions {
 		body = includeUsage(body)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
-	header := http.Header{}
-	PassHeaders(header, req, openAIPassedHeaders...)
+	header := PassHeaders(req, openAIPassedHeaders...)
 	accept := "application/json"
 	if req.Stream {
 		accept = "text/event-stream"

@@ -175,7 +175,7 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 	if err := p.translatable(req); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
 	var resp oaiCompletion
 	if err := p.post.Call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), &resp); err != nil {
@@ -212,7 +212,7 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 	if err := p.translatable(req); err != nil {
 		return domain.ChatResponse{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
 	body := p.chatRequest(req)
 	body.Stream, body.StreamOptions = true, &oaiStreamOptions{IncludeUsage: true}
@@ -290,7 +290,7 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 
 // Embed calls the Embeddings API for float vectors.
 func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.wire.Endpoint.Timeout)
+	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
 	var resp oaiEmbeddings
 	err := p.post.Call(ctx, p.wire.URL(OpEmbeddings, req.Model), oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}, &resp)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // maxResponseBody bounds a non-streamed answer; maxErrorBody bounds how much
@@ -44,6 +46,26 @@ func (j JSONPost) Send(ctx context.Context, url string, body any, accept string)
 	return j.SendRaw(ctx, url, payload, nil, accept)
 }
 
+// The values of the headers every request carries, made once: a request's
+// header shares them, and nothing writes into a header's values (Set and
+// Add replace or extend the slice).
+var (
+	jsonMedia  = []string{"application/json"}
+	eventMedia = []string{"text/event-stream"}
+	userAgent  = []string{"tidygate"}
+)
+
+// mediaValue is the Accept header's value for media type accept.
+func mediaValue(accept string) []string {
+	switch accept {
+	case jsonMedia[0]:
+		return jsonMedia
+	case eventMedia[0]:
+		return eventMedia
+	}
+	return []string{accept}
+}
+
 // SendRaw is Send for a body already encoded (a passed-through request's),
 // with header (the client's headers the dialect lets through) set before
 // the credentials.
@@ -55,9 +77,9 @@ func (j JSONPost) SendRaw(ctx context.Context, url string, payload []byte, heade
 	for name, values := range header {
 		req.Header[name] = values
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", "tidygate")
+	req.Header["Content-Type"] = jsonMedia
+	req.Header["Accept"] = mediaValue(accept)
+	req.Header["User-Agent"] = userAgent
 	if j.Authorize != nil {
 		if err := j.Authorize(ctx, req.Header); err != nil {
 			return nil, err
@@ -88,26 +110,60 @@ func (j JSONPost) Call(ctx context.Context, url string, body, out any) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	defer drain(resp.Body) // before Close
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {
-		return j.Classify.Failure(err)
+	buf := answers.Get().(*[]byte)
+	defer answers.Put(buf)
+	answer, err := j.read(resp, (*buf)[:0])
+	if cap(answer) <= maxPooledAnswer { // a larger one is left to the collector
+		*buf = answer
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(answer, out); err != nil {
+		return j.Classify.Malformed(err)
 	}
 	return nil
 }
 
+// answers holds the buffers Call reads answers into: an answer is decoded
+// from the buffer, its strings copied out, so that the buffer is free again
+// once Call returns.
+var answers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledAnswer bounds the buffers answers keeps.
+const maxPooledAnswer = 64 << 10
+
 // ReadAnswer reads a non-streamed answer of at most maxResponseBody bytes
-// and closes it.
+// and closes it. The bytes are the caller's: one allocation of the answer's
+// size when the upstream sends its length.
 func (j JSONPost) ReadAnswer(resp *http.Response) ([]byte, error) {
+	var body []byte
+	if n := resp.ContentLength; n >= 0 && n <= maxResponseBody {
+		body = make([]byte, 0, n+1) // +1: room to read the end without growing
+	}
+	return j.read(resp, body)
+}
+
+// read appends the answer's body to buf, reading at most maxResponseBody
+// bytes, and closes it.
+func (j JSONPost) read(resp *http.Response, buf []byte) ([]byte, error) {
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
-	if err != nil {
-		return nil, j.Classify.Failure(err)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := resp.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > maxResponseBody {
+			return buf, j.Classify.Malformed(fmt.Errorf("the answer exceeds %d bytes", maxResponseBody))
+		}
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, j.Classify.Failure(err)
+		}
 	}
-	if len(body) > maxResponseBody {
-		return nil, j.Classify.Malformed(fmt.Errorf("the answer exceeds %d bytes", maxResponseBody))
-	}
-	return body, nil
 }
 
 // drain reads what is left of a small answer (the newline after the JSON,

@@ -39,10 +39,12 @@ func (p *Provider) Native(ctx context.Context, req domain.NativeRequest, emit fu
 	if err != nil {
 		return domain.NativeResponse{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.endpoint.Timeout)
+	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
-	header := http.Header{}
-	llm.PassHeaders(header, req, passedHeaders...)
+	header := llm.PassHeaders(req, passedHeaders...)
+	if header == nil {
+		header = http.Header{}
+	}
 	if header.Get("Anthropic-Version") == "" {
 		header.Set("Anthropic-Version", defaultVersion)
 	}

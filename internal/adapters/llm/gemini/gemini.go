@@ -111,7 +111,7 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.endpoint.Timeout)
+	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
 	var resp response
 	if err := p.post.Call(ctx, p.url(req.Model, "generateContent"), body, &resp); err != nil {
@@ -137,7 +137,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.endpoint.Timeout)
+	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
 	resp, err := p.post.Send(ctx, p.url(req.Model, "streamGenerateContent")+"?alt=sse", body, "text/event-stream")
 	if err != nil {
@@ -182,7 +182,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 
 // Embed calls the API's embeddings operation.
 func (p *Provider) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.endpoint.Timeout)
+	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
 	return p.embed(ctx, p, req)
 }

@@ -70,6 +70,23 @@ func BenchmarkChat(b *testing.B) {
 	}
 }
 
+// BenchmarkNative measures the adapter's Native for a chat completions
+// request passed through, against a local upstream: the client's body with
+// the model set, the call, the answer's usage read and its model renamed.
+// Its allocations are the adapter's and net/http's client's.
+func BenchmarkNative(b *testing.B) {
+	srv, _ := benchUpstream(b)
+	p := newProvider(b, srv.URL, openai.Options{APIKey: apiKey})
+	ctx := context.Background()
+	req := domain.NativeRequest{Dialect: domain.DialectOpenAIChat, Body: benchClientBody, Model: "bench-chat", Answer: "bench-chat", MaxTokens: 512}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Native(ctx, req, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkAddedVsReverseProxy compares what the adapter adds to an upstream
 // call with what httputil.ReverseProxy adds to the same call. Each
 // iteration makes, in turn:

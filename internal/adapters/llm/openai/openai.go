@@ -65,6 +65,10 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	base := strings.TrimRight(ep.BaseURL, "/")
+	urls := map[string]string{} // each operation's URL, joined once
+	for _, op := range []string{llm.OpChatCompletions, llm.OpEmbeddings, llm.OpResponses} {
+		urls[op] = base + "/" + op
+	}
 	header := http.Header{}
 	if opts.APIKey != "" {
 		header.Set("Authorization", "Bearer "+opts.APIKey)
@@ -72,7 +76,7 @@ func New(opts Options) (*Provider, error) {
 	return &Provider{llm.NewOpenAIClient(llm.OpenAIWire{
 		Provider: "openai",
 		Endpoint: ep,
-		URL:      func(operation, _ string) string { return base + "/" + operation },
+		URL:      func(operation, _ string) string { return urls[operation] },
 		Header:   header,
 		Secret:   opts.APIKey,
 

@@ -2,6 +2,7 @@ package openai_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -412,4 +414,55 @@ func TestUsageByClass(t *testing.T) {
 			llmtest.RequireKind(t, err, domain.KindUpstream)
 		})
 	}
+}
+
+// TestConcurrentCallsKeepTheirOwnBytes runs Chat and Native calls of
+// different sizes at once: each answer is the upstream's echo of its own
+// request, so a buffer shared between calls (answers are read into pooled
+// ones) that leaked one call's bytes into another would show as a wrong
+// answer, or as a race under -race.
+func TestConcurrentCallsKeepTheirOwnBytes(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Messages []struct {
+				Content string `json:"content"`
+			} `json:"messages"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		echo, _ := json.Marshal(req.Messages[0].Content)
+		w.Header().Set("Content-Type", "application/json")
+		if len(req.Messages[0].Content)%2 == 0 {
+			w.(http.Flusher).Flush() // sent chunked, without a Content-Length
+		}
+		fmt.Fprintf(w, `{"id":"c","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":%s},"finish_reason":"stop"}],`+
+			`"usage":{"prompt_tokens":1,"completion_tokens":1}}`, echo)
+	}))
+	t.Cleanup(up.Close)
+	p := newProvider(t, up.URL, openai.Options{})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				text := fmt.Sprintf("%d/%d %s", g, i, strings.Repeat(string(rune('a'+g)), (g*37+i*101)%3000))
+				req := llmtest.Chat("m")
+				req.Messages = []domain.Message{{Role: domain.RoleUser, Content: text}}
+				resp, err := p.Chat(context.Background(), req)
+				if err != nil || resp.Content != text {
+					t.Errorf("Chat %d/%d answered %.40q, %v", g, i, resp.Content, err)
+					return
+				}
+				body, _ := json.Marshal(map[string]any{"model": "m", "messages": []map[string]string{{"role": "user", "content": text}}})
+				n, err := p.Native(context.Background(), domain.NativeRequest{Dialect: domain.DialectOpenAIChat, Body: body, Model: "m", Answer: "alias"}, nil)
+				want, _ := json.Marshal(text)
+				if err != nil || n.Text != text || !strings.Contains(string(n.Body), string(want)) || !strings.Contains(string(n.Body), `"model":"alias"`) {
+					t.Errorf("Native %d/%d answered %.60q, %v", g, i, n.Body, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
