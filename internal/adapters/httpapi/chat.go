@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
 // Headers that say who answered a call and what it cost. Streams send them
@@ -62,7 +63,7 @@ type chatCompletionJSON struct {
 	Created int64            `json:"created"`
 	Model   string           `json:"model"`
 	Choices []chatChoiceJSON `json:"choices"`
-	Usage   usageJSON        `json:"usage"`
+	Usage   usagewire.Chat   `json:"usage"`
 }
 
 type chatChoiceJSON struct {
@@ -91,36 +92,6 @@ func assistantMessage(resp domain.ChatResponse) assistantMessageJSON {
 	}
 	if text != "" || len(out.ToolCalls) == 0 {
 		out.Content = &text
-	}
-	return out
-}
-
-// usageJSON is OpenAI's usage object: the prompt includes its cached
-// tokens, the completion its reasoning tokens; the details are sent when
-// the provider reported them.
-type usageJSON struct {
-	PromptTokens            int                    `json:"prompt_tokens"`
-	CompletionTokens        int                    `json:"completion_tokens"`
-	TotalTokens             int                    `json:"total_tokens"`
-	PromptTokensDetails     *promptDetailsJSON     `json:"prompt_tokens_details,omitempty"`
-	CompletionTokensDetails *completionDetailsJSON `json:"completion_tokens_details,omitempty"`
-}
-
-type promptDetailsJSON struct {
-	CachedTokens int `json:"cached_tokens"`
-}
-
-type completionDetailsJSON struct {
-	ReasoningTokens int `json:"reasoning_tokens"`
-}
-
-func toUsageJSON(u domain.Usage) usageJSON {
-	out := usageJSON{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.Total()}
-	if u.CacheReadTokens > 0 {
-		out.PromptTokensDetails = &promptDetailsJSON{CachedTokens: u.CacheReadTokens}
-	}
-	if u.ReasoningTokens > 0 {
-		out.CompletionTokensDetails = &completionDetailsJSON{ReasoningTokens: u.ReasoningTokens}
 	}
 	return out
 }
@@ -157,7 +128,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 			Message:      assistantMessage(res.Response),
 			FinishReason: finishReason(res.Response.FinishReason),
 		}},
-		Usage: toUsageJSON(res.Response.Usage),
+		Usage: usagewire.ChatOf(res.Response.Usage),
 	})
 }
 
@@ -202,7 +173,7 @@ type toolDeltaFuncJSON struct {
 // usage, then null on every chunk but the last.
 type chunkUsage struct {
 	included bool
-	usage    *usageJSON
+	usage    *usagewire.Chat
 }
 
 // IsZero makes omitzero leave the field out when usage was not asked for.
@@ -307,7 +278,7 @@ func (s *stream) finish(reason string, u domain.Usage) error {
 	if s.includeUsage {
 		final := s.chunk(deltaJSON{}, nil)
 		final.Choices = []chunkChoiceJSON{}
-		usage := toUsageJSON(u)
+		usage := usagewire.ChatOf(u)
 		final.Usage.usage = &usage
 		if err := s.send(final); err != nil {
 			return err

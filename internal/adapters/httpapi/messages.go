@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
 // The Anthropic Messages dialect: POST /v1/messages (also with ?beta=true,
@@ -16,28 +17,14 @@ import (
 
 // anthMessageResponseJSON is Anthropic's Message object.
 type anthMessageResponseJSON struct {
-	ID           string          `json:"id"`
-	Type         string          `json:"type"`
-	Role         string          `json:"role"`
-	Model        string          `json:"model"`
-	Content      []anthBlockJSON `json:"content"`
-	StopReason   *string         `json:"stop_reason"`
-	StopSequence *string         `json:"stop_sequence"`
-	Usage        anthUsageJSON   `json:"usage"`
-}
-
-// anthUsageJSON is Anthropic's usage: input_tokens excludes the tokens read
-// from and written to the prompt cache, which are counted apart.
-type anthUsageJSON struct {
-	InputTokens              int `json:"input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-}
-
-func toAnthUsage(u domain.Usage) anthUsageJSON {
-	return anthUsageJSON{InputTokens: max(u.PromptTokens-u.CacheReadTokens-u.CacheWriteTokens, 0),
-		OutputTokens: u.CompletionTokens, CacheCreationInputTokens: u.CacheWriteTokens, CacheReadInputTokens: u.CacheReadTokens}
+	ID           string              `json:"id"`
+	Type         string              `json:"type"`
+	Role         string              `json:"role"`
+	Model        string              `json:"model"`
+	Content      []anthBlockJSON     `json:"content"`
+	StopReason   *string             `json:"stop_reason"`
+	StopSequence *string             `json:"stop_sequence"`
+	Usage        usagewire.Anthropic `json:"usage"`
 }
 
 // anthStopReason is Anthropic's word for why the model stopped.
@@ -106,7 +93,7 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := res.Response
 	out := anthMessageResponseJSON{ID: messageID(ex.id), Type: "message", Role: "assistant",
-		Model: answeringModel(res.Result, in.req.Model), Content: []anthBlockJSON{}, Usage: toAnthUsage(resp.Usage)}
+		Model: answeringModel(res.Result, in.req.Model), Content: []anthBlockJSON{}, Usage: usagewire.AnthropicOf(resp.Usage)}
 	for _, b := range resp.Parts() {
 		out.Content = append(out.Content, toAnthBlock(b))
 	}
@@ -293,11 +280,11 @@ func (s *anthStream) finish(finish, stopSequence string, u domain.Usage) error {
 			StopReason   string  `json:"stop_reason"`
 			StopSequence *string `json:"stop_sequence"`
 		} `json:"delta"`
-		Usage anthUsageJSON `json:"usage"`
+		Usage usagewire.Anthropic `json:"usage"`
 	}{Type: "message_delta", Delta: struct {
 		StopReason   string  `json:"stop_reason"`
 		StopSequence *string `json:"stop_sequence"`
-	}{anthStopReason(finish, stopSequence), seq}, Usage: toAnthUsage(u)}); err != nil {
+	}{anthStopReason(finish, stopSequence), seq}, Usage: usagewire.AnthropicOf(u)}); err != nil {
 		return err
 	}
 	return s.event("message_stop", struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
 // The OpenAI Responses dialect: POST /v1/responses, answered as OpenAI's
@@ -25,17 +26,17 @@ import (
 
 // responseJSON is OpenAI's Response object.
 type responseJSON struct {
-	ID                string          `json:"id"`
-	Object            string          `json:"object"`
-	CreatedAt         int64           `json:"created_at"`
-	Status            string          `json:"status"` // in_progress, completed, incomplete, failed
-	Model             string          `json:"model"`
-	Output            []respOutJSON   `json:"output"`
-	Usage             *respUsageJSON  `json:"usage"`
-	Error             *respErrorJSON  `json:"error"`
-	IncompleteDetails *respIncomplete `json:"incomplete_details"`
-	ParallelToolCalls bool            `json:"parallel_tool_calls"`
-	Store             bool            `json:"store"`
+	ID                string               `json:"id"`
+	Object            string               `json:"object"`
+	CreatedAt         int64                `json:"created_at"`
+	Status            string               `json:"status"` // in_progress, completed, incomplete, failed
+	Model             string               `json:"model"`
+	Output            []respOutJSON        `json:"output"`
+	Usage             *usagewire.Responses `json:"usage"`
+	Error             *respErrorJSON       `json:"error"`
+	IncompleteDetails *respIncomplete      `json:"incomplete_details"`
+	ParallelToolCalls bool                 `json:"parallel_tool_calls"`
+	Store             bool                 `json:"store"`
 }
 
 // respOutJSON is an output item: a message, a function call or reasoning.
@@ -89,18 +90,6 @@ type respOutPartJSON struct {
 	Annotations []any  `json:"annotations,omitempty"`
 }
 
-type respUsageJSON struct {
-	InputTokens        int `json:"input_tokens"`
-	InputTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokens        int `json:"output_tokens"`
-	OutputTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-	TotalTokens int `json:"total_tokens"`
-}
-
 type respErrorJSON struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
@@ -110,11 +99,9 @@ type respIncomplete struct {
 	Reason string `json:"reason"` // max_output_tokens, content_filter
 }
 
-func toRespUsage(u domain.Usage) *respUsageJSON {
-	out := &respUsageJSON{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.Total()}
-	out.InputTokensDetails.CachedTokens = u.CacheReadTokens
-	out.OutputTokensDetails.ReasoningTokens = u.ReasoningTokens
-	return out
+func toRespUsage(u domain.Usage) *usagewire.Responses {
+	out := usagewire.ResponsesOf(u)
+	return &out
 }
 
 // respStatus is the Response's status and, when incomplete, why.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
 // A chat call's conversation in the journal, and in the trace in the chat
@@ -331,18 +332,11 @@ type anthTool struct {
 }
 
 type anthResponseBody struct {
-	Type    string      `json:"type"`
-	Role    string      `json:"role"`
-	Model   string      `json:"model"`
-	Content []anthBlock `json:"content,omitempty"`
-	Usage   anthUsage   `json:"usage"`
-}
-
-type anthUsage struct {
-	InputTokens              int `json:"input_tokens"`
-	OutputTokens             int `json:"output_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
+	Type    string              `json:"type"`
+	Role    string              `json:"role"`
+	Model   string              `json:"model"`
+	Content []anthBlock         `json:"content,omitempty"`
+	Usage   usagewire.Anthropic `json:"usage"`
 }
 
 func anthBlocks(bs []domain.Block) []anthBlock {
@@ -388,9 +382,8 @@ func anthRequest(r domain.CallRecord, model string) anthRequestBody {
 
 func anthResponse(c call) anthResponseBody {
 	r := c.rec
-	u := r.Usage.Classes()
 	body := anthResponseBody{Type: "message", Role: string(domain.RoleAssistant), Model: r.UpstreamModel,
-		Usage: anthUsage{InputTokens: u.Uncached, OutputTokens: r.Usage.CompletionTokens, CacheCreationInputTokens: u.CacheWrite, CacheReadInputTokens: u.CacheRead}}
+		Usage: usagewire.AnthropicOf(r.Usage)}
 	if c.content.KeepsText() {
 		body.Content = anthBlocks(answerOf(r))
 	}
@@ -435,23 +428,11 @@ type respTool struct {
 }
 
 type respResponseBody struct {
-	Object string     `json:"object"`
-	Status string     `json:"status"`
-	Model  string     `json:"model"`
-	Output []respItem `json:"output,omitempty"`
-	Usage  respUsage  `json:"usage"`
-}
-
-type respUsage struct {
-	InputTokens        int `json:"input_tokens"`
-	InputTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokens        int `json:"output_tokens"`
-	OutputTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-	TotalTokens int `json:"total_tokens"`
+	Object string              `json:"object"`
+	Status string              `json:"status"`
+	Model  string              `json:"model"`
+	Output []respItem          `json:"output,omitempty"`
+	Usage  usagewire.Responses `json:"usage"`
 }
 
 // respItems writes one message's blocks as Responses items: its text and
@@ -512,9 +493,7 @@ func respRequest(r domain.CallRecord, model string) respRequestBody {
 func respResponse(c call) respResponseBody {
 	r := c.rec
 	body := respResponseBody{Object: "response", Status: "completed", Model: r.UpstreamModel}
-	body.Usage.InputTokens, body.Usage.OutputTokens, body.Usage.TotalTokens = r.Usage.PromptTokens, r.Usage.CompletionTokens, r.Usage.Total()
-	body.Usage.InputTokensDetails.CachedTokens = r.Usage.Classes().CacheRead
-	body.Usage.OutputTokensDetails.ReasoningTokens = min(max(r.Usage.ReasoningTokens, 0), r.Usage.CompletionTokens)
+	body.Usage = usagewire.ResponsesOf(r.Usage)
 	if c.content.KeepsText() {
 		body.Output = respItems(domain.RoleAssistant, answerOf(r))
 	}

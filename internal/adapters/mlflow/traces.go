@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
 // experiment is the MLflow experiment a model's calls are recorded in.
@@ -553,39 +554,23 @@ type embedRequestBody struct {
 	User  string   `json:"user,omitempty"`
 }
 
-type usageBody struct {
-	PromptTokens            int                `json:"prompt_tokens"`
-	CompletionTokens        int                `json:"completion_tokens"`
-	TotalTokens             int                `json:"total_tokens"`
-	PromptTokensDetails     *promptDetails     `json:"prompt_tokens_details,omitempty"`
-	CompletionTokensDetails *completionDetails `json:"completion_tokens_details,omitempty"`
-}
-
-type promptDetails struct {
-	CachedTokens int `json:"cached_tokens"`
-}
-
-type completionDetails struct {
-	ReasoningTokens int `json:"reasoning_tokens"`
-}
-
 type chatChoice struct {
 	Index   int        `json:"index"`
 	Message oaiMessage `json:"message"`
 }
 
 type chatResponseBody struct {
-	Object  string       `json:"object"`
-	Model   string       `json:"model"`
-	Choices []chatChoice `json:"choices,omitempty"`
-	Usage   usageBody    `json:"usage"`
+	Object  string         `json:"object"`
+	Model   string         `json:"model"`
+	Choices []chatChoice   `json:"choices,omitempty"`
+	Usage   usagewire.Chat `json:"usage"`
 }
 
 type embedResponseBody struct {
-	Object     string    `json:"object"`
-	Model      string    `json:"model"`
-	Dimensions int       `json:"dimensions,omitempty"`
-	Usage      usageBody `json:"usage"`
+	Object     string         `json:"object"`
+	Model      string         `json:"model"`
+	Dimensions int            `json:"dimensions,omitempty"`
+	Usage      usagewire.Chat `json:"usage"`
 }
 
 func requestBody(c call, model string) any {
@@ -604,22 +589,16 @@ func requestBody(c call, model string) any {
 
 func responseBody(c call) any {
 	r := c.rec
-	usage := usageBody{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.Total()}
 	switch r.Endpoint {
 	case domain.EndpointEmbeddings:
+		usage := usagewire.Chat{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens, TotalTokens: r.Usage.Total()}
 		return embedResponseBody{Object: "list", Model: r.UpstreamModel, Dimensions: r.Dimensions, Usage: usage}
 	case domain.EndpointMessages:
 		return anthResponse(c)
 	case domain.EndpointResponses:
 		return respResponse(c)
 	}
-	if read := r.Usage.Classes().CacheRead; read > 0 {
-		usage.PromptTokensDetails = &promptDetails{CachedTokens: read}
-	}
-	if reasoning := min(r.Usage.ReasoningTokens, r.Usage.CompletionTokens); reasoning > 0 {
-		usage.CompletionTokensDetails = &completionDetails{ReasoningTokens: reasoning}
-	}
-	body := chatResponseBody{Object: "chat.completion", Model: r.UpstreamModel, Usage: usage}
+	body := chatResponseBody{Object: "chat.completion", Model: r.UpstreamModel, Usage: usagewire.ChatOf(r.Usage)}
 	if c.content.KeepsText() {
 		body.Choices = []chatChoice{{Message: oaiAnswer(r)}}
 	}
