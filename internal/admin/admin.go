@@ -200,6 +200,29 @@ func (s *Service) AuthenticateAdminKey(ctx context.Context, secret string) (doma
 	return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
 }
 
+// Recheck returns the actor a session signed in earlier as a is now: an
+// admin key's actor with the key's current scopes, or a
+// domain.KindUnauthenticated error once the key is revoked, so that
+// revoking an admin key ends its console sessions at once. Other actors
+// (signed in at the identity provider) are returned as they are: their
+// sessions end when they expire.
+func (s *Service) Recheck(ctx context.Context, a domain.Actor) (domain.Actor, error) {
+	if a.Kind != domain.ActorAdminKey {
+		return a, nil
+	}
+	keys, err := s.store.AdminKeys(ctx)
+	if err != nil {
+		return domain.Actor{}, err
+	}
+	for _, k := range keys {
+		if k.ID == a.ID && k.RevokedAt == nil {
+			return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
+		}
+	}
+	return domain.Actor{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "admin_key_revoked",
+		Message: "the admin key this session signed in with has been revoked"}
+}
+
 // AuthenticateToken returns the actor behind a token of the identity
 // provider: the token's subject, with the scopes its roles map to (none
 // when no role is mapped: such an actor may do nothing). A token that is

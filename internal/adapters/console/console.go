@@ -159,12 +159,15 @@ func securityHeaders(next http.Handler) http.Handler {
 // to the sign-in page.
 func (h *handler) signedIn(page func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := h.sessions.read(r)
-		if !ok || !s.signedIn() {
+		s, ok, err := h.current(r)
+		switch {
+		case err != nil:
+			h.fail(w, r, session{}, err)
+		case !ok:
 			http.Redirect(w, r, Prefix+"/sign-in", http.StatusSeeOther)
-			return
+		default:
+			page(w, r, s)
 		}
-		page(w, r, s)
 	}
 }
 
@@ -172,8 +175,12 @@ func (h *handler) signedIn(page func(http.ResponseWriter, *http.Request, session
 // signed in, and the form must carry the session's CSRF token.
 func (h *handler) changing(change func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, ok := h.sessions.read(r)
-		if !ok || !s.signedIn() {
+		s, ok, err := h.current(r)
+		if err != nil {
+			h.fail(w, r, session{}, err)
+			return
+		}
+		if !ok {
 			h.fail(w, r, session{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "not_signed_in",
 				Message: "You are not signed in, or your session has ended. Sign in and submit the form again."})
 			return
@@ -183,6 +190,30 @@ func (h *handler) changing(change func(http.ResponseWriter, *http.Request, sessi
 		}
 		change(w, r, s)
 	}
+}
+
+// current returns the request's signed-in session, with the scopes the
+// administration service gives the administrator now (admin.Service.Recheck):
+// a session whose admin key has been revoked has ended. It reports false
+// when nobody is signed in, and an error when the check itself failed.
+func (h *handler) current(r *http.Request) (session, bool, error) {
+	s, ok := h.sessions.read(r)
+	if !ok || !s.signedIn() {
+		return session{}, false, nil
+	}
+	a, err := h.svc.Recheck(r.Context(), s.actor())
+	switch {
+	case domain.KindOf(err) == domain.KindUnauthenticated:
+		h.log.Info("console session ended: its admin key was revoked", "actor", s.actor().String())
+		return session{}, false, nil
+	case err != nil:
+		return session{}, false, err
+	}
+	s.Scopes = s.Scopes[:0]
+	for _, sc := range a.Scopes {
+		s.Scopes = append(s.Scopes, string(sc))
+	}
+	return s, true, nil
 }
 
 // parseForm reads a posted form of at most maxFormBytes and checks its CSRF

@@ -117,11 +117,33 @@ func (s *store) Key(_ context.Context, id string) (domain.APIKey, error) {
 }
 
 func (s *store) AdminKeyByHash(_ context.Context, hash string) (domain.AdminKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	k, ok := s.admins[hash]
 	if !ok {
 		return domain.AdminKey{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_admin_key", Message: "invalid admin key"}
 	}
 	return k, nil
+}
+
+func (s *store) AdminKeys(context.Context) ([]domain.AdminKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.AdminKey
+	for _, k := range s.admins {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// changeAdminKey changes the admin key whose secret is secret, as another
+// administrator might while a session of it is open.
+func (s *store) changeAdminKey(secret string, change func(*domain.AdminKey)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.admins[domain.HashKey(secret)]
+	change(&k)
+	s.admins[domain.HashKey(secret)] = k
 }
 
 func (s *store) Audit(_ context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
 func createForm(reason string) url.Values {
@@ -179,6 +181,36 @@ func TestReadScope(t *testing.T) {
 	}
 	if _, n := f.store.count(); n != 1 {
 		t.Errorf("the reader changed something: %d audit entries", n)
+	}
+}
+
+// TestSessionFollowsItsAdminKey checks that a console session has the
+// scopes its admin key has now: narrowed scopes refuse its forms at once,
+// and revoking the key ends the session, for pages and forms alike.
+func TestSessionFollowsItsAdminKey(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.signIn(writerKey)
+	if p := b.get("/console/keys"); p.status != 200 || !strings.Contains(p.body, "Create a key") {
+		t.Fatalf("the writer's keys page: %d\n%s", p.status, p.body)
+	}
+	f.store.changeAdminKey(writerKey, func(k *domain.AdminKey) { k.Scopes = []domain.AdminScope{domain.AdminRead} })
+	if p := b.post("/console/keys", createForm("onboarding alice")); p.status != 403 {
+		t.Errorf("a form posted after the key lost its write scope: %d, want 403", p.status)
+	}
+	if p := b.get("/console/keys"); p.status != 200 || strings.Contains(p.body, "Create a key") {
+		t.Errorf("the keys page after the key lost its write scope still offers the form: %d", p.status)
+	}
+	revoked := f.now
+	f.store.changeAdminKey(writerKey, func(k *domain.AdminKey) { k.RevokedAt = &revoked })
+	if p := b.get("/console/keys"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/console/sign-in" {
+		t.Errorf("a page after the key was revoked: %d %s, want a redirect to sign in", p.status, p.header.Get("Location"))
+	}
+	if p := b.post("/console/keys", createForm("onboarding bob")); p.status != 401 {
+		t.Errorf("a form after the key was revoked: %d, want 401", p.status)
+	}
+	if keys, entries := f.store.count(); keys != 0 || entries != 0 {
+		t.Errorf("the session changed something after losing its scope: %d keys, %d audit entries", keys, entries)
 	}
 }
 
