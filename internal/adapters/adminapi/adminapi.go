@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -128,15 +127,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "the body holds more than one JSON value"}
 	}
 	return nil
-}
-
-// clientAddr is the address failed authentications are counted against.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // queryInt reads an optional non-negative integer query parameter.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -14,7 +15,7 @@ import (
 // address is refused with 429 until its window ends, before any lookup.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddr(r)
+		addr := clientaddr.Of(r)
 		if wait := h.throttle.Blocked(addr); wait > 0 {
 			h.writeError(w, r, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",
 				Message: "too many failed authentications from this address; try again later", RetryAfter: wait})

@@ -15,7 +15,6 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -230,13 +229,4 @@ func (h *handler) parseForm(w http.ResponseWriter, r *http.Request, s session) b
 		return false
 	}
 	return true
-}
-
-// clientAddr is the address failed sign-ins are counted against.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

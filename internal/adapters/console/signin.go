@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -31,7 +32,7 @@ func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
 // attempts are counted per client address; past the limit the address is
 // refused until its window ends, before the key is looked at.
 func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
-	addr := clientAddr(r)
+	addr := clientaddr.Of(r)
 	s, ok := h.sessions.read(r)
 	if wait := h.throttle.Blocked(addr); wait > 0 {
 		h.signInFailed(w, r, s, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -120,7 +121,7 @@ func (h *handler) startSignOn(w http.ResponseWriter, r *http.Request) {
 // roles of an identity that the role mapping gives no scope are refused.
 // Failures count against the client address, as a wrong admin key does.
 func (h *handler) finishSignOn(w http.ResponseWriter, r *http.Request) {
-	addr := clientAddr(r)
+	addr := clientaddr.Of(r)
 	if wait := h.throttle.Blocked(addr); wait > 0 {
 		h.fail(w, r, session{}, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",
 			Message: "Too many failed sign-ins from this address; try again later.", RetryAfter: wait})
