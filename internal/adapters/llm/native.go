@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -288,8 +289,16 @@ type RawEvents struct {
 
 // NewRawEvents returns a RawEvents reading body.
 func NewRawEvents(body io.Reader) *RawEvents {
-	return &RawEvents{r: bufio.NewReaderSize(body, 16<<10)}
+	return &RawEvents{r: bufio.NewReaderSize(body, eventBuffer)}
 }
+
+// eventBuffer is the size of the buffer a stream is read through.
+const eventBuffer = 16 << 10
+
+// eventReaders holds the buffered readers Forward reads streams through:
+// an event's bytes are copied out of the reader (RawEvent.Raw), so that a
+// reader is free again once its stream is over.
+var eventReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, eventBuffer) }}
 
 // Next returns the next event that has data (comments and events without
 // data are skipped), or io.EOF at the end of the body. An event cut off by
@@ -363,7 +372,13 @@ func whole(raw []byte) []byte {
 // before answering leaves the call free to be retried. A stream that ends
 // without its last event is a malformed answer.
 func Forward(c Classifier, body io.Reader, parse func(RawEvent) Step, emit func(domain.NativeEvent) error) (*domain.Usage, string, error) {
-	events := NewRawEvents(body)
+	r := eventReaders.Get().(*bufio.Reader)
+	r.Reset(body)
+	defer func() {
+		r.Reset(nil) // not to keep the body reachable from the pool
+		eventReaders.Put(r)
+	}()
+	events := &RawEvents{r: r}
 	var usage *domain.Usage
 	var text bytes.Buffer
 	var held []domain.NativeEvent
@@ -385,7 +400,7 @@ func Forward(c Classifier, body io.Reader, parse func(RawEvent) Step, emit func(
 			return usage, text.String(), step.Err
 		}
 		out.Raw = ev.Raw
-		if step.Data != nil {
+		if step.Data != nil && !bytes.Equal(step.Data, ev.Data) {
 			out.Raw = ev.WithData(step.Data)
 		}
 		out.Raw = whole(out.Raw)

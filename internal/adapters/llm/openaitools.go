@@ -118,10 +118,13 @@ func addTools(out *oaiChatRequest, req domain.ChatRequest) {
 // as a system message; a message's tool results become tool messages, one a
 // result; its tool calls go in tool_calls; text and images become content
 // parts. A tool message without a result block (text only) is sent as a
-// user message, since it names no tool call.
+// user message, since it names no tool call. A text message's content is
+// a pointer to the message's own string, which encodes as the string: the
+// string itself in an interface would cost an allocation a message.
 func oaiMessages(msgs []domain.Message) []oaiMessage {
 	out := make([]oaiMessage, 0, len(msgs))
-	for _, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
 		role := "user"
 		switch m.Role {
 		case domain.RoleSystem, domain.RoleDeveloper:
@@ -130,7 +133,7 @@ func oaiMessages(msgs []domain.Message) []oaiMessage {
 			role = "assistant"
 		}
 		if m.Blocks == nil {
-			out = append(out, oaiMessage{Role: role, Content: m.Content, Name: m.Name})
+			out = append(out, oaiMessage{Role: role, Content: &m.Content, Name: m.Name})
 			continue
 		}
 		msg := oaiMessage{Role: role, Name: m.Name}

@@ -416,10 +416,10 @@ func TestUsageByClass(t *testing.T) {
 	}
 }
 
-// TestConcurrentCallsKeepTheirOwnBytes runs Chat and Native calls of
-// different sizes at once: each answer is the upstream's echo of its own
-// request, so a buffer shared between calls (answers are read into pooled
-// ones) that leaked one call's bytes into another would show as a wrong
+// TestConcurrentCallsKeepTheirOwnBytes runs Chat and Native calls (whole
+// and streamed) of different sizes at once: each answer is the upstream's
+// echo of its own request, so a buffer shared between calls (answers and
+// streams are read through pooled ones) that leaked one call's bytes into another would show as a wrong
 // answer, or as a race under -race.
 func TestConcurrentCallsKeepTheirOwnBytes(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -427,12 +427,19 @@ func TestConcurrentCallsKeepTheirOwnBytes(t *testing.T) {
 			Messages []struct {
 				Content string `json:"content"`
 			} `json:"messages"`
+			Stream bool `json:"stream"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
 		echo, _ := json.Marshal(req.Messages[0].Content)
+		if req.Stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprintf(w, "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%s}}]}\n\n", echo)
+			fmt.Fprint(w, "data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n")
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if len(req.Messages[0].Content)%2 == 0 {
 			w.(http.Flusher).Flush() // sent chunked, without a Content-Length
@@ -459,6 +466,14 @@ func TestConcurrentCallsKeepTheirOwnBytes(t *testing.T) {
 				want, _ := json.Marshal(text)
 				if err != nil || n.Text != text || !strings.Contains(string(n.Body), string(want)) || !strings.Contains(string(n.Body), `"model":"alias"`) {
 					t.Errorf("Native %d/%d answered %.60q, %v", g, i, n.Body, err)
+					return
+				}
+				var streamed strings.Builder
+				body, _ = json.Marshal(map[string]any{"model": "m", "stream": true, "messages": []map[string]string{{"role": "user", "content": text}}})
+				n, err = p.Native(context.Background(), domain.NativeRequest{Dialect: domain.DialectOpenAIChat, Body: body, Model: "m", Answer: "alias", Stream: true},
+					func(ev domain.NativeEvent) error { streamed.Write(ev.Raw); return nil })
+				if err != nil || n.Text != text || !strings.Contains(streamed.String(), string(want)) || strings.Count(streamed.String(), `"model":"alias"`) != 2 {
+					t.Errorf("Native stream %d/%d passed on %.60q, %v", g, i, streamed.String(), err)
 					return
 				}
 			}
