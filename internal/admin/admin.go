@@ -34,7 +34,7 @@ type KeyAdmin interface {
 	AdminKeyByHash(ctx context.Context, hash string) (domain.AdminKey, error)
 	Principals(ctx context.Context, q domain.PrincipalQuery) ([]domain.Principal, error)
 	Principal(ctx context.Context, scope domain.ScopeKind, id string) (domain.Principal, error)
-	ChangePrincipalBudgets(ctx context.Context, scope domain.ScopeKind, id string, budgets []domain.Budget, ifMatch string, e domain.AuditEntry) (domain.Principal, error)
+	ChangePrincipal(ctx context.Context, scope domain.ScopeKind, id string, c domain.PrincipalChange, ifMatch string, e domain.AuditEntry) (domain.Principal, error)
 	UsageReport(ctx context.Context, q domain.UsageQuery) ([]domain.UsageLine, error)
 	Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error)
 }

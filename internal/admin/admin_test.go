@@ -164,9 +164,9 @@ func (f *fakeStore) Principal(_ context.Context, scope domain.ScopeKind, id stri
 	return domain.Principal{Scope: scope, ID: id}, nil
 }
 
-func (f *fakeStore) ChangePrincipalBudgets(_ context.Context, scope domain.ScopeKind, id string, budgets []domain.Budget,
+func (f *fakeStore) ChangePrincipal(_ context.Context, scope domain.ScopeKind, id string, c domain.PrincipalChange,
 	_ string, e domain.AuditEntry) (domain.Principal, error) {
-	p := domain.Principal{Scope: scope, ID: id, Budgets: budgets}
+	p := domain.Principal{Scope: scope, ID: id, Budgets: c.Budgets, Limits: c.Limits.Apply(domain.Limits{})}
 	e.Target, e.After = string(scope)+":"+id, &p
 	f.entries = append(f.entries, e)
 	return p, nil
@@ -218,7 +218,7 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	week := domain.Budget{Period: domain.PeriodWeek, Limit: 500 * domain.MicrosPerUSD}
-	p, err := svc.ChangeBudgets(ctx, writer, "quarter plan", domain.ScopeTeam, "risk", []domain.Budget{week}, "")
+	p, err := svc.ChangePrincipal(ctx, writer, "quarter plan", domain.ScopeTeam, "risk", domain.PrincipalChange{Budgets: []domain.Budget{week}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,9 +228,19 @@ func TestWritesCarryTheirAuditEntry(t *testing.T) {
 	if _, err := svc.SetLimits(ctx, writer, "risk team's quota", domain.LimitTeam, "risk", domain.Limits{RPM: 60}); err != nil {
 		t.Fatal(err)
 	}
+	tpm, none := 9000, 0
+	p, err = svc.ChangePrincipal(ctx, writer, "alice's share", domain.ScopeUser, "alice",
+		domain.PrincipalChange{Limits: domain.LimitsChange{TPM: &tpm, MaxConcurrent: &none}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Limits != (domain.Limits{TPM: 9000}) {
+		t.Errorf("alice's limits reached the store as %+v, want tpm 9000 alone", p.Limits)
+	}
 	want := []struct{ action, reason string }{{"key.create", "onboarding alice"}, {"key.revoke", "alice left"}, {"admin_key.create", "automation"},
 		{"key.rotate", "quarterly rotation"}, {"key.set_expiry", "contract ends"}, {"key.update", "more calls"},
-		{"admin_key.revoke", "ci retired"}, {"team.update", "quarter plan"}, {"limits.set", "risk team's quota"}}
+		{"admin_key.revoke", "ci retired"}, {"team.update", "quarter plan"}, {"limits.set", "risk team's quota"},
+		{"user.update", "alice's share"}}
 	if len(f.entries) != len(want) {
 		t.Fatalf("%d audit entries, want %d", len(f.entries), len(want))
 	}
@@ -293,7 +303,7 @@ func TestScopesAndReasons(t *testing.T) {
 		}, domain.KindForbidden},
 		"read revokes an admin key": {func() error { _, err := svc.RevokeAdminKey(ctx, reader, "a good reason", "adm_1"); return err }, domain.KindForbidden},
 		"read changes budgets": {func() error {
-			_, err := svc.ChangeBudgets(ctx, reader, "a good reason", domain.ScopeTeam, "risk", []domain.Budget{dayBudget}, "")
+			_, err := svc.ChangePrincipal(ctx, reader, "a good reason", domain.ScopeTeam, "risk", domain.PrincipalChange{Budgets: []domain.Budget{dayBudget}}, "")
 			return err
 		}, domain.KindForbidden},
 		"nobody reads usage": {func() error {
@@ -310,15 +320,30 @@ func TestScopesAndReasons(t *testing.T) {
 			return err
 		}, domain.KindInvalid},
 		"a budget twice": {func() error {
-			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeUser, "bob", []domain.Budget{dayBudget, dayBudget}, "")
+			_, err := svc.ChangePrincipal(ctx, writer, "a good reason", domain.ScopeUser, "bob", domain.PrincipalChange{Budgets: []domain.Budget{dayBudget, dayBudget}}, "")
+			return err
+		}, domain.KindInvalid},
+		"read changes limits": {func() error {
+			rpm := 5
+			_, err := svc.ChangePrincipal(ctx, reader, "a good reason", domain.ScopeUser, "bob", domain.PrincipalChange{Limits: domain.LimitsChange{RPM: &rpm}}, "")
+			return err
+		}, domain.KindForbidden},
+		"a negative limit": {func() error {
+			n := -1
+			_, err := svc.ChangePrincipal(ctx, writer, "a good reason", domain.ScopeTeam, "risk", domain.PrincipalChange{Limits: domain.LimitsChange{MaxConcurrent: &n}}, "")
+			return err
+		}, domain.KindInvalid},
+		"a limit over 32 bits": {func() error {
+			n := domain.MaxLimit + 1
+			_, err := svc.ChangePrincipal(ctx, writer, "a good reason", domain.ScopeTeam, "risk", domain.PrincipalChange{Limits: domain.LimitsChange{TPM: &n}}, "")
 			return err
 		}, domain.KindInvalid},
 		"no budgets": {func() error {
-			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeUser, "bob", nil, "")
+			_, err := svc.ChangePrincipal(ctx, writer, "a good reason", domain.ScopeUser, "bob", domain.PrincipalChange{}, "")
 			return err
 		}, domain.KindInvalid},
 		"budgets of a key's scope": {func() error {
-			_, err := svc.ChangeBudgets(ctx, writer, "a good reason", domain.ScopeKey, "key_1", []domain.Budget{dayBudget}, "")
+			_, err := svc.ChangePrincipal(ctx, writer, "a good reason", domain.ScopeKey, "key_1", domain.PrincipalChange{Budgets: []domain.Budget{dayBudget}}, "")
 			return err
 		}, domain.KindInvalid},
 		"usage by colour": {func() error {

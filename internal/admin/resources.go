@@ -115,13 +115,14 @@ func (s *Service) Principal(ctx context.Context, a domain.Actor, scope domain.Sc
 	return s.store.Principal(ctx, scope, id)
 }
 
-// ChangeBudgets sets (a positive limit) or removes (zero) budgets of a
-// user or team: on every model or on one model or group, per day, week,
-// month or rolling window. Each budget's Scope and ScopeID are set to the
-// user or team. A non-empty ifMatch must be its current version
-// (domain.PrincipalVersion).
-func (s *Service) ChangeBudgets(ctx context.Context, a domain.Actor, reason string, scope domain.ScopeKind, id string,
-	budgets []domain.Budget, ifMatch string) (domain.Principal, error) {
+// ChangePrincipal changes a user or a team as c says, in one step with one
+// audit entry: budgets set (a positive limit) or removed (zero), on every
+// model or on one model or group, per day, week, month or rolling window;
+// rate and concurrency limits set (positive) or removed (zero). Each
+// budget's Scope and ScopeID are set to the user or team. A non-empty
+// ifMatch must be its current version (domain.PrincipalVersion).
+func (s *Service) ChangePrincipal(ctx context.Context, a domain.Actor, reason string, scope domain.ScopeKind, id string,
+	c domain.PrincipalChange, ifMatch string) (domain.Principal, error) {
 	e, err := s.entry(a, domain.AdminWrite, string(scope)+".update", reason)
 	if err != nil {
 		return domain.Principal{}, err
@@ -129,18 +130,22 @@ func (s *Service) ChangeBudgets(ctx context.Context, a domain.Actor, reason stri
 	if err := checkScope(scope); err != nil {
 		return domain.Principal{}, err
 	}
-	if len(budgets) == 0 {
-		return domain.Principal{}, domain.InvalidParam("budgets", "the update changes nothing: name at least one budget")
+	if len(c.Budgets) == 0 && c.Limits.IsZero() {
+		return domain.Principal{}, domain.InvalidParam("body", "the update changes nothing: name at least one budget or limit")
 	}
-	named := make([]domain.Budget, len(budgets))
-	for i, b := range budgets {
+	named := make([]domain.Budget, len(c.Budgets))
+	for i, b := range c.Budgets {
 		b.Scope, b.ScopeID = scope, id
 		named[i] = b
 	}
 	if err := domain.ValidateBudgetChanges(named); err != nil {
 		return domain.Principal{}, err
 	}
-	return s.store.ChangePrincipalBudgets(ctx, scope, id, named, ifMatch, e)
+	if err := c.Limits.Validate(); err != nil {
+		return domain.Principal{}, err
+	}
+	c.Budgets = named
+	return s.store.ChangePrincipal(ctx, scope, id, c, ifMatch, e)
 }
 
 // UsageReport returns the usage of settled calls q selects, one line per

@@ -35,15 +35,26 @@ const (
 	KeyStateRevoked = "revoked"
 )
 
-// Principal is a user or a team as administration sees it: the budgets in
-// its own name and the keys that belong to it. Users and teams are not
-// created on their own; they exist once a key or a budget names them.
+// Principal is a user or a team as administration sees it: the budgets and
+// the rate and concurrency limits in its own name, and the keys that belong
+// to it. Users and teams are not created on their own; they exist once a
+// key, a budget or a limit names them.
 type Principal struct {
 	Scope      ScopeKind // ScopeUser or ScopeTeam
 	ID         string
 	Budgets    []Budget // the budgets of this user or team, in a stable order
+	Limits     Limits   // the limits of all its keys together
 	Keys       int      // keys that name it, revoked ones included
 	ActiveKeys int      // keys that name it and are not revoked
+}
+
+// PrincipalChange changes a user or a team in one step: budgets set or
+// removed, and limits set or removed.
+type PrincipalChange struct {
+	// Budgets sets (a positive Limit) or removes (zero) budgets of the user
+	// or team; their Scope and ScopeID name it.
+	Budgets []Budget
+	Limits  LimitsChange
 }
 
 // PrincipalQuery selects a page of users or teams, by ID.
@@ -53,13 +64,17 @@ type PrincipalQuery struct {
 	Limit int
 }
 
-// PrincipalVersion returns a short digest of p's budgets, its ETag: any
-// change to them changes its version.
+// PrincipalVersion returns a short digest of p's budgets and limits, its
+// ETag: any change to them changes its version. A principal without limits
+// keeps the version it had before limits were part of it.
 func PrincipalVersion(p Principal) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s", p.Scope, p.ID)
 	for _, b := range p.Budgets {
 		fmt.Fprintf(h, "\x00%s/%s/%s/%d@%s", b.Scope, b.ScopeID, b.Period, b.Limit, b.Model)
+	}
+	if l := p.Limits; l != (Limits{}) {
+		fmt.Fprintf(h, "\x00limits %d/%d/%d", l.RPM, l.TPM, l.MaxConcurrent)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:20]
 }

@@ -29,6 +29,50 @@ func (l Limits) Over(old Limits) Limits {
 	return old
 }
 
+// LimitsChange sets or removes some of a user's or team's limits: a nil
+// field leaves that limit as it is, a positive one sets it and a zero one
+// removes it.
+type LimitsChange struct {
+	RPM           *int
+	TPM           *int
+	MaxConcurrent *int
+}
+
+// IsZero reports whether c changes nothing.
+func (c LimitsChange) IsZero() bool { return c.RPM == nil && c.TPM == nil && c.MaxConcurrent == nil }
+
+// MaxLimit is the largest rate or concurrency limit: a 32-bit count, as
+// PostgreSQL keeps it.
+const MaxLimit = 1<<31 - 1
+
+// Validate returns a KindInvalid error naming the first limit that is
+// negative or over MaxLimit (param "limits.NAME", as the admin API names
+// it).
+func (c LimitsChange) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"rpm", c.RPM}, {"tpm", c.TPM}, {"max_concurrency", c.MaxConcurrent}} {
+		if f.v != nil && (*f.v < 0 || *f.v > MaxLimit) {
+			return InvalidParam("limits."+f.name, "limits.%s must be between 0 and %d", f.name, MaxLimit)
+		}
+	}
+	return nil
+}
+
+// Apply returns l with c's changes made.
+func (c LimitsChange) Apply(l Limits) Limits {
+	for _, f := range []struct {
+		to *int
+		v  *int
+	}{{&l.RPM, c.RPM}, {&l.TPM, c.TPM}, {&l.MaxConcurrent, c.MaxConcurrent}} {
+		if f.v != nil {
+			*f.to = *f.v
+		}
+	}
+	return l
+}
+
 // LimitsOf is the limits of one user or team, as administration sees
 // them (and the audit log keeps them).
 type LimitsOf struct {

@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -16,12 +17,32 @@ type principalJSON struct {
 	Keys       int          `json:"keys"`
 	ActiveKeys int          `json:"active_keys"`
 	Budgets    []budgetJSON `json:"budgets"`
+	Limits     limitsJSON   `json:"limits"`
 	Version    string       `json:"version"`
+}
+
+// limitsJSON is a user's or team's rate and concurrency limits on the
+// wire: null is no limit.
+type limitsJSON struct {
+	RPM            *int `json:"rpm"`
+	TPM            *int `json:"tpm"`
+	MaxConcurrency *int `json:"max_concurrency"`
+}
+
+// toLimitsJSON shows each limit of l, null for none.
+func toLimitsJSON(l domain.Limits) limitsJSON {
+	set := func(v int) *int {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	return limitsJSON{RPM: set(l.RPM), TPM: set(l.TPM), MaxConcurrency: set(l.MaxConcurrent)}
 }
 
 func toPrincipalJSON(p domain.Principal) principalJSON {
 	return principalJSON{Object: "admin." + string(p.Scope), ID: p.ID, Keys: p.Keys, ActiveKeys: p.ActiveKeys,
-		Budgets: toBudgetsJSON(p.Budgets), Version: domain.PrincipalVersion(p)}
+		Budgets: toBudgetsJSON(p.Budgets), Limits: toLimitsJSON(p.Limits), Version: domain.PrincipalVersion(p)}
 }
 
 // principals serves the /users or /teams endpoints of one scope.
@@ -62,10 +83,52 @@ func (p principals) get(w http.ResponseWriter, r *http.Request) {
 // updatePrincipalRequest is the body of PATCH /users/{id} or /teams/{id}.
 type updatePrincipalRequest struct {
 	Budgets []budgetChangeJSON `json:"budgets"`
+	Limits  *limitsChangeJSON  `json:"limits"`
 }
 
-// update serves PATCH /users/{id} or /teams/{id}: budgets set or removed;
-// with If-Match, only if they have not changed since (412 otherwise).
+// limitsChangeJSON sets or removes limits: a field left out leaves that
+// limit as it is, a positive whole number sets it, null removes it.
+type limitsChangeJSON struct {
+	RPM            json.RawMessage `json:"rpm"`
+	TPM            json.RawMessage `json:"tpm"`
+	MaxConcurrency json.RawMessage `json:"max_concurrency"`
+}
+
+// change converts the request's limits into a domain.LimitsChange, whose
+// zero means removal; 0 itself is refused, so that removing a limit is
+// always said with null.
+func (c *limitsChangeJSON) change() (domain.LimitsChange, error) {
+	var out domain.LimitsChange
+	if c == nil {
+		return out, nil
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		to   **int
+	}{{"rpm", c.RPM, &out.RPM}, {"tpm", c.TPM, &out.TPM}, {"max_concurrency", c.MaxConcurrency, &out.MaxConcurrent}} {
+		if len(f.raw) == 0 {
+			continue
+		}
+		var v *int
+		if err := json.Unmarshal(f.raw, &v); err != nil || v != nil && (*v < 1 || *v > domain.MaxLimit) {
+			return out, domain.InvalidParam("limits."+f.name,
+				"limits.%s must be a whole number from 1 to %d, or null to remove the limit", f.name, domain.MaxLimit)
+		}
+		if v == nil {
+			v = new(int)
+		}
+		*f.to = v
+	}
+	if out.IsZero() {
+		return out, domain.InvalidParam("limits", "limits names no limit: give rpm, tpm or max_concurrency (null removes one)")
+	}
+	return out, nil
+}
+
+// update serves PATCH /users/{id} or /teams/{id}: budgets and limits set
+// or removed, in one change with one audit entry; with If-Match, only if
+// they have not changed since (412 otherwise).
 func (p principals) update(w http.ResponseWriter, r *http.Request) {
 	var req updatePrincipalRequest
 	if err := decodeBody(w, r, &req); err != nil {
@@ -77,7 +140,13 @@ func (p principals) update(w http.ResponseWriter, r *http.Request) {
 		p.h.writeError(w, r, err)
 		return
 	}
-	x, err := p.h.svc.ChangeBudgets(r.Context(), actorOf(r), r.Header.Get(reasonHeader), p.scope, chi.URLParam(r, "id"), budgets, ifMatch(r))
+	limits, err := req.Limits.change()
+	if err != nil {
+		p.h.writeError(w, r, err)
+		return
+	}
+	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), r.Header.Get(reasonHeader), p.scope, chi.URLParam(r, "id"),
+		domain.PrincipalChange{Budgets: budgets, Limits: limits}, ifMatch(r))
 	p.write(w, r, x, err)
 }
 

@@ -318,7 +318,7 @@ type snapshot struct {
 	MaxConcurrent int          `json:"max_concurrent,omitempty"`
 	UserLimits    *limitsSnap  `json:"user_limits,omitempty"`
 	TeamLimits    *limitsSnap  `json:"team_limits,omitempty"`
-	Limits        *limitsSnap  `json:"limits,omitempty"` // a user's or team's own (kind "limits")
+	Limits        *limitsSnap  `json:"limits,omitempty"` // a user's or team's own (kinds "limits", "user", "team")
 	Scope         string       `json:"scope,omitempty"`
 	Budgets       []budgetSnap `json:"budgets,omitempty"`
 	Name          string       `json:"name,omitempty"`
@@ -380,7 +380,7 @@ func snapshotJSON(v any) ([]byte, error) {
 	case *domain.AdminKey:
 		s = snapshot{Kind: "admin_key", ID: t.ID, Name: t.Name, Scopes: scopeStrings(t.Scopes), CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
 	case *domain.Principal:
-		s = snapshot{Kind: string(t.Scope), ID: t.ID, Budgets: snapBudgets(t.Budgets)}
+		s = snapshot{Kind: string(t.Scope), ID: t.ID, Budgets: snapBudgets(t.Budgets), Limits: snapLimits(t.Limits)}
 	default:
 		return nil, domain.Errorf(domain.KindInternal, "cannot audit a %T", v)
 	}
@@ -398,7 +398,7 @@ func parseSnapshot(b []byte) (any, error) {
 	}
 	switch s.Kind {
 	case string(domain.ScopeUser), string(domain.ScopeTeam):
-		p := &domain.Principal{Scope: domain.ScopeKind(s.Kind), ID: s.ID}
+		p := &domain.Principal{Scope: domain.ScopeKind(s.Kind), ID: s.ID, Limits: s.Limits.limits()}
 		for _, b := range s.Budgets {
 			p.Budgets = append(p.Budgets, b.budget())
 		}

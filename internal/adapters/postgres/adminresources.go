@@ -201,6 +201,7 @@ const principalPage = `WITH ids AS (
 	SELECT %[1]s AS id FROM tidygate_api_keys
 	UNION SELECT scope_id FROM tidygate_budgets WHERE scope_kind = $1
 	UNION SELECT scope_id FROM tidygate_budget_limits WHERE scope_kind = $1
+	UNION SELECT scope_id FROM tidygate_rate_limits WHERE scope_kind = $1 AND (rpm > 0 OR tpm > 0 OR max_concurrent > 0)
 ), page AS (
 	SELECT id FROM ids WHERE ($2 = '' OR id COLLATE "C" > $2) ORDER BY id COLLATE "C" LIMIT $3
 )
@@ -210,13 +211,15 @@ const principalPage = `WITH ids AS (
 const principalOne = "WITH page AS (SELECT $2::text AS id)\n"
 
 // principalRows reads the users or teams of page (the key column %[1]s,
-// the scope $1) with their budgets: one row per principal and budget, or
-// one with NULL budget columns.
+// the scope $1) with their limits and budgets: one row per principal and
+// budget, or one with NULL budget columns.
 const principalRows = `SELECT p.id,
 	(SELECT count(*) FROM tidygate_api_keys k WHERE k.%[1]s = p.id),
 	(SELECT count(*) FROM tidygate_api_keys k WHERE k.%[1]s = p.id AND k.revoked_at IS NULL),
+	coalesce(l.rpm, 0), coalesce(l.tpm, 0), coalesce(l.max_concurrent, 0),
 	b.period, b.limit_micros, b.model
 FROM page p
+LEFT JOIN tidygate_rate_limits l ON l.scope_kind = $1 AND l.scope_id = p.id
 LEFT JOIN (
 	SELECT scope_id, period, limit_micros, '' AS model FROM tidygate_budgets WHERE scope_kind = $1
 	UNION ALL
@@ -255,17 +258,18 @@ func (s *KeyStore) Principal(ctx context.Context, scope domain.ScopeKind, id str
 	return p, err
 }
 
-// ChangePrincipalBudgets sets (a positive limit) or removes (zero) budgets
-// of the user or team with this ID, whose Scope and ScopeID must name it,
-// and stores the audit entry e with its state before and after, in one
-// transaction. A non-empty ifMatch must be its version
-// (domain.PrincipalVersion). It returns the changed user or team.
-func (s *KeyStore) ChangePrincipalBudgets(ctx context.Context, scope domain.ScopeKind, id string, budgets []domain.Budget,
+// ChangePrincipal changes the user or team with this ID as c says: budgets
+// set (a positive limit) or removed (zero), whose Scope and ScopeID must
+// name it, and limits set or removed. It stores the audit entry e with its
+// state before and after, in one transaction. A non-empty ifMatch must be
+// its version (domain.PrincipalVersion). It returns the changed user or
+// team.
+func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, id string, c domain.PrincipalChange,
 	ifMatch string, e domain.AuditEntry) (domain.Principal, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
 	var after domain.Principal
-	err := pgkit.WithTx(ctx, s.db, "change the budgets of the "+string(scope), func(tx pgx.Tx) error {
+	err := pgkit.WithTx(ctx, s.db, "change the "+string(scope), func(tx pgx.Tx) error {
 		// Changes of one principal take turns, so that If-Match holds.
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tidygate principal ' || $1 || ' ' || $2, 0))",
 			string(scope), id); err != nil {
@@ -278,12 +282,15 @@ func (s *KeyStore) ChangePrincipalBudgets(ctx context.Context, scope domain.Scop
 		if err := domain.CheckPrincipalVersion(before, ifMatch); err != nil {
 			return err
 		}
-		for _, b := range budgets {
+		for _, b := range c.Budgets {
 			if b.Scope != scope || b.ScopeID != id {
 				return domain.InvalidParam("budgets", "%s is not a budget of the %s %s", b, scope, id)
 			}
 		}
-		if err := changeBudgets(ctx, tx, budgets); err != nil {
+		if err := changeBudgets(ctx, tx, c.Budgets); err != nil {
+			return err
+		}
+		if err := changePrincipalLimits(ctx, tx, scope, id, c.Limits); err != nil {
 			return err
 		}
 		if after, err = principal(ctx, tx, scope, id); err != nil {
@@ -296,6 +303,20 @@ func (s *KeyStore) ChangePrincipalBudgets(ctx context.Context, scope domain.Scop
 		s.announce(scopeOf(scope, id))
 	}
 	return after, err
+}
+
+// changePrincipalLimits makes the change c to the limits of a user or team
+// inside tx, and tells every replica's key cache at commit, as the
+// triggers of migration 0008 do for budgets.
+func changePrincipalLimits(ctx context.Context, tx pgx.Tx, scope domain.ScopeKind, id string, c domain.LimitsChange) error {
+	if c.IsZero() {
+		return nil
+	}
+	if _, _, err := changeLimitsTx(ctx, tx, domain.LimitScope(scope), id, c.Apply); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "SELECT pg_notify('tidygate_keys', $1)", scopeOf(scope, id))
+	return err
 }
 
 // principal reads one user or team.
@@ -332,13 +353,15 @@ func queryPrincipals(ctx context.Context, q querier, scope domain.ScopeKind, aft
 	for rows.Next() {
 		var id string
 		var keys, active int
+		var rpm, tpm, conc int32
 		var period, model *string
 		var limit *int64
-		if err := rows.Scan(&id, &keys, &active, &period, &limit, &model); err != nil {
+		if err := rows.Scan(&id, &keys, &active, &rpm, &tpm, &conc, &period, &limit, &model); err != nil {
 			return nil, err
 		}
 		if len(out) == 0 || out[len(out)-1].ID != id {
-			out = append(out, domain.Principal{Scope: scope, ID: id, Keys: keys, ActiveKeys: active})
+			out = append(out, domain.Principal{Scope: scope, ID: id, Keys: keys, ActiveKeys: active,
+				Limits: domain.Limits{RPM: int(rpm), TPM: int(tpm), MaxConcurrent: int(conc)}})
 		}
 		if period != nil {
 			p := &out[len(out)-1]

@@ -130,7 +130,7 @@ func TestPrincipalsAndAdminKeys(t *testing.T) {
 		}
 	}
 	month := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "sales", Period: domain.PeriodMonth, Limit: 9 * domain.MicrosPerUSD}
-	p, err := s.ChangePrincipalBudgets(ctx, domain.ScopeTeam, "sales", []domain.Budget{month}, "", entry)
+	p, err := s.ChangePrincipal(ctx, domain.ScopeTeam, "sales", domain.PrincipalChange{Budgets: []domain.Budget{month}}, "", entry)
 	if err != nil || !slices.Equal(p.Budgets, []domain.Budget{month}) || p.Keys != 0 {
 		t.Fatalf("a budget for a team without keys: %+v, %v", p, err)
 	}
@@ -146,11 +146,11 @@ func TestPrincipalsAndAdminKeys(t *testing.T) {
 		t.Errorf("the page after ops: %+v, %v", next, err)
 	}
 	rolling := domain.Budget{Scope: domain.ScopeTeam, ScopeID: "sales", Period: domain.RollingPeriod(24 * time.Hour), Limit: domain.MicrosPerUSD, Model: "group:premium"}
-	if _, err := s.ChangePrincipalBudgets(ctx, domain.ScopeTeam, "sales", []domain.Budget{rolling}, "stale", entry); !errors.Is(err, domain.KindInvalid) {
+	if _, err := s.ChangePrincipal(ctx, domain.ScopeTeam, "sales", domain.PrincipalChange{Budgets: []domain.Budget{rolling}}, "stale", entry); !errors.Is(err, domain.KindInvalid) {
 		t.Errorf("a stale If-Match: %v", err)
 	}
 	month.Limit = 0
-	p, err = s.ChangePrincipalBudgets(ctx, domain.ScopeTeam, "sales", []domain.Budget{rolling, month}, domain.PrincipalVersion(p), entry)
+	p, err = s.ChangePrincipal(ctx, domain.ScopeTeam, "sales", domain.PrincipalChange{Budgets: []domain.Budget{rolling, month}}, domain.PrincipalVersion(p), entry)
 	if err != nil || !slices.Equal(p.Budgets, []domain.Budget{rolling}) {
 		t.Errorf("replacing the month by a rolling day: %+v, %v", p, err)
 	}

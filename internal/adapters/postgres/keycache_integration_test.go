@@ -240,7 +240,7 @@ func TestRotationExpiryAndBudgetsReachTheOtherReplica(t *testing.T) {
 		_, secret := create(t, a.store, postgres.NewKey{User: "fay", Team: "ops"})
 		b.cached(t, secret)
 		day := domain.Budget{Scope: domain.ScopeUser, ScopeID: "fay", Period: domain.PeriodDay, Limit: 7}
-		if _, err := a.store.ChangePrincipalBudgets(ctx, domain.ScopeUser, "fay", []domain.Budget{day}, "", audit()); err != nil {
+		if _, err := a.store.ChangePrincipal(ctx, domain.ScopeUser, "fay", domain.PrincipalChange{Budgets: []domain.Budget{day}}, "", audit()); err != nil {
 			t.Fatal(err)
 		}
 		set := func(c domain.Caller, err error) bool {
