@@ -125,6 +125,7 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST "+Prefix+"/keys/{id}/expiry", h.changing(h.setExpiry))
 	mux.HandleFunc("GET "+Prefix+"/teams", h.signedIn(h.teamsPage))
 	mux.HandleFunc("GET "+Prefix+"/users", h.signedIn(h.usersPage))
+	h.routePrincipals(mux)
 	mux.HandleFunc("GET "+Prefix+"/budgets", h.signedIn(h.budgetsPage))
 	mux.HandleFunc("GET "+Prefix+"/usage", h.signedIn(h.usagePage))
 	mux.HandleFunc("GET "+Prefix+"/audit", h.signedIn(h.auditPage))

@@ -30,6 +30,8 @@ type store struct {
 	admins  map[string]domain.AdminKey    // by hash
 	usage   map[string][]domain.UsageLine // the usage report, by grouping
 	asked   []domain.UsageQuery           // the usage reports asked for
+	// principals are the users and teams changed, by "scope:id".
+	principals map[string]domain.Principal
 }
 
 func (s *store) audit(e domain.AuditEntry, target string, before, after *domain.APIKey) {

@@ -24,6 +24,7 @@ type groupView struct {
 	Keys, ActiveKeys  int
 	Budgets           []domain.Budget
 	FilterParam, Link string
+	Page              string // the user's or team's own page
 }
 
 // groupKeys gathers keys by name (team or user), with the other side's
@@ -34,7 +35,8 @@ func groupKeys(keys []keyView, name, member func(domain.Caller) string, scope do
 		n := name(k.Caller)
 		g := byName[n]
 		if g == nil {
-			g = &groupView{Name: n, FilterParam: param, Link: Prefix + "/keys?" + url.Values{param: {n}}.Encode()}
+			g = &groupView{Name: n, FilterParam: param, Link: Prefix + "/keys?" + url.Values{param: {n}}.Encode(),
+				Page: Prefix + "/" + param + "s/" + url.PathEscape(n)}
 			byName[n] = g
 		}
 		g.Keys++
@@ -175,6 +177,18 @@ func describeChange(before, after any) string {
 			return "changed"
 		}
 		return strings.Join(parts, "; ")
+	case *domain.Principal:
+		budgets := make([]string, len(a.Budgets))
+		for i, b := range a.Budgets {
+			budgets[i] = b.Limit.String() + " per " + string(b.Period)
+			if b.Model != "" {
+				budgets[i] += " on " + b.Model
+			}
+		}
+		if len(budgets) == 0 {
+			budgets = []string{"none"}
+		}
+		return "limits: " + describeLimits(a.Limits) + "; budgets: " + strings.Join(budgets, ", ")
 	case *domain.AdminKey:
 		scopes := make([]string, len(a.Scopes))
 		for i, sc := range a.Scopes {
@@ -183,6 +197,23 @@ func describeChange(before, after any) string {
 		return fmt.Sprintf("admin key %q, scopes %s", a.Name, strings.Join(scopes, ","))
 	}
 	return ""
+}
+
+// describeLimits says a user's or team's limits in words.
+func describeLimits(l domain.Limits) string {
+	var parts []string
+	for _, f := range []struct {
+		v    int
+		unit string
+	}{{l.RPM, "requests per minute"}, {l.TPM, "tokens per minute"}, {l.MaxConcurrent, "calls in flight"}} {
+		if f.v > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", f.v, f.unit))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // auditData fills the audit page: the filter, a page of entries and the

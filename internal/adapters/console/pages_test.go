@@ -62,7 +62,7 @@ func TestPages(t *testing.T) {
 		"/console/":           {"Keys", "audit log"},
 		"/console/keys":       {"key_1", "key_2", "alice", "bob", "mock-chat, gpt-4o", ">active<", ">revoked<", "Create a key"},
 		"/console/keys/key_1": {"Rotate the secret", "Set the expiry", "Revoke the key", "2099-01-31 17:00:00 UTC", "onboarding alice", "60 requests per minute"},
-		"/console/teams":      {`href="/console/keys?team=risk"`, `href="/console/keys?team=ops"`, "team risk: $300.000000 per month"},
+		"/console/teams":      {`href="/console/keys?team=risk"`, `href="/console/teams/risk"`, `href="/console/keys?team=ops"`, "team risk: $300.000000 per month"},
 		"/console/users":      {`href="/console/keys?user=alice"`, "user bob: $2.500000 per day", "user alice: $5.000000 per day"},
 		"/console/budgets":    {"$300.000000", "$2.500000", "Limits of the active keys", `href="/console/keys/key_1"`},
 		"/console/audit":      {"key.create", "key.revoke", "bob left", "admin_key:adm_writer", `href="/console/keys/key_2"`},

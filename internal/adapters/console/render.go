@@ -15,7 +15,7 @@ import (
 
 // pageNames are the templates/NAME.html files, each rendered inside
 // templates/layout.html.
-var pageNames = []string{"sign-in", "signed-in", "home", "keys", "key", "secret", "teams", "users", "budgets", "usage", "audit", "error"}
+var pageNames = []string{"sign-in", "signed-in", "home", "keys", "key", "secret", "teams", "users", "principal", "budgets", "usage", "audit", "error"}
 
 // funcs are the helpers the templates use.
 var funcs = template.FuncMap{
@@ -36,6 +36,10 @@ var funcs = template.FuncMap{
 	"hasPrefix": strings.HasPrefix,
 	"navItems":  func() []navItem { return nav },
 	"field":     func(id string, v view) reasonField { return reasonField{ID: id, Min: v.MinReason, Max: v.MaxReason} },
+	"reasonFor": func(id string, v view, problem string) reasonField {
+		return reasonField{ID: id, Min: v.MinReason, Max: v.MaxReason, Message: problem}
+	},
+	"fieldError": func(id, problem string) fieldError { return fieldError{ID: id, Message: problem} },
 	"group": func(rows []groupView, name, members string) groupTable {
 		return groupTable{Rows: rows, Name: name, Members: members}
 	},
@@ -54,12 +58,16 @@ var nav = []navItem{
 	{"audit", Prefix + "/audit", "Audit log"},
 }
 
-// reasonField is a form's audit reason input: its id prefix and the
-// bounds of the reason's length.
+// reasonField is a form's audit reason input: its id prefix, the bounds
+// of the reason's length, and the problem with the reason last sent.
 type reasonField struct {
 	ID       string
 	Min, Max int
+	Message  string
 }
+
+// fieldError is the problem with one form field (ID), shown beside it.
+type fieldError struct{ ID, Message string }
 
 // groupTable is the teams or users table.
 type groupTable struct {
@@ -174,6 +182,8 @@ func back(r *http.Request) string {
 	switch {
 	case r.Method == http.MethodPost && strings.HasPrefix(p, Prefix+"/keys/"):
 		return path.Dir(p)
+	case r.Method == http.MethodPost && (strings.HasPrefix(p, Prefix+"/users/") || strings.HasPrefix(p, Prefix+"/teams/")):
+		return strings.Join(strings.SplitN(p, "/", 5)[:4], "/") // the user's or team's page
 	case p == Prefix+"/keys" || p == Prefix+"/sign-in":
 		return p
 	}
