@@ -47,13 +47,22 @@ func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.Cha
 }
 
 // setResultHeaders sets the headers that say who answered and what it
-// cost. The values share one backing array: one allocation instead of
-// a slice per header (the names are canonical, as Header.Set would make
-// them).
+// cost.
 func setResultHeaders(hdr http.Header, res gateway.Result) {
-	v := []string{res.Model.Name, res.Model.Provider, res.Deployment().Name(), strconv.Itoa(res.Attempts), usd(res.Cost)}
-	hdr[modelHeader], hdr[providerHeader], hdr[deploymentHeader] = v[0:1:1], v[1:2:2], v[2:3:3]
-	hdr[attemptsHeader], hdr[costHeader] = v[3:4:4], v[4:5:5]
+	setHeaders(hdr, modelHeader, res.Model.Name, providerHeader, res.Model.Provider,
+		deploymentHeader, res.Deployment().Name(), attemptsHeader, strconv.Itoa(res.Attempts), costHeader, usd(res.Cost))
+}
+
+// setHeaders sets headers given as name, value pairs, each name in its
+// canonical form (as Header.Set would make it). The values share one
+// backing array: one allocation for all, where Header.Set makes a slice
+// for each.
+func setHeaders(hdr http.Header, pairs ...string) {
+	values := make([]string, len(pairs)/2)
+	for i := range values {
+		values[i] = pairs[2*i+1]
+		hdr[pairs[2*i]] = values[i : i+1 : i+1]
+	}
 }
 
 // chatCompletionJSON is the OpenAI chat.completion object.

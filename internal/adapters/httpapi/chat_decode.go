@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -79,20 +81,20 @@ func toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
 // an array of text and image_url parts; it may be null only for the
 // assistant (whose turn may be tool calls only).
 func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block, error) {
-	param := fmt.Sprintf("messages[%d].content", i)
+	param := func() string { return "messages[" + strconv.Itoa(i) + "].content" } // built only for an error
 	notContent := func() error {
-		return domain.InvalidParam(param, "%s must be a string or an array of text and image_url parts", param)
+		return domain.InvalidParam(param(), "%s must be a string or an array of text and image_url parts", param())
 	}
 	switch firstByte(raw) {
 	case 0, 'n':
 		if role.Valid() && role != domain.RoleAssistant {
-			return nil, domain.InvalidParam(param, "%s is required for role %q", param, role)
+			return nil, domain.InvalidParam(param(), "%s is required for role %q", param(), role)
 		}
 		return nil, nil // an invalid role is reported by validation
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, domain.InvalidParam(param, "%s is not a valid string", param)
+		s, err := unquoteJSON(raw)
+		if err != nil {
+			return nil, domain.InvalidParam(param(), "%s is not a valid string", param())
 		}
 		if s == "" {
 			return nil, nil
@@ -105,7 +107,7 @@ func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block,
 		}
 		blocks := make([]domain.Block, len(parts))
 		for j, p := range parts {
-			at := fmt.Sprintf("%s[%d]", param, j)
+			at := param() + "[" + strconv.Itoa(j) + "]"
 			switch p.Type {
 			case "text":
 				blocks[j] = domain.TextBlock(p.Text)
@@ -123,6 +125,28 @@ func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block,
 		return blocks, nil
 	}
 	return nil, notContent()
+}
+
+// unquoteJSON decodes raw, a JSON string, as json.Unmarshal does: one
+// without escapes, control characters or invalid UTF-8 is its bytes between
+// the quotes, copied once; any other goes through json.Unmarshal.
+func unquoteJSON(raw []byte) (string, error) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := utf8.Valid(inner)
+		for _, c := range inner {
+			if c < 0x20 || c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }
 
 // imagePart reads an image_url part: an http(s) URL, or a data: URL of

@@ -158,7 +158,7 @@ func gunzip(body []byte, limit int64) ([]byte, error) {
 
 // jsonContentType accepts application/json, any +json type, and no type at all.
 func jsonContentType(ct string) bool {
-	if ct == "" {
+	if ct == "" || ct == "application/json" { // the common case, without parsing
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)

@@ -17,7 +17,9 @@ import (
 // a byte outside ASCII, as the decoder would decode them), and the path is
 // built only for the duplicate it reports. Every request body passes here.
 func duplicateKey(body []byte) (key, where string, found bool) {
-	s := keyScanner{data: body}
+	// Room for the keys and the depth of a usual request at once, rather
+	// than growing to them.
+	s := keyScanner{data: body, keys: make([][]byte, 0, 16), path: make([]pathStep, 0, 8)}
 	if !s.value() {
 		return "", "", false
 	}

@@ -197,9 +197,7 @@ func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"message":"The server could not encode its response","type":"server_error","param":null,"code":"internal_error"}}`)
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)+1))
+	setHeaders(w.Header(), "Content-Type", "application/json", "Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }

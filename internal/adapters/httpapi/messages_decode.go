@@ -415,8 +415,8 @@ func deref(p *string) string {
 
 // jsonString decodes raw, which starts with a quote, as a string.
 func jsonString(raw json.RawMessage, param string) (string, error) {
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := unquoteJSON(raw)
+	if err != nil {
 		return "", domain.InvalidParam(param, "%s is not a valid string", param)
 	}
 	return s, nil

@@ -54,8 +54,7 @@ func (h *handler) writeNative(w http.ResponseWriter, res gateway.ChatResult) {
 	if ct == "" {
 		ct = "application/json"
 	}
-	hdr.Set("Content-Type", ct)
-	hdr.Set("Content-Length", strconv.Itoa(len(res.Native.Body)))
+	setHeaders(hdr, "Content-Type", ct, "Content-Length", strconv.Itoa(len(res.Native.Body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Native.Body)
 }
