@@ -21,6 +21,10 @@
 # (scripts/redis-image/build.sh, a no-op when up to date). Without Docker
 # the Redis tests skip (with CI=true they fail).
 #
+# Chromium (for integration/console_test.go) is Debian's `chromium` on PATH;
+# without it that test skips (with CI=true it fails), and this script says so
+# before the tests start. .ci/run installs it.
+#
 # Containers are labelled with TIDYGATE_TEST_RUN (set here if unset); the
 # sweep removes this run's containers only, or every testcontainers container
 # when SWEEP_ALL_TESTCONTAINERS=1 (as .ci/run does).
@@ -79,6 +83,12 @@ elif docker info >/dev/null 2>&1 && REDIS_IMAGE=$local_redis_image "$here/redis-
 	say "Redis: containers from TEST_REDIS_IMAGE=$TEST_REDIS_IMAGE"
 else
 	say "Redis: no image could be built: the Redis tests will skip (fail with CI=true)"
+fi
+
+if command -v chromium >/dev/null 2>&1; then
+	say "Chromium: $(command -v chromium), for the console's browser test"
+else
+	say "Chromium: NOT INSTALLED: the console's browser test will SKIP (fail with CI=true); as root: apt-get install -y chromium fonts-liberation"
 fi
 
 sweep() {
