@@ -60,8 +60,12 @@ func (cfg Config) validateSignOn(c *checker) {
 	} else if secret {
 		c.fail("OIDC_CLIENT_SECRET", "(hidden)", "needs OIDC_CLIENT_ID, the client it belongs to")
 	}
-	if cfg.ConsoleBaseURL != "" && !webURL(cfg.ConsoleBaseURL) {
+	switch u, _ := url.Parse(cfg.ConsoleBaseURL); {
+	case cfg.ConsoleBaseURL == "":
+	case !webURL(cfg.ConsoleBaseURL):
 		c.fail("CONSOLE_BASE_URL", cfg.ConsoleBaseURL, "must be an https:// URL (http:// only on a loopback address), with no query or fragment, such as https://tidygate.example.com")
+	case strings.Trim(u.Path, "/") != "":
+		c.fail("CONSOLE_BASE_URL", cfg.ConsoleBaseURL, "must be the scheme and host only, with no path (the console is always at /console below it), such as https://tidygate.example.com")
 	}
 }
 

@@ -53,6 +53,8 @@ func TestSignOnSettingsRejected(t *testing.T) {
 		{with(map[string]string{"OIDC_CLIENT_SECRET": "s3cret-value"}), []string{`OIDC_CLIENT_SECRET="(hidden)": needs OIDC_CLIENT_ID, the client it belongs to`}},
 		{map[string]string{"CONSOLE_BASE_URL": "tidygate.example.com"}, []string{
 			`CONSOLE_BASE_URL="tidygate.example.com": must be an https:// URL (http:// only on a loopback address), with no query or fragment, such as https://tidygate.example.com`}},
+		{map[string]string{"CONSOLE_BASE_URL": "https://corp.example.com/tidygate"}, []string{
+			`CONSOLE_BASE_URL="https://corp.example.com/tidygate": must be the scheme and host only, with no path (the console is always at /console below it), such as https://tidygate.example.com`}},
 	} {
 		got := problems(t, c.environ)
 		if !slices.Equal(got, c.want) {

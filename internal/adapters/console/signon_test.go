@@ -214,3 +214,22 @@ func TestSignOnRefused(t *testing.T) {
 		t.Errorf("a good sign-in after three failures: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
 	}
 }
+
+// TestSignOnProviderUnreachable checks that while the identity provider
+// has not been discovered the button answers 503 with Retry-After, and
+// admin keys still work.
+func TestSignOnProviderUnreachable(t *testing.T) {
+	f := newFixtureWith(t, func(base string, _ *admin.Options, co *console.Options) {
+		co.SignOn = oidc.NewIssuer(oidc.Options{IssuerURL: "http://127.0.0.1:1", Audience: "tidygate", ClientID: "console",
+			ClientSecret: "console-secret", RedirectURL: base + console.CallbackPath})
+	})
+	b := f.browser()
+	if p := b.get("/console/sign-in"); !strings.Contains(p.body, "Sign in with the identity provider</a>") {
+		t.Errorf("the button without a name for the provider:\n%s", p.body)
+	}
+	if p := b.get("/console/auth/start"); p.status != http.StatusServiceUnavailable || p.header.Get("Retry-After") == "" ||
+		!strings.Contains(p.body, "has not been reached yet") || !strings.Contains(p.body, `role="alert"`) {
+		t.Errorf("start while the provider is unreachable: %d, Retry-After %q\n%s", p.status, p.header.Get("Retry-After"), p.body)
+	}
+	b.signIn(writerKey)
+}
