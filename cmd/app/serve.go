@@ -126,7 +126,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		Responses: stores.responses,
 	}
 	if iss != nil && cfg.OIDCTeamPattern != "" {
-		deps.Tokens, deps.Budgets = iss, stores.keys
+		deps.Tokens, deps.Standings = iss, stores.keys
 	}
 	svc, err := gateway.NewService(deps, gateway.Options{
 		MinAuditReasonLen: cfg.AuditReasonMinLen,

@@ -114,12 +114,23 @@ type SignedInLimits struct {
 	RPM, TPM int
 }
 
+// Standing is what is set for a user and for a team apart from any key:
+// their budgets and their rate and concurrency limits (a zero Limits: none).
+// A key's caller carries its user's and team's standing with the key; a
+// caller who signed in with a token has it looked up by the names the
+// token gives (ports.StandingBook), and both count against it alike.
+type Standing struct {
+	Budgets    []Budget // of the user (ScopeUser) and of the team (ScopeTeam)
+	UserLimits Limits
+	TeamLimits Limits
+}
+
 // SignedInCaller returns the caller behind a verified identity: its user
-// and team, the budgets of that user and team (budgets, as stored for
-// them), limits, every model allowed, and the token's expiry as the key's.
-// An identity with no user or no team is refused with a
+// and team, their standing (only the budgets of that user and team are
+// kept), the per-key limits, every model allowed, and the token's expiry
+// as the key's. An identity with no user or no team is refused with a
 // KindUnauthenticated or KindForbidden error saying which claim to fix.
-func SignedInCaller(id Identity, budgets []Budget, limits SignedInLimits) (Caller, error) {
+func SignedInCaller(id Identity, st Standing, limits SignedInLimits) (Caller, error) {
 	if id.User == "" {
 		return Caller{}, &Error{Kind: KindUnauthenticated, Code: "missing_user_claim",
 			Message: "the token names no user: its user claim is missing or empty"}
@@ -129,11 +140,12 @@ func SignedInCaller(id Identity, budgets []Budget, limits SignedInLimits) (Calle
 			Message: "the token names no team this gateway knows: none of its team claim's values matches the team pattern"}
 	}
 	var own []Budget
-	for _, b := range budgets {
+	for _, b := range st.Budgets {
 		if (b.Scope == ScopeUser && b.ScopeID == id.User) || (b.Scope == ScopeTeam && b.ScopeID == id.Team) {
 			own = append(own, b)
 		}
 	}
 	return Caller{KeyID: SignedInKeyPrefix + id.User, User: id.User, Team: id.Team, Budgets: own,
-		RPM: limits.RPM, TPM: limits.TPM, KeyExpiresAt: id.Expiry}, nil
+		RPM: limits.RPM, TPM: limits.TPM, KeyExpiresAt: id.Expiry,
+		UserLimits: st.UserLimits, TeamLimits: st.TeamLimits}, nil
 }

@@ -56,7 +56,8 @@ func TestSignedInCaller(t *testing.T) {
 		{Scope: domain.ScopeUser, ScopeID: "a@x", Period: domain.PeriodMonth, Limit: 7},
 		{Scope: domain.ScopeKey, ScopeID: "key_1", Period: domain.PeriodMonth, Limit: 8},
 	}
-	c, err := domain.SignedInCaller(domain.Identity{Subject: "s", User: "a@x", Team: "risk", Expiry: exp}, budgets, domain.SignedInLimits{RPM: 3, TPM: 4})
+	st := domain.Standing{Budgets: budgets, UserLimits: domain.Limits{RPM: 5, MaxConcurrent: 2}, TeamLimits: domain.Limits{TPM: 900}}
+	c, err := domain.SignedInCaller(domain.Identity{Subject: "s", User: "a@x", Team: "risk", Expiry: exp}, st, domain.SignedInLimits{RPM: 3, TPM: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,10 +65,16 @@ func TestSignedInCaller(t *testing.T) {
 		!c.KeyExpiresAt.Equal(exp) || len(c.AllowedModels) != 0 || !slices.Equal(c.Budgets, []domain.Budget{budgets[0], budgets[2]}) {
 		t.Fatalf("caller %+v", c)
 	}
-	if _, err := domain.SignedInCaller(domain.Identity{Subject: "s", Team: "risk"}, nil, domain.SignedInLimits{}); domain.KindOf(err) != domain.KindUnauthenticated {
+	// The user's and the team's limits count as a key caller's do.
+	want := []domain.RateLimit{{Scope: domain.LimitKey, ID: "oidc:a@x", RPM: 3, TPM: 4},
+		{Scope: domain.LimitUser, ID: "a@x", RPM: 5}, {Scope: domain.LimitTeam, ID: "risk", TPM: 900}}
+	if got := c.RateLimits(); !slices.Equal(got, want) || c.UserLimits.MaxConcurrent != 2 {
+		t.Fatalf("rate limits %+v (user's calls in flight %d), want %+v and 2", got, c.UserLimits.MaxConcurrent, want)
+	}
+	if _, err := domain.SignedInCaller(domain.Identity{Subject: "s", Team: "risk"}, domain.Standing{}, domain.SignedInLimits{}); domain.KindOf(err) != domain.KindUnauthenticated {
 		t.Fatalf("no user: %v", err)
 	}
-	if _, err := domain.SignedInCaller(domain.Identity{Subject: "s", User: "a@x"}, nil, domain.SignedInLimits{}); domain.KindOf(err) != domain.KindForbidden {
+	if _, err := domain.SignedInCaller(domain.Identity{Subject: "s", User: "a@x"}, domain.Standing{}, domain.SignedInLimits{}); domain.KindOf(err) != domain.KindForbidden {
 		t.Fatalf("no team: %v", err)
 	}
 }

@@ -227,11 +227,11 @@ type Deps struct {
 	// Responses keeps the Responses API's stored responses; nil means
 	// none are stored (store is ignored, previous_response_id refused).
 	Responses ports.ResponseStore
-	// Tokens verifies callers' tokens of the identity provider and Budgets
-	// finds their user's and team's budgets; nil Tokens: only keys are
-	// accepted.
-	Tokens  ports.TokenVerifier
-	Budgets ports.BudgetBook
+	// Tokens verifies callers' tokens of the identity provider and
+	// Standings finds their user's and team's budgets and limits; nil
+	// Tokens: only keys are accepted.
+	Tokens    ports.TokenVerifier
+	Standings ports.StandingBook
 }
 
 // routes are what a call is routed by: the catalogue, the providers its
@@ -378,10 +378,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Calle
 }
 
 // signedIn returns the caller behind a token of the identity provider:
-// its user and team, that user's and team's budgets, and the limits of
-// Options.SignedInLimits (see domain.SignedInCaller).
+// its user and team, that user's and team's budgets and limits, and the
+// per-key limits of Options.SignedInLimits (see domain.SignedInCaller).
 func (s *Service) signedIn(ctx context.Context, token string) (domain.Caller, error) {
-	if s.deps.Tokens == nil || s.deps.Budgets == nil {
+	if s.deps.Tokens == nil || s.deps.Standings == nil {
 		return domain.Caller{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "sign_in_disabled",
 			Message: "this gateway accepts no identity-provider tokens on the model endpoints; use an API key"}
 	}
@@ -390,13 +390,13 @@ func (s *Service) signedIn(ctx context.Context, token string) (domain.Caller, er
 		return domain.Caller{}, err
 	}
 	if id.User == "" || id.Team == "" {
-		return domain.SignedInCaller(id, nil, s.opts.SignedInLimits)
+		return domain.SignedInCaller(id, domain.Standing{}, s.opts.SignedInLimits)
 	}
-	budgets, err := s.deps.Budgets.BudgetsOf(ctx, id.User, id.Team)
+	st, err := s.deps.Standings.StandingOf(ctx, id.User, id.Team)
 	if err != nil {
 		return domain.Caller{}, err
 	}
-	return domain.SignedInCaller(id, budgets, s.opts.SignedInLimits)
+	return domain.SignedInCaller(id, st, s.opts.SignedInLimits)
 }
 
 // Models returns the models the caller may use.

@@ -66,12 +66,14 @@ type TokenVerifier interface {
 	VerifyToken(ctx context.Context, token string) (domain.Identity, error)
 }
 
-// BudgetBook finds the budgets set for a user and a team, for a caller who
-// has no key to carry them.
-type BudgetBook interface {
-	// BudgetsOf returns the budgets of the user (scope user) and of the
-	// team (scope team), of every period and model; none is not an error.
-	BudgetsOf(ctx context.Context, user, team string) ([]domain.Budget, error)
+// StandingBook finds the standing of a user and a team (their budgets and
+// their rate and concurrency limits), for a caller who has no key to carry
+// them.
+type StandingBook interface {
+	// StandingOf returns the budgets of the user (scope user) and of the
+	// team (scope team), of every period and model, and the user's and the
+	// team's limits; none is not an error.
+	StandingOf(ctx context.Context, user, team string) (domain.Standing, error)
 }
 
 // Settlement is the actual outcome of a reserved call.

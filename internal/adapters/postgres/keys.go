@@ -398,42 +398,78 @@ func (s *KeyStore) FlushLastUsed(ctx context.Context) error {
 	return err
 }
 
-// selectKeys reads keys with the limits of their users and teams and with
-// their own budgets and those of their users and teams, from both budget
-// tables: one row per key and budget, or one row with NULL budget columns
-// for a key without any. Callers append a WHERE clause and an ORDER BY
-// that keeps each key's rows together.
-const selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
-	k.created_at, k.revoked_at, k.expires_at, k.rotated_at, coalesce(k.previous_key_hash, ''), k.previous_valid_until, k.last_used_at,
-	coalesce(ul.rpm, 0), coalesce(ul.tpm, 0), coalesce(ul.max_concurrent, 0),
+// standingColumns and standingJoins are how a key and a signed-in caller
+// alike find their user's and team's standing, written once: joined to a
+// row p with user_id and team_id columns, the limits of that user (ul)
+// and team (tl) and, one row each, the budgets of both from both budget
+// tables (b), or one row with NULL budget columns when there is none;
+// moreBudgets widens b's condition (a key's own budgets).
+const standingColumns = `coalesce(ul.rpm, 0), coalesce(ul.tpm, 0), coalesce(ul.max_concurrent, 0),
 	coalesce(tl.rpm, 0), coalesce(tl.tpm, 0), coalesce(tl.max_concurrent, 0),
-	b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model
-FROM tidygate_api_keys k
-LEFT JOIN tidygate_rate_limits ul ON ul.scope_kind = 'user' AND ul.scope_id = k.user_id
-LEFT JOIN tidygate_rate_limits tl ON tl.scope_kind = 'team' AND tl.scope_id = k.team_id
+	b.scope_kind, b.scope_id, b.period, b.limit_micros, b.model`
+
+func standingJoins(p, moreBudgets string) string {
+	return `
+LEFT JOIN tidygate_rate_limits ul ON ul.scope_kind = 'user' AND ul.scope_id = ` + p + `.user_id
+LEFT JOIN tidygate_rate_limits tl ON tl.scope_kind = 'team' AND tl.scope_id = ` + p + `.team_id
 LEFT JOIN (
 	SELECT scope_kind, scope_id, period, limit_micros, '' AS model FROM tidygate_budgets
 	UNION ALL
 	SELECT scope_kind, scope_id, period, limit_micros, model FROM tidygate_budget_limits
 ) b
-	ON (b.scope_kind = 'user' AND b.scope_id = k.user_id) OR (b.scope_kind = 'team' AND b.scope_id = k.team_id)
-	OR (b.scope_kind = 'key' AND b.scope_id = k.id)`
+	ON (b.scope_kind = 'user' AND b.scope_id = ` + p + `.user_id) OR (b.scope_kind = 'team' AND b.scope_id = ` + p + `.team_id)` + moreBudgets
+}
+
+// selectKeys reads keys with their users' and teams' standing and their
+// own budgets: one row per key and budget, or one row with NULL budget
+// columns for a key without any. Callers append a WHERE clause and an
+// ORDER BY that keeps each key's rows together.
+var selectKeys = `SELECT k.id, k.key_hash, k.user_id, k.team_id, k.allowed_models, k.rpm, k.tpm, k.max_concurrent,
+	k.created_at, k.revoked_at, k.expires_at, k.rotated_at, coalesce(k.previous_key_hash, ''), k.previous_valid_until, k.last_used_at,
+	` + standingColumns + `
+FROM tidygate_api_keys k` + standingJoins("k", `
+	OR (b.scope_kind = 'key' AND b.scope_id = k.id)`)
+
+// selectStanding reads the standing of the user $1 and the team $2, in
+// selectKeys' columns and rows.
+var selectStanding = `SELECT ` + standingColumns + `
+FROM (VALUES ($1::text, $2::text)) AS p(user_id, team_id)` + standingJoins("p", "")
 
 // keyRow is one row of selectKeys.
 type keyRow struct {
-	id, hash, user, team   string
-	allowedModels          []string
-	rpm, tpm, concurrent   int32
-	createdAt              time.Time
-	revokedAt, expiresAt   *time.Time
-	rotatedAt, graceEnd    *time.Time
-	previousHash           string
-	lastUsedAt             *time.Time
+	id, hash, user, team string
+	allowedModels        []string
+	rpm, tpm, concurrent int32
+	createdAt            time.Time
+	revokedAt, expiresAt *time.Time
+	rotatedAt, graceEnd  *time.Time
+	previousHash         string
+	lastUsedAt           *time.Time
+	standing             standingRow
+}
+
+// standingRow is the standing columns of a row (standingColumns).
+type standingRow struct {
 	userLimits, teamLimits [3]int32 // the user's and the team's rpm, tpm, max_concurrent
 	scope, scopeID         *string
 	period                 *string
 	limit                  *int64
 	model                  *string
+}
+
+// targets are where Scan puts the standing columns.
+func (r *standingRow) targets() []any {
+	return []any{&r.userLimits[0], &r.userLimits[1], &r.userLimits[2], &r.teamLimits[0], &r.teamLimits[1], &r.teamLimits[2],
+		&r.scope, &r.scopeID, &r.period, &r.limit, &r.model}
+}
+
+// budget returns the row's budget, if it has one.
+func (r *standingRow) budget() (domain.Budget, bool) {
+	if r.scope == nil {
+		return domain.Budget{}, false
+	}
+	return domain.Budget{Scope: domain.ScopeKind(*r.scope), ScopeID: *r.scopeID,
+		Period: domain.Period(*r.period), Limit: domain.Micros(*r.limit), Model: *r.model}, true
 }
 
 // storedKey is a key as read back, with the hash it is stored under.
@@ -458,19 +494,17 @@ func queryKeys(ctx context.Context, q querier, sql string, args ...any) ([]store
 	var keys []storedKey
 	for rows.Next() {
 		var r keyRow
-		if err := rows.Scan(&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
-			&r.createdAt, &r.revokedAt, &r.expiresAt, &r.rotatedAt, &r.previousHash, &r.graceEnd, &r.lastUsedAt,
-			&r.userLimits[0], &r.userLimits[1], &r.userLimits[2], &r.teamLimits[0], &r.teamLimits[1], &r.teamLimits[2],
-			&r.scope, &r.scopeID, &r.period, &r.limit, &r.model); err != nil {
+		if err := rows.Scan(append([]any{&r.id, &r.hash, &r.user, &r.team, &r.allowedModels, &r.rpm, &r.tpm, &r.concurrent,
+			&r.createdAt, &r.revokedAt, &r.expiresAt, &r.rotatedAt, &r.previousHash, &r.graceEnd, &r.lastUsedAt},
+			r.standing.targets()...)...); err != nil {
 			return nil, err
 		}
 		if len(keys) == 0 || keys[len(keys)-1].key.ID != r.id {
 			keys = append(keys, r.storedKey())
 		}
-		if r.scope != nil {
+		if b, ok := r.standing.budget(); ok {
 			c := &keys[len(keys)-1].key.Caller
-			c.Budgets = append(c.Budgets, domain.Budget{Scope: domain.ScopeKind(*r.scope), ScopeID: *r.scopeID,
-				Period: domain.Period(*r.period), Limit: domain.Micros(*r.limit), Model: *r.model})
+			c.Budgets = append(c.Budgets, b)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -501,7 +535,7 @@ func (r keyRow) storedKey() storedKey {
 		LastUsedAt:         utc(r.lastUsedAt),
 		Caller: domain.Caller{KeyID: r.id, User: r.user, Team: r.team, AllowedModels: models,
 			RPM: int(r.rpm), TPM: int(r.tpm), MaxConcurrent: int(r.concurrent), KeyExpiresAt: expires,
-			UserLimits: limitsRow(r.userLimits), TeamLimits: limitsRow(r.teamLimits)},
+			UserLimits: limitsRow(r.standing.userLimits), TeamLimits: limitsRow(r.standing.teamLimits)},
 	}}
 }
 
@@ -519,36 +553,36 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-var _ ports.BudgetBook = (*KeyStore)(nil)
+var _ ports.StandingBook = (*KeyStore)(nil)
 
-// BudgetsOf returns the budgets of user and of team, from both budget
-// tables, in budgetOrder.
-func (s *KeyStore) BudgetsOf(ctx context.Context, user, team string) ([]domain.Budget, error) {
+// StandingOf returns the budgets of user and of team, from both budget
+// tables, in budgetOrder, and their limits: read as a key's are
+// (standingJoins), in one query.
+func (s *KeyStore) StandingOf(ctx context.Context, user, team string) (domain.Standing, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
-	var out []domain.Budget
-	err := pgkit.WithConn(ctx, s.db, "read the user's and team's budgets", func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT scope_kind, scope_id, period, limit_micros, '' FROM tidygate_budgets
-			WHERE (scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'team' AND scope_id = $2)
-			UNION ALL
-			SELECT scope_kind, scope_id, period, limit_micros, model FROM tidygate_budget_limits
-			WHERE (scope_kind = 'user' AND scope_id = $1) OR (scope_kind = 'team' AND scope_id = $2)`, user, team)
+	var st domain.Standing
+	err := pgkit.WithConn(ctx, s.db, "read the user's and team's budgets and limits", func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, selectStanding, user, team)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Budget, error) {
-			var b domain.Budget
-			var scope, period string
-			var limit int64
-			err := row.Scan(&scope, &b.ScopeID, &period, &limit, &b.Model)
-			b.Scope, b.Period, b.Limit = domain.ScopeKind(scope), domain.Period(period), domain.Micros(limit)
-			return b, err
-		})
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			var r standingRow
+			if err := rows.Scan(r.targets()...); err != nil {
+				return err
+			}
+			st.UserLimits, st.TeamLimits = limitsRow(r.userLimits), limitsRow(r.teamLimits)
+			if b, ok := r.budget(); ok {
+				st.Budgets = append(st.Budgets, b)
+			}
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return nil, err
+		return domain.Standing{}, err
 	}
-	slices.SortFunc(out, budgetOrder)
-	return out, nil
+	slices.SortFunc(st.Budgets, budgetOrder)
+	return st, nil
 }
