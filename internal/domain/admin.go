@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -194,10 +195,23 @@ type AuditEntry struct {
 	Action string // such as "key.create", "key.revoke", "admin_key.create"
 	Target string // the ID of the changed key
 	Reason string
-	// Before and After are the target's state: *APIKey or *AdminKey, nil
-	// when it did not exist before or does not exist after.
+	// Before and After are the target's state: *APIKey, *AdminKey,
+	// *Principal or *LimitsOf, nil when it did not exist before or does not
+	// exist after.
 	Before, After any
+	// TraceID is the MLflow trace the entry was exported as (AuditTraceID
+	// of ID), empty until it has been exported.
+	TraceID string
 }
+
+// AuditTraceKey is what the MLflow trace of the audit entry with this ID is
+// derived from, as a call's trace is from its request ID: exporting the
+// entry twice writes the same trace.
+func AuditTraceKey(id int64) string { return "audit-" + strconv.FormatInt(id, 10) }
+
+// AuditTraceID returns the MLflow trace ID of the audit entry with this ID:
+// "tr-" and 32 hex digits.
+func AuditTraceID(id int64) string { return TraceID(AuditTraceKey(id)) }
 
 // AuditQuery selects audit entries, newest first.
 type AuditQuery struct {

@@ -266,7 +266,8 @@ func appendAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEntry) error {
 	return err
 }
 
-// Audit returns the audit entries q selects, newest first.
+// Audit returns the audit entries q selects, newest first, each with the
+// MLflow trace it was exported as, if it has been.
 func (s *KeyStore) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.AuditEntry, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
@@ -275,33 +276,101 @@ func (s *KeyStore) Audit(ctx context.Context, q domain.AuditQuery) ([]domain.Aud
 	}
 	var entries []domain.AuditEntry
 	err := pgkit.WithConn(ctx, s.db, "read the audit log", func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT id, at, actor_kind, actor_id, action, target, reason, before, after
-			FROM tidygate_audit_log
-			WHERE ($1 = '' OR target = $1) AND ($2 = '' OR action = $2) AND ($3 <= 0 OR id < $3)
-			ORDER BY id DESC LIMIT $4`, q.Target, q.Action, q.BeforeID, q.Limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var e domain.AuditEntry
-			var kind string
-			var before, after []byte
-			if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after); err != nil {
-				return err
-			}
-			e.Actor.Kind, e.At = domain.ActorKind(kind), e.At.UTC()
-			if e.Before, err = parseSnapshot(before); err != nil {
-				return err
-			}
-			if e.After, err = parseSnapshot(after); err != nil {
-				return err
-			}
-			entries = append(entries, e)
-		}
-		return rows.Err()
+		var err error
+		entries, err = queryAudit(ctx, conn, selectAudit+`
+			WHERE ($1 = '' OR a.target = $1) AND ($2 = '' OR a.action = $2) AND ($3 <= 0 OR a.id < $3)
+			ORDER BY a.id DESC LIMIT $4`, q.Target, q.Action, q.BeforeID, q.Limit)
+		return err
 	})
 	return entries, err
+}
+
+// ExportAudit claims up to limit audit entries not yet exported, oldest
+// first, and hands them to export; when export succeeds it records each as
+// exported with its trace ID (domain.AuditTraceID), in the transaction that
+// claimed them, and returns how many it exported. The entries stay locked
+// while export runs and an entry another exporter holds is skipped, so that
+// replicas exporting at once never export one entry twice; when export
+// fails, nothing is recorded and the entries are claimed again later.
+// ExportAudit applies no deadline of its own: give ctx one.
+func (s *KeyStore) ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error) {
+	var n int
+	// export's failure is its own, not this database's: it passes the
+	// classification by, so that the pool does not take it for its own.
+	var exportErr error
+	err := pgkit.WithTx(ctx, s.db, "export the audit log", func(tx pgx.Tx) error {
+		// The claim locks entries that no export row named when it began;
+		// the second statement sees the exports that committed meanwhile
+		// and leaves out their entries.
+		var claimed []int64
+		rows, err := tx.Query(ctx, `SELECT a.id FROM tidygate_audit_log a
+			WHERE NOT EXISTS (SELECT 1 FROM tidygate_audit_exports x WHERE x.audit_id = a.id)
+			ORDER BY a.id LIMIT $1 FOR UPDATE OF a SKIP LOCKED`, limit)
+		if err == nil {
+			claimed, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		if err != nil || len(claimed) == 0 {
+			return err
+		}
+		entries, err := queryAudit(ctx, tx, selectAudit+" WHERE a.id = ANY($1) AND x.audit_id IS NULL ORDER BY a.id", claimed)
+		if err != nil || len(entries) == 0 {
+			return err
+		}
+		if exportErr = export(ctx, entries); exportErr != nil {
+			return errExportFailed
+		}
+		ids, traces := make([]int64, len(entries)), make([]string, len(entries))
+		for i, e := range entries {
+			ids[i], traces[i] = e.ID, domain.AuditTraceID(e.ID)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tidygate_audit_exports (audit_id, trace_id)
+			SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (audit_id) DO NOTHING`, ids, traces)
+		n = len(entries)
+		return err
+	})
+	if exportErr != nil {
+		return 0, exportErr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// errExportFailed rolls back ExportAudit's transaction when export fails.
+var errExportFailed = domain.Errorf(domain.KindInternal, "the audit export failed")
+
+// selectAudit reads audit entries (a) with their export (x); a query
+// appends its conditions.
+const selectAudit = `SELECT a.id, a.at, a.actor_kind, a.actor_id, a.action, a.target, a.reason, a.before, a.after,
+	coalesce(x.trace_id, '')
+	FROM tidygate_audit_log a LEFT JOIN tidygate_audit_exports x ON x.audit_id = a.id`
+
+// queryAudit runs a query built on selectAudit.
+func queryAudit(ctx context.Context, q querier, sql string, args ...any) ([]domain.AuditEntry, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var entries []domain.AuditEntry
+	for rows.Next() {
+		var e domain.AuditEntry
+		var kind string
+		var before, after []byte
+		if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after, &e.TraceID); err != nil {
+			return nil, err
+		}
+		e.Actor.Kind, e.At = domain.ActorKind(kind), e.At.UTC()
+		if e.Before, err = parseSnapshot(before); err != nil {
+			return nil, err
+		}
+		if e.After, err = parseSnapshot(after); err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return entries, rows.Err()
 }
 
 // snapshot is the stored JSON form of an audited target's state: an API
