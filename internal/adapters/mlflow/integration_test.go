@@ -622,7 +622,7 @@ func TestReplicasCreatingOneExperimentAgree(t *testing.T) {
 				return
 			}
 			defer conn.Release()
-			e, _, err := ensureExperiment(context.Background(), conn.Conn(), "tidygate/raced", "raced", true)
+			e, _, err := ensureExperiment(context.Background(), conn.Conn(), "tidygate/raced", experimentSpec{suffix: "raced", note: "raced", tagKey: "tidygate.model", tagValue: "raced"}, true)
 			if err != nil {
 				t.Error(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/pgkit"
 )
@@ -81,14 +82,9 @@ func (s *store) reset() {
 // inserts that skip existing rows, so that writing the same calls twice
 // changes nothing.
 func (s *store) write(ctx context.Context, calls []call) error {
-	if s.schema == nil {
-		if err := s.prepare(ctx); err != nil {
-			return err
-		}
-	}
-	conn, err := s.conns.Acquire(ctx)
+	conn, err := s.conn(ctx)
 	if err != nil {
-		return classify(err, "connect to the MLflow database")
+		return err
 	}
 	defer conn.Release()
 	var b rows
@@ -108,11 +104,33 @@ func (s *store) write(ctx context.Context, calls []call) error {
 			}
 		}
 	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.copyRows(ctx, tx, b.tables()) })
+	return s.writeRows(ctx, conn.Conn(), &b, "write calls to the MLflow database")
+}
+
+// writeRows writes b's rows in one transaction: with COPY, and when a row
+// exists already (a batch written before, by a writer that died before it
+// could note it) again with inserts that skip existing rows.
+func (s *store) writeRows(ctx context.Context, conn *pgx.Conn, b *rows, doing string) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.copyRows(ctx, tx, b.tables()) })
 	if pgkit.SQLState(err) == pgkit.UniqueViolation {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return s.insertRows(ctx, tx, b.tables()) })
 	}
-	return s.classify(err, "write calls to the MLflow database")
+	return s.classify(err, doing)
+}
+
+// conn returns a connection to the MLflow database, once the schema is
+// verified (at the first write, and again after a failed one).
+func (s *store) conn(ctx context.Context) (*pgxpool.Conn, error) {
+	if s.schema == nil {
+		if err := s.prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := s.conns.Acquire(ctx)
+	if err != nil {
+		return nil, classify(err, "connect to the MLflow database")
+	}
+	return conn, nil
 }
 
 // copyRows writes the tables' rows, parents first: with COPY where the
@@ -182,28 +200,42 @@ func (s *store) insert(t tableRows) (string, []byte, error) {
 
 // experiment returns the experiment of a model's calls, creating it on first use.
 func (s *store) experiment(ctx context.Context, conn *pgx.Conn, model string) (experiment, error) {
-	if e, ok := s.experiments[model]; ok {
+	return s.ensure(ctx, conn, experimentSpec{suffix: model, tagKey: "tidygate.model", tagValue: model,
+		note: "Calls to the model " + model + " through tidygate, one trace per call."})
+}
+
+// experimentSpec describes an experiment tidygate writes to: its name
+// after ExperimentPrefix, its description, and the tag that says what it
+// holds.
+type experimentSpec struct {
+	suffix, note, tagKey, tagValue string
+}
+
+// ensure returns the experiment spec describes, creating it on first use.
+func (s *store) ensure(ctx context.Context, conn *pgx.Conn, spec experimentSpec) (experiment, error) {
+	name := truncate(s.opts.ExperimentPrefix+spec.suffix, 256)
+	if e, ok := s.experiments[name]; ok {
 		return e, nil
 	}
-	name := truncate(s.opts.ExperimentPrefix+model, 256)
-	e, deleted, err := ensureExperiment(ctx, conn, name, model, s.schema.has("experiments", "workspace"))
+	e, deleted, err := ensureExperiment(ctx, conn, name, spec, s.schema.has("experiments", "workspace"))
 	if err != nil {
 		return experiment{}, s.classify(err, "create the MLflow experiment "+name)
 	}
 	if deleted {
 		s.log.Warn("the MLflow experiment is deleted; its new traces and runs are hidden until it is restored", "experiment", name)
 	}
-	s.experiments[model] = e
+	s.experiments[name] = e
 	return e, nil
 }
 
-// ensureExperiment creates the experiment named name for a model's calls
-// unless it exists; replicas may race, and the unique name decides. With
-// workspaces, tidygate's experiments live in the default one (the column's
-// default). They carry a description (mlflow.note.content, which MLflow's UI
-// shows) and the tag tidygate.model, and never mlflow.experiment.isGateway:
-// MLflow's experiment list hides every experiment with that tag.
-func ensureExperiment(ctx context.Context, conn *pgx.Conn, name, model string, workspaces bool) (e experiment, deleted bool, err error) {
+// ensureExperiment creates the experiment named name unless it exists;
+// replicas may race, and the unique name decides. With workspaces,
+// tidygate's experiments live in the default one (the column's default).
+// They carry spec's description (mlflow.note.content, which MLflow's UI
+// shows) and tag (tidygate.model for a model's calls), and never
+// mlflow.experiment.isGateway: MLflow's experiment list hides every
+// experiment with that tag.
+func ensureExperiment(ctx context.Context, conn *pgx.Conn, name string, spec experimentSpec, workspaces bool) (e experiment, deleted bool, err error) {
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		now := time.Now().UnixMilli()
 		err := tx.QueryRow(ctx, `INSERT INTO experiments (name, lifecycle_stage, creation_time, last_update_time)
@@ -215,8 +247,8 @@ func ensureExperiment(ctx context.Context, conn *pgx.Conn, name, model string, w
 				return err
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO experiment_tags (key, value, experiment_id)
-				VALUES ('mlflow.note.content', $2, $1), ('tidygate.model', $3, $1) ON CONFLICT DO NOTHING`,
-				e.id, truncate("Calls to the model "+model+" through tidygate, one trace per call.", 5000), truncate(model, 5000))
+				VALUES ('mlflow.note.content', $2, $1), ($3, $4, $1) ON CONFLICT DO NOTHING`,
+				e.id, truncate(spec.note, 5000), spec.tagKey, truncate(spec.tagValue, 5000))
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {

@@ -338,11 +338,7 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 			rootAttrs["mlflow.chat.tools"] = oaiTools(r.Tools)
 		}
 	}
-	for _, m := range meta {
-		if m.key != "mlflow.traceInputs" && m.key != "mlflow.traceOutputs" && utf8.RuneCountInString(m.value) > maxMetadataValue {
-			rootAttrs[m.key] = m.value
-		}
-	}
+	keepLongMetadata(rootAttrs, meta)
 	first := len(b.spans)
 	root := spanSpec{ids: ids, id: ids.root, name: rootName, spanType: spanTypeUnknown, start: r.Start, end: r.End, attributes: rootAttrs}
 	if r.Outcome != domain.OutcomeOK {
@@ -355,20 +351,35 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 		return err
 	}
 
-	stats := sizeStats(b.spans[first:], info, meta, tags)
-	add("mlflow.trace.sizeStats", stats.json())
-	add("mlflow.trace.sizeBytes", strconv.Itoa(stats.total))
+	b.appendTrace(info, meta, tags, first)
+	return nil
+}
 
+// keepLongMetadata copies into a root span's attributes the metadata values
+// the metadata cuts (all but the inputs and outputs, which are the span's
+// own), so that the trace keeps them whole.
+func keepLongMetadata(rootAttrs map[string]any, meta []metaEntry) {
+	for _, m := range meta {
+		if m.key != "mlflow.traceInputs" && m.key != "mlflow.traceOutputs" && utf8.RuneCountInString(m.value) > maxMetadataValue {
+			rootAttrs[m.key] = m.value
+		}
+	}
+}
+
+// appendTrace appends a trace's trace_info row, its tags and its metadata,
+// completed with the size statistics of its spans (b.spans from first on).
+func (b *rows) appendTrace(info traceInfoRow, meta, tags []metaEntry, first int) {
+	stats := sizeStats(b.spans[first:], info, meta, tags)
+	meta = append(meta, metaEntry{"mlflow.trace.sizeStats", stats.json()}, metaEntry{"mlflow.trace.sizeBytes", strconv.Itoa(stats.total)})
 	b.traceInfo = append(b.traceInfo, info)
 	for _, t := range tags {
 		if t.value != "" {
-			b.traceTags = append(b.traceTags, keyValueRow{Key: t.key, Value: truncate(t.value, maxTagValue), RequestID: traceID})
+			b.traceTags = append(b.traceTags, keyValueRow{Key: t.key, Value: truncate(t.value, maxTagValue), RequestID: info.RequestID})
 		}
 	}
 	for _, m := range meta {
-		b.traceMeta = append(b.traceMeta, keyValueRow{Key: m.key, Value: truncate(m.value, maxMetadataValue), RequestID: traceID})
+		b.traceMeta = append(b.traceMeta, keyValueRow{Key: m.key, Value: truncate(m.value, maxMetadataValue), RequestID: info.RequestID})
 	}
-	return nil
 }
 
 // addProviderSpans appends one LLM span per provider attempt, children of
