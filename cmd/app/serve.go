@@ -98,8 +98,9 @@ func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logg
 			newServers,
 			newCatalogueReloader,
 			newIssuer,
+			newAuditExport,
 		),
-		fx.Invoke(func(*servers) {}, startCatalogueReloader),
+		fx.Invoke(func(*auditExport, *servers) {}, startCatalogueReloader),
 	)
 }
 
