@@ -35,14 +35,16 @@ func (s auditStore) Audit(context.Context, domain.AuditQuery) ([]domain.AuditEnt
 }
 
 // TestAuditShowsLimitsBeforeAndAfter checks that GET /audit shows a limits
-// change's limits before and after (not null), in the shape the OpenAPI
+// change's limits before and after (not null), and the MLflow trace of an
+// exported entry (null for one not exported yet), in the shape the OpenAPI
 // document describes.
 func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
 	store := auditStore{entries: []domain.AuditEntry{{ID: 7, At: at, Action: "limits.set", Target: "team:risk", Reason: "quarter plan",
-		Actor:  domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"},
-		Before: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{TPM: 100_000}},
-		After:  &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600, MaxConcurrent: 4}},
+		Actor:   domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"},
+		Before:  &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{TPM: 100_000}},
+		After:   &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600, MaxConcurrent: 4}},
+		TraceID: domain.AuditTraceID(7),
 	}, {ID: 6, At: at, Action: "admin_key.create", Target: "adm_ops", Reason: "automation", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
 		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}}}}
 	srv := httptest.NewServer(adminapi.NewHandler(admin.NewService(store, admin.Options{}), adminapi.Options{}))
@@ -65,6 +67,7 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	var page struct {
 		Data []struct {
 			Before, After map[string]any
+			TraceID       *string `json:"trace_id"`
 		}
 	}
 	if err := json.Unmarshal(body, &page); err != nil || len(page.Data) != 2 {
@@ -79,6 +82,12 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	}
 	want(page.Data[0].Before, 0, 100_000, 0)
 	want(page.Data[0].After, 600, 0, 4)
+	if id := page.Data[0].TraceID; id == nil || *id != domain.AuditTraceID(7) {
+		t.Errorf("the exported entry's trace_id is %v; want %s", id, domain.AuditTraceID(7))
+	}
+	if id := page.Data[1].TraceID; id != nil {
+		t.Errorf("the entry not exported yet has trace_id %q; want null", *id)
+	}
 }
 
 // validate checks a response against the OpenAPI document.

@@ -215,6 +215,9 @@ type auditJSON struct {
 	Reason string    `json:"reason"`
 	Before any       `json:"before"`
 	After  any       `json:"after"`
+	// TraceID is the entry's MLflow trace in the admin experiment, null
+	// until the entry has been exported.
+	TraceID *string `json:"trace_id"`
 }
 
 type actorJSON struct {
@@ -278,6 +281,9 @@ func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
 		page.Data = append(page.Data, auditJSON{Object: "admin.audit_entry", ID: e.ID, At: timeString(e.At),
 			Actor: actorJSON{Kind: string(e.Actor.Kind), ID: e.Actor.ID}, Action: e.Action, Target: e.Target,
 			Reason: e.Reason, Before: stateJSON(e.Before), After: stateJSON(e.After)})
+		if e.TraceID != "" {
+			page.Data[i].TraceID = &e.TraceID
+		}
 	}
 	h.writeJSON(w, http.StatusOK, page)
 }
