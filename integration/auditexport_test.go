@@ -1,0 +1,283 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tidygate/tidygate/internal/adapters/mlflow"
+	"github.com/tidygate/tidygate/internal/adapters/postgres"
+	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/pgtest"
+)
+
+// TestAdminChangesBecomeMLflowTracesExactlyOnce makes admin changes through
+// the administration service and exports the audit log to MLflow's tables
+// in the same database: exactly one trace per audit entry in the admin
+// experiment, with the actor, the reason and the states before and after,
+// and no secret — also when MLflow's database is down for a while, when an
+// exporter dies between writing the traces and recording the export, and
+// when two exporters run at once.
+func TestAdminChangesBecomeMLflowTracesExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.New(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	keys := postgres.NewKeyStore(pool)
+	svc := admin.NewService(keys, admin.Options{})
+	actor := domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_flow", Scopes: []domain.AdminScope{domain.AdminWrite}}
+	var secrets []string
+	var writes int
+	write := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes++
+	}
+
+	// Changes of every kind: keys created, revoked and rotated, limits set
+	// twice, an admin key created.
+	key, secret, err := svc.CreateKey(ctx, actor, "onboarding alice", domain.NewKey{User: "alice", Team: "risk", RPM: 60})
+	write(err)
+	secrets = append(secrets, secret)
+	_, secret, err = svc.RotateKey(ctx, actor, "quarterly rotation", key.ID, time.Hour, "")
+	write(err)
+	secrets = append(secrets, secret)
+	_, err = svc.RevokeKey(ctx, actor, "alice left the team", key.ID, "")
+	write(err)
+	_, err = svc.SetLimits(ctx, actor, "risk team's quota", domain.LimitTeam, "risk", domain.Limits{RPM: 600, MaxConcurrent: 4})
+	write(err)
+	_, err = svc.SetLimits(ctx, actor, "tokens instead", domain.LimitTeam, "risk", domain.Limits{TPM: 5000})
+	write(err)
+	_, secret, err = svc.CreateAdminKey(ctx, actor, "automation", "ci", []domain.AdminScope{domain.AdminRead})
+	write(err)
+	secrets = append(secrets, secret)
+
+	opts := mlflow.Options{Schema: mlflow.SchemaCreate, ExperimentPrefix: "tidygate/"}
+	exporter := func(conns mlflow.Conns, outbox mlflow.AuditOutbox) *mlflow.AuditExporter {
+		t.Helper()
+		x, err := mlflow.NewAuditExporter(conns, outbox, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	traces := func() int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM trace_info t JOIN experiments e ON e.experiment_id = t.experiment_id
+			WHERE e.name = 'tidygate/admin'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	exported := func() int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM tidygate_audit_exports").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// MLflow's database down: nothing is written, nothing is marked.
+	down := &switchedConns{pool: pool}
+	down.down.Store(true)
+	if err := exporter(down, keys).Drain(ctx); err == nil {
+		t.Fatal("the export succeeded with MLflow's database down")
+	}
+	if exported() != 0 {
+		t.Fatalf("%d entries marked exported while MLflow's database was down", exported())
+	}
+
+	// The exporter dies after MLflow committed and before the export was
+	// recorded: the next exporter writes the same traces again, which
+	// changes nothing.
+	if err := exporter(pool, dyingOutbox{keys}).Drain(ctx); err == nil {
+		t.Fatal("the dying export reported success")
+	}
+	if n := traces(); n != writes || exported() != 0 {
+		t.Fatalf("after the dying export: %d traces, %d marked; want %d and 0", n, exported(), writes)
+	}
+	down.down.Store(false) // and the first exporter's database is back
+	if err := exporter(down, keys).Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := traces(); n != writes || exported() != writes {
+		t.Fatalf("after the restart: %d traces, %d marked; want %d of each", n, exported(), writes)
+	}
+
+	// The traces hold the change.
+	entries, err := keys.Audit(ctx, domain.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != writes {
+		t.Fatalf("%d audit entries after %d writes", len(entries), writes)
+	}
+	for _, e := range entries {
+		if e.TraceID != domain.AuditTraceID(e.ID) {
+			t.Errorf("audit entry %d (%s) lists trace %q; want %s", e.ID, e.Action, e.TraceID, domain.AuditTraceID(e.ID))
+		}
+		meta := traceMetadata(t, pool, e.TraceID)
+		if meta["tidygate.actor"] != "admin_key:adm_flow" || meta["tidygate.audit_reason"] != e.Reason ||
+			meta["tidygate.action"] != e.Action || meta["tidygate.target"] != e.Target {
+			t.Errorf("trace of %s: metadata %v", e.Action, meta)
+		}
+	}
+	var limits []map[string]any
+	rows, err := pool.Query(ctx, `SELECT s.content FROM spans s JOIN trace_request_metadata m ON m.request_id = s.trace_id
+		WHERE m.key = 'tidygate.action' AND m.value = 'limits.set' ORDER BY s.start_time_unix_nano, s.trace_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var content string
+		if err := rows.Scan(&content); err != nil {
+			t.Fatal(err)
+		}
+		var span struct{ Attributes map[string]string }
+		var in map[string]any
+		if err := json.Unmarshal([]byte(content), &span); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(span.Attributes["mlflow.spanInputs"]), &in); err != nil {
+			t.Fatal(err)
+		}
+		limits = append(limits, in)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(limits)
+	for _, want := range []string{"after:map[id:risk kind:limits max_concurrent:4 rpm:600 scope:team tpm:0]",
+		"before:map[id:risk kind:limits max_concurrent:4 rpm:600 scope:team tpm:0]", "after:map[id:risk kind:limits max_concurrent:0 rpm:0 scope:team tpm:5000]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the limits traces' inputs %s lack %s", got, want)
+		}
+	}
+
+	// Two exporters at once, each export slowed so that they overlap:
+	// each entry is written by exactly one of them.
+	for i := range 250 {
+		_, err := svc.SetLimits(ctx, actor, "burst", domain.LimitUser, fmt.Sprintf("u%d", i%7), domain.Limits{RPM: i + 1})
+		write(err)
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 2 {
+		x := exporter(pool, countingOutbox{keys, &mu, seen})
+		wg.Go(func() {
+			if err := x.Drain(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	twice := 0
+	for _, n := range seen {
+		if n > 1 {
+			twice++
+		}
+	}
+	if len(seen) != 250 || twice > 0 {
+		t.Errorf("the two exporters wrote %d entries, %d of them more than once; want 250, each once", len(seen), twice)
+	}
+	if n := traces(); n != writes || exported() != writes {
+		t.Errorf("after the concurrent exports: %d traces, %d marked; want %d of each", n, exported(), writes)
+	}
+
+	dump := dumpTables(t, dsn, "trace_info", "trace_tags", "trace_request_metadata", "spans", "experiments", "experiment_tags")
+	for _, s := range secrets {
+		if strings.Contains(dump, s) || strings.Contains(dump, domain.HashKey(s)) {
+			t.Errorf("a secret (or its hash) reached the MLflow tables")
+		}
+	}
+}
+
+// switchedConns is MLflow's database, unreachable while down is set.
+type switchedConns struct {
+	pool *pgxpool.Pool
+	down atomic.Bool
+}
+
+func (c *switchedConns) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	if c.down.Load() {
+		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	}
+	return c.pool.Acquire(ctx)
+}
+
+// dyingOutbox writes the traces and then fails, as an exporter killed
+// between MLflow's commit and its own would.
+type dyingOutbox struct{ outbox mlflow.AuditOutbox }
+
+func (o dyingOutbox) ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error) {
+	return o.outbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
+		if err := export(ctx, entries); err != nil {
+			return err
+		}
+		return errors.New("killed after MLflow's commit")
+	})
+}
+
+// countingOutbox counts the entries each successful export wrote, and
+// slows each export so that exporters running at once overlap.
+type countingOutbox struct {
+	outbox mlflow.AuditOutbox
+	mu     *sync.Mutex
+	seen   map[int64]int
+}
+
+func (o countingOutbox) ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error) {
+	return o.outbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
+		time.Sleep(200 * time.Millisecond)
+		if err := export(ctx, entries); err != nil {
+			return err
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for _, e := range entries {
+			o.seen[e.ID]++
+		}
+		return nil
+	})
+}
+
+// traceMetadata returns a trace's metadata.
+func traceMetadata(t *testing.T, pool *pgxpool.Pool, traceID string) map[string]string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT key, value FROM trace_request_metadata WHERE request_id = $1", traceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	meta := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		meta[k] = v
+	}
+	return meta
+}
