@@ -17,48 +17,58 @@ func (h *handler) home(w http.ResponseWriter, r *http.Request, s session) {
 	h.render(w, r, s, http.StatusOK, "home", "Console", nil)
 }
 
-// groupView is a team or a user as its keys show it.
+// groupView is a team or a user on the teams or users page.
 type groupView struct {
 	Name              string
-	Members           []string // a team's users, or a user's teams
+	Members           []string // a team's users, or a user's teams, as its keys name them
 	Keys, ActiveKeys  int
 	Budgets           []domain.Budget
 	FilterParam, Link string
 	Page              string // the user's or team's own page
 }
 
-// groupKeys gathers keys by name (team or user), with the other side's
-// names and the budgets of scope that name the group.
-func groupKeys(keys []keyView, name, member func(domain.Caller) string, scope domain.ScopeKind, param string) []groupView {
-	byName := map[string]*groupView{}
+// groupsPageSize is how many users or teams a page lists.
+const groupsPageSize = 100
+
+// groupsData fills the teams or users page: a page of them, and the link
+// to the next.
+type groupsData struct {
+	Rows []groupView
+	More string // the next page's URL; empty on the last
+}
+
+// groupsPage lists the users or teams of scope that the service knows
+// (those a key or a budget names), by name, a page after the one the
+// after parameter names; member gives, for a key, the other side's name
+// (a team's user, a user's team).
+func (h *handler) groupsPage(w http.ResponseWriter, r *http.Request, s session, scope domain.ScopeKind, title string, member func(domain.Caller) (string, string)) {
+	list, more, err := h.svc.Principals(r.Context(), s.actor(), domain.PrincipalQuery{Scope: scope, After: r.URL.Query().Get("after"), Limit: groupsPageSize})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	keys, err := h.svc.Keys(r.Context(), s.actor())
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	members := map[string][]string{}
 	for _, k := range keys {
-		n := name(k.Caller)
-		g := byName[n]
-		if g == nil {
-			g = &groupView{Name: n, FilterParam: param, Link: Prefix + "/keys?" + url.Values{param: {n}}.Encode(),
-				Page: Prefix + "/" + param + "s/" + url.PathEscape(n)}
-			byName[n] = g
-		}
-		g.Keys++
-		if k.State == "active" {
-			g.ActiveKeys++
-		}
-		if m := member(k.Caller); !slices.Contains(g.Members, m) {
-			g.Members = append(g.Members, m)
-		}
-		for _, b := range k.Caller.Budgets {
-			if b.Scope == scope && b.ScopeID == n && !slices.Contains(g.Budgets, b) {
-				g.Budgets = append(g.Budgets, b)
-			}
+		if n, m := member(k.Caller); !slices.Contains(members[n], m) {
+			members[n] = append(members[n], m)
 		}
 	}
-	out := make([]groupView, 0, len(byName))
-	for _, g := range byName {
-		slices.Sort(g.Members)
-		out = append(out, *g)
+	param, path := string(scope), Prefix+"/"+string(scope)+"s"
+	var d groupsData
+	for _, p := range list {
+		slices.Sort(members[p.ID])
+		d.Rows = append(d.Rows, groupView{Name: p.ID, Members: members[p.ID], Keys: p.Keys, ActiveKeys: p.ActiveKeys, Budgets: p.Budgets,
+			FilterParam: param, Link: Prefix + "/keys?" + url.Values{param: {p.ID}}.Encode(), Page: path + "/" + url.PathEscape(p.ID)})
 	}
-	slices.SortFunc(out, func(a, b groupView) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	if more && len(list) > 0 {
+		d.More = path + "?" + url.Values{"after": {list[len(list)-1].ID}}.Encode()
+	}
+	h.render(w, r, s, http.StatusOK, param+"s", title, d)
 }
 
 // allKeys returns every key as the pages show it.
@@ -75,26 +85,14 @@ func (h *handler) allKeys(r *http.Request, s session) ([]keyView, error) {
 	return out, nil
 }
 
-// teamsPage lists the teams the keys name, with their users and budgets.
+// teamsPage lists the teams, with their users and budgets.
 func (h *handler) teamsPage(w http.ResponseWriter, r *http.Request, s session) {
-	keys, err := h.allKeys(r, s)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	teams := groupKeys(keys, func(c domain.Caller) string { return c.Team }, func(c domain.Caller) string { return c.User }, domain.ScopeTeam, "team")
-	h.render(w, r, s, http.StatusOK, "teams", "Teams", teams)
+	h.groupsPage(w, r, s, domain.ScopeTeam, "Teams", func(c domain.Caller) (string, string) { return c.Team, c.User })
 }
 
-// usersPage lists the users the keys name, with their teams and budgets.
+// usersPage lists the users, with their teams and budgets.
 func (h *handler) usersPage(w http.ResponseWriter, r *http.Request, s session) {
-	keys, err := h.allKeys(r, s)
-	if err != nil {
-		h.fail(w, r, s, err)
-		return
-	}
-	users := groupKeys(keys, func(c domain.Caller) string { return c.User }, func(c domain.Caller) string { return c.Team }, domain.ScopeUser, "user")
-	h.render(w, r, s, http.StatusOK, "users", "Users", users)
+	h.groupsPage(w, r, s, domain.ScopeUser, "Users", func(c domain.Caller) (string, string) { return c.User, c.Team })
 }
 
 // budgetsData fills the budgets page: every budget any key counts against,
