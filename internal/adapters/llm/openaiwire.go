@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -177,8 +178,10 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 	}
 	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
-	var resp oaiCompletion
-	if err := p.post.Call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), &resp); err != nil {
+	resp := completions.Get().(*oaiCompletion)
+	defer completions.Put(resp)
+	resp.reset()
+	if err := p.post.Call(ctx, p.wire.URL(OpChatCompletions, req.Model), p.chatRequest(req), resp); err != nil {
 		return domain.ChatResponse{}, err
 	}
 	if len(resp.Choices) == 0 {
@@ -203,6 +206,18 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 	var err error
 	out.Usage, err = p.usage(*resp.Usage)
 	return out, err
+}
+
+// completions holds the structs Chat decodes completions into: what Chat
+// returns is copied out of one (strings, blocks) before it goes back.
+var completions = sync.Pool{New: func() any { return new(oaiCompletion) }}
+
+// reset empties c for the next answer and keeps its choices' backing array,
+// zeroed: encoding/json decodes into a slice's elements as it finds them.
+func (c *oaiCompletion) reset() {
+	choices := c.Choices[:cap(c.Choices)]
+	clear(choices)
+	*c = oaiCompletion{Choices: choices[:0]}
 }
 
 // ChatStream calls the Chat Completions API with stream set, asking for the

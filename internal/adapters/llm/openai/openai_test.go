@@ -481,3 +481,32 @@ func TestConcurrentCallsKeepTheirOwnBytes(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestChatForgetsTheAnswerBefore decodes a completion with tool calls and
+// usage, then one with neither: the second must show none of the first's
+// (completions are decoded into reused structs).
+func TestChatForgetsTheAnswerBefore(t *testing.T) {
+	full := `{"id":"c1","model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":"a",` +
+		`"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],` +
+		`"usage":{"prompt_tokens":50,"completion_tokens":7}}`
+	bare := `{"choices":[{"index":0,"message":{"role":"assistant","content":"b"}}]}`
+	answers := []string{full, bare}
+	var n atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, answers[int(n.Add(1)-1)%2])
+	}))
+	t.Cleanup(up.Close)
+	p := newProvider(t, up.URL, openai.Options{})
+	for range 3 {
+		first, err := p.Chat(context.Background(), llmtest.Chat("m"))
+		if err != nil || len(first.Blocks) != 2 || first.Usage.PromptTokens != 50 || first.ID != "c1" {
+			t.Fatalf("the full answer: %+v, %v", first, err)
+		}
+		second, err := p.Chat(context.Background(), llmtest.Chat("m"))
+		if err != nil || second.Blocks != nil || second.ID != "" || second.Model != "m" || second.FinishReason != "" ||
+			second.Content != "b" || second.Usage.PromptTokens == 50 {
+			t.Fatalf("the bare answer after the full one: %+v, %v", second, err)
+		}
+	}
+}
