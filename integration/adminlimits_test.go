@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/pgtest"
@@ -140,5 +141,19 @@ func TestAdminAPILimits(t *testing.T) {
 	}
 	if st != 200 || !found {
 		t.Errorf("users: %d %v, want carol with her limit", st, page)
+	}
+
+	// Model limits are read here and changed in the catalogue file.
+	st, page, _ = c.call("GET", "/models", reader, "", "")
+	found = false
+	for _, m := range page["data"].([]any) {
+		m := m.(map[string]any)
+		found = found || m["id"] == "mock-chat" && m["limits"] != nil
+	}
+	if st != 200 || !found {
+		t.Errorf("models: %d %v, want mock-chat with its limits", st, page)
+	}
+	if st, e, _ := c.call("GET", "/models", "tga-"+strings.Repeat("0", 40), "", ""); st != 401 {
+		t.Errorf("models without a valid admin key: %d %v", st, e)
 	}
 }

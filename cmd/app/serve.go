@@ -193,7 +193,8 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
 	// The console goes beside it, with the same service and one throttle of
 	// failed sign-ins for both.
-	adminOpts := admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen, RoleScopes: cfg.OIDCRoleScopes()}
+	adminOpts := admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen, RoleScopes: cfg.OIDCRoleScopes(),
+		Models: func() []domain.Model { return svc.Models(domain.Caller{}) }} // a caller without a model list may use every model
 	if iss != nil {
 		adminOpts.Tokens = iss
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// roles to scopes; nil Tokens: tokens are refused.
 	Tokens     Tokens
 	RoleScopes domain.RoleScopes
+	// Models returns the catalogue's models as they are now, whose limits
+	// administrators read (they are changed in the catalogue file); nil:
+	// there are none to show.
+	Models func() []domain.Model
 }
 
 // Service administers API keys and admin keys on behalf of an actor.
@@ -148,6 +152,18 @@ func (s *Service) Limits(ctx context.Context, a domain.Actor, scope domain.Limit
 		return domain.Limits{}, err
 	}
 	return s.store.Limits(ctx, scope, id)
+}
+
+// Models returns the catalogue's models, with their limits, as they are
+// now.
+func (s *Service) Models(_ context.Context, a domain.Actor) ([]domain.Model, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return nil, err
+	}
+	if s.opts.Models == nil {
+		return nil, nil
+	}
+	return s.opts.Models(), nil
 }
 
 // Keys lists every API key, revoked ones included, oldest first.

@@ -306,6 +306,10 @@ func TestScopesAndReasons(t *testing.T) {
 			_, err := svc.ChangePrincipal(ctx, reader, "a good reason", domain.ScopeTeam, "risk", domain.PrincipalChange{Budgets: []domain.Budget{dayBudget}}, "")
 			return err
 		}, domain.KindForbidden},
+		"nobody reads models": {func() error {
+			_, err := svc.Models(ctx, nobody)
+			return err
+		}, domain.KindForbidden},
 		"nobody reads usage": {func() error {
 			_, err := svc.UsageReport(ctx, nobody, domain.UsageQuery{GroupBy: domain.GroupByTeam, From: instant, To: instant})
 			return err

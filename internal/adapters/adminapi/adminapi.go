@@ -78,6 +78,7 @@ func NewHandler(svc *admin.Service, opts Options) http.Handler {
 				r.Get(path+"/{id}", p.get)
 				r.Patch(path+"/{id}", p.update)
 			}
+			r.Get("/models", h.listModels)
 			r.Get("/usage", h.usage)
 			r.Get("/audit", h.listAudit)
 		})

@@ -158,3 +158,27 @@ func (p principals) write(w http.ResponseWriter, r *http.Request, x domain.Princ
 	w.Header().Set("ETag", quoted(domain.PrincipalVersion(x)))
 	p.h.writeJSON(w, http.StatusOK, toPrincipalJSON(x))
 }
+
+// modelJSON is a catalogue model's limits on the wire, read only: they are
+// changed in the catalogue file.
+type modelJSON struct {
+	Object string     `json:"object"` // admin.model
+	ID     string     `json:"id"`
+	Group  *string    `json:"group"`
+	Limits limitsJSON `json:"limits"`
+}
+
+// listModels serves GET /models: every model of the catalogue in use, with
+// its limits.
+func (h *handler) listModels(w http.ResponseWriter, r *http.Request) {
+	models, err := h.svc.Models(r.Context(), actorOf(r))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	page := listJSON[modelJSON]{Object: "list", Data: []modelJSON{}}
+	for _, m := range models {
+		page.Data = append(page.Data, modelJSON{Object: "admin.model", ID: m.Name, Group: nullable(m.Group), Limits: toLimitsJSON(m.Limits)})
+	}
+	h.writeJSON(w, http.StatusOK, page)
+}
