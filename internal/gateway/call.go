@@ -718,9 +718,12 @@ func (k *call) end(ctx context.Context, callErr error) error {
 				slog.String("request_id", k.in.RequestID), slog.String("error", err.Error()))
 		}
 	}
-	err := k.record(bctx)
+	var err error
 	if charged {
+		err = k.recordOwing(bctx, owed)
 		k.s.settle(bctx, owed)
+	} else {
+		err = k.record(bctx)
 	}
 	if err != nil {
 		// Fail closed: a call that cannot be recorded is not answered. What
@@ -820,6 +823,14 @@ func (k *call) intend(ctx context.Context) {
 func (k *call) record(ctx context.Context) error {
 	k.rec.End = k.s.opts.Now()
 	return k.s.deps.CallLog.Record(ctx, k.rec)
+}
+
+// recordOwing hands the finished record to the call log with the
+// settlement the ledger owes it, which the call log keeps until the
+// settler acknowledges it.
+func (k *call) recordOwing(ctx context.Context, owed ports.Settlement) error {
+	k.rec.End = k.s.opts.Now()
+	return k.s.deps.CallLog.RecordOwing(ctx, k.rec, owed)
 }
 
 // refuse records a call refused before any provider was called and returns

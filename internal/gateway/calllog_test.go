@@ -75,6 +75,10 @@ func (failingRecords) Record(context.Context, domain.CallRecord) error {
 	return domain.Wrap(domain.KindUnavailable, errors.New("no space left on device"), "call log journal write failed")
 }
 
+func (l failingRecords) RecordOwing(ctx context.Context, r domain.CallRecord, _ ports.Settlement) error {
+	return l.Record(ctx, r)
+}
+
 // TestACallWhoseRecordFailsIsSettledAndRefused makes the record fail after
 // the provider answered (the journal's disk filled up during the call): the
 // provider's work is settled, since it was consumed, and the client gets

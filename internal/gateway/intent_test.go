@@ -127,6 +127,11 @@ func (l *orderLog) Record(ctx context.Context, r domain.CallRecord) error {
 	return l.CallLog.Record(ctx, r)
 }
 
+func (l *orderLog) RecordOwing(ctx context.Context, r domain.CallRecord, owed ports.Settlement) error {
+	l.note("record " + r.RequestID)
+	return l.CallLog.RecordOwing(ctx, r, owed)
+}
+
 func (l *orderLog) note(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -317,7 +317,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		stopping: stopping,
 		stop:     stop,
-		settler:  newSettler(deps.Ledger, opts.Logger, opts.RecordTimeout),
+		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout),
 	}
 	s.routes.Store(newRoutes(deps))
 	return s, nil

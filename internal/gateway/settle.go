@@ -30,8 +30,14 @@ const (
 // applied one settlement at a time, so that one bad settlement cannot hold
 // back the others; a settlement that still fails leaves its reservation
 // held (an over-estimate, as when the ledger fails today) and is logged.
+//
+// Each settlement the ledger has applied (or refuses for good) is
+// acknowledged to the call log, which keeps it with the call's record until
+// then: a settlement the process dies before applying, or that failed, is
+// applied by Recover at the next start.
 type settler struct {
 	ledger  ports.SpendLedger
+	ack     func(reservationIDs []string) // the call log's Acknowledge
 	log     *slog.Logger
 	timeout time.Duration // bounds one batch's ledger work
 
@@ -43,8 +49,8 @@ type settler struct {
 	changed chan struct{} // closed and replaced whenever done advances
 }
 
-func newSettler(ledger ports.SpendLedger, log *slog.Logger, timeout time.Duration) *settler {
-	return &settler{ledger: ledger, log: log, timeout: timeout, changed: make(chan struct{})}
+func newSettler(ledger ports.SpendLedger, ack func([]string), log *slog.Logger, timeout time.Duration) *settler {
+	return &settler{ledger: ledger, ack: ack, log: log, timeout: timeout, changed: make(chan struct{})}
 }
 
 // add queues s for the worker, starting one if none runs. It reports false
@@ -90,27 +96,42 @@ func (t *settler) work() {
 }
 
 // apply settles batch in one SettleAll or, when the ledger refuses it,
-// one settlement at a time.
+// one settlement at a time, and acknowledges what the ledger took.
 func (t *settler) apply(batch []ports.Settlement) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
+	ids := make([]string, 0, len(batch))
 	if err := t.ledger.SettleAll(ctx, batch); err == nil {
+		for _, s := range batch {
+			ids = append(ids, s.ReservationID)
+		}
+		t.ack(ids)
 		return
 	}
 	for _, s := range batch {
-		t.one(ctx, s)
+		if t.one(ctx, s) {
+			ids = append(ids, s.ReservationID)
+		}
 	}
+	t.ack(ids)
 }
 
-// one settles s alone, and logs a failure: the reservation then stays
-// held (an over-estimate) until the ledger's expiry sweep, and the call's
-// record, already written, holds its cost.
-func (t *settler) one(ctx context.Context, s ports.Settlement) {
-	if err := t.ledger.Settle(ctx, s); err != nil {
-		t.log.LogAttrs(ctx, slog.LevelError, "settling a call's spend failed after its record was written; its reservation stays held",
-			slog.String("request_id", s.ReservationID), slog.String("key_id", s.Caller.KeyID), slog.String("model", s.Model),
-			slog.Int64("cost_micros", int64(s.Cost)), slog.String("error", err.Error()))
+// one settles s alone, logs a failure, and reports whether the call log
+// may forget s: the ledger applied it, or never will (the reservation is
+// unknown, or the settlement invalid). After any other failure (the
+// ledger unreachable, a lock it waited too long for) the reservation
+// stays held, an over-estimate, and the call log keeps s with the call's
+// record, which holds its cost, so that the next start applies it.
+func (t *settler) one(ctx context.Context, s ports.Settlement) bool {
+	err := t.ledger.Settle(ctx, s)
+	if err == nil {
+		return true
 	}
+	kind := domain.KindOf(err)
+	t.log.LogAttrs(ctx, slog.LevelError, "settling a call's spend failed after its record was written; its reservation stays held",
+		slog.String("request_id", s.ReservationID), slog.String("key_id", s.Caller.KeyID), slog.String("model", s.Model),
+		slog.Int64("cost_micros", int64(s.Cost)), slog.String("error", err.Error()))
+	return kind == domain.KindNotFound || kind == domain.KindInvalid
 }
 
 // wait blocks until every settlement queued before it was called has been
@@ -152,8 +173,8 @@ func (t *settler) pending() bool {
 // settle hands s to the settler, or applies it at once when the settler's
 // queue is full, so that a backlog slows calls down rather than grow.
 func (s *Service) settle(ctx context.Context, owed ports.Settlement) {
-	if !s.settler.add(owed) {
-		s.settler.one(ctx, owed)
+	if !s.settler.add(owed) && s.settler.one(ctx, owed) {
+		s.settler.ack([]string{owed.ReservationID})
 	}
 }
 
@@ -166,32 +187,60 @@ func (s *Service) Settled(ctx context.Context) error {
 	return s.settler.wait(ctx)
 }
 
-// Recover settles and records the calls an earlier process left
-// unfinished: those whose intent the call log holds without a record. Each
-// is charged its whole reservation (the provider may have done all the
-// work, and the spend must never be released as free), recorded as
-// interrupted by a crash (domain.InterruptedByCrash) and logged, so that
-// an operator can reconcile it with the provider's bill. Settling twice
-// changes nothing, so a Recover that fails midway can run again. It
-// returns how many calls it recovered.
+// Recover finishes what an earlier process left undone. First the calls
+// it answered (or was answering) whose settlement the ledger may not have
+// applied: the call log kept each settlement with the call's record until
+// the ledger took it, and each is settled now at the cost recorded. Then
+// the calls it left unfinished: those whose intent the call log holds
+// without a record. Each is charged its whole reservation (the provider may
+// have done all the work, and the spend must never be released as free),
+// recorded as interrupted by a crash (domain.InterruptedByCrash) and
+// logged, so that an operator can reconcile it with the provider's bill.
+// Settling twice changes nothing, so a Recover that fails midway can run
+// again. It returns how many calls it settled or recorded.
 func (s *Service) Recover(ctx context.Context) (int, error) {
+	settled, err := s.settleOwed(ctx)
+	if err != nil {
+		return settled, err
+	}
 	intents, err := s.deps.CallLog.Unfinished(ctx)
 	if err != nil {
-		return 0, err
+		return settled, err
 	}
 	for n, i := range intents {
 		caller := domain.Caller{KeyID: i.KeyID, User: i.User, Team: i.Team}
 		err := s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: i.RequestID, Caller: caller,
 			Model: i.Model, Group: i.Group, Usage: i.Worst, Cost: i.Reserved, At: s.opts.Now()})
 		if err != nil && domain.KindOf(err) != domain.KindNotFound {
-			return n, err
+			return settled + n, err
 		}
 		if err := s.deps.CallLog.Record(ctx, i.Interrupted(s.opts.Now())); err != nil {
-			return n, err
+			return settled + n, err
 		}
 		s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "call interrupted by a crash: charged its whole reservation; reconcile it with the provider's bill",
 			slog.String("request_id", i.RequestID), slog.String("key_id", i.KeyID), slog.String("model", i.Model),
 			slog.Int64("charged_micros", int64(i.Reserved)), slog.Bool("reservation_found", err == nil), slog.String("interrupted", string(domain.InterruptedByCrash)))
 	}
-	return len(intents), nil
+	return settled + len(intents), nil
+}
+
+// settleOwed applies the settlements the call log kept for an earlier
+// process, each at the cost its call's record holds, and acknowledges
+// them. A reservation the ledger no longer knows has nothing to settle.
+func (s *Service) settleOwed(ctx context.Context) (int, error) {
+	owed, err := s.deps.CallLog.Owed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for n, o := range owed {
+		err := s.deps.Ledger.Settle(ctx, o)
+		if err != nil && domain.KindOf(err) != domain.KindNotFound {
+			return n, err
+		}
+		s.settler.ack([]string{o.ReservationID})
+		s.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "settled a call an earlier run answered before its settlement was applied",
+			slog.String("request_id", o.ReservationID), slog.String("key_id", o.Caller.KeyID), slog.String("model", o.Model),
+			slog.Int64("cost_micros", int64(o.Cost)), slog.Bool("reservation_found", err == nil))
+	}
+	return len(owed), nil
 }

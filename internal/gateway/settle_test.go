@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -214,5 +215,95 @@ func TestSettledGivesUpWhenItsContextEnds(t *testing.T) {
 	close(l.gate)
 	if err := svc.Settled(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestACallsSettlementStaysOwedInTheCallLogUntilTheLedgerTakesIt(t *testing.T) {
+	l := newGatedLedger()
+	svc, log := settleRig(t, l, alice)
+	res, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "review"}, chat("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-l.entered // answered; the settlement waits at the gate
+	owed, _ := log.Owed(context.Background())
+	if len(owed) != 1 || owed[0].ReservationID != "r1" || owed[0].Cost != res.Cost || owed[0].Model != "main" {
+		t.Fatalf("owed %+v while the settlement waits; want r1's at its cost %v", owed, res.Cost)
+	}
+	close(l.gate)
+	if err := svc.Settled(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if owed, _ := log.Owed(context.Background()); len(owed) != 0 {
+		t.Fatalf("owed %+v once the ledger took it; want none", owed)
+	}
+}
+
+// downLedger is a memory ledger that cannot settle: the database is down.
+type downLedger struct{ *memory.Ledger }
+
+func (downLedger) SettleAll(context.Context, []ports.Settlement) error {
+	return domain.Errorf(domain.KindUnavailable, "the ledger is down")
+}
+
+func (downLedger) Settle(context.Context, ports.Settlement) error {
+	return domain.Errorf(domain.KindUnavailable, "the ledger is down")
+}
+
+// TestRecoverSettlesAnAnsweredCallAtItsRecordedCost answers a call whose
+// settlement the ledger cannot take (as if the process then died), and
+// starts another service on the same call log and ledger: its Recover
+// settles the call at the cost its record holds, once, however often it
+// runs, and the budget is exact.
+func TestRecoverSettlesAnAnsweredCallAtItsRecordedCost(t *testing.T) {
+	ctx := context.Background()
+	c := alice
+	c.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1_000_000}}
+	l, log := memory.NewLedger(), memory.NewCallLog()
+	service := func(ledger ports.SpendLedger) *gateway.Service {
+		svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+			Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+			Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: log}, gateway.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc
+	}
+	first := service(downLedger{l})
+	res, err := first.Chat(ctx, gateway.Call{RequestID: "r1", Caller: c, AuditReason: "review"}, chat("main"))
+	if err != nil || res.Cost == 0 {
+		t.Fatalf("cost %v, %v; want an answered call with a cost", res.Cost, err)
+	}
+	if err := first.Settled(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.Endings()["r1"]; !e.Held || e.Settles != 0 {
+		t.Fatalf("r1 %+v after the failed settlement; want it still held", e)
+	}
+	if owed, _ := log.Owed(ctx); len(owed) != 1 {
+		t.Fatalf("owed %+v after the failed settlement; want r1 kept", owed)
+	}
+
+	again := service(l)
+	for range 2 {
+		if _, err := again.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e := l.Endings()["r1"]; e.Held || e.Settles != 1 || e.Releases != 0 || e.Cost != res.Cost {
+		t.Fatalf("r1 ended %+v; want settled once at its recorded cost %v", e, res.Cost)
+	}
+	rep, err := l.Report(ctx, c, time.Now(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := rep.Budgets[0]; b.Spent != res.Cost || b.Reserved != 0 {
+		t.Fatalf("budget %+v; want %v spent, nothing held", b, res.Cost)
+	}
+	if owed, _ := log.Owed(ctx); len(owed) != 0 {
+		t.Fatalf("owed %+v after Recover; want none", owed)
+	}
+	if recs := log.Records(); len(recs) != 1 {
+		t.Fatalf("%d records; want the call's one record, no other", len(recs))
 	}
 }

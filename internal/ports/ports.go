@@ -129,6 +129,23 @@ type CallLog interface {
 	// provider works. The call's Record, which must follow, supersedes it.
 	Intend(ctx context.Context, i domain.CallIntent) error
 	Record(ctx context.Context, r domain.CallRecord) error
+	// RecordOwing is Record for a call whose settlement the ledger applies
+	// after the answer: owed is made durable with the record, in the same
+	// write, and the log keeps it, even once the record is delivered,
+	// until Acknowledge names its reservation. So a process that stops
+	// between the answer and the settlement leaves owed to Owed.
+	RecordOwing(ctx context.Context, r domain.CallRecord, owed Settlement) error
+	// Acknowledge tells the log that the ledger has applied (or can never
+	// apply) the owed settlements of these reservations, so that it may
+	// forget them. It does not wait for the disk: an acknowledgement a
+	// crash loses only means that Owed returns the settlement again, and
+	// settling twice changes nothing. Unknown ids are ignored.
+	Acknowledge(reservationIDs []string)
+	// Owed returns the settlements an earlier process recorded with
+	// RecordOwing and never saw acknowledged: calls it answered (or was
+	// answering) whose settlement the ledger may not have applied. Each
+	// stays owed until acknowledged.
+	Owed(ctx context.Context) ([]Settlement, error)
 	// Unfinished returns the intents an earlier process left without their
 	// record: calls it was making when it stopped. Each stays unfinished
 	// until a Record with its request id is written.

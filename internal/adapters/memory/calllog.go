@@ -20,6 +20,7 @@ type CallLog struct {
 	held     int
 	records  []domain.CallRecord
 	intents  []domain.CallIntent
+	owed     []ports.Settlement // recorded with RecordOwing and not acknowledged
 }
 
 // NewCallLog returns an empty call log that admits every call.
@@ -66,6 +67,33 @@ func (l *CallLog) Record(_ context.Context, r domain.CallRecord) error {
 	defer l.mu.Unlock()
 	l.records = append(l.records, r)
 	return nil
+}
+
+// RecordOwing keeps r, and owed until Acknowledge names its reservation.
+// It never fails.
+func (l *CallLog) RecordOwing(_ context.Context, r domain.CallRecord, owed ports.Settlement) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, r)
+	l.owed = append(l.owed, owed)
+	return nil
+}
+
+// Acknowledge forgets the owed settlements of the reservations ids.
+func (l *CallLog) Acknowledge(ids []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.owed = slices.DeleteFunc(l.owed, func(s ports.Settlement) bool { return slices.Contains(ids, s.ReservationID) })
+}
+
+// Owed returns the settlements recorded with RecordOwing and not
+// acknowledged: a service started on this log after another stopped sees
+// those the other left owed (and, in this fake, its own not yet
+// acknowledged too).
+func (l *CallLog) Owed(context.Context) ([]ports.Settlement, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.owed), nil
 }
 
 // Intend keeps i. It never fails.

@@ -157,9 +157,10 @@ func (o Options) validate() error {
 type CallLog struct {
 	opts    Options
 	log     *slog.Logger
-	journal *journal // nil with LogOff, as are writer, metrics and intents
+	journal *journal // nil with LogOff, as are writer, metrics, intents and owed
 	writer  *writer
 	intents *intents
+	owed    *owed
 	metrics *metrics
 
 	mu     sync.RWMutex // held for reading by Record, for writing by Close
@@ -215,6 +216,14 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 		log.Warn("journal holds the intents of calls an earlier run did not finish; they are recorded as interrupted by a crash once the gateway settles them",
 			"calls", n, "journal", j.path)
 	}
+	debts := newOwed()
+	if err := debts.scan(j); err != nil {
+		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", j.path, err), j.close())
+	}
+	if n := len(debts.unacknowledged()); n > 0 {
+		log.Warn("journal holds calls an earlier run answered whose settlement the ledger may not have applied; the gateway settles them at their recorded cost",
+			"calls", n, "journal", j.path)
+	}
 	st := newStore(conns, opts, log)
 	if err := st.prepare(ctx); err != nil {
 		if domain.KindOf(err) != domain.KindUnavailable || opts.RequireDatabase {
@@ -228,7 +237,7 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 			return nil, errors.Join(fmt.Errorf("mlflow call log metrics: %w", err), j.close())
 		}
 	}
-	c := &CallLog{opts: opts, log: log, journal: j, metrics: m, intents: open}
+	c := &CallLog{opts: opts, log: log, journal: j, metrics: m, intents: open, owed: debts}
 	c.writer = startWriter(st, j, open, m, opts, log)
 	return c, nil
 }
@@ -365,11 +374,59 @@ func (c *CallLog) Record(ctx context.Context, r domain.CallRecord) error {
 	if err != nil {
 		return domain.Wrap(domain.KindInternal, err, "call log cannot encode record "+r.RequestID)
 	}
-	err = c.commit(ctx, value)
+	err = c.commit(ctx, func() error { return c.append(value) })
 	if err == nil {
 		c.intents.remove(r.RequestID)
 	}
 	return err
+}
+
+// RecordOwing is Record for a call whose settlement follows: owed is
+// journaled in the record, marked owed in the same commit (one fdatasync,
+// as Record's), and the journal keeps the record, delivered or not, until
+// Acknowledge names its reservation and a later commit has carried that.
+func (c *CallLog) RecordOwing(ctx context.Context, r domain.CallRecord, owed ports.Settlement) error {
+	if r.RequestID == "" || owed.ReservationID == "" {
+		return domain.Errorf(domain.KindInternal, "call record or its settlement has no request id")
+	}
+	if c.journal == nil {
+		return nil
+	}
+	value, err := encodeOwing(r, c.opts.Content, owed)
+	if err != nil {
+		return domain.Wrap(domain.KindInternal, err, "call log cannot encode record "+r.RequestID)
+	}
+	err = c.commit(ctx, func() error {
+		seq, err := c.appendKind(value, true)
+		if err == nil {
+			c.owed.add(owed.ReservationID, seq)
+		}
+		return err
+	})
+	if err == nil {
+		c.intents.remove(r.RequestID)
+	}
+	return err
+}
+
+// Acknowledge notes that the ledger applied the settlements of the
+// reservations ids. The journal writes it with its next commit, without a
+// commit of its own: a record's, an intent's, the writer's, or at the
+// latest the writer's next tick (FlushInterval) or Close.
+func (c *CallLog) Acknowledge(ids []string) {
+	if c.journal == nil {
+		return
+	}
+	c.journal.settle(c.owed.take(ids))
+}
+
+// Owed returns the settlements the journal held at Open in records whose
+// settlement no acknowledgement named, less those acknowledged since.
+func (c *CallLog) Owed(context.Context) ([]ports.Settlement, error) {
+	if c.journal == nil {
+		return nil, nil
+	}
+	return c.owed.unacknowledged(), nil
 }
 
 // Intend appends the call's intent to the journal and returns nil once it
@@ -388,7 +445,7 @@ func (c *CallLog) Intend(ctx context.Context, i domain.CallIntent) error {
 		return domain.Wrap(domain.KindInternal, err, "call log cannot encode the intent of "+i.RequestID)
 	}
 	c.intents.add(i.RequestID)
-	return c.commit(ctx, value)
+	return c.commit(ctx, func() error { return c.append(value) })
 }
 
 // Unfinished returns the intents the journal held at Open without a
@@ -400,9 +457,9 @@ func (c *CallLog) Unfinished(context.Context) ([]domain.CallIntent, error) {
 	return c.intents.unfinished(), nil
 }
 
-// commit appends value to the journal, returning once it is on disk or ctx
-// ends (the append then goes on).
-func (c *CallLog) commit(ctx context.Context, value []byte) error {
+// commit runs write, an append to the journal, returning once it is on
+// disk or ctx ends (the append then goes on).
+func (c *CallLog) commit(ctx context.Context, write func() error) error {
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -411,7 +468,7 @@ func (c *CallLog) commit(ctx context.Context, value []byte) error {
 	committed := make(chan error, 1)
 	go func() {
 		defer c.mu.RUnlock() // Close waits for appends in flight
-		committed <- c.append(value)
+		committed <- write()
 	}()
 	select {
 	case err := <-committed:
@@ -422,16 +479,23 @@ func (c *CallLog) commit(ctx context.Context, value []byte) error {
 }
 
 func (c *CallLog) append(value []byte) error {
-	n, err := c.journal.append(value)
+	_, err := c.appendKind(value, false)
+	return err
+}
+
+// appendKind appends value as a record, owed when owes is set, and
+// returns its sequence number.
+func (c *CallLog) appendKind(value []byte, owes bool) (uint64, error) {
+	seq, err := c.journal.appendKind(value, owes)
 	c.wrote(err)
 	if err != nil {
-		return domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")
+		return 0, domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")
 	}
 	c.metrics.journaled.Inc()
-	if n >= c.opts.BatchSize {
+	if c.journal.len() >= c.opts.BatchSize {
 		c.writer.wake()
 	}
-	return nil
+	return seq, nil
 }
 
 // Flush blocks until the journal is empty, every record in it written to
@@ -469,7 +533,7 @@ func (c *CallLog) Close(ctx context.Context) error {
 
 	c.writer.stop(ctx)
 	left := c.journal.len()
-	err := c.journal.close()
+	err := errors.Join(c.journal.flushSettled(), c.journal.close())
 	if left > 0 {
 		c.log.Warn("call log closed with undelivered records; they stay in the journal for the next start",
 			"records", left, "journal", c.journal.path)

@@ -27,10 +27,12 @@ var errJournalClosed = errors.New("call log journal is closed")
 // journal is the durable queue between Record and the writer: append-only
 // segment files in one directory (see journal_frame.go for the format).
 // A record is a frame; once the writer has delivered it (or set it aside),
-// a kindDelivered frame names it, and a segment whose records are all
-// delivered, and every older one, is recycled: kept as a spare for reuse
-// (its next header gives it a new id, so its old frames are never read
-// again) or deleted.
+// a kindDelivered frame names it. A record whose call's settlement the
+// ledger owes (a kindOwes frame follows it) is kept until a kindSettled
+// frame names it too, delivered or not. A segment without records still to deliver or to
+// settle, and every older one, is recycled: kept as a spare for reuse (its
+// next header gives it a new id, so its old frames are never read again)
+// or deleted.
 //
 // Appends are group-committed by one goroutine, the committer: it writes
 // whatever appends are waiting with one pwrite and makes them durable with
@@ -66,8 +68,9 @@ type journal struct {
 	active    *segment   // where appends go; nil when the next commit must start a segment
 	live      []*segment // segments that may hold pending records, oldest first; active is last
 	spares    []*segment // recycled or preallocated segments without an id
-	records   []indexed  // records, in sequence order, pending from head on (some may be delivered)
+	records   []indexed  // records, in sequence order, pending or owed from head on (some may be delivered)
 	head      int
+	acks      []uint64 // owed records settled, whose kindSettled frame the next commit carries
 	nextSegID uint64
 	nextFile  uint64 // the number in the next new segment's file name
 
@@ -90,7 +93,7 @@ type segment struct {
 	size int64
 	id   uint64 // under journal.mu; zero for a spare
 	end  int64  // where the next frame goes; the committer's
-	live int    // records in it not delivered; under journal.mu
+	live int    // records in it not delivered, or owed; under journal.mu
 }
 
 // indexed is one record's place in the journal.
@@ -102,6 +105,7 @@ type indexed struct {
 	off   int64 // the frame's offset
 	n     uint32
 	done  bool // delivered or set aside
+	owed  bool // its settlement is owed (kindOwes) and no kindSettled frame names it yet
 }
 
 // request is one commit's worth of frames from one caller.
@@ -185,14 +189,29 @@ func openJournalSegments(dir string, segmentSize int64) (*journal, error) {
 // append commits value as a record, sharing the commit (and its fdatasync)
 // with concurrent appends, and returns the number of pending records.
 func (j *journal) append(value []byte) (int, error) {
-	if len(value) > maxPayload {
-		return 0, fmt.Errorf("call record of %d bytes exceeds the journal's limit of %d", len(value), maxPayload)
-	}
-	err := j.submit(&request{frames: []frame{{kind: kindRecord, at: time.Now().UnixNano(), payload: value}}})
+	_, err := j.appendKind(value, false)
 	if err != nil {
 		return 0, err
 	}
 	return j.len(), nil
+}
+
+// appendKind commits value as a record, owed when owes is set (a
+// kindOwes frame follows it in the same commit), and returns its sequence
+// number.
+func (j *journal) appendKind(value []byte, owes bool) (uint64, error) {
+	if len(value) > maxPayload {
+		return 0, fmt.Errorf("call record of %d bytes exceeds the journal's limit of %d", len(value), maxPayload)
+	}
+	at := time.Now().UnixNano()
+	r := &request{frames: []frame{{kind: kindRecord, at: at, payload: value}}}
+	if owes {
+		r.frames = append(r.frames, frame{kind: kindOwes, at: at})
+	}
+	if err := j.submit(r); err != nil {
+		return 0, err
+	}
+	return r.placed[0].seq, nil
 }
 
 // probe commits a frame without content and returns its error: whether
@@ -236,6 +255,25 @@ func (j *journal) read(limit, maxBytes int) ([]entry, error) {
 		}
 	}
 	j.mu.Unlock()
+	return j.readBack(picks)
+}
+
+// readOwed returns every owed record, delivered or not.
+func (j *journal) readOwed() ([]entry, error) {
+	var picks []indexed
+	j.mu.Lock()
+	for _, r := range j.records[j.head:] {
+		if r.owed {
+			picks = append(picks, r)
+		}
+	}
+	j.mu.Unlock()
+	return j.readBack(picks)
+}
+
+// readBack reads the records picks from their segments and checks each
+// against its checksum.
+func (j *journal) readBack(picks []indexed) ([]entry, error) {
 	out := make([]entry, 0, len(picks))
 	for _, r := range picks {
 		b := make([]byte, frameHeaderSize+int(r.n))
@@ -276,12 +314,74 @@ func (j *journal) remove(entries []entry) error {
 	for _, seq := range seqs {
 		if i, ok := j.find(seq); ok && !j.records[i].done {
 			j.records[i].done = true
-			j.records[i].seg.live--
+			if !j.records[i].owed {
+				j.records[i].seg.live--
+			}
 			j.pending.Add(-1)
 		}
 	}
 	j.advance()
 	return nil
+}
+
+// settle notes that the owed records seqs are settled. It does not write:
+// the next commit carries a kindSettled frame naming them (see
+// takeSettled), or flushSettled when no other comes; until then, and if a
+// crash comes first, they stay owed.
+func (j *journal) settle(seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.acks = append(j.acks, seqs...)
+}
+
+// takeSettled returns a request for a kindSettled frame naming the owed
+// records settled since the last one, or nil when there are none. The
+// caller commits it and passes it to settled with the outcome.
+func (j *journal) takeSettled() *request {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.acks) == 0 {
+		return nil
+	}
+	r := &request{frames: []frame{{kind: kindSettled, at: time.Now().UnixNano(), payload: encodeSeqs(j.acks)}}}
+	j.acks = j.acks[:0]
+	return r
+}
+
+// settled marks the records r names settled when its commit succeeded
+// (err is nil), or gives them back to the next commit.
+func (j *journal) settled(r *request, err error) {
+	seqs := decodeSeqs(r.frames[0].payload)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err != nil {
+		j.acks = append(j.acks, seqs...)
+		return
+	}
+	for _, seq := range seqs {
+		if i, ok := j.find(seq); ok && j.records[i].owed {
+			j.records[i].owed = false
+			if j.records[i].done {
+				j.records[i].seg.live--
+			}
+		}
+	}
+	j.advance()
+}
+
+// flushSettled commits the settlements noted since the last commit, for a
+// journal that has nothing else to commit.
+func (j *journal) flushSettled() error {
+	r := j.takeSettled()
+	if r == nil {
+		return nil
+	}
+	err := j.submit(r)
+	j.settled(r, err)
+	return err
 }
 
 // find returns the index in records of seq's record. It needs mu.
@@ -302,7 +402,7 @@ func (j *journal) find(seq uint64) (int, bool) {
 // recycles the oldest segments while no record in them is pending. It
 // needs mu.
 func (j *journal) advance() {
-	for j.head < len(j.records) && j.records[j.head].done {
+	for j.head < len(j.records) && j.records[j.head].done && !j.records[j.head].owed {
 		j.head++
 	}
 	if j.head > 1024 && j.head > len(j.records)/2 {
@@ -345,8 +445,10 @@ func (j *journal) len() int { return int(j.pending.Load()) }
 func (j *journal) oldest() (at time.Time, ok bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.head < len(j.records) {
-		return time.Unix(0, j.records[j.head].at), true
+	for _, r := range j.records[j.head:] {
+		if !r.done {
+			return time.Unix(0, r.at), true
+		}
 	}
 	return time.Time{}, false
 }

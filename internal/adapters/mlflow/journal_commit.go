@@ -36,7 +36,16 @@ func (j *journal) commit() {
 				break more
 			}
 		}
+		// The settlements noted since the last commit ride on this one.
+		settled := j.takeSettled()
+		if settled != nil {
+			settled.done = make(chan error, 1)
+			group = append(group, settled)
+		}
 		j.commitGroup(group)
+		if settled != nil {
+			j.settled(settled, <-settled.done)
+		}
 		clear(group) // drop the values until the next group
 		if cap(j.buf) > maxKeptBuffer {
 			j.buf = nil
@@ -79,8 +88,11 @@ func (j *journal) commitGroup(group []*request) {
 			j.nextSeq++
 			off := j.active.end + int64(len(j.buf))
 			j.buf = appendFrame(j.buf, j.active.id, *f)
-			if f.kind == kindRecord {
+			switch f.kind {
+			case kindRecord:
 				r.placed = append(r.placed, indexed{seq: f.seq, at: f.at, seg: j.active, segID: j.active.id, off: off, n: uint32(len(f.payload))})
+			case kindOwes: // marks the record placed just before it
+				r.placed[len(r.placed)-1].owed = true
 			}
 		}
 	}

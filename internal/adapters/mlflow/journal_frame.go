@@ -57,6 +57,16 @@ const (
 	kindDelivered frameKind = 2
 	// kindProbe has no payload: a write that checks the disk takes writes.
 	kindProbe frameKind = 3
+	// kindOwes has no payload and follows a record's frame in the same
+	// commit (its sequence number is the record's plus one): the record's
+	// call's settlement is owed, so the record stays in the journal, even
+	// once a kindDelivered frame names it, until a kindSettled frame names
+	// it too. The record itself stays a kindRecord frame, which an earlier
+	// release reads and delivers as it always did.
+	kindOwes frameKind = 4
+	// kindSettled lists, as 8-byte sequence numbers, owed records whose
+	// settlement the ledger has applied.
+	kindSettled frameKind = 5
 )
 
 // frame is one frame's content.
@@ -125,7 +135,7 @@ func decodeFrame(b []byte, segID uint64) (f frame, size int, ok bool) {
 		kind: frameKind(b[32]), seq: binary.LittleEndian.Uint64(b[16:]),
 		at: int64(binary.LittleEndian.Uint64(b[24:])), payload: b[frameHeaderSize:size],
 	}
-	if f.kind < kindRecord || f.kind > kindProbe || f.seq == 0 || !allZero(b[33:frameHeaderSize]) {
+	if f.kind < kindRecord || f.kind > kindSettled || f.seq == 0 || !allZero(b[33:frameHeaderSize]) {
 		return frame{}, 0, false
 	}
 	return f, size, true

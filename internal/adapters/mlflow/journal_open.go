@@ -76,7 +76,9 @@ type loaded struct {
 }
 
 // load reads the quarantine log and every segment, and rebuilds the index
-// of pending records: every record frame that no kindDelivered frame names.
+// of pending records (every record frame that no kindDelivered frame
+// names) and owed ones (every record a kindOwes frame follows and no
+// kindSettled frame names).
 func (j *journal) load() (err error) {
 	if err := j.qlog.open(j.dir); err != nil {
 		return err
@@ -88,6 +90,8 @@ func (j *journal) load() (err error) {
 	var (
 		segs      []loaded
 		delivered = map[uint64]bool{}
+		owes      = map[uint64]bool{}
+		settled   = map[uint64]bool{}
 		data      []byte
 		lastSeq   uint64
 	)
@@ -136,9 +140,15 @@ func (j *journal) load() (err error) {
 			switch f.kind {
 			case kindRecord:
 				l.records = append(l.records, indexed{seq: f.seq, at: f.at, seg: seg, segID: id, off: f.off, n: uint32(len(f.payload))})
+			case kindOwes:
+				owes[f.seq-1] = true
 			case kindDelivered:
 				for _, seq := range decodeSeqs(f.payload) {
 					delivered[seq] = true
+				}
+			case kindSettled:
+				for _, seq := range decodeSeqs(f.payload) {
+					settled[seq] = true
 				}
 			}
 		}
@@ -152,18 +162,23 @@ func (j *journal) load() (err error) {
 	}
 	j.nextSeq = lastSeq + 1
 	slices.SortFunc(segs, func(a, b loaded) int { return cmp.Compare(a.seg.id, b.seg.id) })
+	pending := 0
 	for _, l := range segs {
 		for _, r := range l.records {
-			if !delivered[r.seq] {
+			r.done, r.owed = delivered[r.seq], owes[r.seq] && !settled[r.seq]
+			if !r.done || r.owed {
 				j.records = append(j.records, r)
 				l.seg.live++
+			}
+			if !r.done {
+				pending++
 			}
 		}
 		l.seg.end = l.end
 		j.live = append(j.live, l.seg)
 	}
 	slices.SortFunc(j.records, func(a, b indexed) int { return cmp.Compare(a.seq, b.seq) })
-	j.pending.Store(int64(len(j.records)))
+	j.pending.Store(int64(pending))
 	if n := len(j.live); n > 0 {
 		j.active = j.live[n-1] // appends continue after its last frame, over a torn tail
 	}

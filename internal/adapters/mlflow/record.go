@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/ports"
 )
 
 // wireVersion is the version of the journal's record encoding. A journal
@@ -84,6 +85,43 @@ type wireRecord struct {
 	// worst-case usage is in the token fields).
 	Group    string `json:"group,omitempty"`
 	Reserved int64  `json:"reserved_micros,omitempty"`
+
+	// A record's whose call's settlement the ledger owes (kindOwes): what
+	// the reservation is to be settled at.
+	Owed *wireSettlement `json:"owed,omitempty"`
+}
+
+// wireSettlement is the journal's encoding of a ports.Settlement: the
+// caller as the ledger counts it (key, user, team), the model that
+// answered and its group, and the usage and cost charged.
+type wireSettlement struct {
+	ReservationID    string    `json:"reservation_id"`
+	KeyID            string    `json:"key_id,omitempty"`
+	User             string    `json:"user,omitempty"`
+	Team             string    `json:"team,omitempty"`
+	Model            string    `json:"model"`
+	Group            string    `json:"group,omitempty"`
+	PromptTokens     int       `json:"prompt_tokens,omitempty"`
+	CompletionTokens int       `json:"completion_tokens,omitempty"`
+	CacheReadTokens  int       `json:"cache_read_tokens,omitempty"`
+	CacheWriteTokens int       `json:"cache_write_tokens,omitempty"`
+	ReasoningTokens  int       `json:"reasoning_tokens,omitempty"`
+	Cost             int64     `json:"cost_micros"`
+	At               time.Time `json:"at"`
+}
+
+func toWireSettlement(s ports.Settlement) *wireSettlement {
+	return &wireSettlement{ReservationID: s.ReservationID, KeyID: s.Caller.KeyID, User: s.Caller.User, Team: s.Caller.Team,
+		Model: s.Model, Group: s.Group, PromptTokens: s.Usage.PromptTokens, CompletionTokens: s.Usage.CompletionTokens,
+		CacheReadTokens: s.Usage.CacheReadTokens, CacheWriteTokens: s.Usage.CacheWriteTokens, ReasoningTokens: s.Usage.ReasoningTokens,
+		Cost: int64(s.Cost), At: s.At}
+}
+
+func (w *wireSettlement) settlement() ports.Settlement {
+	return ports.Settlement{ReservationID: w.ReservationID, Caller: domain.Caller{KeyID: w.KeyID, User: w.User, Team: w.Team},
+		Model: w.Model, Group: w.Group, Cost: domain.Micros(w.Cost), At: w.At,
+		Usage: domain.Usage{PromptTokens: w.PromptTokens, CompletionTokens: w.CompletionTokens,
+			CacheReadTokens: w.CacheReadTokens, CacheWriteTokens: w.CacheWriteTokens, ReasoningTokens: w.ReasoningTokens}}
 }
 
 // intentKind marks a journal entry holding a call's intent, not its record:
@@ -112,10 +150,24 @@ type call struct {
 	requestPreview  string      // empty when the content mode keeps none
 	responsePreview string
 	intent          *domain.CallIntent // set when the entry is an intent, not a record
+	owed            *ports.Settlement  // set when the record's settlement was owed (kindOwes)
 }
 
 // encodeRecord returns the journal's encoding of r under the content mode.
 func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
+	return json.Marshal(wireOf(r, mode))
+}
+
+// encodeOwing returns the journal's encoding of r under the content mode,
+// with the settlement the ledger owes its call.
+func encodeOwing(r domain.CallRecord, mode ContentMode, owed ports.Settlement) ([]byte, error) {
+	w := wireOf(r, mode)
+	w.Owed = toWireSettlement(owed)
+	return json.Marshal(w)
+}
+
+// wireOf returns r as the journal encodes it under the content mode.
+func wireOf(r domain.CallRecord, mode ContentMode) wireRecord {
 	w := wireRecord{
 		V: wireVersion, Content: string(mode), RequestID: r.RequestID, ClientID: r.ClientRequestID, Endpoint: string(r.Endpoint), Start: r.Start, End: r.End,
 		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
@@ -149,7 +201,7 @@ func encodeRecord(r domain.CallRecord, mode ContentMode) ([]byte, error) {
 		w.Output = r.Output
 		w.OutputBlocks = toWireBlocks(r.OutputBlocks)
 	}
-	return json.Marshal(w)
+	return w
 }
 
 // encodeIntent returns the journal's encoding of an intent.
@@ -199,7 +251,12 @@ func decodeRecord(value []byte) (call, error) {
 		r.Attempts = append(r.Attempts, domain.Attempt{Deployment: a.Deployment, Provider: a.Provider, Model: a.Model, UpstreamModel: a.UpstreamModel,
 			Start: a.Start, End: a.End, Failed: a.ErrorKind != "", ErrorKind: kindNamed(a.ErrorKind), ErrorMessage: a.ErrorMessage})
 	}
-	return call{rec: r, attempts: max(w.Attempts, len(r.Attempts)), content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}, nil
+	c := call{rec: r, attempts: max(w.Attempts, len(r.Attempts)), content: ContentMode(w.Content), requestPreview: w.RequestPreview, responsePreview: w.ResponsePreview}
+	if w.Owed != nil {
+		owed := w.Owed.settlement()
+		c.owed = &owed
+	}
+	return c, nil
 }
 
 // kindNamed returns the error kind whose String is name. Kinds are numbered

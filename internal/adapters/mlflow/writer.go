@@ -79,6 +79,7 @@ func (w *writer) run(ctx context.Context) {
 			_ = w.drain(ctx, w.stopping)
 		case <-tick.C:
 			_ = w.drain(ctx, w.stopping)
+			_ = w.journal.flushSettled() // on failure, the next commit carries them
 		}
 	}
 }

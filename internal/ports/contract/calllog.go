@@ -2,6 +2,7 @@ package contract
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -60,6 +61,41 @@ func TestCallLog(t *testing.T, newLog func(t *testing.T) CallLogUnderTest) {
 		}
 	})
 	testIntents(t, newLog)
+	testOwed(t, newLog)
+}
+
+// testOwed checks that a settlement recorded with its call is owed after a
+// restart, even once the record is delivered, until it is acknowledged,
+// and that the record is delivered once like any other.
+func testOwed(t *testing.T, newLog func(t *testing.T) CallLogUnderTest) {
+	ctx := context.Background()
+	t.Run("AnOwedSettlementOutlivesItsRecordsDeliveryUntilAcknowledged", func(t *testing.T) {
+		l := newLog(t)
+		rec := callRecords()[0]
+		owed := ports.Settlement{ReservationID: rec.RequestID, Caller: domain.Caller{KeyID: rec.KeyID, User: rec.User, Team: rec.Team},
+			Model: rec.Model, Group: "frontier", Usage: rec.Usage, Cost: rec.Cost(), At: rec.End}
+		if err := l.Log.RecordOwing(ctx, rec, owed); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.Delivered(ctx); err != nil || !slices.Equal(got, []string{rec.RequestID}) {
+			t.Fatalf("delivered %q (%v), want the record once", got, err)
+		}
+		again := l.Reopen(t)
+		left, err := again.Log.Owed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 1 || !reflect.DeepEqual(left[0], owed) {
+			t.Fatalf("owed after a restart %+v, want the settlement as it was recorded", left)
+		}
+		again.Log.Acknowledge([]string{rec.RequestID})
+		if left, err := again.Log.Owed(ctx); err != nil || len(left) != 0 {
+			t.Fatalf("owed %+v (%v) once acknowledged, want none", left, err)
+		}
+		if got, err := again.Delivered(ctx); err != nil || !slices.Equal(got, []string{rec.RequestID}) {
+			t.Fatalf("delivered %q (%v) after the restart, want the record still once", got, err)
+		}
+	})
 }
 
 // testIntents checks that an intent without its record is what the log
