@@ -13,10 +13,13 @@ import (
 // take them.
 const recoverRetry = 5 * time.Second
 
-// recoverUnfinished settles and records the calls an earlier run of this
-// replica left unfinished (gateway.Service.Recover), trying again until it
-// succeeds or stop is closed; it closes done when it returns.
-func recoverUnfinished(log *slog.Logger, svc *gateway.Service, stop <-chan struct{}, done chan<- struct{}) {
+// recoverUnfinished settles the calls an earlier run of this replica left
+// undone (gateway.Service.Recover): those it answered, at their recorded
+// cost, and those it was making, at their reservations, recorded as
+// interrupted by a crash. It tries again until it succeeds, and then
+// closes recovered, or until stop is closed; it closes done when it
+// returns.
+func recoverUnfinished(log *slog.Logger, svc *gateway.Service, stop <-chan struct{}, done, recovered chan<- struct{}) {
 	defer close(done)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -24,9 +27,10 @@ func recoverUnfinished(log *slog.Logger, svc *gateway.Service, stop <-chan struc
 		cancel()
 		if err == nil {
 			if n > 0 {
-				log.Warn("calls an earlier run left unfinished were charged their reservations and recorded as interrupted by a crash",
-					"calls", n, "interrupted", "crash")
+				log.Warn("settled the calls an earlier run left undone: answered calls at their recorded cost, interrupted ones at their reservations",
+					"calls", n)
 			}
+			close(recovered)
 			return
 		}
 		log.Warn("recovering the calls an earlier run left unfinished failed; trying again", "error", err, "retry_in", recoverRetry)

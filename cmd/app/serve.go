@@ -155,7 +155,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 	stop, recovered := make(chan struct{}), make(chan struct{})
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
-			go recoverUnfinished(d.Logger, svc, stop, recovered)
+			go recoverUnfinished(d.Logger, svc, stop, recovered, stores.recovered)
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {

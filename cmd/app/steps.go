@@ -28,6 +28,11 @@ type gatewayStores struct {
 	ledger    *postgres.Ledger
 	responses *postgres.ResponseStore
 	schema    *schemaGate
+	// recovered is closed once the calls an earlier run of this replica
+	// left undone are settled (recoverUnfinished): the expiry sweep waits
+	// for it, so that it never releases a hold this replica's journal can
+	// settle.
+	recovered chan struct{}
 }
 
 // registerGateway is step 3: the gateway joins the shared pool. It builds
@@ -44,7 +49,8 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 	ledger := postgres.NewLedger(shared, postgres.LedgerOptions{
 		SynchronousCommit: d.Config.LedgerSyncCommit == "on", LockTimeout: d.Config.LedgerLockTimeout,
 		Location: loc, AlertThresholds: d.Config.BudgetThresholds()})
-	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger, responses: postgres.NewResponseStore(shared)}
+	s := &gatewayStores{keys: postgres.NewKeyStore(shared), ledger: ledger, responses: postgres.NewResponseStore(shared),
+		recovered: make(chan struct{})}
 	if s.callers, err = keyLookup(lc, d, shared, s.keys); err != nil {
 		return infra.GatewayRegistration{}, nil, err
 	}
@@ -64,7 +70,7 @@ func registerGateway(ctx bootContext, lc fx.Lifecycle, d *infra.Delegate, shared
 	if err != nil {
 		return infra.GatewayRegistration{}, nil, err
 	}
-	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema)
+	sweep := newStaleSweep(d.Logger, s.ledger, staleAfter(d.Config), s.schema, s.recovered)
 	sweep.responses = s.responses
 	alerts := newAlertLoop(d, s.ledger, s.schema)
 	lastUsed, flushLastUsed := newLastUsedFlush(d.Logger, s.keys, s.schema)

@@ -16,9 +16,10 @@ func staleAfter(cfg infra.Config) time.Duration {
 	return max(15*time.Minute, 4*time.Duration(cfg.ProviderAttempts)*cfg.ProviderTimeout, 2*cfg.StreamTimeout)
 }
 
-// expirer releases reservations older than a given age.
+// expirer releases reservations older than a given age and returns their
+// ids.
 type expirer interface {
-	ExpireStale(ctx context.Context, olderThan time.Duration) (int, error)
+	ExpireStale(ctx context.Context, olderThan time.Duration) ([]string, error)
 }
 
 // responseExpirer deletes stored responses whose retention has passed.
@@ -39,31 +40,52 @@ const (
 // killed mid-call left behind, so that they do not hold budget forever, and
 // deletes the stored responses whose retention (RESPONSES_RETENTION) has
 // passed.
+//
+// It releases nothing before this replica has settled what its own
+// journal holds (recovered), so that it never releases a hold this
+// replica can settle. A hold it releases is logged with its reservation
+// (the call's request id) for reconciliation: it belongs to a process that
+// stopped before it settled, and the journal of a replica that never
+// restarts may still hold the call's cost. A later settlement of a
+// released hold still counts the cost (the ledger's expired state), so a
+// replica restarted on its journal even after the sweep makes the budget
+// exact again.
 type staleSweep struct {
 	logger    *slog.Logger
 	ledger    expirer
 	responses responseExpirer // nil: no responses to sweep
 	after     time.Duration
+	recovered <-chan struct{}
 	loop      *schemaLoop
 }
 
-func newStaleSweep(logger *slog.Logger, ledger expirer, after time.Duration, schema *schemaGate) *staleSweep {
-	s := &staleSweep{logger: logger, ledger: ledger, after: after}
+func newStaleSweep(logger *slog.Logger, ledger expirer, after time.Duration, schema *schemaGate, recovered <-chan struct{}) *staleSweep {
+	s := &staleSweep{logger: logger, ledger: ledger, after: after, recovered: recovered}
 	s.loop = newSchemaLoop(schema, time.Minute, s.sweep)
 	return s
 }
 
 func (s *staleSweep) sweep(ctx context.Context) {
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	n, err := s.ledger.ExpireStale(sctx, s.after)
-	scancel()
-	switch {
-	case err != nil:
-		s.logger.Warn("releasing stale budget reservations failed; will retry", "err", err)
-	case n > 0:
-		s.logger.Warn("released stale budget reservations left by a stopped process", "count", n, "older_than", s.after)
+	select {
+	case <-s.recovered:
+		s.expire(ctx)
+	default: // this replica's own undone calls are not settled yet
 	}
 	s.sweepResponses(ctx)
+}
+
+// expire releases the stale holds and logs each one.
+func (s *staleSweep) expire(ctx context.Context) {
+	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	ids, err := s.ledger.ExpireStale(sctx, s.after)
+	scancel()
+	for _, id := range ids {
+		s.logger.Warn("released a stale budget reservation left by a stopped process; if its call was answered, reconcile with its record",
+			"request_id", id, "older_than", s.after)
+	}
+	if err != nil {
+		s.logger.Warn("releasing stale budget reservations failed; will retry", "err", err)
+	}
 }
 
 // sweepResponses deletes expired stored responses, at most

@@ -644,16 +644,17 @@ LIMIT $2`
 
 // ExpireStale gives back the holds of reservations made more than olderThan
 // ago (by the database's clock) and neither settled nor released: those of
-// processes killed during a call. It returns how many it expired. A later
-// Settle of an expired reservation still counts its cost. olderThan must be
-// positive and should exceed the longest call.
-func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) (int, error) {
+// processes killed during a call. It returns the ids of those it expired,
+// also with an error. A later Settle of an expired reservation still
+// counts its cost. olderThan must be positive and should exceed the
+// longest call.
+func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) ([]string, error) {
 	ctx, cancel := bound(ctx, l.db)
 	defer cancel()
 	if olderThan <= 0 {
-		return 0, domain.InvalidParam("older_than", "the age of stale reservations must be positive")
+		return nil, domain.InvalidParam("older_than", "the age of stale reservations must be positive")
 	}
-	expired := 0
+	var expired []string
 	for {
 		var ids []string
 		err := pgkit.WithConn(ctx, l.db, "find stale reservations", func(conn *pgxpool.Conn) error {
@@ -673,7 +674,7 @@ func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) (int,
 				return expired, err
 			}
 			if dropped {
-				expired++
+				expired = append(expired, id)
 			}
 		}
 		if len(ids) < staleBatch {
