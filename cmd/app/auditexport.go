@@ -36,7 +36,10 @@ func newAuditExport(lc fx.Lifecycle, ctx bootContext, d *infra.Delegate, stores 
 	if err != nil {
 		return nil, err
 	}
-	opts.Logger, opts.Registerer = d.Logger, d.Registry
+	// The exporter never changes MLflow's schema: with MLFLOW_SCHEMA=create
+	// the call log creates it, and DDL from both at once could deadlock
+	// with each other's writes.
+	opts.Schema, opts.Logger, opts.Registerer = mlflow.SchemaVerify, d.Logger, d.Registry
 	x, err := mlflow.NewAuditExporter(calls.pool, stores.keys, opts)
 	if err != nil {
 		return nil, err
