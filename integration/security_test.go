@@ -107,6 +107,16 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	}
 	seen.WriteString(s.Log())
 	seen.WriteString(dumpTables(t, admin, "tidygate_audit_log", "tidygate_admin_keys"))
+	// Every admin change is a trace of the admin experiment by the end of
+	// the shutdown (its last export), and they are searched too.
+	var changes, adminTraces int
+	queryRow(t, admin, "SELECT count(*) FROM tidygate_audit_log", &changes)
+	queryRow(t, admin, `SELECT count(*) FROM trace_info t JOIN experiments e ON e.experiment_id = t.experiment_id
+		WHERE e.name = 'tidygate/admin'`, &adminTraces)
+	if changes < 2 || adminTraces != changes {
+		t.Errorf("%d admin changes and %d traces of them in MLflow; want one trace per change", changes, adminTraces)
+	}
+	seen.WriteString(dumpTables(t, admin, "trace_info", "trace_tags", "trace_request_metadata", "spans"))
 	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey, adminKey, created.Secret,
 		"oidc-SECRET-789", token, badToken, strings.Split(token, ".")[2]} {
 		if strings.Contains(seen.String(), secret) && secret != DevKey {
