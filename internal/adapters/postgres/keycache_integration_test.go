@@ -248,6 +248,17 @@ func TestRotationExpiryAndBudgetsReachTheOtherReplica(t *testing.T) {
 		}
 		t.Logf("user budget seen after %s", b.until(t, secret, time.Now(), set))
 	})
+
+	t.Run("team limits", func(t *testing.T) {
+		_, secret := create(t, a.store, postgres.NewKey{User: "gus", Team: "lab"})
+		b.cached(t, secret)
+		tpm := 5000
+		if _, err := a.store.ChangePrincipal(ctx, domain.ScopeTeam, "lab", domain.PrincipalChange{Limits: domain.LimitsChange{TPM: &tpm}}, "", audit()); err != nil {
+			t.Fatal(err)
+		}
+		set := func(c domain.Caller, err error) bool { return err == nil && c.TeamLimits == domain.Limits{TPM: 5000} }
+		t.Logf("team limits seen after %s", b.until(t, secret, time.Now(), set))
+	})
 }
 
 // TestExpiryAndGraceEndWithoutAnyMessage: a key held in memory is refused
