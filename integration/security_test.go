@@ -90,6 +90,38 @@ func TestNoSecretsAnywhere(t *testing.T) {
 		_, b = s.do("GET", "/admin/v1/keys", "", "Authorization", "Bearer "+tok)
 		seen.Write(b)
 	}
+	// Guesses until the address is throttled (AUTH_FAILURE_LIMIT, 20 by
+	// default), in every dialect, with a key and with a token: neither the
+	// refusals nor the log of the throttled failures show what was presented.
+	guessedKey := "tg-throttled-guess-SECRET-0000000000"
+	guessedToken := fake.Token(map[string]any{"sub": "guess", "aud": "elsewhere"})
+	throttled := 0
+	for i := range 24 {
+		cred := guessedKey
+		if i%2 == 1 {
+			cred = guessedToken
+		}
+		var r *reply
+		switch i % 3 {
+		case 0:
+			r, b = s.do("POST", "/v1/chat/completions", chatBody, "Authorization", "Bearer "+cred)
+		case 1:
+			r, b = s.do("POST", "/v1/messages", `{"model":"mock-chat","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`,
+				"Authorization", "", "x-api-key", cred, "anthropic-version", "2023-06-01")
+		default:
+			r, b = s.do("POST", "/v1/responses", `{"model":"mock-chat","input":"hi"}`, "Authorization", "Bearer "+cred)
+		}
+		if r.StatusCode == 429 {
+			throttled++
+		}
+		seen.Write(b)
+		for k, v := range r.Header {
+			seen.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+	}
+	if throttled == 0 {
+		t.Error("24 failed authentications from one address were never throttled")
+	}
 	for _, path := range []string{"/metrics", "/debug/startup", "/readyz"} {
 		_, b := s.adminGet(path)
 		seen.Write(b)
@@ -118,7 +150,7 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	}
 	seen.WriteString(dumpTables(t, admin, "trace_info", "trace_tags", "trace_request_metadata", "spans"))
 	for _, secret := range []string{password, "sk-SECRET-openai-123", "sk-ant-SECRET-456", key, DevKey, adminKey, created.Secret,
-		"oidc-SECRET-789", token, badToken, strings.Split(token, ".")[2]} {
+		"oidc-SECRET-789", token, badToken, strings.Split(token, ".")[2], guessedKey, guessedToken} {
 		if strings.Contains(seen.String(), secret) && secret != DevKey {
 			t.Errorf("the secret %q appears in logs, responses, metrics or MLflow records", secret)
 		}

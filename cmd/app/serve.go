@@ -140,6 +140,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		MaxConcurrentPerKey:  cfg.ConcurrentPerKey(),
 		MaxConcurrentPerTeam: cfg.ConcurrentPerTeam(),
 		SignedInLimits:       domain.SignedInLimits{RPM: cfg.OIDCCallerRPM, TPM: cfg.OIDCCallerTPM},
+		AuthFailureLimit:     cfg.AuthFailureLimit,
 		ProviderTimeout:      cfg.ProviderTimeout,
 		StreamTimeout:        cfg.StreamTimeout,
 		Content:              domain.ContentPolicy(cfg.MLflowLogContent),

@@ -88,14 +88,16 @@ func (l LimitsOf) Name() string { return string(l.Scope) + ":" + l.ID }
 type LimitScope string
 
 // The scopes of rate limits: one API key, a user (all their keys), a team
-// (all its users' keys), a model (every caller's calls asked of it) and a
-// provider instance's account (every attempt sent to it).
+// (all its users' keys), a model (every caller's calls asked of it), a
+// provider instance's account (every attempt sent to it) and a client
+// address (its failed authentications).
 const (
 	LimitKey      LimitScope = "key"
 	LimitUser     LimitScope = "user"
 	LimitTeam     LimitScope = "team"
 	LimitModel    LimitScope = "model"
 	LimitProvider LimitScope = "provider"
+	LimitAddress  LimitScope = "address"
 )
 
 // RateLimit is one requests- and tokens-per-window limit and whose it is.

@@ -109,8 +109,14 @@ type Options struct {
 	// SignedInLimits are the per-key rate limits of callers who sign in
 	// with a token (Deps.Tokens); zero fields are unlimited.
 	SignedInLimits domain.SignedInLimits
-	Now            func() time.Time
-	Logger         *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
+	// AuthFailureLimit is how many failed authentications a client
+	// address may make per rate-limit window, counted by Deps.Limiter
+	// (shared by the replicas when it is); past it the address is refused
+	// with a KindRateLimited error (CodeTooManyFailures) until the window
+	// ends. 0: failures are not throttled.
+	AuthFailureLimit int
+	Now              func() time.Time
+	Logger           *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
 	// Content is what stored responses may keep of a conversation, the
 	// call log's policy (MLFLOW_LOG_CONTENT); default domain.ContentFull.
 	Content domain.ContentPolicy
@@ -266,6 +272,8 @@ type Service struct {
 	slots  chan struct{} // bounds concurrent upstream calls
 	// settler applies the calls' settlements after their answers.
 	settler *settler
+	// throttle refuses client addresses that fail to authenticate too often.
+	throttle *throttle
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -318,6 +326,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		stopping: stopping,
 		stop:     stop,
 		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout),
+		throttle: newThrottle(deps.Limiter, opts.AuthFailureLimit, opts.Now),
 	}
 	s.routes.Store(newRoutes(deps))
 	return s, nil
@@ -365,8 +374,27 @@ func (s *Service) Reload(r Routing) error {
 // out of patience, so that it can finish within its shutdown budget.
 func (s *Service) EndCalls() { s.stop(errShuttingDown) }
 
-// Authenticate returns the caller behind an API key secret.
-func (s *Service) Authenticate(ctx context.Context, secret string) (domain.Caller, error) {
+// Authenticate returns the caller behind an API key secret or a token of
+// the identity provider, presented from the client address from (see
+// Options.AuthFailureLimit; empty: not throttled). A failure is a
+// KindUnauthenticated error, counted against from; an address with too
+// many failures is refused with a KindRateLimited error before its
+// secret is looked at.
+func (s *Service) Authenticate(ctx context.Context, secret, from string) (domain.Caller, error) {
+	if err := s.throttle.check(from); err != nil {
+		return domain.Caller{}, err
+	}
+	c, err := s.authenticate(ctx, secret)
+	if err != nil && domain.KindOf(err) == domain.KindUnauthenticated {
+		if refused := s.throttle.fail(ctx, from); refused != nil {
+			return domain.Caller{}, refused
+		}
+	}
+	return c, err
+}
+
+// authenticate returns the caller behind a secret.
+func (s *Service) authenticate(ctx context.Context, secret string) (domain.Caller, error) {
 	if domain.LooksLikeJWT(secret) {
 		return s.signedIn(ctx, secret)
 	}

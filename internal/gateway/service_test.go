@@ -415,13 +415,13 @@ func TestAuthenticateAndModels(t *testing.T) {
 	limited := alice
 	limited.AllowedModels = []string{"m"} // an alias allows its model
 	r := newRig(t, gateway.Options{}, limited, 0)
-	if _, err := r.svc.Authenticate(context.Background(), "garbage"); domain.KindOf(err) != domain.KindUnauthenticated {
+	if _, err := r.svc.Authenticate(context.Background(), "garbage", ""); domain.KindOf(err) != domain.KindUnauthenticated {
 		t.Fatalf("garbage key: %v", err)
 	}
-	if _, err := r.svc.Authenticate(context.Background(), "tg-unknown-key-00000000000"); domain.KindOf(err) != domain.KindUnauthenticated {
+	if _, err := r.svc.Authenticate(context.Background(), "tg-unknown-key-00000000000", ""); domain.KindOf(err) != domain.KindUnauthenticated {
 		t.Fatalf("unknown key: %v", err)
 	}
-	c, err := r.svc.Authenticate(context.Background(), "tg-the-test-key-0123456789")
+	c, err := r.svc.Authenticate(context.Background(), "tg-the-test-key-0123456789", "")
 	if err != nil || c.User != "alice" {
 		t.Fatalf("good key: %+v %v", c, err)
 	}

@@ -75,7 +75,7 @@ func TestAuthenticateWithAToken(t *testing.T) {
 		limits: map[string]domain.Limits{"user:alice@example.com": {RPM: 4, MaxConcurrent: 2}, "team:risk": {TPM: 9000}, "team:ops": {RPM: 1}}})
 	ctx := context.Background()
 
-	c, err := svc.Authenticate(ctx, jwt)
+	c, err := svc.Authenticate(ctx, jwt, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,22 +85,22 @@ func TestAuthenticateWithAToken(t *testing.T) {
 		t.Fatalf("caller %+v", c)
 	}
 	// Keys work as before beside tokens.
-	if c, err := svc.Authenticate(ctx, "tg-the-test-key-0123456789"); err != nil || c.User != "keyed" {
+	if c, err := svc.Authenticate(ctx, "tg-the-test-key-0123456789", ""); err != nil || c.User != "keyed" {
 		t.Fatalf("key: %+v %v", c, err)
 	}
 	// A token the verifier refuses, and one naming no team.
-	if _, err := svc.Authenticate(ctx, jwt+"x"); domain.KindOf(err) != domain.KindUnauthenticated {
+	if _, err := svc.Authenticate(ctx, jwt+"x", ""); domain.KindOf(err) != domain.KindUnauthenticated {
 		t.Fatalf("a bad token: %v", err)
 	}
 	tokens.id.Team = ""
-	if _, err := svc.Authenticate(ctx, jwt); domain.KindOf(err) != domain.KindForbidden {
+	if _, err := svc.Authenticate(ctx, jwt, ""); domain.KindOf(err) != domain.KindForbidden {
 		t.Fatalf("a token without a team: %v", err)
 	}
 }
 
 func TestTokensRefusedWithoutSignIn(t *testing.T) {
 	svc := signInService(t, nil, fakeBook{})
-	_, err := svc.Authenticate(context.Background(), jwt)
+	_, err := svc.Authenticate(context.Background(), jwt, "")
 	if de, ok := errors.AsType[*domain.Error](err); !ok || de.Kind != domain.KindUnauthenticated || de.Code != "sign_in_disabled" {
 		t.Fatalf("a token without sign-in: %v", err)
 	}
@@ -114,7 +114,7 @@ func TestASignedInUsersLimitsHold(t *testing.T) {
 	svc := signInService(t, tokens, fakeBook{limits: map[string]domain.Limits{"user:alice@example.com": {RPM: 2}, "team:ops": {RPM: 1}}})
 	ctx := context.Background()
 	call := func(id string) error {
-		c, err := svc.Authenticate(ctx, jwt)
+		c, err := svc.Authenticate(ctx, jwt, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -137,6 +137,7 @@ type Config struct {
 	RateLimitWhenUnavailable string        `env:"RATE_LIMIT_WHEN_UNAVAILABLE" envDefault:"deny"` // deny | allow
 	RateLimitWindow          time.Duration `env:"RATE_LIMIT_WINDOW" envDefault:"1m"`             // the rpm/tpm window; tests shorten it
 	RateLimitLeaseTTL        time.Duration `env:"RATE_LIMIT_LEASE_TTL" envDefault:"30s"`         // a dead replica's places in flight come back after it
+	AuthFailureLimit         int           `env:"AUTH_FAILURE_LIMIT" envDefault:"20"`            // failed authentications per client address per window on the model endpoints; 0: not throttled
 
 	// Stored responses of the Responses API.
 	ResponsesRetention    time.Duration `env:"RESPONSES_RETENTION" envDefault:"720h"`     // how long a stored response is kept
@@ -555,6 +556,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	if cfg.RateLimitLeaseTTL < time.Second {
 		c.fail("RATE_LIMIT_LEASE_TTL", cfg.RateLimitLeaseTTL, "must be at least 1s (leases are renewed every third of it)")
 	}
+	c.atLeast("AUTH_FAILURE_LIMIT", int64(cfg.AuthFailureLimit), 0, " (0: failed authentications are not throttled)")
 
 	c.listenAddr("HTTP_ADDR", cfg.HTTPAddr)
 	if cfg.AdminAddr != AdminOff {

@@ -7,15 +7,19 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // authenticate admits requests that carry "Authorization: Bearer <key>"
 // (or, in the Anthropic dialect, "x-api-key: <key>") for a key the gateway
-// accepts. The gateway decides; a key store that cannot answer yields 503,
-// never 401, so clients do not discard a good key. A refusal for a missing
-// or bad key is logged and counted (Options.Unauthenticated), never traced:
-// there is no caller to record it against.
+// accepts. The gateway decides, and throttles the client addresses
+// (clientaddr) that fail too often; a key store that cannot answer yields
+// 503, never 401, so clients do not discard a good key. A refusal for a
+// missing or bad key, or of a throttled address, is logged and counted
+// (Options.Unauthenticated), never traced: there is no caller to record it
+// against.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := singleHeaders(r.Header, "Authorization", "X-Api-Key", auditReasonHeader)
@@ -26,10 +30,10 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			secret, err = bearerToken(r.Header.Get("Authorization"))
 		}
 		if err == nil {
-			exchangeOf(r).caller, err = h.gw.Authenticate(r.Context(), secret)
+			exchangeOf(r).caller, err = h.gw.Authenticate(r.Context(), secret, clientaddr.Of(r))
 		}
 		if err != nil {
-			if de, ok := errors.AsType[*domain.Error](err); ok && de.Kind == domain.KindUnauthenticated {
+			if de, ok := errors.AsType[*domain.Error](err); ok && (de.Kind == domain.KindUnauthenticated || de.Code == gateway.CodeTooManyFailures) {
 				h.unauth.CountUnauthenticated(cmp.Or(de.Code, "unauthenticated"))
 			}
 			h.writeError(w, r, err)

@@ -46,7 +46,7 @@ type fakeGateway struct {
 	saved      []domain.StoredResponse
 }
 
-func (g *fakeGateway) Authenticate(_ context.Context, secret string) (domain.Caller, error) {
+func (g *fakeGateway) Authenticate(_ context.Context, secret, _ string) (domain.Caller, error) {
 	if g.authErr != nil {
 		return domain.Caller{}, g.authErr
 	}

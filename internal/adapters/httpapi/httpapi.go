@@ -24,8 +24,10 @@ import (
 // Gateway is what the HTTP API needs from the application service;
 // *gateway.Service provides it.
 type Gateway interface {
-	// Authenticate returns the caller behind an API key secret.
-	Authenticate(ctx context.Context, secret string) (domain.Caller, error)
+	// Authenticate returns the caller behind an API key secret or a token,
+	// presented from the client address from; an address that failed too
+	// often is refused (KindRateLimited).
+	Authenticate(ctx context.Context, secret, from string) (domain.Caller, error)
 	// Chat runs a chat completion.
 	Chat(ctx context.Context, call gateway.Call, req domain.ChatRequest) (gateway.ChatResult, error)
 	// ChatStream runs a chat completion, handing each chunk to emit as it arrives.

@@ -1,0 +1,111 @@
+//go:build integration
+
+package integration
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/oidctest"
+	"github.com/tidygate/tidygate/internal/pgtest"
+	"github.com/tidygate/tidygate/internal/redistest"
+)
+
+// dialectCall sends one call of a dialect (chat completions, Anthropic
+// Messages with x-api-key, Responses) with the credential cred.
+func dialectCall(s *service, dialect, cred string) (*reply, []byte) {
+	switch dialect {
+	case "messages":
+		return s.do(http.MethodPost, "/v1/messages", `{"model":"mock-chat","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`,
+			"Authorization", "", "x-api-key", cred, "anthropic-version", "2023-06-01")
+	case "responses":
+		return s.do(http.MethodPost, "/v1/responses", `{"model":"mock-chat","input":"hi","store":false}`, "Authorization", "Bearer "+cred)
+	}
+	return s.do(http.MethodPost, "/v1/chat/completions", chatBody, "Authorization", "Bearer "+cred)
+}
+
+// checkDialectShape checks that body is a refusal in dialect's error
+// shape containing want.
+func checkDialectShape(t *testing.T, dialect string, status int, header http.Header, body []byte, want string) {
+	t.Helper()
+	b := string(body)
+	shaped := strings.Contains(b, `"error":{`) && strings.Contains(b, `"code":`)
+	if dialect == "messages" {
+		shaped = strings.Contains(b, `"type":"error"`) && strings.Contains(b, `"rate_limit_error"`)
+	}
+	if status != http.StatusTooManyRequests || header.Get("Retry-After") == "" || !shaped || !strings.Contains(b, want) {
+		t.Errorf("%s: %d %s (Retry-After %q), want 429 in the dialect's shape with Retry-After, saying %s",
+			dialect, status, b, header.Get("Retry-After"), want)
+	}
+}
+
+// Two replicas share one count of an address's failed authentications
+// through Redis: AUTH_FAILURE_LIMIT failures spread over both get 401,
+// then every request from the address is 429 with Retry-After on both, in
+// each dialect's shape, a valid key's too; a success between the
+// failures gives no more.
+func TestFailedAuthenticationsThrottledAcrossReplicas(t *testing.T) {
+	dsn, redisURL := pgtest.New(t), redistest.Start(t).URL
+	var procs []*service
+	var env []string
+	for range 2 {
+		e := append(baseEnv(t, dsn), "REDIS_URL="+redisURL, "RATE_LIMIT_WINDOW="+window.String(), "REPLICAS=2", "AUTH_FAILURE_LIMIT=5")
+		procs = append(procs, start(t, e))
+		env = e
+	}
+	key := createKey(t, env, "--user", "honest", "--team", "throttle")
+	inOneWindow()
+	dialects := []string{"chat", "messages", "responses"}
+	for i := range 5 {
+		s := procs[i%2]
+		if r, b := dialectCall(s, dialects[i%3], "tg-a-wrong-guess-0000000000000000"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s, want 401", i+1, r.StatusCode, b)
+		}
+		if r, b := dialectCall(s, "chat", key); r.StatusCode != http.StatusOK {
+			t.Fatalf("the valid key after failure %d: %d %s", i+1, r.StatusCode, b)
+		}
+	}
+	// The sixth failure, on either replica, is one too many; from then on
+	// the address is refused before its key is looked at.
+	for i, s := range procs {
+		r, b := dialectCall(s, dialects[i], "tg-a-wrong-guess-0000000000000000")
+		checkDialectShape(t, dialects[i], r.StatusCode, r.Header, b, "too many failed authentications")
+		for _, d := range dialects {
+			r, b := dialectCall(s, d, key)
+			checkDialectShape(t, d, r.StatusCode, r.Header, b, "too many failed authentications")
+		}
+	}
+}
+
+// TestSingleSignOnCallerLimits: a user limited to 3 requests per window
+// (set for their keys) gets exactly 3 calls between their key and their
+// token, then a 429 naming the user for the token in each dialect's
+// shape: the token's calls and the key's share the user's count.
+func TestSingleSignOnCallerLimits(t *testing.T) {
+	fake := oidctest.New(t)
+	env := append(signOnEnv(t, pgtest.New(t), fake), "RATE_LIMIT_WINDOW="+window.String())
+	s := start(t, env)
+	key := createKey(t, env, "--user", "lim@example.com", "--team", "ops", "--user-rpm", "3")
+	tok := person(fake, "sub-lim", "lim@example.com", []any{"tidygate-team-ops"}, nil)
+	// Discovery takes a call of its own: wait for it, then start afresh
+	// in a new window.
+	waitDiscovered(t, func() int {
+		r, _ := s.do(http.MethodGet, "/v1/models", "", "Authorization", "Bearer "+tok)
+		return r.StatusCode
+	})
+	inOneWindow()
+	dialects := []string{"chat", "messages", "responses"}
+	if r, b := dialectCall(s, "chat", key); r.StatusCode != http.StatusOK {
+		t.Fatalf("the user's key: %d %s", r.StatusCode, b)
+	}
+	for _, d := range dialects[:2] {
+		if r, b := dialectCall(s, d, tok); r.StatusCode != http.StatusOK {
+			t.Fatalf("%s with a token within the user's limit: %d %s", d, r.StatusCode, b)
+		}
+	}
+	for _, d := range dialects {
+		r, b := dialectCall(s, d, tok)
+		checkDialectShape(t, d, r.StatusCode, r.Header, b, `user \"lim@example.com\"`)
+	}
+}
