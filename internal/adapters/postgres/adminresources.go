@@ -306,16 +306,13 @@ func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, 
 }
 
 // changePrincipalLimits makes the change c to the limits of a user or team
-// inside tx, and tells every replica's key cache at commit, as the
-// triggers of migration 0008 do for budgets.
+// inside tx; migration 0011's triggers tell every replica's key cache at
+// commit.
 func changePrincipalLimits(ctx context.Context, tx pgx.Tx, scope domain.ScopeKind, id string, c domain.LimitsChange) error {
 	if c.IsZero() {
 		return nil
 	}
-	if _, _, err := changeLimitsTx(ctx, tx, domain.LimitScope(scope), id, c.Apply); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, "SELECT pg_notify('tidygate_keys', $1)", scopeOf(scope, id))
+	_, _, err := changeLimitsTx(ctx, tx, domain.LimitScope(scope), id, c.Apply)
 	return err
 }
 

@@ -258,6 +258,12 @@ func TestRotationExpiryAndBudgetsReachTheOtherReplica(t *testing.T) {
 		}
 		set := func(c domain.Caller, err error) bool { return err == nil && c.TeamLimits == domain.Limits{TPM: 5000} }
 		t.Logf("team limits seen after %s", b.until(t, secret, time.Now(), set))
+		// The tidygate keys command sets limits through SetLimits.
+		if _, err := a.store.SetLimits(ctx, domain.LimitScope(domain.ScopeTeam), "lab", domain.Limits{RPM: 7}, audit()); err != nil {
+			t.Fatal(err)
+		}
+		reset := func(c domain.Caller, err error) bool { return err == nil && c.TeamLimits == domain.Limits{RPM: 7} }
+		t.Logf("team limits set by the command seen after %s", b.until(t, secret, time.Now(), reset))
 	})
 }
 
