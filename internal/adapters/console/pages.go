@@ -187,6 +187,8 @@ func describeChange(before, after any) string {
 			budgets = []string{"none"}
 		}
 		return "limits: " + describeLimits(a.Limits) + "; budgets: " + strings.Join(budgets, ", ")
+	case *domain.LimitsOf:
+		return "limits: " + describeLimits(a.Limits)
 	case *domain.AdminKey:
 		scopes := make([]string, len(a.Scopes))
 		for i, sc := range a.Scopes {

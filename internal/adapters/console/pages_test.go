@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
 var (
@@ -88,6 +90,19 @@ func TestPages(t *testing.T) {
 	// A revoked key's limits are not among the active keys'.
 	if p := b.get("/console/budgets"); strings.Contains(p.body, `<th scope="row"><a href="/console/keys/key_2">`) {
 		t.Error("the revoked key's limits are listed as active")
+	}
+	// An entry exported to MLflow shows its trace; the others say they are
+	// not yet recorded there. A limits change says the limits.
+	f.store.mu.Lock()
+	f.store.entries[0].TraceID = domain.AuditTraceID(f.store.entries[0].ID)
+	f.store.entries = append(f.store.entries, domain.AuditEntry{ID: 99, At: f.now, Actor: domain.Actor{Kind: domain.ActorCLI, ID: "ops"},
+		Action: "limits.set", Target: "team:risk", Reason: "quota", After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 30}}})
+	f.store.mu.Unlock()
+	p := b.get("/console/audit")
+	for _, want := range []string{"<code>" + domain.AuditTraceID(f.store.entries[0].ID) + "</code>", "not yet recorded", "limits: 30 requests per minute"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the audit page lacks %q", want)
+		}
 	}
 	// Navigation marks the current page for assistive technology, not by colour.
 	if p := b.get("/console/teams"); !strings.Contains(p.body, `href="/console/teams" aria-current="page"`) {
