@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,5 +108,36 @@ func TestSingleSignOnCallerLimits(t *testing.T) {
 	for _, d := range dialects {
 		r, b := dialectCall(s, d, tok)
 		checkDialectShape(t, d, r.StatusCode, r.Header, b, `user \"lim@example.com\"`)
+	}
+}
+
+// TestTrustedProxiesCountEachClientApart: behind a trusted proxy (the
+// test's own loopback connections, TRUSTED_PROXIES=127.0.0.1) failures
+// count against the client X-Forwarded-For names, so one client guessing
+// is throttled while another behind the same proxy is answered; a client
+// cannot pick its address by writing the header itself, since only the
+// proxy's last entry counts.
+func TestTrustedProxiesCountEachClientApart(t *testing.T) {
+	env := append(baseEnv(t, pgtest.New(t)), "RATE_LIMIT_WINDOW="+window.String(), "AUTH_FAILURE_LIMIT=3", "TRUSTED_PROXIES=127.0.0.1,::1")
+	s := start(t, env)
+	key := createKey(t, env, "--user", "honest", "--team", "proxied")
+	inOneWindow()
+	call := func(xff, cred string) (*reply, []byte) {
+		return s.do(http.MethodPost, "/v1/chat/completions", chatBody, "Authorization", "Bearer "+cred, "X-Forwarded-For", xff)
+	}
+	for i := range 3 {
+		// The guesser writes a fresh address of its own left of the
+		// proxy's entry each time: it still counts as 198.51.100.7.
+		if r, b := call(fmt.Sprintf("203.0.113.%d, 198.51.100.7", i+1), "tg-a-wrong-guess-0000000000000000"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s, want 401", i+1, r.StatusCode, b)
+		}
+	}
+	r, b := call("198.51.100.7", "tg-a-wrong-guess-0000000000000000")
+	checkDialectShape(t, "chat", r.StatusCode, r.Header, b, "too many failed authentications")
+	if r, b := call("198.51.100.7", key); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the throttled client's valid key: %d %s, want 429", r.StatusCode, b)
+	}
+	if r, b := call("198.51.100.8", key); r.StatusCode != http.StatusOK {
+		t.Errorf("another client behind the same proxy: %d %s, want 200", r.StatusCode, b)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
+	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/adapters/console"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/oidc"
@@ -220,13 +221,17 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	adminMux.Handle(console.Prefix, consoleUI)
 	adminMux.Handle(console.Prefix+"/", consoleUI)
 	api := httpapi.NewHandler(svc, opts)
+	// Behind the proxies TRUSTED_PROXIES names, a request counts against the
+	// client they forwarded it for, for every throttle of failed
+	// authentications.
+	trusted := cfg.TrustedProxyPrefixes()
 	if cfg.AdminAPIAddr != "" {
-		s.adminAPI = httpapi.NewServer(cfg.AdminAPIAddr, adminMux, timeouts)
+		s.adminAPI = httpapi.NewServer(cfg.AdminAPIAddr, clientaddr.Behind(trusted, adminMux), timeouts)
 	} else {
 		adminMux.Handle("/", api)
 		api = adminMux
 	}
-	s.api = httpapi.NewServer(cfg.HTTPAddr, api, timeouts)
+	s.api = httpapi.NewServer(cfg.HTTPAddr, clientaddr.Behind(trusted, api), timeouts)
 	for _, srv := range []*http.Server{s.api, s.admin, s.adminAPI} {
 		if srv == nil {
 			continue

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -138,6 +139,7 @@ type Config struct {
 	RateLimitWindow          time.Duration `env:"RATE_LIMIT_WINDOW" envDefault:"1m"`             // the rpm/tpm window; tests shorten it
 	RateLimitLeaseTTL        time.Duration `env:"RATE_LIMIT_LEASE_TTL" envDefault:"30s"`         // a dead replica's places in flight come back after it
 	AuthFailureLimit         int           `env:"AUTH_FAILURE_LIMIT" envDefault:"20"`            // failed authentications per client address per window on the model endpoints; 0: not throttled
+	TrustedProxies           string        `env:"TRUSTED_PROXIES"`                               // CIDRs or addresses whose X-Forwarded-For names the client; empty: none
 
 	// Stored responses of the Responses API.
 	ResponsesRetention    time.Duration `env:"RESPONSES_RETENTION" envDefault:"720h"`     // how long a stored response is kept
@@ -557,6 +559,9 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.fail("RATE_LIMIT_LEASE_TTL", cfg.RateLimitLeaseTTL, "must be at least 1s (leases are renewed every third of it)")
 	}
 	c.atLeast("AUTH_FAILURE_LIMIT", int64(cfg.AuthFailureLimit), 0, " (0: failed authentications are not throttled)")
+	if _, err := parseTrustedProxies(cfg.TrustedProxies); err != nil {
+		c.fail("TRUSTED_PROXIES", cfg.TrustedProxies, "%v", err)
+	}
 
 	c.listenAddr("HTTP_ADDR", cfg.HTTPAddr)
 	if cfg.AdminAddr != AdminOff {
@@ -668,6 +673,37 @@ func (cfg Config) ConcurrentPerTeam() int {
 		return *cfg.MaxConcurrentPerTeam
 	}
 	return max(cfg.MaxConcurrentCalls/2, 1)
+}
+
+// TrustedProxyPrefixes returns the proxies whose X-Forwarded-For names
+// the client a request is counted against (TRUSTED_PROXIES), validated at
+// load.
+func (cfg Config) TrustedProxyPrefixes() []netip.Prefix {
+	p, _ := parseTrustedProxies(cfg.TrustedProxies)
+	return p
+}
+
+// parseTrustedProxies parses a comma-separated list of CIDR prefixes
+// ("10.0.0.0/8") and single addresses ("192.0.2.10").
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix such as 10.0.0.0/8", part)
+		}
+		ip = ip.Unmap()
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return out, nil
 }
 
 // BudgetLocation returns the zone of BUDGET_TIME_ZONE.

@@ -198,6 +198,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"MLFLOW_TRACKING_URI": "http://mlflow:5000", "MLFLOW_POOL": "dedicated"}, `MLFLOW_TRACKING_URI="http://mlflow:5000": must be a postgres:// or postgresql:// URL (tidygate writes to MLflow's database, not to its tracking server)`},
 		{map[string]string{"MLFLOW_TRACKING_URI": "postgresql://ml:s3cret@db/mlflow"}, `MLFLOW_POOL="shared": must be dedicated when MLFLOW_TRACKING_URI is set (a shared pool cannot reach another database)`},
 		{map[string]string{"MLFLOW_SCHEMA": "drop"}, `MLFLOW_SCHEMA="drop": must be verify or create`},
+		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `TRUSTED_PROXIES="10.0.0.0/8, lb.internal": "lb.internal" is neither an IP address nor a CIDR prefix such as 10.0.0.0/8`},
 		{map[string]string{"MLFLOW_LOG_MODE": "all"}, `MLFLOW_LOG_MODE="all": must be traces, runs, both or off`},
 		{map[string]string{"LEDGER_SYNCHRONOUS_COMMIT": "true"}, `LEDGER_SYNCHRONOUS_COMMIT="true": must be off or on`},
 		{map[string]string{"DEPLOY_PROFILE": "aws", "MLFLOW_LOG_MODE": "off"}, `MLFLOW_LOG_MODE="off": turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=aws`},
