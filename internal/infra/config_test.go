@@ -99,8 +99,8 @@ func TestLoadConfigProfiles(t *testing.T) {
 		{
 			name:    "home keeps connections warm",
 			environ: map[string]string{"DEPLOY_PROFILE": "home"},
-			want:    pool{3, 30 * time.Minute, 10 * time.Second, 10 * time.Second, "prefer", "verify"},
-			applied: []string{"DB_POOL_MIN_CONNS=3", "DB_POOL_MAX_CONN_IDLE_TIME=30m", "DB_CONNECT_TIMEOUT=10s",
+			want:    pool{4, 30 * time.Minute, 10 * time.Second, 10 * time.Second, "prefer", "verify"},
+			applied: []string{"DB_POOL_MIN_CONNS=4", "DB_POOL_MAX_CONN_IDLE_TIME=30m", "DB_CONNECT_TIMEOUT=10s",
 				"DB_POOL_ACQUIRE_TIMEOUT=10s", "MLFLOW_SCHEMA=verify"},
 		},
 		{
@@ -120,8 +120,8 @@ func TestLoadConfigProfiles(t *testing.T) {
 		{
 			name:    "an empty value counts as unset",
 			environ: map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MIN_CONNS": "", "MLFLOW_SCHEMA": "create", "DB_CONNECT_TIMEOUT": "3s", "DB_POOL_ACQUIRE_TIMEOUT": "4s", "DB_POOL_MAX_CONN_IDLE_TIME": "1m"},
-			want:    pool{3, time.Minute, 3 * time.Second, 4 * time.Second, "prefer", "create"},
-			applied: []string{"DB_POOL_MIN_CONNS=3"},
+			want:    pool{4, time.Minute, 3 * time.Second, 4 * time.Second, "prefer", "create"},
+			applied: []string{"DB_POOL_MIN_CONNS=4"},
 		},
 		{
 			name:    "an empty profile is local",
@@ -177,7 +177,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"DB_POOL_MAX_CONNS": "3000000000"}, `DB_POOL_MAX_CONNS="3000000000": is out of range`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "-1"}, `DB_POOL_MIN_CONNS=-1: must be at least 0`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "11"}, `DB_POOL_MIN_CONNS=11: must not exceed DB_POOL_MAX_CONNS=10`},
-		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=3 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
+		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=4 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
 		{map[string]string{"LEDGER_LOCK_TIMEOUT": "0s"}, `LEDGER_LOCK_TIMEOUT=0s: must be at least 1ms`},
 		{map[string]string{"KEY_CACHE_TTL": "-1s"}, `KEY_CACHE_TTL=-1s: must be between 0 (no cache) and 10m0s: it bounds how long a key change whose notification is lost goes unseen`},
 		{map[string]string{"KEY_CACHE_TTL": "11m"}, `KEY_CACHE_TTL=11m0s: must be between 0 (no cache) and 10m0s: it bounds how long a key change whose notification is lost goes unseen`},

@@ -17,8 +17,9 @@ import (
 //     tidygate writes.
 //   - home: far from the database. Every new connection costs 50–150 ms, so
 //     keep connections warm and let requests pay only the pooled cost:
-//     DB_POOL_MIN_CONNS=3 (one for calls, one for the settler that applies
-//     settlements after the answers, one for the MLflow writer) and
+//     DB_POOL_MIN_CONNS=4 (one for calls, one for the settler that applies
+//     settlements after the answers, one for the MLflow writer, one for the
+//     background loops: the audit log's export, budget alerts, sweeps) and
 //     DB_POOL_MAX_CONN_IDLE_TIME=30m; a slow link
 //     needs patience, DB_CONNECT_TIMEOUT=10s and DB_POOL_ACQUIRE_TIMEOUT=10s.
 //     MLflow owns its schema: MLFLOW_SCHEMA=verify.
@@ -44,7 +45,7 @@ func profileDefaults(profile string) ([]profileSetting, bool) {
 		}, true
 	case "home":
 		return []profileSetting{
-			{"DB_POOL_MIN_CONNS", "3"},
+			{"DB_POOL_MIN_CONNS", "4"},
 			{"DB_POOL_MAX_CONN_IDLE_TIME", "30m"},
 			{"DB_CONNECT_TIMEOUT", "10s"},
 			{"DB_POOL_ACQUIRE_TIMEOUT", "10s"},
