@@ -81,7 +81,7 @@ func TestEveryCallBecomesATrace(t *testing.T) {
 			waitTraces(t, dsn, len(calls))
 			time.Sleep(300 * time.Millisecond) // a late duplicate would show up now
 			var traces, statusErr int
-			queryRow(t, dsn, "SELECT count(*), count(*) FILTER (WHERE status = 'ERROR') FROM trace_info", &traces, &statusErr)
+			queryRow(t, dsn, "SELECT count(*), count(*) FILTER (WHERE status = 'ERROR') FROM "+callTraces+" t", &traces, &statusErr)
 			if traces != len(calls) || statusErr != 3 {
 				t.Fatalf("trace_info: %d traces (%d ERROR), want %d (3 ERROR)", traces, statusErr, len(calls))
 			}
@@ -194,7 +194,7 @@ func exactlyOnce(t *testing.T, dsn string, want int) {
 	waitTraces(t, dsn, want)
 	time.Sleep(500 * time.Millisecond)
 	var n, distinct int
-	queryRow(t, dsn, `SELECT count(*), count(DISTINCT d.value) FROM trace_info i
+	queryRow(t, dsn, `SELECT count(*), count(DISTINCT d.value) FROM `+callTraces+` i
 		LEFT JOIN trace_request_metadata d ON d.request_id = i.request_id AND d.key = 'tidygate.request_id'`, &n, &distinct)
 	if n != want || distinct != want {
 		t.Fatalf("trace_info holds %d traces for %d distinct requests, want exactly %d", n, distinct, want)
@@ -237,7 +237,7 @@ func TestKillAfterAnswerLosesNothing(t *testing.T) {
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited
 	var before int
-	queryRow(t, dsn, "SELECT count(*) FROM trace_info", &before)
+	queryRow(t, dsn, "SELECT count(*) FROM "+callTraces+" t", &before)
 	if before >= n {
 		t.Fatalf("the writer had already written %d traces: the test proves nothing", before)
 	}

@@ -107,14 +107,14 @@ func allAnsweredRecorded(t *testing.T, s *service, dsn string) {
 	deadline := time.Now().Add(time.Minute)
 	var n int
 	for time.Now().Before(deadline) {
-		queryRow(t, dsn, "SELECT count(*) FROM trace_info WHERE status = 'OK'", &n)
+		queryRow(t, dsn, "SELECT count(*) FROM "+callTraces+" t WHERE status = 'OK'", &n)
 		if n >= want {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
-	queryRow(t, dsn, "SELECT count(*) FROM trace_info WHERE status = 'OK'", &n)
+	queryRow(t, dsn, "SELECT count(*) FROM "+callTraces+" t WHERE status = 'OK'", &n)
 	if n != want {
 		t.Fatalf("%d successful traces for %d calls answered 200", n, want)
 	}

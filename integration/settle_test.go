@@ -182,7 +182,7 @@ func TestKillAfterConcurrentAnswersKeepsOneBudgetExact(t *testing.T) {
 	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint
 		FROM tidygate_spend WHERE scope_id = 'carol'`, &spent, &held)
 	var okTraces int
-	queryRow(t, dsn, `SELECT count(*) FROM trace_info WHERE status = 'OK'`, &okTraces)
+	queryRow(t, dsn, `SELECT count(*) FROM `+callTraces+` t WHERE status = 'OK'`, &okTraces)
 	recorded := recordedCost(t, dsn)
 	if okTraces != status[200] || spent != recorded || held != 0 || spent > limit {
 		t.Fatalf("after the restart: %d answered, %d traces OK; spent %d, held %d, limit %d; want the spend exactly the recorded %d, within the limit, nothing held",
