@@ -351,17 +351,22 @@ func (j *journal) takeSettled() *request {
 	return r
 }
 
-// settled marks the records r names settled when its commit succeeded
-// (err is nil), or gives them back to the next commit.
+// settled gives the records r names back to the next commit when its
+// commit failed (err is not nil); a commit that succeeded has marked them
+// settled already (markSettled), before any request of its group was told.
 func (j *journal) settled(r *request, err error) {
-	seqs := decodeSeqs(r.frames[0].payload)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if err != nil {
-		j.acks = append(j.acks, seqs...)
+	if err == nil {
 		return
 	}
-	for _, seq := range seqs {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.acks = append(j.acks, decodeSeqs(r.frames[0].payload)...)
+}
+
+// markSettled marks the records a committed kindSettled frame names
+// settled, so that their segments may go. j.mu must be held.
+func (j *journal) markSettled(payload []byte) {
+	for _, seq := range decodeSeqs(payload) {
 		if i, ok := j.find(seq); ok && j.records[i].owed {
 			j.records[i].owed = false
 			if j.records[i].done {

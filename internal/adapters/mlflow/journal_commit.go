@@ -133,6 +133,13 @@ func (j *journal) flush(done []*request) error {
 	}
 	seg.live += added
 	j.pending.Add(int64(added))
+	// Settlements are marked before anyone hears of the commit, so that a
+	// caller that waited for a commit sees what it carried.
+	for _, r := range done {
+		if len(r.frames) == 1 && r.frames[0].kind == kindSettled {
+			j.markSettled(r.frames[0].payload)
+		}
+	}
 	j.mu.Unlock()
 	for _, r := range done {
 		r.done <- nil
