@@ -110,24 +110,42 @@ func runAdminKey(t *testing.T, env []string, name, scopes string) string {
 	return out
 }
 
+// adminRig is a gateway on a fresh database with two admin keys, one
+// that may write and one that may only read, and a client that checks
+// every response against the OpenAPI document.
+type adminRig struct {
+	s              *service
+	env            []string
+	writer, reader string
+	c              *adminClient
+}
+
+func newAdminRig(t *testing.T) adminRig {
+	t.Helper()
+	env := baseEnv(t, pgtest.New(t))
+	s := start(t, env)
+	return adminRig{s: s, env: env, writer: runAdminKey(t, env, "ops", "read,write"),
+		reader: runAdminKey(t, env, "auditor", "read"), c: newAdminClient(t, s.URL)}
+}
+
+// audit returns the audit log's entries, newest first, as the reader sees them.
+func (r adminRig) audit(t *testing.T) []any {
+	t.Helper()
+	st, page, _ := r.c.call("GET", "/audit?limit=499", r.reader, "", "")
+	if st != 200 {
+		t.Fatalf("audit: %d %v", st, page)
+	}
+	return page["data"].([]any)
+}
+
 // TestAdminAPI drives the admin API against real PostgreSQL: scopes are
 // enforced, every write leaves exactly one audit entry, optimistic
 // concurrency holds, failed authentications are throttled, no secret is
 // echoed, and every response matches the OpenAPI document.
 func TestAdminAPI(t *testing.T) {
-	dsn := pgtest.New(t)
-	env := baseEnv(t, dsn)
-	s := start(t, env)
-	writer := runAdminKey(t, env, "ops", "read,write")
-	reader := runAdminKey(t, env, "auditor", "read")
-	c := newAdminClient(t, s.URL)
-	auditCount := func() int {
-		st, page, _ := c.call("GET", "/audit?limit=499", reader, "", "")
-		if st != 200 {
-			t.Fatalf("audit: %d %v", st, page)
-		}
-		return len(page["data"].([]any))
-	}
+	rig := newAdminRig(t)
+	s, writer, reader, c := rig.s, rig.writer, rig.reader, rig.c
+	auditCount := func() int { return len(rig.audit(t)) }
 	base := auditCount() // the two admin keys
 	if base != 2 {
 		t.Fatalf("%d audit entries after creating two admin keys, want 2", base)

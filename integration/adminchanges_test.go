@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
 // TestAdminAPIChanges drives the admin API's updates against real
@@ -18,19 +16,9 @@ import (
 // Read cannot write, every write leaves exactly one audit entry, and every
 // response matches the OpenAPI document.
 func TestAdminAPIChanges(t *testing.T) {
-	dsn := pgtest.New(t)
-	env := baseEnv(t, dsn)
-	s := start(t, env)
-	writer := runAdminKey(t, env, "ops", "read,write")
-	reader := runAdminKey(t, env, "auditor", "read")
-	c := newAdminClient(t, s.URL)
-	audits := func() int {
-		st, page, _ := c.call("GET", "/audit?limit=499", reader, "", "")
-		if st != 200 {
-			t.Fatalf("audit: %d %v", st, page)
-		}
-		return len(page["data"].([]any))
-	}
+	rig := newAdminRig(t)
+	s, env, writer, reader, c := rig.s, rig.env, rig.writer, rig.reader, rig.c
+	audits := func() int { return len(rig.audit(t)) }
 	n := audits()
 	// wrote checks that exactly want audit entries were added since the last check.
 	wrote := func(what string, want int) {

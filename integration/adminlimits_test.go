@@ -5,8 +5,6 @@ package integration
 import (
 	"strings"
 	"testing"
-
-	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
 // TestAdminAPILimits drives the rate and concurrency limits of users and
@@ -16,20 +14,12 @@ import (
 // change leaves exactly one audit entry with the limits before and after.
 // Read cannot write, and every response matches the OpenAPI document.
 func TestAdminAPILimits(t *testing.T) {
-	dsn := pgtest.New(t)
-	env := baseEnv(t, dsn)
-	s := start(t, env)
-	writer := runAdminKey(t, env, "ops", "read,write")
-	reader := runAdminKey(t, env, "auditor", "read")
-	c := newAdminClient(t, s.URL)
+	rig := newAdminRig(t)
+	s, writer, reader, c := rig.s, rig.writer, rig.reader, rig.c
 	// lastAudit returns the number of audit entries and the newest.
 	lastAudit := func() (int, map[string]any) {
 		t.Helper()
-		st, page, _ := c.call("GET", "/audit?limit=499", reader, "", "")
-		if st != 200 {
-			t.Fatalf("audit: %d %v", st, page)
-		}
-		data := page["data"].([]any)
+		data := rig.audit(t)
 		return len(data), data[0].(map[string]any)
 	}
 	st, created, _ := c.call("POST", "/keys", writer, "onboarding alice", `{"user":"alice","team":"risk"}`)
