@@ -19,11 +19,11 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
-	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
 	"github.com/tidygate/tidygate/internal/adapters/console"
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/oidc"
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/infra"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
+	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 

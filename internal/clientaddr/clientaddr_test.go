@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/tidygate/tidygate/internal/adapters/clientaddr"
+	"github.com/tidygate/tidygate/internal/clientaddr"
 )
 
 func TestOf(t *testing.T) {
