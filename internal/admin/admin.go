@@ -31,6 +31,7 @@ type KeyAdmin interface {
 	CreateAdminKey(ctx context.Context, name string, scopes []domain.AdminScope, e domain.AuditEntry) (domain.AdminKey, string, error)
 	RevokeAdminKey(ctx context.Context, id string, e domain.AuditEntry) (domain.AdminKey, error)
 	AdminKeys(ctx context.Context) ([]domain.AdminKey, error)
+	AdminKey(ctx context.Context, id string) (domain.AdminKey, error)
 	AdminKeyByHash(ctx context.Context, hash string) (domain.AdminKey, error)
 	Principals(ctx context.Context, q domain.PrincipalQuery) ([]domain.Principal, error)
 	Principal(ctx context.Context, scope domain.ScopeKind, id string) (domain.Principal, error)
@@ -226,14 +227,12 @@ func (s *Service) Recheck(ctx context.Context, a domain.Actor) (domain.Actor, er
 	if a.Kind != domain.ActorAdminKey {
 		return a, nil
 	}
-	keys, err := s.store.AdminKeys(ctx)
-	if err != nil {
+	k, err := s.store.AdminKey(ctx, a.ID)
+	if err != nil && domain.KindOf(err) != domain.KindNotFound {
 		return domain.Actor{}, err
 	}
-	for _, k := range keys {
-		if k.ID == a.ID && k.RevokedAt == nil {
-			return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
-		}
+	if err == nil && k.RevokedAt == nil {
+		return domain.Actor{Kind: domain.ActorAdminKey, ID: k.ID, Scopes: k.Scopes}, nil
 	}
 	return domain.Actor{}, &domain.Error{Kind: domain.KindUnauthenticated, Code: "admin_key_revoked",
 		Message: "the admin key this session signed in with has been revoked"}

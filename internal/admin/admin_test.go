@@ -155,6 +155,10 @@ func (f *fakeStore) RevokeAdminKey(_ context.Context, id string, e domain.AuditE
 
 func (f *fakeStore) AdminKeys(context.Context) ([]domain.AdminKey, error) { return nil, nil }
 
+func (f *fakeStore) AdminKey(_ context.Context, id string) (domain.AdminKey, error) {
+	return domain.AdminKey{}, domain.Errorf(domain.KindNotFound, "no admin key %q", id)
+}
+
 func (f *fakeStore) Principals(_ context.Context, q domain.PrincipalQuery) ([]domain.Principal, error) {
 	f.lastLimit = q.Limit
 	return []domain.Principal{{Scope: q.Scope, ID: "a"}, {Scope: q.Scope, ID: "b"}}[:min(2, q.Limit)], nil

@@ -128,14 +128,15 @@ func (s *store) AdminKeyByHash(_ context.Context, hash string) (domain.AdminKey,
 	return k, nil
 }
 
-func (s *store) AdminKeys(context.Context) ([]domain.AdminKey, error) {
+func (s *store) AdminKey(_ context.Context, id string) (domain.AdminKey, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []domain.AdminKey
 	for _, k := range s.admins {
-		out = append(out, k)
+		if k.ID == id {
+			return k, nil
+		}
 	}
-	return out, nil
+	return domain.AdminKey{}, domain.Errorf(domain.KindNotFound, "no admin key %q", id)
 }
 
 // changeAdminKey changes the admin key whose secret is secret, as another

@@ -141,8 +141,7 @@ func (s *KeyStore) RevokeAdminKey(ctx context.Context, id string, e domain.Audit
 			return err
 		}
 		if len(before) != 1 {
-			return &domain.Error{Kind: domain.KindNotFound, Code: "admin_key_not_found", Param: "id",
-				Message: fmt.Sprintf("there is no admin key with ID %q", id)}
+			return adminKeyNotFound(id)
 		}
 		if _, err := tx.Exec(ctx, "UPDATE tidygate_admin_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id); err != nil {
 			return err
@@ -169,6 +168,31 @@ func (s *KeyStore) AdminKeys(ctx context.Context) ([]domain.AdminKey, error) {
 		return err
 	})
 	return keys, err
+}
+
+// AdminKey returns the admin key id, revoked or not, or a
+// domain.KindNotFound error.
+func (s *KeyStore) AdminKey(ctx context.Context, id string) (domain.AdminKey, error) {
+	ctx, cancel := bound(ctx, s.db)
+	defer cancel()
+	var keys []domain.AdminKey
+	err := pgkit.WithConn(ctx, s.db, "look up the admin key", func(conn *pgxpool.Conn) error {
+		var err error
+		keys, err = adminKeys(ctx, conn, "WHERE id = $1", id)
+		return err
+	})
+	if err != nil {
+		return domain.AdminKey{}, err
+	}
+	if len(keys) != 1 {
+		return domain.AdminKey{}, adminKeyNotFound(id)
+	}
+	return keys[0], nil
+}
+
+func adminKeyNotFound(id string) error {
+	return &domain.Error{Kind: domain.KindNotFound, Code: "admin_key_not_found", Param: "id",
+		Message: fmt.Sprintf("there is no admin key with ID %q", id)}
 }
 
 // adminKeys reads admin keys, with the clause (WHERE, ORDER BY, a locking
