@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,7 +75,7 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 	if !o.wants("throughput") {
 		return svg, nil
 	}
-	rates, err := runThroughput(ctx, o, r, eps)
+	rates, logging, err := runThroughput(ctx, o, tmp, r, eps, mock.cmd.Process.Pid)
 	if err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
@@ -83,14 +84,16 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 			return nil, err
 		}
 	}
-	return svg, runLoggingOff(ctx, o, tmp, r, mock.url, rates, stderr)
+	return svg, runLoggingOff(ctx, o, tmp, r, mock, rates, logging, stderr)
 }
 
 // runLoggingOff measures tidygate's throughput with its call log switched
-// off, when -logging-off-env names the switch, and reports the ratio.
-func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mockURL string, rates map[string]bench.Throughput, stderr io.Writer) error {
-	on, measured := rates["tidygate"]
-	if !measured {
+// off, when -logging-off-env names the switch, and reports the ratio
+// beside the CPU bound: the ratio the CPU each call costs with logging on
+// and off allows at best, when every process shares the cores.
+func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *child, rates map[string]bench.Throughput, on *cpuRun, stderr io.Writer) error {
+	onRate, ok := rates["tidygate"]
+	if !ok {
 		return nil
 	}
 	const name = "Throughput with logging on ≥ 0.9 × with logging off"
@@ -99,7 +102,7 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mockUR
 		r.untested(name, "not run (-logging-off-env is empty)")
 		return nil
 	}
-	gw, err := startGateway(ctx, o, tmp, "tidygate-logging-off", mockURL, o.loggingOffEnv)
+	gw, err := startGateway(ctx, o, tmp, "tidygate-logging-off", mock.url, o.loggingOffEnv)
 	if err != nil {
 		return err
 	}
@@ -108,14 +111,26 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mockUR
 	req := ep.request(false)
 	client := bench.NewClient(o.concurrency)
 	bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+	meter, err := startCPUMeter(ctx, o, gw, mock.cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("logging off: CPU: %w", err)
+	}
 	off := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
+	offRun, err := meter.stop(ctx, off)
+	if err != nil {
+		return fmt.Errorf("logging off: CPU: %w", err)
+	}
 	fmt.Fprintf(stderr, "bench: %s: %.0f req/s\n", ep.name, off.PerSecond())
 	r.table([]string{"tidygate", "req/s", "p50", "p99", "failures"}, [][]string{
-		throughputRow("logging on", on), throughputRow(o.loggingOffEnv, off),
+		throughputRow("logging on", onRate), throughputRow(o.loggingOffEnv, off),
 	})
-	onOff := on.PerSecond() / off.PerSecond()
+	onOff := onRate.PerSecond() / off.PerSecond()
 	r.para("Logging on/off: %.2f× (logging on costs %.1f %% of throughput).", onOff, 100*(1-onOff))
-	r.target(name, fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", on.PerSecond(), off.PerSecond(), onOff), onOff >= 0.9)
+	measured := fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", onRate.PerSecond(), off.PerSecond(), onOff)
+	if on != nil {
+		measured += "; " + reportLoggingCPU(r, o, *on, offRun)
+	}
+	r.target(name, measured, onOff >= 0.9)
 	return nil
 }
 
@@ -221,18 +236,27 @@ func (g *gateway) reportDelivery(ctx context.Context, r *report) error {
 	if err := g.stop(); err != nil {
 		return fmt.Errorf("tidygate did not stop cleanly: %w (log: %s)", err, g.log.Name())
 	}
-	conn, err := pgx.Connect(ctx, g.db.dsn)
+	traces, err := g.traces(ctx)
 	if err != nil {
 		return err
-	}
-	defer conn.Close(ctx)
-	var traces int64
-	if err := conn.QueryRow(ctx, "SELECT count(*) FROM trace_info").Scan(&traces); err != nil {
-		return fmt.Errorf("count tidygate's traces: %w", err)
 	}
 	r.para("Call log check: after SIGTERM, tidygate's database holds %d MLflow traces for the %d calls the harness saw answered with 200 (calls cut off at the end of a throughput run are answered but not counted by the harness).",
 		traces, g.answered)
 	return nil
+}
+
+// traces counts the MLflow traces in tidygate's database.
+func (g *gateway) traces(ctx context.Context) (int64, error) {
+	conn, err := pgx.Connect(ctx, g.db.dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM trace_info").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tidygate's traces: %w", err)
+	}
+	return n, nil
 }
 
 // goMemStats reads the Go runtime's cumulative allocation counters from
@@ -242,35 +266,40 @@ func goMemStats(ctx context.Context, g *gateway) (mallocs, bytes float64, ok boo
 	if g == nil {
 		return 0, 0, false
 	}
+	m := g.metrics(ctx, "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total")
+	mallocs, haveM := m["go_memstats_mallocs_total"]
+	bytes, haveB := m["go_memstats_alloc_bytes_total"]
+	return mallocs, bytes, haveM && haveB
+}
+
+// metrics reads the named unlabelled metrics from tidygate's /metrics page
+// on its admin address; a metric the page does not have (or a page that
+// cannot be read) is missing from the result.
+func (g *gateway) metrics(ctx context.Context, names ...string) map[string]float64 {
+	out := map[string]float64{}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
 	if err != nil {
-		return 0, 0, false
+		return out
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, false
+		return out
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, false
+		return out
 	}
-	var haveM, haveB bool
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, value, found := strings.Cut(sc.Text(), " ")
-		if !found {
+		if !found || !slices.Contains(names, name) {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		switch {
-		case err != nil:
-		case name == "go_memstats_mallocs_total":
-			mallocs, haveM = v, true
-		case name == "go_memstats_alloc_bytes_total":
-			bytes, haveB = v, true
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			out[name] = v
 		}
 	}
-	return mallocs, bytes, haveM && haveB
+	return out
 }
 
 // chartSVG draws the latency distributions.

@@ -11,8 +11,10 @@
 //     rounds: a plain httputil.ReverseProxy hop, an fdatasync of a 2 KiB
 //     append, and a prepared SELECT 1;
 //  2. throughput at fixed concurrency, and tidygate's peak RSS under it;
+//     with logging on and off, the CPU per call of every process of the
+//     loop, the call log's share of it, and the ratio that leaves at best;
 //  3. the MLflow writer's records per second into PostgreSQL beside a raw
-//     COPY of the same rows;
+//     COPY of the same rows, and its CPU per record;
 //  4. acquire + SELECT 1 through pgxpool, with a new connection per query,
 //     and through the original Python stack (psycopg2, SQLAlchemy);
 //  5. allocations per request;

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/bench"
@@ -15,34 +17,58 @@ const throughputTarget = 3.0
 // runThroughput is section 2 and the RSS half of section 5: a closed loop
 // at fixed concurrency against each endpoint in turn (after a short
 // unrecorded warm-up), then each process's peak RSS. It returns the
-// measured runs by endpoint name.
-func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (map[string]bench.Throughput, error) {
+// measured runs by endpoint name, and for tidygate's run the CPU its
+// processes used and the share of its profile in the call log's code.
+func runThroughput(ctx context.Context, o options, tmp string, r *report, eps []endpoint, mockPID int) (map[string]bench.Throughput, *cpuRun, error) {
 	client := bench.NewClient(o.concurrency)
 	out := make(map[string]bench.Throughput, len(eps))
 	var rows [][]string
 	var allocs string
+	var logging *cpuRun
 	for _, ep := range eps {
 		req := ep.request(false)
 		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
 		m0, b0, haveStats := goMemStats(ctx, ep.gw)
 		profiled := make(chan error, 1)
+		var meter *cpuMeter
 		if ep.gw != nil {
-			go func() { profiled <- ep.gw.profileCPU(ctx, o.profileDir, "tidygate-throughput", o.duration-time.Second) }()
+			// The profile is always taken: its share in the call log's code
+			// splits tidygate's CPU. -pprof only says where to keep it.
+			dir := cmp.Or(o.profileDir, tmp)
+			go func() { profiled <- ep.gw.profileCPU(ctx, dir, "tidygate-throughput", o.duration-time.Second) }()
+			var err error
+			if meter, err = startCPUMeter(ctx, o, ep.gw, mockPID); err != nil {
+				return nil, nil, fmt.Errorf("%s: CPU: %w", ep.name, err)
+			}
 		} else {
 			profiled <- nil
 		}
 		t := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if meter != nil {
+			run, err := meter.stop(ctx, t)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: CPU: %w", ep.name, err)
+			}
+			logging = &run
 		}
 		if err := <-profiled; err != nil {
-			return nil, fmt.Errorf("%s: CPU profile: %w", ep.name, err)
+			return nil, nil, fmt.Errorf("%s: CPU profile: %w", ep.name, err)
+		}
+		if logging != nil && ep.gw != nil {
+			share, err := profileShareOf(filepath.Join(cmp.Or(o.profileDir, tmp), "tidygate-throughput.cpu.pprof"))
+			if err != nil {
+				return nil, nil, err
+			}
+			logging.share = share
 		}
 		m1, b1, _ := goMemStats(ctx, ep.gw)
 		out[ep.name] = t
 		mem, err := ep.proc.memory()
 		if err != nil {
-			return nil, fmt.Errorf("%s: memory: %w", ep.name, err)
+			return nil, nil, fmt.Errorf("%s: memory: %w", ep.name, err)
 		}
 		rows = append(rows, append(throughputRow(ep.name, t), mib(mem.peak), mib(mem.anon), mib(mem.file)))
 		if ep.gw == nil {
@@ -71,7 +97,7 @@ func runThroughput(ctx context.Context, o options, r *report, eps []endpoint) (m
 			r.para("First failure through %s: %v", ep.name, t.FirstErr)
 		}
 	}
-	return out, nil
+	return out, logging, nil
 }
 
 func throughputRow(name string, t bench.Throughput) []string {

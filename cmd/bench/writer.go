@@ -29,6 +29,9 @@ const (
 	writerFlush = 200 * time.Millisecond
 )
 
+// writerApp is the application_name of the writer section's connections.
+const writerApp = "tidygate-bench-writer"
+
 // runWriter is section 3. It journals o.records call records while the
 // database is out of reach, then opens the call log on a real pool and
 // times the writer delivering the whole journal into MLflow's tables. The
@@ -47,7 +50,7 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	if err != nil {
 		return err
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "tidygate-bench-writer"
+	cfg.ConnConfig.RuntimeParams["application_name"] = writerApp
 	cfg.MaxConns = 4
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -64,7 +67,19 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 		return fmt.Errorf("create the MLflow schema: %w", err)
 	}
 	opts.JournalDir = filepath.Join(tmp, "writer-journal")
+	// The CPU of each phase: this process's (it does nothing else
+	// meanwhile) and the writer's PostgreSQL backends'.
+	groups := []cpuGroup{{"process", fixedPIDs(os.Getpid())},
+		{"postgres", func(ctx context.Context) ([]int, error) { return backendPIDs(ctx, o.adminDSN, db.name, writerApp) }}}
+	cpu0, err := snapshotCPU(ctx, groups)
+	if err != nil {
+		return err
+	}
 	if err := journal(ctx, opts, o.records); err != nil {
+		return err
+	}
+	cpu1, err := snapshotCPU(ctx, groups)
+	if err != nil {
 		return err
 	}
 	stopProfile, err := startCPUProfile(o.profileDir, "writer")
@@ -76,6 +91,11 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	if err := errors.Join(err, stopProfile()); err != nil {
 		return fmt.Errorf("deliver the journal: %w", err)
 	}
+	cpu2, err := snapshotCPU(ctx, groups)
+	if err != nil {
+		return err
+	}
+	journaling, delivery := cpuUsed(cpu0, cpu1), cpuUsed(cpu1, cpu2)
 	var traces int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM trace_info").Scan(&traces); err != nil {
 		return err
@@ -114,6 +134,12 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 		{"raw COPY into MLflow's tables (foreign keys)", copied.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", copyRate), fmt.Sprintf("%.0f", float64(rows)/copied.Seconds()), ratio(writerRate, copyRate)},
 		{"raw COPY, no foreign keys", copiedNoFK.Round(time.Millisecond).String(), fmt.Sprintf("%.0f", noFKRate), fmt.Sprintf("%.0f", float64(rows)/copiedNoFK.Seconds()), ratio(writerRate, noFKRate)},
 	})
+	perRecord := func(d time.Duration) time.Duration { return d / time.Duration(o.records) }
+	r.para("CPU per record (user + system, /proc/PID/stat): journaling %s (`Record` from 64 goroutines: the record's encoding, the append, its share of the group commits), "+
+		"delivery %s in this process (the writer: reading the journal back, decoding, building the rows, encoding them for COPY; the scan of the journal at Open included) "+
+		"and %s in the writer's PostgreSQL backends; %s in all.",
+		us(perRecord(journaling["process"])), us(perRecord(delivery["process"])), us(perRecord(delivery["postgres"])),
+		us(perRecord(journaling["process"]+delivery["process"]+delivery["postgres"])))
 	r.write("Rows by table:\n\n")
 	r.table([]string{"table", "rows", "per record"}, tableRows)
 	r.target("The writer reaches at least half of raw COPY's rows per second", ratio(writerRate, copyRate)+" of COPY's rate", writerRate >= copyRate/2)
