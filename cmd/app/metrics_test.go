@@ -2,6 +2,7 @@ package main
 
 import (
 	"maps"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // TestUnauthenticatedCounterIsServed checks that the HTTP edge's count of
@@ -107,6 +109,31 @@ func TestDeploymentMetricsAreServed(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestStageMetricsAreServed checks that each stage's durations land in its
+// own series of tidygate_call_stage_seconds.
+func TestStageMetricsAreServed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newStageMetrics(reg)
+	m.ObserveStage(gateway.StageReserve, 300*time.Microsecond)
+	m.ObserveStage(gateway.StageRecord, time.Millisecond)
+	m.ObserveStage(gateway.StageRecord, 2*time.Millisecond)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			if f.GetName() == "tidygate_call_stage_seconds" && metric.GetHistogram().GetSampleCount() > 0 {
+				got[metric.GetLabel()[0].GetValue()] = metric.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	if want := map[string]float64{"reserve": 0.0003, "record": 0.003}; !maps.EqualFunc(got, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
+		t.Fatalf("sums by stage = %v, want %v", got, want)
 	}
 }
 

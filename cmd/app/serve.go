@@ -150,6 +150,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		Logger:               d.Logger,
 		ExcessClaims:         newExcessClaimCounter(d.Registry),
 		Deployments:          newDeploymentMetrics(d.Registry),
+		Stages:               newStageMetrics(d.Registry),
 	})
 	if err != nil {
 		return nil, err

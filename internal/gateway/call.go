@@ -82,7 +82,7 @@ func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error)
 	defer k.leave(ctx)
 	defer k.logSlot() // after end has recorded the call
 	k.intend(ctx)
-	err := k.attempt(ctx)
+	err := timed(k.s.opts.Stages, StageUpstream, func() error { return k.attempt(ctx) })
 	return k.res, k.end(ctx, err)
 }
 
@@ -205,7 +205,7 @@ func (k *call) admit(ctx context.Context) error {
 	}
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now()}
 	mark := k.s.settler.applied()
-	err = k.s.deps.Ledger.Reserve(ctx, k.hold)
+	err = k.reserve(ctx)
 	if domain.KindOf(err) == domain.KindBudgetExceeded {
 		err = k.reserveAfterSettling(ctx, mark, err)
 	}
@@ -219,6 +219,11 @@ func (k *call) admit(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// reserve holds k.hold in the ledger.
+func (k *call) reserve(ctx context.Context) error {
+	return timed(k.s.opts.Stages, StageReserve, func() error { return k.s.deps.Ledger.Reserve(ctx, k.hold) })
 }
 
 // budgets returns the caller's budgets that apply to a model of the chain:
@@ -251,7 +256,7 @@ func (k *call) reserveAfterSettling(ctx context.Context, mark uint64, exceeded e
 	if k.s.settler.applied() == mark {
 		return exceeded
 	}
-	return k.s.deps.Ledger.Reserve(ctx, k.hold)
+	return k.reserve(ctx)
 }
 
 // reserveBudgetFallback answers a reservation that a budget refused
@@ -273,7 +278,7 @@ func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error 
 	worst, err := k.worstCost()
 	if err == nil {
 		k.hold.Budgets, k.hold.Amount = k.budgets(), worst
-		err = k.s.deps.Ledger.Reserve(ctx, k.hold)
+		err = k.reserve(ctx)
 	}
 	if err != nil {
 		k.chain = chain
@@ -822,7 +827,7 @@ func (k *call) intend(ctx context.Context) {
 // record hands the finished record to the call log.
 func (k *call) record(ctx context.Context) error {
 	k.rec.End = k.s.opts.Now()
-	return k.s.deps.CallLog.Record(ctx, k.rec)
+	return timed(k.s.opts.Stages, StageRecord, func() error { return k.s.deps.CallLog.Record(ctx, k.rec) })
 }
 
 // recordOwing hands the finished record to the call log with the
@@ -830,7 +835,7 @@ func (k *call) record(ctx context.Context) error {
 // settler acknowledges it.
 func (k *call) recordOwing(ctx context.Context, owed ports.Settlement) error {
 	k.rec.End = k.s.opts.Now()
-	return k.s.deps.CallLog.RecordOwing(ctx, k.rec, owed)
+	return timed(k.s.opts.Stages, StageRecord, func() error { return k.s.deps.CallLog.RecordOwing(ctx, k.rec, owed) })
 }
 
 // refuse records a call refused before any provider was called and returns

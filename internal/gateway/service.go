@@ -132,6 +132,9 @@ type Options struct {
 	// Deployments, when set, is told of each attempt on each deployment
 	// and of each breaker's changes. Default: nobody.
 	Deployments DeploymentMetrics
+	// Stages, when set, is told how long each stage of each call took (see
+	// Stage). Default: nobody.
+	Stages StageMetrics
 	// Rand returns a number in [0, 1) for weighted routing and the latency
 	// strategy's exploration; default math/rand/v2's Float64.
 	Rand func() float64
@@ -205,6 +208,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Deployments == nil {
 		o.Deployments = noMetrics{}
+	}
+	if o.Stages == nil {
+		o.Stages = noStages{}
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -325,7 +331,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		stopping: stopping,
 		stop:     stop,
-		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout),
+		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout, opts.Stages),
 		throttle: newThrottle(deps.Limiter, opts.AuthFailureLimit, opts.Now),
 	}
 	s.routes.Store(newRoutes(deps))

@@ -40,6 +40,7 @@ type settler struct {
 	ack     func(reservationIDs []string) // the call log's Acknowledge
 	log     *slog.Logger
 	timeout time.Duration // bounds one batch's ledger work
+	stages  StageMetrics  // told how long each batch took
 
 	mu      sync.Mutex
 	queue   []ports.Settlement
@@ -49,8 +50,8 @@ type settler struct {
 	changed chan struct{} // closed and replaced whenever done advances
 }
 
-func newSettler(ledger ports.SpendLedger, ack func([]string), log *slog.Logger, timeout time.Duration) *settler {
-	return &settler{ledger: ledger, ack: ack, log: log, timeout: timeout, changed: make(chan struct{})}
+func newSettler(ledger ports.SpendLedger, ack func([]string), log *slog.Logger, timeout time.Duration, stages StageMetrics) *settler {
+	return &settler{ledger: ledger, ack: ack, log: log, timeout: timeout, stages: stages, changed: make(chan struct{})}
 }
 
 // add queues s for the worker, starting one if none runs. It reports false
@@ -101,7 +102,7 @@ func (t *settler) apply(batch []ports.Settlement) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
 	ids := make([]string, 0, len(batch))
-	if err := t.ledger.SettleAll(ctx, batch); err == nil {
+	if err := timed(t.stages, StageSettle, func() error { return t.ledger.SettleAll(ctx, batch) }); err == nil {
 		for _, s := range batch {
 			ids = append(ids, s.ReservationID)
 		}

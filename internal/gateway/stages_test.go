@@ -1,0 +1,61 @@
+package gateway_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// stageSpy keeps the stages it is told of, in order.
+type stageSpy struct {
+	mu     sync.Mutex
+	stages []string
+}
+
+func (s *stageSpy) ObserveStage(st gateway.Stage, _ time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stages = append(s.stages, st.String())
+}
+
+func (s *stageSpy) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.stages)
+}
+
+// TestEachStageOfACallIsTimedOnce checks that an answered call reports its
+// reservation, its provider attempt and its record, in that order, and its
+// settlement once applied, and that a refused call reports only its record.
+func TestEachStageOfACallIsTimedOnce(t *testing.T) {
+	spy := &stageSpy{}
+	p := &scriptedProvider{}
+	ledger := memory.NewLedger()
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p},
+		Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: memory.NewCallLog()}, gateway.Options{Stages: spy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	if v := seen(t, svc, ledger); !slices.Equal(v.settled, []string{"r1"}) {
+		t.Fatalf("settled %q; want r1", v.settled)
+	}
+	if got, want := spy.seen(), []string{"reserve", "upstream", "record", "settle"}; !slices.Equal(got, want) {
+		t.Fatalf("stages %q; want %q", got, want)
+	}
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: alice}, chat("main")); err == nil {
+		t.Fatal("a call without an audit reason was answered")
+	}
+	if got, want := spy.seen()[4:], []string{"record"}; !slices.Equal(got, want) {
+		t.Fatalf("a refused call's stages %q; want %q", got, want)
+	}
+}
