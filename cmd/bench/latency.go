@@ -48,6 +48,13 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		return nil, err
 	}
 	defer closeProbes()
+	g := gatewayOf(eps)
+	var before map[string]histogram
+	if g != nil {
+		if before, err = stageHistograms(ctx, g); err != nil {
+			return nil, err
+		}
+	}
 	results, err := bench.Interleave(ctx, bench.NewClient(1), append(cases, probes...), o.rounds, o.requests, o.warmup)
 	if err != nil {
 		return nil, err
@@ -128,6 +135,13 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 			r.para("%s: %d of %d requests failed (left out of the percentiles); the first with: %v",
 				append(cases, probes...)[i].Name, res.Failures, o.warmup+o.rounds*o.requests, res.FirstErr)
 		}
+	}
+	if g != nil {
+		after, err := stageHistograms(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		writeStages(r, before, after, bench.Summarize(fsyncD), bench.Summarize(rtD), bench.Summarize(modes[0].pick(results[0].Samples)))
 	}
 	r.para("![Latency distributions](bench/latency.svg)")
 	return chartSVG(panels)
