@@ -31,6 +31,10 @@ var modes = []mode{
 // added latency is each percentile minus direct's. When tidygate is among
 // eps, its Messages and Responses dialects are measured too, as rows of
 // their own.
+// latencyProfile is how long -pprof profiles tidygate at concurrency 1,
+// from the start of the latency section's requests.
+const latencyProfile = 20 * time.Second
+
 func runLatency(ctx context.Context, o options, tmp string, r *report, eps []endpoint) ([]byte, error) {
 	if g := gatewayOf(eps); g != nil {
 		eps = append(slices.Clone(eps),
@@ -55,8 +59,14 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 			return nil, err
 		}
 	}
+	profiled := make(chan error, 1)
+	if g != nil && o.profileDir != "" {
+		go func() { profiled <- g.profileCPU(ctx, o.profileDir, "tidygate-latency", latencyProfile) }()
+	} else {
+		profiled <- nil
+	}
 	results, err := bench.Interleave(ctx, bench.NewClient(1), append(cases, probes...), o.rounds, o.requests, o.warmup)
-	if err != nil {
+	if err := errors.Join(err, <-profiled); err != nil {
 		return nil, err
 	}
 	for _, ep := range eps {

@@ -56,7 +56,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.count, "count", 5, "pools and adapter: runs of each benchmark (for benchstat)")
 	fs.DurationVar(&o.benchtime, "benchtime", 500*time.Millisecond, "pools and adapter: time per benchmark run")
 	fs.Var(&o.env, "env", "KEY=VALUE added to tidygate's environment (repeatable), e.g. -env MLFLOW_LOG_MODE=both")
-	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles into DIR: the writer's delivery, and tidygate under the throughput run (via its ADMIN_ADDR)")
+	fs.StringVar(&o.profileDir, "pprof", "", "write CPU profiles into DIR: tidygate during the first 20 s of the latency section and under the throughput run (via its ADMIN_ADDR), and the writer's delivery")
 	quick := fs.Bool("quick", false, "small numbers everywhere, to check that the harness works")
 	if err := fs.Parse(args); err != nil {
 		return o, err
