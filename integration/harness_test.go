@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "tidygate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/app")
+	// The faultpoint tag builds in the fault points the kill -9 tests stop
+	// the process at (TIDYGATE_FAULT_POINT); unset, they do nothing.
+	build := exec.Command("go", "build", "-tags", "faultpoint", "-o", binary, "../cmd/app")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build tidygate:", err)
@@ -240,6 +242,20 @@ func (s *service) do(method, path, body string, header ...string) (*reply, []byt
 		}
 	}
 	return s.send(req)
+}
+
+// chatRequest returns a chat completion request of chatBody with the
+// service's key and an audit reason, for a test that sends it itself (to
+// see the connection break, or from another goroutine).
+func (s *service) chatRequest() *http.Request {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/v1/chat/completions", strings.NewReader(chatBody))
+	if err != nil {
+		panic(err) // the URL is the service's own
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Key)
+	req.Header.Set("X-Audit-Reason", "integration test")
+	req.Header.Set("Content-Type", "application/json")
+	return req
 }
 
 // send sends req and returns the response with its body read.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,11 +23,7 @@ func TestKillDuringTheUpstreamCallChargesTheReservation(t *testing.T) {
 	env := baseEnv(t, dsn)
 	s := start(t, append(env, "MOCK_LATENCY=1h"))
 	go func() { // never answered: the process dies first
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-		req.Header.Set("Authorization", "Bearer "+s.Key)
-		req.Header.Set("X-Audit-Reason", "integration test")
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := http.DefaultClient.Do(s.chatRequest()); err == nil {
 			resp.Body.Close()
 		}
 	}()

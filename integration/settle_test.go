@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -76,11 +75,7 @@ func TestKillAfterTheAnswerBeforeTheSettlementSettlesTheRecordedCost(t *testing.
 	s := start(t, append(env, "MOCK_LATENCY=2s", "MLFLOW_WRITER_FLUSH_INTERVAL=1h", "MLFLOW_WRITER_BATCH_SIZE=1000"))
 	answered := make(chan int, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/chat/completions", strings.NewReader(chatBody))
-		req.Header.Set("Authorization", "Bearer "+s.Key)
-		req.Header.Set("X-Audit-Reason", "integration test")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(s.chatRequest())
 		if err != nil {
 			answered <- 0
 			return

@@ -151,6 +151,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		ExcessClaims:         newExcessClaimCounter(d.Registry),
 		Deployments:          newDeploymentMetrics(d.Registry),
 		Stages:               newStageMetrics(d.Registry),
+		FaultPoint:           faultPoint(),
 	})
 	if err != nil {
 		return nil, err

@@ -726,6 +726,9 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	var err error
 	if charged {
 		err = k.recordOwing(bctx, owed)
+		if err == nil {
+			k.s.fault(FaultBeforeAnswer)
+		}
 		k.s.settle(bctx, owed)
 	} else {
 		err = k.record(bctx)
@@ -813,6 +816,7 @@ func (k *call) intend(ctx context.Context) {
 	}
 	k.intended = make(chan error, 1)
 	write := func() {
+		k.s.fault(FaultBeforeIntent)
 		bctx, cancel := k.s.bookkeeping(ctx)
 		defer cancel()
 		k.intended <- k.s.deps.CallLog.Intend(bctx, i)
@@ -822,6 +826,13 @@ func (k *call) intend(ctx context.Context) {
 		return
 	}
 	k.intent = time.AfterFunc(k.s.opts.IntentDelay, write)
+}
+
+// fault calls the test build's fault point, if any, at point.
+func (s *Service) fault(point string) {
+	if s.opts.FaultPoint != nil {
+		s.opts.FaultPoint(point)
+	}
 }
 
 // record hands the finished record to the call log.

@@ -138,6 +138,11 @@ type Options struct {
 	// Rand returns a number in [0, 1) for weighted routing and the latency
 	// strategy's exploration; default math/rand/v2's Float64.
 	Rand func() float64
+	// FaultPoint, when set, is called with the name of each fault point
+	// (FaultBeforeIntent, FaultBeforeAnswer) a call reaches, so that a test
+	// can stop the process at exactly that instant. Only a test build sets
+	// it; nil (production) costs one comparison per point.
+	FaultPoint func(point string)
 	// Explore is the share of latency-routed calls sent to a deployment at
 	// random, so that a slow deployment that recovered is noticed; default
 	// 0.05, negative for none.
@@ -293,6 +298,19 @@ type Service struct {
 // without an intent (docs/RELIABILITY.md): short beside a model's answer,
 // long beside a call through a fast upstream and one fdatasync.
 const DefaultIntentDelay = 10 * time.Millisecond
+
+// The fault points of a call, where Options.FaultPoint is called; what a
+// crash at each leaves is docs/RELIABILITY.md's table.
+const (
+	// FaultBeforeIntent is reached when the call's intent is about to be
+	// written: the call holds its reservation, its provider has been
+	// working for IntentDelay, and nothing of the call is in the call log.
+	FaultBeforeIntent = "before-intent"
+	// FaultBeforeAnswer is reached once the call's record, owing its
+	// settlement, is durable, before the settler is handed the settlement
+	// and before the answer is sent.
+	FaultBeforeAnswer = "before-answer"
+)
 
 // errShuttingDown is the cause of the calls EndCalls ends.
 var errShuttingDown = errors.New("tidygate is shutting down")

@@ -1,0 +1,80 @@
+//go:build integration
+
+package integration
+
+import (
+	"errors"
+	"net/http"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/pgtest"
+)
+
+// killedAt starts the service with its fault point set to point (the
+// binary kills itself with SIGKILL when a call reaches it), sends one chat
+// call and waits for the process to die of it. It fails the test when the
+// call is answered instead, or the process ends otherwise.
+func killedAt(t *testing.T, env []string, point string) {
+	t.Helper()
+	s := start(t, append(env, "TIDYGATE_FAULT_POINT="+point))
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(s.chatRequest())
+		if err != nil {
+			answered <- 0 // the connection broke: the process died
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	select {
+	case code := <-answered:
+		if code != 0 {
+			t.Fatalf("the call answered %d; want the process killed at %s before any answer (is the binary built with -tags faultpoint?)", code, point)
+		}
+		<-s.exited
+	case <-s.exited:
+		if code := <-answered; code != 0 {
+			t.Fatalf("the call answered %d after the process ended", code)
+		}
+	}
+	var exit *exec.ExitError
+	if !errors.As(s.exitErr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the process ended with %v; want it killed by SIGKILL at %s", s.exitErr, point)
+	}
+}
+
+// TestKillAfterTheRecordBeforeTheAnswerSettlesTheRecordedCost kills the
+// service with SIGKILL at the instant the call's record (owing its
+// settlement) is durable, before the settler is handed the settlement and
+// before the answer is sent, and restarts it on the same journal: the
+// client got no answer, the call is recorded once as answered, and its
+// reservation is settled at the cost its record holds, nothing held.
+func TestKillAfterTheRecordBeforeTheAnswerSettlesTheRecordedCost(t *testing.T) {
+	dsn := pgtest.New(t)
+	env := baseEnv(t, dsn)
+	killedAt(t, env, gateway.FaultBeforeAnswer)
+	var state string
+	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
+	if state != "held" {
+		t.Fatalf("after the kill the reservation is %s; want held (its settlement was never handed to the ledger)", state)
+	}
+
+	start(t, env) // same journal directory, same database, no fault point
+	exactlyOnce(t, dsn, 1)
+	waitSettled(t, dsn)
+	var spent, used, held int64
+	var status string
+	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
+	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &spent, &held)
+	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage`, &used)
+	queryRow(t, dsn, `SELECT status FROM `+callTraces+` t`, &status)
+	recorded := recordedCost(t, dsn)
+	if state != "settled" || status != "OK" || recorded <= 0 || used != recorded || held != 0 || (spent != 0 && spent != recorded) {
+		t.Fatalf("after the restart: reservation %s, trace %s, usage %d, spend %d, held %d; want settled at the recorded cost %d, the trace OK, nothing held",
+			state, status, used, spent, held, recorded)
+	}
+}
