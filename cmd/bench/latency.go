@@ -25,16 +25,16 @@ var modes = []mode{
 	{name: "stream (time to first byte)", stream: true, pick: bench.TTFBs},
 }
 
+// latencyProfile is how long -pprof profiles tidygate at concurrency 1,
+// from the start of the latency section's requests.
+const latencyProfile = 20 * time.Second
+
 // runLatency is section 1: every endpoint and mode interleaved at
 // concurrency 1, with the floor's two probes (an fdatasync in tmp, the
 // journals' filesystem, and a prepared SELECT 1) interleaved beside them;
 // added latency is each percentile minus direct's. When tidygate is among
 // eps, its Messages and Responses dialects are measured too, as rows of
 // their own.
-// latencyProfile is how long -pprof profiles tidygate at concurrency 1,
-// from the start of the latency section's requests.
-const latencyProfile = 20 * time.Second
-
 func runLatency(ctx context.Context, o options, tmp string, r *report, eps []endpoint) ([]byte, error) {
 	if g := gatewayOf(eps); g != nil {
 		eps = append(slices.Clone(eps),
@@ -53,12 +53,6 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 	}
 	defer closeProbes()
 	g := gatewayOf(eps)
-	var before map[string]histogram
-	if g != nil {
-		if before, err = stageHistograms(ctx, g); err != nil {
-			return nil, err
-		}
-	}
 	profiled := make(chan error, 1)
 	if g != nil && o.profileDir != "" {
 		go func() { profiled <- g.profileCPU(ctx, o.profileDir, "tidygate-latency", latencyProfile) }()
@@ -147,11 +141,9 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		}
 	}
 	if g != nil {
-		after, err := stageHistograms(ctx, g)
-		if err != nil {
+		if err := runStages(ctx, r, g, bench.Summarize(fsyncD), bench.Summarize(rtD), bench.Summarize(modes[0].pick(results[0].Samples))); err != nil {
 			return nil, err
 		}
-		writeStages(r, before, after, bench.Summarize(fsyncD), bench.Summarize(rtD), bench.Summarize(modes[0].pick(results[0].Samples)))
 	}
 	r.para("![Latency distributions](bench/latency.svg)")
 	return chartSVG(panels)
