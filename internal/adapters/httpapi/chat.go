@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -41,38 +42,31 @@ func (h *handler) runChat(w http.ResponseWriter, r *http.Request, req domain.Cha
 		h.writeNative(w, res)
 		return res, false
 	}
-	setResultHeaders(w.Header(), res.Result)
-	w.Header().Set(modeHeader, modeTranslated)
+	setResultHeaders(w, res.Result, modeTranslated)
 	return res, true
 }
 
 // setResultHeaders sets the headers that say who answered and what it
-// cost.
-func setResultHeaders(hdr http.Header, res gateway.Result) {
-	setHeaders(hdr, modelHeader, res.Model.Name, providerHeader, res.Model.Provider,
-		deploymentHeader, res.Deployment().Name(), attemptsHeader, strconv.Itoa(res.Attempts), costHeader, usd(res.Cost))
-}
-
-// setHeaders sets headers given as name, value pairs, each name in its
-// canonical form (as Header.Set would make it). The values share one
-// backing array: one allocation for all, where Header.Set makes a slice
-// for each.
-func setHeaders(hdr http.Header, pairs ...string) {
-	values := make([]string, len(pairs)/2)
-	for i := range values {
-		values[i] = pairs[2*i+1]
-		hdr[pairs[2*i]] = values[i : i+1 : i+1]
+// cost, and, unless mode is empty, how the answer was obtained.
+func setResultHeaders(w http.ResponseWriter, res gateway.Result, mode string) {
+	pairs := [...]string{modelHeader, res.Model.Name, providerHeader, res.Model.Provider,
+		deploymentHeader, res.Deployment().Name(), attemptsHeader, strconv.Itoa(res.Attempts), costHeader, usd(res.Cost),
+		modeHeader, mode}
+	if mode == "" {
+		setHeaders(w, pairs[:len(pairs)-2]...)
+		return
 	}
+	setHeaders(w, pairs[:]...)
 }
 
 // chatCompletionJSON is the OpenAI chat.completion object.
 type chatCompletionJSON struct {
-	ID      string           `json:"id"`
-	Object  string           `json:"object"`
-	Created int64            `json:"created"`
-	Model   string           `json:"model"`
-	Choices []chatChoiceJSON `json:"choices"`
-	Usage   usagewire.Chat   `json:"usage"`
+	ID      string            `json:"id"`
+	Object  string            `json:"object"`
+	Created int64             `json:"created"`
+	Model   string            `json:"model"`
+	Choices [1]chatChoiceJSON `json:"choices"` // encoded as an array, as a slice would be
+	Usage   usagewire.Chat    `json:"usage"`
 }
 
 type chatChoiceJSON struct {
@@ -131,15 +125,23 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h.writeJSON(w, http.StatusOK, chatCompletionJSON{
+	c := completions.Get().(*chatCompletionJSON)
+	*c = chatCompletionJSON{
 		ID: completionID(ex.id), Object: "chat.completion", Created: unixOrNow(res.Response.Created, h.now), Model: res.ModelName(in.req.Model),
-		Choices: []chatChoiceJSON{{
+		Choices: [1]chatChoiceJSON{{
 			Message:      assistantMessage(res.Response),
 			FinishReason: finishReason(res.Response.FinishReason),
 		}},
 		Usage: usagewire.ChatOf(res.Response.Usage),
-	})
+	}
+	h.writeJSON(w, http.StatusOK, c)
+	*c = chatCompletionJSON{} // refers to nothing of the call while pooled
+	completions.Put(c)
 }
+
+// completions hold the chat completions being encoded, which writeJSON
+// does not keep.
+var completions = sync.Pool{New: func() any { return new(chatCompletionJSON) }}
 
 // chunkJSON is the OpenAI chat.completion.chunk object.
 type chunkJSON struct {
@@ -304,15 +306,18 @@ func (s *stream) chunk(delta deltaJSON, finish *string) chunkJSON {
 
 // usd formats micro-dollars as a decimal number of dollars, e.g. "0.001250".
 func usd(m domain.Micros) string {
-	sign := ""
+	var b [24]byte // the sign, 13 digits of dollars, the point and 6 of micro-dollars
+	out := b[:0]
 	if m < 0 {
-		sign, m = "-", -m
+		out, m = append(out, '-'), -m
 	}
-	frac := strconv.FormatInt(int64(m%domain.MicrosPerUSD), 10)
-	for len(frac) < 6 {
-		frac = "0" + frac
+	out = strconv.AppendInt(out, int64(m/domain.MicrosPerUSD), 10)
+	frac := int64(m % domain.MicrosPerUSD)
+	out = append(out, '.')
+	for div := int64(domain.MicrosPerUSD / 10); div > 0; div /= 10 {
+		out = append(out, byte('0'+frac/div%10))
 	}
-	return sign + strconv.FormatInt(int64(m/domain.MicrosPerUSD), 10) + "." + frac
+	return string(out)
 }
 
 // unixOrNow returns t as Unix seconds, or now when t is unset.

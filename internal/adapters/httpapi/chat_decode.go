@@ -19,11 +19,14 @@ import (
 // result carries them as Blocks.
 func chatMessage(i int, m messageJSON) (domain.Message, error) {
 	role := domain.Role(m.Role)
-	parts, err := messageParts(i, role, m.Content)
+	text, parts, err := messageParts(i, role, m.Content)
 	if err != nil {
 		return domain.Message{}, err
 	}
-	msg := domain.Message{Role: role, Name: m.Name, Content: domain.JoinText(parts)}
+	if parts == nil && text != "" && (role == domain.RoleTool || len(m.ToolCalls) > 0) {
+		parts = []domain.Block{domain.TextBlock(text)}
+	}
+	msg := domain.Message{Role: role, Name: m.Name, Content: text}
 	if m.ToolCallID != "" && role != domain.RoleTool {
 		return msg, domain.InvalidParam(fmt.Sprintf("messages[%d].tool_call_id", i), "messages[%d].tool_call_id is only for messages of role \"tool\"", i)
 	}
@@ -77,10 +80,11 @@ func toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
 	return domain.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: args}, nil
 }
 
-// messageParts returns a message's content as blocks. Content is a string or
-// an array of text and image_url parts; it may be null only for the
-// assistant (whose turn may be tool calls only).
-func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block, error) {
+// messageParts returns a message's content: its text, and its blocks when
+// it was sent as an array of parts (a string is its text alone, without
+// blocks). Content is a string or an array of text and image_url parts; it
+// may be null only for the assistant (whose turn may be tool calls only).
+func messageParts(i int, role domain.Role, raw json.RawMessage) (string, []domain.Block, error) {
 	param := func() string { return "messages[" + strconv.Itoa(i) + "].content" } // built only for an error
 	notContent := func() error {
 		return domain.InvalidParam(param(), "%s must be a string or an array of text and image_url parts", param())
@@ -88,22 +92,19 @@ func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block,
 	switch firstByte(raw) {
 	case 0, 'n':
 		if role.Valid() && role != domain.RoleAssistant {
-			return nil, domain.InvalidParam(param(), "%s is required for role %q", param(), role)
+			return "", nil, domain.InvalidParam(param(), "%s is required for role %q", param(), role)
 		}
-		return nil, nil // an invalid role is reported by validation
+		return "", nil, nil // an invalid role is reported by validation
 	case '"':
 		s, err := unquoteJSON(raw)
 		if err != nil {
-			return nil, domain.InvalidParam(param(), "%s is not a valid string", param())
+			return "", nil, domain.InvalidParam(param(), "%s is not a valid string", param())
 		}
-		if s == "" {
-			return nil, nil
-		}
-		return []domain.Block{domain.TextBlock(s)}, nil
+		return s, nil, nil
 	case '[':
 		var parts []contentPartJSON
 		if err := json.Unmarshal(raw, &parts); err != nil {
-			return nil, notContent()
+			return "", nil, notContent()
 		}
 		blocks := make([]domain.Block, len(parts))
 		for j, p := range parts {
@@ -114,17 +115,17 @@ func messageParts(i int, role domain.Role, raw json.RawMessage) ([]domain.Block,
 			case "image_url":
 				img, err := imagePart(at, p.ImageURL)
 				if err != nil {
-					return nil, err
+					return "", nil, err
 				}
 				blocks[j] = domain.Block{Type: domain.BlockImage, Image: img}
 			default:
-				return nil, domain.InvalidParam(at+".type",
+				return "", nil, domain.InvalidParam(at+".type",
 					"content part type %q is not supported; only \"text\" and \"image_url\" parts are", p.Type)
 			}
 		}
-		return blocks, nil
+		return domain.JoinText(blocks), blocks, nil
 	}
-	return nil, notContent()
+	return "", nil, notContent()
 }
 
 // unquoteJSON decodes raw, a JSON string, as json.Unmarshal does: one

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -90,32 +91,57 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, tooLarge("")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err == nil && gzipped {
-		var inflated []byte
-		inflated, err = gunzip(body, limit)
-		if errors.Is(err, errInflatedTooLarge) {
-			return nil, tooLarge(" after decompression")
-		}
-		if err != nil {
-			return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
-				Message: "the request body is not valid gzip (Content-Encoding: gzip)"}
-		}
-		body = inflated
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
+		return nil, readError(err, tooLarge)
 	}
+	if !gzipped {
+		// The call's own copy: the gateway may hand a provider the body as
+		// it is, and the decoded request refers to it.
+		return bytes.Clone(buf.Bytes()), nil
+	}
+	inflated, err := gunzip(buf.Bytes(), limit)
+	if errors.Is(err, errInflatedTooLarge) {
+		return nil, tooLarge(" after decompression")
+	}
+	if err != nil {
+		return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
+			Message: "the request body is not valid gzip (Content-Encoding: gzip)"}
+	}
+	return inflated, nil
+}
+
+// readError explains why a request body could not be read.
+func readError(err error, tooLarge func(after string) error) error {
 	var maxErr *http.MaxBytesError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &maxErr):
-		return nil, tooLarge("")
+		return tooLarge("")
 	case errors.As(err, &netErr) && netErr.Timeout():
-		return nil, &domain.Error{Kind: domain.KindInvalid, Code: codeRequestTimeout, Err: err,
+		return &domain.Error{Kind: domain.KindInvalid, Code: codeRequestTimeout, Err: err,
 			Message: "the request body did not arrive in time; send it faster or make it smaller"}
-	case err != nil:
-		return nil, &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
-			Message: "the request body could not be read"}
 	}
-	return body, nil
+	return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Err: err,
+		Message: "the request body could not be read"}
+}
+
+// bodyBuffers are the buffers request bodies are read into. A buffer goes
+// back as soon as its body has been copied out (or inflated): nothing of a
+// request refers to it.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody bounds the buffers kept for reuse, so that one large body
+// does not stay in memory for good.
+const maxPooledBody = 64 << 10
+
+func putBodyBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledBody {
+		return
+	}
+	buf.Reset()
+	bodyBuffers.Put(buf)
 }
 
 // gzipEncoded reports whether the body is gzip-encoded (Content-Encoding

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -17,9 +18,9 @@ import (
 // a byte outside ASCII, as the decoder would decode them), and the path is
 // built only for the duplicate it reports. Every request body passes here.
 func duplicateKey(body []byte) (key, where string, found bool) {
-	// Room for the keys and the depth of a usual request at once, rather
-	// than growing to them.
-	s := keyScanner{data: body, keys: make([][]byte, 0, 16), path: make([]pathStep, 0, 8)}
+	s := keyScanners.Get().(*keyScanner)
+	defer s.release()
+	s.data = body
 	if !s.value() {
 		return "", "", false
 	}
@@ -53,21 +54,78 @@ type keyScanner struct {
 	dup  []byte     // the repeated key, once found
 }
 
+// keyScanners keep the scanners' lists of keys and steps from one body to
+// the next; each starts with room for the keys and the depth of a usual
+// request.
+var keyScanners = sync.Pool{New: func() any {
+	return &keyScanner{keys: make([][]byte, 0, 16), path: make([]pathStep, 0, 8)}
+}}
+
+// release empties s, so that it refers to no body, and returns it to
+// keyScanners unless a body made its lists outgrow smallLists.
+func (s *keyScanner) release() {
+	if cap(s.keys) > smallLists || cap(s.path) > smallLists {
+		return
+	}
+	clear(s.keys[:cap(s.keys)])
+	clear(s.path[:cap(s.path)])
+	*s = keyScanner{keys: s.keys[:0], path: s.path[:0]}
+	keyScanners.Put(s)
+}
+
+// smallLists bounds the lists of a scanner kept for reuse.
+const smallLists = 1024
+
 // pathStep is one step of a path: a key, or an array index (≥ 0).
 type pathStep struct {
 	key   []byte
 	index int
 }
 
-func (s *keyScanner) space() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
+func (s *keyScanner) space() { s.pos = skipSpace(s.data, s.pos) }
+
+// skipSpace returns the offset of the first byte of data at or after pos
+// that is not JSON white space.
+func skipSpace(data []byte, pos int) int {
+	for pos < len(data) {
+		switch data[pos] {
 		case ' ', '\t', '\r', '\n':
-			s.pos++
+			pos++
 		default:
-			return
+			return pos
 		}
 	}
+	return pos
+}
+
+// skipString returns the offset just past the string of data that starts
+// at pos, or the end of data when the string does not end.
+func skipString(data []byte, pos int) int {
+	pos++ // '"'
+	for pos < len(data) {
+		switch data[pos] {
+		case '\\':
+			pos += 2
+			continue
+		case '"':
+			return pos + 1
+		}
+		pos++
+	}
+	return len(data)
+}
+
+// skipLiteral returns the offset just past the number, true, false or null
+// of data that starts at pos.
+func skipLiteral(data []byte, pos int) int {
+	for pos < len(data) {
+		switch data[pos] {
+		case ',', ']', '}', ' ', '\t', '\r', '\n':
+			return pos
+		}
+		pos++
+	}
+	return pos
 }
 
 // value reads one value and reports whether a repeated key was found in it.
@@ -85,13 +143,7 @@ func (s *keyScanner) value() bool {
 		s.str()
 		return false
 	}
-	for s.pos < len(s.data) { // a number, true, false or null
-		switch s.data[s.pos] {
-		case ',', ']', '}', ' ', '\t', '\r', '\n':
-			return false
-		}
-		s.pos++
-	}
+	s.pos = skipLiteral(s.data, s.pos)
 	return false
 }
 
@@ -186,19 +238,8 @@ func (s *keyScanner) array() bool {
 // str skips a string and returns it with its quotes.
 func (s *keyScanner) str() []byte {
 	start := s.pos
-	s.pos++ // '"'
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case '\\':
-			s.pos += 2
-			continue
-		case '"':
-			s.pos++
-			return s.data[start:s.pos]
-		}
-		s.pos++
-	}
-	return s.data[start:]
+	s.pos = skipString(s.data, s.pos)
+	return s.data[start:s.pos]
 }
 
 // key reads an object's key: its bytes, decoded as encoding/json decodes

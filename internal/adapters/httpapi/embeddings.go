@@ -52,7 +52,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) {
 			list.Data[i].Embedding = base64Vector(v)
 		}
 	}
-	setResultHeaders(w.Header(), res.Result)
+	setResultHeaders(w, res.Result, "")
 	h.writeJSON(w, http.StatusOK, list)
 }
 

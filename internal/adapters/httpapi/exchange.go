@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -28,7 +30,12 @@ const (
 const maxRequestIDLen = 128
 
 // exchange is what the handlers learn about one request as it is served.
+// It is also the request's context (the server's, with the exchange as
+// one more value) and holds the response writer that wraps the client's,
+// so that a request takes one allocation for all three.
 type exchange struct {
+	context.Context
+	rw       responseWriter
 	id       string // tidygate's own id, unique per request
 	clientID string // the client's X-Request-Id, when it sent a valid one
 	start    time.Time
@@ -46,8 +53,18 @@ func (ex *exchange) waited(res gateway.Result) { ex.provider = res.Waiting() }
 
 type exchangeKey struct{}
 
+// Value returns the exchange itself for exchangeKey, and the server
+// context's values for any other key (cancellation is the server
+// context's, through the embedded Context).
+func (ex *exchange) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return ex
+	}
+	return ex.Context.Value(key)
+}
+
 // exchangeOf returns the request's exchange; every request that reaches a
-// handler passes through serveExchange, which puts one in the context.
+// handler passes through serveExchange, which makes it the request's context.
 func exchangeOf(r *http.Request) *exchange {
 	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
 		return ex
@@ -63,14 +80,15 @@ func (h *handler) serveExchange(next http.Handler) http.Handler {
 		// The id is always tidygate's own: it keys the budget reservation and
 		// the audit record, so a client must not be able to repeat it. A
 		// client's own id is kept beside it and echoed back.
-		ex := &exchange{id: h.newRequestID(), start: h.now(), dialect: dialectOf(r.URL.Path)}
+		ex := &exchange{Context: r.Context(), id: h.newRequestID(), start: h.now(), dialect: dialectOf(r.URL.Path)}
+		rw := &ex.rw
+		*rw = responseWriter{ResponseWriter: w, ex: ex, now: h.now}
 		if sent := r.Header.Get(requestIDHeader); validRequestID(sent) {
 			ex.clientID = sent
-			w.Header().Set(clientRequestIDHeader, sent)
+			setHeaders(rw, clientRequestIDHeader, sent)
 		}
-		w.Header().Set(requestIDHeader, ex.id)
-		rw := &responseWriter{ResponseWriter: w, ex: ex, now: h.now}
-		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+		setHeaders(rw, requestIDHeader, ex.id)
+		r = r.WithContext(ex)
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -145,9 +163,38 @@ func (ex *exchange) overhead(now time.Time) string {
 // out, when the provider time is known.
 type responseWriter struct {
 	http.ResponseWriter
-	ex    *exchange
-	now   func() time.Time
-	wrote bool
+	ex  *exchange
+	now func() time.Time
+	// values backs the header values setHeaders sets, a few at a time,
+	// where Header.Set makes a slice for each; used counts those taken.
+	values [headerValues]string
+	used   uint8
+	wrote  bool
+}
+
+// headerValues is how many header values a response's writer holds: those
+// of a usual response (its two ids; who answered, how, and what it cost;
+// its type and length; the overhead).
+const headerValues = 11
+
+// setHeaders sets headers of w given as name, value pairs, each name in its
+// canonical form (as Header.Set would make it). Through the exchange's
+// writer, the values take no allocation of their own until it has set
+// headerValues of them; through any other, one for all.
+func setHeaders(w http.ResponseWriter, pairs ...string) {
+	n := len(pairs) / 2
+	var values []string
+	if rw, ok := w.(*responseWriter); ok && int(rw.used)+n <= len(rw.values) {
+		values = rw.values[rw.used : int(rw.used)+n]
+		rw.used += uint8(n)
+	} else {
+		values = make([]string, n)
+	}
+	hdr := w.Header()
+	for i := range values {
+		values[i] = pairs[2*i+1]
+		hdr[pairs[2*i]] = values[i : i+1 : i+1]
+	}
 }
 
 // WriteHeader stamps the overhead header, unless it is to be a trailer,
@@ -156,7 +203,7 @@ func (rw *responseWriter) WriteHeader(status int) {
 	if !rw.wrote {
 		rw.wrote = true
 		if !rw.ex.trailers {
-			rw.Header().Set(overheadHeader, rw.ex.overhead(rw.now()))
+			setHeaders(rw, overheadHeader, rw.ex.overhead(rw.now()))
 		}
 		if rw.ex.limits.Known() {
 			setRateLimitHeaders(rw.Header(), rw.ex.dialect, rw.ex.limits, rw.now())
@@ -190,16 +237,45 @@ func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.ResponseWrite
 
 // writeJSON writes v as the JSON response body with the given status.
 func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	out := responseBuffers.Get().(*responseBuffer)
+	defer out.release()
+	if err := out.enc.Encode(v); err != nil {
 		// Every response type here marshals; failing is a bug, never the client's doing.
 		h.log.Error("encoding a response failed", "err", err)
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"message":"The server could not encode its response","type":"server_error","param":null,"code":"internal_error"}}`)
+		out.buf.Reset()
+		out.buf.WriteString(`{"error":{"message":"The server could not encode its response","type":"server_error","param":null,"code":"internal_error"}}` + "\n")
 	}
-	setHeaders(w.Header(), "Content-Type", "application/json", "Content-Length", strconv.Itoa(len(b)+1))
+	setHeaders(w, "Content-Type", "application/json", "Content-Length", strconv.Itoa(out.buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(out.buf.Bytes()) // a ResponseWriter keeps nothing of what it is given
+}
+
+// responseBuffer is where writeJSON encodes a response body (as
+// json.Marshal would, then a newline) before writing it.
+type responseBuffer struct {
+	buf bytes.Buffer
+	enc *json.Encoder // encoding into buf
+}
+
+// responseBuffers keep the buffers of the responses written so far, for
+// the next.
+var responseBuffers = sync.Pool{New: func() any {
+	b := new(responseBuffer)
+	b.enc = json.NewEncoder(&b.buf)
+	return b
+}}
+
+// maxPooledResponse bounds the buffers kept for reuse, so that one large
+// response (embeddings) does not stay in memory for good.
+const maxPooledResponse = 64 << 10
+
+func (b *responseBuffer) release() {
+	if b.buf.Cap() > maxPooledResponse {
+		return
+	}
+	b.buf.Reset()
+	responseBuffers.Put(b)
 }
 
 // logAttrs are the attributes every request log line starts with.

@@ -33,10 +33,13 @@ var nativeHeaderPrefixes = []string{"Anthropic-", "Openai-"}
 
 // nativeRequest is the request as the client sent it, for the gateway.
 func nativeRequest(r *http.Request, d domain.Dialect, body []byte, stream bool) domain.NativeRequest {
-	header := map[string][]string{}
+	var header map[string][]string // made only for a header to pass
 	for name, values := range r.Header {
 		for _, prefix := range nativeHeaderPrefixes {
 			if strings.HasPrefix(name, prefix) {
+				if header == nil {
+					header = map[string][]string{}
+				}
 				header[name] = values
 			}
 		}
@@ -47,14 +50,12 @@ func nativeRequest(r *http.Request, d domain.Dialect, body []byte, stream bool) 
 // writeNative writes a passed-through answer: the provider's body, with the
 // headers that say who answered.
 func (h *handler) writeNative(w http.ResponseWriter, res gateway.ChatResult) {
-	hdr := w.Header()
-	setResultHeaders(hdr, res.Result)
-	hdr.Set(modeHeader, modePassThrough)
+	setResultHeaders(w, res.Result, modePassThrough)
 	ct := res.Native.ContentType
 	if ct == "" {
 		ct = "application/json"
 	}
-	setHeaders(hdr, "Content-Type", ct, "Content-Length", strconv.Itoa(len(res.Native.Body)))
+	setHeaders(w, "Content-Type", ct, "Content-Length", strconv.Itoa(len(res.Native.Body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Native.Body)
 }

@@ -36,8 +36,8 @@ func (s *sse) begin() {
 // the per-event deadline: it must not outlive the stream on a keep-alive
 // connection, where the next request may not set its own.
 func (s *sse) end(res gateway.Result) {
-	setResultHeaders(s.w.Header(), res)
-	s.w.Header().Set(overheadHeader, s.ex.overhead(s.h.now()))
+	setResultHeaders(s.w, res, "")
+	setHeaders(s.w, overheadHeader, s.ex.overhead(s.h.now()))
 	_ = s.rc.SetWriteDeadline(time.Time{})
 }
 
