@@ -422,7 +422,7 @@ type chatInput struct {
 // decodeChat turns a chat completions body into a valid domain request.
 func decodeChat(body []byte) (chatInput, error) {
 	var w chatRequestJSON
-	if err := decodeJSON(body, &w); err != nil {
+	if err := decodeChatJSON(body, &w); err != nil {
 		return chatInput{}, err
 	}
 	if err := w.unsupported(); err != nil {
