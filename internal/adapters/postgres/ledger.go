@@ -374,10 +374,28 @@ const selectWindowHolds = `SELECT scope_kind, scope_id, period, limit_micros FRO
 // and reads it, in one round trip, or returns a domain.KindNotFound error.
 // The caller ends the transaction.
 func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReservation, error) {
-	var res heldReservation
-	found := false
+	res := heldReservation{id: id}
 	batch := l.begin()
-	batch.Queue(lockReservation, id).Query(func(rows pgx.Rows) error {
+	found := queueLock(batch, &res)
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return heldReservation{}, err
+	}
+	if !*found {
+		return heldReservation{}, &domain.Error{Kind: domain.KindNotFound, Code: "reservation_not_found",
+			Message: fmt.Sprintf("there is no reservation %q", id)}
+	}
+	slices.SortFunc(res.counters, counterOrder)
+	return res, nil
+}
+
+// queueLock queues the statements that lock res.id's row and read it into
+// res, with its holds, and returns where the batch's results will say
+// whether the row was found. Each statement names one reservation by an
+// equality, so that PostgreSQL plans it once per connection (a list of ids
+// in an array would be planned again at every execution).
+func queueLock(batch *pgx.Batch, res *heldReservation) *bool {
+	found := new(bool)
+	batch.Queue(lockReservation, res.id).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var amount int64
 			var kind, scopeID, name *string
@@ -386,7 +404,7 @@ func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReser
 			if err := rows.Scan(&res.state, &amount, &res.at, &kind, &scopeID, &name, &start, &limit); err != nil {
 				return err
 			}
-			found, res.amount = true, domain.Micros(amount)
+			*found, res.amount = true, domain.Micros(amount)
 			if kind != nil {
 				c := counter{start: *start, budget: storedBudget(*kind, *scopeID, *name, limit)}
 				res.counters = append(res.counters, c)
@@ -394,7 +412,7 @@ func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReser
 		}
 		return rows.Err()
 	})
-	batch.Queue(selectWindowHolds, id).Query(func(rows pgx.Rows) error {
+	batch.Queue(selectWindowHolds, res.id).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kind, scopeID, name string
 			var limit int64
@@ -407,15 +425,7 @@ func (l *Ledger) lock(ctx context.Context, conn *pgx.Conn, id string) (heldReser
 		}
 		return rows.Err()
 	})
-	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return heldReservation{}, err
-	}
-	if !found {
-		return heldReservation{}, &domain.Error{Kind: domain.KindNotFound, Code: "reservation_not_found",
-			Message: fmt.Sprintf("there is no reservation %q", id)}
-	}
-	slices.SortFunc(res.counters, counterOrder)
-	return res, nil
+	return found
 }
 
 // storedBudget rebuilds a budget from a stored counter; limit is nil for

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,19 +12,6 @@ import (
 	"github.com/tidygate/tidygate/internal/pgkit"
 	"github.com/tidygate/tidygate/internal/ports"
 )
-
-// lockReservations is lockReservation for many reservations, in the order
-// of their ids, so that two transactions locking overlapping sets take
-// their rows in the same order.
-const lockReservations = `SELECT r.id, r.state, r.amount_micros, r.reserved_at, h.scope_kind, h.scope_id, h.period, h.period_start, h.limit_micros
-FROM tidygate_reservations r
-LEFT JOIN tidygate_reservation_holds h ON h.reservation_id = r.id
-WHERE r.id = ANY($1::text[])
-ORDER BY r.id
-FOR UPDATE OF r`
-
-const selectWindowHoldsOf = `SELECT reservation_id, scope_kind, scope_id, period, limit_micros FROM tidygate_window_spend
-WHERE reservation_id = ANY($1::text[])`
 
 // SettleAll applies the settlements as Settle would one by one, in one
 // transaction of two round trips whatever their number: the first locks
@@ -84,52 +70,29 @@ func (l *Ledger) SettleAll(ctx context.Context, ss []ports.Settlement) error {
 }
 
 // lockAll begins a ledger transaction on conn that locks the rows of the
-// reservations ids and reads them, in one round trip; ids it does not
-// find are missing from the map. The caller ends the transaction.
+// reservations ids and reads them, in one round trip: one lock statement
+// per reservation, queued in the order of their ids, so that two
+// transactions locking overlapping sets take their rows in the same order.
+// Ids it does not find are missing from the map. The caller ends the
+// transaction.
 func (l *Ledger) lockAll(ctx context.Context, conn *pgx.Conn, ids []string) (map[string]heldReservation, error) {
-	out := make(map[string]heldReservation, len(ids))
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	batch := l.begin()
-	batch.Queue(lockReservations, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id, state string
-			var amount int64
-			var at time.Time
-			var kind, scopeID, name *string
-			var start *time.Time
-			var limit *int64
-			if err := rows.Scan(&id, &state, &amount, &at, &kind, &scopeID, &name, &start, &limit); err != nil {
-				return err
-			}
-			res := out[id]
-			res.id, res.state, res.amount, res.at = id, state, domain.Micros(amount), at
-			if kind != nil {
-				res.counters = append(res.counters, counter{start: *start, budget: storedBudget(*kind, *scopeID, *name, limit)})
-			}
-			out[id] = res
-		}
-		return rows.Err()
-	})
-	batch.Queue(selectWindowHoldsOf, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id, kind, scopeID, name string
-			var limit int64
-			if err := rows.Scan(&id, &kind, &scopeID, &name, &limit); err != nil {
-				return err
-			}
-			b := storedBudget(kind, scopeID, name, &limit)
-			d, _ := b.Period.Window()
-			res := out[id]
-			res.counters = append(res.counters, counter{budget: b, window: d})
-			out[id] = res
-		}
-		return rows.Err()
-	})
+	held := make([]heldReservation, len(ids))
+	found := make([]*bool, len(ids))
+	for i, id := range ids {
+		held[i].id = id
+		found[i] = queueLock(batch, &held[i])
+	}
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, err
 	}
-	for id, res := range out {
-		slices.SortFunc(res.counters, counterOrder)
-		out[id] = res
+	out := make(map[string]heldReservation, len(ids))
+	for i, res := range held {
+		if *found[i] {
+			slices.SortFunc(res.counters, counterOrder)
+			out[res.id] = res
+		}
 	}
 	return out, nil
 }
