@@ -166,9 +166,9 @@ func checkReservation(r domain.Reservation) error {
 
 const insertReservation = `INSERT INTO tidygate_reservations (id, amount_micros, reserved_at) VALUES ($1, $2, $3)`
 
-const insertHolds = `INSERT INTO tidygate_reservation_holds (reservation_id, scope_kind, scope_id, period, period_start, limit_micros)
-SELECT $1, h.scope_kind, h.scope_id, h.period, h.period_start, h.limit_micros
-FROM unnest($2::text[], $3::text[], $4::text[], $5::date[], $6::bigint[]) AS h(scope_kind, scope_id, period, period_start, limit_micros)`
+// insertHold records that a reservation holds a calendar budget's period.
+const insertHold = `INSERT INTO tidygate_reservation_holds (reservation_id, scope_kind, scope_id, period, period_start, limit_micros)
+VALUES ($1, $2, $3, $4, $5, $6)`
 
 // reserveSpend raises the held amount of one spend row ($5) only while spent
 // plus held stays within the limit ($6), creating the row if needed. It
@@ -237,14 +237,6 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			batch.Queue(fmt.Sprintf("SET LOCAL lock_timeout TO %d", ms))
 		}
 		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
-		if cal := calendarCounters(counters); len(cal) > 0 {
-			kinds, ids, periods, starts := counterColumns(cal)
-			limits := make([]int64, len(cal))
-			for i, c := range cal {
-				limits[i] = int64(c.budget.Limit)
-			}
-			batch.Queue(insertHolds, r.ID, kinds, ids, periods, starts, limits)
-		}
 		var full *counter // the first budget without room
 		noRoom := func(c *counter) func(pgx.Row) error {
 			return func(row pgx.Row) error {
@@ -268,6 +260,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 					int64(c.budget.Limit), r.At.Add(-c.window).UTC()).QueryRow(noRoom(c))
 				continue
 			}
+			batch.Queue(insertHold, r.ID, kind, c.budget.ScopeID, name, c.start, int64(c.budget.Limit))
 			batch.Queue(reserveSpend, kind, c.budget.ScopeID, name, c.start, int64(r.Amount), int64(c.budget.Limit)).
 				QueryRow(noRoom(c))
 		}
@@ -325,29 +318,6 @@ func (l *Ledger) raiseExhausted(ctx context.Context, c counter, at time.Time, th
 			domain.AlertPeriod(c.budget, at, l.opts.Location), threshold, int64(c.budget.Limit), int64(spent))
 		return err
 	})
-}
-
-// calendarCounters returns the counters of calendar periods, in order.
-func calendarCounters(counters []counter) []counter {
-	var out []counter
-	for _, c := range counters {
-		if c.window == 0 {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// counterColumns returns the key columns of calendar counters as parallel
-// arrays.
-func counterColumns(counters []counter) (kinds, ids, periods []string, starts []time.Time) {
-	for _, c := range counters {
-		kinds = append(kinds, string(c.budget.Scope))
-		ids = append(ids, c.budget.ScopeID)
-		periods = append(periods, counterName(c.budget))
-		starts = append(starts, c.start)
-	}
-	return kinds, ids, periods, starts
 }
 
 // heldReservation is a reservation row, locked, with its counters in
