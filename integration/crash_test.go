@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -76,5 +77,42 @@ func TestKillAfterTheRecordBeforeTheAnswerSettlesTheRecordedCost(t *testing.T) {
 	if state != "settled" || status != "OK" || recorded <= 0 || used != recorded || held != 0 || (spent != 0 && spent != recorded) {
 		t.Fatalf("after the restart: reservation %s, trace %s, usage %d, spend %d, held %d; want settled at the recorded cost %d, the trace OK, nothing held",
 			state, status, used, spent, held, recorded)
+	}
+}
+
+// TestKillBeforeTheIntentChargesTheReservation kills the service with
+// SIGKILL while the provider works on a call whose intent is not yet
+// durable (the fault point before-intent: the call has run for the
+// intent's delay, and the journal holds nothing of it), and restarts it on
+// the same journal: the hold, which only the ledger knew of, named by the
+// journal's identity and the earlier run, is settled at its whole
+// reservation (never released as free), recorded once as interrupted by a
+// crash, and logged for reconciliation.
+func TestKillBeforeTheIntentChargesTheReservation(t *testing.T) {
+	dsn := pgtest.New(t)
+	env := baseEnv(t, dsn)
+	killedAt(t, append(env, "MOCK_LATENCY=1h"), gateway.FaultBeforeIntent)
+	var amount int64
+	var state string
+	queryRow(t, dsn, `SELECT amount_micros, state FROM tidygate_reservations`, &amount, &state)
+	if state != "held" || amount <= 0 {
+		t.Fatalf("after the kill: reservation %s of %d; want one held", state, amount)
+	}
+
+	s := start(t, env) // same journal directory, same database, no fault point
+	exactlyOnce(t, dsn, 1)
+	waitSettled(t, dsn)
+	var spent, used, held int64
+	var interrupted string
+	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
+	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &spent, &held)
+	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage WHERE user_id = 'dev' AND model = 'mock-chat'`, &used)
+	queryRow(t, dsn, `SELECT value FROM trace_request_metadata WHERE key = 'tidygate.interrupted'`, &interrupted)
+	if state != "settled" || used != amount || held != 0 || (spent != 0 && spent != amount) || interrupted != "crash" {
+		t.Fatalf("after the restart: reservation %s, usage %d, spend %d, held %d, trace interrupted %q; want settled at the reservation %d, nothing held, interrupted by a crash",
+			state, used, spent, held, interrupted, amount)
+	}
+	if !strings.Contains(s.Log(), "call interrupted by a crash before its intent was written") {
+		t.Fatal("the restart did not log the charged hold for reconciliation")
 	}
 }

@@ -152,6 +152,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		Deployments:          newDeploymentMetrics(d.Registry),
 		Stages:               newStageMetrics(d.Registry),
 		FaultPoint:           faultPoint(),
+		Holder:               calls.Holder(),
 	})
 	if err != nil {
 		return nil, err

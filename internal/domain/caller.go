@@ -275,6 +275,27 @@ type Reservation struct {
 	Budgets []Budget
 	Amount  Micros
 	At      time.Time
+	// Holder is who took the reservation; the zero Holder names nobody.
+	Holder Holder
+	// For is the call the reservation is for, as far as charging it needs
+	// when the call left nothing else behind.
+	For ReservedCall
+}
+
+// Holder names who took a reservation, so that a process restarted on the
+// same call log finds the reservations an earlier run of it took and left
+// held with no trace of their calls in the log: those whose Log is its own
+// and whose Run is not.
+type Holder struct {
+	Log string // the durable call log's identity: the same after a restart on it
+	Run string // the run of the process writing to it: new at each start
+}
+
+// ReservedCall is whose call a reservation is for, and on which model.
+type ReservedCall struct {
+	KeyID, User, Team string
+	Endpoint          Endpoint
+	Model, Group      string // the model the call is to be made on first
 }
 
 // chat request accounting: a per-message allowance for role and framing tokens

@@ -203,7 +203,8 @@ func (k *call) admit(ctx context.Context) error {
 	if err := k.enter(ctx); err != nil {
 		return err
 	}
-	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now()}
+	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now(),
+		Holder: k.s.opts.Holder, For: k.reservedCall()}
 	mark := k.s.settler.applied()
 	err = k.reserve(ctx)
 	if domain.KindOf(err) == domain.KindBudgetExceeded {
@@ -224,6 +225,14 @@ func (k *call) admit(ctx context.Context) error {
 // reserve holds k.hold in the ledger.
 func (k *call) reserve(ctx context.Context) error {
 	return timed(k.s.opts.Stages, StageReserve, func() error { return k.s.deps.Ledger.Reserve(ctx, k.hold) })
+}
+
+// reservedCall is whose call the reservation is for, and the model of the
+// chain it is to be made on first.
+func (k *call) reservedCall() domain.ReservedCall {
+	m := k.chain[0]
+	return domain.ReservedCall{KeyID: k.rec.KeyID, User: k.rec.User, Team: k.rec.Team, Endpoint: k.rec.Endpoint,
+		Model: m.Name, Group: m.Group}
 }
 
 // budgets returns the caller's budgets that apply to a model of the chain:
@@ -277,7 +286,7 @@ func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error 
 	k.chain = k.usableChain(fb)
 	worst, err := k.worstCost()
 	if err == nil {
-		k.hold.Budgets, k.hold.Amount = k.budgets(), worst
+		k.hold.Budgets, k.hold.Amount, k.hold.For = k.budgets(), worst, k.reservedCall()
 		err = k.reserve(ctx)
 	}
 	if err != nil {

@@ -191,3 +191,44 @@ func TestTheIntentWaitsForIntentDelay(t *testing.T) {
 		})
 	}
 }
+
+// TestRecoverChargesTheHoldsAnEarlierRunLeftWithoutAnIntent starts a
+// service on a call log whose earlier run left a hold and nothing else (it
+// stopped before the call's intent was written): Recover charges that hold
+// its whole reservation, once, and records it as interrupted by a crash,
+// while the holds of this run and of another call log stay held.
+func TestRecoverChargesTheHoldsAnEarlierRunLeftWithoutAnIntent(t *testing.T) {
+	ctx := context.Background()
+	l, log := memory.NewLedger(), memory.NewCallLog()
+	at := time.Now()
+	call := domain.ReservedCall{KeyID: alice.KeyID, User: alice.User, Team: alice.Team, Endpoint: domain.EndpointChat, Model: "main"}
+	now := domain.Holder{Log: "journal", Run: "now"}
+	for id, h := range map[string]domain.Holder{"r1": {Log: "journal", Run: "earlier"}, "r2": now, "r3": {Log: "other", Run: "earlier"}} {
+		if err := l.Reserve(ctx, domain.Reservation{ID: id, Amount: 300, At: at, Holder: h, For: call}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      memory.NewKeyStore(), Ledger: l, CallLog: log}, gateway.Options{Holder: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second Recover finds nothing left
+		if _, err := svc.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends := l.Endings()
+	if e := ends["r1"]; e.Held || e.Settles != 1 || e.Releases != 0 || e.Cost != 300 {
+		t.Fatalf("r1 ended %+v; want settled once at its whole reservation, never released", e)
+	}
+	if !ends["r2"].Held || !ends["r3"].Held {
+		t.Fatalf("r2 %+v, r3 %+v; want this run's and the other call log's holds left held", ends["r2"], ends["r3"])
+	}
+	recs := log.Records()
+	if len(recs) != 1 || recs[0].RequestID != "r1" || recs[0].Interrupted != domain.InterruptedByCrash || recs[0].Cost() != 300 ||
+		recs[0].KeyID != alice.KeyID || recs[0].Model != "main" {
+		t.Fatalf("records %+v; want r1's, interrupted by a crash, charged 300, naming its key and model", recs)
+	}
+}

@@ -138,6 +138,12 @@ type Options struct {
 	// Rand returns a number in [0, 1) for weighted routing and the latency
 	// strategy's exploration; default math/rand/v2's Float64.
 	Rand func() float64
+	// Holder names this process and its call log on every reservation it
+	// takes (the call log's identity and its run), so that Recover, run
+	// again on the same call log, charges the holds an earlier run left
+	// without an intent or a record; the zero Holder names nobody, and
+	// Recover then has no such holds to find.
+	Holder domain.Holder
 	// FaultPoint, when set, is called with the name of each fault point
 	// (FaultBeforeIntent, FaultBeforeAnswer) a call reaches, so that a test
 	// can stop the process at exactly that instant. Only a test build sets
@@ -295,8 +301,8 @@ type Service struct {
 // DefaultIntentDelay is how long a call runs before its intent is written.
 // A call answered within it needs no intent: its record is its one durable
 // write. It is also how long a crash can leave a call the provider began
-// without an intent (docs/RELIABILITY.md): short beside a model's answer,
-// long beside a call through a fast upstream and one fdatasync.
+// without an intent, which the next run on the same call log then finds by
+// its reservation's Holder and charges all the same (docs/RELIABILITY.md).
 const DefaultIntentDelay = 10 * time.Millisecond
 
 // The fault points of a call, where Options.FaultPoint is called; what a

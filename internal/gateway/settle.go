@@ -222,7 +222,46 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 			slog.String("request_id", i.RequestID), slog.String("key_id", i.KeyID), slog.String("model", i.Model),
 			slog.Int64("charged_micros", int64(i.Reserved)), slog.Bool("reservation_found", err == nil), slog.String("interrupted", string(domain.InterruptedByCrash)))
 	}
-	return settled + len(intents), nil
+	settled += len(intents)
+	orphans, err := s.chargeOrphans(ctx)
+	return settled + orphans, err
+}
+
+// chargeOrphans charges the holds an earlier run on this process's call
+// log took and left with neither an intent nor a record in the log
+// (Options.Holder; run after the owed settlements and the intents, which
+// settle theirs): that run stopped after the call's reservation and before
+// its intent was durable, the provider perhaps already at work. All that
+// is known of such a call is whose it was, its model and its reservation,
+// so each is charged its whole reservation (never released as free, also
+// when the ledger gave it back for its age), recorded as interrupted by a
+// crash and logged for reconciliation. The record is written before the
+// settlement: a recovery stopped between the two finds the hold again and
+// writes the same record, which the call log keeps once.
+func (s *Service) chargeOrphans(ctx context.Context) (int, error) {
+	orphans, err := s.deps.Ledger.Orphans(ctx, s.opts.Holder)
+	if err != nil {
+		return 0, err
+	}
+	for n, r := range orphans {
+		f := r.For
+		i := domain.CallIntent{RequestID: r.ID, Endpoint: f.Endpoint, Start: r.At, KeyID: f.KeyID, User: f.User, Team: f.Team,
+			RequestedModel: f.Model, Model: f.Model, Group: f.Group, Reserved: r.Amount}
+		rec := i.Interrupted(s.opts.Now())
+		rec.ErrorMessage = "tidygate stopped after the call's reservation, before its intent was written; the call is charged its whole reservation, to be reconciled with the provider's bill"
+		if err := s.deps.CallLog.Record(ctx, rec); err != nil {
+			return n, err
+		}
+		err := s.deps.Ledger.Settle(ctx, ports.Settlement{ReservationID: r.ID, Caller: domain.Caller{KeyID: f.KeyID, User: f.User, Team: f.Team},
+			Model: f.Model, Group: f.Group, Cost: r.Amount, At: s.opts.Now()})
+		if err != nil {
+			return n, err
+		}
+		s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "call interrupted by a crash before its intent was written: charged its whole reservation; reconcile it with the provider's bill",
+			slog.String("request_id", r.ID), slog.String("key_id", f.KeyID), slog.String("model", f.Model),
+			slog.Int64("charged_micros", int64(r.Amount)), slog.String("interrupted", string(domain.InterruptedByCrash)))
+	}
+	return len(orphans), nil
 }
 
 // settleOwed applies the settlements the call log kept for an earlier

@@ -108,6 +108,13 @@ type SpendLedger interface {
 	SettleAll(ctx context.Context, ss []Settlement) error
 	// Release drops a reservation whose call cost nothing.
 	Release(ctx context.Context, reservationID string) error
+	// Orphans returns the reservations that an earlier run of h.Log took
+	// (their Holder's Log is h.Log and their Run is not h.Run) and that are
+	// neither settled nor released, with their ID, Amount, At, Holder and
+	// For: calls whose process stopped before anything of them reached the
+	// call log. A reservation the ledger gave back for its age is among
+	// them until it is settled: its cost is still owed.
+	Orphans(ctx context.Context, h domain.Holder) ([]domain.Reservation, error)
 	// Report returns the caller's usage by day and model since from, and the
 	// state of the caller's budgets at now.
 	Report(ctx context.Context, c domain.Caller, from, now time.Time) (domain.UsageReport, error)

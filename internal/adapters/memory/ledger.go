@@ -57,6 +57,7 @@ type hold struct {
 }
 
 type reservation struct {
+	r      domain.Reservation // as reserved, for Orphans
 	amount domain.Micros
 	at     time.Time
 	day    time.Time
@@ -146,7 +147,7 @@ func (l *Ledger) Reserve(_ context.Context, r domain.Reservation) error {
 	if _, ok := l.reservations[r.ID]; ok {
 		return domain.InvalidParam("reservation_id", "reservation %q already exists", r.ID)
 	}
-	res := &reservation{amount: r.Amount, at: r.At, day: domain.PeriodDay.Start(r.At), held: true}
+	res := &reservation{r: r, amount: r.Amount, at: r.At, day: domain.PeriodDay.Start(r.At), held: true}
 	for _, b := range r.Budgets {
 		spent, held := l.used(b, r.At)
 		if r.Amount > b.Limit-spent-held {
@@ -260,6 +261,27 @@ func (l *Ledger) Release(_ context.Context, reservationID string) error {
 	}
 	l.move(res, 0, domain.Model{})
 	return nil
+}
+
+// Orphans returns the reservations still held that an earlier run of
+// h.Log took (nil for a Holder without a Log), oldest first; this ledger
+// never expires a reservation.
+func (l *Ledger) Orphans(_ context.Context, h domain.Holder) ([]domain.Reservation, error) {
+	if h.Log == "" {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []domain.Reservation
+	for _, res := range l.reservations {
+		if res.held && res.r.Holder.Log == h.Log && res.r.Holder.Run != h.Run {
+			r := res.r
+			r.Budgets = nil
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.Reservation) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.ID, b.ID)) })
+	return out, nil
 }
 
 // held returns the reservation if it is still held, nil if it was settled

@@ -22,6 +22,7 @@ package mlflow
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,7 @@ type CallLog struct {
 	intents *intents
 	owed    *owed
 	metrics *metrics
+	holder  domain.Holder // zero with LogOff
 
 	mu     sync.RWMutex // held for reading by Record, for writing by Close
 	closed bool
@@ -177,6 +179,13 @@ type CallLog struct {
 	broken  atomic.Bool
 	probing sync.Mutex // one probe write at a time while broken
 }
+
+// Holder names this call log and this run of it on the reservations the
+// gateway takes (domain.Holder): the journal's identity, kept in its
+// directory (journal.id), and a run made at each Open, so that the next
+// run on the journal finds the holds this one leaves. With LogOff it is
+// the zero Holder: no journal can account for a hold after a crash.
+func (c *CallLog) Holder() domain.Holder { return c.holder }
 
 // Open opens (or creates) the journal in opts.JournalDir, checks or creates
 // the MLflow schema through conns, and starts the writer, which first
@@ -208,6 +217,10 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 		log.Error("journal holds records set aside because PostgreSQL refused them; inspect "+quarantineFile, "records", n, "journal", j.path)
 	}
 	reportRecovery(log, j)
+	id, err := journalIdentity(j.dir)
+	if err != nil {
+		return nil, errors.Join(err, j.close())
+	}
 	open := newIntents()
 	if err := open.scan(j); err != nil {
 		return nil, errors.Join(fmt.Errorf("call log journal %s: %w", j.path, err), j.close())
@@ -237,7 +250,8 @@ func Open(ctx context.Context, conns Conns, opts Options) (*CallLog, error) {
 			return nil, errors.Join(fmt.Errorf("mlflow call log metrics: %w", err), j.close())
 		}
 	}
-	c := &CallLog{opts: opts, log: log, journal: j, metrics: m, intents: open, owed: debts}
+	c := &CallLog{opts: opts, log: log, journal: j, metrics: m, intents: open, owed: debts,
+		holder: domain.Holder{Log: id, Run: rand.Text()}}
 	c.writer = startWriter(st, j, open, m, opts, log)
 	return c, nil
 }

@@ -2,6 +2,7 @@ package mlflow
 
 import (
 	"cmp"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 const (
 	lockFile      = "journal.lock"
+	identityFile  = "journal.id"
 	segmentSuffix = ".seg"
 	tmpSuffix     = ".tmp"
 )
@@ -65,6 +67,40 @@ func lockDir(dir string) (*os.File, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// journalIdentity returns the identity of the journal in dir, the
+// ledger's name for it on the reservations its process takes
+// (domain.Holder.Log), so it must outlive every restart on dir: read from
+// identityFile, or made (128 random bits) and made durable there, before
+// any reservation names it, when the journal has none yet. The caller
+// holds the directory's lock.
+func journalIdentity(dir string) (string, error) {
+	path := filepath.Join(dir, identityFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("call log journal identity: %w", err)
+	}
+	id := rand.Text()
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.WriteString(id + "\n")
+		err = errors.Join(err, f.Sync(), f.Close())
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("call log journal identity: %w", err)
+	}
+	return id, nil
 }
 
 // loaded is a segment read at open, with what its frames say.

@@ -19,6 +19,7 @@ import (
 // budget per day and per month; "parallel" runs callers of one team at
 // once, so they contend for the team's spend rows as real traffic does;
 // "no-budgets" is a caller without budgets, whose calls only record usage.
+// Each reservation names its holder and its call, as the gateway's do.
 func BenchmarkReserveSettle(b *testing.B) {
 	pool, _ := migrated(b)
 	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
@@ -35,7 +36,9 @@ func BenchmarkReserveSettle(b *testing.B) {
 	call := func(b *testing.B, c domain.Caller) {
 		ctx := context.Background()
 		id := fmt.Sprintf("%s-%d", b.Name(), seq.Add(1))
-		if err := l.Reserve(ctx, domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 100, At: noon}); err != nil {
+		r := domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 100, At: noon, Holder: domain.Holder{Log: "journal", Run: "run"},
+			For: domain.ReservedCall{KeyID: c.KeyID, User: c.User, Team: c.Team, Endpoint: domain.EndpointChat, Model: "gpt"}}
+		if err := l.Reserve(ctx, r); err != nil {
 			b.Fatal(err)
 		}
 		err := l.Settle(ctx, ports.Settlement{ReservationID: id, Caller: c, Model: "gpt", Cost: 40, At: noon,

@@ -153,6 +153,15 @@ func checkReservation(r domain.Reservation) error {
 	if err := checkName("reservation_id", r.ID, true); err != nil {
 		return err
 	}
+	f := r.For
+	for _, v := range []struct{ param, value string }{
+		{"holder", r.Holder.Log}, {"holder", r.Holder.Run}, {"key_id", f.KeyID}, {"user", f.User}, {"team", f.Team},
+		{"endpoint", string(f.Endpoint)}, {"model", f.Model}, {"group", f.Group},
+	} {
+		if err := checkName(v.param, v.value, false); err != nil {
+			return err
+		}
+	}
 	for _, b := range r.Budgets {
 		if err := checkName("budget", b.ScopeID, false); err != nil {
 			return err
@@ -164,7 +173,17 @@ func checkReservation(r domain.Reservation) error {
 	return nil
 }
 
-const insertReservation = `INSERT INTO tidygate_reservations (id, amount_micros, reserved_at) VALUES ($1, $2, $3)`
+// insertReservation records a reservation with who took it and whose call
+// it is for (empty values stored as NULL): reservationArgs' order.
+const insertReservation = `INSERT INTO tidygate_reservations
+	(id, amount_micros, reserved_at, holder_log, holder_run, key_id, user_id, team_id, endpoint, for_model, for_group)
+VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), NULLIF($10, ''), NULLIF($11, ''))`
+
+// reservationArgs are insertReservation's arguments for r.
+func reservationArgs(r domain.Reservation) []any {
+	f := r.For
+	return []any{r.ID, int64(r.Amount), r.At.UTC(), r.Holder.Log, r.Holder.Run, f.KeyID, f.User, f.Team, string(f.Endpoint), f.Model, f.Group}
+}
 
 // insertHold records that a reservation holds a calendar budget's period.
 const insertHold = `INSERT INTO tidygate_reservation_holds (reservation_id, scope_kind, scope_id, period, period_start, limit_micros)
@@ -216,7 +235,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 	if len(r.Budgets) == 0 {
 		return pgkit.InTx(ctx, l.db, doing, func(conn *pgx.Conn) error {
 			batch := l.begin()
-			batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
+			batch.Queue(insertReservation, reservationArgs(r)...)
 			batch.Queue("COMMIT")
 			return conn.SendBatch(ctx, batch).Close()
 		})
@@ -236,7 +255,7 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 		if ms := l.opts.LockTimeout.Milliseconds(); ms > 0 {
 			batch.Queue(fmt.Sprintf("SET LOCAL lock_timeout TO %d", ms))
 		}
-		batch.Queue(insertReservation, r.ID, int64(r.Amount), r.At.UTC())
+		batch.Queue(insertReservation, reservationArgs(r)...)
 		var full *counter // the first budget without room
 		noRoom := func(c *counter) func(pgx.Row) error {
 			return func(row pgx.Row) error {
@@ -661,6 +680,44 @@ func (l *Ledger) ExpireStale(ctx context.Context, olderThan time.Duration) ([]st
 			return expired, nil
 		}
 	}
+}
+
+// selectOrphans reads the reservations that the other runs of a call log
+// ($1; this run is $2) took and neither settled nor released: one range of
+// tidygate_reservations_orphans_idx.
+const selectOrphans = `SELECT id, amount_micros, reserved_at, holder_run, coalesce(key_id, ''), coalesce(user_id, ''),
+	coalesce(team_id, ''), coalesce(endpoint, ''), coalesce(for_model, ''), coalesce(for_group, '')
+FROM tidygate_reservations
+WHERE holder_log = $1 AND holder_run <> $2 AND state IN ('held', 'expired') AND holder_log IS NOT NULL
+ORDER BY created_at, id`
+
+// Orphans returns the reservations that an earlier run of h.Log took and
+// neither settled nor released, those ExpireStale expired included (a
+// later Settle still counts their cost); nil for a Holder without a Log.
+func (l *Ledger) Orphans(ctx context.Context, h domain.Holder) ([]domain.Reservation, error) {
+	if h.Log == "" {
+		return nil, nil
+	}
+	ctx, cancel := bound(ctx, l.db)
+	defer cancel()
+	var out []domain.Reservation
+	err := pgkit.WithConn(ctx, l.db, "find the reservations of a call log's earlier runs", func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, selectOrphans, h.Log, h.Run)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Reservation, error) {
+			r := domain.Reservation{Holder: domain.Holder{Log: h.Log}}
+			var amount int64
+			var endpoint string
+			f := &r.For
+			err := row.Scan(&r.ID, &amount, &r.At, &r.Holder.Run, &f.KeyID, &f.User, &f.Team, &endpoint, &f.Model, &f.Group)
+			r.Amount, r.At, f.Endpoint = domain.Micros(amount), r.At.UTC(), domain.Endpoint(endpoint)
+			return r, err
+		})
+		return err
+	})
+	return out, err
 }
 
 const selectUsage = `SELECT day, model, sum(requests)::bigint, sum(prompt_tokens)::bigint,

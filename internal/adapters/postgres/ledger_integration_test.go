@@ -252,6 +252,43 @@ func TestExpireStale(t *testing.T) {
 	}
 }
 
+// TestAnExpiredHoldStaysAnOrphanUntilSettled gives back a hold an earlier
+// run of a call log left (the expiry sweep of another replica), and finds
+// it among that log's orphans all the same: its cost is still owed, and
+// settling it at its reservation counts it, after which it is no orphan.
+func TestAnExpiredHoldStaysAnOrphanUntilSettled(t *testing.T) {
+	pool, _ := migrated(t)
+	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
+	ctx := context.Background()
+	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
+		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
+	earlier := domain.Holder{Log: "journal", Run: "earlier"}
+	r := domain.Reservation{ID: "crashed", Budgets: c.Budgets, Amount: 30, At: noon, Holder: earlier,
+		For: domain.ReservedCall{KeyID: "k", User: "u", Team: "t", Model: "m"}}
+	if err := l.Reserve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE tidygate_reservations SET created_at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := l.ExpireStale(ctx, 30*time.Minute); err != nil || len(ids) != 1 {
+		t.Fatalf("ExpireStale = %q, %v; want the hold expired", ids, err)
+	}
+	checkStatus(t, l, c, 0, 0)
+	now := domain.Holder{Log: "journal", Run: "now"}
+	got, err := l.Orphans(ctx, now)
+	if err != nil || len(got) != 1 || got[0].ID != "crashed" || got[0].Amount != 30 || got[0].For != r.For {
+		t.Fatalf("Orphans = %+v, %v; want the expired hold with whose call it was", got, err)
+	}
+	if err := l.Settle(ctx, ports.Settlement{ReservationID: "crashed", Caller: c, Model: "m", Cost: 30, At: noon}); err != nil {
+		t.Fatal(err)
+	}
+	checkStatus(t, l, c, 30, 0)
+	if got, err := l.Orphans(ctx, now); err != nil || len(got) != 0 {
+		t.Errorf("Orphans after the settlement = %+v, %v; want none", got, err)
+	}
+}
+
 // TestUnstorableNamesAreInvalid checks that names PostgreSQL cannot hold in
 // a key are domain.KindInvalid errors, not database failures.
 func TestUnstorableNamesAreInvalid(t *testing.T) {

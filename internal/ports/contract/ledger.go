@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,43 @@ func TestSpendLedger(t *testing.T, newLedgers NewLedgers) {
 		mustSettle(t, l, "r1", c, "gpt", 30, day0) // too late: changes nothing
 		checkBudgets(t, l, c, day0, status{0, 0})
 		checkRows(t, l, c, day0, day0, nil)
+	})
+
+	t.Run("OrphansAreTheEarlierRunsHolds", func(t *testing.T) {
+		l := newLedger(t)
+		c := caller("olga", "risk", userBudget("olga", domain.PeriodDay, 1000))
+		ctx := context.Background()
+		held := func(id string, h domain.Holder) domain.Reservation {
+			r := domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 100, At: day0, Holder: h,
+				For: domain.ReservedCall{KeyID: c.KeyID, User: c.User, Team: c.Team, Endpoint: domain.EndpointChat, Model: "gpt", Group: "premium"}}
+			if err := l.Reserve(ctx, r); err != nil {
+				t.Fatalf("Reserve(%q): %v", id, err)
+			}
+			return r
+		}
+		earlier, now, other := domain.Holder{Log: "j1", Run: "run1"}, domain.Holder{Log: "j1", Run: "run2"}, domain.Holder{Log: "j2", Run: "run1"}
+		orphan := held("r1", earlier)
+		held("r2", earlier)
+		held("r3", earlier)
+		held("r4", now)   // this run's own call in flight
+		held("r5", other) // another replica's
+		mustSettle(t, l, "r2", c, "gpt", 30, day0)
+		mustRelease(t, l, "r3")
+		got, err := l.Orphans(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orphan.Budgets = nil
+		if len(got) != 1 || !got[0].At.Equal(orphan.At) {
+			t.Fatalf("Orphans = %+v, want only %+v", got, orphan)
+		}
+		got[0].At = orphan.At
+		if !reflect.DeepEqual(got[0], orphan) {
+			t.Errorf("Orphans = %+v, want %+v", got[0], orphan)
+		}
+		if got, err := l.Orphans(ctx, domain.Holder{}); err != nil || len(got) != 0 {
+			t.Errorf("Orphans(no holder) = %v, %v; want none", got, err)
+		}
 	})
 
 	t.Run("UnknownReservation", func(t *testing.T) {
