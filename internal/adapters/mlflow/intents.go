@@ -66,13 +66,16 @@ func (s *intents) scan(j *journal) error {
 		if e.damaged != nil {
 			continue // the writer sets it aside
 		}
-		c, err := decodeRecord(e.value)
+		// A call's record is read only as far as its request id.
+		h, ok := decodeHead(e.value)
 		switch {
-		case err != nil: // the writer sets it aside
-		case c.intent != nil:
-			found = append(found, *c.intent)
+		case !ok: // the writer sets it aside
+		case h.Kind != intentKind:
+			recorded[h.RequestID] = true
 		default:
-			recorded[c.rec.RequestID] = true
+			if c, err := decodeRecord(e.value); err == nil && c.intent != nil {
+				found = append(found, *c.intent)
+			}
 		}
 	}
 	s.mu.Lock()

@@ -20,6 +20,11 @@ const (
 	maxSpares = 2
 	// maxGroup is the most frames one commit takes.
 	maxGroup = 1000
+	// maxReadGap is the most bytes of other frames (delivery marks,
+	// records already delivered) that one read back spans between two
+	// records rather than reading them apart; maxRead bounds one read.
+	maxReadGap = 64 << 10
+	maxRead    = 8 << 20
 )
 
 var errJournalClosed = errors.New("call log journal is closed")
@@ -275,16 +280,35 @@ func (j *journal) readOwed() ([]entry, error) {
 // against its checksum.
 func (j *journal) readBack(picks []indexed) ([]entry, error) {
 	out := make([]entry, 0, len(picks))
-	for _, r := range picks {
-		b := make([]byte, frameHeaderSize+int(r.n))
-		if _, err := r.seg.f.ReadAt(b, r.off); err != nil {
-			return nil, fmt.Errorf("call log journal %s: read record %d: %w", r.seg.name, r.seq, err)
+	for len(picks) > 0 {
+		// One pread for a run of records close together in one segment
+		// (usually a batch's: appended one after another), not one each.
+		first := picks[0]
+		end := first.off + frameHeaderSize + int64(first.n)
+		k := 1
+		for ; k < len(picks); k++ {
+			p := picks[k]
+			pEnd := p.off + frameHeaderSize + int64(p.n)
+			if p.seg != first.seg || p.segID != first.segID || p.off < end || p.off-end > maxReadGap || pEnd-first.off > maxRead {
+				break
+			}
+			end = pEnd
 		}
-		e := entry{key: recordKey(r.seq, r.at), value: b[frameHeaderSize:]}
-		if f, _, ok := decodeFrame(b, r.segID); !ok || f.seq != r.seq {
-			e.damaged = fmt.Errorf("call log journal %s: record %d at offset %d no longer matches its checksum", r.seg.name, r.seq, r.off)
+		buf := make([]byte, end-first.off)
+		if _, err := first.seg.f.ReadAt(buf, first.off); err != nil {
+			return nil, fmt.Errorf("call log journal %s: read record %d: %w", first.seg.name, first.seq, err)
 		}
-		out = append(out, e)
+		for _, r := range picks[:k] {
+			from := r.off - first.off
+			to := from + frameHeaderSize + int64(r.n)
+			b := buf[from:to:to]
+			e := entry{key: recordKey(r.seq, r.at), value: b[frameHeaderSize:]}
+			if f, _, ok := decodeFrame(b, r.segID); !ok || f.seq != r.seq {
+				e.damaged = fmt.Errorf("call log journal %s: record %d at offset %d no longer matches its checksum", r.seg.name, r.seq, r.off)
+			}
+			out = append(out, e)
+		}
+		picks = picks[k:]
 	}
 	return out, nil
 }

@@ -259,6 +259,21 @@ func decodeRecord(value []byte) (call, error) {
 	return c, nil
 }
 
+// recordHead is what a journaled record says of itself before its call:
+// its encoding's version, its kind and its request id. Reading only these
+// skips the copies of the call's text that decoding the whole record makes.
+type recordHead struct {
+	V         int    `json:"v"`
+	Kind      string `json:"kind"`
+	RequestID string `json:"request_id"`
+}
+
+// decodeHead reads a journaled record's head; ok is false when the record
+// is not one this tidygate reads (decodeRecord says why).
+func decodeHead(value []byte) (h recordHead, ok bool) {
+	return h, json.Unmarshal(value, &h) == nil && h.V == wireVersion
+}
+
 // kindNamed returns the error kind whose String is name. Kinds are numbered
 // from zero without gaps and the first unused number prints as "kind(n)";
 // unknown names (from a newer tidygate) read as domain.KindInternal.
