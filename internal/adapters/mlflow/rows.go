@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +24,18 @@ type rows struct {
 	params       []keyValueRow
 	metrics      []metricRow
 	latest       []metricRow
+}
+
+// reserve makes room for n calls' trace rows, at the counts a call with
+// usage and one provider attempt has, so that a batch's slices are not
+// copied over and over as they grow.
+func (b *rows) reserve(n int) {
+	b.traceInfo = slices.Grow(b.traceInfo, n)
+	b.traceTags = slices.Grow(b.traceTags, 7*n)
+	b.traceMeta = slices.Grow(b.traceMeta, 28*n)
+	b.traceMetrics = slices.Grow(b.traceMetrics, 3*n)
+	b.spans = slices.Grow(b.spans, 2*n)
+	b.spanMetrics = slices.Grow(b.spanMetrics, 3*n)
 }
 
 // tableRows is one table's rows in a batch.

@@ -88,6 +88,9 @@ func (s *store) write(ctx context.Context, calls []call) error {
 	}
 	defer conn.Release()
 	var b rows
+	if s.opts.LogMode.traces() {
+		b.reserve(len(calls))
+	}
 	for _, c := range calls {
 		exp, err := s.experiment(ctx, conn.Conn(), modelOf(c.rec))
 		if err != nil {

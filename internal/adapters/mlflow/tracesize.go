@@ -1,11 +1,11 @@
 package mlflow
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // traceSize is what MLflow records about a trace's size in the metadata
@@ -39,7 +39,7 @@ func sizeStats(spans []spanRow, info traceInfoRow, meta, tags []metaEntry) trace
 	if len(sizes) > 1 {
 		total += 2 * (len(sizes) - 1)
 	}
-	total += len(traceInfoJSON(info, meta, tags))
+	total += traceInfoSize(info, meta, tags)
 	slices.Sort(sizes)
 	st := traceSize{total: total, spans: len(sizes)}
 	if len(sizes) > 0 {
@@ -62,56 +62,83 @@ func percentile(sorted []int, p float64) int {
 	return int(float64(sorted[lower])*(1-weight) + float64(sorted[lower+1])*weight)
 }
 
-// traceInfoJSON returns the JSON of the trace without spans, in the shape of
-// MLflow's Trace.to_json(): the size MLflow adds to the spans' for the total.
-func traceInfoJSON(info traceInfoRow, meta, tags []metaEntry) []byte {
-	type location struct {
-		Type             string `json:"type"`
-		MlflowExperiment struct {
-			ExperimentID string `json:"experiment_id"`
-		} `json:"mlflow_experiment"`
+// traceInfoSize returns the length of the JSON of the trace without
+// spans, in the shape of MLflow's Trace.to_json() as encoding/json writes
+// it (HTML characters escaped, json.Marshal's default): the size MLflow
+// adds to the spans' for the total. It counts the bytes without building
+// the document:
+//
+//	{"info":{"trace_id":…,"client_request_id":… (when set),
+//	"trace_location":{"type":"MLFLOW_EXPERIMENT","mlflow_experiment":{"experiment_id":"7"}},
+//	"request_preview":…,"response_preview":… (when set),"request_time":…,
+//	"execution_duration":"0.9s","state":…,"trace_metadata":{…},"tags":{…}},"data":{"spans":[]}}
+func traceInfoSize(info traceInfoRow, meta, tags []metaEntry) int {
+	n := len(`{"info":{"trace_id":`) + jsonStringLen(info.RequestID)
+	if info.ClientRequestID != "" {
+		n += len(`,"client_request_id":`) + jsonStringLen(info.ClientRequestID)
 	}
-	type infoJSON struct {
-		TraceID           string            `json:"trace_id"`
-		ClientRequestID   string            `json:"client_request_id,omitempty"`
-		TraceLocation     location          `json:"trace_location"`
-		RequestPreview    string            `json:"request_preview,omitempty"`
-		ResponsePreview   string            `json:"response_preview,omitempty"`
-		RequestTime       string            `json:"request_time"`
-		ExecutionDuration string            `json:"execution_duration"`
-		State             string            `json:"state"`
-		TraceMetadata     map[string]string `json:"trace_metadata"`
-		Tags              map[string]string `json:"tags"`
+	n += len(`,"trace_location":{"type":"MLFLOW_EXPERIMENT","mlflow_experiment":{"experiment_id":`) +
+		jsonStringLen(strconv.FormatInt(info.ExperimentID, 10)) + len(`}}`)
+	if info.RequestPreview != "" {
+		n += len(`,"request_preview":`) + jsonStringLen(info.RequestPreview)
 	}
-	var t struct {
-		Info infoJSON `json:"info"`
-		Data struct {
-			Spans []struct{} `json:"spans"`
-		} `json:"data"`
+	if info.ResponsePreview != "" {
+		n += len(`,"response_preview":`) + jsonStringLen(info.ResponsePreview)
 	}
-	t.Info = infoJSON{
-		TraceID: info.RequestID, ClientRequestID: info.ClientRequestID,
-		RequestPreview: info.RequestPreview, ResponsePreview: info.ResponsePreview,
-		RequestTime:       time.UnixMilli(info.TimestampMS).UTC().Format("2006-01-02T15:04:05.000Z"),
-		ExecutionDuration: strconv.FormatFloat(float64(info.ExecutionTimeMS)/1000, 'f', -1, 64) + "s",
-		State:             info.Status,
-		TraceMetadata:     make(map[string]string, len(meta)),
-		Tags:              make(map[string]string, len(tags)),
-	}
-	t.Info.TraceLocation.Type = "MLFLOW_EXPERIMENT"
-	t.Info.TraceLocation.MlflowExperiment.ExperimentID = strconv.FormatInt(info.ExperimentID, 10)
-	for _, m := range meta {
-		t.Info.TraceMetadata[m.key] = truncate(m.value, maxMetadataValue)
-	}
-	for _, m := range tags {
-		if m.value != "" {
-			t.Info.Tags[m.key] = truncate(m.value, maxTagValue)
+	n += len(`,"request_time":`) + jsonStringLen(time.UnixMilli(info.TimestampMS).UTC().Format("2006-01-02T15:04:05.000Z"))
+	n += len(`,"execution_duration":`) + jsonStringLen(strconv.FormatFloat(float64(info.ExecutionTimeMS)/1000, 'f', -1, 64)+"s")
+	n += len(`,"state":`) + jsonStringLen(info.Status)
+	n += len(`,"trace_metadata":`) + jsonMapLen(meta, maxMetadataValue, false)
+	n += len(`,"tags":`) + jsonMapLen(tags, maxTagValue, true)
+	return n + len(`},"data":{"spans":[]}}`)
+}
+
+// jsonMapLen returns the length of the JSON object of the entries, each
+// value truncated to limit, empty values left out when skipEmpty is set;
+// as in a map, a key given twice holds its last value.
+func jsonMapLen(entries []metaEntry, limit int, skipEmpty bool) int {
+	n, count := len("{}"), 0
+	for i, e := range entries {
+		if skipEmpty && e.value == "" || slices.ContainsFunc(entries[i+1:], func(later metaEntry) bool {
+			return later.key == e.key && (!skipEmpty || later.value != "")
+		}) {
+			continue
 		}
+		n += jsonStringLen(e.key) + len(":") + jsonStringLen(truncate(e.value, limit))
+		count++
 	}
-	t.Data.Spans = []struct{}{}
-	j, err := json.Marshal(t)
-	if err != nil { // maps of strings and plain fields always marshal
-		return nil
+	if count > 1 {
+		n += count - 1 // the commas
 	}
-	return j
+	return n
+}
+
+// jsonStringLen returns the length of s as encoding/json writes it: quoted;
+// '"', '\\' and the control characters with short escapes (\b \f \n \r
+// \t) escaped in two bytes; the other control characters, '<', '>', '&',
+// U+2028, U+2029 and each byte of invalid UTF-8 (as U+FFFD) in six.
+func jsonStringLen(s string) int {
+	n := len(`""`)
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			switch {
+			case b == '"' || b == '\\' || b == '\b' || b == '\f' || b == '\n' || b == '\r' || b == '\t':
+				n += 2
+			case b < 0x20 || b == '<' || b == '>' || b == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
 }
