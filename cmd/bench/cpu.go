@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,14 +57,9 @@ func procCPU(pid int) (time.Duration, error) {
 
 // backendPIDs returns the process ids of the PostgreSQL backends serving
 // database db (and, when app is not empty, only those whose
-// application_name is app). The server must run on this host, in this
-// process namespace, for /proc to see them.
-func backendPIDs(ctx context.Context, adminDSN, db, app string) ([]int, error) {
-	conn, err := pgx.Connect(ctx, adminDSN)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(ctx)
+// application_name is app), asked on conn. The server must run on this
+// host, in this process namespace, for /proc to see them.
+func backendPIDs(ctx context.Context, conn *pgx.Conn, db, app string) ([]int, error) {
 	rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity
 WHERE datname = $1 AND backend_type = 'client backend' AND ($2 = '' OR application_name = $2) AND pid <> pg_backend_pid()`, db, app)
 	if err != nil {
@@ -105,7 +103,7 @@ func snapshotCPU(ctx context.Context, groups []cpuGroup) (cpuSnapshot, error) {
 
 // cpuUsed returns each group's CPU time from before to after. A process
 // that started in between counts from its start; one that exited in
-// between is lost (the backends of a pool stay, so this is rare).
+// between counts as far as after saw it (see cpuMeter).
 func cpuUsed(before, after cpuSnapshot) map[string]time.Duration {
 	out := make(map[string]time.Duration, len(after))
 	for g, pids := range after {
@@ -114,6 +112,19 @@ func cpuUsed(before, after cpuSnapshot) map[string]time.Duration {
 		}
 	}
 	return out
+}
+
+// merge adds to s what later saw: every process's latest CPU time, those
+// that have exited since keeping the last one seen.
+func (s cpuSnapshot) merge(later cpuSnapshot) {
+	for g, pids := range later {
+		if s[g] == nil {
+			s[g] = map[int]time.Duration{}
+		}
+		for pid, d := range pids {
+			s[g][pid] = max(s[g][pid], d)
+		}
+	}
 }
 
 // The process groups of the throughput loop.
@@ -127,10 +138,10 @@ const (
 // loopGroups are the processes that share the cores in a throughput run:
 // tidygate, the backends of its database, this harness (the load
 // generator) and the mock.
-func loopGroups(o options, gw *gateway, mockPID int) []cpuGroup {
+func loopGroups(admin *pgx.Conn, gw *gateway, mockPID int) []cpuGroup {
 	return []cpuGroup{
 		{cpuTidygate, fixedPIDs(gw.cmd.Process.Pid)},
-		{cpuPostgres, func(ctx context.Context) ([]int, error) { return backendPIDs(ctx, o.adminDSN, gw.db.name, "") }},
+		{cpuPostgres, func(ctx context.Context) ([]int, error) { return backendPIDs(ctx, admin, gw.db.name, "") }},
 		{cpuClient, fixedPIDs(os.Getpid())},
 		{cpuMock, fixedPIDs(mockPID)},
 	}
@@ -146,42 +157,130 @@ const metricQueued = "tidygate_calllog_records_queued"
 const callLogPackage = "github.com/tidygate/tidygate/internal/adapters/mlflow."
 
 // cpuMeter measures the CPU a throughput run costs the loop's processes.
+// PostgreSQL closes a backend when pgx drops its connection, which it does
+// when a query's context ends: at the end of a run, the calls cut off drop
+// theirs. So the meter reads every process's CPU every cpuPoll while the
+// run lasts, and counts a backend gone by the end as far as it last saw it.
 type cpuMeter struct {
 	gw     *gateway
+	admin  *pgx.Conn
 	groups []cpuGroup
 	before cpuSnapshot
 	traces int64
+
+	mu      sync.Mutex
+	seen    cpuSnapshot // under mu
+	ended   cpuSnapshot // at the end of the load
+	endedAt time.Time
+	stopCh  chan struct{}
+	polled  chan error
 }
+
+// cpuPoll is how often a cpuMeter reads the processes' CPU.
+const cpuPoll = 25 * time.Millisecond
 
 // cpuRun is what a cpuMeter measured over one throughput run.
 type cpuRun struct {
-	used    map[string]time.Duration // by group
-	elapsed time.Duration
-	calls   int     // answered 200 in the run
-	written float64 // records the writer delivered in the run as traces (0 with no call log)
-	queued  float64 // journal entries (records and intents) waiting at the end
-	share   float64 // of tidygate's profile in the call log's code (set by the caller)
+	used    map[string]time.Duration // by group, while the load ran
+	drained map[string]time.Duration // by group, after it, until the journal was empty
+	elapsed time.Duration            // of the load
+	drain   time.Duration            // from the end of the load until the journal was empty
+	calls   int                      // answered 200 under the load
+	written float64                  // traces delivered from the start of the load until the journal was empty
+	queued  float64                  // journal entries (records and intents) waiting when the load ended
+	share   float64                  // of tidygate's profile under the load in the call log's code (set by the caller)
 }
 
 // startCPUMeter snapshots the CPU time of the loop's processes and the
-// call log's delivered records.
+// call log's delivered records, and keeps reading the processes' CPU
+// until stop.
 func startCPUMeter(ctx context.Context, o options, gw *gateway, mockPID int) (*cpuMeter, error) {
-	m := &cpuMeter{gw: gw, groups: loopGroups(o, gw, mockPID)}
+	admin, err := pgx.Connect(ctx, o.adminDSN)
+	if err != nil {
+		return nil, err
+	}
+	m := &cpuMeter{gw: gw, admin: admin, groups: loopGroups(admin, gw, mockPID), stopCh: make(chan struct{}), polled: make(chan error, 1)}
 	m.traces, _ = gw.traces(ctx) // none without a call log
-	var err error
-	m.before, err = snapshotCPU(ctx, m.groups)
-	return m, err
+	if m.before, err = snapshotCPU(ctx, m.groups); err != nil {
+		return nil, errors.Join(err, admin.Close(ctx))
+	}
+	m.seen = cpuSnapshot{}
+	m.seen.merge(m.before)
+	go m.poll(ctx)
+	return m, nil
 }
 
-// stop snapshots again and returns what the run t cost.
-func (m *cpuMeter) stop(ctx context.Context, t bench.Throughput) (cpuRun, error) {
-	after, err := snapshotCPU(ctx, m.groups)
+func (m *cpuMeter) poll(ctx context.Context) {
+	tick := time.NewTicker(cpuPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stopCh:
+			m.polled <- nil
+			return
+		case <-tick.C:
+			s, err := snapshotCPU(ctx, m.groups)
+			if err != nil {
+				m.polled <- err
+				return
+			}
+			m.mu.Lock()
+			m.seen.merge(s)
+			m.mu.Unlock()
+		}
+	}
+}
+
+// loadEnded snapshots the processes' CPU at the end of the load t.
+func (m *cpuMeter) loadEnded(ctx context.Context, t bench.Throughput) (cpuRun, error) {
+	now, err := snapshotCPU(ctx, m.groups)
 	if err != nil {
 		return cpuRun{}, err
 	}
+	m.mu.Lock()
+	m.seen.merge(now)
+	m.ended = m.seen.clone()
+	m.mu.Unlock()
+	m.endedAt = time.Now()
+	return cpuRun{used: cpuUsed(m.before, m.ended), elapsed: t.Elapsed, calls: t.Succeeded,
+		queued: m.gw.metrics(ctx, metricQueued)[metricQueued]}, nil
+}
+
+// drain waits until tidygate's journal is empty (at once without a call
+// log), stops reading the processes' CPU, and adds to run what they used
+// meanwhile: the delivery of what the load left behind.
+func (m *cpuMeter) drain(ctx context.Context, run *cpuRun) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for m.gw.metrics(ctx, metricQueued)[metricQueued] > 0 {
+		if time.Now().After(deadline) {
+			return errors.New("tidygate's call log journal was not empty 10 minutes after the load")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	close(m.stopCh)
+	err := <-m.polled
+	last, serr := snapshotCPU(ctx, m.groups)
+	if err := errors.Join(err, serr, m.admin.Close(ctx)); err != nil {
+		return err
+	}
+	m.seen.merge(last)
+	run.drained, run.drain = cpuUsed(m.ended, m.seen), time.Since(m.endedAt)
 	traces, _ := m.gw.traces(ctx) // none without a call log
-	return cpuRun{used: cpuUsed(m.before, after), elapsed: t.Elapsed, calls: t.Succeeded,
-		written: float64(traces - m.traces), queued: m.gw.metrics(ctx, metricQueued)[metricQueued]}, nil
+	run.written = float64(traces - m.traces)
+	return nil
+}
+
+// clone returns a copy of s.
+func (s cpuSnapshot) clone() cpuSnapshot {
+	out := make(cpuSnapshot, len(s))
+	for g, pids := range s {
+		out[g] = maps.Clone(pids)
+	}
+	return out
 }
 
 // profileShareOf reads a CPU profile file and returns its share in the
@@ -194,23 +293,21 @@ func profileShareOf(path string) (float64, error) {
 	return cpuShare(b, callLogPackage)
 }
 
-// loggingCost is what a throughput run's CPU says about the call log.
+// loggingCost is what the CPU of a throughput run with logging on, and
+// of one with it off, says about the call log.
 type loggingCost struct {
-	// CPU per call answered, by group, with logging on and off.
-	on, off map[string]time.Duration
-	// tidygateShare is the fraction of tidygate's CPU profile, logging on,
-	// with a frame in the call log's package.
-	tidygateShare float64
-	// written is how many records the writer delivered during the logging-on
-	// run, calls how many calls it answered.
-	written, calls float64
+	on, drained map[string]time.Duration // logging on: by group, under the load and after it
+	off         map[string]time.Duration // logging off: by group, per call
+	share       float64                  // of tidygate's profile under the load in the call log's code
+	written     float64                  // traces delivered
+	calls       float64                  // calls answered under the load, logging on
 }
 
 // newLoggingCost compares the CPU of the run with logging on and the run
 // with it off.
 func newLoggingCost(on, off cpuRun) loggingCost {
-	return loggingCost{on: perCall(on.used, on.calls), off: perCall(off.used, off.calls),
-		tidygateShare: on.share, written: on.written, calls: float64(on.calls)}
+	return loggingCost{on: on.used, drained: on.drained, off: perCall(off.used, off.calls),
+		share: on.share, written: on.written, calls: float64(on.calls)}
 }
 
 // perCall divides each group's CPU time by n calls.
@@ -224,18 +321,9 @@ func perCall(used map[string]time.Duration, n int) map[string]time.Duration {
 	return out
 }
 
-// tidygateLog is tidygate's own CPU per call spent in the call log's code
-// (the journal append, the record's encoding, the writer), by its profile.
-func (c loggingCost) tidygateLog() time.Duration {
-	return time.Duration(c.tidygateShare * float64(c.on[cpuTidygate]))
-}
-
-// postgresLog is PostgreSQL's CPU per record delivered: what its backends
-// used with logging on beyond what the same calls cost them with logging
-// off (the ledger's work, the same either way), divided by the records the
-// writer delivered in the run (by the calls when it reports none).
-func (c loggingCost) postgresLog() time.Duration {
-	extra := float64(c.on[cpuPostgres]-c.off[cpuPostgres]) * c.calls
+// perRecord divides d by the traces delivered (by the calls when there
+// are none).
+func (c loggingCost) perRecord(d float64) time.Duration {
 	n := c.written
 	if n <= 0 {
 		n = c.calls
@@ -243,7 +331,23 @@ func (c loggingCost) postgresLog() time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return time.Duration(extra / n)
+	return time.Duration(d / n)
+}
+
+// tidygateLog is tidygate's own CPU per record in the call log's code: its
+// profile's share of its CPU under the load (the journal append, the
+// record's encoding, the writer), and all of its CPU after the load, which
+// only the writer used.
+func (c loggingCost) tidygateLog() time.Duration {
+	return c.perRecord(c.share*float64(c.on[cpuTidygate]) + float64(c.drained[cpuTidygate]))
+}
+
+// postgresLog is PostgreSQL's CPU per record delivered: what its backends
+// used with logging on, under the load and after it, beyond what the same
+// calls cost them with logging off (the ledger's work, the same either
+// way).
+func (c loggingCost) postgresLog() time.Duration {
+	return c.perRecord(float64(c.on[cpuPostgres]+c.drained[cpuPostgres]) - float64(c.off[cpuPostgres])*c.calls)
 }
 
 // log is the call log's CPU per call: tidygate's own and PostgreSQL's.
@@ -278,42 +382,43 @@ func cpuBound(off, log time.Duration) float64 {
 // target's line.
 func reportLoggingCPU(r *report, o options, on, off cpuRun) string {
 	c := newLoggingCost(on, off)
-	groups := []string{cpuTidygate, cpuPostgres, cpuClient, cpuMock}
+	onCall, drainCall := perCall(on.used, on.calls), perCall(on.drained, on.calls)
 	var rows [][]string
-	var onAll, offAll time.Duration
-	for _, g := range groups {
-		onAll, offAll = onAll+c.on[g], offAll+c.off[g]
-		rows = append(rows, []string{g, us(c.on[g]), us(c.off[g]), us(c.on[g] - c.off[g])})
+	var onAll, drainAll, offAll time.Duration
+	for _, g := range []string{cpuTidygate, cpuPostgres, cpuClient, cpuMock} {
+		onAll, drainAll, offAll = onAll+onCall[g], drainAll+drainCall[g], offAll+c.off[g]
+		rows = append(rows, []string{g, us(onCall[g]), us(drainCall[g]), us(c.off[g])})
 	}
-	rows = append(rows, []string{"**all**", us(onAll), us(offAll), us(onAll - offAll)},
-		[]string{"cores busy with these (CPU ÷ wall time ÷ cores)", busy(on, o), busy(off, o), "–"})
-	r.para("CPU per call answered, user + system from /proc/PID/stat (%d Hz ticks) over each measured run: tidygate, "+
+	rows = append(rows, []string{"**all**", us(onAll), us(drainAll), us(offAll)},
+		[]string{"cores busy with these (CPU ÷ wall time ÷ cores)", busy(on.used, on.elapsed), busy(on.drained, on.drain), busy(off.used, off.elapsed)})
+	r.para("CPU per call answered, user + system from /proc/PID/stat (%d Hz ticks, read every %s): tidygate, "+
 		"the PostgreSQL backends of its database (from pg_stat_activity; the server's WAL writer and checkpointer are not counted), "+
-		"this harness (the %d clients) and the mock.", userHZ, o.concurrency)
-	r.table([]string{"process", "logging on", o.loggingOffEnv, "on − off"}, rows)
+		"this harness (the %d clients) and the mock; with logging on, under the load and then after it, while tidygate delivered "+
+		"the %.0f journal entries (records, and intents of calls that ran past the intent delay) the load left waiting (%s).",
+		userHZ, cpuPoll, o.concurrency, on.queued, on.drain.Round(100*time.Millisecond))
+	r.table([]string{"process", "logging on, under the load", "logging on, delivering the rest", o.loggingOffEnv}, rows)
 	tg, pg := c.tidygateLog(), c.postgresLog()
 	brief := c.offCPU(cpuTidygate, cpuPostgres)
 	boundAll, boundBrief := cpuBound(offAll, c.log()), cpuBound(brief, c.log())
-	r.para("The call log's CPU per call: tidygate's own %s (%.1f %% of its CPU profile with logging on has a frame in internal/adapters/mlflow: "+
-		"the journal append, the record's encoding, the writer), and PostgreSQL's %s per record delivered "+
-		"(its backends' CPU with logging on beyond what the same calls cost them with logging off, over the %.0f records the writer delivered "+
-		"as traces during the run; %d calls were answered, %.0f journal entries, records and intents, were waiting at its end): %s in all. "+
+	r.para("The call log's CPU per record (%.0f traces delivered, for %d calls answered under the load): tidygate's own %s "+
+		"(%.1f %% of its CPU profile under the load has a frame in internal/adapters/mlflow: the journal append, the record's encoding, the writer; "+
+		"and all of its CPU after the load) and PostgreSQL's %s (its backends' CPU under the load and after it, beyond what the same calls cost them with logging off): %s in all. "+
 		"With logging off a call costs %s of CPU in tidygate and its backends, %s with the load generator and the mock. "+
 		"On cores that all of them share, logging on/off can be at best off ÷ (off + log): %.2f× counting every process of the loop, "+
 		"%.2f× counting tidygate and its backends alone.",
-		us(tg), 100*c.tidygateShare, us(pg), on.written, on.calls, on.queued, us(c.log()), us(brief), us(offAll), boundAll, boundBrief)
-	return fmt.Sprintf("CPU bound %.2f× (%.2f× for tidygate and PostgreSQL alone): a call costs %s of CPU with logging off, the call log %s more (tidygate %s, PostgreSQL %s)",
+		on.written, on.calls, us(tg), 100*c.share, us(pg), us(c.log()), us(brief), us(offAll), boundAll, boundBrief)
+	return fmt.Sprintf("CPU bound %.2f× (%.2f× for tidygate and PostgreSQL alone): a call costs %s of CPU with logging off, its record %s more (tidygate %s, PostgreSQL %s)",
 		boundAll, boundBrief, us(offAll), us(c.log()), us(tg), us(pg))
 }
 
-// busy is the fraction of the machine's cores a run's processes kept busy.
-func busy(run cpuRun, o options) string {
+// busy is the fraction of the machine's cores the CPU used kept busy over d.
+func busy(used map[string]time.Duration, d time.Duration) string {
 	var sum time.Duration
-	for _, d := range run.used {
-		sum += d
+	for _, u := range used {
+		sum += u
 	}
-	if run.elapsed <= 0 {
+	if d <= 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f %%", 100*float64(sum)/float64(run.elapsed)/float64(runtime.NumCPU()))
+	return fmt.Sprintf("%.0f %%", 100*float64(sum)/float64(d)/float64(runtime.NumCPU()))
 }

@@ -37,24 +37,43 @@ func TestCPUUsedCountsNewProcessesFromTheirStart(t *testing.T) {
 	}
 }
 
+func TestMergeKeepsTheLastCPUSeenOfExitedProcesses(t *testing.T) {
+	seen := cpuSnapshot{"pg": {1: time.Second, 2: time.Second}}
+	seen.merge(cpuSnapshot{"pg": {1: 3 * time.Second, 3: 100 * time.Millisecond}, "tg": {9: time.Second}}) // 2 exited
+	seen.merge(cpuSnapshot{"pg": {1: 2 * time.Second, 3: 400 * time.Millisecond}})                         // a stale read of 1
+	want := cpuSnapshot{"pg": {1: 3 * time.Second, 2: time.Second, 3: 400 * time.Millisecond}, "tg": {9: time.Second}}
+	for g, pids := range want {
+		for pid, d := range pids {
+			if seen[g][pid] != d {
+				t.Errorf("%s %d: %v, want %v", g, pid, seen[g][pid], d)
+			}
+		}
+	}
+	if len(seen["pg"]) != 3 {
+		t.Errorf("pg: %v", seen["pg"])
+	}
+}
+
 func TestLoggingCostAndBound(t *testing.T) {
 	ms := time.Millisecond
-	on := cpuRun{calls: 1000, written: 800, share: 0.25, used: map[string]time.Duration{
-		cpuTidygate: 400 * ms, cpuPostgres: 500 * ms, cpuClient: 100 * ms, cpuMock: 100 * ms}}
+	on := cpuRun{calls: 1000, written: 800, share: 0.25,
+		used:    map[string]time.Duration{cpuTidygate: 400 * ms, cpuPostgres: 500 * ms, cpuClient: 100 * ms, cpuMock: 100 * ms},
+		drained: map[string]time.Duration{cpuTidygate: 60 * ms, cpuPostgres: 100 * ms}}
 	off := cpuRun{calls: 2000, used: map[string]time.Duration{
 		cpuTidygate: 600 * ms, cpuPostgres: 400 * ms, cpuClient: 200 * ms, cpuMock: 200 * ms}}
 	c := newLoggingCost(on, off)
-	// Per call with logging on: tidygate 400 µs, a quarter of it in the call log.
-	if got := c.tidygateLog(); got != 100*time.Microsecond {
-		t.Errorf("tidygate's logging %v, want 100µs", got)
+	// tidygate: a quarter of its 400 ms under the load, and its 60 ms after
+	// it, for 800 records.
+	if got := c.tidygateLog(); got != 200*time.Microsecond {
+		t.Errorf("tidygate's logging %v, want 200µs", got)
 	}
-	// PostgreSQL: 500 ms with logging on, against 200 µs a call off (200 ms
-	// for 1000 calls): 300 ms more, for 800 records delivered.
-	if got := c.postgresLog(); got != 375*time.Microsecond {
-		t.Errorf("PostgreSQL's logging %v, want 375µs", got)
+	// PostgreSQL: 500 + 100 ms with logging on, against 200 µs a call off
+	// (200 ms for 1000 calls): 400 ms more, for 800 records.
+	if got := c.postgresLog(); got != 500*time.Microsecond {
+		t.Errorf("PostgreSQL's logging %v, want 500µs", got)
 	}
-	if got := c.log(); got != 475*time.Microsecond {
-		t.Errorf("logging %v, want 475µs", got)
+	if got := c.log(); got != 700*time.Microsecond {
+		t.Errorf("logging %v, want 700µs", got)
 	}
 	if got := c.offCPU(); got != 700*time.Microsecond {
 		t.Errorf("off, all %v, want 700µs", got)
@@ -62,13 +81,16 @@ func TestLoggingCostAndBound(t *testing.T) {
 	if got := c.offCPU(cpuTidygate, cpuPostgres); got != 500*time.Microsecond {
 		t.Errorf("off, tidygate and PostgreSQL %v, want 500µs", got)
 	}
-	if got := cpuBound(c.offCPU(), c.log()); math.Abs(got-700.0/1175) > 1e-12 {
-		t.Errorf("bound %v, want %v", got, 700.0/1175)
+	if got := cpuBound(c.offCPU(), c.log()); got != 0.5 {
+		t.Errorf("bound %v, want 0.5", got)
 	}
-	// With no records counted the calls stand in for them.
+	if got := cpuBound(c.offCPU(cpuTidygate, cpuPostgres), c.log()); math.Abs(got-500.0/1200) > 1e-12 {
+		t.Errorf("bound %v, want %v", got, 500.0/1200)
+	}
+	// With no traces counted the calls stand in for them.
 	on.written = 0
-	if got := newLoggingCost(on, off).postgresLog(); got != 300*time.Microsecond {
-		t.Errorf("PostgreSQL's logging per call %v, want 300µs", got)
+	if got := newLoggingCost(on, off).postgresLog(); got != 400*time.Microsecond {
+		t.Errorf("PostgreSQL's logging per call %v, want 400µs", got)
 	}
 	if cpuBound(0, 0) != 0 || cpuBound(time.Second, 0) != 1 {
 		t.Error("bound at the edges")

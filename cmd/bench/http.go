@@ -116,7 +116,10 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *
 		return fmt.Errorf("logging off: CPU: %w", err)
 	}
 	off := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
-	offRun, err := meter.stop(ctx, off)
+	offRun, err := meter.loadEnded(ctx, off)
+	if err == nil {
+		err = meter.drain(ctx, &offRun) // no journal: at once
+	}
 	if err != nil {
 		return fmt.Errorf("logging off: CPU: %w", err)
 	}

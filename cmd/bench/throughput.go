@@ -47,9 +47,20 @@ func runThroughput(ctx context.Context, o options, tmp string, r *report, eps []
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
+		var run cpuRun
+		var err error
 		if meter != nil {
-			run, err := meter.stop(ctx, t)
-			if err != nil {
+			if run, err = meter.loadEnded(ctx, t); err != nil {
+				return nil, nil, fmt.Errorf("%s: CPU: %w", ep.name, err)
+			}
+		}
+		m1, b1, _ := goMemStats(ctx, ep.gw)
+		mem, err := ep.proc.memory() // before the drain below: the peak under the load
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: memory: %w", ep.name, err)
+		}
+		if meter != nil {
+			if err := meter.drain(ctx, &run); err != nil {
 				return nil, nil, fmt.Errorf("%s: CPU: %w", ep.name, err)
 			}
 			logging = &run
@@ -64,12 +75,7 @@ func runThroughput(ctx context.Context, o options, tmp string, r *report, eps []
 			}
 			logging.share = share
 		}
-		m1, b1, _ := goMemStats(ctx, ep.gw)
 		out[ep.name] = t
-		mem, err := ep.proc.memory()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: memory: %w", ep.name, err)
-		}
 		rows = append(rows, append(throughputRow(ep.name, t), mib(mem.peak), mib(mem.anon), mib(mem.file)))
 		if ep.gw == nil {
 			continue

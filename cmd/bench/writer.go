@@ -69,8 +69,13 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	opts.JournalDir = filepath.Join(tmp, "writer-journal")
 	// The CPU of each phase: this process's (it does nothing else
 	// meanwhile) and the writer's PostgreSQL backends'.
+	admin, err := pgx.Connect(ctx, o.adminDSN)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(context.WithoutCancel(ctx))
 	groups := []cpuGroup{{"process", fixedPIDs(os.Getpid())},
-		{"postgres", func(ctx context.Context) ([]int, error) { return backendPIDs(ctx, o.adminDSN, db.name, writerApp) }}}
+		{"postgres", func(ctx context.Context) ([]int, error) { return backendPIDs(ctx, admin, db.name, writerApp) }}}
 	cpu0, err := snapshotCPU(ctx, groups)
 	if err != nil {
 		return err
