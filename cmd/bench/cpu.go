@@ -168,7 +168,7 @@ type cpuMeter struct {
 	before cpuSnapshot
 	traces int64
 
-	mu      sync.Mutex
+	mu      sync.Mutex  // held while reading the processes (one admin connection)
 	seen    cpuSnapshot // under mu
 	ended   cpuSnapshot // at the end of the load
 	endedAt time.Time
@@ -219,28 +219,32 @@ func (m *cpuMeter) poll(ctx context.Context) {
 			m.polled <- nil
 			return
 		case <-tick.C:
+			m.mu.Lock() // loadEnded reads too, on the same connection
 			s, err := snapshotCPU(ctx, m.groups)
+			if err == nil {
+				m.seen.merge(s)
+			}
+			m.mu.Unlock()
 			if err != nil {
 				m.polled <- err
 				return
 			}
-			m.mu.Lock()
-			m.seen.merge(s)
-			m.mu.Unlock()
 		}
 	}
 }
 
 // loadEnded snapshots the processes' CPU at the end of the load t.
 func (m *cpuMeter) loadEnded(ctx context.Context, t bench.Throughput) (cpuRun, error) {
+	m.mu.Lock()
 	now, err := snapshotCPU(ctx, m.groups)
+	if err == nil {
+		m.seen.merge(now)
+		m.ended = m.seen.clone()
+	}
+	m.mu.Unlock()
 	if err != nil {
 		return cpuRun{}, err
 	}
-	m.mu.Lock()
-	m.seen.merge(now)
-	m.ended = m.seen.clone()
-	m.mu.Unlock()
 	m.endedAt = time.Now()
 	return cpuRun{used: cpuUsed(m.before, m.ended), elapsed: t.Elapsed, calls: t.Succeeded,
 		queued: m.gw.metrics(ctx, metricQueued)[metricQueued]}, nil
