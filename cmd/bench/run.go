@@ -96,6 +96,11 @@ func runAll(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+	}
 	tmp, err := os.MkdirTemp("", "tidygate-bench-")
 	if err != nil {
 		return err
