@@ -13,6 +13,10 @@ SHELL := bash
 GO            ?= go
 BIN           := bin
 BINARY        := $(BIN)/tidygate
+# The build before issue 16's work (2026-11-29), whose throughput make bench
+# measures in the same run as today's: bin/tidygate-baseline, built once.
+BASELINE_REV  ?= a588b61
+BASELINE      := $(BIN)/tidygate-baseline
 GOLANGCI_LINT_VERSION := v2.15.0
 FUZZTIME      ?= 15s
 BENCH         ?= .
@@ -75,8 +79,9 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
 	done <<<"$$targets"
 
 .PHONY: bench
-bench: build ## the benchmark harness (cmd/bench, ~4 min): latency, throughput, MLflow writer, pools, memory; rewrites docs/BENCHMARKS.md
-	$(GO) run ./cmd/bench -tidygate $(BINARY) -docs docs $(BENCHFLAGS)
+bench: build ## the benchmark harness (cmd/bench, ~5 min): latency, throughput (beside the build of BASELINE_REV), MLflow writer, pools, memory; rewrites docs/BENCHMARKS.md
+	[ -x $(BASELINE) ] || scripts/bench/build-baseline.sh $(BASELINE_REV) $(BASELINE) || true
+	$(GO) run ./cmd/bench -tidygate $(BINARY) $$([ -x $(BASELINE) ] && echo -baseline-tidygate $(BASELINE)) -docs docs $(BENCHFLAGS)
 
 .PHONY: bench-go
 bench-go: ## Go benchmarks, integration ones included (BENCH=regexp, BENCHTIME=1s)

@@ -79,6 +79,9 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 	if err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
+	if err := judgeThroughput(ctx, o, tmp, r, mock.url, eps, rates); err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
+	}
 	if gw != nil {
 		if err := gw.reportDelivery(ctx, r); err != nil {
 			return nil, err

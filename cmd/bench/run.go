@@ -27,6 +27,7 @@ type options struct {
 	sections                                              []string
 	rounds, requests, warmup, concurrency, records, count int
 	duration, benchtime                                   time.Duration
+	baselineTidygate                                      string
 	baselineRPS                                           float64
 }
 
@@ -51,6 +52,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.warmup, "warmup", 500, "latency: unrecorded requests per case first")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "throughput: concurrent clients")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "throughput: how long each target is loaded")
+	fs.StringVar(&o.baselineTidygate, "baseline-tidygate", "", "throughput: a tidygate binary built from the revision before issue 16's work (make bench builds it from BASELINE_REV); measured in the same run, its req/s is what the target multiplies instead of -baseline-rps")
 	fs.Float64Var(&o.baselineRPS, "baseline-rps", 619, "throughput: the req/s with logging on of the build before issue 16's work (the figure docs/BENCHMARKS.md recorded on 2026-11-29), which the target multiplies")
 	fs.IntVar(&o.records, "records", 20000, "writer: call records written")
 	fs.IntVar(&o.count, "count", 5, "pools and adapter: runs of each benchmark (for benchstat)")
@@ -183,9 +185,17 @@ func flagsSummary(o options) []string {
 	return []string{
 		"-tidygate " + o.tidygate + env,
 		fmt.Sprintf("-rounds %d -requests %d -warmup %d", o.rounds, o.requests, o.warmup),
-		fmt.Sprintf("-concurrency %d -duration %s -baseline-rps %.0f", o.concurrency, o.duration, o.baselineRPS),
+		fmt.Sprintf("-concurrency %d -duration %s -baseline-rps %.0f", o.concurrency, o.duration, o.baselineRPS) + baselineFlag(o),
 		fmt.Sprintf("-records %d -count %d -benchtime %s", o.records, o.count, o.benchtime),
 	}
+}
+
+// baselineFlag is -baseline-tidygate as given, if it was.
+func baselineFlag(o options) string {
+	if o.baselineTidygate == "" {
+		return ""
+	}
+	return " -baseline-tidygate " + o.baselineTidygate
 }
 
 // chatBody is the request every latency and throughput case sends: about
