@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/binary"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 )
 
 func TestParseStatCPUAddsUserAndSystemTicks(t *testing.T) {
@@ -97,81 +97,33 @@ func TestLoggingCostAndBound(t *testing.T) {
 	}
 }
 
-// protoBuf writes protocol buffers fields, for the profile the test reads.
-type protoBuf struct{ bytes.Buffer }
-
-func (b *protoBuf) varint(field int, v uint64) {
-	b.Write(binary.AppendUvarint(nil, uint64(field)<<3))
-	b.Write(binary.AppendUvarint(nil, v))
-}
-
-func (b *protoBuf) bytes(field int, data []byte) {
-	b.Write(binary.AppendUvarint(nil, uint64(field)<<3|2))
-	b.Write(binary.AppendUvarint(nil, uint64(len(data))))
-	b.Write(data)
-}
-
-func (b *protoBuf) packed(field int, vs ...uint64) {
-	var p []byte
-	for _, v := range vs {
-		p = binary.AppendUvarint(p, v)
-	}
-	b.bytes(field, p)
-}
-
 func TestCPUShareWeighsSamplesWithAFrameInThePackage(t *testing.T) {
-	var p protoBuf
-	// Strings: 0 "", 1 samples, 2 count, 3 cpu, 4 nanoseconds, 5..7 functions.
-	for _, s := range []string{"", "samples", "count", "cpu", "nanoseconds",
-		"github.com/tidygate/tidygate/internal/adapters/mlflow.(*writer).run", "runtime.mallocgc", "main.main"} {
-		p.bytes(profileStringTable, []byte(s))
-	}
-	valueType := func(typ, unit uint64) []byte {
-		var v protoBuf
-		v.varint(valueTypeType, typ)
-		v.varint(2, unit)
-		return v.Bytes()
-	}
-	p.bytes(profileSampleType, valueType(1, 2))
-	p.bytes(profileSampleType, valueType(3, 4))
-	for id, name := range map[uint64]uint64{10: 5, 11: 6, 12: 7} {
-		var f protoBuf
-		f.varint(functionID, id)
-		f.varint(functionName, name)
-		p.bytes(profileFunction, f.Bytes())
+	fn := func(id uint64, name string) *profile.Function { return &profile.Function{ID: id, Name: name} }
+	writer, malloc, mainFn := fn(10, "github.com/tidygate/tidygate/internal/adapters/mlflow.(*writer).run"), fn(11, "runtime.mallocgc"), fn(12, "main.main")
+	loc := func(id uint64, fns ...*profile.Function) *profile.Location {
+		l := &profile.Location{ID: id}
+		for _, f := range fns {
+			l.Line = append(l.Line, profile.Line{Function: f})
+		}
+		return l
 	}
 	// Location 2 inlines mallocgc into the writer: two lines.
-	for id, fns := range map[uint64][]uint64{1: {11}, 2: {11, 10}, 3: {12}} {
-		var l protoBuf
-		l.varint(locationID, id)
-		for _, fn := range fns {
-			var line protoBuf
-			line.varint(lineFunctionID, fn)
-			l.bytes(locationLine, line.Bytes())
-		}
-		p.bytes(profileLocation, l.Bytes())
+	l1, l2, l3 := loc(1, malloc), loc(2, malloc, writer), loc(3, mainFn)
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		// CPU nanoseconds 30 in the writer (through the inlined frame), 70 not;
+		// the sample counts (9 and 1) would give another share.
+		Sample: []*profile.Sample{
+			{Location: []*profile.Location{l1, l2, l3}, Value: []int64{9, 30}},
+			{Location: []*profile.Location{l1, l3}, Value: []int64{1, 70}},
+		},
+		Location: []*profile.Location{l1, l2, l3},
+		Function: []*profile.Function{writer, malloc, mainFn},
 	}
-	sample := func(values []uint64, locs ...uint64) {
-		var s protoBuf
-		if len(locs) > 2 {
-			s.packed(sampleLocationID, locs...)
-		} else {
-			for _, l := range locs {
-				s.varint(sampleLocationID, l)
-			}
-		}
-		s.packed(sampleValue, values...)
-		p.bytes(profileSample, s.Bytes())
-	}
-	// CPU nanoseconds 30 in the writer (through the inlined frame), 70 not;
-	// the sample counts (9 and 1) would give another share.
-	sample([]uint64{9, 30}, 1, 2, 3)
-	sample([]uint64{1, 70}, 1, 3)
-
 	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(p.Bytes())
-	_ = zw.Close()
+	if err := p.Write(&gz); err != nil { // gzipped, as runtime/pprof writes it
+		t.Fatal(err)
+	}
 	got, err := cpuShare(gz.Bytes(), callLogPackage)
 	if err != nil {
 		t.Fatal(err)
