@@ -283,19 +283,12 @@ func goMemStats(ctx context.Context, g *gateway) (mallocs, bytes float64, ok boo
 // cannot be read) is missing from the result.
 func (g *gateway) metrics(ctx context.Context, names ...string) map[string]float64 {
 	out := map[string]float64{}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
+	page, err := g.metricsPage(ctx)
 	if err != nil {
 		return out
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return out
-	}
-	sc := bufio.NewScanner(resp.Body)
+	defer page.Close()
+	sc := bufio.NewScanner(page)
 	for sc.Scan() {
 		name, value, found := strings.Cut(sc.Text(), " ")
 		if !found || !slices.Contains(names, name) {
@@ -306,6 +299,24 @@ func (g *gateway) metrics(ctx context.Context, names ...string) map[string]float
 		}
 	}
 	return out
+}
+
+// metricsPage fetches tidygate's /metrics page from its admin address;
+// the caller closes it.
+func (g *gateway) metricsPage(ctx context.Context) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s/metrics answered %s", g.admin, resp.Status)
+	}
+	return resp.Body, nil
 }
 
 // chartSVG draws the latency distributions.

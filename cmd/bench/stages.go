@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,19 +121,12 @@ func parseStages(r io.Reader) (map[string]histogram, error) {
 
 // stageHistograms fetches g's stage histograms from its /metrics page.
 func stageHistograms(ctx context.Context, g *gateway) (map[string]histogram, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.admin+"/metrics", nil)
+	page, err := g.metricsPage(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s/metrics answered %s", g.admin, resp.Status)
-	}
-	return parseStages(resp.Body)
+	defer page.Close()
+	return parseStages(page)
 }
 
 // stageCalls is how many chat calls runStages sends.
