@@ -163,30 +163,33 @@ func readToolCalls(d *jsonReader) []toolCallJSON {
 	var room [4]toolCallJSON
 	items := room[:0]
 	for d.element() {
-		var c toolCallJSON
-		if d.null() || !d.object() {
-			items = append(items, c)
-			continue
-		}
-		var seen uint64
-		for k, ok := d.key(); ok; k, ok = d.key() {
-			switch string(k) {
-			case "id":
-				d.once(&seen, 0)
-				d.text(&c.ID)
-			case "type":
-				d.once(&seen, 1)
-				d.text(&c.Type)
-			case "function":
-				d.once(&seen, 2)
-				c.Function = readToolCallFunc(d)
-			default:
-				d.unknown(k, toolCallFields)
-			}
-		}
-		items = append(items, c)
+		items = append(items, readToolCall(d))
 	}
 	return exactly(items)
+}
+
+func readToolCall(d *jsonReader) toolCallJSON {
+	var c toolCallJSON
+	if d.null() || !d.object() {
+		return c
+	}
+	var seen uint64
+	for k, ok := d.key(); ok; k, ok = d.key() {
+		switch string(k) {
+		case "id":
+			d.once(&seen, 0)
+			d.text(&c.ID)
+		case "type":
+			d.once(&seen, 1)
+			d.text(&c.Type)
+		case "function":
+			d.once(&seen, 2)
+			c.Function = readToolCallFunc(d)
+		default:
+			d.unknown(k, toolCallFields)
+		}
+	}
+	return c
 }
 
 func readToolCallFunc(d *jsonReader) toolCallFuncJSON {
@@ -218,27 +221,30 @@ func readTools(d *jsonReader) []toolJSON {
 	var room [8]toolJSON
 	items := room[:0]
 	for d.element() {
-		var t toolJSON
-		if d.null() || !d.object() {
-			items = append(items, t)
-			continue
-		}
-		var seen uint64
-		for k, ok := d.key(); ok; k, ok = d.key() {
-			switch string(k) {
-			case "type":
-				d.once(&seen, 0)
-				d.text(&t.Type)
-			case "function":
-				d.once(&seen, 1)
-				t.Function = readFunction(d)
-			default:
-				d.unknown(k, toolFields)
-			}
-		}
-		items = append(items, t)
+		items = append(items, readTool(d))
 	}
 	return exactly(items)
+}
+
+func readTool(d *jsonReader) toolJSON {
+	var t toolJSON
+	if d.null() || !d.object() {
+		return t
+	}
+	var seen uint64
+	for k, ok := d.key(); ok; k, ok = d.key() {
+		switch string(k) {
+		case "type":
+			d.once(&seen, 0)
+			d.text(&t.Type)
+		case "function":
+			d.once(&seen, 1)
+			t.Function = readFunction(d)
+		default:
+			d.unknown(k, toolFields)
+		}
+	}
+	return t
 }
 
 func readFunction(d *jsonReader) functionJSON {
