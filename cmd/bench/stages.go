@@ -55,15 +55,7 @@ func (h histogram) quantile(q float64) (time.Duration, bool) {
 		return 0, false
 	}
 	rank := q * n
-	i, _ := slices.BinarySearchFunc(h.counts, rank, func(c, r float64) int {
-		switch {
-		case c < r:
-			return -1
-		case c > r:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearch(h.counts, rank) // the first bucket holding rank observations
 	if math.IsInf(h.bounds[i], 1) {
 		return seconds(h.bounds[max(i-1, 0)]), true
 	}
