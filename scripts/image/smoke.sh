@@ -132,7 +132,7 @@ say "docker stop (SIGTERM, up to 40s)"
 docker stop -t 40 "$gw" >/dev/null
 code=$(docker inspect -f '{{.State.ExitCode}}' "$gw")
 [ "$code" = 0 ] || fail "tidygate exited $code after docker stop"
-docker logs "$gw" 2>&1 | grep -q 'call log closed; every record delivered' ||
+grep -q 'call log closed; every record delivered' <<<"$(docker logs "$gw" 2>&1)" || # whole, not piped: see pg-image/build.sh
 	fail "the log does not say that the call log delivered every record"
 
 traces=$(docker exec "$pg" psql -X -qAt -h 127.0.0.1 -U postgres -d tidygate \

@@ -47,8 +47,12 @@ if [ "${#need[@]}" -gt 0 ]; then
 	apt-get install -y --no-install-recommends "${need[@]}" >/dev/null ||
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need[@]}" >/dev/null; }
 fi
-if ! /usr/bin/busybox --list 2>/dev/null | grep -qx sh; then
-	say "/usr/bin/busybox is not a full busybox (install busybox-static)"
+# The list is read whole before grep looks at it: with pipefail, grep -q
+# ending the pipe at its first match can fail the pipeline when busybox is
+# still writing (SIGPIPE), and a full busybox looked like a missing one.
+applets=$(/usr/bin/busybox --list 2>&1) || true
+if ! grep -qx sh <<<"$applets"; then
+	say "/usr/bin/busybox is not a full busybox (install busybox-static); busybox --list said: ${applets:0:200}"
 	exit 1
 fi
 
