@@ -204,11 +204,26 @@ func TestTokensPerWindowHoldAcrossReplicas(t *testing.T) {
 // A key limited to 5 calls in flight never has 6 at its upstream, however
 // the calls are spread over three processes.
 func TestConcurrencyLimitHoldsAcrossReplicas(t *testing.T) {
+	const limit = 5
 	var inFlight, most atomic.Int64
+	// Until the limit has been reached once, the upstream holds each call
+	// until limit calls are there together: on a loaded machine the time a
+	// call spends in the gateway outside its upstream could otherwise keep
+	// the five admitted calls from ever overlapping at the upstream. After
+	// that, the hammering goes on to show that a sixth never arrives.
+	reached := make(chan struct{})
+	var reachedOnce sync.Once
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		if n >= limit {
+			reachedOnce.Do(func() { close(reached) })
+		}
+		select {
+		case <-reached:
+		case <-time.After(5 * time.Second):
 		}
 		time.Sleep(150 * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
@@ -225,8 +240,8 @@ func TestConcurrencyLimitHoldsAcrossReplicas(t *testing.T) {
 `)
 	procs, env := fleet(t, pgtest.New(t), redistest.Start(t).URL, "CATALOGUE_FILE="+catalogue,
 		"OPENAI_BASE_URL="+up.URL+"/v1", "OPENAI_API_KEY=sk-test", "PROVIDER_MAX_ATTEMPTS=1")
-	key := createKey(t, env, "--user", "conc", "--team", "limits", "--max-concurrent", "5")
-	answers := hammer(t, procs, key, `{"model":"slow-chat","messages":[{"role":"user","content":"wait"}]}`, 4, time.Now().Add(4*time.Second))
+	key := createKey(t, env, "--user", "conc", "--team", "limits", "--max-concurrent", fmt.Sprint(limit))
+	answers := hammer(t, procs, key, `{"model":"slow-chat","messages":[{"role":"user","content":"wait"}]}`, 4, time.Now().Add(6*time.Second))
 	accepted, refused := 0, 0
 	for _, a := range answers {
 		switch {
@@ -238,10 +253,10 @@ func TestConcurrencyLimitHoldsAcrossReplicas(t *testing.T) {
 			t.Fatalf("status %d: %s", a.status, a.body)
 		}
 	}
-	if m := most.Load(); m != 5 {
-		t.Fatalf("the upstream saw at most %d calls of the key in flight (%d accepted, %d refused), want 5: never 6, and the limit reached", m, accepted, refused)
+	if m := most.Load(); m != limit {
+		t.Fatalf("the upstream saw at most %d calls of the key in flight (%d accepted, %d refused), want %d: never more, and the limit reached", m, accepted, refused, limit)
 	}
-	t.Logf("%d accepted, %d refused at the limit of 5 in flight", accepted, refused)
+	t.Logf("%d accepted, %d refused at the limit of %d in flight", accepted, refused, limit)
 }
 
 // With Redis stopped, calls are refused with 503 in the caller's dialect
