@@ -106,6 +106,11 @@ type Options struct {
 	// the call log; a call answered sooner writes only its record.
 	// Default DefaultIntentDelay; negative writes every intent at once.
 	IntentDelay time.Duration
+	// SettleDelay is the longest a settlement waits for others to join its
+	// batch after the call's answer (see Settled for how to wait for it);
+	// its reservation holds the worst case until then. Default
+	// DefaultSettleDelay; negative applies each batch at once.
+	SettleDelay time.Duration
 	// SignedInLimits are the per-key rate limits of callers who sign in
 	// with a token (Deps.Tokens); zero fields are unlimited.
 	SignedInLimits domain.SignedInLimits
@@ -214,6 +219,9 @@ func (o Options) withDefaults() Options {
 	if o.IntentDelay == 0 {
 		o.IntentDelay = DefaultIntentDelay
 	}
+	if o.SettleDelay == 0 {
+		o.SettleDelay = DefaultSettleDelay
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -305,6 +313,12 @@ type Service struct {
 // its reservation's Holder and charges all the same (docs/RELIABILITY.md).
 const DefaultIntentDelay = 10 * time.Millisecond
 
+// DefaultSettleDelay is the longest a call's settlement waits for others to
+// join its batch. At a few calls at a time, a batch of its own per call
+// would run beside the next call's reservation and compete with it for
+// PostgreSQL and the CPU; under load, batches fill before it ends.
+const DefaultSettleDelay = 10 * time.Millisecond
+
 // The fault points of a call, where Options.FaultPoint is called; what a
 // crash at each leaves is docs/RELIABILITY.md's table.
 const (
@@ -355,7 +369,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		slots:    make(chan struct{}, opts.MaxConcurrentCalls),
 		stopping: stopping,
 		stop:     stop,
-		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout, opts.Stages),
+		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout, opts.SettleDelay, opts.Stages),
 		throttle: newThrottle(deps.Limiter, opts.AuthFailureLimit, opts.Now),
 	}
 	s.routes.Store(newRoutes(deps))

@@ -26,7 +26,12 @@ const (
 // One worker at a time takes every settlement waiting (up to settleBatch)
 // and applies them with one SettleAll, while the next ones queue up for the
 // next batch, as a journal's group commit does; it stops when the queue is
-// empty, so that nothing runs between calls. A batch the ledger refuses is
+// empty, so that nothing runs between calls. Before each batch it waits up
+// to delay for more settlements to join it, unless the batch is full or
+// someone waits for the settlements (a reservation a budget refused, a
+// usage report, a shutdown): few calls at a time then share one batch
+// instead of each paying for one beside the next call's reservation, and a
+// reservation holds its worst case at most delay longer. A batch the ledger refuses is
 // applied one settlement at a time, so that one bad settlement cannot hold
 // back the others; a settlement that still fails leaves its reservation
 // held (an over-estimate, as when the ledger fails today) and is logged.
@@ -40,6 +45,7 @@ type settler struct {
 	ack     func(reservationIDs []string) // the call log's Acknowledge
 	log     *slog.Logger
 	timeout time.Duration // bounds one batch's ledger work
+	delay   time.Duration // the longest a batch waits for more settlements; 0 for none
 	stages  StageMetrics  // told how long each batch took
 
 	mu      sync.Mutex
@@ -48,10 +54,12 @@ type settler struct {
 	queued  uint64        // settlements queued so far
 	done    uint64        // settlements applied (or given up) so far, in queue order
 	changed chan struct{} // closed and replaced whenever done advances
+	waiters int           // calls of wait not yet returned
+	hurry   chan struct{} // while the worker waits for a batch to fill: closed to end the wait
 }
 
-func newSettler(ledger ports.SpendLedger, ack func([]string), log *slog.Logger, timeout time.Duration, stages StageMetrics) *settler {
-	return &settler{ledger: ledger, ack: ack, log: log, timeout: timeout, stages: stages, changed: make(chan struct{})}
+func newSettler(ledger ports.SpendLedger, ack func([]string), log *slog.Logger, timeout, delay time.Duration, stages StageMetrics) *settler {
+	return &settler{ledger: ledger, ack: ack, log: log, timeout: timeout, delay: max(delay, 0), stages: stages, changed: make(chan struct{})}
 }
 
 // add queues s for the worker, starting one if none runs. It reports false
@@ -64,6 +72,9 @@ func (t *settler) add(s ports.Settlement) bool {
 	}
 	t.queue = append(t.queue, s)
 	t.queued++
+	if len(t.queue) >= settleBatch {
+		t.rush()
+	}
 	if !t.running {
 		t.running = true
 		go t.work()
@@ -71,16 +82,62 @@ func (t *settler) add(s ports.Settlement) bool {
 	return true
 }
 
+// rush ends the worker's wait for a batch to fill, if it is waiting; t.mu
+// is held.
+func (t *settler) rush() {
+	if t.hurry != nil {
+		close(t.hurry)
+		t.hurry = nil
+	}
+}
+
+// idle reports whether the queue is empty, and then stops the worker.
+func (t *settler) idle() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.queue) == 0 {
+		t.running = false
+		return true
+	}
+	return false
+}
+
+// gather waits up to t.delay for the next batch to fill, unless it is full
+// already or someone waits for the settlements.
+func (t *settler) gather() {
+	if t.delay == 0 {
+		return
+	}
+	t.mu.Lock()
+	if t.waiters > 0 || len(t.queue) >= settleBatch {
+		t.mu.Unlock()
+		return
+	}
+	hurry := make(chan struct{})
+	t.hurry = hurry
+	t.mu.Unlock()
+	timer := time.NewTimer(t.delay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		t.mu.Lock()
+		if t.hurry == hurry {
+			t.hurry = nil
+		}
+		t.mu.Unlock()
+	case <-hurry:
+	}
+}
+
 // work applies batches until the queue is empty.
 func (t *settler) work() {
 	for {
-		t.mu.Lock()
-		n := min(len(t.queue), settleBatch)
-		if n == 0 {
-			t.running = false
-			t.mu.Unlock()
+		if t.idle() {
 			return
 		}
+		t.gather()
+		t.mu.Lock()
+		n := min(len(t.queue), settleBatch)
 		batch := make([]ports.Settlement, n)
 		copy(batch, t.queue)
 		t.queue = append(t.queue[:0], t.queue[n:]...)
@@ -140,7 +197,14 @@ func (t *settler) one(ctx context.Context, s ports.Settlement) bool {
 func (t *settler) wait(ctx context.Context) error {
 	t.mu.Lock()
 	target := t.queued
+	t.waiters++
+	t.rush()
 	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.waiters--
+		t.mu.Unlock()
+	}()
 	for {
 		t.mu.Lock()
 		done, changed := t.done, t.changed

@@ -61,11 +61,16 @@ func (l *gatedLedger) listLengths() []int {
 
 func settleRig(t *testing.T, l *gatedLedger, c domain.Caller) (*gateway.Service, *memory.CallLog) {
 	t.Helper()
+	return settleRigWith(t, l, gateway.Options{})
+}
+
+func settleRigWith(t *testing.T, l *gatedLedger, opts gateway.Options) (*gateway.Service, *memory.CallLog) {
+	t.Helper()
 	log := memory.NewCallLog()
 	keys := memory.NewKeyStore()
 	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
-		Keys:      keys, Ledger: l, CallLog: log}, gateway.Options{})
+		Keys:      keys, Ledger: l, CallLog: log}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +145,62 @@ func TestSettlementsWaitingAreAppliedInOneBatch(t *testing.T) {
 	}
 }
 
+// openLedger is a gatedLedger without a gate.
+func openLedger() *gatedLedger {
+	return &gatedLedger{Ledger: memory.NewLedger(), refused: make(chan struct{})}
+}
+
+// With a settle delay far longer than the test, the settlements of calls
+// in quick succession wait together, and Settled applies them at once in
+// one batch instead of waiting the delay out.
+func TestSettlementsOfCallsInQuickSuccessionShareABatch(t *testing.T) {
+	l := openLedger()
+	svc, _ := settleRigWith(t, l, gateway.Options{SettleDelay: time.Hour})
+	const calls = 5
+	for i := range calls {
+		c := gateway.Call{RequestID: fmt.Sprintf("r%d", i), Caller: alice, AuditReason: "review"}
+		if _, err := svc.Chat(context.Background(), c, chat("main")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lists := l.listLengths(); len(lists) != 0 {
+		t.Fatalf("SettleAll got lists of %v before the delay ended or anyone waited; want none yet", lists)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.Settled(ctx); err != nil {
+		t.Fatalf("Settled = %v; want the waiting settlements applied at once, not after the delay", err)
+	}
+	if lists := l.listLengths(); !slices.Equal(lists, []int{calls}) {
+		t.Fatalf("SettleAll got lists of %v; want [%d]: every call's settlement in one", lists, calls)
+	}
+}
+
+// A reservation a budget refuses while settlements wait out the delay
+// hurries them, and is admitted once they are applied.
+func TestABudgetRefusalHurriesTheSettlementsWaitingForTheirBatch(t *testing.T) {
+	l := openLedger()
+	worst := worstCaseOf(t)
+	c := alice
+	c.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: worst + worst/2}}
+	svc, _ := settleRigWith(t, l, gateway.Options{SettleDelay: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range []string{"r1", "r2"} {
+		if _, err := svc.Chat(ctx, gateway.Call{RequestID: id, Caller: c, AuditReason: "review"}, chat("main")); err != nil {
+			t.Fatalf("%s: %v; want it admitted once the settlement before it was applied", id, err)
+		}
+	}
+	select {
+	case <-l.refused:
+	default:
+		t.Fatal("the second call's first reservation was not refused: the test did not exercise the wait")
+	}
+	if err := svc.Settled(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestARefusedBatchIsSettledOneByOne(t *testing.T) {
 	l := newGatedLedger()
 	l.failing = true
@@ -165,21 +226,28 @@ func TestARefusedBatchIsSettledOneByOne(t *testing.T) {
 	}
 }
 
+// worstCaseOf returns the worst case chat("main") reserves on main or
+// spare.
+func worstCaseOf(t *testing.T) domain.Micros {
+	t.Helper()
+	var worst domain.Micros
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
+		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: memory.NewLedger(), amount: &worst}, CallLog: memory.NewCallLog()}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "probe", Caller: alice, AuditReason: "review"}, chat("main")); err != nil {
+		t.Fatal(err)
+	}
+	return worst
+}
+
 func TestABudgetRefusalWaitsForTheSettlementsOfCallsAnswered(t *testing.T) {
 	l := newGatedLedger()
 	// The worst case of chat("main") on main or spare, and a little more:
 	// a second call fits only once the first is settled at its cost.
-	probe := memory.NewLedger()
-	var worst domain.Micros
-	svc0, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
-		Providers: map[string]ports.Provider{"primary": &scriptedProvider{}, "backup": &scriptedProvider{}},
-		Keys:      memory.NewKeyStore(), Ledger: &reserveSpy{SpendLedger: probe, amount: &worst}, CallLog: memory.NewCallLog()}, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc0.Chat(context.Background(), gateway.Call{RequestID: "probe", Caller: alice, AuditReason: "review"}, chat("main")); err != nil {
-		t.Fatal(err)
-	}
+	worst := worstCaseOf(t)
 	c := alice
 	c.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: worst + worst/2}}
 	svc, _ := settleRig(t, l, c)
