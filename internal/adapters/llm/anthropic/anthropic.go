@@ -1,37 +1,41 @@
-// Package anthropic calls Anthropic's Messages API through the official SDK,
-// github.com/anthropics/anthropic-sdk-go, with one client for all calls and
-// the SDK's own retries off: the gateway retries.
+// Package anthropic calls Anthropic's Messages API in its wire format, with
+// net/http and encoding/json (see llm.JSONPost): one attempt per call, as
+// the gateway retries, with the API key in the x-api-key header and the API
+// version (anthropic-version 2023-06-01) on every request.
 //
-// A conversation is translated in full (see params): system and developer
+// A conversation is translated in full (see request): system and developer
 // messages become the system parameter; the other messages alternating
 // turns of content blocks — text, images (base64 or URL), tool calls, tool
 // results (text and images), and thinking and redacted thinking with their
 // signatures and data, so that a tool loop with thinking continues; a tool
 // message of plain text is text in a user turn; empty text and message
 // names are not sent. Tools, tool choice, top_k, thinking (enabled with a
-// budget, or adaptive without one) and a JSON Schema response format
-// (structured outputs, output_config.format) are translated; a json_object
-// response format, which Anthropic has no equivalent for, is refused by
-// name. Answers and streams come back as the same blocks, streamed
-// thinking (thinking_delta, signature_delta) included. Stop reasons are
+// budget, or adaptive without one), a reasoning effort
+// (output_config.effort) and a JSON Schema response format (structured
+// outputs, output_config.format) are translated; a json_object response
+// format, which Anthropic has no equivalent for, is refused by name.
+// Answers and streams come back as the same blocks, streamed thinking
+// (thinking_delta, signature_delta) included, with their usage, the tokens
+// read from and written to the prompt cache included. Stop reasons are
 // reported as OpenAI finish reasons (end_turn → stop, max_tokens → length,
-// …), the stop sequence that ended an answer as itself.
+// …), the stop sequence that ended an answer as itself. An error answer is
+// classified by its status (429 with its Retry-After, 529 overloaded as the
+// provider's failure), an error event inside a stream by its error type.
 //
-// The client reads nothing from the environment (no ANTHROPIC_* variables,
-// no profile files) and emits no OpenTelemetry spans: its settings are the
-// options', and tidygate records calls itself. Anthropic has no embeddings
-// API: Embed fails with domain.KindInvalid.
+// The adapter reads nothing from the environment (no ANTHROPIC_* variables,
+// no profile files): its settings are the options'. Anthropic has no
+// embeddings API: Embed fails with domain.KindInvalid.
 package anthropic
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"time"
-
-	"github.com/anthropics/anthropic-sdk-go"
-	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -41,27 +45,29 @@ import (
 // DefaultBaseURL is the Anthropic API's base URL, used when Options.BaseURL is empty.
 const DefaultBaseURL = "https://api.anthropic.com"
 
+// apiVersion is the version of the Messages API the adapter speaks, sent as
+// the anthropic-version header unless a passed-through client chose its own.
+const apiVersion = "2023-06-01"
+
 // Options configures the Anthropic adapter.
 type Options struct {
 	// BaseURL is the API's base URL; empty means DefaultBaseURL.
 	BaseURL string
 	// APIKey is sent in the x-api-key header; empty sends none.
 	APIKey string
-	// HTTPClient carries the calls; nil means a plain *http.Client.
+	// HTTPClient carries the calls; nil means llm.NewHTTPClient's.
 	HTTPClient *http.Client
-	// Timeout bounds each call; zero means llm.DefaultTimeout (ten
-	// minutes, which also keeps the SDK from insisting on streaming for a
-	// large max_tokens). The gateway's per-attempt deadline in ctx usually
-	// ends a call first.
+	// Timeout bounds each call; zero means llm.DefaultTimeout. The
+	// gateway's per-attempt deadline in ctx usually ends a call first.
 	Timeout time.Duration
 }
 
 // Provider calls the Anthropic Messages API; it is safe for concurrent use.
 type Provider struct {
-	client   anthropic.Client
 	classify llm.Classifier
-	endpoint llm.Endpoint // where pass-through calls go, without the SDK
-	native   llm.JSONPost // carries them
+	endpoint llm.Endpoint
+	url      string       // the Messages API's
+	post     llm.JSONPost // carries every call
 }
 
 var _ ports.Provider = (*Provider)(nil)
@@ -73,39 +79,42 @@ func New(opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	clientOpts := []option.RequestOption{
-		option.WithoutEnvironmentDefaults(),
-		option.WithoutOpenTelemetry(),
-		option.WithBaseURL(ep.BaseURL),
-		option.WithHTTPClient(ep.HTTPClient),
-		option.WithRequestTimeout(ep.Timeout),
-		option.WithMaxRetries(0),
-	}
-	if opts.APIKey != "" {
-		clientOpts = append(clientOpts, option.WithAPIKey(opts.APIKey))
-	}
 	p := &Provider{
-		client:   anthropic.NewClient(clientOpts...),
 		classify: llm.NewClassifier("anthropic", opts.APIKey),
 		endpoint: ep,
+		url:      strings.TrimRight(ep.BaseURL, "/") + "/v1/messages",
 	}
-	key := http.Header{}
-	if opts.APIKey != "" {
-		key.Set("X-Api-Key", opts.APIKey)
-	}
-	p.native = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: llm.StaticHeader(key), ErrorDetail: errorDetail}
+	p.post = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: headers(opts.APIKey), ErrorDetail: errorDetail}
 	return p, nil
+}
+
+// headers returns the function that sets what every request carries: the
+// API key, and the API version unless the request already names one (a
+// passed-through client's).
+func headers(apiKey string) func(context.Context, http.Header) error {
+	key, version := []string{apiKey}, []string{apiVersion}
+	return func(_ context.Context, h http.Header) error {
+		if apiKey != "" {
+			h["X-Api-Key"] = key
+		}
+		if len(h["Anthropic-Version"]) == 0 {
+			h["Anthropic-Version"] = version
+		}
+		return nil
+	}
 }
 
 // Chat calls the Messages API.
 func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
-	params, err := p.params(req)
+	body, err := p.request(req)
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	msg, err := p.client.Messages.New(ctx, params)
-	if err != nil {
-		return domain.ChatResponse{}, p.failure(err)
+	ctx, cancel := p.endpoint.Bound(ctx)
+	defer cancel()
+	var msg message
+	if err := p.post.Call(ctx, p.url, body, &msg); err != nil {
+		return domain.ChatResponse{}, err
 	}
 	blocks := make([]domain.Block, 0, len(msg.Content))
 	for _, block := range msg.Content {
@@ -125,11 +134,12 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	out := domain.ChatResponse{
 		ID:           msg.ID,
 		Model:        orDefault(msg.Model, req.Model),
-		FinishReason: llm.FinishReason(string(msg.StopReason)),
+		FinishReason: llm.FinishReason(msg.StopReason),
 		StopSequence: msg.StopSequence,
 		Created:      time.Now(),
 	}
-	if out.Usage, err = llm.UsageExcludingCache(msg.Usage.InputTokens, msg.Usage.CacheReadInputTokens, msg.Usage.CacheCreationInputTokens, msg.Usage.OutputTokens); err != nil {
+	u := msg.Usage
+	if out.Usage, err = llm.UsageExcludingCache(u.input(), u.CacheReadInputTokens, u.CacheCreationInputTokens, u.OutputTokens); err != nil {
 		return domain.ChatResponse{}, p.classify.Malformed(err)
 	}
 	out.Content, out.Blocks = llm.Answer(blocks)
@@ -143,80 +153,114 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 // from message_start (or a later message_delta that reports them), the
 // completion tokens from the last message_delta. Each content block is
 // passed on under its index: text, tool calls with their arguments in
-// pieces, thinking with its signature, and redacted thinking whole.
+// pieces, thinking with its signature, and redacted thinking whole. An
+// error event ends the stream as the provider's failure.
 func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
-	params, err := p.params(req)
+	body, err := p.request(req)
 	if err != nil {
 		return domain.ChatResponse{}, err
 	}
-	stream := p.client.Messages.NewStreaming(ctx, params)
-	defer stream.Close()
+	body.Stream = true
+	ctx, cancel := p.endpoint.Bound(ctx)
+	defer cancel()
+	resp, err := p.post.Send(ctx, p.url, body, "text/event-stream")
+	if err != nil {
+		return domain.ChatResponse{}, err
+	}
+	defer resp.Body.Close()
 
-	out := domain.ChatResponse{Model: req.Model, Created: time.Now()}
-	blocks := llm.NewStream(emit)
-	started, stopped := false, false
-	var counts usageCounts
-	for stream.Next() {
-		ev := stream.Current()
-		index := int(ev.Index)
-		var err error
-		switch ev.Type {
-		case "message_start":
-			started = true
-			out.ID, out.Model = ev.Message.ID, orDefault(ev.Message.Model, req.Model)
-			u := ev.Message.Usage
-			counts = usageCounts{input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens, output: u.OutputTokens}
-		case "content_block_start":
-			err = p.startBlock(blocks, index, ev.ContentBlock)
-		case "content_block_delta":
-			switch ev.Delta.Type {
-			case "text_delta":
-				err = blocks.TextAt(index, ev.Delta.Text)
-			case "input_json_delta":
-				err = blocks.ArgumentsAt(index, ev.Delta.PartialJSON)
-			case "thinking_delta":
-				err = blocks.ReasoningAt(index, ev.Delta.Thinking)
-			case "signature_delta":
-				err = blocks.SignatureAt(index, ev.Delta.Signature)
-			}
-		case "message_delta":
-			out.FinishReason = llm.FinishReason(string(ev.Delta.StopReason))
-			out.StopSequence = ev.Delta.StopSequence
-			// output_tokens is cumulative; the input counts, when present, too.
-			u := ev.Usage
-			counts.output = u.OutputTokens
-			if u.JSON.InputTokens.Valid() && u.InputTokens > 0 {
-				counts.input = u.InputTokens
-			}
-			if u.JSON.CacheReadInputTokens.Valid() && u.CacheReadInputTokens > 0 {
-				counts.cacheRead = u.CacheReadInputTokens
-			}
-			if u.JSON.CacheCreationInputTokens.Valid() && u.CacheCreationInputTokens > 0 {
-				counts.cacheWrite = u.CacheCreationInputTokens
-			}
-		case "message_stop":
-			stopped = true
+	s := streamed{p: p, out: domain.ChatResponse{Model: req.Model, Created: time.Now()}, blocks: llm.NewStream(emit)}
+	events := llm.NewEvents(resp.Body)
+	var ev event
+	for {
+		data, err := events.Next()
+		if errors.Is(err, io.EOF) {
+			break
 		}
 		if err != nil {
+			return domain.ChatResponse{}, p.classify.Failure(err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		ev = event{}
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return domain.ChatResponse{}, p.classify.Malformed(fmt.Errorf("a stream event: %w", err))
+		}
+		if ev.Type == "error" {
+			return domain.ChatResponse{}, p.eventFailure(ev.Error, resp.Header)
+		}
+		if err := s.apply(&ev); err != nil {
 			return domain.ChatResponse{}, p.streamFailure(err)
 		}
 	}
-	if err := stream.Err(); err != nil {
-		return domain.ChatResponse{}, p.failure(err)
-	}
-	if !started || !stopped || out.FinishReason == "" {
+	if !s.started || !s.stopped || s.out.FinishReason == "" {
 		return domain.ChatResponse{}, p.classify.Malformed(errors.New("the stream ended before message_stop or without a stop reason"))
 	}
-	if out.Usage, err = llm.UsageExcludingCache(counts.input, counts.cacheRead, counts.cacheWrite, counts.output); err != nil {
+	c := s.counts
+	if s.out.Usage, err = llm.UsageExcludingCache(c.input, c.cacheRead, c.cacheWrite, c.output); err != nil {
 		return domain.ChatResponse{}, p.classify.Malformed(err)
 	}
-	return blocks.Finish(out)
+	return s.blocks.Finish(s.out)
+}
+
+// streamed is what a Messages stream has said so far.
+type streamed struct {
+	p                *Provider
+	out              domain.ChatResponse
+	blocks           *llm.Stream
+	counts           usageCounts
+	started, stopped bool // message_start and message_stop came
+}
+
+// apply takes in one event: message_start's id, model and counts, a content
+// block's start or delta, message_delta's stop reason and counts, and
+// message_stop; ping and events tidygate does not know are skipped.
+func (s *streamed) apply(ev *event) error {
+	switch ev.Type {
+	case "message_start":
+		s.started = true
+		s.out.ID, s.out.Model = ev.Message.ID, orDefault(ev.Message.Model, s.out.Model)
+		u := ev.Message.Usage
+		s.counts = usageCounts{input: u.input(), cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens, output: u.OutputTokens}
+	case "content_block_start":
+		return startBlock(s.blocks, ev.Index, ev.ContentBlock)
+	case "content_block_delta":
+		switch ev.Delta.Type {
+		case "text_delta":
+			return s.blocks.TextAt(ev.Index, ev.Delta.Text)
+		case "input_json_delta":
+			return s.blocks.ArgumentsAt(ev.Index, ev.Delta.PartialJSON)
+		case "thinking_delta":
+			return s.blocks.ReasoningAt(ev.Index, ev.Delta.Thinking)
+		case "signature_delta":
+			return s.blocks.SignatureAt(ev.Index, ev.Delta.Signature)
+		}
+	case "message_delta":
+		s.out.FinishReason = llm.FinishReason(ev.Delta.StopReason)
+		s.out.StopSequence = ev.Delta.StopSequence
+		// output_tokens is cumulative; the input counts, when present, too.
+		u := ev.Usage
+		s.counts.output = u.OutputTokens
+		if u.input() > 0 {
+			s.counts.input = u.input()
+		}
+		if u.CacheReadInputTokens > 0 {
+			s.counts.cacheRead = u.CacheReadInputTokens
+		}
+		if u.CacheCreationInputTokens > 0 {
+			s.counts.cacheWrite = u.CacheCreationInputTokens
+		}
+	case "message_stop":
+		s.stopped = true
+	}
+	return nil
 }
 
 // startBlock starts a streamed content block: a tool call with its id and
 // name, thinking (its text and signature follow in deltas), redacted
 // thinking with its data, or text, whose start may already hold some.
-func (p *Provider) startBlock(blocks *llm.Stream, index int, cb anthropic.ContentBlockStartEventContentBlockUnion) error {
+func startBlock(blocks *llm.Stream, index int, cb contentBlock) error {
 	switch cb.Type {
 	case "tool_use":
 		return blocks.Start(index, domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: cb.ID, Name: cb.Name}})
@@ -263,12 +307,17 @@ type usageCounts struct {
 	input, cacheRead, cacheWrite, output int64
 }
 
-// errorBody is the Anthropic error format: {"type":"error","error":{"type":…,"message":…}}.
-type errorBody struct {
-	Error struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
+// errorDetail reads an error answer in Anthropic's shape,
+// {"type":"error","error":{"type":…,"message":…}}: its message, or the
+// whole body when it has none.
+func errorDetail(raw []byte, h http.Header) (string, http.Header) {
+	var body struct {
+		Error apiError `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil && body.Error.Message != "" {
+		return body.Error.Message, h
+	}
+	return string(raw), h
 }
 
 // streamErrorStatus returns the HTTP status an error event inside a stream
@@ -293,31 +342,18 @@ func streamErrorStatus(errorType string) int {
 	return 0
 }
 
-// failure classifies a failed call: an *anthropic.Error by its status (or,
-// for an error event inside a stream, by its error type), anything else as
-// a transport failure or a malformed answer.
-func (p *Provider) failure(err error) error {
-	var apiErr *anthropic.Error
-	if !errors.As(err, &apiErr) {
-		return p.classify.Failure(err)
+// eventFailure classifies an error event inside a stream by its error type
+// (see streamErrorStatus), with header, the stream's own, for a rate
+// limit's Retry-After; a type that is the provider's own failure, or an
+// event without an error, is a failure the provider reported.
+func (p *Provider) eventFailure(e *apiError, header http.Header) error {
+	if e == nil {
+		return p.classify.Reported("an error event without an error")
 	}
-	raw := apiErr.RawJSON()
-	var body errorBody
-	detail := raw
-	if json.Unmarshal([]byte(raw), &body) == nil && body.Error.Message != "" {
-		detail = body.Error.Message
+	if status := streamErrorStatus(e.Type); status != 0 {
+		return p.classify.HTTP(status, header, e.Message)
 	}
-	status := apiErr.StatusCode
-	if status < http.StatusBadRequest { // an error event inside a stream
-		if status = streamErrorStatus(body.Error.Type); status == 0 {
-			return p.classify.Reported(detail)
-		}
-	}
-	var header http.Header
-	if apiErr.Response != nil {
-		header = apiErr.Response.Header
-	}
-	return p.classify.HTTP(status, header, detail)
+	return p.classify.Reported(e.Message)
 }
 
 func orDefault(s, def string) string {

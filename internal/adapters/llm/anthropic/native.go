@@ -13,15 +13,12 @@ import (
 )
 
 // Pass-through: a Messages request from a client that speaks the Messages
-// API goes upstream as it was sent, with net/http rather than the SDK (the
-// SDK would decode it into its own types and lose what it does not know).
-// Only the model is replaced, the key is the adapter's own, and the
-// client's anthropic-version and anthropic-beta headers go with it.
+// API goes upstream as it was sent, not decoded and encoded again (which
+// would lose what tidygate does not know). Only the model is replaced, the
+// key is the adapter's own, and the client's anthropic-version (when it
+// sent one) and anthropic-beta headers go with it.
 
 var _ ports.PassThrough = (*Provider)(nil)
-
-// defaultVersion is the anthropic-version sent when the client sent none.
-const defaultVersion = "2023-06-01"
 
 // passedHeaders are the client's headers a passed-through request carries.
 var passedHeaders = []string{"Anthropic-Version", "Anthropic-Beta"}
@@ -41,18 +38,11 @@ func (p *Provider) Native(ctx context.Context, req domain.NativeRequest, emit fu
 	}
 	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
-	header := llm.PassHeaders(req, passedHeaders...)
-	if header == nil {
-		header = http.Header{}
-	}
-	if header.Get("Anthropic-Version") == "" {
-		header.Set("Anthropic-Version", defaultVersion)
-	}
 	accept := "application/json"
 	if req.Stream {
 		accept = "text/event-stream"
 	}
-	resp, err := p.native.SendRaw(ctx, strings.TrimRight(p.endpoint.BaseURL, "/")+"/v1/messages", body, header, accept)
+	resp, err := p.post.SendRaw(ctx, p.url, body, llm.PassHeaders(req, passedHeaders...), accept)
 	if err != nil {
 		return domain.NativeResponse{}, err
 	}
@@ -71,26 +61,9 @@ func (p *Provider) Native(ctx context.Context, req domain.NativeRequest, emit fu
 	return domain.NativeResponse{ContentType: resp.Header.Get("Content-Type"), Text: text, Usage: *usage, Counted: true}, nil
 }
 
-// errorDetail reads an error answer in Anthropic's shape.
-func errorDetail(raw []byte, h http.Header) (string, http.Header) {
-	var body errorBody
-	if json.Unmarshal(raw, &body) == nil && body.Error.Message != "" {
-		return body.Error.Message, h
-	}
-	return string(raw), h
-}
-
-// nativeUsage is the usage object of a message and of its events.
-type nativeUsage struct {
-	InputTokens              *int64 `json:"input_tokens"`
-	OutputTokens             int64  `json:"output_tokens"`
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-}
-
 // add folds a later count, valid, into u: output tokens and, when reported, the
 // input counts are cumulative, so the later values replace the earlier.
-func (n nativeUsage) add(u domain.Usage) domain.Usage {
+func (n usage) add(u domain.Usage) domain.Usage {
 	if n.InputTokens != nil && (*n.InputTokens > 0 || u.PromptTokens == 0) {
 		// valid has ruled out the negative counts UsageExcludingCache refuses.
 		full, _ := llm.UsageExcludingCache(*n.InputTokens, n.CacheReadInputTokens, n.CacheCreationInputTokens, n.OutputTokens)
@@ -100,14 +73,14 @@ func (n nativeUsage) add(u domain.Usage) domain.Usage {
 	return u
 }
 
-func (n nativeUsage) valid() bool {
+func (n usage) valid() bool {
 	return (n.InputTokens == nil || *n.InputTokens >= 0) && n.OutputTokens >= 0 &&
 		n.CacheCreationInputTokens >= 0 && n.CacheReadInputTokens >= 0
 }
 
 // nativeMessage reads a Message: its usage and its text, and renames its model.
 func (p *Provider) nativeMessage(resp *http.Response, answer string) (domain.NativeResponse, error) {
-	body, err := p.native.ReadAnswer(resp)
+	body, err := p.post.ReadAnswer(resp)
 	if err != nil {
 		return domain.NativeResponse{}, err
 	}
@@ -116,7 +89,7 @@ func (p *Provider) nativeMessage(resp *http.Response, answer string) (domain.Nat
 			Type string `json:"type"`
 			Text string `json:"text"`
 		} `json:"content"`
-		Usage *nativeUsage `json:"usage"`
+		Usage *usage `json:"usage"`
 	}
 	if err := json.Unmarshal(body, &msg); err != nil {
 		return domain.NativeResponse{}, p.classify.Malformed(err)
@@ -146,19 +119,16 @@ type nativeStream struct {
 type nativeEvent struct {
 	Type    string `json:"type"`
 	Message *struct {
-		Usage *nativeUsage `json:"usage"`
+		Usage *usage `json:"usage"`
 	} `json:"message"`
-	Usage *nativeUsage `json:"usage"`
+	Usage *usage `json:"usage"`
 	Delta *struct {
 		Type        string `json:"type"`
 		Text        string `json:"text"`
 		PartialJSON string `json:"partial_json"`
 		Thinking    string `json:"thinking"`
 	} `json:"delta"`
-	Error *struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-	} `json:"error"`
+	Error *apiError `json:"error"`
 }
 
 // step reads one event: message_start and ping are the prelude; usage comes
@@ -200,31 +170,17 @@ func (s *nativeStream) step(ev llm.RawEvent) llm.Step {
 			step.Err = s.p.classify.Malformed(errors.New("the stream ended without usage"))
 		}
 	case "error":
-		step.Err = s.p.nativeFailure(e.Error)
+		step.Err = s.p.eventFailure(e.Error, nil)
 	}
 	return step
 }
 
 // count folds an event's usage into the stream's.
-func (s *nativeStream) count(n nativeUsage) error {
+func (s *nativeStream) count(n usage) error {
 	if !n.valid() {
 		return s.p.classify.Malformed(errors.New("a negative token count"))
 	}
 	s.usage = n.add(s.usage)
 	s.seen = true
 	return nil
-}
-
-// nativeFailure classifies an error event by its type, as failure does.
-func (p *Provider) nativeFailure(e *struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}) error {
-	if e == nil {
-		return p.classify.Reported("an error event without an error")
-	}
-	if status := streamErrorStatus(e.Type); status != 0 {
-		return p.classify.HTTP(status, nil, e.Message)
-	}
-	return p.classify.Reported(e.Message)
 }

@@ -3,83 +3,159 @@ package anthropic
 import (
 	"encoding/json"
 
-	"github.com/anthropics/anthropic-sdk-go"
-
 	"github.com/tidygate/tidygate/internal/adapters/llm"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// params maps the request onto the Messages API's: the model and output
+// The Messages API's request as tidygate sends it: only the fields it
+// sets, each optional one left out when unset. A turn's content blocks are
+// of the types below, each with its type's fields only.
+type (
+	request struct {
+		Model         string        `json:"model"`
+		MaxTokens     int           `json:"max_tokens"`
+		System        []textBlock   `json:"system,omitempty"`
+		Messages      []turn        `json:"messages"`
+		Temperature   *float64      `json:"temperature,omitempty"`
+		TopP          *float64      `json:"top_p,omitempty"`
+		TopK          *int          `json:"top_k,omitempty"`
+		StopSequences []string      `json:"stop_sequences,omitempty"`
+		Stream        bool          `json:"stream,omitempty"`
+		Tools         []tool        `json:"tools,omitempty"`
+		ToolChoice    *toolChoice   `json:"tool_choice,omitempty"`
+		Thinking      *thinking     `json:"thinking,omitempty"`
+		OutputConfig  *outputConfig `json:"output_config,omitempty"`
+	}
+	turn struct {
+		Role    string `json:"role"`
+		Content []any  `json:"content"` // the blocks below
+	}
+	textBlock struct {
+		Type string `json:"type"` // text
+		Text string `json:"text"`
+	}
+	imageBlock struct {
+		Type   string      `json:"type"` // image
+		Source imageSource `json:"source"`
+	}
+	// imageSource is inline data (type base64) or a URL (type url).
+	imageSource struct {
+		Type      string `json:"type"`
+		MediaType string `json:"media_type,omitempty"`
+		Data      string `json:"data,omitempty"`
+		URL       string `json:"url,omitempty"`
+	}
+	toolUseBlock struct {
+		Type  string          `json:"type"` // tool_use
+		ID    string          `json:"id"`
+		Name  string          `json:"name"`
+		Input json.RawMessage `json:"input"`
+	}
+	toolResultBlock struct {
+		Type      string `json:"type"` // tool_result
+		ToolUseID string `json:"tool_use_id"`
+		IsError   bool   `json:"is_error,omitempty"`
+		Content   []any  `json:"content,omitempty"` // text and image blocks
+	}
+	thinkingBlock struct {
+		Type      string `json:"type"` // thinking
+		Thinking  string `json:"thinking"`
+		Signature string `json:"signature"`
+	}
+	redactedThinkingBlock struct {
+		Type string `json:"type"` // redacted_thinking
+		Data string `json:"data"`
+	}
+	tool struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		InputSchema json.RawMessage `json:"input_schema"`
+	}
+	toolChoice struct {
+		Type                   string `json:"type"` // auto, any, tool or none
+		Name                   string `json:"name,omitempty"`
+		DisableParallelToolUse *bool  `json:"disable_parallel_tool_use,omitempty"`
+	}
+	thinking struct {
+		Type         string `json:"type"` // enabled or adaptive
+		BudgetTokens int    `json:"budget_tokens,omitempty"`
+	}
+	outputConfig struct {
+		Effort string        `json:"effort,omitempty"`
+		Format *outputFormat `json:"format,omitempty"`
+	}
+	outputFormat struct {
+		Type   string          `json:"type"` // json_schema
+		Schema json.RawMessage `json:"schema"`
+	}
+)
+
+func text(s string) textBlock { return textBlock{Type: "text", Text: s} }
+
+// request maps the request onto the Messages API's: the model and output
 // cap; system and developer messages as the system prompt; the other
 // messages as alternating turns of content blocks (a tool message is the
 // user's side; consecutive messages of one side merge into one turn);
 // sampling parameters only when set; tools and tool choice; thinking; a
 // reasoning effort as output_config.effort (see llm.ClampEffort); and a
 // JSON Schema response format as output_config.format.
-func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, error) {
-	params := anthropic.MessageNewParams{Model: req.Model, MaxTokens: int64(req.MaxTokens)}
+func (p *Provider) request(req domain.ChatRequest) (request, error) {
+	out := request{Model: req.Model, MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, TopK: req.TopK,
+		StopSequences: req.Stop}
 	lastAssistant := false
 	for i, m := range req.Messages {
 		if m.Role == domain.RoleSystem || m.Role == domain.RoleDeveloper {
 			for _, b := range m.Parts() {
 				if b.Type != domain.BlockText {
-					return params, p.classify.Invalid("messages[%d]: a system prompt holds only text, not %s", i, b.Type)
+					return out, p.classify.Invalid("messages[%d]: a system prompt holds only text, not %s", i, b.Type)
 				}
 				if b.Text != "" {
-					params.System = append(params.System, anthropic.TextBlockParam{Text: b.Text})
+					out.System = append(out.System, text(b.Text))
 				}
 			}
 			continue
 		}
 		blocks, err := p.blocks(i, m.Parts())
 		if err != nil {
-			return params, err
+			return out, err
 		}
 		if len(blocks) == 0 {
 			continue // the API refuses empty turns and empty text
 		}
 		assistant := m.Role == domain.RoleAssistant
-		if n := len(params.Messages); n > 0 && lastAssistant == assistant {
-			params.Messages[n-1].Content = append(params.Messages[n-1].Content, blocks...)
+		if n := len(out.Messages); n > 0 && lastAssistant == assistant {
+			out.Messages[n-1].Content = append(out.Messages[n-1].Content, blocks...)
 			continue
 		}
 		lastAssistant = assistant
+		role := "user"
 		if assistant {
-			params.Messages = append(params.Messages, anthropic.NewAssistantMessage(blocks...))
-		} else {
-			params.Messages = append(params.Messages, anthropic.NewUserMessage(blocks...))
+			role = "assistant"
 		}
+		out.Messages = append(out.Messages, turn{Role: role, Content: blocks})
 	}
-	if len(params.Messages) == 0 {
-		return params, p.classify.Invalid("the request has no user or assistant message with content")
+	if len(out.Messages) == 0 {
+		return out, p.classify.Invalid("the request has no user or assistant message with content")
 	}
-	if err := p.tools(&params, req); err != nil {
-		return params, err
+	if err := p.tools(&out, req); err != nil {
+		return out, err
 	}
-	if err := p.format(&params, req.ResponseFormat); err != nil {
-		return params, err
+	if err := p.format(&out, req.ResponseFormat); err != nil {
+		return out, err
 	}
 	if req.Thinking.Enabled {
+		out.Thinking = &thinking{Type: "adaptive"}
 		if req.Thinking.BudgetTokens > 0 {
-			params.Thinking = anthropic.ThinkingConfigParamOfEnabled(int64(req.Thinking.BudgetTokens))
-		} else {
-			params.Thinking = anthropic.ThinkingConfigParamUnion{OfAdaptive: &anthropic.ThinkingConfigAdaptiveParam{}}
+			out.Thinking = &thinking{Type: "enabled", BudgetTokens: req.Thinking.BudgetTokens}
 		}
 	}
 	if e := llm.ClampEffort(req.Thinking.Effort); e != "" {
-		params.OutputConfig.Effort = anthropic.OutputConfigEffort(e)
+		if out.OutputConfig == nil {
+			out.OutputConfig = &outputConfig{}
+		}
+		out.OutputConfig.Effort = e
 	}
-	if req.Temperature != nil {
-		params.Temperature = anthropic.Float(*req.Temperature)
-	}
-	if req.TopP != nil {
-		params.TopP = anthropic.Float(*req.TopP)
-	}
-	if req.TopK != nil {
-		params.TopK = anthropic.Int(int64(*req.TopK))
-	}
-	params.StopSequences = req.Stop
-	return params, nil
+	return out, nil
 }
 
 // blocks maps the content of message i. Empty text is left out, as the API
@@ -87,26 +163,26 @@ func (p *Provider) params(req domain.ChatRequest) (anthropic.MessageNewParams, e
 // or as redacted thinking with its encrypted data; one with neither (another
 // provider's reasoning summary) is left out, as Anthropic accepts only the
 // thinking it signed and ignores earlier turns' thinking anyway.
-func (p *Provider) blocks(i int, parts []domain.Block) ([]anthropic.ContentBlockParamUnion, error) {
-	var out []anthropic.ContentBlockParamUnion
+func (p *Provider) blocks(i int, parts []domain.Block) ([]any, error) {
+	var out []any
 	for _, b := range parts {
 		switch b.Type {
 		case domain.BlockText:
 			if b.Text != "" {
-				out = append(out, anthropic.NewTextBlock(b.Text))
+				out = append(out, text(b.Text))
 			}
 		case domain.BlockImage:
-			out = append(out, anthropic.ContentBlockParamUnion{OfImage: image(b.Image)})
+			out = append(out, image(b.Image))
 		case domain.BlockToolCall:
-			out = append(out, anthropic.NewToolUseBlock(b.ToolCall.ID, json.RawMessage(b.ToolCall.Arguments), b.ToolCall.Name))
+			out = append(out, toolUseBlock{Type: "tool_use", ID: b.ToolCall.ID, Name: b.ToolCall.Name, Input: json.RawMessage(b.ToolCall.Arguments)})
 		case domain.BlockToolResult:
-			out = append(out, anthropic.ContentBlockParamUnion{OfToolResult: toolResult(b.ToolResult)})
+			out = append(out, toolResult(b.ToolResult))
 		case domain.BlockReasoning:
 			switch {
 			case b.Reasoning.Signature != "":
-				out = append(out, anthropic.NewThinkingBlock(b.Reasoning.Signature, b.Text))
+				out = append(out, thinkingBlock{Type: "thinking", Thinking: b.Text, Signature: b.Reasoning.Signature})
 			case b.Reasoning.Encrypted != "":
-				out = append(out, anthropic.NewRedactedThinkingBlock(b.Reasoning.Encrypted))
+				out = append(out, redactedThinkingBlock{Type: "redacted_thinking", Data: b.Reasoning.Encrypted})
 			}
 		default:
 			return nil, p.classify.Invalid("messages[%d]: content block type %q cannot be sent to anthropic", i, b.Type)
@@ -117,60 +193,53 @@ func (p *Provider) blocks(i int, parts []domain.Block) ([]anthropic.ContentBlock
 
 // image is an image block: inline base64 data with its media type, or a URL
 // Anthropic fetches itself.
-func image(im domain.Image) *anthropic.ImageBlockParam {
+func image(im domain.Image) imageBlock {
 	if im.URL != "" {
-		return &anthropic.ImageBlockParam{Source: anthropic.ImageBlockParamSourceUnion{OfURL: &anthropic.URLImageSourceParam{URL: im.URL}}}
+		return imageBlock{Type: "image", Source: imageSource{Type: "url", URL: im.URL}}
 	}
-	return &anthropic.ImageBlockParam{Source: anthropic.ImageBlockParamSourceUnion{OfBase64: &anthropic.Base64ImageSourceParam{
-		Data: im.Data, MediaType: anthropic.Base64ImageSourceMediaType(im.MediaType)}}}
+	return imageBlock{Type: "image", Source: imageSource{Type: "base64", MediaType: im.MediaType, Data: im.Data}}
 }
 
 // toolResult is a tool_result block of text and images; is_error only when set.
-func toolResult(r domain.ToolResult) *anthropic.ToolResultBlockParam {
-	out := &anthropic.ToolResultBlockParam{ToolUseID: r.CallID}
-	if r.IsError {
-		out.IsError = anthropic.Bool(true)
-	}
+func toolResult(r domain.ToolResult) toolResultBlock {
+	out := toolResultBlock{Type: "tool_result", ToolUseID: r.CallID, IsError: r.IsError}
 	for _, c := range r.Content {
 		switch c.Type {
 		case domain.BlockText:
 			if c.Text != "" {
-				out.Content = append(out.Content, anthropic.ToolResultBlockParamContentUnion{OfText: &anthropic.TextBlockParam{Text: c.Text}})
+				out.Content = append(out.Content, text(c.Text))
 			}
 		case domain.BlockImage:
-			out.Content = append(out.Content, anthropic.ToolResultBlockParamContentUnion{OfImage: image(c.Image)})
+			out.Content = append(out.Content, image(c.Image))
 		}
 	}
 	return out
 }
 
-// tools sets the tools and the tool choice.
-func (p *Provider) tools(params *anthropic.MessageNewParams, req domain.ChatRequest) error {
+// tools sets the tools and the tool choice. A tool choice that is not auto
+// says whether the model may call several tools at once; auto says so only
+// when it may not.
+func (p *Provider) tools(out *request, req domain.ChatRequest) error {
 	for _, t := range req.Tools {
 		schema, err := inputSchema(t.Parameters)
 		if err != nil {
 			return p.classify.Invalid("tool %q: its parameters are not a JSON Schema object", t.Name)
 		}
-		tool := anthropic.ToolUnionParamOfTool(schema, t.Name)
-		if t.Description != "" {
-			tool.OfTool.Description = anthropic.String(t.Description)
-		}
-		params.Tools = append(params.Tools, tool)
+		out.Tools = append(out.Tools, tool{Name: t.Name, Description: t.Description, InputSchema: schema})
 	}
 	noParallel := req.ToolChoice.NoParallel
 	switch req.ToolChoice.Mode {
 	case domain.ToolChoiceNone:
 		if len(req.Tools) > 0 {
-			params.ToolChoice = anthropic.ToolChoiceUnionParam{OfNone: &anthropic.ToolChoiceNoneParam{}}
+			out.ToolChoice = &toolChoice{Type: "none"}
 		}
 	case domain.ToolChoiceRequired:
-		params.ToolChoice = anthropic.ToolChoiceUnionParam{OfAny: &anthropic.ToolChoiceAnyParam{DisableParallelToolUse: anthropic.Bool(noParallel)}}
+		out.ToolChoice = &toolChoice{Type: "any", DisableParallelToolUse: &noParallel}
 	case domain.ToolChoiceTool:
-		params.ToolChoice = anthropic.ToolChoiceParamOfTool(req.ToolChoice.Name)
-		params.ToolChoice.OfTool.DisableParallelToolUse = anthropic.Bool(noParallel)
+		out.ToolChoice = &toolChoice{Type: "tool", Name: req.ToolChoice.Name, DisableParallelToolUse: &noParallel}
 	default:
 		if noParallel && len(req.Tools) > 0 {
-			params.ToolChoice = anthropic.ToolChoiceUnionParam{OfAuto: &anthropic.ToolChoiceAutoParam{DisableParallelToolUse: anthropic.Bool(true)}}
+			out.ToolChoice = &toolChoice{Type: "auto", DisableParallelToolUse: &noParallel}
 		}
 	}
 	return nil
@@ -179,46 +248,43 @@ func (p *Provider) tools(params *anthropic.MessageNewParams, req domain.ChatRequ
 // format asks for a JSON Schema answer through structured outputs
 // (output_config.format). Anthropic has no "any JSON object" format: a
 // json_object response format is refused by name.
-func (p *Provider) format(params *anthropic.MessageNewParams, f domain.ResponseFormat) error {
+func (p *Provider) format(out *request, f domain.ResponseFormat) error {
 	switch f.Type {
 	case domain.FormatJSONObject:
 		return p.classify.Unsupported("response_format json_object", "anthropic has no such format: ask for a json_schema response format")
 	case domain.FormatJSONSchema:
-		var schema map[string]any
+		var schema map[string]json.RawMessage
 		if err := json.Unmarshal(f.Schema, &schema); err != nil || schema == nil {
 			return p.classify.Invalid("the response format's schema is not a JSON object")
 		}
-		params.OutputConfig.Format = anthropic.JSONOutputFormatParam{Schema: schema}
+		out.OutputConfig = &outputConfig{Format: &outputFormat{Type: "json_schema", Schema: f.Schema}}
 	}
 	return nil
 }
 
-// inputSchema turns a tool's JSON Schema into the SDK's input schema:
-// properties and required in their fields, every other keyword kept.
-func inputSchema(raw json.RawMessage) (anthropic.ToolInputSchemaParam, error) {
-	var out anthropic.ToolInputSchemaParam
-	if len(raw) == 0 {
-		return out, nil
-	}
+// inputSchema returns a tool's JSON Schema as the API takes it: an object
+// schema (type object, whatever type it named), every other keyword kept;
+// no schema is the object schema of no properties. A schema that is not
+// a JSON object, or whose required is not a list of names, is an error.
+func inputSchema(raw json.RawMessage) (json.RawMessage, error) {
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil {
-		return out, err
-	}
-	for k, v := range fields {
-		switch k {
-		case "type":
-		case "properties":
-			out.Properties = v
-		case "required":
-			if err := json.Unmarshal(v, &out.Required); err != nil {
-				return out, err
-			}
-		default:
-			if out.ExtraFields == nil {
-				out.ExtraFields = map[string]any{}
-			}
-			out.ExtraFields[k] = v
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	if required, ok := fields["required"]; ok {
+		var names []string
+		if err := json.Unmarshal(required, &names); err != nil {
+			return nil, err
+		}
+		if names == nil {
+			delete(fields, "required") // null
+		}
+	}
+	if fields == nil {
+		fields = map[string]json.RawMessage{}
+	}
+	fields["type"] = json.RawMessage(`"object"`)
+	return json.Marshal(fields)
 }
