@@ -84,14 +84,14 @@ func New(opts Options) (*Provider, error) {
 		endpoint: ep,
 		url:      strings.TrimRight(ep.BaseURL, "/") + "/v1/messages",
 	}
-	p.post = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: headers(opts.APIKey), ErrorDetail: errorDetail}
+	p.post = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: requestHeaders(opts.APIKey), ErrorDetail: errorDetail}
 	return p, nil
 }
 
-// headers returns the function that sets what every request carries: the
+// requestHeaders returns the function that sets what every request carries: the
 // API key, and the API version unless the request already names one (a
 // passed-through client's).
-func headers(apiKey string) func(context.Context, http.Header) error {
+func requestHeaders(apiKey string) func(context.Context, http.Header) error {
 	key, version := []string{apiKey}, []string{apiVersion}
 	return func(_ context.Context, h http.Header) error {
 		if apiKey != "" {
@@ -169,7 +169,7 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	}
 	defer resp.Body.Close()
 
-	s := streamed{p: p, out: domain.ChatResponse{Model: req.Model, Created: time.Now()}, blocks: llm.NewStream(emit)}
+	s := streamed{out: domain.ChatResponse{Model: req.Model, Created: time.Now()}, blocks: llm.NewStream(emit)}
 	events := llm.NewEvents(resp.Body)
 	var ev event
 	for {
@@ -206,7 +206,6 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 
 // streamed is what a Messages stream has said so far.
 type streamed struct {
-	p                *Provider
 	out              domain.ChatResponse
 	blocks           *llm.Stream
 	counts           usageCounts

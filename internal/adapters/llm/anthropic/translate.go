@@ -143,11 +143,12 @@ func (p *Provider) request(req domain.ChatRequest) (request, error) {
 	if err := p.format(&out, req.ResponseFormat); err != nil {
 		return out, err
 	}
-	if req.Thinking.Enabled {
+	switch {
+	case !req.Thinking.Enabled:
+	case req.Thinking.BudgetTokens > 0:
+		out.Thinking = &thinking{Type: "enabled", BudgetTokens: req.Thinking.BudgetTokens}
+	default:
 		out.Thinking = &thinking{Type: "adaptive"}
-		if req.Thinking.BudgetTokens > 0 {
-			out.Thinking = &thinking{Type: "enabled", BudgetTokens: req.Thinking.BudgetTokens}
-		}
 	}
 	if e := llm.ClampEffort(req.Thinking.Effort); e != "" {
 		if out.OutputConfig == nil {

@@ -210,3 +210,27 @@ func TestChatStreamEndsAtAnErrorEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestNativeSendsTheClientsVersionOrTheAdapters: a passed-through request
+// carries the client's anthropic-version alone when it sent one, and the
+// adapter's otherwise; the key is always the adapter's.
+func TestNativeSendsTheClientsVersionOrTheAdapters(t *testing.T) {
+	for client, want := range map[string]string{"": "2023-06-01", "2099-01-01": "2099-01-01"} {
+		t.Run(want, func(t *testing.T) {
+			up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", message))
+			req := domain.NativeRequest{Dialect: domain.DialectAnthropicMessages, Model: "claude-x", Answer: "answer",
+				Body:   []byte(`{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"Hi."}]}`),
+				Header: map[string][]string{"X-Api-Key": {"the client's"}}}
+			if client != "" {
+				req.Header["Anthropic-Version"] = []string{client}
+			}
+			if _, err := newProvider(t, up.URL).Native(context.Background(), req, nil); err != nil {
+				t.Fatal(err)
+			}
+			h := up.Last(t).Header
+			if !reflect.DeepEqual(h.Values("Anthropic-Version"), []string{want}) || !reflect.DeepEqual(h.Values("X-Api-Key"), []string{apiKey}) {
+				t.Errorf("anthropic-version %q, x-api-key %q; want %q, the adapter's key", h.Values("Anthropic-Version"), h.Values("X-Api-Key"), want)
+			}
+		})
+	}
+}
