@@ -25,7 +25,7 @@ import (
 // The writer's settings: tidygate's defaults (MLFLOW_WRITER_BATCH_SIZE,
 // MLFLOW_WRITER_FLUSH_INTERVAL, MLFLOW_LOG_MODE, MLFLOW_LOG_CONTENT).
 const (
-	writerBatch = 200
+	writerBatch = 100
 	writerFlush = 200 * time.Millisecond
 )
 

@@ -72,7 +72,7 @@ type Config struct {
 	JournalDir          string        `env:"MLFLOW_JOURNAL_DIR" envDefault:"data/journal"`
 	JournalMaxRecords   int           `env:"MLFLOW_JOURNAL_MAX_RECORDS" envDefault:"100000"`
 	JournalWhenFull     string        `env:"MLFLOW_JOURNAL_WHEN_FULL" envDefault:"refuse"` // refuse | accept
-	WriterBatchSize     int           `env:"MLFLOW_WRITER_BATCH_SIZE" envDefault:"200"`
+	WriterBatchSize     int           `env:"MLFLOW_WRITER_BATCH_SIZE" envDefault:"100"`
 	WriterFlushInterval time.Duration `env:"MLFLOW_WRITER_FLUSH_INTERVAL" envDefault:"200ms"`
 
 	// HTTP.

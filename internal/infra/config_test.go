@@ -64,7 +64,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"MLflowPoolPrePing", cfg.MLflowPoolPrePing, true},
 		{"MLflowSchema", cfg.MLflowSchema, "create"},
 		{"MLflowLogMode", cfg.MLflowLogMode, "traces"},
-		{"WriterBatchSize", cfg.WriterBatchSize, 200},
+		{"WriterBatchSize", cfg.WriterBatchSize, 100},
 		{"HTTPAddr", cfg.HTTPAddr, "127.0.0.1:8080"},
 		{"LogLevel", cfg.LogLevel, "info"},
 		{"ConcurrentPerKey", cfg.ConcurrentPerKey(), 64},
