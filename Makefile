@@ -53,7 +53,8 @@ test-unit: ## unit tests only (-race), no database; ends listing every skipped t
 
 .PHONY: lint
 lint: ## golangci-lint (installs it into bin/ if missing) and the layering check of ARCHITECTURE.md's table
-	lint=$$(scripts/golangci-lint.sh $(GOLANGCI_LINT_VERSION)); "$$lint" run $(PKGS)
+	lint=$$(scripts/golangci-lint.sh $(GOLANGCI_LINT_VERSION)); "$$lint" run $(PKGS) && \
+	"$$lint" run --build-tags integration,faultpoint ./cmd/app/... # the fault points' build: cmd/app/faultpoint.go
 	$(GO) test -count=1 -run '^TestRepositoryFollowsTheLayerTable$$' ./internal/layers
 
 .PHONY: e2e
