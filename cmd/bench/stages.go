@@ -154,7 +154,7 @@ func runStages(ctx context.Context, r *report, g *gateway, fsync, roundTrip, dir
 		"reserve":  fmt.Sprintf("PostgreSQL round trip (`SELECT 1`): p50 %s, p99 %s", us(roundTrip.P50), us(roundTrip.P99)),
 		"upstream": fmt.Sprintf("direct to the mock from the harness (chat, whole response): p50 %s, p99 %s", us(direct.P50), us(direct.P99)),
 		"record":   fmt.Sprintf("`fdatasync` of a %d-byte append: p50 %s, p99 %s", bench.AppendSize, us(fsync.P50), us(fsync.P99)),
-		"settle":   "none: after the answer, one batch of settlements each (two round trips)",
+		"settle":   "none: after the answers, one batch per observation (a settlement waits up to 10 ms for others to join it), two round trips each",
 	}
 	var rows [][]string
 	for _, stage := range []string{"reserve", "upstream", "record", "settle"} {
