@@ -23,6 +23,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/oidc"
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
@@ -175,8 +176,14 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 	return svc, nil
 }
 
+// adminAuthFailureLimit is how many failed authentications a client
+// address may make per rate-limit window on the admin side (the admin API
+// and the console together).
+const adminAuthFailureLimit = 10
+
 // servers are the API server, unless ADMIN_ADDR is off the admin server, and
 // when ADMIN_API_ADDR is set the admin API's own server.
+
 type servers struct{ api, admin, adminAPI *http.Server }
 
 // newServers builds the API server, which serves only /healthz and /readyz
@@ -185,7 +192,7 @@ type servers struct{ api, admin, adminAPI *http.Server }
 // each pool's state. Both /readyz answer 503 while the schema is not
 // applied or the call log would refuse calls (its journal full or unable to
 // write).
-func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores, iss *oidc.Issuer) (*servers, error) {
+func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gateway.Service, shared *infra.SharedPool, calls *callLog, stores *gatewayStores, limiter ports.RateLimiter, iss *oidc.Issuer) (*servers, error) {
 	pools := func() []*infra.Pool { return calls.pools(shared.Pool) }
 	timeouts := httpapi.Timeouts{ReadHeader: cfg.ReadHeaderTimeout, Idle: cfg.IdleTimeout, Write: cfg.WriteTimeout}
 	opts := httpapi.Options{MaxBodyBytes: cfg.MaxBodyBytes, MaxAgentBodyBytes: cfg.MaxBodyBytes, Logger: d.Logger,
@@ -197,15 +204,19 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 	// The admin API goes on the API address, or on its own: never on
 	// ADMIN_ADDR beside /metrics and /debug/* (the configuration refuses it).
 	// The console goes beside it, with the same service and one throttle of
-	// failed sign-ins for both.
+	// failed sign-ins for both, counted in the gateway's rate limiter (so
+	// shared by the replicas when it is) apart from the model endpoints'.
 	adminOpts := admin.Options{MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen, RoleScopes: cfg.OIDCRoleScopes(),
 		Models: func() []domain.Model { return svc.Models(domain.Caller{}) }} // a caller without a model list may use every model
 	if iss != nil {
 		adminOpts.Tokens = iss
 	}
 	adminSvc := admin.NewService(stores.keys, adminOpts)
-	throttle := admin.NewThrottle(0, 0, nil)
-	adminAPI := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
+	throttle := auththrottle.New(limiter, domain.LimitAdminAddress, adminAuthFailureLimit, nil)
+	adminAPI, err := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
+	if err != nil {
+		return nil, err
+	}
 	consoleOpts := console.Options{Logger: d.Logger.With("component", "console"), Throttle: throttle,
 		SessionSecret: []byte(cfg.ConsoleSessionSecret), MinReasonLen: cfg.AuditReasonMinLen, MaxReasonLen: cfg.AuditReasonMaxLen}
 	if iss != nil && cfg.OIDCClientID != "" {

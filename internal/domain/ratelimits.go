@@ -90,7 +90,8 @@ type LimitScope string
 // The scopes of rate limits: one API key, a user (all their keys), a team
 // (all its users' keys), a model (every caller's calls asked of it), a
 // provider instance's account (every attempt sent to it) and a client
-// address (its failed authentications).
+// address (its failed authentications on the model endpoints, and apart
+// on the admin side: the admin API and the console).
 const (
 	LimitKey      LimitScope = "key"
 	LimitUser     LimitScope = "user"
@@ -98,6 +99,11 @@ const (
 	LimitModel    LimitScope = "model"
 	LimitProvider LimitScope = "provider"
 	LimitAddress  LimitScope = "address"
+	// LimitAdminAddress counts a client address's failed authentications
+	// on the admin side apart from LimitAddress, so that a mistyped API
+	// key does not lock its address out of the admin side, nor the other
+	// way round.
+	LimitAdminAddress LimitScope = "admin_address"
 )
 
 // RateLimit is one requests- and tokens-per-window limit and whose it is.

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
 )
@@ -117,8 +118,8 @@ type Options struct {
 	// AuthFailureLimit is how many failed authentications a client
 	// address may make per rate-limit window, counted by Deps.Limiter
 	// (shared by the replicas when it is); past it the address is refused
-	// with a KindRateLimited error (CodeTooManyFailures) until the window
-	// ends. 0: failures are not throttled.
+	// with a KindRateLimited error (auththrottle.CodeTooManyFailures)
+	// until the window ends. 0: failures are not throttled.
 	AuthFailureLimit int
 	Now              func() time.Time
 	Logger           *slog.Logger // warns of usage claims beyond the reservation; default slog.Default()
@@ -298,7 +299,7 @@ type Service struct {
 	// settler applies the calls' settlements after their answers.
 	settler *settler
 	// throttle refuses client addresses that fail to authenticate too often.
-	throttle *throttle
+	throttle *auththrottle.Throttle
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.
@@ -370,7 +371,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		stopping: stopping,
 		stop:     stop,
 		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout, opts.SettleDelay, opts.Stages),
-		throttle: newThrottle(deps.Limiter, opts.AuthFailureLimit, opts.Now),
+		throttle: auththrottle.New(deps.Limiter, domain.LimitAddress, opts.AuthFailureLimit, opts.Now),
 	}
 	s.routes.Store(newRoutes(deps))
 	return s, nil
@@ -425,12 +426,12 @@ func (s *Service) EndCalls() { s.stop(errShuttingDown) }
 // many failures is refused with a KindRateLimited error before its
 // secret is looked at.
 func (s *Service) Authenticate(ctx context.Context, secret, from string) (domain.Caller, error) {
-	if err := s.throttle.check(from); err != nil {
+	if err := s.throttle.Check(from); err != nil {
 		return domain.Caller{}, err
 	}
 	c, err := s.authenticate(ctx, secret)
 	if err != nil && domain.KindOf(err) == domain.KindUnauthenticated {
-		if refused := s.throttle.fail(ctx, from); refused != nil {
+		if refused := s.throttle.Fail(ctx, from); refused != nil {
 			return domain.Caller{}, refused
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -58,8 +59,8 @@ func throttledService(t testing.TB, limiter ports.RateLimiter, limit int, clk *c
 func checkThrottled(t *testing.T, err error, what string) {
 	t.Helper()
 	var de *domain.Error
-	if !errors.As(err, &de) || de.Kind != domain.KindRateLimited || de.Code != gateway.CodeTooManyFailures || de.RetryAfter <= 0 {
-		t.Fatalf("%s: %v, want 429 %s with Retry-After", what, err, gateway.CodeTooManyFailures)
+	if !errors.As(err, &de) || de.Kind != domain.KindRateLimited || de.Code != auththrottle.CodeTooManyFailures || de.RetryAfter <= 0 {
+		t.Fatalf("%s: %v, want 429 %s with Retry-After", what, err, auththrottle.CodeTooManyFailures)
 	}
 	if strings.Contains(de.Message, badSecret) || strings.Contains(de.Message, goodSecret) || strings.Contains(de.Message, attacker) {
 		t.Fatalf("%s: the refusal names a secret or the address: %q", what, de.Message)

@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -29,26 +30,29 @@ const maxBodyBytes = 1 << 20
 // Options tune the handler.
 type Options struct {
 	Logger *slog.Logger
-	// Throttle counts failed authentications per client address; past its
-	// limit the address is refused with 429 until its window ends. Default:
-	// admin.NewThrottle(0, 0, nil), ten per minute, this handler's own.
-	Throttle *admin.Throttle
+	// Throttle counts failed authentications per client address (share
+	// the console's, so that an address cannot double its attempts by
+	// switching); the failure past its limit, and every request of the
+	// address after it until its window ends, is refused with 429.
+	// Required.
+	Throttle *auththrottle.Throttle
 }
 
 // handler serves the admin API.
 type handler struct {
 	svc      *admin.Service
 	log      *slog.Logger
-	throttle *admin.Throttle
+	throttle *auththrottle.Throttle
 }
 
-// NewHandler returns the admin API on svc, to be served under Prefix.
-func NewHandler(svc *admin.Service, opts Options) http.Handler {
+// NewHandler returns the admin API on svc, to be served under Prefix. It
+// fails without a throttle.
+func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Throttle == nil {
-		opts.Throttle = admin.NewThrottle(0, 0, nil)
+		return nil, errors.New("adminapi: missing the throttle of failed authentications")
 	}
 	h := &handler{svc: svc, log: opts.Logger, throttle: opts.Throttle}
 	r := chi.NewRouter()
@@ -83,7 +87,7 @@ func NewHandler(svc *admin.Service, opts Options) http.Handler {
 			r.Get("/audit", h.listAudit)
 		})
 	})
-	return r
+	return r, nil
 }
 
 // actorKey is the request context key of the authenticated actor.

@@ -15,7 +15,9 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -47,7 +49,12 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 		TraceID: domain.AuditTraceID(7),
 	}, {ID: 6, At: at, Action: "admin_key.create", Target: "adm_ops", Reason: "automation", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
 		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}}}}
-	srv := httptest.NewServer(adminapi.NewHandler(admin.NewService(store, admin.Options{}), adminapi.Options{}))
+	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
+		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit", nil)
 	if err != nil {

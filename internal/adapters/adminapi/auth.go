@@ -11,14 +11,14 @@ import (
 
 // authenticate admits requests with "Authorization: Bearer <admin key>" or
 // a bearer token of the identity provider (single sign-on).
-// Failed attempts are counted per client address; past the limit the
-// address is refused with 429 until its window ends, before any lookup.
+// Failed attempts are counted per client address: the failure past the
+// limit is refused with 429, and so is every request of the address after
+// it until its window ends, before any lookup.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := clientaddr.Of(r)
-		if wait := h.throttle.Blocked(addr); wait > 0 {
-			h.writeError(w, r, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",
-				Message: "too many failed authentications from this address; try again later", RetryAfter: wait})
+		if err := h.throttle.Check(addr); err != nil {
+			h.writeError(w, r, err)
 			return
 		}
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -32,7 +32,9 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		if err != nil {
 			if domain.KindOf(err) == domain.KindUnauthenticated {
-				h.throttle.Fail(addr)
+				if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
+					err = refused
+				}
 			}
 			h.writeError(w, r, err)
 			return

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -43,9 +44,8 @@ type Options struct {
 	SessionSecret []byte
 	SessionTTL    time.Duration // how long a sign-in lasts; default 8h
 	// Throttle counts failed sign-ins per client address; share the admin
-	// API's so that an address cannot double its attempts. Default: the
-	// console's own, ten per minute.
-	Throttle *admin.Throttle
+	// API's so that an address cannot double its attempts. Required.
+	Throttle *auththrottle.Throttle
 	// MinReasonLen and MaxReasonLen bound an audit reason on the forms
 	// (the service decides); defaults 3 and 1000.
 	MinReasonLen, MaxReasonLen int
@@ -62,7 +62,7 @@ type handler struct {
 	svc       *admin.Service
 	log       *slog.Logger
 	sessions  *sessions
-	throttle  *admin.Throttle
+	throttle  *auththrottle.Throttle
 	minReason int
 	maxReason int
 	pages     map[string]*template.Template
@@ -73,7 +73,7 @@ type handler struct {
 }
 
 // NewHandler returns the console on svc, to be served under Prefix. It
-// fails only when no random session secret can be made.
+// fails without a throttle, and when no random session secret can be made.
 func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -85,7 +85,7 @@ func NewHandler(svc *admin.Service, opts Options) (http.Handler, error) {
 		opts.SessionTTL = 8 * time.Hour
 	}
 	if opts.Throttle == nil {
-		opts.Throttle = admin.NewThrottle(0, 0, opts.Now)
+		return nil, errors.New("console: missing the throttle of failed sign-ins")
 	}
 	if opts.MinReasonLen <= 0 {
 		opts.MinReasonLen = 3

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/console"
+	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/admin"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -189,7 +191,7 @@ func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
 // address the console is served at.
 func newFixtureWith(t *testing.T, configure func(baseURL string, ao *admin.Options, co *console.Options)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Now().UTC().Truncate(time.Second), store: &store{admins: map[string]domain.AdminKey{
+	f := &fixture{t: t, now: time.Now().UTC().Truncate(time.Minute), store: &store{admins: map[string]domain.AdminKey{
 		domain.HashKey(writerKey): {ID: "adm_writer", Name: "writer", Scopes: []domain.AdminScope{domain.AdminRead, domain.AdminWrite}},
 		domain.HashKey(readerKey): {ID: "adm_reader", Name: "reader", Scopes: []domain.AdminScope{domain.AdminRead}},
 	}}}
@@ -197,7 +199,7 @@ func newFixtureWith(t *testing.T, configure func(baseURL string, ao *admin.Optio
 	f.srv = httptest.NewUnstartedServer(nil)
 	ao := admin.Options{MinReasonLen: 5, Now: clock}
 	co := console.Options{SessionSecret: []byte(strings.Repeat("k", 32)), SessionTTL: time.Hour,
-		MinReasonLen: 5, Now: clock, Throttle: admin.NewThrottle(3, time.Minute, clock)}
+		MinReasonLen: 5, Now: clock, Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 3, clock)}
 	if configure != nil {
 		configure("http://"+f.srv.Listener.Addr().String(), &ao, &co)
 	}

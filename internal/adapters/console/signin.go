@@ -29,14 +29,14 @@ func (h *handler) signInPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // signIn checks an admin key and starts the administrator's session. Failed
-// attempts are counted per client address; past the limit the address is
-// refused until its window ends, before the key is looked at.
+// attempts are counted per client address: the failure past the limit is
+// refused, and so is every attempt of the address after it until its
+// window ends, before the key is looked at.
 func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 	addr := clientaddr.Of(r)
 	s, ok := h.sessions.read(r)
-	if wait := h.throttle.Blocked(addr); wait > 0 {
-		h.signInFailed(w, r, s, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",
-			Message: "Too many failed sign-ins from this address; try again later.", RetryAfter: wait})
+	if err := h.throttle.Check(addr); err != nil {
+		h.signInFailed(w, r, s, tooManySignIns(err))
 		return
 	}
 	if !ok {
@@ -55,8 +55,10 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 	a, err := h.svc.AuthenticateAdminKey(r.Context(), key)
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
-			h.throttle.Fail(addr)
 			err = &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_admin_key", Message: "That admin key is not valid."}
+			if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
+				err = tooManySignIns(refused)
+			}
 		}
 		h.signInFailed(w, r, s, err)
 		return
@@ -90,4 +92,15 @@ func (h *handler) signOut(w http.ResponseWriter, r *http.Request) {
 	}
 	h.sessions.clear(w, r)
 	http.Redirect(w, r, Prefix+"/sign-in", http.StatusSeeOther)
+}
+
+// tooManySignIns words the throttle's refusal of an address for a person,
+// keeping its kind, code and Retry-After.
+func tooManySignIns(refused error) error {
+	de, ok := errors.AsType[*domain.Error](refused)
+	if !ok {
+		return refused
+	}
+	return &domain.Error{Kind: de.Kind, Code: de.Code, RetryAfter: de.RetryAfter,
+		Message: "Too many failed sign-ins from this address; try again later."}
 }

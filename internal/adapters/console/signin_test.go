@@ -105,8 +105,8 @@ func TestSessionCookie(t *testing.T) {
 }
 
 // TestSignInThrottle checks that failed sign-ins are counted per address:
-// past the limit even the right key waits, with Retry-After, until the
-// window ends.
+// the failure past the limit is refused, and after it even the right key
+// waits, with Retry-After, until the window ends.
 func TestSignInThrottle(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
@@ -116,9 +116,13 @@ func TestSignInThrottle(t *testing.T) {
 			t.Fatalf("wrong key %d: %d", i, p.status)
 		}
 	}
-	p := b.post("/console/sign-in", url.Values{"admin_key": {writerKey}})
+	p := b.post("/console/sign-in", url.Values{"admin_key": {"tga-wrong-0123456789abcdef"}})
+	if p.status != 429 || p.header.Get("Retry-After") != "60" || !strings.Contains(p.body, "Too many failed sign-ins") {
+		t.Fatalf("the fourth failure: %d, Retry-After %q\n%s", p.status, p.header.Get("Retry-After"), p.body)
+	}
+	p = b.post("/console/sign-in", url.Values{"admin_key": {writerKey}})
 	if p.status != 429 || p.header.Get("Retry-After") != "60" {
-		t.Fatalf("after 3 failures: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
+		t.Fatalf("the right key after 4 failures: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
 	}
 	f.advance(time.Minute)
 	b.signIn(writerKey)

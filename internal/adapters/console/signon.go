@@ -122,9 +122,8 @@ func (h *handler) startSignOn(w http.ResponseWriter, r *http.Request) {
 // Failures count against the client address, as a wrong admin key does.
 func (h *handler) finishSignOn(w http.ResponseWriter, r *http.Request) {
 	addr := clientaddr.Of(r)
-	if wait := h.throttle.Blocked(addr); wait > 0 {
-		h.fail(w, r, session{}, &domain.Error{Kind: domain.KindRateLimited, Code: "too_many_failed_authentications",
-			Message: "Too many failed sign-ins from this address; try again later.", RetryAfter: wait})
+	if err := h.throttle.Check(addr); err != nil {
+		h.fail(w, r, session{}, tooManySignIns(err))
 		return
 	}
 	pending, started := h.sessions.takeSignIn(w, r)
@@ -147,7 +146,9 @@ func (h *handler) finishSignOn(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
-			h.throttle.Fail(addr)
+			if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
+				err = tooManySignIns(refused)
+			}
 		}
 		h.fail(w, r, session{}, err)
 		return

@@ -203,15 +203,21 @@ func TestSignOnRefused(t *testing.T) {
 	}
 
 	// Failures count against the address, as wrong admin keys do: the
-	// fixture allows three a minute.
+	// fixture allows three a minute, refuses the fourth, and then even a
+	// good sign-in.
 	f.advance(2 * time.Minute)
 	idp.Claims, idp.Refuse = with("nonce", "another-sign-in"), ""
-	for range 3 {
-		f.browser().follow("/console/auth/start")
+	for i := range 3 {
+		if p, _ := f.browser().follow("/console/auth/start"); p.status != http.StatusUnauthorized {
+			t.Errorf("failure %d: %d, want 401", i+1, p.status)
+		}
+	}
+	if p, _ := f.browser().follow("/console/auth/start"); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
+		t.Errorf("the fourth failure: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
 	}
 	idp.Claims = good
 	if p, _ := f.browser().follow("/console/auth/start"); p.status != http.StatusTooManyRequests || p.header.Get("Retry-After") == "" {
-		t.Errorf("a good sign-in after three failures: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
+		t.Errorf("a good sign-in after four failures: %d, Retry-After %q", p.status, p.header.Get("Retry-After"))
 	}
 }
 

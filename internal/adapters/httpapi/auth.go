@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/gateway"
 )
 
 // authenticate admits requests that carry "Authorization: Bearer <key>"
@@ -33,7 +33,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			exchangeOf(r).caller, err = h.gw.Authenticate(r.Context(), secret, clientaddr.Of(r))
 		}
 		if err != nil {
-			if de, ok := errors.AsType[*domain.Error](err); ok && (de.Kind == domain.KindUnauthenticated || de.Code == gateway.CodeTooManyFailures) {
+			if de, ok := errors.AsType[*domain.Error](err); ok && (de.Kind == domain.KindUnauthenticated || de.Code == auththrottle.CodeTooManyFailures) {
 				h.unauth.CountUnauthenticated(cmp.Or(de.Code, "unauthenticated"))
 			}
 			h.writeError(w, r, err)

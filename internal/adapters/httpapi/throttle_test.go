@@ -12,6 +12,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/httpapi"
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -63,8 +64,8 @@ func TestAThrottledAddressIsRefusedInItsDialect(t *testing.T) {
 		Error struct{ Type, Code, Message string }
 	}
 	if openai.Code != http.StatusTooManyRequests || openai.Header().Get("Retry-After") == "" ||
-		json.Unmarshal(openai.Body.Bytes(), &oe) != nil || oe.Error.Type != "rate_limit_error" || oe.Error.Code != gateway.CodeTooManyFailures {
-		t.Fatalf("the third failure: %d %v %s, want 429 %s with Retry-After", openai.Code, openai.Header(), openai.Body, gateway.CodeTooManyFailures)
+		json.Unmarshal(openai.Body.Bytes(), &oe) != nil || oe.Error.Type != "rate_limit_error" || oe.Error.Code != auththrottle.CodeTooManyFailures {
+		t.Fatalf("the third failure: %d %v %s, want 429 %s with Retry-After", openai.Code, openai.Header(), openai.Body, auththrottle.CodeTooManyFailures)
 	}
 	anth := send("198.51.100.9:4002", "/v1/messages", goodKey)
 	var ae struct {
@@ -77,13 +78,13 @@ func TestAThrottledAddressIsRefusedInItsDialect(t *testing.T) {
 		t.Fatalf("the good key from the throttled address: %d %s, want 429 in Anthropic's shape", anth.Code, anth.Body)
 	}
 	resp := send("198.51.100.9:4003", "/v1/responses", goodKey)
-	if resp.Code != http.StatusTooManyRequests || !strings.Contains(resp.Body.String(), gateway.CodeTooManyFailures) {
+	if resp.Code != http.StatusTooManyRequests || !strings.Contains(resp.Body.String(), auththrottle.CodeTooManyFailures) {
 		t.Fatalf("Responses from the throttled address: %d %s", resp.Code, resp.Body)
 	}
 	if rec := send("198.51.100.10:4000", "/v1/chat/completions", guess); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("another address: %d %s, want 401", rec.Code, rec.Body)
 	}
-	if n := counter.count(gateway.CodeTooManyFailures); n != 3 {
+	if n := counter.count(auththrottle.CodeTooManyFailures); n != 3 {
 		t.Fatalf("%d throttled refusals counted, want 3", n)
 	}
 	for _, out := range []string{openai.Body.String(), anth.Body.String(), resp.Body.String(), logged.String()} {
@@ -91,7 +92,7 @@ func TestAThrottledAddressIsRefusedInItsDialect(t *testing.T) {
 			t.Fatalf("a key appears in an answer or the log: %s", out)
 		}
 	}
-	if !strings.Contains(logged.String(), gateway.CodeTooManyFailures) {
+	if !strings.Contains(logged.String(), auththrottle.CodeTooManyFailures) {
 		t.Fatalf("the throttled refusals were not logged: %s", logged.String())
 	}
 }

@@ -120,6 +120,17 @@ func TestRateLimiter(t *testing.T, newLimiter func(t *testing.T) ports.RateLimit
 		}
 	})
 
+	// A client address's failed authentications on the model endpoints
+	// and on the admin side are two counts.
+	t.Run("AddressScopesCountApart", func(t *testing.T) {
+		l := newLimiter(t)
+		for _, scope := range []domain.LimitScope{domain.LimitAddress, domain.LimitAdminAddress} {
+			c := []domain.RateLimit{{Scope: scope, ID: "192.0.2.66", RPM: 1}}
+			mustAdmit(t, l, c, 0, minute)
+			checkRateLimited(t, l, c, 0, minute)
+		}
+	})
+
 	testRateLimits(t, newLimiter)
 	testSeveralLimits(t, newLimiter)
 }

@@ -1,4 +1,8 @@
-package gateway
+// Package auththrottle refuses the client addresses that fail to
+// authenticate too often: one rule for the model endpoints, the admin API
+// and the console, counted in the rate limiter so that the replicas share
+// the count when the limiter is shared.
+package auththrottle
 
 import (
 	"context"
@@ -16,15 +20,17 @@ import (
 // refuses a client address which has failed to authenticate too often.
 const CodeTooManyFailures = "too_many_failed_authentications"
 
-// maxBlocked bounds the addresses a throttle remembers as blocked. It only
+// maxBlocked bounds the addresses a Throttle remembers as blocked. It only
 // grows by addresses that each made a whole window's failures; when it is
 // full, those whose window has ended are forgotten, and a new one is then
 // not remembered: its failures are still refused by the rate limiter, one
 // round trip each.
 const maxBlocked = 100_000
 
-// throttle counts failed authentications per client address in the rate
-// limiter's windows: shared by the replicas when the limiter is, so that
+// Throttle counts failed authentications per client address in the rate
+// limiter's windows, under a scope of its own (so that failures on one
+// side, such as the model endpoints, do not lock an address out of
+// another, such as the admin side): shared by the replicas when the limiter is, so that
 // an address cannot multiply its guesses by the number of replicas. Only
 // failures reach the limiter; a success is never counted and never resets
 // an address's count, so an attacker holding one valid key gains nothing
@@ -37,8 +43,9 @@ const maxBlocked = 100_000
 // learns of the block at the address's first failure there, so an address
 // gets at most limit failures per window, plus one per replica that had
 // not yet seen it blocked.
-type throttle struct {
+type Throttle struct {
 	limiter ports.RateLimiter
+	scope   domain.LimitScope
 	limit   int // failures per window; 0: not throttled
 	now     func() time.Time
 
@@ -47,13 +54,21 @@ type throttle struct {
 	blocked map[string]time.Time // address → the end of its window
 }
 
-func newThrottle(limiter ports.RateLimiter, limit int, now func() time.Time) *throttle {
-	return &throttle{limiter: limiter, limit: max(limit, 0), now: now, blocked: map[string]time.Time{}}
+// New returns a throttle that lets an address fail limit times per window
+// of limiter, counted under scope (0 or less: failures are not throttled),
+// on the clock now (default time.Now).
+func New(limiter ports.RateLimiter, scope domain.LimitScope, limit int, now func() time.Time) *Throttle {
+	if now == nil {
+		now = time.Now
+	}
+	return &Throttle{limiter: limiter, scope: scope, limit: max(limit, 0), now: now, blocked: map[string]time.Time{}}
 }
 
-// check refuses an address this replica knows has used up its window's
-// failures. While no address is blocked it costs one atomic load.
-func (t *throttle) check(from string) error {
+// Check refuses, with a KindRateLimited error (CodeTooManyFailures), an
+// address this replica knows has used up its window's failures; an empty
+// address is never refused. While no address is blocked it costs one
+// atomic load.
+func (t *Throttle) Check(from string) error {
 	if t.count.Load() == 0 || from == "" {
 		return nil
 	}
@@ -76,16 +91,17 @@ func (t *throttle) check(from string) error {
 	return tooManyFailures(until.Sub(now))
 }
 
-// fail counts one failed authentication of from, and returns the refusal
-// to answer instead when it is one too many. A limiter that cannot count
+// Fail counts one failed authentication of from (an empty address is not
+// counted), and returns the refusal to answer instead when it is one too
+// many: from then on Check refuses the address until its window ends. A limiter that cannot count
 // it (unreachable) leaves the failure's own answer standing: the limiter
 // logs and reports its outage itself.
-func (t *throttle) fail(ctx context.Context, from string) error {
+func (t *Throttle) Fail(ctx context.Context, from string) error {
 	if t.limit == 0 || from == "" {
 		return nil
 	}
 	now := t.now()
-	hold, err := t.limiter.Admit(ctx, []domain.RateLimit{{Scope: domain.LimitAddress, ID: from, RPM: t.limit}}, 0, now)
+	hold, err := t.limiter.Admit(ctx, []domain.RateLimit{{Scope: t.scope, ID: from, RPM: t.limit}}, 0, now)
 	if err == nil {
 		// Nothing is held (no tokens); settling keeps the port's rule.
 		_ = t.limiter.Settle(ctx, hold, 0)
@@ -101,7 +117,7 @@ func (t *throttle) fail(ctx context.Context, from string) error {
 }
 
 // remember blocks from until, forgetting ended blocks when full.
-func (t *throttle) remember(from string, until, now time.Time) {
+func (t *Throttle) remember(from string, until, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.blocked[from]; !ok && len(t.blocked) >= maxBlocked {
