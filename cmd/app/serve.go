@@ -183,7 +183,6 @@ const adminAuthFailureLimit = 10
 
 // servers are the API server, unless ADMIN_ADDR is off the admin server, and
 // when ADMIN_API_ADDR is set the admin API's own server.
-
 type servers struct{ api, admin, adminAPI *http.Server }
 
 // newServers builds the API server, which serves only /healthz and /readyz
