@@ -29,12 +29,14 @@ const (
 // empty, so that nothing runs between calls. Before each batch it waits up
 // to delay for more settlements to join it, unless the batch is full or
 // someone waits for the settlements (a reservation a budget refused, a
-// usage report, a shutdown): few calls at a time then share one batch
+// usage report, a shutdown): a few calls at a time then share one batch
 // instead of each paying for one beside the next call's reservation, and a
-// reservation holds its worst case at most delay longer. A batch the ledger refuses is
-// applied one settlement at a time, so that one bad settlement cannot hold
-// back the others; a settlement that still fails leaves its reservation
-// held (an over-estimate, as when the ledger fails today) and is logged.
+// reservation holds its worst case at most delay longer.
+//
+// A batch the ledger refuses is applied one settlement at a time, so that
+// one bad settlement cannot hold back the others; a settlement that still
+// fails leaves its reservation held (an over-estimate, as when the ledger
+// fails today) and is logged.
 //
 // Each settlement the ledger has applied (or refuses for good) is
 // acknowledged to the call log, which keeps it with the call's record until
