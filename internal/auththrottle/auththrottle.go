@@ -30,11 +30,11 @@ const maxBlocked = 100_000
 // Throttle counts failed authentications per client address in the rate
 // limiter's windows, under a scope of its own (so that failures on one
 // side, such as the model endpoints, do not lock an address out of
-// another, such as the admin side): shared by the replicas when the limiter is, so that
-// an address cannot multiply its guesses by the number of replicas. Only
-// failures reach the limiter; a success is never counted and never resets
-// an address's count, so an attacker holding one valid key gains nothing
-// by mixing it in.
+// another, such as the admin side): shared by the replicas when the
+// limiter is, so that an address cannot multiply its guesses by the number
+// of replicas. Only failures reach the limiter; a success is never counted
+// and never resets an address's count, so an attacker holding one valid
+// key gains nothing by mixing it in.
 //
 // Once the limiter refuses one of an address's failures, this replica
 // remembers the address until its window ends and refuses all of its
@@ -93,9 +93,9 @@ func (t *Throttle) Check(from string) error {
 
 // Fail counts one failed authentication of from (an empty address is not
 // counted), and returns the refusal to answer instead when it is one too
-// many: from then on Check refuses the address until its window ends. A limiter that cannot count
-// it (unreachable) leaves the failure's own answer standing: the limiter
-// logs and reports its outage itself.
+// many: from then on Check refuses the address until its window ends. A
+// limiter that cannot count it (unreachable) leaves the failure's own
+// answer standing: the limiter logs and reports its outage itself.
 func (t *Throttle) Fail(ctx context.Context, from string) error {
 	if t.limit == 0 || from == "" {
 		return nil
