@@ -67,11 +67,9 @@ func TestKillAfterTheRecordBeforeTheAnswerSettlesTheRecordedCost(t *testing.T) {
 	start(t, env) // same journal directory, same database, no fault point
 	exactlyOnce(t, dsn, 1)
 	waitSettled(t, dsn)
-	var spent, used, held int64
+	l := readLedger(t, dsn)
+	state, spent, held, used := l.reservation, l.spent, l.held, l.used
 	var status string
-	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
-	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &spent, &held)
-	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage`, &used)
 	queryRow(t, dsn, `SELECT status FROM `+callTraces+` t`, &status)
 	recorded := recordedCost(t, dsn)
 	if state != "settled" || status != "OK" || recorded <= 0 || used != recorded || held != 0 || (spent != 0 && spent != recorded) {
@@ -102,11 +100,11 @@ func TestKillBeforeTheIntentChargesTheReservation(t *testing.T) {
 	s := start(t, env) // same journal directory, same database, no fault point
 	exactlyOnce(t, dsn, 1)
 	waitSettled(t, dsn)
-	var spent, used, held int64
-	var interrupted string
-	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
-	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &spent, &held)
+	l := readLedger(t, dsn)
+	state, spent, held := l.reservation, l.spent, l.held
+	var used int64 // charged to the caller and model the reservation was for
 	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage WHERE user_id = 'dev' AND model = 'mock-chat'`, &used)
+	var interrupted string
 	queryRow(t, dsn, `SELECT value FROM trace_request_metadata WHERE key = 'tidygate.interrupted'`, &interrupted)
 	if state != "settled" || used != amount || held != 0 || (spent != 0 && spent != amount) || interrupted != "crash" {
 		t.Fatalf("after the restart: reservation %s, usage %d, spend %d, held %d, trace interrupted %q; want settled at the reservation %d, nothing held, interrupted by a crash",

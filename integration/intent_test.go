@@ -39,11 +39,9 @@ func TestKillDuringTheUpstreamCallChargesTheReservation(t *testing.T) {
 	}
 	start(t, env) // same journal directory, same database
 	exactlyOnce(t, dsn, 1)
-	var spent, held int64
+	l := readLedger(t, dsn)
+	state, spent, held := l.reservation, l.used, l.held
 	var interrupted string
-	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
-	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage`, &spent)
-	queryRow(t, dsn, `SELECT coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &held)
 	queryRow(t, dsn, `SELECT value FROM trace_request_metadata WHERE key = 'tidygate.interrupted'`, &interrupted)
 	if state != "settled" || spent != amount || held != 0 || interrupted != "crash" {
 		t.Fatalf("after the restart: reservation %s, usage %d, held %d, trace interrupted %q; want settled at the reservation %d, nothing held, interrupted by a crash",

@@ -49,6 +49,23 @@ func recordedCost(t *testing.T, dsn string) int64 {
 	return total
 }
 
+// ledgerState is what the ledger holds after a test's one call: its
+// reservation's state, the budgets' spend and holds, and the usage counted.
+type ledgerState struct {
+	reservation       string
+	spent, held, used int64
+}
+
+// readLedger reads the ledger of a database that saw one call.
+func readLedger(t *testing.T, dsn string) ledgerState {
+	t.Helper()
+	var l ledgerState
+	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &l.reservation)
+	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &l.spent, &l.held)
+	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage`, &l.used)
+	return l
+}
+
 // waitSettled waits until no reservation is held any more.
 func waitSettled(t *testing.T, dsn string) {
 	t.Helper()
@@ -127,10 +144,8 @@ func TestKillAfterTheAnswerBeforeTheSettlementSettlesTheRecordedCost(t *testing.
 	start(t, env) // same journal directory, same database
 	exactlyOnce(t, dsn, 1)
 	waitSettled(t, dsn)
-	var spent, used, held int64
-	queryRow(t, dsn, `SELECT state FROM tidygate_reservations`, &state)
-	queryRow(t, dsn, `SELECT coalesce(sum(spent_micros), 0)::bigint, coalesce(sum(reserved_micros), 0)::bigint FROM tidygate_spend`, &spent, &held)
-	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage`, &used)
+	l := readLedger(t, dsn)
+	state, spent, held, used := l.reservation, l.spent, l.held, l.used
 	recorded := recordedCost(t, dsn)
 	if state != "settled" || recorded <= 0 || used != recorded || held != 0 || (spent != 0 && spent != recorded) {
 		t.Fatalf("after the restart: reservation %s, usage %d, spend %d, held %d; want settled at the recorded cost %d, nothing held",
