@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/ports"
@@ -207,14 +209,21 @@ func TestAsyncCommitStaysInItsTransaction(t *testing.T) {
 	}
 }
 
+// oneBudgetLedger returns a ledger on a migrated database, its pool, and a
+// caller with one daily budget of 100 µ$ on user u.
+func oneBudgetLedger(t *testing.T) (*pgxpool.Pool, *postgres.Ledger, domain.Caller) {
+	t.Helper()
+	pool, _ := migrated(t)
+	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
+		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
+	return pool, postgres.NewLedger(pool, postgres.LedgerOptions{}), c
+}
+
 // TestExpireStale expires only holds older than the cutoff, and a late
 // settlement of an expired reservation still counts its cost.
 func TestExpireStale(t *testing.T) {
-	pool, _ := migrated(t)
-	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
+	pool, l, c := oneBudgetLedger(t)
 	ctx := context.Background()
-	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
-		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
 	for _, id := range []string{"crashed", "settled", "fresh"} {
 		if err := l.Reserve(ctx, domain.Reservation{ID: id, Budgets: c.Budgets, Amount: 30, At: noon}); err != nil {
 			t.Fatal(err)
@@ -257,11 +266,8 @@ func TestExpireStale(t *testing.T) {
 // it among that log's orphans all the same: its cost is still owed, and
 // settling it at its reservation counts it, after which it is no orphan.
 func TestAnExpiredHoldStaysAnOrphanUntilSettled(t *testing.T) {
-	pool, _ := migrated(t)
-	l := postgres.NewLedger(pool, postgres.LedgerOptions{})
+	pool, l, c := oneBudgetLedger(t)
 	ctx := context.Background()
-	c := domain.Caller{KeyID: "k", User: "u", Team: "t",
-		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "u", Period: domain.PeriodDay, Limit: 100}}}
 	earlier := domain.Holder{Log: "journal", Run: "earlier"}
 	r := domain.Reservation{ID: "crashed", Budgets: c.Budgets, Amount: 30, At: noon, Holder: earlier,
 		For: domain.ReservedCall{KeyID: "k", User: "u", Team: "t", Model: "m"}}
