@@ -9,7 +9,8 @@
 //     direct to the mock, chat and streaming time to first byte) against
 //     the floor of tidygate's guarantees, measured in the same interleaved
 //     rounds: a plain httputil.ReverseProxy hop, an fdatasync of a 2 KiB
-//     append, and a prepared SELECT 1;
+//     append, and a prepared SELECT 1, each timed alone, and the three
+//     composed in one process (`bench floor`);
 //  2. throughput at fixed concurrency, and tidygate's peak RSS under it;
 //     with logging on and off, the CPU per call of every process of the
 //     loop, the call log's share of it, and the ratio that leaves at best;
@@ -30,8 +31,9 @@
 //	      [-only latency,throughput,writer,pools,allocs,adapter] [-docs docs] [-quick] …
 //	bench mock [-addr 127.0.0.1:0] [-latency 0s] [-chunk-delay 0s]
 //	bench proxy -target http://127.0.0.1:PORT [-addr 127.0.0.1:0]
+//	bench floor -target http://127.0.0.1:PORT -dsn postgres://… -dir DIR [-addr 127.0.0.1:0]
 //
-// `bench mock` and `bench proxy` serve until interrupted and print
+// `bench mock`, `bench proxy` and `bench floor` serve until interrupted and print
 // "listening on URL" first; run starts them as child processes.
 package main
 
@@ -61,7 +63,7 @@ func main() {
 // run dispatches to a subcommand; "run" is the default.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "mock" || args[0] == "proxy") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "mock" || args[0] == "proxy" || args[0] == "floor") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveMock(ctx, args, stdout, stderr)
 	case "proxy":
 		return serveProxy(ctx, args, stdout, stderr)
+	case "floor":
+		return serveFloor(ctx, args, stdout, stderr)
 	}
 	return runAll(ctx, args, stdout, stderr)
 }

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tidygate/tidygate/internal/bench"
 )
 
@@ -39,11 +41,51 @@ func serveProxy(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	u, err := url.Parse(*target)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("-target %q is not an absolute URL", *target)
+	u, err := parseTarget(*target)
+	if err != nil {
+		return err
 	}
 	return listenAndServe(ctx, *addr, bench.NewProxy(u), stdout)
+}
+
+// serveFloor is `bench floor`: bench.FloorGateway, the floor's three parts
+// composed in one process, as a process of its own.
+func serveFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench floor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	target := fs.String("target", "", "the upstream's base URL, e.g. http://127.0.0.1:9000")
+	dsn := fs.String("dsn", "", "PostgreSQL URL of the round trips")
+	dir := fs.String("dir", "", "directory of the appends' file (the journals' filesystem)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	u, err := parseTarget(*target)
+	if err != nil {
+		return err
+	}
+	if *dsn == "" || *dir == "" {
+		return errors.New("-dsn and -dir are required")
+	}
+	db, err := pgxpool.New(ctx, *dsn)
+	if err != nil {
+		return fmt.Errorf("-dsn: %w", err)
+	}
+	defer db.Close()
+	g, err := bench.NewFloorGateway(u, db, *dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(listenAndServe(ctx, *addr, g, stdout), g.Close())
+}
+
+// parseTarget parses the -target flag: an absolute URL.
+func parseTarget(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("-target %q is not an absolute URL", s)
+	}
+	return u, nil
 }
 
 // listenAndServe serves h on addr until ctx ends, after printing

@@ -20,12 +20,23 @@ import (
 // transport makes its last read of it, and the transport then drops the
 // upstream connection mid-stream).
 func NewProxy(target *url.URL) http.Handler {
+	return withBufferedBody(newReverseProxy(target))
+}
+
+// newReverseProxy returns NewProxy's ReverseProxy, without the body's
+// buffering.
+func newReverseProxy(target *url.URL) *httputil.ReverseProxy {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 256, 256
-	proxy := &httputil.ReverseProxy{
+	return &httputil.ReverseProxy{
 		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(target); r.Out.Host = target.Host },
 		Transport: transport,
 	}
+}
+
+// withBufferedBody reads each request's body into memory (at most 4 MiB)
+// before h sees it.
+func withBufferedBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
 		if err != nil {
@@ -33,6 +44,6 @@ func NewProxy(target *url.URL) http.Handler {
 			return
 		}
 		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		proxy.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
