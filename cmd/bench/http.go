@@ -171,7 +171,11 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 	cmd := exec.Command(o.tidygate, "serve", "--dev-key")
 	cmd.Env = append(os.Environ(), "DEPLOY_PROFILE=local", "HTTP_ADDR="+addr, "DATABASE_URL="+db.dsn,
 		"MLFLOW_JOURNAL_DIR="+filepath.Join(dir, "journal"), "MLFLOW_SCHEMA=create", "CATALOGUE_FILE="+cat,
-		"OPENAI_BASE_URL="+mockURL+"/v1", "OPENAI_API_KEY=bench")
+		"OPENAI_BASE_URL="+mockURL+"/v1", "OPENAI_API_KEY=bench",
+		// The throughput runs leave tens of thousands of records in the
+		// journal; SIGTERM delivers them all before tidygate exits, which
+		// takes longer than the default 30 s on a slow machine.
+		"SHUTDOWN_TIMEOUT=5m")
 	// Every gateway gets its own admin address: /metrics (and the profiles
 	// -pprof fetches) are served there, never on the API address.
 	adminAddr, err := freeAddr()
