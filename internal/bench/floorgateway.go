@@ -37,10 +37,7 @@ func NewFloorGateway(target *url.URL, db *pgxpool.Pool, dir string) (*FloorGatew
 	}
 	g := &FloorGateway{db: db, fsync: fsync}
 	proxy := newReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		_, err := g.durable(resp.Request.Context())
-		return err
-	}
+	proxy.ModifyResponse = func(resp *http.Response) error { return g.durable(resp.Request.Context()) }
 	g.proxy = withBufferedBody(proxy)
 	return g, nil
 }
@@ -57,10 +54,11 @@ func (g *FloorGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // durable appends one record and waits for its fdatasync.
-func (g *FloorGateway) durable(ctx context.Context) (Sample, error) {
+func (g *FloorGateway) durable(ctx context.Context) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.fsync.Measure(ctx)
+	_, err := g.fsync.Measure(ctx)
+	return err
 }
 
 // Close removes the append file; the pool is the caller's.
