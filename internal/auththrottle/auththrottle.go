@@ -116,6 +116,20 @@ func (t *Throttle) Fail(ctx context.Context, from string) error {
 	return tooManyFailures(wait)
 }
 
+// Failed is what to answer for an authentication of from that ended with
+// err: err itself, unless err is a KindUnauthenticated error whose failure
+// (counted by Fail) is one too many, and then the refusal. Every
+// authentication path answers its failures through it.
+func (t *Throttle) Failed(ctx context.Context, from string, err error) error {
+	if domain.KindOf(err) != domain.KindUnauthenticated {
+		return err
+	}
+	if refused := t.Fail(ctx, from); refused != nil {
+		return refused
+	}
+	return err
+}
+
 // remember blocks from until, forgetting ended blocks when full.
 func (t *Throttle) remember(from string, until, now time.Time) {
 	t.mu.Lock()

@@ -120,3 +120,23 @@ func TestOffAndAddressless(t *testing.T) {
 		t.Fatalf("no address: %v", err)
 	}
 }
+
+// TestFailedCountsOnlyAuthenticationFailures checks Failed: an error that
+// is not a failed authentication is answered as it is and not counted; a
+// failed authentication is answered as it is until one is too many, which
+// is answered with the refusal.
+func TestFailedCountsOnlyAuthenticationFailures(t *testing.T) {
+	ctx := context.Background()
+	th := auththrottle.New(ratelimit.New(), domain.LimitAddress, 1, atMinute)
+	down := &domain.Error{Kind: domain.KindUnavailable, Code: "database_unavailable", Message: "down"}
+	for range 3 {
+		if got := th.Failed(ctx, attacker, down); got != down {
+			t.Fatalf("an outage answered %v, want it as it is", got)
+		}
+	}
+	wrong := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "wrong"}
+	if got := th.Failed(ctx, attacker, wrong); got != wrong {
+		t.Fatalf("the first wrong key (limit 1) answered %v, want it as it is: outages must not have counted", got)
+	}
+	checkRefused(t, th.Failed(ctx, attacker, wrong), time.Minute, "the second wrong key")
+}

@@ -430,12 +430,10 @@ func (s *Service) Authenticate(ctx context.Context, secret, from string) (domain
 		return domain.Caller{}, err
 	}
 	c, err := s.authenticate(ctx, secret)
-	if err != nil && domain.KindOf(err) == domain.KindUnauthenticated {
-		if refused := s.throttle.Fail(ctx, from); refused != nil {
-			return domain.Caller{}, refused
-		}
+	if err != nil {
+		return domain.Caller{}, s.throttle.Failed(ctx, from, err)
 	}
-	return c, err
+	return c, nil
 }
 
 // authenticate returns the caller behind a secret.

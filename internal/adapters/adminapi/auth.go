@@ -31,12 +31,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			a, err = h.authenticateSecret(r, strings.TrimSpace(token))
 		}
 		if err != nil {
-			if domain.KindOf(err) == domain.KindUnauthenticated {
-				if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
-					err = refused
-				}
-			}
-			h.writeError(w, r, err)
+			h.writeError(w, r, h.throttle.Failed(r.Context(), addr, err))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, a)))

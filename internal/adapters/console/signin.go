@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -56,11 +57,8 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if domain.KindOf(err) == domain.KindUnauthenticated {
 			err = &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_admin_key", Message: "That admin key is not valid."}
-			if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
-				err = tooManySignIns(refused)
-			}
 		}
-		h.signInFailed(w, r, s, err)
+		h.signInFailed(w, r, s, tooManySignIns(h.throttle.Failed(r.Context(), addr, err)))
 		return
 	}
 	signed, err := h.sessions.start(a)
@@ -95,11 +93,12 @@ func (h *handler) signOut(w http.ResponseWriter, r *http.Request) {
 }
 
 // tooManySignIns words the throttle's refusal of an address for a person,
-// keeping its kind, code and Retry-After.
-func tooManySignIns(refused error) error {
-	de, ok := errors.AsType[*domain.Error](refused)
-	if !ok {
-		return refused
+// keeping its kind, code and Retry-After; any other error is returned as
+// it is.
+func tooManySignIns(err error) error {
+	de, ok := errors.AsType[*domain.Error](err)
+	if !ok || de.Code != auththrottle.CodeTooManyFailures {
+		return err
 	}
 	return &domain.Error{Kind: de.Kind, Code: de.Code, RetryAfter: de.RetryAfter,
 		Message: "Too many failed sign-ins from this address; try again later."}

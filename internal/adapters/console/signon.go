@@ -145,12 +145,7 @@ func (h *handler) finishSignOn(w http.ResponseWriter, r *http.Request) {
 		id, err = h.signOn.FinishSignIn(r.Context(), pending, q.Get("state"), q.Get("code"))
 	}
 	if err != nil {
-		if domain.KindOf(err) == domain.KindUnauthenticated {
-			if refused := h.throttle.Fail(r.Context(), addr); refused != nil {
-				err = tooManySignIns(refused)
-			}
-		}
-		h.fail(w, r, session{}, err)
+		h.fail(w, r, session{}, tooManySignIns(h.throttle.Failed(r.Context(), addr, err)))
 		return
 	}
 	a := h.svc.ActorOf(id)
