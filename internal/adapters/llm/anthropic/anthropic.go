@@ -28,6 +28,7 @@
 package anthropic
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,7 +124,7 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 			blocks = append(blocks, domain.TextBlock(block.Text))
 		case "tool_use":
 			blocks = append(blocks, domain.Block{Type: domain.BlockToolCall,
-				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: orDefault(string(block.Input), "{}")}})
+				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: cmp.Or(string(block.Input), "{}")}})
 		case "thinking":
 			blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Text: block.Thinking,
 				Reasoning: domain.Reasoning{Signature: block.Signature}})
@@ -133,7 +134,7 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 	}
 	out := domain.ChatResponse{
 		ID:           msg.ID,
-		Model:        orDefault(msg.Model, req.Model),
+		Model:        cmp.Or(msg.Model, req.Model),
 		FinishReason: llm.FinishReason(msg.StopReason),
 		StopSequence: msg.StopSequence,
 		Created:      time.Now(),
@@ -219,7 +220,7 @@ func (s *streamed) apply(ev *event) error {
 	switch ev.Type {
 	case "message_start":
 		s.started = true
-		s.out.ID, s.out.Model = ev.Message.ID, orDefault(ev.Message.Model, s.out.Model)
+		s.out.ID, s.out.Model = ev.Message.ID, cmp.Or(ev.Message.Model, s.out.Model)
 		u := ev.Message.Usage
 		s.counts = usageCounts{input: u.input(), cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens, output: u.OutputTokens}
 	case "content_block_start":
@@ -353,11 +354,4 @@ func (p *Provider) eventFailure(e *apiError, header http.Header) error {
 		return p.classify.HTTP(status, header, e.Message)
 	}
 	return p.classify.Reported(e.Message)
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
