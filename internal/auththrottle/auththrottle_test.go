@@ -130,12 +130,12 @@ func TestFailedCountsOnlyAuthenticationFailures(t *testing.T) {
 	th := auththrottle.New(ratelimit.New(), domain.LimitAddress, 1, atMinute)
 	down := &domain.Error{Kind: domain.KindUnavailable, Code: "database_unavailable", Message: "down"}
 	for range 3 {
-		if got := th.Failed(ctx, attacker, down); got != down {
+		if got := th.Failed(ctx, attacker, down); !errors.Is(got, down) {
 			t.Fatalf("an outage answered %v, want it as it is", got)
 		}
 	}
 	wrong := &domain.Error{Kind: domain.KindUnauthenticated, Code: "invalid_api_key", Message: "wrong"}
-	if got := th.Failed(ctx, attacker, wrong); got != wrong {
+	if got := th.Failed(ctx, attacker, wrong); !errors.Is(got, wrong) {
 		t.Fatalf("the first wrong key (limit 1) answered %v, want it as it is: outages must not have counted", got)
 	}
 	checkRefused(t, th.Failed(ctx, attacker, wrong), time.Minute, "the second wrong key")
