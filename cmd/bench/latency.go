@@ -34,7 +34,7 @@ const latencyProfile = 20 * time.Second
 // journals' filesystem, and a prepared SELECT 1) interleaved beside them;
 // added latency is each percentile minus direct's. The floor composed
 // (bench.FloorGateway, a process of its own) is measured in the same
-// rounds, as the last row. When tidygate is among eps, its Messages and
+// rounds, bare and with tidygate's call log, as the last two rows. When tidygate is among eps, its Messages and
 // Responses dialects are measured too, as rows of their own.
 func runLatency(ctx context.Context, o options, tmp string, r *report, eps []endpoint) ([]byte, error) {
 	if g := gatewayOf(eps); g != nil {
@@ -47,7 +47,18 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		return nil, fmt.Errorf("the floor composed: %w", err)
 	}
 	defer func() { _ = composed.stop() }()
-	eps = append(slices.Clone(eps), endpoint{name: composedFloor, base: composed.url, proc: composed})
+	logDB, err := createDB(ctx, o.adminDSN, "floorlog")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = logDB.drop() }()
+	logged, err := startSelf(tmp, "floor-calllog", "floor", "-target", eps[0].base, "-dsn", o.adminDSN, "-dir", tmp, "-calllog-dsn", logDB.dsn)
+	if err != nil {
+		return nil, fmt.Errorf("the floor composed with the call log: %w", err)
+	}
+	defer func() { _ = logged.stop() }()
+	eps = append(slices.Clone(eps), endpoint{name: composedFloor, base: composed.url, proc: composed},
+		endpoint{name: composedFloorLogged, base: logged.url, proc: logged})
 	var cases []bench.Case
 	for _, m := range modes {
 		for _, ep := range eps {
@@ -130,27 +141,34 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		}
 		r.write("**" + m.name + "**\n\n")
 		r.table([]string{"target", "p50", "p90", "p99", "p99.9", "added p50", "added p99", "added p50 / floor's", "added p99 / floor's"}, rows)
-		ci := len(eps) - 1 // the floor composed
-		c50, c99 := sums[ci].P50-direct.P50, sums[ci].P99-direct.P99
-		crr := roundRatios(99, o.rounds, m.pick, results[mi*len(eps)], results[mi*len(eps)+1], results[mi*len(eps)+ci], fsync, roundTrip)
-		composedRow := []string{m.name, us(c50), ratio(float64(c50), float64(f50)), us(c99), fmt.Sprintf("%.2f×", median(crr)), "–"}
-		if hasGateway {
-			composedRow[5] = ratio(float64(sums[2].P50-direct.P50), float64(c50))
+		composedAt := func(ci int) (a50, a99 time.Duration, rr []float64) {
+			rr = roundRatios(99, o.rounds, m.pick, results[mi*len(eps)], results[mi*len(eps)+1], results[mi*len(eps)+ci], fsync, roundTrip)
+			return sums[ci].P50 - direct.P50, sums[ci].P99 - direct.P99, rr
 		}
-		composedRows = append(composedRows, composedRow)
+		c50, _, crr := composedAt(len(eps) - 2)
+		l50, _, lrr := composedAt(len(eps) - 1)
+		for _, ci := range []int{len(eps) - 2, len(eps) - 1} {
+			a50, a99, rr := composedAt(ci)
+			row := []string{eps[ci].name, m.name, us(a50), ratio(float64(a50), float64(f50)), us(a99), fmt.Sprintf("%.2f×", median(rr)), "–", "–"}
+			if hasGateway {
+				row[6] = ratio(float64(sums[2].P50-direct.P50), float64(a50))
+				row[7] = ratio(float64(sums[2].P99-direct.P99), float64(a99))
+			}
+			composedRows = append(composedRows, row)
+		}
 		if !hasGateway {
 			continue
 		}
 		tg := results[mi*len(eps)+2]
 		a50 := sums[2].P50 - direct.P50
 		r.target(fmt.Sprintf("%s: added p50 ≤ %.1f × the floor's p50", m.name, p50FloorTarget),
-			fmt.Sprintf("%s vs floor %s (%s); the floor composed in one process added %s (%s)",
-				us(a50), us(f50), ratio(float64(a50), float64(f50)), us(c50), ratio(float64(c50), float64(f50))),
+			fmt.Sprintf("%s vs floor %s (%s); the floor composed in one process added %s (%s), with the call log on %s (%s)",
+				us(a50), us(f50), ratio(float64(a50), float64(f50)), us(c50), ratio(float64(c50), float64(f50)), us(l50), ratio(float64(l50), float64(f50))),
 			f50 > 0 && float64(a50) <= p50FloorTarget*float64(f50))
 		rr := roundRatios(99, o.rounds, m.pick, results[mi*len(eps)], results[mi*len(eps)+1], tg, fsync, roundTrip)
 		r.target(fmt.Sprintf("%s: added p99 ≤ %.0f × the floor's p99 (median ratio of the interleaved rounds)", m.name, p99FloorTarget),
-			fmt.Sprintf("median %.2f× of %d rounds (%s); whole run %s vs floor %s; the floor composed: median %.2f×",
-				median(rr), len(rr), ratios(rr), us(sums[2].P99-direct.P99), us(f99), median(crr)),
+			fmt.Sprintf("median %.2f× of %d rounds (%s); whole run %s vs floor %s; the floor composed: median %.2f×, with the call log on: median %.2f×",
+				median(rr), len(rr), ratios(rr), us(sums[2].P99-direct.P99), us(f99), median(crr), median(lrr)),
 			len(rr) > 0 && median(rr) <= p99FloorTarget)
 	}
 	r.write("**The floor composed**\n\n")
@@ -158,8 +176,12 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		"for each request a prepared `SELECT 1` from a pgxpool, then the request forwarded by the same ReverseProxy, then, once the upstream's answer has begun, "+
 		"one %d-byte append made durable with `fdatasync` before the answer is copied to the client. "+
 		"Its added latency is the floor as this machine serves it in one request, with the scheduling between the parts that the probes, each timed alone, do not pay: "+
-		"what no implementation of those three steps in sequence can beat here.", composedFloor, bench.AppendSize)
-	r.table([]string{"mode", "composed, added p50", "/ the floor's p50", "composed, added p99", "/ the floor's p99 (median of rounds)", "tidygate's added p50 / composed's"}, composedRows)
+		"what no implementation of those three steps in sequence can beat here. "+
+		"`%s` is the same process with tidygate's call log (internal/adapters/mlflow, MLFLOW_LOG_MODE=traces, MLFLOW_LOG_CONTENT=full) in place of the bare append: "+
+		"each call's record (a chat call like these, ~1 KB answer) journaled, one `fdatasync` per group commit, before the answer is copied, "+
+		"and delivered in the background into MLflow's tables in a database of its own on the same server, as every call through tidygate is: "+
+		"the floor with every call recorded in MLflow, and nothing else of tidygate's.", composedFloor, bench.AppendSize, composedFloorLogged)
+	r.table([]string{"target", "mode", "added p50", "/ the floor's p50", "added p99", "/ the floor's p99 (median of rounds)", "tidygate's added p50 / its", "tidygate's added p99 / its"}, composedRows)
 	for i, res := range results {
 		if res.Failures > 0 {
 			r.para("%s: %d of %d requests failed (left out of the percentiles); the first with: %v",
@@ -203,8 +225,12 @@ func floorProbes(ctx context.Context, o options, dir string) (probes []bench.Cas
 	}, closeProbes, nil
 }
 
-// composedFloor names bench.FloorGateway's row in the latency tables.
-const composedFloor = "floor, composed"
+// composedFloor and composedFloorLogged name bench.FloorGateway's rows in
+// the latency tables: with the bare append, and with tidygate's call log.
+const (
+	composedFloor       = "floor, composed"
+	composedFloorLogged = "floor, composed, call log on"
+)
 
 // gatewayOf returns the tidygate process among eps, if there is one.
 func gatewayOf(eps []endpoint) *gateway {

@@ -10,7 +10,8 @@
 //     the floor of tidygate's guarantees, measured in the same interleaved
 //     rounds: a plain httputil.ReverseProxy hop, an fdatasync of a 2 KiB
 //     append, and a prepared SELECT 1, each timed alone, and the three
-//     composed in one process (`bench floor`);
+//     composed in one process (`bench floor`), bare and with tidygate's
+//     call log in place of the bare append;
 //  2. throughput at fixed concurrency, and tidygate's peak RSS under it;
 //     with logging on and off, the CPU per call of every process of the
 //     loop, the call log's share of it, and the ratio that leaves at best;
@@ -31,7 +32,7 @@
 //	      [-only latency,throughput,writer,pools,allocs,adapter] [-docs docs] [-quick] …
 //	bench mock [-addr 127.0.0.1:0] [-latency 0s] [-chunk-delay 0s]
 //	bench proxy -target http://127.0.0.1:PORT [-addr 127.0.0.1:0]
-//	bench floor -target http://127.0.0.1:PORT -dsn postgres://… -dir DIR [-addr 127.0.0.1:0]
+//	bench floor -target http://127.0.0.1:PORT -dsn postgres://… -dir DIR [-calllog-dsn postgres://…] [-addr 127.0.0.1:0]
 //
 // `bench mock`, `bench proxy` and `bench floor` serve until interrupted and print
 // "listening on URL" first; run starts them as child processes.

@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tidygate/tidygate/internal/adapters/mlflow"
 	"github.com/tidygate/tidygate/internal/bench"
 )
 
@@ -49,14 +52,18 @@ func serveProxy(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // serveFloor is `bench floor`: bench.FloorGateway, the floor's three parts
-// composed in one process, as a process of its own.
-func serveFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// composed in one process, as a process of its own. With -calllog-dsn, each
+// call's record is tidygate's call log's in place of the bare append: a
+// call record journaled (one fdatasync per group commit) and delivered in
+// the background into MLflow's tables in that database, which it creates.
+func serveFloor(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("bench floor", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	target := fs.String("target", "", "the upstream's base URL, e.g. http://127.0.0.1:9000")
 	dsn := fs.String("dsn", "", "PostgreSQL URL of the round trips")
 	dir := fs.String("dir", "", "directory of the appends' file (the journals' filesystem)")
+	callLogDSN := fs.String("calllog-dsn", "", "record each call through tidygate's call log into MLflow's tables at this PostgreSQL URL, its journal in -dir, in place of the bare append")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,11 +79,49 @@ func serveFloor(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("-dsn: %w", err)
 	}
 	defer db.Close()
-	g, err := bench.NewFloorGateway(u, db, *dir)
+	record, closeRecord, err := floorRecord(ctx, *dir, *callLogDSN)
 	if err != nil {
 		return err
 	}
-	return errors.Join(listenAndServe(ctx, *addr, g, stdout), g.Close())
+	defer func() { err = errors.Join(err, closeRecord()) }()
+	return listenAndServe(ctx, *addr, bench.NewFloorGateway(u, db, record), stdout)
+}
+
+// floorRecord returns the composed floor's record: a bench.Appender in
+// dir, or, with a callLogDSN, tidygate's call log recording a chat call
+// like the latency section's for each call, its journal in dir and its
+// writer delivering into MLflow's tables at callLogDSN, created on open.
+// closeRecord delivers what is left and closes it.
+func floorRecord(ctx context.Context, dir, callLogDSN string) (record func(context.Context) error, closeRecord func() error, err error) {
+	if callLogDSN == "" {
+		a, err := bench.NewAppender(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return a.Append, a.Close, nil
+	}
+	pool, err := pgxpool.New(ctx, callLogDSN)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-calllog-dsn: %w", err)
+	}
+	log, err := mlflow.Open(ctx, pool, mlflow.Options{
+		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "tidygate/",
+		JournalDir: filepath.Join(dir, "floor-calllog"), JournalMaxRecords: 1 << 20,
+		BatchSize: writerBatch, FlushInterval: writerFlush, RequireDatabase: true,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("the call log at -calllog-dsn: %w", err)
+	}
+	var calls atomic.Int64
+	record = func(ctx context.Context) error { return log.Record(ctx, callRecord(calls.Add(1))) }
+	closeRecord = func() error {
+		defer pool.Close()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		return log.Close(cctx)
+	}
+	return record, closeRecord, nil
 }
 
 // parseTarget parses the -target flag: an absolute URL.

@@ -33,12 +33,12 @@ func TestFloorGatewayMakesEachPartOncePerCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	g, err := bench.NewFloorGateway(target, db, dir)
+	appender, err := bench.NewAppender(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
-	srv := httptest.NewServer(g)
+	defer appender.Close()
+	srv := httptest.NewServer(bench.NewFloorGateway(target, db, appender.Append))
 	defer srv.Close()
 
 	const calls = 3
