@@ -384,7 +384,7 @@ func cpuBound(off, log time.Duration) float64 {
 // call, the call log's part of it, and the bound that leaves on the
 // logging on/off ratio; it returns the bound and its figures for the
 // target's line.
-func reportLoggingCPU(r *report, o options, on, off cpuRun) string {
+func reportLoggingCPU(r *report, o options, on, off cpuRun) (string, callCPU) {
 	c := newLoggingCost(on, off)
 	onCall, drainCall := perCall(on.used, on.calls), perCall(on.drained, on.calls)
 	var rows [][]string
@@ -412,7 +412,27 @@ func reportLoggingCPU(r *report, o options, on, off cpuRun) string {
 		"%.2f× counting tidygate and its backends alone.",
 		on.written, on.calls, us(tg), 100*c.share, us(pg), us(c.log()), us(brief), us(offAll), boundAll, boundBrief)
 	return fmt.Sprintf("CPU bound %.2f× (%.2f× for tidygate and PostgreSQL alone): a call costs %s of CPU with logging off, its record %s more (tidygate %s, PostgreSQL %s)",
-		boundAll, boundBrief, us(offAll), us(c.log()), us(tg), us(pg))
+		boundAll, boundBrief, us(offAll), us(c.log()), us(tg), us(pg)), callCPU{off: offAll, record: c.log()}
+}
+
+// callCPU is what a call costs in CPU, every process of the loop counted:
+// with logging off, and its record's share with logging on.
+type callCPU struct{ off, record time.Duration }
+
+// reportThroughputBound writes what the throughput target leaves each call
+// in CPU: at need calls per second, the machine's cores allow each at most
+// cores ÷ need, against what a call costs with its record; the throughput
+// target's line carries the comparison.
+func reportThroughputBound(r *report, o options, need float64, cost callCPU) {
+	cores := runtime.NumCPU()
+	allowed := time.Duration(float64(cores) / need * float64(time.Second))
+	whole := cost.off + cost.record
+	r.para("The throughput target asks for %.0f calls per second with logging on. Sustained, %d cores give each call at most %s of CPU "+
+		"(cores ÷ rate, every process of the loop counted, the database's included); a call costs %s with logging off and its record %s more: %s in all, %.2f× what that rate allows. "+
+		"Over a %s run tidygate answers faster than its CPU sustains only because the writer falls behind and delivers after the load (the table above).",
+		need, cores, us(allowed), us(cost.off), us(cost.record), us(whole), float64(whole)/float64(allowed), o.duration)
+	r.annotate(throughputTargetName(o), fmt.Sprintf("%.0f req/s would leave a call %s of CPU on %d cores; it costs %s with its record (%s without)",
+		need, us(allowed), cores, us(whole), us(cost.off)))
 }
 
 // busy is the fraction of the machine's cores the CPU used kept busy over d.

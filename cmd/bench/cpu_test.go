@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +136,25 @@ func TestCPUShareWeighsSamplesWithAFrameInThePackage(t *testing.T) {
 	}
 	if _, err := cpuShare([]byte{0x0a, 0x05}, callLogPackage); err == nil {
 		t.Error("a truncated profile read without error")
+	}
+}
+
+func TestThroughputBoundIsTheCPUTheTargetRateLeavesACall(t *testing.T) {
+	o := options{concurrency: 64, duration: 10 * time.Second}
+	r := &report{out: &strings.Builder{}}
+	r.target("Pooled query ≥ 5× faster than psycopg2's pool", "2.00×", false)
+	r.target(throughputTargetName(o)+" (measured in this run, median of 3 alternated pairs)", "median 1.90×", false)
+	cores := runtime.NumCPU()
+	need := float64(cores) * 1000 // calls per second that leave each call 1 ms of CPU
+	reportThroughputBound(r, o, need, callCPU{off: 900 * time.Microsecond, record: 1500 * time.Microsecond})
+	if got := r.targets[0][1]; got != "2.00×" {
+		t.Errorf("another target's figures changed: %q", got)
+	}
+	want := fmt.Sprintf("median 1.90×; %.0f req/s would leave a call 1000 µs of CPU on %d cores; it costs 2400 µs with its record (900 µs without)", need, cores)
+	if got := r.targets[1][1]; got != want {
+		t.Errorf("the target's figures\n%q, want\n%q", got, want)
+	}
+	if !strings.Contains(r.md.String(), "2400 µs in all, 2.40× what that rate allows") {
+		t.Errorf("the paragraph lacks the comparison:\n%s", r.md.String())
 	}
 }

@@ -79,7 +79,8 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 	if err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
-	if err := judgeThroughput(ctx, o, tmp, r, mock.url, eps, rates); err != nil {
+	before, err := judgeThroughput(ctx, o, tmp, r, mock.url, eps, rates)
+	if err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
 	if gw != nil {
@@ -87,14 +88,16 @@ func runHTTP(ctx context.Context, o options, tmp string, r *report, stderr io.Wr
 			return nil, err
 		}
 	}
-	return svg, runLoggingOff(ctx, o, tmp, r, mock, rates, logging, stderr)
+	return svg, runLoggingOff(ctx, o, tmp, r, mock, rates, logging, before, stderr)
 }
 
 // runLoggingOff measures tidygate's throughput with its call log switched
 // off, when -logging-off-env names the switch, and reports the ratio
 // beside the CPU bound: the ratio the CPU each call costs with logging on
-// and off allows at best, when every process shares the cores.
-func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *child, rates map[string]bench.Throughput, on *cpuRun, stderr io.Writer) error {
+// and off allows at best, when every process shares the cores. With the
+// build before's req/s (before > 0), it also shows the CPU a call may cost
+// at the throughput target's rate against what it costs.
+func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *child, rates map[string]bench.Throughput, on *cpuRun, before float64, stderr io.Writer) error {
 	onRate, ok := rates["tidygate"]
 	if !ok {
 		return nil
@@ -134,7 +137,11 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *
 	r.para("Logging on/off: %.2f× (logging on costs %.1f %% of throughput).", onOff, 100*(1-onOff))
 	measured := fmt.Sprintf("%.0f vs %.0f req/s (%.2f×)", onRate.PerSecond(), off.PerSecond(), onOff)
 	if on != nil {
-		measured += "; " + reportLoggingCPU(r, o, *on, offRun)
+		bound, cost := reportLoggingCPU(r, o, *on, offRun)
+		measured += "; " + bound
+		if before > 0 {
+			reportThroughputBound(r, o, throughputTarget*before, cost)
+		}
 	}
 	r.target(name, measured, onOff >= 0.9)
 	return nil

@@ -54,6 +54,17 @@ func (r *report) target(name, measured string, met bool) {
 	r.targets = append(r.targets, []string{name, measured, verdict})
 }
 
+// annotate adds why to the figures of the target whose name begins with
+// prefix, once it has been recorded.
+func (r *report) annotate(prefix, why string) {
+	for _, t := range r.targets {
+		if strings.HasPrefix(t[0], prefix) {
+			t[1] += "; " + why
+			return
+		}
+	}
+}
+
 // untested records a target the run could not measure, and why.
 func (r *report) untested(name, why string) {
 	r.targets = append(r.targets, []string{name, why, "NOT MEASURED"})

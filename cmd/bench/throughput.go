@@ -108,6 +108,12 @@ func throughputRow(name string, t bench.Throughput) []string {
 	return []string{name, fmt.Sprintf("%.0f", t.PerSecond()), us(t.Latency.P50), us(t.Latency.P99), fmt.Sprint(t.Failed)}
 }
 
+// throughputTargetName is the throughput target's name in the summary,
+// before what says how it was judged.
+func throughputTargetName(o options) string {
+	return fmt.Sprintf("Throughput at c=%d with logging on ≥ %.0f × the build before", o.concurrency, throughputTarget)
+}
+
 // baselinePairs is how many alternated pairs of runs (tidygate, then the
 // baseline build) judge the throughput target when the baseline build is
 // measured in the same run: the target is judged on the median of the
@@ -119,24 +125,26 @@ const baselinePairs = 3
 // work. When -baseline-tidygate names that build's binary, both are loaded
 // in baselinePairs alternated pairs of runs of -duration, and the median of
 // the pairs' ratios is judged; otherwise tidygate's run of section 2
-// against the recorded -baseline-rps.
-func judgeThroughput(ctx context.Context, o options, tmp string, r *report, mockURL string, eps []endpoint, rates map[string]bench.Throughput) error {
+// against the recorded -baseline-rps. It returns the build before's req/s
+// (the median of its runs, or -baseline-rps), or 0 when tidygate was not
+// measured.
+func judgeThroughput(ctx context.Context, o options, tmp string, r *report, mockURL string, eps []endpoint, rates map[string]bench.Throughput) (before float64, err error) {
 	t, ok := rates["tidygate"]
 	g := gatewayOf(eps)
 	if !ok || g == nil {
-		return nil
+		return 0, nil
 	}
-	name := fmt.Sprintf("Throughput at c=%d with logging on ≥ %.0f × the build before", o.concurrency, throughputTarget)
+	name := throughputTargetName(o)
 	if o.baselineTidygate == "" {
 		r.target(fmt.Sprintf("%s (%.0f req/s, -baseline-rps)", name, o.baselineRPS),
 			fmt.Sprintf("%.0f req/s (%.2f×)", t.PerSecond(), t.PerSecond()/o.baselineRPS), t.PerSecond() >= throughputTarget*o.baselineRPS)
-		return nil
+		return o.baselineRPS, nil
 	}
 	ob := o
 	ob.tidygate = o.baselineTidygate
 	base, err := startGateway(ctx, ob, tmp, "tidygate-baseline", mockURL)
 	if err != nil {
-		return fmt.Errorf("the baseline build %s: %w", o.baselineTidygate, err)
+		return 0, fmt.Errorf("the baseline build %s: %w", o.baselineTidygate, err)
 	}
 	defer base.close()
 	client := bench.NewClient(o.concurrency)
@@ -148,13 +156,14 @@ func judgeThroughput(ctx context.Context, o options, tmp string, r *report, mock
 		return run
 	}
 	var rows [][]string
-	var rs []float64
+	var rs, befores []float64
 	var firsts []error // the first failures seen, at most two
 	for i := range baselinePairs {
 		now, before := load(g), load(base)
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
+		befores = append(befores, before.PerSecond())
 		for _, run := range []bench.Throughput{now, before} {
 			if run.FirstErr != nil && len(firsts) < 2 {
 				firsts = append(firsts, run.FirstErr)
@@ -174,5 +183,5 @@ func judgeThroughput(ctx context.Context, o options, tmp string, r *report, mock
 	m := median(rs)
 	r.target(fmt.Sprintf("%s (measured in this run, median of %d alternated pairs)", name, baselinePairs),
 		fmt.Sprintf("median %.2f× (%s)", m, ratios(rs)), m >= throughputTarget)
-	return nil
+	return median(befores), nil
 }
