@@ -80,7 +80,7 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 15s) each
 	done <<<"$$targets"
 
 .PHONY: bench
-bench: build ## the benchmark harness (cmd/bench, ~7 min): latency, throughput (beside the build of BASELINE_REV), MLflow writer, pools, memory; rewrites docs/BENCHMARKS.md
+bench: build ## the benchmark harness (cmd/bench, ~10 min): latency, throughput (beside the build of BASELINE_REV), MLflow writer, pools, memory; rewrites docs/BENCHMARKS.md
 	[ -x $(BASELINE) ] || scripts/bench/build-baseline.sh $(BASELINE_REV) $(BASELINE) || true
 	$(GO) run ./cmd/bench -tidygate $(BINARY) $$([ -x $(BASELINE) ] && echo -baseline-tidygate $(BASELINE)) -docs docs $(BENCHFLAGS)
 
