@@ -34,8 +34,9 @@ const latencyProfile = 20 * time.Second
 // journals' filesystem, and a prepared SELECT 1) interleaved beside them;
 // added latency is each percentile minus direct's. The floor composed
 // (bench.FloorGateway, a process of its own) is measured in the same
-// rounds, bare and with tidygate's call log, as the last two rows. When tidygate is among eps, its Messages and
-// Responses dialects are measured too, as rows of their own.
+// rounds, bare and with tidygate's call log, as the last two rows. When
+// tidygate is among eps, its Messages and Responses dialects are measured
+// too, as rows of their own.
 func runLatency(ctx context.Context, o options, tmp string, r *report, eps []endpoint) ([]byte, error) {
 	if g := gatewayOf(eps); g != nil {
 		eps = append(slices.Clone(eps),
@@ -141,14 +142,12 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 		}
 		r.write("**" + m.name + "**\n\n")
 		r.table([]string{"target", "p50", "p90", "p99", "p99.9", "added p50", "added p99", "added p50 / floor's", "added p99 / floor's"}, rows)
-		composedAt := func(ci int) (a50, a99 time.Duration, rr []float64) {
-			rr = roundRatios(99, o.rounds, m.pick, results[mi*len(eps)], results[mi*len(eps)+1], results[mi*len(eps)+ci], fsync, roundTrip)
-			return sums[ci].P50 - direct.P50, sums[ci].P99 - direct.P99, rr
-		}
-		c50, _, crr := composedAt(len(eps) - 2)
-		l50, _, lrr := composedAt(len(eps) - 1)
-		for _, ci := range []int{len(eps) - 2, len(eps) - 1} {
-			a50, a99, rr := composedAt(ci)
+		var c50s [2]time.Duration // the floor composed, bare and with the call log: added p50
+		var crrs [2][]float64     // … and its rounds' p99 ratios
+		for k, ci := range []int{len(eps) - 2, len(eps) - 1} {
+			a50, a99 := sums[ci].P50-direct.P50, sums[ci].P99-direct.P99
+			rr := roundRatios(99, o.rounds, m.pick, results[mi*len(eps)], results[mi*len(eps)+1], results[mi*len(eps)+ci], fsync, roundTrip)
+			c50s[k], crrs[k] = a50, rr
 			row := []string{eps[ci].name, m.name, us(a50), ratio(float64(a50), float64(f50)), us(a99), fmt.Sprintf("%.2f×", median(rr)), "–", "–"}
 			if hasGateway {
 				row[6] = ratio(float64(sums[2].P50-direct.P50), float64(a50))
@@ -156,6 +155,7 @@ func runLatency(ctx context.Context, o options, tmp string, r *report, eps []end
 			}
 			composedRows = append(composedRows, row)
 		}
+		c50, l50, crr, lrr := c50s[0], c50s[1], crrs[0], crrs[1]
 		if !hasGateway {
 			continue
 		}

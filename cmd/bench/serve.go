@@ -62,7 +62,7 @@ func serveFloor(ctx context.Context, args []string, stdout, stderr io.Writer) (e
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	target := fs.String("target", "", "the upstream's base URL, e.g. http://127.0.0.1:9000")
 	dsn := fs.String("dsn", "", "PostgreSQL URL of the round trips")
-	dir := fs.String("dir", "", "directory of the appends' file (the journals' filesystem)")
+	dir := fs.String("dir", "", "directory of the appends' file, or of the call log's journal (the journals' filesystem)")
 	callLogDSN := fs.String("calllog-dsn", "", "record each call through tidygate's call log into MLflow's tables at this PostgreSQL URL, its journal in -dir, in place of the bare append")
 	if err := fs.Parse(args); err != nil {
 		return err
