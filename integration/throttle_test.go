@@ -141,3 +141,32 @@ func TestTrustedProxiesCountEachClientApart(t *testing.T) {
 		t.Errorf("another client behind the same proxy: %d %s, want 200", r.StatusCode, b)
 	}
 }
+
+// TestAdminAuthFailureLimitIsTheAdminSidesOwn: ADMIN_AUTH_FAILURE_LIMIT
+// sets the admin API's throttle, counted apart from the model endpoints':
+// its failures get 401 up to the limit, then 429 with the throttle's code
+// even for a valid admin key, while the same address's valid API key is
+// still answered on the model endpoints.
+func TestAdminAuthFailureLimitIsTheAdminSidesOwn(t *testing.T) {
+	env := append(baseEnv(t, pgtest.New(t)), "RATE_LIMIT_WINDOW="+window.String(), "ADMIN_AUTH_FAILURE_LIMIT=2", "AUTH_FAILURE_LIMIT=50")
+	s := start(t, env)
+	adminKey := runAdminKey(t, env, "throttle", "read")
+	inOneWindow()
+	admin := func(cred string) (*reply, []byte) {
+		return s.do(http.MethodGet, "/admin/v1/audit", "", "Authorization", "Bearer "+cred)
+	}
+	for i := range 2 {
+		if r, b := admin("tga-not-an-admin-key-000000000000"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d %s, want 401", i+1, r.StatusCode, b)
+		}
+	}
+	for _, cred := range []string{"tga-not-an-admin-key-000000000000", adminKey} {
+		r, b := admin(cred)
+		if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "too_many_failed_authentications") {
+			t.Errorf("past ADMIN_AUTH_FAILURE_LIMIT=2: %d %s (Retry-After %q), want 429 too_many_failed_authentications", r.StatusCode, b, r.Header.Get("Retry-After"))
+		}
+	}
+	if r, b := dialectCall(s, "chat", s.Key); r.StatusCode != http.StatusOK {
+		t.Errorf("the model endpoints from the same address: %d %s, want 200", r.StatusCode, b)
+	}
+}

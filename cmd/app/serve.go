@@ -176,11 +176,6 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 	return svc, nil
 }
 
-// adminAuthFailureLimit is how many failed authentications a client
-// address may make per rate-limit window on the admin side (the admin API
-// and the console together).
-const adminAuthFailureLimit = 10
-
 // servers are the API server, unless ADMIN_ADDR is off the admin server, and
 // when ADMIN_API_ADDR is set the admin API's own server.
 type servers struct{ api, admin, adminAPI *http.Server }
@@ -211,7 +206,7 @@ func newServers(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, svc *gatew
 		adminOpts.Tokens = iss
 	}
 	adminSvc := admin.NewService(stores.keys, adminOpts)
-	throttle := auththrottle.New(limiter, domain.LimitAdminAddress, adminAuthFailureLimit, nil)
+	throttle := auththrottle.New(limiter, domain.LimitAdminAddress, cfg.AdminAuthFailureLimit, nil)
 	adminAPI, err := adminapi.NewHandler(adminSvc, adminapi.Options{Logger: d.Logger.With("component", "adminapi"), Throttle: throttle})
 	if err != nil {
 		return nil, err

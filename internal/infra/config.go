@@ -139,6 +139,7 @@ type Config struct {
 	RateLimitWindow          time.Duration `env:"RATE_LIMIT_WINDOW" envDefault:"1m"`             // the rpm/tpm window; tests shorten it
 	RateLimitLeaseTTL        time.Duration `env:"RATE_LIMIT_LEASE_TTL" envDefault:"30s"`         // a dead replica's places in flight come back after it
 	AuthFailureLimit         int           `env:"AUTH_FAILURE_LIMIT" envDefault:"20"`            // failed authentications per client address per window on the model endpoints; 0: not throttled
+	AdminAuthFailureLimit    int           `env:"ADMIN_AUTH_FAILURE_LIMIT" envDefault:"10"`      // failed authentications per client address per window on the admin API and the console together; 0: not throttled
 	TrustedProxies           string        `env:"TRUSTED_PROXIES"`                               // CIDRs or addresses whose X-Forwarded-For names the client; empty: none
 
 	// Stored responses of the Responses API.
@@ -559,6 +560,7 @@ func (cfg Config) validate(unparsed []string) []string {
 		c.fail("RATE_LIMIT_LEASE_TTL", cfg.RateLimitLeaseTTL, "must be at least 1s (leases are renewed every third of it)")
 	}
 	c.atLeast("AUTH_FAILURE_LIMIT", int64(cfg.AuthFailureLimit), 0, " (0: failed authentications are not throttled)")
+	c.atLeast("ADMIN_AUTH_FAILURE_LIMIT", int64(cfg.AdminAuthFailureLimit), 0, " (0: failed authentications are not throttled)")
 	if _, err := parseTrustedProxies(cfg.TrustedProxies); err != nil {
 		c.fail("TRUSTED_PROXIES", cfg.TrustedProxies, "%v", err)
 	}

@@ -176,6 +176,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"DB_POOL_MAX_CONNS": "0"}, `DB_POOL_MAX_CONNS=0: must be at least 1`},
 		{map[string]string{"DB_POOL_MAX_CONNS": "3000000000"}, `DB_POOL_MAX_CONNS="3000000000": is out of range`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "-1"}, `DB_POOL_MIN_CONNS=-1: must be at least 0`},
+		{map[string]string{"ADMIN_AUTH_FAILURE_LIMIT": "-1"}, `ADMIN_AUTH_FAILURE_LIMIT=-1: must be at least 0 (0: failed authentications are not throttled)`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "11"}, `DB_POOL_MIN_CONNS=11: must not exceed DB_POOL_MAX_CONNS=10`},
 		{map[string]string{"DEPLOY_PROFILE": "home", "DB_POOL_MAX_CONNS": "1"}, `DB_POOL_MIN_CONNS=4 (the DEPLOY_PROFILE=home default): must not exceed DB_POOL_MAX_CONNS=1`},
 		{map[string]string{"LEDGER_LOCK_TIMEOUT": "0s"}, `LEDGER_LOCK_TIMEOUT=0s: must be at least 1ms`},
