@@ -31,16 +31,7 @@ import (
 // when two exporters run at once.
 func TestAdminChangesBecomeMLflowTracesExactlyOnce(t *testing.T) {
 	ctx := context.Background()
-	dsn := pgtest.New(t)
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	keys := postgres.NewKeyStore(pool)
+	pool, keys := migratedKeyStore(t)
 	svc := admin.NewService(keys, admin.Options{})
 	actor := domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_flow", Scopes: []domain.AdminScope{domain.AdminWrite}}
 	var secrets []string
@@ -137,8 +128,8 @@ func TestAdminChangesBecomeMLflowTracesExactlyOnce(t *testing.T) {
 		t.Fatalf("%d audit entries after %d writes", len(entries), writes)
 	}
 	for _, e := range entries {
-		if e.TraceID != domain.AuditTraceID(e.ID) {
-			t.Errorf("audit entry %d (%s) lists trace %q; want %s", e.ID, e.Action, e.TraceID, domain.AuditTraceID(e.ID))
+		if e.TraceKey == "" || e.TraceID != domain.AuditTraceID(e) {
+			t.Errorf("audit entry %d (%s, key %q) lists trace %q; want %s", e.ID, e.Action, e.TraceKey, e.TraceID, domain.AuditTraceID(e))
 		}
 		meta := traceMetadata(t, pool, e.TraceID)
 		if meta["tidygate.actor"] != "admin_key:adm_flow" || meta["tidygate.audit_reason"] != e.Reason ||
@@ -210,7 +201,7 @@ func TestAdminChangesBecomeMLflowTracesExactlyOnce(t *testing.T) {
 		t.Errorf("after the concurrent exports: %d traces, %d marked; want %d of each", n, exported(), writes)
 	}
 
-	dump := dumpTables(t, dsn, "trace_info", "trace_tags", "trace_request_metadata", "spans", "experiments", "experiment_tags")
+	dump := dumpTables(t, pool.Config().ConnString(), "trace_info", "trace_tags", "trace_request_metadata", "spans", "experiments", "experiment_tags")
 	for _, s := range secrets {
 		if strings.Contains(dump, s) || strings.Contains(dump, domain.HashKey(s)) {
 			t.Errorf("a secret (or its hash) reached the MLflow tables")
@@ -284,4 +275,71 @@ func traceMetadata(t *testing.T, pool *pgxpool.Pool, traceID string) map[string]
 		meta[k] = v
 	}
 	return meta
+}
+
+// TestInstallationsSharingAnMLflowDatabaseKeepTheirAuditTrails: two
+// installations, each with its own database whose audit log counts from 1,
+// export to one MLflow database: each change becomes a trace of its own,
+// holding that installation's actor and reason, and each entry lists its
+// own trace. (With traces derived from the entry's ID alone, the second
+// export found "its" trace written already and recorded the first
+// installation's trace as its own.)
+func TestInstallationsSharingAnMLflowDatabaseKeepTheirAuditTrails(t *testing.T) {
+	ctx := context.Background()
+	mlflowDB, err := pgxpool.New(ctx, pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mlflowDB.Close()
+	opts := mlflow.Options{Schema: mlflow.SchemaCreate, ExperimentPrefix: "tidygate/"}
+	var traceIDs []string
+	for _, team := range []string{"staging", "production"} {
+		_, keys := migratedKeyStore(t)
+		actor := domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_" + team, Scopes: []domain.AdminScope{domain.AdminWrite}}
+		if _, _, err := admin.NewService(keys, admin.Options{}).CreateKey(ctx, actor, "onboarding "+team, domain.NewKey{User: "ann", Team: team}); err != nil {
+			t.Fatal(err)
+		}
+		x, err := mlflow.NewAuditExporter(mlflowDB, keys, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := keys.Audit(ctx, domain.AuditQuery{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 1 || entries[0].ID != 1 || entries[0].TraceID == "" {
+			t.Fatalf("%s's audit log: %+v; want entry 1, exported", team, entries)
+		}
+		meta := traceMetadata(t, mlflowDB, entries[0].TraceID)
+		if meta["tidygate.actor"] != "admin_key:adm_"+team || meta["tidygate.audit_reason"] != "onboarding "+team {
+			t.Errorf("%s's entry 1 lists trace %s, whose metadata is %v", team, entries[0].TraceID, meta)
+		}
+		traceIDs = append(traceIDs, entries[0].TraceID)
+	}
+	var n int
+	if err := mlflowDB.QueryRow(ctx, `SELECT count(*) FROM trace_info t JOIN experiments e ON e.experiment_id = t.experiment_id
+		WHERE e.name = 'tidygate/admin'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || traceIDs[0] == traceIDs[1] {
+		t.Errorf("%d traces in tidygate/admin, entries list %v; want two traces, one for each installation's entry", n, traceIDs)
+	}
+}
+
+// migratedKeyStore returns a pool on a new database with tidygate's schema,
+// closed when the test ends, and the key store on it.
+func migratedKeyStore(t *testing.T) (*pgxpool.Pool, *postgres.KeyStore) {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), pgtest.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := postgres.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool, postgres.NewKeyStore(pool)
 }

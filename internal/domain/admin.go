@@ -199,19 +199,31 @@ type AuditEntry struct {
 	// *Principal or *LimitsOf, nil when it did not exist before or does not
 	// exist after.
 	Before, After any
-	// TraceID is the MLflow trace the entry was exported as (AuditTraceID
-	// of ID), empty until it has been exported.
+	// TraceKey is the random key the audit log gave the entry when it was
+	// written, which its MLflow trace is derived from (AuditTraceKey);
+	// empty for an entry written before the audit log gave keys.
+	TraceKey string
+	// TraceID is the MLflow trace the entry was exported as (AuditTraceID),
+	// empty until it has been exported.
 	TraceID string
 }
 
-// AuditTraceKey is what the MLflow trace of the audit entry with this ID is
-// derived from, as a call's trace is from its request ID: exporting the
-// entry twice writes the same trace.
-func AuditTraceKey(id int64) string { return "audit-" + strconv.FormatInt(id, 10) }
+// AuditTraceKey is what the MLflow trace of the audit entry e is derived
+// from, as a call's trace is from its request ID: exporting the entry twice
+// writes the same trace, while entries of two installations that share an
+// MLflow database, whose IDs both count from 1, have keys of their own. An
+// entry without a key (written before the audit log gave keys) is known by
+// its ID, as it was exported then.
+func AuditTraceKey(e AuditEntry) string {
+	if e.TraceKey == "" {
+		return "audit-" + strconv.FormatInt(e.ID, 10)
+	}
+	return "audit-" + e.TraceKey
+}
 
-// AuditTraceID returns the MLflow trace ID of the audit entry with this ID:
-// "tr-" and 32 hex digits.
-func AuditTraceID(id int64) string { return TraceID(AuditTraceKey(id)) }
+// AuditTraceID returns the MLflow trace ID of the audit entry e: "tr-" and
+// 32 hex digits.
+func AuditTraceID(e AuditEntry) string { return TraceID(AuditTraceKey(e)) }
 
 // AuditQuery selects audit entries, newest first.
 type AuditQuery struct {

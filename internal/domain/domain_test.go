@@ -391,3 +391,24 @@ func TestWithinKeepsTheClassesInsideThePrompt(t *testing.T) {
 		t.Fatal("a consistent claim within the bound was changed")
 	}
 }
+
+// TestAuditTraceKeyKeepsInstallationsApart: entries with the same ID and
+// keys of their own (two installations sharing one MLflow database) get
+// different traces; one entry gets the same trace each time; an entry
+// without a key keeps the trace its ID gave it before keys existed.
+func TestAuditTraceKeyKeepsInstallationsApart(t *testing.T) {
+	a := domain.AuditEntry{ID: 1, TraceKey: "6f1c8a52-0d7e-4b8e-9a0c-3c2d1e0f9b7a"}
+	b := domain.AuditEntry{ID: 1, TraceKey: "c3b9e1d4-5a6f-4e2b-8c7d-1a0b9f8e7d6c"}
+	if domain.AuditTraceID(a) == domain.AuditTraceID(b) {
+		t.Errorf("two entries with ID 1 and keys of their own share trace %s", domain.AuditTraceID(a))
+	}
+	if domain.AuditTraceID(a) != domain.AuditTraceID(domain.AuditEntry{ID: 7, TraceKey: a.TraceKey}) {
+		t.Error("the trace depends on more than the entry's key")
+	}
+	if got, want := domain.AuditTraceKey(domain.AuditEntry{ID: 42}), "audit-42"; got != want {
+		t.Errorf("an entry without a key: %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(domain.AuditTraceID(a), "tr-") || len(domain.AuditTraceID(a)) != 35 {
+		t.Errorf("trace ID %q is not tr- and 32 hex digits", domain.AuditTraceID(a))
+	}
+}

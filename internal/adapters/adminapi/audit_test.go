@@ -46,7 +46,7 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 		Actor:   domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"},
 		Before:  &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{TPM: 100_000}},
 		After:   &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600, MaxConcurrent: 4}},
-		TraceID: domain.AuditTraceID(7),
+		TraceID: domain.AuditTraceID(domain.AuditEntry{ID: 7}),
 	}, {ID: 6, At: at, Action: "admin_key.create", Target: "adm_ops", Reason: "automation", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
 		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}}}}
 	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
@@ -89,8 +89,8 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	}
 	want(page.Data[0].Before, 0, 100_000, 0)
 	want(page.Data[0].After, 600, 0, 4)
-	if id := page.Data[0].TraceID; id == nil || *id != domain.AuditTraceID(7) {
-		t.Errorf("the exported entry's trace_id is %v; want %s", id, domain.AuditTraceID(7))
+	if id := page.Data[0].TraceID; id == nil || *id != domain.AuditTraceID(domain.AuditEntry{ID: 7}) {
+		t.Errorf("the exported entry's trace_id is %v; want %s", id, domain.AuditTraceID(domain.AuditEntry{ID: 7}))
 	}
 	if id := page.Data[1].TraceID; id != nil {
 		t.Errorf("the entry not exported yet has trace_id %q; want null", *id)

@@ -94,12 +94,12 @@ func TestPages(t *testing.T) {
 	// An entry exported to MLflow shows its trace; the others say they are
 	// not yet recorded there. A limits change says the limits.
 	f.store.mu.Lock()
-	f.store.entries[0].TraceID = domain.AuditTraceID(f.store.entries[0].ID)
+	f.store.entries[0].TraceID = domain.AuditTraceID(f.store.entries[0])
 	f.store.entries = append(f.store.entries, domain.AuditEntry{ID: 99, At: f.now, Actor: domain.Actor{Kind: domain.ActorCLI, ID: "ops"},
 		Action: "limits.set", Target: "team:risk", Reason: "quota", After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 30}}})
 	f.store.mu.Unlock()
 	p := b.get("/console/audit")
-	for _, want := range []string{"<code>" + domain.AuditTraceID(f.store.entries[0].ID) + "</code>", "not yet recorded", "limits: 30 requests per minute"} {
+	for _, want := range []string{"<code>" + domain.AuditTraceID(f.store.entries[0]) + "</code>", "not yet recorded", "limits: 30 requests per minute"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the audit page lacks %q", want)
 		}

@@ -136,7 +136,7 @@ func (x *AuditExporter) write(ctx context.Context, entries []domain.AuditEntry) 
 	var b rows
 	for _, e := range entries {
 		if err := b.addAuditTrace(e, exp); err != nil {
-			return &recordError{requestID: domain.AuditTraceKey(e.ID), err: err}
+			return &recordError{requestID: domain.AuditTraceKey(e), err: err}
 		}
 	}
 	if err := s.writeRows(ctx, conn.Conn(), &b, "write the audit log to the MLflow database"); err != nil {
@@ -170,7 +170,7 @@ type auditResponse struct {
 // outputs, and the actor, the reason, the action and the target in the
 // trace's metadata and tags.
 func (b *rows) addAuditTrace(e domain.AuditEntry, exp experiment) error {
-	ids := newTraceIDs(domain.AuditTraceKey(e.ID))
+	ids := newTraceIDs(domain.AuditTraceKey(e))
 	traceID := ids.traceID()
 	rootName := "admin/" + e.Action
 	inputs, err := marshalJSON(auditRequest{Action: e.Action, Target: e.Target, Before: auditState(e.Before), After: auditState(e.After)})

@@ -16,7 +16,7 @@ import (
 func TestAuditTraceHoldsTheChange(t *testing.T) {
 	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
 	reason := "quarter plan " + strings.Repeat("r", 300)
-	e := domain.AuditEntry{ID: 42, At: at, Action: "limits.set", Target: "team:risk", Reason: reason,
+	e := domain.AuditEntry{ID: 42, TraceKey: "0b5c3f5e-9d1e-4c7a-8a52-2f0e7d9b6a11", At: at, Action: "limits.set", Target: "team:risk", Reason: reason,
 		Actor:  domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"},
 		Before: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{TPM: 100_000}},
 		After:  &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600}}}
@@ -28,7 +28,7 @@ func TestAuditTraceHoldsTheChange(t *testing.T) {
 		t.Fatalf("%d traces and %d spans; want one of each", len(b.traceInfo), len(b.spans))
 	}
 	info := b.traceInfo[0]
-	if info.RequestID != domain.AuditTraceID(42) || info.TimestampMS != at.UnixMilli() || info.Status != statusOK || info.TraceName != "admin/limits.set" {
+	if info.RequestID != domain.TraceID("audit-0b5c3f5e-9d1e-4c7a-8a52-2f0e7d9b6a11") || info.TimestampMS != at.UnixMilli() || info.Status != statusOK || info.TraceName != "admin/limits.set" {
 		t.Errorf("trace_info %+v", info)
 	}
 	meta := metadata(b)

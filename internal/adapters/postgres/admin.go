@@ -333,7 +333,7 @@ func (s *KeyStore) ExportAudit(ctx context.Context, limit int, export func(conte
 		}
 		ids, traces := make([]int64, len(entries)), make([]string, len(entries))
 		for i, e := range entries {
-			ids[i], traces[i] = e.ID, domain.AuditTraceID(e.ID)
+			ids[i], traces[i] = e.ID, domain.AuditTraceID(e)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO tidygate_audit_exports (audit_id, trace_id)
 			SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (audit_id) DO NOTHING`, ids, traces)
@@ -355,7 +355,7 @@ var errExportFailed = domain.Errorf(domain.KindInternal, "the audit export faile
 // selectAudit reads audit entries (a) with their export (x); a query
 // appends its conditions.
 const selectAudit = `SELECT a.id, a.at, a.actor_kind, a.actor_id, a.action, a.target, a.reason, a.before, a.after,
-	coalesce(x.trace_id, '')
+	coalesce(a.trace_key, ''), coalesce(x.trace_id, '')
 	FROM tidygate_audit_log a LEFT JOIN tidygate_audit_exports x ON x.audit_id = a.id`
 
 // queryAudit runs a query built on selectAudit.
@@ -370,7 +370,7 @@ func queryAudit(ctx context.Context, q querier, sql string, args ...any) ([]doma
 		var e domain.AuditEntry
 		var kind string
 		var before, after []byte
-		if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after, &e.TraceID); err != nil {
+		if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after, &e.TraceKey, &e.TraceID); err != nil {
 			return nil, err
 		}
 		e.Actor.Kind, e.At = domain.ActorKind(kind), e.At.UTC()
