@@ -224,10 +224,10 @@ func (c *switchedConns) Acquire(ctx context.Context) (*pgxpool.Conn, error) {
 
 // dyingOutbox writes the traces and then fails, as an exporter killed
 // between MLflow's commit and its own would.
-type dyingOutbox struct{ outbox mlflow.AuditOutbox }
+type dyingOutbox struct{ mlflow.AuditOutbox }
 
 func (o dyingOutbox) ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error) {
-	return o.outbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
+	return o.AuditOutbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
 		if err := export(ctx, entries); err != nil {
 			return err
 		}
@@ -238,13 +238,13 @@ func (o dyingOutbox) ExportAudit(ctx context.Context, limit int, export func(con
 // countingOutbox counts the entries each successful export wrote, and
 // slows each export so that exporters running at once overlap.
 type countingOutbox struct {
-	outbox mlflow.AuditOutbox
-	mu     *sync.Mutex
-	seen   map[int64]int
+	mlflow.AuditOutbox
+	mu   *sync.Mutex
+	seen map[int64]int
 }
 
 func (o countingOutbox) ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error) {
-	return o.outbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
+	return o.AuditOutbox.ExportAudit(ctx, limit, func(ctx context.Context, entries []domain.AuditEntry) error {
 		time.Sleep(200 * time.Millisecond)
 		if err := export(ctx, entries); err != nil {
 			return err
@@ -342,4 +342,58 @@ func migratedKeyStore(t *testing.T) (*pgxpool.Pool, *postgres.KeyStore) {
 		t.Fatal(err)
 	}
 	return pool, postgres.NewKeyStore(pool)
+}
+
+// TestAnAuditEntryMLflowRefusesDoesNotHoldBackTheOthers: MLflow's database
+// refuses one entry's trace for its data (here a check constraint the test
+// adds, standing for any constraint or limit of MLflow's schema): the
+// entries before and after it are exported, it is recorded as refused with
+// PostgreSQL's reason and never claimed again, and it stays in the audit
+// log.
+func TestAnAuditEntryMLflowRefusesDoesNotHoldBackTheOthers(t *testing.T) {
+	ctx := context.Background()
+	pool, keys := migratedKeyStore(t)
+	svc := admin.NewService(keys, admin.Options{})
+	actor := domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_poison", Scopes: []domain.AdminScope{domain.AdminWrite}}
+	for _, reason := range []string{"first change", "the poisoned change", "third change"} {
+		if _, err := svc.SetLimits(ctx, actor, reason, domain.LimitTeam, "risk", domain.Limits{RPM: len(reason)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := mlflow.Options{Schema: mlflow.SchemaCreate, ExperimentPrefix: "tidygate/"}
+	x, err := mlflow.NewAuditExporter(pool, keys, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Export(ctx); err != nil { // creates MLflow's tables and exports all three
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM tidygate_audit_exports; DELETE FROM trace_request_metadata; DELETE FROM trace_tags;
+		DELETE FROM spans; DELETE FROM trace_info;
+		ALTER TABLE trace_request_metadata ADD CONSTRAINT no_poison CHECK (value NOT LIKE '%poisoned%')`); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the refusal is found and recorded at once; later exports find nothing
+		if err := x.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := keys.Audit(ctx, domain.AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("%d audit entries, want 3", len(entries))
+	}
+	for _, e := range entries {
+		poisoned := e.Reason == "the poisoned change"
+		switch {
+		case poisoned && (e.TraceID != "" || !strings.Contains(e.ExportRefused, "no_poison")):
+			t.Errorf("the refused entry: trace %q, refusal %q; want no trace and PostgreSQL's reason naming the constraint", e.TraceID, e.ExportRefused)
+		case !poisoned && (e.TraceID == "" || e.ExportRefused != ""):
+			t.Errorf("entry %q: trace %q, refusal %q; want exported", e.Reason, e.TraceID, e.ExportRefused)
+		case !poisoned && traceMetadata(t, pool, e.TraceID)["tidygate.audit_reason"] != e.Reason:
+			t.Errorf("entry %q's trace %s does not hold it", e.Reason, e.TraceID)
+		}
+	}
 }

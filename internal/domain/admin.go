@@ -206,6 +206,9 @@ type AuditEntry struct {
 	// TraceID is the MLflow trace the entry was exported as (AuditTraceID),
 	// empty until it has been exported.
 	TraceID string
+	// ExportRefused is why MLflow's database refused the entry's trace, when
+	// it did: the entry is then never exported, and stays in the audit log.
+	ExportRefused string
 }
 
 // AuditTraceKey is what the MLflow trace of the audit entry e is derived

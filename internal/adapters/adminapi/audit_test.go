@@ -37,9 +37,9 @@ func (s auditStore) Audit(context.Context, domain.AuditQuery) ([]domain.AuditEnt
 }
 
 // TestAuditShowsLimitsBeforeAndAfter checks that GET /audit shows a limits
-// change's limits before and after (not null), and the MLflow trace of an
-// exported entry (null for one not exported yet), in the shape the OpenAPI
-// document describes.
+// change's limits before and after (not null), the MLflow trace of an
+// exported entry (null for one not exported yet) and why MLflow refused an
+// entry it refused, in the shape the OpenAPI document describes.
 func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
 	store := auditStore{entries: []domain.AuditEntry{{ID: 7, At: at, Action: "limits.set", Target: "team:risk", Reason: "quarter plan",
@@ -48,7 +48,9 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 		After:   &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 600, MaxConcurrent: 4}},
 		TraceID: domain.AuditTraceID(domain.AuditEntry{ID: 7}),
 	}, {ID: 6, At: at, Action: "admin_key.create", Target: "adm_ops", Reason: "automation", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
-		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}}}}
+		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}},
+		{ID: 5, At: at, Action: "limits.set", Target: "team:ops", Reason: "refused", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
+			After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "ops"}, ExportRefused: "value too long for type character varying(8000)"}}}
 	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
 		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
 	if err != nil {
@@ -75,9 +77,10 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 		Data []struct {
 			Before, After map[string]any
 			TraceID       *string `json:"trace_id"`
+			ExportRefused *string `json:"export_refused"`
 		}
 	}
-	if err := json.Unmarshal(body, &page); err != nil || len(page.Data) != 2 {
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Data) != 3 {
 		t.Fatalf("GET /audit answered %s (%v)", body, err)
 	}
 	want := func(state map[string]any, rpm, tpm, conc float64) {
@@ -94,6 +97,11 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	}
 	if id := page.Data[1].TraceID; id != nil {
 		t.Errorf("the entry not exported yet has trace_id %q; want null", *id)
+	}
+	for i, want := range []string{"", "", "value too long for type character varying(8000)"} {
+		if got := page.Data[i].ExportRefused; (got == nil) != (want == "") || got != nil && *got != want {
+			t.Errorf("entry %d's export_refused is %v; want %q (null if empty)", i, got, want)
+		}
 	}
 }
 

@@ -218,6 +218,9 @@ type auditJSON struct {
 	// TraceID is the entry's MLflow trace in the admin experiment, null
 	// until the entry has been exported.
 	TraceID *string `json:"trace_id"`
+	// ExportRefused is why MLflow's database refused the entry's trace,
+	// null unless it did.
+	ExportRefused *string `json:"export_refused"`
 }
 
 type actorJSON struct {
@@ -283,6 +286,9 @@ func (h *handler) listAudit(w http.ResponseWriter, r *http.Request) {
 			Reason: e.Reason, Before: stateJSON(e.Before), After: stateJSON(e.After)})
 		if e.TraceID != "" {
 			page.Data[i].TraceID = &e.TraceID
+		}
+		if e.ExportRefused != "" {
+			page.Data[i].ExportRefused = &e.ExportRefused
 		}
 	}
 	h.writeJSON(w, http.StatusOK, page)

@@ -91,15 +91,19 @@ func TestPages(t *testing.T) {
 	if p := b.get("/console/budgets"); strings.Contains(p.body, `<th scope="row"><a href="/console/keys/key_2">`) {
 		t.Error("the revoked key's limits are listed as active")
 	}
-	// An entry exported to MLflow shows its trace; the others say they are
-	// not yet recorded there. A limits change says the limits.
+	// An entry exported to MLflow shows its trace; one MLflow refused says
+	// why; the others say they are not yet recorded there. A limits change
+	// says the limits.
 	f.store.mu.Lock()
 	f.store.entries[0].TraceID = domain.AuditTraceID(f.store.entries[0])
 	f.store.entries = append(f.store.entries, domain.AuditEntry{ID: 99, At: f.now, Actor: domain.Actor{Kind: domain.ActorCLI, ID: "ops"},
-		Action: "limits.set", Target: "team:risk", Reason: "quota", After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 30}}})
+		Action: "limits.set", Target: "team:risk", Reason: "quota", After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "risk", Limits: domain.Limits{RPM: 30}}},
+		domain.AuditEntry{ID: 100, At: f.now, Actor: domain.Actor{Kind: domain.ActorCLI, ID: "ops"}, Action: "limits.set", Target: "team:ops",
+			Reason: "quota", After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "ops"}, ExportRefused: "a check constraint refused the row"})
 	f.store.mu.Unlock()
 	p := b.get("/console/audit")
-	for _, want := range []string{"<code>" + domain.AuditTraceID(f.store.entries[0]) + "</code>", "not yet recorded", "limits: 30 requests per minute"} {
+	for _, want := range []string{"<code>" + domain.AuditTraceID(f.store.entries[0]) + "</code>", "not yet recorded", "limits: 30 requests per minute",
+		"refused by MLflow's database: a check constraint refused the row"} {
 		if !strings.Contains(p.body, want) {
 			t.Errorf("the audit page lacks %q", want)
 		}

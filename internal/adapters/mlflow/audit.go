@@ -29,6 +29,9 @@ type AuditOutbox interface {
 	// export succeeds, records them as exported; it returns how many it
 	// exported. When export fails, they stay to be claimed again.
 	ExportAudit(ctx context.Context, limit int, export func(context.Context, []domain.AuditEntry) error) (int, error)
+	// RefuseAudit records that MLflow's database refused the trace of the
+	// entry id, for reason, so that no export claims it again.
+	RefuseAudit(ctx context.Context, id int64, reason string) error
 }
 
 // AuditExporter records the audit log in MLflow: each entry becomes one
@@ -44,6 +47,7 @@ type AuditExporter struct {
 	log      *slog.Logger
 	exported prometheus.Counter
 	failures prometheus.Counter
+	refusals prometheus.Counter
 	failing  bool // the last export failed; logs only the transitions
 }
 
@@ -68,26 +72,37 @@ func NewAuditExporter(conns Conns, outbox AuditOutbox, opts Options) (*AuditExpo
 	}
 	x := &AuditExporter{outbox: outbox, store: newStore(conns, opts, log), log: log,
 		exported: metric("traces_total", "Audit entries written to MLflow as traces of the admin experiment and marked exported."),
-		failures: metric("failures_total", "Exports of audit entries to MLflow that failed; their entries stay in the outbox for the next attempt.")}
+		failures: metric("failures_total", "Exports of audit entries to MLflow that failed; their entries stay in the outbox for the next attempt."),
+		refusals: metric("refused_total", "Audit entries whose trace MLflow's database refused for its data; recorded as refused, they stay in the audit log.")}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(x.exported); err != nil {
-			return nil, err
-		}
-		if err := opts.Registerer.Register(x.failures); err != nil {
-			opts.Registerer.Unregister(x.exported)
-			return nil, err
+		var registered []prometheus.Collector
+		for _, c := range []prometheus.Collector{x.exported, x.failures, x.refusals} {
+			if err := opts.Registerer.Register(c); err != nil {
+				for _, r := range registered {
+					opts.Registerer.Unregister(r)
+				}
+				return nil, err
+			}
+			registered = append(registered, c)
 		}
 	}
 	return x, nil
 }
 
 // Export exports one batch of entries, within attemptTimeout, and returns
-// how many it exported. A failure is logged when exports start failing and
-// when they succeed again.
+// how many it exported. When MLflow's database refuses the batch for its
+// data, the entries are exported one at a time until the one at fault is
+// found and recorded as refused, so that one entry cannot hold back the
+// audit trail behind it. A failure is logged when exports start failing
+// and when they succeed again.
 func (x *AuditExporter) Export(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	n, err := x.outbox.ExportAudit(ctx, auditBatch, x.write)
+	if err != nil && refused(err) {
+		x.log.Warn("MLflow refused a batch of audit entries; exporting them one by one to find the entry at fault", "err", err)
+		n, err = x.isolate(ctx)
+	}
 	if err != nil {
 		x.failures.Inc()
 		if !x.failing {
@@ -102,6 +117,40 @@ func (x *AuditExporter) Export(ctx context.Context) (int, error) {
 	x.failing = false
 	x.exported.Add(float64(n))
 	return n, nil
+}
+
+// isolate exports the oldest entries one at a time, up to a batch of them,
+// until MLflow's database refuses one alone: it records that entry as
+// refused and returns how many it exported.
+func (x *AuditExporter) isolate(ctx context.Context) (int, error) {
+	exported := 0
+	for range auditBatch {
+		var atFault *domain.AuditEntry
+		n, err := x.outbox.ExportAudit(ctx, 1, func(ctx context.Context, entries []domain.AuditEntry) error {
+			err := x.write(ctx, entries)
+			if err != nil && refused(err) {
+				atFault = &entries[0]
+			}
+			return err
+		})
+		switch {
+		case err == nil && n == 0:
+			return exported, nil
+		case err == nil:
+			exported += n
+			continue
+		case atFault == nil:
+			return exported, err
+		}
+		if rerr := x.outbox.RefuseAudit(ctx, atFault.ID, err.Error()); rerr != nil {
+			return exported, rerr
+		}
+		x.refusals.Inc()
+		x.log.Error("MLflow refused an audit entry's trace: it is recorded as refused and stays in the audit log (GET /admin/v1/audit)",
+			"audit_id", atFault.ID, "action", atFault.Action, "target", atFault.Target, "err", err)
+		return exported, nil
+	}
+	return exported, nil
 }
 
 // Drain exports until no entry is left, and returns nil then, or the

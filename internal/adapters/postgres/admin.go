@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -349,13 +350,25 @@ func (s *KeyStore) ExportAudit(ctx context.Context, limit int, export func(conte
 	return n, nil
 }
 
+// RefuseAudit records that MLflow's database refused the trace of the audit
+// entry id, for reason: no exporter claims the entry again, and the audit
+// log shows the reason in place of a trace. An entry exported or refused
+// already is left as it is.
+func (s *KeyStore) RefuseAudit(ctx context.Context, id int64, reason string) error {
+	return pgkit.WithConn(ctx, s.db, "record a refused audit export", func(conn *pgxpool.Conn) error {
+		_, err := conn.Exec(ctx, `INSERT INTO tidygate_audit_exports (audit_id, refused) VALUES ($1, $2)
+			ON CONFLICT (audit_id) DO NOTHING`, id, cmp.Or(reason, "refused"))
+		return err
+	})
+}
+
 // errExportFailed rolls back ExportAudit's transaction when export fails.
 var errExportFailed = domain.Errorf(domain.KindInternal, "the audit export failed")
 
 // selectAudit reads audit entries (a) with their export (x); a query
 // appends its conditions.
 const selectAudit = `SELECT a.id, a.at, a.actor_kind, a.actor_id, a.action, a.target, a.reason, a.before, a.after,
-	coalesce(a.trace_key, ''), coalesce(x.trace_id, '')
+	coalesce(a.trace_key, ''), coalesce(x.trace_id, ''), coalesce(x.refused, '')
 	FROM tidygate_audit_log a LEFT JOIN tidygate_audit_exports x ON x.audit_id = a.id`
 
 // queryAudit runs a query built on selectAudit.
@@ -370,7 +383,7 @@ func queryAudit(ctx context.Context, q querier, sql string, args ...any) ([]doma
 		var e domain.AuditEntry
 		var kind string
 		var before, after []byte
-		if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after, &e.TraceKey, &e.TraceID); err != nil {
+		if err := rows.Scan(&e.ID, &e.At, &kind, &e.Actor.ID, &e.Action, &e.Target, &e.Reason, &before, &after, &e.TraceKey, &e.TraceID, &e.ExportRefused); err != nil {
 			return nil, err
 		}
 		e.Actor.Kind, e.At = domain.ActorKind(kind), e.At.UTC()
