@@ -104,11 +104,9 @@ func floorRecord(ctx context.Context, dir, callLogDSN string) (record func(conte
 	if err != nil {
 		return nil, nil, fmt.Errorf("-calllog-dsn: %w", err)
 	}
-	log, err := mlflow.Open(ctx, pool, mlflow.Options{
-		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "tidygate/",
-		JournalDir: filepath.Join(dir, "floor-calllog"), JournalMaxRecords: 1 << 20,
-		BatchSize: writerBatch, FlushInterval: writerFlush, RequireDatabase: true,
-	})
+	opts := callLogOptions(filepath.Join(dir, "floor-calllog"), 1<<20) // never full in a bench run
+	opts.RequireDatabase = true
+	log, err := mlflow.Open(ctx, pool, opts)
 	if err != nil {
 		pool.Close()
 		return nil, nil, fmt.Errorf("the call log at -calllog-dsn: %w", err)

@@ -29,6 +29,16 @@ const (
 	writerFlush = 200 * time.Millisecond
 )
 
+// callLogOptions are the options of the harness's call logs: tidygate's
+// defaults for traces with full content, MLflow's schema created, the
+// journal in dir, counting as full from maxRecords on.
+func callLogOptions(dir string, maxRecords int) mlflow.Options {
+	return mlflow.Options{
+		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "tidygate/",
+		JournalDir: dir, JournalMaxRecords: maxRecords, BatchSize: writerBatch, FlushInterval: writerFlush,
+	}
+}
+
 // writerApp is the application_name of the writer section's connections.
 const writerApp = "tidygate-bench-writer"
 
@@ -58,11 +68,7 @@ func runWriter(ctx context.Context, o options, tmp string, r *report) (err error
 	}
 	defer pool.Close()
 
-	opts := mlflow.Options{
-		Schema: mlflow.SchemaCreate, LogMode: mlflow.LogTraces, Content: mlflow.ContentFull, ExperimentPrefix: "tidygate/",
-		JournalDir: filepath.Join(tmp, "writer-schema"), JournalMaxRecords: o.records + 1,
-		BatchSize: writerBatch, FlushInterval: writerFlush,
-	}
+	opts := callLogOptions(filepath.Join(tmp, "writer-schema"), o.records+1)
 	if err := openAndClose(ctx, pool, opts, nil); err != nil { // creates the schema, untimed
 		return fmt.Errorf("create the MLflow schema: %w", err)
 	}
