@@ -14,8 +14,14 @@ import (
 	"github.com/tidygate/tidygate/internal/bench"
 )
 
-// stageMetric is the histogram tidygate reports each call's stages in.
-const stageMetric = "tidygate_call_stage_seconds"
+// stageMetric is the histogram tidygate reports each call's stages in;
+// syncMetric the one its call log's journal reports each durable commit
+// in, which parseStages files under the stage journalSync.
+const (
+	stageMetric = "tidygate_call_stage_seconds"
+	syncMetric  = "tidygate_calllog_journal_sync_seconds"
+	journalSync = "record: the journal's commits"
+)
 
 // histogram is one series of a Prometheus histogram: its buckets' upper
 // bounds in increasing order (+Inf last) and their cumulative counts.
@@ -72,21 +78,27 @@ func (h histogram) quantile(q float64) (time.Duration, bool) {
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// parseStages reads the stages' histograms from a /metrics page, by stage.
+// parseStages reads the stages' histograms from a /metrics page, by stage,
+// and the journal's commits as the stage journalSync.
 func parseStages(r io.Reader) (map[string]histogram, error) {
 	out := map[string]histogram{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
+		metric, stage := stageMetric, ""
 		rest, ok := strings.CutPrefix(line, stageMetric+"_bucket{")
+		if !ok {
+			metric, stage = syncMetric, journalSync
+			rest, ok = strings.CutPrefix(line, syncMetric+"_bucket{")
+		}
 		if !ok {
 			continue
 		}
 		labels, value, ok := strings.Cut(rest, "} ")
 		if !ok {
-			return nil, fmt.Errorf("%s: unreadable line %q", stageMetric, line)
+			return nil, fmt.Errorf("%s: unreadable line %q", metric, line)
 		}
-		var stage, le string
+		var le string
 		for _, l := range strings.Split(labels, ",") {
 			k, v, _ := strings.Cut(l, "=")
 			switch k {
@@ -98,11 +110,11 @@ func parseStages(r io.Reader) (map[string]histogram, error) {
 		}
 		bound, err := strconv.ParseFloat(le, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: bucket bound %q: %w", stageMetric, le, err)
+			return nil, fmt.Errorf("%s: bucket bound %q: %w", metric, le, err)
 		}
 		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: count %q: %w", stageMetric, value, err)
+			return nil, fmt.Errorf("%s: count %q: %w", metric, value, err)
 		}
 		h := out[stage]
 		h.bounds, h.counts = append(h.bounds, bound), append(h.counts, n)
@@ -154,10 +166,12 @@ func runStages(ctx context.Context, r *report, g *gateway, fsync, roundTrip, dir
 		"reserve":  fmt.Sprintf("PostgreSQL round trip (`SELECT 1`): p50 %s, p99 %s", us(roundTrip.P50), us(roundTrip.P99)),
 		"upstream": fmt.Sprintf("direct to the mock from the harness (chat, whole response): p50 %s, p99 %s", us(direct.P50), us(direct.P99)),
 		"record":   fmt.Sprintf("`fdatasync` of a %d-byte append: p50 %s, p99 %s", bench.AppendSize, us(fsync.P50), us(fsync.P99)),
-		"settle":   "none: after the answers, one batch per observation (a settlement waits up to 10 ms for others to join it), two round trips each",
+		journalSync: fmt.Sprintf("the same probe: the disk's share of the record stage, from `%s`, one observation per commit "+
+			"(the writer's delivery marks are commits too)", syncMetric),
+		"settle": "none: after the answers, one batch per observation (a settlement waits up to 10 ms for others to join it), two round trips each",
 	}
 	var rows [][]string
-	for _, stage := range []string{"reserve", "upstream", "record", "settle"} {
+	for _, stage := range []string{"reserve", "upstream", "record", journalSync, "settle"} {
 		h := after[stage].since(before[stage])
 		p50, ok := h.quantile(0.5)
 		if !ok {

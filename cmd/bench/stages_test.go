@@ -18,6 +18,10 @@ tidygate_call_stage_seconds_bucket{stage="reserve",le="0.0001"} 4
 tidygate_call_stage_seconds_bucket{stage="reserve",le="0.0002"} 4
 tidygate_call_stage_seconds_bucket{stage="reserve",le="0.0004"} 4
 tidygate_call_stage_seconds_bucket{stage="reserve",le="+Inf"} 4
+tidygate_calllog_journal_sync_seconds_bucket{le="0.0002"} 1
+tidygate_calllog_journal_sync_seconds_bucket{le="0.0004"} 3
+tidygate_calllog_journal_sync_seconds_bucket{le="+Inf"} 3
+tidygate_calllog_journal_sync_seconds_sum 0.0008
 go_memstats_mallocs_total 12
 `
 
@@ -41,6 +45,9 @@ func TestStageQuantiles(t *testing.T) {
 	}
 	if got, _ := hs["reserve"].quantile(0.5); got != 50*time.Microsecond {
 		t.Errorf("reserve p50 = %v, want 50µs (half of the first bucket)", got)
+	}
+	if got, _ := hs[journalSync].quantile(0.5); hs[journalSync].count() != 3 || got != 250*time.Microsecond {
+		t.Errorf("the journal's commits: %v observations, p50 %v; want 3 and 250µs (rank 1.5: a quarter into (200, 400] µs)", hs[journalSync].count(), got)
 	}
 	later := rec.since(histogram{})
 	earlier := histogram{bounds: rec.bounds, counts: []float64{0, 10, 10, 10}}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const (
@@ -83,6 +85,9 @@ type journal struct {
 
 	pending atomic.Int64 // the number of records not delivered
 	syncs   atomic.Int64 // commits made durable, each with one fdatasync
+	// syncTime observes how long each durable commit took (its pwrite
+	// and its fdatasync): what a record's answer waits for.
+	syncTime prometheus.Histogram
 
 	// fault, when set, fails every append and probe with its error before
 	// anything is written: tests inject a full disk with it.
@@ -151,6 +156,25 @@ func keyTime(key []byte) int64 {
 	return int64(binary.BigEndian.Uint64(key[8:]))
 }
 
+// syncBuckets are tidygate_calllog_journal_sync_seconds's bucket bounds:
+// fine from 50 µs to 5 ms, where a healthy disk's fdatasync falls, then
+// coarser up to a stalled disk's seconds.
+var syncBuckets = []float64{
+	0.00005, 0.0001, 0.00015, 0.0002, 0.00025, 0.0003, 0.0004, 0.0005, 0.0006, 0.0008, 0.001,
+	0.00125, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+}
+
+// newSyncTime returns the histogram of the journal's durable commits,
+// registered with the call log's other metrics (see newMetrics).
+func newSyncTime() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "tidygate", Subsystem: "calllog", Name: "journal_sync_seconds",
+		Help: "Duration of each durable commit of the call log's journal: one pwrite and one fdatasync " +
+			"for every record and mark waiting. A call's answer waits for the commit of its record.",
+		Buckets: syncBuckets,
+	})
+}
+
 func openJournal(dir string) (*journal, error) {
 	return openJournalSegments(dir, defaultSegmentSize)
 }
@@ -168,7 +192,7 @@ func openJournalSegments(dir string, segmentSize int64) (*journal, error) {
 		return nil, err
 	}
 	j := &journal{
-		dir: dir, path: dir, segmentSize: segmentSize, lock: lock, nextSeq: 1, nextSegID: 1,
+		dir: dir, path: dir, segmentSize: segmentSize, lock: lock, nextSeq: 1, nextSegID: 1, syncTime: newSyncTime(),
 		requests: make(chan *request), committed: make(chan struct{}),
 		prepare: make(chan struct{}, 1), stopPrep: make(chan struct{}), prepared: make(chan struct{}),
 	}

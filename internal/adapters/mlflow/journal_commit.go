@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // maxKeptBuffer is the largest commit buffer kept between commits; a
@@ -106,10 +107,12 @@ func (j *journal) flush(done []*request) error {
 		return nil
 	}
 	seg := j.active
+	start := time.Now()
 	_, err := seg.f.WriteAt(j.buf, seg.end)
 	if err == nil {
 		err = datasync(seg.f)
 		j.syncs.Add(1)
+		j.syncTime.Observe(time.Since(start).Seconds())
 	}
 	if err != nil {
 		err = fmt.Errorf("call log journal %s: %w", seg.name, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -150,6 +151,38 @@ func TestGroupCommitSharesOneFdatasync(t *testing.T) {
 		t.Errorf("after reopening the journal holds %d records, want the same %d in the same order", len(again), len(got))
 	}
 	t.Logf("%d concurrent appends, %d fdatasyncs", n, syncs)
+}
+
+// TestJournalSyncTimeIsServed checks that every durable commit lands in
+// tidygate_calllog_journal_sync_seconds beside the call log's other
+// metrics.
+func TestJournalSyncTimeIsServed(t *testing.T) {
+	j := openTestJournal(t, t.TempDir(), 64<<10)
+	reg := prometheus.NewRegistry()
+	if err := newMetrics(j).register(reg); err != nil {
+		t.Fatal(err)
+	}
+	appendAll(t, j, "timed", 3, 100)
+	entries, err := j.read(100, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.remove(entries); err != nil { // a delivery mark: one more commit
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var observed uint64
+	for _, f := range families {
+		if f.GetName() == "tidygate_calllog_journal_sync_seconds" {
+			observed = f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	if observed != 4 || j.syncs.Load() != 4 {
+		t.Fatalf("3 appends and a delivery mark: %d commits observed, %d fdatasyncs; want 4 of each", observed, j.syncs.Load())
+	}
 }
 
 // TestSegmentsRollOverAndAreRecycled fills several small segments, delivers

@@ -283,6 +283,7 @@ type metrics struct {
 	refused   prometheus.Counter
 	queued    prometheus.GaugeFunc
 	oldest    prometheus.GaugeFunc
+	syncTime  prometheus.Histogram // the journal's (journal.syncTime)
 }
 
 func newMetrics(j *journal) *metrics {
@@ -290,6 +291,7 @@ func newMetrics(j *journal) *metrics {
 		return prometheus.Opts{Namespace: "tidygate", Subsystem: "calllog", Name: name, Help: help}
 	}
 	return &metrics{
+		syncTime: j.syncTime,
 		journaled: prometheus.NewCounter(prometheus.CounterOpts(opts("journaled_total",
 			"Call records and call intents committed to the local journal."))),
 		written: prometheus.NewCounter(prometheus.CounterOpts(opts("written_total",
@@ -314,7 +316,7 @@ func newMetrics(j *journal) *metrics {
 
 // register registers every metric, or none.
 func (m *metrics) register(r prometheus.Registerer) error {
-	all := []prometheus.Collector{m.journaled, m.written, m.retries, m.refused, m.queued, m.oldest}
+	all := []prometheus.Collector{m.journaled, m.written, m.retries, m.refused, m.queued, m.oldest, m.syncTime}
 	for i, c := range all {
 		if err := r.Register(c); err != nil {
 			for _, done := range all[:i] {
