@@ -61,7 +61,7 @@ func BenchmarkWriter(b *testing.B) {
 			wg.Wait()
 
 			b.ResetTimer()
-			if err := w.drain(context.Background(), nil); err != nil {
+			if err := w.drain(context.Background(), nil, passAll); err != nil {
 				b.Fatal(err)
 			}
 			b.StopTimer()

@@ -688,3 +688,70 @@ func TestCopyWritesWhatTheInsertsWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestAWakeUpDeliversWholeBatchesAndTheTickTheRest checks how much of the
+// journal each of the writer's passes delivers, with a batch size of 10
+// and 25 records waiting: a wake-up (a batch filled) two whole batches,
+// leaving the 5 that fill no batch for later rather than writing them in a
+// small transaction of their own; the tick what was waiting when it
+// began; a Flush everything.
+func TestAWakeUpDeliversWholeBatchesAndTheTickTheRest(t *testing.T) {
+	pool := newPool(t)
+	opts := testOptions(t)
+	opts.BatchSize = 10
+	log := slog.New(slog.DiscardHandler)
+	st := newStore(pool, opts, log)
+	ctx := context.Background()
+	if err := st.prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j, err := openJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.close() })
+	w := &writer{store: st, journal: j, intents: newIntents(), metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
+	journal := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			value, err := encodeRecord(sample(fmt.Sprintf("%s-%d", prefix, i), i%numShapes, i), ContentFull)
+			if err == nil {
+				_, err = j.append(value)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	traces := func() int { return count(t, pool, "SELECT count(*) FROM trace_info") }
+
+	journal("wake", 25)
+	if err := w.drain(ctx, nil, passFull); err != nil {
+		t.Fatal(err)
+	}
+	if got, left := traces(), j.len(); got != 20 || left != 5 {
+		t.Fatalf("a wake-up with 25 records waiting delivered %d and left %d; want two whole batches (20) and 5 left", got, left)
+	}
+	if err := w.drain(ctx, nil, passFull); err != nil {
+		t.Fatal(err)
+	}
+	if got := traces(); got != 20 {
+		t.Fatalf("a wake-up with 5 records waiting delivered %d more; want none", got-20)
+	}
+
+	journal("tick", 7)
+	if err := w.drain(ctx, nil, passDue); err != nil {
+		t.Fatal(err)
+	}
+	if got, left := traces(), j.len(); got != 32 || left != 0 {
+		t.Fatalf("the tick with 12 records waiting left %d of them (%d traces); want all delivered", left, got)
+	}
+
+	journal("flush", 23)
+	if err := w.drain(ctx, nil, passAll); err != nil {
+		t.Fatal(err)
+	}
+	if got, left := traces(), j.len(); got != 55 || left != 0 {
+		t.Fatalf("a flush with 23 records waiting left %d (%d traces); want all delivered", left, got)
+	}
+}

@@ -24,9 +24,9 @@ const (
 var errStopping = errors.New("call log is closing")
 
 // writer is the one goroutine that moves records from the journal to
-// PostgreSQL: a batch when BatchSize records are waiting or every
-// FlushInterval, one transaction per batch, deleted from the journal after
-// the commit. A failed batch stays in the journal and is retried with
+// PostgreSQL: whole batches while BatchSize records are waiting, and every
+// FlushInterval what is waiting then (see pass), one transaction per
+// batch, deleted from the journal after the commit. A failed batch stays in the journal and is retried with
 // capped exponential backoff.
 type writer struct {
 	store     *store
@@ -67,22 +67,43 @@ func (w *writer) run(ctx context.Context) {
 	defer close(w.done)
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
-	_ = w.drain(ctx, w.stopping) // what an earlier process left behind
+	_ = w.drain(ctx, w.stopping, passAll) // what an earlier process left behind
 	for {
 		select {
 		case <-w.stopping:
-			_ = w.drain(w.final, nil)
+			_ = w.drain(w.final, nil, passAll)
 			return
 		case req := <-w.flushes:
-			req.reply <- w.drain(req.ctx, w.stopping)
+			req.reply <- w.drain(req.ctx, w.stopping, passAll)
 		case <-w.ready:
-			_ = w.drain(ctx, w.stopping)
+			_ = w.drain(ctx, w.stopping, passFull)
 		case <-tick.C:
-			_ = w.drain(ctx, w.stopping)
+			_ = w.drain(ctx, w.stopping, passDue)
 			_ = w.journal.flushSettled() // on failure, the next commit carries them
 		}
 	}
 }
+
+// pass is how much of the journal one drain delivers.
+type pass int
+
+const (
+	// passFull delivers whole batches while the journal holds one: what
+	// a wake-up (a batch filled) does. The records that arrive while a
+	// batch is written wait for the next batch to fill, or for the tick,
+	// instead of each going out in a small transaction of its own: under a
+	// steady flow, chasing the journal to empty wrote a batch of a few
+	// records every few milliseconds, each with its commit and its
+	// delivery mark on the disk the calls' records wait for.
+	passFull pass = iota
+	// passDue delivers as many batches as the records waiting when it
+	// began fill: what the tick does, so that no record waits in the
+	// journal much longer than FlushInterval.
+	passDue
+	// passAll delivers until the journal is empty: at start, for Flush,
+	// and when stopping.
+	passAll
+)
 
 // wake tells the writer a batch is waiting.
 func (w *writer) wake() {
@@ -122,10 +143,11 @@ func (w *writer) stop(ctx context.Context) {
 	w.cancel()
 }
 
-// drain delivers batches until the journal is empty (nil), ctx ends (its
-// error) or interrupt is closed (errStopping).
-func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
-	for {
+// drain delivers batches until the pass p is done or the journal is empty
+// (nil), ctx ends (its error) or interrupt is closed (errStopping).
+func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}, p pass) error {
+	due := (w.journal.len() + w.batchSize - 1) / w.batchSize // passDue's batches
+	for delivered := 0; ; {
 		select {
 		case <-interrupt:
 			return errStopping
@@ -133,6 +155,9 @@ func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if p == passFull && w.journal.len() < w.batchSize || p == passDue && delivered >= due {
+			return nil
 		}
 		// Intents of calls in flight are read past, not delivered.
 		entries, err := w.journal.read(w.batchSize+w.intents.count(), maxBatchBytes)
@@ -148,6 +173,7 @@ func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}) error {
 		}
 		if err == nil {
 			w.backoff = 0
+			delivered++
 			continue
 		}
 		w.metrics.retries.Inc()
