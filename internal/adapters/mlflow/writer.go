@@ -26,8 +26,8 @@ var errStopping = errors.New("call log is closing")
 // writer is the one goroutine that moves records from the journal to
 // PostgreSQL: whole batches while BatchSize records are waiting, and every
 // FlushInterval what is waiting then (see pass), one transaction per
-// batch, deleted from the journal after the commit. A failed batch stays in the journal and is retried with
-// capped exponential backoff.
+// batch, deleted from the journal after the commit. A failed batch stays
+// in the journal and is retried with capped exponential backoff.
 type writer struct {
 	store     *store
 	journal   *journal
