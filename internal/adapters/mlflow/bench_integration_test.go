@@ -39,7 +39,7 @@ func BenchmarkWriter(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = j.close() })
-			w := &writer{store: st, journal: j, metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
+			w := &writer{store: st, journal: j, intents: newIntents(), metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
 
 			run := benchRun.Add(1)
 			var wg sync.WaitGroup
@@ -71,7 +71,7 @@ func BenchmarkWriter(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 			b.ReportMetric(float64(written)/b.Elapsed().Seconds(), "rows/s")
-			if got := count(b, pool, "SELECT count(*) FROM trace_info WHERE client_request_id LIKE $1", fmt.Sprintf("bench-%d-%%", run)); bc.mode.traces() && got != b.N {
+			if got := count(b, pool, "SELECT count(*) FROM trace_info WHERE client_request_id LIKE $1", fmt.Sprintf("client-bench-%d-%%", run)); bc.mode.traces() && got != b.N {
 				b.Fatalf("wrote %d traces, want %d", got, b.N)
 			}
 		})
