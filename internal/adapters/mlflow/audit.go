@@ -75,15 +75,8 @@ func NewAuditExporter(conns Conns, outbox AuditOutbox, opts Options) (*AuditExpo
 		failures: metric("failures_total", "Exports of audit entries to MLflow that failed; their entries stay in the outbox for the next attempt."),
 		refusals: metric("refused_total", "Audit entries whose trace MLflow's database refused for its data; recorded as refused, they stay in the audit log.")}
 	if opts.Registerer != nil {
-		var registered []prometheus.Collector
-		for _, c := range []prometheus.Collector{x.exported, x.failures, x.refusals} {
-			if err := opts.Registerer.Register(c); err != nil {
-				for _, r := range registered {
-					opts.Registerer.Unregister(r)
-				}
-				return nil, err
-			}
-			registered = append(registered, c)
+		if err := registerAll(opts.Registerer, x.exported, x.failures, x.refusals); err != nil {
+			return nil, err
 		}
 	}
 	return x, nil

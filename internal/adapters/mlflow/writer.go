@@ -342,10 +342,15 @@ func newMetrics(j *journal) *metrics {
 
 // register registers every metric, or none.
 func (m *metrics) register(r prometheus.Registerer) error {
-	all := []prometheus.Collector{m.journaled, m.written, m.retries, m.refused, m.queued, m.oldest, m.syncTime}
-	for i, c := range all {
+	return registerAll(r, m.journaled, m.written, m.retries, m.refused, m.queued, m.oldest, m.syncTime)
+}
+
+// registerAll registers every collector on r, or none: those registered
+// before one that fails are unregistered.
+func registerAll(r prometheus.Registerer, cs ...prometheus.Collector) error {
+	for i, c := range cs {
 		if err := r.Register(c); err != nil {
-			for _, done := range all[:i] {
+			for _, done := range cs[:i] {
 				r.Unregister(done)
 			}
 			return err
