@@ -29,17 +29,8 @@ func BenchmarkWriter(b *testing.B) {
 			pool := newPool(b)
 			opts := testOptions(b)
 			opts.LogMode, opts.BatchSize = bc.mode, bc.batch
-			log := slog.New(slog.DiscardHandler)
-			st := newStore(pool, opts, log)
-			if err := st.prepare(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			j, err := openJournal(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = j.close() })
-			w := &writer{store: st, journal: j, intents: newIntents(), metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
+			w := newTestWriter(b, pool, opts)
+			j := w.journal
 
 			run := benchRun.Add(1)
 			var wg sync.WaitGroup

@@ -39,6 +39,24 @@ func newPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// newTestWriter returns a writer, not started, that delivers from a
+// journal of its own (closed when the test ends) into MLflow's tables on
+// pool, created there: drain runs its passes one at a time.
+func newTestWriter(t testing.TB, pool *pgxpool.Pool, opts Options) *writer {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	st := newStore(pool, opts, log)
+	if err := st.prepare(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	j, err := openJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = j.close() })
+	return &writer{store: st, journal: j, intents: newIntents(), metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
+}
+
 func openLog(t testing.TB, conns Conns, opts Options) *CallLog {
 	t.Helper()
 	c, err := Open(context.Background(), conns, opts)
@@ -699,18 +717,9 @@ func TestAWakeUpDeliversWholeBatchesAndTheTickTheRest(t *testing.T) {
 	pool := newPool(t)
 	opts := testOptions(t)
 	opts.BatchSize = 10
-	log := slog.New(slog.DiscardHandler)
-	st := newStore(pool, opts, log)
 	ctx := context.Background()
-	if err := st.prepare(ctx); err != nil {
-		t.Fatal(err)
-	}
-	j, err := openJournal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = j.close() })
-	w := &writer{store: st, journal: j, intents: newIntents(), metrics: newMetrics(j), log: log, batchSize: opts.BatchSize}
+	w := newTestWriter(t, pool, opts)
+	j := w.journal
 	journal := func(prefix string, n int) {
 		t.Helper()
 		for i := range n {
