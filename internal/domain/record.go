@@ -27,12 +27,18 @@ const (
 // Interruption says what ended a call before it was complete.
 type Interruption string
 
-// The interruptions. Each one leaves a call charged for what it consumed.
+// The interruptions. Each one but InterruptedByLedger leaves a call charged
+// for what it consumed.
 const (
 	InterruptedByUpstream      Interruption = "upstream"       // the provider's stream broke off or failed
 	InterruptedByClient        Interruption = "client"         // the client hung up or stopped reading
 	InterruptedByStreamTimeout Interruption = "stream_timeout" // the stream outlasted PROVIDER_STREAM_TIMEOUT
 	InterruptedByShutdown      Interruption = "shutdown"       // tidygate was shutting down
+	// InterruptedByLedger is a call whose reservation, made while its
+	// provider worked (a caller without budgets), failed: its answer was
+	// withheld, and what it consumed is in its record only, the ledger
+	// holding nothing to charge.
+	InterruptedByLedger Interruption = "ledger"
 	// InterruptedByCrash is a call whose process stopped (killed, crashed,
 	// lost power) while its provider worked: its intent was durable, its
 	// completion never was. It is charged its whole reservation and must be

@@ -10,6 +10,7 @@ import (
 var (
 	errNoFirstEvent  = errors.New("the provider sent nothing within PROVIDER_TIMEOUT")
 	errStreamTimeout = errors.New("the stream outlasted PROVIDER_STREAM_TIMEOUT")
+	errNotReserved   = errors.New("the call's reservation, made while the provider worked, failed")
 )
 
 // attempt is the context of one provider call and the clocks that bound it.
@@ -26,6 +27,7 @@ type attempt struct {
 	stopClock  context.CancelFunc // releases the deadline's timer
 	firstEvent *time.Timer        // streams: ends the attempt if nothing arrives in time
 	begun      bool               // a stream's first event has arrived
+	hold       *holding           // the call's reservation while it is made alongside the attempt
 	fallback   string             // the model's name when it is a fallback
 	unlink     func() bool        // stops following the service's shutdown
 }
@@ -49,13 +51,24 @@ func (s *Service) newAttempt(ctx context.Context, stream bool) *attempt {
 func (a *attempt) noFirstEvent() { a.cancel(errNoFirstEvent) }
 func (a *attempt) shutDown()     { a.cancel(errShuttingDown) }
 
-// started notes the stream's first event: from now on only StreamTimeout
-// bounds it.
-func (a *attempt) started() {
-	a.begun = true
-	if a.firstEvent != nil {
-		a.firstEvent.Stop()
+// begin lets an event of the stream through to the client. The first
+// event ends the wait for a first event: from then on only StreamTimeout
+// bounds the stream. Every event waits, if need be, for the call's
+// reservation made alongside: nothing of an answer reaches the client
+// before its reservation is held. When the ledger refused it, begin ends
+// the attempt (errNotReserved) and returns the ledger's error.
+func (a *attempt) begin() error {
+	if err := a.hold.wait(); err != nil {
+		a.cancel(errNotReserved)
+		return err
 	}
+	if !a.begun {
+		a.begun = true
+		if a.firstEvent != nil {
+			a.firstEvent.Stop()
+		}
+	}
+	return nil
 }
 
 // cause returns why the attempt's context ended, or nil while it has not.

@@ -71,9 +71,10 @@ func (s *Service) Embed(ctx context.Context, c Call, req domain.EmbedRequest) (E
 }
 
 // run takes one call through its steps: admit (policy, limits and the
-// reservation), attempt (the provider, with retries and fallbacks), then end
-// (settle or release, and record). A call refused at admission is recorded
-// as a refusal and never reaches a provider.
+// reservation, which a caller without budgets makes alongside the attempt),
+// attempt (the provider, with retries and fallbacks), then end (settle or
+// release, and record). A call refused at admission is recorded as a
+// refusal and never reaches a provider.
 func (s *Service) run(ctx context.Context, c Call, op operation) (Result, error) {
 	k := s.newCall(c, op)
 	if err := k.admit(ctx); err != nil {
@@ -127,9 +128,14 @@ type call struct {
 	routes *routes            // the catalogue and providers the call started with
 	chain  []domain.Model     // the model asked for, then its fallbacks
 	hold   domain.Reservation // the worst case held in the ledger
-	tokens int                // the most tokens the call can use on any model of the chain
-	rate   ports.RateHold     // those tokens, held against the tokens per minute of the key, user, team and model
-	lease  ports.Lease        // the call's places in its key's, user's, team's and model's concurrency shares
+	// holding is the reservation of a call that reserves while its
+	// provider works (nil when admit held it before): nothing of the
+	// answer reaches the client, and nothing is settled or released,
+	// before the ledger has answered.
+	holding *holding
+	tokens  int            // the most tokens the call can use on any model of the chain
+	rate    ports.RateHold // those tokens, held against the tokens per minute of the key, user, team and model
+	lease   ports.Lease    // the call's places in its key's, user's, team's and model's concurrency shares
 	// account holds those tokens against the tokens per minute of the
 	// provider instance that answered, until settle or release.
 	account *ports.RateHold
@@ -181,11 +187,13 @@ func (s *Service) newRecord(c Call, ep domain.Endpoint) domain.CallRecord {
 	}
 }
 
-// admit applies policy and limits and reserves the worst-case cost. On
+// admit applies policy and limits and reserves the worst-case cost, or
+// starts reserving it when the call reserves alongside its provider. On
 // success the call holds a concurrency slot (given back by k.leave), a slot
 // in the call log for its record (given back by k.logSlot once end has
 // recorded the call), its worst-case tokens against the key's tokens per
-// minute and a reservation (both settled or released by end).
+// minute and a reservation, or its reservation under way (both settled or
+// released by end).
 func (k *call) admit(ctx context.Context) error {
 	if err := k.checkAuditReason(); err != nil {
 		return err
@@ -205,6 +213,10 @@ func (k *call) admit(ctx context.Context) error {
 	}
 	k.hold = domain.Reservation{ID: k.in.RequestID, Budgets: k.budgets(), Amount: worst, At: k.s.opts.Now(),
 		Holder: k.s.opts.Holder, For: k.reservedCall()}
+	if k.reservesAlongside() {
+		k.reserveAlongside(ctx)
+		return nil
+	}
 	mark := k.s.settler.applied()
 	err = k.reserve(ctx)
 	if domain.KindOf(err) == domain.KindBudgetExceeded {
@@ -222,9 +234,69 @@ func (k *call) admit(ctx context.Context) error {
 	return nil
 }
 
-// reserve holds k.hold in the ledger.
+// reserve holds k.hold in the ledger, and notes whether the ledger is
+// failing: refusing for any reason but a budget's.
 func (k *call) reserve(ctx context.Context) error {
-	return timed(k.s.opts.Stages, StageReserve, func() error { return k.s.deps.Ledger.Reserve(ctx, k.hold) })
+	err := timed(k.s.opts.Stages, StageReserve, func() error { return k.s.deps.Ledger.Reserve(ctx, k.hold) })
+	if failing := err != nil && domain.KindOf(err) != domain.KindBudgetExceeded; failing != k.s.ledgerFailing.Load() {
+		k.s.ledgerFailing.Store(failing)
+	}
+	return err
+}
+
+// reservesAlongside reports whether the call reserves while its provider
+// works rather than before: it does when no budget of its caller applies
+// (its reservation then holds no room anyone else competes for, so only a
+// failing ledger can refuse it), unless Options.ReserveFirst says
+// otherwise or the ledger's last reservation failed. The call then waits
+// for the ledger's answer only before the first byte of its answer, so
+// its reservation's round trip overlaps the provider's work.
+func (k *call) reservesAlongside() bool {
+	return len(k.hold.Budgets) == 0 && !k.s.opts.ReserveFirst && !k.s.ledgerFailing.Load()
+}
+
+// reserveAlongside starts holding k.hold while the provider is called, in
+// a context the client's departure does not end: by the time the client
+// leaves the provider may be at work, and what it consumes is charged.
+func (k *call) reserveAlongside(ctx context.Context) {
+	h := &holding{done: make(chan struct{})}
+	k.holding = h
+	go func() {
+		bctx, cancel := k.s.bookkeeping(ctx)
+		defer cancel()
+		h.err = k.reserve(bctx)
+		close(h.done)
+	}()
+}
+
+// holding is a reservation being made while the provider works.
+type holding struct {
+	done chan struct{} // closed once the ledger has answered
+	err  error         // the ledger's answer, once done is closed
+}
+
+// wait returns the reservation's outcome once the ledger has answered. A
+// nil holding is a reservation held already.
+func (h *holding) wait() error {
+	if h == nil {
+		return nil
+	}
+	<-h.done
+	return h.err
+}
+
+// failed returns the ledger's refusal if it has answered with one, without
+// waiting.
+func (h *holding) failed() error {
+	if h == nil {
+		return nil
+	}
+	select {
+	case <-h.done:
+		return h.err
+	default:
+		return nil
+	}
 }
 
 // reservedCall is whose call the reservation is for, and the model of the
@@ -473,6 +545,9 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 	backoff := k.s.opts.RetryBackoff
 	tried := map[string]bool{}
 	for try := 1; try <= k.s.opts.MaxAttempts; try++ {
+		if err := k.holding.failed(); err != nil {
+			return true, err // the call cannot be answered: no other attempt
+		}
 		rt, ok := k.s.router.pick(m, tried, k.routes.caps)
 		if !ok {
 			if err == nil {
@@ -525,6 +600,7 @@ func (k *call) tryOnce(ctx context.Context, rt route, m domain.Model) error {
 	defer k.vacateAccount(ctx, place)
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
+	a.hold = k.holding
 	if k.res.FallbackUsed {
 		a.fallback = m.Name
 	}
@@ -629,8 +705,9 @@ func (k *call) recordAttempt(a domain.Attempt, err error) {
 	k.rec.Attempts = append(k.rec.Attempts, a)
 }
 
-// noteCut sets k.cut when the client, the stream timeout or a shutdown
-// ended the attempt; cause is the attempt context's cause, if it ended.
+// noteCut sets k.cut when the client, the stream timeout, a shutdown or
+// the ledger (a reservation made alongside that failed) ended the attempt;
+// cause is the attempt context's cause, if it ended.
 func (k *call) noteCut(ctx context.Context, cause error) {
 	switch {
 	case k.op.clientError() != nil:
@@ -642,6 +719,8 @@ func (k *call) noteCut(ctx context.Context, cause error) {
 			Message: fmt.Sprintf("the stream was ended after %s, tidygate's limit for one stream", k.s.opts.StreamTimeout)})
 	case errors.Is(cause, errShuttingDown):
 		k.interrupt(domain.InterruptedByShutdown, shuttingDown())
+	case errors.Is(cause, errNotReserved):
+		k.interrupt(domain.InterruptedByLedger, k.holding.wait())
 	}
 }
 
@@ -704,16 +783,29 @@ func upstreamFailure(res Result, err error) error {
 // is durable, off the response path: the settler settles it while the
 // answer goes out, and the reservation holds the worst case until then.
 // This bookkeeping completes even if the client has gone.
+//
+// A call that reserved while its provider worked first waits for the
+// ledger's answer. When the ledger refused, the call is not answered: its
+// error is the ledger's, and it is recorded with what it consumed, which
+// the ledger, holding nothing for it, is not charged.
 func (k *call) end(ctx context.Context, callErr error) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
+	unheld := k.holding.wait()
+	if unheld != nil {
+		callErr, k.why = unheld, domain.InterruptedByLedger
+		k.rec.ErrorMessage = joinMessages("the call's reservation, made while its provider worked, failed: its answer was withheld and nothing was charged to the ledger", k.rec.ErrorMessage)
+	}
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
 	consumed, charged := k.op.consumed(k.res.Model)
 	var owed ports.Settlement
-	if charged {
+	switch {
+	case charged:
 		owed = k.charge(bctx, consumed)
-	} else {
+	case unheld != nil:
+		k.settleRates(bctx, 0) // the ledger holds nothing to release
+	default:
 		k.release(bctx)
 	}
 	if callErr != nil {
@@ -723,7 +815,7 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	} else {
 		k.rec.Outcome = domain.OutcomeOK
 	}
-	if callErr != nil && charged {
+	if callErr != nil && (charged || unheld != nil) {
 		k.rec.Interrupted = cmp.Or(k.why, domain.InterruptedByUpstream)
 	}
 	if k.intent == nil || !k.intent.Stop() { // the intent's write has begun: the journal holds it before the record
@@ -733,7 +825,7 @@ func (k *call) end(ctx context.Context, callErr error) error {
 		}
 	}
 	var err error
-	if charged {
+	if charged && unheld == nil {
 		err = k.recordOwing(bctx, owed)
 		if err == nil {
 			k.s.fault(FaultBeforeAnswer)
@@ -773,11 +865,7 @@ func (k *call) charge(ctx context.Context, claimed domain.Usage) ports.Settlemen
 	k.rec.InputCost = price.InputCost(charged)
 	k.rec.OutputCost = price.OutputCost(charged)
 	k.res.Cost = k.rec.Cost()
-	k.settleTokens(ctx, charged.Total())
-	if k.account != nil {
-		k.settleAccount(ctx, k.account, charged.Total())
-		k.account = nil
-	}
+	k.settleRates(ctx, charged.Total())
 	return ports.Settlement{ReservationID: k.hold.ID, Caller: k.in.Caller,
 		Model: k.res.Model.Name, Group: k.res.Model.Group, Usage: charged, Cost: k.res.Cost, At: k.s.opts.Now()}
 }
@@ -797,13 +885,20 @@ func (k *call) flagClaim(ctx context.Context, claimed, charged domain.Usage) {
 // release gives the reservation and the held tokens back: the call cost
 // nothing.
 func (k *call) release(ctx context.Context) {
-	k.settleTokens(ctx, 0)
-	if k.account != nil {
-		k.settleAccount(ctx, k.account, 0)
-		k.account = nil
-	}
+	k.settleRates(ctx, 0)
 	if err := k.s.deps.Ledger.Release(ctx, k.hold.ID); err != nil {
 		k.rec.ErrorMessage = "releasing the reservation failed: " + err.Error()
+	}
+}
+
+// settleRates replaces the tokens the call held against the tokens per
+// minute of its key, user, team and model, and of the provider account
+// that answered, by the tokens it used.
+func (k *call) settleRates(ctx context.Context, used int) {
+	k.settleTokens(ctx, used)
+	if k.account != nil {
+		k.settleAccount(ctx, k.account, used)
+		k.account = nil
 	}
 }
 
@@ -825,6 +920,7 @@ func (k *call) intend(ctx context.Context) {
 	}
 	k.intended = make(chan error, 1)
 	write := func() {
+		_ = k.holding.wait() // the intent follows the reservation it names; a failed one is not the intent's to report
 		k.s.fault(FaultBeforeIntent)
 		bctx, cancel := k.s.bookkeeping(ctx)
 		defer cancel()

@@ -176,7 +176,9 @@ func (o *chatOp) callNative(a *attempt, pt ports.PassThrough, m domain.Model) er
 // forwardNative passes one event of a passed-through stream on to the
 // client, keeping what it carries for the record and the charge.
 func (o *chatOp) forwardNative(ev domain.NativeEvent) error {
-	o.attempt.started()
+	if err := o.attempt.begin(); err != nil {
+		return err
+	}
 	o.started = true
 	o.text.WriteString(ev.Text)
 	o.output += ev.Output
@@ -191,7 +193,9 @@ func (o *chatOp) forwardNative(ev domain.NativeEvent) error {
 // forward passes one chunk on to the client, keeping what it carries for
 // the record and the charge, and noting whether the client still reads.
 func (o *chatOp) forward(c domain.ChatChunk) error {
-	o.attempt.started()
+	if err := o.attempt.begin(); err != nil {
+		return err
+	}
 	o.started = true
 	c.Model = o.attempt.fallback
 	o.text.WriteString(c.Delta)

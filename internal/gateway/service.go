@@ -107,6 +107,12 @@ type Options struct {
 	// the call log; a call answered sooner writes only its record.
 	// Default DefaultIntentDelay; negative writes every intent at once.
 	IntentDelay time.Duration
+	// ReserveFirst makes every call hold its reservation before its
+	// provider is called. By default a call whose caller has no budget that
+	// applies reserves while its provider works, and nothing of its answer
+	// reaches the client before the reservation is held (see
+	// call.reservesAlongside).
+	ReserveFirst bool
 	// SettleDelay is the longest a settlement waits for others to join its
 	// batch after the call's answer (see Settled for how to wait for it);
 	// its reservation holds the worst case until then. Default
@@ -300,6 +306,11 @@ type Service struct {
 	settler *settler
 	// throttle refuses client addresses that fail to authenticate too often.
 	throttle *auththrottle.Throttle
+	// ledgerFailing is set when the ledger's last reservation failed for
+	// any reason but a budget's: until one succeeds again, every call
+	// reserves before its provider is called, so that an outage of the
+	// ledger does not send calls to providers that cannot be charged.
+	ledgerFailing atomic.Bool
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.

@@ -31,31 +31,38 @@ func (s *stageSpy) seen() []string {
 }
 
 // TestEachStageOfACallIsTimedOnce checks that an answered call reports its
-// reservation, its provider attempt and its record, in that order, and its
+// reservation and its provider attempt (in that order when it reserves
+// first; in either when it reserves alongside), then its record, and its
 // settlement once applied, and that a refused call reports only its record.
 func TestEachStageOfACallIsTimedOnce(t *testing.T) {
-	spy := &stageSpy{}
-	p := &scriptedProvider{}
-	ledger := memory.NewLedger()
-	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
-		Providers: map[string]ports.Provider{"primary": p, "backup": p},
-		Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: memory.NewCallLog()}, gateway.Options{Stages: spy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main")); err != nil {
-		t.Fatal(err)
-	}
-	if v := seen(t, svc, ledger); !slices.Equal(v.settled, []string{"r1"}) {
-		t.Fatalf("settled %q; want r1", v.settled)
-	}
-	if got, want := spy.seen(), []string{"reserve", "upstream", "record", "settle"}; !slices.Equal(got, want) {
-		t.Fatalf("stages %q; want %q", got, want)
-	}
-	if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: alice}, chat("main")); err == nil {
-		t.Fatal("a call without an audit reason was answered")
-	}
-	if got, want := spy.seen()[4:], []string{"record"}; !slices.Equal(got, want) {
-		t.Fatalf("a refused call's stages %q; want %q", got, want)
+	for _, first := range []bool{false, true} {
+		spy := &stageSpy{}
+		p := &scriptedProvider{}
+		ledger := memory.NewLedger()
+		svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+			Providers: map[string]ports.Provider{"primary": p, "backup": p},
+			Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: memory.NewCallLog()}, gateway.Options{Stages: spy, ReserveFirst: first})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main")); err != nil {
+			t.Fatal(err)
+		}
+		if v := seen(t, svc, ledger); !slices.Equal(v.settled, []string{"r1"}) {
+			t.Fatalf("settled %q; want r1", v.settled)
+		}
+		got, want := spy.seen(), []string{"reserve", "upstream", "record", "settle"}
+		if !first && len(got) == len(want) {
+			slices.Sort(got[:2]) // reserved alongside the provider: either may end first
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("reserve first %v: stages %q; want %q", first, got, want)
+		}
+		if _, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r2", Caller: alice}, chat("main")); err == nil {
+			t.Fatal("a call without an audit reason was answered")
+		}
+		if got, want := spy.seen()[4:], []string{"record"}; !slices.Equal(got, want) {
+			t.Fatalf("a refused call's stages %q; want %q", got, want)
+		}
 	}
 }

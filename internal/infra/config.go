@@ -48,6 +48,7 @@ type Config struct {
 	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
 	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
 	LedgerLockTimeout time.Duration `env:"LEDGER_LOCK_TIMEOUT" envDefault:"1s"`         // a reservation's wait for a locked spend row: see postgres.LedgerOptions
+	LedgerReservation string        `env:"LEDGER_RESERVATION" envDefault:"alongside"`   // alongside | first: see gateway.Options.ReserveFirst
 	KeyCacheTTL       time.Duration `env:"KEY_CACHE_TTL" envDefault:"30s"`              // keys in process, kept in step by LISTEN/NOTIFY; 0: no cache (see postgres.KeyCache)
 
 	// Budgets: the calendar's zone, and alerts.
@@ -490,6 +491,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.positive("DB_POOL_MAX_CONN_IDLE_TIME", cfg.DBMaxConnIdleTime)
 	c.oneOf("DB_CONNECTION_BUDGET", cfg.DBConnBudget, "enforce", "warn")
 	c.oneOf("LEDGER_SYNCHRONOUS_COMMIT", cfg.LedgerSyncCommit, "off", "on")
+	c.oneOf("LEDGER_RESERVATION", cfg.LedgerReservation, "alongside", "first")
 	switch {
 	case cfg.LedgerLockTimeout < time.Millisecond:
 		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be at least 1ms")

@@ -202,6 +202,7 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, `TRUSTED_PROXIES="10.0.0.0/8, lb.internal": "lb.internal" is neither an IP address nor a CIDR prefix such as 10.0.0.0/8`},
 		{map[string]string{"MLFLOW_LOG_MODE": "all"}, `MLFLOW_LOG_MODE="all": must be traces, runs, both or off`},
 		{map[string]string{"LEDGER_SYNCHRONOUS_COMMIT": "true"}, `LEDGER_SYNCHRONOUS_COMMIT="true": must be off or on`},
+		{map[string]string{"LEDGER_RESERVATION": "before"}, `LEDGER_RESERVATION="before": must be alongside or first`},
 		{map[string]string{"DEPLOY_PROFILE": "aws", "MLFLOW_LOG_MODE": "off"}, `MLFLOW_LOG_MODE="off": turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=aws`},
 		{map[string]string{"MLFLOW_LOG_CONTENT": "some"}, `MLFLOW_LOG_CONTENT="some": must be full, preview or none`},
 		{map[string]string{"MLFLOW_JOURNAL_DIR": "  "}, `MLFLOW_JOURNAL_DIR="  ": must name a directory`},

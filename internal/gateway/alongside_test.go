@@ -1,0 +1,294 @@
+package gateway_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidygate/tidygate/internal/adapters/memory"
+	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/ports"
+)
+
+// heldLedger is a memory ledger whose reservations wait, while a gate is
+// set, until it is opened, and fail while the ledger is down.
+type heldLedger struct {
+	*memory.Ledger
+	mu       sync.Mutex
+	gate     chan struct{} // closed to let the reservation waiting on it through
+	entered  chan struct{} // closed when a reservation waits on the gate
+	down     bool
+	answered atomic.Bool // a reservation has been answered since the gate was set
+}
+
+// hold makes the next reservation wait until open is called.
+func (l *heldLedger) hold() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gate, l.entered = make(chan struct{}), make(chan struct{})
+	l.answered.Store(false)
+}
+
+// open lets the reservation waiting on the gate through.
+func (l *heldLedger) open() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.gate)
+	l.gate = nil
+}
+
+func (l *heldLedger) setDown(down bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = down
+}
+
+func (l *heldLedger) Reserve(ctx context.Context, r domain.Reservation) error {
+	l.mu.Lock()
+	gate, entered, down := l.gate, l.entered, l.down
+	l.mu.Unlock()
+	if gate != nil {
+		close(entered)
+		<-gate
+	}
+	defer l.answered.Store(true)
+	if down {
+		return domain.Errorf(domain.KindUnavailable, "the ledger is down")
+	}
+	return l.Ledger.Reserve(ctx, r)
+}
+
+// signalledProvider is a scripted provider that tells when it is called.
+type signalledProvider struct {
+	*scriptedProvider
+	called chan struct{} // receives a value as each call begins
+}
+
+func (p *signalledProvider) Chat(ctx context.Context, req domain.ChatRequest) (domain.ChatResponse, error) {
+	p.called <- struct{}{}
+	return p.scriptedProvider.Chat(ctx, req)
+}
+
+func (p *signalledProvider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
+	p.called <- struct{}{}
+	return p.scriptedProvider.ChatStream(ctx, req, emit)
+}
+
+type alongsideRig struct {
+	svc      *gateway.Service
+	ledger   *heldLedger
+	provider *signalledProvider
+	log      *memory.CallLog
+}
+
+func newAlongsideRig(t *testing.T, opts gateway.Options) *alongsideRig {
+	t.Helper()
+	r := &alongsideRig{ledger: &heldLedger{Ledger: memory.NewLedger()}, log: memory.NewCallLog(),
+		provider: &signalledProvider{scriptedProvider: &scriptedProvider{}, called: make(chan struct{}, 16)}}
+	var err error
+	r.svc, err = gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": r.provider, "backup": r.provider},
+		Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// calledWithin reports whether the provider is called within d.
+func (r *alongsideRig) calledWithin(d time.Duration) bool {
+	select {
+	case <-r.provider.called:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+type answer struct {
+	res gateway.ChatResult
+	err error
+}
+
+// chatAsync runs a call in the background; the channel receives its answer.
+func (r *alongsideRig) chatAsync(c domain.Caller, id string) <-chan answer {
+	done := make(chan answer, 1)
+	go func() {
+		res, err := r.svc.Chat(context.Background(), gateway.Call{RequestID: id, Caller: c, AuditReason: "quarterly review"}, chat("main"))
+		done <- answer{res, err}
+	}()
+	return done
+}
+
+// TestReservingAlongsideTheProvider checks when a call reserves while its
+// provider works: a caller without budgets does, and gets nothing of the
+// answer before its reservation is held; a caller with budgets, and every
+// caller under Options.ReserveFirst, reserves before the provider is
+// called.
+func TestReservingAlongsideTheProvider(t *testing.T) {
+	budgeted := alice
+	budgeted.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1_000_000}}
+
+	t.Run("a caller without budgets: the provider works while the ledger reserves", func(t *testing.T) {
+		r := newAlongsideRig(t, gateway.Options{})
+		r.ledger.hold()
+		done := r.chatAsync(alice, "r1")
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called while the reservation waited")
+		}
+		select {
+		case a := <-done:
+			t.Fatalf("the call ended (%v) before its reservation was held", a.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		r.ledger.open()
+		if a := <-done; a.err != nil {
+			t.Fatal(a.err)
+		}
+		if v := seen(t, r.svc, r.ledger.Ledger); len(v.settled) != 1 || v.settled[0] != "r1" || len(v.held) != 0 {
+			t.Fatalf("ledger %+v; want r1 settled and nothing held", v)
+		}
+	})
+
+	t.Run("a caller without budgets: no chunk of a stream before the reservation is held", func(t *testing.T) {
+		r := newAlongsideRig(t, gateway.Options{})
+		r.ledger.hold()
+		var chunks, early atomic.Int32
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.svc.ChatStream(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"),
+				func(domain.ChatChunk) error {
+					chunks.Add(1)
+					if !r.ledger.answered.Load() {
+						early.Add(1)
+					}
+					return nil
+				})
+			done <- err
+		}()
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called while the reservation waited")
+		}
+		time.Sleep(20 * time.Millisecond) // time for a chunk to slip through, if one could
+		r.ledger.open()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if chunks.Load() == 0 || early.Load() != 0 {
+			t.Fatalf("%d chunks, %d of them before the reservation was held; want some, none early", chunks.Load(), early.Load())
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		caller domain.Caller
+		opts   gateway.Options
+	}{
+		{"a caller with budgets reserves first", budgeted, gateway.Options{}},
+		{"ReserveFirst: a caller without budgets reserves first", alice, gateway.Options{ReserveFirst: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newAlongsideRig(t, tc.opts)
+			r.ledger.hold()
+			done := r.chatAsync(tc.caller, "r1")
+			<-r.ledger.entered
+			if r.calledWithin(100 * time.Millisecond) {
+				t.Fatal("the provider was called before the reservation was held")
+			}
+			r.ledger.open()
+			if a := <-done; a.err != nil {
+				t.Fatal(a.err)
+			}
+			if !r.calledWithin(time.Second) {
+				t.Fatal("the provider was not called once the reservation was held")
+			}
+		})
+	}
+}
+
+// TestAFailedReservationAlongsideWithholdsTheAnswer checks a call whose
+// reservation, made while its provider worked, fails: the client gets the
+// ledger's error and nothing of the answer, the call is recorded with what
+// it consumed and as interrupted by the ledger, the ledger holds nothing of
+// it, and its tokens per minute are given back (the limiter spy checks).
+// The next calls reserve first until a reservation succeeds again, so that
+// a failing ledger does not send calls to providers.
+func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
+	t.Run("whole answer, then the calls after it", func(t *testing.T) {
+		r := newAlongsideRig(t, gateway.Options{})
+		r.ledger.setDown(true)
+		a := <-r.chatAsync(alice, "r1")
+		if domain.KindOf(a.err) != domain.KindUnavailable || !strings.Contains(a.err.Error(), "the ledger is down") {
+			t.Fatalf("err = %v; want the ledger's", a.err)
+		}
+		if got := r.provider.callCount(); got != 1 {
+			t.Fatalf("%d provider calls; want 1 (called alongside, not retried)", got)
+		}
+		rec := r.log.Records()[0]
+		if rec.Outcome != domain.OutcomeError || rec.Interrupted != domain.InterruptedByLedger || rec.ErrorKind != domain.KindUnavailable ||
+			rec.Usage.Total() == 0 || rec.Cost() == 0 || !strings.Contains(rec.ErrorMessage, "its answer was withheld") {
+			t.Fatalf("record = %+v; want an error interrupted by the ledger, with the usage the provider reported", rec)
+		}
+		if e := r.ledger.Endings(); len(e) != 0 {
+			t.Fatalf("ledger endings %+v; want none: nothing was held", e)
+		}
+
+		// The ledger still fails: the next call reserves first and is refused
+		// before any provider is called.
+		<-r.provider.called
+		if a := <-r.chatAsync(alice, "r2"); domain.KindOf(a.err) != domain.KindUnavailable {
+			t.Fatalf("err = %v; want the ledger's", a.err)
+		}
+		if got := r.provider.callCount(); got != 1 {
+			t.Fatalf("%d provider calls; want 1: the second call reserves first", got)
+		}
+		if rec := r.log.Records()[1]; rec.Outcome != domain.OutcomeRejected {
+			t.Fatalf("second record = %+v; want a refusal", rec)
+		}
+
+		// Back up: one call reserves first and succeeds; the one after it
+		// reserves alongside again.
+		r.ledger.setDown(false)
+		if a := <-r.chatAsync(alice, "r3"); a.err != nil {
+			t.Fatal(a.err)
+		}
+		<-r.provider.called
+		r.ledger.hold()
+		done := r.chatAsync(alice, "r4")
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("after a reservation succeeded, the provider was not called while the next reservation waited")
+		}
+		r.ledger.open()
+		if a := <-done; a.err != nil {
+			t.Fatal(a.err)
+		}
+		if v := seen(t, r.svc, r.ledger.Ledger); len(v.settled) != 2 || len(v.held) != 0 {
+			t.Fatalf("ledger %+v; want r3 and r4 settled, nothing held", v)
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		r := newAlongsideRig(t, gateway.Options{})
+		r.ledger.setDown(true)
+		var chunks atomic.Int32
+		_, err := r.svc.ChatStream(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"),
+			func(domain.ChatChunk) error { chunks.Add(1); return nil })
+		if domain.KindOf(err) != domain.KindUnavailable || !strings.Contains(err.Error(), "the ledger is down") || chunks.Load() != 0 {
+			t.Fatalf("err = %v after %d chunks; want the ledger's error and no chunk", err, chunks.Load())
+		}
+		if got := r.provider.callCount(); got != 1 {
+			t.Fatalf("%d provider calls; want 1", got)
+		}
+		if rec := r.log.Records()[0]; rec.Outcome != domain.OutcomeError || rec.ErrorKind != domain.KindUnavailable || !rec.Stream ||
+			rec.Interrupted != domain.InterruptedByLedger {
+			t.Fatalf("record = %+v; want the stream's error, interrupted by the ledger", rec)
+		}
+		if e := r.ledger.Endings(); len(e) != 0 {
+			t.Fatalf("ledger endings %+v; want none", e)
+		}
+	})
+}
