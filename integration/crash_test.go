@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/pgtest"
@@ -75,6 +76,45 @@ func TestKillAfterTheRecordBeforeTheAnswerSettlesTheRecordedCost(t *testing.T) {
 	if state != "settled" || status != "OK" || recorded <= 0 || used != recorded || held != 0 || (spent != 0 && spent != recorded) {
 		t.Fatalf("after the restart: reservation %s, trace %s, usage %d, spend %d, held %d; want settled at the recorded cost %d, the trace OK, nothing held",
 			state, status, used, spent, held, recorded)
+	}
+}
+
+// TestKillOnceTheReservationIsSentChargesIt kills the service with SIGKILL
+// at the instant a call that reserves alongside its provider (the dev key
+// has no budgets) has written its reservation to PostgreSQL (the fault
+// point reservation-sent: before the ledger's answer and before the
+// provider is called). PostgreSQL commits the reservation it received
+// whole, BEGIN to COMMIT, though nobody reads its answer, and the restart
+// charges it like any hold its process left: settled at its whole
+// reservation, recorded once as interrupted by a crash.
+func TestKillOnceTheReservationIsSentChargesIt(t *testing.T) {
+	dsn := pgtest.New(t)
+	env := baseEnv(t, dsn)
+	killedAt(t, append(env, "MOCK_LATENCY=1h"), gateway.FaultReservationSent)
+	var held int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		queryRow(t, dsn, `SELECT count(*) FROM tidygate_reservations WHERE state = 'held'`, &held)
+		if held == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if held != 1 {
+		t.Fatalf("%d reservations held after the kill; want the one sent before it", held)
+	}
+	var amount int64
+	queryRow(t, dsn, `SELECT amount_micros FROM tidygate_reservations`, &amount)
+
+	start(t, env) // same journal directory, same database, no fault point
+	exactlyOnce(t, dsn, 1)
+	waitSettled(t, dsn)
+	l := readLedger(t, dsn)
+	var used int64
+	queryRow(t, dsn, `SELECT coalesce(sum(cost_micros), 0)::bigint FROM tidygate_usage WHERE user_id = 'dev' AND model = 'mock-chat'`, &used)
+	var interrupted string
+	queryRow(t, dsn, `SELECT value FROM trace_request_metadata WHERE key = 'tidygate.interrupted'`, &interrupted)
+	if l.reservation != "settled" || amount <= 0 || used != amount || l.held != 0 || interrupted != "crash" {
+		t.Fatalf("after the restart: reservation %s, usage %d, held %d, trace interrupted %q; want settled at the reservation %d, nothing held, interrupted by a crash",
+			l.reservation, used, l.held, interrupted, amount)
 	}
 }
 

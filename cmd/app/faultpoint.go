@@ -7,8 +7,9 @@ import (
 	"syscall"
 )
 
-// faultPointSetting names the gateway's fault point (gateway.FaultBeforeIntent,
-// gateway.FaultBeforeAnswer) at which a test build of tidygate kills itself.
+// faultPointSetting names the gateway's fault point (gateway.FaultReservationSent,
+// gateway.FaultBeforeIntent, gateway.FaultBeforeAnswer) at which a test
+// build of tidygate kills itself.
 // Only a binary built with the faultpoint tag (the integration tests') reads
 // it; a production build has no fault points and ignores it.
 const faultPointSetting = "TIDYGATE_FAULT_POINT"

@@ -62,6 +62,19 @@ func (l *heldLedger) Reserve(ctx context.Context, r domain.Reservation) error {
 	return l.Ledger.Reserve(ctx, r)
 }
 
+// sendingLedger is a heldLedger that says when a reservation is sent
+// (ports.ReservationSender): once send is closed.
+type sendingLedger struct {
+	*heldLedger
+	send chan struct{}
+}
+
+func (l *sendingLedger) ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error {
+	<-l.send
+	sent()
+	return l.Reserve(ctx, r)
+}
+
 // signalledProvider is a scripted provider that tells when it is called.
 type signalledProvider struct {
 	*scriptedProvider
@@ -85,14 +98,20 @@ type alongsideRig struct {
 	log      *memory.CallLog
 }
 
-func newAlongsideRig(t *testing.T, opts gateway.Options) *alongsideRig {
+// newAlongsideRig returns a service over a heldLedger, which the service
+// uses as it is or, when wrap is not nil, as wrap returns it.
+func newAlongsideRig(t *testing.T, opts gateway.Options, wrap func(*heldLedger) ports.SpendLedger) *alongsideRig {
 	t.Helper()
 	r := &alongsideRig{ledger: &heldLedger{Ledger: memory.NewLedger()}, log: memory.NewCallLog(),
 		provider: &signalledProvider{scriptedProvider: &scriptedProvider{}, called: make(chan struct{}, 16)}}
+	var ledger ports.SpendLedger = r.ledger
+	if wrap != nil {
+		ledger = wrap(r.ledger)
+	}
 	var err error
 	r.svc, err = gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
 		Providers: map[string]ports.Provider{"primary": r.provider, "backup": r.provider},
-		Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log}, opts)
+		Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: r.log}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +153,7 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 	budgeted.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1_000_000}}
 
 	t.Run("a caller without budgets: the provider works while the ledger reserves", func(t *testing.T) {
-		r := newAlongsideRig(t, gateway.Options{})
+		r := newAlongsideRig(t, gateway.Options{}, nil)
 		r.ledger.hold()
 		done := r.chatAsync(alice, "r1")
 		if !r.calledWithin(5 * time.Second) {
@@ -155,7 +174,7 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 	})
 
 	t.Run("a caller without budgets: no chunk of a stream before the reservation is held", func(t *testing.T) {
-		r := newAlongsideRig(t, gateway.Options{})
+		r := newAlongsideRig(t, gateway.Options{}, nil)
 		r.ledger.hold()
 		var chunks, early atomic.Int32
 		done := make(chan error, 1)
@@ -183,6 +202,30 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 		}
 	})
 
+	t.Run("a ledger that says when a reservation is sent: the provider is called once it is", func(t *testing.T) {
+		var l *sendingLedger
+		r := newAlongsideRig(t, gateway.Options{}, func(h *heldLedger) ports.SpendLedger {
+			l = &sendingLedger{heldLedger: h, send: make(chan struct{})}
+			return l
+		})
+		r.ledger.hold()
+		done := r.chatAsync(alice, "r1")
+		if r.calledWithin(100 * time.Millisecond) {
+			t.Fatal("the provider was called before the reservation was sent")
+		}
+		close(l.send)
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called once the reservation was sent, while the ledger had not answered")
+		}
+		r.ledger.open()
+		if a := <-done; a.err != nil {
+			t.Fatal(a.err)
+		}
+		if v := seen(t, r.svc, r.ledger.Ledger); len(v.settled) != 1 || len(v.held) != 0 {
+			t.Fatalf("ledger %+v; want r1 settled, nothing held", v)
+		}
+	})
+
 	for _, tc := range []struct {
 		name   string
 		caller domain.Caller
@@ -192,7 +235,7 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 		{"ReserveFirst: a caller without budgets reserves first", alice, gateway.Options{ReserveFirst: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newAlongsideRig(t, tc.opts)
+			r := newAlongsideRig(t, tc.opts, nil)
 			r.ledger.hold()
 			done := r.chatAsync(tc.caller, "r1")
 			<-r.ledger.entered
@@ -219,9 +262,15 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 // a failing ledger does not send calls to providers.
 func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 	t.Run("whole answer, then the calls after it", func(t *testing.T) {
-		r := newAlongsideRig(t, gateway.Options{})
+		r := newAlongsideRig(t, gateway.Options{}, nil)
 		r.ledger.setDown(true)
-		a := <-r.chatAsync(alice, "r1")
+		r.ledger.hold() // the ledger refuses once the provider is at work
+		done := r.chatAsync(alice, "r1")
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called while the reservation waited")
+		}
+		r.ledger.open()
+		a := <-done
 		if domain.KindOf(a.err) != domain.KindUnavailable || !strings.Contains(a.err.Error(), "the ledger is down") {
 			t.Fatalf("err = %v; want the ledger's", a.err)
 		}
@@ -239,7 +288,6 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 
 		// The ledger still fails: the next call reserves first and is refused
 		// before any provider is called.
-		<-r.provider.called
 		if a := <-r.chatAsync(alice, "r2"); domain.KindOf(a.err) != domain.KindUnavailable {
 			t.Fatalf("err = %v; want the ledger's", a.err)
 		}
@@ -258,7 +306,7 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 		}
 		<-r.provider.called
 		r.ledger.hold()
-		done := r.chatAsync(alice, "r4")
+		done = r.chatAsync(alice, "r4")
 		if !r.calledWithin(5 * time.Second) {
 			t.Fatal("after a reservation succeeded, the provider was not called while the next reservation waited")
 		}
@@ -272,11 +320,21 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 	})
 
 	t.Run("stream", func(t *testing.T) {
-		r := newAlongsideRig(t, gateway.Options{})
+		r := newAlongsideRig(t, gateway.Options{}, nil)
 		r.ledger.setDown(true)
+		r.ledger.hold() // the ledger refuses once the provider is at work
 		var chunks atomic.Int32
-		_, err := r.svc.ChatStream(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"),
-			func(domain.ChatChunk) error { chunks.Add(1); return nil })
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.svc.ChatStream(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"),
+				func(domain.ChatChunk) error { chunks.Add(1); return nil })
+			done <- err
+		}()
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called while the reservation waited")
+		}
+		r.ledger.open()
+		err := <-done
 		if domain.KindOf(err) != domain.KindUnavailable || !strings.Contains(err.Error(), "the ledger is down") || chunks.Load() != 0 {
 			t.Fatalf("err = %v after %d chunks; want the ledger's error and no chunk", err, chunks.Load())
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -237,7 +238,19 @@ func (k *call) admit(ctx context.Context) error {
 // reserve holds k.hold in the ledger, and notes whether the ledger is
 // failing: refusing for any reason but a budget's.
 func (k *call) reserve(ctx context.Context) error {
-	err := timed(k.s.opts.Stages, StageReserve, func() error { return k.s.deps.Ledger.Reserve(ctx, k.hold) })
+	return k.reserveSending(ctx, nil)
+}
+
+// reserveSending is reserve, calling sent once the reservation has left
+// the process for good when sent is not nil and the ledger can tell
+// (ports.ReservationSender).
+func (k *call) reserveSending(ctx context.Context, sent func()) error {
+	err := timed(k.s.opts.Stages, StageReserve, func() error {
+		if s, ok := k.s.deps.Ledger.(ports.ReservationSender); ok && sent != nil {
+			return s.ReserveSending(ctx, k.hold, sent)
+		}
+		return k.s.deps.Ledger.Reserve(ctx, k.hold)
+	})
 	if failing := err != nil && domain.KindOf(err) != domain.KindBudgetExceeded; failing != k.s.ledgerFailing.Load() {
 		k.s.ledgerFailing.Store(failing)
 	}
@@ -255,18 +268,36 @@ func (k *call) reservesAlongside() bool {
 	return len(k.hold.Budgets) == 0 && !k.s.opts.ReserveFirst && !k.s.ledgerFailing.Load()
 }
 
-// reserveAlongside starts holding k.hold while the provider is called, in
-// a context the client's departure does not end: by the time the client
-// leaves the provider may be at work, and what it consumes is charged.
+// reserveAlongside starts holding k.hold, in a context the client's
+// departure does not end (by the time the client leaves the provider may
+// be at work, and what it consumes is charged), and returns when the
+// provider may be called: once the reservation has left the process for
+// good, when the ledger can tell (ports.ReservationSender), so that a
+// process that stops after calling the provider leaves the reservation
+// behind it; at once when it cannot.
 func (k *call) reserveAlongside(ctx context.Context) {
 	h := &holding{done: make(chan struct{})}
 	k.holding = h
+	sent := make(chan struct{})
+	var once sync.Once
+	markSent := func() {
+		once.Do(func() {
+			k.s.fault(FaultReservationSent)
+			close(sent)
+		})
+	}
 	go func() {
 		bctx, cancel := k.s.bookkeeping(ctx)
 		defer cancel()
-		h.err = k.reserve(bctx)
+		h.err = k.reserveSending(bctx, markSent)
 		close(h.done)
 	}()
+	if _, sends := k.s.deps.Ledger.(ports.ReservationSender); sends {
+		select {
+		case <-sent:
+		case <-h.done:
+		}
+	}
 }
 
 // holding is a reservation being made while the provider works.

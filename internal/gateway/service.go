@@ -338,6 +338,10 @@ const (
 	// written: the call holds its reservation, its provider has been
 	// working for IntentDelay, and nothing of the call is in the call log.
 	FaultBeforeIntent = "before-intent"
+	// FaultReservationSent is reached once the reservation of a call that
+	// reserves alongside its provider has left for the ledger
+	// (ports.ReservationSender), before its provider is called.
+	FaultReservationSent = "reservation-sent"
 	// FaultBeforeAnswer is reached once the call's record, owing its
 	// settlement, is durable, before the settler is handed the settlement
 	// and before the answer is sent.

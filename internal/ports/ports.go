@@ -91,7 +91,8 @@ type Settlement struct {
 }
 
 // SpendLedger holds budgets exactly, across replicas: a call's worst-case
-// cost is reserved before the provider is called and settled afterwards.
+// cost is reserved before the provider is called (or, for a caller without
+// budgets, while it works) and settled afterwards.
 type SpendLedger interface {
 	// Reserve holds r.Amount against every budget in r.Budgets atomically, or
 	// returns a domain.KindBudgetExceeded error naming the budget that has no
@@ -118,6 +119,20 @@ type SpendLedger interface {
 	// Report returns the caller's usage by day and model since from, and the
 	// state of the caller's budgets at now.
 	Report(ctx context.Context, c domain.Caller, from, now time.Time) (domain.UsageReport, error)
+}
+
+// ReservationSender is what a SpendLedger may do besides: say when a
+// reservation has left this process for good. The gateway finds it by type
+// assertion and, for a call that reserves while its provider works, calls
+// the provider only once the reservation is sent, so that a process that
+// stops after calling the provider leaves the reservation behind it.
+type ReservationSender interface {
+	// ReserveSending is Reserve, calling sent (at most once, before it
+	// returns) when the reservation has left the process as a whole that
+	// the ledger commits with no further word from it, even if the process
+	// stops then. A reservation with budgets, which needs another round
+	// trip, is never sent so; sent is then not called.
+	ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error
 }
 
 // CallLog is the durable audit trail. Record must not return before the

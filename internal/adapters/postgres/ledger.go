@@ -226,6 +226,16 @@ RETURNING held_micros`
 // its settlement can count usage once. Reusing an ID is a
 // domain.KindInvalid error.
 func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
+	return l.ReserveSending(ctx, r, func() {})
+}
+
+// ReserveSending is Reserve (ports.ReservationSender). A reservation
+// without budgets is one batch, BEGIN to COMMIT, which pgx writes to the
+// connection whole before SendBatch returns: sent is called then, unless
+// the write closed the connection, and PostgreSQL executes the batch it
+// has received, COMMIT included, whether or not this process is still
+// there to read the answer.
+func (l *Ledger) ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error {
 	ctx, cancel := bound(ctx, l.db)
 	defer cancel()
 	if err := checkReservation(r); err != nil {
@@ -237,7 +247,11 @@ func (l *Ledger) Reserve(ctx context.Context, r domain.Reservation) error {
 			batch := l.begin()
 			batch.Queue(insertReservation, reservationArgs(r)...)
 			batch.Queue("COMMIT")
-			return conn.SendBatch(ctx, batch).Close()
+			results := conn.SendBatch(ctx, batch)
+			if !conn.IsClosed() {
+				sent()
+			}
+			return results.Close()
 		})
 	}
 	counters := make([]counter, len(r.Budgets))

@@ -125,6 +125,13 @@ func TestSpendLedger(t *testing.T, newLedgers NewLedgers) {
 		}
 	})
 
+	// A ledger that says when a reservation is sent (the optional
+	// ports.ReservationSender) says it once for a reservation without
+	// budgets, which it then holds, and never for one with budgets.
+	if _, ok := newLedger(t).(ports.ReservationSender); ok {
+		t.Run("ReserveSending", func(t *testing.T) { reserveSending(t, newLedger(t)) })
+	}
+
 	t.Run("UnknownReservation", func(t *testing.T) {
 		l := newLedger(t)
 		c := caller("dave", "risk")
@@ -440,4 +447,28 @@ func checkRows(t *testing.T, l ports.SpendLedger, c domain.Caller, from, now tim
 	if !same {
 		t.Errorf("usage rows =\n\t%+v\nwant\n\t%+v", rep.Rows, want)
 	}
+}
+
+func reserveSending(t *testing.T, l ports.SpendLedger) {
+	s := l.(ports.ReservationSender)
+	ctx := context.Background()
+	free, budgeted := caller("erin", "risk"), caller("erin", "risk", userBudget("erin", domain.PeriodDay, 100))
+	var sends int
+	if err := s.ReserveSending(ctx, domain.Reservation{ID: "r1", Budgets: free.Budgets, Amount: 40, At: day0}, func() { sends++ }); err != nil {
+		t.Fatal(err)
+	}
+	if sends != 1 {
+		t.Fatalf("a reservation without budgets called sent %d times; want once, before ReserveSending returned", sends)
+	}
+	mustSettle(t, l, "r1", free, "gpt", 30, day0) // held: its settlement counts
+	checkRows(t, l, free, day0, day0, []domain.UsageRow{{Day: midnight(day0), Model: "gpt", Requests: 1,
+		PromptTokens: 30, CompletionTokens: 60, Cost: 30}})
+	sends = 0
+	if err := s.ReserveSending(ctx, domain.Reservation{ID: "r2", Budgets: budgeted.Budgets, Amount: 40, At: day0}, func() { sends++ }); err != nil {
+		t.Fatal(err)
+	}
+	if sends != 0 {
+		t.Fatalf("a reservation with budgets called sent %d times; want never", sends)
+	}
+	checkBudgets(t, l, budgeted, day0, status{0, 40})
 }
