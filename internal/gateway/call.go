@@ -246,8 +246,8 @@ func (k *call) reserve(ctx context.Context) error {
 // (ports.ReservationSender).
 func (k *call) reserveSending(ctx context.Context, sent func()) error {
 	err := timed(k.s.opts.Stages, StageReserve, func() error {
-		if s, ok := k.s.deps.Ledger.(ports.ReservationSender); ok && sent != nil {
-			return s.ReserveSending(ctx, k.hold, sent)
+		if k.s.sender != nil && sent != nil {
+			return k.s.sender.ReserveSending(ctx, k.hold, sent)
 		}
 		return k.s.deps.Ledger.Reserve(ctx, k.hold)
 	})
@@ -292,7 +292,7 @@ func (k *call) reserveAlongside(ctx context.Context) {
 		h.err = k.reserveSending(bctx, markSent)
 		close(h.done)
 	}()
-	if _, sends := k.s.deps.Ledger.(ports.ReservationSender); sends {
+	if k.s.sender != nil {
 		select {
 		case <-sent:
 		case <-h.done:

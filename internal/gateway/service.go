@@ -306,6 +306,9 @@ type Service struct {
 	settler *settler
 	// throttle refuses client addresses that fail to authenticate too often.
 	throttle *auththrottle.Throttle
+	// sender is the ledger when it says when a reservation is sent
+	// (ports.ReservationSender), found once here; nil when it cannot.
+	sender ports.ReservationSender
 	// ledgerFailing is set when the ledger's last reservation failed for
 	// any reason but a budget's: until one succeeds again, every call
 	// reserves before its provider is called, so that an outage of the
@@ -388,6 +391,7 @@ func NewService(deps Deps, opts Options) (*Service, error) {
 		settler:  newSettler(deps.Ledger, deps.CallLog.Acknowledge, opts.Logger, opts.RecordTimeout, opts.SettleDelay, opts.Stages),
 		throttle: auththrottle.New(deps.Limiter, domain.LimitAddress, opts.AuthFailureLimit, opts.Now),
 	}
+	s.sender, _ = deps.Ledger.(ports.ReservationSender)
 	s.routes.Store(newRoutes(deps))
 	return s, nil
 }
