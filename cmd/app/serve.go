@@ -144,7 +144,7 @@ func newService(lc fx.Lifecycle, cfg infra.Config, d *infra.Delegate, cat infra.
 		SignedInLimits:       domain.SignedInLimits{RPM: cfg.OIDCCallerRPM, TPM: cfg.OIDCCallerTPM},
 		AuthFailureLimit:     cfg.AuthFailureLimit,
 		ProviderTimeout:      cfg.ProviderTimeout,
-		ReserveFirst:         cfg.LedgerReservation == "first",
+		ReserveFirst:         cfg.ReserveFirst(),
 		StreamTimeout:        cfg.StreamTimeout,
 		Content:              domain.ContentPolicy(cfg.MLflowLogContent),
 		ResponseRetention:    cfg.ResponsesRetention,

@@ -48,7 +48,7 @@ type Config struct {
 	DBConnBudget      string        `env:"DB_CONNECTION_BUDGET" envDefault:"enforce"`   // enforce | warn
 	LedgerSyncCommit  string        `env:"LEDGER_SYNCHRONOUS_COMMIT" envDefault:"off"`  // off | on: see postgres.LedgerOptions
 	LedgerLockTimeout time.Duration `env:"LEDGER_LOCK_TIMEOUT" envDefault:"1s"`         // a reservation's wait for a locked spend row: see postgres.LedgerOptions
-	LedgerReservation string        `env:"LEDGER_RESERVATION" envDefault:"alongside"`   // alongside | first: see gateway.Options.ReserveFirst
+	LedgerReservation string        `env:"LEDGER_RESERVATION" envDefault:"alongside"`   // alongside | first: see ReserveFirst
 	KeyCacheTTL       time.Duration `env:"KEY_CACHE_TTL" envDefault:"30s"`              // keys in process, kept in step by LISTEN/NOTIFY; 0: no cache (see postgres.KeyCache)
 
 	// Budgets: the calendar's zone, and alerts.
@@ -678,6 +678,11 @@ func (cfg Config) ConcurrentPerTeam() int {
 	}
 	return max(cfg.MaxConcurrentCalls/2, 1)
 }
+
+// ReserveFirst says whether every call holds its reservation before its
+// provider is called (LEDGER_RESERVATION=first), rather than a caller
+// without budgets reserving while its provider works (alongside).
+func (cfg Config) ReserveFirst() bool { return cfg.LedgerReservation == "first" }
 
 // TrustedProxyPrefixes returns the proxies whose X-Forwarded-For names
 // the client a request is counted against (TRUSTED_PROXIES), validated at

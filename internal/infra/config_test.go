@@ -69,6 +69,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"LogLevel", cfg.LogLevel, "info"},
 		{"ConcurrentPerKey", cfg.ConcurrentPerKey(), 64},
 		{"ConcurrentPerTeam", cfg.ConcurrentPerTeam(), 128},
+		{"ReserveFirst", cfg.ReserveFirst(), false},
 		{"ProfileDefaults", strings.Join(cfg.ProfileDefaults(), " "), "MLFLOW_SCHEMA=create"},
 	}
 	for _, c := range checks {
@@ -254,6 +255,15 @@ func TestLedgerLockTimeoutDefaultStaysBelowTheAcquireTimeout(t *testing.T) {
 	}
 	if got := mustLoad(t, map[string]string{"LEDGER_LOCK_TIMEOUT": "250ms"}).LedgerLockTimeout; got != 250*time.Millisecond {
 		t.Errorf("LedgerLockTimeout = %v, want the explicit 250ms", got)
+	}
+}
+
+func TestLedgerReservationFirstReservesEveryCallFirst(t *testing.T) {
+	if !mustLoad(t, map[string]string{"LEDGER_RESERVATION": "first"}).ReserveFirst() {
+		t.Error("LEDGER_RESERVATION=first: ReserveFirst() = false, want true")
+	}
+	if mustLoad(t, map[string]string{"LEDGER_RESERVATION": "alongside"}).ReserveFirst() {
+		t.Error("LEDGER_RESERVATION=alongside: ReserveFirst() = true, want false")
 	}
 }
 
