@@ -156,24 +156,33 @@ func (t *settler) work() {
 }
 
 // apply settles batch in one SettleAll or, when the ledger refuses it,
-// one settlement at a time, and acknowledges what the ledger took.
+// one settlement at a time, and acknowledges what the ledger took. Each
+// pass has the settler's timeout of its own: a SettleAll that ran out of
+// time leaves the settlements one by one all of theirs.
 func (t *settler) apply(batch []ports.Settlement) {
-	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
-	defer cancel()
 	ids := make([]string, 0, len(batch))
-	if err := timed(t.stages, StageSettle, func() error { return t.ledger.SettleAll(ctx, batch) }); err == nil {
+	if err := timed(t.stages, StageSettle, func() error { return t.settleAll(batch) }); err == nil {
 		for _, s := range batch {
 			ids = append(ids, s.ReservationID)
 		}
 		t.ack(ids)
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
 	for _, s := range batch {
 		if t.one(ctx, s) {
 			ids = append(ids, s.ReservationID)
 		}
 	}
 	t.ack(ids)
+}
+
+// settleAll applies batch in one SettleAll, within the settler's timeout.
+func (t *settler) settleAll(batch []ports.Settlement) error {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	return t.ledger.SettleAll(ctx, batch)
 }
 
 // one settles s alone, logs a failure, and reports whether the call log

@@ -93,3 +93,38 @@ func TestAFullBatchEndsTheSettlersWaitToFill(t *testing.T) {
 		t.Fatalf("SettleAll got lists of %v; want [%d]", got, settleBatch)
 	}
 }
+
+// slowListLedger's SettleAll runs out of time; settling one at a time works.
+type slowListLedger struct {
+	ports.SpendLedger // nil: only SettleAll and Settle are called
+	mu                sync.Mutex
+	settled           []string
+}
+
+func (l *slowListLedger) SettleAll(ctx context.Context, _ []ports.Settlement) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (l *slowListLedger) Settle(ctx context.Context, s ports.Settlement) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.settled = append(l.settled, s.ReservationID)
+	return nil
+}
+
+// A list that ran out of the settler's time is settled one by one all the
+// same: the second pass has a timeout of its own.
+func TestSettlementsOneByOneAfterAListThatRanOutOfTime(t *testing.T) {
+	l := &slowListLedger{}
+	var acked []string
+	st := newSettler(l, func(ids []string) { acked = append(acked, ids...) }, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		50*time.Millisecond, 0, noStages{})
+	st.apply([]ports.Settlement{settlement(1), settlement(2)})
+	if len(l.settled) != 2 || len(acked) != 2 {
+		t.Fatalf("after a SettleAll that timed out: settled %v, acknowledged %v; want both settled one by one and acknowledged", l.settled, acked)
+	}
+}
