@@ -52,21 +52,23 @@ func (a *attempt) noFirstEvent() { a.cancel(errNoFirstEvent) }
 func (a *attempt) shutDown()     { a.cancel(errShuttingDown) }
 
 // begin lets an event of the stream through to the client. The first
-// event ends the wait for a first event: from then on only StreamTimeout
-// bounds the stream. Every event waits, if need be, for the call's
-// reservation made alongside: nothing of an answer reaches the client
-// before its reservation is held. When the ledger refused it, begin ends
-// the attempt (errNotReserved) and returns the ledger's error.
+// event ends the wait for a first event: the provider has answered in
+// time, and from then on only StreamTimeout bounds the stream. Every event
+// then waits, if need be, for the call's reservation made alongside:
+// nothing of an answer reaches the client before its reservation is held,
+// and the ledger's time is not the provider's. When the ledger refused
+// it, begin ends the attempt (errNotReserved) and returns the ledger's
+// error.
 func (a *attempt) begin() error {
-	if err := a.hold.wait(); err != nil {
-		a.cancel(errNotReserved)
-		return err
-	}
 	if !a.begun {
 		a.begun = true
 		if a.firstEvent != nil {
 			a.firstEvent.Stop()
 		}
+	}
+	if err := a.hold.wait(); err != nil {
+		a.cancel(errNotReserved)
+		return err
 	}
 	return nil
 }
