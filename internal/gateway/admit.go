@@ -17,9 +17,9 @@ import (
 // starts reserving it when the call reserves alongside its provider. On
 // success the call holds a concurrency slot (given back by k.leave), a slot
 // in the call log for its record (given back by k.logSlot once end has
-// recorded the call), its worst-case tokens against the key's tokens per
-// minute and a reservation, or its reservation under way (both settled or
-// released by end).
+// recorded the call), its worst-case tokens against the tokens per minute
+// of its key, user, team and model, and a reservation, or its reservation
+// under way (both settled or released by end).
 func (k *call) admit(ctx context.Context) error {
 	if err := k.checkAuditReason(); err != nil {
 		return err
@@ -68,13 +68,17 @@ func (k *call) reserve(ctx context.Context) error {
 
 // reserveSending is reserve, calling sent once the reservation has left
 // the process for good when sent is not nil and the ledger can tell
-// (ports.ReservationSender).
+// (ports.ReservationSender). The reservation is made in a context the
+// client's departure does not end: one cut off after it was sent may be
+// held all the same, with nobody left to give it back.
 func (k *call) reserveSending(ctx context.Context, sent func()) error {
+	bctx, cancel := k.s.bookkeeping(ctx)
+	defer cancel()
 	err := timed(k.s.opts.Stages, StageReserve, func() error {
 		if k.s.sender != nil && sent != nil {
-			return k.s.sender.ReserveSending(ctx, k.hold, sent)
+			return k.s.sender.ReserveSending(bctx, k.hold, sent)
 		}
-		return k.s.deps.Ledger.Reserve(ctx, k.hold)
+		return k.s.deps.Ledger.Reserve(bctx, k.hold)
 	})
 	if failing := err != nil && domain.KindOf(err) != domain.KindBudgetExceeded; failing != k.s.ledgerFailing.Load() {
 		k.s.ledgerFailing.Store(failing)
@@ -93,13 +97,11 @@ func (k *call) reservesAlongside() bool {
 	return len(k.hold.Budgets) == 0 && !k.s.opts.ReserveFirst && !k.s.ledgerFailing.Load()
 }
 
-// reserveAlongside starts holding k.hold, in a context the client's
-// departure does not end (by the time the client leaves the provider may
-// be at work, and what it consumes is charged), and returns when the
-// provider may be called: once the reservation has left the process for
-// good, when the ledger can tell (ports.ReservationSender), so that a
-// process that stops after calling the provider leaves the reservation
-// behind it; at once when it cannot.
+// reserveAlongside starts holding k.hold and returns when the provider may
+// be called: once the reservation has left the process for good, when the
+// ledger can tell (ports.ReservationSender), so that a process that stops
+// after calling the provider leaves the reservation behind it; at once
+// when it cannot.
 func (k *call) reserveAlongside(ctx context.Context) {
 	h := &holding{done: make(chan struct{})}
 	k.holding = h
@@ -107,14 +109,13 @@ func (k *call) reserveAlongside(ctx context.Context) {
 	var once sync.Once
 	markSent := func() {
 		once.Do(func() {
+			h.sent = true // before done is closed: read after it
 			k.s.fault(FaultReservationSent)
 			close(sent)
 		})
 	}
 	go func() {
-		bctx, cancel := k.s.bookkeeping(ctx)
-		defer cancel()
-		h.err = k.reserveSending(bctx, markSent)
+		h.err = k.reserveSending(ctx, markSent)
 		close(h.done)
 	}()
 	if k.s.sender != nil {
@@ -129,6 +130,7 @@ func (k *call) reserveAlongside(ctx context.Context) {
 type holding struct {
 	done chan struct{} // closed once the ledger has answered
 	err  error         // the ledger's answer, once done is closed
+	sent bool          // the ledger said the reservation left the process whole; read once done is closed
 }
 
 // wait returns the reservation's outcome once the ledger has answered. A

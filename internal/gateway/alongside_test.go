@@ -59,7 +59,25 @@ func (l *heldLedger) Reserve(ctx context.Context, r domain.Reservation) error {
 	if down {
 		return domain.Errorf(domain.KindUnavailable, "the ledger is down")
 	}
-	return l.Ledger.Reserve(ctx, r)
+	if err := l.Ledger.Reserve(ctx, r); err != nil {
+		return err
+	}
+	return ctx.Err() // as PostgreSQL's: held all the same when the caller stopped waiting for the answer
+}
+
+// lostAnswerLedger is a heldLedger that sends each reservation whole and
+// then loses the ledger's answer: the reservation is held, or with
+// notTaken never was, and ReserveSending fails either way.
+type lostAnswerLedger struct {
+	*heldLedger
+	notTaken bool
+}
+
+func (l *lostAnswerLedger) ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error {
+	sent()
+	l.setDown(l.notTaken)
+	_ = l.Reserve(ctx, r) // waits while the gate is set; held unless notTaken
+	return domain.Errorf(domain.KindUnavailable, "the ledger's answer was lost")
 }
 
 // sendingLedger is a heldLedger that says when a reservation is sent
@@ -86,9 +104,16 @@ func (p *signalledProvider) Chat(ctx context.Context, req domain.ChatRequest) (d
 	return p.scriptedProvider.Chat(ctx, req)
 }
 
+// ChatStream stops, as a provider reading its answer from the network
+// would, once its context has ended.
 func (p *signalledProvider) ChatStream(ctx context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (domain.ChatResponse, error) {
 	p.called <- struct{}{}
-	return p.scriptedProvider.ChatStream(ctx, req, emit)
+	return p.scriptedProvider.ChatStream(ctx, req, func(c domain.ChatChunk) error {
+		if err := emit(c); err != nil {
+			return err
+		}
+		return ctx.Err()
+	})
 }
 
 type alongsideRig struct {
@@ -199,6 +224,28 @@ func TestReservingAlongsideTheProvider(t *testing.T) {
 		}
 		if chunks.Load() == 0 || early.Load() != 0 {
 			t.Fatalf("%d chunks, %d of them before the reservation was held; want some, none early", chunks.Load(), early.Load())
+		}
+	})
+
+	t.Run("a stream whose reservation takes longer than PROVIDER_TIMEOUT: the provider was in time", func(t *testing.T) {
+		r := newAlongsideRig(t, gateway.Options{ProviderTimeout: 50 * time.Millisecond, StreamTimeout: time.Minute}, nil)
+		r.ledger.hold()
+		done := make(chan error, 1)
+		go func() {
+			_, err := r.svc.ChatStream(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"),
+				func(domain.ChatChunk) error { return nil })
+			done <- err
+		}()
+		if !r.calledWithin(5 * time.Second) {
+			t.Fatal("the provider was not called while the reservation waited")
+		}
+		time.Sleep(200 * time.Millisecond) // the ledger answers four PROVIDER_TIMEOUTs after the provider's first event
+		r.ledger.open()
+		if err := <-done; err != nil {
+			t.Fatalf("err = %v; want the stream answered: its provider sent its first event at once", err)
+		}
+		if rec := r.log.Records()[0]; rec.Outcome != domain.OutcomeOK || len(rec.Attempts) != 1 {
+			t.Fatalf("record = %+v; want one attempt, answered", rec)
 		}
 	})
 
@@ -349,4 +396,85 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 			t.Fatalf("ledger endings %+v; want none", e)
 		}
 	})
+}
+
+// TestAReservationSentWholeButUnconfirmedIsEnded checks a reservation made
+// alongside whose ledger took it whole but whose answer was lost: the
+// answer is withheld all the same, and the reservation, in case the
+// ledger holds it, is settled at what the call consumed; one the ledger
+// never took leaves nothing.
+func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		notTaken bool
+		message  string
+		settled  int
+	}{
+		{"taken: settled at what the call consumed", false, "settled at what the call consumed", 1},
+		{"never taken: nothing to end", true, "the ledger did not hold the reservation", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newAlongsideRig(t, gateway.Options{}, func(h *heldLedger) ports.SpendLedger {
+				return &lostAnswerLedger{heldLedger: h, notTaken: tc.notTaken}
+			})
+			r.ledger.hold()
+			done := r.chatAsync(alice, "r1")
+			if !r.calledWithin(5 * time.Second) {
+				t.Fatal("the provider was not called once the reservation was sent")
+			}
+			r.ledger.open()
+			a := <-done
+			if domain.KindOf(a.err) != domain.KindUnavailable || !strings.Contains(a.err.Error(), "answer was lost") {
+				t.Fatalf("err = %v; want the ledger's", a.err)
+			}
+			rec := r.log.Records()[0]
+			if rec.Interrupted != domain.InterruptedByLedger || rec.Cost() == 0 || !strings.Contains(rec.ErrorMessage, tc.message) {
+				t.Fatalf("record = %+v; want interrupted by the ledger, with its cost, saying %q", rec, tc.message)
+			}
+			v := seen(t, r.svc, r.ledger.Ledger)
+			if len(v.settled) != tc.settled || len(v.held) != 0 || len(v.released) != 0 {
+				t.Fatalf("ledger %+v; want %d settled and nothing held", v, tc.settled)
+			}
+			if tc.settled == 1 && v.spent != rec.Cost() {
+				t.Fatalf("ledger spent %d; want the recorded cost %d", v.spent, rec.Cost())
+			}
+		})
+	}
+}
+
+// TestAClientGoneDuringItsReservationCostsNothing checks a caller that
+// reserves first and leaves while the ledger works: the reservation is
+// not cut off half-way (the ledger would hold it with nobody to give it
+// back), no provider is called, and the reservation is released.
+func TestAClientGoneDuringItsReservationCostsNothing(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "whole answer", true: "stream"}[stream], func(t *testing.T) {
+			r := newAlongsideRig(t, gateway.Options{ReserveFirst: true}, nil)
+			r.ledger.hold()
+			ctx, leave := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				c := gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}
+				var err error
+				if stream {
+					_, err = r.svc.ChatStream(ctx, c, chat("main"), func(domain.ChatChunk) error { return nil })
+				} else {
+					_, err = r.svc.Chat(ctx, c, chat("main"))
+				}
+				done <- err
+			}()
+			<-r.ledger.entered
+			leave()
+			r.ledger.open()
+			if err := <-done; err == nil {
+				t.Fatal("the call of a client gone was answered")
+			}
+			if got := r.provider.callCount(); got != 0 {
+				t.Fatalf("%d provider calls; want none: the client left before its provider was called", got)
+			}
+			if v := seen(t, r.svc, r.ledger.Ledger); len(v.released) != 1 || len(v.held) != 0 || len(v.settled) != 0 {
+				t.Fatalf("ledger %+v; want r1 released, nothing held", v)
+			}
+		})
+	}
 }

@@ -137,7 +137,9 @@ type call struct {
 	rate    ports.RateHold // those tokens, held against the tokens per minute of the key, user, team and model
 	lease   ports.Lease    // the call's places in its key's, user's, team's and model's concurrency shares
 	// account holds those tokens against the tokens per minute of the
-	// provider instance that answered, until settle or release.
+	// provider instance of the attempt that answered, or of a stream that
+	// began to, until settle or release (a failed attempt's hold is given
+	// back by tryOnce).
 	account *ports.RateHold
 	res     Result // who answered, after how many attempts
 	// replaced is the model asked for when a budget left no room for it
@@ -228,6 +230,10 @@ func (k *call) tryModel(ctx context.Context, m domain.Model) (done bool, err err
 		if err := k.holding.failed(); err != nil {
 			return true, err // the call cannot be answered: no other attempt
 		}
+		if ctx.Err() != nil { // a client gone before its provider is called costs nothing
+			k.interrupt(domain.InterruptedByClient, clientGone(ctx))
+			return true, k.cut
+		}
 		rt, ok := k.s.router.pick(m, tried, k.routes.caps)
 		if !ok {
 			if err == nil {
@@ -298,7 +304,7 @@ func (k *call) tryOnce(ctx context.Context, rt route, m domain.Model) error {
 		retryAfter: retryAfterOf(err), latency: last.End.Sub(last.Start)}, k.routes.breaker)
 	switch {
 	case hold == nil:
-	case err == nil:
+	case err == nil, a.begun: // a stream that began to answer is charged what it consumed, with the call
 		k.account = hold
 	default:
 		k.settleAccount(ctx, hold, 0)
@@ -467,15 +473,12 @@ func upstreamFailure(res Result, err error) error {
 // A call that reserved while its provider worked first waits for the
 // ledger's answer. When the ledger refused, the call is not answered: its
 // error is the ledger's, and it is recorded with what it consumed, which
-// the ledger, holding nothing for it, is not charged.
+// the ledger, holding nothing for it, is not charged (see endUnconfirmed
+// for a reservation the ledger may hold all the same).
 func (k *call) end(ctx context.Context, callErr error) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
 	unheld := k.holding.wait()
-	if unheld != nil {
-		callErr, k.why = unheld, domain.InterruptedByLedger
-		k.rec.ErrorMessage = joinMessages("the call's reservation, made while its provider worked, failed: its answer was withheld and nothing was charged to the ledger", k.rec.ErrorMessage)
-	}
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
 	consumed, charged := k.op.consumed(k.res.Model)
@@ -487,6 +490,11 @@ func (k *call) end(ctx context.Context, callErr error) error {
 		k.settleRates(bctx, 0) // the ledger holds nothing to release
 	default:
 		k.release(bctx)
+	}
+	if unheld != nil {
+		callErr, k.why = unheld, domain.InterruptedByLedger
+		k.rec.ErrorMessage = joinMessages("the call's reservation, made while its provider worked, failed: its answer was withheld; "+
+			k.endUnconfirmed(bctx, owed, charged), k.rec.ErrorMessage)
 	}
 	if callErr != nil {
 		k.rec.Outcome = domain.OutcomeError
@@ -525,6 +533,38 @@ func (k *call) end(ctx context.Context, callErr error) error {
 		return recordFailure(err)
 	}
 	return callErr
+}
+
+// endUnconfirmed ends, in case the ledger holds it, the reservation of a
+// call that reserved alongside its provider and whose reservation failed,
+// and says what the ledger holds of it. A reservation that never left the
+// process is not held. One the ledger was sent whole
+// (ports.ReservationSender), whose answer was then lost or late, may have
+// been committed all the same: it is settled at what the call consumed,
+// or released, in case it was; the ledger's not knowing it
+// (KindNotFound) says it was not, or not yet. Any other failure leaves it
+// as a crash leaves one (docs/RELIABILITY.md).
+func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charged bool) string {
+	if !k.holding.sent {
+		return "nothing was charged to the ledger"
+	}
+	var err error
+	if charged {
+		err = k.s.deps.Ledger.Settle(ctx, owed)
+	} else {
+		err = k.s.deps.Ledger.Release(ctx, k.hold.ID)
+	}
+	switch {
+	case err == nil && charged:
+		return "the ledger had taken the reservation all the same, and it is settled at what the call consumed"
+	case err == nil:
+		return "the ledger's reservation, if it had taken it all the same, is released"
+	case domain.KindOf(err) == domain.KindNotFound:
+		return "the ledger did not hold the reservation, and nothing was charged to it"
+	}
+	k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "a reservation made alongside the provider failed after it was sent, and ending it failed too; if the ledger took it, it stays held as a crash's would",
+		slog.String("request_id", k.in.RequestID), slog.String("key_id", k.in.Caller.KeyID), slog.String("error", err.Error()))
+	return "whether the ledger took the reservation is unknown (ending it failed: " + err.Error() + ")"
 }
 
 // charge prices usage, bounded by what the call could consume on the model

@@ -139,6 +139,27 @@ func TestStreamBrokenByTheUpstreamIsCharged(t *testing.T) {
 	checkCharged(t, svc, l, log, want, domain.InterruptedByUpstream, "one two three ")
 }
 
+// A stream the upstream broke off counts what it consumed against its
+// provider account's tokens per minute as well as its caller's.
+func TestStreamBrokenByTheUpstreamCountsOnItsProviderAccount(t *testing.T) {
+	p := newPartial("one ", "two ", "three ")
+	spy := newLimiterSpy(t)
+	svc, err := gateway.NewService(gateway.Deps{Limiter: spy, Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p}, Caps: map[string]domain.ProviderCaps{"primary": {TPM: 1_000_000}},
+		Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil }); domain.KindOf(err) != domain.KindUpstream {
+		t.Fatalf("err = %v, want the upstream's failure", err)
+	}
+	// The caller has no tokens per minute: the provider account's hold is
+	// the only one that holds tokens.
+	if _, used, _ := spy.totals(); used != estimate("one two three ").Total() {
+		t.Fatalf("%d tokens settled as used on the provider account; want the %d the stream consumed", used, estimate("one two three ").Total())
+	}
+}
+
 func TestStreamWithReportedUsageIsChargedTheReport(t *testing.T) {
 	p := newPartial("one ", "two ")
 	p.usage = &domain.Usage{PromptTokens: 7, CompletionTokens: 2}

@@ -157,9 +157,10 @@ type Options struct {
 	// Recover then has no such holds to find.
 	Holder domain.Holder
 	// FaultPoint, when set, is called with the name of each fault point
-	// (FaultBeforeIntent, FaultBeforeAnswer) a call reaches, so that a test
-	// can stop the process at exactly that instant. Only a test build sets
-	// it; nil (production) costs one comparison per point.
+	// (FaultReservationSent, FaultBeforeIntent, FaultBeforeAnswer) a call
+	// reaches, so that a test can stop the process at exactly that
+	// instant. Only a test build sets it; nil (production) costs one
+	// comparison per point.
 	FaultPoint func(point string)
 	// Explore is the share of latency-routed calls sent to a deployment at
 	// random, so that a slow deployment that recovered is noticed; default

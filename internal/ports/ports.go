@@ -100,14 +100,16 @@ type SpendLedger interface {
 	Reserve(ctx context.Context, r domain.Reservation) error
 	// Settle replaces the reservation by the actual cost on the budgets
 	// that apply to the model that answered (the others give their hold
-	// back) and records usage.
+	// back) and records usage. An unknown reservation is a
+	// domain.KindNotFound error.
 	Settle(ctx context.Context, s Settlement) error
 	// SettleAll applies settlements as Settle would one by one, all in one
 	// transaction: all of them or, with an error, none. A settlement of a
 	// reservation settled or released already (earlier, or by an earlier
 	// settlement of the same list) changes nothing, as Settle's does.
 	SettleAll(ctx context.Context, ss []Settlement) error
-	// Release drops a reservation whose call cost nothing.
+	// Release drops a reservation whose call cost nothing. An unknown
+	// reservation is a domain.KindNotFound error.
 	Release(ctx context.Context, reservationID string) error
 	// Orphans returns the reservations that an earlier run of h.Log took
 	// (their Holder's Log is h.Log and their Run is not h.Run) and that are
@@ -131,7 +133,9 @@ type ReservationSender interface {
 	// returns) when the reservation has left the process as a whole that
 	// the ledger commits with no further word from it, even if the process
 	// stops then. A reservation with budgets, which needs another round
-	// trip, is never sent so; sent is then not called.
+	// trip, is never sent so; sent is then not called. An error after sent
+	// leaves the reservation perhaps held (its answer lost): the caller
+	// settles or releases it in case it is, and KindNotFound says it is not.
 	ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error
 }
 
