@@ -358,9 +358,12 @@ func (k *call) leave(ctx context.Context) {
 }
 
 // settleTokens replaces the call's hold on its key's tokens per minute by
-// the tokens it used, giving the rest back; used 0 gives it all back.
+// the tokens it used, giving the rest back; used 0 gives it all back. It
+// completes even if the client has gone.
 func (k *call) settleTokens(ctx context.Context, used int) {
-	if err := k.s.deps.Limiter.Settle(ctx, k.rate, used); err != nil {
+	bctx, cancel := k.s.bookkeeping(ctx)
+	defer cancel()
+	if err := k.s.deps.Limiter.Settle(bctx, k.rate, used); err != nil {
 		k.rec.ErrorMessage = joinMessages("settling the tokens per minute failed: "+err.Error(), k.rec.ErrorMessage)
 	}
 }

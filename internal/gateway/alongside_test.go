@@ -478,3 +478,26 @@ func TestAClientGoneDuringItsReservationCostsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestAClientGoneWhileItsReservationIsRefusedGivesItsTokensBack checks a
+// call refused for its budget after its client left: its hold on the
+// tokens per minute is given back in a live context (the limiter spy
+// checks), as a shared limiter needs, not in the client's ended one.
+func TestAClientGoneWhileItsReservationIsRefusedGivesItsTokensBack(t *testing.T) {
+	broke := alice
+	broke.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1}}
+	r := newAlongsideRig(t, gateway.Options{}, nil)
+	r.ledger.hold()
+	ctx, leave := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.svc.Chat(ctx, gateway.Call{RequestID: "r1", Caller: broke, AuditReason: "quarterly review"}, chat("main"))
+		done <- err
+	}()
+	<-r.ledger.entered
+	leave()
+	r.ledger.open()
+	if err := <-done; domain.KindOf(err) != domain.KindBudgetExceeded {
+		t.Fatalf("err = %v; want the budget's refusal", err)
+	}
+}

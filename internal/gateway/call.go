@@ -365,9 +365,12 @@ func (k *call) vacateAccount(ctx context.Context, place ports.Lease) {
 	}
 }
 
-// settleAccount replaces a provider account's hold by the tokens used.
+// settleAccount replaces a provider account's hold by the tokens used. It
+// completes even if the client has gone.
 func (k *call) settleAccount(ctx context.Context, h *ports.RateHold, used int) {
-	if err := k.s.deps.Limiter.Settle(ctx, *h, used); err != nil {
+	bctx, cancel := k.s.bookkeeping(ctx)
+	defer cancel()
+	if err := k.s.deps.Limiter.Settle(bctx, *h, used); err != nil {
 		k.rec.ErrorMessage = joinMessages("settling the provider's tokens per minute failed: "+err.Error(), k.rec.ErrorMessage)
 	}
 }
