@@ -67,10 +67,25 @@ func (l *heldLedger) Reserve(ctx context.Context, r domain.Reservation) error {
 
 // lostAnswerLedger is a heldLedger that sends each reservation whole and
 // then loses the ledger's answer: the reservation is held, or with
-// notTaken never was, and ReserveSending fails either way.
+// notTaken never was, and ReserveSending fails either way. With failEnd,
+// settling or releasing it fails too.
 type lostAnswerLedger struct {
 	*heldLedger
-	notTaken bool
+	notTaken, failEnd bool
+}
+
+func (l *lostAnswerLedger) Settle(ctx context.Context, st ports.Settlement) error {
+	if l.failEnd {
+		return domain.Errorf(domain.KindUnavailable, "the ledger is gone again")
+	}
+	return l.heldLedger.Settle(ctx, st)
+}
+
+func (l *lostAnswerLedger) Release(ctx context.Context, id string) error {
+	if l.failEnd {
+		return domain.Errorf(domain.KindUnavailable, "the ledger is gone again")
+	}
+	return l.heldLedger.Release(ctx, id)
 }
 
 func (l *lostAnswerLedger) ReserveSending(ctx context.Context, r domain.Reservation, sent func()) error {
@@ -401,41 +416,57 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 // TestAReservationSentWholeButUnconfirmedIsEnded checks a reservation made
 // alongside whose ledger took it whole but whose answer was lost: the
 // answer is withheld all the same, and the reservation, in case the
-// ledger holds it, is settled at what the call consumed; one the ledger
-// never took leaves nothing.
+// ledger holds it, is settled at what the call consumed (a whole answer)
+// or released (a stream, none of which reached the client); one the
+// ledger never took leaves nothing, and one whose ending fails stays held
+// and says so.
 func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		notTaken bool
-		message  string
-		settled  int
+		name                    string
+		ledger                  lostAnswerLedger
+		stream                  bool
+		message                 string
+		settled, released, held int
 	}{
-		{"taken: settled at what the call consumed", false, "settled at what the call consumed", 1},
-		{"never taken: nothing to end", true, "the ledger did not hold the reservation", 0},
+		{"taken: settled at what the call consumed", lostAnswerLedger{}, false, "settled at what the call consumed", 1, 0, 0},
+		{"taken, a stream: released", lostAnswerLedger{}, true, "is released", 0, 1, 0},
+		{"never taken: nothing to end", lostAnswerLedger{notTaken: true}, false, "the ledger did not hold the reservation when asked", 0, 0, 0},
+		{"taken, and ending it fails: held, and said so", lostAnswerLedger{failEnd: true}, false, "whether the ledger took the reservation is unknown", 0, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newAlongsideRig(t, gateway.Options{}, func(h *heldLedger) ports.SpendLedger {
-				return &lostAnswerLedger{heldLedger: h, notTaken: tc.notTaken}
+				l := tc.ledger
+				l.heldLedger = h
+				return &l
 			})
 			r.ledger.hold()
-			done := r.chatAsync(alice, "r1")
+			done := make(chan error, 1)
+			go func() {
+				c := gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}
+				var err error
+				if tc.stream {
+					_, err = r.svc.ChatStream(context.Background(), c, chat("main"), func(domain.ChatChunk) error { return nil })
+				} else {
+					_, err = r.svc.Chat(context.Background(), c, chat("main"))
+				}
+				done <- err
+			}()
 			if !r.calledWithin(5 * time.Second) {
 				t.Fatal("the provider was not called once the reservation was sent")
 			}
 			r.ledger.open()
-			a := <-done
-			if domain.KindOf(a.err) != domain.KindUnavailable || !strings.Contains(a.err.Error(), "answer was lost") {
-				t.Fatalf("err = %v; want the ledger's", a.err)
+			if err := <-done; domain.KindOf(err) != domain.KindUnavailable || !strings.Contains(err.Error(), "answer was lost") {
+				t.Fatalf("err = %v; want the ledger's", err)
 			}
 			rec := r.log.Records()[0]
-			if rec.Interrupted != domain.InterruptedByLedger || rec.Cost() == 0 || !strings.Contains(rec.ErrorMessage, tc.message) {
-				t.Fatalf("record = %+v; want interrupted by the ledger, with its cost, saying %q", rec, tc.message)
+			if rec.Interrupted != domain.InterruptedByLedger || !strings.Contains(rec.ErrorMessage, tc.message) {
+				t.Fatalf("record = %+v; want interrupted by the ledger, saying %q", rec, tc.message)
 			}
 			v := seen(t, r.svc, r.ledger.Ledger)
-			if len(v.settled) != tc.settled || len(v.held) != 0 || len(v.released) != 0 {
-				t.Fatalf("ledger %+v; want %d settled and nothing held", v, tc.settled)
+			if len(v.settled) != tc.settled || len(v.released) != tc.released || len(v.held) != tc.held {
+				t.Fatalf("ledger %+v; want %d settled, %d released, %d held", v, tc.settled, tc.released, tc.held)
 			}
-			if tc.settled == 1 && v.spent != rec.Cost() {
+			if tc.settled == 1 && (v.spent != rec.Cost() || rec.Cost() == 0) {
 				t.Fatalf("ledger spent %d; want the recorded cost %d", v.spent, rec.Cost())
 			}
 		})
@@ -479,11 +510,11 @@ func TestAClientGoneDuringItsReservationCostsNothing(t *testing.T) {
 	}
 }
 
-// TestAClientGoneWhileItsReservationIsRefusedGivesItsTokensBack checks a
-// call refused for its budget after its client left: its hold on the
-// tokens per minute is given back in a live context (the limiter spy
-// checks), as a shared limiter needs, not in the client's ended one.
-func TestAClientGoneWhileItsReservationIsRefusedGivesItsTokensBack(t *testing.T) {
+// TestAClientGoneWhileItsReservationIsRefusedSettlesItsRateHold checks a
+// call refused for its budget after its client left: its rate-limit hold
+// is settled in a live context (the limiter spy checks), as a shared
+// limiter needs, not in the client's ended one.
+func TestAClientGoneWhileItsReservationIsRefusedSettlesItsRateHold(t *testing.T) {
 	broke := alice
 	broke.Budgets = []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 1}}
 	r := newAlongsideRig(t, gateway.Options{}, nil)
@@ -499,5 +530,49 @@ func TestAClientGoneWhileItsReservationIsRefusedGivesItsTokensBack(t *testing.T)
 	r.ledger.open()
 	if err := <-done; domain.KindOf(err) != domain.KindBudgetExceeded {
 		t.Fatalf("err = %v; want the budget's refusal", err)
+	}
+}
+
+// deadlineLog is a memory call log that notes how much time the context
+// of each record it is handed has left.
+type deadlineLog struct {
+	*memory.CallLog
+	left chan time.Duration
+}
+
+func (l *deadlineLog) RecordOwing(ctx context.Context, r domain.CallRecord, owed ports.Settlement) error {
+	if d, ok := ctx.Deadline(); ok {
+		l.left <- time.Until(d)
+	}
+	return l.CallLog.RecordOwing(ctx, r, owed)
+}
+
+// TestTheRecordGetsItsWholeTimeAfterAReservationAlongside checks that a
+// reservation the ledger is slow to answer does not eat into the time
+// Options.RecordTimeout gives the call's record.
+func TestTheRecordGetsItsWholeTimeAfterAReservationAlongside(t *testing.T) {
+	ledger := &heldLedger{Ledger: memory.NewLedger()}
+	log := &deadlineLog{CallLog: memory.NewCallLog(), left: make(chan time.Duration, 1)}
+	provider := &signalledProvider{scriptedProvider: &scriptedProvider{}, called: make(chan struct{}, 1)}
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": provider, "backup": provider},
+		Keys:      memory.NewKeyStore(), Ledger: ledger, CallLog: log}, gateway.Options{RecordTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger.hold()
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Chat(context.Background(), gateway.Call{RequestID: "r1", Caller: alice, AuditReason: "quarterly review"}, chat("main"))
+		done <- err
+	}()
+	<-provider.called
+	time.Sleep(2 * time.Second) // half the record's time, spent waiting for the ledger
+	ledger.open()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if left := <-log.left; left < 3*time.Second {
+		t.Fatalf("the record had %v of its 4s left; want its whole time, counted from the ledger's answer", left)
 	}
 }

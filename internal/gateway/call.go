@@ -479,9 +479,9 @@ func upstreamFailure(res Result, err error) error {
 // the ledger, holding nothing for it, is not charged (see endUnconfirmed
 // for a reservation the ledger may hold all the same).
 func (k *call) end(ctx context.Context, callErr error) error {
-	bctx, cancel := k.s.bookkeeping(ctx)
-	defer cancel()
 	unheld := k.holding.wait()
+	bctx, cancel := k.s.bookkeeping(ctx) // after the wait: the reservation's time is not the record's
+	defer cancel()
 	k.rec.ProviderTime = k.res.ProviderTime
 	k.op.answer(&k.rec)
 	consumed, charged := k.op.consumed(k.res.Model)
@@ -490,7 +490,7 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	case charged:
 		owed = k.charge(bctx, consumed)
 	case unheld != nil:
-		k.settleRates(bctx, 0) // the ledger holds nothing to release
+		k.settleRates(bctx, 0) // the ledger holds nothing, or endUnconfirmed ends what it may hold
 	default:
 		k.release(bctx)
 	}
@@ -540,15 +540,14 @@ func (k *call) end(ctx context.Context, callErr error) error {
 
 // endUnconfirmed ends, in case the ledger holds it, the reservation of a
 // call that reserved alongside its provider and whose reservation failed,
-// and says what the ledger holds of it. A reservation that never left the
-// process is not held. One the ledger was sent whole
-// (ports.ReservationSender), whose answer was then lost or late, may have
-// been committed all the same: it is settled at what the call consumed,
-// or released, in case it was; the ledger's not knowing it
-// (KindNotFound) says it was not, or not yet. Any other failure leaves it
-// as a crash leaves one (docs/RELIABILITY.md).
+// and says what the ledger holds of it. A reservation a
+// ports.ReservationSender says never left the process is not held. Any
+// other, its answer lost or late, may have been committed all the same:
+// it is settled at what the call consumed, or released, in case it was;
+// the ledger's not knowing it (KindNotFound) says it was not, or not yet.
+// A failure to end it leaves it as a crash leaves one (docs/RELIABILITY.md).
 func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charged bool) string {
-	if !k.holding.sent {
+	if k.s.sender != nil && !k.holding.sent {
 		return "nothing was charged to the ledger"
 	}
 	var err error
@@ -563,7 +562,7 @@ func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charge
 	case err == nil:
 		return "the ledger's reservation, if it had taken it all the same, is released"
 	case domain.KindOf(err) == domain.KindNotFound:
-		return "the ledger did not hold the reservation, and nothing was charged to it"
+		return "the ledger did not hold the reservation when asked (one it commits later stays held until the expiry sweep); nothing was charged to it"
 	}
 	k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "a reservation made alongside the provider failed after it was sent, and ending it failed too; if the ledger took it, it stays held as a crash's would",
 		slog.String("request_id", k.in.RequestID), slog.String("key_id", k.in.Caller.KeyID), slog.String("error", err.Error()))

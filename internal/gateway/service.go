@@ -102,7 +102,7 @@ type Options struct {
 	MaxConcurrentPerTeam int                // one team's concurrent calls; default half of MaxConcurrentCalls
 	ProviderTimeout      time.Duration      // per attempt, to the answer or a stream's first event; default 60s
 	StreamTimeout        time.Duration      // bounds a whole stream; default (and at least) ProviderTimeout
-	RecordTimeout        time.Duration      // bound on writing the call record; default 10s
+	RecordTimeout        time.Duration      // bound on each step a client's departure does not end (the reservation, the record, the settlements of its limits, each settler pass); default 10s
 	// IntentDelay is how long a call runs before its intent is written to
 	// the call log; a call answered sooner writes only its record.
 	// Default DefaultIntentDelay; negative writes every intent at once.

@@ -46,7 +46,7 @@ type settler struct {
 	ledger  ports.SpendLedger
 	ack     func(reservationIDs []string) // the call log's Acknowledge
 	log     *slog.Logger
-	timeout time.Duration // bounds one batch's ledger work
+	timeout time.Duration // bounds each pass of a batch's ledger work: the SettleAll, then the settlements one by one
 	delay   time.Duration // the longest a batch waits for more settlements; 0 for none
 	stages  StageMetrics  // told how long each batch took
 
