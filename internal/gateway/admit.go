@@ -21,7 +21,7 @@ import (
 // of its key, user, team and model, and a reservation, or its reservation
 // under way (both settled or released by end).
 func (k *call) admit(ctx context.Context) error {
-	if err := k.checkAuditReason(); err != nil {
+	if err := domain.CheckAuditReason(k.in.AuditReason, k.s.opts.MinAuditReasonLen, k.s.opts.MaxAuditReasonLen); err != nil {
 		return err
 	}
 	if err := k.op.validate(); err != nil {
@@ -44,7 +44,7 @@ func (k *call) admit(ctx context.Context) error {
 		return nil
 	}
 	mark := k.s.settler.applied()
-	err = k.reserve(ctx)
+	err = k.reserve(ctx, nil)
 	if domain.KindOf(err) == domain.KindBudgetExceeded {
 		err = k.reserveAfterSettling(ctx, mark, err)
 	}
@@ -61,17 +61,12 @@ func (k *call) admit(ctx context.Context) error {
 }
 
 // reserve holds k.hold in the ledger, and notes whether the ledger is
-// failing: refusing for any reason but a budget's.
-func (k *call) reserve(ctx context.Context) error {
-	return k.reserveSending(ctx, nil)
-}
-
-// reserveSending is reserve, calling sent once the reservation has left
-// the process for good when sent is not nil and the ledger can tell
-// (ports.ReservationSender). The reservation is made in a context the
-// client's departure does not end: one cut off after it was sent may be
-// held all the same, with nobody left to give it back.
-func (k *call) reserveSending(ctx context.Context, sent func()) error {
+// failing: refusing for any reason but a budget's. When sent is not nil
+// and the ledger can tell (ports.ReservationSender), it calls sent once
+// the reservation has left the process for good. The reservation is made
+// in a context the client's departure does not end: one cut off after it
+// was sent may be held all the same, with nobody left to give it back.
+func (k *call) reserve(ctx context.Context, sent func()) error {
 	bctx, cancel := k.s.bookkeeping(ctx)
 	defer cancel()
 	err := timed(k.s.opts.Stages, StageReserve, func() error {
@@ -115,7 +110,7 @@ func (k *call) reserveAlongside(ctx context.Context) {
 		})
 	}
 	go func() {
-		h.err = k.reserveSending(ctx, markSent)
+		h.err = k.reserve(ctx, markSent)
 		close(h.done)
 	}()
 	if k.s.sender != nil {
@@ -195,7 +190,7 @@ func (k *call) reserveAfterSettling(ctx context.Context, mark uint64, exceeded e
 	if k.s.settler.applied() == mark {
 		return exceeded
 	}
-	return k.reserve(ctx)
+	return k.reserve(ctx, nil)
 }
 
 // reserveBudgetFallback answers a reservation that a budget refused
@@ -217,7 +212,7 @@ func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error 
 	worst, err := k.worstCost()
 	if err == nil {
 		k.hold.Budgets, k.hold.Amount, k.hold.For = k.budgets(), worst, k.reservedCall()
-		err = k.reserve(ctx)
+		err = k.reserve(ctx, nil)
 	}
 	if err != nil {
 		k.chain = chain
@@ -229,15 +224,6 @@ func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error 
 	k.replaced = asked.Name
 	k.rec.BudgetFallbackFrom = asked.Name
 	k.recordModel(fb, true)
-	return nil
-}
-
-// checkAuditReason refuses a reason with too few visible characters or
-// more characters than the audit trail keeps whole.
-func (k *call) checkAuditReason() error {
-	if err := domain.CheckAuditReason(k.in.AuditReason, k.s.opts.MinAuditReasonLen, k.s.opts.MaxAuditReasonLen); err != nil {
-		return err
-	}
 	return nil
 }
 
