@@ -260,6 +260,24 @@ func TestStreamThatNeverStartsIsReleased(t *testing.T) {
 	}
 }
 
+// A client that hangs up on a stream before its first event gives the
+// provider account's tokens-per-minute hold back in a live context (the
+// limiter spy checks), as a shared limiter needs.
+func TestStreamWhoseClientLeavesBeforeItsFirstEventGivesTheAccountHoldBack(t *testing.T) {
+	p := &silentProvider{}
+	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p}, Caps: map[string]domain.ProviderCaps{"primary": {TPM: 1_000_000}},
+		Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, leave := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer leave()
+	if err := streamTo(ctx, svc, func(domain.ChatChunk) error { return nil }); err == nil {
+		t.Fatal("a stream whose client left before its first event was answered")
+	}
+}
+
 // silentProvider's streams send nothing until their context ends.
 type silentProvider struct{ scriptedProvider }
 
