@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -413,28 +414,51 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 	})
 }
 
+// lockedBuffer is a log's destination that goroutines may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // TestAReservationSentWholeButUnconfirmedIsEnded checks a reservation made
 // alongside whose ledger took it whole but whose answer was lost: the
 // answer is withheld all the same, and the reservation, in case the
 // ledger holds it, is settled at what the call consumed (a whole answer)
-// or released (a stream, none of which reached the client); one the
-// ledger never took leaves nothing, and one whose ending fails stays held
-// and says so.
+// or released (a stream, none of which reached the client) after the
+// answer; one the ledger never took leaves nothing, and one whose ending
+// fails stays held. The log says which.
 func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 	for _, tc := range []struct {
 		name                    string
 		ledger                  lostAnswerLedger
 		stream                  bool
-		message                 string
+		message, logged         string
 		settled, released, held int
 	}{
-		{"taken: settled at what the call consumed", lostAnswerLedger{}, false, "settled at what the call consumed", 1, 0, 0},
-		{"taken, a stream: released", lostAnswerLedger{}, true, "is released", 0, 1, 0},
-		{"never taken: nothing to end", lostAnswerLedger{notTaken: true}, false, "the ledger did not hold the reservation when asked", 0, 0, 0},
-		{"taken, and ending it fails: held, and said so", lostAnswerLedger{failEnd: true}, false, "whether the ledger took the reservation is unknown", 0, 0, 1},
+		{"taken: settled at what the call consumed", lostAnswerLedger{}, false,
+			"it is settled at what the call consumed after the answer", "was held after all", 1, 0, 0},
+		{"taken, a stream: released", lostAnswerLedger{}, true,
+			"it is released after the answer", "was held after all", 0, 1, 0},
+		{"never taken: nothing to end", lostAnswerLedger{notTaken: true}, false,
+			"it is settled at what the call consumed after the answer", "", 0, 0, 0},
+		{"taken, and ending it fails: held, and said so", lostAnswerLedger{failEnd: true}, false,
+			"it is settled at what the call consumed after the answer", "could not be ended", 0, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newAlongsideRig(t, gateway.Options{}, func(h *heldLedger) ports.SpendLedger {
+			var logged lockedBuffer
+			r := newAlongsideRig(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, func(h *heldLedger) ports.SpendLedger {
 				l := tc.ledger
 				l.heldLedger = h
 				return &l
@@ -462,12 +486,15 @@ func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 			if rec.Interrupted != domain.InterruptedByLedger || !strings.Contains(rec.ErrorMessage, tc.message) {
 				t.Fatalf("record = %+v; want interrupted by the ledger, saying %q", rec, tc.message)
 			}
-			v := seen(t, r.svc, r.ledger.Ledger)
+			v := seen(t, r.svc, r.ledger.Ledger) // Settled waits for the ending
 			if len(v.settled) != tc.settled || len(v.released) != tc.released || len(v.held) != tc.held {
 				t.Fatalf("ledger %+v; want %d settled, %d released, %d held", v, tc.settled, tc.released, tc.held)
 			}
 			if tc.settled == 1 && (v.spent != rec.Cost() || rec.Cost() == 0) {
 				t.Fatalf("ledger spent %d; want the recorded cost %d", v.spent, rec.Cost())
+			}
+			if out := logged.String(); tc.logged != "" && !strings.Contains(out, tc.logged) || tc.logged == "" && strings.Contains(out, "reservation whose ledger's answer was lost") {
+				t.Fatalf("log:\n%s\nwant %q", out, tc.logged)
 			}
 		})
 	}

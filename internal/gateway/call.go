@@ -497,7 +497,7 @@ func (k *call) end(ctx context.Context, callErr error) error {
 	if unheld != nil {
 		callErr, k.why = unheld, domain.InterruptedByLedger
 		k.rec.ErrorMessage = joinMessages("the call's reservation, made while its provider worked, failed: its answer was withheld; "+
-			k.endUnconfirmed(bctx, owed, charged), k.rec.ErrorMessage)
+			k.endUnconfirmed(ctx, owed, charged), k.rec.ErrorMessage)
 	}
 	if callErr != nil {
 		k.rec.Outcome = domain.OutcomeError
@@ -540,33 +540,45 @@ func (k *call) end(ctx context.Context, callErr error) error {
 
 // endUnconfirmed ends, in case the ledger holds it, the reservation of a
 // call that reserved alongside its provider and whose reservation failed,
-// and says what the ledger holds of it. A reservation a
+// and says so for the call's record. A reservation a
 // ports.ReservationSender says never left the process is not held. Any
 // other, its answer lost or late, may have been committed all the same:
-// it is settled at what the call consumed, or released, in case it was;
-// the ledger's not knowing it (KindNotFound) says it was not, or not yet.
-// A failure to end it leaves it as a crash leaves one (docs/RELIABILITY.md).
+// it is settled at what the call consumed, or released, in case it was.
+// That is done after the answer, off its path (an unreachable ledger
+// would make the client wait for it twice; Service.Settled waits for it),
+// and logged; the ledger's not knowing it (KindNotFound) says it was not,
+// or not yet. A failure to end it leaves it as a crash leaves one
+// (docs/RELIABILITY.md).
 func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charged bool) string {
 	if k.s.sender != nil && !k.holding.sent {
 		return "nothing was charged to the ledger"
 	}
-	var err error
+	s, id, log := k.s, k.hold.ID, k.s.opts.Logger
+	ending := "released"
 	if charged {
-		err = k.s.deps.Ledger.Settle(ctx, owed)
-	} else {
-		err = k.s.deps.Ledger.Release(ctx, k.hold.ID)
+		ending = "settled at what the call consumed"
 	}
-	switch {
-	case err == nil && charged:
-		return "the ledger had taken the reservation all the same, and it is settled at what the call consumed"
-	case err == nil:
-		return "the ledger's reservation, if it had taken it all the same, is released"
-	case domain.KindOf(err) == domain.KindNotFound:
-		return "the ledger did not hold the reservation when asked (one it commits later stays held until the expiry sweep); nothing was charged to it"
-	}
-	k.s.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "a reservation made alongside the provider failed after it was sent, and ending it failed too; if the ledger took it, it stays held as a crash's would",
-		slog.String("request_id", k.in.RequestID), slog.String("key_id", k.in.Caller.KeyID), slog.String("error", err.Error()))
-	return "whether the ledger took the reservation is unknown (ending it failed: " + err.Error() + ")"
+	attrs := []slog.Attr{slog.String("request_id", k.in.RequestID), slog.String("key_id", k.in.Caller.KeyID), slog.String("ending", ending)}
+	s.unconfirmed.Add(1)
+	go func() {
+		defer s.unconfirmed.Done()
+		bctx, cancel := s.bookkeeping(ctx)
+		defer cancel()
+		var err error
+		if charged {
+			err = s.deps.Ledger.Settle(bctx, owed)
+		} else {
+			err = s.deps.Ledger.Release(bctx, id)
+		}
+		switch {
+		case err == nil:
+			log.LogAttrs(bctx, slog.LevelWarn, "a reservation whose ledger's answer was lost was held after all, and is ended", attrs...)
+		case domain.KindOf(err) != domain.KindNotFound:
+			log.LogAttrs(bctx, slog.LevelWarn, "a reservation whose ledger's answer was lost could not be ended; if the ledger took it, it stays held as a crash's would",
+				append(attrs, slog.String("error", err.Error()))...)
+		}
+	}()
+	return "in case the ledger took the reservation all the same, it is " + ending + " after the answer (the log says if it had)"
 }
 
 // charge prices usage, bounded by what the call could consume on the model

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -315,6 +316,9 @@ type Service struct {
 	// reserves before its provider is called, so that an outage of the
 	// ledger does not send calls to providers that cannot be charged.
 	ledgerFailing atomic.Bool
+	// unconfirmed counts the reservations being ended, after their calls'
+	// answers, in case the ledger holds them (call.endUnconfirmed).
+	unconfirmed sync.WaitGroup
 
 	// stopping is cancelled by EndCalls: every call in flight ends where it
 	// is, is charged for what it consumed, and is recorded.

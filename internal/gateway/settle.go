@@ -255,12 +255,26 @@ func (s *Service) settle(ctx context.Context, owed ports.Settlement) {
 }
 
 // Settled blocks until every settlement queued before it was called has
-// been applied to the ledger, or ctx ends (it returns ctx's error then).
+// been applied to the ledger, and every reservation being ended in case
+// the ledger holds it has been, or ctx ends (it returns ctx's error then).
 // A call's settlement follows its answer; Settled is how a shutdown makes
 // sure none is left behind, and how a usage report reads the calls that
 // came before it.
 func (s *Service) Settled(ctx context.Context) error {
-	return s.settler.wait(ctx)
+	if err := s.settler.wait(ctx); err != nil {
+		return err
+	}
+	ended := make(chan struct{})
+	go func() {
+		s.unconfirmed.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Recover finishes what an earlier process left undone. First the calls
