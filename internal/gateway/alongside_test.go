@@ -436,8 +436,8 @@ func (l *lockedBuffer) String() string {
 // alongside whose ledger took it whole but whose answer was lost: the
 // answer is withheld all the same, and the reservation, in case the
 // ledger holds it, is settled at what the call consumed (a whole answer)
-// or released (a stream, none of which reached the client) after the
-// answer; one the ledger never took leaves nothing, and one whose ending
+// or released (a stream, none of which reached the client) in the
+// background; one the ledger never took leaves nothing, and one whose ending
 // fails stays held. The log says which.
 func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 	for _, tc := range []struct {
@@ -448,13 +448,13 @@ func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 		settled, released, held int
 	}{
 		{"taken: settled at what the call consumed", lostAnswerLedger{}, false,
-			"it is settled at what the call consumed after the answer", "was held after all", 1, 0, 0},
+			"it is settled at what the call consumed in the background", "was held after all", 1, 0, 0},
 		{"taken, a stream: released", lostAnswerLedger{}, true,
-			"it is released after the answer", "was held after all", 0, 1, 0},
+			"it is released in the background", "was held after all", 0, 1, 0},
 		{"never taken: nothing to end", lostAnswerLedger{notTaken: true}, false,
-			"it is settled at what the call consumed after the answer", "", 0, 0, 0},
+			"it is settled at what the call consumed in the background", "", 0, 0, 0},
 		{"taken, and ending it fails: held, and said so", lostAnswerLedger{failEnd: true}, false,
-			"it is settled at what the call consumed after the answer", "could not be ended", 0, 0, 1},
+			"it is settled at what the call consumed in the background", "could not be ended", 0, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logged lockedBuffer

@@ -544,9 +544,9 @@ func (k *call) end(ctx context.Context, callErr error) error {
 // ports.ReservationSender says never left the process is not held. Any
 // other, its answer lost or late, may have been committed all the same:
 // it is settled at what the call consumed, or released, in case it was.
-// That is done after the answer, off its path (an unreachable ledger
-// would make the client wait for it twice; Service.Settled waits for it),
-// and logged; the ledger's not knowing it (KindNotFound) says it was not,
+// That is done in the background, off the answer's path (an unreachable
+// ledger would make the client wait for it twice; Service.Settled waits
+// for it), and logged; the ledger's not knowing it (KindNotFound) says it was not,
 // or not yet. A failure to end it leaves it as a crash leaves one
 // (docs/RELIABILITY.md).
 func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charged bool) string {
@@ -578,7 +578,7 @@ func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charge
 				append(attrs, slog.String("error", err.Error()))...)
 		}
 	}()
-	return "in case the ledger took the reservation all the same, it is " + ending + " after the answer (the log says if it had)"
+	return "in case the ledger took the reservation all the same, it is " + ending + " in the background (the log says if it had)"
 }
 
 // charge prices usage, bounded by what the call could consume on the model
