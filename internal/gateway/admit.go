@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -98,24 +97,18 @@ func (k *call) reservesAlongside() bool {
 // after calling the provider leaves the reservation behind it; at once
 // when it cannot.
 func (k *call) reserveAlongside(ctx context.Context) {
-	h := &holding{done: make(chan struct{})}
+	h := &holding{done: make(chan struct{}), sent: make(chan struct{})}
 	k.holding = h
-	sent := make(chan struct{})
-	var once sync.Once
-	markSent := func() {
-		once.Do(func() {
-			h.sent = true // before done is closed: read after it
-			k.s.fault(FaultReservationSent)
-			close(sent)
-		})
-	}
 	go func() {
-		h.err = k.reserve(ctx, markSent)
+		h.err = k.reserve(ctx, func() { // called at most once (ports.ReservationSender)
+			k.s.fault(FaultReservationSent)
+			close(h.sent)
+		})
 		close(h.done)
 	}()
 	if k.s.sender != nil {
 		select {
-		case <-sent:
+		case <-h.sent:
 		case <-h.done:
 		}
 	}
@@ -125,7 +118,18 @@ func (k *call) reserveAlongside(ctx context.Context) {
 type holding struct {
 	done chan struct{} // closed once the ledger has answered
 	err  error         // the ledger's answer, once done is closed
-	sent bool          // the ledger said the reservation left the process whole; read once done is closed
+	sent chan struct{} // closed when the ledger says the reservation left the process whole
+}
+
+// wasSent reports whether the ledger said the reservation left the
+// process whole.
+func (h *holding) wasSent() bool {
+	select {
+	case <-h.sent:
+		return true
+	default:
+		return false
+	}
 }
 
 // wait returns the reservation's outcome once the ledger has answered. A

@@ -550,7 +550,7 @@ func (k *call) end(ctx context.Context, callErr error) error {
 // or not yet. A failure to end it leaves it as a crash leaves one
 // (docs/RELIABILITY.md).
 func (k *call) endUnconfirmed(ctx context.Context, owed ports.Settlement, charged bool) string {
-	if k.s.sender != nil && !k.holding.sent {
+	if k.s.sender != nil && !k.holding.wasSent() {
 		return "nothing was charged to the ledger"
 	}
 	s, id, log := k.s, k.hold.ID, k.s.opts.Logger
