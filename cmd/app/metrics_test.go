@@ -118,6 +118,7 @@ func TestStageMetricsAreServed(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newStageMetrics(reg)
 	m.ObserveStage(gateway.StageReserve, 300*time.Microsecond)
+	m.ObserveStage(gateway.StageReserveSend, 50*time.Microsecond)
 	m.ObserveStage(gateway.StageRecord, time.Millisecond)
 	m.ObserveStage(gateway.StageRecord, 2*time.Millisecond)
 	families, err := reg.Gather()
@@ -132,7 +133,7 @@ func TestStageMetricsAreServed(t *testing.T) {
 			}
 		}
 	}
-	if want := map[string]float64{"reserve": 0.0003, "record": 0.003}; !maps.EqualFunc(got, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
+	if want := map[string]float64{"reserve": 0.0003, "reserve_send": 0.00005, "record": 0.003}; !maps.EqualFunc(got, want, func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }) {
 		t.Fatalf("sums by stage = %v, want %v", got, want)
 	}
 }

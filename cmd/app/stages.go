@@ -27,7 +27,8 @@ type stageMetrics struct {
 // newStageMetrics registers the stages' histogram on reg.
 func newStageMetrics(reg prometheus.Registerer) *stageMetrics {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tidygate_call_stage_seconds",
-		Help: "Duration of each stage of the calls: reserve (one reservation in the ledger), upstream (the provider attempts, " +
+		Help: "Duration of each stage of the calls: reserve (one reservation in the ledger), reserve_send (the part of a " +
+			"reservation made alongside the provider that the provider call waits for: until it is sent), upstream (the provider attempts, " +
 			"retries included), record (until the call log has made the record durable; the answer waits for it), " +
 			"settle (one batch of settlements, after the answers).",
 		Buckets: stageBuckets}, []string{"stage"})

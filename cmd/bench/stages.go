@@ -159,19 +159,22 @@ func runStages(ctx context.Context, r *report, g *gateway, fsync, roundTrip, dir
 	r.para("After the rounds, %d more non-streaming chat calls one after the other (whole call: p50 %s, p99 %s), "+
 		"and tidygate's own histogram `%s` (docs/OPERATIONS.md) read from its /metrics before and after them. "+
 		"Its percentiles are interpolated within the histogram's buckets (25 µs wide up to 0.2 ms, coarser above), so they are estimates; "+
-		"the probes' are exact. A call waits for reserve, upstream and record in turn; settle runs after the answer. "+
-		"What the three stages leave of the whole call is the HTTP server, the handler (key, decoding, policy, encoding) and the scheduling between them.",
+		"the probes' are exact. A caller without budgets (these calls' key has none) reserves while its provider works: "+
+		"the provider is called once the reservation has been sent (reserve_send), the rest of reserve overlaps upstream, "+
+		"and the answer waits for both and then for record; settle runs after the answer. "+
+		"What reserve_send, upstream and record leave of the whole call is the HTTP server, the handler (key, decoding, policy, encoding) and the scheduling between them.",
 		stageCalls, us(whole.P50), us(whole.P99), stageMetric)
 	compare := map[string]string{
-		"reserve":  fmt.Sprintf("PostgreSQL round trip (`SELECT 1`): p50 %s, p99 %s", us(roundTrip.P50), us(roundTrip.P99)),
-		"upstream": fmt.Sprintf("direct to the mock from the harness (chat, whole response): p50 %s, p99 %s", us(direct.P50), us(direct.P99)),
-		"record":   fmt.Sprintf("`fdatasync` of a %d-byte append: p50 %s, p99 %s", bench.AppendSize, us(fsync.P50), us(fsync.P99)),
+		"reserve":      fmt.Sprintf("PostgreSQL round trip (`SELECT 1`): p50 %s, p99 %s", us(roundTrip.P50), us(roundTrip.P99)),
+		"reserve_send": "none: the part of reserve before the provider is called (encoding the reservation and writing it to PostgreSQL)",
+		"upstream":     fmt.Sprintf("direct to the mock from the harness (chat, whole response): p50 %s, p99 %s", us(direct.P50), us(direct.P99)),
+		"record":       fmt.Sprintf("`fdatasync` of a %d-byte append: p50 %s, p99 %s", bench.AppendSize, us(fsync.P50), us(fsync.P99)),
 		journalSync: fmt.Sprintf("the same probe: the disk's share of the record stage, from `%s`, one observation per commit "+
 			"(the writer's delivery marks are commits too)", syncMetric),
 		"settle": "none: after the answers, one batch per observation (a settlement waits up to 10 ms for others to join it), two round trips each",
 	}
 	var rows [][]string
-	for _, stage := range []string{"reserve", "upstream", "record", journalSync, "settle"} {
+	for _, stage := range []string{"reserve", "reserve_send", "upstream", "record", journalSync, "settle"} {
 		h := after[stage].since(before[stage])
 		p50, ok := h.quantile(0.5)
 		if !ok {

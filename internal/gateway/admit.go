@@ -107,10 +107,13 @@ func (k *call) reserveAlongside(ctx context.Context) {
 		close(h.done)
 	}()
 	if k.s.sender != nil {
-		select {
-		case <-h.sent:
-		case <-h.done:
-		}
+		_ = timed(k.s.opts.Stages, StageReserveSend, func() error {
+			select {
+			case <-h.sent:
+			case <-h.done:
+			}
+			return nil
+		})
 	}
 }
 

@@ -12,6 +12,12 @@ const (
 	// ledger (a call whose budget refuses it may make a second, for a
 	// budget fallback or after waiting for settlements).
 	StageReserve Stage = iota
+	// StageReserveSend is the part of a reservation made while the
+	// provider works (a caller without budgets; see Options.ReserveFirst)
+	// that the provider call waits for: until the ledger says the
+	// reservation has left the process whole (ports.ReservationSender).
+	// A call that reserves first, or whose ledger cannot say, has none.
+	StageReserveSend
 	// StageUpstream is the call's provider attempts, with their retries
 	// and the pauses between them: for a stream, until its last event.
 	StageUpstream
@@ -24,14 +30,16 @@ const (
 )
 
 // Stages lists every stage, for a metrics backend to set up.
-var Stages = []Stage{StageReserve, StageUpstream, StageRecord, StageSettle}
+var Stages = []Stage{StageReserve, StageReserveSend, StageUpstream, StageRecord, StageSettle}
 
-// String names the stage as the metrics label it: reserve, upstream,
-// record or settle.
+// String names the stage as the metrics label it: reserve, reserve_send,
+// upstream, record or settle.
 func (s Stage) String() string {
 	switch s {
 	case StageReserve:
 		return "reserve"
+	case StageReserveSend:
+		return "reserve_send"
 	case StageUpstream:
 		return "upstream"
 	case StageRecord:
