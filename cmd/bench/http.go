@@ -116,7 +116,7 @@ func runLoggingOff(ctx context.Context, o options, tmp string, r *report, mock *
 	ep := endpoint{name: "tidygate, " + o.loggingOffEnv, base: gw.url, proc: gw.child}
 	req := ep.request(false)
 	client := bench.NewClient(o.concurrency)
-	bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+	bench.Warm(ctx, client, req, o.concurrency, min(time.Second, o.duration))
 	meter, err := startCPUMeter(ctx, o, gw, mock.cmd.Process.Pid)
 	if err != nil {
 		return fmt.Errorf("logging off: CPU: %w", err)

@@ -27,7 +27,7 @@ func runThroughput(ctx context.Context, o options, tmp string, r *report, eps []
 	var logging *cpuRun
 	for _, ep := range eps {
 		req := ep.request(false)
-		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+		warm := bench.Warm(ctx, client, req, o.concurrency, min(time.Second, o.duration))
 		m0, b0, haveStats := goMemStats(ctx, ep.gw)
 		profiled := make(chan error, 1)
 		var meter *cpuMeter
@@ -80,7 +80,7 @@ func runThroughput(ctx context.Context, o options, tmp string, r *report, eps []
 		if ep.gw == nil {
 			continue
 		}
-		ep.gw.answered += int64(warm.Succeeded + t.Succeeded)
+		ep.gw.answered += int64(warm + t.Succeeded)
 		r.target(fmt.Sprintf("Peak RSS (VmHWM) under load (c=%d) < 64 MiB", o.concurrency), mib(mem.peak), mem.peak < peakRSSTarget)
 		if n := float64(t.Succeeded + t.Failed); haveStats && n > 0 {
 			allocs = fmt.Sprintf("Allocations in the tidygate process during its measured run, from its /metrics (go_memstats): "+
@@ -150,9 +150,9 @@ func judgeThroughput(ctx context.Context, o options, tmp string, r *report, mock
 	client := bench.NewClient(o.concurrency)
 	load := func(gw *gateway) bench.Throughput {
 		req := endpoint{base: gw.url}.request(false)
-		warm := bench.ClosedLoop(ctx, client, req, o.concurrency, min(time.Second, o.duration))
+		warm := bench.Warm(ctx, client, req, o.concurrency, min(time.Second, o.duration))
 		run := bench.ClosedLoop(ctx, client, req, o.concurrency, o.duration)
-		gw.answered += int64(warm.Succeeded + run.Succeeded)
+		gw.answered += int64(warm + run.Succeeded)
 		return run
 	}
 	var rows [][]string

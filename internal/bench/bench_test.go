@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,6 +195,24 @@ func TestLoadThroughReverseProxy(t *testing.T) {
 	tp := bench.ClosedLoop(context.Background(), client, cases[1].Req, 4, 200*time.Millisecond)
 	if tp.Succeeded == 0 || tp.Failed != 0 || tp.FirstErr != nil || tp.PerSecond() <= 0 || tp.Latency.N != tp.Succeeded {
 		t.Errorf("closed loop: %+v", tp)
+	}
+}
+
+// TestWarmLetsItsLastRequestsFinish checks that Warm returns only once
+// every request it sent has been answered: none is still running in the
+// target when the measured run begins.
+func TestWarmLetsItsLastRequestsFinish(t *testing.T) {
+	var started, finished atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		defer finished.Add(1)
+		time.Sleep(20 * time.Millisecond)
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	ok := bench.Warm(context.Background(), bench.NewClient(4), bench.Request{URL: srv.URL, Body: chatBody(false)}, 4, 50*time.Millisecond)
+	if s, f := started.Load(), finished.Load(); s == 0 || s != f || int64(ok) != s {
+		t.Fatalf("after Warm the target had started %d requests and finished %d, %d answered; want all finished and answered", s, f, ok)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -128,6 +129,31 @@ func (t Throughput) PerSecond() float64 {
 		return 0
 	}
 	return float64(t.Succeeded) / t.Elapsed.Seconds()
+}
+
+// Warm sends req from workers goroutines back to back for d, as
+// ClosedLoop does, but lets the requests in flight when d ends finish
+// instead of cutting them off, so that the target holds none of them when
+// the measured run after it begins. A request cut off on the client's
+// side still runs in the target until it notices, and takes one of its
+// places meanwhile (a key's share of concurrent calls, in tidygate),
+// which the run's first requests would then find taken. It returns how
+// many requests succeeded.
+func Warm(ctx context.Context, c *http.Client, req Request, workers int, d time.Duration) int {
+	end := time.Now().Add(d)
+	var succeeded atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(end) {
+				if _, err := Do(ctx, c, req); err == nil {
+					succeeded.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(succeeded.Load())
 }
 
 // ClosedLoop runs workers goroutines that each send req back to back for d:
