@@ -107,13 +107,12 @@ func (k *call) reserveAlongside(ctx context.Context) {
 		close(h.done)
 	}()
 	if k.s.sender != nil {
-		_ = timed(k.s.opts.Stages, StageReserveSend, func() error {
-			select {
-			case <-h.sent:
-			case <-h.done:
-			}
-			return nil
-		})
+		began := time.Now()
+		select {
+		case <-h.sent:
+		case <-h.done:
+		}
+		k.s.opts.Stages.ObserveStage(StageReserveSend, time.Since(began))
 	}
 }
 

@@ -33,6 +33,13 @@ func (s *stageSpy) seen() []string {
 	return slices.Clone(s.stages)
 }
 
+// tookAt returns how long the i-th stage it was told of took.
+func (s *stageSpy) tookAt(i int) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.took[i]
+}
+
 // TestEachStageOfACallIsTimedOnce checks that an answered call reports its
 // reservation and its provider attempt (in that order when it reserves
 // first; in either when it reserves alongside), then its record, and its
@@ -102,7 +109,7 @@ func TestTheWaitForAReservationToBeSentIsTimed(t *testing.T) {
 		if sending < 0 || slices.Index(got[sending+1:], "reserve_send") >= 0 || slices.Index(got, "upstream") < sending {
 			t.Fatalf("alongside: stages %q; want reserve_send once, before upstream", got)
 		}
-		if took := spy.took[sending]; took < held {
+		if took := spy.tookAt(sending); took < held {
 			t.Fatalf("alongside: reserve_send took %v; the provider waited %v for the sending", took, held)
 		}
 	}
