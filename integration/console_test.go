@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -11,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/tidygate/tidygate/internal/logtest"
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
@@ -169,14 +168,14 @@ type consoleBrowser struct {
 	t      *testing.T
 	ctx    context.Context // the tab
 	dir    string          // where screenshots go
-	output *lockedBuffer   // the browser's stdout and stderr
+	output *logtest.Buffer // the browser's stdout and stderr
 }
 
 // newConsoleBrowser starts chromium headless, without the sandbox (CI runs
 // as root), with a fresh profile, and opens its tab.
 func newConsoleBrowser(t *testing.T, chromium, dir string) *consoleBrowser {
 	t.Helper()
-	b := &consoleBrowser{t: t, dir: dir, output: &lockedBuffer{}}
+	b := &consoleBrowser{t: t, dir: dir, output: &logtest.Buffer{}}
 	run, cancelRun := context.WithTimeout(context.Background(), browserRunTimeout)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(run,
 		chromedp.ExecPath(chromium),
@@ -311,23 +310,4 @@ func (b *consoleBrowser) fail(step string, err error) {
 	}
 	b.t.Fatalf("browser step %q: %v\nthe tab is at %s; screenshot %s; its HTML:\n%s\nthe browser's output:\n%s",
 		step, err, url, shot, html, b.output)
-}
-
-// lockedBuffer is a bytes.Buffer that the browser's output goroutine and
-// the test can share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/logtest"
 	"github.com/tidygate/tidygate/internal/ports"
 )
 
@@ -414,24 +415,6 @@ func TestAFailedReservationAlongsideWithholdsTheAnswer(t *testing.T) {
 	})
 }
 
-// lockedBuffer is a log's destination that goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAReservationSentWholeButUnconfirmedIsEnded checks a reservation made
 // alongside whose ledger took it whole but whose answer was lost: the
 // answer is withheld all the same, and the reservation, in case the
@@ -457,7 +440,7 @@ func TestAReservationSentWholeButUnconfirmedIsEnded(t *testing.T) {
 			"it is settled at what the call consumed in the background", "could not be ended", 0, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logged lockedBuffer
+			var logged logtest.Buffer
 			r := newAlongsideRig(t, gateway.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}, func(h *heldLedger) ports.SpendLedger {
 				l := tc.ledger
 				l.heldLedger = h

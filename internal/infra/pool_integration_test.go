@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/logtest"
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
@@ -461,7 +462,7 @@ func TestConnectionBudgetAgainstTheServer(t *testing.T) {
 func TestConnectionBudgetDeferredUntilTheDatabaseAnswers(t *testing.T) {
 	server := pgtest.ServerDSN(t)
 	name := fmt.Sprintf("t_deferred_%d", time.Now().UnixNano())
-	var log syncBuilder
+	var log logtest.Buffer
 	cfg := poolTestConfig(t, map[string]string{"DATABASE_URL": pgtest.WithDatabase(t, server, name), "REPLICAS": "100000"})
 	p := openShared(t, NewDelegate(cfg, slog.New(slog.NewTextHandler(&log, nil))))
 	if !strings.Contains(log.String(), "connection budget check deferred") {
@@ -479,25 +480,6 @@ func TestConnectionBudgetDeferredUntilTheDatabaseAnswers(t *testing.T) {
 			t.Errorf("the log lacks %q:\n%s", want, log.String())
 		}
 	}
-}
-
-// syncBuilder is a strings.Builder safe for the concurrent writes of a
-// logger shared with pool goroutines.
-type syncBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuilder) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuilder) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func BenchmarkPoolSelect1(b *testing.B) {
