@@ -139,17 +139,26 @@ func TestStreamBrokenByTheUpstreamIsCharged(t *testing.T) {
 	checkCharged(t, svc, l, log, want, domain.InterruptedByUpstream, "one two three ")
 }
 
+// newAccountService is a service whose provider "primary" (p, also its
+// fallback "backup") has an account with a tokens-per-minute limit, so that
+// its calls hold tokens on that account through limiter.
+func newAccountService(t *testing.T, p ports.Provider, limiter ports.RateLimiter, opts gateway.Options) *gateway.Service {
+	t.Helper()
+	svc, err := gateway.NewService(gateway.Deps{Limiter: limiter, Catalogue: mustCatalogue(t, nil),
+		Providers: map[string]ports.Provider{"primary": p, "backup": p}, Caps: map[string]domain.ProviderCaps{"primary": {TPM: 1_000_000}},
+		Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // A stream the upstream broke off counts what it consumed against its
 // provider account's tokens per minute as well as its caller's.
 func TestStreamBrokenByTheUpstreamCountsOnItsProviderAccount(t *testing.T) {
 	p := newPartial("one ", "two ", "three ")
 	spy := newLimiterSpy(t)
-	svc, err := gateway.NewService(gateway.Deps{Limiter: spy, Catalogue: mustCatalogue(t, nil),
-		Providers: map[string]ports.Provider{"primary": p, "backup": p}, Caps: map[string]domain.ProviderCaps{"primary": {TPM: 1_000_000}},
-		Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newAccountService(t, p, spy, gateway.Options{})
 	if err := streamTo(context.Background(), svc, func(domain.ChatChunk) error { return nil }); domain.KindOf(err) != domain.KindUpstream {
 		t.Fatalf("err = %v, want the upstream's failure", err)
 	}
@@ -264,13 +273,7 @@ func TestStreamThatNeverStartsIsReleased(t *testing.T) {
 // provider account's tokens-per-minute hold back in a live context (the
 // limiter spy checks), as a shared limiter needs.
 func TestStreamWhoseClientLeavesBeforeItsFirstEventGivesTheAccountHoldBack(t *testing.T) {
-	p := &silentProvider{}
-	svc, err := gateway.NewService(gateway.Deps{Limiter: newLimiterSpy(t), Catalogue: mustCatalogue(t, nil),
-		Providers: map[string]ports.Provider{"primary": p, "backup": p}, Caps: map[string]domain.ProviderCaps{"primary": {TPM: 1_000_000}},
-		Keys: memory.NewKeyStore(), Ledger: memory.NewLedger(), CallLog: memory.NewCallLog()}, gateway.Options{MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := newAccountService(t, &silentProvider{}, newLimiterSpy(t), gateway.Options{MaxAttempts: 1})
 	ctx, leave := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer leave()
 	if err := streamTo(ctx, svc, func(domain.ChatChunk) error { return nil }); err == nil {
