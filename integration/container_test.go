@@ -35,7 +35,7 @@ func newContainer(t *testing.T, args ...string) *pgContainer {
 	if os.Getenv("CI") != "true" {
 		testcontainers.SkipIfProviderIsNotHealthy(t)
 	}
-	addr := freeAddr(t)
+	addr := freeAddrs(t, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

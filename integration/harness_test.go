@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidygate/tidygate/internal/freeaddr"
 	"github.com/tidygate/tidygate/internal/pgtest"
 )
 
@@ -70,24 +70,24 @@ type service struct {
 	exitErr error
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t testing.TB) string {
+// freeAddrs returns n distinct free loopback addresses "127.0.0.1:port".
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeaddr.Loopback(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // baseEnv is the environment every test service starts with: the database,
 // a fresh journal directory, a free port, the local profile and its dev key.
 func baseEnv(t testing.TB, dsn string) []string {
+	addrs := freeAddrs(t, 2)
 	return []string{
 		"DATABASE_URL=" + dsn,
-		"HTTP_ADDR=" + freeAddr(t),
-		"ADMIN_ADDR=" + freeAddr(t),
+		"HTTP_ADDR=" + addrs[0],
+		"ADMIN_ADDR=" + addrs[1],
 		"MLFLOW_JOURNAL_DIR=" + t.TempDir(),
 		"MLFLOW_SCHEMA=create",
 		"LOG_FORMAT=json",

@@ -258,7 +258,7 @@ echo "ssl = on" >> "$PGDATA/postgresql.conf"
 # Only TLS from outside: replace the catch-all host rule with hostssl.
 sed -i 's/^host all all all scram-sha-256/hostssl all all all scram-sha-256/' "$PGDATA/pg_hba.conf"
 `
-	addr := freeAddr(t)
+	addr := freeAddrs(t, 1)[0]
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -369,7 +369,7 @@ func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
 // addresses, and an API call: none names the database's host, port, name
 // or user.
 func TestUnreachableDatabaseStaysUnnamed(t *testing.T) {
-	addr := freeAddr(t)
+	addr := freeAddrs(t, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
 	env := baseEnv(t, "postgres://tg_hidden_user:pw@"+addr+"/tg_hidden_db?sslmode=disable")
 	s := startNoWait(t, append(env, "DB_CONNECT_TIMEOUT=1s", "DB_POOL_ACQUIRE_TIMEOUT=1s"))

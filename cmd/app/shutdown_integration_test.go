@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/fx"
+
+	"github.com/tidygate/tidygate/internal/freeaddr"
 )
 
 // slowUpstream speaks OpenAI's streaming chat: it sends chunks words, then
@@ -41,18 +42,6 @@ func slowUpstream(t *testing.T, words int) *httptest.Server {
 	return srv
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // TestShutdownEndsStreamsChargedAndRecorded opens a stream that never ends
 // by itself, stops the app (as SIGTERM does), and checks that the stop
 // succeeds within SHUTDOWN_TIMEOUT, that the client's stream ended, that the
@@ -70,7 +59,11 @@ func TestShutdownEndsStreamsChargedAndRecorded(t *testing.T) {
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addrs, err := freeaddr.Loopback(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := addrs[0]
 	cfg := testConfig(t, map[string]string{"HTTP_ADDR": addr, "CATALOGUE_FILE": catalogue, "SHUTDOWN_TIMEOUT": "4s"})
 	ps, problems := loadProviderSettings(map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test"})
 	if len(problems) > 0 {

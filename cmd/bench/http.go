@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tidygate/tidygate/internal/bench"
+	"github.com/tidygate/tidygate/internal/freeaddr"
 )
 
 // devKey is the development key `tidygate serve --dev-key` seeds.
@@ -167,10 +168,13 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 	if err := os.WriteFile(cat, []byte(catalogue), 0o644); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	// Every gateway gets its own admin address: /metrics (and the profiles
+	// -pprof fetches) are served there, never on the API address.
+	addrs, err := freeaddr.Loopback(2)
 	if err != nil {
 		return nil, err
 	}
+	addr, adminAddr := addrs[0], addrs[1]
 	db, err := createDB(ctx, o.adminDSN, "gw")
 	if err != nil {
 		return nil, err
@@ -183,12 +187,6 @@ func startGateway(ctx context.Context, o options, tmp, name, mockURL string, ext
 		// journal; SIGTERM delivers them all before tidygate exits, which
 		// takes longer than the default 30 s on a slow machine.
 		"SHUTDOWN_TIMEOUT=5m")
-	// Every gateway gets its own admin address: /metrics (and the profiles
-	// -pprof fetches) are served there, never on the API address.
-	adminAddr, err := freeAddr()
-	if err != nil {
-		return nil, errors.Join(err, db.drop())
-	}
 	admin := "http://" + adminAddr
 	cmd.Env = append(cmd.Env, "ADMIN_ADDR="+adminAddr)
 	cmd.Env = append(cmd.Env, o.env...)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -174,16 +173,6 @@ func (c *child) waitReady(ctx context.Context, url string, within time.Duration)
 			return fmt.Errorf("%s not ready at %s within %s (log: %s)", c.name, url, within, c.log.Name())
 		}
 	}
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // scratchDB is a database the harness created and drops when done.

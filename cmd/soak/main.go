@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,6 +38,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/tidygate/tidygate/internal/freeaddr"
 )
 
 const devKey = "tg-dev-local-only-0000000000000000"
@@ -87,10 +88,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer proxy.Stop()
 
-	addr, err := freeAddr()
+	addrs, err := freeaddr.Loopback(1)
 	if err != nil {
 		return err
 	}
+	addr := addrs[0]
 	journal, err := os.MkdirTemp("", "tidygate-soak-")
 	if err != nil {
 		return err
@@ -278,15 +280,6 @@ func startProxy(dsn string) (*toxiproxy.Proxy, string, error) {
 	}
 	u.Host = p.Listen
 	return p, u.String(), nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func waitReady(ctx context.Context, base string, within time.Duration) error {

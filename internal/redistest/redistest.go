@@ -18,12 +18,10 @@ package redistest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +30,8 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/tidygate/tidygate/internal/freeaddr"
 )
 
 // LocalImage is the image scripts/redis-image/build.sh builds from the
@@ -131,10 +131,11 @@ func start() (s *Server, err error) {
 	}()
 	// A fixed host port, so that the URL survives a restart of the
 	// container (Docker picks a new ephemeral port on each start).
-	port, err := freePort()
+	addrs, err := freeaddr.Loopback(1)
 	if err != nil {
 		return nil, err
 	}
+	_, port, _ := net.SplitHostPort(addrs[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	img := Image()
@@ -142,7 +143,7 @@ func start() (s *Server, err error) {
 		testcontainers.WithExposedPorts("6379/tcp"),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			hc.PortBindings = network.PortMap{network.MustParsePort("6379/tcp"): {
-				{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}}
+				{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: port}}}
 		}),
 		testcontainers.WithWaitStrategy(wait.ForLog("Ready to accept connections").WithStartupTimeout(time.Minute)),
 		testcontainers.WithLabels(labels()),
@@ -153,20 +154,7 @@ func start() (s *Server, err error) {
 		}
 		return nil, fmt.Errorf("start Redis container from %s: %w", img, err)
 	}
-	return &Server{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), ctr: ctr}, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	addr, ok := l.Addr().(*net.TCPAddr)
-	if !ok {
-		return 0, errors.New("redistest: no TCP port")
-	}
-	return addr.Port, nil
+	return &Server{URL: "redis://" + addrs[0] + "/0", ctr: ctr}, nil
 }
 
 func labels() map[string]string {
