@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,7 +372,13 @@ func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
 func TestUnreachableDatabaseStaysUnnamed(t *testing.T) {
 	addr := freeAddrs(t, 1)[0]
 	_, port, _ := net.SplitHostPort(addr)
-	env := baseEnv(t, "postgres://tg_hidden_user:pw@"+addr+"/tg_hidden_db?sslmode=disable")
+	dsn := "postgres://tg_hidden_user:pw@" + addr + "/tg_hidden_db?sslmode=disable"
+	env := baseEnv(t, dsn)
+	// baseEnv picks its two addresses after addr's listener has closed, so
+	// the kernel may hand addr out again: pick them again until it has not.
+	for slices.Contains(env, "HTTP_ADDR="+addr) || slices.Contains(env, "ADMIN_ADDR="+addr) {
+		env = baseEnv(t, dsn)
+	}
 	s := startNoWait(t, append(env, "DB_CONNECT_TIMEOUT=1s", "DB_POOL_ACQUIRE_TIMEOUT=1s"))
 	waitStatus(t, s, "/readyz", 503, 20*time.Second)
 	var seen strings.Builder
