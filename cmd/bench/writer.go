@@ -26,7 +26,7 @@ import (
 // MLFLOW_WRITER_FLUSH_INTERVAL, MLFLOW_LOG_MODE, MLFLOW_LOG_CONTENT).
 const (
 	writerBatch = 100
-	writerFlush = 200 * time.Millisecond
+	writerFlush = time.Second
 )
 
 // callLogOptions are the options of the harness's call logs: tidygate's

@@ -74,7 +74,7 @@ type Config struct {
 	JournalMaxRecords   int           `env:"MLFLOW_JOURNAL_MAX_RECORDS" envDefault:"100000"`
 	JournalWhenFull     string        `env:"MLFLOW_JOURNAL_WHEN_FULL" envDefault:"refuse"` // refuse | accept
 	WriterBatchSize     int           `env:"MLFLOW_WRITER_BATCH_SIZE" envDefault:"100"`
-	WriterFlushInterval time.Duration `env:"MLFLOW_WRITER_FLUSH_INTERVAL" envDefault:"200ms"`
+	WriterFlushInterval time.Duration `env:"MLFLOW_WRITER_FLUSH_INTERVAL" envDefault:"1s"`
 
 	// HTTP.
 	HTTPAddr          string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`

@@ -3,6 +3,8 @@ package mlflow
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -125,4 +127,31 @@ func TestAJournalThatCannotWriteRefusesCalls(t *testing.T) {
 func hasCode(err error, code string) bool {
 	e, ok := errors.AsType[*domain.Error](err)
 	return ok && e.Code == code && e.Kind == domain.KindUnavailable
+}
+
+// TestARecordWakesTheWriterOnlyOnceTenBatchesWait checks when a record
+// wakes the writer ahead of its tick: not while fewer than wakeBatches
+// whole batches wait in the journal, and once that many do. (The writer
+// here does not run, so that its wake-up stays to be seen.)
+func TestARecordWakesTheWriterOnlyOnceTenBatchesWait(t *testing.T) {
+	const batch, batches = 3, 10 // ten: wakeBatches, which this test pins
+	j, err := openJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = j.close() }()
+	w := &writer{ready: make(chan struct{}, 1)}
+	c := &CallLog{opts: Options{BatchSize: batch}, log: slog.New(slog.DiscardHandler), journal: j, writer: w, metrics: newMetrics(j)}
+	for i := 1; i <= batches*batch; i++ {
+		value, err := encodeRecord(sample(fmt.Sprintf("wake-%d", i), 0, i), ContentFull)
+		if err == nil {
+			_, err = c.appendKind(value, false)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if woken, due := len(w.ready) == 1, i >= batches*batch; woken != due {
+			t.Fatalf("with %d records waiting, batches of %d: woken %t, want %t", i, batch, woken, due)
+		}
+	}
 }

@@ -19,6 +19,14 @@ const (
 	// maxBatchBytes bounds a batch's journaled size, so that a batch of
 	// large prompts stays far below PostgreSQL's 1 GB limit on a parameter.
 	maxBatchBytes = 32 << 20
+	// wakeBatches is how many whole batches must wait in the journal
+	// before a record wakes the writer ahead of its tick. Below that, the
+	// tick delivers what waits once per FlushInterval, back to back: one
+	// burst of delivery a second, not one each time a batch fills. On a
+	// host whose PostgreSQL shares the gateway's cores and disk, that took
+	// the calls' p99 from about 3× the floor's to under 2×, at the same
+	// batch size and memory (docs/BENCHMARKS.md, "The eleventh round").
+	wakeBatches = 10
 )
 
 var errStopping = errors.New("call log is closing")
@@ -89,12 +97,12 @@ type pass int
 
 const (
 	// passFull delivers whole batches while the journal holds one: what
-	// a wake-up (a batch filled) does. The records that arrive while a
-	// batch is written wait for the next batch to fill, or for the tick,
-	// instead of each going out in a small transaction of its own: under a
-	// steady flow, chasing the journal to empty wrote a batch of a few
-	// records every few milliseconds, each with its commit and its
-	// delivery mark on the disk the calls' records wait for.
+	// a wake-up (wakeBatches whole batches waiting) does. The records
+	// that arrive while a batch is written wait for the next wake-up, or
+	// for the tick, instead of each going out in a small transaction of
+	// its own: under a steady flow, chasing the journal to empty wrote a
+	// batch of a few records every few milliseconds, each with its commit
+	// and its delivery mark on the disk the calls' records wait for.
 	passFull pass = iota
 	// passDue delivers as many batches as the records waiting when it
 	// began fill: what the tick does, so that no record waits in the
@@ -105,7 +113,7 @@ const (
 	passAll
 )
 
-// wake tells the writer a batch is waiting.
+// wake tells the writer that whole batches are waiting.
 func (w *writer) wake() {
 	select {
 	case w.ready <- struct{}{}:
