@@ -112,7 +112,7 @@ type Options struct {
 	RefuseWhenFull    bool   // Admit refuses calls while the journal is full (else it only logs)
 
 	BatchSize     int           // the most records written to PostgreSQL in one transaction
-	FlushInterval time.Duration // how often the writer delivers what waits in the journal (sooner once wakeBatches batches wait)
+	FlushInterval time.Duration // how often the writer delivers what waits in the journal (sooner from wakeAt records on)
 
 	// RequireDatabase makes Open fail when the database cannot be reached;
 	// otherwise Open succeeds, records are journaled and the writer checks
@@ -506,7 +506,7 @@ func (c *CallLog) appendKind(value []byte, owes bool) (uint64, error) {
 		return 0, domain.Wrap(domain.KindUnavailable, err, "call log journal write failed")
 	}
 	c.metrics.journaled.Inc()
-	if c.journal.len() >= wakeBatches*c.opts.BatchSize {
+	if c.journal.len() >= c.opts.wakeAt() {
 		c.writer.wake()
 	}
 	return seq, nil

@@ -130,28 +130,38 @@ func hasCode(err error, code string) bool {
 }
 
 // TestARecordWakesTheWriterOnlyOnceTenBatchesWait checks when a record
-// wakes the writer ahead of its tick: not while fewer than wakeBatches
-// whole batches wait in the journal, and once that many do. (The writer
-// here does not run, so that its wake-up stays to be seen.)
+// wakes the writer ahead of its tick: once ten whole batches wait in the
+// journal (wakeBatches, which this test pins), or once the journal is half
+// full if that comes first, and not before. (The writer here does not run,
+// so that its wake-up stays to be seen.)
 func TestARecordWakesTheWriterOnlyOnceTenBatchesWait(t *testing.T) {
-	const batch, batches = 3, 10 // ten: wakeBatches, which this test pins
-	j, err := openJournal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = j.close() }()
-	w := &writer{ready: make(chan struct{}, 1)}
-	c := &CallLog{opts: Options{BatchSize: batch}, log: slog.New(slog.DiscardHandler), journal: j, writer: w, metrics: newMetrics(j)}
-	for i := 1; i <= batches*batch; i++ {
-		value, err := encodeRecord(sample(fmt.Sprintf("wake-%d", i), 0, i), ContentFull)
-		if err == nil {
-			_, err = c.appendKind(value, false)
-		}
+	for _, tc := range []struct {
+		batch, max, wakeAt int
+	}{
+		{batch: 3, max: 1000, wakeAt: 30}, // ten batches
+		{batch: 3, max: 40, wakeAt: 20},   // half the journal
+		{batch: 5, max: 1, wakeAt: 1},     // a journal of one record
+	} {
+		j, err := openJournal(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if woken, due := len(w.ready) == 1, i >= batches*batch; woken != due {
-			t.Fatalf("with %d records waiting, batches of %d: woken %t, want %t", i, batch, woken, due)
+		w := &writer{ready: make(chan struct{}, 1)}
+		c := &CallLog{opts: Options{BatchSize: tc.batch, JournalMaxRecords: tc.max}, log: slog.New(slog.DiscardHandler),
+			journal: j, writer: w, metrics: newMetrics(j)}
+		for i := 1; i <= tc.wakeAt; i++ {
+			value, err := encodeRecord(sample(fmt.Sprintf("wake-%d", i), 0, i), ContentFull)
+			if err == nil {
+				_, err = c.appendKind(value, false)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if woken, due := len(w.ready) == 1, i == tc.wakeAt; woken != due {
+				t.Errorf("batches of %d, a journal of %d: with %d records waiting, woken %t, want %t", tc.batch, tc.max, i, woken, due)
+				break
+			}
 		}
+		_ = j.close()
 	}
 }

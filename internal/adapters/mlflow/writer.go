@@ -20,21 +20,30 @@ const (
 	// large prompts stays far below PostgreSQL's 1 GB limit on a parameter.
 	maxBatchBytes = 32 << 20
 	// wakeBatches is how many whole batches must wait in the journal
-	// before a record wakes the writer ahead of its tick. Below that, the
-	// tick delivers what waits once per FlushInterval, back to back: one
-	// burst of delivery a second, not one each time a batch fills. On a
-	// host whose PostgreSQL shares the gateway's cores and disk, that took
-	// the calls' p99 from about 3× the floor's to under 2×, at the same
-	// batch size and memory (docs/BENCHMARKS.md, "The eleventh round").
+	// before a record wakes the writer ahead of its tick (Options.wakeAt).
+	// Below that, the tick delivers what waits once per FlushInterval,
+	// back to back: one burst of delivery per interval (a second by
+	// default), not one each time a batch fills. On a host whose
+	// PostgreSQL shares the gateway's cores and disk, that took the calls'
+	// p99 from about 3× the floor's to under 2×, at the same batch size
+	// and memory (docs/BENCHMARKS.md, "The eleventh round").
 	wakeBatches = 10
 )
+
+// wakeAt is how many records waiting in the journal wake the writer ahead
+// of its tick: wakeBatches whole batches, or half the journal's capacity
+// if that comes first, so that a small journal does not fill up while the
+// writer waits for its tick.
+func (o Options) wakeAt() int {
+	return max(1, min(wakeBatches*o.BatchSize, o.JournalMaxRecords/2))
+}
 
 var errStopping = errors.New("call log is closing")
 
 // writer is the one goroutine that moves records from the journal to
-// PostgreSQL: whole batches while BatchSize records are waiting, and every
-// FlushInterval what is waiting then (see pass), one transaction per
-// batch, deleted from the journal after the commit. A failed batch stays
+// PostgreSQL: every FlushInterval, and when a record finds Options.wakeAt
+// records waiting, what is waiting then (see pass), one transaction per
+// batch of at most BatchSize, deleted from the journal after the commit. A failed batch stays
 // in the journal and is retried with capped exponential backoff.
 type writer struct {
 	store     *store
@@ -84,7 +93,7 @@ func (w *writer) run(ctx context.Context) {
 		case req := <-w.flushes:
 			req.reply <- w.drain(req.ctx, w.stopping, passAll)
 		case <-w.ready:
-			_ = w.drain(ctx, w.stopping, passFull)
+			_ = w.drain(ctx, w.stopping, passDue)
 		case <-tick.C:
 			_ = w.drain(ctx, w.stopping, passDue)
 			_ = w.journal.flushSettled() // on failure, the next commit carries them
@@ -96,24 +105,20 @@ func (w *writer) run(ctx context.Context) {
 type pass int
 
 const (
-	// passFull delivers whole batches while the journal holds one: what
-	// a wake-up (wakeBatches whole batches waiting) does. The records
-	// that arrive while a batch is written wait for the next wake-up, or
-	// for the tick, instead of each going out in a small transaction of
-	// its own: under a steady flow, chasing the journal to empty wrote a
-	// batch of a few records every few milliseconds, each with its commit
-	// and its delivery mark on the disk the calls' records wait for.
-	passFull pass = iota
 	// passDue delivers as many batches as the records waiting when it
-	// began fill: what the tick does, so that no record waits in the
-	// journal much longer than FlushInterval.
-	passDue
+	// began fill, back to back: what the tick and a wake-up do. The
+	// records that arrive meanwhile wait for the next tick or wake-up,
+	// instead of each going out in a small transaction of its own: under
+	// a steady flow, chasing the journal to empty wrote a batch of a few
+	// records every few milliseconds, each with its commit and its
+	// delivery mark on the disk the calls' records wait for.
+	passDue pass = iota
 	// passAll delivers until the journal is empty: at start, for Flush,
 	// and when stopping.
 	passAll
 )
 
-// wake tells the writer that whole batches are waiting.
+// wake tells the writer that records are waiting (Options.wakeAt).
 func (w *writer) wake() {
 	select {
 	case w.ready <- struct{}{}:
@@ -164,7 +169,7 @@ func (w *writer) drain(ctx context.Context, interrupt <-chan struct{}, p pass) e
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == passFull && w.journal.len() < w.batchSize || p == passDue && delivered >= due {
+		if p == passDue && delivered >= due {
 			return nil
 		}
 		// Intents of calls in flight are read past, not delivered.
