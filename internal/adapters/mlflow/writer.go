@@ -24,9 +24,10 @@ const (
 	// Below that, the tick delivers what waits once per FlushInterval,
 	// back to back: one burst of delivery per interval (a second by
 	// default), not one each time a batch fills. On a host whose
-	// PostgreSQL shares the gateway's cores and disk, that took the calls'
-	// p99 from about 3× the floor's to under 2×, at the same batch size
-	// and memory (docs/BENCHMARKS.md, "The eleventh round").
+	// PostgreSQL shares the gateway's cores and disk, that brought the
+	// calls' p99 from a median of about 3× the floor's to about 2.4×, at
+	// the same batch size and memory (docs/BENCHMARKS.md, "The eleventh
+	// round").
 	wakeBatches = 10
 )
 
