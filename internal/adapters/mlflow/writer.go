@@ -44,8 +44,9 @@ var errStopping = errors.New("call log is closing")
 // writer is the one goroutine that moves records from the journal to
 // PostgreSQL: every FlushInterval, and when a record finds Options.wakeAt
 // records waiting, what is waiting then (see pass), one transaction per
-// batch of at most BatchSize, deleted from the journal after the commit. A failed batch stays
-// in the journal and is retried with capped exponential backoff.
+// batch of at most BatchSize, deleted from the journal after the commit.
+// A failed batch stays in the journal and is retried with capped
+// exponential backoff.
 type writer struct {
 	store     *store
 	journal   *journal
@@ -107,7 +108,8 @@ type pass int
 
 const (
 	// passDue delivers as many batches as the records waiting when it
-	// began fill, back to back: what the tick and a wake-up do. The
+	// began fill, back to back: what the tick and a wake-up do, so that
+	// no record waits in the journal much longer than FlushInterval. The
 	// records that arrive meanwhile wait for the next tick or wake-up,
 	// instead of each going out in a small transaction of its own: under
 	// a steady flow, chasing the journal to empty wrote a batch of a few
