@@ -25,8 +25,8 @@ const (
 	// back to back: one burst of delivery per interval (a second by
 	// default), not one each time a batch fills. On a host whose
 	// PostgreSQL shares the gateway's cores and disk, that brought the
-	// calls' p99 from a median of about 3× the floor's to about 2.4×, at
-	// the same batch size and memory (docs/BENCHMARKS.md, "The eleventh
+	// calls' p99 from a median of about 3.2× the floor's to about 2.6×,
+	// at the same batch size and memory (docs/BENCHMARKS.md, "The eleventh
 	// round").
 	wakeBatches = 10
 )
