@@ -81,13 +81,19 @@ func freeAddrs(t testing.TB, n int) []string {
 }
 
 // baseEnv is the environment every test service starts with: the database,
-// a fresh journal directory, a free port, the local profile and its dev key.
+// a fresh journal directory, free ports, the local profile and its dev key.
 func baseEnv(t testing.TB, dsn string) []string {
 	addrs := freeAddrs(t, 2)
+	return envAt(t, dsn, addrs[0], addrs[1])
+}
+
+// envAt is baseEnv with the API on httpAddr and the admin address on
+// adminAddr, for a test that picks them together with addresses of its own.
+func envAt(t testing.TB, dsn, httpAddr, adminAddr string) []string {
 	return []string{
 		"DATABASE_URL=" + dsn,
-		"HTTP_ADDR=" + addrs[0],
-		"ADMIN_ADDR=" + addrs[1],
+		"HTTP_ADDR=" + httpAddr,
+		"ADMIN_ADDR=" + adminAddr,
 		"MLFLOW_JOURNAL_DIR=" + t.TempDir(),
 		"MLFLOW_SCHEMA=create",
 		"LOG_FORMAT=json",

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -370,15 +369,12 @@ func TestAdminAddressSeparatesDebugAndMetrics(t *testing.T) {
 // addresses, and an API call: none names the database's host, port, name
 // or user.
 func TestUnreachableDatabaseStaysUnnamed(t *testing.T) {
-	addr := freeAddrs(t, 1)[0]
+	// The database's address and tidygate's two are picked together, so
+	// that none is another.
+	addrs := freeAddrs(t, 3)
+	addr := addrs[0]
 	_, port, _ := net.SplitHostPort(addr)
-	dsn := "postgres://tg_hidden_user:pw@" + addr + "/tg_hidden_db?sslmode=disable"
-	env := baseEnv(t, dsn)
-	// baseEnv picks its two addresses after addr's listener has closed, so
-	// the kernel may hand addr out again: pick them again until it has not.
-	for slices.Contains(env, "HTTP_ADDR="+addr) || slices.Contains(env, "ADMIN_ADDR="+addr) {
-		env = baseEnv(t, dsn)
-	}
+	env := envAt(t, "postgres://tg_hidden_user:pw@"+addr+"/tg_hidden_db?sslmode=disable", addrs[1], addrs[2])
 	s := startNoWait(t, append(env, "DB_CONNECT_TIMEOUT=1s", "DB_POOL_ACQUIRE_TIMEOUT=1s"))
 	waitStatus(t, s, "/readyz", 503, 20*time.Second)
 	var seen strings.Builder
