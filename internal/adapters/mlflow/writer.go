@@ -57,7 +57,7 @@ type writer struct {
 	interval  time.Duration
 	backoff   time.Duration // the last wait after a failure; zero after a success
 
-	ready    chan struct{}      // a batch is waiting (capacity 1)
+	ready    chan struct{}      // Options.wakeAt records are waiting (capacity 1)
 	flushes  chan flushRequest  // Flush calls
 	stopping chan struct{}      // closed by stop
 	final    context.Context    // stop's context, set before stopping is closed
