@@ -23,11 +23,9 @@ const (
 	// before a record wakes the writer ahead of its tick (Options.wakeAt).
 	// Below that, the tick delivers what waits once per FlushInterval,
 	// back to back: one burst of delivery per interval (a second by
-	// default), not one each time a batch fills. On a host whose
-	// PostgreSQL shares the gateway's cores and disk, that brought the
-	// calls' p99 from a median of about 3.2× the floor's to about 2.6×,
-	// at the same batch size and memory (docs/BENCHMARKS.md, "The eleventh
-	// round").
+	// default), not one each time a batch fills, which keeps the writer's
+	// commits off the disk and cores the calls wait for most of the time
+	// (measured in docs/BENCHMARKS.md, "The eleventh round").
 	wakeBatches = 10
 )
 
