@@ -104,7 +104,11 @@ func (s *Service) DeleteStoredResponse(ctx context.Context, c domain.Caller, id 
 	if !plausibleResponseID(id) || s.deps.Responses == nil {
 		return responseNotFound(id)
 	}
-	return s.deps.Responses.DeleteResponse(ctx, c.User, id, s.opts.Now())
+	err := s.deps.Responses.DeleteResponse(ctx, c.User, id, s.opts.Now())
+	if errors.Is(err, domain.KindNotFound) {
+		return responseNotFound(id)
+	}
+	return err
 }
 
 // SweepExpiredResponses deletes up to limit responses whose retention has
@@ -121,7 +125,11 @@ func (s *Service) storedResponse(ctx context.Context, c domain.Caller, id string
 	if !plausibleResponseID(id) || s.deps.Responses == nil {
 		return domain.StoredResponse{}, responseNotFound(id)
 	}
-	return s.deps.Responses.Response(ctx, c.User, id, s.opts.Now())
+	r, err := s.deps.Responses.Response(ctx, c.User, id, s.opts.Now())
+	if errors.Is(err, domain.KindNotFound) {
+		return domain.StoredResponse{}, responseNotFound(id)
+	}
+	return r, err
 }
 
 // plausibleResponseID reports whether id could name a stored response, so
@@ -142,6 +150,9 @@ func plausibleResponseID(id string) bool {
 	return true
 }
 
+// responseNotFound is the one answer for a response the caller cannot
+// have, whether its id is malformed, unknown, expired or another user's:
+// OpenAI's wording, with no code, so that nothing tells these apart.
 func responseNotFound(id string) error {
 	return domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", truncateID(id))
 }

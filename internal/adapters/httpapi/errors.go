@@ -72,7 +72,7 @@ func problemOf(err error, requestID string) problem {
 	case domain.KindForbidden:
 		as(http.StatusForbidden, "permission_error", "model_not_allowed")
 	case domain.KindNotFound:
-		as(http.StatusNotFound, "invalid_request_error", "model_not_found")
+		as(http.StatusNotFound, "invalid_request_error", "") // the error names what was not found (model_not_found, …)
 	case domain.KindBudgetExceeded:
 		as(http.StatusTooManyRequests, "insufficient_quota", "budget_exceeded")
 		p.final = true // the budget does not recover within the SDKs' retry window

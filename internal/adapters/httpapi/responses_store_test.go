@@ -324,11 +324,17 @@ func TestStoredResponsesBelongToTheirOwner(t *testing.T) {
 // OpenAI's error shape, without a 500.
 func TestStoredResponsesRefuseBadIDs(t *testing.T) {
 	s := newStoreRig(t, gateway.Options{})
-	for _, id := range []string{"nope", "resp_", "resp_%00x", "resp_" + strings.Repeat("a", 400), "resp_%E2%80%AE", "resp_a%20b"} {
-		status, body := s.do(t, "GET", "/v1/responses/"+id, "")
-		wantError(t, status, body, 404, "", "")
-		status, body = s.do(t, "DELETE", "/v1/responses/"+id, "")
-		wantError(t, status, body, 404, "", "")
+	for _, id := range []string{"nope", "resp_", "resp_%00x", "resp_" + strings.Repeat("a", 400), "resp_%E2%80%AE", "resp_a%20b", "resp_unknown"} {
+		for _, method := range []string{"GET", "DELETE"} {
+			status, body := s.do(t, method, "/v1/responses/"+id, "")
+			wantError(t, status, body, 404, "", "")
+			// One answer whether the id is malformed or merely unknown, and
+			// no code: not model_not_found, nor anything that tells them apart.
+			e, _ := body["error"].(map[string]any)
+			if msg, _ := e["message"].(string); e["code"] != nil || !strings.HasPrefix(msg, "Response with id '") || !strings.HasSuffix(msg, "' not found.") {
+				t.Errorf("%s %s: error %v; want OpenAI's \"Response with id '…' not found.\" with a null code", method, id, e)
+			}
+		}
 	}
 	for _, id := range []string{"nope", "resp_unknown", "resp_" + strings.Repeat("a", 400), "resp_\u0000"} {
 		b, _ := json.Marshal(map[string]any{"model": "mock-chat", "input": "x", "previous_response_id": id})
