@@ -285,10 +285,16 @@ func (c *Catalogue) lookup(name string) (Model, bool) {
 func (c *Catalogue) Resolve(name string) (Model, error) {
 	m, ok := c.lookup(name)
 	if !ok {
-		return Model{}, &Error{Kind: KindNotFound, Param: "model", Code: "model_not_found",
-			Message: fmt.Sprintf("The model %q does not exist", name)}
+		return Model{}, ModelNotFound(name)
 	}
 	return m, nil
+}
+
+// ModelNotFound is the error for a model name that names nothing the caller
+// can see.
+func ModelNotFound(name string) error {
+	return &Error{Kind: KindNotFound, Param: "model", Code: "model_not_found",
+		Message: fmt.Sprintf("The model %q does not exist", name)}
 }
 
 // Chain returns the model followed by its fallbacks, in the order to try them.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -28,19 +30,37 @@ type modelJSON struct {
 // models serves GET /v1/models: every name the caller may call, a model's
 // aliases as entries of their own owned by "tidygate".
 func (h *handler) models(w http.ResponseWriter, r *http.Request) {
-	caller := exchangeOf(r).caller
-	list := modelListJSON{Object: "list", Data: []modelJSON{}}
+	h.writeJSON(w, http.StatusOK, modelListJSON{Object: "list", Data: h.visibleModels(exchangeOf(r).caller)})
+}
+
+// model serves GET /v1/models/{model}: the entry of the list above with that
+// id. A model the caller may not use is not found, as it is not listed.
+func (h *handler) model(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "*")
+	for _, m := range h.visibleModels(exchangeOf(r).caller) {
+		if m.ID == id {
+			h.writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	h.writeError(w, r, domain.ModelNotFound(id))
+}
+
+// visibleModels is every name the caller may call: each model, and each of
+// its aliases as an entry of its own owned by "tidygate".
+func (h *handler) visibleModels(caller domain.Caller) []modelJSON {
+	list := []modelJSON{}
 	for _, m := range h.gw.Models(caller) {
 		if caller.MayUse(m, m.Name) {
-			list.Data = append(list.Data, modelJSON{ID: m.Name, Object: "model", OwnedBy: m.Provider})
+			list = append(list, modelJSON{ID: m.Name, Object: "model", OwnedBy: m.Provider})
 		}
 		for _, a := range m.Aliases {
 			if caller.MayUse(m, a) {
-				list.Data = append(list.Data, modelJSON{ID: a, Object: "model", OwnedBy: "tidygate"})
+				list = append(list, modelJSON{ID: a, Object: "model", OwnedBy: "tidygate"})
 			}
 		}
 	}
-	h.writeJSON(w, http.StatusOK, list)
+	return list
 }
 
 // usageReportJSON is the body of GET /v1/usage, a tidygate extension.

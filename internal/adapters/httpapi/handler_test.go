@@ -619,6 +619,39 @@ func TestModels(t *testing.T) {
 	}
 }
 
+// TestModel: GET /v1/models/{model} answers an entry of the caller's list,
+// and a name the caller may not use is not found, as it is not listed.
+func TestModel(t *testing.T) {
+	for _, tc := range []struct {
+		name, id string
+		allowed  []string
+		status   int
+		want     string
+	}{
+		{"a model", "mock-chat", nil, 200, `{"id":"mock-chat","object":"model","created":0,"owned_by":"mock"}`},
+		{"an alias", "mock", nil, 200, `{"id":"mock","object":"model","created":0,"owned_by":"tidygate"}`},
+		{"the alias only", "mock", []string{"mock"}, 200, `{"id":"mock","object":"model","created":0,"owned_by":"tidygate"}`},
+		{"not allowed", "mock-embed", []string{"mock-chat"}, 404, ""},
+		{"unknown", "gpt-nope", nil, 404, ""},
+		{"with a slash", "org/mock-chat", nil, 404, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, &fakeGateway{caller: domain.Caller{AllowedModels: tc.allowed}}, httpapi.Options{})
+			rec := r.do("GET", "/v1/models/"+tc.id, "")
+			if tc.status == 200 {
+				if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != tc.want {
+					t.Fatalf("GET /v1/models/%s = %d %s; want %s", tc.id, rec.Code, rec.Body, tc.want)
+				}
+				return
+			}
+			e := errorOf(t, rec, 404)
+			if str(e.Code) != "model_not_found" || str(e.Param) != "model" || !strings.Contains(e.Message, strconv.Quote(tc.id)) {
+				t.Errorf("error = %+v", e)
+			}
+		})
+	}
+}
+
 func TestUsage(t *testing.T) {
 	day := time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC)
 	gw := &fakeGateway{caller: domain.Caller{User: "alice", Team: "risk"},

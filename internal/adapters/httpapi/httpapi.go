@@ -147,6 +147,7 @@ type handler struct {
 //	POST /v1/chat/completions   chat completion, streamed as server-sent events when "stream" is true
 //	POST /v1/embeddings         one vector per input string
 //	GET  /v1/models             the models (and aliases) the caller may use
+//	GET  /v1/models/{model}     one of them
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
 //	POST /v1/messages           the Anthropic Messages API, streamed as Anthropic's events when "stream" is true
 //	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
@@ -176,6 +177,7 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Post("/v1/embeddings", h.embeddings)
 		r.Get("/v1/models", h.models)
 		r.Head("/v1/models", h.models) // as GET; net/http sends no body for HEAD
+		r.Get("/v1/models/*", h.model) // an id may hold a slash
 		r.Get("/v1/usage", h.usage)
 		r.Post("/v1/messages", h.messages)
 		r.Post("/v1/messages/count_tokens", h.countTokens)
