@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -92,7 +93,27 @@ func problemOf(err error, requestID string) problem {
 	if p.message == "" {
 		p.message = http.StatusText(p.status)
 	}
+	p.message = clip(p.message)
 	return p
+}
+
+// maxMessageLen bounds an error's message, and the error in its log line,
+// in bytes. A message may quote what the client sent (a model's name, a
+// role, a block's type), and neither an answer nor a log line may grow
+// with that.
+const maxMessageLen = 1024
+
+// clip returns s cut to maxMessageLen bytes at a character boundary, with
+// "…" where it was cut.
+func clip(s string) string {
+	if len(s) <= maxMessageLen {
+		return s
+	}
+	cut := maxMessageLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // retryAfterSeconds renders d for the Retry-After header: whole seconds,
@@ -170,7 +191,7 @@ func (h *handler) logFailure(r *http.Request, p problem, err error, extra ...slo
 		attrs = append(attrs, slog.String("key_id", ex.caller.KeyID))
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("err", err.Error()))
+		attrs = append(attrs, slog.String("err", clip(err.Error())))
 	}
 	if r.Context().Err() != nil {
 		attrs = append(attrs, slog.Bool("client_gone", true))

@@ -195,3 +195,27 @@ func TestOverheadExcludesRetryBackoff(t *testing.T) {
 		t.Errorf("overhead = %q, want 20 (100 - 30 provider - 50 backoff)", got)
 	}
 }
+
+// TestAnErrorQuotingAHugeValueStaysSmall: a message that quotes what the
+// client sent (here a megabyte) is cut, in the answer of either dialect and
+// in the log line, so that neither grows with the request.
+func TestAnErrorQuotingAHugeValueStaysSmall(t *testing.T) {
+	huge := strings.Repeat("é", 1<<19) // 1 MiB, two bytes a character
+	gw := &fakeGateway{chat: func(context.Context, domain.ChatRequest) (gateway.ChatResult, error) {
+		return gateway.ChatResult{}, domain.ModelNotFound(huge)
+	}}
+	for _, path := range []string{"/v1/chat/completions", "/v1/messages"} {
+		r := newRig(t, gw, httpapi.Options{})
+		body := helloBody
+		if path == "/v1/messages" {
+			body = `{"model":"mock-chat","max_tokens":8,"messages":[{"role":"user","content":"Hi"}]}`
+		}
+		rec := r.do("POST", path, body)
+		if rec.Code != 404 || rec.Body.Len() > 2048 || !strings.Contains(rec.Body.String(), "éé…") {
+			t.Errorf("%s: %d, %d bytes: %.200s", path, rec.Code, rec.Body.Len(), rec.Body)
+		}
+		if log := r.logged(); len(log) > 4096 || !strings.Contains(log, "request failed") {
+			t.Errorf("%s: the log line has %d bytes: %.200s", path, len(log), log)
+		}
+	}
+}
