@@ -283,7 +283,7 @@ func logAttrs(r *http.Request, ex *exchange, status int) []slog.Attr {
 	return []slog.Attr{
 		slog.String("request_id", ex.id),
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("path", clip(r.URL.Path)), // a path may be as long as the request line allows
 		slog.Int("status", status),
 	}
 }

@@ -219,3 +219,16 @@ func TestAnErrorQuotingAHugeValueStaysSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestAHugeUnknownPathStaysSmallInTheLog: an unknown path of half a
+// megabyte, sent without a key, is answered and logged in a few hundred bytes.
+func TestAHugeUnknownPathStaysSmallInTheLog(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	rec := r.send(httptest.NewRequest(http.MethodGet, "/v1/"+strings.Repeat("a", 1<<19), nil))
+	if rec.Code != 404 || rec.Body.Len() > 2048 {
+		t.Errorf("%d, %d bytes: %.200s", rec.Code, rec.Body.Len(), rec.Body)
+	}
+	if log := r.logged(); len(log) > 4096 || !strings.Contains(log, "request failed") {
+		t.Errorf("the log line has %d bytes: %.200s", len(log), log)
+	}
+}

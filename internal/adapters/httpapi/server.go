@@ -39,6 +39,12 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
+// MaxHeaderBytes bounds a request's line and headers together (net/http's
+// default is 1 MiB). Clients send a few KiB; the bound keeps what a handler
+// can quote back or log from them (a path, a header) small, on every
+// server, before any key is checked. A request over it gets a 431.
+const MaxHeaderBytes = 64 << 10
+
 // NewServer returns an *http.Server for h on addr with the given timeouts.
 // The write timeout is applied per request rather than as the server's
 // WriteTimeout, which would cut every stream at the same age.
@@ -50,6 +56,7 @@ func NewServer(addr string, h http.Handler, t Timeouts) *http.Server {
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
 		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }
 

@@ -63,3 +63,28 @@ func TestWriteTimeoutSparesStreams(t *testing.T) {
 		t.Errorf("trailers = %v", resp.Trailer)
 	}
 }
+
+// TestHeadersOverTheBoundAreRefused: a request whose line and headers
+// exceed MaxHeaderBytes gets a 431 before any handler runs; one just within
+// it is served.
+func TestHeadersOverTheBoundAreRefused(t *testing.T) {
+	url := serve(t, &fakeGateway{}, httpapi.Timeouts{})
+	for _, tc := range []struct {
+		pad  int
+		want int
+	}{{httpapi.MaxHeaderBytes / 2, 200}, {httpapi.MaxHeaderBytes * 2, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest("POST", url+"/v1/chat/completions", strings.NewReader(helloBody))
+		req.Header.Set("Authorization", "Bearer "+goodKey)
+		req.Header.Set("X-Audit-Reason", "unit test")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Padding", strings.Repeat("p", tc.pad))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%d bytes of headers: %d, want %d", tc.pad, resp.StatusCode, tc.want)
+		}
+	}
+}
