@@ -87,6 +87,15 @@ func TestOfficialSDK(t *testing.T) {
 		if strings.Join(ids, " ") != "mock-chat/mock mock/tidygate mock-embed/mock" {
 			t.Errorf("models = %v", ids)
 		}
+		m, err := client.Models.Get(ctx, "mock")
+		if err != nil || m.ID != "mock" || m.OwnedBy != "tidygate" {
+			t.Errorf("models.Get(mock) = %+v, %v", m, err)
+		}
+		_, err = client.Models.Get(ctx, "gpt-nope")
+		var e *openai.Error
+		if !errors.As(err, &e) || e.StatusCode != 404 || e.Code != "model_not_found" {
+			t.Errorf("models.Get(gpt-nope) error = %v", err)
+		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
