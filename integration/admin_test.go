@@ -166,6 +166,19 @@ func TestAdminAPI(t *testing.T) {
 	if st, e, _ := c.call("POST", "/keys", writer, "onboarding", `{"user":"alice","team":"risk","colour":"red"}`); st != 400 {
 		t.Errorf("create with an unknown field: %d %v", st, e)
 	}
+	// A field of the wrong type, or unknown, is named in param, in JSON's
+	// words rather than Go's.
+	for body, param := range map[string]string{
+		`{"user":"alice","team":"risk","daily_budget_usd":5}`: "daily_budget_usd",
+		`{"user":"alice","team":"risk","colour":"red"}`:       "colour",
+		`{"user":"alice","team":"risk","allowed_models":"x"}`: "allowed_models",
+	} {
+		st, e, _ := c.call("POST", "/keys", writer, "onboarding", body)
+		obj, _ := e["error"].(map[string]any)
+		if msg, _ := obj["message"].(string); st != 400 || obj["param"] != param || strings.Contains(msg, "Go ") || strings.Contains(msg, "Request") {
+			t.Errorf("create with %s: %d %v; want a 400 naming %s", body, st, e, param)
+		}
+	}
 	if n := auditCount(); n != base {
 		t.Fatalf("refused writes left %d audit entries", n-base)
 	}

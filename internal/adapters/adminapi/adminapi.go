@@ -4,8 +4,10 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/jsonerr"
 )
 
 // Prefix is where the admin API is mounted.
@@ -114,19 +117,28 @@ func (h *handler) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeBody decodes a JSON request body into v, refusing unknown fields,
-// trailing data and bodies over maxBodyBytes.
+// trailing data and bodies over maxBodyBytes. A field of the wrong type or
+// that v does not know is named in param.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &domain.Error{Kind: domain.KindInvalid, Code: codeUnsupportedMedia, Message: "the body must be application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return &domain.Error{Kind: domain.KindInvalid, Code: codeTooLarge, Message: "the body is larger than 1 MiB"}
 		}
-		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "the body is not a valid request: " + err.Error()}
+		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_body", Message: "the body could not be read: " + err.Error()}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		f := jsonerr.Explain(body, err)
+		if f.Field != "" {
+			return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_value", Param: f.Field, Message: f.Message}
+		}
+		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: f.Message}
 	}
 	if dec.More() {
 		return &domain.Error{Kind: domain.KindInvalid, Code: "invalid_json", Message: "the body holds more than one JSON value"}

@@ -10,11 +10,11 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/jsonerr"
 )
 
 // Decoding happens here and nowhere else: reading the body within its limit,
@@ -220,7 +220,7 @@ func decodeJSON(body []byte, dst any) error {
 	end := int(dec.InputOffset())
 	if rest := bytes.TrimLeft(body[end:], " \t\r\n"); len(rest) > 0 {
 		at := len(body) - len(rest)
-		return invalidJSON("unexpected data after the JSON object at %s", position(body, at))
+		return invalidJSON("unexpected data after the JSON object at %s", jsonerr.Position(body, at))
 	}
 	if key, where, found := duplicateKey(body); found {
 		return duplicateKeyError(key, where)
@@ -240,49 +240,11 @@ func invalidJSON(format string, args ...any) error {
 // jsonError explains a decoding failure: where the syntax breaks, or which
 // parameter has the wrong type.
 func jsonError(body []byte, err error) error {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return invalidJSON("invalid JSON at %s: %s", position(body, int(syntax.Offset)-1), syntax.Error())
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return invalidJSON("invalid JSON: the body ends at %s before the JSON object does", position(body, len(body)))
-	case errors.As(err, &typ) && typ.Field == "":
-		return invalidJSON("the request body must be a JSON object")
-	case errors.As(err, &typ):
-		return domain.InvalidParam(typ.Field, "invalid type for '%s': expected %s, got %s",
-			typ.Field, jsonTypeName(typ.Type), typ.Value)
+	f := jsonerr.Explain(body, err)
+	if f.Field != "" {
+		return domain.InvalidParam(f.Field, "%s", f.Message)
 	}
-	return invalidJSON("invalid JSON: %s", err.Error())
-}
-
-// position describes byte offset off of body as "byte offset N (line L, column C)".
-func position(body []byte, off int) string {
-	off = min(max(off, 0), len(body))
-	line := 1 + bytes.Count(body[:off], []byte{'\n'})
-	col := off - bytes.LastIndexByte(body[:off], '\n')
-	return fmt.Sprintf("byte offset %d (line %d, column %d)", off, line, col)
-}
-
-// jsonTypeName names the JSON type that decodes into t.
-func jsonTypeName(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return "an object"
+	return invalidJSON("%s", f.Message)
 }
 
 // firstByte returns the first byte of a JSON value, or 0 when raw is empty
