@@ -445,6 +445,28 @@ func (c *checker) postgresURL(name, value, note string) {
 	}
 }
 
+// redisURL checks a Redis URL, when one is given: redis:// or rediss://, a
+// host, a port from 1 to 65535 if one is named, and a database number if a
+// path names one.
+func (c *checker) redisURL(name, value string) {
+	if value == "" {
+		return
+	}
+	u, err := url.Parse(value)
+	ok := err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Host != "" && u.Opaque == ""
+	if ok && u.Port() != "" {
+		port, err := strconv.ParseUint(u.Port(), 10, 16)
+		ok = err == nil && port > 0
+	}
+	if ok && strings.TrimPrefix(u.Path, "/") != "" {
+		_, err := strconv.ParseUint(strings.TrimPrefix(u.Path, "/"), 10, 31)
+		ok = err == nil
+	}
+	if !ok {
+		c.fail(name, RedactURL(value), "must be redis://[user:password@]host[:port][/db] with a port from 1 to 65535 and a database number, or rediss://… (TLS)")
+	}
+}
+
 // listenAddr checks a host:port to listen on; port 0 lets the system choose.
 func (c *checker) listenAddr(name, value string) {
 	_, port, err := net.SplitHostPort(value)
@@ -548,11 +570,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.between("MLFLOW_WRITER_BATCH_SIZE", int64(cfg.WriterBatchSize), 1, 1000)
 	c.positive("MLFLOW_WRITER_FLUSH_INTERVAL", cfg.WriterFlushInterval)
 
-	if cfg.RedisURL != "" {
-		if u, err := url.Parse(cfg.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			c.fail("REDIS_URL", RedactURL(cfg.RedisURL), "must be redis://[user:password@]host:port[/db] or rediss://… (TLS)")
-		}
-	}
+	c.redisURL("REDIS_URL", cfg.RedisURL)
 	c.positive("REDIS_TIMEOUT", cfg.RedisTimeout)
 	c.oneOf("RATE_LIMIT_WHEN_UNAVAILABLE", cfg.RateLimitWhenUnavailable, "deny", "allow")
 	if cfg.RateLimitWindow < time.Second {

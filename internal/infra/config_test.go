@@ -228,6 +228,12 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"PROVIDER_MAX_ATTEMPTS": "11"}, `PROVIDER_MAX_ATTEMPTS=11: must be between 1 and 10`},
 		{map[string]string{"LOG_LEVEL": "loud"}, `LOG_LEVEL="loud": must be debug, info, warn or error`},
 		{map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT="xml": must be text or json`},
+		{map[string]string{"REDIS_URL": "127.0.0.1:6379"}, `REDIS_URL="***": ` + redisURLRule},
+		{map[string]string{"REDIS_URL": "http://127.0.0.1:6379"}, `REDIS_URL="http://127.0.0.1:6379": ` + redisURLRule},
+		{map[string]string{"REDIS_URL": "redis://:99999"}, `REDIS_URL="redis://:99999": ` + redisURLRule},
+		{map[string]string{"REDIS_URL": "redis://127.0.0.1:0"}, `REDIS_URL="redis://127.0.0.1:0": ` + redisURLRule},
+		{map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/zero"}, `REDIS_URL="redis://127.0.0.1:6379/zero": ` + redisURLRule},
+		{map[string]string{"REDIS_URL": "redis://u:secret@127.0.0.1:x"}, `REDIS_URL="***": ` + redisURLRule},
 	}
 	for _, name := range []string{"DB_POOL_ACQUIRE_TIMEOUT", "DB_CONNECT_TIMEOUT", "DB_POOL_MAX_CONN_LIFETIME",
 		"DB_POOL_MAX_CONN_IDLE_TIME", "MLFLOW_WRITER_FLUSH_INTERVAL", "HTTP_READ_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
@@ -459,6 +465,19 @@ func TestConsoleSessionSecret(t *testing.T) {
 		got := problems(t, tc.env)
 		if len(got) != 1 || !strings.Contains(got[0], tc.want) || strings.Contains(got[0], secret) || strings.Contains(got[0], "short-secret") {
 			t.Errorf("%s: %q, want one problem saying %q without the secret", name, got, tc.want)
+		}
+	}
+}
+
+// redisURLRule is what a bad REDIS_URL is told.
+const redisURLRule = "must be redis://[user:password@]host[:port][/db] with a port from 1 to 65535 and a database number, or rediss://… (TLS)"
+
+// TestRedisURLsThatWork: the forms go-redis takes are accepted.
+func TestRedisURLsThatWork(t *testing.T) {
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "redis://127.0.0.1", "redis://:secret@redis.internal:6380/2",
+		"rediss://user:secret@cache.example.com:6380", "redis://[::1]:6379/"} {
+		if cfg := mustLoad(t, map[string]string{"REDIS_URL": u}); cfg.RedisURL != u {
+			t.Errorf("REDIS_URL = %q, want %q", cfg.RedisURL, u)
 		}
 	}
 }
