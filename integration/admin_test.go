@@ -172,6 +172,8 @@ func TestAdminAPI(t *testing.T) {
 		`{"user":"alice","team":"risk","daily_budget_usd":5}`: "daily_budget_usd",
 		`{"user":"alice","team":"risk","colour":"red"}`:       "colour",
 		`{"user":"alice","team":"risk","allowed_models":"x"}`: "allowed_models",
+		// A model the catalogue does not have: a typo, caught now.
+		`{"user":"alice","team":"risk","allowed_models":["mock-caht"]}`: "allowed_models",
 	} {
 		st, e, _ := c.call("POST", "/keys", writer, "onboarding", body)
 		obj, _ := e["error"].(map[string]any)

@@ -46,7 +46,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		}
 		var budgetModels []string
 		for _, b := range nk.More {
-			if b.Model != "" && !strings.HasPrefix(b.Model, domain.GroupPrefix) {
+			if b.Model != "" {
 				budgetModels = append(budgetModels, b.Model)
 			}
 		}
@@ -533,13 +533,7 @@ func checkModels(cfg infra.Config, models []string) error {
 	if err != nil {
 		return err
 	}
-	var unknown []string
-	for _, m := range models {
-		if _, err := cat.Models.Resolve(m); err != nil {
-			unknown = append(unknown, m)
-		}
-	}
-	if len(unknown) > 0 {
+	if unknown := domain.UnknownModels(cat.Models.Models(), models); len(unknown) > 0 {
 		return usageError{fmt.Sprintf("--models names models that are not in the catalogue: %s", strings.Join(unknown, ", "))}
 	}
 	return nil

@@ -92,7 +92,37 @@ func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, 
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
+	if err := s.knownModels("allowed_models", nk.AllowedModels); err != nil {
+		return domain.APIKey{}, "", err
+	}
+	if err := s.knownModels("budgets", budgetModels(nk.More)); err != nil {
+		return domain.APIKey{}, "", err
+	}
 	return s.store.CreateKey(ctx, nk, e)
+}
+
+// knownModels refuses names (of param) that the catalogue in use has no
+// model or alias for (domain.UnknownModels). Without Options.Models there
+// is nothing to check them against.
+func (s *Service) knownModels(param string, names []string) error {
+	if s.opts.Models == nil || len(names) == 0 {
+		return nil
+	}
+	if unknown := domain.UnknownModels(s.opts.Models(), names); len(unknown) > 0 {
+		return domain.InvalidParam(param, "%s names models that are not in the catalogue: %s", param, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// budgetModels returns the models that budgets are on.
+func budgetModels(budgets []domain.Budget) []string {
+	var out []string
+	for _, b := range budgets {
+		if b.Model != "" {
+			out = append(out, b.Model)
+		}
+	}
+	return out
 }
 
 // RevokeKey revokes an API key at once, on every replica. A non-empty

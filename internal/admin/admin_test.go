@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,5 +435,76 @@ func TestPages(t *testing.T) {
 	teams, more, err := svc.Principals(ctx, reader, domain.PrincipalQuery{Scope: domain.ScopeTeam, Limit: 1})
 	if err != nil || len(teams) != 1 || !more {
 		t.Errorf("Principals(limit 1) = %v, more %v, %v; want one team and more", teams, more, err)
+	}
+}
+
+// TestModelsMustBeInTheCatalogue: a key's allow-list and a budget's model
+// must name a model or alias of the catalogue in use (a group is not
+// checked); a typo is refused, naming the parameter and the names, and
+// nothing reaches the store.
+func TestModelsMustBeInTheCatalogue(t *testing.T) {
+	f := newFake()
+	svc := admin.NewService(f, admin.Options{Now: func() time.Time { return instant }, Models: func() []domain.Model {
+		return []domain.Model{{Name: "gpt-x", Aliases: []string{"fast"}}, {Name: "claude-y"}}
+	}})
+	ctx := context.Background()
+	onModel := func(m string) []domain.Budget {
+		b := dayBudget
+		b.Model = m
+		return []domain.Budget{b}
+	}
+	models := func(names ...string) *[]string { return &names }
+	for name, tc := range map[string]struct {
+		call  func() error
+		param string // "" when accepted
+	}{
+		"a model and an alias": {func() error {
+			_, _, err := svc.CreateKey(ctx, writer, "onboarding", domain.NewKey{User: "u", Team: "t", AllowedModels: []string{"gpt-x", "fast"}})
+			return err
+		}, ""},
+		"a typo in the allow-list": {func() error {
+			_, _, err := svc.CreateKey(ctx, writer, "onboarding", domain.NewKey{User: "u", Team: "t", AllowedModels: []string{"gpt-x", "claude-z"}})
+			return err
+		}, "allowed_models"},
+		"a budget on a group": {func() error {
+			_, _, err := svc.CreateKey(ctx, writer, "onboarding", domain.NewKey{User: "u", Team: "t", More: onModel(domain.GroupPrefix + "any")})
+			return err
+		}, ""},
+		"a budget on an unknown model": {func() error {
+			_, _, err := svc.CreateKey(ctx, writer, "onboarding", domain.NewKey{User: "u", Team: "t", More: onModel("gpt-z")})
+			return err
+		}, "budgets"},
+		"an update's typo": {func() error {
+			_, err := svc.UpdateKey(ctx, writer, "narrowing", "key_1", domain.KeyUpdate{AllowedModels: models("gtp-x")}, "")
+			return err
+		}, "allowed_models"},
+		"an update's unknown budget model": {func() error {
+			b := onModel("gpt-z")[0]
+			b.Scope = domain.ScopeKey
+			_, err := svc.UpdateKey(ctx, writer, "narrowing", "key_1", domain.KeyUpdate{Budgets: []domain.Budget{b}}, "")
+			return err
+		}, "budgets"},
+		"a team's unknown budget model": {func() error {
+			_, err := svc.ChangePrincipal(ctx, writer, "a team budget", domain.ScopeTeam, "risk", domain.PrincipalChange{Budgets: onModel("gpt-z")}, "")
+			return err
+		}, "budgets"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := len(f.entries)
+			err := tc.call()
+			if tc.param == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var de *domain.Error
+			if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != tc.param || !strings.Contains(de.Message, "not in the catalogue") {
+				t.Errorf("err = %v; want an invalid %s naming the catalogue", err, tc.param)
+			}
+			if len(f.entries) != before {
+				t.Errorf("a refused change reached the store")
+			}
+		})
 	}
 }

@@ -54,6 +54,14 @@ func (s *Service) UpdateKey(ctx context.Context, a domain.Actor, reason, id stri
 	if err := u.Validate(); err != nil {
 		return domain.APIKey{}, err
 	}
+	if u.AllowedModels != nil {
+		if err := s.knownModels("allowed_models", *u.AllowedModels); err != nil {
+			return domain.APIKey{}, err
+		}
+	}
+	if err := s.knownModels("budgets", budgetModels(u.Budgets)); err != nil {
+		return domain.APIKey{}, err
+	}
 	return s.store.UpdateKey(ctx, id, u, ifMatch, e)
 }
 
@@ -139,6 +147,9 @@ func (s *Service) ChangePrincipal(ctx context.Context, a domain.Actor, reason st
 		named[i] = b
 	}
 	if err := domain.ValidateBudgetChanges(named); err != nil {
+		return domain.Principal{}, err
+	}
+	if err := s.knownModels("budgets", budgetModels(named)); err != nil {
 		return domain.Principal{}, err
 	}
 	if err := c.Limits.Validate(); err != nil {

@@ -290,6 +290,24 @@ func (c *Catalogue) Resolve(name string) (Model, error) {
 	return m, nil
 }
 
+// UnknownModels returns the names, in the order given, that are neither a
+// model of models nor an alias of one: what a key's allow-list or a budget
+// must not name, so that a typo is caught when the key or budget is made
+// rather than on every call. A group (GroupPrefix…) names no model and is
+// not checked.
+func UnknownModels(models []Model, names []string) []string {
+	var unknown []string
+	for _, n := range names {
+		if strings.HasPrefix(n, GroupPrefix) || slices.ContainsFunc(models, func(m Model) bool {
+			return m.Name == n || slices.Contains(m.Aliases, n)
+		}) {
+			continue
+		}
+		unknown = append(unknown, n)
+	}
+	return unknown
+}
+
 // ModelNotFound is the error for a model name that names nothing the caller
 // can see.
 func ModelNotFound(name string) error {
