@@ -272,6 +272,9 @@ func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
 			}
 		}
 	}
+	if len(out) > domain.MaxMessages { // the domain's limit, said in this dialect's words
+		return nil, nil, domain.InvalidParam("input", "input makes %d messages; at most %d are allowed", len(out), domain.MaxMessages)
+	}
 	return out, only, nil
 }
 

@@ -209,6 +209,8 @@ func TestResponsesRefusesBadInputInOpenAIsShape(t *testing.T) {
 		{"background", `{"model":"mock-chat","input":"x","background":true}`, "background"},
 		{"unknown reasoning effort", `{"model":"mock-chat","input":"x","reasoning":{"effort":"huge"}}`, "reasoning.effort"},
 		{"wrong type", `{"model":"mock-chat","input":"x","stream":"yes"}`, "stream"},
+		{"too many messages", `{"model":"mock-chat","input":[` + strings.Repeat(`{"role":"user","content":"x"},`, domain.MaxMessages) +
+			`{"role":"user","content":"x"}]}`, "input"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
