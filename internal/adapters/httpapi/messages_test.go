@@ -242,6 +242,17 @@ func TestMessagesErrorsInAnthropicsShape(t *testing.T) {
 	}
 }
 
+// TestMessagesNamesItsOwnFields: a limit the domain holds for every dialect
+// is said with the Messages API's field names.
+func TestMessagesNamesItsOwnFields(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	body := `{"model":"m","max_tokens":5,"stop_sequences":["a","b","c","d","e"],"messages":[{"role":"user","content":"x"}]}`
+	msg := anthropicErrorOf(t, r.do("POST", "/v1/messages", body), 400, "invalid_request_error")
+	if !strings.HasPrefix(msg, "stop_sequences ") {
+		t.Errorf("message = %q; want it to name stop_sequences", msg)
+	}
+}
+
 func TestMessagesBodyLimitIsTheAgentsOwn(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{MaxBodyBytes: 100, MaxAgentBodyBytes: 1000})
 	big := strings.Replace(messagesBody, `"Hi"`, `"`+strings.Repeat("x", 500)+`"`, 1)
