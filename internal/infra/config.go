@@ -445,6 +445,36 @@ func (c *checker) postgresURL(name, value, note string) {
 	}
 }
 
+// file checks that path, when one is given, names a file that can be
+// read, so that a wrong path is one line at start rather than a failure
+// after the database has been prepared.
+func (c *checker) file(name, path, what string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Open(path)
+	if err == nil {
+		var info os.FileInfo
+		if info, err = f.Stat(); err == nil && !info.Mode().IsRegular() {
+			err = errors.New("not a regular file")
+		}
+		_ = f.Close()
+	}
+	if err != nil {
+		c.fail(name, path, "must be %s (%v)", what, unwrapPath(err))
+	}
+}
+
+// unwrapPath drops the path an *os.PathError repeats, which the line names
+// already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // redisURL checks a Redis URL, when one is given: redis:// or rediss://, a
 // host, a port from 1 to 65535 if one is named, and a database number if a
 // path names one.
@@ -495,13 +525,10 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.postgresURL("DATABASE_URL", cfg.DatabaseURL, "")
 	c.between("DB_PORT", int64(cfg.DBPort), 1, 65535)
 	c.oneOf("DB_SSLMODE", cfg.DBSSLMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-	if cfg.DBSSLMode == "verify-ca" || cfg.DBSSLMode == "verify-full" {
-		if cfg.DBSSLRootCert == "" {
-			c.fail("DB_SSLMODE", cfg.DBSSLMode, "needs DB_SSLROOTCERT, the CA bundle that signed the server's certificate (for RDS: the RDS CA bundle)")
-		} else if info, err := os.Stat(cfg.DBSSLRootCert); err != nil || !info.Mode().IsRegular() {
-			c.fail("DB_SSLROOTCERT", cfg.DBSSLRootCert, "must be a readable CA bundle file")
-		}
+	if (cfg.DBSSLMode == "verify-ca" || cfg.DBSSLMode == "verify-full") && cfg.DBSSLRootCert == "" {
+		c.fail("DB_SSLMODE", cfg.DBSSLMode, "needs DB_SSLROOTCERT, the CA bundle that signed the server's certificate (for RDS: the RDS CA bundle)")
 	}
+	c.file("DB_SSLROOTCERT", cfg.DBSSLRootCert, "a readable CA bundle file")
 	c.atLeast("DB_POOL_MAX_CONNS", int64(cfg.DBPoolMaxConns), 1, "")
 	c.atLeast("DB_POOL_MIN_CONNS", int64(cfg.DBPoolMinConns), 0, "")
 	if cfg.DBPoolMinConns > cfg.DBPoolMaxConns && cfg.DBPoolMaxConns >= 1 {
@@ -560,6 +587,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	if cfg.MLflowLogMode == "off" && cfg.Profile != "local" {
 		c.fail("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=%s", cfg.Profile)
 	}
+	c.file("CATALOGUE_FILE", cfg.CatalogueFile, "a readable catalogue file (docs/CATALOGUE.md)")
 	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
 	c.positive("RESPONSES_RETENTION", cfg.ResponsesRetention)
 	if strings.TrimSpace(cfg.JournalDir) == "" {
