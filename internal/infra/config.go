@@ -587,7 +587,7 @@ func (cfg Config) validate(unparsed []string) []string {
 	if cfg.MLflowLogMode == "off" && cfg.Profile != "local" {
 		c.fail("MLFLOW_LOG_MODE", cfg.MLflowLogMode, "turns the audit trail off, which only the local profile allows (for benchmarks and development), not DEPLOY_PROFILE=%s", cfg.Profile)
 	}
-	c.file("CATALOGUE_FILE", cfg.CatalogueFile, "a readable catalogue file (docs/CATALOGUE.md)")
+	c.file("CATALOGUE_FILE", cfg.CatalogueFile, "a readable catalogue file")
 	c.oneOf("MLFLOW_LOG_CONTENT", cfg.MLflowLogContent, "full", "preview", "none")
 	c.positive("RESPONSES_RETENTION", cfg.ResponsesRetention)
 	if strings.TrimSpace(cfg.JournalDir) == "" {

@@ -176,8 +176,8 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"DB_SSLMODE": "verify-ca", "DB_SSLROOTCERT": filepath.Dir(ca)}, `DB_SSLROOTCERT="` + filepath.Dir(ca) + `": must be a readable CA bundle file (not a regular file)`},
 		// A CA bundle is read whatever the mode, so a wrong path is refused with every mode.
 		{map[string]string{"DB_SSLROOTCERT": ca + ".missing"}, `DB_SSLROOTCERT="` + ca + `.missing": must be a readable CA bundle file (no such file or directory)`},
-		{map[string]string{"CATALOGUE_FILE": ca + ".yaml"}, `CATALOGUE_FILE="` + ca + `.yaml": must be a readable catalogue file (docs/CATALOGUE.md) (no such file or directory)`},
-		{map[string]string{"CATALOGUE_FILE": filepath.Dir(ca)}, `CATALOGUE_FILE="` + filepath.Dir(ca) + `": must be a readable catalogue file (docs/CATALOGUE.md) (not a regular file)`},
+		{map[string]string{"CATALOGUE_FILE": ca + ".yaml"}, `CATALOGUE_FILE="` + ca + `.yaml": must be a readable catalogue file (no such file or directory)`},
+		{map[string]string{"CATALOGUE_FILE": filepath.Dir(ca)}, `CATALOGUE_FILE="` + filepath.Dir(ca) + `": must be a readable catalogue file (not a regular file)`},
 		{map[string]string{"DB_POOL_MAX_CONNS": "0"}, `DB_POOL_MAX_CONNS=0: must be at least 1`},
 		{map[string]string{"DB_POOL_MAX_CONNS": "3000000000"}, `DB_POOL_MAX_CONNS="3000000000": is out of range`},
 		{map[string]string{"DB_POOL_MIN_CONNS": "-1"}, `DB_POOL_MIN_CONNS=-1: must be at least 0`},
