@@ -243,7 +243,7 @@ func (k *call) resolve() error {
 	}
 	k.recordModel(m, false)
 	if m.Type != k.op.modelType() {
-		return domain.InvalidParam("model", "model %q is a %s model and cannot serve %s", asked, m.Type, k.rec.Endpoint)
+		return domain.InvalidParam("model", "model %q is of type %s and cannot serve %s", asked, m.Type, k.rec.Endpoint)
 	}
 	if !k.in.Caller.MayUse(m, asked) {
 		return &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
