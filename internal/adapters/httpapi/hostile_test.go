@@ -166,20 +166,23 @@ func TestSlowBodyIs408(t *testing.T) {
 	}
 }
 
-// TestHeadModels answers HEAD /v1/models as GET, without a body.
+// TestHeadModels answers HEAD /v1/models and /v1/models/{model} as GET,
+// without a body.
 func TestHeadModels(t *testing.T) {
 	srv := httptest.NewServer(newRig(t, &fakeGateway{}, httpapi.Options{}).h)
 	t.Cleanup(srv.Close)
-	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/v1/models", nil)
-	req.Header.Set("Authorization", "Bearer "+goodKey)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || len(b) != 0 || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("HEAD /v1/models: %d %q %v", resp.StatusCode, b, resp.Header)
+	for path, want := range map[string]int{"/v1/models": 200, "/v1/models/mock-chat": 200, "/v1/models/gpt-nope": 404} {
+		req, _ := http.NewRequest(http.MethodHead, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+goodKey)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || len(b) != 0 || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("HEAD %s: %d %q %v; want %d", path, resp.StatusCode, b, resp.Header, want)
+		}
 	}
 }
 

@@ -176,8 +176,9 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Post("/v1/chat/completions", h.chat)
 		r.Post("/v1/embeddings", h.embeddings)
 		r.Get("/v1/models", h.models)
-		r.Head("/v1/models", h.models) // as GET; net/http sends no body for HEAD
-		r.Get("/v1/models/*", h.model) // an id may hold a slash
+		r.Head("/v1/models", h.models)  // as GET; net/http sends no body for HEAD
+		r.Get("/v1/models/*", h.model)  // an id may hold a slash
+		r.Head("/v1/models/*", h.model) // as GET
 		r.Get("/v1/usage", h.usage)
 		r.Post("/v1/messages", h.messages)
 		r.Post("/v1/messages/count_tokens", h.countTokens)
