@@ -41,7 +41,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		if nk, reason, replace, err = parseNewKey(args[1:], stderr); err != nil {
 			return err
 		}
-		if err := checkModels(cfg, nk.AllowedModels); err != nil {
+		if err := checkModels(cfg, "--models", nk.AllowedModels); err != nil {
 			return err
 		}
 		var budgetModels []string
@@ -50,7 +50,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 				budgetModels = append(budgetModels, b.Model)
 			}
 		}
-		if err := checkModels(cfg, budgetModels); err != nil {
+		if err := checkModels(cfg, "--model-budget", budgetModels); err != nil {
 			return err
 		}
 	case "revoke":
@@ -525,7 +525,7 @@ func budgetList(budgets []domain.Budget) string {
 
 // checkModels refuses a key for models the catalogue does not have, so that a
 // typo is caught when the key is made rather than on every call.
-func checkModels(cfg infra.Config, models []string) error {
+func checkModels(cfg infra.Config, flag string, models []string) error {
 	if len(models) == 0 {
 		return nil
 	}
@@ -534,7 +534,7 @@ func checkModels(cfg infra.Config, models []string) error {
 		return err
 	}
 	if unknown := domain.UnknownModels(cat.Models.Models(), models); len(unknown) > 0 {
-		return usageError{fmt.Sprintf("--models names models that are not in the catalogue: %s", strings.Join(unknown, ", "))}
+		return usageError{fmt.Sprintf("%s names models that are not in the catalogue: %s", flag, strings.Join(unknown, ", "))}
 	}
 	return nil
 }

@@ -153,3 +153,18 @@ func TestKeysCreateUserAndTeamLimitFlags(t *testing.T) {
 		t.Fatalf("limitChanges = %q, want one line saying the user's rpm 30 was replaced", lines)
 	}
 }
+
+// TestKeysCreateChecksModelsByTheFlagThatNamedThem: a model the catalogue
+// does not have is refused before anything connects, naming the flag that
+// named it; models, aliases and groups pass.
+func TestKeysCreateChecksModelsByTheFlagThatNamedThem(t *testing.T) {
+	var cfg infra.Config // the built-in catalogue
+	if err := checkModels(cfg, "--models", []string{"mock-chat", "mock", domain.GroupPrefix + "any"}); err != nil {
+		t.Errorf("a model, an alias and a group: %v", err)
+	}
+	err := checkModels(cfg, "--model-budget", []string{"mock-chat", "mock-caht"})
+	var u usageError
+	if !errors.As(err, &u) || !strings.HasPrefix(err.Error(), "--model-budget names") || !strings.HasSuffix(err.Error(), ": mock-caht") {
+		t.Errorf("a typo in --model-budget: %v", err)
+	}
+}
