@@ -224,7 +224,7 @@ func TestAnErrorQuotingAHugeValueStaysSmall(t *testing.T) {
 }
 
 // TestAHugeUnknownPathStaysSmallInTheLog: an unknown path of half a
-// megabyte, sent without a key, is answered and logged in a few hundred bytes.
+// megabyte, sent without a key, is answered and logged in a few kilobytes.
 func TestAHugeUnknownPathStaysSmallInTheLog(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{})
 	rec := r.send(httptest.NewRequest(http.MethodGet, "/v1/"+strings.Repeat("a", 1<<19), nil))
