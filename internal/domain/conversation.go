@@ -1,7 +1,9 @@
 package domain
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -324,6 +326,11 @@ func (im Image) validate(param string) error {
 		case "image/png", "image/jpeg", "image/gif", "image/webp":
 		default:
 			return InvalidParam(param, "%s: image media type %q is not one of image/png, image/jpeg, image/gif, image/webp", param, im.MediaType)
+		}
+		// Checked here, where it costs a pass over the data, rather than
+		// by the provider after the call is reserved and sent.
+		if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(im.Data))); err != nil {
+			return InvalidParam(param, "%s: the image's data is not base64 (the standard alphabet, padded to whole groups of 4)", param)
 		}
 	default:
 		return InvalidParam(param, "%s: an image needs a URL or inline data", param)

@@ -63,6 +63,9 @@ func TestConversationRejectsEachFaultByParameter(t *testing.T) {
 		{"image without source", func(r *domain.ChatRequest) { r.Messages[0].Blocks[1].Image = domain.Image{} }, "messages[0].content[1]"},
 		{"image of unknown type", func(r *domain.ChatRequest) { r.Messages[0].Blocks[1].Image.MediaType = "image/tiff" }, "messages[0].content[1]"},
 		{"image URL not http", func(r *domain.ChatRequest) { r.Messages[0].Blocks[2].Image.URL = "file:///etc/passwd" }, "messages[0].content[2]"},
+		{"image data not base64", func(r *domain.ChatRequest) { r.Messages[0].Blocks[1].Image.Data = "iVBOR%%%" }, "messages[0].content[1]"},
+		{"image data cut short", func(r *domain.ChatRequest) { r.Messages[0].Blocks[1].Image.Data = "iVBORw0KGgo" }, "messages[0].content[1]"},
+		{"image data URL-safe base64", func(r *domain.ChatRequest) { r.Messages[0].Blocks[1].Image.Data = "iVBO_w0KGgo=" }, "messages[0].content[1]"},
 		{"reasoning from user", func(r *domain.ChatRequest) { r.Messages[0].Blocks = r.Messages[1].Blocks[:1] }, "messages[0].content[0]"},
 		{"unknown block", func(r *domain.ChatRequest) { r.Messages[0].Blocks[0].Type = "video" }, "messages[0].content[0]"},
 	}
