@@ -452,13 +452,17 @@ func (c *checker) file(name, path, what string) {
 	if path == "" {
 		return
 	}
-	f, err := os.Open(path)
+	// Stat first: opening a named pipe to see whether it can be read
+	// would wait for a writer.
+	info, err := os.Stat(path)
+	if err == nil && !info.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
 	if err == nil {
-		var info os.FileInfo
-		if info, err = f.Stat(); err == nil && !info.Mode().IsRegular() {
-			err = errors.New("not a regular file")
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			_ = f.Close()
 		}
-		_ = f.Close()
 	}
 	if err != nil {
 		c.fail(name, path, "must be %s (%v)", what, unwrapPath(err))
