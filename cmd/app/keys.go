@@ -41,16 +41,7 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		if nk, reason, replace, err = parseNewKey(args[1:], stderr); err != nil {
 			return err
 		}
-		if err := checkModels(cfg, "--models", nk.AllowedModels); err != nil {
-			return err
-		}
-		var budgetModels []string
-		for _, b := range nk.More {
-			if b.Model != "" {
-				budgetModels = append(budgetModels, b.Model)
-			}
-		}
-		if err := checkModels(cfg, "--model-budget", budgetModels); err != nil {
+		if err := checkModels(cfg, nk); err != nil {
 			return err
 		}
 	case "revoke":
@@ -524,17 +515,25 @@ func budgetList(budgets []domain.Budget) string {
 }
 
 // checkModels refuses a key for models the catalogue does not have, so that a
-// typo is caught when the key is made rather than on every call.
-func checkModels(cfg infra.Config, flag string, models []string) error {
-	if len(models) == 0 {
+// typo is caught when the key is made rather than on every call, naming the
+// flag that named them. The catalogue is read only when a flag names any.
+func checkModels(cfg infra.Config, nk domain.NewKey) error {
+	budgets := domain.BudgetModels(nk.More)
+	if len(nk.AllowedModels) == 0 && len(budgets) == 0 {
 		return nil
 	}
 	cat, err := newCatalogue(cfg)
 	if err != nil {
 		return err
 	}
-	if unknown := domain.UnknownModels(cat.Models.Models(), models); len(unknown) > 0 {
-		return usageError{fmt.Sprintf("%s names models that are not in the catalogue: %s", flag, strings.Join(unknown, ", "))}
+	models := cat.Models.Models()
+	for _, named := range []struct {
+		flag  string
+		names []string
+	}{{"--models", nk.AllowedModels}, {"--model-budget", budgets}} {
+		if unknown := domain.UnknownModels(models, named.names); len(unknown) > 0 {
+			return usageError{fmt.Sprintf("%s names models that are not in the catalogue: %s", named.flag, strings.Join(unknown, ", "))}
+		}
 	}
 	return nil
 }

@@ -159,10 +159,11 @@ func TestKeysCreateUserAndTeamLimitFlags(t *testing.T) {
 // named it; models, aliases and groups pass.
 func TestKeysCreateChecksModelsByTheFlagThatNamedThem(t *testing.T) {
 	var cfg infra.Config // the built-in catalogue
-	if err := checkModels(cfg, "--models", []string{"mock-chat", "mock", domain.GroupPrefix + "any"}); err != nil {
+	if err := checkModels(cfg, domain.NewKey{AllowedModels: []string{"mock-chat", "mock", domain.GroupPrefix + "any"}}); err != nil {
 		t.Errorf("a model, an alias and a group: %v", err)
 	}
-	err := checkModels(cfg, "--model-budget", []string{"mock-chat", "mock-caht"})
+	err := checkModels(cfg, domain.NewKey{AllowedModels: []string{"mock-chat"},
+		More: []domain.Budget{{Model: "mock-chat"}, {Model: "mock-caht"}}})
 	var u usageError
 	if !errors.As(err, &u) || !strings.HasPrefix(err.Error(), "--model-budget names") || !strings.HasSuffix(err.Error(), ": mock-caht") {
 		t.Errorf("a typo in --model-budget: %v", err)

@@ -95,7 +95,7 @@ func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, 
 	if err := s.knownModels("allowed_models", nk.AllowedModels); err != nil {
 		return domain.APIKey{}, "", err
 	}
-	if err := s.knownModels("budgets", budgetModels(nk.More)); err != nil {
+	if err := s.knownModels("budgets", domain.BudgetModels(nk.More)); err != nil {
 		return domain.APIKey{}, "", err
 	}
 	return s.store.CreateKey(ctx, nk, e)
@@ -112,17 +112,6 @@ func (s *Service) knownModels(param string, names []string) error {
 		return domain.InvalidParam(param, "%s names models that are not in the catalogue: %s", param, strings.Join(unknown, ", "))
 	}
 	return nil
-}
-
-// budgetModels returns the models that budgets are on.
-func budgetModels(budgets []domain.Budget) []string {
-	var out []string
-	for _, b := range budgets {
-		if b.Model != "" {
-			out = append(out, b.Model)
-		}
-	}
-	return out
 }
 
 // RevokeKey revokes an API key at once, on every replica. A non-empty

@@ -59,7 +59,7 @@ func (s *Service) UpdateKey(ctx context.Context, a domain.Actor, reason, id stri
 			return domain.APIKey{}, err
 		}
 	}
-	if err := s.knownModels("budgets", budgetModels(u.Budgets)); err != nil {
+	if err := s.knownModels("budgets", domain.BudgetModels(u.Budgets)); err != nil {
 		return domain.APIKey{}, err
 	}
 	return s.store.UpdateKey(ctx, id, u, ifMatch, e)
@@ -149,7 +149,7 @@ func (s *Service) ChangePrincipal(ctx context.Context, a domain.Actor, reason st
 	if err := domain.ValidateBudgetChanges(named); err != nil {
 		return domain.Principal{}, err
 	}
-	if err := s.knownModels("budgets", budgetModels(named)); err != nil {
+	if err := s.knownModels("budgets", domain.BudgetModels(named)); err != nil {
 		return domain.Principal{}, err
 	}
 	if err := c.Limits.Validate(); err != nil {

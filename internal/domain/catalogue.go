@@ -308,6 +308,18 @@ func UnknownModels(models []Model, names []string) []string {
 	return unknown
 }
 
+// BudgetModels returns the models (or groups) that budgets are on, in order;
+// a budget on every model names none.
+func BudgetModels(budgets []Budget) []string {
+	var out []string
+	for _, b := range budgets {
+		if b.Model != "" {
+			out = append(out, b.Model)
+		}
+	}
+	return out
+}
+
 // ModelNotFound is the error for a model name that names nothing the caller
 // can see.
 func ModelNotFound(name string) error {
