@@ -91,9 +91,15 @@ func etag(k domain.APIKey) string { return quoted(domain.KeyVersion(k)) }
 // quoted makes a version an HTTP entity tag.
 func quoted(version string) string { return `"` + version + `"` }
 
-// ifMatch returns the version the request's If-Match names, or "".
+// ifMatch returns the version the request's If-Match names, or "" when it
+// names none. "*" names none too: it asks only that the target exist
+// (RFC 9110, section 13.1.1), which every change checks anyway.
 func ifMatch(r *http.Request) string {
-	return strings.Trim(strings.TrimPrefix(strings.TrimSpace(r.Header.Get("If-Match")), "W/"), `"`)
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "*" {
+		return ""
+	}
+	return strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
 }
 
 // listJSON is a page of a list.
