@@ -78,14 +78,17 @@ const usageText = `usage:
   tidygate serve [--dev-key]
   tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...]
                        [--model-budget MODEL@SCOPE:PERIOD=USD ...] [--daily-budget-usd X] [--monthly-budget-usd Y]
-                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--rpm N] [--tpm N]
-                       [--max-concurrent N] [--expires-in DURATION] [--reason R]
+                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget]
+                       [--rpm N] [--tpm N] [--max-concurrent N]
+                       [--user-rpm N] [--user-tpm N] [--user-max-concurrent N]
+                       [--team-rpm N] [--team-tpm N] [--team-max-concurrent N]
+                       [--expires-in DURATION] [--reason R]
   tidygate keys list
   tidygate keys rotate ID [--grace DURATION] [--reason R]
   tidygate keys revoke ID [--reason R]
   tidygate admin-keys create --name NAME --scopes read,write [--reason R]
   tidygate config
-  tidygate healthcheck [--ready]`
+  tidygate healthcheck [--ready] [--timeout DURATION]`
 
 // run is the whole program: it parses the command line and the environment
 // (given as os.Environ-style KEY=VALUE strings) and runs one subcommand until

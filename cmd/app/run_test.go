@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -138,5 +139,27 @@ func TestHealthcheck(t *testing.T) {
 	up.Close()
 	if err := run(context.Background(), []string{"healthcheck"}, []string{"HTTP_ADDR=" + addr}, io.Discard, io.Discard); err == nil {
 		t.Fatal("a stopped service passed")
+	}
+}
+
+// TestUsageNamesEveryFlag keeps the usage text whole: every flag a command
+// defines (as its -h lists them) is in it.
+func TestUsageNamesEveryFlag(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z-]+)`)
+	for _, args := range [][]string{
+		{"serve"}, {"keys", "create"}, {"keys", "rotate", "ID"}, {"keys", "revoke", "ID"},
+		{"admin-keys", "create"}, {"healthcheck"},
+	} {
+		var stderr bytes.Buffer
+		_ = run(context.Background(), append(args, "-h"), nil, io.Discard, &stderr)
+		names := flagLine.FindAllStringSubmatch(stderr.String(), -1)
+		if len(names) == 0 {
+			t.Errorf("%v -h listed no flags: %q", args, stderr.String())
+		}
+		for _, n := range names {
+			if !strings.Contains(usageText, "--"+n[1]) {
+				t.Errorf("%v has --%s, which the usage text does not name", args, n[1])
+			}
+		}
 	}
 }
