@@ -536,7 +536,7 @@ func (s *Service) CountTokens(c domain.Caller, req domain.ChatRequest) (int, err
 		return 0, err
 	}
 	if m.Type != domain.ModelChat {
-		return 0, domain.InvalidParam("model", "model %q is a %s model, not a chat model", req.Model, m.Type)
+		return 0, domain.InvalidParam("model", "model %q is of type %s, not chat", req.Model, m.Type)
 	}
 	if !c.MayUse(m, req.Model) {
 		return 0, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",

@@ -507,3 +507,31 @@ func TestTheRecordNamesTheEndpointTheCallCameThrough(t *testing.T) {
 		t.Fatalf("record tools = %+v", recs[0].Tools)
 	}
 }
+
+func TestCountTokens(t *testing.T) {
+	r := newRig(t, gateway.Options{}, alice, 0)
+	n, err := r.svc.CountTokens(alice, chat("m"))
+	if want := chat("m").EstimatePromptTokens(); err != nil || n != want || n == 0 {
+		t.Fatalf("count = %d, %v; want the estimate %d", n, err, want)
+	}
+	if r.primary.callCount() != 0 || len(r.log.Records()) != 0 {
+		t.Fatal("counting tokens called the provider or recorded a call")
+	}
+	vecOnly := alice
+	vecOnly.AllowedModels = []string{"vec"}
+	for name, c := range map[string]struct {
+		caller domain.Caller
+		model  string
+		kind   domain.Kind
+		says   string
+	}{
+		"an embedding model":  {alice, "vec", domain.KindInvalid, `model "vec" is of type embedding, not chat`},
+		"an unknown model":    {alice, "nope", domain.KindNotFound, "nope"},
+		"a model not allowed": {vecOnly, "main", domain.KindForbidden, `may not use model "main"`},
+	} {
+		_, err := r.svc.CountTokens(c.caller, chat(c.model))
+		if de, ok := errors.AsType[*domain.Error](err); !ok || de.Kind != c.kind || !strings.Contains(de.Message, c.says) {
+			t.Errorf("%s: %v, want a %v error saying %q", name, err, c.kind, c.says)
+		}
+	}
+}
