@@ -57,6 +57,16 @@ type ToolCall struct {
 	Arguments string
 }
 
+// ToolArguments is a tool call's arguments args as a JSON object: args, or
+// the empty object "{}" for a call that got none (a provider may stream a
+// call without arguments as no piece at all, or as one empty piece).
+func ToolArguments(args string) string {
+	if args == "" {
+		return "{}"
+	}
+	return args
+}
+
 // ToolResult is what running a tool produced, for the call with CallID. Its
 // content is text and images.
 type ToolResult struct {

@@ -124,7 +124,7 @@ func respItemID(prefix, requestID string, n int) string {
 func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
 	switch b.Type {
 	case domain.BlockToolCall:
-		args := b.ToolCall.Arguments
+		args := domain.ToolArguments(b.ToolCall.Arguments)
 		return respOutJSON{Type: "function_call", ID: respItemID("fc", requestID, n), Status: "completed",
 			CallID: b.ToolCall.ID, Name: b.ToolCall.Name, Arguments: &args}
 	case domain.BlockReasoning:
@@ -479,6 +479,7 @@ func (s *respStream) closeItem() error {
 		}
 		item.Status = "completed"
 	case "function_call":
+		*item.Arguments = domain.ToolArguments(*item.Arguments)
 		if err := s.emit("response.function_call_arguments.done", map[string]any{"item_id": item.ID, "output_index": n,
 			"name": item.Name, "arguments": *item.Arguments}); err != nil {
 			return err

@@ -239,3 +239,34 @@ func TestResponsesStreamFailureAfterStartIsResponseFailed(t *testing.T) {
 		t.Errorf("events %v: %s", names, rec.Body)
 	}
 }
+
+// TestResponsesToolCallWithoutArguments streams a call that got no
+// arguments (one empty piece, as Anthropic sends): every event that carries
+// its arguments has the empty object, as the answer that is not streamed has.
+func TestResponsesToolCallWithoutArguments(t *testing.T) {
+	call := domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: "now"}}
+	r := newRig(t, &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		for _, c := range []domain.ChatChunk{{Start: &call}, {ArgumentsDelta: ""}} {
+			if err := emit(c); err != nil {
+				return gateway.ChatResult{}, err
+			}
+		}
+		return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{FinishReason: domain.FinishToolCalls, Blocks: []domain.Block{call}}}, nil
+	}}, httpapi.Options{})
+	rec := r.do("POST", "/v1/responses", `{"model":"mock-chat","input":"x","stream":true}`)
+	names, data := namedEvents(t, rec.Body.String())
+	var got []string
+	for i, name := range names {
+		switch name {
+		case "response.function_call_arguments.done":
+			got = append(got, mustJSON(t, data[i]["arguments"]))
+		case "response.output_item.done":
+			got = append(got, mustJSON(t, data[i]["item"].(map[string]any)["arguments"]))
+		case "response.completed":
+			got = append(got, mustJSON(t, data[i]["response"].(map[string]any)["output"].([]any)[0].(map[string]any)["arguments"]))
+		}
+	}
+	if want := `"{}" "{}" "{}"`; strings.Join(got, " ") != want {
+		t.Errorf("arguments = %v, want %s: %s", got, want, rec.Body)
+	}
+}

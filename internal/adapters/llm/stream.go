@@ -196,8 +196,8 @@ func (s *Stream) assembled() []domain.Block {
 		switch {
 		case b.Type == domain.BlockText && b.Text == "":
 			continue
-		case b.Type == domain.BlockToolCall && b.ToolCall.Arguments == "":
-			b.ToolCall.Arguments = "{}"
+		case b.Type == domain.BlockToolCall:
+			b.ToolCall.Arguments = domain.ToolArguments(b.ToolCall.Arguments)
 		}
 		out = append(out, b)
 	}
