@@ -186,12 +186,14 @@ func (s *anthStream) start() error {
 	}{"ping"})
 }
 
-// chunk translates one piece of the answer into content block events.
+// chunk translates one piece of the answer into content block events. A
+// chunk without content and without a start (the final one, which carries
+// the finish reason and usage) opens no block, whatever its index.
 func (s *anthStream) chunk(c domain.ChatChunk) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if c.Start != nil || (s.open >= 0 && c.Index != s.last) || (s.open < 0 && hasContent(c)) {
+	if c.Start != nil || (hasContent(c) && (s.open < 0 || c.Index != s.last)) {
 		start := domain.TextBlock("")
 		if c.Start != nil {
 			start = *c.Start

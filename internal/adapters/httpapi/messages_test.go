@@ -177,6 +177,37 @@ func TestMessagesStreamsAnthropicsEvents(t *testing.T) {
 	}
 }
 
+// TestMessagesStreamOpensNoEmptyBlock: the final chunk, which carries the
+// finish reason and usage with Index 0 as a translating provider sends it,
+// opens no block after a tool call; Anthropic never sends an empty text block.
+func TestMessagesStreamOpensNoEmptyBlock(t *testing.T) {
+	gw := &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		u := domain.Usage{PromptTokens: 9, CompletionTokens: 4}
+		chunks := []domain.ChatChunk{
+			{Index: 0, Delta: "Let me look."},
+			{Index: 1, Start: &domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "toolu_1", Name: "Glob"}}},
+			{Index: 1, ArgumentsDelta: `{}`},
+			{FinishReason: domain.FinishToolCalls, Usage: &u},
+		}
+		for _, c := range chunks {
+			if err := emit(c); err != nil {
+				return gateway.ChatResult{}, err
+			}
+		}
+		return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{FinishReason: domain.FinishToolCalls, Usage: u}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	rec := r.do("POST", "/v1/messages", strings.Replace(messagesBody, `"max_tokens"`, `"stream":true,"max_tokens"`, 1))
+	names, _ := namedEvents(t, rec.Body.String())
+	want := []string{"message_start", "ping",
+		"content_block_start", "content_block_delta", "content_block_stop",
+		"content_block_start", "content_block_delta", "content_block_stop",
+		"message_delta", "message_stop"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("events = %v\nwant %v", names, want)
+	}
+}
+
 func TestMessagesStreamFailureAfterStartIsAnErrorEvent(t *testing.T) {
 	gw := &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
 		_ = emit(domain.ChatChunk{Delta: "partial"})
