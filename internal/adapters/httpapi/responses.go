@@ -56,7 +56,6 @@ type respOutJSON struct {
 	EncryptedContent string            `json:"encrypted_content,omitempty"`
 }
 
-// respOutPartJSON is a content part of an output item.
 // MarshalJSON writes a message's content and a reasoning item's summary
 // even when empty, as clients parse items by those required fields (Codex
 // drops an output_item.added without content, and every delta after it).
@@ -84,10 +83,13 @@ func nonNil(parts []respOutPartJSON) []respOutPartJSON {
 	return parts
 }
 
+// respOutPartJSON is a content part of an output item. Annotations is
+// written when not nil, even when empty: an output_text part always has it,
+// as OpenAI's does, and the other parts never do.
 type respOutPartJSON struct {
 	Type        string `json:"type"` // output_text, reasoning_text, summary_text
 	Text        string `json:"text"`
-	Annotations []any  `json:"annotations,omitempty"`
+	Annotations []any  `json:"annotations,omitzero"`
 }
 
 type respErrorJSON struct {

@@ -204,6 +204,9 @@ func TestStoredResponsesWithTheOfficialSDK(t *testing.T) {
 			if got.ID != first.ID || !sameJSON(t, got.RawJSON(), first.RawJSON()) {
 				t.Errorf("GET = %s\nwant the response as answered: %s", got.RawJSON(), first.RawJSON())
 			}
+			if !strings.Contains(got.RawJSON(), `"annotations":[]`) || !strings.Contains(first.RawJSON(), `"annotations":[]`) {
+				t.Errorf("an output_text part has no annotations: %s", first.RawJSON())
+			}
 
 			second := respond(t, client, responses.ResponseNewParams{Model: "mock-chat", Instructions: openai.String("Be terse."),
 				Input: hi("And again?"), PreviousResponseID: openai.String(first.ID), Store: openai.Bool(true)}, streamed)
