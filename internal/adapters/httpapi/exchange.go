@@ -73,8 +73,9 @@ func exchangeOf(r *http.Request) *exchange {
 }
 
 // serveExchange is the outermost middleware: it assigns the request id,
-// stamps X-Request-Id and X-Tidygate-Overhead-Ms on every response, and
-// turns a panic into a 500 so that the client gets an answer.
+// stamps X-Request-Id (and, in the Anthropic dialect, request-id) and
+// X-Tidygate-Overhead-Ms on every response, and turns a panic into a 500 so
+// that the client gets an answer.
 func (h *handler) serveExchange(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The id is always tidygate's own: it keys the budget reservation and
@@ -88,6 +89,9 @@ func (h *handler) serveExchange(next http.Handler) http.Handler {
 			setHeaders(rw, clientRequestIDHeader, sent)
 		}
 		setHeaders(rw, requestIDHeader, ex.id)
+		if ex.dialect == dialectAnthropic {
+			setHeaders(rw, anthropicRequestIDHeader, ex.id)
+		}
 		r = r.WithContext(ex)
 		defer func() {
 			v := recover()
@@ -173,9 +177,10 @@ type responseWriter struct {
 }
 
 // headerValues is how many header values a response's writer holds: those
-// of a usual response (its two ids; who answered, how, and what it cost;
-// its type and length; the overhead).
-const headerValues = 11
+// of a usual response (its ids: tidygate's, the client's and, in the
+// Anthropic dialect, request-id; who answered, how, and what it cost; its
+// type and length; the overhead).
+const headerValues = 12
 
 // setHeaders sets headers of w given as name, value pairs, each name in its
 // canonical form (as Header.Set would make it). Through the exchange's

@@ -5,8 +5,9 @@
 // It owns the OpenAI wire format and converts it explicitly to and from the
 // domain types, authenticates API keys, and holds the one table that maps
 // domain error kinds to HTTP statuses and OpenAI error objects (problemOf).
-// Every response, errors included, carries X-Request-Id and
-// X-Tidygate-Overhead-Ms, the time tidygate itself spent on the request.
+// Every response, errors included, carries X-Request-Id (under
+// /v1/messages also as Anthropic's request-id) and X-Tidygate-Overhead-Ms,
+// the time tidygate itself spent on the request.
 package httpapi
 
 import (

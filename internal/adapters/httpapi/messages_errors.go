@@ -30,6 +30,11 @@ func dialectOf(path string) dialect {
 	return dialectOpenAI
 }
 
+// anthropicRequestIDHeader is Anthropic's name for the request id, which
+// its API sends on every response and its SDKs read (request-id); in this
+// dialect it carries the same id as X-Request-Id.
+const anthropicRequestIDHeader = "Request-Id"
+
 // anthropicProblemOf is the Anthropic dialect's one table from domain error
 // kind to HTTP status and Anthropic error type. It starts from the OpenAI
 // table's reading of the error (message, code, Retry-After, whether a retry

@@ -284,6 +284,23 @@ func TestMessagesNamesItsOwnFields(t *testing.T) {
 	}
 }
 
+// TestMessagesAnswersCarryRequestID: every answer in the Messages dialect,
+// success or error, carries Anthropic's request-id header, which its SDKs
+// read, with the same id as X-Request-Id.
+func TestMessagesAnswersCarryRequestID(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	for name, rec := range map[string]*httptest.ResponseRecorder{
+		"message":      r.do("POST", "/v1/messages", messagesBody),
+		"stream":       r.do("POST", "/v1/messages", strings.Replace(messagesBody, `"max_tokens"`, `"stream":true,"max_tokens"`, 1)),
+		"count_tokens": r.do("POST", "/v1/messages/count_tokens", `{"model":"mock-chat","messages":[{"role":"user","content":"x"}]}`),
+		"error":        r.do("POST", "/v1/messages", messagesBody, "Authorization", ""),
+	} {
+		if id := rec.Header().Get("X-Request-Id"); id == "" || rec.Header().Get("Request-Id") != id {
+			t.Errorf("%s: request-id %q, X-Request-Id %q", name, rec.Header().Get("Request-Id"), id)
+		}
+	}
+}
+
 func TestMessagesBodyLimitIsTheAgentsOwn(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{MaxBodyBytes: 100, MaxAgentBodyBytes: 1000})
 	big := strings.Replace(messagesBody, `"Hi"`, `"`+strings.Repeat("x", 500)+`"`, 1)
