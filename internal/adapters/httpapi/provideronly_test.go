@@ -118,6 +118,47 @@ func TestResponsesHostedToolsPassThroughOnly(t *testing.T) {
 	}
 }
 
+// A tool choice of anything but a function, and a file (an input_file, an
+// input_image given by file_id), are OpenAI's own too: they pass through,
+// with a domain request that validates, and a model that translates refuses
+// them by name.
+func TestResponsesOpenAIsOwnChoicesAndFilesPassThroughOnly(t *testing.T) {
+	grep := `"tools":[{"type":"function","name":"grep","parameters":{"type":"object"}}]`
+	cases := []struct{ name, body, param string }{
+		{"hosted tool choice", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"web_search"}}`, "tool_choice"},
+		{"file_search choice", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"file_search"}}`, "tool_choice"},
+		{"allowed tools", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"grep"}]}}`, "tool_choice"},
+		{"custom tool choice", `{"model":"gpt","input":"x","tool_choice":{"type":"custom","name":"patch"}}`, "tool_choice"},
+		{"mcp tool choice", `{"model":"gpt","input":"x","tool_choice":{"type":"mcp","server_label":"docs"}}`, "tool_choice"},
+		{"hosted tool required", `{"model":"gpt","input":"x","tools":[{"type":"web_search"}],"tool_choice":"required"}`, "tools[0].type"},
+		{"input_file", `{"model":"gpt","input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}`,
+			"input[0].content[0].type"},
+		{"image by file_id", `{"model":"gpt","input":[{"role":"user","content":[{"type":"input_text","text":"what?"},{"type":"input_image","file_id":"file-1"}]}]}`,
+			"input[0].content[1].file_id"},
+	}
+	var n gateway.Native
+	var req domain.ChatRequest
+	passing := newRig(t, capture(&n, &req), httpapi.Options{})
+	translating := newRig(t, &fakeGateway{}, httpapi.Options{})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if rec := passing.do("POST", "/v1/responses", tc.body); rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if p := unsupportedParam(t, n.Untranslatable); p != tc.param || string(n.Request.Body) != tc.body {
+				t.Errorf("untranslatable names %q, native body %s", p, n.Request.Body)
+			}
+			if err := req.Validate(); err != nil {
+				t.Errorf("the domain request does not validate: %v", err)
+			}
+			e := errorOf(t, translating.do("POST", "/v1/responses", tc.body), http.StatusBadRequest)
+			if str(e.Param) != tc.param || str(e.Code) != "unsupported_feature" {
+				t.Errorf("translated: %+v", e)
+			}
+		})
+	}
+}
+
 // A thinking block's signature survives the Responses API, which has no
 // field for it: it goes out in the reasoning item's encrypted_content and
 // comes back from it.

@@ -99,9 +99,9 @@ type responsesInput struct {
 	input        []domain.Message // the request's own input
 	store        *bool            // nil when the request does not say
 	previous     string           // previous_response_id, "" when none
-	// untranslatable names a feature OpenAI serves itself (a hosted tool,
-	// or an input item of one), which req leaves out: then only a model
-	// that takes the body as it is can serve the request.
+	// untranslatable names a feature OpenAI serves itself (see
+	// respDecoder), which req leaves out: then only a model that takes the
+	// body as it is can serve the request.
 	untranslatable error
 }
 
@@ -145,11 +145,11 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		in.instructions = &domain.Message{Role: domain.RoleSystem, Content: *w.Instructions}
 		req.Messages = append(req.Messages, *in.instructions)
 	}
-	msgs, only, err := respInput(w.Input)
+	var d respDecoder
+	msgs, err := d.input(w.Input)
 	if err != nil {
 		return responsesInput{}, err
 	}
-	in.untranslatable = only
 	in.input = msgs
 	req.Messages = append(req.Messages, msgs...)
 	for i, t := range w.Tools {
@@ -157,9 +157,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "tools[%d].type: Field required", i)
 		}
 		if t.Type != "function" {
-			if in.untranslatable == nil {
-				in.untranslatable = domain.ProviderOnly(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("hosted tool %q", t.Type))
-			}
+			d.providerOnly(fmt.Sprintf("tools[%d].type", i), fmt.Sprintf("hosted tool %q", t.Type))
 			continue
 		}
 		params := t.Parameters
@@ -168,8 +166,14 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		}
 		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: params})
 	}
-	if req.ToolChoice, err = respToolChoice(w.ToolChoice); err != nil {
+	if req.ToolChoice, err = d.toolChoice(w.ToolChoice); err != nil {
 		return responsesInput{}, err
+	}
+	if req.ToolChoice.Mode == domain.ToolChoiceRequired && len(req.Tools) == 0 && len(w.Tools) > 0 {
+		// The tools are all hosted, and one must be called: the domain
+		// request, which has none of them, requires nothing, as only
+		// OpenAI serves the request (d.only).
+		req.ToolChoice.Mode = domain.ToolChoiceAuto
 	}
 	if w.Reasoning != nil {
 		if req.Thinking.Effort, err = reasoningEffort("reasoning.effort", w.Reasoning.Effort); err != nil {
@@ -192,33 +196,47 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
-	in.req, in.body = req, body
+	in.req, in.body, in.untranslatable = req, body, d.only
 	return in, nil
 }
 
-// respInput turns input, a string or an array of items, into messages. An
+// respDecoder decodes the parts of a Responses body, and notes the first
+// feature in it that OpenAI serves itself: a hosted tool or a tool choice
+// of one, an input item tidygate does not know (a hosted tool's call, an
+// item reference, …), a file. The domain request leaves those out.
+type respDecoder struct{ only error }
+
+// providerOnly notes a feature OpenAI serves itself, unless one is noted
+// already.
+func (d *respDecoder) providerOnly(param, feature string) {
+	if d.only == nil {
+		d.only = domain.ProviderOnly(param, feature)
+	}
+}
+
+// input turns input, a string or an array of items, into messages. An
 // item of a type tidygate does not know is OpenAI's own (a hosted tool's
-// call, an item reference, …): it is left out, and only names it.
+// call, an item reference, …): it is left out, and noted.
 // Consecutive function calls (and the assistant text and reasoning before
 // them) become one assistant message, and consecutive function call outputs
 // one user message, as the domain model holds a turn's blocks together.
-func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
+func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, nil, domain.InvalidParam("input", "input: Field required")
+		return nil, domain.InvalidParam("input", "input: Field required")
 	case '"':
 		s, err := jsonString(raw, "input")
-		return []domain.Message{{Role: domain.RoleUser, Content: s}}, nil, err
+		return []domain.Message{{Role: domain.RoleUser, Content: s}}, err
 	case '[':
 	default:
-		return nil, nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
 	}
 	var items []respItemJSON
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, nil, domain.InvalidParam("input", "input must be a string or an array of input items")
+		return nil, domain.InvalidParam("input", "input must be a string or an array of input items")
 	}
 	if len(items) == 0 {
-		return nil, nil, domain.InvalidParam("input", "input must contain at least one item")
+		return nil, domain.InvalidParam("input", "input must contain at least one item")
 	}
 	var out []domain.Message
 	// add appends blocks to the last message when merge is set and that
@@ -235,9 +253,9 @@ func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
 		param := fmt.Sprintf("input[%d]", i)
 		switch it.Type {
 		case "message", "":
-			msg, err := respMessage(param, it)
+			msg, err := d.message(param, it)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			// An assistant's text merges with the calls and reasoning around it.
 			add(msg.Role, msg.Role == domain.RoleAssistant, msg.Blocks...)
@@ -249,9 +267,9 @@ func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
 			add(domain.RoleAssistant, true, domain.Block{Type: domain.BlockToolCall,
 				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
 		case "function_call_output":
-			content, err := respParts(param+".output", it.Output, domain.RoleUser)
+			content, err := d.parts(param+".output", it.Output, domain.RoleUser)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			add(domain.RoleUser, true, domain.Block{Type: domain.BlockToolResult,
 				ToolResult: domain.ToolResult{CallID: it.CallID, Content: content}})
@@ -267,19 +285,17 @@ func respInput(raw json.RawMessage) (_ []domain.Message, only error, _ error) {
 			}
 			add(domain.RoleAssistant, true, b)
 		default:
-			if only == nil {
-				only = domain.ProviderOnly(param+".type", fmt.Sprintf("input item type %q", it.Type))
-			}
+			d.providerOnly(param+".type", fmt.Sprintf("input item type %q", it.Type))
 		}
 	}
 	if len(out) > domain.MaxMessages { // the domain's limit, said in this dialect's words
-		return nil, nil, domain.InvalidParam("input", "input makes %d messages; at most %d are allowed", len(out), domain.MaxMessages)
+		return nil, domain.InvalidParam("input", "input makes %d messages; at most %d are allowed", len(out), domain.MaxMessages)
 	}
-	return out, only, nil
+	return out, nil
 }
 
-// respMessage turns a message item into a message whose content is blocks.
-func respMessage(param string, it respItemJSON) (domain.Message, error) {
+// message turns a message item into a message whose content is blocks.
+func (d *respDecoder) message(param string, it respItemJSON) (domain.Message, error) {
 	var role domain.Role
 	switch it.Role {
 	case "user":
@@ -291,7 +307,7 @@ func respMessage(param string, it respItemJSON) (domain.Message, error) {
 	default:
 		return domain.Message{}, domain.InvalidParam(param+".role", "%s.role must be one of user, assistant, system, developer, not %q", param, it.Role)
 	}
-	blocks, err := respParts(param+".content", it.Content, role)
+	blocks, err := d.parts(param+".content", it.Content, role)
 	if err != nil {
 		return domain.Message{}, err
 	}
@@ -301,8 +317,10 @@ func respMessage(param string, it respItemJSON) (domain.Message, error) {
 	return domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)}, nil
 }
 
-// respParts turns content, a string or an array of content parts, into blocks.
-func respParts(param string, raw json.RawMessage, role domain.Role) ([]domain.Block, error) {
+// parts turns content, a string or an array of content parts, into blocks.
+// A file, given as an input_file part or as an input_image's file_id, is
+// one OpenAI keeps: it is left out, and noted.
+func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role) ([]domain.Block, error) {
 	switch firstByte(raw) {
 	case '"':
 		s, err := jsonString(raw, param)
@@ -320,12 +338,19 @@ func respParts(param string, raw json.RawMessage, role domain.Role) ([]domain.Bl
 			case "refusal":
 				out = append(out, domain.TextBlock(p.Refusal))
 			case "input_image":
-				if p.ImageURL == "" {
-					return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].image_url", param, j), "an input_image needs an image_url; file_id is not supported")
+				switch {
+				case p.ImageURL != "":
+					out = append(out, respImage(p.ImageURL))
+				case p.FileID != "":
+					d.providerOnly(fmt.Sprintf("%s[%d].file_id", param, j), "an input_image given by file_id")
+				default:
+					return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].image_url", param, j), "an input_image needs an image_url or a file_id")
 				}
-				out = append(out, respImage(p.ImageURL))
+			case "input_file":
+				d.providerOnly(fmt.Sprintf("%s[%d].type", param, j), `content part type "input_file"`)
 			default:
-				return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j), "content part type %q is not supported; use input_text, output_text, refusal or input_image", p.Type)
+				return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j),
+					"content part type %q is not supported; use input_text, output_text, refusal, input_image or input_file", p.Type)
 			}
 		}
 		return out, nil
@@ -343,7 +368,10 @@ func respImage(url string) domain.Block {
 	return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: url}}
 }
 
-func respToolChoice(raw json.RawMessage) (domain.ToolChoice, error) {
+// toolChoice decodes tool_choice. A choice of anything but a function (a
+// hosted tool, allowed_tools, a custom or MCP tool) is OpenAI's own: it is
+// noted, and the domain request lets the model choose.
+func (d *respDecoder) toolChoice(raw json.RawMessage) (domain.ToolChoice, error) {
 	switch firstByte(raw) {
 	case 0, 'n':
 		return domain.ToolChoice{}, nil
@@ -366,8 +394,12 @@ func respToolChoice(raw json.RawMessage) (domain.ToolChoice, error) {
 			Type string `json:"type"`
 			Name string `json:"name"`
 		}
-		if json.Unmarshal(raw, &c) != nil || c.Type != "function" {
+		if json.Unmarshal(raw, &c) != nil || c.Type == "" {
 			return domain.ToolChoice{}, domain.InvalidParam("tool_choice", `tool_choice must be auto, none, required or {"type":"function","name":…}`)
+		}
+		if c.Type != "function" {
+			d.providerOnly("tool_choice", fmt.Sprintf("tool_choice type %q", c.Type))
+			return domain.ToolChoice{}, nil
 		}
 		return domain.ToolChoice{Mode: domain.ToolChoiceTool, Name: c.Name}, nil
 	}

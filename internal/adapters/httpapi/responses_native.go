@@ -57,7 +57,8 @@ func passedResponse(body []byte) (domain.StoredResponse, error) {
 	}
 	sr := domain.StoredResponse{ID: w.ID, FinishReason: domain.FinishStop}
 	if firstByte(w.Output) == '[' && !bytes.Equal(bytes.TrimSpace(w.Output), []byte("[]")) {
-		msgs, _, err := respInput(w.Output)
+		var d respDecoder
+		msgs, err := d.input(w.Output)
 		if err != nil {
 			return domain.StoredResponse{}, err
 		}
