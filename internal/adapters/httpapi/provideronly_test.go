@@ -118,11 +118,11 @@ func TestResponsesHostedToolsPassThroughOnly(t *testing.T) {
 	}
 }
 
-// A tool choice of anything but a function, and a file (an input_file, an
-// input_image given by file_id), are OpenAI's own too: they pass through,
-// with a domain request that validates, and a model that translates refuses
-// them by name.
-func TestResponsesOpenAIsOwnChoicesAndFilesPassThroughOnly(t *testing.T) {
+// A tool choice of anything but a function, a file (an input_file, an
+// input_image given by file_id), a stored prompt template and log
+// probabilities are OpenAI's own too: they pass through, with a domain
+// request that validates, and a model that translates refuses them by name.
+func TestResponsesOpenAIsOwnFeaturesPassThroughOnly(t *testing.T) {
 	grep := `"tools":[{"type":"function","name":"grep","parameters":{"type":"object"}}]`
 	cases := []struct{ name, body, param string }{
 		{"hosted tool choice", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"web_search"}}`, "tool_choice"},
@@ -135,6 +135,9 @@ func TestResponsesOpenAIsOwnChoicesAndFilesPassThroughOnly(t *testing.T) {
 			"input[0].content[0].type"},
 		{"image by file_id", `{"model":"gpt","input":[{"role":"user","content":[{"type":"input_text","text":"what?"},{"type":"input_image","file_id":"file-1"}]}]}`,
 			"input[0].content[1].file_id"},
+		{"prompt", `{"model":"gpt","input":"x","prompt":{"id":"pmpt_1","variables":{"city":"Oslo"}}}`, "prompt"},
+		{"top_logprobs", `{"model":"gpt","input":"x","top_logprobs":3}`, "top_logprobs"},
+		{"include logprobs", `{"model":"gpt","input":"x","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`, "include"},
 	}
 	var n gateway.Native
 	var req domain.ChatRequest
@@ -156,6 +159,10 @@ func TestResponsesOpenAIsOwnChoicesAndFilesPassThroughOnly(t *testing.T) {
 				t.Errorf("translated: %+v", e)
 			}
 		})
+	}
+	codex := `{"model":"gpt","input":"x","include":["reasoning.encrypted_content"],"top_logprobs":0}`
+	if rec := passing.do("POST", "/v1/responses", codex); rec.Code != http.StatusOK || n.Untranslatable != nil {
+		t.Errorf("encrypted reasoning, no log probabilities: status %d, untranslatable %v", rec.Code, n.Untranslatable)
 	}
 }
 

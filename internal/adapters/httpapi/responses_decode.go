@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -34,6 +35,9 @@ type responsesRequestJSON struct {
 	PreviousResponseID *string         `json:"previous_response_id"`
 	Conversation       json.RawMessage `json:"conversation"`
 	Background         *bool           `json:"background"`
+	Prompt             json.RawMessage `json:"prompt"` // a stored prompt template: {"id":"pmpt_…","variables":…}
+	TopLogprobs        *int            `json:"top_logprobs"`
+	Include            []string        `json:"include"`
 }
 
 // respItemJSON is any input or output item; Type says which fields apply.
@@ -130,6 +134,15 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	case w.Background != nil && *w.Background:
 		return responsesInput{}, domain.InvalidParam("background", "background responses are not supported")
 	}
+	var d respDecoder
+	switch {
+	case given(w.Prompt):
+		d.providerOnly("prompt", "a stored prompt template")
+	case w.TopLogprobs != nil && *w.TopLogprobs != 0:
+		d.providerOnly("top_logprobs", "log probabilities")
+	case slices.Contains(w.Include, "message.output_text.logprobs"):
+		d.providerOnly("include", "log probabilities")
+	}
 	in := responsesInput{store: w.Store}
 	if w.PreviousResponseID != nil {
 		in.previous = *w.PreviousResponseID
@@ -145,7 +158,6 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		in.instructions = &domain.Message{Role: domain.RoleSystem, Content: *w.Instructions}
 		req.Messages = append(req.Messages, *in.instructions)
 	}
-	var d respDecoder
 	msgs, err := d.input(w.Input)
 	if err != nil {
 		return responsesInput{}, err
@@ -201,9 +213,10 @@ func decodeResponses(body []byte) (responsesInput, error) {
 }
 
 // respDecoder decodes the parts of a Responses body, and notes the first
-// feature in it that OpenAI serves itself: a hosted tool or a tool choice
-// of one, an input item tidygate does not know (a hosted tool's call, an
-// item reference, …), a file. The domain request leaves those out.
+// feature in it that OpenAI serves itself: a stored prompt template, log
+// probabilities, a hosted tool or a tool choice of one, an input item
+// tidygate does not know (a hosted tool's call, an item reference, …), a
+// file. The domain request leaves those out.
 type respDecoder struct{ only error }
 
 // providerOnly notes a feature OpenAI serves itself, unless one is noted
