@@ -51,8 +51,9 @@ type anthBlockJSON struct {
 	Type string `json:"type"`
 	// text
 	Text *string `json:"text,omitempty"`
-	// image
-	Source *anthImageSourceJSON `json:"source,omitempty"`
+	// image (an image source), document, search_result (a URL): decoded
+	// by the block's type
+	Source json.RawMessage `json:"source,omitempty"`
 	// tool_use
 	ID    string          `json:"id,omitempty"`
 	Name  string          `json:"name,omitempty"`
@@ -298,16 +299,7 @@ func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domai
 	case "text":
 		return domain.TextBlock(deref(b.Text)), true, nil
 	case "image":
-		if b.Source == nil {
-			return domain.Block{}, false, domain.InvalidParam(param+".source", "%s.source: Field required", param)
-		}
-		switch b.Source.Type {
-		case "base64":
-			return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: b.Source.MediaType, Data: b.Source.Data}}, true, nil
-		case "url":
-			return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: b.Source.URL}}, true, nil
-		}
-		return domain.Block{}, false, domain.InvalidParam(param+".source.type", "image source type %q is not supported; use base64 or url", b.Source.Type)
+		return anthImage(param+".source", b.Source)
 	case "tool_use":
 		args := "{}"
 		if given(b.Input) {
@@ -340,6 +332,24 @@ func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domai
 	}
 	d.providerOnly(param+".type", fmt.Sprintf("content block type %q", b.Type))
 	return domain.Block{}, false, nil
+}
+
+// anthImage turns an image block's source into a domain image block.
+func anthImage(param string, raw json.RawMessage) (_ domain.Block, ok bool, _ error) {
+	if !given(raw) {
+		return domain.Block{}, false, domain.InvalidParam(param, "%s: Field required", param)
+	}
+	var src anthImageSourceJSON
+	if err := json.Unmarshal(raw, &src); err != nil {
+		return domain.Block{}, false, domain.InvalidParam(param, "%s: Input should be an object", param)
+	}
+	switch src.Type {
+	case "base64":
+		return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: src.MediaType, Data: src.Data}}, true, nil
+	case "url":
+		return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: src.URL}}, true, nil
+	}
+	return domain.Block{}, false, domain.InvalidParam(param+".type", "image source type %q is not supported; use base64 or url", src.Type)
 }
 
 // anthToolResultContent accepts a tool result's content as a string or an

@@ -33,8 +33,9 @@ func unsupportedParam(t *testing.T, err error) string {
 }
 
 // Anthropic's own features (server tools, the MCP connector, server tool
-// results and documents in the history) leave the domain request and mark
-// it pass-through only; the body goes to the gateway as the client sent it.
+// results, documents and search results in the history) leave the domain
+// request and mark it pass-through only; the body goes to the gateway as the
+// client sent it.
 func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
 	body := `{"model":"claude","max_tokens":50,
 	  "tools":[{"name":"grep","input_schema":{"type":"object"}},{"type":"web_search_20250305","name":"web_search","max_uses":2}],
@@ -69,6 +70,12 @@ func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
 	if rec := r.do("POST", "/v1/messages", mcp); rec.Code != http.StatusOK || unsupportedParam(t, n.Untranslatable) != "mcp_servers" {
 		t.Errorf("mcp_servers: status %d, untranslatable %v", rec.Code, n.Untranslatable)
 	}
+	// A search result's source is a URL, not an image's source object.
+	search := `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[
+	  {"type":"search_result","source":"https://example.com/a","title":"A","content":[{"type":"text","text":"a"}]}]}]}]}`
+	if rec := r.do("POST", "/v1/messages", search); rec.Code != http.StatusOK || unsupportedParam(t, n.Untranslatable) != "messages[0].content[0].content[0].type" {
+		t.Errorf("search_result: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	}
 	plain := `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`
 	if rec := r.do("POST", "/v1/messages", plain); rec.Code != http.StatusOK || n.Untranslatable != nil {
 		t.Errorf("a plain request: status %d, untranslatable %v", rec.Code, n.Untranslatable)
@@ -78,6 +85,10 @@ func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
 	msg := anthropicErrorOf(t, newRig(t, &fakeGateway{}, httpapi.Options{}).do("POST", "/v1/messages", body), 400, "invalid_request_error")
 	if !strings.Contains(msg, `content block type "document"`) || !strings.Contains(msg, "pass-through") {
 		t.Errorf("message %q", msg)
+	}
+	msg = anthropicErrorOf(t, newRig(t, &fakeGateway{}, httpapi.Options{}).do("POST", "/v1/messages", search), 400, "invalid_request_error")
+	if !strings.Contains(msg, `content block type "search_result"`) {
+		t.Errorf("search_result: message %q", msg)
 	}
 }
 
