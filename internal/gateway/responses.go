@@ -55,8 +55,9 @@ func (s *Service) StoreResponse(ctx context.Context, c domain.Caller, r domain.S
 }
 
 // PreviousResponse returns the caller's stored response id, for a request
-// that continues from it. It is a domain.KindNotFound error (param
-// previous_response_id) when the caller's user has no such response, and a
+// that continues from it. It is a domain.KindInvalid error (param
+// previous_response_id, code previous_response_not_found), as OpenAI's 400
+// is, when the caller's user has no such response, and a
 // domain.KindInvalid error naming MLFLOW_LOG_CONTENT when the content policy
 // keeps no text, so that history is never dropped silently.
 func (s *Service) PreviousResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
@@ -70,8 +71,8 @@ func (s *Service) PreviousResponse(ctx context.Context, c domain.Caller, id stri
 	}
 	r, err := s.storedResponse(ctx, c, id)
 	if errors.Is(err, domain.KindNotFound) {
-		return domain.StoredResponse{}, &domain.Error{Kind: domain.KindNotFound, Param: param, Code: "previous_response_not_found",
-			Message: fmt.Sprintf("Previous response with id '%s' not found.", truncateID(id)), Err: err}
+		return domain.StoredResponse{}, &domain.Error{Kind: domain.KindInvalid, Param: param, Code: "previous_response_not_found",
+			Message: fmt.Sprintf("Previous response with id '%s' not found.", truncateID(id))}
 	}
 	if err != nil {
 		return domain.StoredResponse{}, err

@@ -88,7 +88,7 @@ func TestStoreResponseOwnsExpiresAndContinues(t *testing.T) {
 		t.Errorf("PreviousResponse = %+v, %v", conv, err)
 	}
 	var de *domain.Error
-	if _, err := svc.PreviousResponse(ctx, mallory, "resp_1"); !errors.As(err, &de) || de.Kind != domain.KindNotFound ||
+	if _, err := svc.PreviousResponse(ctx, mallory, "resp_1"); !errors.As(err, &de) || de.Kind != domain.KindInvalid ||
 		de.Param != "previous_response_id" || de.Code != "previous_response_not_found" {
 		t.Errorf("another user's PreviousResponse = %v", err)
 	}

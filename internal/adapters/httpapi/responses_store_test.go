@@ -239,7 +239,7 @@ func TestStoredResponsesWithTheOfficialSDK(t *testing.T) {
 				t.Errorf("second delete: %v; want 404", err)
 			}
 			_, err = client.Responses.New(ctx, responses.ResponseNewParams{Model: "mock-chat", Input: hi("x"), PreviousResponseID: openai.String(first.ID)})
-			if !errors.As(err, &e) || e.StatusCode != 404 || e.Param != "previous_response_id" || e.Code != "previous_response_not_found" {
+			if !errors.As(err, &e) || e.StatusCode != 400 || e.Param != "previous_response_id" || e.Code != "previous_response_not_found" {
 				t.Errorf("continuing from a deleted response: %v", err)
 			}
 		})
@@ -317,7 +317,7 @@ func TestStoredResponsesBelongToTheirOwner(t *testing.T) {
 		}
 	}
 	status, body = s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","input":"x","previous_response_id":"`+id+`"}`, otherKey)
-	wantError(t, status, body, 404, "previous_response_id", "previous_response_not_found")
+	wantError(t, status, body, 400, "previous_response_id", "previous_response_not_found")
 	if status, body = s.do(t, "GET", "/v1/responses/"+id, ""); status != 200 || body["id"] != id {
 		t.Errorf("the owner's GET after another user's attempts = %d %v", status, body)
 	}
@@ -342,7 +342,7 @@ func TestStoredResponsesRefuseBadIDs(t *testing.T) {
 	for _, id := range []string{"nope", "resp_unknown", "resp_" + strings.Repeat("a", 400), "resp_\u0000"} {
 		b, _ := json.Marshal(map[string]any{"model": "mock-chat", "input": "x", "previous_response_id": id})
 		status, body := s.do(t, "POST", "/v1/responses", string(b))
-		wantError(t, status, body, 404, "previous_response_id", "previous_response_not_found")
+		wantError(t, status, body, 400, "previous_response_id", "previous_response_not_found")
 	}
 	status, body := s.do(t, "GET", "/v1/responses/resp_x?stream=true", "")
 	wantError(t, status, body, 400, "stream", "")
@@ -365,7 +365,7 @@ func TestStoredResponsesExpire(t *testing.T) {
 	status, body := s.do(t, "GET", "/v1/responses/"+id, "")
 	wantError(t, status, body, 404, "", "")
 	status, body = s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","input":"x","previous_response_id":"`+id+`"}`)
-	wantError(t, status, body, 404, "previous_response_id", "previous_response_not_found")
+	wantError(t, status, body, 400, "previous_response_id", "previous_response_not_found")
 }
 
 // TestStoreFalseAndTheDefault: store false keeps nothing; a request that
