@@ -299,7 +299,7 @@ func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domai
 	case "text":
 		return domain.TextBlock(deref(b.Text)), true, nil
 	case "image":
-		return anthImage(param+".source", b.Source)
+		return d.image(param+".source", b.Source)
 	case "tool_use":
 		args := "{}"
 		if given(b.Input) {
@@ -334,8 +334,10 @@ func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domai
 	return domain.Block{}, false, nil
 }
 
-// anthImage turns an image block's source into a domain image block.
-func anthImage(param string, raw json.RawMessage) (_ domain.Block, ok bool, _ error) {
+// image turns an image block's source into a domain image block. A source
+// of another type (a file of Anthropic's Files API, …) is Anthropic's own,
+// as a document's is: it is noted and left out, and ok is false.
+func (d *anthDecoder) image(param string, raw json.RawMessage) (_ domain.Block, ok bool, _ error) {
 	if !given(raw) {
 		return domain.Block{}, false, domain.InvalidParam(param, "%s: Field required", param)
 	}
@@ -348,8 +350,11 @@ func anthImage(param string, raw json.RawMessage) (_ domain.Block, ok bool, _ er
 		return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: src.MediaType, Data: src.Data}}, true, nil
 	case "url":
 		return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: src.URL}}, true, nil
+	case "":
+		return domain.Block{}, false, domain.InvalidParam(param+".type", "%s.type: Field required", param)
 	}
-	return domain.Block{}, false, domain.InvalidParam(param+".type", "image source type %q is not supported; use base64 or url", src.Type)
+	d.providerOnly(param+".type", fmt.Sprintf("image source type %q", src.Type))
+	return domain.Block{}, false, nil
 }
 
 // anthToolResultContent accepts a tool result's content as a string or an

@@ -76,6 +76,12 @@ func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
 	if rec := r.do("POST", "/v1/messages", search); rec.Code != http.StatusOK || unsupportedParam(t, n.Untranslatable) != "messages[0].content[0].content[0].type" {
 		t.Errorf("search_result: status %d, untranslatable %v", rec.Code, n.Untranslatable)
 	}
+	// So is an image from Anthropic's Files API, as a document from it is.
+	file := `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"what?"},
+	  {"type":"image","source":{"type":"file","file_id":"file_1"}}]}]}`
+	if rec := r.do("POST", "/v1/messages", file); rec.Code != http.StatusOK || unsupportedParam(t, n.Untranslatable) != "messages[0].content[1].source.type" {
+		t.Errorf("image file: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	}
 	plain := `{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}`
 	if rec := r.do("POST", "/v1/messages", plain); rec.Code != http.StatusOK || n.Untranslatable != nil {
 		t.Errorf("a plain request: status %d, untranslatable %v", rec.Code, n.Untranslatable)
@@ -89,6 +95,10 @@ func TestMessagesProviderFeaturesPassThroughOnly(t *testing.T) {
 	msg = anthropicErrorOf(t, newRig(t, &fakeGateway{}, httpapi.Options{}).do("POST", "/v1/messages", search), 400, "invalid_request_error")
 	if !strings.Contains(msg, `content block type "search_result"`) {
 		t.Errorf("search_result: message %q", msg)
+	}
+	msg = anthropicErrorOf(t, newRig(t, &fakeGateway{}, httpapi.Options{}).do("POST", "/v1/messages", file), 400, "invalid_request_error")
+	if !strings.Contains(msg, `image source type "file"`) || !strings.Contains(msg, "pass-through") {
+		t.Errorf("image file: message %q", msg)
 	}
 }
 
