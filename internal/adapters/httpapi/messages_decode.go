@@ -99,6 +99,7 @@ type anthOutputFormatJSON struct {
 }
 
 type anthOutputConfigJSON struct {
+	Effort *string               `json:"effort"` // low, medium, high, xhigh, max
 	Format *anthOutputFormatJSON `json:"format"`
 }
 
@@ -217,6 +218,11 @@ func (d *anthDecoder) request(w messagesRequestJSON, needMaxTokens bool) (domain
 	}
 	if req.Thinking, err = anthThinking(w.Thinking); err != nil {
 		return req, err
+	}
+	if w.OutputConfig != nil {
+		if req.Thinking.Effort, err = reasoningEffort("output_config.effort", w.OutputConfig.Effort); err != nil {
+			return req, err
+		}
 	}
 	format := w.OutputFormat
 	if w.OutputConfig != nil && w.OutputConfig.Format != nil {
