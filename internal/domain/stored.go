@@ -51,6 +51,11 @@ type StoredResponse struct {
 	Input []Message
 	// Output is the answer's blocks.
 	Output []Block
+	// Settings is what the response repeats of its request (its tools,
+	// tool choice, instructions, sampling settings, …), encoded by the
+	// dialect that answered, which alone reads it. Like Input, it is kept
+	// only with the content.
+	Settings []byte
 }
 
 // Conversation is the history a request continuing from r starts with: r's

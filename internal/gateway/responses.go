@@ -37,7 +37,7 @@ func (s *Service) StoresResponse(asked *bool) bool {
 
 // StoreResponse keeps r for the caller's user until the retention
 // (Options.ResponseRetention) has passed since r.CreatedAt. When the content
-// policy keeps no text, r is stored without its input and output.
+// policy keeps no text, r is stored without its input, output and settings.
 func (s *Service) StoreResponse(ctx context.Context, c domain.Caller, r domain.StoredResponse) error {
 	if s.deps.Responses == nil {
 		return errNoResponseStore
@@ -49,7 +49,7 @@ func (s *Service) StoreResponse(ctx context.Context, c domain.Caller, r domain.S
 	r.ExpiresAt = r.CreatedAt.Add(s.opts.ResponseRetention)
 	r.WithContent = s.opts.Content.KeepsText()
 	if !r.WithContent {
-		r.Input, r.Output = nil, nil
+		r.Input, r.Output, r.Settings = nil, nil, nil
 	}
 	return s.deps.Responses.SaveResponse(ctx, r)
 }

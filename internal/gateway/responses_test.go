@@ -38,7 +38,7 @@ func responsesService(t *testing.T, store ports.ResponseStore, now *time.Time, o
 func answered(id string) domain.StoredResponse {
 	return domain.StoredResponse{ID: id, Model: "mock-chat", FinishReason: domain.FinishStop, Usage: domain.Usage{PromptTokens: 3, CompletionTokens: 2},
 		Input:  []domain.Message{{Role: domain.RoleUser, Content: "Hi"}},
-		Output: []domain.Block{domain.TextBlock("Hello")}}
+		Output: []domain.Block{domain.TextBlock("Hello")}, Settings: []byte(`{"instructions":"Be brief."}`)}
 }
 
 func TestWithoutAResponseStoreNothingIsStored(t *testing.T) {
@@ -118,7 +118,7 @@ func TestStoredResponsesKeepNoTextUnlessTheContentPolicySaysFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		kept, err := store.Response(ctx, "alice", "resp_1", now)
-		if err != nil || kept.WithContent || kept.Input != nil || kept.Output != nil || kept.Usage.PromptTokens != 3 {
+		if err != nil || kept.WithContent || kept.Input != nil || kept.Output != nil || kept.Settings != nil || kept.Usage.PromptTokens != 3 {
 			t.Errorf("%s: stored %+v, %v; want no text, the usage kept", p, kept, err)
 		}
 		var de *domain.Error

@@ -37,6 +37,30 @@ type responseJSON struct {
 	IncompleteDetails *respIncomplete      `json:"incomplete_details"`
 	ParallelToolCalls bool                 `json:"parallel_tool_calls"`
 	Store             bool                 `json:"store"`
+	*respEcho                              // nil for a response stored without its settings
+}
+
+// respEcho is what a Response object repeats of its request, as OpenAI's
+// does: the settings as the request gave them, OpenAI's defaults for tools,
+// tool_choice and metadata, and null for the others when not given.
+type respEcho struct {
+	Instructions       *string           `json:"instructions"`
+	Tools              []json.RawMessage `json:"tools"`
+	ToolChoice         json.RawMessage   `json:"tool_choice"`
+	Metadata           json.RawMessage   `json:"metadata"`
+	Temperature        *float64          `json:"temperature"`
+	TopP               *float64          `json:"top_p"`
+	MaxOutputTokens    *int              `json:"max_output_tokens"`
+	PreviousResponseID *string           `json:"previous_response_id"`
+}
+
+// settings is e as a stored response keeps it (domain.StoredResponse.Settings).
+func (e *respEcho) settings() []byte {
+	b, err := json.Marshal(e)
+	if err != nil { // cannot happen: every value came from valid JSON
+		return nil
+	}
+	return b
 }
 
 // respOutJSON is an output item: a message, a function call or reasoning.
@@ -216,7 +240,7 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	resp := res.Response
 	sr := domain.StoredResponse{ID: responseID(ex.id), CreatedAt: created, Model: answeringModel(res.Result, in.req.Model),
 		FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: !in.req.ToolChoice.NoParallel,
-		Input: in.input, Output: resp.Parts()}
+		Input: in.input, Output: resp.Parts(), Settings: in.echo.settings()}
 	stored := store && h.storeResponse(r, sr)
 	h.writeJSON(w, http.StatusOK, renderResponse(sr, stored))
 }
@@ -241,6 +265,10 @@ func renderResponse(sr domain.StoredResponse, stored bool) responseJSON {
 	out := responseJSON{ID: sr.ID, Object: "response", CreatedAt: sr.CreatedAt.Unix(), Model: sr.Model,
 		Output: []respOutJSON{}, ParallelToolCalls: sr.ParallelToolCalls, Store: stored, Usage: toRespUsage(sr.Usage)}
 	out.Status, out.IncompleteDetails = respStatus(sr.FinishReason)
+	var echo respEcho
+	if json.Unmarshal(sr.Settings, &echo) == nil { // none when stored without them
+		out.respEcho = &echo
+	}
 	for i, b := range sr.Output {
 		out.Output = append(out.Output, toRespItem(b, requestID, i))
 	}
@@ -273,9 +301,9 @@ func (h *handler) deleteResponse(w http.ResponseWriter, r *http.Request) {
 	h.writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "response.deleted", "deleted": true})
 }
 
-func newResponse(requestID, model string, created int64, req domain.ChatRequest) responseJSON {
+func newResponse(requestID string, created int64, in *responsesInput) responseJSON {
 	return responseJSON{ID: responseID(requestID), Object: "response", CreatedAt: created, Status: "in_progress",
-		Model: model, Output: []respOutJSON{}, ParallelToolCalls: !req.ToolChoice.NoParallel}
+		Model: in.req.Model, Output: []respOutJSON{}, ParallelToolCalls: !in.req.ToolChoice.NoParallel, respEcho: &in.echo}
 }
 
 // respStream writes one response as OpenAI's Responses events, numbered by
@@ -301,7 +329,7 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in res
 	ex := exchangeOf(r)
 	req := in.req
 	s := &respStream{sse: sse{h: h, w: w, rc: http.NewResponseController(w), ex: ex},
-		resp: newResponse(ex.id, req.Model, created.Unix(), req), reqID: ex.id}
+		resp: newResponse(ex.id, created.Unix(), &in), reqID: ex.id}
 	s.resp.Store = store
 	passed := &nativeStream{sse: s.sse}
 	n.Emit = passed.event
@@ -328,7 +356,7 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in res
 			resp := res.Response
 			s.resp.Store = h.storeResponse(r, domain.StoredResponse{ID: s.resp.ID, CreatedAt: created, Model: s.resp.Model,
 				FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: s.resp.ParallelToolCalls,
-				Input: in.input, Output: resp.Parts()})
+				Input: in.input, Output: resp.Parts(), Settings: in.echo.settings()})
 		}
 		if werr := s.finish(res.Response.FinishReason, res.Response.Usage); werr != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",

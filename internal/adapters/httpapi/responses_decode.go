@@ -22,6 +22,7 @@ type responsesRequestJSON struct {
 	Input              json.RawMessage `json:"input"` // a string or an array of items
 	Instructions       *string         `json:"instructions"`
 	Tools              []respToolJSON  `json:"tools"`
+	Metadata           json.RawMessage `json:"metadata"`
 	ToolChoice         json.RawMessage `json:"tool_choice"` // a mode string or {"type":"function","name":…}
 	ParallelToolCalls  *bool           `json:"parallel_tool_calls"`
 	MaxOutputTokens    *int            `json:"max_output_tokens"`
@@ -72,6 +73,17 @@ type respToolJSON struct {
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
 	Strict      *bool           `json:"strict"`
+	raw         json.RawMessage // the tool as sent, which the Response repeats
+}
+
+// UnmarshalJSON decodes a tool, and keeps it as sent.
+func (t *respToolJSON) UnmarshalJSON(b []byte) error {
+	type plain respToolJSON
+	if err := json.Unmarshal(b, (*plain)(t)); err != nil {
+		return err
+	}
+	t.raw = slices.Clone(b)
+	return nil
 }
 
 // respReasonJSON is a request's reasoning settings; its summary setting is
@@ -103,6 +115,7 @@ type responsesInput struct {
 	input        []domain.Message // the request's own input
 	store        *bool            // nil when the request does not say
 	previous     string           // previous_response_id, "" when none
+	echo         respEcho         // what the Response repeats of the request
 	// untranslatable names a feature OpenAI serves itself (see
 	// respDecoder), which req leaves out: then only a model that takes the
 	// body as it is can serve the request.
@@ -208,8 +221,25 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
-	in.req, in.body, in.untranslatable = req, body, d.only
+	in.req, in.body, in.untranslatable, in.echo = req, body, d.only, echoOf(w)
 	return in, nil
+}
+
+// echoOf is what the Response repeats of request w.
+func echoOf(w responsesRequestJSON) respEcho {
+	e := respEcho{Instructions: w.Instructions, Tools: make([]json.RawMessage, 0, len(w.Tools)), ToolChoice: w.ToolChoice,
+		Metadata: w.Metadata, Temperature: w.Temperature, TopP: w.TopP, MaxOutputTokens: w.MaxOutputTokens,
+		PreviousResponseID: w.PreviousResponseID}
+	for _, t := range w.Tools {
+		e.Tools = append(e.Tools, t.raw)
+	}
+	if !given(e.ToolChoice) {
+		e.ToolChoice = json.RawMessage(`"auto"`)
+	}
+	if firstByte(e.Metadata) != '{' {
+		e.Metadata = json.RawMessage(`{}`)
+	}
+	return e
 }
 
 // respDecoder decodes the parts of a Responses body, and notes the first

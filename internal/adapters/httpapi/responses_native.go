@@ -35,7 +35,7 @@ func (h *handler) storePassed(r *http.Request, in responsesInput, res gateway.Ch
 	sr, err := passedResponse(resp)
 	if err == nil {
 		sr.CreatedAt, sr.Model, sr.Input = created, answeringModel(res.Result, in.req.Model), in.input
-		sr.Usage, sr.ParallelToolCalls = res.Native.Usage, !in.req.ToolChoice.NoParallel
+		sr.Usage, sr.ParallelToolCalls, sr.Settings = res.Native.Usage, !in.req.ToolChoice.NoParallel, in.echo.settings()
 		h.storeResponse(r, sr)
 		return
 	}

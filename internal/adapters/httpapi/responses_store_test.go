@@ -473,3 +473,28 @@ func TestContinuedCallReservesItsHistory(t *testing.T) {
 		t.Errorf("reserved %d continuing, %d for the whole conversation sent, %d for the first turn alone", chained, whole, alone)
 	}
 }
+
+// TestResponsesRepeatTheirSettings: a Response repeats its request's
+// settings, as OpenAI's does (the SDK's model requires tools, tool_choice
+// and the rest), answered, streamed and read back alike.
+func TestResponsesRepeatTheirSettings(t *testing.T) {
+	s := newStoreRig(t, gateway.Options{})
+	client := s.client(goodKey)
+	for _, streamed := range []bool{false, true} {
+		resp := respond(t, client, responses.ResponseNewParams{Model: "mock-chat", Input: hi("Weather?"), Instructions: openai.String("Be brief."),
+			Tools: []responses.ToolUnionParam{weatherTool}, Metadata: map[string]string{"team": "blue"},
+			Temperature: openai.Float(0.5), TopP: openai.Float(0.9), MaxOutputTokens: openai.Int(50)}, streamed)
+		if resp.Instructions.OfString != "Be brief." || len(resp.Tools) != 1 || resp.Tools[0].Name != "get_weather" ||
+			resp.ToolChoice.OfToolChoiceMode != "auto" || resp.Metadata["team"] != "blue" || resp.Temperature != 0.5 ||
+			resp.TopP != 0.9 || resp.MaxOutputTokens != 50 || resp.JSON.PreviousResponseID.Raw() != "null" {
+			t.Errorf("streamed %v: response = %s", streamed, resp.RawJSON())
+		}
+		got, err := client.Responses.Get(context.Background(), resp.ID, responses.ResponseGetParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameJSON(t, got.RawJSON(), resp.RawJSON()) {
+			t.Errorf("GET = %s\nwant the response as answered: %s", got.RawJSON(), resp.RawJSON())
+		}
+	}
+}

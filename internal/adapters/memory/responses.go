@@ -101,5 +101,6 @@ func cloneResponse(r domain.StoredResponse) domain.StoredResponse {
 		r.Input[i].Blocks = slices.Clone(r.Input[i].Blocks)
 	}
 	r.Output = slices.Clone(r.Output)
+	r.Settings = slices.Clone(r.Settings)
 	return r
 }

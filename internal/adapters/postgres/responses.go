@@ -38,6 +38,7 @@ type responseBody struct {
 	WithContent       bool          `json:"with_content"`
 	Input             []messageBody `json:"input,omitempty"`
 	Output            []blockBody   `json:"output,omitempty"`
+	Settings          []byte        `json:"settings,omitempty"` // the dialect's, unread here
 }
 
 type usageBody struct {
@@ -116,7 +117,7 @@ func encodeResponse(r domain.StoredResponse) ([]byte, error) {
 	u := r.Usage
 	w := responseBody{Model: r.Model, FinishReason: r.FinishReason, ParallelToolCalls: r.ParallelToolCalls, WithContent: r.WithContent,
 		Usage:  usageBody{Prompt: u.PromptTokens, Completion: u.CompletionTokens, CacheRead: u.CacheReadTokens, CacheWrite: u.CacheWriteTokens, Reasoning: u.ReasoningTokens},
-		Output: toBlockBodies(r.Output)}
+		Output: toBlockBodies(r.Output), Settings: r.Settings}
 	for _, m := range r.Input {
 		w.Input = append(w.Input, messageBody{Role: string(m.Role), Content: m.Content, Name: m.Name,
 			Blocks: toBlockBodies(m.Blocks), HasBlocks: m.Blocks != nil})
@@ -133,7 +134,7 @@ func decodeResponse(body []byte, r *domain.StoredResponse) error {
 	r.Model, r.FinishReason, r.ParallelToolCalls, r.WithContent = w.Model, w.FinishReason, w.ParallelToolCalls, w.WithContent
 	r.Usage = domain.Usage{PromptTokens: u.Prompt, CompletionTokens: u.Completion, CacheReadTokens: u.CacheRead,
 		CacheWriteTokens: u.CacheWrite, ReasoningTokens: u.Reasoning}
-	r.Output = fromBlockBodies(w.Output)
+	r.Output, r.Settings = fromBlockBodies(w.Output), w.Settings
 	for _, m := range w.Input {
 		msg := domain.Message{Role: domain.Role(m.Role), Content: m.Content, Name: m.Name, Blocks: fromBlockBodies(m.Blocks)}
 		if m.HasBlocks && msg.Blocks == nil {

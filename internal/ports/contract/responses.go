@@ -40,7 +40,7 @@ func TestResponseStore(t *testing.T, newStore func(t *testing.T) ports.ResponseS
 	t.Run("WithoutContent", func(t *testing.T) {
 		s := newStore(t)
 		want := storedResponse("resp_bare", "alice", now)
-		want.WithContent, want.Input, want.Output = false, nil, nil
+		want.WithContent, want.Input, want.Output, want.Settings = false, nil, nil, nil
 		save(t, s, want)
 		got, err := s.Response(ctx, "alice", want.ID, now)
 		if err != nil {
@@ -168,6 +168,7 @@ func storedResponse(id, owner string, now time.Time) domain.StoredResponse {
 		Model: "mock-chat", FinishReason: domain.FinishToolCalls, ParallelToolCalls: true,
 		Usage:       domain.Usage{PromptTokens: 12, CompletionTokens: 7, CacheReadTokens: 3, CacheWriteTokens: 2, ReasoningTokens: 1},
 		WithContent: true,
+		Settings:    []byte(`{"tools":[],"tool_choice":"auto","instructions":"<be brief>"}`),
 		Input: []domain.Message{
 			{Role: domain.RoleSystem, Content: "be brief", Blocks: []domain.Block{domain.TextBlock("be brief")}},
 			{Role: domain.RoleUser, Content: "hello\x00there", Blocks: []domain.Block{
