@@ -40,10 +40,9 @@ type Message struct {
 
 // Limits on request parameters; anything outside them is rejected as invalid.
 const (
-	MaxTokensLimit   = 1_000_000 // an absurd max_tokens beyond this is refused
-	MaxMessages      = 10_000
-	MaxStopSequences = 4
-	MaxEmbedInputs   = 2048
+	MaxTokensLimit = 1_000_000 // an absurd max_tokens beyond this is refused
+	MaxMessages    = 10_000
+	MaxEmbedInputs = 2048
 )
 
 // ChatRequest is a chat completion request after decoding. Model is the name
@@ -98,9 +97,6 @@ func (r ChatRequest) Validate() error {
 	}
 	if k := r.TopK; k != nil && *k < 1 {
 		return InvalidParam("top_k", "top_k must be at least 1")
-	}
-	if len(r.Stop) > MaxStopSequences {
-		return InvalidParam("stop", "stop may contain at most %d sequences", MaxStopSequences)
 	}
 	return r.validateConversation()
 }

@@ -185,9 +185,6 @@ func (d *anthDecoder) request(w messagesRequestJSON, needMaxTokens bool) (domain
 	if t := w.Temperature; t != nil && (*t < 0 || *t > 1) {
 		return req, domain.InvalidParam("temperature", "temperature must be between 0 and 1")
 	}
-	if len(w.StopSequences) > domain.MaxStopSequences { // the domain's limit, said in this dialect's words
-		return req, domain.InvalidParam("stop_sequences", "stop_sequences may contain at most %d sequences", domain.MaxStopSequences)
-	}
 	system, err := anthSystem(w.System)
 	if err != nil {
 		return req, err

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -57,14 +58,22 @@ type (
 )
 
 // translatable refuses what the Chat Completions wire has no place for:
-// top_k. Reasoning blocks in the history are not sent: the API has no place
-// for them, and OpenAI keeps no reasoning between chat turns itself.
+// top_k, and more stop sequences than oaiMaxStop. Reasoning blocks in the
+// history are not sent: the API has no place for them, and OpenAI keeps no
+// reasoning between chat turns itself.
 func (p *OpenAIClient) translatable(req domain.ChatRequest) error {
 	if req.TopK != nil {
 		return p.classify.Unsupported("top_k", "the Chat Completions API has no top_k")
 	}
+	if len(req.Stop) > oaiMaxStop {
+		return p.classify.Unsupported(fmt.Sprintf("%d stop sequences (stop, stop_sequences)", len(req.Stop)),
+			fmt.Sprintf("the Chat Completions API takes at most %d", oaiMaxStop))
+	}
 	return nil
 }
+
+// oaiMaxStop is the most stop sequences the Chat Completions API takes.
+const oaiMaxStop = 4
 
 // oaiEffort is the reasoning_effort for the request's thinking: its effort
 // when set (max, beyond OpenAI's levels, is sent as xhigh); else, when

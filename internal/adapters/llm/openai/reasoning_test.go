@@ -60,17 +60,26 @@ func TestChatTranslatesReasoningAndImages(t *testing.T) {
 	}
 }
 
-func TestChatRefusesTopK(t *testing.T) {
-	up := llmtest.NewUpstream(t, llmtest.Hang)
-	req := llmtest.Chat("gpt-5")
+// TestChatRefusesWhatTheAPITakesNot: top_k, and more stop sequences than
+// the Chat Completions API takes, are refused by name before any call.
+func TestChatRefusesWhatTheAPITakesNot(t *testing.T) {
 	k := 3
-	req.TopK = &k
-	_, err := newProvider(t, up.URL, openai.Options{}).Chat(context.Background(), req)
-	if de := llmtest.RequireError(t, err, domain.KindInvalid); !strings.Contains(de.Message, "top_k") || de.Code != "unsupported_feature" {
-		t.Errorf("error %q, code %q", de.Message, de.Code)
-	}
-	if n := len(up.Requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
+	for name, edit := range map[string]func(*domain.ChatRequest){
+		"top_k":          func(r *domain.ChatRequest) { r.TopK = &k },
+		"stop_sequences": func(r *domain.ChatRequest) { r.Stop = []string{"a", "b", "c", "d", "e"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			up := llmtest.NewUpstream(t, llmtest.Hang)
+			req := llmtest.Chat("gpt-5")
+			edit(&req)
+			_, err := newProvider(t, up.URL, openai.Options{}).Chat(llmtest.Short(t), req)
+			if de := llmtest.RequireError(t, err, domain.KindInvalid); !strings.Contains(de.Message, name) || de.Code != "unsupported_feature" {
+				t.Errorf("error %q, code %q", de.Message, de.Code)
+			}
+			if n := len(up.Requests()); n != 0 {
+				t.Errorf("%d requests sent", n)
+			}
+		})
 	}
 }
 
