@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -177,6 +179,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	}
 	in.input = msgs
 	req.Messages = append(req.Messages, msgs...)
+	var toolAt []int // the request's index of each function tool
 	for i, t := range w.Tools {
 		if t.Type == "" {
 			return responsesInput{}, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "tools[%d].type: Field required", i)
@@ -190,6 +193,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
 		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: params})
+		toolAt = append(toolAt, i)
 	}
 	if req.ToolChoice, err = d.toolChoice(w.ToolChoice); err != nil {
 		return responsesInput{}, err
@@ -221,8 +225,76 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
+	if err := req.Validate(); err != nil { // the domain's rules, said in this request's terms
+		at := respParams{tools: toolAt, messages: d.at}
+		if in.instructions != nil {
+			at.messages = append([]respOrigin{{item: "instructions"}}, d.at...)
+		}
+		return responsesInput{}, at.restate(err)
+	}
 	in.req, in.body, in.untranslatable, in.echo = req, body, d.only, echoOf(w)
 	return in, nil
+}
+
+// respParams maps the domain request back to the Responses request it was
+// decoded from: the request's index of each tool, and where each message
+// comes from.
+type respParams struct {
+	tools    []int
+	messages []respOrigin
+}
+
+// restate says err, an error about the domain request, in the Responses
+// request's own terms: its param, and the message that quotes it.
+func (at respParams) restate(err error) error {
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Param == "" {
+		return err
+	}
+	param := at.param(de.Param)
+	if param == de.Param {
+		return err
+	}
+	out := *de
+	out.Param, out.Message = param, strings.ReplaceAll(de.Message, de.Param, param)
+	return &out
+}
+
+// param is the Responses request's name for param, a field of the domain
+// request. An error within a message's block names the item or content
+// part the block comes from.
+func (at respParams) param(param string) string {
+	if i, rest, ok := cutIndex(param, "tools"); ok && i < len(at.tools) {
+		return fmt.Sprintf("tools[%d]%s", at.tools[i], rest)
+	}
+	if i, rest, ok := cutIndex(param, "messages"); ok && i < len(at.messages) {
+		m := at.messages[i]
+		if j, _, ok := cutIndex(rest, ".content"); ok && j < len(m.blocks) {
+			return m.blocks[j]
+		}
+		return m.item
+	}
+	switch param {
+	case "messages":
+		return "input"
+	case "response_format": // the one response format left to refuse: a json_schema without a schema
+		return "text.format.schema"
+	}
+	return param
+}
+
+// cutIndex reads param as field[i] followed by rest.
+func cutIndex(param, field string) (i int, rest string, ok bool) {
+	after, ok := strings.CutPrefix(param, field+"[")
+	if !ok {
+		return 0, "", false
+	}
+	num, rest, ok := strings.Cut(after, "]")
+	if !ok {
+		return 0, "", false
+	}
+	i, err := strconv.Atoi(num)
+	return i, rest, err == nil
 }
 
 // echoOf is what the Response repeats of request w.
@@ -247,7 +319,19 @@ func echoOf(w responsesRequestJSON) respEcho {
 // probabilities, a hosted tool or a tool choice of one, an input item
 // tidygate does not know (a hosted tool's call, an item reference, …), a
 // file. The domain request leaves those out.
-type respDecoder struct{ only error }
+type respDecoder struct {
+	only error
+	// at is where each message input returned comes from in the request.
+	at []respOrigin
+}
+
+// respOrigin is where a message of the domain request comes from in the
+// Responses request: the item that starts it, and the item or content part
+// of each of its blocks.
+type respOrigin struct {
+	item   string
+	blocks []string
+}
 
 // providerOnly notes a feature OpenAI serves itself, unless one is noted
 // already.
@@ -269,6 +353,7 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 		return nil, domain.InvalidParam("input", "input: Field required")
 	case '"':
 		s, err := jsonString(raw, "input")
+		d.at = []respOrigin{{item: "input"}}
 		return []domain.Message{{Role: domain.RoleUser, Content: s}}, err
 	case '[':
 	default:
@@ -282,39 +367,42 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 		return nil, domain.InvalidParam("input", "input must contain at least one item")
 	}
 	var out []domain.Message
-	// add appends blocks to the last message when merge is set and that
-	// message has role and holds blocks, else starts a new message.
-	add := func(role domain.Role, merge bool, blocks ...domain.Block) {
+	// add appends blocks, which come from item and from its parts, to the
+	// last message when merge is set and that message has role and holds
+	// blocks, else starts a new message.
+	add := func(role domain.Role, merge bool, item string, from []string, blocks ...domain.Block) {
 		if n := len(out); merge && n > 0 && out[n-1].Role == role && out[n-1].Blocks != nil {
 			out[n-1].Blocks = append(out[n-1].Blocks, blocks...)
 			out[n-1].Content = domain.JoinText(out[n-1].Blocks)
+			d.at[n-1].blocks = append(d.at[n-1].blocks, from...)
 			return
 		}
 		out = append(out, domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)})
+		d.at = append(d.at, respOrigin{item: item, blocks: from})
 	}
 	for i, it := range items {
 		param := fmt.Sprintf("input[%d]", i)
 		switch it.Type {
 		case "message", "":
-			msg, err := d.message(param, it)
+			msg, from, err := d.message(param, it)
 			if err != nil {
 				return nil, err
 			}
 			// An assistant's text merges with the calls and reasoning around it.
-			add(msg.Role, msg.Role == domain.RoleAssistant, msg.Blocks...)
+			add(msg.Role, msg.Role == domain.RoleAssistant, param, from, msg.Blocks...)
 		case "function_call":
 			args := it.Arguments
 			if args == "" {
 				args = "{}"
 			}
-			add(domain.RoleAssistant, true, domain.Block{Type: domain.BlockToolCall,
+			add(domain.RoleAssistant, true, param, []string{param}, domain.Block{Type: domain.BlockToolCall,
 				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
 		case "function_call_output":
-			content, err := d.parts(param+".output", it.Output, domain.RoleUser)
+			content, _, err := d.parts(param+".output", it.Output, domain.RoleUser)
 			if err != nil {
 				return nil, err
 			}
-			add(domain.RoleUser, true, domain.Block{Type: domain.BlockToolResult,
+			add(domain.RoleUser, true, param, []string{param}, domain.Block{Type: domain.BlockToolResult,
 				ToolResult: domain.ToolResult{CallID: it.CallID, Content: content}})
 		case "reasoning":
 			b := domain.Block{Type: domain.BlockReasoning}
@@ -326,7 +414,7 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 			if it.EncryptedContent != nil {
 				b.Reasoning = reasoningOf(*it.EncryptedContent)
 			}
-			add(domain.RoleAssistant, true, b)
+			add(domain.RoleAssistant, true, param, []string{param}, b)
 		default:
 			d.providerOnly(param+".type", fmt.Sprintf("input item type %q", it.Type))
 		}
@@ -337,8 +425,9 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 	return out, nil
 }
 
-// message turns a message item into a message whose content is blocks.
-func (d *respDecoder) message(param string, it respItemJSON) (domain.Message, error) {
+// message turns a message item into a message whose content is blocks,
+// and says where each block comes from.
+func (d *respDecoder) message(param string, it respItemJSON) (_ domain.Message, from []string, _ error) {
 	var role domain.Role
 	switch it.Role {
 	case "user":
@@ -348,32 +437,34 @@ func (d *respDecoder) message(param string, it respItemJSON) (domain.Message, er
 	case "system", "developer":
 		role = domain.RoleSystem
 	default:
-		return domain.Message{}, domain.InvalidParam(param+".role", "%s.role must be one of user, assistant, system, developer, not %q", param, it.Role)
+		return domain.Message{}, nil, domain.InvalidParam(param+".role", "%s.role must be one of user, assistant, system, developer, not %q", param, it.Role)
 	}
-	blocks, err := d.parts(param+".content", it.Content, role)
+	blocks, from, err := d.parts(param+".content", it.Content, role)
 	if err != nil {
-		return domain.Message{}, err
+		return domain.Message{}, nil, err
 	}
 	if blocks == nil {
 		blocks = []domain.Block{}
 	}
-	return domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)}, nil
+	return domain.Message{Role: role, Blocks: blocks, Content: domain.JoinText(blocks)}, from, nil
 }
 
-// parts turns content, a string or an array of content parts, into blocks.
-// A file, given as an input_file part or as an input_image's file_id, is
-// one OpenAI keeps: it is left out, and noted.
-func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role) ([]domain.Block, error) {
+// parts turns content, a string or an array of content parts, into blocks,
+// and says which part each block comes from. A file, given as an
+// input_file part or as an input_image's file_id, is one OpenAI keeps: it
+// is left out, and noted.
+func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role) (out []domain.Block, from []string, _ error) {
 	switch firstByte(raw) {
 	case '"':
 		s, err := jsonString(raw, param)
-		return []domain.Block{domain.TextBlock(s)}, err
+		return []domain.Block{domain.TextBlock(s)}, []string{param}, err
 	case '[':
 		var parts []respPartJSON
 		if err := json.Unmarshal(raw, &parts); err != nil {
-			return nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
+			return nil, nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
 		}
-		out := make([]domain.Block, 0, len(parts))
+		out = make([]domain.Block, 0, len(parts))
+		from = make([]string, 0, len(parts))
 		for j, p := range parts {
 			switch p.Type {
 			case "input_text", "output_text":
@@ -387,18 +478,21 @@ func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role)
 				case p.FileID != "":
 					d.providerOnly(fmt.Sprintf("%s[%d].file_id", param, j), "an input_image given by file_id")
 				default:
-					return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].image_url", param, j), "an input_image needs an image_url or a file_id")
+					return nil, nil, domain.InvalidParam(fmt.Sprintf("%s[%d].image_url", param, j), "an input_image needs an image_url or a file_id")
 				}
 			case "input_file":
 				d.providerOnly(fmt.Sprintf("%s[%d].type", param, j), `content part type "input_file"`)
 			default:
-				return nil, domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j),
+				return nil, nil, domain.InvalidParam(fmt.Sprintf("%s[%d].type", param, j),
 					"content part type %q is not supported; use input_text, output_text, refusal, input_image or input_file", p.Type)
 			}
+			if len(from) < len(out) { // the part made a block
+				from = append(from, fmt.Sprintf("%s[%d]", param, j))
+			}
 		}
-		return out, nil
+		return out, from, nil
 	}
-	return nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
+	return nil, nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
 }
 
 // respImage is an image given by URL or as a base64 data URL.

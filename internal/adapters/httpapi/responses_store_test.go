@@ -498,3 +498,30 @@ func TestResponsesRepeatTheirSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestResponsesErrorsNameTheRequestsOwnFields: an error the gateway finds
+// in the decoded request names the Responses request's own field, not the
+// chat request's it became: a hosted tool before a function tool, and the
+// instructions before the input, shift nothing.
+func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
+	s := newStoreRig(t, gateway.Options{})
+	image := `{"type":"input_image","image_url":"data:image/tiff;base64,AAAA"}`
+	cases := []struct{ name, body, param string }{
+		{"json_schema without a schema", `{"model":"mock-chat","input":"x","text":{"format":{"type":"json_schema","name":"s"}}}`, "text.format.schema"},
+		{"tool after a hosted tool", `{"model":"mock-chat","input":"x","tools":[{"type":"web_search"},{"type":"function","name":""}]}`, "tools[1].name"},
+		{"image after instructions", `{"model":"mock-chat","instructions":"Be brief.","input":[{"role":"user","content":"a"},
+		  {"role":"user","content":[{"type":"input_text","text":"see"},{"type":"input_file","file_id":"f"},` + image + `]}]}`, "input[1].content[2]"},
+		{"call merged with text", `{"model":"mock-chat","input":[{"role":"user","content":"x"},{"role":"assistant","content":"let me see"},
+		  {"type":"function_call","call_id":"c","name":"f","arguments":"[1]"}]}`, "input[2]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := s.do(t, "POST", "/v1/responses", tc.body)
+			wantError(t, status, body, http.StatusBadRequest, tc.param, "")
+			msg, _ := body["error"].(map[string]any)["message"].(string)
+			if strings.Contains(msg, "messages[") || strings.Contains(msg, "response_format") {
+				t.Errorf("message %q names the chat request's fields", msg)
+			}
+		})
+	}
+}
