@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -239,4 +240,30 @@ func accumulate(t *testing.T, stream *ssestream.Stream[anthropic.MessageStreamEv
 		t.Fatal(err)
 	}
 	return acc
+}
+
+// TestAnthropicSDKListsModels pages through the key's models with the
+// Anthropic SDK, one a page, and gets one, as the SDK's models API does
+// against Anthropic.
+func TestAnthropicSDKListsModels(t *testing.T) {
+	s := newAgentStack(t)
+	client := s.anthropic()
+	ctx := context.Background()
+	var ids []string
+	pager := client.Models.ListAutoPaging(ctx, anthropic.ModelListParams{Limit: anthropic.Int(1)})
+	for pager.Next() {
+		ids = append(ids, pager.Current().ID)
+	}
+	if err := pager.Err(); err != nil || strings.Join(ids, " ") != "mock-chat mock mock-embed" {
+		t.Fatalf("listed %v, %v; want every model and alias, one a page", ids, err)
+	}
+	m, err := client.Models.Get(ctx, "mock", anthropic.ModelGetParams{})
+	if err != nil || m.ID != "mock" || m.Type != "model" || !m.CreatedAt.Equal(time.Unix(0, 0)) {
+		t.Fatalf("get: %+v, %v", m, err)
+	}
+	_, err = client.Models.Get(ctx, "gpt-nope", anthropic.ModelGetParams{})
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.RequestID == "" {
+		t.Fatalf("an unknown model: %v; want a 404 the SDK reads a request id from", err)
+	}
 }

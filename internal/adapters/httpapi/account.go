@@ -28,20 +28,31 @@ type modelJSON struct {
 }
 
 // models serves GET /v1/models: every name the caller may call, a model's
-// aliases as entries of their own owned by "tidygate".
+// aliases as entries of their own owned by "tidygate"; in the Anthropic
+// dialect, anthModels.
 func (h *handler) models(w http.ResponseWriter, r *http.Request) {
+	if exchangeOf(r).dialect == dialectAnthropic {
+		h.anthModels(w, r)
+		return
+	}
 	h.writeJSON(w, http.StatusOK, modelListJSON{Object: "list", Data: h.visibleModels(exchangeOf(r).caller)})
 }
 
 // model serves GET /v1/models/{model}: the entry of the list above with that
-// id. A model the caller may not use is not found, as it is not listed.
+// id, in the request's dialect. A model the caller may not use is not found,
+// as it is not listed.
 func (h *handler) model(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "*")
 	for _, m := range h.visibleModels(exchangeOf(r).caller) {
-		if m.ID == id {
-			h.writeJSON(w, http.StatusOK, m)
-			return
+		if m.ID != id {
+			continue
 		}
+		if exchangeOf(r).dialect == dialectAnthropic {
+			h.writeJSON(w, http.StatusOK, toAnthModel(m))
+		} else {
+			h.writeJSON(w, http.StatusOK, m)
+		}
+		return
 	}
 	h.writeError(w, r, domain.ModelNotFound(id))
 }

@@ -81,7 +81,7 @@ func (h *handler) serveExchange(next http.Handler) http.Handler {
 		// The id is always tidygate's own: it keys the budget reservation and
 		// the audit record, so a client must not be able to repeat it. A
 		// client's own id is kept beside it and echoed back.
-		ex := &exchange{Context: r.Context(), id: h.newRequestID(), start: h.now(), dialect: dialectOf(r.URL.Path)}
+		ex := &exchange{Context: r.Context(), id: h.newRequestID(), start: h.now(), dialect: dialectOf(r)}
 		rw := &ex.rw
 		*rw = responseWriter{ResponseWriter: w, ex: ex, now: h.now}
 		if sent := r.Header.Get(requestIDHeader); validRequestID(sent) {

@@ -19,15 +19,25 @@ const (
 )
 
 // dialectOf tells a request's dialect from its path, so that even a 404 or
-// 405 under /v1/messages answers in Anthropic's shape.
-func dialectOf(path string) dialect {
-	if path == "/v1/messages" || strings.HasPrefix(path, "/v1/messages/") {
+// 405 under /v1/messages answers in Anthropic's shape. The models list is
+// both APIs' path: a request for it that carries anthropic-version, as
+// every Anthropic SDK's does, speaks Anthropic's dialect.
+func dialectOf(r *http.Request) dialect {
+	path := r.URL.Path
+	switch {
+	case under(path, "/v1/messages"):
+		return dialectAnthropic
+	case under(path, "/v1/responses"):
+		return dialectResponses
+	case under(path, "/v1/models") && r.Header.Get("Anthropic-Version") != "":
 		return dialectAnthropic
 	}
-	if path == "/v1/responses" || strings.HasPrefix(path, "/v1/responses/") {
-		return dialectResponses
-	}
 	return dialectOpenAI
+}
+
+// under reports whether path is prefix or a path below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
 // anthropicRequestIDHeader is Anthropic's name for the request id, which
