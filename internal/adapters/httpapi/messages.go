@@ -186,14 +186,12 @@ func (s *anthStream) start() error {
 	}{"ping"})
 }
 
-// chunk translates one piece of the answer into content block events. A
-// chunk without content and without a start (the final one, which carries
-// the finish reason and usage) opens no block, whatever its index.
+// chunk translates one piece of the answer into content block events.
 func (s *anthStream) chunk(c domain.ChatChunk) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if c.Start != nil || (hasContent(c) && (s.open < 0 || c.Index != s.last)) {
+	if opensBlock(c, s.open >= 0, s.last) {
 		start := domain.TextBlock("")
 		if c.Start != nil {
 			start = *c.Start
@@ -220,6 +218,16 @@ func (s *anthStream) chunk(c domain.ChatChunk) error {
 		}
 	}
 	return nil
+}
+
+// opensBlock reports whether chunk c begins a new block of the answer (a
+// content block, or an output item): it says so (Start), or it carries
+// content for another block than the open one, if one is open (the index
+// of the last block begun is last). A chunk without content, such as the
+// final one with the finish reason and usage, begins none, whatever its
+// index.
+func opensBlock(c domain.ChatChunk, open bool, last int) bool {
+	return c.Start != nil || (hasContent(c) && (!open || c.Index != last))
 }
 
 func hasContent(c domain.ChatChunk) bool {

@@ -405,7 +405,7 @@ func (s *respStream) chunk(c domain.ChatChunk) error {
 	if c.Model != "" {
 		s.resp.Model = c.Model
 	}
-	if c.Start != nil || (s.open != nil && c.Index != s.last) || (s.open == nil && hasContent(c)) {
+	if opensBlock(c, s.open != nil, s.last) {
 		start := domain.TextBlock("")
 		if c.Start != nil {
 			start = *c.Start

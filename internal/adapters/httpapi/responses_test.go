@@ -244,6 +244,34 @@ func TestResponsesStreamFailureAfterStartIsResponseFailed(t *testing.T) {
 // TestResponsesToolCallWithoutArguments streams a call that got no
 // arguments (one empty piece, as Anthropic sends): every event that carries
 // its arguments has the empty object, as the answer that is not streamed has.
+// TestResponsesStreamOpensNoEmptyItem: the final chunk (finish reason and
+// usage, index 0) after a function call opens no message item.
+func TestResponsesStreamOpensNoEmptyItem(t *testing.T) {
+	call := domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: "now"}}
+	r := newRig(t, &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		u := domain.Usage{PromptTokens: 9, CompletionTokens: 4}
+		for _, c := range []domain.ChatChunk{{Index: 0, Delta: "Let me look."}, {Index: 1, Start: &call}, {Index: 1, ArgumentsDelta: `{}`},
+			{FinishReason: domain.FinishToolCalls, Usage: &u}} {
+			if err := emit(c); err != nil {
+				return gateway.ChatResult{}, err
+			}
+		}
+		return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{FinishReason: domain.FinishToolCalls, Usage: u,
+			Blocks: []domain.Block{domain.TextBlock("Let me look."), call}}}, nil
+	}}, httpapi.Options{})
+	rec := r.do("POST", "/v1/responses", `{"model":"mock-chat","input":"x","stream":true}`)
+	names, data := namedEvents(t, rec.Body.String())
+	var items []string
+	for i, name := range names {
+		if name == "response.output_item.added" {
+			items = append(items, data[i]["item"].(map[string]any)["type"].(string))
+		}
+	}
+	if want := "message function_call"; strings.Join(items, " ") != want {
+		t.Errorf("items added: %v, want %s: %s", items, want, rec.Body)
+	}
+}
+
 func TestResponsesToolCallWithoutArguments(t *testing.T) {
 	call := domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: "now"}}
 	r := newRig(t, &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
