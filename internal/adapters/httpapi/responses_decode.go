@@ -391,10 +391,7 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 			// An assistant's text merges with the calls and reasoning around it.
 			add(msg.Role, msg.Role == domain.RoleAssistant, param, from, msg.Blocks...)
 		case "function_call":
-			args := it.Arguments
-			if args == "" {
-				args = "{}"
-			}
+			args := domain.ToolArguments(it.Arguments)
 			add(domain.RoleAssistant, true, param, []string{param}, domain.Block{Type: domain.BlockToolCall,
 				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
 		case "function_call_output":
