@@ -254,10 +254,6 @@ func (r ChatRequest) validateConversation() error {
 	if r.Thinking.Effort != "" && !ValidEffort(r.Thinking.Effort) {
 		return InvalidParam("reasoning_effort", "reasoning effort %q is not one of none, minimal, low, medium, high, xhigh, max", r.Thinking.Effort)
 	}
-	if r.Thinking.Enabled && r.MaxTokens > 0 && r.Thinking.BudgetTokens >= r.MaxTokens {
-		return InvalidParam("thinking.budget_tokens", "thinking.budget_tokens (%d) must be less than max_tokens (%d)",
-			r.Thinking.BudgetTokens, r.MaxTokens)
-	}
 	for i, m := range r.Messages {
 		if len(m.Blocks) > MaxBlocksPerMsg {
 			return InvalidParam(paramIndex("messages", i, "content"), "messages[%d] has more than %d content blocks", i, MaxBlocksPerMsg)

@@ -56,7 +56,6 @@ func TestConversationRejectsEachFaultByParameter(t *testing.T) {
 			r.Messages = r.Messages[:1]
 		}, "tool_choice"},
 		{"schema format without schema", func(r *domain.ChatRequest) { r.ResponseFormat.Schema = nil }, "response_format"},
-		{"thinking budget over max_tokens", func(r *domain.ChatRequest) { r.Thinking.BudgetTokens = 1000 }, "thinking.budget_tokens"},
 		{"tool call from user", func(r *domain.ChatRequest) { r.Messages[0].Blocks = r.Messages[1].Blocks[1:] }, "messages[0].content[0]"},
 		{"tool call arguments not an object", func(r *domain.ChatRequest) { r.Messages[1].Blocks[1].ToolCall.Arguments = `"x"` }, "messages[1].content[1]"},
 		{"tool result without call id", func(r *domain.ChatRequest) { r.Messages[2].Blocks[0].ToolResult.CallID = "" }, "messages[2].content[0]"},

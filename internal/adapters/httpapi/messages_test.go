@@ -287,6 +287,20 @@ func TestMessagesTakesManyStopSequences(t *testing.T) {
 	}
 }
 
+// TestMessagesTakesAThinkingBudgetOverMaxTokens: with interleaved thinking
+// Anthropic lets budget_tokens exceed max_tokens (the budget spans the
+// turn), so the rule that it may not is the provider's to apply.
+func TestMessagesTakesAThinkingBudgetOverMaxTokens(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	body := `{"model":"m","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":4000},"messages":[{"role":"user","content":"x"}]}`
+	if rec := r.do("POST", "/v1/messages", body, "Anthropic-Beta", "interleaved-thinking-2025-05-14"); rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if got := r.gw.chats[0].Thinking; got.BudgetTokens != 4000 {
+		t.Errorf("the gateway got thinking %+v", got)
+	}
+}
+
 // TestMessagesAnswersCarryRequestID: every answer in the Messages dialect,
 // success or error, carries Anthropic's request-id header, which its SDKs
 // read, with the same id as X-Request-Id.
