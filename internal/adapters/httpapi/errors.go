@@ -151,6 +151,9 @@ func nullable(s string) *string {
 // object in the request's dialect, and logs the failure.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeOf(r)
+	if ex.restate != nil {
+		err = ex.restate(err)
+	}
 	p := problemOf(err, ex.id)
 	var body any = p.body()
 	if ex.dialect == dialectAnthropic {

@@ -44,6 +44,10 @@ type exchange struct {
 	caller   domain.Caller     // set once authenticated
 	dialect  dialect           // the API the request speaks
 	limits   domain.RateLimits // the caller's rate limits, once the gateway admitted or refused the call
+	// restate says an error about the domain request in the terms of the
+	// request the client sent (its own field names), when the dialect's
+	// differ from the domain's; nil when they do not.
+	restate func(error) error
 }
 
 // waited records what of the call was spent waiting on providers and

@@ -210,6 +210,7 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 		}
 		in.continueFrom(prev)
 	}
+	ex.restate = in.at.restate // bound now, once req's messages are final
 	store := h.gw.StoresResponse(in.store)
 	created := h.now()
 	// A response that continues a stored one is translated: tidygate keeps

@@ -118,6 +118,7 @@ type responsesInput struct {
 	store        *bool            // nil when the request does not say
 	previous     string           // previous_response_id, "" when none
 	echo         respEcho         // what the Response repeats of the request
+	at           respParams       // the request's names for the fields of req
 	// untranslatable names a feature OpenAI serves itself (see
 	// respDecoder), which req leaves out: then only a model that takes the
 	// body as it is can serve the request.
@@ -134,6 +135,7 @@ func (in *responsesInput) continueFrom(prev domain.StoredResponse) {
 		in.req.Messages = append(in.req.Messages, *in.instructions)
 	}
 	in.req.Messages = append(in.req.Messages, in.input...)
+	in.at.messages = nil // req's messages no longer line up with the request's input
 }
 
 // decodeResponses turns a Responses body into a domain request.
@@ -225,14 +227,14 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
+	at := respParams{tools: toolAt, messages: d.at}
+	if in.instructions != nil {
+		at.messages = append([]respOrigin{{item: "instructions"}}, d.at...)
+	}
 	if err := req.Validate(); err != nil { // the domain's rules, said in this request's terms
-		at := respParams{tools: toolAt, messages: d.at}
-		if in.instructions != nil {
-			at.messages = append([]respOrigin{{item: "instructions"}}, d.at...)
-		}
 		return responsesInput{}, at.restate(err)
 	}
-	in.req, in.body, in.untranslatable, in.echo = req, body, d.only, echoOf(w)
+	in.req, in.body, in.untranslatable, in.echo, in.at = req, body, d.only, echoOf(w), at
 	return in, nil
 }
 
@@ -279,6 +281,8 @@ func (at respParams) param(param string) string {
 		return "input"
 	case "response_format": // the one response format left to refuse: a json_schema without a schema
 		return "text.format.schema"
+	case "max_tokens":
+		return "max_output_tokens"
 	}
 	return param
 }

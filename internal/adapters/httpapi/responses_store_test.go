@@ -513,13 +513,15 @@ func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
 		  {"role":"user","content":[{"type":"input_text","text":"see"},{"type":"input_file","file_id":"f"},` + image + `]}]}`, "input[1].content[2]"},
 		{"call merged with text", `{"model":"mock-chat","input":[{"role":"user","content":"x"},{"role":"assistant","content":"let me see"},
 		  {"type":"function_call","call_id":"c","name":"f","arguments":"[1]"}]}`, "input[2]"},
+		// Refused by the gateway once routed, not by the decoder.
+		{"max_output_tokens over the model's cap", `{"model":"mock-chat","input":"x","max_output_tokens":999999}`, "max_output_tokens"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := s.do(t, "POST", "/v1/responses", tc.body)
 			wantError(t, status, body, http.StatusBadRequest, tc.param, "")
 			msg, _ := body["error"].(map[string]any)["message"].(string)
-			if strings.Contains(msg, "messages[") || strings.Contains(msg, "response_format") {
+			if strings.Contains(msg, "messages[") || strings.Contains(msg, "response_format") || strings.Contains(msg, "max_tokens") {
 				t.Errorf("message %q names the chat request's fields", msg)
 			}
 		})
