@@ -411,19 +411,48 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // and framing.
 const estimateTokensPerMessage = 4
 
+// imageTokensEstimate is the estimate's figure for an image sent inline:
+// about what the providers charge for an image of a megapixel or so
+// (Anthropic: width × height / 750, about 1,600 tokens for the largest
+// image it takes unscaled), whatever the size of its encoding.
+const imageTokensEstimate = 1600
+
 // EstimatePromptTokens returns a rough count of the prompt's tokens, for
 // providers that do not count them and for count_tokens: a token per four
-// bytes of each message (PromptBytes's reading of it) plus four per message,
-// and the same for tool definitions and a response schema. It never exceeds
-// WorstCaseChat's bound.
+// bytes of each message (PromptBytes's reading of it) plus four per
+// message, and the same for tool definitions and a response schema; an
+// inline image counts imageTokensEstimate (or its bytes, when fewer) in
+// place of its bytes. It never exceeds WorstCaseChat's bound.
 func (r ChatRequest) EstimatePromptTokens() int {
 	n := 0
 	for _, m := range r.Messages {
 		one := ChatRequest{Messages: []Message{m}}
-		n += (one.PromptBytes()+3)/4 + estimateTokensPerMessage
+		imageBytes, imageTokens := 0, 0
+		for _, b := range m.Blocks {
+			forInlineImages(b, func(data string) {
+				imageBytes += len(data)
+				imageTokens += min(len(data), imageTokensEstimate)
+			})
+		}
+		n += (one.PromptBytes()-imageBytes+3)/4 + imageTokens + estimateTokensPerMessage
 	}
 	rest := ChatRequest{Tools: r.Tools, ResponseFormat: r.ResponseFormat}
 	return n + (rest.PromptBytes()+3)/4
+}
+
+// forInlineImages calls f with the data of each inline image in b: b
+// itself, or the images among a tool result's content.
+func forInlineImages(b Block, f func(data string)) {
+	switch b.Type {
+	case BlockImage:
+		if b.Image.URL == "" {
+			f(b.Image.Data)
+		}
+	case BlockToolResult:
+		for _, c := range b.ToolResult.Content {
+			forInlineImages(c, f)
+		}
+	}
 }
 
 // A request may forbid parallel tool calls (ToolChoice.NoParallel). Some

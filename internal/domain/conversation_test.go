@@ -121,3 +121,28 @@ func TestPartsAndJoinText(t *testing.T) {
 		t.Errorf("JoinText = %q", got)
 	}
 }
+
+// TestAnImageIsEstimatedAsAnImage: count_tokens and the providers that
+// report no usage estimate an inline image at about what providers charge
+// for one, not at a token per four bytes of its base64, and never above the
+// reservation's bound.
+func TestAnImageIsEstimatedAsAnImage(t *testing.T) {
+	withImage := func(data string, inToolResult bool) domain.ChatRequest {
+		img := domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: "image/png", Data: data}}
+		if inToolResult {
+			img = domain.Block{Type: domain.BlockToolResult, ToolResult: domain.ToolResult{CallID: "c", Content: []domain.Block{img}}}
+		}
+		return domain.ChatRequest{Messages: []domain.Message{{Role: domain.RoleUser, Blocks: []domain.Block{domain.TextBlock("what is this?"), img}}}}
+	}
+	text := domain.ChatRequest{Messages: []domain.Message{{Role: domain.RoleUser, Blocks: []domain.Block{domain.TextBlock("what is this?")}}}}.EstimatePromptTokens()
+	for _, inToolResult := range []bool{false, true} {
+		large := withImage(strings.Repeat("A", 400_000), inToolResult) // a 300 KB image
+		if got := large.EstimatePromptTokens(); got != text+1600 {
+			t.Errorf("a 300 KB image (in a tool result: %v) is estimated at %d tokens with its text, want %d", inToolResult, got, text+1600)
+		}
+		tiny := withImage("iVBORw0KGgo=", inToolResult)
+		if got, bound := tiny.EstimatePromptTokens(), domain.WorstCaseChat(tiny, 0).PromptTokens; got != text+len("iVBORw0KGgo=") || got > bound {
+			t.Errorf("a 12-byte image: estimate %d, want %d, within the bound %d", got, text+12, bound)
+		}
+	}
+}
