@@ -201,6 +201,7 @@ type stream struct {
 	includeUsage bool
 	started      bool
 	toolCalls    map[int]int // content block index → tool call index
+	argued       []bool      // by tool call index: whether arguments were sent
 }
 
 // chatStream runs a streaming call, passed through or translated. Until the
@@ -266,11 +267,12 @@ func (s *stream) piece(c domain.ChatChunk) error {
 		}
 		k := len(s.toolCalls)
 		s.toolCalls[c.Index] = k
+		s.argued = append(s.argued, false)
 		return s.send(s.chunk(deltaJSON{ToolCalls: []toolDeltaJSON{{Index: k, ID: c.Start.ToolCall.ID, Type: "function",
 			Function: toolDeltaFuncJSON{Name: c.Start.ToolCall.Name}}}}, nil))
 	}
 	if k, ok := s.toolCalls[c.Index]; ok && c.ArgumentsDelta != "" {
-		return s.send(s.chunk(deltaJSON{ToolCalls: []toolDeltaJSON{{Index: k, Function: toolDeltaFuncJSON{Arguments: c.ArgumentsDelta}}}}, nil))
+		return s.arguments(k, c.ArgumentsDelta)
 	}
 	if c.Delta == "" {
 		return nil
@@ -278,10 +280,25 @@ func (s *stream) piece(c domain.ChatChunk) error {
 	return s.send(s.chunk(deltaJSON{Content: &c.Delta}, nil))
 }
 
-// finish sends the finish_reason chunk, the usage chunk if asked for, and [DONE].
+// arguments sends a piece of tool call k's arguments.
+func (s *stream) arguments(k int, piece string) error {
+	s.argued[k] = true
+	return s.send(s.chunk(deltaJSON{ToolCalls: []toolDeltaJSON{{Index: k, Function: toolDeltaFuncJSON{Arguments: piece}}}}, nil))
+}
+
+// finish sends the arguments of the tool calls that got none (a JSON
+// object, as OpenAI always sends: "{}"), the finish_reason chunk, the usage
+// chunk if asked for, and [DONE].
 func (s *stream) finish(reason string, u domain.Usage) error {
 	if err := s.start(); err != nil {
 		return err
+	}
+	for k, argued := range s.argued {
+		if !argued {
+			if err := s.arguments(k, domain.ToolArguments("")); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.send(s.chunk(deltaJSON{}, &reason)); err != nil {
 		return err

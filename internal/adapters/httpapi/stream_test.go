@@ -43,8 +43,14 @@ type chunk struct {
 	Choices []struct {
 		Index int `json:"index"`
 		Delta struct {
-			Role    *string `json:"role"`
-			Content *string `json:"content"`
+			Role      *string `json:"role"`
+			Content   *string `json:"content"`
+			ToolCalls []struct {
+				Index    int `json:"index"`
+				Function struct {
+					Arguments string `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
 		} `json:"delta"`
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
@@ -145,6 +151,38 @@ func TestStreamOfNothing(t *testing.T) {
 	}
 	if fin := decodeChunk(t, evs[1]).Choices[0].FinishReason; fin == nil || *fin != "length" {
 		t.Errorf("finish chunk %s", evs[1])
+	}
+}
+
+// A tool call streamed without arguments (Anthropic sends one empty
+// input_json_delta) gets "{}" before the finish chunk, as OpenAI always sends
+// a JSON object; a call that got arguments keeps them as they were.
+func TestStreamToolCallWithoutArguments(t *testing.T) {
+	now := domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: "now"}}
+	grep := domain.Block{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_2", Name: "grep"}}
+	gw := &fakeGateway{stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		for _, c := range []domain.ChatChunk{{Index: 0, Start: &now}, {Index: 0, ArgumentsDelta: ""},
+			{Index: 1, Start: &grep}, {Index: 1, ArgumentsDelta: `{"a":`}, {Index: 1, ArgumentsDelta: `1}`}} {
+			if err := emit(c); err != nil {
+				return gateway.ChatResult{}, err
+			}
+		}
+		return gateway.ChatResult{Result: okResult, Response: domain.ChatResponse{FinishReason: domain.FinishToolCalls}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	rec := r.do("POST", "/v1/chat/completions", `{"model":"mock-chat","stream":true,"messages":[{"role":"user","content":"Hi"}]}`)
+	evs := events(t, rec.Body.String())
+	args := map[int]string{}
+	for _, data := range evs[:len(evs)-2] { // before the finish chunk and [DONE]
+		for _, tc := range decodeChunk(t, data).Choices[0].Delta.ToolCalls {
+			args[tc.Index] += tc.Function.Arguments
+		}
+	}
+	if args[0] != "{}" || args[1] != `{"a":1}` {
+		t.Errorf("arguments = %v, want {} and {\"a\":1}: %s", args, rec.Body)
+	}
+	if fin := decodeChunk(t, evs[len(evs)-2]).Choices[0].FinishReason; fin == nil || *fin != domain.FinishToolCalls {
+		t.Errorf("finish chunk %s", evs[len(evs)-2])
 	}
 }
 
