@@ -33,40 +33,47 @@ func ValueAt(doc []byte, path ...string) (value []byte, start, end int, ok bool)
 	if len(path) == 0 {
 		return nil, 0, 0, false
 	}
-	i := 0
-	for depth := 0; ; depth++ {
-		if i = skipSpace(doc, i); i >= len(doc) || doc[i] != '{' {
+	for _, name := range path {
+		if _, start, ok = member(doc, start, name); !ok {
 			return nil, 0, 0, false
 		}
+	}
+	if end = endOfValue(doc, start); end < 0 || !json.Valid(doc[start:end]) {
+		return nil, 0, 0, false
+	}
+	return doc[start:end], start, end, true
+}
+
+// member finds the member name (the first of repeated keys) of the JSON
+// object that starts at offset i of doc, after any white space: the
+// offsets of its key and of its value; ok is false when no object starts
+// there or it has no such member.
+func member(doc []byte, i int, name string) (key, value int, ok bool) {
+	if i = skipSpace(doc, i); i >= len(doc) || doc[i] != '{' {
+		return 0, 0, false
+	}
+	i = skipSpace(doc, i+1)
+	for {
+		keyEnd := endOfString(doc, i)
+		if keyEnd < 0 {
+			return 0, 0, false // the object's end: no such key
+		}
+		colon := skipSpace(doc, keyEnd)
+		if colon >= len(doc) || doc[colon] != ':' {
+			return 0, 0, false
+		}
+		value = skipSpace(doc, colon+1)
+		if keyIs(doc[i:keyEnd], name) {
+			return i, value, true
+		}
+		end := endOfValue(doc, value)
+		if end < 0 {
+			return 0, 0, false
+		}
+		if i = skipSpace(doc, end); i >= len(doc) || doc[i] != ',' {
+			return 0, 0, false
+		}
 		i = skipSpace(doc, i+1)
-		for {
-			keyEnd := endOfString(doc, i)
-			if keyEnd < 0 {
-				return nil, 0, 0, false // the object's end: no such key
-			}
-			colon := skipSpace(doc, keyEnd)
-			if colon >= len(doc) || doc[colon] != ':' {
-				return nil, 0, 0, false
-			}
-			start = skipSpace(doc, colon+1)
-			if keyIs(doc[i:keyEnd], path[depth]) {
-				break
-			}
-			if end = endOfValue(doc, start); end < 0 {
-				return nil, 0, 0, false
-			}
-			if i = skipSpace(doc, end); i >= len(doc) || doc[i] != ',' {
-				return nil, 0, 0, false
-			}
-			i = skipSpace(doc, i+1)
-		}
-		if depth == len(path)-1 {
-			if end = endOfValue(doc, start); end < 0 || !json.Valid(doc[start:end]) {
-				return nil, 0, 0, false
-			}
-			return doc[start:end], start, end, true
-		}
-		i = start
 	}
 }
 
@@ -197,6 +204,29 @@ func Insert(doc []byte, key string, raw []byte) []byte {
 		out = append(out, ',')
 	}
 	return append(out, doc[open+1:]...)
+}
+
+// Remove returns doc, a JSON object, without its member key (the first of
+// repeated keys) and the comma that parted it from the next member or,
+// for the last one, from the one before; doc itself is returned when it
+// has no such member.
+func Remove(doc []byte, key string) []byte {
+	from, start, ok := member(doc, 0, key)
+	if !ok {
+		return doc
+	}
+	to := endOfValue(doc, start)
+	if to < 0 {
+		return doc
+	}
+	if next := skipSpace(doc, to); next < len(doc) && doc[next] == ',' {
+		to = skipSpace(doc, next+1)
+	} else if before := bytes.TrimRight(doc[:from], " \t\r\n"); bytes.HasSuffix(before, []byte(",")) {
+		from = len(before) - 1
+	}
+	out := make([]byte, 0, len(doc)-(to-from))
+	out = append(out, doc[:from]...)
+	return append(out, doc[to:]...)
 }
 
 // SetString returns doc with the string at path replaced by s; a value
@@ -352,6 +382,7 @@ type Step struct {
 	Event domain.NativeEvent // Text, Output and Usage; Raw is filled in by Forward
 	Data  []byte             // the event's data to send instead of the provider's; nil: unchanged
 	Hold  bool               // a prelude event, held back until an event that is not one
+	Drop  bool               // an event the client did not ask for: read (its count kept), not forwarded
 	Last  bool               // the event that ends a complete stream
 	Err   error              // a failure the provider reported in the stream: not forwarded, it ends the stream
 }
@@ -369,7 +400,8 @@ func whole(raw []byte) []byte {
 // reads them, and returns the last count the stream carried (nil when none
 // did) and the answer's text. Prelude events (Step.Hold) are held back
 // until an event that is not one, so that a failure the provider reports
-// before answering leaves the call free to be retried. A stream that ends
+// before answering leaves the call free to be retried; events the client
+// did not ask for (Step.Drop) are not passed on. A stream that ends
 // without its last event is a malformed answer.
 func Forward(c Classifier, body io.Reader, parse func(RawEvent) Step, emit func(domain.NativeEvent) error) (*domain.Usage, string, error) {
 	r := eventReaders.Get().(*bufio.Reader)
@@ -398,6 +430,9 @@ func Forward(c Classifier, body io.Reader, parse func(RawEvent) Step, emit func(
 		}
 		if step.Err != nil {
 			return usage, text.String(), step.Err
+		}
+		if step.Drop {
+			continue
 		}
 		out.Raw = ev.Raw
 		if step.Data != nil && !bytes.Equal(step.Data, ev.Data) {

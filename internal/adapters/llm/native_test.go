@@ -37,6 +37,14 @@ func TestValueAtAndReplace(t *testing.T) {
 	if got := llm.Insert([]byte(`{"a":2}`), "k", []byte("1")); string(got) != `{"k":1,"a":2}` {
 		t.Errorf("Insert = %s", got)
 	}
+	for in, want := range map[string]string{
+		`{"k":1,"a":2}`: `{"a":2}`, `{"a":2 , "k":[1,{"k":3}] }`: `{"a":2  }`, `{ "k" : null }`: `{  }`,
+		`{"a":{"k":1}}`: `{"a":{"k":1}}`, `{"a":1,"k":2,"b":3}`: `{"a":1,"b":3}`,
+	} {
+		if got := llm.Remove([]byte(in), "k"); string(got) != want {
+			t.Errorf("Remove(%s) = %s; want %s", in, got, want)
+		}
+	}
 }
 
 func TestUpstreamBody(t *testing.T) {
@@ -100,8 +108,8 @@ func TestForward(t *testing.T) {
 // FuzzValueAt checks the JSON editing helpers against encoding/json: in a
 // valid document, ValueAt finds what a walk of encoding/json's tokens finds
 // (the first of repeated keys, at the same offsets); in any bytes, a value
-// found is JSON; and a renamed document is still valid JSON holding the new
-// name.
+// found is JSON; a renamed document is still valid JSON holding the new
+// name; and so is a valid document with its member removed.
 func FuzzValueAt(f *testing.F) {
 	for _, seed := range []string{`{"model":"x"}`, `{"a":{"model":[1,{"b":2}]},"model":null}`, `{"model" : "\u00e9\"",  "x":1}`, `[1]`, `{"model":`,
 		`{"mo\u0064el":"esc","model":"second"}`, `{"a":"}{\"","model":[{"]":"["}]}`, `{"response":{"id":1,"model":"r"}}`, `{"a":[}, "model":1}`,
@@ -120,6 +128,9 @@ func FuzzValueAt(f *testing.F) {
 			wv, ws, we, wok := tokenWalk(doc, path...)
 			if ok != wok || !bytes.Equal(v, wv) || start != ws || end != we {
 				t.Fatalf("ValueAt(%q, %q) = %q %d:%d %v; the token walk finds %q %d:%d %v", doc, path, v, start, end, ok, wv, ws, we, wok)
+			}
+			if len(path) == 1 && !json.Valid(llm.Remove(doc, path[0])) {
+				t.Fatalf("Remove(%q, %q) = %q, not JSON", doc, path[0], llm.Remove(doc, path[0]))
 			}
 			out := llm.SetString(doc, "re<named>", path...)
 			if !json.Valid(out) {

@@ -14,8 +14,11 @@ import (
 // request from a client that speaks it goes upstream as it was sent, the
 // model replaced, the output cap added when the body sets none, and (for a
 // streamed chat completion) stream_options.include_usage set, since the
-// usage is what the call is charged by. The client's OpenAI-Beta header goes
-// with it; the credentials are the wire's own.
+// usage is what the call is charged by. A client that did not ask for the
+// usage gets the stream it asked for: the usage chunk is read, not passed
+// on, and the other chunks lose the "usage" member that asking adds. The
+// client's OpenAI-Beta header goes with it; the credentials are the wire's
+// own.
 
 // OpResponses is the Responses API's operation, as OpenAIWire.URL receives it.
 const OpResponses = "responses"
@@ -65,9 +68,10 @@ func (p *OpenAIClient) Native(ctx context.Context, req domain.NativeRequest, emi
 		return p.nativeAnswer(resp, req)
 	}
 	defer resp.Body.Close()
-	parse := (&oaiNativeStream{p: p, answer: req.Answer}).chunk
+	s := &oaiNativeStream{p: p, answer: req.Answer, hideUsage: !asksUsage(req.Body)}
+	parse := s.chunk
 	if op == OpResponses {
-		parse = (&oaiNativeStream{p: p, answer: req.Answer}).responseEvent
+		parse = s.responseEvent
 	}
 	usage, text, err := Forward(p.classify, resp.Body, parse, emit)
 	if err != nil {
@@ -98,6 +102,13 @@ func includeUsage(body []byte) []byte {
 	raw, _ := json.Marshal(opts)
 	out, _ := Replace(body, raw, "stream_options")
 	return out
+}
+
+// asksUsage reports whether a chat completions body asks for the usage
+// chunk itself (stream_options.include_usage).
+func asksUsage(body []byte) bool {
+	v, _, _, ok := ValueAt(body, "stream_options", "include_usage")
+	return ok && string(v) == "true"
 }
 
 // oaiNativeUsage is the usage of either dialect: chat completions counts
@@ -185,6 +196,9 @@ type oaiNativeStream struct {
 	p      *OpenAIClient
 	answer string
 	usage  domain.Usage
+	// hideUsage: the client did not ask for the usage of a chat
+	// completion, which tidygate asked for (see chunk).
+	hideUsage bool
 }
 
 // count returns the event's usage as the stream's count, or a malformed
@@ -201,7 +215,8 @@ func (s *oaiNativeStream) count(n *oaiNativeUsage, step *Step) {
 
 // chunk reads one chunk of a chat completion: its text, the length of its
 // tool-call arguments, and the usage the last chunk carries; [DONE] ends
-// the stream.
+// the stream. When the usage is hidden, the chunk that carries it without
+// choices is dropped and the others go without their "usage" member.
 func (s *oaiNativeStream) chunk(ev RawEvent) Step {
 	if string(ev.Data) == "[DONE]" {
 		return Step{Last: true}
@@ -236,6 +251,10 @@ func (s *oaiNativeStream) chunk(ev RawEvent) Step {
 	}
 	if c.Usage != nil {
 		s.count(c.Usage, &step)
+	}
+	if s.hideUsage {
+		step.Drop = c.Usage != nil && len(c.Choices) == 0
+		step.Data = Remove(step.Data, "usage")
 	}
 	return step
 }
