@@ -115,7 +115,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n := gateway.Native{Request: nativeRequest(r, domain.DialectOpenAIChat, in.body, in.req.Stream)}
+	n := gateway.Native{Request: nativeRequest(r, domain.DialectOpenAIChat, in.body, in.req.Stream), Untranslatable: in.untranslatable}
 	if in.req.Stream {
 		h.chatStream(w, r, in, n)
 		return

@@ -105,6 +105,15 @@ func readChatRequest(body []byte, w *chatRequestJSON) bool {
 		case "modalities":
 			d.once(&seen, 21)
 			d.texts(&w.Modalities)
+		case "seed":
+			d.once(&seen, 22)
+			d.intPtr(&w.Seed)
+		case "presence_penalty":
+			d.once(&seen, 23)
+			d.floatPtr(&w.PresencePenalty)
+		case "frequency_penalty":
+			d.once(&seen, 24)
+			d.floatPtr(&w.FrequencyPenalty)
 		default:
 			d.unknown(k, chatFields)
 		}

@@ -305,6 +305,13 @@ type chatRequestJSON struct {
 	ResponseFormat    *responseFormatJSON `json:"response_format"`
 	ReasoningEffort   *string             `json:"reasoning_effort"`
 
+	// OpenAI's own sampling controls, which the domain request does not
+	// carry: a request that sets one is served by pass-through only.
+	Seed             *int               `json:"seed"`
+	LogitBias        map[string]float64 `json:"logit_bias"` // token id → bias
+	PresencePenalty  *float64           `json:"presence_penalty"`
+	FrequencyPenalty *float64           `json:"frequency_penalty"`
+
 	// Features tidygate does not offer. Each is refused when asked for,
 	// because ignoring it would change what the client gets back.
 	N            *int            `json:"n"`
@@ -379,7 +386,16 @@ type chatInput struct {
 	req          domain.ChatRequest
 	includeUsage bool   // stream_options.include_usage: end the stream with a usage chunk
 	body         []byte // as the client sent it, for a provider that takes it as it is
+	// untranslatable names a feature OpenAI serves itself (see
+	// chatDecoder), which req leaves out: then only a model that takes the
+	// body as it is can serve the request.
+	untranslatable error
 }
+
+// chatDecoder decodes the parts of a chat completions body, and notes the
+// first feature in it that OpenAI serves itself: a seed, logit_bias, a
+// presence or frequency penalty. The domain request leaves those out.
+type chatDecoder struct{ passOnly }
 
 // decodeChat turns a chat completions body into a valid domain request.
 func decodeChat(body []byte) (chatInput, error) {
@@ -389,6 +405,17 @@ func decodeChat(body []byte) (chatInput, error) {
 	}
 	if err := w.unsupported(); err != nil {
 		return chatInput{}, err
+	}
+	var d chatDecoder
+	switch {
+	case w.Seed != nil:
+		d.providerOnly("seed", "a sampling seed")
+	case len(w.LogitBias) > 0:
+		d.providerOnly("logit_bias", "a token bias")
+	case w.PresencePenalty != nil && *w.PresencePenalty != 0:
+		d.providerOnly("presence_penalty", "a presence penalty")
+	case w.FrequencyPenalty != nil && *w.FrequencyPenalty != 0:
+		d.providerOnly("frequency_penalty", "a frequency penalty")
 	}
 	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, Stream: w.Stream, User: w.User}
 	var err error
@@ -419,7 +446,8 @@ func decodeChat(body []byte) (chatInput, error) {
 	if req.Thinking.Effort, err = reasoningEffort("reasoning_effort", w.ReasoningEffort); err != nil {
 		return chatInput{}, err
 	}
-	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage, body: body}, nil
+	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage, body: body,
+		untranslatable: d.only}, nil
 }
 
 // reasoningEffort reads a reasoning effort given as param: "" when absent.

@@ -26,7 +26,7 @@ func TestChatCompletion(t *testing.T) {
 	r := newRig(t, &fakeGateway{caller: domain.Caller{User: "alice", Team: "risk"}}, httpapi.Options{})
 	rec := r.do("POST", "/v1/chat/completions",
 		`{"model":"mock","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hi"},{"type":"text","text":"there"}]}],
-		  "max_completion_tokens":50,"temperature":0.5,"top_p":1,"stop":["\n\n"],"user":"end-user-7","seed":42,"presence_penalty":0}`,
+		  "max_completion_tokens":50,"temperature":0.5,"top_p":1,"stop":["\n\n"],"user":"end-user-7","seed":null,"presence_penalty":0}`,
 		"X-Audit-Reason", "ticket 1234")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d: %s", rec.Code, rec.Body)

@@ -152,15 +152,7 @@ func decodeAnthropic(body []byte, needMaxTokens bool) (req domain.ChatRequest, o
 // container, and the content blocks that come with them or that only
 // Anthropic reads (server tool results, documents, …). The domain request
 // leaves those out.
-type anthDecoder struct{ only error }
-
-// providerOnly notes a feature Anthropic serves itself, unless one is
-// noted already.
-func (d *anthDecoder) providerOnly(param, feature string) {
-	if d.only == nil {
-		d.only = domain.ProviderOnly(param, feature)
-	}
-}
+type anthDecoder struct{ passOnly }
 
 // isServerTool reports whether t is one of Anthropic's server tools (web
 // search, code execution, …) rather than a tool the client runs.

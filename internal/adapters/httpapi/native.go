@@ -31,6 +31,20 @@ const (
 // beta headers), never credentials.
 var nativeHeaderPrefixes = []string{"Anthropic-", "Openai-"}
 
+// passOnly notes the first feature of a request that the provider serves
+// itself and the domain request leaves out (see domain.ProviderOnly): then
+// only a model whose provider takes the body as it is can serve the
+// request. Each dialect's decoder has one.
+type passOnly struct{ only error }
+
+// providerOnly notes the feature named param in the request, unless one is
+// noted already.
+func (p *passOnly) providerOnly(param, feature string) {
+	if p.only == nil {
+		p.only = domain.ProviderOnly(param, feature)
+	}
+}
+
 // nativeRequest is the request as the client sent it, for the gateway.
 func nativeRequest(r *http.Request, d domain.Dialect, body []byte, stream bool) domain.NativeRequest {
 	var header map[string][]string // made only for a header to pass

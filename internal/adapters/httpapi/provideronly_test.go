@@ -32,6 +32,40 @@ func unsupportedParam(t *testing.T, err error) string {
 	return e.Param
 }
 
+// providerOnlyCase is a request holding a feature the provider serves
+// itself, and the param that names the feature.
+type providerOnlyCase struct{ name, body, param string }
+
+// checkProviderOnly posts each case's body to path. A model that takes it
+// as it is gets it whole, marked untranslatable by the feature's param, with
+// a domain request that validates; a model that translates refuses it by
+// name. It returns the passing rig and the native request it got last.
+func checkProviderOnly(t *testing.T, path string, cases []providerOnlyCase) (*rig, *gateway.Native) {
+	t.Helper()
+	var n gateway.Native
+	var req domain.ChatRequest
+	passing := newRig(t, capture(&n, &req), httpapi.Options{})
+	translating := newRig(t, &fakeGateway{}, httpapi.Options{})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if rec := passing.do("POST", path, tc.body); rec.Code != http.StatusOK {
+				t.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+			if p := unsupportedParam(t, n.Untranslatable); p != tc.param || string(n.Request.Body) != tc.body {
+				t.Errorf("untranslatable names %q, native body %s", p, n.Request.Body)
+			}
+			if err := req.Validate(); err != nil {
+				t.Errorf("the domain request does not validate: %v", err)
+			}
+			e := errorOf(t, translating.do("POST", path, tc.body), http.StatusBadRequest)
+			if str(e.Param) != tc.param || str(e.Code) != "unsupported_feature" {
+				t.Errorf("translated: %+v", e)
+			}
+		})
+	}
+	return passing, &n
+}
+
 // Anthropic's own features (server tools, the MCP connector, server tool
 // results, documents and search results in the history) leave the domain
 // request and mark it pass-through only; the body goes to the gateway as the
@@ -145,7 +179,7 @@ func TestResponsesHostedToolsPassThroughOnly(t *testing.T) {
 // request that validates, and a model that translates refuses them by name.
 func TestResponsesOpenAIsOwnFeaturesPassThroughOnly(t *testing.T) {
 	grep := `"tools":[{"type":"function","name":"grep","parameters":{"type":"object"}}]`
-	cases := []struct{ name, body, param string }{
+	cases := []providerOnlyCase{
 		{"hosted tool choice", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"web_search"}}`, "tool_choice"},
 		{"file_search choice", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"file_search"}}`, "tool_choice"},
 		{"allowed tools", `{"model":"gpt","input":"x",` + grep + `,"tool_choice":{"type":"allowed_tools","mode":"auto","tools":[{"type":"function","name":"grep"}]}}`, "tool_choice"},
@@ -160,30 +194,28 @@ func TestResponsesOpenAIsOwnFeaturesPassThroughOnly(t *testing.T) {
 		{"top_logprobs", `{"model":"gpt","input":"x","top_logprobs":3}`, "top_logprobs"},
 		{"include logprobs", `{"model":"gpt","input":"x","include":["reasoning.encrypted_content","message.output_text.logprobs"]}`, "include"},
 	}
-	var n gateway.Native
-	var req domain.ChatRequest
-	passing := newRig(t, capture(&n, &req), httpapi.Options{})
-	translating := newRig(t, &fakeGateway{}, httpapi.Options{})
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if rec := passing.do("POST", "/v1/responses", tc.body); rec.Code != http.StatusOK {
-				t.Fatalf("status %d: %s", rec.Code, rec.Body)
-			}
-			if p := unsupportedParam(t, n.Untranslatable); p != tc.param || string(n.Request.Body) != tc.body {
-				t.Errorf("untranslatable names %q, native body %s", p, n.Request.Body)
-			}
-			if err := req.Validate(); err != nil {
-				t.Errorf("the domain request does not validate: %v", err)
-			}
-			e := errorOf(t, translating.do("POST", "/v1/responses", tc.body), http.StatusBadRequest)
-			if str(e.Param) != tc.param || str(e.Code) != "unsupported_feature" {
-				t.Errorf("translated: %+v", e)
-			}
-		})
-	}
+	passing, n := checkProviderOnly(t, "/v1/responses", cases)
 	codex := `{"model":"gpt","input":"x","include":["reasoning.encrypted_content"],"top_logprobs":0}`
 	if rec := passing.do("POST", "/v1/responses", codex); rec.Code != http.StatusOK || n.Untranslatable != nil {
 		t.Errorf("encrypted reasoning, no log probabilities: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	}
+}
+
+// A seed, logit_bias and the presence and frequency penalties change the
+// answer, and only OpenAI's own API takes them: they pass through, and a
+// model that translates refuses them by name. Set to what changes nothing,
+// they are no feature.
+func TestChatOpenAIsOwnSamplingPassThroughOnly(t *testing.T) {
+	msgs := `"messages":[{"role":"user","content":"x"}]`
+	passing, n := checkProviderOnly(t, "/v1/chat/completions", []providerOnlyCase{
+		{"seed", `{"model":"gpt",` + msgs + `,"seed":7}`, "seed"},
+		{"logit_bias", `{"model":"gpt",` + msgs + `,"logit_bias":{"50256":-100}}`, "logit_bias"},
+		{"presence_penalty", `{"model":"gpt",` + msgs + `,"presence_penalty":0.5}`, "presence_penalty"},
+		{"frequency_penalty", `{"model":"gpt",` + msgs + `,"frequency_penalty":-1}`, "frequency_penalty"},
+	})
+	neutral := `{"model":"gpt",` + msgs + `,"seed":null,"logit_bias":{},"presence_penalty":0,"frequency_penalty":null}`
+	if rec := passing.do("POST", "/v1/chat/completions", neutral); rec.Code != http.StatusOK || n.Untranslatable != nil {
+		t.Errorf("values that change nothing: status %d, untranslatable %v", rec.Code, n.Untranslatable)
 	}
 }
 

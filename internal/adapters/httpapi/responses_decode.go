@@ -324,7 +324,7 @@ func echoOf(w responsesRequestJSON) respEcho {
 // tidygate does not know (a hosted tool's call, an item reference, …), a
 // file. The domain request leaves those out.
 type respDecoder struct {
-	only error
+	passOnly
 	// at is where each message input returned comes from in the request.
 	at []respOrigin
 }
@@ -335,14 +335,6 @@ type respDecoder struct {
 type respOrigin struct {
 	item   string
 	blocks []string
-}
-
-// providerOnly notes a feature OpenAI serves itself, unless one is noted
-// already.
-func (d *respDecoder) providerOnly(param, feature string) {
-	if d.only == nil {
-		d.only = domain.ProviderOnly(param, feature)
-	}
 }
 
 // input turns input, a string or an array of items, into messages. An
