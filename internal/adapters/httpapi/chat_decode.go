@@ -14,10 +14,10 @@ import (
 // (text and image parts), tool calls and tool results, tools, tool_choice
 // and response_format, turned into the domain's conversation model.
 
-// chatMessage turns messages[i] into a domain message. A message of text
-// only keeps its text in Content; one with images, tool calls or a tool
-// result carries them as Blocks.
-func chatMessage(i int, m messageJSON) (domain.Message, error) {
+// message turns messages[i] into a domain message. A message of text only
+// keeps its text in Content; one with images, tool calls or a tool result
+// carries them as Blocks.
+func (d *chatDecoder) message(i int, m messageJSON) (domain.Message, error) {
 	role := domain.Role(m.Role)
 	text, parts, err := messageParts(i, role, m.Content)
 	if err != nil {
@@ -44,7 +44,7 @@ func chatMessage(i int, m messageJSON) (domain.Message, error) {
 	case len(m.ToolCalls) > 0:
 		msg.Blocks = parts
 		for k, c := range m.ToolCalls {
-			call, err := toolCall(fmt.Sprintf("messages[%d].tool_calls[%d]", i, k), c)
+			call, err := d.toolCall(fmt.Sprintf("messages[%d].tool_calls[%d]", i, k), c)
 			if err != nil {
 				return msg, err
 			}
@@ -62,7 +62,9 @@ func chatMessage(i int, m messageJSON) (domain.Message, error) {
 }
 
 // toolCall checks one tool call of an assistant message; param names it.
-func toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
+// Arguments that are not a JSON object (a model's output cut short, say)
+// are OpenAI's to take: any other provider needs an object.
+func (d *chatDecoder) toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
 	if c.Type != "function" {
 		return domain.ToolCall{}, domain.InvalidParam(param+".type", "%s.type must be \"function\"", param)
 	}
@@ -75,7 +77,8 @@ func toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
 	}
 	var obj map[string]json.RawMessage
 	if json.Unmarshal([]byte(args), &obj) != nil || obj == nil {
-		return domain.ToolCall{}, domain.InvalidParam(param+".function.arguments", "%s.function.arguments must be a JSON object, as a string", param)
+		d.providerOnly(param+".function.arguments", "a tool call whose arguments are not a JSON object")
+		args = domain.ToolArguments("") // the domain request, which validates, leaves them out
 	}
 	return domain.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: args}, nil
 }

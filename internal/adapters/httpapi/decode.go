@@ -394,7 +394,8 @@ type chatInput struct {
 
 // chatDecoder decodes the parts of a chat completions body, and notes the
 // first feature in it that OpenAI serves itself: a seed, logit_bias, a
-// presence or frequency penalty. The domain request leaves those out.
+// presence or frequency penalty, tool call arguments that are not a JSON
+// object. The domain request leaves those out.
 type chatDecoder struct{ passOnly }
 
 // decodeChat turns a chat completions body into a valid domain request.
@@ -429,7 +430,7 @@ func decodeChat(body []byte) (chatInput, error) {
 		req.Messages = make([]domain.Message, len(w.Messages))
 	}
 	for i, m := range w.Messages {
-		if req.Messages[i], err = chatMessage(i, m); err != nil {
+		if req.Messages[i], err = d.message(i, m); err != nil {
 			return chatInput{}, err
 		}
 	}

@@ -219,6 +219,16 @@ func TestChatOpenAIsOwnSamplingPassThroughOnly(t *testing.T) {
 	}
 }
 
+// OpenAI takes any string as a tool call's arguments in the history (a
+// model's output cut short, say); any other provider needs a JSON object.
+// Such a request passes through, with a domain request that validates, and
+// a model that translates refuses it by name.
+func TestChatToolArgumentsNotAnObjectPassThroughOnly(t *testing.T) {
+	checkProviderOnly(t, "/v1/chat/completions", []providerOnlyCase{{"cut short", `{"model":"gpt","messages":[{"role":"user","content":"x"},
+	  {"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1"}}]},
+	  {"role":"tool","tool_call_id":"call_1","content":"cut short"}]}`, "messages[1].tool_calls[0].function.arguments"}})
+}
+
 // A thinking block's signature survives the Responses API, which has no
 // field for it: it goes out in the reasoning item's encrypted_content and
 // comes back from it.
