@@ -50,6 +50,12 @@ type EntraOptions struct {
 // is empty: the latest generally available one when this adapter was written.
 const DefaultAPIVersion = "2024-10-21"
 
+// maxCompletionTokensSince is the first API version that takes the output
+// cap as max_completion_tokens (2024-09-01-preview), which the o-series
+// models require; earlier versions know only max_tokens. Versions are
+// dated, so they compare as strings.
+const maxCompletionTokensSince = "2024-09-01"
+
 // Options configures the Azure OpenAI adapter.
 type Options struct {
 	// BaseURL is the resource's endpoint, such as
@@ -62,7 +68,8 @@ type Options struct {
 	// instead of APIKey.
 	Entra *EntraOptions
 	// APIVersion is sent as the api-version query parameter; empty means
-	// DefaultAPIVersion.
+	// DefaultAPIVersion. From 2024-09-01-preview on, the output cap is sent
+	// as max_completion_tokens, before it as max_tokens.
 	APIVersion string
 	// HTTPClient carries the calls; nil means llm.NewHTTPClient's.
 	HTTPClient *http.Client
@@ -95,7 +102,8 @@ func New(opts Options) (*Provider, error) {
 		return nil, err
 	}
 	base := strings.TrimRight(ep.BaseURL, "/") + "/openai/deployments/"
-	query := "?api-version=" + url.QueryEscape(orDefault(opts.APIVersion, DefaultAPIVersion))
+	version := orDefault(opts.APIVersion, DefaultAPIVersion)
+	query := "?api-version=" + url.QueryEscape(version)
 	wire := llm.OpenAIWire{
 		Provider: "azure",
 		Endpoint: ep,
@@ -105,6 +113,8 @@ func New(opts Options) (*Provider, error) {
 		Header:      http.Header{"Api-Key": {opts.APIKey}},
 		Secret:      opts.APIKey,
 		PassThrough: []domain.Dialect{domain.DialectOpenAIChat},
+
+		UseMaxCompletionTokens: version >= maxCompletionTokensSince,
 	}
 	if e := opts.Entra; e != nil {
 		authorize, err := entra(*e, ep.HTTPClient)

@@ -77,6 +77,27 @@ func TestDeploymentURLsAndKey(t *testing.T) {
 	}
 }
 
+// TestTheOutputCapFollowsTheAPIVersion sends a request that sets no output
+// cap, translated and passed through: the API versions that take
+// max_completion_tokens (the default among them), which the o-series
+// models require, get the reserved cap so; earlier versions, which know
+// only max_tokens, get it as max_tokens.
+func TestTheOutputCapFollowsTheAPIVersion(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json",
+		`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`))
+	for _, c := range []struct{ version, field, not string }{
+		{"", "max_completion_tokens", "max_tokens"},
+		{"2024-12-01-preview", "max_completion_tokens", "max_tokens"},
+		{"2024-06-01", "max_tokens", "max_completion_tokens"},
+	} {
+		p, err := azure.New(azure.Options{BaseURL: up.URL, APIKey: apiKey, APIVersion: c.version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		llmtest.ExpectOutputCap(t, up, p, c.field, c.not)
+	}
+}
+
 func TestChatStream(t *testing.T) {
 	body := "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n" +
 		"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n" +

@@ -476,3 +476,26 @@ func ServeNative(t testing.TB, up *Upstream, p ports.PassThrough, d domain.Diale
 		t.Fatalf("final count %+v is negative", u)
 	}
 }
+
+// ExpectOutputCap sends p a chat request and a passed-through chat
+// completion that set no output cap, with 64 tokens reserved, and fails the
+// test unless up, which answers with a completion, received the cap as
+// field both times and not the field not.
+func ExpectOutputCap(t testing.TB, up *Upstream, p interface {
+	ports.Provider
+	ports.PassThrough
+}, field, not string) {
+	t.Helper()
+	req := Chat("m")
+	req.MaxTokens = 64
+	if _, err := p.Chat(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	up.Last(t).WantFields(t, `{"`+field+`":64}`, not)
+	_, err := p.Native(context.Background(), domain.NativeRequest{Dialect: domain.DialectOpenAIChat, Body: []byte(`{"model":"m","messages":[]}`),
+		Model: "m", Answer: "m", MaxTokens: 64}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Last(t).WantFields(t, `{"`+field+`":64}`, not)
+}

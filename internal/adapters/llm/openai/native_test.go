@@ -56,3 +56,35 @@ func TestNativeStreamKeepsTheUsageTheClientDidNotAskFor(t *testing.T) {
 		t.Errorf("usage %+v, counted %v; want the usage chunk's", resp.Usage, resp.Counted)
 	}
 }
+
+// toUpstream carries every request to the fake upstream at its host,
+// wherever the request was addressed, so that an adapter for OpenAI's own
+// API can be tested.
+type toUpstream string
+
+func (host toUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Scheme, r.URL.Host = "http", string(host)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestTheOutputCapIsMaxCompletionTokensForOpenAI sends a request that sets
+// no output cap, translated and passed through: OpenAI's API, whose
+// reasoning models refuse max_tokens, gets the reserved cap as
+// max_completion_tokens; a self-hosted server gets it as max_tokens, the
+// field every OpenAI-compatible server takes.
+func TestTheOutputCapIsMaxCompletionTokensForOpenAI(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", completion))
+	client := &http.Client{Transport: toUpstream(strings.TrimPrefix(up.URL, "http://"))}
+	for _, c := range []struct{ baseURL, field, not string }{
+		{"", "max_completion_tokens", "max_tokens"},
+		{"https://eu.api.openai.com/v1", "max_completion_tokens", "max_tokens"},
+		{"http://ollama:11434/v1", "max_tokens", "max_completion_tokens"},
+	} {
+		p, err := openai.New(openai.Options{BaseURL: c.baseURL, APIKey: apiKey, HTTPClient: client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		llmtest.ExpectOutputCap(t, up, p, c.field, c.not)
+	}
+}

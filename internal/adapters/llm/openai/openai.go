@@ -16,6 +16,7 @@ package openai
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -41,11 +42,18 @@ type Options struct {
 	// llm.DefaultTimeout (ten minutes). The gateway's per-attempt deadline
 	// in ctx usually ends a call first.
 	Timeout time.Duration
-	// UseMaxCompletionTokens sends the output cap as max_completion_tokens,
-	// which OpenAI's reasoning models require, instead of max_tokens, which
-	// Ollama, vLLM, LM Studio and OpenAI's other models understand.
+	// UseMaxCompletionTokens sends the output cap as max_completion_tokens
+	// instead of max_tokens to a server that is not OpenAI's: OpenAI's own
+	// API (a host under api.openai.com) always gets max_completion_tokens,
+	// which replaced max_tokens there and which its reasoning models
+	// require, while Ollama, vLLM and LM Studio are sent max_tokens, which
+	// they all understand.
 	UseMaxCompletionTokens bool
 }
+
+// openAIHost is the host of OpenAI's API; its regional hosts
+// (eu.api.openai.com) are below it.
+const openAIHost = "api.openai.com"
 
 // Provider calls one OpenAI-compatible API; it is safe for concurrent use.
 type Provider struct {
@@ -80,7 +88,17 @@ func New(opts Options) (*Provider, error) {
 		Header:   header,
 		Secret:   opts.APIKey,
 
-		UseMaxCompletionTokens: opts.UseMaxCompletionTokens,
+		UseMaxCompletionTokens: opts.UseMaxCompletionTokens || isOpenAI(ep.BaseURL),
 		PassThrough:            []domain.Dialect{domain.DialectOpenAIChat, domain.DialectOpenAIResponses},
 	})}, nil
+}
+
+// isOpenAI reports whether baseURL, an absolute URL, is OpenAI's API.
+func isOpenAI(baseURL string) bool {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	return host == openAIHost || strings.HasSuffix(host, "."+openAIHost)
 }
