@@ -81,7 +81,7 @@ func NewOpenAIClient(w OpenAIWire) *OpenAIClient {
 			return w.Authorize(ctx, h)
 		}
 	}
-	c.post = JSONPost{Client: w.Endpoint.HTTPClient, Classify: c.classify, Authorize: authorize, ErrorDetail: oaiErrorDetail}
+	c.post = JSONPost{Client: w.Endpoint.HTTPClient, Classify: c.classify, Authorize: authorize, ErrorDetail: oaiErrorDetail, ErrorFields: oaiErrorFields}
 	return c
 }
 
@@ -94,6 +94,20 @@ func oaiErrorDetail(raw []byte, h http.Header) (string, http.Header) {
 		return e.Error.Message, h
 	}
 	return string(raw), h
+}
+
+// oaiErrorFields reads the parameter and the code of OpenAI's error
+// format, each when it is a string: vLLM sends its HTTP status as the code.
+func oaiErrorFields(raw []byte) (param, code string) {
+	var e struct {
+		Error *oaiError `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == nil {
+		return "", ""
+	}
+	_ = json.Unmarshal(e.Error.Param, &param)
+	_ = json.Unmarshal(e.Error.Code, &code)
+	return param, code
 }
 
 // The wire format: only the fields tidygate sends or reads.
@@ -167,7 +181,9 @@ type (
 		Usage *oaiUsage `json:"usage"`
 	}
 	oaiError struct {
-		Message string `json:"message"`
+		Message string          `json:"message"`
+		Param   json.RawMessage `json:"param"` // a string or null
+		Code    json.RawMessage `json:"code"`  // a string, null, or (vLLM) a number
 	}
 )
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/tidygate/tidygate/internal/domain"
 )
 
 // maxResponseBody bounds a non-streamed answer; maxErrorBody bounds how much
@@ -33,6 +35,11 @@ type JSONPost struct {
 	// raw, and the header to classify it with (the answer's, or a copy
 	// with what the body says about retrying). Nil quotes raw as it is.
 	ErrorDetail func(raw []byte, h http.Header) (string, http.Header)
+	// ErrorFields, when set, reads the request parameter at fault and the
+	// provider's code for the error from an error answer (empty when it
+	// names none), which a refusal of the request itself (domain.KindInvalid)
+	// carries to the client, so that its SDK sees them.
+	ErrorFields func(raw []byte) (param, code string)
 }
 
 // Send POSTs body as JSON to url, accepting the media type accept, and
@@ -101,7 +108,12 @@ func (j JSONPost) SendRaw(ctx context.Context, url string, payload []byte, heade
 	if j.ErrorDetail != nil {
 		detail, header = j.ErrorDetail(raw, resp.Header)
 	}
-	return nil, j.Classify.HTTP(resp.StatusCode, header, detail)
+	e := j.Classify.HTTP(resp.StatusCode, header, detail)
+	if j.ErrorFields != nil && e.Kind == domain.KindInvalid {
+		param, code := j.ErrorFields(raw)
+		e.Param, e.Code = j.Classify.clean(param), j.Classify.clean(code)
+	}
+	return nil, e
 }
 
 // Call POSTs body as JSON to url and decodes the JSON answer into out.

@@ -162,6 +162,34 @@ func TestErrorBodyNotInOpenAIFormat(t *testing.T) {
 	}
 }
 
+// TestRefusalKeepsTheParamAndCode answers with OpenAI's errors: a refusal
+// of the request keeps the provider's param and code for the client's SDK
+// (the key scrubbed, should it appear); a code that is not a string
+// (vLLM's HTTP status) is left out and the message still read; a
+// rejection of tidygate's credentials keeps neither, as the client's
+// request is not at fault.
+func TestRefusalKeepsTheParamAndCode(t *testing.T) {
+	for _, c := range []struct {
+		status               int
+		body                 string
+		message, param, code string
+	}{
+		{http.StatusBadRequest, `{"error":{"message":"Unsupported parameter: 'max_tokens'","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}`,
+			"Unsupported parameter", "max_tokens", "unsupported_parameter"},
+		{http.StatusNotFound, `{"error":{"message":"no such model","type":"invalid_request_error","param":"` + apiKey + `","code":"model_not_found"}}`,
+			"no such model", "[redacted]", "model_not_found"},
+		{http.StatusBadRequest, `{"error":{"message":"too long","type":"BadRequestError","param":null,"code":400}}`, "too long", "", ""},
+		{http.StatusUnauthorized, `{"error":{"message":"bad key","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`, "credentials", "", ""},
+	} {
+		up := llmtest.NewUpstream(t, llmtest.Reply(c.status, "application/json", c.body))
+		_, err := newProvider(t, up.URL, openai.Options{APIKey: apiKey}).Chat(context.Background(), llmtest.Chat("m"))
+		var de *domain.Error
+		if !errors.As(err, &de) || !strings.Contains(de.Message, c.message) || de.Param != c.param || de.Code != c.code {
+			t.Errorf("HTTP %d %s: %#v; want the message to hold %q, param %q, code %q", c.status, c.body, de, c.message, c.param, c.code)
+		}
+	}
+}
+
 // sse renders events as a text/event-stream body ending in [DONE].
 func sse(events ...string) string {
 	var b strings.Builder
