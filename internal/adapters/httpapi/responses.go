@@ -63,6 +63,16 @@ func (e *respEcho) settings() []byte {
 	return b
 }
 
+// storedEcho is the echo a stored response kept (settings), or nil when it
+// was stored without one.
+func storedEcho(settings []byte) *respEcho {
+	var e respEcho
+	if json.Unmarshal(settings, &e) != nil {
+		return nil
+	}
+	return &e
+}
+
 // respOutJSON is an output item: a message, a function call or reasoning.
 type respOutJSON struct {
 	Type   string `json:"type"`
@@ -241,9 +251,13 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 	resp := res.Response
 	sr := domain.StoredResponse{ID: responseID(ex.id), CreatedAt: created, Model: answeringModel(res.Result, in.req.Model),
 		FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: !in.req.ToolChoice.NoParallel,
-		Input: in.input, Output: resp.Parts(), Settings: in.echo.settings()}
-	stored := store && h.storeResponse(r, sr)
-	h.writeJSON(w, http.StatusOK, renderResponse(sr, stored))
+		Input: in.input, Output: resp.Parts()}
+	stored := false
+	if store {
+		sr.Settings = in.echo.settings()
+		stored = h.storeResponse(r, sr)
+	}
+	h.writeJSON(w, http.StatusOK, renderResponse(sr, stored, &in.echo))
 }
 
 // storeResponse keeps sr for the caller and reports whether it could. A
@@ -259,17 +273,15 @@ func (h *handler) storeResponse(r *http.Request, sr domain.StoredResponse) bool 
 	return err == nil
 }
 
-// renderResponse is the Response object of an answer: the one a call
-// answers with, and the one GET /v1/responses/{id} serves for it.
-func renderResponse(sr domain.StoredResponse, stored bool) responseJSON {
+// renderResponse is the Response object of an answer, repeating echo of
+// its request (nil: nothing): the one a call answers with, and the one GET
+// /v1/responses/{id} serves for it.
+func renderResponse(sr domain.StoredResponse, stored bool, echo *respEcho) responseJSON {
 	requestID := strings.TrimPrefix(sr.ID, "resp_")
 	out := responseJSON{ID: sr.ID, Object: "response", CreatedAt: sr.CreatedAt.Unix(), Model: sr.Model,
-		Output: []respOutJSON{}, ParallelToolCalls: sr.ParallelToolCalls, Store: stored, Usage: toRespUsage(sr.Usage)}
+		Output: []respOutJSON{}, ParallelToolCalls: sr.ParallelToolCalls, Store: stored, Usage: toRespUsage(sr.Usage),
+		respEcho: echo}
 	out.Status, out.IncompleteDetails = respStatus(sr.FinishReason)
-	var echo respEcho
-	if json.Unmarshal(sr.Settings, &echo) == nil { // none when stored without them
-		out.respEcho = &echo
-	}
 	for i, b := range sr.Output {
 		out.Output = append(out.Output, toRespItem(b, requestID, i))
 	}
@@ -289,7 +301,7 @@ func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeJSON(w, http.StatusOK, renderResponse(sr, true))
+	h.writeJSON(w, http.StatusOK, renderResponse(sr, true, storedEcho(sr.Settings)))
 }
 
 // deleteResponse serves DELETE /v1/responses/{id}, for the owner only.
