@@ -322,10 +322,19 @@ func (d *anthDecoder) block(param string, b anthBlockJSON, nested bool) (_ domai
 		return block, true, nil
 	case "redacted_thinking":
 		return domain.Block{Type: domain.BlockReasoning, Reasoning: domain.Reasoning{Encrypted: b.Data}}, true, nil
-	case "":
+	}
+	return d.other(param, "content block type", b.Type)
+}
+
+// other answers a block or source of type typ that tidygate does not
+// translate (param names it, what says what typ is): without a type it is
+// a client error; any other is Anthropic's own, noted and left out (ok
+// false).
+func (d *anthDecoder) other(param, what, typ string) (_ domain.Block, ok bool, _ error) {
+	if typ == "" {
 		return domain.Block{}, false, domain.InvalidParam(param+".type", "%s.type: Field required", param)
 	}
-	d.providerOnly(param+".type", fmt.Sprintf("content block type %q", b.Type))
+	d.providerOnly(param+".type", fmt.Sprintf("%s %q", what, typ))
 	return domain.Block{}, false, nil
 }
 
@@ -345,11 +354,8 @@ func (d *anthDecoder) image(param string, raw json.RawMessage) (_ domain.Block, 
 		return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: src.MediaType, Data: src.Data}}, true, nil
 	case "url":
 		return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: src.URL}}, true, nil
-	case "":
-		return domain.Block{}, false, domain.InvalidParam(param+".type", "%s.type: Field required", param)
 	}
-	d.providerOnly(param+".type", fmt.Sprintf("image source type %q", src.Type))
-	return domain.Block{}, false, nil
+	return d.other(param, "image source type", src.Type)
 }
 
 // anthToolResultContent accepts a tool result's content as a string or an
