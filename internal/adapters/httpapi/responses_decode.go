@@ -126,16 +126,19 @@ type responsesInput struct {
 }
 
 // continueFrom puts the conversation of the stored response prev before the
-// request's input, after its instructions.
+// request's input, after its instructions. The history's messages come
+// from previous_response_id, which is what an error about one names.
 func (in *responsesInput) continueFrom(prev domain.StoredResponse) {
 	history := prev.Conversation()
+	lead := len(in.at.messages) - len(in.input) // the instructions' message, if any
+	in.at.messages = slices.Concat(in.at.messages[:lead],
+		slices.Repeat([]respOrigin{{item: "previous_response_id"}}, len(history)), in.at.messages[lead:])
 	in.input = append(history, in.input...)
 	in.req.Messages = in.req.Messages[:0:0]
 	if in.instructions != nil {
 		in.req.Messages = append(in.req.Messages, *in.instructions)
 	}
 	in.req.Messages = append(in.req.Messages, in.input...)
-	in.at.messages = nil // req's messages no longer line up with the request's input
 }
 
 // decodeResponses turns a Responses body into a domain request.
@@ -227,12 +230,11 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
 	}
+	// The gateway validates req; its errors are said in this request's
+	// terms through at (exchange.restate).
 	at := respParams{tools: toolAt, messages: d.at}
 	if in.instructions != nil {
 		at.messages = append([]respOrigin{{item: "instructions"}}, d.at...)
-	}
-	if err := req.Validate(); err != nil { // the domain's rules, said in this request's terms
-		return responsesInput{}, at.restate(err)
 	}
 	in.req, in.body, in.untranslatable, in.echo, in.at = req, body, d.only, echoOf(w), at
 	return in, nil

@@ -506,6 +506,11 @@ func TestResponsesRepeatTheirSettings(t *testing.T) {
 func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
 	s := newStoreRig(t, gateway.Options{})
 	image := `{"type":"input_image","image_url":"data:image/tiff;base64,AAAA"}`
+	status, stored := s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","input":"Hi","store":true}`)
+	previous, _ := stored["id"].(string)
+	if status != 200 || previous == "" {
+		t.Fatalf("storing a response: %d %v", status, stored)
+	}
 	cases := []struct{ name, body, param string }{
 		{"json_schema without a schema", `{"model":"mock-chat","input":"x","text":{"format":{"type":"json_schema","name":"s"}}}`, "text.format.schema"},
 		{"tool after a hosted tool", `{"model":"mock-chat","input":"x","tools":[{"type":"web_search"},{"type":"function","name":""}]}`, "tools[1].name"},
@@ -515,6 +520,9 @@ func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
 		  {"type":"function_call","call_id":"c","name":"f","arguments":"[1]"}]}`, "input[2]"},
 		// Refused by the gateway once routed, not by the decoder.
 		{"max_output_tokens over the model's cap", `{"model":"mock-chat","input":"x","max_output_tokens":999999}`, "max_output_tokens"},
+		// The stored history comes before the input: the input's items keep their names.
+		{"image after a stored response", `{"model":"mock-chat","instructions":"Be brief.","previous_response_id":"` + previous + `",
+		  "input":[{"role":"user","content":"a"},{"role":"user","content":[{"type":"input_text","text":"see"},` + image + `]}]}`, "input[1].content[1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
