@@ -315,9 +315,11 @@ func WorstCaseChat(r ChatRequest, maxTokens int) Usage {
 	}
 }
 
-// WorstCaseEmbed returns the most tokens an embedding call can consume.
+// WorstCaseEmbed returns the most tokens an embedding call can consume:
+// every byte of text as one token plus framing, and the token inputs'
+// token ids exactly, which is what a provider counts for them.
 func WorstCaseEmbed(r EmbedRequest) Usage {
-	return Usage{PromptTokens: r.InputBytes() + tokensPerMessage*len(r.Inputs)}
+	return Usage{PromptTokens: r.InputBytes() + tokensPerMessage*len(r.Inputs) + r.InputTokens()}
 }
 
 // OutputCap returns the max_tokens to send upstream: the request's value when

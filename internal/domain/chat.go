@@ -197,23 +197,34 @@ type ChatChunk struct {
 	Model string
 }
 
-// EmbedRequest asks for one vector per input string.
+// EmbedRequest asks for one vector per input: per string of Inputs, or per
+// array of token ids of Tokens (text the client tokenized itself, as
+// OpenAI's API takes it). Exactly one of the two holds the input.
 type EmbedRequest struct {
 	Model      string
 	Inputs     []string
+	Tokens     [][]int
 	Dimensions int // 0 means the model's default
 	User       string
 }
+
+// MaxTokenID is the largest token id an embeddings input may hold: every
+// vocabulary of OpenAI's is smaller than 2^31.
+const MaxTokenID = 1<<31 - 1
 
 // Validate checks the request's shape.
 func (r EmbedRequest) Validate() error {
 	if r.Model == "" {
 		return InvalidParam("model", "model is required")
 	}
-	if len(r.Inputs) == 0 {
+	if len(r.Inputs) > 0 && len(r.Tokens) > 0 {
+		return InvalidParam("input", "input mixes strings and token arrays; send either text or token ids")
+	}
+	n := r.Len()
+	if n == 0 {
 		return InvalidParam("input", "input must not be empty")
 	}
-	if len(r.Inputs) > MaxEmbedInputs {
+	if n > MaxEmbedInputs {
 		return InvalidParam("input", "input may contain at most %d items", MaxEmbedInputs)
 	}
 	for i, s := range r.Inputs {
@@ -224,17 +235,45 @@ func (r EmbedRequest) Validate() error {
 			return InvalidParam("input", "input[%d] is not valid UTF-8", i)
 		}
 	}
+	for i, ids := range r.Tokens {
+		if len(ids) == 0 {
+			return InvalidParam("input", "input[%d] is empty", i)
+		}
+		for j, id := range ids {
+			if id < 0 || id > MaxTokenID {
+				return InvalidToken(i, j, strconv.Itoa(id))
+			}
+		}
+	}
 	if r.Dimensions < 0 || r.Dimensions > 65536 {
 		return InvalidParam("dimensions", "dimensions must be between 1 and 65536")
 	}
 	return nil
 }
 
+// InvalidToken refuses token j of token input i, which the client sent as
+// got: a token id is an integer from 0 to MaxTokenID.
+func InvalidToken(i, j int, got string) *Error {
+	return InvalidParam("input", "token %d of input %d is %s; a token id is an integer from 0 to %d", j, i, got, MaxTokenID)
+}
+
+// Len returns the number of inputs, text or token arrays.
+func (r EmbedRequest) Len() int { return len(r.Inputs) + len(r.Tokens) }
+
 // InputBytes returns the number of bytes of input text.
 func (r EmbedRequest) InputBytes() int {
 	n := 0
 	for _, s := range r.Inputs {
 		n += len(s)
+	}
+	return n
+}
+
+// InputTokens returns the number of token ids of the token inputs.
+func (r EmbedRequest) InputTokens() int {
+	n := 0
+	for _, ids := range r.Tokens {
+		n += len(ids)
 	}
 	return n
 }
@@ -255,8 +294,8 @@ func paramIndex(field string, i int, sub string) string {
 // exhausts its memory. A zero field means its default (DefaultEmbedLimits).
 type EmbedLimits struct {
 	MaxDimensions     int // the most dimensions a request may ask for
-	MaxInputs         int // the most input strings, at most MaxEmbedInputs
-	MaxInputBytes     int // the most bytes of input text, all inputs together
+	MaxInputs         int // the most inputs (strings or token arrays), at most MaxEmbedInputs
+	MaxInputBytes     int // the most bytes of input text, or token ids of token inputs, all inputs together (n bytes of text are at most n tokens)
 	MaxResponseValues int // the most numbers in the response: inputs × dimensions
 }
 
@@ -292,15 +331,18 @@ func (l EmbedLimits) Check(r EmbedRequest) error {
 	if r.Dimensions > l.MaxDimensions {
 		return InvalidParam("dimensions", "dimensions must be at most %d (got %d)", l.MaxDimensions, r.Dimensions)
 	}
-	if len(r.Inputs) > l.MaxInputs {
-		return InvalidParam("input", "input may contain at most %d items (got %d)", l.MaxInputs, len(r.Inputs))
+	if r.Len() > l.MaxInputs {
+		return InvalidParam("input", "input may contain at most %d items (got %d)", l.MaxInputs, r.Len())
 	}
 	if n := r.InputBytes(); n > l.MaxInputBytes {
 		return InvalidParam("input", "input may hold at most %d bytes of text in all (got %d)", l.MaxInputBytes, n)
 	}
-	if values := len(r.Inputs) * r.Dimensions; values > l.MaxResponseValues {
+	if n := r.InputTokens(); n > l.MaxInputBytes {
+		return InvalidParam("input", "input may hold at most %d token ids in all (got %d)", l.MaxInputBytes, n)
+	}
+	if values := r.Len() * r.Dimensions; values > l.MaxResponseValues {
 		return InvalidParam("dimensions", "%d inputs × %d dimensions is %d numbers; a response may hold at most %d: ask for fewer dimensions or send fewer inputs",
-			len(r.Inputs), r.Dimensions, values, l.MaxResponseValues)
+			r.Len(), r.Dimensions, values, l.MaxResponseValues)
 	}
 	return nil
 }

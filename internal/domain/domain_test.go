@@ -108,6 +108,57 @@ func TestEmbedValidate(t *testing.T) {
 	}
 }
 
+// TestEmbedTokenInputs checks the token-array form of an embeddings
+// request: each input a non-empty array of token ids from 0 to
+// MaxTokenID, never beside text, counted as inputs by the limits, and
+// reserved at exactly its number of token ids.
+func TestEmbedTokenInputs(t *testing.T) {
+	tokens := domain.EmbedRequest{Model: "e", Tokens: [][]int{{1, 2, 3}, {domain.MaxTokenID}}}
+	if err := tokens.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		req       domain.EmbedRequest
+		inMessage string
+	}{
+		"an empty array":     {domain.EmbedRequest{Model: "e", Tokens: [][]int{{1}, {}}}, "input[1] is empty"},
+		"a negative id":      {domain.EmbedRequest{Model: "e", Tokens: [][]int{{1, -1}}}, "token 1 of input 0 is -1"},
+		"an id beyond 2^31":  {domain.EmbedRequest{Model: "e", Tokens: [][]int{{1 << 31}}}, "from 0 to 2147483647"},
+		"text and tokens":    {domain.EmbedRequest{Model: "e", Inputs: []string{"a"}, Tokens: [][]int{{1}}}, "mixes strings and token arrays"},
+		"too many arrays":    {domain.EmbedRequest{Model: "e", Tokens: make([][]int, domain.MaxEmbedInputs+1)}, "at most 2048"},
+		"no input of either": {domain.EmbedRequest{Model: "e", Tokens: [][]int{}}, "must not be empty"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var de *domain.Error
+			if err := tc.req.Validate(); !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != "input" ||
+				!strings.Contains(de.Message, tc.inMessage) {
+				t.Errorf("err = %v; want invalid input, saying %q", err, tc.inMessage)
+			}
+		})
+	}
+
+	if got := domain.WorstCaseEmbed(tokens); got != (domain.Usage{PromptTokens: 4}) {
+		t.Errorf("WorstCaseEmbed(4 token ids) = %+v; want exactly 4 prompt tokens", got)
+	}
+	limits := domain.EmbedLimits{MaxInputs: 1, MaxInputBytes: 3, MaxResponseValues: 4}
+	for _, tc := range []struct {
+		req   domain.EmbedRequest
+		param string
+	}{
+		{tokens, "input"}, // two inputs, one allowed
+		{domain.EmbedRequest{Tokens: [][]int{{1, 2, 3, 4}}}, "input"},            // four token ids, three allowed
+		{domain.EmbedRequest{Tokens: [][]int{{1}}, Dimensions: 5}, "dimensions"}, // five numbers, four allowed
+	} {
+		var de *domain.Error
+		if err := limits.Check(tc.req); !errors.As(err, &de) || de.Param != tc.param {
+			t.Errorf("Check(%+v) = %v; want invalid %s", tc.req, err, tc.param)
+		}
+	}
+	if err := limits.Check(domain.EmbedRequest{Tokens: [][]int{{1, 2, 3}}, Dimensions: 4}); err != nil {
+		t.Errorf("Check(a request within the limits) = %v", err)
+	}
+}
+
 func TestErrorKinds(t *testing.T) {
 	cause := errors.New("socket closed")
 	err := fmt.Errorf("reserve: %w", domain.Wrap(domain.KindUnavailable, cause, "database unavailable"))
