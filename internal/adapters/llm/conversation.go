@@ -23,6 +23,17 @@ func FinishReason(stopReason string) string {
 // domain.WorstCaseChat assumes (one token per byte).
 func EstimateTokens(text string) int { return (len(text) + 3) / 4 }
 
+// EstimateEmbedTokens returns an estimate of an embeddings request's
+// prompt tokens, for providers that do not report them: EstimateTokens of
+// each text, and the token inputs' token ids exactly.
+func EstimateEmbedTokens(req domain.EmbedRequest) int {
+	n := req.InputTokens()
+	for _, in := range req.Inputs {
+		n += EstimateTokens(in)
+	}
+	return n
+}
+
 // EstimateUsage returns an estimate of what a chat call consumed, for
 // providers that do not report usage: EstimateTokens of each message's
 // content and name plus four tokens a message, and EstimateTokens of the

@@ -168,6 +168,18 @@ func (c Classifier) TextOnly(req domain.ChatRequest) error {
 	return nil
 }
 
+// TextInputs refuses an embeddings request of token ids for a provider
+// whose embedding models take text only: domain.KindInvalid with code
+// unsupported_feature, naming input.
+func (c Classifier) TextInputs(req domain.EmbedRequest) error {
+	if len(req.Tokens) == 0 {
+		return nil
+	}
+	e := c.unsupported("token-array input", "send input as text (a string or an array of strings)")
+	e.Param = "input"
+	return e
+}
+
 // ClampEffort maps a reasoning effort onto the levels Anthropic's effort
 // setting takes (low, medium, high, xhigh, max): none is no setting at all,
 // as a model that is not asked to think does not reason; minimal is low.
@@ -185,6 +197,11 @@ func ClampEffort(effort string) string {
 // domain.KindInvalid with code unsupported_feature, its message naming the
 // provider and the feature, and hint, if any, saying what to do instead.
 func (c Classifier) Unsupported(feature, hint string) error {
+	return c.unsupported(feature, hint)
+}
+
+// unsupported is Unsupported's error, for a caller to add to.
+func (c Classifier) unsupported(feature, hint string) *domain.Error {
 	msg := fmt.Sprintf("%s: tidygate cannot send %s to this provider", c.provider, feature)
 	if hint != "" {
 		msg += "; " + hint

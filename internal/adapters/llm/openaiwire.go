@@ -167,10 +167,10 @@ type (
 		} `json:"completion_tokens_details"`
 	}
 	oaiEmbedRequest struct {
-		Model          string   `json:"model"`
-		Input          []string `json:"input"`
-		EncodingFormat string   `json:"encoding_format"`
-		Dimensions     int      `json:"dimensions,omitempty"`
+		Model          string `json:"model"`
+		Input          any    `json:"input"` // []string, or [][]int of token ids
+		EncodingFormat string `json:"encoding_format"`
+		Dimensions     int    `json:"dimensions,omitempty"`
 	}
 	oaiEmbeddings struct {
 		Model string `json:"model"`
@@ -319,19 +319,24 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 	return text.Finish(out)
 }
 
-// Embed calls the Embeddings API for float vectors.
+// Embed calls the Embeddings API for float vectors, sending the input as
+// text or as the arrays of token ids the client sent, which the API takes
+// as they are.
 func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
 	ctx, cancel := p.wire.Endpoint.Bound(ctx)
 	defer cancel()
+	body := oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}
+	if len(req.Tokens) > 0 {
+		body.Input = req.Tokens
+	}
 	var resp oaiEmbeddings
-	err := p.post.Call(ctx, p.wire.URL(OpEmbeddings, req.Model), oaiEmbedRequest{Model: req.Model, Input: req.Inputs, EncodingFormat: "float", Dimensions: req.Dimensions}, &resp)
-	if err != nil {
+	if err := p.post.Call(ctx, p.wire.URL(OpEmbeddings, req.Model), body, &resp); err != nil {
 		return domain.EmbedResponse{}, err
 	}
-	if len(resp.Data) != len(req.Inputs) {
-		return domain.EmbedResponse{}, p.classify.Malformed(fmt.Errorf("%d embeddings for %d inputs", len(resp.Data), len(req.Inputs)))
+	if len(resp.Data) != req.Len() {
+		return domain.EmbedResponse{}, p.classify.Malformed(fmt.Errorf("%d embeddings for %d inputs", len(resp.Data), req.Len()))
 	}
-	vectors := make([][]float32, len(req.Inputs))
+	vectors := make([][]float32, req.Len())
 	for _, e := range resp.Data {
 		if e.Index < 0 || e.Index >= int64(len(vectors)) || vectors[e.Index] != nil || len(e.Embedding) == 0 {
 			return domain.EmbedResponse{}, p.classify.Malformed(fmt.Errorf("embedding index %d is out of range, repeated or empty", e.Index))
@@ -347,9 +352,7 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 		out.Usage.PromptTokens = int(resp.Usage.PromptTokens)
 	} else {
 		// No usage reported: estimate, so that the call is costed.
-		for _, in := range req.Inputs {
-			out.Usage.PromptTokens += EstimateTokens(in)
-		}
+		out.Usage.PromptTokens = EstimateEmbedTokens(req)
 	}
 	return out, nil
 }

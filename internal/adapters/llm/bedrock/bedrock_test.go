@@ -317,6 +317,18 @@ func TestEmbedRefusals(t *testing.T) {
 	}
 }
 
+// TestEmbedRefusesTokenInputs: Titan and Cohere embed text only; a
+// request of token ids is refused, naming input, before any call. The
+// upstream refuses everything, so that a request sent fails the test at
+// once.
+func TestEmbedRefusesTokenInputs(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusBadRequest, "application/json", `{}`))
+	p := newProvider(t, up.URL)
+	for _, model := range []string{"amazon.titan-embed-text-v2:0", "cohere.embed-english-v3"} {
+		llmtest.RequireTextInputs(t, p, "bedrock", model, up)
+	}
+}
+
 func TestFailures(t *testing.T) {
 	llmtest.RunFailureTests(t, llmtest.Wire{
 		Provider:   "bedrock",

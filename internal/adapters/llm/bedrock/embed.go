@@ -51,8 +51,12 @@ type cohereResponse struct {
 	Embeddings [][]float32 `json:"embeddings"`
 }
 
-// Embed calls InvokeModel with the body format of the model's family.
+// Embed calls InvokeModel with the body format of the model's family;
+// both families take text only, so a request of token ids is refused.
 func (p *Provider) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
+	if err := p.classify.TextInputs(req); err != nil {
+		return domain.EmbedResponse{}, err
+	}
 	out := domain.EmbedResponse{Model: req.Model, Vectors: make([][]float32, 0, len(req.Inputs))}
 	switch {
 	case strings.HasPrefix(req.Model, titanV2Prefix):

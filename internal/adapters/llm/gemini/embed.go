@@ -62,10 +62,7 @@ func batchEmbed(ctx context.Context, p *Provider, req domain.EmbedRequest) (doma
 	for i, e := range resp.Embeddings {
 		vectors[i] = e.Values
 	}
-	out := domain.EmbedResponse{Model: req.Model, Vectors: vectors}
-	for _, in := range req.Inputs {
-		out.Usage.PromptTokens += llm.EstimateTokens(in)
-	}
+	out := domain.EmbedResponse{Model: req.Model, Vectors: vectors, Usage: domain.Usage{PromptTokens: llm.EstimateEmbedTokens(req)}}
 	return out, p.checkVectors(req, vectors)
 }
 
@@ -90,9 +87,7 @@ func predictEmbed(ctx context.Context, p *Provider, req domain.EmbedRequest) (do
 		}
 	}
 	if out.Usage.PromptTokens == 0 {
-		for _, in := range req.Inputs {
-			out.Usage.PromptTokens += llm.EstimateTokens(in)
-		}
+		out.Usage.PromptTokens = llm.EstimateEmbedTokens(req)
 	}
 	return out, p.checkVectors(req, out.Vectors)
 }

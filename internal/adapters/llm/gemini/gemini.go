@@ -180,8 +180,12 @@ func (p *Provider) ChatStream(ctx context.Context, req domain.ChatRequest, emit 
 	return out, nil
 }
 
-// Embed calls the API's embeddings operation.
+// Embed calls the API's embeddings operation, which takes text only: a
+// request of token ids is refused.
 func (p *Provider) Embed(ctx context.Context, req domain.EmbedRequest) (domain.EmbedResponse, error) {
+	if err := p.classify.TextInputs(req); err != nil {
+		return domain.EmbedResponse{}, err
+	}
 	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
 	return p.embed(ctx, p, req)

@@ -224,6 +224,16 @@ func TestEmbed(t *testing.T) {
 	llmtest.RequireKind(t, err, domain.KindUpstream)
 }
 
+// TestEmbedRefusesTokenInputs: the Gemini API and Vertex AI embed text
+// only; a request of token ids is refused, naming input, before any call.
+// The upstream refuses everything, so that a request sent fails the test
+// at once.
+func TestEmbedRefusesTokenInputs(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusBadRequest, "application/json", `{}`))
+	llmtest.RequireTextInputs(t, newProvider(t, up.URL), "gemini", "gemini-embedding-001", up)
+	llmtest.RequireTextInputs(t, newVertex(t, up.URL, newTokenServer(t)), "vertex", "text-embedding-005", up)
+}
+
 func TestFailures(t *testing.T) {
 	llmtest.RunFailureTests(t, llmtest.Wire{
 		Provider:   "gemini",

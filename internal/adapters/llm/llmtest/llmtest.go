@@ -254,6 +254,24 @@ func RequireError(t testing.TB, err error, kind domain.Kind) *domain.Error {
 	return de
 }
 
+// RequireTextInputs fails the test unless p refuses an embeddings request
+// of token ids on model, a provider whose models take text only, as a
+// domain.KindInvalid error of code unsupported_feature naming input and
+// provider, without sending anything to up.
+func RequireTextInputs(t testing.TB, p ports.Provider, provider, model string, up *Upstream) {
+	t.Helper()
+	before := len(up.Requests())
+	_, err := p.Embed(context.Background(), domain.EmbedRequest{Model: model, Tokens: [][]int{{9906, 1917}}})
+	de := RequireError(t, err, domain.KindInvalid)
+	if de.Code != "unsupported_feature" || de.Param != "input" || !strings.Contains(de.Message, provider) ||
+		!strings.Contains(de.Message, "token-array input") {
+		t.Errorf("error %+v; want unsupported_feature naming input, %s and the token-array input", de, provider)
+	}
+	if n := len(up.Requests()) - before; n != 0 {
+		t.Errorf("%d requests sent for a refused token input", n)
+	}
+}
+
 // Short returns a context that expires soon, for tests in which the
 // upstream hangs. Only the error kind is asserted, never a duration.
 func Short(t testing.TB) context.Context {

@@ -10,7 +10,9 @@
 // per four bytes plus four per message), never above what the gateway
 // reserved. A stream emits the words as chunks, then a final chunk with the
 // finish reason and the usage. Embeddings are unit vectors derived from a
-// hash of each input, of req.Dimensions (default 256) dimensions.
+// hash of each input (its text, or its token ids), of req.Dimensions
+// (default 256) dimensions; a token input counts its token ids as its
+// prompt tokens.
 //
 // It behaves like an agent's model too. Given tools, it answers with a tool
 // call (finish reason "tool_calls") when tool_choice requires one (the named
@@ -238,24 +240,42 @@ func (p *Provider) Embed(ctx context.Context, req domain.EmbedRequest) (domain.E
 	}
 	// The gateway bounds requests first; the mock keeps its own bound so
 	// that nothing that calls it directly can make it fill the memory.
-	if err := domain.DefaultEmbedLimits.Check(domain.EmbedRequest{Inputs: req.Inputs, Dimensions: dims}); err != nil {
+	bounded := req
+	bounded.Dimensions = dims
+	if err := domain.DefaultEmbedLimits.Check(bounded); err != nil {
 		return domain.EmbedResponse{}, err
 	}
+	keys := embedKeys(req)
 	h := uint64(fnvOffset)
-	for _, in := range req.Inputs {
+	for _, in := range keys {
 		h = fnv(fnv(h, in), "\x00")
 	}
 	if err := p.prepare(ctx, req.Model, fnv(h, req.Model)); err != nil {
 		return domain.EmbedResponse{}, err
 	}
-	backing := make([]float32, len(req.Inputs)*dims)
-	vectors := make([][]float32, len(req.Inputs))
-	tokens := 0
-	for i, in := range req.Inputs {
+	backing := make([]float32, len(keys)*dims)
+	vectors := make([][]float32, len(keys))
+	for i, in := range keys {
 		vectors[i] = unitVector(backing[i*dims:(i+1)*dims:(i+1)*dims], fnv(fnvOffset, in))
-		tokens += llm.EstimateTokens(in)
 	}
-	return domain.EmbedResponse{Model: req.Model, Vectors: vectors, Usage: domain.Usage{PromptTokens: tokens}}, nil
+	return domain.EmbedResponse{Model: req.Model, Vectors: vectors, Usage: domain.Usage{PromptTokens: llm.EstimateEmbedTokens(req)}}, nil
+}
+
+// embedKeys returns what each input's vector is derived from: its text,
+// or its token ids in decimal, each followed by a comma.
+func embedKeys(req domain.EmbedRequest) []string {
+	if len(req.Tokens) == 0 {
+		return req.Inputs
+	}
+	keys := make([]string, len(req.Tokens))
+	for i, ids := range req.Tokens {
+		var b []byte
+		for _, id := range ids {
+			b = append(strconv.AppendInt(b, int64(id), 10), ',')
+		}
+		keys[i] = string(b)
+	}
+	return keys
 }
 
 // prepare waits the configured latency and applies the model's test hook

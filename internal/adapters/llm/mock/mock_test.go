@@ -172,6 +172,30 @@ func TestEmbed(t *testing.T) {
 	llmtest.RequireKind(t, err, domain.KindInvalid)
 }
 
+// TestEmbedTokenInputs: token inputs get deterministic unit vectors, one
+// per array and a function of its token ids, and count their token ids as
+// prompt tokens; the mock's own bound counts them as inputs.
+func TestEmbedTokenInputs(t *testing.T) {
+	p := newMock(t, mock.Options{})
+	ctx := context.Background()
+	resp, err := p.Embed(ctx, domain.EmbedRequest{Model: "mock-embed", Tokens: [][]int{{9906, 1917}, {15339}, {9906, 1917}}, Dimensions: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Vectors) != 3 || resp.Usage != (domain.Usage{PromptTokens: 5}) {
+		t.Fatalf("got %d vectors, usage %+v; want 3 vectors, 5 prompt tokens", len(resp.Vectors), resp.Usage)
+	}
+	if len(resp.Vectors[0]) != 8 || !equal(resp.Vectors[0], resp.Vectors[2]) || equal(resp.Vectors[0], resp.Vectors[1]) {
+		t.Error("vectors are not a function of their token ids")
+	}
+	again, err := p.Embed(ctx, domain.EmbedRequest{Model: "mock-embed", Tokens: [][]int{{15339}}, Dimensions: 8})
+	if err != nil || !equal(again.Vectors[0], resp.Vectors[1]) {
+		t.Errorf("the same tokens gave another vector (%v)", err)
+	}
+	_, err = p.Embed(ctx, domain.EmbedRequest{Model: "mock-embed", Tokens: make([][]int, domain.MaxEmbedInputs+1)})
+	llmtest.RequireKind(t, err, domain.KindInvalid)
+}
+
 func equal(a, b []float32) bool {
 	if len(a) != len(b) {
 		return false

@@ -295,6 +295,22 @@ func TestEmbed(t *testing.T) {
 	}
 }
 
+// TestEmbedTokenArrays: token inputs go upstream as the arrays of token ids
+// they are, and without a reported usage they count their token ids.
+func TestEmbedTokenArrays(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", `{"object":"list","model":"text-embedding-3-small",
+	  "data":[{"object":"embedding","index":0,"embedding":[1,0]},{"object":"embedding","index":1,"embedding":[0.5,-0.5]}]}`))
+	p := newProvider(t, up.URL, openai.Options{APIKey: apiKey})
+	resp, err := p.Embed(context.Background(), domain.EmbedRequest{Model: "text-embedding-3-small", Tokens: [][]int{{9906, 1917}, {15339}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Vectors) != 2 || resp.Usage != (domain.Usage{PromptTokens: 3}) {
+		t.Errorf("Embed = %+v; want two vectors and the 3 token ids counted", resp)
+	}
+	up.Last(t).WantFields(t, `{"model":"text-embedding-3-small","input":[[9906,1917],[15339]],"encoding_format":"float"}`)
+}
+
 func TestEmbedMalformed(t *testing.T) {
 	for name, body := range map[string]string{
 		"too few":      `{"data":[{"index":0,"embedding":[1]}]}`,
