@@ -133,7 +133,8 @@ type CallRecord struct {
 
 	Messages     []Message // chat input
 	Tools        []Tool    // the tools a chat call offered the model
-	EmbedInputs  []string  // embeddings input
+	EmbedInputs  []string  // embeddings input, as text
+	EmbedTokens  [][]int   // embeddings input, as token ids
 	Output       string    // chat output text; empty for embeddings
 	OutputBlocks []Block   // the whole answer when it held more than text (tool calls, reasoning)
 	Dimensions   int       // embedding vector length

@@ -241,6 +241,7 @@ func (o *embedOp) describe(rec *domain.CallRecord) {
 	rec.RequestedModel = o.req.Model
 	rec.ClientUser = o.req.User
 	rec.EmbedInputs = o.req.Inputs
+	rec.EmbedTokens = o.req.Tokens
 }
 
 func (o *embedOp) worstCase(domain.Model) (domain.Usage, error) {

@@ -74,6 +74,7 @@ type wireRecord struct {
 	Messages     []wireMessage `json:"messages,omitempty"`
 	Tools        []wireTool    `json:"tools,omitempty"`
 	EmbedInputs  []string      `json:"embed_inputs,omitempty"`
+	EmbedTokens  [][]int       `json:"embed_tokens,omitempty"`
 	Output       string        `json:"output,omitempty"`
 	OutputBlocks []wireBlock   `json:"output_blocks,omitempty"`
 	Dimensions   int           `json:"dimensions,omitempty"`
@@ -197,7 +198,7 @@ func wireOf(r domain.CallRecord, mode ContentMode) wireRecord {
 	if mode.KeepsText() {
 		w.Messages = toWireMessages(r.Messages)
 		w.Tools = toWireTools(r.Tools)
-		w.EmbedInputs = r.EmbedInputs
+		w.EmbedInputs, w.EmbedTokens = r.EmbedInputs, r.EmbedTokens
 		w.Output = r.Output
 		w.OutputBlocks = toWireBlocks(r.OutputBlocks)
 	}
@@ -244,7 +245,7 @@ func decodeRecord(value []byte) (call, error) {
 		Usage:     usage,
 		InputCost: domain.Micros(w.InputCost), OutputCost: domain.Micros(w.OutputCost),
 		ProviderTime: time.Duration(w.ProviderTimeNS),
-		EmbedInputs:  w.EmbedInputs, Output: w.Output, Dimensions: w.Dimensions,
+		EmbedInputs:  w.EmbedInputs, EmbedTokens: w.EmbedTokens, Output: w.Output, Dimensions: w.Dimensions,
 		Messages: fromWireMessages(w.Messages), Tools: fromWireTools(w.Tools), OutputBlocks: fromWireBlocks(w.OutputBlocks),
 	}
 	for _, a := range w.AttemptList {

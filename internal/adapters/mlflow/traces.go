@@ -559,10 +559,12 @@ type chatRequestBody struct {
 	User        string       `json:"user,omitempty"`
 }
 
+// embedRequestBody is an embeddings request as the client sent it: input
+// its text, or its arrays of token ids.
 type embedRequestBody struct {
-	Model string   `json:"model"`
-	Input []string `json:"input,omitempty"`
-	User  string   `json:"user,omitempty"`
+	Model string `json:"model"`
+	Input any    `json:"input,omitempty"`
+	User  string `json:"user,omitempty"`
 }
 
 type chatChoice struct {
@@ -588,7 +590,14 @@ func requestBody(c call, model string) any {
 	r := c.rec
 	switch r.Endpoint {
 	case domain.EndpointEmbeddings:
-		return embedRequestBody{Model: model, Input: r.EmbedInputs, User: r.ClientUser}
+		body := embedRequestBody{Model: model, User: r.ClientUser}
+		switch {
+		case len(r.EmbedTokens) > 0:
+			body.Input = r.EmbedTokens
+		case len(r.EmbedInputs) > 0:
+			body.Input = r.EmbedInputs
+		}
+		return body
 	case domain.EndpointMessages:
 		return anthRequest(r, model)
 	case domain.EndpointResponses:

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -445,6 +446,43 @@ func TestEmbeddingTrace(t *testing.T) {
 	req, _ := previews(r)
 	if utf8.RuneCountInString(req) != 1000 || !strings.HasSuffix(req, "...") || !strings.HasPrefix(req, `{"model":"mock-embed","input":["<long & input>`) {
 		t.Errorf("a long embedding request preview is %q…, want its JSON cut to 1000 characters ending in ... and unescaped", req[:60])
+	}
+}
+
+// TestEmbeddingTokensTrace: an embeddings call whose input was token ids
+// is recorded as such, under the content policy that governs text: the
+// arrays in the journal and the spans with full content, in the previews
+// only with previews, nowhere without content.
+func TestEmbeddingTokensTrace(t *testing.T) {
+	r := sample("req-embed-tokens", okEmbed, 1)
+	r.EmbedInputs, r.EmbedTokens = nil, [][]int{{9906, 1917}, {15339}}
+	if got := journaled(t, r).rec.EmbedTokens; !reflect.DeepEqual(got, r.EmbedTokens) {
+		t.Errorf("the journal kept the token input as %v, want %v", got, r.EmbedTokens)
+	}
+	const input = `"input":[[9906,1917],[15339]]`
+	for _, tc := range []struct {
+		mode            ContentMode
+		inSpans, inPrev bool
+	}{
+		{ContentFull, true, true},
+		{ContentPreview, false, true},
+		{ContentNone, false, false},
+	} {
+		value, err := encodeRecord(r, tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(value), `"embed_tokens":[[9906,1917],[15339]]`); got != tc.inSpans {
+			t.Errorf("%s: token ids in the journal's record = %v, want %v: %s", tc.mode, got, tc.inSpans, value)
+		}
+		b := traceRows(t, r, tc.mode)
+		inputs, _ := json.Marshal(rootAttributes(t, b)["mlflow.spanInputs"])
+		if got := strings.Contains(string(inputs), input); got != tc.inSpans {
+			t.Errorf("%s: the root span's inputs %s, want the token input = %v", tc.mode, inputs, tc.inSpans)
+		}
+		if got := strings.Contains(b.traceInfo[0].RequestPreview, input); got != tc.inPrev {
+			t.Errorf("%s: request preview %q, want the token input = %v", tc.mode, b.traceInfo[0].RequestPreview, tc.inPrev)
+		}
 	}
 }
 
