@@ -26,16 +26,8 @@ import (
 // the answer is a 400 in that dialect's error shape naming the feature and
 // the provider, and nothing reaches the upstream.
 func TestUnsupportedFeatureIsA400InEachDialect(t *testing.T) {
-	none := filepath.Join(t.TempDir(), "none")
-	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_SESSION_TOKEN": "",
-		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true"} {
-		t.Setenv(k, v)
-	}
 	up := llmtest.NewUpstream(t, llmtest.Hang)
-	p, err := bedrock.New(context.Background(), bedrock.Options{Region: "us-east-1", BaseURL: up.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newBedrock(t, up.URL)
 	cat, err := domain.NewCatalogue([]domain.Model{{Name: "claude-bedrock", Type: domain.ModelChat, Provider: "bedrock",
 		Upstream: "anthropic.claude-3-haiku-20240307-v1:0", Price: domain.Price{InputPerMillion: 1, OutputPerMillion: 1}, MaxOutputTokens: 1024}})
 	if err != nil {
@@ -103,6 +95,22 @@ func TestUnsupportedFeatureIsA400InEachDialect(t *testing.T) {
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d requests reached the upstream", n)
 	}
+}
+
+// newBedrock returns the Bedrock adapter calling baseURL with static fake
+// credentials, none read from the machine's AWS configuration.
+func newBedrock(t *testing.T, baseURL string) *bedrock.Provider {
+	t.Helper()
+	none := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{"AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true"} {
+		t.Setenv(k, v)
+	}
+	p, err := bedrock.New(context.Background(), bedrock.Options{Region: "us-east-1", BaseURL: baseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // openAIError reads the type and message of an error body shaped

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -567,49 +568,105 @@ func decodeEmbed(body []byte) (embedInput, error) {
 		in.req.Dimensions = *w.Dimensions
 	}
 	var err error
-	if in.req.Inputs, err = embedInputs(w.Input); err != nil {
+	if in.req.Inputs, in.req.Tokens, err = embedInputs(w.Input); err != nil {
 		return embedInput{}, err
 	}
 	return in, nil
 }
 
-// embedInputs accepts input as a string or an array of strings; token arrays
-// (integers, or arrays of them) are refused.
-func embedInputs(raw json.RawMessage) ([]string, error) {
-	notText := func() error {
-		return domain.InvalidParam("input", "input must be a string or an array of strings")
-	}
-	tokens := func() error {
-		return domain.InvalidParam("input", "token arrays are not supported; send input as a string or an array of strings")
+// embedInputs reads input in each of the shapes OpenAI's API takes: a
+// string, an array of strings, an array of token ids (one input), or an
+// array of arrays of token ids. An array holding both strings and token
+// arrays is read as both, for the request's validation to refuse; token
+// ids both bare and in arrays are refused here, as no input holds them.
+func embedInputs(raw json.RawMessage) (texts []string, tokens [][]int, err error) {
+	notInput := func() error {
+		return domain.InvalidParam("input", "input must be a string, an array of strings, an array of token ids or an array of arrays of token ids")
 	}
 	switch firstByte(raw) {
 	case 0, 'n':
-		return nil, nil // reported by validation
+		return nil, nil, nil // reported by validation
 	case '"':
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, notText()
+			return nil, nil, notInput()
 		}
-		return []string{s}, nil
+		return []string{s}, nil, nil
 	case '[':
 		var items []json.RawMessage
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, notText()
+			return nil, nil, notInput()
 		}
-		out := make([]string, len(items))
+		var bare []int // token ids outside an array: the one input's
 		for i, item := range items {
 			switch b := firstByte(item); {
 			case b == '"':
-				if err := json.Unmarshal(item, &out[i]); err != nil {
-					return nil, notText()
+				var s string
+				if err := json.Unmarshal(item, &s); err != nil {
+					return nil, nil, notInput()
 				}
-			case b == '[' || b == '-' || ('0' <= b && b <= '9'):
-				return nil, tokens()
+				texts = append(texts, s)
+			case b == '[':
+				ids, err := tokenIDs(item, len(tokens))
+				if err != nil {
+					return nil, nil, err
+				}
+				tokens = append(tokens, ids)
+			case isNumber(b):
+				id, err := tokenID(item, 0, i)
+				if err != nil {
+					return nil, nil, err
+				}
+				bare = append(bare, id)
 			default:
-				return nil, notText()
+				return nil, nil, notInput()
 			}
 		}
-		return out, nil
+		if bare != nil && tokens != nil {
+			return nil, nil, domain.InvalidParam("input", "input mixes token ids and arrays of them; send one array of token ids or an array of arrays")
+		}
+		if bare != nil {
+			tokens = [][]int{bare}
+		}
+		return texts, tokens, nil
 	}
-	return nil, notText()
+	return nil, nil, notInput()
 }
+
+// tokenIDs reads raw, an array, as the token ids of token input i.
+func tokenIDs(raw json.RawMessage, i int) ([]int, error) {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, domain.InvalidParam("input", "input[%d] must be an array of token ids", i)
+	}
+	ids := make([]int, len(items))
+	for j, item := range items {
+		id, err := tokenID(item, i, j)
+		if err != nil {
+			return nil, err
+		}
+		ids[j] = id
+	}
+	return ids, nil
+}
+
+// tokenID reads raw as token j of token input i: an integer, which the
+// request's validation then bounds. Anything else (1.5, 1e400, a string)
+// is refused, quoted when short.
+func tokenID(raw json.RawMessage, i, j int) (int, error) {
+	lit := string(raw)
+	if !isNumber(firstByte(raw)) {
+		lit = "not a number"
+	}
+	id, err := strconv.Atoi(lit)
+	if err != nil {
+		if len(lit) > 32 {
+			lit = lit[:29] + "..."
+		}
+		return 0, domain.InvalidToken(i, j, lit)
+	}
+	return id, nil
+}
+
+// isNumber reports whether b begins a JSON number.
+func isNumber(b byte) bool { return b == '-' || ('0' <= b && b <= '9') }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"testing"
 	"time"
@@ -69,6 +70,35 @@ func fuzzDecoder[T any](f *testing.F, decode func([]byte) (T, error), check func
 			t.Fatalf("body %q: refused with %d %q", body, p.status, p.message)
 		}
 	})
+}
+
+// TestDecodeEmbedInputShapes decodes input in each shape OpenAI's API
+// takes: a string and an array of strings as text, an array of token ids
+// as one token input, an array of arrays of them as one input each.
+func TestDecodeEmbedInputShapes(t *testing.T) {
+	for _, tc := range []struct {
+		input  string
+		texts  []string
+		tokens [][]int
+	}{
+		{`"a"`, []string{"a"}, nil},
+		{`["a","b"]`, []string{"a", "b"}, nil},
+		{`[1, 2, 3]`, nil, [][]int{{1, 2, 3}}},
+		{`[ [1,2] , [3] ]`, nil, [][]int{{1, 2}, {3}}},
+		{`[[0, 2147483647]]`, nil, [][]int{{0, 1<<31 - 1}}},
+	} {
+		in, err := decodeEmbed([]byte(`{"model":"e","input":` + tc.input + `}`))
+		if err != nil {
+			t.Errorf("%s: %v", tc.input, err)
+			continue
+		}
+		if !reflect.DeepEqual(in.req.Inputs, tc.texts) || !reflect.DeepEqual(in.req.Tokens, tc.tokens) {
+			t.Errorf("%s: texts %q, tokens %v; want %q, %v", tc.input, in.req.Inputs, in.req.Tokens, tc.texts, tc.tokens)
+		}
+		if err := in.req.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.input, err)
+		}
+	}
 }
 
 func TestDecodeJSONPositions(t *testing.T) {

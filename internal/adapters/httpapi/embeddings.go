@@ -38,7 +38,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) {
 	res, err := h.gw.Embed(r.Context(), h.call(r), in.req)
 	ex.waited(res.Result)
 	if err == nil {
-		err = checkVectors(res.Response.Vectors, len(in.req.Inputs), in.base64)
+		err = checkVectors(res.Response.Vectors, in.req.Len(), in.base64)
 	}
 	if err != nil {
 		h.writeError(w, r, err)

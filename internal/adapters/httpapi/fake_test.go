@@ -182,8 +182,8 @@ func (g *fakeGateway) Embed(ctx context.Context, call gateway.Call, req domain.E
 		return g.embed(ctx, req)
 	}
 	res := gateway.EmbedResult{Result: gateway.Result{Model: embedModel, Attempts: 1, Cost: 1},
-		Response: domain.EmbedResponse{Usage: domain.Usage{PromptTokens: len(req.Inputs) * 2}}}
-	for i := range req.Inputs {
+		Response: domain.EmbedResponse{Usage: domain.Usage{PromptTokens: req.Len() * 2}}}
+	for i := range req.Len() {
 		res.Response.Vectors = append(res.Response.Vectors, []float32{float32(i), 0.5, -1.25})
 	}
 	return res, nil

@@ -164,9 +164,19 @@ func TestBadRequests(t *testing.T) {
 		{"audio modality", "", `{"model":"mock-chat",` + msg + `,"modalities":["text","audio"]}`, nil, 400, "modalities", "audio"},
 		{"form content type", "", `{"model":"mock-chat",` + msg + `}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "", "application/json"},
 		{"too large", "", `{"model":"mock-chat","messages":[{"role":"user","content":"` + strings.Repeat("a", 2048) + `"}]}`, nil, 413, "", "1024 bytes"},
-		{"embeddings token array", "/v1/embeddings", `{"model":"mock-embed","input":[1,2,3]}`, nil, 400, "input", "token arrays are not supported"},
-		{"embeddings token arrays", "/v1/embeddings", `{"model":"mock-embed","input":[[1,2],[3]]}`, nil, 400, "input", "token arrays are not supported"},
 		{"embeddings mixed input", "/v1/embeddings", `{"model":"mock-embed","input":["a",{}]}`, nil, 400, "input", "array of strings"},
+		{"embeddings text and tokens", "/v1/embeddings", `{"model":"mock-embed","input":["a",[1,2]]}`, nil, 400, "input", "mixes strings and token arrays"},
+		{"embeddings text and a token", "/v1/embeddings", `{"model":"mock-embed","input":[1,"a"]}`, nil, 400, "input", "mixes strings and token arrays"},
+		{"embeddings tokens bare and in arrays", "/v1/embeddings", `{"model":"mock-embed","input":[1,[2]]}`, nil, 400, "input", "mixes token ids and arrays of them"},
+		{"embeddings empty token array", "/v1/embeddings", `{"model":"mock-embed","input":[[1],[]]}`, nil, 400, "input", "input[1] is empty"},
+		{"embeddings negative token", "/v1/embeddings", `{"model":"mock-embed","input":[5,-1]}`, nil, 400, "input", "token 1 of input 0 is -1; a token id is an integer from 0 to 2147483647"},
+		{"embeddings fractional token", "/v1/embeddings", `{"model":"mock-embed","input":[[1],[2,1.5]]}`, nil, 400, "input", "token 1 of input 1 is 1.5;"},
+		{"embeddings overflowing token", "/v1/embeddings", `{"model":"mock-embed","input":[[1e400]]}`, nil, 400, "input", "token 0 of input 0 is 1e400;"},
+		{"embeddings huge token", "/v1/embeddings", `{"model":"mock-embed","input":[[99999999999999999999999999999999999999]]}`, nil, 400, "input", "is 99999999999999999999999999999...;"},
+		{"embeddings token beyond 2^31", "/v1/embeddings", `{"model":"mock-embed","input":[[2147483648]]}`, nil, 400, "input", "is 2147483648;"},
+		{"embeddings string token", "/v1/embeddings", `{"model":"mock-embed","input":[[1,"2"]]}`, nil, 400, "input", "token 1 of input 0 is not a number"},
+		{"embeddings null token", "/v1/embeddings", `{"model":"mock-embed","input":[[null]]}`, nil, 400, "input", "is not a number"},
+		{"embeddings a bare token", "/v1/embeddings", `{"model":"mock-embed","input":7}`, nil, 400, "input", "an array of token ids"},
 		{"embeddings empty input", "/v1/embeddings", `{"model":"mock-embed","input":[]}`, nil, 400, "input", "must not be empty"},
 		{"embeddings empty string", "/v1/embeddings", `{"model":"mock-embed","input":["a",""]}`, nil, 400, "input", "input[1] is empty"},
 		{"embeddings no input", "/v1/embeddings", `{"model":"mock-embed"}`, nil, 400, "input", "must not be empty"},
@@ -514,9 +524,11 @@ func TestEmbeddings(t *testing.T) {
 			TotalTokens  int `json:"total_tokens"`
 		} `json:"usage"`
 	}
-	for _, body := range []string{
-		`{"model":"mock-embed","input":["one","two"],"encoding_format":"float","user":"u"}`,
-		`{"model":"mock-embed","input":"one"}`,
+	for body, vectors := range map[string]int{
+		`{"model":"mock-embed","input":["one","two"],"encoding_format":"float","user":"u"}`: 2,
+		`{"model":"mock-embed","input":[[9906,1917],[15339]]}`:                              2, // token arrays, as LangChain sends them
+		`{"model":"mock-embed","input":[9906,1917]}`:                                        1, // one token array: one input
+		`{"model":"mock-embed","input":"one"}`:                                              1,
 	} {
 		rec := r.do("POST", "/v1/embeddings", body)
 		if rec.Code != 200 {
@@ -530,6 +542,9 @@ func TestEmbeddings(t *testing.T) {
 			got.Usage.TotalTokens != got.Usage.PromptTokens || rec.Header().Get("X-Tidygate-Model") != "mock-embed" {
 			t.Errorf("%s: response = %+v", body, got)
 		}
+		if len(got.Data) != vectors {
+			t.Errorf("%s: %d vectors; want %d", body, len(got.Data), vectors)
+		}
 		for i, it := range got.Data {
 			var v []float32
 			if err := json.Unmarshal(it.Embedding, &v); err != nil || it.Object != "embedding" || it.Index != i ||
@@ -537,9 +552,6 @@ func TestEmbeddings(t *testing.T) {
 				t.Errorf("data[%d] = %+v (%v)", i, it, err)
 			}
 		}
-	}
-	if len(got.Data) != 1 {
-		t.Errorf("a string input gave %d vectors", len(got.Data))
 	}
 
 	rec := r.do("POST", "/v1/embeddings", `{"model":"mock-embed","input":["a","b"],"encoding_format":"base64","dimensions":3}`)

@@ -75,6 +75,22 @@ func TestOfficialSDK(t *testing.T) {
 		}
 	})
 
+	t.Run("embeddings of token arrays", func(t *testing.T) {
+		for name, in := range map[string]openai.EmbeddingNewParamsInputUnion{
+			"arrays": {OfArrayOfTokenArrays: [][]int64{{9906, 1917}, {15339}}},
+			"array":  {OfArrayOfTokens: []int64{9906, 1917}},
+		} {
+			resp, err := client.Embeddings.New(ctx, openai.EmbeddingNewParams{Model: "mock-embed", Input: in})
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			inputs := max(len(in.OfArrayOfTokenArrays), 1)
+			if len(resp.Data) != inputs || resp.Data[inputs-1].Index != int64(inputs-1) || resp.Usage.PromptTokens != int64(2*inputs) {
+				t.Errorf("%s: embeddings = %s", name, resp.RawJSON())
+			}
+		}
+	})
+
 	t.Run("models", func(t *testing.T) {
 		page, err := client.Models.List(ctx)
 		if err != nil {
