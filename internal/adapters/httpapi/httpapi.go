@@ -146,7 +146,7 @@ type handler struct {
 // NewHandler returns the API's routes:
 //
 //	POST /v1/chat/completions   chat completion, streamed as server-sent events when "stream" is true
-//	POST /v1/embeddings         one vector per input string
+//	POST /v1/embeddings         one vector per input: a string, or an array of token ids
 //	GET  /v1/models             the models (and aliases) the caller may use
 //	GET  /v1/models/{model}     one of them
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
