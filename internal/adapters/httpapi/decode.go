@@ -577,8 +577,9 @@ func decodeEmbed(body []byte) (embedInput, error) {
 // embedInputs reads input in each of the shapes OpenAI's API takes: a
 // string, an array of strings, an array of token ids (one input), or an
 // array of arrays of token ids. An array holding both strings and token
-// arrays is read as both, for the request's validation to refuse; token
-// ids both bare and in arrays are refused here, as no input holds them.
+// arrays is read as both, for the request's validation to refuse; one
+// holding token ids both bare and in arrays is refused here, as it is none
+// of the shapes.
 func embedInputs(raw json.RawMessage) (texts []string, tokens [][]int, err error) {
 	notInput := func() error {
 		return domain.InvalidParam("input", "input must be a string, an array of strings, an array of token ids or an array of arrays of token ids")
@@ -652,7 +653,7 @@ func tokenIDs(raw json.RawMessage, i int) ([]int, error) {
 
 // tokenID reads raw as token j of token input i: an integer, which the
 // request's validation then bounds. Anything else (1.5, 1e400, a string)
-// is refused, quoted when short.
+// is refused, the number quoted (its first 29 bytes when longer than 32).
 func tokenID(raw json.RawMessage, i, j int) (int, error) {
 	lit := string(raw)
 	if !isNumber(firstByte(raw)) {
