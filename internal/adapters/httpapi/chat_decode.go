@@ -62,8 +62,7 @@ func (d *chatDecoder) message(i int, m messageJSON) (domain.Message, error) {
 }
 
 // toolCall checks one tool call of an assistant message; param names it.
-// Arguments that are not a JSON object (a model's output cut short, say)
-// are OpenAI's to take: any other provider needs an object.
+// Its arguments follow passOnly.toolArguments' rule.
 func (d *chatDecoder) toolCall(param string, c toolCallJSON) (domain.ToolCall, error) {
 	if c.Type != "function" {
 		return domain.ToolCall{}, domain.InvalidParam(param+".type", "%s.type must be \"function\"", param)
@@ -71,15 +70,7 @@ func (d *chatDecoder) toolCall(param string, c toolCallJSON) (domain.ToolCall, e
 	if c.ID == "" || c.Function.Name == "" {
 		return domain.ToolCall{}, domain.InvalidParam(param, "%s needs an id and a function.name", param)
 	}
-	args := c.Function.Arguments
-	if strings.TrimSpace(args) == "" {
-		args = "{}" // a function without parameters
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal([]byte(args), &obj) != nil || obj == nil {
-		d.providerOnly(param+".function.arguments", "a tool call whose arguments are not a JSON object")
-		args = domain.ToolArguments("") // the domain request, which validates, leaves them out
-	}
+	args := d.toolArguments(param+".function.arguments", c.Function.Arguments)
 	return domain.ToolCall{ID: c.ID, Name: c.Function.Name, Arguments: args}, nil
 }
 

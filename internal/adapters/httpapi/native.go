@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -43,6 +44,23 @@ func (p *passOnly) providerOnly(param, feature string) {
 	if p.only == nil {
 		p.only = domain.ProviderOnly(param, feature)
 	}
+}
+
+// toolArguments returns args, the arguments of a tool call in the history
+// named param, as the domain request holds them: a JSON object, none being
+// the empty one. Any other string (a model's output cut short, say) is
+// OpenAI's to take, as any other provider needs an object: it is noted,
+// and the domain request, which validates, holds the empty object instead.
+func (p *passOnly) toolArguments(param, args string) string {
+	if strings.TrimSpace(args) == "" {
+		return domain.ToolArguments("")
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(args), &obj) != nil || obj == nil {
+		p.providerOnly(param, "a tool call whose arguments are not a JSON object")
+		return domain.ToolArguments("")
+	}
+	return args
 }
 
 // nativeRequest is the request as the client sent it, for the gateway.

@@ -229,6 +229,19 @@ func TestChatToolArgumentsNotAnObjectPassThroughOnly(t *testing.T) {
 	  {"role":"tool","tool_call_id":"call_1","content":"cut short"}]}`, "messages[1].tool_calls[0].function.arguments"}})
 }
 
+// The Responses API takes the same rule for a function_call input item:
+// arguments that are not a JSON object pass through to OpenAI, and a model
+// that translates refuses them by name.
+func TestResponsesToolArgumentsNotAnObjectPassThroughOnly(t *testing.T) {
+	checkProviderOnly(t, "/v1/responses", []providerOnlyCase{
+		{"cut short", `{"model":"gpt","input":[{"role":"user","content":"x"},
+		  {"type":"function_call","call_id":"call_1","name":"f","arguments":"{\"a\": 1"},
+		  {"type":"function_call_output","call_id":"call_1","output":"cut short"}]}`, "input[1].arguments"},
+		{"an array", `{"model":"gpt","input":[{"role":"user","content":"x"},
+		  {"type":"function_call","call_id":"call_1","name":"f","arguments":"[1]"}]}`, "input[1].arguments"},
+	})
+}
+
 // A thinking block's signature survives the Responses API, which has no
 // field for it: it goes out in the reasoning item's encrypted_content and
 // comes back from it.

@@ -324,7 +324,8 @@ func echoOf(w responsesRequestJSON) respEcho {
 // feature in it that OpenAI serves itself: a stored prompt template, log
 // probabilities, a hosted tool or a tool choice of one, an input item
 // tidygate does not know (a hosted tool's call, an item reference, …), a
-// file. The domain request leaves those out.
+// file, a function call whose arguments are not a JSON object. The domain
+// request leaves those out.
 type respDecoder struct {
 	passOnly
 	// at is where each message input returned comes from in the request.
@@ -389,7 +390,7 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 			// An assistant's text merges with the calls and reasoning around it.
 			add(msg.Role, msg.Role == domain.RoleAssistant, param, from, msg.Blocks...)
 		case "function_call":
-			args := domain.ToolArguments(it.Arguments)
+			args := d.toolArguments(param+".arguments", it.Arguments)
 			add(domain.RoleAssistant, true, param, []string{param}, domain.Block{Type: domain.BlockToolCall,
 				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
 		case "function_call_output":

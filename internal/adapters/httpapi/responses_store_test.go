@@ -517,7 +517,7 @@ func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
 		{"image after instructions", `{"model":"mock-chat","instructions":"Be brief.","input":[{"role":"user","content":"a"},
 		  {"role":"user","content":[{"type":"input_text","text":"see"},{"type":"input_file","file_id":"f"},` + image + `]}]}`, "input[1].content[2]"},
 		{"call merged with text", `{"model":"mock-chat","input":[{"role":"user","content":"x"},{"role":"assistant","content":"let me see"},
-		  {"type":"function_call","call_id":"c","name":"f","arguments":"[1]"}]}`, "input[2]"},
+		  {"type":"function_call","call_id":"","name":"f","arguments":"{}"}]}`, "input[2]"},
 		// Refused by the gateway once routed, not by the decoder.
 		{"max_output_tokens over the model's cap", `{"model":"mock-chat","input":"x","max_output_tokens":999999}`, "max_output_tokens"},
 		// The stored history comes before the input: the input's items keep their names.
