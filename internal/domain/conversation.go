@@ -111,11 +111,15 @@ func JoinText(blocks []Block) string {
 }
 
 // Tool is a function the model may call. Parameters is a JSON Schema of its
-// arguments object.
+// arguments object. Strict, set only when the client asked for it, asks
+// that the model's calls always match Parameters exactly (OpenAI's strict
+// function calling, Anthropic's strict tool use); a provider that cannot
+// promise it refuses the tool rather than call it without the promise.
 type Tool struct {
 	Name        string
 	Description string
 	Parameters  json.RawMessage
+	Strict      bool
 }
 
 // ToolChoiceMode says whether and how the model must call tools.

@@ -176,7 +176,8 @@ func chatTools(tools []toolJSON) ([]domain.Tool, error) {
 		if t.Type != "function" {
 			return nil, domain.InvalidParam(fmt.Sprintf("tools[%d].type", i), "tools[%d].type %q is not supported; only \"function\" tools are", i, t.Type)
 		}
-		out[i] = domain.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters}
+		out[i] = domain.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters,
+			Strict: t.Function.Strict}
 		if !given(t.Function.Parameters) {
 			out[i].Parameters = nil // a function without parameters
 		}

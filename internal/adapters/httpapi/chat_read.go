@@ -273,6 +273,9 @@ func readFunction(d *jsonReader) functionJSON {
 		case "parameters":
 			d.once(&seen, 2)
 			d.rawMessage(&f.Parameters)
+		case "strict":
+			d.once(&seen, 3)
+			d.boolean(&f.Strict)
 		default:
 			d.unknown(k, functionFields)
 		}

@@ -15,7 +15,7 @@ var chatBodiesRead = []string{
 	` { "model" : "m" , "messages" : [ ] , "stream" : true , "stream_options" : { "include_usage" : true } } `,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://x/y.png","detail":"low"}}]}]}`,
 	`{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c1","content":"42"}]}`,
-	`{"model":"m","messages":[{"role":"user","content":"x","name":"ann"}],"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object","properties":{}}}}],"tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false}`,
+	`{"model":"m","messages":[{"role":"user","content":"x","name":"ann"}],"tools":[{"type":"function","function":{"name":"f","description":"d","parameters":{"type":"object","properties":{}},"strict":true}}],"tool_choice":{"type":"function","function":{"name":"f"}},"parallel_tool_calls":false}`,
 	`{"model":"m","messages":[null,{"role":"us\u0065r","content":"line\nbreak \u00e9"}],"response_format":{"type":"json_schema","json_schema":{"name":"s","schema":{"type":"object"},"strict":true}}}`,
 	`{"model":"m","stop":["a","b"],"top_p":1e-1,"max_completion_tokens":-0,"n":1,"user":"u","reasoning_effort":"low","logprobs":false,"top_logprobs":0,"modalities":["text"],"functions":[],"function_call":"auto","audio":null}`,
 	`{"model":null,"messages":null,"max_tokens":null,"temperature":null,"stop":null,"stream":null,"stream_options":null,"tools":null,"response_format":null,"reasoning_effort":null,"modalities":null,"parallel_tool_calls":null}`,

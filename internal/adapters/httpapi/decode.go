@@ -349,6 +349,7 @@ type functionJSON struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
+	Strict      bool            `json:"strict"`
 }
 
 // toolCallJSON is a tool call in an assistant message, in a request or an answer.

@@ -80,6 +80,7 @@ type anthToolJSON struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description"`
 	InputSchema json.RawMessage `json:"input_schema"`
+	Strict      bool            `json:"strict"` // strict tool use
 }
 
 type anthToolChoiceJSON struct {
@@ -200,7 +201,7 @@ func (d *anthDecoder) request(w messagesRequestJSON, needMaxTokens bool) (domain
 		if !given(t.InputSchema) {
 			return req, domain.InvalidParam(fmt.Sprintf("tools[%d].input_schema", i), "tools[%d].input_schema: Field required", i)
 		}
-		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: t.InputSchema})
+		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: t.InputSchema, Strict: t.Strict})
 	}
 	if req.ToolChoice, err = anthToolChoice(w.ToolChoice); err != nil {
 		return req, err

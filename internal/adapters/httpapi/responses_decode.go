@@ -197,7 +197,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 		if !given(params) {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
-		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: params})
+		req.Tools = append(req.Tools, domain.Tool{Name: t.Name, Description: t.Description, Parameters: params, Strict: explicitlyTrue(t.Strict)})
 		toolAt = append(toolAt, i)
 	}
 	if req.ToolChoice, err = d.toolChoice(w.ToolChoice); err != nil {
@@ -225,7 +225,7 @@ func decodeResponses(body []byte) (responsesInput, error) {
 			req.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONObject}
 		case "json_schema":
 			req.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONSchema, Name: f.Name, Schema: f.Schema,
-				Strict: f.Strict != nil && *f.Strict}
+				Strict: explicitlyTrue(f.Strict)}
 		default:
 			return responsesInput{}, domain.InvalidParam("text.format.type", "text.format.type %q is not one of text, json_object, json_schema", f.Type)
 		}
@@ -239,6 +239,15 @@ func decodeResponses(body []byte) (responsesInput, error) {
 	in.req, in.body, in.untranslatable, in.echo, in.at = req, body, d.only, echoOf(w), at
 	return in, nil
 }
+
+// explicitlyTrue reads a Responses request's strict, of a function tool or
+// of a json_schema format: true only when the request says true. For a
+// function tool that does not say, OpenAI's Responses API decides itself:
+// strict when the tool's schema meets strict mode's rules (every property
+// required, no additional properties), not otherwise. A translated call
+// cannot make that choice, and strict sent for every such tool would have
+// the Chat Completions API refuse the tools whose schemas do not meet them.
+func explicitlyTrue(strict *bool) bool { return strict != nil && *strict }
 
 // respParams maps the domain request back to the Responses request it was
 // decoded from: the request's index of each tool, and where each message
