@@ -21,6 +21,7 @@ type (
 		Name        string          `json:"name"`
 		Description string          `json:"description,omitempty"`
 		Parameters  json.RawMessage `json:"parameters,omitempty"`
+		Strict      bool            `json:"strict,omitempty"`
 	}
 	oaiToolCall struct {
 		Index    *int            `json:"index,omitempty"` // in a stream's deltas
@@ -95,10 +96,12 @@ func oaiEffort(t domain.Thinking) string {
 	return domain.EffortHigh
 }
 
-// addTools sets the request's tools, tool choice and response format.
+// addTools sets the request's tools (strict ones with function.strict),
+// tool choice and response format.
 func addTools(out *oaiChatRequest, req domain.ChatRequest) {
 	for _, t := range req.Tools {
-		out.Tools = append(out.Tools, oaiTool{Type: "function", Function: oaiFunction{Name: t.Name, Description: t.Description, Parameters: t.Parameters}})
+		out.Tools = append(out.Tools, oaiTool{Type: "function",
+			Function: oaiFunction{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}})
 	}
 	switch req.ToolChoice.Mode {
 	case domain.ToolChoiceNone:

@@ -12,12 +12,13 @@ import (
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// toolRequest is a conversation with everything but text: tools, a forced
-// tool choice without parallel calls, a schema for the answer, an image, a
-// tool call and its result.
+// toolRequest is a conversation with everything but text: tools (one
+// strict), a forced tool choice without parallel calls, a schema for the
+// answer, an image, a tool call and its result.
 func toolRequest() domain.ChatRequest {
 	req := llmtest.Chat("gpt-4o")
-	req.Tools = []domain.Tool{{Name: "get_weather", Description: "The weather.", Parameters: json.RawMessage(`{"type":"object"}`)}}
+	req.Tools = []domain.Tool{{Name: "get_weather", Description: "The weather.", Parameters: json.RawMessage(`{"type":"object"}`)},
+		{Name: "get_time", Parameters: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`), Strict: true}}
 	req.ToolChoice = domain.ToolChoice{Mode: domain.ToolChoiceTool, Name: "get_weather", NoParallel: true}
 	req.ResponseFormat = domain.ResponseFormat{Type: domain.FormatJSONSchema, Name: "w", Schema: json.RawMessage(`{"type":"object"}`), Strict: true}
 	req.Messages = []domain.Message{
@@ -33,7 +34,8 @@ func toolRequest() domain.ChatRequest {
 
 // wantToolRequest is what the upstream must receive for toolRequest.
 const wantToolRequest = `{
-  "tools": [{"type":"function","function":{"name":"get_weather","description":"The weather.","parameters":{"type":"object"}}}],
+  "tools": [{"type":"function","function":{"name":"get_weather","description":"The weather.","parameters":{"type":"object"}}},
+    {"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{},"additionalProperties":false},"strict":true}}],
   "tool_choice": {"type":"function","function":{"name":"get_weather"}},
   "parallel_tool_calls": false,
   "response_format": {"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object"},"strict":true}},
