@@ -9,11 +9,12 @@
 // results (text and images), and thinking and redacted thinking with their
 // signatures and data, so that a tool loop with thinking continues; a tool
 // message of plain text is text in a user turn; empty text and message
-// names are not sent. Tools, tool choice, top_k, thinking (enabled with a
-// budget, or adaptive without one), a reasoning effort
-// (output_config.effort) and a JSON Schema response format (structured
-// outputs, output_config.format) are translated; a json_object response
-// format, which Anthropic has no equivalent for, is refused by name.
+// names are not sent. Tools (strict tool use included), tool choice,
+// top_k, thinking (enabled with a budget, or adaptive without one), a
+// reasoning effort (output_config.effort) and a JSON Schema response
+// format (structured outputs, output_config.format) are translated; a
+// json_object response format, which Anthropic has no equivalent for, is
+// refused by name.
 // Answers and streams come back as the same blocks, streamed thinking
 // (thinking_delta, signature_delta) included, with their usage, the tokens
 // read from and written to the prompt cache included. Stop reasons are

@@ -11,12 +11,13 @@ import (
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
-// toolRequest is a tool loop's second call: a tool, the call the model made
-// and its result in a tool message.
+// toolRequest is a tool loop's second call: tools (one strict), the call
+// the model made and its result in a tool message.
 func toolRequest() domain.ChatRequest {
 	req := llmtest.Chat("claude-x")
 	req.Tools = []domain.Tool{{Name: "get_weather", Description: "The weather.",
-		Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}`)}}
+		Parameters: json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}`)},
+		{Name: "get_time", Parameters: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`), Strict: true}}
 	req.ToolChoice = domain.ToolChoice{Mode: domain.ToolChoiceTool, Name: "get_weather", NoParallel: true}
 	req.Messages = append(req.Messages,
 		domain.Message{Role: domain.RoleAssistant, Blocks: []domain.Block{{Type: domain.BlockToolCall,
@@ -26,11 +27,19 @@ func toolRequest() domain.ChatRequest {
 	return req
 }
 
-func checkToolRequest(t *testing.T, body map[string]any) {
+// checkToolRequest checks the request the upstream got for toolRequest.
+// Strict tool use is part of the Messages API (anthropic-version
+// 2023-06-01): it needs no anthropic-beta header.
+func checkToolRequest(t *testing.T, got llmtest.Recorded) {
 	t.Helper()
+	if beta := got.Header.Values("Anthropic-Beta"); len(beta) > 0 {
+		t.Errorf("anthropic-beta %q", beta)
+	}
+	body := got.JSON(t)
 	var want map[string]any
 	_ = json.Unmarshal([]byte(`{
-	  "tools":[{"name":"get_weather","description":"The weather.","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}}],
+	  "tools":[{"name":"get_weather","description":"The weather.","input_schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}},
+	    {"name":"get_time","input_schema":{"type":"object","properties":{},"additionalProperties":false},"strict":true}],
 	  "tool_choice":{"type":"tool","name":"get_weather","disable_parallel_tool_use":true}}`), &want)
 	for k, v := range want {
 		if !reflect.DeepEqual(body[k], v) {
@@ -61,7 +70,7 @@ func TestChatTranslatesTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkToolRequest(t, up.Last(t).JSON(t))
+	checkToolRequest(t, up.Last(t))
 	want := []domain.Block{domain.TextBlock("Checking."),
 		{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "toolu_2", Name: "get_weather", Arguments: `{"city":"Bergen"}`}}}
 	if resp.FinishReason != domain.FinishToolCalls || !reflect.DeepEqual(resp.Blocks, want) {
@@ -86,7 +95,7 @@ func TestChatStreamTranslatesToolCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkToolRequest(t, up.Last(t).JSON(t))
+	checkToolRequest(t, up.Last(t))
 	args := ""
 	for _, c := range chunks {
 		args += c.ArgumentsDelta

@@ -70,6 +70,7 @@ type (
 		Name        string          `json:"name"`
 		Description string          `json:"description,omitempty"`
 		InputSchema json.RawMessage `json:"input_schema"`
+		Strict      bool            `json:"strict,omitempty"` // strict tool use
 	}
 	toolChoice struct {
 		Type                   string `json:"type"` // auto, any, tool or none
@@ -217,16 +218,17 @@ func toolResult(r domain.ToolResult) toolResultBlock {
 	return out
 }
 
-// tools sets the tools and the tool choice. A tool choice that is not auto
-// says whether the model may call several tools at once; auto says so only
-// when it may not.
+// tools sets the tools, a strict one with strict (strict tool use, which
+// needs no beta header), and the tool choice. A tool choice that is not
+// auto says whether the model may call several tools at once; auto says so
+// only when it may not.
 func (p *Provider) tools(out *request, req domain.ChatRequest) error {
 	for _, t := range req.Tools {
 		schema, err := inputSchema(t.Parameters)
 		if err != nil {
 			return p.classify.Invalid("tool %q: its parameters are not a JSON Schema object", t.Name)
 		}
-		out.Tools = append(out.Tools, tool{Name: t.Name, Description: t.Description, InputSchema: schema})
+		out.Tools = append(out.Tools, tool{Name: t.Name, Description: t.Description, InputSchema: schema, Strict: t.Strict})
 	}
 	noParallel := req.ToolChoice.NoParallel
 	switch req.ToolChoice.Mode {
