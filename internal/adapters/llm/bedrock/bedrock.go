@@ -13,11 +13,12 @@
 // takes no image URLs, so an image by URL is refused by name), tool calls,
 // tool results (text and images), and reasoning with its signature or
 // redacted content; a tool message of plain text is text in a user turn.
-// Tools and tool choice go in toolConfig (auto, any or a named tool; tool
-// choice none sends no tools, and is refused by name in a conversation that
-// already holds tool calls); a JSON Schema response format in
-// outputConfig.textFormat (json_object is refused by name); thinking and
-// top_k, for Anthropic models only, as additional model request fields.
+// Tools (a strict one with strict) and tool choice go in toolConfig (auto,
+// any or a named tool; tool choice none sends no tools, and is refused by
+// name in a conversation that already holds tool calls); a JSON Schema
+// response format in outputConfig.textFormat (json_object is refused by
+// name); thinking and top_k, for Anthropic models only, as additional
+// model request fields.
 // Answers and streams come back as the same blocks, streamed tool calls
 // (contentBlockStart, then input fragments) and reasoning included. Stop
 // reasons are reported as OpenAI finish reasons; cache read and write

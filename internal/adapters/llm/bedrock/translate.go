@@ -196,7 +196,8 @@ func (p *Provider) toolResult(i int, r domain.ToolResult) (types.ToolResultBlock
 	return out, nil
 }
 
-// toolConfig sets the tools and the tool choice (auto, any or a named
+// toolConfig sets the tools (a strict one with toolSpec.strict, Converse's
+// structured output for tool use) and the tool choice (auto, any or a named
 // tool). Converse has no "none": with tool choice none the tools are not
 // sent, which forbids calls as surely; a conversation that already holds
 // tool calls needs its tools sent, so there tool choice none is refused by
@@ -226,6 +227,9 @@ func (p *Provider) toolConfig(in *bedrockruntime.ConverseInput, req domain.ChatR
 		spec := types.ToolSpecification{Name: aws.String(t.Name), InputSchema: &types.ToolInputSchemaMemberJson{Value: schema}}
 		if t.Description != "" {
 			spec.Description = aws.String(t.Description)
+		}
+		if t.Strict {
+			spec.Strict = aws.Bool(true)
 		}
 		cfg.Tools = append(cfg.Tools, &types.ToolMemberToolSpec{Value: spec})
 	}

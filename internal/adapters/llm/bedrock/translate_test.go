@@ -46,6 +46,11 @@ func TestChatTranslatesTheConversation(t *testing.T) {
 		"tools, auto": {model, func(r *domain.ChatRequest) {
 			r.Tools = []domain.Tool{lookTool}
 		}, `{"toolConfig":{"tools":[` + lookSpec + `]}}`, nil},
+		"a strict tool": {model, func(r *domain.ChatRequest) {
+			clock := domain.Tool{Name: "clock", Parameters: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`), Strict: true}
+			r.Tools = []domain.Tool{lookTool, clock}
+		}, `{"toolConfig":{"tools":[` + lookSpec + `,
+		  {"toolSpec":{"name":"clock","inputSchema":{"json":{"type":"object","properties":{},"additionalProperties":false}},"strict":true}}]}}`, nil},
 		"tool choice none sends no tools": {model, func(r *domain.ChatRequest) {
 			r.Tools, r.ToolChoice = []domain.Tool{lookTool}, domain.ToolChoice{Mode: domain.ToolChoiceNone}
 		}, `{}`, []string{"toolConfig"}},
