@@ -129,6 +129,25 @@ func TestImages(t *testing.T) {
 	}
 }
 
+// TestStrictToolRefused: the API's function declarations have no strict
+// flag, so a strict tool, whose calls must match its schema, is refused
+// before any call, by name, rather than sent without the promise.
+func TestStrictToolRefused(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json",
+		`{"candidates":[{"content":{"parts":[{"text":"Sunny."}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":30,"candidatesTokenCount":2}}`))
+	strict := weather
+	strict.Strict = true
+	req := llmtest.Chat("gemini-2.5-flash")
+	req.Tools = []domain.Tool{{Name: "no_params"}, strict}
+	_, err := newProvider(t, up.URL).Chat(context.Background(), req)
+	if de := llmtest.RequireError(t, err, domain.KindInvalid); de.Code != "unsupported_feature" || !strings.Contains(de.Message, `strict tool "get_weather"`) {
+		t.Errorf("error %+v; want unsupported_feature naming the strict tool", de)
+	}
+	if len(up.Requests()) != 0 {
+		t.Error("a refused request reached the upstream")
+	}
+}
+
 // TestStructuredOutputAndThinking: a JSON Schema response format and
 // thinking in the generation config; thoughts come back as reasoning
 // blocks, a signature on a function call as a reasoning block of its own,

@@ -12,7 +12,8 @@
 // the API reads only files it stores), function calls and function
 // responses (named by their call's function, since the API matches them by
 // name), and reasoning blocks as thought parts and thought signatures.
-// Tools are function declarations with their JSON Schema; tool choice is
+// Tools are function declarations with their JSON Schema (a strict tool is
+// refused by name: a declaration has no strict flag); tool choice is
 // the function calling mode (NONE, ANY, ANY restricted to one function);
 // a response format is a JSON response MIME type with its JSON Schema;
 // thinking is the thinking config with its budget, thoughts included.

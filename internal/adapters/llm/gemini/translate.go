@@ -2,6 +2,7 @@ package gemini
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -52,7 +53,9 @@ func (p *Provider) translate(req domain.ChatRequest) (request, error) {
 	if len(out.Contents) == 0 {
 		return request{}, p.classify.Invalid("the request has no user or assistant message with content")
 	}
-	p.addTools(&out, req)
+	if err := p.addTools(&out, req); err != nil {
+		return request{}, err
+	}
 	out.GenerationConfig = generation(req)
 	return out, nil
 }
@@ -147,13 +150,21 @@ func sentID(id string) string {
 // addTools sets the function declarations and the function calling mode:
 // none is NONE, required ANY, a named tool ANY restricted to it. The API
 // has no switch for parallel calls, so NoParallel is not sent; the gateway
-// holds the answer to it (domain.FirstToolCallOnly).
-func (p *Provider) addTools(out *request, req domain.ChatRequest) {
+// holds the answer to it (domain.FirstToolCallOnly). A function
+// declaration has no strict flag either (the API's constrained function
+// calling is a mode of the whole request, VALIDATED, in preview), and a
+// strict tool asks for calls that always match its schema: it is refused
+// by name rather than sent without that promise.
+func (p *Provider) addTools(out *request, req domain.ChatRequest) error {
 	if len(req.Tools) == 0 {
-		return
+		return nil
 	}
 	decls := make([]functionDeclaration, len(req.Tools))
 	for i, t := range req.Tools {
+		if t.Strict {
+			return p.classify.Unsupported(fmt.Sprintf("strict tool %q", t.Name),
+				"a function declaration has no strict flag, so its calls are not held to its schema: send the tool without strict, or use a model of another provider")
+		}
 		decls[i] = functionDeclaration{Name: t.Name, Description: t.Description, ParametersJSONSchema: t.Parameters}
 	}
 	out.Tools = []tools{{FunctionDeclarations: decls}}
@@ -165,6 +176,7 @@ func (p *Provider) addTools(out *request, req domain.ChatRequest) {
 	case domain.ToolChoiceTool:
 		out.ToolConfig = &toolConfig{functionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{req.ToolChoice.Name}}}
 	}
+	return nil
 }
 
 // generation returns the generation config: the output cap, sampling
