@@ -213,6 +213,7 @@ func (p *OpenAIClient) Chat(ctx context.Context, req domain.ChatRequest) (domain
 	}
 	if len(choice.Message.ToolCalls) > 0 {
 		out.Blocks = oaiBlocks(choice.Message)
+		out.FinishReason = callsFinish(out.FinishReason)
 	}
 	if resp.Usage == nil {
 		// Some OpenAI-compatible servers report no usage; an estimate keeps the call costed.
@@ -315,6 +316,7 @@ func (p *OpenAIClient) ChatStream(ctx context.Context, req domain.ChatRequest, e
 	}
 	if len(calls.calls) > 0 {
 		out.Blocks = calls.blocks(text.Content())
+		out.FinishReason = callsFinish(out.FinishReason)
 	}
 	return text.Finish(out)
 }
@@ -394,4 +396,17 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// callsFinish returns the finish reason of an answer that calls a tool.
+// OpenAI says "stop" when tool_choice named the function, where the model
+// stopped to have its tool called all the same; the domain, like every
+// other provider, says "tool_calls" then, which the Messages dialect
+// answers as stop_reason "tool_use", the sign its clients' tool loops wait
+// for. A passed-through answer keeps OpenAI's word.
+func callsFinish(reason string) string {
+	if reason == domain.FinishStop {
+		return domain.FinishToolCalls
+	}
+	return reason
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
@@ -76,6 +77,33 @@ func TestChatTranslatesToolsImagesAndResponseFormat(t *testing.T) {
 	want := []domain.Block{{Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_2", Name: "get_weather", Arguments: `{"city":"Bergen"}`}}}
 	if resp.FinishReason != domain.FinishToolCalls || resp.Content != "" || !reflect.DeepEqual(resp.Blocks, want) {
 		t.Errorf("response = %+v", resp)
+	}
+}
+
+// TestANamedToolChoiceFinishesForToolCalls: OpenAI answers a tool_choice
+// that names the function with finish_reason "stop"; the domain answer,
+// whole or streamed, says tool_calls, as it does for every other provider.
+func TestANamedToolChoiceFinishesForToolCalls(t *testing.T) {
+	named := strings.Replace(toolCompletion, `"finish_reason":"tool_calls"`, `"finish_reason":"stop"`, 1)
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json", named))
+	resp, err := newProvider(t, up.URL, openai.Options{APIKey: apiKey}).Chat(context.Background(), toolRequest())
+	if err != nil || resp.FinishReason != domain.FinishToolCalls {
+		t.Errorf("whole answer: finish reason %q, err %v; want tool_calls", resp.FinishReason, err)
+	}
+
+	up = llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "text/event-stream", sse(
+		`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_9","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}`,
+		`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+		usageChunk)))
+	var last string
+	resp, err = newProvider(t, up.URL, openai.Options{}).ChatStream(context.Background(), toolRequest(), func(c domain.ChatChunk) error {
+		if c.FinishReason != "" {
+			last = c.FinishReason
+		}
+		return nil
+	})
+	if err != nil || resp.FinishReason != domain.FinishToolCalls || last != domain.FinishToolCalls {
+		t.Errorf("stream: finish reason %q, in its last chunk %q, err %v; want tool_calls", resp.FinishReason, last, err)
 	}
 }
 
