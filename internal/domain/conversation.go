@@ -50,6 +50,15 @@ type Image struct {
 	Data      string // base64
 }
 
+// AsURL returns the image as one URL: its URL, or a data URL
+// (data:<media type>;base64,<data>) of its inline data.
+func (i Image) AsURL() string {
+	if i.URL != "" {
+		return i.URL
+	}
+	return "data:" + i.MediaType + ";base64," + i.Data
+}
+
 // ToolCall is the model's request to run a tool. Arguments is a JSON object.
 type ToolCall struct {
 	ID        string

@@ -146,3 +146,17 @@ func TestAnImageIsEstimatedAsAnImage(t *testing.T) {
 		}
 	}
 }
+
+func TestAnImageAsAURL(t *testing.T) {
+	for _, tc := range []struct {
+		img  domain.Image
+		want string
+	}{
+		{domain.Image{URL: "https://example.com/a.png"}, "https://example.com/a.png"},
+		{domain.Image{MediaType: "image/png", Data: "iVBORw0KGgo="}, "data:image/png;base64,iVBORw0KGgo="},
+	} {
+		if got := tc.img.AsURL(); got != tc.want {
+			t.Errorf("%+v.AsURL() = %q; want %q", tc.img, got, tc.want)
+		}
+	}
+}

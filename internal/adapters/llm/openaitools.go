@@ -160,11 +160,7 @@ func oaiMessages(msgs []domain.Message) []oaiMessage {
 			case domain.BlockText:
 				parts = append(parts, oaiPart{Type: "text", Text: b.Text})
 			case domain.BlockImage:
-				url := b.Image.URL
-				if url == "" {
-					url = "data:" + b.Image.MediaType + ";base64," + b.Image.Data
-				}
-				parts = append(parts, oaiPart{Type: "image_url", ImageURL: &oaiImageURL{URL: url}})
+				parts = append(parts, oaiPart{Type: "image_url", ImageURL: &oaiImageURL{URL: b.Image.AsURL()}})
 			}
 		}
 		switch {
