@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -31,11 +30,9 @@ type anthModelListJSON struct {
 	LastID  *string         `json:"last_id"`
 }
 
-// The page sizes of the Anthropic dialect's models list, as Anthropic's.
-const (
-	anthModelsPageDefault = 20
-	anthModelsPageMax     = 1000
-)
+// anthModelsPages is how the Anthropic dialect's models list is paged, as
+// Anthropic's is.
+var anthModelsPages = pager{defaultLimit: 20, maxLimit: 1000, after: "after_id", before: "before_id"}
 
 func toAnthModel(m modelJSON) anthModelJSON {
 	return anthModelJSON{Type: "model", ID: m.ID, DisplayName: m.ID, CreatedAt: "1970-01-01T00:00:00Z"}
@@ -46,41 +43,14 @@ func toAnthModel(m modelJSON) anthModelJSON {
 // a time, the page after after_id or before before_id, as Anthropic pages.
 func (h *handler) anthModels(w http.ResponseWriter, r *http.Request) {
 	all := h.visibleModels(exchangeOf(r).caller)
-	q := r.URL.Query()
-	limit := anthModelsPageDefault
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > anthModelsPageMax {
-			h.writeError(w, r, domain.InvalidParam("limit", "limit: Input should be a whole number from 1 to %d", anthModelsPageMax))
-			return
-		}
-		limit = n
-	}
-	after, before := q.Get("after_id"), q.Get("before_id")
-	from, to := 0, min(limit, len(all))
-	switch {
-	case after != "" && before != "":
-		h.writeError(w, r, domain.InvalidParam("before_id", "give after_id or before_id, not both"))
+	from, to, more, err := anthModelsPages.page(r.URL.Query(), len(all), func(param, id string) (int, error) {
+		return listed(all, param, id)
+	})
+	if err != nil {
+		h.writeError(w, r, err)
 		return
-	case after != "":
-		i, err := listed(all, "after_id", after)
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		from, to = i+1, min(i+1+limit, len(all))
-	case before != "":
-		i, err := listed(all, "before_id", before)
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		from, to = max(i-limit, 0), i
 	}
-	page := anthModelListJSON{Data: make([]anthModelJSON, 0, to-from), HasMore: to < len(all)}
-	if before != "" {
-		page.HasMore = from > 0 // more lies the way the client is paging
-	}
+	page := anthModelListJSON{Data: make([]anthModelJSON, 0, to-from), HasMore: more}
 	for _, m := range all[from:to] {
 		page.Data = append(page.Data, toAnthModel(m))
 	}
