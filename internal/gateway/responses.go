@@ -78,25 +78,53 @@ func (s *Service) PreviousResponse(ctx context.Context, c domain.Caller, id stri
 		return domain.StoredResponse{}, err
 	}
 	if !r.WithContent {
-		return domain.StoredResponse{}, &domain.Error{Kind: domain.KindInvalid, Param: param, Code: "stored_content_not_kept",
-			Message: fmt.Sprintf("previous_response_id cannot be used: response '%s' was stored without its conversation text, "+
-				"as MLFLOW_LOG_CONTENT was not full when it was made; send the whole conversation in input", id)}
+		return domain.StoredResponse{}, storedWithoutText(param, id, "previous_response_id cannot be used", "; send the whole conversation in input")
 	}
 	return r, nil
 }
 
+// codeContentNotKept is the code of a refusal to use a stored response's
+// conversation text that tidygate did not keep.
+const codeContentNotKept = "stored_content_not_kept"
+
 // contentNotKept is the refusal of a previous_response_id under a content
 // policy that keeps no text.
 func contentNotKept(p domain.ContentPolicy) error {
-	return &domain.Error{Kind: domain.KindInvalid, Param: "previous_response_id", Code: "stored_content_not_kept",
+	return &domain.Error{Kind: domain.KindInvalid, Param: "previous_response_id", Code: codeContentNotKept,
 		Message: fmt.Sprintf("previous_response_id cannot be used: stored responses keep no conversation text under MLFLOW_LOG_CONTENT=%s "+
 			"(only full keeps it); send the whole conversation in input", p)}
+}
+
+// storedWithoutText is the refusal of a use of the stored response id
+// (named param in the request) that needs its conversation text, which it
+// was stored without: refused says what cannot be done, and instead, when
+// not empty, what to do instead.
+func storedWithoutText(param, id, refused, instead string) error {
+	return &domain.Error{Kind: domain.KindInvalid, Param: param, Code: codeContentNotKept,
+		Message: fmt.Sprintf("%s: response '%s' was stored without its conversation text, "+
+			"as MLFLOW_LOG_CONTENT was not full when it was made%s", refused, truncateID(id), instead)}
 }
 
 // StoredResponse returns the caller's stored response id, or a
 // domain.KindNotFound error.
 func (s *Service) StoredResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
 	return s.storedResponse(ctx, c, id)
+}
+
+// StoredResponseInput returns the caller's stored response id for its
+// input (domain.StoredResponse.Input: a continued response's history, then
+// its request's own input), whatever the content policy is now, as
+// StoredResponse serves its output. It is the same domain.KindNotFound
+// error as StoredResponse's for a response the caller cannot have, and a
+// domain.KindInvalid error (param response_id, code
+// stored_content_not_kept) naming MLFLOW_LOG_CONTENT for one stored
+// without its text, whose input is unknown rather than empty.
+func (s *Service) StoredResponseInput(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
+	r, err := s.storedResponse(ctx, c, id)
+	if err == nil && !r.WithContent {
+		return domain.StoredResponse{}, storedWithoutText("response_id", id, "the input items cannot be listed", "")
+	}
+	return r, err
 }
 
 // DeleteStoredResponse deletes the caller's stored response id, or returns a

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,52 @@ func TestStoredResponsesKeepNoTextUnlessTheContentPolicySaysFull(t *testing.T) {
 	var de *domain.Error
 	if _, err := svc.PreviousResponse(ctx, owner, "resp_old"); !errors.As(err, &de) || de.Code != "stored_content_not_kept" {
 		t.Errorf("PreviousResponse of a response stored without text = %v", err)
+	}
+}
+
+// TestStoredResponseInput: a stored response's input is its owner's alone,
+// not found as the response is for anyone else and without a store, and
+// refused, naming the setting, when the response was stored without it.
+func TestStoredResponseInput(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	store := memory.NewResponseStore()
+	svc := responsesService(t, store, &now, gateway.Options{})
+	if err := svc.StoreResponse(ctx, owner, answered("resp_1")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.StoredResponseInput(ctx, owner, "resp_1")
+	if err != nil || got.ID != "resp_1" || len(got.Input) != 1 || got.Input[0].Content != "Hi" {
+		t.Errorf("StoredResponseInput = %+v, %v", got, err)
+	}
+	_, unknown := svc.StoredResponse(ctx, owner, "resp_unknown")
+	for _, tc := range []struct {
+		name string
+		svc  *gateway.Service
+		who  domain.Caller
+		id   string
+	}{
+		{"another user's", svc, mallory, "resp_1"},
+		{"unknown", svc, owner, "resp_unknown"},
+		{"malformed", svc, owner, "nope"},
+		{"without a store", responsesService(t, nil, &now, gateway.Options{}), owner, "resp_1"},
+	} {
+		_, err := tc.svc.StoredResponseInput(ctx, tc.who, tc.id)
+		if !errors.Is(err, domain.KindNotFound) || err.Error() != strings.ReplaceAll(unknown.Error(), "resp_unknown", tc.id) {
+			t.Errorf("%s: %v; want StoredResponse's not found: %v", tc.name, err, unknown)
+		}
+	}
+
+	for _, p := range []domain.ContentPolicy{domain.ContentPreview, domain.ContentNone} {
+		svc := responsesService(t, memory.NewResponseStore(), &now, gateway.Options{Content: p})
+		if err := svc.StoreResponse(ctx, owner, answered("resp_2")); err != nil {
+			t.Fatal(err)
+		}
+		var de *domain.Error
+		_, err := svc.StoredResponseInput(ctx, owner, "resp_2")
+		if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != "response_id" || de.Code != "stored_content_not_kept" ||
+			!strings.Contains(de.Message, "MLFLOW_LOG_CONTENT") || !strings.Contains(de.Message, "resp_2") {
+			t.Errorf("%s: StoredResponseInput = %v; want stored_content_not_kept naming the setting and the response", p, err)
+		}
 	}
 }
