@@ -324,6 +324,10 @@ func (g *fakeGateway) StoredResponse(_ context.Context, _ domain.Caller, id stri
 	return domain.StoredResponse{}, domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", id)
 }
 
+func (g *fakeGateway) StoredResponseInput(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error) {
+	return g.StoredResponse(ctx, c, id)
+}
+
 func (g *fakeGateway) DeleteStoredResponse(_ context.Context, _ domain.Caller, id string) error {
 	return domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", id)
 }

@@ -56,6 +56,9 @@ type Gateway interface {
 	PreviousResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error)
 	// StoredResponse returns the caller's stored response.
 	StoredResponse(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error)
+	// StoredResponseInput returns the caller's stored response for
+	// listing its input; one stored without its input is refused.
+	StoredResponseInput(ctx context.Context, c domain.Caller, id string) (domain.StoredResponse, error)
 	// DeleteStoredResponse deletes the caller's stored response.
 	DeleteStoredResponse(ctx context.Context, c domain.Caller, id string) error
 	// Usage returns the caller's own usage report.
@@ -154,6 +157,7 @@ type handler struct {
 //	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
 //	POST /v1/responses          the OpenAI Responses API, streamed as its events when "stream" is true
 //	GET  /v1/responses/{id}     the caller's stored response
+//	GET  /v1/responses/{id}/input_items  a page of its input items
 //	DELETE /v1/responses/{id}   deletes the caller's stored response
 //
 // The /v1 routes need "Authorization: Bearer <key>"; calls also need an
@@ -185,6 +189,7 @@ func NewHandler(gw Gateway, opts Options) http.Handler {
 		r.Post("/v1/messages/count_tokens", h.countTokens)
 		r.Post("/v1/responses", h.responses)
 		r.Get("/v1/responses/{id}", h.getResponse)
+		r.Get("/v1/responses/{id}/input_items", h.responseInputItems)
 		r.Delete("/v1/responses/{id}", h.deleteResponse)
 	})
 	return r

@@ -151,27 +151,39 @@ func respStatus(finish string) (string, *respIncomplete) {
 	return "completed", nil
 }
 
-// respItemID is the id of the output item at index n of a response.
-func respItemID(prefix, requestID string, n int) string {
-	return prefix + "_" + requestID + "_" + strconv.Itoa(n)
+// respItemID is the id of an item of a response, tidygate's own: the
+// prefix of the item's type, the response's request id, and pos, where the
+// item is in the response: an output item's index (outputPos) or an input
+// item's (inputPos). The last part, which holds no "_", tells the two
+// apart, so that no two items of any responses have the same id.
+func respItemID(prefix, requestID, pos string) string {
+	return prefix + "_" + requestID + "_" + pos
 }
 
-// toRespItem is the output item at index n for a block of the answer.
-func toRespItem(b domain.Block, requestID string, n int) respOutJSON {
+// outputPos is the pos of the output item at index n.
+func outputPos(n int) string { return strconv.Itoa(n) }
+
+// inputPos is the pos of the input item at index n (input_items).
+func inputPos(n int) string { return "in" + strconv.Itoa(n) }
+
+// toRespItem is the output item for a block of an answer (and, listing a
+// response's input items, for an assistant's block of its input), the
+// item at pos (respItemID).
+func toRespItem(b domain.Block, requestID, pos string) respOutJSON {
 	switch b.Type {
 	case domain.BlockToolCall:
 		args := domain.ToolArguments(b.ToolCall.Arguments)
-		return respOutJSON{Type: "function_call", ID: respItemID("fc", requestID, n), Status: "completed",
+		return respOutJSON{Type: "function_call", ID: respItemID("fc", requestID, pos), Status: "completed",
 			CallID: b.ToolCall.ID, Name: b.ToolCall.Name, Arguments: &args}
 	case domain.BlockReasoning:
-		item := respOutJSON{Type: "reasoning", ID: respItemID("rs", requestID, n), Summary: []respOutPartJSON{},
+		item := respOutJSON{Type: "reasoning", ID: respItemID("rs", requestID, pos), Summary: []respOutPartJSON{},
 			EncryptedContent: encryptedContent(b.Reasoning)}
 		if b.Text != "" {
 			item.Summary = append(item.Summary, respOutPartJSON{Type: "summary_text", Text: b.Text})
 		}
 		return item
 	}
-	return respOutJSON{Type: "message", ID: respItemID("msg", requestID, n), Status: "completed", Role: "assistant",
+	return respOutJSON{Type: "message", ID: respItemID("msg", requestID, pos), Status: "completed", Role: "assistant",
 		Content: []respOutPartJSON{{Type: "output_text", Text: b.Text, Annotations: []any{}}}}
 }
 
@@ -283,7 +295,7 @@ func renderResponse(sr domain.StoredResponse, stored bool, echo *respEcho) respo
 		respEcho: echo}
 	out.Status, out.IncompleteDetails = respStatus(sr.FinishReason)
 	for i, b := range sr.Output {
-		out.Output = append(out.Output, toRespItem(b, requestID, i))
+		out.Output = append(out.Output, toRespItem(b, requestID, outputPos(i)))
 	}
 	return out
 }
@@ -469,7 +481,7 @@ func (s *respStream) openItem(index int, b domain.Block) error {
 		return err
 	}
 	n := len(s.resp.Output)
-	item := toRespItem(b, s.reqID, n)
+	item := toRespItem(b, s.reqID, outputPos(n))
 	item.Status = "in_progress"
 	switch item.Type {
 	case "message":

@@ -220,6 +220,17 @@ func TestStoredResponsesWithTheOfficialSDK(t *testing.T) {
 				sent[3].Role != domain.RoleUser || sent[3].Content != "And again?" {
 				t.Errorf("the continued call sent %+v; want the new instructions only, then Hi, the answer and the new input", sent)
 			}
+			// Its input items are that conversation, without the instructions.
+			items, err := client.Responses.InputItems.List(ctx, second.ID, responses.InputItemListParams{Order: responses.InputItemListParamsOrderAsc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := items.Data; len(d) != 3 || items.HasMore ||
+				d[0].Role != "user" || d[0].AsMessage().Content[0].Text != "Hi" ||
+				d[1].Role != "assistant" || d[1].AsOutputMessage().Content[0].Text != "Hello there" ||
+				d[2].Role != "user" || d[2].AsMessage().Content[0].Text != "And again?" {
+				t.Errorf("input items = %s", items.RawJSON())
+			}
 
 			// A third request continues from the second: the whole chain.
 			respond(t, client, responses.ResponseNewParams{Model: "mock-chat", Input: hi("Once more"),
@@ -296,7 +307,8 @@ func TestStoredResponseToolLoop(t *testing.T) {
 }
 
 // TestStoredResponsesBelongToTheirOwner: another user's response id is not
-// found, for reading, deleting and continuing, exactly as an unknown id is.
+// found, for reading, deleting, listing its input items and continuing,
+// exactly as an unknown id is.
 func TestStoredResponsesBelongToTheirOwner(t *testing.T) {
 	s := newStoreRig(t, gateway.Options{})
 	status, body := s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","input":"Hi","store":true}`)
@@ -308,6 +320,7 @@ func TestStoredResponsesBelongToTheirOwner(t *testing.T) {
 	for _, tc := range []struct{ method, path, body string }{
 		{"GET", "/v1/responses/" + id, ""},
 		{"DELETE", "/v1/responses/" + id, ""},
+		{"GET", "/v1/responses/" + id + "/input_items", ""},
 	} {
 		status, body := s.do(t, tc.method, tc.path, tc.body, otherKey)
 		wantError(t, status, body, 404, "", "")
@@ -328,8 +341,9 @@ func TestStoredResponsesBelongToTheirOwner(t *testing.T) {
 func TestStoredResponsesRefuseBadIDs(t *testing.T) {
 	s := newStoreRig(t, gateway.Options{})
 	for _, id := range []string{"nope", "resp_", "resp_%00x", "resp_" + strings.Repeat("a", 400), "resp_%E2%80%AE", "resp_a%20b", "resp_unknown"} {
-		for _, method := range []string{"GET", "DELETE"} {
-			status, body := s.do(t, method, "/v1/responses/"+id, "")
+		for _, route := range []struct{ method, under string }{{"GET", ""}, {"DELETE", ""}, {"GET", "/input_items"}} {
+			method := route.method + " " + route.under
+			status, body := s.do(t, route.method, "/v1/responses/"+id+route.under, "")
 			wantError(t, status, body, 404, "", "")
 			// One answer whether the id is malformed or merely unknown, and
 			// no code: not model_not_found, nor anything that tells them apart.
@@ -364,6 +378,10 @@ func TestStoredResponsesExpire(t *testing.T) {
 	s.advance(time.Second)
 	status, body := s.do(t, "GET", "/v1/responses/"+id, "")
 	wantError(t, status, body, 404, "", "")
+	// Its input items are the same not found.
+	if status, items := s.do(t, "GET", "/v1/responses/"+id+"/input_items", ""); status != 404 || !sameJSON(t, mustJSON(t, items), mustJSON(t, body)) {
+		t.Errorf("input items after expiry = %d %v; want GET's %v", status, items, body)
+	}
 	status, body = s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","input":"x","previous_response_id":"`+id+`"}`)
 	wantError(t, status, body, 400, "previous_response_id", "previous_response_not_found")
 }
@@ -404,8 +422,9 @@ func TestStoreFalseAndTheDefault(t *testing.T) {
 }
 
 // TestStoredResponsesFollowTheContentPolicy: when the content policy keeps
-// no text, a stored response keeps none (GET serves it without output) and
-// continuing from one is a 400 that names MLFLOW_LOG_CONTENT.
+// no text, a stored response keeps none (GET serves it without output), and
+// continuing from one and listing its input items are 400s that name
+// MLFLOW_LOG_CONTENT.
 func TestStoredResponsesFollowTheContentPolicy(t *testing.T) {
 	for _, policy := range []domain.ContentPolicy{domain.ContentPreview, domain.ContentNone} {
 		t.Run(string(policy), func(t *testing.T) {
@@ -423,6 +442,13 @@ func TestStoredResponsesFollowTheContentPolicy(t *testing.T) {
 			wantError(t, status, body, 400, "previous_response_id", "stored_content_not_kept")
 			if msg := mustJSON(t, body); !strings.Contains(msg, "MLFLOW_LOG_CONTENT") {
 				t.Errorf("the refusal does not name the setting: %s", msg)
+			}
+			// Its input items are not an empty list, which would say it had
+			// none, but the same refusal.
+			status, body = s.do(t, "GET", "/v1/responses/"+id+"/input_items", "")
+			wantError(t, status, body, 400, "response_id", "stored_content_not_kept")
+			if msg := mustJSON(t, body); !strings.Contains(msg, "MLFLOW_LOG_CONTENT") || !strings.Contains(msg, id) {
+				t.Errorf("the refusal does not name the setting and the response: %s", msg)
 			}
 		})
 	}
