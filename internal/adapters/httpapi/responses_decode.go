@@ -430,17 +430,13 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 	return out, nil
 }
 
-// message turns a message item into a message whose content is blocks,
-// and says where each block comes from.
+// message turns a message item into a message of the item's role (a
+// developer message stays one, as in chat completions) whose content is
+// blocks, and says where each block comes from.
 func (d *respDecoder) message(param string, it respItemJSON) (_ domain.Message, from []string, _ error) {
-	var role domain.Role
-	switch it.Role {
-	case "user":
-		role = domain.RoleUser
-	case "assistant":
-		role = domain.RoleAssistant
-	case "system", "developer":
-		role = domain.RoleSystem
+	role := domain.Role(it.Role)
+	switch role {
+	case domain.RoleUser, domain.RoleAssistant, domain.RoleSystem, domain.RoleDeveloper:
 	default:
 		return domain.Message{}, nil, domain.InvalidParam(param+".role", "%s.role must be one of user, assistant, system, developer, not %q", param, it.Role)
 	}

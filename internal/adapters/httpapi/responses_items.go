@@ -20,8 +20,6 @@ import (
 // after and before is well defined. What the messages do not keep cannot
 // be listed as it was sent:
 //
-//   - a developer message is listed as a system message (the decoded
-//     request has one role for both);
 //   - an assistant's message of several output_text parts is listed as one
 //     message per part, as tidygate's own output is, and a refusal part as
 //     output_text;

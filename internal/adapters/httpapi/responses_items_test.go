@@ -42,13 +42,15 @@ func listItems(t *testing.T, s *storeRig, id, query string, key ...string) (int,
 
 // TestInputItemsListAStoredResponsesInput: the input items of a stored
 // response are its input as Responses items, the instructions left out:
-// a message with text and an image, reasoning, a function call and its
+// a developer message and a system message, each in its own role, a
+// message with text and an image, reasoning, a function call and its
 // output, each with an id made of the response's and its position; the
 // image's URL only when include asks for it.
 func TestInputItemsListAStoredResponsesInput(t *testing.T) {
 	s := newStoreRig(t, gateway.Options{})
 	id, req := storeInput(t, s, `[
 		{"role":"developer","content":"Answer in French."},
+		{"role":"system","content":"Be exact."},
 		{"role":"user","content":[{"type":"input_text","text":"What is in this picture?"},
 			{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo=","detail":"low"}]},
 		{"type":"reasoning","summary":[{"type":"summary_text","text":"The weather, then."}],"encrypted_content":"opaque"},
@@ -57,13 +59,15 @@ func TestInputItemsListAStoredResponsesInput(t *testing.T) {
 	calls := len(s.provider.seen)
 
 	items := fmt.Sprintf(`[
-		{"type":"message","id":"msg_%[1]s_in0","status":"completed","role":"system",
+		{"type":"message","id":"msg_%[1]s_in0","status":"completed","role":"developer",
 		 "content":[{"type":"input_text","text":"Answer in French."}]},
-		{"type":"message","id":"msg_%[1]s_in1","status":"completed","role":"user",
+		{"type":"message","id":"msg_%[1]s_in1","status":"completed","role":"system",
+		 "content":[{"type":"input_text","text":"Be exact."}]},
+		{"type":"message","id":"msg_%[1]s_in2","status":"completed","role":"user",
 		 "content":[{"type":"input_text","text":"What is in this picture?"},{"type":"input_image","image_url":%[2]s,"detail":"auto"}]},
-		{"type":"reasoning","id":"rs_%[1]s_in2","summary":[{"type":"summary_text","text":"The weather, then."}],"encrypted_content":"opaque"},
-		{"type":"function_call","id":"fc_%[1]s_in3","status":"completed","call_id":"call_9","name":"get_weather","arguments":"{\"city\":\"Oslo\"}"},
-		{"type":"function_call_output","id":"fco_%[1]s_in4","status":"completed","call_id":"call_9","output":"sunny"}]`, req, "%s")
+		{"type":"reasoning","id":"rs_%[1]s_in3","summary":[{"type":"summary_text","text":"The weather, then."}],"encrypted_content":"opaque"},
+		{"type":"function_call","id":"fc_%[1]s_in4","status":"completed","call_id":"call_9","name":"get_weather","arguments":"{\"city\":\"Oslo\"}"},
+		{"type":"function_call_output","id":"fco_%[1]s_in5","status":"completed","call_id":"call_9","output":"sunny"}]`, req, "%s")
 	list := func(first, last int, data string) string {
 		return fmt.Sprintf(`{"object":"list","data":%s,"first_id":"%s","last_id":"%s","has_more":false}`, data,
 			itemID(t, data, first), itemID(t, data, last))
@@ -71,11 +75,11 @@ func TestInputItemsListAStoredResponsesInput(t *testing.T) {
 	asc := fmt.Sprintf(items, "null")
 	withImage := fmt.Sprintf(items, `"data:image/png;base64,iVBORw0KGgo="`)
 	for _, tc := range []struct{ query, want string }{
-		{"order=asc", list(0, 4, asc)},
-		{"", list(0, 4, reversed(t, asc))}, // desc is the default
-		{"order=desc", list(0, 4, reversed(t, asc))},
-		{"order=asc&include=message.input_image.image_url", list(0, 4, withImage)},
-		{"order=asc&include[]=message.input_image.image_url&include[]=reasoning.encrypted_content", list(0, 4, withImage)},
+		{"order=asc", list(0, 5, asc)},
+		{"", list(0, 5, reversed(t, asc))}, // desc is the default
+		{"order=desc", list(0, 5, reversed(t, asc))},
+		{"order=asc&include=message.input_image.image_url", list(0, 5, withImage)},
+		{"order=asc&include[]=message.input_image.image_url&include[]=reasoning.encrypted_content", list(0, 5, withImage)},
 	} {
 		status, body := listItems(t, s, id, tc.query)
 		if status != 200 || !sameJSON(t, body, tc.want) {

@@ -68,14 +68,15 @@ func (p *agentProvider) Embed(context.Context, domain.EmbedRequest) (domain.Embe
 }
 
 // storeRig is the API over the real gateway with an in-memory response
-// store, keys for alice (goodKey) and mallory (otherKey), and a clock the
-// test moves.
+// store and call log, keys for alice (goodKey) and mallory (otherKey), and
+// a clock the test moves.
 type storeRig struct {
 	srv      *httptest.Server
 	svc      *gateway.Service
 	provider *agentProvider
 	store    *memory.ResponseStore
 	ledger   *memory.Ledger
+	log      *memory.CallLog
 	mu       sync.Mutex
 	now      time.Time
 }
@@ -98,14 +99,14 @@ func newStoreRig(t *testing.T, opts gateway.Options) *storeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &storeRig{provider: &agentProvider{}, store: memory.NewResponseStore(), ledger: memory.NewLedger(),
+	s := &storeRig{provider: &agentProvider{}, store: memory.NewResponseStore(), ledger: memory.NewLedger(), log: memory.NewCallLog(),
 		now: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
 	keys := memory.NewKeyStore()
 	keys.Add(goodKey, domain.Caller{KeyID: "key-1", User: "alice", Team: "risk"})
 	keys.Add(otherKey, domain.Caller{KeyID: "key-2", User: "mallory", Team: "risk"})
 	opts.Now = s.clock
 	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": s.provider},
-		Keys: keys, Ledger: s.ledger, CallLog: memory.NewCallLog(), Responses: s.store}, opts)
+		Keys: keys, Ledger: s.ledger, CallLog: s.log, Responses: s.store}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,3 +299,49 @@ func TestResponsesToolCallWithoutArguments(t *testing.T) {
 		t.Errorf("arguments = %v, want %s: %s", got, want, rec.Body)
 	}
 }
+
+// TestResponsesKeepTheDeveloperRole: a developer message of the Responses
+// API is a developer message of the domain request, apart from a system
+// message, as one of chat completions is: the provider, the call log and
+// the stored response all see the same roles from either dialect. The
+// instructions stay a system message.
+func TestResponsesKeepTheDeveloperRole(t *testing.T) {
+	s := newStoreRig(t, gateway.Options{})
+	turns := `[{"role":"developer","content":"Answer in French."},{"role":"system","content":"Be exact."},{"role":"user","content":"Hi"}]`
+	roles := func(msgs []domain.Message) string {
+		var out []string
+		for _, m := range msgs {
+			out = append(out, string(m.Role)+": "+m.Content)
+		}
+		return strings.Join(out, "; ")
+	}
+	const want = "developer: Answer in French.; system: Be exact.; user: Hi"
+
+	if status, body := s.do(t, "POST", "/v1/chat/completions", `{"model":"mock-chat","messages":`+turns+`}`); status != 200 {
+		t.Fatalf("chat completions: %d %v", status, body)
+	}
+	if got := roles(s.provider.last(t).Messages); got != want {
+		t.Fatalf("chat completions reached the provider as %q; want %q", got, want)
+	}
+
+	status, body := s.do(t, "POST", "/v1/responses", `{"model":"mock-chat","store":true,"instructions":"Be brief.","input":`+turns+`}`)
+	id, _ := body["id"].(string)
+	if status != 200 || id == "" {
+		t.Fatalf("responses: %d %v", status, body)
+	}
+	if got := roles(s.provider.last(t).Messages); got != "system: Be brief.; "+want {
+		t.Errorf("the Responses request reached the provider as %q; want the instructions, then %q", got, want)
+	}
+	if records := s.log.Records(); len(records) != 2 {
+		t.Errorf("the call log recorded %d calls; want 2", len(records))
+	} else if got := roles(records[1].Messages); got != "system: Be brief.; "+want {
+		t.Errorf("the call log recorded the Responses request as %q; want the instructions, then %q", got, want)
+	}
+	stored, err := s.store.Response(context.Background(), "alice", id, s.clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := roles(stored.Input); got != want {
+		t.Errorf("the stored response's input is %q; want %q", got, want)
+	}
+}
