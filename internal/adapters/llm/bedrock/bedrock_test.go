@@ -80,6 +80,8 @@ func TestChat(t *testing.T) {
 	req.Messages = append(req.Messages,
 		domain.Message{Role: domain.RoleUser, Content: "Twice."},
 		domain.Message{Role: domain.RoleAssistant, Content: "Hi."},
+		// A developer message in blocks, as the Responses API's is decoded.
+		domain.Message{Role: domain.RoleDeveloper, Content: "Be kind.", Blocks: []domain.Block{domain.TextBlock("Be kind.")}},
 		domain.Message{Role: domain.RoleTool, Content: "42"},
 	)
 	resp, err := newProvider(t, up.URL).Chat(context.Background(), req)
@@ -103,7 +105,7 @@ func TestChat(t *testing.T) {
 		map[string]any{"role": "assistant", "content": []any{text("Hi.")}},
 		map[string]any{"role": "user", "content": []any{text("42")}},
 	}
-	if !reflect.DeepEqual(body["messages"], wantMsgs) || !reflect.DeepEqual(body["system"], []any{text("You are terse.")}) {
+	if !reflect.DeepEqual(body["messages"], wantMsgs) || !reflect.DeepEqual(body["system"], []any{text("You are terse."), text("Be kind.")}) {
 		t.Errorf("messages %v, system %v", body["messages"], body["system"])
 	}
 	if cfg := body["inferenceConfig"]; !reflect.DeepEqual(cfg, map[string]any{"maxTokens": float64(64)}) {
