@@ -59,6 +59,23 @@ func (i Image) AsURL() string {
 	return "data:" + i.MediaType + ";base64," + i.Data
 }
 
+// ImageOfURL is the image url stands for, as AsURL writes it: a data URL
+// (data:<media type>;base64,<data>) is inline data, any other URL an image
+// by URL (which validation takes only as http or https). A data URL of
+// another form, or without data, is invalid; param names the field that
+// holds url, in the request's own terms.
+func ImageOfURL(param, url string) (Image, error) {
+	rest, isData := strings.CutPrefix(url, "data:")
+	if !isData {
+		return Image{URL: url}, nil
+	}
+	mediaType, data, ok := strings.Cut(rest, ";base64,")
+	if !ok || data == "" {
+		return Image{}, InvalidParam(param, "%s: a data URL must be data:<media type>;base64,<data>", param)
+	}
+	return Image{MediaType: mediaType, Data: data}, nil
+}
+
 // ToolCall is the model's request to run a tool. Arguments is a JSON object.
 type ToolCall struct {
 	ID        string

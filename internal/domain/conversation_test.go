@@ -147,6 +147,9 @@ func TestAnImageIsEstimatedAsAnImage(t *testing.T) {
 	}
 }
 
+// TestAnImageAsAURL: an image is one URL, which ImageOfURL reads back as
+// the same image; a data URL of another form, or without data, is refused
+// by the name of the field that holds it.
 func TestAnImageAsAURL(t *testing.T) {
 	for _, tc := range []struct {
 		img  domain.Image
@@ -157,6 +160,16 @@ func TestAnImageAsAURL(t *testing.T) {
 	} {
 		if got := tc.img.AsURL(); got != tc.want {
 			t.Errorf("%+v.AsURL() = %q; want %q", tc.img, got, tc.want)
+		}
+		if back, err := domain.ImageOfURL("image_url", tc.want); err != nil || back != tc.img {
+			t.Errorf("ImageOfURL(%q) = %+v, %v; want %+v", tc.want, back, err, tc.img)
+		}
+	}
+	for _, url := range []string{"data:image/png,iVBORw0KGgo=", "data:image/png;base64,", "data:"} {
+		_, err := domain.ImageOfURL("input[0].content[1].image_url", url)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != "input[0].content[1].image_url" {
+			t.Errorf("ImageOfURL(%q) = %v; want it invalid, naming input[0].content[1].image_url", url, err)
 		}
 	}
 }

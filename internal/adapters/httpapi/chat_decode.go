@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -144,8 +143,8 @@ func unquoteJSON(raw []byte) (string, error) {
 	return s, err
 }
 
-// imagePart reads an image_url part: an http(s) URL, or a data: URL of
-// base64 image data.
+// imagePart reads an image_url part: its detail, and its URL, an http(s)
+// URL or a data URL of base64 image data (domain.ImageOfURL).
 func imagePart(param string, u *imageURLJSON) (domain.Image, error) {
 	if u == nil || u.URL == "" {
 		return domain.Image{}, domain.InvalidParam(param+".image_url.url", "%s.image_url.url is required", param)
@@ -155,15 +154,7 @@ func imagePart(param string, u *imageURLJSON) (domain.Image, error) {
 	default:
 		return domain.Image{}, domain.InvalidParam(param+".image_url.detail", "%s.image_url.detail must be auto, low or high", param)
 	}
-	rest, isData := strings.CutPrefix(u.URL, "data:")
-	if !isData {
-		return domain.Image{URL: u.URL}, nil
-	}
-	mediaType, data, ok := strings.Cut(rest, ";base64,")
-	if !ok || data == "" {
-		return domain.Image{}, domain.InvalidParam(param+".image_url.url", "%s.image_url.url: a data URL must be data:<media type>;base64,<data>", param)
-	}
-	return domain.Image{MediaType: mediaType, Data: data}, nil
+	return domain.ImageOfURL(param+".image_url.url", u.URL)
 }
 
 // chatTools turns the function tools into domain tools.

@@ -129,6 +129,8 @@ func TestBadRequests(t *testing.T) {
 		{"image without URL", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"image_url"}]}]}`, nil, 400, "messages[0].content[0].image_url.url", "required"},
 		{"image data URL not base64", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]}`, nil, 400, "messages[0].content[0].image_url.url", "base64"},
 		{"image of unknown type", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,AAAA"}}]}]}`, nil, 400, "messages[0].content[0]", "image/tiff"},
+		{"image data URL without data", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,"}}]}]}`, nil, 400, "messages[0].content[0].image_url.url", "base64"},
+		{"image data not base64", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBOR%%%"}}]}]}`, nil, 400, "messages[0].content[0]", "not base64"},
 		{"audio part", "", `{"model":"mock-chat","messages":[{"role":"user","content":[{"type":"input_audio"}]}]}`, nil, 400, "messages[0].content[0].type", "input_audio"},
 		{"tool call type", "", `{"model":"mock-chat","messages":[{"role":"assistant","tool_calls":[{"id":"1"}]}]}`, nil, 400, "messages[0].tool_calls[0].type", "function"},
 		{"tool call without name", "", `{"model":"mock-chat","messages":[{"role":"assistant","tool_calls":[{"id":"1","type":"function"}]}]}`, nil, 400, "messages[0].tool_calls[0]", "function.name"},

@@ -475,7 +475,11 @@ func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role)
 			case "input_image":
 				switch {
 				case p.ImageURL != "":
-					out = append(out, respImage(p.ImageURL))
+					img, err := domain.ImageOfURL(fmt.Sprintf("%s[%d].image_url", param, j), p.ImageURL)
+					if err != nil {
+						return nil, nil, err
+					}
+					out = append(out, domain.Block{Type: domain.BlockImage, Image: img})
 				case p.FileID != "":
 					d.providerOnly(fmt.Sprintf("%s[%d].file_id", param, j), "an input_image given by file_id")
 				default:
@@ -494,16 +498,6 @@ func (d *respDecoder) parts(param string, raw json.RawMessage, role domain.Role)
 		return out, from, nil
 	}
 	return nil, nil, domain.InvalidParam(param, "%s must be a string or an array of content parts", param)
-}
-
-// respImage is an image given by URL or as a base64 data URL.
-func respImage(url string) domain.Block {
-	if rest, ok := strings.CutPrefix(url, "data:"); ok {
-		if mediaType, data, ok := strings.Cut(rest, ";base64,"); ok {
-			return domain.Block{Type: domain.BlockImage, Image: domain.Image{MediaType: mediaType, Data: data}}
-		}
-	}
-	return domain.Block{Type: domain.BlockImage, Image: domain.Image{URL: url}}
 }
 
 // toolChoice decodes tool_choice. A choice of anything but a function (a

@@ -543,6 +543,8 @@ func TestResponsesErrorsNameTheRequestsOwnFields(t *testing.T) {
 		{"tool after a hosted tool", `{"model":"mock-chat","input":"x","tools":[{"type":"web_search"},{"type":"function","name":""}]}`, "tools[1].name"},
 		{"image after instructions", `{"model":"mock-chat","instructions":"Be brief.","input":[{"role":"user","content":"a"},
 		  {"role":"user","content":[{"type":"input_text","text":"see"},{"type":"input_file","file_id":"f"},` + image + `]}]}`, "input[1].content[2]"},
+		{"image data not base64", `{"model":"mock-chat","instructions":"Be brief.","input":[{"role":"user","content":[
+		  {"type":"input_image","image_url":"data:image/png;base64,iVBOR%%%"}]}]}`, "input[0].content[0]"},
 		{"call merged with text", `{"model":"mock-chat","input":[{"role":"user","content":"x"},{"role":"assistant","content":"let me see"},
 		  {"type":"function_call","call_id":"","name":"f","arguments":"{}"}]}`, "input[2]"},
 		// Refused by the gateway once routed, not by the decoder.
