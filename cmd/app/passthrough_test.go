@@ -391,6 +391,39 @@ func TestPassThroughResponsesStored(t *testing.T) {
 	}
 }
 
+// tidygate's copy of a passed-through Responses exchange keeps a function
+// call's arguments as they were sent and answered, also when they are not
+// a JSON object (a call cut short by max_output_tokens), which the domain
+// request cannot hold; a request continuing from it is refused by name
+// rather than sent a history the model never wrote.
+func TestPassThroughResponsesStoredAsSent(t *testing.T) {
+	cut := `{"id":"resp_cut","object":"response","created_at":1700000000,"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"model":"gpt-up-2025",` +
+		`"output":[{"type":"function_call","id":"fc_1","call_id":"call_2","name":"grep","arguments":"{\"q\": \"ab","status":"incomplete"}],` +
+		`"usage":{"input_tokens":20,"output_tokens":4,"total_tokens":24}}`
+	s := newPassStackStoring(t, nil, llmtest.Reply(http.StatusOK, "application/json", cut), memory.NewResponseStore())
+	sent := `{"model":"gpt","input":[{"type":"message","role":"user","content":"` + hello + `"},` +
+		`{"type":"function_call","call_id":"call_1","name":"grep","arguments":"{\"a\": 1"},` +
+		`{"type":"function_call_output","call_id":"call_1","output":"none"}]}`
+	resp, got := s.post(t, "/v1/responses", sent, nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Tidygate-Mode") != "pass-through" {
+		t.Fatalf("status %d, mode %q: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), got)
+	}
+	if resp, got = s.get(t, "/v1/responses/resp_cut"); resp.StatusCode != http.StatusOK || !bytes.Contains(got, []byte(`"arguments":"{\"q\": \"ab"`)) {
+		t.Errorf("the stored answer: status %d: %s; want the arguments as OpenAI sent them", resp.StatusCode, got)
+	}
+	if resp, got = s.get(t, "/v1/responses/resp_cut/input_items?order=asc"); resp.StatusCode != http.StatusOK || !bytes.Contains(got, []byte(`"arguments":"{\"a\": 1"`)) {
+		t.Errorf("the stored input: status %d: %s; want the arguments as the client sent them", resp.StatusCode, got)
+	}
+	calls := len(s.oai.Requests())
+	next := `{"model":"gpt","input":[{"type":"function_call_output","call_id":"call_2","output":"x"}],"previous_response_id":"resp_cut"}`
+	if resp, got = s.post(t, "/v1/responses", next, nil); resp.StatusCode != http.StatusBadRequest || !bytes.Contains(got, []byte(`"param":"previous_response_id"`)) {
+		t.Errorf("continued: status %d: %s; want a 400 naming previous_response_id", resp.StatusCode, got)
+	}
+	if n := len(s.oai.Requests()); n != calls {
+		t.Errorf("continued: the upstream got %d more requests; want none", n-calls)
+	}
+}
+
 // The official SDKs work through pass-through routes, streams included.
 func TestPassThroughSDKs(t *testing.T) {
 	oaiStream := []string{

@@ -337,6 +337,11 @@ func echoOf(w responsesRequestJSON) respEcho {
 // request leaves those out.
 type respDecoder struct {
 	passOnly
+	// verbatim keeps each function call's arguments as they were sent,
+	// where the domain request holds the empty object for arguments that
+	// are not one: for the stored copy of a passed-through exchange, which
+	// must say what was sent and answered.
+	verbatim bool
 	// at is where each message input returned comes from in the request.
 	at []respOrigin
 }
@@ -399,7 +404,10 @@ func (d *respDecoder) input(raw json.RawMessage) ([]domain.Message, error) {
 			// An assistant's text merges with the calls and reasoning around it.
 			add(msg.Role, msg.Role == domain.RoleAssistant, param, from, msg.Blocks...)
 		case "function_call":
-			args := d.toolArguments(param+".arguments", it.Arguments)
+			args := domain.ToolArguments(it.Arguments)
+			if !d.verbatim {
+				args = d.toolArguments(param+".arguments", it.Arguments)
+			}
 			add(domain.RoleAssistant, true, param, []string{param}, domain.Block{Type: domain.BlockToolCall,
 				ToolCall: domain.ToolCall{ID: it.CallID, Name: it.Name, Arguments: args}})
 		case "function_call_output":

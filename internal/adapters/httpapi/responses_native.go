@@ -34,7 +34,7 @@ type passedResponseJSON struct {
 func (h *handler) storePassed(r *http.Request, in responsesInput, res gateway.ChatResult, resp []byte, created time.Time) {
 	sr, err := passedResponse(resp)
 	if err == nil {
-		sr.CreatedAt, sr.Model, sr.Input = created, answeringModel(res.Result, in.req.Model), in.input
+		sr.CreatedAt, sr.Model, sr.Input = created, answeringModel(res.Result, in.req.Model), sentInput(in)
 		sr.Usage, sr.ParallelToolCalls, sr.Settings = res.Native.Usage, !in.req.ToolChoice.NoParallel, in.echo.settings()
 		h.storeResponse(r, sr)
 		return
@@ -57,7 +57,7 @@ func passedResponse(body []byte) (domain.StoredResponse, error) {
 	}
 	sr := domain.StoredResponse{ID: w.ID, FinishReason: domain.FinishStop}
 	if firstByte(w.Output) == '[' && !bytes.Equal(bytes.TrimSpace(w.Output), []byte("[]")) {
-		var d respDecoder
+		d := respDecoder{verbatim: true}
 		msgs, err := d.input(w.Output)
 		if err != nil {
 			return domain.StoredResponse{}, err
@@ -75,6 +75,28 @@ func passedResponse(body []byte) (domain.StoredResponse, error) {
 		sr.FinishReason = domain.FinishToolCalls
 	}
 	return sr, nil
+}
+
+// sentInput is the input of in, a passed-through request, as the client
+// sent it. It is in's own input unless that holds something the domain
+// request could not (a function call's arguments that are not a JSON
+// object): then the input is read again, verbatim.
+func sentInput(in responsesInput) []domain.Message {
+	if in.untranslatable == nil {
+		return in.input
+	}
+	var w struct {
+		Input json.RawMessage `json:"input"`
+	}
+	d := respDecoder{verbatim: true}
+	if json.Unmarshal(in.body, &w) != nil {
+		return in.input
+	}
+	msgs, err := d.input(w.Input)
+	if err != nil {
+		return in.input
+	}
+	return msgs
 }
 
 func hasToolCall(blocks []domain.Block) bool {
