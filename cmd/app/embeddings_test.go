@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/adapters/llm/llmtest"
 	"github.com/tidygate/tidygate/internal/adapters/llm/mock"
+	oaiadapter "github.com/tidygate/tidygate/internal/adapters/llm/openai"
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -120,6 +122,56 @@ func TestTokenArraysToATextOnlyProviderAreTheClientsToFix(t *testing.T) {
 	if r := recs[0]; r.ErrorKind != domain.KindInvalid || r.FallbackUsed || len(r.Attempts) != 1 || r.Cost() != 0 {
 		t.Errorf("record = %+v; want one attempt, refused as invalid, no fallback, nothing charged", r)
 	}
+	requireReleased(t, svc, ledger)
+}
+
+// TestAFallbacksRefusalIsNotTheClientsToFix: the model asked for takes
+// token ids but fails (OpenAI answering 503), and its fallback cannot take
+// them (Bedrock refusing before any call). The request was one the model
+// asked for could serve, so the client hears of that model's failure, a
+// 502, not the fallback's refusal as a 400 telling it to change its input.
+func TestAFallbacksRefusalIsNotTheClientsToFix(t *testing.T) {
+	failing := llmtest.NewUpstream(t, llmtest.Reply(http.StatusServiceUnavailable, "application/json", `{"error":{"message":"overloaded","type":"server_error"}}`))
+	op, err := oaiadapter.New(oaiadapter.Options{BaseURL: failing.URL + "/v1", APIKey: oaiKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bedrockUp := llmtest.NewUpstream(t, llmtest.Hang)
+	price := domain.Price{InputPerMillion: 20_000}
+	cat, err := domain.NewCatalogue([]domain.Model{
+		{Name: "oai", Type: domain.ModelEmbedding, Provider: "openai", Upstream: "text-embedding-3-small", Price: price, Fallbacks: []string{"titan"}},
+		{Name: "titan", Type: domain.ModelEmbedding, Provider: "bedrock", Upstream: "amazon.titan-embed-text-v2:0", Price: price}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := memory.NewKeyStore()
+	keys.Add(agentKey, domain.Caller{User: "ada", Team: "eng"})
+	log, ledger := memory.NewCallLog(), memory.NewLedger()
+	url, svc := serveGateway(t, gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat,
+		Providers: map[string]ports.Provider{"openai": op, "bedrock": newBedrock(t, bedrockUp.URL)},
+		Keys:      keys, Ledger: ledger, CallLog: log}, gateway.Options{MaxAttempts: 1, RetryBackoff: 1})
+	client := openai.NewClient(option.WithBaseURL(url+"/v1/"), option.WithAPIKey(agentKey),
+		option.WithHeader("X-Audit-Reason", "embeddings test"), option.WithMaxRetries(0))
+
+	_, err = client.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: "oai",
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfTokens: []int64{9906, 1917}}})
+	var e *openai.Error
+	if !errors.As(err, &e) || e.StatusCode != http.StatusBadGateway {
+		t.Fatalf("error = %v; want a 502", err)
+	}
+	if len(failing.Requests()) != 1 || len(bedrockUp.Requests()) != 0 {
+		t.Errorf("OpenAI got %d requests, Bedrock %d; want 1 and 0", len(failing.Requests()), len(bedrockUp.Requests()))
+	}
+	if recs := log.Records(); len(recs) != 1 || recs[0].ErrorKind != domain.KindUpstream || len(recs[0].Attempts) != 2 || recs[0].Cost() != 0 {
+		t.Errorf("records = %+v; want one, an upstream failure after two attempts, nothing charged", recs)
+	}
+	requireReleased(t, svc, ledger)
+}
+
+// requireReleased waits for svc's settlements and fails t unless every
+// reservation in ledger was released, nothing charged.
+func requireReleased(t *testing.T, svc *gateway.Service, ledger *memory.Ledger) {
+	t.Helper()
 	if err := svc.Settled(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -456,9 +456,12 @@ func retryable(err error) bool {
 
 // upstreamFailure turns the last provider error into the call's error: a
 // request the provider refused stays invalid (the client can fix it); every
-// other failure is the upstream's.
+// other failure is the upstream's. So is a refusal by a fallback tried
+// after an earlier attempt failed (a fallback that cannot take token ids,
+// say): the request was one the model asked for could take, and it is that
+// model's failure the client must hear of, not a fix to make.
 func upstreamFailure(res Result, err error) error {
-	if domain.KindOf(err) == domain.KindInvalid {
+	if domain.KindOf(err) == domain.KindInvalid && !(res.FallbackUsed && res.Attempts > 1) {
 		return err
 	}
 	return &domain.Error{Kind: domain.KindUpstream, Code: "upstream_error", Err: err,
