@@ -125,7 +125,7 @@ func fromWireBlocks(ws []wireBlock) []domain.Block {
 func toWireTools(tools []domain.Tool) []wireTool {
 	var out []wireTool
 	for _, t := range tools {
-		w := wireTool{Name: t.Name, Description: t.Description}
+		w := wireTool{Name: t.Name, Description: t.Description, Strict: t.Strict}
 		if json.Valid(t.Parameters) {
 			w.Parameters = t.Parameters
 		}
@@ -137,7 +137,7 @@ func toWireTools(tools []domain.Tool) []wireTool {
 func fromWireTools(ws []wireTool) []domain.Tool {
 	var out []domain.Tool
 	for _, w := range ws {
-		out = append(out, domain.Tool{Name: w.Name, Description: w.Description, Parameters: w.Parameters})
+		out = append(out, domain.Tool{Name: w.Name, Description: w.Description, Parameters: w.Parameters, Strict: w.Strict})
 	}
 	return out
 }
@@ -217,12 +217,13 @@ type oaiToolFunction struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      bool            `json:"strict,omitempty"`
 }
 
 func oaiTools(tools []domain.Tool) []oaiTool {
 	var out []oaiTool
 	for _, t := range tools {
-		out = append(out, oaiTool{Type: "function", Function: oaiToolFunction{Name: t.Name, Description: t.Description, Parameters: t.Parameters}})
+		out = append(out, oaiTool{Type: "function", Function: oaiToolFunction{Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict}})
 	}
 	return out
 }
@@ -329,6 +330,7 @@ type anthTool struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	InputSchema json.RawMessage `json:"input_schema,omitempty"`
+	Strict      bool            `json:"strict,omitempty"`
 }
 
 type anthResponseBody struct {
@@ -375,7 +377,7 @@ func anthRequest(r domain.CallRecord, model string) anthRequestBody {
 	}
 	body.System = strings.Join(system, "\n\n")
 	for _, t := range r.Tools {
-		body.Tools = append(body.Tools, anthTool{Name: t.Name, Description: t.Description, InputSchema: t.Parameters})
+		body.Tools = append(body.Tools, anthTool{Name: t.Name, Description: t.Description, InputSchema: t.Parameters, Strict: t.Strict})
 	}
 	return body
 }
@@ -425,6 +427,7 @@ type respTool struct {
 	Name        string          `json:"name"`
 	Description string          `json:"description,omitempty"`
 	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      bool            `json:"strict,omitempty"`
 }
 
 type respResponseBody struct {
@@ -485,7 +488,7 @@ func respRequest(r domain.CallRecord, model string) respRequestBody {
 	}
 	body.Instructions = strings.Join(instructions, "\n\n")
 	for _, t := range r.Tools {
-		body.Tools = append(body.Tools, respTool{Type: "function", Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		body.Tools = append(body.Tools, respTool{Type: "function", Name: t.Name, Description: t.Description, Parameters: t.Parameters, Strict: t.Strict})
 	}
 	return body
 }

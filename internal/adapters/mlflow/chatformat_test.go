@@ -16,7 +16,8 @@ import (
 func agentCall(id string, ep domain.Endpoint) domain.CallRecord {
 	r := sample(id, okChat, 1)
 	r.Endpoint = ep
-	r.Tools = []domain.Tool{{Name: "read_file", Description: "Read a file", Parameters: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}`)}}
+	r.Tools = []domain.Tool{{Name: "read_file", Description: "Read a file", Parameters: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}`),
+		Strict: true}}
 	r.Messages = []domain.Message{
 		{Role: domain.RoleSystem, Content: "You are a coding agent."},
 		{Role: domain.RoleUser, Content: "Look at main.go and this diagram", Blocks: []domain.Block{
@@ -167,7 +168,7 @@ func TestEachDialectIsRecordedInItsOwnChatFormat(t *testing.T) {
 				at(t, in, "messages", 3, "tool_call_id") != "call_1" || at(t, in, "messages", 3, "content") != "package main" {
 				t.Errorf("the tool call and its result are not OpenAI's: %v", at(t, in, "messages"))
 			}
-			if at(t, in, "tools", 0, "function", "name") != "read_file" {
+			if at(t, in, "tools", 0, "function", "name") != "read_file" || at(t, in, "tools", 0, "function", "strict") != true {
 				t.Errorf("tools = %v", at(t, in, "tools"))
 			}
 			if at(t, out, "object") != "chat.completion" || at(t, out, "choices", 0, "message", "content") != "It is a main package." ||
@@ -187,7 +188,7 @@ func TestEachDialectIsRecordedInItsOwnChatFormat(t *testing.T) {
 				at(t, in, "messages", 2, "content", 0, "type") != "tool_result" || at(t, in, "messages", 2, "content", 0, "tool_use_id") != "call_1" {
 				t.Errorf("the tool call and its result are not Anthropic's: %v", at(t, in, "messages"))
 			}
-			if at(t, in, "tools", 0, "input_schema", "type") != "object" {
+			if at(t, in, "tools", 0, "input_schema", "type") != "object" || at(t, in, "tools", 0, "strict") != true {
 				t.Errorf("tools = %v", at(t, in, "tools"))
 			}
 			if at(t, out, "type") != "message" || at(t, out, "content", 0, "type") != "thinking" || at(t, out, "content", 1, "text") != "It is a main package." ||
@@ -207,7 +208,7 @@ func TestEachDialectIsRecordedInItsOwnChatFormat(t *testing.T) {
 				at(t, in, "input", 3, "type") != "function_call_output" || at(t, in, "input", 3, "output") != "package main" {
 				t.Errorf("the tool call and its result are not Responses items: %v", at(t, in, "input"))
 			}
-			if at(t, in, "tools", 0, "type") != "function" || at(t, in, "tools", 0, "name") != "read_file" {
+			if at(t, in, "tools", 0, "type") != "function" || at(t, in, "tools", 0, "name") != "read_file" || at(t, in, "tools", 0, "strict") != true {
 				t.Errorf("tools = %v", at(t, in, "tools"))
 			}
 			if at(t, out, "object") != "response" || at(t, out, "output", 0, "type") != "reasoning" || at(t, out, "output", 1, "content", 0, "type") != "output_text" ||
