@@ -175,7 +175,7 @@ func (c Classifier) TextInputs(req domain.EmbedRequest) error {
 	if len(req.Tokens) == 0 {
 		return nil
 	}
-	e := c.unsupported("token-array input", "send input as text (a string or an array of strings)")
+	e := c.Unsupported("token-array input", "send input as text (a string or an array of strings)")
 	e.Param = "input"
 	return e
 }
@@ -196,12 +196,7 @@ func ClampEffort(effort string) string {
 // Unsupported refuses a request for a feature this provider cannot serve:
 // domain.KindInvalid with code unsupported_feature, its message naming the
 // provider and the feature, and hint, if any, saying what to do instead.
-func (c Classifier) Unsupported(feature, hint string) error {
-	return c.unsupported(feature, hint)
-}
-
-// unsupported is Unsupported's error, for a caller to add to.
-func (c Classifier) unsupported(feature, hint string) *domain.Error {
+func (c Classifier) Unsupported(feature, hint string) *domain.Error {
 	msg := fmt.Sprintf("%s: tidygate cannot send %s to this provider", c.provider, feature)
 	if hint != "" {
 		msg += "; " + hint
