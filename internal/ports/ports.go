@@ -49,6 +49,21 @@ type PassThrough interface {
 	Native(ctx context.Context, req domain.NativeRequest, emit func(domain.NativeEvent) error) (domain.NativeResponse, error)
 }
 
+// TokenCounter is what a Provider may do besides: count the input tokens
+// of a request in its own dialect as it bills them (documents, tools and
+// images included), without answering it. The gateway finds it by type
+// assertion on the provider instance of the deployment a call would pick,
+// and estimates the count itself for any other.
+type TokenCounter interface {
+	// CountsTokens reports whether the provider counts requests of
+	// dialect d.
+	CountsTokens(d domain.Dialect) bool
+	// CountTokens returns the input tokens of req, a request the client
+	// sent to its dialect's token-counting endpoint, sent with req.Model as
+	// its model. Errors are classified as Chat's are.
+	CountTokens(ctx context.Context, req domain.NativeRequest) (int, error)
+}
+
 // KeyStore finds the caller behind an API key.
 type KeyStore interface {
 	// CallerByKeyHash returns the caller of the active key with this hash

@@ -69,6 +69,7 @@ type Provider struct {
 	classify llm.Classifier
 	endpoint llm.Endpoint
 	url      string       // the Messages API's
+	countURL string       // its token counting endpoint's
 	post     llm.JSONPost // carries every call
 }
 
@@ -86,6 +87,7 @@ func New(opts Options) (*Provider, error) {
 		endpoint: ep,
 		url:      strings.TrimRight(ep.BaseURL, "/") + "/v1/messages",
 	}
+	p.countURL = p.url + "/count_tokens"
 	p.post = llm.JSONPost{Client: ep.HTTPClient, Classify: p.classify, Authorize: requestHeaders(opts.APIKey), ErrorDetail: errorDetail}
 	return p, nil
 }

@@ -16,9 +16,13 @@ import (
 // API goes upstream as it was sent, not decoded and encoded again (which
 // would lose what tidygate does not know). Only the model is replaced, the
 // key is the adapter's own, and the client's anthropic-version (when it
-// sent one) and anthropic-beta headers go with it.
+// sent one) and anthropic-beta headers go with it. A count_tokens request
+// goes to Anthropic's token counting endpoint the same way.
 
-var _ ports.PassThrough = (*Provider)(nil)
+var (
+	_ ports.PassThrough  = (*Provider)(nil)
+	_ ports.TokenCounter = (*Provider)(nil)
+)
 
 // passedHeaders are the client's headers a passed-through request carries.
 var passedHeaders = []string{"Anthropic-Version", "Anthropic-Beta"}
@@ -32,17 +36,13 @@ func (p *Provider) Native(ctx context.Context, req domain.NativeRequest, emit fu
 	if !p.PassesThrough(req.Dialect) {
 		return domain.NativeResponse{}, p.classify.Invalid("cannot take a %s request as it is", req.Dialect)
 	}
-	body, err := llm.UpstreamBody(p.classify, req, "max_tokens")
-	if err != nil {
-		return domain.NativeResponse{}, err
-	}
 	ctx, cancel := p.endpoint.Bound(ctx)
 	defer cancel()
 	accept := "application/json"
 	if req.Stream {
 		accept = "text/event-stream"
 	}
-	resp, err := p.post.SendRaw(ctx, p.url, body, llm.PassHeaders(req, passedHeaders...), accept)
+	resp, err := p.sendNative(ctx, p.url, req, accept, "max_tokens")
 	if err != nil {
 		return domain.NativeResponse{}, err
 	}
@@ -59,6 +59,52 @@ func (p *Provider) Native(ctx context.Context, req domain.NativeRequest, emit fu
 		return domain.NativeResponse{}, p.classify.Malformed(errors.New("the stream carried no usage"))
 	}
 	return domain.NativeResponse{ContentType: resp.Header.Get("Content-Type"), Text: text, Usage: *usage, Counted: true}, nil
+}
+
+// sendNative posts a request as the client wrote it to url, accepting the
+// media type accept: its body as llm.UpstreamBody makes it (the model
+// replaced, the output cap added as one of capFields when it sets none),
+// with the client's version and beta headers.
+func (p *Provider) sendNative(ctx context.Context, url string, req domain.NativeRequest, accept string, capFields ...string) (*http.Response, error) {
+	body, err := llm.UpstreamBody(p.classify, req, capFields...)
+	if err != nil {
+		return nil, err
+	}
+	return p.post.SendRaw(ctx, url, body, llm.PassHeaders(req, passedHeaders...), accept)
+}
+
+// CountsTokens reports whether d is the Messages API, whose count_tokens
+// requests Anthropic counts.
+func (p *Provider) CountsTokens(d domain.Dialect) bool { return d == domain.DialectAnthropicMessages }
+
+// CountTokens sends a count_tokens request as the client wrote it, as a
+// passed-through Messages request goes (the model replaced, the client's
+// version and beta headers), to the Messages API's token counting endpoint
+// (POST /v1/messages/count_tokens) and returns Anthropic's input_tokens.
+func (p *Provider) CountTokens(ctx context.Context, req domain.NativeRequest) (int, error) {
+	if !p.CountsTokens(req.Dialect) {
+		return 0, p.classify.Invalid("cannot count the tokens of a %s request", req.Dialect)
+	}
+	ctx, cancel := p.endpoint.Bound(ctx)
+	defer cancel()
+	resp, err := p.sendNative(ctx, p.countURL, req, "application/json")
+	if err != nil {
+		return 0, err
+	}
+	body, err := p.post.ReadAnswer(resp)
+	if err != nil {
+		return 0, err
+	}
+	var count struct {
+		InputTokens *int `json:"input_tokens"`
+	}
+	if err := json.Unmarshal(body, &count); err != nil {
+		return 0, p.classify.Malformed(err)
+	}
+	if count.InputTokens == nil || *count.InputTokens < 0 {
+		return 0, p.classify.Malformed(errors.New("the count has no input_tokens, or a negative one"))
+	}
+	return *count.InputTokens, nil
 }
 
 // add folds a later count, valid, into u: output tokens and, when reported, the
