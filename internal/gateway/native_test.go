@@ -3,9 +3,12 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/memory"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -184,4 +187,183 @@ func TestChatNativeEndings(t *testing.T) {
 	if led := seen(t, r.svc, r.ledger); !slices.Equal(led.settled, []string{"a", "b"}) {
 		t.Errorf("ledger %+v", led)
 	}
+}
+
+// countingProvider counts the input tokens of Messages requests: each count
+// is tokens, or fails with err. Its calls answer from a script, as
+// scriptedProvider's do.
+type countingProvider struct {
+	scriptedProvider
+	tokens int
+	err    error
+
+	countMu sync.Mutex
+	counted []domain.NativeRequest
+}
+
+var _ ports.TokenCounter = (*countingProvider)(nil)
+
+func (p *countingProvider) CountsTokens(d domain.Dialect) bool {
+	return d == domain.DialectAnthropicMessages
+}
+
+func (p *countingProvider) CountTokens(_ context.Context, req domain.NativeRequest) (int, error) {
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	p.counted = append(p.counted, req)
+	return p.tokens, p.err
+}
+
+func (p *countingProvider) requests() []domain.NativeRequest {
+	p.countMu.Lock()
+	defer p.countMu.Unlock()
+	return append([]domain.NativeRequest(nil), p.counted...)
+}
+
+// countRig is a service whose model "claude" is served first by a provider
+// that counts tokens ("anth", as claude-v1) and then by one that does not
+// ("plain", as claude-plain), in that order; "gpt" only by the latter. A
+// deployment's breaker opens at its first failure.
+type countRig struct {
+	svc     *gateway.Service
+	anth    *countingProvider
+	plain   *scriptedProvider
+	ledger  *memory.Ledger
+	limiter *limiterSpy
+	log     *memory.CallLog
+}
+
+func newCountRig(t *testing.T) *countRig {
+	t.Helper()
+	price := domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000_000}
+	cat, err := domain.NewCatalogue([]domain.Model{
+		{Name: "claude", Type: domain.ModelChat, Routing: domain.RoutingOrdered, MaxOutputTokens: 100, Price: price,
+			Deployments: []domain.Deployment{{Provider: "anth", Upstream: "claude-v1"}, {Provider: "plain", Upstream: "claude-plain"}}},
+		{Name: "gpt", Type: domain.ModelChat, Provider: "plain", Upstream: "gpt-v1", MaxOutputTokens: 100, Price: price},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &countRig{anth: &countingProvider{tokens: 4242}, plain: &scriptedProvider{}, ledger: memory.NewLedger(),
+		limiter: newLimiterSpy(t), log: memory.NewCallLog()}
+	r.svc, err = gateway.NewService(gateway.Deps{Limiter: r.limiter, Catalogue: cat,
+		Providers: map[string]ports.Provider{"anth": r.anth, "plain": r.plain},
+		Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log,
+		Breaker: domain.BreakerSettings{Failures: 1, Cooldown: time.Hour}}, gateway.Options{RetryBackoff: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// countRequest is a count_tokens request as its client sent it.
+func countRequest() domain.NativeRequest {
+	return domain.NativeRequest{Dialect: domain.DialectAnthropicMessages,
+		Body:   []byte(`{"model":"claude","messages":[{"role":"user","content":"Hi"}]}`),
+		Header: map[string][]string{"Anthropic-Beta": {"files-api-2025-04-14"}}}
+}
+
+// count asks r's service to count chat(model), sent as n.
+func (r *countRig) count(model string, n domain.NativeRequest) (gateway.TokenCount, error) {
+	return r.svc.CountTokens(context.Background(), alice, chat(model), n)
+}
+
+// untouched fails t unless counting left no trace: no call, no
+// reservation, no rate-limit hold, no record.
+func (r *countRig) untouched(t *testing.T) {
+	t.Helper()
+	r.limiter.mu.Lock()
+	admits := r.limiter.admits
+	r.limiter.mu.Unlock()
+	if r.anth.callCount() != 0 || r.plain.callCount() != 0 || len(r.ledger.Endings()) != 0 || admits != 0 || len(r.log.Records()) != 0 {
+		t.Errorf("counting made %d and %d calls, %d reservations, %d rate-limit holds, %d records; want none",
+			r.anth.callCount(), r.plain.callCount(), len(r.ledger.Endings()), admits, len(r.log.Records()))
+	}
+}
+
+// The provider of the model's first deployment counts, when it counts the
+// request's dialect: the request as its client sent it, under the
+// deployment's upstream name. Counting is not a call.
+func TestCountTokensAsksTheProviderThatCounts(t *testing.T) {
+	r := newCountRig(t)
+	got, err := r.count("claude", countRequest())
+	if err != nil || got != (gateway.TokenCount{Tokens: 4242, ByProvider: true}) {
+		t.Fatalf("count = %+v, %v; want the provider's 4242", got, err)
+	}
+	want := countRequest()
+	want.Model = "claude-v1"
+	if asked := r.anth.requests(); len(asked) != 1 || !reflect.DeepEqual(asked[0], want) {
+		t.Errorf("the provider was asked to count %+v; want %+v", asked, want)
+	}
+	r.untouched(t)
+}
+
+// Where the deployment a call would try first has a provider that does not
+// count the request's dialect, the count is tidygate's estimate.
+func TestCountTokensEstimatesWhereTheProviderDoesNotCount(t *testing.T) {
+	estimate := gateway.TokenCount{Tokens: chat("x").EstimatePromptTokens()}
+	t.Run("a provider that does not count", func(t *testing.T) {
+		r := newCountRig(t)
+		gpt := countRequest()
+		gpt.Body = []byte(`{"model":"gpt","messages":[{"role":"user","content":"Hi"}]}`)
+		if got, err := r.count("gpt", gpt); err != nil || got != estimate {
+			t.Errorf("count = %+v, %v; want the estimate %+v", got, err, estimate)
+		}
+		r.untouched(t)
+	})
+	t.Run("a dialect the provider does not count", func(t *testing.T) {
+		r := newCountRig(t)
+		chatCompletion := countRequest()
+		chatCompletion.Dialect = domain.DialectOpenAIChat
+		if got, err := r.count("claude", chatCompletion); err != nil || got != estimate || len(r.anth.requests()) != 0 {
+			t.Errorf("count = %+v, %v after %d counts; want the estimate %+v", got, err, len(r.anth.requests()), estimate)
+		}
+	})
+	t.Run("a first deployment cooling down", func(t *testing.T) {
+		r := newCountRig(t)
+		r.anth.errs = []error{errUpstream} // opens its breaker; the call is answered by plain
+		if _, err := r.svc.Chat(context.Background(), gateway.Call{RequestID: "a", Caller: alice, AuditReason: "count test"}, chat("claude")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.count("claude", countRequest()); err != nil || got != estimate || len(r.anth.requests()) != 0 {
+			t.Errorf("count = %+v, %v after %d counts; want the estimate %+v of the deployment a call would try", got, err, len(r.anth.requests()), estimate)
+		}
+	})
+}
+
+// The provider's failure is the answer, not an estimate: its refusal of the
+// request is the client's error, any other an upstream error; a model none
+// of whose deployments can take a call is unavailable, as its call is.
+func TestCountTokensAnswersTheProvidersFailure(t *testing.T) {
+	refused := &domain.Error{Kind: domain.KindInvalid, Message: "anthropic refused the request: messages: at least one message is required"}
+	for name, tc := range map[string]struct {
+		err  error
+		kind domain.Kind
+		says string
+	}{
+		"refused": {refused, domain.KindInvalid, refused.Message},
+		"failed":  {errUpstream, domain.KindUpstream, `provider "anth" failed for model "claude"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newCountRig(t)
+			r.anth.err = tc.err
+			got, err := r.count("claude", countRequest())
+			de, ok := errors.AsType[*domain.Error](err)
+			if !ok || de.Kind != tc.kind || !strings.Contains(de.Message, tc.says) || !errors.Is(err, tc.err) || got != (gateway.TokenCount{}) {
+				t.Errorf("count = %+v, %v; want a %v error saying %q", got, err, tc.kind, tc.says)
+			}
+			r.untouched(t)
+		})
+	}
+	t.Run("no deployment", func(t *testing.T) {
+		r := newCountRig(t)
+		r.anth.errs, r.plain.errs = []error{errUpstream}, []error{errUpstream}
+		if _, err := r.svc.Chat(context.Background(), gateway.Call{RequestID: "a", Caller: alice, AuditReason: "count test"}, chat("claude")); err == nil {
+			t.Fatal("the call succeeded; want both deployments to fail")
+		}
+		_, err := r.count("claude", countRequest())
+		if de, ok := errors.AsType[*domain.Error](err); !ok || de.Kind != domain.KindUnavailable || de.Code != "no_healthy_deployment" {
+			t.Errorf("count: %v; want no_healthy_deployment", err)
+		}
+	})
 }

@@ -101,6 +101,40 @@ type route struct {
 func (r *router) pick(m domain.Model, tried map[string]bool, caps map[string]domain.ProviderCaps) (route, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	i, ok := r.next(m, tried, caps)
+	if !ok {
+		return route{}, false
+	}
+	d := m.Deployments[i]
+	s := r.state(d)
+	rt := route{d: d, probe: s.breaker == breakerHalfOpen && !s.probing}
+	if rt.probe {
+		s.probing = true
+	}
+	s.inFlight++
+	r.inFlight[d.Provider]++
+	r.metrics.AttemptStarted(d)
+	return rt, true
+}
+
+// first returns the deployment of m that pick would choose for a call's
+// first attempt, without counting a call on it: for asking its provider
+// what is not a call (a token count), which leaves its health, its calls
+// in flight and its metrics as they were. ok is false when none is
+// available.
+func (r *router) first(m domain.Model, caps map[string]domain.ProviderCaps) (domain.Deployment, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, ok := r.next(m, nil, caps)
+	if !ok {
+		return domain.Deployment{}, false
+	}
+	return m.Deployments[i], true
+}
+
+// next is pick's choice: the index of the deployment of m it takes, or
+// false when none is available. r.mu is held.
+func (r *router) next(m domain.Model, tried map[string]bool, caps map[string]domain.ProviderCaps) (int, bool) {
 	now := r.now()
 	// A model with one deployment has nowhere else to send its calls: its
 	// health does not keep them out (its attempts and its fallbacks do the
@@ -122,18 +156,9 @@ func (r *router) pick(m domain.Model, tried map[string]bool, caps map[string]dom
 		candidates = again
 	}
 	if len(candidates) == 0 {
-		return route{}, false
+		return 0, false
 	}
-	d := m.Deployments[r.choose(m, candidates)]
-	s := r.state(d)
-	rt := route{d: d, probe: s.breaker == breakerHalfOpen && !s.probing}
-	if rt.probe {
-		s.probing = true
-	}
-	s.inFlight++
-	r.inFlight[d.Provider]++
-	r.metrics.AttemptStarted(d)
-	return rt, true
+	return r.choose(m, candidates), true
 }
 
 // release gives back a pick whose attempt was never made (the client left

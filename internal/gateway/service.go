@@ -524,23 +524,58 @@ func (s *Service) Usage(ctx context.Context, c domain.Caller) (domain.UsageRepor
 	return s.deps.Ledger.Report(ctx, c, domain.PeriodMonth.Start(now), now)
 }
 
-// CountTokens estimates the prompt tokens of req for a chat model the caller
-// may use. It calls no provider, reserves nothing and records nothing: it is
-// how agents size a conversation before they send it.
-func (s *Service) CountTokens(c domain.Caller, req domain.ChatRequest) (int, error) {
+// TokenCount is a count of a request's input tokens, and who counted them.
+type TokenCount struct {
+	Tokens int
+	// ByProvider says that the provider counted them (ports.TokenCounter);
+	// otherwise they are tidygate's estimate
+	// (domain.ChatRequest.EstimatePromptTokens).
+	ByProvider bool
+}
+
+// CountTokens counts the prompt tokens of req for a chat model the caller
+// may use; n is the same request as the client sent it. The provider of the
+// deployment that a call of the model would try first counts it, under the
+// deployment's upstream name, when it counts requests of n's dialect
+// (ports.TokenCounter); any other gets tidygate's estimate. It is how
+// agents size a conversation before they send it, and it is not a call: it
+// reserves nothing, charges no budget and no rate limit, records nothing,
+// leaves the deployment's health as it was, and asks one provider once,
+// with no retry and no fallback. The provider's failure is the answer,
+// never an estimate in its place: its refusal of the request as the
+// client's error, any other as an upstream error; so is a model none of
+// whose deployments can take a call now.
+func (s *Service) CountTokens(ctx context.Context, c domain.Caller, req domain.ChatRequest, n domain.NativeRequest) (TokenCount, error) {
 	if err := req.Validate(); err != nil {
-		return 0, err
+		return TokenCount{}, err
 	}
-	m, err := s.routes.Load().catalogue.Resolve(req.Model)
+	routes := s.routes.Load()
+	m, err := routes.catalogue.Resolve(req.Model)
 	if err != nil {
-		return 0, err
+		return TokenCount{}, err
 	}
 	if m.Type != domain.ModelChat {
-		return 0, domain.InvalidParam("model", "model %q is of type %s, not chat", req.Model, m.Type)
+		return TokenCount{}, domain.InvalidParam("model", "model %q is of type %s, not chat", req.Model, m.Type)
 	}
 	if !c.MayUse(m, req.Model) {
-		return 0, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
+		return TokenCount{}, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
 			Message: fmt.Sprintf("this API key may not use model %q", req.Model)}
 	}
-	return req.EstimatePromptTokens(), nil
+	d, ok := s.router.first(m, routes.caps)
+	if !ok {
+		return TokenCount{}, noDeployment(m)
+	}
+	counter, ok := routes.providers[d.Provider].(ports.TokenCounter)
+	if !ok || !counter.CountsTokens(n.Dialect) {
+		return TokenCount{Tokens: req.EstimatePromptTokens()}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ProviderTimeout)
+	defer cancel()
+	n.Model = d.Upstream
+	tokens, err := counter.CountTokens(ctx, n)
+	if err != nil {
+		m.Provider, m.Upstream = d.Provider, d.Upstream
+		return TokenCount{}, upstreamFailure(Result{Model: m, Attempts: 1}, err)
+	}
+	return TokenCount{Tokens: tokens, ByProvider: true}, nil
 }

@@ -510,9 +510,9 @@ func TestTheRecordNamesTheEndpointTheCallCameThrough(t *testing.T) {
 
 func TestCountTokens(t *testing.T) {
 	r := newRig(t, gateway.Options{}, alice, 0)
-	n, err := r.svc.CountTokens(alice, chat("m"))
-	if want := chat("m").EstimatePromptTokens(); err != nil || n != want || n == 0 {
-		t.Fatalf("count = %d, %v; want the estimate %d", n, err, want)
+	n, err := r.svc.CountTokens(context.Background(), alice, chat("m"), domain.NativeRequest{})
+	if want := chat("m").EstimatePromptTokens(); err != nil || n.Tokens != want || n.Tokens == 0 || n.ByProvider {
+		t.Fatalf("count = %+v, %v; want the estimate %d", n, err, want)
 	}
 	if r.primary.callCount() != 0 || len(r.log.Records()) != 0 {
 		t.Fatal("counting tokens called the provider or recorded a call")
@@ -529,7 +529,7 @@ func TestCountTokens(t *testing.T) {
 		"an unknown model":    {alice, "nope", domain.KindNotFound, "nope"},
 		"a model not allowed": {vecOnly, "main", domain.KindForbidden, `may not use model "main"`},
 	} {
-		_, err := r.svc.CountTokens(c.caller, chat(c.model))
+		_, err := r.svc.CountTokens(context.Background(), c.caller, chat(c.model), domain.NativeRequest{})
 		if de, ok := errors.AsType[*domain.Error](err); !ok || de.Kind != c.kind || !strings.Contains(de.Message, c.says) {
 			t.Errorf("%s: %v, want a %v error saying %q", name, err, c.kind, c.says)
 		}

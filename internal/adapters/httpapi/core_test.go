@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -41,13 +43,22 @@ func (idleProvider) Embed(context.Context, domain.EmbedRequest) (domain.EmbedRes
 // store (holding goodKey for alice) and the in-memory call log it returns.
 func newCoreHandler(t *testing.T, opts httpapi.Options) (http.Handler, *memory.CallLog) {
 	t.Helper()
-	cat, err := domain.NewCatalogue(domain.DefaultModels())
+	return newCoreHandlerOf(t, opts, nil, nil)
+}
+
+// newCoreHandlerOf is newCoreHandler with models beside the default ones,
+// served by providers beside the idle "mock".
+func newCoreHandlerOf(t *testing.T, opts httpapi.Options, models []domain.Model, providers map[string]ports.Provider) (http.Handler, *memory.CallLog) {
+	t.Helper()
+	cat, err := domain.NewCatalogue(append(domain.DefaultModels(), models...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys, log := memory.NewKeyStore(), memory.NewCallLog()
 	keys.Add(goodKey, domain.Caller{KeyID: "key-1", User: "alice", Team: "risk"})
-	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: map[string]ports.Provider{"mock": idleProvider{}},
+	all := map[string]ports.Provider{"mock": idleProvider{}}
+	maps.Copy(all, providers)
+	svc, err := gateway.NewService(gateway.Deps{Limiter: ratelimit.New(), Catalogue: cat, Providers: all,
 		Keys: keys, Ledger: memory.NewLedger(), CallLog: log}, gateway.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -263,5 +274,93 @@ func TestRateLimitHeadersInEachDialect(t *testing.T) {
 		if strings.Contains(strings.ToLower(name), "ratelimit") {
 			t.Fatalf("a key without limits got %s: %v", name, rec.Header())
 		}
+	}
+}
+
+// countingProvider counts Messages requests as Anthropic does, with count.
+// It makes no calls.
+type countingProvider struct {
+	idleProvider
+	count func(req domain.NativeRequest) (int, error)
+}
+
+var _ ports.TokenCounter = countingProvider{}
+
+func (countingProvider) CountsTokens(d domain.Dialect) bool {
+	return d == domain.DialectAnthropicMessages
+}
+
+func (p countingProvider) CountTokens(_ context.Context, req domain.NativeRequest) (int, error) {
+	return p.count(req)
+}
+
+// newCountHandler serves the API over the real gateway, with the model
+// "claude" (upstream claude-v1) on counter beside the default models.
+func newCountHandler(t *testing.T, counter countingProvider) (http.Handler, *memory.CallLog) {
+	t.Helper()
+	claude := domain.Model{Name: "claude", Type: domain.ModelChat, Provider: "anth", Upstream: "claude-v1", MaxOutputTokens: 100}
+	return newCoreHandlerOf(t, httpapi.Options{}, []domain.Model{claude}, map[string]ports.Provider{"anth": counter})
+}
+
+// countTokens posts body to h's count_tokens as Claude Code does.
+func countTokens(h http.Handler, body string) *httptest.ResponseRecorder {
+	return (&rig{h: h}).do(http.MethodPost, "/v1/messages/count_tokens?beta=true", body, "Authorization", "", "X-Api-Key", goodKey,
+		"Anthropic-Version", "2023-06-01", "Anthropic-Beta", "token-counting-2024-11-01")
+}
+
+// TestCountTokensThroughTheCore: a model whose provider counts gets the
+// body as the client sent it, under the upstream name, with the client's
+// Anthropic headers, and its count is the answer, said to be passed
+// through; any other model's count is the estimate, said to be one.
+// Neither is recorded.
+func TestCountTokensThroughTheCore(t *testing.T) {
+	var counted []domain.NativeRequest
+	h, log := newCountHandler(t, countingProvider{count: func(req domain.NativeRequest) (int, error) {
+		counted = append(counted, req)
+		return 2095, nil
+	}})
+	body := `{"model":"claude","messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"A report."}},` +
+		`{"type":"text","text":"Summarize it."}]}],"tools":[{"name":"look","input_schema":{"type":"object"}}]}`
+	rec := countTokens(h, body)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"input_tokens":2095}`+"\n" || rec.Header().Get("X-Tidygate-Mode") != "pass-through" {
+		t.Fatalf("status %d, mode %q: %s", rec.Code, rec.Header().Get("X-Tidygate-Mode"), rec.Body)
+	}
+	want := domain.NativeRequest{Dialect: domain.DialectAnthropicMessages, Body: []byte(body), Model: "claude-v1",
+		Header: map[string][]string{"Anthropic-Version": {"2023-06-01"}, "Anthropic-Beta": {"token-counting-2024-11-01"}}}
+	if len(counted) != 1 || !reflect.DeepEqual(counted[0], want) {
+		t.Fatalf("the provider counted %+v; want %+v", counted, want)
+	}
+
+	rec = countTokens(h, `{"model":"mock-chat","messages":[{"role":"user","content":"Hello, world"}]}`)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"input_tokens":7}`+"\n" || rec.Header().Get("X-Tidygate-Mode") != "estimated" {
+		t.Fatalf("status %d, mode %q: %s", rec.Code, rec.Header().Get("X-Tidygate-Mode"), rec.Body)
+	}
+	if n := len(log.Records()); n != 0 || len(counted) != 1 {
+		t.Fatalf("%d records, %d counts; want none, and the one count", n, len(counted))
+	}
+}
+
+// TestCountTokensAnswersTheProvidersFailure: the provider's refusal of the
+// request is the client's 400, any other failure a 502, both in
+// Anthropic's error shape; neither is an estimate.
+func TestCountTokensAnswersTheProvidersFailure(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err    error
+		status int
+		typ    string
+		says   string
+	}{
+		"refused": {&domain.Error{Kind: domain.KindInvalid, Message: "anthropic refused the request: messages.0: a document needs a source"},
+			http.StatusBadRequest, "invalid_request_error", "a document needs a source"},
+		"failed": {&domain.Error{Kind: domain.KindUpstream, Message: "anthropic answered 529"},
+			http.StatusBadGateway, "api_error", `provider "anth" failed for model "claude"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, _ := newCountHandler(t, countingProvider{count: func(domain.NativeRequest) (int, error) { return 0, tc.err }})
+			rec := countTokens(h, `{"model":"claude","messages":[{"role":"user","content":"Hi"}]}`)
+			if msg := anthropicErrorOf(t, rec, tc.status, tc.typ); !strings.Contains(msg, tc.says) {
+				t.Errorf("message %q; want it to say %q", msg, tc.says)
+			}
+		})
 	}
 }

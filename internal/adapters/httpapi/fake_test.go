@@ -290,12 +290,12 @@ func str(p *string) string {
 
 const helloBody = `{"model":"mock-chat","messages":[{"role":"user","content":"Hi"}]}`
 
-func (g *fakeGateway) CountTokens(_ domain.Caller, req domain.ChatRequest) (int, error) {
+func (g *fakeGateway) CountTokens(_ context.Context, _ domain.Caller, req domain.ChatRequest, _ domain.NativeRequest) (gateway.TokenCount, error) {
 	g.record(gateway.Call{}, &req)
 	if req.Model != chatModel.Name && req.Model != "mock" {
-		return 0, &domain.Error{Kind: domain.KindNotFound, Code: "model_not_found", Message: "unknown model " + req.Model}
+		return gateway.TokenCount{}, &domain.Error{Kind: domain.KindNotFound, Code: "model_not_found", Message: "unknown model " + req.Model}
 	}
-	return req.EstimatePromptTokens(), nil
+	return gateway.TokenCount{Tokens: req.EstimatePromptTokens()}, nil
 }
 
 // The fake stores no responses, as a gateway without a response store.

@@ -44,8 +44,10 @@ type Gateway interface {
 	Embed(ctx context.Context, call gateway.Call, req domain.EmbedRequest) (gateway.EmbedResult, error)
 	// Models returns the catalogue models the caller may use.
 	Models(c domain.Caller) []domain.Model
-	// CountTokens estimates a chat request's prompt tokens for a model the caller may use.
-	CountTokens(c domain.Caller, req domain.ChatRequest) (int, error)
+	// CountTokens counts a chat request's prompt tokens for a model the
+	// caller may use: its provider's count of n, the request as the client
+	// sent it, or tidygate's estimate.
+	CountTokens(ctx context.Context, c domain.Caller, req domain.ChatRequest, n domain.NativeRequest) (gateway.TokenCount, error)
 	// StoresResponse reports whether a Responses request's response is to
 	// be stored, given its "store" (nil when absent).
 	StoresResponse(asked *bool) bool
@@ -154,7 +156,7 @@ type handler struct {
 //	GET  /v1/models/{model}     one of them
 //	GET  /v1/usage              the caller's usage this month and the state of their budgets
 //	POST /v1/messages           the Anthropic Messages API, streamed as Anthropic's events when "stream" is true
-//	POST /v1/messages/count_tokens  an estimate of a Messages request's input tokens
+//	POST /v1/messages/count_tokens  a Messages request's input tokens: Anthropic's count, or an estimate
 //	POST /v1/responses          the OpenAI Responses API, streamed as its events when "stream" is true
 //	GET  /v1/responses/{id}     the caller's stored response
 //	GET  /v1/responses/{id}/input_items  a page of its input items

@@ -110,20 +110,26 @@ type countTokensJSON struct {
 	InputTokens int `json:"input_tokens"`
 }
 
-// countTokens serves POST /v1/messages/count_tokens: tidygate's estimate of
-// the prompt's tokens, for a model the caller may use. It calls no provider
-// and costs nothing.
+// countTokens serves POST /v1/messages/count_tokens, for a model the caller
+// may use: the count of the model's provider when it counts the request as
+// the client sent it (Anthropic), else tidygate's estimate, the mode header
+// saying which. It costs nothing.
 func (h *handler) countTokens(w http.ResponseWriter, r *http.Request) {
 	in, ok := decodeRequest(h, w, r, decodeCountTokens)
 	if !ok {
 		return
 	}
-	n, err := h.gw.CountTokens(exchangeOf(r).caller, in.req)
+	n, err := h.gw.CountTokens(r.Context(), exchangeOf(r).caller, in.req, nativeRequest(r, domain.DialectAnthropicMessages, in.body, false))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeJSON(w, http.StatusOK, countTokensJSON{InputTokens: n})
+	mode := modeEstimated
+	if n.ByProvider {
+		mode = modePassThrough
+	}
+	w.Header().Set(modeHeader, mode)
+	h.writeJSON(w, http.StatusOK, countTokensJSON{InputTokens: n.Tokens})
 }
 
 // anthStream writes one message as Anthropic's server-sent events.

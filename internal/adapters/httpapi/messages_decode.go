@@ -120,12 +120,13 @@ func decodeMessages(body []byte) (messagesInput, error) {
 	return messagesInput{req: req, body: body, untranslatable: only}, err
 }
 
-// decodeCountTokens turns a count_tokens body into a valid domain request.
-// Its server tools, MCP servers and container are left out of the count:
-// they are Anthropic's own, and cost what Anthropic bills per use.
+// decodeCountTokens turns a count_tokens body into a valid domain request,
+// kept beside the body for a provider that counts it as it is. The
+// estimate leaves its server tools, MCP servers and container out: they
+// are Anthropic's own, and cost what Anthropic bills per use.
 func decodeCountTokens(body []byte) (messagesInput, error) {
 	req, _, err := decodeAnthropic(body, false)
-	return messagesInput{req: req}, err
+	return messagesInput{req: req, body: body}, err
 }
 
 // decodeAnthropic decodes a Messages body. only, when set, names a feature

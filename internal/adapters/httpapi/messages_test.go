@@ -333,8 +333,8 @@ func TestCountTokens(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{})
 	rec := r.do("POST", "/v1/messages/count_tokens", `{"model":"mock-chat","messages":[{"role":"user","content":"Hello, world"}]}`,
 		"Authorization", "", "X-Api-Key", goodKey)
-	if rec.Code != http.StatusOK || rec.Body.String() != `{"input_tokens":7}`+"\n" {
-		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusOK || rec.Body.String() != `{"input_tokens":7}`+"\n" || rec.Header().Get("X-Tidygate-Mode") != "estimated" {
+		t.Fatalf("status %d, mode %q: %s", rec.Code, rec.Header().Get("X-Tidygate-Mode"), rec.Body)
 	}
 	anthropicErrorOf(t, r.do("POST", "/v1/messages/count_tokens", `{"model":"nope","messages":[{"role":"user","content":"x"}]}`), 404, "not_found_error")
 }

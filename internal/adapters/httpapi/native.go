@@ -19,12 +19,15 @@ import (
 // writes the answer in the dialect as it always did.
 
 // modeHeader says how the answer was obtained: "pass-through" (the
-// provider's own bytes) or "translated" (written by tidygate).
+// provider's own bytes; for a token count, the provider's count of the
+// request as the client sent it) or "translated" (written by tidygate);
+// "estimated" for a token count that is tidygate's estimate.
 const modeHeader = "X-Tidygate-Mode"
 
 const (
 	modePassThrough = "pass-through"
 	modeTranslated  = "translated"
+	modeEstimated   = "estimated"
 )
 
 // nativeHeaderPrefixes select the client's headers offered to the provider:
