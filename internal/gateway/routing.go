@@ -118,10 +118,10 @@ func (r *router) pick(m domain.Model, tried map[string]bool, caps map[string]dom
 }
 
 // first returns the deployment of m that pick would choose for a call's
-// first attempt, without counting a call on it: for asking its provider
-// what is not a call (a token count), which leaves its health, its calls
-// in flight and its metrics as they were. ok is false when none is
-// available.
+// first attempt, without taking it: no call in flight, no probe, no
+// attempt reported. It is for asking the deployment's provider what is not
+// a call (a token count), whose outcome tells nothing of its health. ok is
+// false when none is available.
 func (r *router) first(m domain.Model, caps map[string]domain.ProviderCaps) (domain.Deployment, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -537,14 +537,15 @@ type TokenCount struct {
 // may use; n is the same request as the client sent it. The provider of the
 // deployment that a call of the model would try first counts it, under the
 // deployment's upstream name, when it counts requests of n's dialect
-// (ports.TokenCounter); any other gets tidygate's estimate. It is how
-// agents size a conversation before they send it, and it is not a call: it
-// reserves nothing, charges no budget and no rate limit, records nothing,
-// leaves the deployment's health as it was, and asks one provider once,
-// with no retry and no fallback. The provider's failure is the answer,
-// never an estimate in its place: its refusal of the request as the
-// client's error, any other as an upstream error; so is a model none of
-// whose deployments can take a call now.
+// (ports.TokenCounter); any other provider's model gets tidygate's
+// estimate. It is how agents size a conversation before they send it, and
+// it is not a call: it reserves nothing, charges no budget and no rate
+// limit, records nothing, tells the deployment's health nothing, and asks
+// one provider once, with no retry and no fallback. The provider's failure
+// is the answer, never an estimate in its place: its refusal of the
+// request as the client's error, any other as an upstream error. A model
+// none of whose deployments can take a call now is unavailable, as its
+// call would be.
 func (s *Service) CountTokens(ctx context.Context, c domain.Caller, req domain.ChatRequest, n domain.NativeRequest) (TokenCount, error) {
 	if err := req.Validate(); err != nil {
 		return TokenCount{}, err
