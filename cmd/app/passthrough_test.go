@@ -522,3 +522,29 @@ func TestPassThroughOnlyFeatures(t *testing.T) {
 		}
 	}
 }
+
+// A token count for an Anthropic model is Anthropic's, asked at its
+// count_tokens endpoint with the body as the client sent it (the alias
+// renamed to the upstream name) and the client's beta header; for a model
+// of another provider it is tidygate's estimate. Neither is a call.
+func TestPassThroughCountTokens(t *testing.T) {
+	s := newPassStack(t, llmtest.Reply(http.StatusOK, "application/json", `{"input_tokens":2095}`), nil)
+	body := `{"model":"claude-alias","messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"` + hello + `"}},` +
+		`{"type":"text","text":"Summarize it."}]}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`
+	resp, got := s.post(t, "/v1/messages/count_tokens?beta=true", body, map[string]string{"Anthropic-Version": "2023-06-01", "Anthropic-Beta": "files-api-2025-04-14"})
+	if resp.StatusCode != http.StatusOK || string(got) != `{"input_tokens":2095}`+"\n" || resp.Header.Get("X-Tidygate-Mode") != "pass-through" {
+		t.Fatalf("status %d, mode %q: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), got)
+	}
+	sent := s.anth.Last(t)
+	if want := strings.Replace(body, `"claude-alias"`, `"claude-up"`, 1); sent.Path != "/v1/messages/count_tokens" || string(sent.Body) != want ||
+		sent.Header.Get("Anthropic-Beta") != "files-api-2025-04-14" || sent.Header.Get("X-Api-Key") != anthKey {
+		t.Errorf("Anthropic got %s %s with beta %q; want %s", sent.Path, sent.Body, sent.Header.Get("Anthropic-Beta"), want)
+	}
+	resp, got = s.post(t, "/v1/messages/count_tokens", `{"model":"gpt","messages":[{"role":"user","content":"Hello, world"}]}`, nil)
+	if resp.StatusCode != http.StatusOK || string(got) != `{"input_tokens":7}`+"\n" || resp.Header.Get("X-Tidygate-Mode") != "estimated" || len(s.oai.Requests()) != 0 {
+		t.Errorf("status %d, mode %q, %d calls to OpenAI: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), len(s.oai.Requests()), got)
+	}
+	if n := len(s.log.Records()); n != 0 || len(s.settled(t)) != 0 {
+		t.Errorf("%d records, endings %+v; want none", n, s.settled(t))
+	}
+}
