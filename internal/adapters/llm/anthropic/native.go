@@ -91,6 +91,7 @@ func (p *Provider) CountTokens(ctx context.Context, req domain.NativeRequest) (i
 	if err != nil {
 		return 0, err
 	}
+	defer resp.Body.Close() // ReadAnswer closes it; closing it again does nothing
 	body, err := p.post.ReadAnswer(resp)
 	if err != nil {
 		return 0, err
