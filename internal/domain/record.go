@@ -6,12 +6,15 @@ import "time"
 type Endpoint string
 
 // The recorded endpoints: the API a call came through. Chat completions,
-// Messages and Responses are all chat calls; the record keeps which.
+// Messages and Responses are all chat calls; the record keeps which. A
+// token count (Messages' count_tokens) is recorded when a provider counts
+// it: it has a request and a count of its input tokens, but no answer.
 const (
-	EndpointChat       Endpoint = "chat.completions"
-	EndpointMessages   Endpoint = "messages"  // Anthropic's Messages API
-	EndpointResponses  Endpoint = "responses" // OpenAI's Responses API
-	EndpointEmbeddings Endpoint = "embeddings"
+	EndpointChat        Endpoint = "chat.completions"
+	EndpointMessages    Endpoint = "messages"  // Anthropic's Messages API
+	EndpointResponses   Endpoint = "responses" // OpenAI's Responses API
+	EndpointEmbeddings  Endpoint = "embeddings"
+	EndpointCountTokens Endpoint = "messages.count_tokens" // Anthropic's token count of a Messages request
 )
 
 // Outcome says how a call ended.

@@ -22,7 +22,8 @@ import (
 // The trace's root span holds the request and the answer as the client's
 // API shapes them (mlflow.spanInputs, mlflow.spanOutputs), with
 // mlflow.message.format naming the shape ("openai" for chat completions and
-// Responses, "anthropic" for Messages), by which MLflow's trace view parses
+// Responses, "anthropic" for Messages and its token counts, which have
+// inputs only), by which MLflow's trace view parses
 // them into its chat view: for chat completions, MLflow's own chat message
 // format (tool calls in tool_calls, tool results as messages of role tool);
 // for Messages, tool_use and tool_result blocks; for Responses,
@@ -157,10 +158,19 @@ func answerOf(r domain.CallRecord) []domain.Block {
 // messageFormat is the mlflow.message.format of a chat call's root span:
 // the shape its inputs and outputs have.
 func messageFormat(e domain.Endpoint) string {
-	if e == domain.EndpointMessages {
+	if requestShape(e) == domain.EndpointMessages {
 		return "anthropic"
 	}
 	return "openai"
+}
+
+// requestShape is the endpoint whose requests have the shape of e's: a
+// token count's request is a Messages request.
+func requestShape(e domain.Endpoint) domain.Endpoint {
+	if e == domain.EndpointCountTokens {
+		return domain.EndpointMessages
+	}
+	return e
 }
 
 // argumentsJSON returns a tool call's arguments as JSON, or as a JSON

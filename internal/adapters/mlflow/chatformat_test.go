@@ -245,7 +245,7 @@ func TestEachDialectIsRecordedInItsOwnChatFormat(t *testing.T) {
 }
 
 func TestWithoutContentATraceHoldsNoConversation(t *testing.T) {
-	for _, ep := range []domain.Endpoint{domain.EndpointChat, domain.EndpointMessages, domain.EndpointResponses} {
+	for _, ep := range []domain.Endpoint{domain.EndpointChat, domain.EndpointMessages, domain.EndpointResponses, domain.EndpointCountTokens} {
 		b := traceRows(t, agentCall("req-none-"+string(ep), ep), ContentNone)
 		attrs := rootAttributes(t, b)
 		all, _ := json.Marshal(attrs)
@@ -254,5 +254,50 @@ func TestWithoutContentATraceHoldsNoConversation(t *testing.T) {
 				t.Errorf("%s: the trace without content holds %q", ep, secret)
 			}
 		}
+	}
+}
+
+// countCall is a token count that Anthropic made of agentCall's request:
+// a Messages request, no answer, its count as the prompt's tokens at no
+// cost.
+func countCall(id string) domain.CallRecord {
+	r := agentCall(id, domain.EndpointCountTokens)
+	r.Output, r.OutputBlocks, r.Temperature, r.MaxTokens = "", nil, nil, 0
+	r.Usage, r.InputCost, r.OutputCost = domain.Usage{PromptTokens: 2095}, 0, 0
+	return r
+}
+
+// TestATokenCountIsTracedAsItsRequestAndItsCount: a count's trace holds
+// its request in Anthropic's shape and its count as the token usage of
+// the trace and of the provider span that counted (method count_tokens),
+// at no cost, with no outputs or response preview and no MLflow gateway
+// request type (none serves a count).
+func TestATokenCountIsTracedAsItsRequestAndItsCount(t *testing.T) {
+	b := traceRows(t, countCall("req-count"), ContentFull)
+	attrs := rootAttributes(t, b)
+	if attrs["mlflow.message.format"] != "anthropic" || at(t, attrs["mlflow.spanInputs"], "system") != "You are a coding agent." ||
+		at(t, attrs["mlflow.spanInputs"], "messages", 1, "content", 1, "type") != "tool_use" {
+		t.Errorf("format %v, inputs %v; want the Messages request", attrs["mlflow.message.format"], attrs["mlflow.spanInputs"])
+	}
+	if out, ok := attrs["mlflow.spanOutputs"]; ok || b.traceInfo[0].ResponsePreview != "" {
+		t.Errorf("outputs %v, response preview %q; want none", out, b.traceInfo[0].ResponsePreview)
+	}
+	if !strings.Contains(b.traceInfo[0].RequestPreview, `"system":"You are a coding agent."`) || b.traceInfo[0].Status != "OK" {
+		t.Errorf("trace_info %+v; want OK with the request as its request preview", b.traceInfo[0])
+	}
+	meta := metadata(b)
+	if _, ok := meta["mlflow.gateway.requestType"]; ok || meta["tidygate.endpoint"] != "messages.count_tokens" || meta["mlflow.traceOutputs"] != "" {
+		t.Errorf("metadata %v; want the endpoint, no request type, no outputs", meta)
+	}
+	if meta["mlflow.trace.tokenUsage"] != `{"input_tokens":2095,"output_tokens":0,"total_tokens":2095}` ||
+		*b.traceInfo[0].InputTokens != 2095 || *b.traceInfo[0].TotalCost != 0 {
+		t.Errorf("token usage %s, trace_info %+v; want the count as input tokens at no cost", meta["mlflow.trace.tokenUsage"], b.traceInfo[0])
+	}
+	if len(b.spans) != 2 {
+		t.Fatalf("%d spans; want the root and the count's", len(b.spans))
+	}
+	provider := parseSpan(t, b.spans[1])
+	if provider.Attributes["method"] != `"count_tokens"` || !strings.Contains(provider.Attributes["mlflow.chat.tokenUsage"], `"input_tokens":2095`) {
+		t.Errorf("provider span attributes %v; want method count_tokens with the count as its usage", provider.Attributes)
 	}
 }

@@ -295,7 +295,8 @@ func kindNamed(name string) domain.Kind {
 // for a chat, the text of the last user message and of the assistant's
 // answer; otherwise (embeddings, or a message without text) the JSON itself;
 // each at most 1000 characters, ending in "..." when cut. An unsuccessful
-// call has no response preview. r holds the full text.
+// call has no response preview, nor has a token count. r holds the full
+// text.
 func previews(r domain.CallRecord) (request, response string) {
 	c := call{rec: r, content: ContentFull}
 	if r.Endpoint != domain.EndpointEmbeddings {
@@ -304,7 +305,7 @@ func previews(r domain.CallRecord) (request, response string) {
 	if request == "" {
 		request, _ = marshalJSON(requestBody(c, r.RequestedModel))
 	}
-	if r.Outcome == domain.OutcomeOK {
+	if answered(r) {
 		if r.Endpoint != domain.EndpointEmbeddings {
 			response = r.Output
 		}

@@ -158,6 +158,8 @@ func method(r domain.CallRecord) string {
 	switch {
 	case r.Endpoint == domain.EndpointEmbeddings:
 		return "embeddings"
+	case r.Endpoint == domain.EndpointCountTokens:
+		return "count_tokens"
 	case r.Stream:
 		return "chat_stream"
 	}
@@ -236,7 +238,7 @@ func (b *rows) addTrace(c call, exp experiment, runID, endpointID string) error 
 		return err
 	}
 	var outputs string
-	if r.Outcome == domain.OutcomeOK {
+	if answered(r) {
 		if outputs, err = marshalJSON(responseBody(c)); err != nil {
 			return err
 		}
@@ -538,11 +540,24 @@ func marshalJSON(v any) (string, error) {
 	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
+// requestType is the mlflow.gateway.requestType of a call through e: the
+// route type of MLflow's gateway that serves such calls, none for a token
+// count, which no route type serves.
 func requestType(e domain.Endpoint) string {
-	if e == domain.EndpointEmbeddings {
+	switch e {
+	case domain.EndpointEmbeddings:
 		return "llm/v1/embeddings"
+	case domain.EndpointCountTokens:
+		return ""
 	}
 	return "llm/v1/chat"
+}
+
+// answered reports whether r has an answer for the trace's outputs: a call
+// that succeeded, but not a token count, whose outcome is the count (its
+// usage) and which has no response.
+func answered(r domain.CallRecord) bool {
+	return r.Outcome == domain.OutcomeOK && r.Endpoint != domain.EndpointCountTokens
 }
 
 // The bodies of the span inputs and outputs, in the shape of the API the
@@ -588,7 +603,7 @@ type embedResponseBody struct {
 
 func requestBody(c call, model string) any {
 	r := c.rec
-	switch r.Endpoint {
+	switch requestShape(r.Endpoint) {
 	case domain.EndpointEmbeddings:
 		body := embedRequestBody{Model: model, User: r.ClientUser}
 		switch {
