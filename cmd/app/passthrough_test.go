@@ -525,8 +525,9 @@ func TestPassThroughOnlyFeatures(t *testing.T) {
 
 // A token count for an Anthropic model is Anthropic's, asked at its
 // count_tokens endpoint with the body as the client sent it (the alias
-// renamed to the upstream name) and the client's beta header; for a model
-// of another provider it is tidygate's estimate. Neither is a call.
+// renamed to the upstream name) and the client's beta header, and
+// recorded; for a model of another provider it is tidygate's estimate, not
+// recorded. Neither is a call: nothing is reserved or settled.
 func TestPassThroughCountTokens(t *testing.T) {
 	s := newPassStack(t, llmtest.Reply(http.StatusOK, "application/json", `{"input_tokens":2095}`), nil)
 	body := `{"model":"claude-alias","messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","media_type":"text/plain","data":"` + hello + `"}},` +
@@ -544,7 +545,9 @@ func TestPassThroughCountTokens(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || string(got) != `{"input_tokens":7}`+"\n" || resp.Header.Get("X-Tidygate-Mode") != "estimated" || len(s.oai.Requests()) != 0 {
 		t.Errorf("status %d, mode %q, %d calls to OpenAI: %s", resp.StatusCode, resp.Header.Get("X-Tidygate-Mode"), len(s.oai.Requests()), got)
 	}
-	if n := len(s.log.Records()); n != 0 || len(s.settled(t)) != 0 {
-		t.Errorf("%d records, endings %+v; want none", n, s.settled(t))
+	recs := s.log.Records()
+	if len(recs) != 1 || recs[0].Endpoint != domain.EndpointCountTokens || recs[0].AuditReason != "pass-through test" ||
+		recs[0].UpstreamModel != "claude-up" || recs[0].Usage.PromptTokens != 2095 || len(s.settled(t)) != 0 {
+		t.Errorf("records %+v, endings %+v; want Anthropic's count's only, nothing settled", recs, s.settled(t))
 	}
 }

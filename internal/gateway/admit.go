@@ -20,13 +20,7 @@ import (
 // of its key, user, team and model, and a reservation, or its reservation
 // under way (both settled or released by end).
 func (k *call) admit(ctx context.Context) error {
-	if err := domain.CheckAuditReason(k.in.AuditReason, k.s.opts.MinAuditReasonLen, k.s.opts.MaxAuditReasonLen); err != nil {
-		return err
-	}
-	if err := k.op.validate(); err != nil {
-		return err
-	}
-	if err := k.resolve(); err != nil {
+	if err := k.check(); err != nil {
 		return err
 	}
 	worst, err := k.worstCost()
@@ -57,6 +51,20 @@ func (k *call) admit(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// check applies the policy every request that may reach a provider is
+// under, a call or a token count: its audit reason, the request on its
+// own, and its model (known, serving the endpoint, allowed to the caller),
+// which sets the chain of models to try.
+func (k *call) check() error {
+	if err := domain.CheckAuditReason(k.in.AuditReason, k.s.opts.MinAuditReasonLen, k.s.opts.MaxAuditReasonLen); err != nil {
+		return err
+	}
+	if err := k.op.validate(); err != nil {
+		return err
+	}
+	return k.resolve()
 }
 
 // reserve holds k.hold in the ledger, and notes whether the ledger is

@@ -235,6 +235,13 @@ type countRig struct {
 
 func newCountRig(t *testing.T) *countRig {
 	t.Helper()
+	return newCountRigLogging(t, func(l *memory.CallLog) ports.CallLog { return l })
+}
+
+// newCountRigLogging is newCountRig with the call log that logTo makes of
+// the rig's.
+func newCountRigLogging(t *testing.T, logTo func(*memory.CallLog) ports.CallLog) *countRig {
+	t.Helper()
 	price := domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000_000}
 	cat, err := domain.NewCatalogue([]domain.Model{
 		{Name: "claude", Type: domain.ModelChat, Routing: domain.RoutingOrdered, MaxOutputTokens: 100, Price: price,
@@ -248,7 +255,7 @@ func newCountRig(t *testing.T) *countRig {
 		limiter: newLimiterSpy(t), log: memory.NewCallLog()}
 	r.svc, err = gateway.NewService(gateway.Deps{Limiter: r.limiter, Catalogue: cat,
 		Providers: map[string]ports.Provider{"anth": r.anth, "plain": r.plain},
-		Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: r.log,
+		Keys:      memory.NewKeyStore(), Ledger: r.ledger, CallLog: logTo(r.log),
 		Breaker: domain.BreakerSettings{Failures: 1, Cooldown: time.Hour}}, gateway.Options{RetryBackoff: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
@@ -263,22 +270,56 @@ func countRequest() domain.NativeRequest {
 		Header: map[string][]string{"Anthropic-Beta": {"files-api-2025-04-14"}}}
 }
 
+// countCall is the count_tokens request's call: alice, with her reason.
+var countCall = gateway.Call{RequestID: "count-1", ClientRequestID: "client-7", Caller: alice, AuditReason: "sizing the context"}
+
 // count asks r's service to count chat(model), sent as n.
 func (r *countRig) count(model string, n domain.NativeRequest) (gateway.TokenCount, error) {
-	return r.svc.CountTokens(context.Background(), alice, chat(model), n)
+	return r.svc.CountTokens(context.Background(), countCall, chat(model), n)
 }
 
-// untouched fails t unless counting left no trace: no call, no
-// reservation, no rate-limit hold, no record.
-func (r *countRig) untouched(t *testing.T) {
+// untouched fails t unless counting left no trace but records: no call,
+// no reservation, no rate-limit hold, and records more.
+func (r *countRig) untouched(t *testing.T, records int) {
 	t.Helper()
 	r.limiter.mu.Lock()
 	admits := r.limiter.admits
 	r.limiter.mu.Unlock()
-	if r.anth.callCount() != 0 || r.plain.callCount() != 0 || len(r.ledger.Endings()) != 0 || admits != 0 || len(r.log.Records()) != 0 {
-		t.Errorf("counting made %d and %d calls, %d reservations, %d rate-limit holds, %d records; want none",
-			r.anth.callCount(), r.plain.callCount(), len(r.ledger.Endings()), admits, len(r.log.Records()))
+	if r.anth.callCount() != 0 || r.plain.callCount() != 0 || len(r.ledger.Endings()) != 0 || admits != 0 || len(r.log.Records()) != records {
+		t.Errorf("counting made %d and %d calls, %d reservations, %d rate-limit holds, %d records; want none, and %d records",
+			r.anth.callCount(), r.plain.callCount(), len(r.ledger.Endings()), admits, len(r.log.Records()), records)
 	}
+	if r.log.Held() != 0 {
+		t.Errorf("%d call log slots still held; want none", r.log.Held())
+	}
+}
+
+// countRecord returns r's one record of a count, failing t unless there
+// is exactly one and it says what every record of a count says: the
+// endpoint, who asked and why, the model and the deployment asked, the
+// request, one attempt, no answer and no cost.
+func (r *countRig) countRecord(t *testing.T) domain.CallRecord {
+	t.Helper()
+	recs := r.log.Records()
+	if len(recs) != 1 {
+		t.Fatalf("%d records; want the count's one", len(recs))
+	}
+	rec := recs[0]
+	if rec.Endpoint != domain.EndpointCountTokens || rec.RequestID != "count-1" || rec.ClientRequestID != "client-7" ||
+		rec.KeyID != alice.KeyID || rec.User != "alice" || rec.Team != "risk" || rec.AuditReason != "sizing the context" ||
+		rec.RequestedModel != "claude" || rec.Model != "claude" || rec.Provider != "anth" || rec.UpstreamModel != "claude-v1" {
+		t.Errorf("record %+v; want the count's endpoint, caller, reason, model and deployment", rec)
+	}
+	if !reflect.DeepEqual(rec.Messages, chat("claude").Messages) {
+		t.Errorf("record's messages %+v; want the request's", rec.Messages)
+	}
+	if len(rec.Attempts) != 1 || rec.Attempts[0].Deployment != "anth/claude-v1" || rec.End.Before(rec.Start) {
+		t.Errorf("record's attempts %+v, from %v to %v; want the one count on anth/claude-v1", rec.Attempts, rec.Start, rec.End)
+	}
+	if rec.Output != "" || len(rec.OutputBlocks) != 0 || rec.Cost() != 0 {
+		t.Errorf("record's output %q %+v at %v; want no answer at no cost", rec.Output, rec.OutputBlocks, rec.Cost())
+	}
+	return rec
 }
 
 // The provider of the model's first deployment counts, when it counts the
@@ -295,7 +336,53 @@ func TestCountTokensAsksTheProviderThatCounts(t *testing.T) {
 	if asked := r.anth.requests(); len(asked) != 1 || !reflect.DeepEqual(asked[0], want) {
 		t.Errorf("the provider was asked to count %+v; want %+v", asked, want)
 	}
-	r.untouched(t)
+	r.untouched(t, 1)
+	if rec := r.countRecord(t); rec.Outcome != domain.OutcomeOK || rec.Usage != (domain.Usage{PromptTokens: 4242}) || rec.Attempts[0].Failed {
+		t.Errorf("record's outcome %q, usage %+v; want ok, the count as the prompt's tokens", rec.Outcome, rec.Usage)
+	}
+}
+
+// A count the provider makes is not answered unless it is recorded: a call
+// log that cannot take its record refuses it before the provider is
+// asked, and one that fails to write it withholds the count.
+func TestCountTokensIsAnsweredOnlyOnceRecorded(t *testing.T) {
+	t.Run("a call log that takes no record", func(t *testing.T) {
+		r := newCountRig(t)
+		r.log.RefuseAdmission(&domain.Error{Kind: domain.KindUnavailable, Code: "call_log_full", Message: "the call log is full"})
+		if _, err := r.count("claude", countRequest()); domain.KindOf(err) != domain.KindUnavailable || len(r.anth.requests()) != 0 {
+			t.Errorf("count: %v after %d counts; want unavailable before the provider is asked", err, len(r.anth.requests()))
+		}
+	})
+	t.Run("a record that fails", func(t *testing.T) {
+		r := newCountRigLogging(t, func(l *memory.CallLog) ports.CallLog { return failingRecords{l} })
+		got, err := r.count("claude", countRequest())
+		if domain.KindOf(err) != domain.KindUnavailable || got != (gateway.TokenCount{}) || len(r.anth.requests()) != 1 || r.log.Held() != 0 {
+			t.Errorf("count = %+v, %v after %d counts, %d slots held; want unavailable after the one count, no slot held",
+				got, err, len(r.anth.requests()), r.log.Held())
+		}
+	})
+}
+
+// A count needs an audit reason, as a call does, whoever would count it:
+// refused with the call's error, recorded as a refused call is, and no
+// provider asked.
+func TestCountTokensNeedsAnAuditReason(t *testing.T) {
+	for _, model := range []string{"claude", "gpt"} {
+		r := newCountRig(t)
+		noReason := countCall
+		noReason.AuditReason = ""
+		_, err := r.svc.CountTokens(context.Background(), noReason, chat(model), countRequest())
+		_, callErr := r.svc.Chat(context.Background(), gateway.Call{RequestID: "call-1", Caller: alice}, chat(model))
+		if de, ok := errors.AsType[*domain.Error](err); !ok || de.Code != "audit_reason_required" || err.Error() != callErr.Error() {
+			t.Errorf("%s: count: %v; want the call's refusal %v", model, err, callErr)
+		}
+		if len(r.anth.requests()) != 0 || r.anth.callCount() != 0 || r.plain.callCount() != 0 {
+			t.Errorf("%s: the providers were asked %d counts, %d and %d calls; want none", model, len(r.anth.requests()), r.anth.callCount(), r.plain.callCount())
+		}
+		if recs := r.log.Records(); len(recs) != 2 || recs[0].Endpoint != domain.EndpointCountTokens || recs[0].Outcome != domain.OutcomeRejected {
+			t.Errorf("%s: records %+v; want the count's refusal, then the call's", model, recs)
+		}
+	}
 }
 
 // Where the deployment a call would try first has a provider that does not
@@ -309,7 +396,7 @@ func TestCountTokensEstimatesWhereTheProviderDoesNotCount(t *testing.T) {
 		if got, err := r.count("gpt", gpt); err != nil || got != estimate {
 			t.Errorf("count = %+v, %v; want the estimate %+v", got, err, estimate)
 		}
-		r.untouched(t)
+		r.untouched(t, 0)
 	})
 	t.Run("a dialect the provider does not count", func(t *testing.T) {
 		r := newCountRig(t)
@@ -352,7 +439,12 @@ func TestCountTokensAnswersTheProvidersFailure(t *testing.T) {
 			if !ok || de.Kind != tc.kind || !strings.Contains(de.Message, tc.says) || !errors.Is(err, tc.err) || got != (gateway.TokenCount{}) {
 				t.Errorf("count = %+v, %v; want a %v error saying %q", got, err, tc.kind, tc.says)
 			}
-			r.untouched(t)
+			r.untouched(t, 1)
+			if rec := r.countRecord(t); rec.Outcome != domain.OutcomeError || rec.ErrorKind != tc.kind || rec.ErrorMessage != err.Error() ||
+				!rec.Attempts[0].Failed || rec.Usage != (domain.Usage{}) {
+				t.Errorf("record's outcome %q, error %v %q, attempts %+v, usage %+v; want the count's error, nothing counted",
+					rec.Outcome, rec.ErrorKind, rec.ErrorMessage, rec.Attempts, rec.Usage)
+			}
 		})
 	}
 	t.Run("no deployment", func(t *testing.T) {

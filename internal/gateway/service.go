@@ -534,49 +534,76 @@ type TokenCount struct {
 }
 
 // CountTokens counts the prompt tokens of req for a chat model the caller
-// may use; n is the same request as the client sent it. The provider of the
-// deployment that a call of the model would try first counts it, under the
-// deployment's upstream name, when it counts requests of n's dialect
-// (ports.TokenCounter); any other provider's model gets tidygate's
-// estimate. It is how agents size a conversation before they send it, and
-// it is not a call: it reserves nothing, charges no budget and no rate
-// limit, records nothing, tells the deployment's health nothing, and asks
-// one provider once, with no retry and no fallback. The provider's failure
-// is the answer, never an estimate in its place: its refusal of the
-// request as the client's error, any other as an upstream error. A model
-// none of whose deployments can take a call now is unavailable, as its
-// call would be.
-func (s *Service) CountTokens(ctx context.Context, c domain.Caller, req domain.ChatRequest, n domain.NativeRequest) (TokenCount, error) {
-	if err := req.Validate(); err != nil {
-		return TokenCount{}, err
+// may use; n is the same request as the client sent it. It is under a
+// call's policy (call.check): c's audit reason, the request, the model and
+// the caller's right to it. The provider of the deployment that a call of
+// the model would try first counts it, under the deployment's upstream
+// name, when it counts requests of n's dialect (ports.TokenCounter); any
+// other provider's model gets tidygate's estimate. It is how agents size a
+// conversation before they send it, and it is not a call: it reserves
+// nothing, charges no budget and no rate limit, tells the deployment's
+// health nothing, and asks one provider once, with no retry and no
+// fallback. A count the provider makes is recorded as a call is (call.count),
+// an estimate is not, and a refusal is recorded as a call's is. The
+// provider's failure is the answer, never an estimate in its place: its
+// refusal of the request as the client's error, any other as an upstream
+// error. A model none of whose deployments can take a call now is
+// unavailable, as its call would be.
+func (s *Service) CountTokens(ctx context.Context, c Call, req domain.ChatRequest, n domain.NativeRequest) (TokenCount, error) {
+	c.Endpoint = domain.EndpointCountTokens
+	k := s.newCall(c, &chatOp{req: req})
+	if err := k.check(); err != nil {
+		return TokenCount{}, k.refuse(ctx, err)
 	}
-	routes := s.routes.Load()
-	m, err := routes.catalogue.Resolve(req.Model)
-	if err != nil {
-		return TokenCount{}, err
-	}
-	if m.Type != domain.ModelChat {
-		return TokenCount{}, domain.InvalidParam("model", "model %q is of type %s, not chat", req.Model, m.Type)
-	}
-	if !c.MayUse(m, req.Model) {
-		return TokenCount{}, &domain.Error{Kind: domain.KindForbidden, Code: "model_not_allowed", Param: "model",
-			Message: fmt.Sprintf("this API key may not use model %q", req.Model)}
-	}
-	d, ok := s.router.first(m, routes.caps)
+	m := k.chain[0]
+	d, ok := s.router.first(m, k.routes.caps)
 	if !ok {
-		return TokenCount{}, noDeployment(m)
+		return TokenCount{}, k.refuse(ctx, noDeployment(m))
 	}
-	counter, ok := routes.providers[d.Provider].(ports.TokenCounter)
+	counter, ok := k.routes.providers[d.Provider].(ports.TokenCounter)
 	if !ok || !counter.CountsTokens(n.Dialect) {
 		return TokenCount{Tokens: req.EstimatePromptTokens()}, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ProviderTimeout)
+	return k.count(ctx, counter, d, n)
+}
+
+// count has counter count n on deployment d and records the count as a
+// call is recorded, before it is answered: who asked and why, the request
+// as the content policy keeps it, the deployment asked, and the outcome,
+// the tokens counted as the prompt's tokens at no cost. A call log that
+// cannot take the record refuses the count before the provider is asked;
+// one that fails to write it withholds the count, as a call's answer is.
+func (k *call) count(ctx context.Context, counter ports.TokenCounter, d domain.Deployment, n domain.NativeRequest) (TokenCount, error) {
+	logSlot, err := k.s.deps.CallLog.Admit()
+	if err != nil {
+		return TokenCount{}, k.refuse(ctx, err)
+	}
+	defer logSlot()
+	m := k.chain[0]
+	m.Provider, m.Upstream = d.Provider, d.Upstream
+	k.res.Model, k.res.Attempts = m, 1
+	k.rec.Provider, k.rec.UpstreamModel = m.Provider, m.Upstream
+	tried := domain.Attempt{Provider: m.Provider, Model: m.Name, UpstreamModel: m.Upstream, Deployment: d.Name(), Start: k.s.opts.Now()}
+	pctx, cancel := context.WithTimeout(ctx, k.s.opts.ProviderTimeout)
 	defer cancel()
 	n.Model = d.Upstream
-	tokens, err := counter.CountTokens(ctx, n)
+	began := time.Now()
+	tokens, err := counter.CountTokens(pctx, n)
+	k.rec.ProviderTime = time.Since(began)
+	k.recordAttempt(tried, err)
 	if err != nil {
-		m.Provider, m.Upstream = d.Provider, d.Upstream
-		return TokenCount{}, upstreamFailure(Result{Model: m, Attempts: 1}, err)
+		err = upstreamFailure(k.res, err)
+		k.rec.Outcome, k.rec.ErrorKind, k.rec.ErrorMessage = domain.OutcomeError, domain.KindOf(err), err.Error()
+	} else {
+		k.rec.Outcome, k.rec.Usage = domain.OutcomeOK, domain.Usage{PromptTokens: tokens}
+	}
+	bctx, cancelRecord := k.s.bookkeeping(ctx)
+	defer cancelRecord()
+	if rerr := k.record(bctx); rerr != nil {
+		return TokenCount{}, recordFailure(rerr)
+	}
+	if err != nil {
+		return TokenCount{}, err
 	}
 	return TokenCount{Tokens: tokens, ByProvider: true}, nil
 }

@@ -510,7 +510,7 @@ func TestTheRecordNamesTheEndpointTheCallCameThrough(t *testing.T) {
 
 func TestCountTokens(t *testing.T) {
 	r := newRig(t, gateway.Options{}, alice, 0)
-	n, err := r.svc.CountTokens(context.Background(), alice, chat("m"), domain.NativeRequest{})
+	n, err := r.svc.CountTokens(context.Background(), r.call(), chat("m"), domain.NativeRequest{})
 	if want := chat("m").EstimatePromptTokens(); err != nil || n.Tokens != want || n.Tokens == 0 || n.ByProvider {
 		t.Fatalf("count = %+v, %v; want the estimate %d", n, err, want)
 	}
@@ -525,11 +525,11 @@ func TestCountTokens(t *testing.T) {
 		kind   domain.Kind
 		says   string
 	}{
-		"an embedding model":  {alice, "vec", domain.KindInvalid, `model "vec" is of type embedding, not chat`},
+		"an embedding model":  {alice, "vec", domain.KindInvalid, `model "vec" is of type embedding and cannot serve messages.count_tokens`},
 		"an unknown model":    {alice, "nope", domain.KindNotFound, "nope"},
 		"a model not allowed": {vecOnly, "main", domain.KindForbidden, `may not use model "main"`},
 	} {
-		_, err := r.svc.CountTokens(context.Background(), c.caller, chat(c.model), domain.NativeRequest{})
+		_, err := r.svc.CountTokens(context.Background(), gateway.Call{RequestID: name, Caller: c.caller, AuditReason: "sizing"}, chat(c.model), domain.NativeRequest{})
 		if de, ok := errors.AsType[*domain.Error](err); !ok || de.Kind != c.kind || !strings.Contains(de.Message, c.says) {
 			t.Errorf("%s: %v, want a %v error saying %q", name, err, c.kind, c.says)
 		}

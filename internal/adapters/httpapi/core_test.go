@@ -311,8 +311,8 @@ func countTokens(h http.Handler, body string) *httptest.ResponseRecorder {
 // TestCountTokensThroughTheCore: a model whose provider counts gets the
 // body as the client sent it, under the upstream name, with the client's
 // Anthropic headers, and its count is the answer, said to be passed
-// through; any other model's count is the estimate, said to be one.
-// Neither is recorded.
+// through and recorded with its reason; any other model's count is the
+// estimate, said to be one, and not recorded.
 func TestCountTokensThroughTheCore(t *testing.T) {
 	var counted []domain.NativeRequest
 	h, log := newCountHandler(t, countingProvider{count: func(req domain.NativeRequest) (int, error) {
@@ -330,13 +330,43 @@ func TestCountTokensThroughTheCore(t *testing.T) {
 	if len(counted) != 1 || !reflect.DeepEqual(counted[0], want) {
 		t.Fatalf("the provider counted %+v; want %+v", counted, want)
 	}
+	recs := log.Records()
+	if len(recs) != 1 || recs[0].Endpoint != domain.EndpointCountTokens || recs[0].AuditReason != "unit test" ||
+		recs[0].RequestID != rec.Header().Get("X-Request-Id") || recs[0].Usage.PromptTokens != 2095 {
+		t.Fatalf("records %+v; want the count's, with its reason", recs)
+	}
 
 	rec = countTokens(h, `{"model":"mock-chat","messages":[{"role":"user","content":"Hello, world"}]}`)
 	if rec.Code != http.StatusOK || rec.Body.String() != `{"input_tokens":7}`+"\n" || rec.Header().Get("X-Tidygate-Mode") != "estimated" {
 		t.Fatalf("status %d, mode %q: %s", rec.Code, rec.Header().Get("X-Tidygate-Mode"), rec.Body)
 	}
-	if n := len(log.Records()); n != 0 || len(counted) != 1 {
-		t.Fatalf("%d records, %d counts; want none, and the one count", n, len(counted))
+	if n := len(log.Records()); n != 1 || len(counted) != 1 {
+		t.Fatalf("%d records, %d counts; want the one count's only", n, len(counted))
+	}
+}
+
+// TestCountTokensNeedsAnAuditReason: a count_tokens request without an
+// X-Audit-Reason is refused as a call without one is, whether its
+// provider would count it or tidygate would estimate it, and no provider
+// is asked.
+func TestCountTokensNeedsAnAuditReason(t *testing.T) {
+	counted := 0
+	h, _ := newCountHandler(t, countingProvider{count: func(domain.NativeRequest) (int, error) {
+		counted++
+		return 2095, nil
+	}})
+	call := (&rig{h: h}).do(http.MethodPost, "/v1/messages", `{"model":"claude","max_tokens":10,"messages":[{"role":"user","content":"Hi"}]}`,
+		"Authorization", "", "X-Api-Key", goodKey, "Anthropic-Version", "2023-06-01", "X-Audit-Reason", "")
+	refusal := anthropicErrorOf(t, call, http.StatusBadRequest, "invalid_request_error")
+	for _, model := range []string{"claude", "mock-chat"} {
+		rec := (&rig{h: h}).do(http.MethodPost, "/v1/messages/count_tokens", `{"model":"`+model+`","messages":[{"role":"user","content":"Hi"}]}`,
+			"Authorization", "", "X-Api-Key", goodKey, "Anthropic-Version", "2023-06-01", "X-Audit-Reason", "")
+		if msg := anthropicErrorOf(t, rec, http.StatusBadRequest, "invalid_request_error"); msg != refusal || !strings.Contains(msg, "X-Audit-Reason") {
+			t.Errorf("%s: refused with %q; want the call's refusal %q", model, msg, refusal)
+		}
+	}
+	if counted != 0 {
+		t.Errorf("the provider counted %d times; want none", counted)
 	}
 }
 
@@ -362,5 +392,16 @@ func TestCountTokensAnswersTheProvidersFailure(t *testing.T) {
 				t.Errorf("message %q; want it to say %q", msg, tc.says)
 			}
 		})
+	}
+}
+
+// TestARefusedCountTokensIsRecordedAsOne: a count_tokens body that does
+// not decode is refused, and its refusal recorded under the count's
+// endpoint, not the Messages API's.
+func TestARefusedCountTokensIsRecordedAsOne(t *testing.T) {
+	h, log := newCountHandler(t, countingProvider{count: func(domain.NativeRequest) (int, error) { return 1, nil }})
+	anthropicErrorOf(t, countTokens(h, `{"model":"claude","messages":"not a list"}`), http.StatusBadRequest, "invalid_request_error")
+	if recs := log.Records(); len(recs) != 1 || recs[0].Endpoint != domain.EndpointCountTokens || recs[0].Outcome != domain.OutcomeRejected {
+		t.Errorf("records %+v; want the count's refusal", recs)
 	}
 }

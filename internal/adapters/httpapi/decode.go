@@ -50,6 +50,8 @@ func endpointOf(r *http.Request) domain.Endpoint {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/embeddings"):
 		return domain.EndpointEmbeddings
+	case strings.HasSuffix(r.URL.Path, "/count_tokens"):
+		return domain.EndpointCountTokens
 	case exchangeOf(r).dialect == dialectAnthropic:
 		return domain.EndpointMessages
 	case exchangeOf(r).dialect == dialectResponses:

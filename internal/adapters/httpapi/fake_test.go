@@ -290,8 +290,8 @@ func str(p *string) string {
 
 const helloBody = `{"model":"mock-chat","messages":[{"role":"user","content":"Hi"}]}`
 
-func (g *fakeGateway) CountTokens(_ context.Context, _ domain.Caller, req domain.ChatRequest, _ domain.NativeRequest) (gateway.TokenCount, error) {
-	g.record(gateway.Call{}, &req)
+func (g *fakeGateway) CountTokens(_ context.Context, call gateway.Call, req domain.ChatRequest, _ domain.NativeRequest) (gateway.TokenCount, error) {
+	g.record(call, &req)
 	if req.Model != chatModel.Name && req.Model != "mock" {
 		return gateway.TokenCount{}, &domain.Error{Kind: domain.KindNotFound, Code: "model_not_found", Message: "unknown model " + req.Model}
 	}

@@ -45,9 +45,10 @@ type Gateway interface {
 	// Models returns the catalogue models the caller may use.
 	Models(c domain.Caller) []domain.Model
 	// CountTokens counts a chat request's prompt tokens for a model the
-	// caller may use: its provider's count of n, the request as the client
-	// sent it, or tidygate's estimate.
-	CountTokens(ctx context.Context, c domain.Caller, req domain.ChatRequest, n domain.NativeRequest) (gateway.TokenCount, error)
+	// caller may use, under a call's policy (its audit reason included):
+	// its provider's count of n, the request as the client sent it, or
+	// tidygate's estimate.
+	CountTokens(ctx context.Context, call gateway.Call, req domain.ChatRequest, n domain.NativeRequest) (gateway.TokenCount, error)
 	// StoresResponse reports whether a Responses request's response is to
 	// be stored, given its "store" (nil when absent).
 	StoresResponse(asked *bool) bool
@@ -162,8 +163,8 @@ type handler struct {
 //	GET  /v1/responses/{id}/input_items  a page of its input items
 //	DELETE /v1/responses/{id}   deletes the caller's stored response
 //
-// The /v1 routes need "Authorization: Bearer <key>"; calls also need an
-// X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
+// The /v1 routes need "Authorization: Bearer <key>"; calls and token
+// counts also need an X-Audit-Reason header, which the gateway checks. Unknown paths get 404 and
 // wrong methods 405, both as OpenAI error objects.
 func NewHandler(gw Gateway, opts Options) http.Handler {
 	opts = opts.withDefaults()

@@ -111,15 +111,16 @@ type countTokensJSON struct {
 }
 
 // countTokens serves POST /v1/messages/count_tokens, for a model the caller
-// may use: the count of the model's provider when it counts the request as
-// the client sent it (Anthropic), else tidygate's estimate, the mode header
-// saying which. It costs nothing.
+// may use, with an audit reason as a call needs: the count of the model's
+// provider when it counts the request as the client sent it (Anthropic),
+// recorded as a call is, else tidygate's estimate, the mode header saying
+// which. It costs nothing.
 func (h *handler) countTokens(w http.ResponseWriter, r *http.Request) {
 	in, ok := decodeRequest(h, w, r, decodeCountTokens)
 	if !ok {
 		return
 	}
-	n, err := h.gw.CountTokens(r.Context(), exchangeOf(r).caller, in.req, nativeRequest(r, domain.DialectAnthropicMessages, in.body, false))
+	n, err := h.gw.CountTokens(r.Context(), h.call(r), in.req, nativeRequest(r, domain.DialectAnthropicMessages, in.body, false))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
