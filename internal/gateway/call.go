@@ -461,7 +461,8 @@ func retryable(err error) bool {
 // say): the request was one the model asked for could take, and it is that
 // model's failure the client must hear of, not a fix to make.
 func upstreamFailure(res Result, err error) error {
-	if domain.KindOf(err) == domain.KindInvalid && !(res.FallbackUsed && res.Attempts > 1) {
+	fallbackRefused := res.FallbackUsed && res.Attempts > 1
+	if domain.KindOf(err) == domain.KindInvalid && !fallbackRefused {
 		return err
 	}
 	return &domain.Error{Kind: domain.KindUpstream, Code: "upstream_error", Err: err,
