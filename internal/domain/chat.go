@@ -56,8 +56,20 @@ type ChatRequest struct {
 	TopP        *float64
 	TopK        *int // nil means the provider's default
 	Stop        []string
-	Stream      bool
-	User        string // the client's end-user id, passed through for the record
+	// Seed asks the provider to sample deterministically, as far as it
+	// can: nil means no seed, and 0 is a seed like any other. It is any
+	// 64-bit integer, as OpenAI takes it; a provider whose seed is
+	// narrower refuses one it cannot carry.
+	Seed *int64
+	// PresencePenalty and FrequencyPenalty lower (when positive) or raise
+	// the likelihood of tokens already in the answer: by presence, or in
+	// proportion to their count. Each is between -2 and 2; nil means the
+	// provider's default (0 under OpenAI, so a chat decoder leaves a
+	// penalty of 0 unset).
+	PresencePenalty  *float64
+	FrequencyPenalty *float64
+	Stream           bool
+	User             string // the client's end-user id, passed through for the record
 
 	Tools          []Tool
 	ToolChoice     ToolChoice
@@ -98,7 +110,21 @@ func (r ChatRequest) Validate() error {
 	if k := r.TopK; k != nil && *k < 1 {
 		return InvalidParam("top_k", "top_k must be at least 1")
 	}
+	if err := validPenalty("presence_penalty", r.PresencePenalty); err != nil {
+		return err
+	}
+	if err := validPenalty("frequency_penalty", r.FrequencyPenalty); err != nil {
+		return err
+	}
 	return r.validateConversation()
+}
+
+// validPenalty refuses a penalty, named param, outside -2..2.
+func validPenalty(param string, p *float64) error {
+	if p != nil && (math.IsNaN(*p) || *p < -2 || *p > 2) {
+		return InvalidParam(param, "%s must be between -2 and 2", param)
+	}
+	return nil
 }
 
 // PromptBytes returns the number of bytes of the prompt (message text, tool

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -71,6 +72,15 @@ func TestChatValidate(t *testing.T) {
 		{"temperature", func(r *domain.ChatRequest) { r.Temperature = &two }, "temperature"},
 		{"NaN temperature", func(r *domain.ChatRequest) { r.Temperature = nan }, "temperature"},
 		{"top_p", func(r *domain.ChatRequest) { r.TopP = &two }, "top_p"},
+		{"penalties at the bounds, any seed", func(r *domain.ChatRequest) {
+			lo, hi, seed := -2.0, 2.0, int64(math.MinInt64)
+			r.PresencePenalty, r.FrequencyPenalty, r.Seed = &lo, &hi, &seed
+		}, ""},
+		{"seed 0", func(r *domain.ChatRequest) { r.Seed = new(int64) }, ""},
+		{"presence_penalty", func(r *domain.ChatRequest) { r.PresencePenalty = &two }, "presence_penalty"},
+		{"NaN presence_penalty", func(r *domain.ChatRequest) { r.PresencePenalty = nan }, "presence_penalty"},
+		{"frequency_penalty", func(r *domain.ChatRequest) { v := -two; r.FrequencyPenalty = &v }, "frequency_penalty"},
+		{"NaN frequency_penalty", func(r *domain.ChatRequest) { r.FrequencyPenalty = nan }, "frequency_penalty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
