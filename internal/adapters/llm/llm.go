@@ -168,6 +168,27 @@ func (c Classifier) TextOnly(req domain.ChatRequest) error {
 	return nil
 }
 
+// NoSeedOrPenalties refuses, by name, a seed, a presence penalty or a
+// frequency penalty (the first the request holds), for a provider adapter
+// whose API has none of them: domain.KindInvalid with code
+// unsupported_feature, its param the parameter's name.
+func (c Classifier) NoSeedOrPenalties(req domain.ChatRequest) error {
+	var param string
+	switch {
+	case req.Seed != nil:
+		param = "seed"
+	case req.PresencePenalty != nil:
+		param = "presence_penalty"
+	case req.FrequencyPenalty != nil:
+		param = "frequency_penalty"
+	default:
+		return nil
+	}
+	e := c.Unsupported(param, "its API has no "+param+": use a model of another provider, or leave it out")
+	e.Param = param
+	return e
+}
+
 // TextInputs refuses an embeddings request of token ids for a provider
 // whose embedding models take text only: domain.KindInvalid with code
 // unsupported_feature, naming input.

@@ -119,6 +119,9 @@ type (
 		MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
 		Temperature         *float64          `json:"temperature,omitempty"`
 		TopP                *float64          `json:"top_p,omitempty"`
+		Seed                *int64            `json:"seed,omitempty"`
+		PresencePenalty     *float64          `json:"presence_penalty,omitempty"`
+		FrequencyPenalty    *float64          `json:"frequency_penalty,omitempty"`
 		Stop                []string          `json:"stop,omitempty"`
 		Stream              bool              `json:"stream,omitempty"`
 		StreamOptions       *oaiStreamOptions `json:"stream_options,omitempty"`
@@ -360,10 +363,12 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 }
 
 // chatRequest maps the request onto the API's: the model, the messages, the
-// output cap, temperature, top_p and stop only when set, the tools, tool
-// choice and response format, and the reasoning effort.
+// output cap, temperature, top_p, the seed, the presence and frequency
+// penalties and stop only when set, the tools, tool choice and response
+// format, and the reasoning effort.
 func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
-	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP, Stop: req.Stop,
+	out := oaiChatRequest{Model: req.Model, Messages: oaiMessages(req.Messages), Temperature: req.Temperature, TopP: req.TopP,
+		Seed: req.Seed, PresencePenalty: req.PresencePenalty, FrequencyPenalty: req.FrequencyPenalty, Stop: req.Stop,
 		ReasoningEffort: oaiEffort(req.Thinking)}
 	addTools(&out, req)
 	if p.wire.UseMaxCompletionTokens {

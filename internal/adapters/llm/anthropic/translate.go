@@ -99,8 +99,12 @@ func text(s string) textBlock { return textBlock{Type: "text", Text: s} }
 // user's side; consecutive messages of one side merge into one turn);
 // sampling parameters only when set; tools and tool choice; thinking; a
 // reasoning effort as output_config.effort (see llm.ClampEffort); and a
-// JSON Schema response format as output_config.format.
+// JSON Schema response format as output_config.format. A seed or a
+// penalty is refused by name: the API has none.
 func (p *Provider) request(req domain.ChatRequest) (request, error) {
+	if err := p.classify.NoSeedOrPenalties(req); err != nil {
+		return request{}, err
+	}
 	out := request{Model: req.Model, MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, TopK: req.TopK,
 		StopSequences: req.Stop}
 	lastAssistant := false

@@ -122,6 +122,9 @@ func TestChatRefusesWhatAnthropicCannotDo(t *testing.T) {
 		"an image in the system prompt": {func(r *domain.ChatRequest) {
 			r.Messages[0].Blocks = []domain.Block{png}
 		}, "system prompt holds only text"},
+		"a seed of 0":         {func(r *domain.ChatRequest) { r.Seed = new(int64) }, "send seed"},
+		"a presence penalty":  {func(r *domain.ChatRequest) { r.PresencePenalty = llmtest.Float(0.5) }, "send presence_penalty"},
+		"a frequency penalty": {func(r *domain.ChatRequest) { r.FrequencyPenalty = llmtest.Float(-1) }, "send frequency_penalty"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

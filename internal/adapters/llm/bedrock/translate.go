@@ -26,8 +26,12 @@ import (
 // sequences only when set; the tool configuration; a reasoning effort as
 // outputConfig.effort (see llm.ClampEffort) and a JSON Schema response
 // format as outputConfig.textFormat; and, for Anthropic models, thinking and
-// top_k as additional model request fields.
+// top_k as additional model request fields. A seed or a penalty is refused
+// by name: Converse has none.
 func (p *Provider) converseInput(req domain.ChatRequest) (*bedrockruntime.ConverseInput, error) {
+	if err := p.classify.NoSeedOrPenalties(req); err != nil {
+		return nil, err
+	}
 	if req.MaxTokens > math.MaxInt32 {
 		return nil, domain.InvalidParam("max_tokens", "bedrock takes max_tokens up to %d", math.MaxInt32)
 	}

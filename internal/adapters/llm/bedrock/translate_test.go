@@ -118,6 +118,9 @@ func TestChatRefusesWhatConverseCannotDo(t *testing.T) {
 			r.Thinking = domain.Thinking{Enabled: true, BudgetTokens: 10}
 		}, "thinking"},
 		"top_k for another model": {"amazon.nova-pro-v1:0", func(r *domain.ChatRequest) { k := 3; r.TopK = &k }, "top_k"},
+		"a seed of 0":             {model, func(r *domain.ChatRequest) { r.Seed = new(int64) }, "send seed"},
+		"a presence penalty":      {model, func(r *domain.ChatRequest) { r.PresencePenalty = llmtest.Float(0.5) }, "send presence_penalty"},
+		"a frequency penalty":     {"amazon.nova-pro-v1:0", func(r *domain.ChatRequest) { r.FrequencyPenalty = llmtest.Float(-1) }, "send frequency_penalty"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package gemini_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
@@ -85,6 +86,8 @@ func TestChat(t *testing.T) {
 		domain.Message{Role: domain.RoleUser, Content: "Please."})
 	topK := 40
 	req.Temperature, req.TopP, req.TopK, req.Stop = llmtest.Float(0.5), llmtest.Float(0.9), &topK, []string{"END"}
+	seed := int64(math.MinInt32)
+	req.Seed, req.PresencePenalty, req.FrequencyPenalty = &seed, llmtest.Float(0.5), llmtest.Float(-1.5)
 	resp, err := newProvider(t, up.URL).Chat(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +111,31 @@ func TestChat(t *testing.T) {
 	    {"role":"user","parts":[{"text":"Say hello."}]},
 	    {"role":"model","parts":[{"text":"Hi?"}]},
 	    {"role":"user","parts":[{"text":"Again."},{"text":"Please."}]}],
-	  "generationConfig":{"maxOutputTokens":64,"temperature":0.5,"topP":0.9,"topK":40,"stopSequences":["END"]}}`)
+	  "generationConfig":{"maxOutputTokens":64,"temperature":0.5,"topP":0.9,"topK":40,"seed":-2147483648,
+	    "presencePenalty":0.5,"frequencyPenalty":-1.5,"stopSequences":["END"]}}`)
+}
+
+// A seed of 0 is a seed, sent alone; one beyond the API's 32 bits is
+// refused by name before any call.
+func TestChatSeeds(t *testing.T) {
+	up := llmtest.NewUpstream(t, llmtest.Reply(http.StatusOK, "application/json",
+		`{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1}}`))
+	req := llmtest.Chat("m")
+	req.MaxTokens, req.Seed = 0, new(int64)
+	if _, err := newProvider(t, up.URL).Chat(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	config, _ := json.Marshal(up.Last(t).JSON(t)["generationConfig"])
+	sameJSON(t, config, `{"seed":0}`)
+	seed := int64(math.MaxInt32) + 1
+	req.Seed = &seed
+	_, err := newProvider(t, up.URL).Chat(context.Background(), req)
+	if de := llmtest.RequireError(t, err, domain.KindInvalid); de.Param != "seed" {
+		t.Errorf("a seed beyond 32 bits: %+v", de)
+	}
+	if n := len(up.Requests()); n != 1 {
+		t.Errorf("%d requests sent; want the first only", n)
+	}
 }
 
 func TestChatFinishReasons(t *testing.T) {

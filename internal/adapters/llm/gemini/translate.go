@@ -3,6 +3,7 @@ package gemini
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/domain"
@@ -56,7 +57,11 @@ func (p *Provider) translate(req domain.ChatRequest) (request, error) {
 	if err := p.addTools(&out, req); err != nil {
 		return request{}, err
 	}
-	out.GenerationConfig = generation(req)
+	seed, err := seed32(req.Seed)
+	if err != nil {
+		return request{}, err
+	}
+	out.GenerationConfig = generation(req, seed)
 	return out, nil
 }
 
@@ -179,12 +184,27 @@ func (p *Provider) addTools(out *request, req domain.ChatRequest) error {
 	return nil
 }
 
+// seed32 is the request's seed as the API takes it, a 32-bit integer: nil
+// when there is none, and a seed beyond 32 bits is refused, naming seed.
+func seed32(seed *int64) (*int32, error) {
+	if seed == nil {
+		return nil, nil
+	}
+	if *seed < math.MinInt32 || *seed > math.MaxInt32 {
+		return nil, domain.InvalidParam("seed", "gemini takes a seed from %d to %d", math.MinInt32, math.MaxInt32)
+	}
+	s := int32(*seed)
+	return &s, nil
+}
+
 // generation returns the generation config: the output cap, sampling
-// parameters and stop sequences when set, a JSON response (against the
+// parameters (seed, see seed32, and the presence and frequency penalties
+// among them) and stop sequences when set, a JSON response (against the
 // JSON Schema when one is given), and thinking with its budget, its
 // thoughts included in the answer.
-func generation(req domain.ChatRequest) *generationConfig {
-	g := generationConfig{MaxOutputTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, TopK: req.TopK, StopSequences: req.Stop}
+func generation(req domain.ChatRequest, seed *int32) *generationConfig {
+	g := generationConfig{MaxOutputTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, TopK: req.TopK,
+		Seed: seed, PresencePenalty: req.PresencePenalty, FrequencyPenalty: req.FrequencyPenalty, StopSequences: req.Stop}
 	switch req.ResponseFormat.Type {
 	case domain.FormatJSONObject:
 		g.ResponseMimeType = "application/json"
@@ -198,7 +218,8 @@ func generation(req domain.ChatRequest) *generationConfig {
 			g.ThinkingConfig.ThinkingBudget = &budget
 		}
 	}
-	if g.MaxOutputTokens == 0 && g.Temperature == nil && g.TopP == nil && g.TopK == nil && len(g.StopSequences) == 0 &&
+	if g.MaxOutputTokens == 0 && g.Temperature == nil && g.TopP == nil && g.TopK == nil && g.Seed == nil &&
+		g.PresencePenalty == nil && g.FrequencyPenalty == nil && len(g.StopSequences) == 0 &&
 		g.ResponseMimeType == "" && g.ThinkingConfig == nil {
 		return nil
 	}

@@ -63,6 +63,9 @@ type (
 		Temperature        *float64        `json:"temperature,omitempty"`
 		TopP               *float64        `json:"topP,omitempty"`
 		TopK               *int            `json:"topK,omitempty"`
+		Seed               *int32          `json:"seed,omitempty"`
+		PresencePenalty    *float64        `json:"presencePenalty,omitempty"`
+		FrequencyPenalty   *float64        `json:"frequencyPenalty,omitempty"`
 		StopSequences      []string        `json:"stopSequences,omitempty"`
 		ResponseMimeType   string          `json:"responseMimeType,omitempty"`
 		ResponseJSONSchema json.RawMessage `json:"responseJsonSchema,omitempty"`

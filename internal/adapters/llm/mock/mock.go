@@ -31,7 +31,9 @@
 // mock looks for the last message. With thinking enabled, the answer starts with a
 // reasoning block carrying a signature. A json_object response format gets
 // {"answer": text}, a json_schema one an instance of the schema. Streams
-// send each block's start, then its pieces.
+// send each block's start, then its pieces. A seed and presence and
+// frequency penalties are accepted and change nothing: the answer is
+// already determined by the request.
 //
 // Test hooks are chosen by the upstream model name:
 //

@@ -373,3 +373,20 @@ func TestEmbedIsBoundedByItself(t *testing.T) {
 		t.Errorf("refusing allocated %d bytes", grew)
 	}
 }
+
+// A seed and the penalties are accepted and change nothing: the answer is
+// the one the request without them gets.
+func TestSeedAndPenaltiesChangeNothing(t *testing.T) {
+	p := newMock(t, mock.Options{})
+	plain := llmtest.Chat("mock")
+	want, err := p.Chat(context.Background(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded := llmtest.Chat("mock")
+	seeded.Seed, seeded.PresencePenalty, seeded.FrequencyPenalty = new(int64), llmtest.Float(2), llmtest.Float(-2)
+	got, err := p.Chat(context.Background(), seeded)
+	if err != nil || got.Content != want.Content || got.Usage != want.Usage {
+		t.Errorf("with a seed and penalties: %q %+v, %v; want %q %+v", got.Content, got.Usage, err, want.Content, want.Usage)
+	}
+}

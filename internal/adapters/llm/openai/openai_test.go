@@ -106,12 +106,16 @@ func TestChatSendsTheOptionalParametersThatAreSet(t *testing.T) {
 	p := newProvider(t, up.URL, openai.Options{UseMaxCompletionTokens: true})
 	req := llmtest.Chat("o3")
 	req.Temperature, req.TopP, req.Stop = llmtest.Float(0), llmtest.Float(0.5), []string{"END", "STOP"}
+	req.Seed, req.PresencePenalty, req.FrequencyPenalty = new(int64), llmtest.Float(-2), llmtest.Float(1.5)
 	if _, err := p.Chat(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	body := up.Last(t).JSON(t)
 	if body["temperature"] != float64(0) || body["top_p"] != 0.5 || !reflect.DeepEqual(body["stop"], []any{"END", "STOP"}) {
 		t.Errorf("temperature %v, top_p %v, stop %v; want 0, 0.5, [END STOP]", body["temperature"], body["top_p"], body["stop"])
+	}
+	if body["seed"] != float64(0) || body["presence_penalty"] != float64(-2) || body["frequency_penalty"] != 1.5 {
+		t.Errorf("seed %v, presence_penalty %v, frequency_penalty %v; want 0, -2, 1.5", body["seed"], body["presence_penalty"], body["frequency_penalty"])
 	}
 	if _, ok := body["max_tokens"]; ok || body["max_completion_tokens"] != float64(64) {
 		t.Errorf("max_tokens %v, max_completion_tokens %v; want only max_completion_tokens 64", body["max_tokens"], body["max_completion_tokens"])
