@@ -107,7 +107,7 @@ func readChatRequest(body []byte, w *chatRequestJSON) bool {
 			d.texts(&w.Modalities)
 		case "seed":
 			d.once(&seen, 22)
-			d.intPtr(&w.Seed)
+			d.int64Ptr(&w.Seed)
 		case "presence_penalty":
 			d.once(&seen, 23)
 			d.floatPtr(&w.PresencePenalty)

@@ -20,6 +20,8 @@ var chatBodiesRead = []string{
 	`{"model":"m","stop":["a","b"],"top_p":1e-1,"max_completion_tokens":-0,"n":1,"user":"u","reasoning_effort":"low","logprobs":false,"top_logprobs":0,"modalities":["text"],"functions":[],"function_call":"auto","audio":null}`,
 	`{"model":null,"messages":null,"max_tokens":null,"temperature":null,"stop":null,"stream":null,"stream_options":null,"tools":null,"response_format":null,"reasoning_effort":null,"modalities":null,"parallel_tool_calls":null}`,
 	`{"extra":{"deep":[1,{"x":"}]"}],"s":"\"{"},"model":"m","metadata":[],"seed":12,"ok":true,"no":null}`,
+	`{"model":"m","seed":-123456789012345678,"presence_penalty":-2,"frequency_penalty":1.5e0}`,
+	`{"model":"m","seed":0,"presence_penalty":0,"frequency_penalty":null}`,
 	"{\"model\":\"bad \xff utf-8\",\"messages\":[{\"role\":\"user\",\"content\":\"\xfe\"}]}",
 	`{"model":"m","messages":[{"role":"user","content":"1"},{"role":"user","content":"2"},{"role":"user","content":"3"},{"role":"user","content":"4"},{"role":"user","content":"5"},{"role":"user","content":"6"},{"role":"user","content":"7"},{"role":"user","content":"8"},{"role":"user","content":"9"}]}`,
 }
@@ -34,6 +36,10 @@ var chatBodiesLeft = []string{
 	`{"max_tokens":1.5}`,                     // not an integer
 	`{"max_tokens":1e3}`,                     // an integer json.Unmarshal refuses for int
 	`{"max_tokens":1234567890123456789}`,     // more digits than it reads
+	`{"seed":-9223372036854775808}`,          // the same, an int64 all the same
+	`{"seed":9223372036854775808}`,           // beyond an int64
+	`{"seed":7.0}`,                           // not an integer
+	`{"logit_bias":{"50256":-100}}`,          // a field it does not read
 	`{"temperature":1e999}`,                  // out of range
 	`{"model":5}`,                            // a value of another type
 	`{"messages":{}}`,                        // the same

@@ -297,6 +297,9 @@ type chatRequestJSON struct {
 	MaxCompletionTokens *int               `json:"max_completion_tokens"`
 	Temperature         *float64           `json:"temperature"`
 	TopP                *float64           `json:"top_p"`
+	Seed                *int64             `json:"seed"`
+	PresencePenalty     *float64           `json:"presence_penalty"`
+	FrequencyPenalty    *float64           `json:"frequency_penalty"`
 	Stop                json.RawMessage    `json:"stop"`
 	Stream              bool               `json:"stream"`
 	StreamOptions       *streamOptionsJSON `json:"stream_options"`
@@ -308,12 +311,9 @@ type chatRequestJSON struct {
 	ResponseFormat    *responseFormatJSON `json:"response_format"`
 	ReasoningEffort   *string             `json:"reasoning_effort"`
 
-	// OpenAI's own sampling controls, which the domain request does not
-	// carry: a request that sets one is served by pass-through only.
-	Seed             *int               `json:"seed"`
-	LogitBias        map[string]float64 `json:"logit_bias"` // token id → bias
-	PresencePenalty  *float64           `json:"presence_penalty"`
-	FrequencyPenalty *float64           `json:"frequency_penalty"`
+	// OpenAI's own, which the domain request does not carry: a request
+	// that sets it is served by pass-through only.
+	LogitBias map[string]float64 `json:"logit_bias"` // token id → bias
 
 	// Features tidygate does not offer. Each is refused when asked for,
 	// because ignoring it would change what the client gets back.
@@ -397,9 +397,8 @@ type chatInput struct {
 }
 
 // chatDecoder decodes the parts of a chat completions body, and notes the
-// first feature in it that OpenAI serves itself: a seed, logit_bias, a
-// presence or frequency penalty, tool call arguments that are not a JSON
-// object. The domain request leaves those out.
+// first feature in it that OpenAI serves itself: logit_bias, tool call
+// arguments that are not a JSON object. The domain request leaves those out.
 type chatDecoder struct{ passOnly }
 
 // decodeChat turns a chat completions body into a valid domain request.
@@ -412,17 +411,11 @@ func decodeChat(body []byte) (chatInput, error) {
 		return chatInput{}, err
 	}
 	var d chatDecoder
-	switch {
-	case w.Seed != nil:
-		d.providerOnly("seed", "a sampling seed")
-	case len(w.LogitBias) > 0:
+	if len(w.LogitBias) > 0 {
 		d.providerOnly("logit_bias", "a token bias")
-	case w.PresencePenalty != nil && *w.PresencePenalty != 0:
-		d.providerOnly("presence_penalty", "a presence penalty")
-	case w.FrequencyPenalty != nil && *w.FrequencyPenalty != 0:
-		d.providerOnly("frequency_penalty", "a frequency penalty")
 	}
-	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, Stream: w.Stream, User: w.User}
+	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, Stream: w.Stream, User: w.User,
+		Seed: w.Seed, PresencePenalty: penalty(w.PresencePenalty), FrequencyPenalty: penalty(w.FrequencyPenalty)}
 	var err error
 	if req.MaxTokens, err = w.maxTokens(); err != nil {
 		return chatInput{}, err
@@ -453,6 +446,15 @@ func decodeChat(body []byte) (chatInput, error) {
 	}
 	return chatInput{req: req, includeUsage: w.Stream && w.StreamOptions != nil && w.StreamOptions.IncludeUsage, body: body,
 		untranslatable: d.only}, nil
+}
+
+// penalty is a presence or frequency penalty as the domain request holds
+// it: nil when absent or 0, OpenAI's default, which changes nothing.
+func penalty(p *float64) *float64 {
+	if p == nil || *p == 0 {
+		return nil
+	}
+	return p
 }
 
 // reasoningEffort reads a reasoning effort given as param: "" when absent.

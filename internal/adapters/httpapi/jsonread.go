@@ -245,10 +245,16 @@ func (d *jsonReader) boolPtr(dst **bool) {
 	*dst = b
 }
 
-// intPtr reads an integer into a new *dst; null sets *dst to nil. A
+// intPtr reads an integer into a new *dst (see integer).
+func (d *jsonReader) intPtr(dst **int) { integer(d, dst) }
+
+// int64Ptr reads an integer into a new *dst (see integer).
+func (d *jsonReader) int64Ptr(dst **int64) { integer(d, dst) }
+
+// integer reads an integer into a new *dst; null sets *dst to nil. A
 // number with a fraction or an exponent, or of more than 18 digits,
 // fails the reader.
-func (d *jsonReader) intPtr(dst **int) {
+func integer[T int | int64](d *jsonReader, dst **T) {
 	lit, ok := number(d, dst)
 	if !ok {
 		return
@@ -261,13 +267,13 @@ func (d *jsonReader) intPtr(dst **int) {
 		d.fail()
 		return
 	}
-	n := 0
+	var n T
 	for _, c := range digits {
 		if c < '0' || c > '9' {
 			d.fail()
 			return
 		}
-		n = 10*n + int(c-'0')
+		n = 10*n + T(c-'0')
 	}
 	if neg {
 		n = -n

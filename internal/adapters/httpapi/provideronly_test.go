@@ -201,45 +201,67 @@ func TestResponsesOpenAIsOwnFeaturesPassThroughOnly(t *testing.T) {
 	}
 }
 
-// A seed, logit_bias and the presence and frequency penalties change the
-// answer, and only OpenAI's own API takes them: they pass through, and a
-// model that translates refuses them by name. Set to what changes nothing,
-// they are no feature.
-func TestChatOpenAIsOwnSamplingPassThroughOnly(t *testing.T) {
+// logit_bias changes the answer, and only OpenAI's own API takes it: it
+// passes through, and a model that translates refuses it by name. Empty,
+// it is no feature.
+func TestChatLogitBiasPassThroughOnly(t *testing.T) {
 	msgs := `"messages":[{"role":"user","content":"x"}]`
 	passing, n := checkProviderOnly(t, "/v1/chat/completions", []providerOnlyCase{
-		{"seed", `{"model":"gpt",` + msgs + `,"seed":7}`, "seed"},
-		{"logit_bias", `{"model":"gpt",` + msgs + `,"logit_bias":{"50256":-100}}`, "logit_bias"},
-		{"presence_penalty", `{"model":"gpt",` + msgs + `,"presence_penalty":0.5}`, "presence_penalty"},
-		{"frequency_penalty", `{"model":"gpt",` + msgs + `,"frequency_penalty":-1}`, "frequency_penalty"},
+		{"logit_bias", `{"model":"gpt",` + msgs + `,"logit_bias":{"50256":-100},"seed":7}`, "logit_bias"},
 	})
-	neutral := `{"model":"gpt",` + msgs + `,"seed":null,"logit_bias":{},"presence_penalty":0,"frequency_penalty":null}`
+	neutral := `{"model":"gpt",` + msgs + `,"logit_bias":{}}`
 	if rec := passing.do("POST", "/v1/chat/completions", neutral); rec.Code != http.StatusOK || n.Untranslatable != nil {
-		t.Errorf("values that change nothing: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+		t.Errorf("an empty logit_bias: status %d, untranslatable %v", rec.Code, n.Untranslatable)
 	}
 }
 
-// OpenAI takes any string as a tool call's arguments in the history (a
-// model's output cut short, say); any other provider needs a JSON object.
-// Such a request passes through, with a domain request that validates, and
-// a model that translates refuses it by name.
-func TestChatToolArgumentsNotAnObjectPassThroughOnly(t *testing.T) {
-	checkProviderOnly(t, "/v1/chat/completions", []providerOnlyCase{{"cut short", `{"model":"gpt","messages":[{"role":"user","content":"x"},
-	  {"role":"assistant","tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\": 1"}}]},
-	  {"role":"tool","tool_call_id":"call_1","content":"cut short"}]}`, "messages[1].tool_calls[0].function.arguments"}})
+// A seed and the presence and frequency penalties are the domain request's:
+// they are no provider's own, so a request holding them is translatable,
+// decoded alike whether the body is read by readChatRequest or by
+// json.Unmarshal (a key written with an escape sends it there). A penalty
+// of 0 changes nothing and is left unset; a seed of 0 is a seed.
+func TestChatSeedAndPenaltiesAreTranslated(t *testing.T) {
+	var n gateway.Native
+	var req domain.ChatRequest
+	r := newRig(t, capture(&n, &req), httpapi.Options{})
+	for _, tc := range []struct {
+		name, sampling      string
+		seed                *int64
+		presence, frequency *float64
+	}{
+		{"set", `"seed":-7,"presence_penalty":0.5,"frequency_penalty":-1`, ptr[int64](-7), ptr(0.5), ptr(-1.0)},
+		{"seed 0, penalties 0", `"seed":0,"presence_penalty":0,"frequency_penalty":0`, ptr[int64](0), nil, nil},
+		{"null", `"seed":null,"presence_penalty":null,"frequency_penalty":null`, nil, nil, nil},
+	} {
+		for _, model := range []string{`"model"`, `"mod\u0065l"`} {
+			t.Run(tc.name+" "+model, func(t *testing.T) {
+				body := `{` + model + `:"gemini","messages":[{"role":"user","content":"x"}],` + tc.sampling + `}`
+				if rec := r.do("POST", "/v1/chat/completions", body); rec.Code != http.StatusOK {
+					t.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+				if n.Untranslatable != nil {
+					t.Errorf("untranslatable: %v", n.Untranslatable)
+				}
+				if !samePtr(req.Seed, tc.seed) || !samePtr(req.PresencePenalty, tc.presence) || !samePtr(req.FrequencyPenalty, tc.frequency) {
+					t.Errorf("seed %v, presence_penalty %v, frequency_penalty %v; want %v, %v, %v",
+						show(req.Seed), show(req.PresencePenalty), show(req.FrequencyPenalty), show(tc.seed), show(tc.presence), show(tc.frequency))
+				}
+			})
+		}
+	}
 }
 
-// The Responses API takes the same rule for a function_call input item:
-// arguments that are not a JSON object pass through to OpenAI, and a model
-// that translates refuses them by name.
-func TestResponsesToolArgumentsNotAnObjectPassThroughOnly(t *testing.T) {
-	checkProviderOnly(t, "/v1/responses", []providerOnlyCase{
-		{"cut short", `{"model":"gpt","input":[{"role":"user","content":"x"},
-		  {"type":"function_call","call_id":"call_1","name":"f","arguments":"{\"a\": 1"},
-		  {"type":"function_call_output","call_id":"call_1","output":"cut short"}]}`, "input[1].arguments"},
-		{"an array", `{"model":"gpt","input":[{"role":"user","content":"x"},
-		  {"type":"function_call","call_id":"call_1","name":"f","arguments":"[1]"}]}`, "input[1].arguments"},
-	})
+func ptr[T any](v T) *T { return &v }
+
+// samePtr reports whether a and b are both nil or point to equal values.
+func samePtr[T comparable](a, b *T) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// show is a pointer's value for a message: nil or what it points to.
+func show[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 // A thinking block's signature survives the Responses API, which has no
