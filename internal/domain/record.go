@@ -108,6 +108,11 @@ type CallRecord struct {
 	Stream         bool
 	Temperature    *float64
 	MaxTokens      int
+	// Seed, PresencePenalty and FrequencyPenalty are the chat request's,
+	// when it set them.
+	Seed             *int64
+	PresencePenalty  *float64
+	FrequencyPenalty *float64
 
 	Attempts     []Attempt // the provider calls made, in order, across retries and fallbacks
 	FallbackUsed bool      // true when a fallback model answered

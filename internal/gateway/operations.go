@@ -80,6 +80,7 @@ func (o *chatOp) describe(rec *domain.CallRecord) {
 	rec.Stream = o.req.Stream
 	rec.Temperature = o.req.Temperature
 	rec.MaxTokens = o.req.MaxTokens
+	rec.Seed, rec.PresencePenalty, rec.FrequencyPenalty = o.req.Seed, o.req.PresencePenalty, o.req.FrequencyPenalty
 }
 
 // worstCase refuses a max_tokens above the model's cap, and a request that

@@ -111,6 +111,26 @@ func TestChatSuccess(t *testing.T) {
 	}
 }
 
+// A chat request's seed and penalties reach the provider and the record.
+func TestChatSeedAndPenaltiesAreSentAndRecorded(t *testing.T) {
+	r := newRig(t, gateway.Options{}, alice, 0)
+	req := chat("m")
+	seed, presence, frequency := int64(0), 0.5, -1.0
+	req.Seed, req.PresencePenalty, req.FrequencyPenalty = &seed, &presence, &frequency
+	if _, err := r.svc.Chat(context.Background(), r.call(), req); err != nil {
+		t.Fatal(err)
+	}
+	same := func(s *int64, p, f *float64) bool {
+		return s != nil && *s == seed && p != nil && *p == presence && f != nil && *f == frequency
+	}
+	if got := r.primary.calls[0]; !same(got.Seed, got.PresencePenalty, got.FrequencyPenalty) {
+		t.Errorf("provider got seed %v, penalties %v %v", got.Seed, got.PresencePenalty, got.FrequencyPenalty)
+	}
+	if rec := r.log.Records()[0]; !same(rec.Seed, rec.PresencePenalty, rec.FrequencyPenalty) {
+		t.Errorf("record has seed %v, penalties %v %v", rec.Seed, rec.PresencePenalty, rec.FrequencyPenalty)
+	}
+}
+
 func TestChatRejections(t *testing.T) {
 	embedOnly := alice
 	embedOnly.AllowedModels = []string{"vec"}

@@ -27,13 +27,13 @@ var t0 = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
 // sample returns a call record of the given shape; records with different
 // ids differ in their times, tokens and costs.
 func sample(id string, shape int, i int) domain.CallRecord {
-	temp := 0.2
+	temp, seed, presence, frequency := 0.2, int64(0), 0.5, -1.5
 	r := domain.CallRecord{
 		RequestID: id, ClientRequestID: "client-" + id, Endpoint: domain.EndpointChat,
 		Start: t0.Add(time.Duration(i) * time.Second), End: t0.Add(time.Duration(i)*time.Second + 250*time.Millisecond),
 		KeyID: "key-1", User: "alice", Team: "risk", AuditReason: "quarterly model validation", ClientUser: "end-user-7",
 		RequestedModel: "mock", Model: "mock-chat", Provider: "mock", UpstreamModel: "mock-chat-v1",
-		Temperature: &temp, MaxTokens: 256,
+		Temperature: &temp, MaxTokens: 256, Seed: &seed, PresencePenalty: &presence, FrequencyPenalty: &frequency,
 		Outcome:  domain.OutcomeOK,
 		Usage:    domain.Usage{PromptTokens: 10 + i, CompletionTokens: 20 + i},
 		Messages: []domain.Message{{Role: domain.RoleSystem, Content: "be brief"}, {Role: domain.RoleUser, Content: fmt.Sprintf("question %d about the secret plan", i)}},
@@ -46,6 +46,7 @@ func sample(id string, shape int, i int) domain.CallRecord {
 	case okEmbed:
 		r.Endpoint, r.RequestedModel, r.Model, r.UpstreamModel = domain.EndpointEmbeddings, "mock-embed", "mock-embed", "mock-embed"
 		r.Messages, r.Output, r.Temperature, r.MaxTokens = nil, "", nil, 0
+		r.Seed, r.PresencePenalty, r.FrequencyPenalty = nil, nil, nil
 		r.EmbedInputs, r.Dimensions = []string{"first secret plan input", "second secret plan input"}, 8
 		r.Usage.CompletionTokens = 0
 		price = domain.Price{InputPerMillion: 20_000}

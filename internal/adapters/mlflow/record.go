@@ -49,6 +49,9 @@ type wireRecord struct {
 	Stream         bool     `json:"stream,omitempty"`
 	Temperature    *float64 `json:"temperature,omitempty"`
 	MaxTokens      int      `json:"max_tokens,omitempty"`
+	Seed           *int64   `json:"seed,omitempty"`
+	Presence       *float64 `json:"presence_penalty,omitempty"`
+	Frequency      *float64 `json:"frequency_penalty,omitempty"`
 
 	Attempts     int           `json:"attempts,omitempty"` // how many; records of earlier tidygates list none
 	AttemptList  []wireAttempt `json:"attempt_list,omitempty"`
@@ -174,6 +177,7 @@ func wireOf(r domain.CallRecord, mode ContentMode) wireRecord {
 		KeyID: r.KeyID, User: r.User, Team: r.Team, AuditReason: r.AuditReason, ClientUser: r.ClientUser,
 		RequestedModel: r.RequestedModel, Model: r.Model, Provider: r.Provider, UpstreamModel: r.UpstreamModel,
 		Stream: r.Stream, Temperature: r.Temperature, MaxTokens: r.MaxTokens,
+		Seed: r.Seed, Presence: r.PresencePenalty, Frequency: r.FrequencyPenalty,
 		Attempts: len(r.Attempts), FallbackUsed: r.FallbackUsed, BudgetFrom: r.BudgetFallbackFrom,
 		Outcome: string(r.Outcome), ErrorMessage: r.ErrorMessage,
 		Interrupted: string(r.Interrupted), UsageExceedsReservation: r.UsageExceedsReservation,
@@ -239,6 +243,7 @@ func decodeRecord(value []byte) (call, error) {
 		KeyID: w.KeyID, User: w.User, Team: w.Team, AuditReason: w.AuditReason, ClientUser: w.ClientUser,
 		RequestedModel: w.RequestedModel, Model: w.Model, Provider: w.Provider, UpstreamModel: w.UpstreamModel,
 		Stream: w.Stream, Temperature: w.Temperature, MaxTokens: w.MaxTokens,
+		Seed: w.Seed, PresencePenalty: w.Presence, FrequencyPenalty: w.Frequency,
 		FallbackUsed: w.FallbackUsed, BudgetFallbackFrom: w.BudgetFrom,
 		Outcome: domain.Outcome(w.Outcome), ErrorKind: kindNamed(w.ErrorKind), ErrorMessage: w.ErrorMessage,
 		Interrupted: domain.Interruption(w.Interrupted), UsageExceedsReservation: w.UsageExceedsReservation,

@@ -64,8 +64,16 @@ func (b *rows) addRun(c call, exp experiment) {
 	param("team", r.Team)
 	param("reason", r.AuditReason)
 	param("endpoint", string(r.Endpoint))
-	if r.Temperature != nil {
-		param("temperature", strconv.FormatFloat(*r.Temperature, 'g', -1, 64))
+	for _, f := range []struct {
+		key   string
+		value *float64
+	}{{"temperature", r.Temperature}, {"presence_penalty", r.PresencePenalty}, {"frequency_penalty", r.FrequencyPenalty}} {
+		if f.value != nil {
+			param(f.key, strconv.FormatFloat(*f.value, 'g', -1, 64))
+		}
+	}
+	if r.Seed != nil {
+		param("seed", strconv.FormatInt(*r.Seed, 10))
 	}
 	if r.MaxTokens > 0 {
 		param("max_tokens", strconv.Itoa(r.MaxTokens))

@@ -569,6 +569,9 @@ type chatRequestBody struct {
 	Messages    []oaiMessage `json:"messages,omitempty"`
 	Tools       []oaiTool    `json:"tools,omitempty"`
 	Temperature *float64     `json:"temperature,omitempty"`
+	Seed        *int64       `json:"seed,omitempty"`
+	Presence    *float64     `json:"presence_penalty,omitempty"`
+	Frequency   *float64     `json:"frequency_penalty,omitempty"`
 	MaxTokens   int          `json:"max_tokens,omitempty"`
 	Stream      bool         `json:"stream,omitempty"`
 	User        string       `json:"user,omitempty"`
@@ -619,7 +622,8 @@ func requestBody(c call, model string) any {
 		return respRequest(r, model)
 	}
 	return chatRequestBody{Model: model, Messages: oaiMessages(r.Messages), Tools: oaiTools(r.Tools),
-		Temperature: r.Temperature, MaxTokens: r.MaxTokens, Stream: r.Stream, User: r.ClientUser}
+		Temperature: r.Temperature, Seed: r.Seed, Presence: r.PresencePenalty, Frequency: r.FrequencyPenalty,
+		MaxTokens: r.MaxTokens, Stream: r.Stream, User: r.ClientUser}
 }
 
 func responseBody(c call) any {

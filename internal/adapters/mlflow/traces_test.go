@@ -617,6 +617,33 @@ func TestContentModes(t *testing.T) {
 	}
 }
 
+// A chat call's sampling parameters (temperature, seed, the presence and
+// frequency penalties) are in its request span's inputs and in its run's
+// params, a seed of 0 included, even without content: the audit trail
+// shows what the answer was asked with.
+func TestSamplingParametersAreRecorded(t *testing.T) {
+	r := sample("req-sampling", okChat, 1)
+	b := traceRows(t, r, ContentNone)
+	in := rootAttributes(t, b)["mlflow.spanInputs"]
+	if at(t, in, "temperature") != 0.2 || at(t, in, "seed") != float64(0) || at(t, in, "presence_penalty") != 0.5 ||
+		at(t, in, "frequency_penalty") != -1.5 {
+		t.Errorf("inputs %v lack the sampling parameters", in)
+	}
+	value, err := encodeRecord(r, ContentNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := decodeRecord(value)
+	b.addRun(c, testExperiment)
+	params := map[string]string{}
+	for _, p := range b.params {
+		params[p.Key] = p.Value
+	}
+	if params["temperature"] != "0.2" || params["seed"] != "0" || params["presence_penalty"] != "0.5" || params["frequency_penalty"] != "-1.5" {
+		t.Errorf("params %v lack the sampling parameters", params)
+	}
+}
+
 func TestRecordEncodingRoundTrips(t *testing.T) {
 	for shape := range numShapes {
 		r := sample("req-wire", shape, shape)
