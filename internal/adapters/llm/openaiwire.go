@@ -363,7 +363,7 @@ func (p *OpenAIClient) Embed(ctx context.Context, req domain.EmbedRequest) (doma
 }
 
 // chatRequest maps the request onto the API's: the model, the messages, the
-// output cap, temperature, top_p, the seed, the presence and frequency
+// output cap, temperature, top_p, seed, the presence and frequency
 // penalties and stop only when set, the tools, tool choice and response
 // format, and the reasoning effort.
 func (p *OpenAIClient) chatRequest(req domain.ChatRequest) oaiChatRequest {
