@@ -129,9 +129,11 @@ func TestChatSeeds(t *testing.T) {
 	sameJSON(t, config, `{"seed":0}`)
 	seed := int64(math.MaxInt32) + 1
 	req.Seed = &seed
-	_, err := newProvider(t, up.URL).Chat(context.Background(), req)
-	if de := llmtest.RequireError(t, err, domain.KindInvalid); de.Param != "seed" {
-		t.Errorf("a seed beyond 32 bits: %+v", de)
+	for name, p := range map[string]*gemini.Provider{"gemini": newProvider(t, up.URL), "vertex": newVertex(t, up.URL, newTokenServer(t))} {
+		_, err := p.Chat(context.Background(), req)
+		if de := llmtest.RequireError(t, err, domain.KindInvalid); de.Param != "seed" || !strings.HasPrefix(de.Message, name+": ") {
+			t.Errorf("%s: a seed beyond 32 bits: %+v; want it refused by %s, naming seed", name, de, name)
+		}
 	}
 	if n := len(up.Requests()); n != 1 {
 		t.Errorf("%d requests sent; want the first only", n)

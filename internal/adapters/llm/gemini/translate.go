@@ -57,7 +57,7 @@ func (p *Provider) translate(req domain.ChatRequest) (request, error) {
 	if err := p.addTools(&out, req); err != nil {
 		return request{}, err
 	}
-	seed, err := seed32(req.Seed)
+	seed, err := p.seed32(req.Seed)
 	if err != nil {
 		return request{}, err
 	}
@@ -185,13 +185,16 @@ func (p *Provider) addTools(out *request, req domain.ChatRequest) error {
 }
 
 // seed32 is the request's seed as the API takes it, a 32-bit integer: nil
-// when there is none, and a seed beyond 32 bits is refused, naming seed.
-func seed32(seed *int64) (*int32, error) {
+// when there is none, and a seed beyond 32 bits is refused, naming seed
+// and the provider (gemini or vertex).
+func (p *Provider) seed32(seed *int64) (*int32, error) {
 	if seed == nil {
 		return nil, nil
 	}
 	if *seed < math.MinInt32 || *seed > math.MaxInt32 {
-		return nil, domain.InvalidParam("seed", "gemini takes a seed from %d to %d", math.MinInt32, math.MaxInt32)
+		e := p.classify.Invalid("the API takes a seed from %d to %d", math.MinInt32, math.MaxInt32)
+		e.Param = "seed"
+		return nil, e
 	}
 	s := int32(*seed)
 	return &s, nil
