@@ -173,12 +173,11 @@ func requestShape(e domain.Endpoint) domain.Endpoint {
 	return e
 }
 
-// argumentsJSON returns a tool call's arguments as JSON, or as a JSON
-// string when they are not JSON.
+// argumentsJSON returns a tool call's arguments as JSON (none being the
+// empty object, domain.ToolArguments), or as a JSON string when they are
+// not JSON.
 func argumentsJSON(args string) json.RawMessage {
-	if args == "" {
-		return json.RawMessage("{}")
-	}
+	args = domain.ToolArguments(args)
 	if json.Valid([]byte(args)) {
 		return json.RawMessage(args)
 	}

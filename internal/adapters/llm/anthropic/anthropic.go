@@ -127,7 +127,7 @@ func (p *Provider) Chat(ctx context.Context, req domain.ChatRequest) (domain.Cha
 			blocks = append(blocks, domain.TextBlock(block.Text))
 		case "tool_use":
 			blocks = append(blocks, domain.Block{Type: domain.BlockToolCall,
-				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: cmp.Or(string(block.Input), "{}")}})
+				ToolCall: domain.ToolCall{ID: block.ID, Name: block.Name, Arguments: domain.ToolArguments(string(block.Input))}})
 		case "thinking":
 			blocks = append(blocks, domain.Block{Type: domain.BlockReasoning, Text: block.Thinking,
 				Reasoning: domain.Reasoning{Signature: block.Signature}})
