@@ -312,4 +312,19 @@ func TestTheModelThatAnsweredIsNamed(t *testing.T) {
 			t.Fatalf("chunk %s names %q, want the fallback that answered", data, c.Model)
 		}
 	}
+
+	// Messages: the answer names the fallback, streamed (message_start,
+	// sent once the fallback's first chunk is there) as not.
+	rec = r.do("POST", "/v1/messages", `{"model":"mock","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`)
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || body.Model != spare.Name {
+		t.Fatalf("messages: status %d, model %q (%v); want the fallback that answered", rec.Code, body.Model, err)
+	}
+	rec = r.do("POST", "/v1/messages", `{"model":"mock","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`)
+	names, data := namedEvents(t, rec.Body.String())
+	if len(names) == 0 || names[0] != "message_start" {
+		t.Fatalf("messages stream: events %v", names)
+	}
+	if msg, _ := data[0]["message"].(map[string]any); msg["model"] != spare.Name {
+		t.Fatalf("message_start names %v, want the fallback that answered, %q", msg["model"], spare.Name)
+	}
 }
