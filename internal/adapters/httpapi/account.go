@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -40,9 +41,15 @@ func (h *handler) models(w http.ResponseWriter, r *http.Request) {
 
 // model serves GET /v1/models/{model}: the entry of the list above with that
 // id, in the request's dialect. A model the caller may not use is not found,
-// as it is not listed.
+// as it is not listed. The SDKs escape an id's slash ("org/model" is %2F),
+// and chi then routes on the escaped path, so the id is unescaped here.
 func (h *handler) model(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "*")
+	if r.URL.RawPath != "" {
+		if u, err := url.PathUnescape(id); err == nil {
+			id = u
+		}
+	}
 	for _, m := range h.visibleModels(exchangeOf(r).caller) {
 		if m.ID != id {
 			continue

@@ -37,6 +37,7 @@ type fakeGateway struct {
 	native  func(ctx context.Context, req domain.ChatRequest, n gateway.Native) (gateway.ChatResult, error)
 	stores  bool                   // StoresResponse follows the request, storing by default, and StoreResponse keeps them in saved
 	prev    *domain.StoredResponse // what PreviousResponse finds, if anything
+	models  []domain.Model         // the catalogue Models lists; nil: chatModel and embedModel
 
 	mu         sync.Mutex
 	calls      []gateway.Call
@@ -190,6 +191,9 @@ func (g *fakeGateway) Embed(ctx context.Context, call gateway.Call, req domain.E
 }
 
 func (g *fakeGateway) Models(domain.Caller) []domain.Model {
+	if g.models != nil {
+		return g.models
+	}
 	return []domain.Model{chatModel, embedModel}
 }
 

@@ -665,6 +665,32 @@ func TestModel(t *testing.T) {
 	}
 }
 
+// TestModelWithEscapedSlash: the SDKs escape a model id's slash as %2F
+// (OpenAI's Node and Go SDKs, Anthropic's), as vLLM's and Hugging Face's
+// "org/model" names need; the id is the unescaped one, in both dialects.
+func TestModelWithEscapedSlash(t *testing.T) {
+	slashed := domain.Model{Name: "meta-llama/Llama-3.1-8B", Type: domain.ModelChat, Provider: "vllm", Aliases: []string{"llama3.1:8b"}}
+	r := newRig(t, &fakeGateway{models: []domain.Model{chatModel, slashed}}, httpapi.Options{})
+	for _, path := range []string{"meta-llama/Llama-3.1-8B", "meta-llama%2FLlama-3.1-8B", "meta-llama%2fLlama-3.1-8B"} {
+		rec := r.do("GET", "/v1/models/"+path, "")
+		want := `{"id":"meta-llama/Llama-3.1-8B","object":"model","created":0,"owned_by":"vllm"}`
+		if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+			t.Errorf("GET /v1/models/%s = %d %s; want %s", path, rec.Code, rec.Body, want)
+		}
+		rec = r.do("GET", "/v1/models/"+path, "", "Anthropic-Version", "2023-06-01")
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":"meta-llama/Llama-3.1-8B"`) {
+			t.Errorf("Anthropic GET /v1/models/%s = %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := r.do("GET", "/v1/models/llama3.1%3A8b", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":"llama3.1:8b"`) {
+		t.Errorf("GET /v1/models/llama3.1%%3A8b = %d %s", rec.Code, rec.Body)
+	}
+	rec := r.do("GET", "/v1/models/org%2Fnope", "")
+	if e := errorOf(t, rec, 404); !strings.Contains(e.Message, `"org/nope"`) {
+		t.Errorf("unknown model: %+v, want the unescaped id named", e)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	day := time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC)
 	gw := &fakeGateway{caller: domain.Caller{User: "alice", Team: "risk"},
