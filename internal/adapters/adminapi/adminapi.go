@@ -27,6 +27,10 @@ const Prefix = "/admin/v1"
 // reasonHeader carries the reason of an administrative change.
 const reasonHeader = "X-Audit-Reason"
 
+// reasonOf is the reason of the change r asks for, as its caller wrote it:
+// UTF-8, or ISO-8859-1 as fetch clients send it (domain.HeaderText).
+func reasonOf(r *http.Request) string { return domain.HeaderText(r.Header.Get(reasonHeader)) }
+
 // maxBodyBytes bounds a request body; admin requests are small.
 const maxBodyBytes = 1 << 20
 

@@ -183,7 +183,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 		}
 		*b.into = m
 	}
-	key, secret, err := h.svc.CreateKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), nk)
+	key, secret, err := h.svc.CreateKey(r.Context(), actorOf(r), reasonOf(r), nk)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -206,7 +206,7 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 // revokeKey serves POST /keys/{id}/revoke. With If-Match, the key must still
 // be at that version (412 otherwise).
 func (h *handler) revokeKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), r.Header.Get(reasonHeader), chi.URLParam(r, "id"), ifMatch(r))
+	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"), ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 

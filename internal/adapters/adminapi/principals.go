@@ -145,7 +145,7 @@ func (p principals) update(w http.ResponseWriter, r *http.Request) {
 		p.h.writeError(w, r, err)
 		return
 	}
-	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), r.Header.Get(reasonHeader), p.scope, chi.URLParam(r, "id"),
+	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), reasonOf(r), p.scope, chi.URLParam(r, "id"),
 		domain.PrincipalChange{Budgets: budgets, Limits: limits}, ifMatch(r))
 	p.write(w, r, x, err)
 }

@@ -86,6 +86,23 @@ func TestChatCompletion(t *testing.T) {
 	}
 }
 
+// TestAuditReasonInLatin1: the JavaScript SDKs send a header through fetch,
+// which puts each character from U+0080 to U+00FF in one byte (ISO-8859-1):
+// the call's reason is the text the client wrote, not invalid UTF-8 that the
+// audit trail would keep as U+FFFD.
+func TestAuditReasonInLatin1(t *testing.T) {
+	r := newRig(t, &fakeGateway{}, httpapi.Options{})
+	for raw, want := range map[string]string{"Pr\xfcfung f\xfcr \xc4rzte": "Prüfung für Ärzte", "Prüfung (UTF-8)": "Prüfung (UTF-8)"} {
+		rec := r.do("POST", "/v1/chat/completions", `{"model":"mock","messages":[{"role":"user","content":"Hi"}]}`, "X-Audit-Reason", raw)
+		if rec.Code != 200 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		if got := r.gw.lastCall(t).AuditReason; got != want {
+			t.Errorf("X-Audit-Reason %q: the call's reason is %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestAssistantMayHaveNullContent(t *testing.T) {
 	r := newRig(t, &fakeGateway{}, httpapi.Options{})
 	rec := r.do("POST", "/v1/chat/completions",
