@@ -48,22 +48,3 @@ func CheckAuditReason(reason string, minLen, maxLen int) *Error {
 	}
 	return nil
 }
-
-// HeaderText is a header's value as the text its sender wrote: the value
-// itself when it is valid UTF-8, else its bytes read as ISO-8859-1, the
-// charset HTTP fields historically carried (RFC 9110, section 5.5) and the
-// one fetch clients (Node's, and so the JavaScript SDKs; browsers) send a
-// string's characters U+0080 to U+00FF in, one byte each. A reason written
-// "Prüfung" in JavaScript so reaches the audit trail as "Prüfung", rather
-// than as invalid UTF-8 that the trail would keep as "Pr\uFFFDfung" and
-// that would count as fewer visible characters than the caller typed.
-func HeaderText(v string) string {
-	if utf8.ValidString(v) {
-		return v
-	}
-	b := make([]rune, len(v))
-	for i := range len(v) {
-		b[i] = rune(v[i])
-	}
-	return string(b)
-}

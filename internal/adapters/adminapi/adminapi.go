@@ -18,6 +18,7 @@ import (
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/headertext"
 	"github.com/tidygate/tidygate/internal/jsonerr"
 )
 
@@ -28,8 +29,8 @@ const Prefix = "/admin/v1"
 const reasonHeader = "X-Audit-Reason"
 
 // reasonOf is the reason of the change r asks for, as its caller wrote it:
-// UTF-8, or ISO-8859-1 as fetch clients send it (domain.HeaderText).
-func reasonOf(r *http.Request) string { return domain.HeaderText(r.Header.Get(reasonHeader)) }
+// UTF-8, or ISO-8859-1 as fetch clients send it (headertext.Of).
+func reasonOf(r *http.Request) string { return headertext.Of(r.Header.Get(reasonHeader)) }
 
 // maxBodyBytes bounds a request body; admin requests are small.
 const maxBodyBytes = 1 << 20
