@@ -66,15 +66,6 @@ func toAnthBlock(b domain.Block) anthBlockJSON {
 // messageID is the id of the message served for a request.
 func messageID(requestID string) string { return "msg_" + requestID }
 
-// answeringModel names the catalogue model that answered, or the requested
-// name when the call failed before one did.
-func answeringModel(res gateway.Result, requested string) string {
-	if res.Model.Name != "" {
-		return res.Model.Name
-	}
-	return requested
-}
-
 // messages serves POST /v1/messages.
 func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 	in, ok := decodeRequest(h, w, r, decodeMessages)
@@ -93,7 +84,7 @@ func (h *handler) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := res.Response
 	out := anthMessageResponseJSON{ID: messageID(ex.id), Type: "message", Role: "assistant",
-		Model: answeringModel(res.Result, in.req.Model), Content: []anthBlockJSON{}, Usage: usagewire.AnthropicOf(resp.Usage)}
+		Model: res.ModelName(in.req.Model), Content: []anthBlockJSON{}, Usage: usagewire.AnthropicOf(resp.Usage)}
 	for _, b := range resp.Parts() {
 		out.Content = append(out.Content, toAnthBlock(b))
 	}

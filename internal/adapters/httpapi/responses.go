@@ -261,7 +261,7 @@ func (h *handler) responses(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := res.Response
-	sr := domain.StoredResponse{ID: responseID(ex.id), CreatedAt: created, Model: answeringModel(res.Result, in.req.Model),
+	sr := domain.StoredResponse{ID: responseID(ex.id), CreatedAt: created, Model: res.ModelName(in.req.Model),
 		FinishReason: resp.FinishReason, Usage: resp.Usage, ParallelToolCalls: !in.req.ToolChoice.NoParallel,
 		Input: in.input, Output: resp.Parts()}
 	stored := false

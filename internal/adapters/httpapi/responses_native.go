@@ -34,7 +34,7 @@ type passedResponseJSON struct {
 func (h *handler) storePassed(r *http.Request, in responsesInput, res gateway.ChatResult, resp []byte, created time.Time) {
 	sr, err := passedResponse(resp)
 	if err == nil {
-		sr.CreatedAt, sr.Model, sr.Input = created, answeringModel(res.Result, in.req.Model), sentInput(in)
+		sr.CreatedAt, sr.Model, sr.Input = created, res.ModelName(in.req.Model), sentInput(in)
 		sr.Usage, sr.ParallelToolCalls, sr.Settings = res.Native.Usage, !in.req.ToolChoice.NoParallel, in.echo.settings()
 		h.storeResponse(r, sr)
 		return
