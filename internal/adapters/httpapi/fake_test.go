@@ -324,7 +324,15 @@ func (g *fakeGateway) PreviousResponse(context.Context, domain.Caller, string) (
 	return domain.StoredResponse{}, domain.InvalidParam("previous_response_id", "previous_response_id is not supported: this gateway stores no responses")
 }
 
+// StoredResponse serves a response the fake stored (g.stores), else 404.
 func (g *fakeGateway) StoredResponse(_ context.Context, _ domain.Caller, id string) (domain.StoredResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, sr := range g.saved {
+		if sr.ID == id {
+			return sr, nil
+		}
+	}
 	return domain.StoredResponse{}, domain.Errorf(domain.KindNotFound, "Response with id '%s' not found.", id)
 }
 

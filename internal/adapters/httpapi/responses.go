@@ -151,6 +151,16 @@ func respStatus(finish string) (string, *respIncomplete) {
 	return "completed", nil
 }
 
+// itemStatus is the status of the last output item of a Response whose
+// status is status: an answer cut short (incomplete) was cut short in its
+// last item, as OpenAI reports it; the items before it are completed.
+func itemStatus(status string) string {
+	if status == "incomplete" {
+		return "incomplete"
+	}
+	return "completed"
+}
+
 // respItemID is the id of an item of a response, tidygate's own: the
 // prefix of the item's type, the response's request id, and pos, where the
 // item is in the response: an output item's index (outputPos) or an input
@@ -296,6 +306,9 @@ func renderResponse(sr domain.StoredResponse, stored bool, echo *respEcho) respo
 	out.Status, out.IncompleteDetails = respStatus(sr.FinishReason)
 	for i, b := range sr.Output {
 		out.Output = append(out.Output, toRespItem(b, requestID, outputPos(i)))
+	}
+	if n := len(out.Output); n > 0 && out.Output[n-1].Status != "" {
+		out.Output[n-1].Status = itemStatus(out.Status)
 	}
 	return out
 }
@@ -477,7 +490,7 @@ func (s *respStream) chunk(c domain.ChatChunk) error {
 
 // openItem closes the open item and opens the next one, empty.
 func (s *respStream) openItem(index int, b domain.Block) error {
-	if err := s.closeItem(); err != nil {
+	if err := s.closeItem("completed"); err != nil {
 		return err
 	}
 	n := len(s.resp.Output)
@@ -513,8 +526,10 @@ func (s *respStream) openItem(index int, b domain.Block) error {
 	return nil
 }
 
-// closeItem sends the done events of the open item and adds it to the output.
-func (s *respStream) closeItem() error {
+// closeItem sends the done events of the open item, with status (a
+// message's or a function call's: completed, or incomplete when the answer
+// was cut short in it), and adds it to the output.
+func (s *respStream) closeItem(status string) error {
 	item := s.open
 	if item == nil {
 		return nil
@@ -532,14 +547,14 @@ func (s *respStream) closeItem() error {
 			"content_index": 0, "part": part}); err != nil {
 			return err
 		}
-		item.Status = "completed"
+		item.Status = status
 	case "function_call":
 		*item.Arguments = domain.ToolArguments(*item.Arguments)
 		if err := s.emit("response.function_call_arguments.done", map[string]any{"item_id": item.ID, "output_index": n,
 			"name": item.Name, "arguments": *item.Arguments}); err != nil {
 			return err
 		}
-		item.Status = "completed"
+		item.Status = status
 	case "reasoning":
 		part := item.Summary[0]
 		if err := s.emit("response.reasoning_summary_text.done", map[string]any{"item_id": item.ID, "output_index": n,
@@ -561,10 +576,11 @@ func (s *respStream) finish(finish string, u domain.Usage) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	if err := s.closeItem(); err != nil {
+	status, incomplete := respStatus(finish)
+	if err := s.closeItem(itemStatus(status)); err != nil {
 		return err
 	}
-	s.resp.Status, s.resp.IncompleteDetails = respStatus(finish)
+	s.resp.Status, s.resp.IncompleteDetails = status, incomplete
 	s.resp.Usage = toRespUsage(u)
 	return s.emit("response."+s.resp.Status, map[string]any{"response": s.resp})
 }

@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -346,5 +348,102 @@ func TestResponsesKeepTheDeveloperRole(t *testing.T) {
 	}
 	if got := roles(stored.Input); got != want {
 		t.Errorf("the stored response's input is %q; want %q", got, want)
+	}
+}
+
+// TestAnAnswerCutShortEndsInAnIncompleteItem: a Response cut short by
+// max_output_tokens is incomplete, and so is the item it was cut short in,
+// its last, as OpenAI reports it; the items before it are completed. The
+// same holds streamed, in the item's done event and in response.incomplete,
+// and for the stored response GET serves.
+func TestAnAnswerCutShortEndsInAnIncompleteItem(t *testing.T) {
+	cut := domain.ChatResponse{FinishReason: domain.FinishLength, Usage: domain.Usage{PromptTokens: 5, CompletionTokens: 8},
+		Blocks: []domain.Block{domain.TextBlock("Let me look."), {Type: domain.BlockToolCall, ToolCall: domain.ToolCall{ID: "call_1", Name: "grep", Arguments: `{"pat`}}}}
+	whole := domain.ChatResponse{FinishReason: domain.FinishStop, Usage: domain.Usage{PromptTokens: 5, CompletionTokens: 2}, Blocks: cut.Blocks[:1]}
+	answer := func(req domain.ChatRequest) domain.ChatResponse {
+		if req.MaxTokens == 8 {
+			return cut
+		}
+		return whole
+	}
+	gw := &fakeGateway{stores: true,
+		chat: func(_ context.Context, req domain.ChatRequest) (gateway.ChatResult, error) {
+			return gateway.ChatResult{Result: okResult, Response: answer(req)}, nil
+		},
+		stream: func(_ context.Context, req domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+			resp := answer(req)
+			for i, b := range resp.Parts() {
+				c := domain.ChatChunk{Index: i, Delta: b.Text}
+				if b.Type == domain.BlockToolCall {
+					start := b
+					start.ToolCall.Arguments = ""
+					c = domain.ChatChunk{Index: i, Start: &start, ArgumentsDelta: b.ToolCall.Arguments}
+				}
+				if err := emit(c); err != nil {
+					return gateway.ChatResult{}, err
+				}
+			}
+			return gateway.ChatResult{Result: okResult, Response: resp}, nil
+		},
+	}
+	r := newRig(t, gw, httpapi.Options{})
+	type item struct{ Type, Status string }
+	type response struct {
+		ID                string
+		Status            string
+		IncompleteDetails *struct{ Reason string } `json:"incomplete_details"`
+		Output            []item
+	}
+	check := func(name string, got response, wantStatus string, want ...item) {
+		t.Helper()
+		if got.Status != wantStatus || (wantStatus == "incomplete") != (got.IncompleteDetails != nil && got.IncompleteDetails.Reason == "max_output_tokens") ||
+			len(got.Output) != len(want) {
+			t.Fatalf("%s: %+v, want status %s and items %v", name, got, wantStatus, want)
+		}
+		for i := range want {
+			if got.Output[i] != want[i] {
+				t.Errorf("%s: item %d is %+v, want %+v", name, i, got.Output[i], want[i])
+			}
+		}
+	}
+	cutItems := []item{{"message", "completed"}, {"function_call", "incomplete"}}
+	for _, tc := range []struct {
+		max    int
+		status string
+		items  []item
+	}{{8, "incomplete", cutItems}, {100, "completed", []item{{"message", "completed"}}}} {
+		body := fmt.Sprintf(`{"model":"mock-chat","input":"Hi","max_output_tokens":%d}`, tc.max)
+		rec := r.do("POST", "/v1/responses", body)
+		var got response
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("status %d (%v): %s", rec.Code, err, rec.Body)
+		}
+		check(fmt.Sprintf("max %d", tc.max), got, tc.status, tc.items...)
+		rec = r.do("GET", "/v1/responses/"+got.ID, "")
+		var stored response
+		if err := json.Unmarshal(rec.Body.Bytes(), &stored); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("GET: status %d (%v): %s", rec.Code, err, rec.Body)
+		}
+		check(fmt.Sprintf("max %d, stored", tc.max), stored, tc.status, tc.items...)
+
+		rec = r.do("POST", "/v1/responses", strings.Replace(body, "{", `{"stream":true,`, 1))
+		names, data := namedEvents(t, rec.Body.String())
+		var done []item
+		for i, name := range names {
+			if name == "response.output_item.done" {
+				it, _ := data[i]["item"].(map[string]any)
+				done = append(done, item{Type: fmt.Sprint(it["type"]), Status: fmt.Sprint(it["status"])})
+			}
+		}
+		if fmt.Sprint(done) != fmt.Sprint(tc.items) {
+			t.Errorf("max %d, streamed: items done %v, want %v", tc.max, done, tc.items)
+		}
+		last := names[len(names)-1]
+		raw, _ := json.Marshal(data[len(data)-1]["response"])
+		var final response
+		if err := json.Unmarshal(raw, &final); err != nil || last != "response."+tc.status {
+			t.Fatalf("max %d, streamed: ends with %s (%v)", tc.max, last, err)
+		}
+		check(fmt.Sprintf("max %d, streamed", tc.max), final, tc.status, tc.items...)
 	}
 }
