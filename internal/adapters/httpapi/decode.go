@@ -313,7 +313,8 @@ type chatRequestJSON struct {
 
 	// OpenAI's own, which the domain request does not carry: a request
 	// that sets it is served by pass-through only.
-	LogitBias map[string]float64 `json:"logit_bias"` // token id → bias
+	LogitBias        map[string]float64 `json:"logit_bias"`         // token id → bias
+	WebSearchOptions json.RawMessage    `json:"web_search_options"` // web search before answering (OpenAI's search models)
 
 	// Features tidygate does not offer. Each is refused when asked for,
 	// because ignoring it would change what the client gets back.
@@ -397,8 +398,8 @@ type chatInput struct {
 }
 
 // chatDecoder decodes the parts of a chat completions body, and notes the
-// first feature in it that OpenAI serves itself: logit_bias, tool call
-// arguments that are not a JSON object. The domain request leaves those out.
+// first feature in it that OpenAI serves itself: logit_bias, web search,
+// tool call arguments that are not a JSON object. The domain request leaves those out.
 type chatDecoder struct{ passOnly }
 
 // decodeChat turns a chat completions body into a valid domain request.
@@ -413,6 +414,9 @@ func decodeChat(body []byte) (chatInput, error) {
 	var d chatDecoder
 	if len(w.LogitBias) > 0 {
 		d.providerOnly("logit_bias", "a token bias")
+	}
+	if len(w.WebSearchOptions) > 0 && string(w.WebSearchOptions) != "null" {
+		d.providerOnly("web_search_options", "web search")
 	}
 	req := domain.ChatRequest{Model: w.Model, Temperature: w.Temperature, TopP: w.TopP, Stream: w.Stream, User: w.User,
 		Seed: w.Seed, PresencePenalty: penalty(w.PresencePenalty), FrequencyPenalty: penalty(w.FrequencyPenalty)}

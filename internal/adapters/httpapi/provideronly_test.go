@@ -201,17 +201,21 @@ func TestResponsesOpenAIsOwnFeaturesPassThroughOnly(t *testing.T) {
 	}
 }
 
-// logit_bias changes the answer, and only OpenAI's own API takes it: it
-// passes through, and a model that translates refuses it by name. Empty,
-// it is no feature.
-func TestChatLogitBiasPassThroughOnly(t *testing.T) {
+// logit_bias and web_search_options change the answer, and only OpenAI's
+// own API takes them: they pass through, and a model that translates
+// refuses them by name. An empty logit_bias is no feature, nor are null
+// web search options; empty ones ask for a search with OpenAI's defaults.
+func TestChatProviderFeaturesPassThroughOnly(t *testing.T) {
 	msgs := `"messages":[{"role":"user","content":"x"}]`
 	passing, n := checkProviderOnly(t, "/v1/chat/completions", []providerOnlyCase{
 		{"logit_bias", `{"model":"gpt",` + msgs + `,"logit_bias":{"50256":-100},"seed":7}`, "logit_bias"},
+		{"web_search_options", `{"model":"gpt",` + msgs + `,"web_search_options":{"search_context_size":"low"}}`, "web_search_options"},
+		{"web_search_options, empty", `{"model":"gpt",` + msgs + `,"web_search_options":{}}`, "web_search_options"},
 	})
-	neutral := `{"model":"gpt",` + msgs + `,"logit_bias":{}}`
-	if rec := passing.do("POST", "/v1/chat/completions", neutral); rec.Code != http.StatusOK || n.Untranslatable != nil {
-		t.Errorf("an empty logit_bias: status %d, untranslatable %v", rec.Code, n.Untranslatable)
+	for _, neutral := range []string{`{"model":"gpt",` + msgs + `,"logit_bias":{}}`, `{"model":"gpt",` + msgs + `,"web_search_options":null}`} {
+		if rec := passing.do("POST", "/v1/chat/completions", neutral); rec.Code != http.StatusOK || n.Untranslatable != nil {
+			t.Errorf("%s: status %d, untranslatable %v", neutral, rec.Code, n.Untranslatable)
+		}
 	}
 }
 
