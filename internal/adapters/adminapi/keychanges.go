@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -96,7 +94,7 @@ func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := domain.KeyUpdate{AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent, Budgets: budgets}
-	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"), u, ifMatch(r))
+	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r), u, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -129,7 +127,7 @@ func (h *handler) rotateKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, domain.InvalidParam("grace_seconds", "grace_seconds must be between 0 and %d", int64(admin.MaxRotationGrace/time.Second)))
 		return
 	}
-	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"),
+	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r),
 		time.Duration(req.GraceSeconds)*time.Second, ifMatch(r))
 	if err != nil {
 		h.writeError(w, r, err)
@@ -160,7 +158,7 @@ func (h *handler) setExpiry(w http.ResponseWriter, r *http.Request) {
 	if at != nil {
 		expires = at.UTC()
 	}
-	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"), expires, ifMatch(r))
+	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), pathID(r), expires, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -190,7 +188,7 @@ func (h *handler) listAdminKeys(w http.ResponseWriter, r *http.Request) {
 
 // revokeAdminKey serves POST /admin-keys/{id}/revoke.
 func (h *handler) revokeAdminKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"))
+	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), pathID(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -194,7 +192,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.Key(r.Context(), actorOf(r), chi.URLParam(r, "id"))
+	key, err := h.svc.Key(r.Context(), actorOf(r), pathID(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -206,7 +204,7 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 // revokeKey serves POST /keys/{id}/revoke. With If-Match, the key must still
 // be at that version (412 otherwise).
 func (h *handler) revokeKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), reasonOf(r), chi.URLParam(r, "id"), ifMatch(r))
+	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), reasonOf(r), pathID(r), ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 

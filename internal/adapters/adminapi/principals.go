@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -76,7 +74,7 @@ func (p principals) list(w http.ResponseWriter, r *http.Request) {
 
 // get serves GET /users/{id} or /teams/{id}, with its ETag.
 func (p principals) get(w http.ResponseWriter, r *http.Request) {
-	x, err := p.h.svc.Principal(r.Context(), actorOf(r), p.scope, chi.URLParam(r, "id"))
+	x, err := p.h.svc.Principal(r.Context(), actorOf(r), p.scope, pathID(r))
 	p.write(w, r, x, err)
 }
 
@@ -145,7 +143,7 @@ func (p principals) update(w http.ResponseWriter, r *http.Request) {
 		p.h.writeError(w, r, err)
 		return
 	}
-	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), reasonOf(r), p.scope, chi.URLParam(r, "id"),
+	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), reasonOf(r), p.scope, pathID(r),
 		domain.PrincipalChange{Budgets: budgets, Limits: limits}, ifMatch(r))
 	p.write(w, r, x, err)
 }
