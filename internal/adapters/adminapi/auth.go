@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -18,6 +19,10 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := clientaddr.Of(r)
 		if err := h.throttle.Check(addr); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if err := singleHeaders(r.Header, "Authorization", reasonHeader); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -45,4 +50,18 @@ func (h *handler) authenticateSecret(r *http.Request, secret string) (domain.Act
 		return h.svc.AuthenticateToken(r.Context(), secret)
 	}
 	return h.svc.AuthenticateAdminKey(r.Context(), secret)
+}
+
+// singleHeaders refuses a request that sends any of the named headers more
+// than once, as the model endpoints do: which of two admin keys acts, or
+// which of two reasons the audit log keeps, would otherwise be a rule of
+// this server's choosing (the first) that the client cannot see.
+func singleHeaders(hdr http.Header, names ...string) error {
+	for _, name := range names {
+		if n := len(hdr.Values(name)); n > 1 {
+			return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_header",
+				Message: fmt.Sprintf("the %s header appears %d times; send it once", name, n)}
+		}
+	}
+	return nil
 }
