@@ -2,6 +2,7 @@ package domain
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,18 +124,34 @@ func CrossedThresholds(thresholds []int, limit, before, after Micros) []int {
 	}
 	var out []int
 	for _, t := range thresholds {
-		line := int64(limit) * int64(t) // compared in hundredths, exactly
-		if int64(before)*100 < line && int64(after)*100 >= line {
+		if belowPercent(before, limit, t) && !belowPercent(after, limit, t) {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
+// belowPercent reports whether spent is below t percent of limit, compared
+// exactly in hundredths with 128-bit products: limit × t overflows an int64
+// for a budget above about $92 billion at t = 100 (and one ten times
+// smaller at the largest threshold, 1000), which ParseUSD accepts. A
+// negative spent is below any line.
+func belowPercent(spent, limit Micros, t int) bool {
+	if spent < 0 {
+		return true
+	}
+	if limit <= 0 || t <= 0 {
+		return false
+	}
+	sHi, sLo := bits.Mul64(uint64(spent), 100)
+	lHi, lLo := bits.Mul64(uint64(limit), uint64(t))
+	return sHi < lHi || sHi == lHi && sLo < lLo
+}
+
 // Refused reports whether a refused call raised the alert rather than
 // spending that crossed its threshold.
 func (a BudgetAlert) Refused() bool {
-	return int64(a.Spent)*100 < int64(a.Budget.Limit)*int64(a.Threshold)
+	return belowPercent(a.Spent, a.Budget.Limit, a.Threshold)
 }
 
 // ExhaustedThreshold returns the threshold a budget that refused a call of

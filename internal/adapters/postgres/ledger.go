@@ -453,6 +453,9 @@ const settleReservation = `UPDATE tidygate_reservations SET state = $2, finished
 // calendar spend row, and raises an alert for each threshold ($8, percent
 // of the limit $7) the spending crosses in the period ($9), unless it was
 // raised already. It returns the rows it moved (1) and the alerts it raised.
+// The thresholds are compared in numeric: a limit times a percentage
+// overflows a bigint for a budget above about $92 billion, which would
+// fail the settlement and leave its reservation held.
 const moveSpend = `WITH moved AS (
 	UPDATE tidygate_spend SET spent_micros = spent_micros + $5::bigint, reserved_micros = reserved_micros - $6::bigint
 	WHERE scope_kind = $1::text AND scope_id = $2::text AND period = $3::text AND period_start = $4::date
@@ -461,7 +464,7 @@ fired AS (
 	INSERT INTO tidygate_budget_alerts (scope_kind, scope_id, period, period_start, threshold, limit_micros, spent_micros)
 	SELECT $1::text, $2::text, $3::text, $9::timestamptz, t, $7::bigint, m.spent_micros
 	FROM moved m, unnest($8::int[]) AS t
-	WHERE (m.spent_micros - $5::bigint) * 100 < $7::bigint * t AND m.spent_micros * 100 >= $7::bigint * t
+	WHERE (m.spent_micros - $5::bigint)::numeric * 100 < $7::numeric * t AND m.spent_micros::numeric * 100 >= $7::numeric * t
 	ON CONFLICT DO NOTHING
 	RETURNING 1)
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM fired)`
@@ -481,7 +484,7 @@ fired AS (
 	INSERT INTO tidygate_budget_alerts (scope_kind, scope_id, period, period_start, threshold, limit_micros, spent_micros)
 	SELECT $2::text, $3::text, $4::text, $9::timestamptz, t, $6::bigint, b.spent + $5::bigint
 	FROM before b, moved m, unnest($7::int[]) AS t
-	WHERE b.spent * 100 < $6::bigint * t AND (b.spent + $5::bigint) * 100 >= $6::bigint * t
+	WHERE b.spent::numeric * 100 < $6::numeric * t AND (b.spent + $5::bigint)::numeric * 100 >= $6::numeric * t
 	ON CONFLICT DO NOTHING
 	RETURNING 1)
 SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM fired)`

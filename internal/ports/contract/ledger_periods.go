@@ -182,6 +182,36 @@ func testBudgetAlerts(t *testing.T, newLedgers NewLedgers) {
 		}
 	})
 
+	t.Run("TheLargestBudgetSettlesAndAlerts", func(t *testing.T) {
+		// The largest amount a budget can be given (ParseUSD's), whose
+		// limit times a percentage is far beyond an int64: settling
+		// against it must neither fail nor misjudge a threshold.
+		limit, err := domain.ParseUSD("9223372036853.999999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := newLedgers(t, LedgerSetup{AlertThresholds: []int{50, 100, 1000}})
+		c := caller("max", "risk", userBudget("max", domain.PeriodDay, limit), userBudget("max", domain.RollingPeriod(24*time.Hour), limit))
+		mustReserve(t, a, "small", c, 10, day0)
+		mustSettle(t, a, "small", c, "gpt", 10, day0)
+		if names := alertNames(claimAll(t, a)); len(names) != 0 {
+			t.Fatalf("alerts after spending 10 of %s = %v, want none", limit, names)
+		}
+		half := limit / 2
+		mustReserve(t, a, "half", c, half, day0)
+		mustSettle(t, a, "half", c, "gpt", half, day0)
+		got := claimAll(t, a)
+		if names := alertNames(got); !slices.Equal(names, []string{"day/50", "rolling:24h/50"}) {
+			t.Fatalf("alerts after spending half of %s = %v, want the 50 %% ones", limit, names)
+		}
+		for _, al := range got {
+			if al.Spent != half+10 || al.Budget.Limit != limit || al.Refused() {
+				t.Errorf("alert %+v: want spending %d of %d, raised by spending", al, half+10, limit)
+			}
+		}
+		checkBudgets(t, a, c, day0, status{half + 10, 0}, status{half + 10, 0})
+	})
+
 	t.Run("RefusalForWhatWasSpentRaisesTheFullAlert", func(t *testing.T) {
 		a, b := newLedgers(t, LedgerSetup{AlertThresholds: []int{50, 100}})
 		c := caller("yara", "risk", userBudget("yara", domain.PeriodDay, 100), userBudget("yara", domain.RollingPeriod(24*time.Hour), 100))
