@@ -290,6 +290,11 @@ func (s *KeyStore) Principal(ctx context.Context, scope domain.ScopeKind, id str
 // team.
 func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, id string, c domain.PrincipalChange,
 	ifMatch string, e domain.AuditEntry) (domain.Principal, error) {
+	// Checked before the lock below, whose key the name is part of: a NUL
+	// there fails in PostgreSQL, not as the name's own error.
+	if err := checkName(string(scope), id, true); err != nil {
+		return domain.Principal{}, err
+	}
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
 	var after domain.Principal

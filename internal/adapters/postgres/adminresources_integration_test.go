@@ -163,6 +163,17 @@ func TestPrincipalsAndAdminKeys(t *testing.T) {
 		t.Errorf("the change's before %+v and after %+v", b, a)
 	}
 
+	// A name PostgreSQL's text cannot hold is the name's own 400 (as a
+	// key's user or team is), not a database error about a value.
+	for _, bad := range []string{"a\x00b", "\xff\xfe"} {
+		_, err := s.ChangePrincipal(ctx, domain.ScopeUser, bad, domain.PrincipalChange{Budgets: []domain.Budget{
+			{Scope: domain.ScopeUser, ScopeID: bad, Period: domain.PeriodDay, Limit: domain.MicrosPerUSD}}}, "", entry)
+		var de *domain.Error
+		if !errors.As(err, &de) || de.Kind != domain.KindInvalid || de.Param != "user" || de.Code != "invalid_value" {
+			t.Errorf("changing the user %q: %#v, want an invalid_value naming user", bad, err)
+		}
+	}
+
 	admin, secret, err := s.CreateAdminKey(ctx, "ci", []domain.AdminScope{domain.AdminRead}, entry)
 	if err != nil {
 		t.Fatal(err)
