@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -19,7 +18,7 @@ import (
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/headertext"
+	"github.com/tidygate/tidygate/internal/httpin"
 	"github.com/tidygate/tidygate/internal/jsonerr"
 )
 
@@ -30,8 +29,8 @@ const Prefix = "/admin/v1"
 const reasonHeader = "X-Audit-Reason"
 
 // reasonOf is the reason of the change r asks for, as its caller wrote it:
-// UTF-8, or ISO-8859-1 as fetch clients send it (headertext.Of).
-func reasonOf(r *http.Request) string { return headertext.Of(r.Header.Get(reasonHeader)) }
+// UTF-8, or ISO-8859-1 as fetch clients send it (httpin.HeaderText).
+func reasonOf(r *http.Request) string { return httpin.HeaderText(r.Header.Get(reasonHeader)) }
 
 // maxBodyBytes bounds a request body; admin requests are small.
 const maxBodyBytes = 1 << 20
@@ -163,20 +162,4 @@ func queryInt(r *http.Request, name string, def, maxVal int64) (int64, error) {
 		return 0, domain.InvalidParam(name, "%s must be a whole number between 1 and %d", name, maxVal)
 	}
 	return n, nil
-}
-
-// pathID returns the {id} segment of the request's path, percent-decoded.
-// chi routes by the path as the client escaped it whenever that differs
-// from Go's own escaping (r.URL.RawPath), so that a name holding a "/"
-// sent as %2F stays one segment, and then hands the segment over still
-// escaped: without decoding, /users/bob%40example.com would name a user
-// "bob%40example.com" rather than bob@example.com, and a team "risk/emea"
-// could not be named at all. A request whose path does not decode was
-// refused by net/http before it got here.
-func pathID(r *http.Request) string {
-	raw := chi.URLParam(r, "id")
-	if id, err := url.PathUnescape(raw); err == nil {
-		return id
-	}
-	return raw
 }

@@ -2,12 +2,12 @@ package adminapi
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // authenticate admits requests with "Authorization: Bearer <admin key>" or
@@ -22,7 +22,7 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 			h.writeError(w, r, err)
 			return
 		}
-		if err := singleHeaders(r.Header, "Authorization", reasonHeader); err != nil {
+		if err := httpin.SingleHeaders(r.Header, "Authorization", reasonHeader); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -50,18 +50,4 @@ func (h *handler) authenticateSecret(r *http.Request, secret string) (domain.Act
 		return h.svc.AuthenticateToken(r.Context(), secret)
 	}
 	return h.svc.AuthenticateAdminKey(r.Context(), secret)
-}
-
-// singleHeaders refuses a request that sends any of the named headers more
-// than once, as the model endpoints do: which of two admin keys acts, or
-// which of two reasons the audit log keeps, would otherwise be a rule of
-// this server's choosing (the first) that the client cannot see.
-func singleHeaders(hdr http.Header, names ...string) error {
-	for _, name := range names {
-		if n := len(hdr.Values(name)); n > 1 {
-			return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_header",
-				Message: fmt.Sprintf("the %s header appears %d times; send it once", name, n)}
-		}
-	}
-	return nil
 }

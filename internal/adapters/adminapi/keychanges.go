@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // budgetChangeJSON sets or removes one budget. limit_usd is required: a
@@ -94,7 +95,7 @@ func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := domain.KeyUpdate{AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent, Budgets: budgets}
-	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r), u, ifMatch(r))
+	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"), u, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -127,7 +128,7 @@ func (h *handler) rotateKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, domain.InvalidParam("grace_seconds", "grace_seconds must be between 0 and %d", int64(admin.MaxRotationGrace/time.Second)))
 		return
 	}
-	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r),
+	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"),
 		time.Duration(req.GraceSeconds)*time.Second, ifMatch(r))
 	if err != nil {
 		h.writeError(w, r, err)
@@ -158,7 +159,7 @@ func (h *handler) setExpiry(w http.ResponseWriter, r *http.Request) {
 	if at != nil {
 		expires = at.UTC()
 	}
-	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), pathID(r), expires, ifMatch(r))
+	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"), expires, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -188,7 +189,7 @@ func (h *handler) listAdminKeys(w http.ResponseWriter, r *http.Request) {
 
 // revokeAdminKey serves POST /admin-keys/{id}/revoke.
 func (h *handler) revokeAdminKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), pathID(r))
+	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return

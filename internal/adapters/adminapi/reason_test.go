@@ -6,7 +6,7 @@ import (
 )
 
 // TestReasonIsTheTextWritten: a change's reason is read as the API's
-// callers' reasons are (headertext.Of): UTF-8, or ISO-8859-1 as a fetch
+// callers' reasons are (httpin.HeaderText): UTF-8, or ISO-8859-1 as a fetch
 // client (a script in Node or a browser) sends it.
 func TestReasonIsTheTextWritten(t *testing.T) {
 	for header, want := range map[string]string{

@@ -2,12 +2,10 @@ package httpapi
 
 import (
 	"net/http"
-	"net/url"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // The caller's view of their account: the models they may use and what they
@@ -41,15 +39,10 @@ func (h *handler) models(w http.ResponseWriter, r *http.Request) {
 
 // model serves GET /v1/models/{model}: the entry of the list above with that
 // id, in the request's dialect. A model the caller may not use is not found,
-// as it is not listed. The SDKs escape an id's slash ("org/model" is %2F),
-// and chi then routes on the escaped path, so the id is unescaped here.
+// as it is not listed. The SDKs escape an id's slash ("org/model" is %2F):
+// httpin.PathParam reads it as the client meant it.
 func (h *handler) model(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "*")
-	if r.URL.RawPath != "" {
-		if u, err := url.PathUnescape(id); err == nil {
-			id = u
-		}
-	}
+	id := httpin.PathParam(r, "*")
 	for _, m := range h.visibleModels(exchangeOf(r).caller) {
 		if m.ID != id {
 			continue

@@ -3,13 +3,13 @@ package httpapi
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/clientaddr"
 	"github.com/tidygate/tidygate/internal/domain"
+	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // authenticate admits requests that carry "Authorization: Bearer <key>"
@@ -22,7 +22,7 @@ import (
 // against.
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := singleHeaders(r.Header, "Authorization", "X-Api-Key", auditReasonHeader)
+		err := httpin.SingleHeaders(r.Header, "Authorization", "X-Api-Key", auditReasonHeader)
 		var secret string
 		if err == nil && exchangeOf(r).dialect == dialectAnthropic {
 			secret, err = anthropicKey(r)
@@ -41,19 +41,6 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// singleHeaders refuses a request that sends any of the named headers more
-// than once: which of two keys or two audit reasons counts would otherwise
-// be a rule of this server's choosing that the client cannot see.
-func singleHeaders(h http.Header, names ...string) error {
-	for _, name := range names {
-		if n := len(h.Values(name)); n > 1 {
-			return &domain.Error{Kind: domain.KindInvalid, Code: "duplicate_header",
-				Message: fmt.Sprintf("the %s header appears %d times; send it once", name, n)}
-		}
-	}
-	return nil
 }
 
 // bearerToken extracts the key from an Authorization header value.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
-	"github.com/tidygate/tidygate/internal/headertext"
+	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // Gateway is what the HTTP API needs from the application service;
@@ -222,9 +222,9 @@ func (h *handler) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 
 // call describes the request to the gateway. The audit reason is the text
 // the client wrote, in UTF-8 or, as fetch clients send it, ISO-8859-1
-// (headertext.Of).
+// (httpin.HeaderText).
 func (h *handler) call(r *http.Request) gateway.Call {
 	ex := exchangeOf(r)
-	return gateway.Call{RequestID: ex.id, ClientRequestID: ex.clientID, Caller: ex.caller, AuditReason: headertext.Of(r.Header.Get(auditReasonHeader)), Start: ex.start,
+	return gateway.Call{RequestID: ex.id, ClientRequestID: ex.clientID, Caller: ex.caller, AuditReason: httpin.HeaderText(r.Header.Get(auditReasonHeader)), Start: ex.start,
 		Endpoint: endpointOf(r), RateLimits: func(l domain.RateLimits) { ex.limits = l }}
 }
