@@ -218,8 +218,9 @@ type ChatChunk struct {
 	StopSequence   string
 	Usage          *Usage
 
-	// Model names the model answering when it is a fallback, not the model
-	// the client asked for; the gateway sets it, on every chunk.
+	// Model is the catalogue name of the model answering (gateway.Result's
+	// ModelName): a fallback's, or the model behind an alias asked for; the
+	// gateway sets it, on every chunk.
 	Model string
 }
 

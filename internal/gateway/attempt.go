@@ -28,7 +28,7 @@ type attempt struct {
 	firstEvent *time.Timer        // streams: ends the attempt if nothing arrives in time
 	begun      bool               // a stream's first event has arrived
 	hold       *holding           // the call's reservation while it is made alongside the attempt
-	fallback   string             // the model's name when it is a fallback
+	answering  string             // the catalogue name of the model answering, which every chunk names
 	unlink     func() bool        // stops following the service's shutdown
 }
 

@@ -287,9 +287,7 @@ func (k *call) tryOnce(ctx context.Context, rt route, m domain.Model) error {
 	a := k.s.newAttempt(ctx, k.op.streams())
 	defer a.end()
 	a.hold = k.holding
-	if k.res.FallbackUsed {
-		a.fallback = m.Name
-	}
+	a.answering = m.Name
 	began := time.Now()
 	err = k.op.call(a, k.routes.providers[m.Provider], m)
 	k.res.ProviderTime += time.Since(began)

@@ -198,7 +198,7 @@ func (o *chatOp) forward(c domain.ChatChunk) error {
 		return err
 	}
 	o.started = true
-	c.Model = o.attempt.fallback
+	c.Model = o.attempt.answering
 	o.text.WriteString(c.Delta)
 	o.output += len(c.Delta) + len(c.ArgumentsDelta) + len(c.ReasoningDelta)
 	if c.Usage != nil {

@@ -57,10 +57,13 @@ type Result struct {
 }
 
 // ModelName is the name to show the client for the model that answered:
-// the name it asked for (an alias stays an alias) when that model answered,
-// else the fallback's own name.
+// its catalogue name, whether the client asked for it by that name, by an
+// alias (as OpenAI and Anthropic name the model behind an alias they
+// resolve) or for another model whose fallback it is, as a passed-through
+// answer shows it (domain.NativeRequest.Answer); asked, the name the
+// client asked for, when the call ended before any model was tried.
 func (r Result) ModelName(asked string) string {
-	if r.FallbackUsed {
+	if r.Model.Name != "" {
 		return r.Model.Name
 	}
 	return asked

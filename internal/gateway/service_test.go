@@ -482,7 +482,9 @@ func TestAFallbackTheCallerMayNotUseIsSkipped(t *testing.T) {
 	}
 }
 
-func TestAFallbackNamesItselfOnEveryChunk(t *testing.T) {
+// The answer names the model that answered by its catalogue name: a
+// fallback, or the model behind an alias.
+func TestTheModelAnsweringIsNamedOnEveryChunk(t *testing.T) {
 	r := newRig(t, gateway.Options{MaxAttempts: 1}, alice, 0)
 	r.primary.errs = []error{errUpstream}
 	var models []string
@@ -498,9 +500,21 @@ func TestAFallbackNamesItselfOnEveryChunk(t *testing.T) {
 			t.Fatalf("chunk models %q, want every chunk to name the fallback", models)
 		}
 	}
-	ok, err := newRig(t, gateway.Options{}, alice, 0).svc.Chat(context.Background(), r.call(), chat("m"))
-	if err != nil || ok.ModelName("m") != "m" {
-		t.Fatalf("without a fallback the name asked for stays: %q, %v", ok.ModelName("m"), err)
+	// Asked for by its alias, the model that answers is named by its
+	// catalogue name, on every chunk and in the result, as a passed-through
+	// answer names it.
+	models = nil
+	ok, err := newRig(t, gateway.Options{}, alice, 0).svc.ChatStream(context.Background(), r.call(), chat("m"), func(c domain.ChatChunk) error {
+		models = append(models, c.Model)
+		return nil
+	})
+	if err != nil || ok.ModelName("m") != "main" || len(models) == 0 {
+		t.Fatalf("asked for by its alias: named %q, chunk models %q, %v", ok.ModelName("m"), models, err)
+	}
+	for _, m := range models {
+		if m != "main" {
+			t.Fatalf("chunk models %q, want every chunk to name the model behind the alias", models)
+		}
 	}
 }
 

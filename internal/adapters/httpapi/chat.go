@@ -216,7 +216,7 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 	lastFinish := ""
 	res, err := h.gw.ChatNative(r.Context(), h.call(r), in.req, n, func(c domain.ChatChunk) error {
 		if c.Model != "" {
-			s.model = c.Model // a fallback answers: every chunk names it
+			s.model = c.Model // every chunk names the model answering
 		}
 		if err := s.start(); err != nil {
 			return err

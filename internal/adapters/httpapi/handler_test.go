@@ -54,7 +54,7 @@ func TestChatCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := rec.Header().Get("X-Request-Id")
-	if got.ID != "chatcmpl-"+id || got.Object != "chat.completion" || got.Created != 1_700_000_000 || got.Model != "mock" {
+	if got.ID != "chatcmpl-"+id || got.Object != "chat.completion" || got.Created != 1_700_000_000 || got.Model != "mock-chat" {
 		t.Errorf("envelope = %+v (request id %q)", got, id)
 	}
 	if len(got.Choices) != 1 || got.Choices[0].Index != 0 || got.Choices[0].Message.Role != "assistant" ||

@@ -185,8 +185,8 @@ func (s *anthStream) start() error {
 }
 
 // chunk translates one piece of the answer into content block events.
-// A fallback's chunks name it, and message_start, sent with the first
-// chunk, names the model that answers, as the unstreamed answer does.
+// Every chunk names the model answering, and message_start, sent with the first
+// chunk, names it, as the unstreamed answer does.
 func (s *anthStream) chunk(c domain.ChatChunk) error {
 	if c.Model != "" && !s.started {
 		s.model = c.Model

@@ -366,7 +366,7 @@ func TestResponsesStoredPassThrough(t *testing.T) {
 		}
 		sr := gw.saved[i]
 		out := sr.Output
-		if sr.ID != "resp_up_1" || sr.Usage != usage || sr.FinishReason != domain.FinishToolCalls || sr.Model != "gpt" ||
+		if sr.ID != "resp_up_1" || sr.Usage != usage || sr.FinishReason != domain.FinishToolCalls || sr.Model != "mock-chat" ||
 			len(sr.Input) != 1 || sr.Input[0].Content != "look" || len(out) != 3 ||
 			out[0].Reasoning.Encrypted != "gAAA" || out[1].Text != "Here" || out[2].ToolCall.ID != "call_1" {
 			t.Errorf("request %d: stored %+v", i, sr)

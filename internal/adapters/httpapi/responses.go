@@ -437,11 +437,11 @@ func (s *respStream) start() error {
 
 // chunk translates one piece of the answer into output item events.
 func (s *respStream) chunk(c domain.ChatChunk) error {
+	if c.Model != "" && !s.started {
+		s.resp.Model = c.Model // response.created, sent with the first chunk, names the model answering
+	}
 	if err := s.start(); err != nil {
 		return err
-	}
-	if c.Model != "" {
-		s.resp.Model = c.Model
 	}
 	if opensBlock(c, s.open != nil, s.last) {
 		start := domain.TextBlock("")

@@ -27,7 +27,7 @@ func TestOfficialSDK(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !resp.JSON.ID.Valid() || !resp.JSON.Created.Valid() || !resp.JSON.Usage.Valid() || resp.Model != "mock" ||
+		if !resp.JSON.ID.Valid() || !resp.JSON.Created.Valid() || !resp.JSON.Usage.Valid() || resp.Model != "mock-chat" ||
 			len(resp.Choices) != 1 || resp.Choices[0].Message.Content != "Hello there" || resp.Choices[0].FinishReason != "stop" ||
 			resp.Usage.TotalTokens != 10 {
 			t.Errorf("completion = %s", resp.RawJSON())

@@ -329,24 +329,28 @@ func TestTheModelThatAnsweredIsNamed(t *testing.T) {
 	}
 }
 
-// TestAnAliasAskedForIsTheModelNamed: with no fallback, every dialect names
-// the model by the name the client asked for (gateway.Result.ModelName),
-// streamed or not: an alias stays an alias, where the unstreamed Messages
-// and Responses answers named the catalogue model and their streams the
-// alias.
-func TestAnAliasAskedForIsTheModelNamed(t *testing.T) {
+// TestAnAliasAskedForIsAnsweredByItsModelsName: every dialect, streamed
+// or not, names the catalogue model that answered (its chunks name it, as
+// the gateway's do), as a passed-through answer names it: an alias asked
+// for is resolved, where the chat completions answers and the streams of
+// the others named the alias and the unstreamed Messages and Responses
+// answers the model.
+func TestAnAliasAskedForIsAnsweredByItsModelsName(t *testing.T) {
 	answered := gateway.Result{Model: domain.Model{Name: "mock-chat", Aliases: []string{"mini"}, Type: domain.ModelChat, Provider: "mock"}, Attempts: 1}
 	gw := &fakeGateway{
 		chat: func(context.Context, domain.ChatRequest) (gateway.ChatResult, error) {
 			return gateway.ChatResult{Result: answered, Response: domain.ChatResponse{Content: "hi", FinishReason: "stop"}}, nil
 		},
 		stream: func(_ context.Context, _ domain.ChatRequest, emit func(domain.ChatChunk) error) (gateway.ChatResult, error) {
-			for _, c := range []domain.ChatChunk{{Delta: "hi"}, {FinishReason: "stop"}} {
+			for _, c := range []domain.ChatChunk{{Delta: "hi", Model: "mock-chat"}, {FinishReason: "stop", Model: "mock-chat"}} {
 				if err := emit(c); err != nil {
 					return gateway.ChatResult{Result: answered}, err
 				}
 			}
 			return gateway.ChatResult{Result: answered, Response: domain.ChatResponse{Content: "hi", FinishReason: "stop"}}, nil
+		},
+		embed: func(_ context.Context, req domain.EmbedRequest) (gateway.EmbedResult, error) {
+			return gateway.EmbedResult{Result: answered, Response: domain.EmbedResponse{Vectors: [][]float32{{1}}}}, nil
 		},
 	}
 	r := newRig(t, gw, httpapi.Options{})
@@ -354,15 +358,19 @@ func TestAnAliasAskedForIsTheModelNamed(t *testing.T) {
 		{"/v1/chat/completions", `{"model":"mini","messages":[{"role":"user","content":"Hi"}]}`},
 		{"/v1/messages", `{"model":"mini","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`},
 		{"/v1/responses", `{"model":"mini","input":"Hi","store":false}`},
+		{"/v1/embeddings", `{"model":"mini","input":"Hi"}`},
 	} {
 		rec := r.do("POST", tc.path, tc.body)
 		var body struct{ Model string }
-		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || body.Model != "mini" {
-			t.Errorf("%s: status %d, model %q (%v); want the alias asked for", tc.path, rec.Code, body.Model, err)
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || body.Model != "mock-chat" {
+			t.Errorf("%s: status %d, model %q (%v); want the model behind the alias", tc.path, rec.Code, body.Model, err)
+		}
+		if tc.path == "/v1/embeddings" {
+			continue
 		}
 		rec = r.do("POST", tc.path, strings.Replace(tc.body, "{", `{"stream":true,`, 1))
-		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"model":"mini"`) || strings.Contains(rec.Body.String(), `"model":"mock-chat"`) {
-			t.Errorf("%s streamed: status %d, want the alias asked for in every event that names the model: %s", tc.path, rec.Code, rec.Body)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"model":"mock-chat"`) || strings.Contains(rec.Body.String(), `"model":"mini"`) {
+			t.Errorf("%s streamed: status %d, want the model behind the alias in every event that names a model: %s", tc.path, rec.Code, rec.Body)
 		}
 	}
 }
