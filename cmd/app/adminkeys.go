@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,20 +14,17 @@ import (
 // adminKeys runs the admin-keys subcommands: create, for now. The secret is
 // printed as the only line on stdout.
 func adminKeys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{"usage: tidygate admin-keys create --name NAME --scopes read,write [--reason R]"}
+	_, args, err := subcommand("admin-keys", args, stdout) // create, for now
+	if err != nil {
+		return err
 	}
 	var name, scopeList, reason string
-	fs := flag.NewFlagSet("admin-keys create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("admin-keys create")
 	fs.StringVar(&name, "name", "", "who or what the key is for (required)")
 	fs.StringVar(&scopeList, "scopes", "", "comma-separated scopes: read, write (required)")
 	reasonFlag(fs, &reason)
-	if err := fs.Parse(args[1:]); err != nil {
-		return usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	var problems []string
 	if name == "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,13 +14,12 @@ import (
 // healthcheck asks the running service on HTTP_ADDR whether it is alive
 // (/healthz) or, with --ready, ready (/readyz), and fails otherwise. It is
 // the container image's HEALTHCHECK: a FROM scratch image has no curl.
-func healthcheck(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func healthcheck(ctx context.Context, cfg infra.Config, args []string, stdout io.Writer) error {
+	fs := newFlags("healthcheck")
 	ready := fs.Bool("ready", false, "check /readyz (every pool answers) instead of /healthz")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
 	if err != nil {

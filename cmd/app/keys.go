@@ -23,50 +23,43 @@ import (
 // administration service, through which every change goes with its audit
 // entry.
 func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{"keys needs a subcommand: create, list, rotate or revoke\n" + usageText}
-	}
-	switch args[0] {
-	case "create", "list", "rotate", "revoke":
-	default:
-		return usageError{fmt.Sprintf("unknown keys subcommand %q\n%s", args[0], usageText)}
+	sub, args, err := subcommand("keys", args, stdout)
+	if err != nil {
+		return err
 	}
 	var nk domain.NewKey
 	var reason, id string
 	var replace bool
 	var grace time.Duration
-	switch args[0] {
+	switch sub {
 	case "create":
-		var err error
-		if nk, reason, replace, err = parseNewKey(args[1:], stderr); err != nil {
-			return err
-		}
-		if err := checkModels(cfg, nk); err != nil {
-			return err
-		}
+		nk, reason, replace, err = parseNewKey(args, stdout)
+	case "list":
+		_, err = parseArgs(newFlags("keys list"), args, stdout)
 	case "revoke":
-		var err error
-		if id, reason, err = parseKeyID("revoke", args[1:], stderr, nil); err != nil {
-			return err
-		}
+		id, reason, err = parseKeyID("revoke", args, stdout, nil)
 	case "rotate":
-		var err error
 		graceFlag := func(fs *flag.FlagSet) {
 			fs.DurationVar(&grace, "grace", 0, "how long the replaced secret keeps working, e.g. 24h (default 0: it stops at once)")
 		}
-		if id, reason, err = parseKeyID("rotate", args[1:], stderr, graceFlag); err != nil {
+		id, reason, err = parseKeyID("rotate", args, stdout, graceFlag)
+	}
+	if err != nil {
+		return err
+	}
+	if sub == "create" {
+		if err := checkModels(cfg, nk); err != nil {
 			return err
 		}
 	}
-	if args[0] != "list" {
-		var err error
+	if sub != "list" {
 		if reason, err = cliReason(cfg, reason, stderr); err != nil {
 			return err
 		}
 	}
 	return withAdmin(ctx, cfg, stderr, func(ctx context.Context, svc *admin.Service) error {
 		actor := cliActor()
-		switch args[0] {
+		switch sub {
 		case "create":
 			existing, err := svc.Keys(ctx, actor)
 			if err != nil {
@@ -169,27 +162,18 @@ func cliActor() domain.Actor {
 }
 
 // parseKeyID parses "ID [--reason R]" and the flags more defines (when not
-// nil), the flags before or after the ID.
-func parseKeyID(cmd string, args []string, stderr io.Writer, more func(*flag.FlagSet)) (id, reason string, err error) {
-	fs := flag.NewFlagSet("keys "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// nil), the flags before or after the ID; its usage goes to stdout.
+func parseKeyID(cmd string, args []string, stdout io.Writer, more func(*flag.FlagSet)) (id, reason string, err error) {
+	fs := newFlags("keys " + cmd)
 	reasonFlag(fs, &reason)
 	if more != nil {
 		more(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return "", "", usageError{err.Error()}
+	ids, err := parseArgs(fs, args, stdout, "a key ID")
+	if err != nil {
+		return "", "", err
 	}
-	if fs.NArg() > 0 {
-		id = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return "", "", usageError{err.Error()}
-		}
-	}
-	if id == "" || fs.NArg() > 0 {
-		return "", "", usageError{fmt.Sprintf("usage: tidygate keys %s ID [flags]; one key ID, flags before or after it", cmd)}
-	}
-	return id, reason, nil
+	return ids[0], reason, nil
 }
 
 // reasonFlag defines --reason on fs.
@@ -265,21 +249,22 @@ func parseBudgetSpecs(budgets, modelBudgets []string) ([]domain.Budget, []string
 	return out, problems
 }
 
-func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason string, replace bool, err error) {
+// parseNewKey parses the command line of keys create; its usage goes to
+// stdout.
+func parseNewKey(args []string, stdout io.Writer) (nk domain.NewKey, reason string, replace bool, err error) {
 	var models string
 	var budgets, modelBudgets []string
 	var expiresIn time.Duration
-	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("keys create")
 	fs.StringVar(&nk.User, "user", "", "the user the key belongs to (required)")
 	fs.StringVar(&nk.Team, "team", "", "the user's team (required)")
 	fs.StringVar(&models, "models", "", "comma-separated models or aliases the key may use (default: all)")
-	fs.Var(usdFlag{&nk.DailyBudget}, "daily-budget-usd", "the user's daily budget in USD, positive (default: no budget)")
-	fs.Var(usdFlag{&nk.MonthlyBudget}, "monthly-budget-usd", "the user's monthly budget in USD, positive (default: no budget)")
-	fs.Var(usdFlag{&nk.TeamDailyBudget}, "team-daily-budget-usd", "the team's daily budget in USD, positive (default: no budget)")
-	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in USD, positive (default: no budget)")
-	fs.Var(specsFlag{&budgets}, "budget", "a budget as SCOPE:PERIOD=USD, repeatable: SCOPE key, user or team; PERIOD day, week, month (in BUDGET_TIME_ZONE) or rolling:DURATION (e.g. key:month=5, team:rolling:30d=500)")
-	fs.Var(specsFlag{&modelBudgets}, "model-budget", "a budget on one model or group as MODEL@SCOPE:PERIOD=USD, repeatable (e.g. gpt-4o@user:day=10, group:premium@team:month=300)")
+	fs.Var(usdFlag{&nk.DailyBudget}, "daily-budget-usd", "the user's daily budget in `USD`, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.MonthlyBudget}, "monthly-budget-usd", "the user's monthly budget in `USD`, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.TeamDailyBudget}, "team-daily-budget-usd", "the team's daily budget in `USD`, positive (default: no budget)")
+	fs.Var(usdFlag{&nk.TeamMonthlyBudget}, "team-monthly-budget-usd", "the team's monthly budget in `USD`, positive (default: no budget)")
+	fs.Var(specsFlag{&budgets}, "budget", "a budget as `SCOPE:PERIOD=USD`, repeatable: SCOPE key, user or team; PERIOD day, week, month (in BUDGET_TIME_ZONE) or rolling:DURATION (e.g. key:month=5, team:rolling:30d=500)")
+	fs.Var(specsFlag{&modelBudgets}, "model-budget", "a budget on one model or group as `MODEL@SCOPE:PERIOD=USD`, repeatable (e.g. gpt-4o@user:day=10, group:premium@team:month=300)")
 	fs.BoolVar(&replace, "replace-budget", false, "replace a different budget the user or team already has (default: refuse)")
 	fs.IntVar(&nk.RPM, "rpm", 0, "requests per minute (0: unlimited)")
 	fs.IntVar(&nk.TPM, "tpm", 0, "tokens per minute (0: unlimited)")
@@ -292,11 +277,8 @@ func parseNewKey(args []string, stderr io.Writer) (nk domain.NewKey, reason stri
 	fs.IntVar(&nk.TeamLimits.MaxConcurrent, "team-max-concurrent", 0, "concurrent calls of the team, all its keys together (0: leave as it is, else the MAX_CONCURRENT_PER_TEAM share)")
 	fs.DurationVar(&expiresIn, "expires-in", 0, "the key stops working after this long, e.g. 720h (default: never)")
 	reasonFlag(fs, &reason)
-	if err := fs.Parse(args); err != nil {
-		return nk, "", false, usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return nk, "", false, usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return nk, "", false, err
 	}
 	var problems []string
 	if strings.TrimSpace(nk.User) == "" {

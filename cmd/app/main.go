@@ -5,16 +5,13 @@
 // Usage:
 //
 //	tidygate serve [--dev-key]
-//	tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...] [--model-budget MODEL@SCOPE:PERIOD=USD ...]
-//	                     [--daily-budget-usd X] [--monthly-budget-usd Y]
-//	                     [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget] [--rpm N] [--tpm N]
-//	                     [--max-concurrent N] [--reason R]
-//	tidygate keys list
-//	tidygate keys revoke ID [--reason R]
-//	tidygate admin-keys create --name NAME --scopes read,write [--reason R]
-//	tidygate config      # print the effective configuration, secrets redacted
-//	tidygate healthcheck [--ready]  # probe the running service (the image's HEALTHCHECK)
+//	tidygate keys create|list|rotate|revoke ...
+//	tidygate admin-keys create ...
+//	tidygate config
+//	tidygate healthcheck [--ready]
 //
+// `tidygate --help` lists the commands with their flags (the table in
+// cli.go), and `tidygate COMMAND --help` prints one command's usage.
 // Configuration comes from the environment; see README.md.
 package main
 
@@ -74,29 +71,49 @@ type usageProblems []string
 
 func (p usageProblems) Error() string { return strings.Join(p, "\n") }
 
-const usageText = `usage:
-  tidygate serve [--dev-key]
-  tidygate keys create --user U --team T [--models a,b] [--budget SCOPE:PERIOD=USD ...]
-                       [--model-budget MODEL@SCOPE:PERIOD=USD ...] [--daily-budget-usd X] [--monthly-budget-usd Y]
-                       [--team-daily-budget-usd X] [--team-monthly-budget-usd Y] [--replace-budget]
-                       [--rpm N] [--tpm N] [--max-concurrent N]
-                       [--user-rpm N] [--user-tpm N] [--user-max-concurrent N]
-                       [--team-rpm N] [--team-tpm N] [--team-max-concurrent N]
-                       [--expires-in DURATION] [--reason R]
-  tidygate keys list
-  tidygate keys rotate ID [--grace DURATION] [--reason R]
-  tidygate keys revoke ID [--reason R]
-  tidygate admin-keys create --name NAME --scopes read,write [--reason R]
-  tidygate config
-  tidygate healthcheck [--ready] [--timeout DURATION]`
+// usageText is the usage of every command, which tidygate --help prints.
+var usageText = groupUsage("")
 
 // run is the whole program: it parses the command line and the environment
 // (given as os.Environ-style KEY=VALUE strings) and runs one subcommand until
-// ctx is cancelled.
+// ctx is cancelled. A command asked for its usage prints it and returns nil.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{usageText}
+	if err := runCommand(ctx, args, environ, stdout, stderr); !errors.Is(err, errUsageShown) {
+		return err
 	}
+	return nil
+}
+
+func runCommand(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
+	cfg, ps, err := loadEnvironment(environ, stderr)
+	if err != nil {
+		return err
+	}
+	name, args, err := subcommand("", args, stdout)
+	if err != nil {
+		return err
+	}
+	switch name {
+	case "serve":
+		return serve(ctx, cfg, ps, args, stdout, stderr)
+	case "keys":
+		return keys(ctx, cfg, args, stdout, stderr)
+	case "admin-keys":
+		return adminKeys(ctx, cfg, args, stdout, stderr)
+	case "config":
+		if _, err := parseArgs(newFlags("config"), args, stdout); err != nil {
+			return err
+		}
+		return printConfig(cfg, ps, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, cfg, args, stdout)
+	}
+	panic("cmd/app: command " + name + " is in commands but not run")
+}
+
+// loadEnvironment reads the configuration and the provider settings from
+// environ, reporting every problem in them on stderr, one line each.
+func loadEnvironment(environ []string, stderr io.Writer) (infra.Config, providerSettings, error) {
 	env := envMap(environ)
 	cfg, err := infra.LoadConfig(env)
 	var problems []string
@@ -105,31 +122,16 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 	case errors.As(err, &ce):
 		problems = ce.Problems
 	case err != nil:
-		return err
+		return infra.Config{}, providerSettings{}, err
 	}
 	ps, providerProblems := loadProviderSettings(env)
 	if problems = append(problems, providerProblems...); len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, "config:", p)
 		}
-		return usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(problems))}
+		return infra.Config{}, providerSettings{}, usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(problems))}
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, cfg, ps, args[1:], stderr)
-	case "keys":
-		return keys(ctx, cfg, args[1:], stdout, stderr)
-	case "admin-keys":
-		return adminKeys(ctx, cfg, args[1:], stdout, stderr)
-	case "config":
-		return printConfig(cfg, ps, stdout)
-	case "healthcheck":
-		return healthcheck(ctx, cfg, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usageText)
-		return nil
-	}
-	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usageText)}
+	return cfg, ps, nil
 }
 
 func envMap(environ []string) map[string]string {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,12 +34,11 @@ import (
 // in the local profile (user dev, team dev). It is refused in other profiles.
 const DevKey = "tg-dev-local-only-0000000000000000"
 
-func serve(ctx context.Context, cfg infra.Config, ps providerSettings, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serve(ctx context.Context, cfg infra.Config, ps providerSettings, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve")
 	devKey := fs.Bool("dev-key", false, "seed the documented development key (local profile only)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if *devKey && cfg.Profile != "local" {
 		return usageError{fmt.Sprintf("--dev-key is only allowed with DEPLOY_PROFILE=local (it is %q)", cfg.Profile)}
