@@ -8,12 +8,11 @@ import (
 
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/infra"
 )
 
 // adminKeys runs the admin-keys subcommands: create, for now. The secret is
 // printed as the only line on stdout.
-func adminKeys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
+func adminKeys(ctx context.Context, env environment, args []string, stdout, stderr io.Writer) error {
 	_, args, err := subcommand("admin-keys", args, stdout) // create, for now
 	if err != nil {
 		return err
@@ -36,6 +35,10 @@ func adminKeys(ctx context.Context, cfg infra.Config, args []string, stdout, std
 	}
 	if len(problems) > 0 {
 		return usageError{strings.Join(problems, "; ")}
+	}
+	cfg, _, err := env()
+	if err != nil {
+		return err
 	}
 	if reason, err = cliReason(cfg, reason, stderr); err != nil {
 		return err

@@ -15,6 +15,12 @@ var unreachable = []string{
 	"HTTP_ADDR=127.0.0.1:1", "LOG_LEVEL=info",
 }
 
+// broken is an environment with mistakes in it, which a command reads only
+// once its command line is good.
+var broken = []string{"REPLICAS=0", "DB_PORT=x"}
+
+var environments = map[string][]string{"unreachable": unreachable, "broken": broken}
+
 // cli runs the command line as main does: run, then report's exit status
 // and lines on stderr when it fails. ctx is cancelled, so that a command
 // that started work it should not have (serve) ends at once.
@@ -32,7 +38,7 @@ func cli(t *testing.T, environ []string, args ...string) (code int, stdout, stde
 // TestHelpShowsUsage: -h, -help and --help after any command, in any place
 // a flag may stand, print its usage on stdout, naming its flags, and end
 // with exit status 0 without doing anything (no database, no service is
-// reached, nothing is said on stderr).
+// reached, nothing is said on stderr), even when the environment is broken.
 func TestHelpShowsUsage(t *testing.T) {
 	for _, tc := range []struct {
 		path  string
@@ -55,7 +61,7 @@ func TestHelpShowsUsage(t *testing.T) {
 		{"healthcheck", []string{"healthcheck"}, []string{"--ready", "--timeout"}},
 	} {
 		for _, help := range []string{"-h", "-help", "--help"} {
-			for name, environ := range map[string][]string{"unreachable": unreachable} {
+			for name, environ := range environments {
 				args := append(append([]string{}, tc.args...), help)
 				code, stdout, stderr := cli(t, environ, args...)
 				if code != 0 || stderr != "" {
@@ -77,7 +83,7 @@ func TestHelpShowsUsage(t *testing.T) {
 
 // TestCommandLineMistakes: every mistake in a command line is one line on
 // stderr that names what is wrong and where the usage is, exit status 2,
-// with nothing on stdout and nothing done.
+// with nothing on stdout and nothing done, whatever the environment.
 func TestCommandLineMistakes(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -119,16 +125,18 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"keys", "rotate", "key_x", "key_y"}, []string{`"key_y"`}},
 		{[]string{"keys", "revoke", "--reason", "why not"}, []string{"key ID", "tidygate keys revoke --help"}},
 	} {
-		code, stdout, stderr := cli(t, unreachable, tc.args...)
-		if code != 2 || stdout != "" {
-			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing on stdout", tc.args, code, stdout)
-		}
-		if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(stderr, "tidygate: ") {
-			t.Errorf("%q: want one line on stderr, got:\n%s", tc.args, stderr)
-		}
-		for _, s := range tc.says {
-			if !strings.Contains(stderr, s) {
-				t.Errorf("%q: the line does not say %s: %q", tc.args, s, stderr)
+		for name, environ := range environments {
+			code, stdout, stderr := cli(t, environ, tc.args...)
+			if code != 2 || stdout != "" {
+				t.Errorf("%q (%s environment): exit %d, stdout %q; want 2 and nothing on stdout", tc.args, name, code, stdout)
+			}
+			if lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); len(lines) != 1 || !strings.HasPrefix(stderr, "tidygate: ") {
+				t.Errorf("%q (%s environment): want one line on stderr, got:\n%s", tc.args, name, stderr)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("%q (%s environment): the line does not say %s: %q", tc.args, name, s, stderr)
+				}
 			}
 		}
 	}

@@ -7,18 +7,20 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/tidygate/tidygate/internal/infra"
 )
 
 // healthcheck asks the running service on HTTP_ADDR whether it is alive
 // (/healthz) or, with --ready, ready (/readyz), and fails otherwise. It is
 // the container image's HEALTHCHECK: a FROM scratch image has no curl.
-func healthcheck(ctx context.Context, cfg infra.Config, args []string, stdout io.Writer) error {
+func healthcheck(ctx context.Context, env environment, args []string, stdout io.Writer) error {
 	fs := newFlags("healthcheck")
 	ready := fs.Bool("ready", false, "check /readyz (every pool answers) instead of /healthz")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
 	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return err
+	}
+	cfg, _, err := env()
+	if err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(cfg.HTTPAddr)

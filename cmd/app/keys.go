@@ -22,7 +22,7 @@ import (
 // constructors as serve, without fx: the shared pool, the key store, and the
 // administration service, through which every change goes with its audit
 // entry.
-func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr io.Writer) error {
+func keys(ctx context.Context, env environment, args []string, stdout, stderr io.Writer) error {
 	sub, args, err := subcommand("keys", args, stdout)
 	if err != nil {
 		return err
@@ -44,6 +44,10 @@ func keys(ctx context.Context, cfg infra.Config, args []string, stdout, stderr i
 		}
 		id, reason, err = parseKeyID("rotate", args, stdout, graceFlag)
 	}
+	if err != nil {
+		return err
+	}
+	cfg, _, err := env()
 	if err != nil {
 		return err
 	}

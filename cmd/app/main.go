@@ -85,31 +85,37 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 }
 
 func runCommand(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	cfg, ps, err := loadEnvironment(environ, stderr)
-	if err != nil {
-		return err
-	}
+	env := func() (infra.Config, providerSettings, error) { return loadEnvironment(environ, stderr) }
 	name, args, err := subcommand("", args, stdout)
 	if err != nil {
 		return err
 	}
 	switch name {
 	case "serve":
-		return serve(ctx, cfg, ps, args, stdout, stderr)
+		return serve(ctx, env, args, stdout, stderr)
 	case "keys":
-		return keys(ctx, cfg, args, stdout, stderr)
+		return keys(ctx, env, args, stdout, stderr)
 	case "admin-keys":
-		return adminKeys(ctx, cfg, args, stdout, stderr)
+		return adminKeys(ctx, env, args, stdout, stderr)
 	case "config":
 		if _, err := parseArgs(newFlags("config"), args, stdout); err != nil {
 			return err
 		}
+		cfg, ps, err := env()
+		if err != nil {
+			return err
+		}
 		return printConfig(cfg, ps, stdout)
 	case "healthcheck":
-		return healthcheck(ctx, cfg, args, stdout)
+		return healthcheck(ctx, env, args, stdout)
 	}
 	panic("cmd/app: command " + name + " is in commands but not run")
 }
+
+// environment reads the configuration from the environment. A command
+// calls it once its command line is good, so that asking for the usage,
+// or a mistake in the command line, never depends on the environment.
+type environment func() (infra.Config, providerSettings, error)
 
 // loadEnvironment reads the configuration and the provider settings from
 // environ, reporting every problem in them on stderr, one line each.

@@ -34,10 +34,14 @@ import (
 // in the local profile (user dev, team dev). It is refused in other profiles.
 const DevKey = "tg-dev-local-only-0000000000000000"
 
-func serve(ctx context.Context, cfg infra.Config, ps providerSettings, args []string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, env environment, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve")
 	devKey := fs.Bool("dev-key", false, "seed the documented development key (local profile only)")
 	if _, err := parseArgs(fs, args, stdout); err != nil {
+		return err
+	}
+	cfg, ps, err := env()
+	if err != nil {
 		return err
 	}
 	if *devKey && cfg.Profile != "local" {
