@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,15 +25,32 @@ const maxPricePerMillion = 10_000 * domain.MicrosPerUSD
 // deploy/catalogue.example.yaml). Each model is kept as YAML and decoded on
 // its own, so that the problems of every model are reported at once.
 type catalogueFile struct {
-	Providers      []yamlNode        `yaml:"providers"`
-	Models         []yamlNode        `yaml:"models"`
-	CircuitBreaker *catalogueBreaker `yaml:"circuit_breaker"`
+	Providers      []yamlNode `yaml:"providers"`
+	Models         []yamlNode `yaml:"models"`
+	CircuitBreaker yamlNode   `yaml:"circuit_breaker"` // a catalogueBreaker, decoded on its own
 }
 
 // catalogueBreaker is the file's circuit_breaker.
 type catalogueBreaker struct {
 	Failures *int   `yaml:"failures"`
 	Cooldown string `yaml:"cooldown"`
+}
+
+// decodeBreaker decodes the file's circuit_breaker, when it has one, and
+// returns its settings, defaults filled in, and what is wrong with them.
+func decodeBreaker(node ast.Node) (domain.BreakerSettings, []string) {
+	if node == nil {
+		return domain.DefaultBreaker(), nil
+	}
+	var b catalogueBreaker
+	if err := decodeStrict(node, &b); err != nil {
+		text := yamlProblem(err)
+		if !strings.HasPrefix(text, "circuit_breaker:") {
+			text = "circuit_breaker: " + text
+		}
+		return domain.DefaultBreaker(), []string{text}
+	}
+	return b.breaker()
 }
 
 // breaker returns the breaker's settings, defaults filled in, and what is
@@ -167,7 +185,7 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 		return Catalogue{}, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
 	}
 	instances, named, problems := decodeProviders(path, f.Providers, types)
-	breaker, more := f.CircuitBreaker.breaker()
+	breaker, more := decodeBreaker(f.CircuitBreaker.node)
 	for _, p := range more {
 		problems = append(problems, path+": "+p)
 	}
@@ -191,6 +209,9 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 		for _, e := range errs {
 			problems = append(problems, label+": "+e.text)
 			failed[[2]string{m.Name, e.key}] = true
+			if e.key == "deployments" { // the domain would miss them: a model with no provider
+				failed[[2]string{m.Name, "provider"}] = true
+			}
 			whole = whole || e.key == ""
 		}
 		if whole {
@@ -301,7 +322,7 @@ func decodeModel(node ast.Node, providers []string) (domain.Model, []modelProble
 			problems = append(problems, modelProblem{key, fmt.Sprintf("unknown field %q (line %d)", key, kv.Key.GetToken().Position.Line)})
 			continue
 		}
-		if err := yaml.NodeToValue(kv.Value, dst, yaml.DisallowUnknownField()); err != nil {
+		if err := decodeStrict(kv.Value, dst); err != nil {
 			text := yamlProblem(err)
 			if !strings.HasPrefix(text, key+":") && !strings.HasPrefix(text, key+".") {
 				text = key + ": " + text
@@ -441,6 +462,80 @@ func parsePrice(node ast.Node) (domain.Micros, error) {
 		return 0, fmt.Errorf("%q is more than %s per million tokens", text, maxPricePerMillion)
 	}
 	return m, nil
+}
+
+// decodeStrict decodes node into dst, refusing unknown keys, and a value
+// meant for a whole number that is not one: go-yaml would cut 1.5 or
+// "2.5" to the number before the point, so a weight, a cap or an output
+// limit written with a fraction would be served as another number.
+func decodeStrict(node ast.Node, dst any) error {
+	if err := wholeNumbers(node, reflect.TypeOf(dst)); err != nil {
+		return err
+	}
+	return yaml.NodeToValue(node, dst, yaml.DisallowUnknownField())
+}
+
+// wholeNumberError is a value that should be a whole number and is not.
+type wholeNumberError struct {
+	tk *token.Token
+}
+
+func (e *wholeNumberError) Error() string {
+	msg := fmt.Sprintf("%q is not a whole number", e.tk.Value)
+	if key := keyOf(e.tk); key != "" {
+		msg = key + ": " + msg
+	}
+	return fmt.Sprintf("%s (line %d)", msg, e.tk.Position.Line)
+}
+
+// wholeNumbers finds, in node as it will be decoded into a value of type
+// t, an integer written as anything but a whole number in base 10 (an
+// integer, or a string holding one); it follows lists and structs by
+// their yaml tags.
+func wholeNumbers(node ast.Node, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n := node.(type) {
+	case *ast.TagNode:
+		return wholeNumbers(n.Value, t)
+	case *ast.AnchorNode:
+		return wholeNumbers(n.Value, t)
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		switch n := node.(type) {
+		case *ast.FloatNode:
+			return &wholeNumberError{n.GetToken()}
+		case *ast.StringNode:
+			if _, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64); err != nil {
+				return &wholeNumberError{n.GetToken()}
+			}
+		}
+	case reflect.Slice:
+		if seq, ok := node.(*ast.SequenceNode); ok {
+			for _, v := range seq.Values {
+				if err := wholeNumbers(v, t.Elem()); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Struct:
+		pairs, problem := mappingPairs(node)
+		if problem != "" {
+			return nil // not a mapping: go-yaml says so
+		}
+		for _, kv := range pairs {
+			for i := range t.NumField() {
+				if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name == kv.Key.String() {
+					if err := wholeNumbers(kv.Value, t.Field(i).Type); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // yamlProblem rewrites a go-yaml error as one line that names the YAML key

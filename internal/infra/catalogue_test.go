@@ -420,3 +420,29 @@ func wantProblems(t *testing.T, err error, path string, want []string) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(lines, "\n"))
 	}
 }
+
+// A whole number written with a fraction (1.5, "2.5") is refused, never
+// cut to the number before the point.
+func TestLoadCatalogueWholeNumbers(t *testing.T) {
+	path := writeCatalogue(t, "providers:\n  - {name: a, type: cumulus, region: r, rpm: 2.5}\n"+
+		"circuit_breaker: {failures: 2.5}\n"+
+		"models:\n"+
+		"  - {name: m, type: chat, max_output_tokens: 100.7, free: true, tpm: \"3.5\", deployments: [{provider: a, weight: 1.5}]}\n")
+	_, err := LoadCatalogue(path, providerTypes)
+	wantProblems(t, err, path, []string{
+		`providers[0] "a": rpm: "2.5" is not a whole number (line 2)`,
+		`circuit_breaker: failures: "2.5" is not a whole number (line 3)`,
+		`models[0] "m": max_output_tokens: "100.7" is not a whole number (line 5)`,
+		`models[0] "m": tpm: "3.5" is not a whole number (line 5)`,
+		`models[0] "m": deployments: weight: "1.5" is not a whole number (line 5)`,
+	})
+
+	path = writeCatalogue(t, "models:\n  - {name: m, type: chat, max_output_tokens: \"100\", free: true, rpm: 0, deployments: [{provider: mock, weight: 2}]}\n")
+	cat, err := LoadCatalogue(path, providerTypes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := cat.Resolve("m"); m.MaxOutputTokens != 100 || m.Deployments[0].Weight != 2 {
+		t.Errorf("m = %+v, want max_output_tokens 100 and weight 2", m)
+	}
+}

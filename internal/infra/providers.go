@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -143,7 +142,7 @@ func decodeProvider(node ast.Node, types []ProviderType) (ProviderInstance, []st
 			problems = append(problems, fmt.Sprintf("unknown field %q (line %d)", key, line))
 			continue
 		}
-		if err := yaml.NodeToValue(kv.Value, dst, yaml.DisallowUnknownField()); err != nil {
+		if err := decodeStrict(kv.Value, dst); err != nil {
 			text := yamlProblem(err)
 			if !strings.HasPrefix(text, key+":") {
 				text = key + ": " + text
