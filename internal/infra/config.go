@@ -231,6 +231,11 @@ func LoadConfig(environ map[string]string) (Config, error) {
 		problems, unparsed = parseProblems(err, merged, reflect.TypeFor[Config]())
 	}
 	cfg.profileSet = filled
+	if v, set := environ["BUDGET_ALERT_THRESHOLDS"]; set && v == "" {
+		// The library gives an empty variable its default; README's
+		// "empty: none" is the way to turn alerts off.
+		cfg.BudgetAlertThresholds = ""
+	}
 	problems = append(problems, secretFromFile("CONSOLE_SESSION_SECRET", &cfg.ConsoleSessionSecret, cfg.ConsoleSessionSecretFile)...)
 	if _, set := merged["LEDGER_LOCK_TIMEOUT"]; !set && cfg.DBAcquireTimeout > 0 {
 		// The default stays below a short DB_POOL_ACQUIRE_TIMEOUT too; an

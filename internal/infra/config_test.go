@@ -485,3 +485,16 @@ func TestRedisURLsThatWork(t *testing.T) {
 		}
 	}
 }
+
+// BUDGET_ALERT_THRESHOLDS set but empty means no alerts, as README says,
+// not the default thresholds that an unset variable gets.
+func TestBudgetAlertThresholdsEmptyMeansNone(t *testing.T) {
+	if got := mustLoad(t, map[string]string{}).BudgetThresholds(); !slices.Equal(got, []int{50, 80, 100}) {
+		t.Errorf("unset: thresholds = %v, want [50 80 100]", got)
+	}
+	for _, v := range []string{"", " "} {
+		if got := mustLoad(t, map[string]string{"BUDGET_ALERT_THRESHOLDS": v}).BudgetThresholds(); len(got) != 0 {
+			t.Errorf("BUDGET_ALERT_THRESHOLDS=%q: thresholds = %v, want none", v, got)
+		}
+	}
+}
