@@ -154,6 +154,9 @@ type Config struct {
 	LogFormat string `env:"LOG_FORMAT" envDefault:"text"` // text | json
 
 	profileSet []string // what the profile filled in; see ProfileDefaults
+	// lockTimeoutDerived: LEDGER_LOCK_TIMEOUT is not set, and its default
+	// was bounded by DB_POOL_ACQUIRE_TIMEOUT (see LoadConfig).
+	lockTimeoutDerived bool
 }
 
 // maxAuditReasonLen is the most AUDIT_REASON_MAX_LEN may allow: MLflow
@@ -241,6 +244,7 @@ func LoadConfig(environ map[string]string) (Config, error) {
 		// The default stays below a short DB_POOL_ACQUIRE_TIMEOUT too; an
 		// explicit value that does not is refused by validate.
 		cfg.LedgerLockTimeout = min(cfg.LedgerLockTimeout, cfg.DBAcquireTimeout/2)
+		cfg.lockTimeoutDerived = true
 	}
 	problems = append(problems, cfg.validate(unparsed)...)
 	if len(problems) > 0 {
@@ -551,6 +555,9 @@ func (cfg Config) validate(unparsed []string) []string {
 	c.oneOf("LEDGER_SYNCHRONOUS_COMMIT", cfg.LedgerSyncCommit, "off", "on")
 	c.oneOf("LEDGER_RESERVATION", cfg.LedgerReservation, "alongside", "first")
 	switch {
+	case cfg.LedgerLockTimeout < time.Millisecond && cfg.lockTimeoutDerived:
+		// The operator set only the acquire timeout: say so of it.
+		c.fail("DB_POOL_ACQUIRE_TIMEOUT", cfg.DBAcquireTimeout, "must be at least 2ms while LEDGER_LOCK_TIMEOUT is not set (its default is half of DB_POOL_ACQUIRE_TIMEOUT, and at least 1ms)")
 	case cfg.LedgerLockTimeout < time.Millisecond:
 		c.fail("LEDGER_LOCK_TIMEOUT", cfg.LedgerLockTimeout, "must be at least 1ms")
 	case cfg.DBAcquireTimeout > 0 && cfg.LedgerLockTimeout >= cfg.DBAcquireTimeout:
@@ -647,14 +654,28 @@ func (cfg Config) validate(unparsed []string) []string {
 	cfg.validateSignOn(&c)
 
 	c.atLeast("AUDIT_REASON_MIN_LEN", int64(cfg.AuditReasonMinLen), 1, " (every call must state its reason)")
-	c.between("AUDIT_REASON_MAX_LEN", int64(cfg.AuditReasonMaxLen), int64(max(cfg.AuditReasonMinLen, 1)), maxAuditReasonLen)
+	if cfg.AuditReasonMinLen > maxAuditReasonLen {
+		c.fail("AUDIT_REASON_MIN_LEN", cfg.AuditReasonMinLen, "must be at most %d (the most AUDIT_REASON_MAX_LEN may be)", maxAuditReasonLen)
+	}
+	// The maximum is bounded by the minimum only when the minimum is valid:
+	// a bad minimum is reported once, on its own line.
+	lowestMax := cfg.AuditReasonMinLen
+	if lowestMax < 1 || lowestMax > maxAuditReasonLen {
+		lowestMax = 1
+	}
+	c.between("AUDIT_REASON_MAX_LEN", int64(cfg.AuditReasonMaxLen), int64(lowestMax), maxAuditReasonLen)
 	c.between("EMBED_MAX_DIMENSIONS", int64(cfg.EmbedMaxDimensions), 1, 65536)
 	c.between("EMBED_MAX_INPUTS", int64(cfg.EmbedMaxInputs), 1, domain.MaxEmbedInputs)
 	c.atLeast("EMBED_MAX_INPUT_BYTES", int64(cfg.EmbedMaxInputBytes), 1, "")
 	c.atLeast("EMBED_MAX_RESPONSE_VALUES", int64(cfg.EmbedMaxValues), 1, "")
 	c.atLeast("MAX_CONCURRENT_CALLS", int64(cfg.MaxConcurrentCalls), 1, "")
-	c.between("MAX_CONCURRENT_PER_KEY", int64(cfg.ConcurrentPerKey()), 1, int64(max(cfg.MaxConcurrentCalls, 1)))
-	c.between("MAX_CONCURRENT_PER_TEAM", int64(cfg.ConcurrentPerTeam()), 1, int64(max(cfg.MaxConcurrentCalls, 1)))
+	if cfg.MaxConcurrentCalls >= 1 {
+		c.between("MAX_CONCURRENT_PER_KEY", int64(cfg.ConcurrentPerKey()), 1, int64(cfg.MaxConcurrentCalls))
+		c.between("MAX_CONCURRENT_PER_TEAM", int64(cfg.ConcurrentPerTeam()), 1, int64(cfg.MaxConcurrentCalls))
+	} else { // a bad MAX_CONCURRENT_CALLS is reported already, and bounds nothing
+		c.atLeast("MAX_CONCURRENT_PER_KEY", int64(cfg.ConcurrentPerKey()), 1, "")
+		c.atLeast("MAX_CONCURRENT_PER_TEAM", int64(cfg.ConcurrentPerTeam()), 1, "")
+	}
 	c.positive("PROVIDER_TIMEOUT", cfg.ProviderTimeout)
 	if cfg.StreamTimeout < cfg.ProviderTimeout {
 		c.fail("PROVIDER_STREAM_TIMEOUT", cfg.StreamTimeout, "must be at least PROVIDER_TIMEOUT (%s): it bounds a whole stream, PROVIDER_TIMEOUT only its start", cfg.ProviderTimeout)

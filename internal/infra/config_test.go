@@ -224,6 +224,12 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"AUDIT_REASON_MAX_LEN": "8001"}, `AUDIT_REASON_MAX_LEN=8001: must be between 3 and 8000`},
 		{map[string]string{"AUDIT_REASON_MIN_LEN": "10", "AUDIT_REASON_MAX_LEN": "5"}, `AUDIT_REASON_MAX_LEN=5: must be between 10 and 8000`},
 		{map[string]string{"MAX_CONCURRENT_CALLS": "0"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
+		// A bad value is reported once, not again as the bound of another.
+		{map[string]string{"MAX_CONCURRENT_CALLS": "0", "MAX_CONCURRENT_PER_KEY": "5"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
+		{map[string]string{"MAX_CONCURRENT_CALLS": "many", "MAX_CONCURRENT_PER_TEAM": "5"}, `MAX_CONCURRENT_CALLS="many": must be a whole number`},
+		{map[string]string{"AUDIT_REASON_MIN_LEN": "9000"}, `AUDIT_REASON_MIN_LEN=9000: must be at most 8000 (the most AUDIT_REASON_MAX_LEN may be)`},
+		{map[string]string{"AUDIT_REASON_MIN_LEN": "few", "AUDIT_REASON_MAX_LEN": "2"}, `AUDIT_REASON_MIN_LEN="few": must be a whole number`},
+		{map[string]string{"DB_POOL_ACQUIRE_TIMEOUT": "1ms"}, `DB_POOL_ACQUIRE_TIMEOUT=1ms: must be at least 2ms while LEDGER_LOCK_TIMEOUT is not set (its default is half of DB_POOL_ACQUIRE_TIMEOUT, and at least 1ms)`},
 		{map[string]string{"EMBED_MAX_DIMENSIONS": "65537"}, `EMBED_MAX_DIMENSIONS=65537: must be between 1 and 65536`},
 		{map[string]string{"EMBED_MAX_INPUTS": "2049"}, `EMBED_MAX_INPUTS=2049: must be between 1 and 2048`},
 		{map[string]string{"EMBED_MAX_INPUT_BYTES": "0"}, `EMBED_MAX_INPUT_BYTES=0: must be at least 1`},
