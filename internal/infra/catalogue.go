@@ -194,12 +194,17 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	labels := map[string]string{}  // model name → its label, for the catalogue's own problems
 	failed := map[[2]string]bool{} // model name and top-level key already reported
 	var unnamed []string           // labels of the models without a name, in order
+	first := map[string]int{}      // model name → the index of its first entry
 	for i, n := range f.Models {
 		m, errs := decodeModel(n.node, providers)
 		label := fmt.Sprintf("%s: models[%d]", path, i)
+		duplicate := "" // the problem of a second entry of the same name
 		if m.Name != "" {
 			label += fmt.Sprintf(" %q", m.Name)
-			if _, seen := labels[m.Name]; !seen {
+			if j, seen := first[m.Name]; seen {
+				duplicate = fmt.Sprintf("name: the model is defined twice (first as models[%d])", j)
+			} else {
+				first[m.Name] = i
 				labels[m.Name] = label
 			}
 		} else {
@@ -216,6 +221,10 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 		}
 		if whole {
 			unnamed = unnamed[:len(unnamed)-1]
+			continue
+		}
+		if duplicate != "" { // said here, on the entry to remove or rename
+			problems = append(problems, label+": "+duplicate)
 			continue
 		}
 		models = append(models, m)

@@ -446,3 +446,14 @@ func TestLoadCatalogueWholeNumbers(t *testing.T) {
 		t.Errorf("m = %+v, want max_output_tokens 100 and weight 2", m)
 	}
 }
+
+// A model defined twice is reported at its second definition, the one to
+// remove or rename, not at the first.
+func TestLoadCatalogueDuplicateModelNamesTheSecondEntry(t *testing.T) {
+	path := writeCatalogue(t, "models:\n"+
+		"  - {name: a, type: chat, provider: mock, max_output_tokens: 1, free: true}\n"+
+		"  - {name: b, type: chat, provider: mock, max_output_tokens: 1, free: true}\n"+
+		"  - {name: a, type: chat, provider: mock, max_output_tokens: 1, free: true}\n")
+	_, err := LoadCatalogue(path, providerTypes)
+	wantProblems(t, err, path, []string{`models[2] "a": name: the model is defined twice (first as models[0])`})
+}
