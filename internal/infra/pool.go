@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +195,7 @@ func (p *Pool) checkAtStart(ctx context.Context, d *Delegate, budget []int32) er
 	if err := p.Ping(ctx); err != nil {
 		if d.Config.DBRequireAtStart {
 			return fmt.Errorf("the database must be reachable at start (DB_REQUIRE_AT_START=true), but pool %s cannot reach %s: %w",
-				p.info.Name, p.info.Target, err)
+				p.info.Name, p.info.Target, oneLineError{err})
 		}
 		p.logger.Warn("database unreachable at start: tidygate starts unready and /readyz answers 503 until it answers",
 			"pool", p.info.Name, "target", p.info.Target, "err", err)
@@ -427,3 +428,28 @@ func (p *Pool) Stat() *pgxpool.Stat { return p.pool.Stat() }
 // Close closes the pool's connections, waiting for checked-out ones to be
 // released.
 func (p *Pool) Close() { p.pool.Close() }
+
+// oneLineError is err written on one line: pgx puts each connection
+// attempt on a line of its own, and an operator reads every line of a
+// startup error as a problem of its own.
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(e.err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+			continue
+		case b.Len() == 0:
+		case strings.HasSuffix(b.String(), ":"):
+			b.WriteString(" ")
+		default:
+			b.WriteString("; ")
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
+
+func (e oneLineError) Unwrap() error { return e.err }

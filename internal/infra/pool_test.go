@@ -479,3 +479,19 @@ func TestRegisterGatewayRunsTheJoin(t *testing.T) {
 		}
 	}
 }
+
+// The refusal to start without the database is one line: pgx lists each
+// attempt (TLS, then plain with sslmode=prefer) on a line of its own,
+// which would print as several problems.
+func TestRequiredDatabaseFailureIsOneLine(t *testing.T) {
+	d := unreachableDelegate(t, map[string]string{"DB_REQUIRE_AT_START": "true",
+		"DATABASE_URL": "postgres://u:" + trickyPasswordURL + "@" + closedAddr(t) + "/app?sslmode=prefer"})
+	p, err := NewSharedPool(context.Background(), d)
+	if err == nil {
+		p.Close()
+		t.Fatal("started without the required database")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "DB_REQUIRE_AT_START") {
+		t.Errorf("err = %q; want one line naming DB_REQUIRE_AT_START", msg)
+	}
+}
