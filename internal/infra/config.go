@@ -569,7 +569,11 @@ func (cfg Config) validate(unparsed []string) []string {
 	}
 
 	if _, err := cfg.BudgetLocation(); err != nil {
-		c.fail("BUDGET_TIME_ZONE", cfg.BudgetTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin")
+		note := ""
+		if cfg.BudgetTimeZone == "Local" {
+			note = ", not Local (this host's zone, which other replicas need not share)"
+		}
+		c.fail("BUDGET_TIME_ZONE", cfg.BudgetTimeZone, "must be an IANA time zone such as UTC or Europe/Berlin%s", note)
 	}
 	if _, err := domain.ParseAlertThresholds(cfg.BudgetAlertThresholds); err != nil {
 		c.fail("BUDGET_ALERT_THRESHOLDS", cfg.BudgetAlertThresholds, "must be comma-separated percentages such as 50,80,100: %v", err)
@@ -793,6 +797,11 @@ func parseTrustedProxies(s string) ([]netip.Prefix, error) {
 
 // BudgetLocation returns the zone of BUDGET_TIME_ZONE.
 func (c Config) BudgetLocation() (*time.Location, error) {
+	if c.BudgetTimeZone == "Local" {
+		// time.LoadLocation's Local is the host's zone (TZ, /etc/localtime):
+		// replicas on other hosts would count other days.
+		return nil, errors.New(`"Local" is not an IANA time zone`)
+	}
 	return time.LoadLocation(c.BudgetTimeZone)
 }
 

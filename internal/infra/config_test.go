@@ -224,6 +224,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		{map[string]string{"AUDIT_REASON_MAX_LEN": "8001"}, `AUDIT_REASON_MAX_LEN=8001: must be between 3 and 8000`},
 		{map[string]string{"AUDIT_REASON_MIN_LEN": "10", "AUDIT_REASON_MAX_LEN": "5"}, `AUDIT_REASON_MAX_LEN=5: must be between 10 and 8000`},
 		{map[string]string{"MAX_CONCURRENT_CALLS": "0"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
+		// "Local" is the host's zone, which replicas on other hosts need not share.
+		{map[string]string{"BUDGET_TIME_ZONE": "Local"}, `BUDGET_TIME_ZONE="Local": must be an IANA time zone such as UTC or Europe/Berlin, not Local (this host's zone, which other replicas need not share)`},
+		{map[string]string{"BUDGET_TIME_ZONE": "Mars/Olympus"}, `BUDGET_TIME_ZONE="Mars/Olympus": must be an IANA time zone such as UTC or Europe/Berlin`},
 		// A bad value is reported once, not again as the bound of another.
 		{map[string]string{"MAX_CONCURRENT_CALLS": "0", "MAX_CONCURRENT_PER_KEY": "5"}, `MAX_CONCURRENT_CALLS=0: must be at least 1`},
 		{map[string]string{"MAX_CONCURRENT_CALLS": "many", "MAX_CONCURRENT_PER_TEAM": "5"}, `MAX_CONCURRENT_CALLS="many": must be a whole number`},
