@@ -268,7 +268,7 @@ func decodeProviders(path string, nodes []yamlNode, types []ProviderType) (valid
 		case p.Name != "" && seen[p.Name]:
 			errs = append(errs, "name: the provider is defined twice")
 		}
-		if p.Name != "" && !seen[p.Name] {
+		if p.Name != "" && !seen[p.Name] && !slices.Contains(TypeNames(types), p.Name) {
 			names = append(names, p.Name)
 		}
 		seen[p.Name] = true

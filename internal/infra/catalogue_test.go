@@ -457,3 +457,15 @@ func TestLoadCatalogueDuplicateModelNamesTheSecondEntry(t *testing.T) {
 	_, err := LoadCatalogue(path, providerTypes)
 	wantProblems(t, err, path, []string{`models[2] "a": name: the model is defined twice (first as models[0])`})
 }
+
+// An instance named after a type adds no second entry of that name to the
+// providers a model may name.
+func TestLoadCatalogueProviderListNamesEachOnce(t *testing.T) {
+	path := writeCatalogue(t, "providers:\n  - {name: cumulus, type: cumulus, region: r}\n"+
+		"models:\n  - {name: m, type: chat, provider: nowhere, max_output_tokens: 1, free: true}\n")
+	_, err := LoadCatalogue(path, providerTypes)
+	wantProblems(t, err, path, []string{
+		`providers[0] "cumulus": name: "cumulus" is a provider type, whose name stands for its implicit instance (settings from the environment); give this instance a name of its own`,
+		`models[0] "m": provider: "nowhere" must be mock or cumulus`,
+	})
+}
