@@ -69,10 +69,11 @@ func keys(ctx context.Context, env environment, args []string, stdout, stderr io
 			if err != nil {
 				return err
 			}
-			replaced, err := budgetChanges(existing, nk, replace)
+			replaced, err := budgetChanges(ctx, svc, actor, nk, replace)
 			if err != nil {
 				return err
 			}
+			nk.ReplaceBudgets = replace
 			key, secret, err := svc.CreateKey(ctx, actor, reason, nk)
 			if err != nil {
 				return err
@@ -360,30 +361,19 @@ func legacyFlagName(b domain.Budget) string {
 	return ""
 }
 
-// budgetChanges compares the budgets nk sets (positive limits) with those
-// its user and team already have, as the existing keys show them. A
-// different limit is refused unless replace is set; then each replacement
-// is returned as a line for the operator.
-func budgetChanges(existing []domain.APIKey, nk domain.NewKey, replace bool) ([]string, error) {
-	have := map[domain.Budget]domain.Micros{}
-	for _, k := range existing {
-		for _, b := range k.Caller.Budgets {
-			have[domain.Budget{Scope: b.Scope, ScopeID: b.ScopeID, Period: b.Period, Model: b.Model}] = b.Limit
-		}
+// budgetChanges returns the budgets of nk's user and team that nk would
+// give another limit, by the service's rule (admin.Service.BudgetReplacements,
+// which CreateKey enforces): refused, with every one of them and the flag
+// that allows it, unless replace is set; then each replacement is returned
+// as a line for the operator.
+func budgetChanges(ctx context.Context, svc *admin.Service, actor domain.Actor, nk domain.NewKey, replace bool) ([]string, error) {
+	replaced, err := svc.BudgetReplacements(ctx, actor, nk)
+	if err != nil || len(replaced) == 0 {
+		return nil, err
 	}
-	var changes []string
-	for _, w := range nk.Budgets() {
-		if w.Scope == domain.ScopeKey {
-			continue // the key is new: its budgets are too
-		}
-		old, ok := have[domain.Budget{Scope: w.Scope, ScopeID: w.ScopeID, Period: w.Period, Model: w.Model}]
-		if w.Limit == 0 || !ok || old == w.Limit {
-			continue
-		}
-		changes = append(changes, fmt.Sprintf("%s is %s; the key would make it %s", w, old, w.Limit))
-	}
-	if len(changes) == 0 {
-		return nil, nil
+	changes := make([]string, len(replaced))
+	for i, r := range replaced {
+		changes[i] = r.String()
 	}
 	if !replace {
 		return nil, usageError{strings.Join(changes, "\n") + "\nnothing was created: pass --replace-budget to replace it, or leave the flag out to keep it"}

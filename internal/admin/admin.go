@@ -98,7 +98,49 @@ func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, 
 	if err := s.knownModels("budgets", domain.BudgetModels(nk.More)); err != nil {
 		return domain.APIKey{}, "", err
 	}
+	have, err := s.standingBudgets(ctx, nk)
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	if _, err := domain.CheckReplacedBudgets(have, nk); err != nil {
+		return domain.APIKey{}, "", err
+	}
 	return s.store.CreateKey(ctx, nk, e)
+}
+
+// BudgetReplacements returns the budgets of nk's user and team that
+// creating nk would give another limit (domain.ReplacedBudgets): CreateKey
+// refuses them unless nk.ReplaceBudgets is set, and the store audits a
+// replacement as a change of the user or team, with its state before and
+// after.
+func (s *Service) BudgetReplacements(ctx context.Context, a domain.Actor, nk domain.NewKey) ([]domain.BudgetReplacement, error) {
+	if err := allowed(a, domain.AdminRead); err != nil {
+		return nil, err
+	}
+	have, err := s.standingBudgets(ctx, nk)
+	if err != nil {
+		return nil, err
+	}
+	return domain.ReplacedBudgets(have, nk), nil
+}
+
+// standingBudgets returns the budgets nk's user and team have now.
+func (s *Service) standingBudgets(ctx context.Context, nk domain.NewKey) ([]domain.Budget, error) {
+	var have []domain.Budget
+	for _, p := range []struct {
+		scope domain.ScopeKind
+		id    string
+	}{{domain.ScopeUser, nk.User}, {domain.ScopeTeam, nk.Team}} {
+		if strings.TrimSpace(p.id) == "" {
+			continue // refused by the store, naming the field
+		}
+		pr, err := s.store.Principal(ctx, p.scope, p.id)
+		if err != nil {
+			return nil, err
+		}
+		have = append(have, pr.Budgets...)
+	}
+	return have, nil
 }
 
 // knownModels refuses names (of param) that the catalogue in use has no

@@ -39,6 +39,84 @@ type NewKey struct {
 	// key's ID is not known until it is stored. A user's or team's budget
 	// names nk's user or team.
 	More []Budget
+
+	// ReplaceBudgets lets a budget of the user or the team that nk names
+	// with another limit than the one it has replace it (tidygate keys
+	// create --replace-budget, the admin API's replace_budget). Without
+	// it such a key is refused (CheckReplacedBudgets): the budget is
+	// shared by all their keys, and a new key must not change it unasked.
+	ReplaceBudgets bool
+}
+
+// BudgetReplacement is a budget of a user or a team that a new key names
+// with another limit than the one it has.
+type BudgetReplacement struct {
+	Budget Budget // with the limit the key names
+	Was    Micros // the limit it has
+}
+
+func (r BudgetReplacement) String() string {
+	return fmt.Sprintf("%s is %s; the key would make it %s", r.Budget, r.Was, r.Budget.Limit)
+}
+
+// ReplacedBudgets returns the budgets of nk's user and team that nk sets
+// (a positive limit) and that have, in have, another limit: the one rule
+// of what a new key replaces, for every way a key is made.
+func ReplacedBudgets(have []Budget, nk NewKey) []BudgetReplacement {
+	var out []BudgetReplacement
+	for _, w := range nk.Budgets() {
+		if w.Scope == ScopeKey || w.Limit == 0 {
+			continue // the key is new: its budgets are too
+		}
+		for _, h := range have {
+			if h.SameCounter(w) && h.Limit != w.Limit {
+				out = append(out, BudgetReplacement{Budget: w, Was: h.Limit})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// CodeBudgetExists is the code of the error for a new key that would
+// replace a budget its user or team has, unasked.
+const CodeBudgetExists = "budget_exists"
+
+// CheckReplacedBudgets returns ReplacedBudgets(have, nk) and, when there
+// are any and nk.ReplaceBudgets is not set, a KindInvalid error
+// (CodeBudgetExists) that names the field of the first (BudgetParam), each
+// budget, its limit and the limit the key names.
+func CheckReplacedBudgets(have []Budget, nk NewKey) ([]BudgetReplacement, error) {
+	replaced := ReplacedBudgets(have, nk)
+	if len(replaced) == 0 || nk.ReplaceBudgets {
+		return replaced, nil
+	}
+	lines := make([]string, len(replaced))
+	for i, r := range replaced {
+		lines[i] = BudgetParam(r.Budget) + ": " + r.String()
+	}
+	return replaced, &Error{Kind: KindInvalid, Code: CodeBudgetExists, Param: BudgetParam(replaced[0].Budget),
+		Message: strings.Join(lines, "; ") + ". Nothing was created: a user's or team's budget is shared by all their keys; " +
+			"set replace_budget to replace it, or leave the field out to keep it"}
+}
+
+// BudgetParam names the field of a new key that sets b: one of the four
+// older budget fields (daily_budget_usd, …) for their budgets, budgets for
+// any other.
+func BudgetParam(b Budget) string {
+	if b.Legacy() {
+		for _, f := range []struct {
+			scope  ScopeKind
+			period Period
+			name   string
+		}{{ScopeUser, PeriodDay, "daily_budget_usd"}, {ScopeUser, PeriodMonth, "monthly_budget_usd"},
+			{ScopeTeam, PeriodDay, "team_daily_budget_usd"}, {ScopeTeam, PeriodMonth, "team_monthly_budget_usd"}} {
+			if b.Scope == f.scope && b.Period == f.period {
+				return f.name
+			}
+		}
+	}
+	return "budgets"
 }
 
 // Budgets returns the budgets nk names: the four of the older flags, set

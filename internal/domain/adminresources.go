@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -55,6 +56,26 @@ type PrincipalChange struct {
 	// or team; their Scope and ScopeID name it.
 	Budgets []Budget
 	Limits  LimitsChange
+}
+
+// StandingReplaced reports whether after, the same user or team as before,
+// changes what before had: a budget given another limit or removed, or a
+// limit set to another value. Budgets and limits added where there were
+// none replace nothing.
+func StandingReplaced(before, after Principal) bool {
+	for _, b := range before.Budgets {
+		i := slices.IndexFunc(after.Budgets, b.SameCounter)
+		if i < 0 || after.Budgets[i].Limit != b.Limit {
+			return true
+		}
+	}
+	for _, l := range [][2]int{{before.Limits.RPM, after.Limits.RPM}, {before.Limits.TPM, after.Limits.TPM},
+		{before.Limits.MaxConcurrent, after.Limits.MaxConcurrent}} {
+		if l[0] != 0 && l[0] != l[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // PrincipalQuery selects a page of users or teams, by ID.

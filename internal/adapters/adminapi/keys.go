@@ -148,6 +148,10 @@ type createKeyRequest struct {
 	MonthlyBudgetUSD     string   `json:"monthly_budget_usd"`
 	TeamDailyBudgetUSD   string   `json:"team_daily_budget_usd"`
 	TeamMonthlyBudgetUSD string   `json:"team_monthly_budget_usd"`
+	// ReplaceBudget lets a budget of the user or team that differs from
+	// the one they have replace it (tidygate keys create
+	// --replace-budget); without it such a key is refused.
+	ReplaceBudget bool `json:"replace_budget"`
 }
 
 // createdKeyJSON answers POST /keys: the key, and its secret, shown once.
@@ -162,7 +166,8 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	nk := domain.NewKey{User: req.User, Team: req.Team, AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent}
+	nk := domain.NewKey{User: req.User, Team: req.Team, AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent,
+		ReplaceBudgets: req.ReplaceBudget}
 	for _, b := range []struct {
 		param, value string
 		into         *domain.Micros

@@ -18,8 +18,14 @@ import (
 )
 
 // CreateKey stores a new key as Create does and, in the same transaction,
-// the audit entry e with the new key as its target and after state. It
-// returns the key and its secret, which is not stored.
+// the audit entry e with the new key as its target and after state. A
+// budget of the key's user or team that nk names with another limit than
+// the one it has is refused unless nk.ReplaceBudgets is set
+// (domain.CheckReplacedBudgets); when the key replaces a budget or a limit
+// its user or team had, the change of each is audited too, as e's actor
+// and reason with the action user.update or team.update and their budgets
+// and limits before and after. It returns the key and its secret, which
+// is not stored.
 func (s *KeyStore) CreateKey(ctx context.Context, nk NewKey, e domain.AuditEntry) (domain.APIKey, string, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
@@ -32,6 +38,20 @@ func (s *KeyStore) CreateKey(ctx context.Context, nk NewKey, e domain.AuditEntry
 	}
 	var key domain.APIKey
 	err = pgkit.WithTx(ctx, s.db, "store the API key", func(tx pgx.Tx) error {
+		owners := [2]domain.Principal{{Scope: domain.ScopeUser, ID: nk.User}, {Scope: domain.ScopeTeam, ID: nk.Team}}
+		var have []domain.Budget
+		for i, o := range owners {
+			if err := lockPrincipal(ctx, tx, o.Scope, o.ID); err != nil {
+				return err
+			}
+			if owners[i], err = principal(ctx, tx, o.Scope, o.ID); err != nil {
+				return err
+			}
+			have = append(have, owners[i].Budgets...)
+		}
+		if _, err := domain.CheckReplacedBudgets(have, nk); err != nil {
+			return err
+		}
 		k, created, err := insertKeyTx(ctx, tx, domain.HashKey(secret), nk)
 		if err != nil {
 			return err
@@ -40,8 +60,26 @@ func (s *KeyStore) CreateKey(ctx context.Context, nk NewKey, e domain.AuditEntry
 			return domain.Errorf(domain.KindInternal, "cannot create the API key: its secret is already in use")
 		}
 		key = k
-		e.Target, e.After = k.ID, &k
-		return appendAudit(ctx, tx, e)
+		entry := e
+		entry.Target, entry.After = k.ID, &k
+		if err := appendAudit(ctx, tx, entry); err != nil {
+			return err
+		}
+		for _, before := range owners {
+			after, err := principal(ctx, tx, before.Scope, before.ID)
+			if err != nil {
+				return err
+			}
+			if !domain.StandingReplaced(before, after) {
+				continue
+			}
+			changed := e
+			changed.Action, changed.Target, changed.Before, changed.After = string(before.Scope)+".update", string(before.Scope)+":"+before.ID, &before, &after
+			if err := appendAudit(ctx, tx, changed); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return domain.APIKey{}, "", err

@@ -124,3 +124,58 @@ func TestAuditedChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateKeyReplacesABudgetOnlyWhenAsked checks that a key naming
+// another limit for a budget its user has is refused, creating nothing and
+// auditing nothing, unless it says it replaces it; and that a replacement
+// is audited with the user's budget before and after (user.update), beside
+// the key's own entry, while a key that replaces nothing leaves one entry.
+func TestCreateKeyReplacesABudgetOnlyWhenAsked(t *testing.T) {
+	pool, _ := migrated(t)
+	s := postgres.NewKeyStore(pool)
+	ctx := context.Background()
+	e := domain.AuditEntry{Actor: domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"}, Action: "key.create", Reason: "onboarding alice"}
+	count := func(table string) int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", DailyBudget: 5_000_000}, e); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", DailyBudget: 10_000_000}, e)
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.CodeBudgetExists || de.Param != "daily_budget_usd" || !strings.Contains(de.Message, "$5.000000") {
+		t.Fatalf("replacing alice's $5 unasked: %v", err)
+	}
+	if keys, entries := count("tidygate_api_keys"), count("tidygate_audit_log"); keys != 1 || entries != 1 {
+		t.Fatalf("after the refusal: %d keys, %d audit entries; want 1 and 1", keys, entries)
+	}
+	key, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", DailyBudget: 10_000_000, ReplaceBudgets: true}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.Audit(ctx, domain.AuditQuery{Limit: 10})
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("Audit = %d entries, %v; want 3", len(entries), err)
+	}
+	created, replaced := entries[1], entries[0]
+	if created.Action != "key.create" || created.Target != key.ID {
+		t.Errorf("the key's entry = %+v", created)
+	}
+	before, okB := replaced.Before.(*domain.Principal)
+	after, okA := replaced.After.(*domain.Principal)
+	if replaced.Action != "user.update" || replaced.Target != "user:alice" || replaced.Reason != "onboarding alice" ||
+		replaced.Actor.ID != "adm_ops" || !okB || !okA || len(before.Budgets) != 1 || before.Budgets[0].Limit != 5_000_000 ||
+		len(after.Budgets) != 1 || after.Budgets[0].Limit != 10_000_000 {
+		t.Errorf("the replacement's entry = %+v (before %+v, after %+v)", replaced, replaced.Before, replaced.After)
+	}
+	if _, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", DailyBudget: 10_000_000, MonthlyBudget: 100_000_000}, e); err != nil {
+		t.Fatal(err)
+	}
+	if n := count("tidygate_audit_log"); n != 4 {
+		t.Errorf("a key that adds a budget and replaces none: %d audit entries, want 4 (one more)", n)
+	}
+}

@@ -299,9 +299,7 @@ func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, 
 	defer cancel()
 	var after domain.Principal
 	err := pgkit.WithTx(ctx, s.db, "change the "+string(scope), func(tx pgx.Tx) error {
-		// Changes of one principal take turns, so that If-Match holds.
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tidygate principal ' || $1 || ' ' || $2, 0))",
-			string(scope), id); err != nil {
+		if err := lockPrincipal(ctx, tx, scope, id); err != nil {
 			return err
 		}
 		before, err := principal(ctx, tx, scope, id)
@@ -332,6 +330,15 @@ func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, 
 		s.announce(scopeOf(scope, id))
 	}
 	return after, err
+}
+
+// lockPrincipal makes the changes of one user or team take turns, until tx
+// ends, so that If-Match holds and what a change saw before is what it
+// changed. Its name must have passed checkName: a NUL fails in PostgreSQL.
+func lockPrincipal(ctx context.Context, tx pgx.Tx, scope domain.ScopeKind, id string) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tidygate principal ' || $1 || ' ' || $2, 0))",
+		string(scope), id)
+	return err
 }
 
 // changePrincipalLimits makes the change c to the limits of a user or team
