@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -105,7 +106,8 @@ func (s *KeyStore) Key(ctx context.Context, id string) (domain.APIKey, error) {
 
 // RevokeKey revokes the key with this ID, as Revoke does, and stores the
 // audit entry e with the key's state before and after in the same
-// transaction. When ifMatch is set and is not the key's version
+// transaction. Revoking a revoked key changes nothing and stores no entry:
+// it returns the key as it was revoked. When ifMatch is set and is not the key's version
 // (domain.KeyVersion), nothing changes and the error says so. It returns the
 // revoked key.
 func (s *KeyStore) RevokeKey(ctx context.Context, id, ifMatch string, e domain.AuditEntry) (domain.APIKey, error) {
@@ -130,7 +132,7 @@ func (s *KeyStore) RotateKey(ctx context.Context, id string, grace time.Duration
 	}
 	key, err := s.changeKey(ctx, "rotate the API key", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, before domain.APIKey) error {
 		if before.RevokedAt != nil {
-			return domain.InvalidParam("id", "the key %s is revoked; create a new key instead", id)
+			return revokedKey(id)
 		}
 		now := s.now().UTC()
 		_, err := tx.Exec(ctx, `UPDATE tidygate_api_keys SET previous_key_hash = key_hash, key_hash = $2,
@@ -144,13 +146,17 @@ func (s *KeyStore) RotateKey(ctx context.Context, id string, grace time.Duration
 }
 
 // SetKeyExpiry sets the expiry of the key with this ID (the zero time:
-// none); ifMatch and the audit entry e work as in RevokeKey.
+// none); ifMatch and the audit entry e work as in RevokeKey. A revoked key
+// cannot change, as in RotateKey and UpdateKey.
 func (s *KeyStore) SetKeyExpiry(ctx context.Context, id string, expiresAt time.Time, ifMatch string, e domain.AuditEntry) (domain.APIKey, error) {
 	var expires *time.Time
 	if !expiresAt.IsZero() {
 		expires = &expiresAt
 	}
-	return s.changeKey(ctx, "set the API key's expiry", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, _ domain.APIKey) error {
+	return s.changeKey(ctx, "set the API key's expiry", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, before domain.APIKey) error {
+		if before.RevokedAt != nil {
+			return revokedKey(id)
+		}
 		_, err := tx.Exec(ctx, "UPDATE tidygate_api_keys SET expires_at = $2 WHERE id = $1", id, expires)
 		return err
 	})
@@ -202,6 +208,12 @@ func keyByID(ctx context.Context, q querier, id, suffix string) (domain.APIKey, 
 		return domain.APIKey{}, keyNotFound(id)
 	}
 	return keys[0].key, nil
+}
+
+// revokedKey is the error for a change of a revoked key other than
+// revoking it again: a revoked key stays as it was revoked.
+func revokedKey(id string) error {
+	return domain.InvalidParam("id", "the key %s is revoked; create a new key instead", id)
 }
 
 func keyNotFound(id string) error {
@@ -283,7 +295,10 @@ func scopeStrings(scopes []domain.AdminScope) []string {
 }
 
 // appendAudit stores e in the audit log inside the change's transaction, so
-// that a change and its entry are committed together or not at all.
+// that a change and its entry are committed together or not at all. A
+// change that left its target as it was (the same audited state before and
+// after: a revoked key revoked again, an update to the values it had, a
+// budget removed that did not exist) did not happen, and has no entry.
 func appendAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEntry) error {
 	if strings.TrimSpace(e.Reason) == "" {
 		return domain.InvalidParam("audit_reason", "an administrative change needs a reason")
@@ -295,6 +310,9 @@ func appendAudit(ctx context.Context, tx pgx.Tx, e domain.AuditEntry) error {
 	after, err := snapshotJSON(e.After)
 	if err != nil {
 		return err
+	}
+	if before != nil && bytes.Equal(before, after) {
+		return nil
 	}
 	var at *time.Time // zero: the database's clock
 	if !e.At.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidygate/tidygate/internal/adapters/postgres"
 	"github.com/tidygate/tidygate/internal/domain"
@@ -177,5 +178,72 @@ func TestCreateKeyReplacesABudgetOnlyWhenAsked(t *testing.T) {
 	}
 	if n := count("tidygate_audit_log"); n != 4 {
 		t.Errorf("a key that adds a budget and replaces none: %d audit entries, want 4 (one more)", n)
+	}
+}
+
+// TestNoAuditEntryForAChangeThatChangesNothing checks that a change that
+// leaves its target as it was stores no audit entry (docs/ADMIN.md: no
+// entry for a change that did not happen): revoking a revoked key or admin
+// key (answered with the key as it is), an update to the values the key
+// has, removing a budget that does not exist, setting a user's limits to
+// what they are; and that a revoked key's expiry cannot be set, as it
+// cannot be updated or rotated.
+func TestNoAuditEntryForAChangeThatChangesNothing(t *testing.T) {
+	pool, _ := migrated(t)
+	s := postgres.NewKeyStore(pool)
+	ctx := context.Background()
+	e := domain.AuditEntry{Actor: domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"}, Reason: "housekeeping"}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM tidygate_audit_log").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	key, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk", RPM: 5}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	five := 5
+	if _, err := s.UpdateKey(ctx, key.ID, domain.KeyUpdate{RPM: &five}, "", e); err != nil {
+		t.Fatal(err)
+	}
+	gone := []domain.Budget{{Scope: domain.ScopeUser, Period: domain.PeriodWeek}}
+	if _, err := s.UpdateKey(ctx, key.ID, domain.KeyUpdate{Budgets: gone}, "", e); err != nil {
+		t.Fatal(err)
+	}
+	gone[0].ScopeID = "alice"
+	if _, err := s.ChangePrincipal(ctx, domain.ScopeUser, "alice", domain.PrincipalChange{Budgets: gone}, "", e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetLimits(ctx, domain.LimitUser, "alice", domain.Limits{}, e); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Errorf("after changes that change nothing: %d audit entries, want 1 (the key's creation)", n)
+	}
+	revoked, err := s.RevokeKey(ctx, key.ID, "", e)
+	if err != nil || revoked.RevokedAt == nil {
+		t.Fatalf("RevokeKey = %+v, %v", revoked, err)
+	}
+	again, err := s.RevokeKey(ctx, key.ID, domain.KeyVersion(revoked), e)
+	if err != nil || again.RevokedAt == nil || !again.RevokedAt.Equal(*revoked.RevokedAt) {
+		t.Fatalf("revoking the revoked key again = %+v, %v; want the key as it was revoked", again, err)
+	}
+	if _, err := s.SetKeyExpiry(ctx, key.ID, time.Now().Add(time.Hour), "", e); !errors.Is(err, domain.KindInvalid) ||
+		!strings.Contains(err.Error(), "revoked") {
+		t.Errorf("setting a revoked key's expiry: %v, want it refused as revoked", err)
+	}
+	adm, _, err := s.CreateAdminKey(ctx, "ci", []domain.AdminScope{domain.AdminRead}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.RevokeAdminKey(ctx, adm.ID, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != 4 {
+		t.Errorf("%d audit entries, want 4: key.create, key.revoke, admin_key.create, admin_key.revoke", n)
 	}
 }

@@ -23,7 +23,7 @@ func (s *KeyStore) UpdateKey(ctx context.Context, id string, u domain.KeyUpdate,
 	}
 	return s.changeKey(ctx, "update the API key", id, ifMatch, e, func(ctx context.Context, tx pgx.Tx, before domain.APIKey) error {
 		if before.RevokedAt != nil {
-			return domain.InvalidParam("id", "the key %s is revoked; create a new key instead", id)
+			return revokedKey(id)
 		}
 		nk := NewKey{User: before.Caller.User, Team: before.Caller.Team, AllowedModels: before.Caller.AllowedModels,
 			RPM: before.Caller.RPM, TPM: before.Caller.TPM, MaxConcurrent: before.Caller.MaxConcurrent}
@@ -130,7 +130,7 @@ func (s *KeyStore) Keys(ctx context.Context, q domain.KeyQuery) ([]domain.APIKey
 
 // RevokeAdminKey revokes the admin key with this ID at once and stores the
 // audit entry e with its state before and after, in one transaction.
-// Revoking a revoked admin key changes nothing but is still recorded.
+// Revoking a revoked admin key changes nothing and stores no entry.
 func (s *KeyStore) RevokeAdminKey(ctx context.Context, id string, e domain.AuditEntry) (domain.AdminKey, error) {
 	ctx, cancel := bound(ctx, s.db)
 	defer cancel()
