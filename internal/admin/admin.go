@@ -8,6 +8,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -261,6 +262,10 @@ func (s *Service) Audit(ctx context.Context, a domain.Actor, q domain.AuditQuery
 	}
 	if q.Limit <= 0 || q.Limit > MaxAuditPage {
 		return nil, domain.InvalidParam("limit", "limit must be between 1 and %d", MaxAuditPage)
+	}
+	if q.Action != "" && !slices.Contains(domain.AuditActions, q.Action) {
+		// Not an empty page: a typo (key.revoked) would read as "no revocations".
+		return nil, domain.InvalidParam("action", "there is no action %q; action must be one of %s", q.Action, strings.Join(domain.AuditActions, ", "))
 	}
 	return s.store.Audit(ctx, q)
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +103,72 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 	for i, want := range []string{"", "", "value too long for type character varying(8000)"} {
 		if got := page.Data[i].ExportRefused; (got == nil) != (want == "") || got != nil && *got != want {
 			t.Errorf("entry %d's export_refused is %v; want %q (null if empty)", i, got, want)
+		}
+	}
+}
+
+// TestAuditRefusesAnUnknownAction checks that GET /audit?action=key.revoked
+// (a typo) is a 400 naming action and listing the actions there are, not an
+// empty page that reads as "no revocations"; that every known action is
+// accepted; and that the OpenAPI document lists the same actions.
+func TestAuditRefusesAnUnknownAction(t *testing.T) {
+	h, err := adminapi.NewHandler(admin.NewService(auditStore{}, admin.Options{}),
+		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	// get answers GET /audit?action=action, checked against the document.
+	get := func(action string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit?action="+action, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+domain.AdminKeyPrefix+"auditor-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate(t, req, resp, body)
+		return resp.StatusCode, body
+	}
+	for _, bogus := range []string{"key.revoked", "bogus"} {
+		status, body := get(bogus)
+		var e struct {
+			Error struct{ Message, Param string }
+		}
+		_ = json.Unmarshal(body, &e)
+		if status != http.StatusBadRequest || e.Error.Param != "action" || !strings.Contains(e.Error.Message, bogus) ||
+			!strings.Contains(e.Error.Message, "key.revoke, ") || !strings.Contains(e.Error.Message, "limits.set") {
+			t.Errorf("action=%s: %d %s; want 400 naming action and listing the actions", bogus, status, body)
+		}
+	}
+	for _, action := range domain.AuditActions {
+		if status, body := get(action); status != http.StatusOK {
+			t.Errorf("action=%s: %d %s", action, status, body)
+		}
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name   string
+				Schema struct{ Enum []string }
+			}
+		}
+	}
+	if err := json.Unmarshal(adminapi.OpenAPIDocument(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range doc.Paths["/audit"]["get"].Parameters {
+		if p.Name == "action" && !slices.Equal(p.Schema.Enum, domain.AuditActions) {
+			t.Errorf("the OpenAPI document's actions %v; want %v", p.Schema.Enum, domain.AuditActions)
 		}
 	}
 }
