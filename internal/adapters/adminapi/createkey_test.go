@@ -91,6 +91,14 @@ type createError struct {
 // posts a body to /keys with an admin key and a reason, and returns the
 // status and the error object, if any.
 func createServer(t *testing.T, store createStore) func(body string) (int, createError) {
+	call := adminServer(t, store)
+	return func(body string) (int, createError) { return call(http.MethodPost, "/keys", body) }
+}
+
+// adminServer serves the admin API on store and returns a function that
+// sends a request with a JSON body, an admin key and a reason, and returns
+// the status and the error object, if any.
+func adminServer(t *testing.T, store createStore) func(method, path, body string) (int, createError) {
 	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
 		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
 	if err != nil {
@@ -98,9 +106,9 @@ func createServer(t *testing.T, store createStore) func(body string) (int, creat
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return func(body string) (int, createError) {
+	return func(method, path, body string) (int, createError) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, srv.URL+adminapi.Prefix+"/keys", strings.NewReader(body))
+		req, err := http.NewRequest(method, srv.URL+adminapi.Prefix+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -151,8 +151,17 @@ func (h *handler) setExpiry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var at *time.Time
-	if len(req.ExpiresAt) == 0 || json.Unmarshal(req.ExpiresAt, &at) != nil {
+	var text string
+	switch {
+	case len(req.ExpiresAt) == 0:
 		h.writeError(w, r, domain.InvalidParam("expires_at", "expires_at is required: an RFC 3339 time such as 2027-01-31T00:00:00Z, or null for never"))
+		return
+	case json.Unmarshal(req.ExpiresAt, &at) == nil:
+	case json.Unmarshal(req.ExpiresAt, &text) == nil:
+		h.writeError(w, r, domain.InvalidParam("expires_at", "expires_at %q is not a valid RFC 3339 time: write one such as 2027-01-31T00:00:00Z, or null for never", text))
+		return
+	default:
+		h.writeError(w, r, domain.InvalidParam("expires_at", "expires_at must be an RFC 3339 time as a string, such as \"2027-01-31T00:00:00Z\", or null for never"))
 		return
 	}
 	var expires time.Time
