@@ -25,3 +25,23 @@ func TestExpiryNamesWhatIsWrongWithTheTime(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageNamesAnInvalidDate checks that GET /usage with a from or to
+// that is not a date (2026-13-01) says the date is not valid, naming the
+// parameter and the value, where it said that the parameter is required;
+// and that a missing one still says it is required.
+func TestUsageNamesAnInvalidDate(t *testing.T) {
+	var created int
+	call := adminServer(t, createStore{created: &created})
+	for query, want := range map[string][2]string{
+		"from=2026-13-01&to=2026-12-31": {"from", `from "2026-13-01" is not a valid date`},
+		"from=2026-12-01&to=2026-12-32": {"to", `to "2026-12-32" is not a valid date`},
+		"from=yesterday&to=2026-12-31":  {"from", `from "yesterday" is not a valid date`},
+		"to=2026-12-31":                 {"from", "from is required"},
+	} {
+		status, e := call(http.MethodGet, "/usage?group_by=team&"+query, "")
+		if status != http.StatusBadRequest || e.Param != want[0] || !strings.Contains(e.Message, want[1]) {
+			t.Errorf("%s: %d %+v; want 400 naming %s saying %q", query, status, e, want[0], want[1])
+		}
+	}
+}

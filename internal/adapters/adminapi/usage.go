@@ -40,9 +40,14 @@ func (h *handler) usage(w http.ResponseWriter, r *http.Request) {
 		param string
 		into  *time.Time
 	}{{"from", &uq.From}, {"to", &uq.To}} {
-		t, err := time.Parse(time.DateOnly, q.Get(d.param))
-		if err != nil {
+		v := q.Get(d.param)
+		if v == "" {
 			h.writeError(w, r, domain.InvalidParam(d.param, "%s is required: a UTC day such as 2026-12-01", d.param))
+			return
+		}
+		t, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			h.writeError(w, r, domain.InvalidParam(d.param, "%s %q is not a valid date: a UTC day as YYYY-MM-DD, such as 2026-12-01", d.param, v))
 			return
 		}
 		*d.into = t
