@@ -10,9 +10,13 @@ import (
 )
 
 // String names the budget for messages, e.g. `the budget of user "alice"
-// per day` or `the budget of key "key_1" per rolling:24h on model group "fast"`.
+// per day` or `the budget of key "key_1" per rolling:24h on model group "fast"`;
+// one whose scope ID is not known yet, `the budget of the key per day`.
 func (b Budget) String() string {
 	s := fmt.Sprintf("the budget of %s %q per %s", b.Scope, b.ScopeID, b.Period)
+	if b.ScopeID == "" { // not yet known: a new key's, or a key's, user's or team's in a change before it is applied
+		s = fmt.Sprintf("the budget of the %s per %s", b.Scope, b.Period)
+	}
 	if g, ok := strings.CutPrefix(b.Model, GroupPrefix); ok {
 		return s + fmt.Sprintf(" on model group %q", g)
 	}

@@ -45,3 +45,20 @@ func TestUsageNamesAnInvalidDate(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateBudgetNamesItsScope checks that PATCH /keys/{id} naming one
+// budget twice says which ("the budget of the key per day"), where it
+// said `key ""`: the key's, user's and team's IDs are filled in only when
+// the change is applied.
+func TestDuplicateBudgetNamesItsScope(t *testing.T) {
+	var created int
+	call := adminServer(t, createStore{created: &created})
+	for scope, want := range map[string]string{"key": "the budget of the key per day", "user": "the budget of the user per day",
+		"team": "the budget of the team per day"} {
+		b := `{"scope":"` + scope + `","period":"day","limit_usd":"5"}`
+		status, e := call(http.MethodPatch, "/keys/key_1", `{"budgets":[`+b+`,`+b+`]}`)
+		if status != http.StatusBadRequest || e.Param != "budgets" || !strings.Contains(e.Message, want+" is named twice") || strings.Contains(e.Message, `""`) {
+			t.Errorf("%s budget twice: %d %+v; want 400 naming budgets saying %q", scope, status, e, want)
+		}
+	}
+}

@@ -88,9 +88,6 @@ func checkNewKey(nk NewKey) error {
 		if b.Limit < 0 {
 			return domain.InvalidParam("budget", "%s must not be negative", b)
 		}
-		if b.Scope == domain.ScopeKey {
-			b.ScopeID = "key" // filled in when stored
-		}
 		if b.Limit > 0 {
 			if err := b.Validate(); err != nil {
 				return err
