@@ -178,11 +178,11 @@ func (u KeyUpdate) Validate() error {
 		return InvalidParam("body", "the update changes nothing: set allowed_models, rpm, tpm, max_concurrent or budgets")
 	}
 	for _, f := range []struct {
-		name string
-		v    *int
-	}{{"rpm", u.RPM}, {"tpm", u.TPM}, {"max_concurrent", u.MaxConcurrent}} {
+		name, zero string // zero: what 0 means
+		v          *int
+	}{{"rpm", "unlimited", u.RPM}, {"tpm", "unlimited", u.TPM}, {"max_concurrent", "the gateway's per-key share, MAX_CONCURRENT_PER_KEY", u.MaxConcurrent}} {
 		if f.v != nil && *f.v < 0 {
-			return InvalidParam(f.name, "%s must not be negative (0: unlimited)", f.name)
+			return InvalidParam(f.name, "%s must not be negative (0: %s)", f.name, f.zero)
 		}
 	}
 	return ValidateBudgetChanges(u.Budgets)

@@ -62,3 +62,19 @@ func TestDuplicateBudgetNamesItsScope(t *testing.T) {
 		}
 	}
 }
+
+// TestNegativeLimitSaysWhatZeroMeans checks that PATCH /keys/{id} with a
+// negative limit says what 0 means for that field: unlimited for rpm and
+// tpm, but the per-key share (MAX_CONCURRENT_PER_KEY) for max_concurrent,
+// where it said "0: unlimited" for all three.
+func TestNegativeLimitSaysWhatZeroMeans(t *testing.T) {
+	var created int
+	call := adminServer(t, createStore{created: &created})
+	for field, want := range map[string]string{"rpm": "(0: unlimited)", "tpm": "(0: unlimited)",
+		"max_concurrent": "(0: the gateway's per-key share, MAX_CONCURRENT_PER_KEY)"} {
+		status, e := call(http.MethodPatch, "/keys/key_1", `{"`+field+`":-1}`)
+		if status != http.StatusBadRequest || e.Param != field || !strings.Contains(e.Message, want) {
+			t.Errorf("%s -1: %d %+v; want 400 naming %s saying %q", field, status, e, field, want)
+		}
+	}
+}
