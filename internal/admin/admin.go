@@ -93,6 +93,7 @@ func (s *Service) CreateKey(ctx context.Context, a domain.Actor, reason string, 
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
+	nk.AllowedModels = onceEach(nk.AllowedModels)
 	if err := s.knownModels("allowed_models", nk.AllowedModels); err != nil {
 		return domain.APIKey{}, "", err
 	}
@@ -142,6 +143,22 @@ func (s *Service) standingBudgets(ctx context.Context, nk domain.NewKey) ([]doma
 		have = append(have, pr.Budgets...)
 	}
 	return have, nil
+}
+
+// onceEach returns names with each name kept once, where it was first
+// named: a key's allowed models named twice are allowed once, however the
+// key is made or changed.
+func onceEach(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if out == nil && names != nil {
+		out = []string{} // an empty list stays a list: every model
+	}
+	return out
 }
 
 // knownModels refuses names (of param) that the catalogue in use has no

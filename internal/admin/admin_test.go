@@ -42,7 +42,7 @@ func (f *fakeStore) Limits(_ context.Context, scope domain.LimitScope, id string
 }
 
 func (f *fakeStore) CreateKey(_ context.Context, nk domain.NewKey, e domain.AuditEntry) (domain.APIKey, string, error) {
-	k := domain.APIKey{ID: "key_1", Caller: domain.Caller{KeyID: "key_1", User: nk.User, Team: nk.Team}}
+	k := domain.APIKey{ID: "key_1", Caller: domain.Caller{KeyID: "key_1", User: nk.User, Team: nk.Team, AllowedModels: nk.AllowedModels}}
 	f.keys[k.ID] = k
 	e.Target, e.After = k.ID, &k
 	f.entries = append(f.entries, e)
@@ -128,6 +128,9 @@ func (f *fakeStore) UpdateKey(_ context.Context, id string, u domain.KeyUpdate, 
 	before := k
 	if u.RPM != nil {
 		k.Caller.RPM = *u.RPM
+	}
+	if u.AllowedModels != nil {
+		k.Caller.AllowedModels = *u.AllowedModels
 	}
 	f.keys[id] = k
 	e.Target, e.Before, e.After = id, &before, &k
@@ -506,5 +509,33 @@ func TestModelsMustBeInTheCatalogue(t *testing.T) {
 				t.Errorf("a refused change reached the store")
 			}
 		})
+	}
+}
+
+// TestAllowedModelsAreKeptOnce checks that a model named twice in a key's
+// allowed models, when it is created or updated, is kept once, in the
+// order first named: the rule of the service, so of the command line's
+// --models, the admin API's and the console's allowed_models alike.
+func TestAllowedModelsAreKeptOnce(t *testing.T) {
+	ctx := context.Background()
+	svc := admin.NewService(newFake(), admin.Options{})
+	key, _, err := svc.CreateKey(ctx, writer, "onboarding alice", domain.NewKey{User: "alice", Team: "risk",
+		AllowedModels: []string{"gpt-4o", "mock-chat", "gpt-4o", "mock-chat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"gpt-4o", "mock-chat"}; !slices.Equal(key.Caller.AllowedModels, want) {
+		t.Errorf("created with %q; want %q", key.Caller.AllowedModels, want)
+	}
+	models := []string{"mock-chat", "mock-chat", "gpt-4o"}
+	key, err = svc.UpdateKey(ctx, writer, "narrowing alice", key.ID, domain.KeyUpdate{AllowedModels: &models}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"mock-chat", "gpt-4o"}; !slices.Equal(key.Caller.AllowedModels, want) {
+		t.Errorf("updated to %q; want %q", key.Caller.AllowedModels, want)
+	}
+	if !slices.Equal(models, []string{"mock-chat", "mock-chat", "gpt-4o"}) {
+		t.Errorf("the caller's list was changed: %q", models)
 	}
 }

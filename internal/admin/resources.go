@@ -55,7 +55,9 @@ func (s *Service) UpdateKey(ctx context.Context, a domain.Actor, reason, id stri
 		return domain.APIKey{}, err
 	}
 	if u.AllowedModels != nil {
-		if err := s.knownModels("allowed_models", *u.AllowedModels); err != nil {
+		models := onceEach(*u.AllowedModels)
+		u.AllowedModels = &models
+		if err := s.knownModels("allowed_models", models); err != nil {
 			return domain.APIKey{}, err
 		}
 	}
