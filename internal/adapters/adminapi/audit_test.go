@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -17,9 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/tidygate/tidygate/internal/adapters/adminapi"
-	"github.com/tidygate/tidygate/internal/adapters/ratelimit"
 	"github.com/tidygate/tidygate/internal/admin"
-	"github.com/tidygate/tidygate/internal/auththrottle"
 	"github.com/tidygate/tidygate/internal/domain"
 )
 
@@ -53,28 +50,10 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 		After: &domain.AdminKey{ID: "adm_ops", Name: "ops", Scopes: []domain.AdminScope{domain.AdminWrite}, CreatedAt: at}},
 		{ID: 5, At: at, Action: "limits.set", Target: "team:ops", Reason: "refused", Actor: domain.Actor{Kind: domain.ActorCLI, ID: "root"},
 			After: &domain.LimitsOf{Scope: domain.LimitTeam, ID: "ops"}, ExportRefused: "value too long for type character varying(8000)"}}}
-	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
-		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
-	if err != nil {
-		t.Fatal(err)
+	status, body := auditServer(t, store)("")
+	if status != http.StatusOK {
+		t.Fatalf("GET /audit: %d %s", status, body)
 	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+domain.AdminKeyPrefix+"auditor-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /audit: %d %s %v", resp.StatusCode, body, err)
-	}
-	validate(t, req, resp, body)
 	var page struct {
 		Data []struct {
 			Before, After map[string]any
@@ -112,35 +91,9 @@ func TestAuditShowsLimitsBeforeAndAfter(t *testing.T) {
 // empty page that reads as "no revocations"; that every known action is
 // accepted; and that the OpenAPI document lists the same actions.
 func TestAuditRefusesAnUnknownAction(t *testing.T) {
-	h, err := adminapi.NewHandler(admin.NewService(auditStore{}, admin.Options{}),
-		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	// get answers GET /audit?action=action, checked against the document.
-	get := func(action string) (int, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit?action="+action, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+domain.AdminKeyPrefix+"auditor-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		validate(t, req, resp, body)
-		return resp.StatusCode, body
-	}
+	get := auditServer(t, auditStore{})
 	for _, bogus := range []string{"key.revoked", "bogus"} {
-		status, body := get(bogus)
+		status, body := get("?action=" + bogus)
 		var e struct {
 			Error struct{ Message, Param string }
 		}
@@ -151,7 +104,7 @@ func TestAuditRefusesAnUnknownAction(t *testing.T) {
 		}
 	}
 	for _, action := range domain.AuditActions {
-		if status, body := get(action); status != http.StatusOK {
+		if status, body := get("?action=" + action); status != http.StatusOK {
 			t.Errorf("action=%s: %d %s", action, status, body)
 		}
 	}
@@ -170,6 +123,32 @@ func TestAuditRefusesAnUnknownAction(t *testing.T) {
 		if p.Name == "action" && !slices.Equal(p.Schema.Enum, domain.AuditActions) {
 			t.Errorf("the OpenAPI document's actions %v; want %v", p.Schema.Enum, domain.AuditActions)
 		}
+	}
+}
+
+// auditServer serves the admin API on store and returns a function that
+// sends GET /audit with the query (from its "?") as an auditor, checks the
+// answer against the OpenAPI document, and returns its status and body.
+func auditServer(t *testing.T, store auditStore) func(query string) (int, []byte) {
+	srv := serveAdmin(t, store)
+	return func(query string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, srv.URL+adminapi.Prefix+"/audit"+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+domain.AdminKeyPrefix+"auditor-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate(t, req, resp, body)
+		return resp.StatusCode, body
 	}
 }
 

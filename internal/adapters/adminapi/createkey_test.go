@@ -99,13 +99,7 @@ func createServer(t *testing.T, store createStore) func(body string) (int, creat
 // sends a request with a JSON body, an admin key and a reason, and returns
 // the status and the error object, if any.
 func adminServer(t *testing.T, store createStore) func(method, path, body string) (int, createError) {
-	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
-		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv := serveAdmin(t, store)
 	return func(method, path, body string) (int, createError) {
 		t.Helper()
 		req, err := http.NewRequest(method, srv.URL+adminapi.Prefix+path, strings.NewReader(body))
@@ -136,4 +130,18 @@ func adminServer(t *testing.T, store createStore) func(method, path, body string
 		}
 		return resp.StatusCode, out
 	}
+}
+
+// serveAdmin serves the admin API, with the administration service on
+// store, until the test ends.
+func serveAdmin(t *testing.T, store admin.KeyAdmin) *httptest.Server {
+	t.Helper()
+	h, err := adminapi.NewHandler(admin.NewService(store, admin.Options{}),
+		adminapi.Options{Throttle: auththrottle.New(ratelimit.New(), domain.LimitAdminAddress, 10, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }
