@@ -94,6 +94,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request, s session) {
 		ExpiresAt:   f.time("expires_at"),
 		DailyBudget: f.usd("daily_budget_usd"), MonthlyBudget: f.usd("monthly_budget_usd"),
 		TeamDailyBudget: f.usd("team_daily_budget_usd"), TeamMonthlyBudget: f.usd("team_monthly_budget_usd"),
+		ReplaceBudgets: r.PostFormValue("replace_budget") != "",
 	}
 	if f.err != nil {
 		h.fail(w, r, s, f.err)

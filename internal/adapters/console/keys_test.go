@@ -253,3 +253,31 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("/console: %d", p.status)
 	}
 }
+
+// TestCreateKeyReplacesABudgetOnlyWhenTicked: a key whose budget would
+// replace one its user has is refused, naming the budget and creating
+// nothing, unless the form's replace_budget box is ticked, as the admin
+// API's replace_budget and the command line's --replace-budget.
+func TestCreateKeyReplacesABudgetOnlyWhenTicked(t *testing.T) {
+	f := newFixture(t)
+	f.store.principals = map[string]domain.Principal{}
+	f.store.principals["user:alice"] = domain.Principal{Scope: domain.ScopeUser, ID: "alice",
+		Budgets: []domain.Budget{{Scope: domain.ScopeUser, ScopeID: "alice", Period: domain.PeriodDay, Limit: 3 * domain.MicrosPerUSD}}}
+	b := f.browser()
+	b.signIn(writerKey)
+	if page := b.get("/console/keys"); !strings.Contains(page.body, `name="replace_budget"`) {
+		t.Fatalf("the create form has no replace_budget box:\n%s", page.body)
+	}
+	p := b.post("/console/keys", createForm("onboarding alice"))
+	if p.status != 400 || !strings.Contains(p.body, "daily_budget_usd") || !strings.Contains(p.body, "replace_budget") {
+		t.Fatalf("a budget replaced unasked: %d\n%s", p.status, p.body)
+	}
+	if keys, n := f.store.count(); keys != 0 || n != 0 {
+		t.Fatalf("a refused key left %d keys and %d audit entries", keys, n)
+	}
+	form := createForm("onboarding alice")
+	form.Set("replace_budget", "1")
+	if p := b.post("/console/keys", form); p.status != 201 {
+		t.Fatalf("a budget replaced when ticked: %d\n%s", p.status, p.body)
+	}
+}
