@@ -48,10 +48,13 @@ var registry = []providerType{
 	// The OpenAI API, and servers that speak it (Ollama, vLLM, LM Studio).
 	register("openai", "openai", typeSpec[openaiSettings]{
 		check: func(s openaiSettings) []string { return checkURL("OPENAI_BASE_URL", s.BaseURL) },
-		build: func(_ context.Context, s openaiSettings, l link) (ports.Provider, error) {
+		missing: func(s openaiSettings) error {
 			if s.APIKey == "" && s.BaseURL == "" {
-				return nil, fmt.Errorf("set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM or LM Studio)")
+				return fmt.Errorf("set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM or LM Studio)")
 			}
+			return nil
+		},
+		build: func(_ context.Context, s openaiSettings, l link) (ports.Provider, error) {
 			return openai.New(openai.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
 		},
 		keys: infra.HTTPKeys,
@@ -83,10 +86,13 @@ var registry = []providerType{
 			}
 			return problems
 		},
-		build: func(_ context.Context, s azureSettings, l link) (ports.Provider, error) {
+		missing: func(s azureSettings) error {
 			if (s.APIKey == "" && s.ClientID == "") || s.Endpoint == "" {
-				return nil, fmt.Errorf("set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or, for Entra ID, AZURE_OPENAI_TENANT_ID, AZURE_OPENAI_CLIENT_ID and AZURE_OPENAI_CLIENT_SECRET)")
+				return fmt.Errorf("set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or, for Entra ID, AZURE_OPENAI_TENANT_ID, AZURE_OPENAI_CLIENT_ID and AZURE_OPENAI_CLIENT_SECRET)")
 			}
+			return nil
+		},
+		build: func(_ context.Context, s azureSettings, l link) (ports.Provider, error) {
 			opts := azure.Options{BaseURL: s.Endpoint, APIKey: s.APIKey, APIVersion: s.APIVersion, Timeout: l.timeout, HTTPClient: l.client}
 			if s.ClientID != "" {
 				opts.Entra = &azure.EntraOptions{TenantID: s.TenantID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, AuthorityHost: s.AuthorityHost}
@@ -101,11 +107,9 @@ var registry = []providerType{
 	}),
 	// The Anthropic Messages API.
 	register("anthropic", "anthropic", typeSpec[anthropicSettings]{
-		check: func(s anthropicSettings) []string { return checkURL("ANTHROPIC_BASE_URL", s.BaseURL) },
+		check:   func(s anthropicSettings) []string { return checkURL("ANTHROPIC_BASE_URL", s.BaseURL) },
+		missing: func(s anthropicSettings) error { return unset(s.APIKey, "ANTHROPIC_API_KEY") },
 		build: func(_ context.Context, s anthropicSettings, l link) (ports.Provider, error) {
-			if s.APIKey == "" {
-				return nil, fmt.Errorf("set ANTHROPIC_API_KEY")
-			}
 			return anthropic.New(anthropic.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
 		},
 		keys:          infra.HTTPKeys,
@@ -117,10 +121,10 @@ var registry = []providerType{
 	// Amazon Bedrock's Converse API; credentials from the standard AWS chain.
 	register("bedrock", "bedrock", typeSpec[bedrockSettings]{
 		check: func(bedrockSettings) []string { return nil },
+		missing: func(s bedrockSettings) error {
+			return unset(s.Region, "AWS_REGION (credentials come from the standard AWS chain)")
+		},
 		build: func(ctx context.Context, s bedrockSettings, l link) (ports.Provider, error) {
-			if s.Region == "" {
-				return nil, fmt.Errorf("set AWS_REGION (credentials come from the standard AWS chain)")
-			}
 			opts := bedrock.Options{Region: s.Region, Profile: s.profile, BaseURL: s.baseURL}
 			if s.ownClient {
 				opts.HTTPClient = l.client
@@ -136,11 +140,9 @@ var registry = []providerType{
 	}),
 	// The Gemini API's generateContent, with an API key.
 	register("gemini", "gemini", typeSpec[geminiSettings]{
-		check: func(s geminiSettings) []string { return checkURL("GEMINI_BASE_URL", s.BaseURL) },
+		check:   func(s geminiSettings) []string { return checkURL("GEMINI_BASE_URL", s.BaseURL) },
+		missing: func(s geminiSettings) error { return unset(s.APIKey, "GEMINI_API_KEY") },
 		build: func(_ context.Context, s geminiSettings, l link) (ports.Provider, error) {
-			if s.APIKey == "" {
-				return nil, fmt.Errorf("set GEMINI_API_KEY")
-			}
 			return gemini.New(gemini.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, Timeout: l.timeout, HTTPClient: l.client})
 		},
 		keys:          infra.HTTPKeys,
@@ -159,16 +161,15 @@ var registry = []providerType{
 			}
 			return problems
 		},
+		missing: func(s vertexSettings) error {
+			if s.Project == "" || s.Location == "" || s.credentialsFile() == "" {
+				return fmt.Errorf("set VERTEX_PROJECT, VERTEX_LOCATION and VERTEX_CREDENTIALS_FILE (or GOOGLE_APPLICATION_CREDENTIALS), a service account's JSON key")
+			}
+			return nil
+		},
 		build: func(_ context.Context, s vertexSettings, l link) (ports.Provider, error) {
-			file := s.CredentialsFile
-			if file == "" {
-				file = s.GoogleCredentials
-			}
-			if s.Project == "" || s.Location == "" || file == "" {
-				return nil, fmt.Errorf("set VERTEX_PROJECT, VERTEX_LOCATION and VERTEX_CREDENTIALS_FILE (or GOOGLE_APPLICATION_CREDENTIALS), a service account's JSON key")
-			}
 			return gemini.NewVertex(gemini.VertexOptions{Project: s.Project, Location: s.Location,
-				CredentialsFile: file, BaseURL: s.BaseURL, Timeout: l.timeout, HTTPClient: l.client})
+				CredentialsFile: s.credentialsFile(), BaseURL: s.BaseURL, Timeout: l.timeout, HTTPClient: l.client})
 		},
 		keys: append([]string{"base_url", "headers", "timeout", "proxy_url", "ca_file", "project", "location", "credentials_file"}, infra.CapKeys...),
 		checkInstance: func(p infra.ProviderInstance) []string {
@@ -187,6 +188,23 @@ var registry = []providerType{
 			return vertexSettings{Project: p.Project, Location: p.Location, CredentialsFile: p.CredentialsFile, BaseURL: p.BaseURL}
 		},
 	}),
+}
+
+// unset says to set variable when value, its setting, is empty.
+func unset(value, variable string) error {
+	if value == "" {
+		return fmt.Errorf("set %s", variable)
+	}
+	return nil
+}
+
+// credentialsFile is the service account's key file: VERTEX_CREDENTIALS_FILE,
+// or else GOOGLE_APPLICATION_CREDENTIALS.
+func (s vertexSettings) credentialsFile() string {
+	if s.CredentialsFile != "" {
+		return s.CredentialsFile
+	}
+	return s.GoogleCredentials
 }
 
 // vertexLocationRule is what a Vertex AI location must be.
@@ -292,7 +310,12 @@ type link struct {
 type typeSpec[S any] struct {
 	// check checks the settings read from the environment, one line each.
 	check func(S) []string
-	// build makes the adapter, or says which setting is missing.
+	// missing says which setting the adapter needs and S lacks, or returns
+	// nil; nil needs nothing. It is checked with the catalogue, before
+	// anything starts, for the type's implicit instance when a model uses
+	// it, and again before build.
+	missing func(S) error
+	// build makes the adapter from settings missing found whole.
 	build func(context.Context, S, link) (ports.Provider, error)
 	// keys are the keys a named instance of the type accepts besides name
 	// and type (infra.HTTPKeys, infra.CapKeys and the type's own).
@@ -321,11 +344,27 @@ func register[S any](name, adapter string, spec typeSpec[S]) providerType {
 			return s, problems
 		},
 		build: func(ctx context.Context, s any, l link) (ports.Provider, error) {
+			if err := spec.lacks(s.(S)); err != nil {
+				return nil, err
+			}
 			return spec.build(ctx, s.(S), l)
 		},
-		catalogue:    infra.ProviderType{Name: name, Keys: spec.keys, Check: spec.checkInstance},
+		catalogue: infra.ProviderType{Name: name, Keys: spec.keys, Check: spec.checkInstance,
+			Implicit: func(environ map[string]string) error {
+				var s S
+				_ = infra.ParseSettings(&s, environ) // its problems are the environment's, reported with it
+				return spec.lacks(s)
+			}},
 		fromInstance: func(p infra.ProviderInstance, key string) any { return spec.instance(p, key) },
 	}
+}
+
+// lacks is spec.missing, nil when the type needs nothing.
+func (spec typeSpec[S]) lacks(s S) error {
+	if spec.missing == nil {
+		return nil
+	}
+	return spec.missing(s)
 }
 
 // buildInstance makes the adapter of a named instance: its key from the
@@ -405,9 +444,23 @@ func (ps providerSettings) redacted() map[string]string {
 	return out
 }
 
-// newCatalogue loads CATALOGUE_FILE, or the built-in mock catalogue.
+// loadCatalogue loads the catalogue at path (CATALOGUE_FILE; empty, the
+// built-in mock catalogue) and checks it whole against the registry, with
+// the credentials it names from the environment ps was read from: every
+// named instance's key, used by a model or not, and the settings of each
+// type's implicit instance a model uses. Every problem is a line of the
+// *infra.ConfigError. It is the one check of the catalogue: serve and
+// config run it before anything starts (loadConfiguration), and a reload
+// runs it on the new file.
+func loadCatalogue(path string, ps providerSettings) (infra.Catalogue, error) {
+	return infra.LoadCatalogueFile(path, catalogueTypes(), ps.environ)
+}
+
+// newCatalogue loads CATALOGUE_FILE for a command that needs only its
+// models (the keys commands): checked as loadCatalogue checks it, but for
+// the keys and settings of its providers, which such a command never uses.
 func newCatalogue(cfg infra.Config) (infra.Catalogue, error) {
-	return infra.LoadCatalogueFile(cfg.CatalogueFile, catalogueTypes())
+	return infra.LoadCatalogueFile(cfg.CatalogueFile, catalogueTypes(), nil)
 }
 
 // newProviders builds one adapter for each provider instance the

@@ -84,7 +84,7 @@ func (r *catalogueReloader) reload(why string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen, _ = r.look()
-	cat, err := newCatalogue(r.cfg)
+	cat, err := loadCatalogue(r.cfg.CatalogueFile, r.ps)
 	var providers map[string]ports.Provider
 	if err == nil {
 		providers, err = buildProviders(r.ctx, r.cfg, r.ps, cat, r.kept(cat))

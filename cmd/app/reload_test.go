@@ -63,7 +63,7 @@ func newReloadRig(t *testing.T, catalogue string) *reloadRig {
 		t.Fatal(problems)
 	}
 	ctx := bootContext{context.Background()}
-	cat, err := newCatalogue(cfg)
+	cat, err := loadCatalogue(cfg.CatalogueFile, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestReloadRefusesABadFileWithOneLinePerProblem(t *testing.T) {
 	if rig.r.reload("test") {
 		t.Fatal("a broken catalogue was swapped in")
 	}
-	_, startup := newCatalogue(infra.Config{CatalogueFile: rig.path})
+	_, startup := loadCatalogue(rig.path, testProviderSettings(t))
 	want := strings.Split(startup.Error(), "\n")
 	if len(want) != 2 {
 		t.Fatalf("startup reports %d problems, want 2: %q", len(want), want)
@@ -134,6 +134,26 @@ func TestReloadRefusesABadFileWithOneLinePerProblem(t *testing.T) {
 	}
 	if got, want := rig.reloads(t), map[string]float64{"result=ok": 0, "result=refused": 1}; !maps.Equal(got, want) {
 		t.Errorf("reloads = %v, want %v", got, want)
+	}
+}
+
+// TestReloadChecksCredentialsAsStartDoes: a reload runs the check serve
+// runs before it starts, so a new instance whose api_key_env names a
+// variable the process does not have is refused, on one line naming the
+// file, the entry and the key, though no model uses it.
+func TestReloadChecksCredentialsAsStartDoes(t *testing.T) {
+	rig := newReloadRig(t, weightedCatalogue(3, 1))
+	writeFile(t, rig.path, strings.Replace(weightedCatalogue(3, 1), "providers:\n",
+		"providers:\n  - {name: spare, type: openai, api_key_env: NO_SUCH_VAR_XYZ}\n", 1))
+	if rig.r.reload("test") {
+		t.Fatal("a catalogue naming an unset key variable was swapped in")
+	}
+	want := rig.path + `: providers[0] "spare": api_key_env: the variable NO_SUCH_VAR_XYZ is not set (line 2)`
+	if lines := strings.Split(strings.TrimSpace(rig.log.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], fmt.Sprintf("problem=%q", want)) {
+		t.Errorf("the refusal logged:\n%s\nwant one line with problem %q", rig.log, want)
+	}
+	if _, err := rig.call(1); err != nil {
+		t.Errorf("after a refused reload the old catalogue's model failed: %v", err)
 	}
 }
 

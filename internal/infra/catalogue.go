@@ -154,7 +154,7 @@ func LoadCatalogue(path string, providers []string) (*domain.Catalogue, error) {
 	for i, name := range providers {
 		types[i] = ProviderType{Name: name, Keys: allProviderKeys}
 	}
-	f, err := LoadCatalogueFile(path, types)
+	f, err := LoadCatalogueFile(path, types, nil)
 	return f.Models, err
 }
 
@@ -166,9 +166,13 @@ var allProviderKeys = append(slices.Clone(HTTPKeys), "region", "aws_profile", "a
 // empty. types are the provider types the registry in cmd/app knows; a
 // model's or a deployment's provider must be one of them (its implicit
 // instance) or a named instance from the file's providers. Unknown fields
-// are errors. A *ConfigError lists every problem, one line each, naming the
-// file, the entry and the field.
-func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
+// are errors. environ is the environment the providers' credentials come
+// from: every named instance's api_key_env must be set in it, whether or
+// not a model uses the instance, and every implicit instance a model uses
+// must have the settings it needs (ProviderType.Implicit); nil checks
+// neither, for a command that needs only the models. A *ConfigError lists
+// every problem, one line each, naming the file, the entry and the field.
+func LoadCatalogueFile(path string, types []ProviderType, environ map[string]string) (Catalogue, error) {
 	if path == "" {
 		cat, err := domain.NewCatalogue(domain.DefaultModels())
 		return Catalogue{Models: cat, Breaker: domain.DefaultBreaker()}, err
@@ -184,7 +188,7 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	if len(f.Models) == 0 {
 		return Catalogue{}, &ConfigError{Problems: []string{path + ": models: the file defines no models"}}
 	}
-	instances, named, problems := decodeProviders(path, f.Providers, types)
+	instances, named, problems := decodeProviders(path, f.Providers, types, environ)
 	breaker, more := decodeBreaker(f.CircuitBreaker.node)
 	for _, p := range more {
 		problems = append(problems, path+": "+p)
@@ -195,6 +199,7 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 	failed := map[[2]string]bool{} // model name and top-level key already reported
 	var unnamed []string           // labels of the models without a name, in order
 	first := map[string]int{}      // model name → the index of its first entry
+	implicit := implicitCheck(types, environ)
 	for i, n := range f.Models {
 		m, errs := decodeModel(n.node, providers)
 		label := fmt.Sprintf("%s: models[%d]", path, i)
@@ -210,6 +215,7 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 		} else {
 			unnamed = append(unnamed, label)
 		}
+		errs = append(errs, implicit(m)...)
 		whole := false // the entry is not a model at all
 		for _, e := range errs {
 			problems = append(problems, label+": "+e.text)
@@ -254,10 +260,10 @@ func LoadCatalogueFile(path string, types []ProviderType) (Catalogue, error) {
 // decodeProviders decodes the file's providers, each on its own, and
 // returns the valid ones, the names of all (so that a model naming a faulty
 // instance is not reported too) and every problem, labelled with the entry.
-func decodeProviders(path string, nodes []yamlNode, types []ProviderType) (valid []ProviderInstance, names, problems []string) {
+func decodeProviders(path string, nodes []yamlNode, types []ProviderType, environ map[string]string) (valid []ProviderInstance, names, problems []string) {
 	seen := map[string]bool{}
 	for i, n := range nodes {
-		p, errs := decodeProvider(n.node, types)
+		p, errs := decodeProvider(n.node, types, environ)
 		label := fmt.Sprintf("%s: providers[%d]", path, i)
 		if p.Name != "" {
 			label += fmt.Sprintf(" %q", p.Name)
@@ -280,6 +286,37 @@ func decodeProviders(path string, nodes []yamlNode, types []ProviderType) (valid
 		}
 	}
 	return valid, names, problems
+}
+
+// implicitCheck returns the check of a model's implicit instances (the
+// provider types it names) against environ: the first model that names a
+// type whose implicit instance lacks a setting is told which, at the
+// provider or deployment that names it; later ones are not told again.
+// With environ nil it checks nothing.
+func implicitCheck(types []ProviderType, environ map[string]string) func(domain.Model) []modelProblem {
+	checked := map[string]bool{}
+	return func(m domain.Model) []modelProblem {
+		if environ == nil {
+			return nil
+		}
+		uses := []struct{ at, provider string }{{"", m.Provider}}
+		for j, d := range m.Deployments {
+			uses = append(uses, struct{ at, provider string }{fmt.Sprintf("deployments[%d]: ", j), d.Provider})
+		}
+		var problems []modelProblem
+		for _, u := range uses {
+			i := slices.IndexFunc(types, func(t ProviderType) bool { return t.Name == u.provider })
+			if i < 0 || types[i].Implicit == nil || checked[u.provider] {
+				continue
+			}
+			checked[u.provider] = true
+			if err := types[i].Implicit(environ); err != nil {
+				// Its own key: no problem of the model's structure is one of these.
+				problems = append(problems, modelProblem{"implicit", fmt.Sprintf("%sprovider: %q: %v", u.at, u.provider, err)})
+			}
+		}
+		return problems
+	}
 }
 
 // negativeCaps names the caps, a provider instance's or a model's

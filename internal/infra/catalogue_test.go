@@ -275,7 +275,7 @@ models:
     free: true
   - {name: single, type: chat, provider: cumulus, upstream: s, max_output_tokens: 10, free: true}
 `)
-	f, err := LoadCatalogueFile(path, testTypes)
+	f, err := LoadCatalogueFile(path, testTypes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ models:
 func TestLoadCatalogueModelLimits(t *testing.T) {
 	path := writeCatalogue(t, "models:\n  - {name: m, type: chat, provider: mock, max_output_tokens: 1, free: true, rpm: 60, tpm: 9000, max_concurrency: 4}\n"+
 		"  - {name: n, type: chat, provider: mock, max_output_tokens: 1, free: true}\n")
-	f, err := LoadCatalogueFile(path, testTypes)
+	f, err := LoadCatalogueFile(path, testTypes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestLoadCatalogueNamedProviderErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeCatalogue(t, tc.yaml)
-			_, err := LoadCatalogueFile(path, testTypes)
+			_, err := LoadCatalogueFile(path, testTypes, nil)
 			wantProblems(t, err, path, tc.want)
 		})
 	}
@@ -467,5 +467,56 @@ func TestLoadCatalogueProviderListNamesEachOnce(t *testing.T) {
 	wantProblems(t, err, path, []string{
 		`providers[0] "cumulus": name: "cumulus" is a provider type, whose name stands for its implicit instance (settings from the environment); give this instance a name of its own`,
 		`models[0] "m": provider: "nowhere" must be mock or cumulus`,
+	})
+}
+
+// TestLoadCatalogueChecksCredentials: with the environment, every named
+// instance's key is checked, used by a model or not (its variable set, its
+// file readable and not empty), and each implicit instance a model uses
+// for what it lacks; each problem is its own line, all at once, beside
+// the file's other problems. Without it, only the files are read.
+func TestLoadCatalogueChecksCredentials(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty-key")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "key")
+	if err := os.WriteFile(good, []byte("k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	types := append(slices.Clone(testTypes), ProviderType{Name: "nimbus", Keys: HTTPKeys, Implicit: func(environ map[string]string) error {
+		if environ["NIMBUS_KEY"] == "" {
+			return errors.New("set NIMBUS_KEY")
+		}
+		return nil
+	}})
+	path := writeCatalogue(t, "providers:\n"+
+		"  - {name: used, type: cumulus, region: r, api_key_env: USED_KEY}\n"+
+		"  - {name: spare, type: cumulus, region: r,\n      api_key_env: NO_SUCH_VAR_XYZ}\n"+
+		"  - {name: missing, type: cumulus, region: r, api_key_file: "+filepath.Join(dir, "nope")+"}\n"+
+		"  - {name: blank, type: cumulus, region: r, api_key_file: "+empty+"}\n"+
+		"  - {name: filed, type: cumulus, region: r, api_key_file: "+good+"}\n"+
+		"models:\n"+
+		"  - {name: m, type: chat, provider: used, max_output_tokens: 10, free: true}\n"+
+		"  - {name: n, type: chat, max_output_tokens: 10, free: true, deployments: [{provider: mock}, {provider: nimbus}]}\n"+
+		"  - {name: o, type: chat, provider: nimbus, max_output_tokens: 10, free: true}\n"+
+		"  - {name: p, type: image, provider: mock, max_output_tokens: 10, free: true}\n")
+	_, err := LoadCatalogueFile(path, types, map[string]string{"USED_KEY": "k"})
+	wantProblems(t, err, path, []string{
+		`providers[1] "spare": api_key_env: the variable NO_SUCH_VAR_XYZ is not set (line 4)`,
+		`providers[2] "missing": api_key_file: stat ` + filepath.Join(dir, "nope") + `: no such file or directory`,
+		`providers[3] "blank": api_key_file: ` + empty + ` is empty (line 6)`,
+		`models[1] "n": deployments[1]: provider: "nimbus": set NIMBUS_KEY`,
+		`models[3] "p": type: "image" must be chat or embedding`,
+	})
+
+	// Without the environment the variables are not read, nor the
+	// implicit instances' settings; the files still are.
+	_, err = LoadCatalogueFile(path, types, nil)
+	wantProblems(t, err, path, []string{
+		`providers[2] "missing": api_key_file: stat ` + filepath.Join(dir, "nope") + `: no such file or directory`,
+		`providers[3] "blank": api_key_file: ` + empty + ` is empty (line 6)`,
+		`models[3] "p": type: "image" must be chat or embedding`,
 	})
 }

@@ -83,6 +83,10 @@ type ProviderType struct {
 	// required key missing, say), one line each, starting with the key;
 	// nil means nothing to add.
 	Check func(ProviderInstance) []string
+	// Implicit says which setting the type's implicit instance (its
+	// settings from the environment) lacks, read from environ, or returns
+	// nil; a nil Implicit lacks nothing.
+	Implicit func(environ map[string]string) error
 }
 
 // The keys most types share.
@@ -112,7 +116,7 @@ var secretHeaders = []string{"authorization", "proxy-authorization", "api-key", 
 // decodeProvider decodes one entry of providers key by key, strictly, and
 // checks it for its type; it returns the instance (its name set whenever
 // it could be read) and every problem, one line each.
-func decodeProvider(node ast.Node, types []ProviderType) (ProviderInstance, []string) {
+func decodeProvider(node ast.Node, types []ProviderType, environ map[string]string) (ProviderInstance, []string) {
 	var (
 		p       ProviderInstance
 		timeout string
@@ -130,9 +134,11 @@ func decodeProvider(node ast.Node, types []ProviderType) (ProviderInstance, []st
 	}
 	var problems []string
 	set := map[string]bool{}
+	lines := map[string]int{} // key → its line
 	for _, kv := range pairs {
 		key := kv.Key.String()
 		line := kv.Key.GetToken().Position.Line
+		lines[key] = line
 		dst, ok := fields[key]
 		switch {
 		case key == "api_key":
@@ -162,7 +168,24 @@ func decodeProvider(node ast.Node, types []ProviderType) (ProviderInstance, []st
 		}
 		p.Timeout = d
 	}
-	return p, append(problems, checkProvider(p, set, types)...)
+	problems = append(problems, checkProvider(p, set, types)...)
+	return p, append(problems, checkKey(p, problems, lines, environ)...)
+}
+
+// checkKey checks the key an instance names, once its source is good: the
+// variable api_key_env names is set in environ, the file api_key_file names
+// is readable and not empty. environ nil leaves the variable unread (a
+// command that needs only the models). Each line ends with the key's line.
+func checkKey(p ProviderInstance, problems []string, lines map[string]int, environ map[string]string) []string {
+	if slices.ContainsFunc(problems, func(q string) bool { return strings.HasPrefix(q, "api_key_") }) ||
+		(p.APIKeyFile == "" && environ == nil) {
+		return nil
+	}
+	if _, err := p.APIKey(environ); err != nil {
+		key, _, _ := strings.Cut(err.Error(), ":")
+		return []string{fmt.Sprintf("%v (line %d)", err, lines[key])}
+	}
+	return nil
 }
 
 // mappingPairs returns the key/value pairs of a YAML mapping, or a problem
