@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	_ "time/tzdata" // BUDGET_TIME_ZONE works in images without a zone database
@@ -85,14 +86,18 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 }
 
 func runCommand(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	env := func() (infra.Config, providerSettings, error) { return loadEnvironment(environ, stderr) }
+	env := func() (infra.Config, providerSettings, error) {
+		c, err := loadConfiguration(environ, stderr, false)
+		return c.cfg, c.ps, err
+	}
+	whole := func() (configuration, error) { return loadConfiguration(environ, stderr, true) }
 	name, args, err := subcommand("", args, stdout)
 	if err != nil {
 		return err
 	}
 	switch name {
 	case "serve":
-		return serve(ctx, env, args, stdout, stderr)
+		return serve(ctx, whole, args, stdout, stderr)
 	case "keys":
 		return keys(ctx, env, args, stdout, stderr)
 	case "admin-keys":
@@ -101,11 +106,11 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 		if _, err := parseArgs(newFlags("config"), args, stdout); err != nil {
 			return err
 		}
-		cfg, ps, err := env()
+		c, err := whole()
 		if err != nil {
 			return err
 		}
-		return printConfig(cfg, ps, stdout)
+		return printConfig(c.cfg, c.ps, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, env, args, stdout)
 	}
@@ -117,27 +122,55 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 // or a mistake in the command line, never depends on the environment.
 type environment func() (infra.Config, providerSettings, error)
 
-// loadEnvironment reads the configuration and the provider settings from
-// environ, reporting every problem in them on stderr, one line each.
-func loadEnvironment(environ []string, stderr io.Writer) (infra.Config, providerSettings, error) {
+// configuration is the whole configuration, read and checked before
+// anything starts: the settings, every provider type's settings and the
+// catalogue, which serve hands to the fx graph as they are.
+type configuration struct {
+	cfg infra.Config
+	ps  providerSettings
+	cat infra.Catalogue
+}
+
+// loadConfiguration reads the configuration and the provider settings from
+// environ and, with catalogue (serve and config), loads the catalogue
+// CATALOGUE_FILE names and checks the credentials it names
+// (loadCatalogue). Every problem in any of them is written on stderr, one
+// line each, all at once, and the error is then a usageError (exit status
+// 2), nothing having been opened or started.
+func loadConfiguration(environ []string, stderr io.Writer, catalogue bool) (configuration, error) {
 	env := envMap(environ)
-	cfg, err := infra.LoadConfig(env)
+	var c configuration
 	var problems []string
-	var ce *infra.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		problems = ce.Problems
-	case err != nil:
-		return infra.Config{}, providerSettings{}, err
+	add := func(err error) error {
+		var ce *infra.ConfigError
+		if errors.As(err, &ce) {
+			problems = append(problems, ce.Problems...)
+			return nil
+		}
+		return err
+	}
+	cfg, err := infra.LoadConfig(env)
+	if err = add(err); err != nil {
+		return configuration{}, err
 	}
 	ps, providerProblems := loadProviderSettings(env)
-	if problems = append(problems, providerProblems...); len(problems) > 0 {
+	problems = append(problems, providerProblems...)
+	// A CATALOGUE_FILE that cannot be read is reported once, as a setting.
+	if catalogue && !slices.ContainsFunc(problems, func(p string) bool { return strings.HasPrefix(p, "CATALOGUE_FILE=") }) {
+		cat, err := loadCatalogue(env["CATALOGUE_FILE"], ps)
+		if err = add(err); err != nil {
+			return configuration{}, err
+		}
+		c.cat = cat
+	}
+	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(stderr, "config:", p)
 		}
-		return infra.Config{}, providerSettings{}, usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(problems))}
+		return configuration{}, usageError{fmt.Sprintf("%d configuration problem(s); nothing was started", len(problems))}
 	}
-	return cfg, ps, nil
+	c.cfg, c.ps = cfg, ps
+	return c, nil
 }
 
 func envMap(environ []string) map[string]string {

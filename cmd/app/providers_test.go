@@ -33,6 +33,17 @@ func testProviderSettings(t testing.TB) providerSettings {
 	return ps
 }
 
+// testConfiguration is cfg and ps with the catalogue cfg names, checked
+// against ps's environment, as loadConfiguration hands them to appOptions.
+func testConfiguration(t testing.TB, cfg infra.Config, ps providerSettings) configuration {
+	t.Helper()
+	cat, err := loadCatalogue(cfg.CatalogueFile, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configuration{cfg: cfg, ps: ps, cat: cat}
+}
+
 // TestEveryProviderHasAWireTestAndAFuzzTarget walks the registry: each type
 // that speaks to an upstream must have, in its adapter's package, a fuzz
 // target and a wire test that runs the shared failure suite

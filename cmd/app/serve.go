@@ -34,21 +34,22 @@ import (
 // in the local profile (user dev, team dev). It is refused in other profiles.
 const DevKey = "tg-dev-local-only-0000000000000000"
 
-func serve(ctx context.Context, env environment, args []string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, load func() (configuration, error), args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve")
 	devKey := fs.Bool("dev-key", false, "seed the documented development key (local profile only)")
 	if _, err := parseArgs(fs, args, stdout); err != nil {
 		return err
 	}
-	cfg, ps, err := env()
+	c, err := load()
 	if err != nil {
 		return err
 	}
+	cfg := c.cfg
 	if *devKey && cfg.Profile != "local" {
 		return usageError{fmt.Sprintf("--dev-key is only allowed with DEPLOY_PROFILE=local (it is %q)", cfg.Profile)}
 	}
 	logger := infra.NewLogger(cfg, stderr)
-	app := fx.New(appOptions(ctx, cfg, ps, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
+	app := fx.New(appOptions(ctx, c, logger, *devKey), fx.WithLogger(func() fxevent.Logger {
 		// fx's own events are debug detail; the startup steps are logged by infra.
 		l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
 		// Its errors too: run reports them once, as startupError lines.
@@ -86,16 +87,17 @@ type bootContext struct{ context.Context }
 // appOptions is the whole service as an fx graph. Each constructor takes the
 // product of the step before it, so fx can only build them in the order the
 // design fixes: delegate → shared pool → gateway registration → MLflow call
-// log → gateway service → HTTP server. Shutdown runs in reverse.
-func appOptions(ctx context.Context, cfg infra.Config, ps providerSettings, logger *slog.Logger, devKey bool) fx.Option {
+// log → gateway service → HTTP server. Shutdown runs in reverse. The
+// configuration, the catalogue included, was loaded and checked before
+// (loadConfiguration): the graph is given it, and reads nothing again.
+func appOptions(ctx context.Context, c configuration, logger *slog.Logger, devKey bool) fx.Option {
 	return fx.Options(
-		fx.Supply(cfg, ps, logger, bootContext{ctx}, devKeySeed(devKey)),
+		fx.Supply(c.cfg, c.ps, c.cat, logger, bootContext{ctx}, devKeySeed(devKey)),
 		fx.Provide(
 			infra.NewDelegate, // (1)
 			provideSharedPool, // (2)
 			registerGateway,   // (3)
 			provideCallLog,    // (4)
-			newCatalogue,
 			newProviders,
 			newRateLimiter,
 			newService,

@@ -70,7 +70,7 @@ func TestShutdownEndsStreamsChargedAndRecorded(t *testing.T) {
 		t.Fatal(problems)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app := fx.New(appOptions(context.Background(), cfg, ps, logger, true), fx.NopLogger)
+	app := fx.New(appOptions(context.Background(), testConfiguration(t, cfg, ps), logger, true), fx.NopLogger)
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}

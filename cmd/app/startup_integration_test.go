@@ -80,7 +80,7 @@ func TestInitializationOrder(t *testing.T) {
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			var delegate *infra.Delegate
 			var sharedPool *infra.SharedPool
-			app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false),
+			app := fx.New(appOptions(context.Background(), testConfiguration(t, cfg, testProviderSettings(t)), logger, false),
 				fx.WithLogger(func() fxevent.Logger { return rec }),
 				fx.Populate(&delegate, &sharedPool))
 			if err := app.Err(); err != nil {
@@ -153,7 +153,7 @@ func TestDebugStartupEndpoint(t *testing.T) {
 	cfg := testConfig(t, nil)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var delegate *infra.Delegate
-	app := fx.New(appOptions(context.Background(), cfg, testProviderSettings(t), logger, false), fx.NopLogger, fx.Populate(&delegate))
+	app := fx.New(appOptions(context.Background(), testConfiguration(t, cfg, testProviderSettings(t)), logger, false), fx.NopLogger, fx.Populate(&delegate))
 	if err := app.Err(); err != nil {
 		t.Fatal(err)
 	}
