@@ -53,7 +53,7 @@ var commands = []command{
 	{"admin-keys create", "--name NAME --scopes read,write [--reason R]",
 		"Make an admin key, for the admin API; its secret is printed once, as the only line on stdout."},
 	{"config", "",
-		"Print the effective configuration from the environment, one VARIABLE=value a line, secrets redacted."},
+		"Check the configuration and the catalogue as serve does, then print the configuration, one VARIABLE=value a line, secrets redacted."},
 	{"healthcheck", "[--ready] [--timeout DURATION]",
 		"Ask the service running on HTTP_ADDR whether it is alive (/healthz) or, with --ready, ready (/readyz)."},
 }
