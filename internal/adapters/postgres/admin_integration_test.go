@@ -247,3 +247,63 @@ func TestNoAuditEntryForAChangeThatChangesNothing(t *testing.T) {
 		t.Errorf("%d audit entries, want 4: key.create, key.revoke, admin_key.create, admin_key.revoke", n)
 	}
 }
+
+// TestEveryWriterOfAPrincipalTakesItsTurn checks that a change of a user's
+// budget through one of its keys (UpdateKey) and of its limits (SetLimits)
+// waits while another change of the same user holds the user's turn, as
+// ChangePrincipal and CreateKey take it: CreateKey reads the budgets it
+// may replace, and what it replaced, under that turn, so a writer that
+// did not wait could change them in between, and a key would then replace
+// a budget unasked and unaudited.
+func TestEveryWriterOfAPrincipalTakesItsTurn(t *testing.T) {
+	pool, _ := migrated(t)
+	s := postgres.NewKeyStore(pool)
+	ctx := context.Background()
+	e := domain.AuditEntry{Actor: domain.Actor{Kind: domain.ActorAdminKey, ID: "adm_ops"}, Reason: "turn taking"}
+	key, _, err := s.CreateKey(ctx, postgres.NewKey{User: "alice", Team: "risk"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func() error{
+		"a user budget through a key": func() error {
+			_, err := s.UpdateKey(ctx, key.ID, domain.KeyUpdate{Budgets: []domain.Budget{
+				{Scope: domain.ScopeUser, Period: domain.PeriodDay, Limit: 10 * domain.MicrosPerUSD}}}, "", e)
+			return err
+		},
+		"the user's limits": func() error {
+			_, err := s.SetLimits(ctx, domain.LimitUser, "alice", domain.Limits{RPM: 7}, e)
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// Another change of alice under way: her turn, as ChangePrincipal holds it.
+			held, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = held.Rollback(ctx) }()
+			if _, err := held.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tidygate principal ' || 'user' || ' ' || 'alice', 0))"); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- change() }()
+			for waiting := false; !waiting; {
+				select {
+				case err := <-done:
+					t.Fatalf("the change did not wait for alice's turn (err %v)", err)
+				case <-time.After(10 * time.Millisecond):
+				}
+				if err := pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := held.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("the change, once alice's turn came: %v", err)
+			}
+		})
+	}
+}

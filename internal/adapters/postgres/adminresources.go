@@ -63,11 +63,16 @@ const deleteBudgetLimit = `DELETE FROM tidygate_budget_limits WHERE scope_kind =
 // with a zero one, in the table its shape belongs in. Spending already
 // counted stays: setting a budget again picks it up.
 func changeBudgets(ctx context.Context, tx pgx.Tx, budgets []domain.Budget) error {
-	batch := &pgx.Batch{}
 	for _, b := range budgets {
 		if err := checkBudget(b); err != nil {
 			return err
 		}
+	}
+	if err := lockPrincipalsOf(ctx, tx, budgets); err != nil {
+		return err
+	}
+	batch := &pgx.Batch{}
+	for _, b := range budgets {
 		switch {
 		case b.Limit > 0:
 			queueBudget(batch, b)
@@ -332,9 +337,29 @@ func (s *KeyStore) ChangePrincipal(ctx context.Context, scope domain.ScopeKind, 
 	return after, err
 }
 
+// lockPrincipalsOf takes lockPrincipal for each user, then each team, whose
+// budget is among budgets: the order CreateKey takes them in.
+func lockPrincipalsOf(ctx context.Context, tx pgx.Tx, budgets []domain.Budget) error {
+	for _, scope := range []domain.ScopeKind{domain.ScopeUser, domain.ScopeTeam} {
+		var locked []string
+		for _, b := range budgets {
+			if b.Scope != scope || slices.Contains(locked, b.ScopeID) {
+				continue
+			}
+			if err := lockPrincipal(ctx, tx, scope, b.ScopeID); err != nil {
+				return err
+			}
+			locked = append(locked, b.ScopeID)
+		}
+	}
+	return nil
+}
+
 // lockPrincipal makes the changes of one user or team take turns, until tx
 // ends, so that If-Match holds and what a change saw before is what it
-// changed. Its name must have passed checkName: a NUL fails in PostgreSQL.
+// changed: every transaction that writes a user's or team's budgets
+// (changeBudgets) or limits (changeLimitsTx) takes it. Its name must have
+// passed checkName: a NUL fails in PostgreSQL.
 func lockPrincipal(ctx context.Context, tx pgx.Tx, scope domain.ScopeKind, id string) error {
 	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('tidygate principal ' || $1 || ' ' || $2, 0))",
 		string(scope), id)

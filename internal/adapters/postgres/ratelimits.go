@@ -62,6 +62,11 @@ func readLimits(ctx context.Context, q rowQuerier, scope domain.LimitScope, id, 
 // before and after.
 func changeLimitsTx(ctx context.Context, tx pgx.Tx, scope domain.LimitScope, id string,
 	change func(domain.Limits) domain.Limits) (before, after domain.Limits, err error) {
+	if scope == domain.LimitUser || scope == domain.LimitTeam {
+		if err := lockPrincipal(ctx, tx, domain.ScopeKind(scope), id); err != nil {
+			return before, after, err
+		}
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO tidygate_rate_limits (scope_kind, scope_id) VALUES ($1, $2)
 		ON CONFLICT (scope_kind, scope_id) DO NOTHING`, string(scope), id); err != nil {
 		return before, after, err
