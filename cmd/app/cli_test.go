@@ -91,7 +91,7 @@ func TestCommandLineMistakes(t *testing.T) {
 	}{
 		// a bad value
 		{[]string{"keys", "create", "--user", "u", "--team", "t", "--rpm", "abc"}, []string{"--rpm", `"abc"`, "whole number"}},
-		{[]string{"keys", "create", "--user", "u", "--team", "t", "--daily-budget-usd", "0"}, []string{"--daily-budget-usd", "leave the flag out"}},
+		{[]string{"keys", "create", "--user", "u", "--team", "t", "--daily-budget-usd", "0"}, []string{"--daily-budget-usd", "would allow nothing; leave it out"}},
 		{[]string{"keys", "create", "--user", "u", "--team", "t", "--monthly-budget-usd", "lots"}, []string{"--monthly-budget-usd", `"lots"`}},
 		{[]string{"keys", "create", "--user", "u", "--team", "t", "--expires-in", "soon"}, []string{"--expires-in", `"soon"`, "duration"}},
 		{[]string{"keys", "create", "--user", "u", "--team", "t", "--tpm"}, []string{"--tpm", "needs a value"}},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -198,12 +197,9 @@ func (f usdFlag) String() string {
 }
 
 func (f usdFlag) Set(s string) error {
-	m, err := domain.ParseUSD(s)
+	m, err := domain.ParseBudgetUSD(s)
 	if err != nil {
 		return err
-	}
-	if m == 0 {
-		return errors.New("a budget of 0 would allow nothing; leave the flag out for no budget")
 	}
 	*f.v = m
 	return nil

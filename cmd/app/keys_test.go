@@ -21,7 +21,7 @@ func TestKeysCreateBudgetFlags(t *testing.T) {
 	for _, flag := range []string{"--daily-budget-usd", "--monthly-budget-usd", "--team-daily-budget-usd", "--team-monthly-budget-usd"} {
 		_, _, _, err := parseNewKey([]string{"--user", "u", "--team", "t", flag, "0"}, io.Discard)
 		var usage usageError
-		if !errors.As(err, &usage) || !strings.Contains(err.Error(), flag[1:]) || !strings.Contains(err.Error(), "leave the flag out") {
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), flag[1:]) || !strings.Contains(err.Error(), "would allow nothing; leave it out") {
 			t.Errorf("%s 0: %v, want a usage error naming the flag", flag, err)
 		}
 	}

@@ -169,12 +169,9 @@ func parseBudgetSpec(spec string) (Budget, error) {
 		problems = append(problems, err.Error())
 	}
 	b.Period = p
-	m, err := ParseUSD(usd)
-	switch {
-	case err != nil:
+	m, err := ParseBudgetUSD(usd)
+	if err != nil {
 		problems = append(problems, err.Error())
-	case m == 0:
-		problems = append(problems, "a budget of 0 would allow nothing; leave the budget out for none")
 	}
 	b.Limit = m
 	if len(problems) > 0 {

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -24,6 +25,18 @@ func (m Micros) String() string {
 		sign, m = "-", -m
 	}
 	return fmt.Sprintf("%s$%d.%06d", sign, m/MicrosPerUSD, m%MicrosPerUSD)
+}
+
+// ParseBudgetUSD reads a budget's limit in dollars, as ParseUSD does, and
+// refuses 0: a budget of 0 would allow nothing, and every way of setting a
+// budget (the command line, the admin API, the console) reads an absent
+// budget as none, never as 0.
+func ParseBudgetUSD(s string) (Micros, error) {
+	m, err := ParseUSD(s)
+	if err == nil && m == 0 {
+		return 0, errors.New("a budget of 0 would allow nothing; leave it out for no budget, or remove the one there is")
+	}
+	return m, err
 }
 
 // ParseUSD parses a non-negative decimal dollar amount such as "12.5" with at

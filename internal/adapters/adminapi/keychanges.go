@@ -46,12 +46,9 @@ func (c budgetChangeJSON) budget(scopes ...domain.ScopeKind) (domain.Budget, err
 		return domain.Budget{}, domain.InvalidParam("budgets", "limit_usd must be a decimal string or null")
 	}
 	if limit != nil {
-		m, err := domain.ParseUSD(*limit)
+		m, err := domain.ParseBudgetUSD(*limit)
 		if err != nil {
-			return domain.Budget{}, domain.InvalidParam("budgets", "limit_usd: %v", err)
-		}
-		if m == 0 {
-			return domain.Budget{}, domain.InvalidParam("budgets", "a budget of 0 would allow nothing; send null to remove the budget")
+			return domain.Budget{}, domain.InvalidParam("budgets", "limit_usd: %v (null removes it)", err)
 		}
 		b.Limit = m
 	}

@@ -180,13 +180,9 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 		if b.value == "" {
 			continue
 		}
-		m, err := domain.ParseUSD(b.value)
+		m, err := domain.ParseBudgetUSD(b.value)
 		if err != nil {
 			h.writeError(w, r, domain.InvalidParam(b.param, "%s: %v", b.param, err))
-			return
-		}
-		if m == 0 { // domain.NewKey reads 0 as no budget: refuse it, as the command line and PATCH do
-			h.writeError(w, r, domain.InvalidParam(b.param, "%s: a budget of 0 would allow nothing; leave the field out for no budget", b.param))
 			return
 		}
 		*b.into = m

@@ -191,13 +191,14 @@ func (f *form) count(name string) int {
 	return n
 }
 
-// usd reads an amount of dollars; empty: zero (no budget set).
+// usd reads a budget's amount of dollars (domain.ParseBudgetUSD: 0 is
+// refused); empty: zero (no budget set).
 func (f *form) usd(name string) domain.Micros {
 	v := f.value(name)
 	if v == "" {
 		return 0
 	}
-	m, err := domain.ParseUSD(v)
+	m, err := domain.ParseBudgetUSD(v)
 	if err != nil {
 		f.problem(name, "%s: %v", name, err)
 	}

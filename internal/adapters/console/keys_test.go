@@ -281,3 +281,22 @@ func TestCreateKeyReplacesABudgetOnlyWhenTicked(t *testing.T) {
 		t.Fatalf("a budget replaced when ticked: %d\n%s", p.status, p.body)
 	}
 }
+
+// TestCreateKeyRefusesABudgetOfZero: a budget of 0 typed in the create
+// form is refused naming its field, and no key is made, where the key was
+// made without the budget (0 reads as none); the command line and the
+// admin API refuse it by the same rule (domain.ParseBudgetUSD).
+func TestCreateKeyRefusesABudgetOfZero(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.signIn(writerKey)
+	b.get("/console/keys")
+	form := createForm("onboarding alice")
+	form.Set("daily_budget_usd", "0")
+	if p := b.post("/console/keys", form); p.status != 400 || !strings.Contains(p.body, "daily_budget_usd") || !strings.Contains(p.body, "would allow nothing") {
+		t.Fatalf("daily_budget_usd=0: %d\n%s", p.status, p.body)
+	}
+	if keys, n := f.store.count(); keys != 0 || n != 0 {
+		t.Fatalf("a refused key left %d keys and %d audit entries", keys, n)
+	}
+}
