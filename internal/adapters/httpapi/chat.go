@@ -196,7 +196,7 @@ func (u chunkUsage) MarshalJSON() ([]byte, error) { return json.Marshal(u.usage)
 // stream writes one chat completion as server-sent events.
 type stream struct {
 	sse
-	model        string // as the client asked for it
+	model        string // the model answering, once a chunk names it (until then, as asked for)
 	created      int64
 	includeUsage bool
 	started      bool
@@ -232,6 +232,9 @@ func (h *handler) chatStream(w http.ResponseWriter, r *http.Request, in chatInpu
 		return
 	}
 	if err == nil && res.Native == nil {
+		if !s.started { // no chunk named the model answering
+			s.model = res.ModelName(in.req.Model)
+		}
 		reason := res.Response.FinishReason
 		if reason == "" {
 			reason = lastFinish

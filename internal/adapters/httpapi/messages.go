@@ -152,6 +152,9 @@ func (h *handler) messagesStream(w http.ResponseWriter, r *http.Request, req dom
 		return
 	}
 	if err == nil && res.Native == nil {
+		if !s.started { // no chunk named the model answering
+			s.model = res.ModelName(req.Model)
+		}
 		resp := res.Response
 		if werr := s.finish(resp.FinishReason, resp.StopSequence, resp.Usage); werr != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelInfo, "stream ended before the client read it all",

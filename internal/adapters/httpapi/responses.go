@@ -390,6 +390,9 @@ func (h *handler) responsesStream(w http.ResponseWriter, r *http.Request, in res
 		return
 	}
 	if err == nil && res.Native == nil {
+		if !s.started { // no chunk named the model answering
+			s.resp.Model = res.ModelName(in.req.Model)
+		}
 		if store {
 			resp := res.Response
 			s.resp.Store = h.storeResponse(r, domain.StoredResponse{ID: s.resp.ID, CreatedAt: created, Model: s.resp.Model,

@@ -374,3 +374,24 @@ func TestAnAliasAskedForIsAnsweredByItsModelsName(t *testing.T) {
 		}
 	}
 }
+
+// TestAStreamWithoutChunksNamesTheModelThatAnswered: a stream whose call
+// ended without a chunk (an answer with nothing in it) names the model
+// that answered, as the unstreamed answer does, not the alias asked for.
+func TestAStreamWithoutChunksNamesTheModelThatAnswered(t *testing.T) {
+	answered := gateway.Result{Model: domain.Model{Name: "mock-chat", Aliases: []string{"mini"}, Type: domain.ModelChat, Provider: "mock"}, Attempts: 1}
+	gw := &fakeGateway{stream: func(context.Context, domain.ChatRequest, func(domain.ChatChunk) error) (gateway.ChatResult, error) {
+		return gateway.ChatResult{Result: answered, Response: domain.ChatResponse{FinishReason: "stop"}}, nil
+	}}
+	r := newRig(t, gw, httpapi.Options{})
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"mini","stream":true,"messages":[{"role":"user","content":"Hi"}]}`},
+		{"/v1/messages", `{"model":"mini","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`},
+		{"/v1/responses", `{"model":"mini","stream":true,"input":"Hi","store":false}`},
+	} {
+		rec := r.do("POST", tc.path, tc.body)
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"model":"mock-chat"`) || strings.Contains(rec.Body.String(), `"model":"mini"`) {
+			t.Errorf("%s: status %d, want the model that answered in every event that names one: %s", tc.path, rec.Code, rec.Body)
+		}
+	}
+}
