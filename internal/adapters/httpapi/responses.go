@@ -10,10 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
+	"github.com/tidygate/tidygate/internal/httpin"
 	"github.com/tidygate/tidygate/internal/usagewire"
 )
 
@@ -321,7 +320,7 @@ func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, domain.InvalidParam("stream", "stream: retrieving a stored response as a stream is not supported; omit stream"))
 		return
 	}
-	sr, err := h.gw.StoredResponse(r.Context(), exchangeOf(r).caller, chi.URLParam(r, "id"))
+	sr, err := h.gw.StoredResponse(r.Context(), exchangeOf(r).caller, httpin.PathParam(r, "id"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -331,7 +330,7 @@ func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
 
 // deleteResponse serves DELETE /v1/responses/{id}, for the owner only.
 func (h *handler) deleteResponse(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
+	id := httpin.PathParam(r, "id")
 	if err := h.gw.DeleteStoredResponse(r.Context(), exchangeOf(r).caller, id); err != nil {
 		h.writeError(w, r, err)
 		return

@@ -447,3 +447,23 @@ func TestAnAnswerCutShortEndsInAnIncompleteItem(t *testing.T) {
 		check(fmt.Sprintf("max %d, streamed", tc.max), final, tc.status, tc.items...)
 	}
 }
+
+// TestAStoredResponsesIDIsReadAsTheClientMeantIt: GET /v1/responses/{id}
+// finds a stored response whose id the client escaped (resp%5F…), as the
+// model and admin routes read theirs (httpin.PathParam).
+func TestAStoredResponsesIDIsReadAsTheClientMeantIt(t *testing.T) {
+	gw := agentGateway()
+	gw.stores = true
+	r := newRig(t, gw, httpapi.Options{})
+	rec := r.do("POST", "/v1/responses", `{"model":"mock-chat","input":"Hi"}`)
+	var made struct{ ID string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &made); err != nil || rec.Code != http.StatusOK || !strings.HasPrefix(made.ID, "resp_") {
+		t.Fatalf("status %d (%v): %s", rec.Code, err, rec.Body)
+	}
+	escaped := "resp%5F" + strings.TrimPrefix(made.ID, "resp_")
+	for _, path := range []string{"/v1/responses/" + escaped, "/v1/responses/" + escaped + "/input_items"} {
+		if rec := r.do("GET", path, ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s: status %d: %s", path, rec.Code, rec.Body)
+		}
+	}
+}
