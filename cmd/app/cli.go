@@ -20,7 +20,10 @@ import (
 //   - a mistake in the command line (an unknown flag, a bad value, an
 //     argument too many or too few) is one line on stderr that names the
 //     flag or argument and what is wrong with it, and says where the usage
-//     is; exit status 2.
+//     is; exit status 2. The problems keys create and admin-keys create
+//     find in their flags taken together (required flags missing, budget
+//     specs that cannot be read) are reported all at once instead
+//     (docs/ADMIN.md), with the same exit status.
 //
 // Every command's flags are defined on a flag set from newFlags and parsed
 // by parseArgs; nothing else parses the command line.
