@@ -214,7 +214,7 @@ func (k *call) reserveAfterSettling(ctx context.Context, mark uint64, exceeded e
 // Otherwise, or when that does not fit either, the call stays refused.
 func (k *call) reserveBudgetFallback(ctx context.Context, exceeded error) error {
 	asked := k.chain[0]
-	fb, ok := k.s.deps.Catalogue.BudgetFallback(asked)
+	fb, ok := k.routes.catalogue.BudgetFallback(asked)
 	if !ok || !k.in.Caller.MayUse(fb, fb.Name) {
 		return exceeded
 	}

@@ -128,3 +128,40 @@ func TestModelBudgetsApplyToTheirModelOnly(t *testing.T) {
 		t.Errorf("budgets = %+v, want big's cost on big's budget only", rep.Budgets)
 	}
 }
+
+// TestBudgetFallbackFollowsAReloadedCatalogue reloads the catalogue so that
+// big gains a budget fallback and small a new price: a call on big that its
+// budget has no room for goes to small by the catalogue in use, and is
+// charged small's price in it, not refused (nor priced) by the catalogue the
+// service started with.
+func TestBudgetFallbackFollowsAReloadedCatalogue(t *testing.T) {
+	r := newBudgetRig(t, "")
+	next, err := domain.NewCatalogue([]domain.Model{
+		{Name: "big", Type: domain.ModelChat, Provider: "p", MaxOutputTokens: 100, Group: "premium", BudgetFallback: "small",
+			Price: domain.Price{InputPerMillion: 10_000_000, OutputPerMillion: 20_000_000}},
+		{Name: "small", Type: domain.ModelChat, Provider: "p", MaxOutputTokens: 100, Group: "cheap",
+			Price: domain.Price{InputPerMillion: 1_000_000, OutputPerMillion: 2_000_000}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Reload(gateway.Routing{Catalogue: next, Providers: map[string]ports.Provider{"p": r.provider}}); err != nil {
+		t.Fatal(err)
+	}
+	c := budgetCaller(domain.Budget{Scope: domain.ScopeUser, ScopeID: "bea", Period: domain.PeriodDay, Limit: 1000})
+	res, err := r.chat(t, c, "req-1", "big")
+	if err != nil {
+		t.Fatalf("Chat: %v; want small answering, the reloaded catalogue's budget fallback", err)
+	}
+	if res.Model.Name != "small" || !res.FallbackUsed {
+		t.Errorf("result = %+v, want small answering", res.Result)
+	}
+	// small's usage in the reloaded catalogue's prices: 10 prompt tokens at
+	// $1/M and 3 output tokens at $2/M.
+	if want := domain.Micros(16); res.Cost != want {
+		t.Errorf("cost = %v, want %v: small's price in the catalogue in use", res.Cost, want)
+	}
+	if led := seen(t, r.svc, r.ledger); len(led.settled) != 1 || len(led.held) != 0 || led.spent != res.Cost {
+		t.Errorf("ledger = %+v, want one settlement of %v", led, res.Cost)
+	}
+}
