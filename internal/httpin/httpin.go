@@ -1,7 +1,7 @@
 // Package httpin reads a request's fields as every inbound HTTP adapter
 // must read them alike (the model endpoints, the admin API), one rule each,
 // since those adapters may not import each other: a header's text, a
-// header that may be sent once only, and a parameter of the route's path.
+// header that may be sent once only, and a value taken from the path.
 package httpin
 
 import (
@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"unicode/utf8"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/tidygate/tidygate/internal/domain"
 )
@@ -49,16 +47,15 @@ func SingleHeaders(h http.Header, names ...string) error {
 	return nil
 }
 
-// PathParam is the route's parameter name in r's path, as the client
-// meant it. chi routes by the path as the client escaped it whenever that
-// differs from Go's own escaping (r.URL.RawPath), so that a name holding a
-// "/" sent as %2F (as the SDKs send "org/model", and encodeURIComponent a
-// team "risk/emea") stays one segment, and then hands the parameter over
-// still escaped: it is unescaped here. When chi routed by the decoded path
-// (no RawPath), the parameter is the name already, and unescaping it again
-// would turn a literal "%41" into "A".
-func PathParam(r *http.Request, name string) string {
-	v := chi.URLParam(r, name)
+// PathValue is v, a value the router took from r's path (a route
+// parameter), as the client meant it. chi routes by the path as the client
+// escaped it whenever that differs from Go's own escaping (r.URL.RawPath),
+// so that a name holding a "/" sent as %2F (as the SDKs send "org/model",
+// and encodeURIComponent a team "risk/emea") stays one segment, and then
+// hands the parameter over still escaped: it is unescaped here. When the
+// router took it from the decoded path (no RawPath), v is the name
+// already, and unescaping it again would turn a literal "%41" into "A".
+func PathValue(r *http.Request, v string) string {
 	if r.URL.RawPath == "" {
 		return v
 	}

@@ -34,14 +34,14 @@ func TestHeaderText(t *testing.T) {
 	}
 }
 
-// TestPathParam: a route's parameter is the name the client meant, however
-// it escaped it: an escaped "/" keeps the name one segment, an escaped "@"
-// or ":" is the character, and an escaped "%" stays a "%" (decoded once,
-// never twice).
-func TestPathParam(t *testing.T) {
+// TestPathValue: a route's parameter, read through PathValue, is the
+// name the client meant, however it escaped it: an escaped "/" keeps the
+// name one segment, an escaped "@" or ":" is the character, and an escaped
+// "%" stays a "%" (decoded once, never twice).
+func TestPathValue(t *testing.T) {
 	var got string
 	r := chi.NewRouter()
-	r.Get("/teams/{id}", func(_ http.ResponseWriter, r *http.Request) { got = httpin.PathParam(r, "id") })
+	r.Get("/teams/{id}", func(_ http.ResponseWriter, r *http.Request) { got = httpin.PathValue(r, chi.URLParam(r, "id")) })
 	for path, want := range map[string]string{
 		"/teams/risk":                "risk",
 		"/teams/risk%2Femea":         "risk/emea",

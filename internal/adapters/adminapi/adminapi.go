@@ -163,3 +163,7 @@ func queryInt(r *http.Request, name string, def, maxVal int64) (int64, error) {
 	}
 	return n, nil
 }
+
+// pathID is the user, team or key the request's path names ({id}), as the
+// client meant it (httpin.PathValue): bob%40example.com is bob@example.com.
+func pathID(r *http.Request) string { return httpin.PathValue(r, chi.URLParam(r, "id")) }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // budgetChangeJSON sets or removes one budget. limit_usd is required: a
@@ -92,7 +91,7 @@ func (h *handler) updateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := domain.KeyUpdate{AllowedModels: req.AllowedModels, RPM: req.RPM, TPM: req.TPM, MaxConcurrent: req.MaxConcurrent, Budgets: budgets}
-	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"), u, ifMatch(r))
+	key, err := h.svc.UpdateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r), u, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -125,7 +124,7 @@ func (h *handler) rotateKey(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, domain.InvalidParam("grace_seconds", "grace_seconds must be between 0 and %d", int64(admin.MaxRotationGrace/time.Second)))
 		return
 	}
-	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"),
+	key, secret, err := h.svc.RotateKey(r.Context(), actorOf(r), reasonOf(r), pathID(r),
 		time.Duration(req.GraceSeconds)*time.Second, ifMatch(r))
 	if err != nil {
 		h.writeError(w, r, err)
@@ -165,7 +164,7 @@ func (h *handler) setExpiry(w http.ResponseWriter, r *http.Request) {
 	if at != nil {
 		expires = at.UTC()
 	}
-	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"), expires, ifMatch(r))
+	key, err := h.svc.SetKeyExpiry(r.Context(), actorOf(r), reasonOf(r), pathID(r), expires, ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 
@@ -195,7 +194,7 @@ func (h *handler) listAdminKeys(w http.ResponseWriter, r *http.Request) {
 
 // revokeAdminKey serves POST /admin-keys/{id}/revoke.
 func (h *handler) revokeAdminKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"))
+	key, err := h.svc.RevokeAdminKey(r.Context(), actorOf(r), reasonOf(r), pathID(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return

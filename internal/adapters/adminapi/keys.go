@@ -8,7 +8,6 @@ import (
 
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // keyJSON is an API key on the wire; the secret is never part of it.
@@ -198,7 +197,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.Key(r.Context(), actorOf(r), httpin.PathParam(r, "id"))
+	key, err := h.svc.Key(r.Context(), actorOf(r), pathID(r))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -210,7 +209,7 @@ func (h *handler) getKey(w http.ResponseWriter, r *http.Request) {
 // revokeKey serves POST /keys/{id}/revoke. With If-Match, the key must still
 // be at that version (412 otherwise).
 func (h *handler) revokeKey(w http.ResponseWriter, r *http.Request) {
-	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), reasonOf(r), httpin.PathParam(r, "id"), ifMatch(r))
+	key, err := h.svc.RevokeKey(r.Context(), actorOf(r), reasonOf(r), pathID(r), ifMatch(r))
 	h.writeKey(w, r, key, err)
 }
 

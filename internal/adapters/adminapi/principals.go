@@ -6,7 +6,6 @@ import (
 
 	"github.com/tidygate/tidygate/internal/admin"
 	"github.com/tidygate/tidygate/internal/domain"
-	"github.com/tidygate/tidygate/internal/httpin"
 )
 
 // principalJSON is a user or a team on the wire.
@@ -75,7 +74,7 @@ func (p principals) list(w http.ResponseWriter, r *http.Request) {
 
 // get serves GET /users/{id} or /teams/{id}, with its ETag.
 func (p principals) get(w http.ResponseWriter, r *http.Request) {
-	x, err := p.h.svc.Principal(r.Context(), actorOf(r), p.scope, httpin.PathParam(r, "id"))
+	x, err := p.h.svc.Principal(r.Context(), actorOf(r), p.scope, pathID(r))
 	p.write(w, r, x, err)
 }
 
@@ -144,7 +143,7 @@ func (p principals) update(w http.ResponseWriter, r *http.Request) {
 		p.h.writeError(w, r, err)
 		return
 	}
-	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), reasonOf(r), p.scope, httpin.PathParam(r, "id"),
+	x, err := p.h.svc.ChangePrincipal(r.Context(), actorOf(r), reasonOf(r), p.scope, pathID(r),
 		domain.PrincipalChange{Budgets: budgets, Limits: limits}, ifMatch(r))
 	p.write(w, r, x, err)
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/httpin"
 )
@@ -40,9 +42,9 @@ func (h *handler) models(w http.ResponseWriter, r *http.Request) {
 // model serves GET /v1/models/{model}: the entry of the list above with that
 // id, in the request's dialect. A model the caller may not use is not found,
 // as it is not listed. The SDKs escape an id's slash ("org/model" is %2F):
-// httpin.PathParam reads it as the client meant it.
+// httpin.PathValue reads it as the client meant it.
 func (h *handler) model(w http.ResponseWriter, r *http.Request) {
-	id := httpin.PathParam(r, "*")
+	id := httpin.PathValue(r, chi.URLParam(r, "*"))
 	for _, m := range h.visibleModels(exchangeOf(r).caller) {
 		if m.ID != id {
 			continue

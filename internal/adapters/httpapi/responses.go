@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/gateway"
 	"github.com/tidygate/tidygate/internal/httpin"
@@ -320,7 +322,7 @@ func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, domain.InvalidParam("stream", "stream: retrieving a stored response as a stream is not supported; omit stream"))
 		return
 	}
-	sr, err := h.gw.StoredResponse(r.Context(), exchangeOf(r).caller, httpin.PathParam(r, "id"))
+	sr, err := h.gw.StoredResponse(r.Context(), exchangeOf(r).caller, httpin.PathValue(r, chi.URLParam(r, "id")))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -330,7 +332,7 @@ func (h *handler) getResponse(w http.ResponseWriter, r *http.Request) {
 
 // deleteResponse serves DELETE /v1/responses/{id}, for the owner only.
 func (h *handler) deleteResponse(w http.ResponseWriter, r *http.Request) {
-	id := httpin.PathParam(r, "id")
+	id := httpin.PathValue(r, chi.URLParam(r, "id"))
 	if err := h.gw.DeleteStoredResponse(r.Context(), exchangeOf(r).caller, id); err != nil {
 		h.writeError(w, r, err)
 		return

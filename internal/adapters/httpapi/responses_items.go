@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/tidygate/tidygate/internal/domain"
 	"github.com/tidygate/tidygate/internal/httpin"
 )
@@ -95,7 +97,7 @@ var respIncludables = []string{"file_search_call.results", "web_search_call.resu
 // The id is looked up before the query is read, so that one the caller
 // cannot have is not found whatever the query says.
 func (h *handler) responseInputItems(w http.ResponseWriter, r *http.Request) {
-	sr, err := h.gw.StoredResponseInput(r.Context(), exchangeOf(r).caller, httpin.PathParam(r, "id"))
+	sr, err := h.gw.StoredResponseInput(r.Context(), exchangeOf(r).caller, httpin.PathValue(r, chi.URLParam(r, "id")))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
