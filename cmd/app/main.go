@@ -72,9 +72,6 @@ type usageProblems []string
 
 func (p usageProblems) Error() string { return strings.Join(p, "\n") }
 
-// usageText is the usage of every command, which tidygate --help prints.
-var usageText = groupUsage("")
-
 // run is the whole program: it parses the command line and the environment
 // (given as os.Environ-style KEY=VALUE strings) and runs one subcommand until
 // ctx is cancelled. A command asked for its usage prints it and returns nil.
