@@ -280,9 +280,9 @@ func (s *Service) Audit(ctx context.Context, a domain.Actor, q domain.AuditQuery
 	if q.Limit <= 0 || q.Limit > MaxAuditPage {
 		return nil, domain.InvalidParam("limit", "limit must be between 1 and %d", MaxAuditPage)
 	}
-	if q.Action != "" && !slices.Contains(domain.AuditActions, q.Action) {
+	if actions := domain.AuditActions(); q.Action != "" && !slices.Contains(actions, q.Action) {
 		// Not an empty page: a typo (key.revoked) would read as "no revocations".
-		return nil, domain.InvalidParam("action", "there is no action %q; action must be one of %s", q.Action, strings.Join(domain.AuditActions, ", "))
+		return nil, domain.InvalidParam("action", "there is no action %q; action must be one of %s", q.Action, strings.Join(actions, ", "))
 	}
 	return s.store.Audit(ctx, q)
 }

@@ -286,10 +286,13 @@ type AuditEntry struct {
 	ExportRefused string
 }
 
-// AuditActions are the actions of the audit log's entries, each the
-// change of one kind of target: what an audit query may select.
-var AuditActions = []string{"key.create", "key.update", "key.rotate", "key.set_expiry", "key.revoke",
-	"admin_key.create", "admin_key.revoke", "user.update", "team.update", "limits.set"}
+// AuditActions returns the actions of the audit log's entries, each the
+// change of one kind of target: what an audit query may select. The list
+// is made anew on each call, so no caller can change another's.
+func AuditActions() []string {
+	return []string{"key.create", "key.update", "key.rotate", "key.set_expiry", "key.revoke",
+		"admin_key.create", "admin_key.revoke", "user.update", "team.update", "limits.set"}
+}
 
 // AuditTraceKey is what the MLflow trace of the audit entry e is derived
 // from, as a call's trace is from its request ID: exporting the entry twice
