@@ -36,7 +36,7 @@ func adminKeys(ctx context.Context, env environment, args []string, stdout, stde
 	if len(problems) > 0 {
 		return usageError{strings.Join(problems, "; ")}
 	}
-	cfg, _, err := env()
+	cfg, err := env()
 	if err != nil {
 		return err
 	}

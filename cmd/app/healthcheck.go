@@ -19,7 +19,7 @@ func healthcheck(ctx context.Context, env environment, args []string, stdout io.
 	if _, err := parseArgs(fs, args, stdout); err != nil {
 		return err
 	}
-	cfg, _, err := env()
+	cfg, err := env()
 	if err != nil {
 		return err
 	}

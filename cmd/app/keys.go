@@ -46,7 +46,7 @@ func keys(ctx context.Context, env environment, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	cfg, _, err := env()
+	cfg, err := env()
 	if err != nil {
 		return err
 	}

@@ -83,9 +83,9 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 }
 
 func runCommand(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	env := func() (infra.Config, providerSettings, error) {
+	env := func() (infra.Config, error) {
 		c, err := loadConfiguration(environ, stderr, false)
-		return c.cfg, c.ps, err
+		return c.cfg, err
 	}
 	whole := func() (configuration, error) { return loadConfiguration(environ, stderr, true) }
 	name, args, err := subcommand("", args, stdout)
@@ -117,7 +117,7 @@ func runCommand(ctx context.Context, args []string, environ []string, stdout, st
 // environment reads the configuration from the environment. A command
 // calls it once its command line is good, so that asking for the usage,
 // or a mistake in the command line, never depends on the environment.
-type environment func() (infra.Config, providerSettings, error)
+type environment func() (infra.Config, error)
 
 // configuration is the whole configuration, read and checked before
 // anything starts: the settings, every provider type's settings and the
